@@ -1,0 +1,75 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Fhir.Errors;
+
+/// <summary>
+/// A failure the client caused or must know about. The server maps every one of these to its HTTP status and
+/// an OperationOutcome in one place (the error middleware); nothing else turns exceptions into responses.
+/// </summary>
+public class FhirException : Exception
+{
+    public FhirException(HttpStatusCode status, OperationOutcome outcome)
+        : base(outcome.Issue.FirstOrDefault()?.Diagnostics ?? status.ToString())
+    {
+        Status = status;
+        Outcome = outcome;
+    }
+
+    public FhirException(HttpStatusCode status, OperationOutcome.IssueType code, string diagnostics, string? expression = null)
+        : this(status, Issue(code, diagnostics, expression))
+    {
+    }
+
+    public HttpStatusCode Status { get; }
+
+    public OperationOutcome Outcome { get; }
+
+    public static OperationOutcome Issue(OperationOutcome.IssueType code, string diagnostics, string? expression = null,
+        OperationOutcome.IssueSeverity severity = OperationOutcome.IssueSeverity.Error)
+    {
+        var issue = new OperationOutcome.IssueComponent { Severity = severity, Code = code, Diagnostics = diagnostics };
+        if (expression is not null)
+        {
+            issue.Expression = [expression];
+        }
+
+        return new OperationOutcome { Issue = [issue] };
+    }
+}
+
+public sealed class ResourceNotFoundException(string diagnostics)
+    : FhirException(HttpStatusCode.NotFound, OperationOutcome.IssueType.NotFound, diagnostics);
+
+public sealed class ResourceGoneException(string diagnostics)
+    : FhirException(HttpStatusCode.Gone, OperationOutcome.IssueType.Deleted, diagnostics);
+
+public sealed class InvalidInputException : FhirException
+{
+    public InvalidInputException(string diagnostics, string? expression = null)
+        : base(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Invalid, diagnostics, expression)
+    {
+    }
+
+    public InvalidInputException(OperationOutcome outcome)
+        : base(HttpStatusCode.BadRequest, outcome)
+    {
+    }
+}
+
+/// <summary>A well-formed request that a business rule refuses (HTTP 422).</summary>
+public sealed class BusinessRuleException(string diagnostics, string? expression = null)
+    : FhirException(HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule, diagnostics, expression);
+
+public sealed class PreconditionFailedException(string diagnostics)
+    : FhirException(HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.Conflict, diagnostics);
+
+public sealed class UnsupportedMediaTypeException(string diagnostics)
+    : FhirException(HttpStatusCode.UnsupportedMediaType, OperationOutcome.IssueType.NotSupported, diagnostics);
+
+public sealed class NotAcceptableException(string diagnostics)
+    : FhirException(HttpStatusCode.NotAcceptable, OperationOutcome.IssueType.NotSupported, diagnostics);
+
+public sealed class PayloadTooLargeException(long limit)
+    : FhirException(HttpStatusCode.RequestEntityTooLarge, OperationOutcome.IssueType.TooCostly,
+        $"The request body is larger than the configured limit of {limit} bytes (InteropHub:MaxBodyBytes).");

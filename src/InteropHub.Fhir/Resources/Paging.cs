@@ -1,0 +1,37 @@
+using System.Globalization;
+using InteropHub.Fhir.Errors;
+
+namespace InteropHub.Fhir.Resources;
+
+/// <summary>Reads <c>_count</c> and the opaque <c>_cursor</c> continuation key of history and search pages.</summary>
+public static class Paging
+{
+    public const string CursorParameter = "_cursor";
+
+    public static int Count(string? raw, HubOptions options)
+    {
+        if (string.IsNullOrEmpty(raw))
+        {
+            return options.DefaultPageSize;
+        }
+
+        if (!int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
+        {
+            throw new InvalidInputException($"_count must be a non-negative integer, not '{raw}'.", "_count");
+        }
+
+        return Math.Min(count, options.MaxPageSize);
+    }
+
+    public static long? Cursor(string? raw)
+    {
+        if (string.IsNullOrEmpty(raw))
+        {
+            return null;
+        }
+
+        return long.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var key)
+            ? key
+            : throw new InvalidInputException($"{CursorParameter} '{raw}' is not a continuation key this server issued.", CursorParameter);
+    }
+}

@@ -1,0 +1,91 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Resources.Update;
+
+/// <param name="Id">The id in the URL, or null for a conditional update.</param>
+/// <param name="Criteria">Conditional update criteria (<c>PUT [type]?…</c>), or null.</param>
+/// <param name="IfMatch">The version the client expects to replace (<c>If-Match</c>), or null.</param>
+public sealed record UpdateRequest(string ResourceType, string? Id, SearchCriteria? Criteria, Resource Resource, int? IfMatch);
+
+/// <summary>
+/// <c>PUT [base]/[type]/[id]</c> (http.html#update), creating the resource with the client's id when absent
+/// (update-as-create), and <c>PUT [base]/[type]?criteria</c> (http.html#cond-update).
+/// </summary>
+public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
+{
+    public async Task<WriteOutcome> HandleAsync(UpdateRequest request, CancellationToken ct)
+    {
+        var resource = request.Resource;
+        if (resource.TypeName != request.ResourceType)
+        {
+            throw new InvalidInputException($"The body is a {resource.TypeName} but the request URL is for {request.ResourceType}.", "resourceType");
+        }
+
+        await using var session = await store.BeginWriteAsync(ct);
+        var id = request.Id is { } urlId ? CheckBodyId(urlId, resource) : await ResolveConditionalAsync(session, request, ct);
+
+        await session.LockAsync(VersionWriter.IdLock(request.ResourceType, id), ct);
+        var current = await session.ReadCurrentAsync(request.ResourceType, id, ct);
+        if (request.IfMatch is { } expected && (current is null || current.IsDeleted || current.VersionId != expected))
+        {
+            var actual = current is null ? "does not exist" : current.IsDeleted ? "is deleted" : $"is at version {current.VersionId}";
+            throw new PreconditionFailedException(
+                $"If-Match expected version {expected} of {request.ResourceType}/{id}, but the resource {actual}.");
+        }
+
+        var saved = await writer.SaveAsync(session, resource, id, current, "PUT", ct);
+        await session.CommitAsync(ct);
+        var created = current is null || current.IsDeleted;
+        return new WriteOutcome(created ? WriteStatus.Created : WriteStatus.Updated, saved);
+    }
+
+    private static string CheckBodyId(string urlId, Resource resource)
+    {
+        ResourceTypes.EnsureValidId(urlId);
+        if (string.IsNullOrEmpty(resource.Id))
+        {
+            throw new InvalidInputException($"The resource has no id; an update must carry the id of the URL ('{urlId}').", "id");
+        }
+
+        if (resource.Id != urlId)
+        {
+            throw new InvalidInputException($"The resource id '{resource.Id}' does not match the id in the URL '{urlId}'.", "id");
+        }
+
+        return urlId;
+    }
+
+    private static async Task<string> ResolveConditionalAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
+    {
+        var criteria = request.Criteria ?? throw new InvalidInputException("An update needs an id in the URL or search criteria.");
+        if (criteria.IsEmpty)
+        {
+            throw new InvalidInputException("A conditional update needs search criteria, e.g. PUT /Patient?identifier=system|value.");
+        }
+
+        await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
+        var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
+        var bodyId = request.Resource.Id;
+        switch (matches.Count)
+        {
+            case > 1:
+                throw new PreconditionFailedException($"Conditional update '{criteria.Canonical(request.ResourceType)}' matches more than one resource.");
+            case 1 when !string.IsNullOrEmpty(bodyId) && bodyId != matches[0].Id:
+                throw new InvalidInputException(
+                    $"The resource id '{bodyId}' differs from the id of the resource the criteria match ('{matches[0].Id}').", "id");
+            case 1:
+                return matches[0].Id;
+            default:
+                if (string.IsNullOrEmpty(bodyId))
+                {
+                    return VersionWriter.NewId();
+                }
+
+                ResourceTypes.EnsureValidId(bodyId);
+                return bodyId;
+        }
+    }
+}

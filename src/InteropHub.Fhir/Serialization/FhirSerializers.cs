@@ -1,0 +1,170 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Xml;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+using Hl7.Fhir.Utility;
+using InteropHub.Fhir.Errors;
+
+namespace InteropHub.Fhir.Serialization;
+
+/// <summary>
+/// The one set of Firely (de)serializers the process uses (they are thread-safe and costly to build).
+/// Untrusted input is parsed strictly, so an unknown element, a bad date or a missing mandatory element
+/// is a 400 naming the element and the line/position; stored bytes (written by this server) are parsed
+/// leniently because they were validated on the way in.
+/// </summary>
+public sealed class FhirSerializers
+{
+    /// <summary>Chinese and other non-ASCII text is written as UTF-8, not as \u escapes, so it round-trips byte-exact.</summary>
+    public static readonly JavaScriptEncoder Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+
+    private static readonly JsonWriterOptions CompactWriter = new() { Encoder = Encoder, SkipValidation = true };
+    private static readonly JsonWriterOptions IndentedWriter = new() { Encoder = Encoder, SkipValidation = true, Indented = true };
+
+    private static readonly XmlReaderSettings SafeXmlReader = new()
+    {
+        DtdProcessing = DtdProcessing.Prohibit,
+        XmlResolver = null,
+        IgnoreWhitespace = true,
+        IgnoreComments = true,
+    };
+
+    private readonly FhirJsonDeserializer _strictJson = new(new DeserializerSettings().UsingMode(DeserializationMode.Strict));
+    private readonly FhirXmlDeserializer _strictXml = new(new DeserializerSettings().UsingMode(DeserializationMode.Strict));
+    private readonly FhirJsonDeserializer _storedJson = new(new DeserializerSettings().UsingMode(DeserializationMode.Recoverable));
+    private readonly FhirJsonSerializer _json = new();
+    private readonly FhirXmlSerializer _xml = new();
+
+    /// <summary>Parses a client's JSON resource; any problem is an <see cref="InvalidInputException"/> listing every issue found.</summary>
+    public Resource ParseJson(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+        try
+        {
+            return _strictJson.DeserializeResource(ref reader);
+        }
+        catch (DeserializationFailedException e)
+        {
+            throw new InvalidInputException(ToOutcome(e));
+        }
+        catch (JsonException e)
+        {
+            var line = e.LineNumber + 1;
+            var position = e.BytePositionInLine + 1;
+            throw new InvalidInputException($"The body is not valid JSON: {Trim(e.Message)} (line {line}, position {position}).");
+        }
+    }
+
+    /// <summary>Parses a client's XML resource, refusing DTDs and external entities.</summary>
+    public Resource ParseXml(ReadOnlyMemory<byte> body)
+    {
+        using var stream = new MemoryStream(body.ToArray(), writable: false);
+        using var reader = XmlReader.Create(stream, SafeXmlReader);
+        try
+        {
+            return _strictXml.DeserializeResource(reader);
+        }
+        catch (DeserializationFailedException e)
+        {
+            throw new InvalidInputException(ToOutcome(e));
+        }
+        catch (XmlException e)
+        {
+            throw new InvalidInputException($"The body is not well-formed XML: {e.Message}");
+        }
+    }
+
+    /// <summary>Parses bytes this server stored earlier.</summary>
+    public Resource ParseStored(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        try
+        {
+            return _storedJson.DeserializeResource(ref reader);
+        }
+        catch (DeserializationFailedException e) when (e.PartialResult is Resource partial)
+        {
+            return partial;
+        }
+    }
+
+    public byte[] ToJsonBytes(Base instance, bool pretty = false)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        WriteJson(instance, buffer, pretty);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public void WriteJson(Base instance, IBufferWriter<byte> output, bool pretty = false)
+    {
+        using var writer = new Utf8JsonWriter(output, pretty ? IndentedWriter : CompactWriter);
+        _json.Serialize(instance, writer);
+        writer.Flush();
+    }
+
+    public byte[] ToXmlBytes(Base instance, bool pretty = false)
+    {
+        using var stream = new MemoryStream();
+        var settings = new XmlWriterSettings { Encoding = new UTF8Encoding(false), Indent = pretty, OmitXmlDeclaration = false };
+        using (var writer = XmlWriter.Create(stream, settings))
+        {
+            _xml.Serialize(instance, writer);
+        }
+
+        return stream.ToArray();
+    }
+
+    /// <summary>Re-indents stored JSON for <c>_pretty=true</c> without building a POCO.</summary>
+    public static byte[] Indent(ReadOnlySpan<byte> json)
+    {
+        var buffer = new ArrayBufferWriter<byte>(json.Length * 2);
+        var reader = new Utf8JsonReader(json);
+        using var document = JsonDocument.ParseValue(ref reader);
+        using (var writer = new Utf8JsonWriter(buffer, IndentedWriter))
+        {
+            document.WriteTo(writer);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static OperationOutcome ToOutcome(DeserializationFailedException e)
+    {
+        var outcome = new OperationOutcome();
+        foreach (var error in e.Exceptions)
+        {
+            var issue = new OperationOutcome.IssueComponent
+            {
+                Severity = OperationOutcome.IssueSeverity.Error,
+                Code = OperationOutcome.IssueType.Structure,
+                Diagnostics = error.Message,
+            };
+            if (error is ExtendedCodedException located)
+            {
+                issue.Code = located.IssueType;
+                if (!string.IsNullOrEmpty(located.InstancePath))
+                {
+                    issue.Expression = [located.InstancePath];
+                }
+
+                if (located.LineNumber is { } line && located.Position is { } position)
+                {
+                    issue.Location = [$"line {line}, position {position}"];
+                }
+            }
+
+            outcome.Issue.Add(issue);
+        }
+
+        return outcome;
+    }
+
+    private static string Trim(string message)
+    {
+        var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut] : message;
+    }
+}

@@ -1,0 +1,42 @@
+namespace InteropHub.Fhir.Storage;
+
+/// <summary>
+/// One version of a resource as the store holds it: the final UTF-8 JSON (meta included) that reads return
+/// unchanged. A deleted version has no content.
+/// </summary>
+public sealed record StoredResource(
+    string ResourceType,
+    string Id,
+    int VersionId,
+    DateTimeOffset LastUpdated,
+    bool IsDeleted,
+    byte[] Json,
+    string Method = "PUT")
+{
+    public string ETag => $"W/\"{VersionId}\"";
+}
+
+/// <summary>A new version to write: the store adds it to history, makes it current and replaces the index rows.</summary>
+public sealed record VersionRow(
+    string ResourceType,
+    string Id,
+    int VersionId,
+    long Key,
+    string Method,
+    bool IsDeleted,
+    byte[] Json);
+
+/// <summary>A token index entry (identifier today; every token search parameter once search lands).</summary>
+public sealed record TokenIndexEntry(string Param, string System, string Code);
+
+public sealed record HistoryQuery(
+    string? ResourceType,
+    string? Id,
+    DateTimeOffset? Since,
+    int Count,
+    long? BeforeKey);
+
+public sealed record HistoryEntry(long Key, StoredResource Resource);
+
+/// <summary>A resource matched by a search: its stable row id (the keyset paging key) and logical id.</summary>
+public sealed record ResourceMatch(long Rid, string Id);

@@ -1,0 +1,372 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace InteropHub.Storage.Sqlite;
+
+/// <summary>
+/// The embedded default store: one SQLite file in WAL mode. SQLite has a single writer, so writes are
+/// serialised in-process by a semaphore and run in <c>BEGIN IMMEDIATE</c> transactions; readers run in parallel
+/// on their own pooled connections and see the last committed state.
+/// </summary>
+public sealed class SqliteResourceStore : IResourceStore, IDisposable
+{
+    private const string Columns = "resource_type, id, version, last_key, deleted, content";
+
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    public SqliteResourceStore(SqliteStoreOptions options)
+    {
+        var path = System.IO.Path.GetFullPath(options.Path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        DatabasePath = path;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public string DatabasePath { get; }
+
+    public async Task MigrateAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using (var wal = connection.CreateCommand())
+        {
+            wal.CommandText = "PRAGMA journal_mode = WAL";
+            await wal.ExecuteNonQueryAsync(ct);
+        }
+
+        await SchemaMigrator.MigrateAsync(connection, ct);
+    }
+
+    public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct)
+    {
+        await _writer.WaitAsync(ct);
+        try
+        {
+            var connection = await OpenAsync(ct);
+            var transaction = connection.BeginTransaction(deferred: false);
+            return new WriteSession(connection, transaction, _writer);
+        }
+        catch
+        {
+            _writer.Release();
+            throw;
+        }
+    }
+
+    public async Task<StoredResource?> ReadAsync(string resourceType, string id, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await ReadCurrentAsync(connection, null, resourceType, id, ct);
+    }
+
+    public async Task<StoredResource?> ReadVersionAsync(string resourceType, string id, int versionId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT key, resource_type, id, version, method, deleted, content FROM resource_history WHERE resource_type = @t AND id = @id AND version = @v";
+        command.Parameters.AddWithValue("@t", resourceType);
+        command.Parameters.AddWithValue("@id", id);
+        command.Parameters.AddWithValue("@v", versionId);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadHistoryRow(reader).Resource : null;
+    }
+
+    public async Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        var where = new List<string>();
+        if (query.ResourceType is not null)
+        {
+            where.Add("resource_type = @t");
+            command.Parameters.AddWithValue("@t", query.ResourceType);
+        }
+
+        if (query.Id is not null)
+        {
+            where.Add("id = @id");
+            command.Parameters.AddWithValue("@id", query.Id);
+        }
+
+        if (query.Since is { } since)
+        {
+            where.Add("key >= @since");
+            command.Parameters.AddWithValue("@since", VersionKeys.FromInstant(since));
+        }
+
+        if (query.BeforeKey is { } before)
+        {
+            where.Add("key < @before");
+            command.Parameters.AddWithValue("@before", before);
+        }
+
+        command.CommandText = "SELECT key, resource_type, id, version, method, deleted, content FROM resource_history"
+            + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
+            + " ORDER BY key DESC LIMIT @n";
+        command.Parameters.AddWithValue("@n", query.Count);
+        var entries = new List<HistoryEntry>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            entries.Add(ReadHistoryRow(reader));
+        }
+
+        return entries;
+    }
+
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await FindAsync(connection, null, resourceType, criteria, afterRid, limit, ct);
+    }
+
+    public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
+    {
+        if (ids.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        var names = new List<string>();
+        for (var i = 0; i < ids.Count; i++)
+        {
+            names.Add($"@i{i}");
+            command.Parameters.AddWithValue($"@i{i}", ids[i]);
+        }
+
+        command.CommandText = $"SELECT {Columns} FROM resource WHERE resource_type = @t AND deleted = 0 AND id IN ({string.Join(',', names)})";
+        command.Parameters.AddWithValue("@t", resourceType);
+        var found = new Dictionary<string, StoredResource>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var resource = ReadCurrentRow(reader);
+            found[resource.Id] = resource;
+        }
+
+        return ids.Where(found.ContainsKey).Select(id => found[id]).ToList();
+    }
+
+    public void Dispose() => _writer.Dispose();
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(ct);
+        await using var pragma = connection.CreateCommand();
+        // FULL: a committed write survives a power loss, not only a process crash.
+        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
+        await pragma.ExecuteNonQueryAsync(ct);
+        return connection;
+    }
+
+    private static async Task<StoredResource?> ReadCurrentAsync(SqliteConnection connection, SqliteTransaction? tx, string resourceType, string id, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = $"SELECT {Columns} FROM resource WHERE resource_type = @t AND id = @id";
+        command.Parameters.AddWithValue("@t", resourceType);
+        command.Parameters.AddWithValue("@id", id);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
+    }
+
+    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(SqliteConnection connection, SqliteTransaction? tx, string resourceType,
+        SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        var sql = new StringBuilder("SELECT rid, id FROM resource WHERE resource_type = @t AND deleted = 0");
+        command.Parameters.AddWithValue("@t", resourceType);
+        var n = 0;
+        foreach (var clause in criteria.Clauses)
+        {
+            if (clause.Param == "_id")
+            {
+                var names = clause.Values.Select(v => Add(command, ref n, v.Code));
+                sql.Append(" AND id IN (").AppendJoin(", ", names).Append(')');
+                continue;
+            }
+
+            sql.Append(" AND rid IN (SELECT rid FROM token_index WHERE resource_type = @t AND param = ")
+                .Append(Add(command, ref n, clause.Param)).Append(" AND (");
+            var first = true;
+            foreach (var value in clause.Values)
+            {
+                sql.Append(first ? "" : " OR ").Append("(code = ").Append(Add(command, ref n, value.Code));
+                if (value.System is not null)
+                {
+                    sql.Append(" AND system = ").Append(Add(command, ref n, value.System));
+                }
+
+                sql.Append(')');
+                first = false;
+            }
+
+            sql.Append("))");
+        }
+
+        if (afterRid is { } after)
+        {
+            sql.Append(" AND rid > @after");
+            command.Parameters.AddWithValue("@after", after);
+        }
+
+        sql.Append(" ORDER BY rid LIMIT @limit");
+        command.Parameters.AddWithValue("@limit", limit);
+        command.CommandText = sql.ToString();
+
+        var matches = new List<ResourceMatch>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(1)));
+        }
+
+        return matches;
+    }
+
+    private static string Add(SqliteCommand command, ref int n, string value)
+    {
+        var name = "@p" + (n++).ToString(CultureInfo.InvariantCulture);
+        command.Parameters.AddWithValue(name, value);
+        return name;
+    }
+
+    private static StoredResource ReadCurrentRow(DbDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetString(1),
+        reader.GetInt32(2),
+        VersionKeys.ToInstant(reader.GetInt64(3)),
+        reader.GetInt64(4) != 0,
+        (byte[])reader.GetValue(5));
+
+    private static HistoryEntry ReadHistoryRow(DbDataReader reader)
+    {
+        var key = reader.GetInt64(0);
+        return new HistoryEntry(key, new StoredResource(
+            reader.GetString(1),
+            reader.GetString(2),
+            reader.GetInt32(3),
+            VersionKeys.ToInstant(key),
+            reader.GetInt64(5) != 0,
+            (byte[])reader.GetValue(6),
+            reader.GetString(4)));
+    }
+
+    private sealed class WriteSession(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer) : IWriteSession
+    {
+        private bool _done;
+
+        // The semaphore already makes this the only writer of the process.
+        public Task LockAsync(string key, CancellationToken ct) => Task.CompletedTask;
+
+        public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
+            SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
+
+        public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
+            SqliteResourceStore.FindAsync(connection, transaction, resourceType, criteria, null, limit, ct);
+
+        public async Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
+        {
+            await using (var history = connection.CreateCommand())
+            {
+                history.Transaction = transaction;
+                history.CommandText = "INSERT INTO resource_history (key, resource_type, id, version, method, deleted, content) VALUES (@k, @t, @id, @v, @m, @d, @c)";
+                history.Parameters.AddWithValue("@k", version.Key);
+                history.Parameters.AddWithValue("@t", version.ResourceType);
+                history.Parameters.AddWithValue("@id", version.Id);
+                history.Parameters.AddWithValue("@v", version.VersionId);
+                history.Parameters.AddWithValue("@m", version.Method);
+                history.Parameters.AddWithValue("@d", version.IsDeleted ? 1 : 0);
+                history.Parameters.AddWithValue("@c", version.Json);
+                await history.ExecuteNonQueryAsync(ct);
+            }
+
+            long rid;
+            await using (var current = connection.CreateCommand())
+            {
+                current.Transaction = transaction;
+                current.CommandText = """
+                    INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content) VALUES (@k, @t, @id, @v, @k, @d, @c)
+                    ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, last_key = excluded.last_key,
+                        deleted = excluded.deleted, content = excluded.content
+                    RETURNING rid
+                    """;
+                current.Parameters.AddWithValue("@k", version.Key);
+                current.Parameters.AddWithValue("@t", version.ResourceType);
+                current.Parameters.AddWithValue("@id", version.Id);
+                current.Parameters.AddWithValue("@v", version.VersionId);
+                current.Parameters.AddWithValue("@d", version.IsDeleted ? 1 : 0);
+                current.Parameters.AddWithValue("@c", version.Json);
+                rid = Convert.ToInt64(await current.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+            }
+
+            await using (var clear = connection.CreateCommand())
+            {
+                clear.Transaction = transaction;
+                clear.CommandText = "DELETE FROM token_index WHERE rid = @rid";
+                clear.Parameters.AddWithValue("@rid", rid);
+                await clear.ExecuteNonQueryAsync(ct);
+            }
+
+            if (tokens.Count == 0)
+            {
+                return;
+            }
+
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = "INSERT INTO token_index (resource_type, param, system, code, rid) VALUES (@t, @p, @s, @c, @rid)";
+            var p = insert.Parameters.Add("@p", SqliteType.Text);
+            var s = insert.Parameters.Add("@s", SqliteType.Text);
+            var c = insert.Parameters.Add("@c", SqliteType.Text);
+            insert.Parameters.AddWithValue("@t", version.ResourceType);
+            insert.Parameters.AddWithValue("@rid", rid);
+            foreach (var token in tokens)
+            {
+                p.Value = token.Param;
+                s.Value = token.System;
+                c.Value = token.Code;
+                await insert.ExecuteNonQueryAsync(ct);
+            }
+        }
+
+        public async Task CommitAsync(CancellationToken ct)
+        {
+            await transaction.CommitAsync(ct);
+            _done = true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                if (!_done)
+                {
+                    await transaction.RollbackAsync();
+                }
+
+                await transaction.DisposeAsync();
+                await connection.DisposeAsync();
+            }
+            finally
+            {
+                writer.Release();
+            }
+        }
+    }
+}
