@@ -1,6 +1,22 @@
+using InteropHub.Fhir.Storage;
+using InteropHub.Server;
+using InteropHub.Server.Endpoints;
+using InteropHub.Server.Seeds;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddInteropHub(builder.Configuration);
+// The body limit is enforced while reading with a FHIR answer (413 + OperationOutcome), not by Kestrel's bare 413.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+
 var app = builder.Build();
+await app.Services.GetRequiredService<IResourceStore>().MigrateAsync(app.Lifetime.ApplicationStopping);
+await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 
-app.MapGet("/", () => "Hello World!");
-
+app.UseMiddleware<FhirErrorMiddleware>();
+app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
+app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
+app.MapFhirEndpoints();
 app.Run();
+
+/// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>
+public partial class Program;

@@ -56,6 +56,11 @@ public sealed class FhirSerializers
             var position = e.BytePositionInLine + 1;
             throw new InvalidInputException($"The body is not valid JSON: {Trim(e.Message)} (line {line}, position {position}).");
         }
+        catch (Exception e) when (e is not FhirException)
+        {
+            // The SDK throws other exception types on some shapes it cannot start on (e.g. a top-level array).
+            throw new InvalidInputException($"The body is not a FHIR JSON resource: {e.Message}");
+        }
     }
 
     /// <summary>Parses a client's XML resource, refusing DTDs and external entities.</summary>
@@ -74,6 +79,10 @@ public sealed class FhirSerializers
         catch (XmlException e)
         {
             throw new InvalidInputException($"The body is not well-formed XML: {e.Message}");
+        }
+        catch (Exception e) when (e is not FhirException)
+        {
+            throw new InvalidInputException($"The body is not a FHIR XML resource: {e.Message}");
         }
     }
 

@@ -1,0 +1,139 @@
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Create;
+using InteropHub.Fhir.Resources.Delete;
+using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Read;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Resources.Update;
+using InteropHub.Fhir.Search;
+using InteropHub.Server.Formatting;
+
+namespace InteropHub.Server.Endpoints;
+
+/// <summary>The FHIR REST interactions (http.html) under <c>/fhir</c>. Each endpoint turns HTTP into a request record and back.</summary>
+public static class FhirEndpoints
+{
+    public static IEndpointRouteBuilder MapFhirEndpoints(this IEndpointRouteBuilder app)
+    {
+        var fhir = app.MapGroup("/fhir");
+        fhir.MapGet("/metadata", (CapabilityStatementDocument capabilities) => FhirResults.Json(capabilities.Json));
+        fhir.MapGet("/_history", SystemHistory);
+
+        var type = fhir.MapGroup("/{type}").AddEndpointFilter(async (context, next) =>
+        {
+            ResourceTypes.EnsureKnown((string)context.HttpContext.Request.RouteValues["type"]!);
+            return await next(context);
+        });
+        type.MapPost("/", Create);
+        type.MapGet("/", Search);
+        type.MapPost("/_search", SearchByForm);
+        type.MapPut("/", ConditionalUpdate);
+        type.MapDelete("/", ConditionalDelete);
+        type.MapGet("/_history", TypeHistory);
+        type.MapGet("/{id}", Read);
+        type.MapPut("/{id}", Update);
+        type.MapDelete("/{id}", Delete);
+        type.MapGet("/{id}/_history", InstanceHistory);
+        type.MapGet("/{id}/_history/{vid}", ReadVersion);
+        return app;
+    }
+
+    private static async Task<IResult> Create(string type, HttpRequest request, FhirRequestReader reader, CreateResource handler, CancellationToken ct)
+    {
+        var resource = await reader.ReadResourceAsync(request, ct);
+        var ifNoneExist = request.Headers["If-None-Exist"].ToString();
+        var criteria = ifNoneExist.Length > 0 ? SearchCriteria.ParseQueryString(type, ifNoneExist) : null;
+        return FhirResults.Written(await handler.HandleAsync(new CreateRequest(type, resource, criteria), ct));
+    }
+
+    private static async Task<IResult> Update(string type, string id, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
+    {
+        var resource = await reader.ReadResourceAsync(request, ct);
+        var update = new UpdateRequest(type, id, null, resource, Preconditions.IfMatch(request));
+        return FhirResults.Written(await handler.HandleAsync(update, ct));
+    }
+
+    private static async Task<IResult> ConditionalUpdate(string type, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
+    {
+        var criteria = Criteria(type, request);
+        var resource = await reader.ReadResourceAsync(request, ct);
+        var update = new UpdateRequest(type, null, criteria, resource, Preconditions.IfMatch(request));
+        return FhirResults.Written(await handler.HandleAsync(update, ct));
+    }
+
+    private static async Task<IResult> Delete(string type, string id, HttpRequest request, DeleteResource handler, CancellationToken ct) =>
+        FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, id, null, Preconditions.IfMatch(request)), ct));
+
+    private static async Task<IResult> ConditionalDelete(string type, HttpRequest request, DeleteResource handler, CancellationToken ct) =>
+        FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, null, Criteria(type, request), Preconditions.IfMatch(request)), ct));
+
+    private static async Task<IResult> Read(string type, string id, HttpRequest request, ReadResource handler, CancellationToken ct)
+    {
+        var resource = await handler.ReadAsync(type, id, ct);
+        if (resource.IsDeleted)
+        {
+            return FhirResults.Gone(resource);
+        }
+
+        return Preconditions.NotModified(request, resource) ? FhirResults.NotModified(resource) : FhirResults.Resource(resource);
+    }
+
+    private static async Task<IResult> ReadVersion(string type, string id, string vid, ReadResource handler, CancellationToken ct)
+    {
+        var resource = await handler.ReadVersionAsync(type, id, vid, ct);
+        return resource.IsDeleted ? FhirResults.Gone(resource) : FhirResults.Resource(resource);
+    }
+
+    private static Task<IResult> InstanceHistory(string type, string id, HttpRequest request, ReadHistory handler, CancellationToken ct) =>
+        History(new HistoryRequest(type, id, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+
+    private static Task<IResult> TypeHistory(string type, HttpRequest request, ReadHistory handler, CancellationToken ct) =>
+        History(new HistoryRequest(type, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+
+    private static Task<IResult> SystemHistory(HttpRequest request, ReadHistory handler, CancellationToken ct) =>
+        History(new HistoryRequest(null, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+
+    private static async Task<IResult> History(HistoryRequest history, HttpRequest request, ReadHistory handler, CancellationToken ct)
+    {
+        HistoryParameters.EnsureKnown(request);
+        return FhirResults.Json(BundleWriter.History(await handler.HandleAsync(history, ct), request));
+    }
+
+    private static async Task<IResult> Search(string type, HttpRequest request, SearchResources handler, CancellationToken ct)
+    {
+        var query = request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        return FhirResults.Json(BundleWriter.SearchSet(await handler.HandleAsync(new SearchRequest(type, query), ct), request));
+    }
+
+    private static async Task<IResult> SearchByForm(string type, HttpRequest request, SearchResources handler, CancellationToken ct)
+    {
+        if (!request.HasFormContentType)
+        {
+            throw new Fhir.Errors.UnsupportedMediaTypeException("POST [type]/_search takes an application/x-www-form-urlencoded body.");
+        }
+
+        var form = await request.ReadFormAsync(ct);
+        var query = request.Query.Concat(form).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        return FhirResults.Json(BundleWriter.SearchSet(await handler.HandleAsync(new SearchRequest(type, query), ct), request));
+    }
+
+    private static SearchCriteria Criteria(string type, HttpRequest request) =>
+        SearchCriteria.ParseQueryString(type, request.QueryString.Value ?? "");
+}
+
+/// <summary>History takes only <c>_since</c>, <c>_count</c> and the paging key; anything else is named in a 400.</summary>
+internal static class HistoryParameters
+{
+    private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "_since", "_count", "_format", "_pretty", Paging.CursorParameter };
+
+    public static void EnsureKnown(HttpRequest request)
+    {
+        foreach (var key in request.Query.Keys)
+        {
+            if (!Known.Contains(key))
+            {
+                throw new Fhir.Errors.InvalidInputException($"History parameter '{key}' is not supported; use _since, _count.", key);
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Diagnostics;
+using InteropHub.Fhir.Errors;
+using InteropHub.Server.Formatting;
+
+namespace InteropHub.Server.Endpoints;
+
+/// <summary>
+/// The one place where failures become HTTP answers: typed <see cref="FhirException"/>s with their status,
+/// Kestrel's request errors with theirs, and anything unexpected as a logged 500. Every body is an OperationOutcome.
+/// </summary>
+public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (FhirException e) when (!context.Response.HasStarted)
+        {
+            await Answer(context, e.Outcome, (int)e.Status);
+        }
+        catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            await Answer(context, FhirException.Issue(OperationOutcome.IssueType.Invalid, e.Message), e.StatusCode);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; there is nobody to answer.
+        }
+        catch (Exception e) when (!context.Response.HasStarted)
+        {
+            logger.LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
+            await Answer(context, FhirException.Issue(OperationOutcome.IssueType.Exception,
+                $"Internal server error (trace id {context.TraceIdentifier}); the details are in the server log."), StatusCodes.Status500InternalServerError);
+        }
+    }
+
+    private static Task Answer(HttpContext context, OperationOutcome outcome, int status)
+    {
+        context.Response.Clear();
+        return FhirResults.WriteOutcomeAsync(context, outcome, status);
+    }
+
+    /// <summary>Gives routing's bodiless 404/405 answers an OperationOutcome that says what was wrong.</summary>
+    public static Task StatusCodeOutcome(StatusCodeContext statusContext)
+    {
+        var context = statusContext.HttpContext;
+        var request = context.Request;
+        var message = context.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => $"No FHIR interaction at {request.Method} {request.Path}. The FHIR base is /fhir, e.g. GET /fhir/metadata.",
+            StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}.",
+            _ => $"HTTP {context.Response.StatusCode} on {request.Method} {request.Path}.",
+        };
+        var code = context.Response.StatusCode == StatusCodes.Status404NotFound ? OperationOutcome.IssueType.NotFound : OperationOutcome.IssueType.NotSupported;
+        return FhirResults.WriteOutcomeAsync(context, FhirException.Issue(code, message), context.Response.StatusCode);
+    }
+}

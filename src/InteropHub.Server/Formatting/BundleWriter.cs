@@ -1,0 +1,125 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Server.Formatting;
+
+/// <summary>
+/// Writes history and searchset Bundles as JSON with the stored resource bytes spliced in raw, so a page of
+/// resources is never parsed or re-serialised (ARCHITECTURE.md §3). Links are absolute and carry the
+/// parameters as the client gave them plus the server's continuation key.
+/// </summary>
+public static class BundleWriter
+{
+    private static readonly JsonWriterOptions Options = new() { Encoder = FhirSerializers.Encoder, SkipValidation = true };
+
+    public static byte[] History(HistoryPage page, HttpRequest request)
+    {
+        var baseUrl = FhirResults.BaseUrl(request);
+        return Write("history", request, page.NextCursor, writer =>
+        {
+            foreach (var entry in page.Entries)
+            {
+                var resource = entry.Resource;
+                writer.WriteStartObject();
+                writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
+                if (!resource.IsDeleted)
+                {
+                    writer.WritePropertyName("resource");
+                    writer.WriteRawValue(resource.Json, skipInputValidation: true);
+                }
+
+                writer.WriteStartObject("request");
+                writer.WriteString("method", resource.Method);
+                writer.WriteString("url", resource.Method == "POST" ? resource.ResourceType : $"{resource.ResourceType}/{resource.Id}");
+                writer.WriteEndObject();
+
+                writer.WriteStartObject("response");
+                writer.WriteString("status", resource.IsDeleted ? "204 No Content" : resource.VersionId == 1 || resource.Method == "POST" ? "201 Created" : "200 OK");
+                writer.WriteString("etag", resource.ETag);
+                writer.WriteString("lastModified", Instant(resource.LastUpdated));
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
+        });
+    }
+
+    public static byte[] SearchSet(SearchPage page, HttpRequest request)
+    {
+        var baseUrl = FhirResults.BaseUrl(request);
+        return Write("searchset", request, page.NextCursor, writer =>
+        {
+            foreach (var resource in page.Resources)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
+                writer.WritePropertyName("resource");
+                writer.WriteRawValue(resource.Json, skipInputValidation: true);
+                writer.WriteStartObject("search");
+                writer.WriteString("mode", "match");
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
+        });
+    }
+
+    private static byte[] Write(string type, HttpRequest request, long? nextCursor, Action<Utf8JsonWriter> entries)
+    {
+        var buffer = new ArrayBufferWriter<byte>(16384);
+        using (var writer = new Utf8JsonWriter(buffer, Options))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("resourceType", "Bundle");
+            writer.WriteString("id", Guid.NewGuid().ToString());
+            writer.WriteStartObject("meta");
+            writer.WriteString("lastUpdated", Instant(DateTimeOffset.UtcNow));
+            writer.WriteEndObject();
+            writer.WriteString("type", type);
+            writer.WriteStartArray("link");
+            Link(writer, "self", PageUrl(request, null));
+            if (nextCursor is { } next)
+            {
+                Link(writer, "next", PageUrl(request, next));
+            }
+
+            writer.WriteEndArray();
+            writer.WriteStartArray("entry");
+            entries(writer);
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void Link(Utf8JsonWriter writer, string relation, string url)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("relation", relation);
+        writer.WriteString("url", url);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The request URL with <c>_cursor</c> set to <paramref name="cursor"/> (or kept as given for self).</summary>
+    private static string PageUrl(HttpRequest request, long? cursor)
+    {
+        var url = $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}";
+        if (cursor is null)
+        {
+            return url + request.QueryString.Value;
+        }
+
+        var query = request.Query
+            .Where(p => p.Key != Fhir.Resources.Paging.CursorParameter)
+            .SelectMany(p => p.Value.Select(v => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}"))
+            .Append($"{Fhir.Resources.Paging.CursorParameter}={cursor.Value.ToString(CultureInfo.InvariantCulture)}");
+        return url + "?" + string.Join('&', query);
+    }
+
+    private static string Instant(DateTimeOffset instant) =>
+        instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,88 @@
+using InteropHub.Fhir.Errors;
+using Microsoft.Net.Http.Headers;
+
+namespace InteropHub.Server.Formatting;
+
+public enum FhirFormat
+{
+    Json,
+    Xml,
+}
+
+/// <summary>The representation a response is written in: format, the media type echoed to the client, and <c>_pretty</c>.</summary>
+public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool Pretty)
+{
+    public static readonly ResponseFormat DefaultJson = new(FhirFormat.Json, "application/fhir+json", false);
+
+    /// <summary>
+    /// <c>_format</c> wins over <c>Accept</c> (http.html#mime-type); <c>*/*</c> or no preference means JSON.
+    /// A request for a representation the server cannot produce is 406.
+    /// </summary>
+    public static ResponseFormat For(HttpRequest request)
+    {
+        var pretty = string.Equals(request.Query["_pretty"], "true", StringComparison.OrdinalIgnoreCase);
+        var format = request.Query["_format"].ToString();
+        if (format.Length > 0)
+        {
+            return Match(format, pretty) ?? throw new NotAcceptableException(
+                $"_format '{format}' is not supported; use json, xml, application/fhir+json or application/fhir+xml.");
+        }
+
+        var accept = request.Headers.Accept.ToString();
+        if (accept.Length == 0 || !MediaTypeHeaderValue.TryParseList([accept], out var ranges))
+        {
+            return DefaultJson with { Pretty = pretty };
+        }
+
+        foreach (var range in ranges.OrderByDescending(r => r.Quality ?? 1.0))
+        {
+            var mediaType = range.MediaType.ToString();
+            if (mediaType is "*/*" or "application/*")
+            {
+                return DefaultJson with { Pretty = pretty };
+            }
+
+            if (Match(mediaType, pretty) is { } matched)
+            {
+                return matched;
+            }
+        }
+
+        throw new NotAcceptableException($"None of the media types in Accept '{accept}' is supported; use application/fhir+json or application/fhir+xml.");
+    }
+
+    /// <summary>The format of a request body from its Content-Type; anything else is 415.</summary>
+    public static FhirFormat ForBody(HttpRequest request)
+    {
+        var contentType = request.ContentType;
+        if (string.IsNullOrEmpty(contentType))
+        {
+            throw new UnsupportedMediaTypeException("The request has a body but no Content-Type; use application/fhir+json or application/fhir+xml.");
+        }
+
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var parsed))
+        {
+            throw new UnsupportedMediaTypeException($"Content-Type '{contentType}' cannot be parsed.");
+        }
+
+        var charset = parsed.Charset.ToString();
+        if (charset.Length > 0 && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UnsupportedMediaTypeException($"Charset '{charset}' is not supported; FHIR bodies are UTF-8.");
+        }
+
+        return Match(parsed.MediaType.ToString(), false)?.Format
+            ?? throw new UnsupportedMediaTypeException(
+                $"Content-Type '{parsed.MediaType}' is not supported; use application/fhir+json, application/fhir+xml, application/json or application/xml.");
+    }
+
+    private static ResponseFormat? Match(string mediaType, bool pretty) => mediaType.ToLowerInvariant() switch
+    {
+        "json" or "application/fhir+json" or "application/json+fhir" => new(FhirFormat.Json, "application/fhir+json", pretty),
+        "application/json" => new(FhirFormat.Json, "application/json", pretty),
+        "xml" or "application/fhir+xml" or "application/xml+fhir" => new(FhirFormat.Xml, "application/fhir+xml", pretty),
+        "application/xml" => new(FhirFormat.Xml, "application/xml", pretty),
+        "text/xml" => new(FhirFormat.Xml, "text/xml", pretty),
+        _ => null,
+    };
+}

@@ -1,0 +1,91 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Serialization;
+using Microsoft.Extensions.Options;
+
+namespace InteropHub.Server.Formatting;
+
+/// <summary>Reads a resource from a request body: size limit (413), media type (415), then one strict parse (400).</summary>
+public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubOptions> options)
+{
+    private static readonly byte[] Utf8Bom = [0xEF, 0xBB, 0xBF];
+
+    public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct)
+    {
+        var format = ResponseFormat.ForBody(request);
+        var body = await ReadBodyAsync(request, ct);
+        // Editors on Windows like to start UTF-8 files with a byte-order mark; it carries no meaning here.
+        var content = body.AsMemory();
+        if (content.Span.StartsWith(Utf8Bom))
+        {
+            content = content[Utf8Bom.Length..];
+        }
+
+        return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
+    }
+
+    private async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
+    {
+        var limit = options.Value.MaxBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            throw new PayloadTooLargeException(limit);
+        }
+
+        using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 8192);
+        var chunk = new byte[16384];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                throw new PayloadTooLargeException(limit);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        if (buffer.Length == 0)
+        {
+            throw new InvalidInputException("The request body is empty; a FHIR resource was expected.");
+        }
+
+        return buffer.ToArray();
+    }
+}
+
+/// <summary>HTTP preconditions (http.html#concurrency, #cread).</summary>
+public static class Preconditions
+{
+    /// <summary>The version in <c>If-Match</c> (<c>W/"3"</c>, <c>"3"</c> or <c>3</c>), or null when absent.</summary>
+    public static int? IfMatch(HttpRequest request)
+    {
+        var raw = request.Headers.IfMatch.ToString().Trim();
+        if (raw.Length == 0)
+        {
+            return null;
+        }
+
+        var value = raw.StartsWith("W/", StringComparison.Ordinal) ? raw[2..] : raw;
+        value = value.Trim('"');
+        return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version > 0
+            ? version
+            : throw new InvalidInputException($"If-Match '{raw}' is not a version ETag such as W/\"3\".", "If-Match");
+    }
+
+    /// <summary>True when <c>If-None-Match</c> names the current version or <c>If-Modified-Since</c> is not before it (304).</summary>
+    public static bool NotModified(HttpRequest request, Fhir.Storage.StoredResource current)
+    {
+        var noneMatch = request.Headers.IfNoneMatch.ToString();
+        if (noneMatch.Length > 0)
+        {
+            return noneMatch.Split(',').Select(t => t.Trim()).Any(t => t == "*" || t == current.ETag || t == $"\"{current.VersionId}\"");
+        }
+
+        var since = request.GetTypedHeaders().IfModifiedSince;
+        // HTTP dates have whole seconds: compare at that precision.
+        return since is { } s && current.LastUpdated.ToUnixTimeSeconds() <= s.ToUnixTimeSeconds();
+    }
+}

@@ -1,0 +1,67 @@
+using InteropHub.Fhir;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Create;
+using InteropHub.Fhir.Resources.Delete;
+using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Read;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Resources.Update;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+using InteropHub.Server.Endpoints;
+using InteropHub.Server.Formatting;
+using InteropHub.Server.Seeds;
+using InteropHub.Storage.Sqlite;
+using Microsoft.Extensions.Options;
+
+namespace InteropHub.Server;
+
+/// <summary>Registers the hub's services from configuration (see README: Configuration).</summary>
+public static class HubServices
+{
+    public static IServiceCollection AddInteropHub(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<HubOptions>(configuration.GetSection("InteropHub"));
+        services.Configure<SeedOptions>(configuration.GetSection("InteropHub:Seeds"));
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<HubOptions>>().Value);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<FhirSerializers>();
+        services.AddSingleton<VersionWriter>();
+        services.AddSingleton<CreateResource>();
+        services.AddSingleton<ReadResource>();
+        services.AddSingleton<UpdateResource>();
+        services.AddSingleton<DeleteResource>();
+        services.AddSingleton<ReadHistory>();
+        services.AddSingleton<SearchResources>();
+        services.AddSingleton<FhirRequestReader>();
+        services.AddSingleton<CapabilityStatementDocument>();
+        services.AddSingleton<SeedLoader>();
+        services.AddSingleton(sp => CreateStore(configuration));
+        return services;
+    }
+
+#pragma warning disable CA1859 // TEMP until Postgres merges
+    private static IResourceStore CreateStore(IConfiguration configuration)
+    {
+        var provider = configuration["InteropHub:Storage:Provider"] ?? "Sqlite";
+        if (provider.Equals("Sqlite", StringComparison.OrdinalIgnoreCase))
+        {
+            var options = new SqliteStoreOptions();
+            configuration.GetSection("InteropHub:Storage:Sqlite").Bind(options);
+            return new SqliteResourceStore(options);
+        }
+
+        if (provider.Equals("Postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            var connectionString = configuration.GetConnectionString("Postgres");
+            if (string.IsNullOrWhiteSpace(connectionString))
+            {
+                throw new InvalidOperationException("InteropHub:Storage:Provider is Postgres but ConnectionStrings:Postgres is empty.");
+            }
+
+            throw new NotSupportedException("TODO");
+        }
+
+        throw new InvalidOperationException($"InteropHub:Storage:Provider '{provider}' is not known; use Sqlite or Postgres.");
+    }
+}

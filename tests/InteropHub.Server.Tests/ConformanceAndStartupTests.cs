@@ -1,0 +1,54 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+public abstract class ConformanceAndStartupTests(HubFactory hub)
+{
+    [Fact]
+    public async Task Metadata_describes_every_resource_type_with_the_interactions_served()
+    {
+        var statement = await Fhir.Read<CapabilityStatement>(await hub.CreateClient().GetAsync("/fhir/metadata"));
+
+        Assert.Equal(FHIRVersion.N4_0_1, statement.FhirVersion);
+        Assert.Contains("application/fhir+xml", statement.Format);
+        var rest = statement.Rest.Single();
+        Assert.Equal(ModelInfo.SupportedResources.Count(t => !ModelInfo.GetTypeForFhirType(t)!.IsAbstract), rest.Resource.Count);
+        var patient = rest.Resource.Single(r => r.Type == "Patient");
+        Assert.Contains(patient.Interaction, i => i.Code == CapabilityStatement.TypeRestfulInteraction.Vread);
+        Assert.Contains(patient.Interaction, i => i.Code == CapabilityStatement.TypeRestfulInteraction.HistoryInstance);
+        Assert.True(patient.ConditionalCreate);
+        Assert.Equal(["_id", "identifier"], patient.SearchParam.Select(p => p.Name));
+        Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.HistorySystem);
+    }
+
+    [Fact]
+    public async Task Data_survives_a_restart_on_the_same_database()
+    {
+        var created = await Fhir.Read<Patient>(await hub.CreateClient().PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("周", "淑芬"))));
+
+        using var restarted = hub.Restarted();
+        var read = await restarted.CreateClient().GetAsync($"/fhir/Patient/{created.Id}");
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("淑芬", (await Fhir.Read<Patient>(read)).Name[0].Given.Single());
+    }
+
+    [Fact]
+    public async Task Seeds_load_on_first_start_and_a_restart_adds_no_versions()
+    {
+        using var first = hub.Restarted(loadSeeds: true);
+        var hospital = await first.CreateClient().GetAsync("/fhir/Organization/QX2100012");
+        Assert.Equal(HttpStatusCode.OK, hospital.StatusCode);
+        Assert.Equal("清溪县人民医院", (await Fhir.Read<Organization>(hospital)).Name);
+
+        using var second = hub.Restarted(loadSeeds: true);
+        var again = await second.CreateClient().GetAsync("/fhir/Organization/QX2110026");
+
+        Assert.Equal("W/\"1\"", again.Headers.ETag?.ToString());
+        var clinic = await Fhir.Read<Organization>(await second.CreateClient().GetAsync("/fhir/Organization/QX2120013"));
+        Assert.Equal("Organization/QX2110018", clinic.PartOf!.Reference);
+    }
+}
+
+public sealed class ConformanceAndStartupTestsOnSqlite(SqliteHub hub) : ConformanceAndStartupTests(hub), IClassFixture<SqliteHub>;

@@ -1,0 +1,160 @@
+using System.Net;
+using System.Text;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+public abstract class ErrorTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Fact]
+    public async Task Malformed_json_is_400_with_line_and_position()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\n  \"name\": [ {\"family\": } ]}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var diagnostics = (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics;
+        Assert.Contains("line 2", diagnostics);
+        Assert.Contains("position", diagnostics);
+    }
+
+    [Fact]
+    public async Task An_unknown_element_is_400_naming_the_element()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\n \"nmae\":[{\"family\":\"张\"}]}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issues = (await Fhir.Read<OperationOutcome>(response)).Issue;
+        Assert.Contains(issues, i => i.Diagnostics!.Contains("unknown element 'nmae'", StringComparison.Ordinal)
+            && i.Expression.Single()!.StartsWith("Patient.nmae", StringComparison.Ordinal)
+            && i.Location.Single() == "line 2, position 9");
+    }
+
+    [Fact]
+    public async Task An_invalid_value_is_400_naming_the_element()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"birthDate\":\"1990-13-01\"}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("Patient.birthDate", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Expression.Single());
+    }
+
+    [Fact]
+    public async Task A_missing_mandatory_element_is_400()
+    {
+        var response = await _client.PostAsync("/fhir/Observation", Fhir.Raw("{\"resourceType\":\"Observation\",\"status\":\"final\"}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains((await Fhir.Read<OperationOutcome>(response)).Issue, i => i.Diagnostics!.Contains("code", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Malformed_xml_is_400_with_its_position()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\">", Fhir.XmlType));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("Line 1", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics);
+    }
+
+    [Fact]
+    public async Task Xml_with_a_dtd_is_refused()
+    {
+        var body = "<?xml version=\"1.0\"?><!DOCTYPE p [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Patient xmlns=\"http://hl7.org/fhir\"><id value=\"&x;\"/></Patient>";
+
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw(body, Fhir.XmlType));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_body_over_the_configured_limit_is_413()
+    {
+        var patient = Fhir.Patient();
+        patient.Name[0].Text = new string('长', (int)HubFactory.MaxBodyBytes / 2);
+
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(patient));
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("MaxBodyBytes", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics);
+    }
+
+    [Fact]
+    public async Task An_unknown_resource_type_is_404()
+    {
+        var response = await _client.GetAsync("/fhir/Patientt/1");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Contains("Patientt", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics);
+    }
+
+    [Fact]
+    public async Task An_unmapped_path_and_a_wrong_method_answer_with_outcomes()
+    {
+        var notFound = await _client.GetAsync("/fhir/Patient/1/_history/1/extra");
+        var notAllowed = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Patch, "/fhir/Patient/1"));
+
+        Assert.Equal(HttpStatusCode.NotFound, notFound.StatusCode);
+        await Fhir.Read<OperationOutcome>(notFound);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, notAllowed.StatusCode);
+        await Fhir.Read<OperationOutcome>(notAllowed);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("null")]
+    [InlineData("[]")]
+    [InlineData("{}")]
+    [InlineData("{\"resourceType\":5}")]
+    [InlineData("{\"resourceType\":\"Nope\"}")]
+    [InlineData("{\"resourceType\":\"Patient\",\"name\":{\"family\":\"x\"}}")]
+    [InlineData("{\"resourceType\":\"Patient\",\"active\":\"yes\"}")]
+    [InlineData("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Patient\",\"contained\":[]}]}")]
+    [InlineData("{\"resourceType\":\"Patient\"")]
+    [InlineData("\uFEFF{\"resourceType\":\"Patient\",\"active\":true}")]
+    public async Task Hostile_json_bodies_get_a_4xx_outcome_never_a_500(string body)
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw(body));
+
+        Assert.InRange((int)response.StatusCode, 200, 499);
+        if ((int)response.StatusCode >= 400)
+        {
+            await Fhir.Read<OperationOutcome>(response);
+        }
+    }
+
+    [Fact]
+    public async Task Deeply_nested_json_is_refused_cleanly()
+    {
+        var body = "{\"resourceType\":\"Patient\",\"extension\":" + string.Concat(Enumerable.Repeat("[{\"url\":\"x\",\"extension\":", 300)) + "[]" + string.Concat(Enumerable.Repeat("}]", 300)) + "}";
+
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw(body));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_is_refused_cleanly()
+    {
+        var bytes = Encoding.UTF8.GetBytes("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"X\"}]}");
+        bytes[bytes.Length - 6] = 0xC3;
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(Fhir.JsonType);
+
+        var response = await _client.PostAsync("/fhir/Patient", content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_unsupported_search_parameter_is_400_naming_it()
+    {
+        var response = await _client.GetAsync("/fhir/Patient?nonsense=1");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("nonsense", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Expression.Single());
+    }
+}
+
+public sealed class ErrorTestsOnSqlite(SqliteHub hub) : ErrorTests(hub), IClassFixture<SqliteHub>;

@@ -1,0 +1,153 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+public abstract class FormatTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Fact]
+    public async Task Chinese_names_and_addresses_round_trip_byte_exact_in_json()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("欧阳", "娜娜")));
+        var id = (await Fhir.Read<Patient>(response)).Id;
+
+        var bytes = await (await _client.GetAsync($"/fhir/Patient/{id}")).Content.ReadAsByteArrayAsync();
+
+        var text = Encoding.UTF8.GetString(bytes);
+        Assert.Contains("\"family\":\"欧阳\"", text);
+        Assert.Contains("\"given\":[\"娜娜\"]", text);
+        Assert.Contains("\"line\":[\"白沙镇沙坪村3组\"]", text);
+        Assert.DoesNotContain("\\u", text);
+    }
+
+    [Fact]
+    public async Task Xml_bodies_are_accepted_and_xml_is_returned_with_chinese_text_intact()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.XmlContent(Fhir.Patient("赵", "建华")) };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(Fhir.XmlType));
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(Fhir.XmlType, response.Content.Headers.ContentType?.MediaType);
+        var xml = await response.Content.ReadAsStringAsync();
+        Assert.Contains("<family value=\"赵\" />", xml);
+        Assert.Contains("<given value=\"建华\" />", xml);
+        var id = (await Fhir.Read<Patient>(response)).Id;
+        var json = await _client.GetStringAsync($"/fhir/Patient/{id}");
+        Assert.Contains("\"family\":\"赵\"", json);
+    }
+
+    [Theory]
+    [InlineData("_format=xml", Fhir.XmlType)]
+    [InlineData("_format=application/fhir%2Bxml", Fhir.XmlType)]
+    [InlineData("_format=json", Fhir.JsonType)]
+    [InlineData("_format=application/json", "application/json")]
+    [InlineData("_format=application/xml", "application/xml")]
+    public async Task The_format_parameter_chooses_the_representation(string query, string mediaType)
+    {
+        var response = await _client.GetAsync($"/fhir/metadata?{query}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(mediaType, response.Content.Headers.ContentType?.MediaType);
+        await Fhir.Read<CapabilityStatement>(response);
+    }
+
+    [Fact]
+    public async Task Pretty_output_is_indented_and_means_the_same()
+    {
+        var compact = await _client.GetStringAsync("/fhir/metadata");
+        var pretty = await _client.GetStringAsync("/fhir/metadata?_pretty=true");
+
+        Assert.DoesNotContain("\n", compact);
+        Assert.Contains("\n  \"resourceType\"", pretty);
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(compact), System.Text.Json.Nodes.JsonNode.Parse(pretty)));
+    }
+
+    [Fact]
+    public async Task An_accept_header_the_server_cannot_serve_is_406()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/csv"));
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
+        await Fhir.Read<OperationOutcome>(response);
+    }
+
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("application/fhir+json; charset=iso-8859-1")]
+    public async Task A_body_in_an_unsupported_media_type_is_415(string contentType)
+    {
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes("{\"resourceType\":\"Patient\"}"));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+
+        var response = await _client.PostAsync("/fhir/Patient", content);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        await Fhir.Read<OperationOutcome>(response);
+    }
+
+    [Fact]
+    public async Task A_body_without_content_type_is_415()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", new ByteArrayContent(Encoding.UTF8.GetBytes("{}")));
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Plain_application_json_bodies_are_accepted()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"active\":true}", "application/json"));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Prefer_return_minimal_answers_without_a_body()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient()) };
+        request.Headers.Add("Prefer", "return=minimal");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        Assert.NotNull(response.Headers.Location);
+        Assert.Equal("W/\"1\"", response.Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task Prefer_return_OperationOutcome_answers_with_an_outcome()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient()) };
+        request.Headers.Add("Prefer", "return=OperationOutcome");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var outcome = await Fhir.Read<OperationOutcome>(response);
+        Assert.Equal(OperationOutcome.IssueSeverity.Information, outcome.Issue[0].Severity);
+    }
+
+    [Fact]
+    public async Task Prefer_return_representation_is_the_default()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient()) };
+        request.Headers.Add("Prefer", "return=representation");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal("张", (await Fhir.Read<Patient>(response)).Name[0].Family);
+    }
+}
+
+public sealed class FormatTestsOnSqlite(SqliteHub hub) : FormatTests(hub), IClassFixture<SqliteHub>;

@@ -1,0 +1,106 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>
+/// The hub in-process on one store. Each test class gets its own database through its class fixture; the
+/// store-specific subclasses only say where the database is.
+/// </summary>
+public abstract class HubFactory : WebApplicationFactory<Program>
+{
+    /// <summary>Small enough to test 413 cheaply, large enough for every other test body.</summary>
+    public const long MaxBodyBytes = 256 * 1024;
+
+    public abstract string StoreName { get; }
+
+    /// <summary>Storage settings: provider, path or connection string.</summary>
+    public abstract IReadOnlyDictionary<string, string?> StoreSettings { get; }
+
+    public bool LoadSeeds { get; init; }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in StoreSettings)
+        {
+            builder.UseSetting(key, value);
+        }
+
+        builder.UseSetting("InteropHub:Seeds:Load", LoadSeeds ? "true" : "false");
+        builder.UseSetting("InteropHub:MaxBodyBytes", MaxBodyBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("InteropHub:MaxPageSize", "100");
+    }
+
+    /// <summary>A new hub on the same database, as after a restart.</summary>
+    public abstract HubFactory Restarted(bool loadSeeds = false);
+}
+
+public sealed class SqliteHub : HubFactory
+{
+    private readonly string _path;
+
+    public SqliteHub()
+        : this(Path.Combine(Path.GetTempPath(), "interophub-tests", Guid.NewGuid().ToString("N"), "hub.db"))
+    {
+    }
+
+    private SqliteHub(string path) => _path = path;
+
+    public override string StoreName => "SQLite";
+
+    public override IReadOnlyDictionary<string, string?> StoreSettings => new Dictionary<string, string?>
+    {
+        ["InteropHub:Storage:Provider"] = "Sqlite",
+        ["InteropHub:Storage:Sqlite:Path"] = _path,
+    };
+
+    public override HubFactory Restarted(bool loadSeeds = false) => new SqliteHub(_path) { LoadSeeds = loadSeeds };
+}
+
+/// <summary>Helpers for building requests from SDK POCOs and reading answers back into them.</summary>
+public static class Fhir
+{
+    public const string JsonType = "application/fhir+json";
+    public const string XmlType = "application/fhir+xml";
+
+    private static readonly FhirJsonDeserializer Json = new(new DeserializerSettings().UsingMode(DeserializationMode.Recoverable));
+    private static readonly FhirXmlDeserializer Xml = new(new DeserializerSettings().UsingMode(DeserializationMode.Recoverable));
+
+    public static HttpContent Content(Resource resource) =>
+        new ByteArrayContent(new InteropHub.Fhir.Serialization.FhirSerializers().ToJsonBytes(resource)) { Headers = { ContentType = new MediaTypeHeaderValue(JsonType) } };
+
+    public static HttpContent XmlContent(Resource resource) =>
+        new ByteArrayContent(new InteropHub.Fhir.Serialization.FhirSerializers().ToXmlBytes(resource)) { Headers = { ContentType = new MediaTypeHeaderValue(XmlType) } };
+
+    public static HttpContent Raw(string body, string contentType = JsonType) =>
+        new ByteArrayContent(Encoding.UTF8.GetBytes(body)) { Headers = { ContentType = new MediaTypeHeaderValue(contentType) } };
+
+    public static async Task<T> Read<T>(HttpResponseMessage response) where T : Resource
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
+        var resource = mediaType.Contains("xml", StringComparison.Ordinal) ? Xml.DeserializeResource(text) : Json.DeserializeResource(text);
+        return Assert.IsType<T>(resource);
+    }
+
+    public static Patient Patient(string family = "张", string given = "三", string? identifier = null)
+    {
+        var patient = new Patient
+        {
+            Name = [new HumanName { Family = family, Given = [given] }],
+            Gender = AdministrativeGender.Male,
+            BirthDate = "1990-01-01",
+            Address = [new Address { City = "清源市", District = "清溪县", Line = ["白沙镇沙坪村3组"] }],
+        };
+        if (identifier is not null)
+        {
+            patient.Identifier.Add(new Identifier("urn:oid:2.16.156.10011.1.3", identifier));
+        }
+
+        return patient;
+    }
+}

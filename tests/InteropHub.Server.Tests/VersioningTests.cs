@@ -1,0 +1,118 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+public abstract class VersioningTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Fact]
+    public async Task If_Match_with_the_current_version_updates()
+    {
+        var patient = await CreateAsync();
+
+        var response = await PutAsync(patient, "W/\"1\"");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("W/\"2\"", response.Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task If_Match_with_a_stale_version_is_412_and_writes_nothing()
+    {
+        var patient = await CreateAsync();
+        await PutAsync(patient, null);
+
+        var response = await PutAsync(patient, "W/\"1\"");
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        Assert.Contains("version 2", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics);
+        Assert.Equal("W/\"2\"", (await _client.GetAsync($"/fhir/Patient/{patient.Id}")).Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task An_If_Match_that_is_not_a_version_is_400()
+    {
+        var patient = await CreateAsync();
+
+        var response = await PutAsync(patient, "\"abc\"");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Concurrent_updates_with_the_same_If_Match_let_exactly_one_win()
+    {
+        var patient = await CreateAsync();
+
+        var responses = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+        {
+            var copy = (Patient)patient.DeepCopy();
+            copy.Name[0].Given = [$"第{i}"];
+            return PutAsync(copy, "W/\"1\"");
+        }));
+
+        Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.Equal(7, responses.Count(r => r.StatusCode == HttpStatusCode.PreconditionFailed));
+        Assert.Equal("W/\"2\"", (await _client.GetAsync($"/fhir/Patient/{patient.Id}")).Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task If_Match_on_delete_guards_the_delete()
+    {
+        var patient = await CreateAsync();
+        var stale = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "W/\"7\"" } } };
+        var current = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "W/\"1\"" } } };
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await _client.SendAsync(stale)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await _client.SendAsync(current)).StatusCode);
+    }
+
+    [Fact]
+    public async Task If_None_Match_with_the_current_etag_is_304()
+    {
+        var patient = await CreateAsync();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-None-Match", "W/\"1\"" } } };
+        var older = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-None-Match", "W/\"0\"" } } };
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotModified, response.StatusCode);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(older)).StatusCode);
+    }
+
+    [Fact]
+    public async Task If_Modified_Since_answers_304_unless_the_resource_changed_later()
+    {
+        var patient = await CreateAsync();
+        var lastUpdated = patient.Meta!.LastUpdated!.Value;
+        var notModified = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient.Id}");
+        notModified.Headers.IfModifiedSince = lastUpdated.AddSeconds(1);
+        var modified = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient.Id}");
+        modified.Headers.IfModifiedSince = lastUpdated.AddMinutes(-5);
+
+        Assert.Equal(HttpStatusCode.NotModified, (await _client.SendAsync(notModified)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(modified)).StatusCode);
+    }
+
+    private async Task<Patient> CreateAsync()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient()));
+        return await Fhir.Read<Patient>(response);
+    }
+
+    private Task<HttpResponseMessage> PutAsync(Patient patient, string? ifMatch)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{patient.Id}") { Content = Fhir.Content(patient) };
+        if (ifMatch is not null)
+        {
+            request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+        }
+
+        return _client.SendAsync(request);
+    }
+}
+
+public sealed class VersioningTestsOnSqlite(SqliteHub hub) : VersioningTests(hub), IClassFixture<SqliteHub>;
