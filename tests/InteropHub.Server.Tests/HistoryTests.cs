@@ -85,6 +85,8 @@ public abstract class HistoryTests(HubFactory hub)
 
     [Theory]
     [InlineData("_since=yesterday")]
+    [InlineData("_since=2024-01-01T00:00:00%2B25:00")]
+    [InlineData("_count=99999999999")]
     [InlineData("_count=-1")]
     [InlineData("_cursor=abc")]
     [InlineData("_at=2020")]

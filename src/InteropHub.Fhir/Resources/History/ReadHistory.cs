@@ -52,7 +52,17 @@ public sealed class ReadHistory(IResourceStore store, HubOptions options)
         // _since is an instant; a date or a time without zone is read as UTC rather than refused.
         if (FhirDateTime.IsValidValue(raw))
         {
-            return new FhirDateTime(raw).ToDateTimeOffset(TimeSpan.Zero);
+            try
+            {
+                return new FhirDateTime(raw).ToDateTimeOffset(TimeSpan.Zero);
+            }
+            catch (FormatException)
+            {
+                // Shaped like an instant but not one (e.g. a +25:00 offset): refused below.
+            }
+            catch (ArgumentOutOfRangeException)
+            {
+            }
         }
 
         throw new InvalidInputException($"_since must be an instant such as 2024-01-31T08:00:00Z, not '{raw}'.", "_since");
