@@ -1,0 +1,203 @@
+using System.Data;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
+using Npgsql;
+
+namespace InteropHub.Storage.Postgres;
+
+/// <summary>
+/// The production store. Behaves exactly like the SQLite store (same logical schema, same answers) but allows
+/// many writers: each write session is one READ COMMITTED transaction on its own connection, and writers that
+/// must not interleave (same resource id, same conditional criteria) serialise on transaction-scoped advisory
+/// locks, which also holds across hub instances sharing the database. All connections come from one
+/// <see cref="NpgsqlDataSource"/>.
+/// </summary>
+public sealed class PostgresResourceStore : IResourceStore, IAsyncDisposable, IDisposable
+{
+    private const string CurrentColumns = "resource_type, id, version, last_key, deleted, content";
+    private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly bool _ownsDataSource;
+
+    public PostgresResourceStore(PostgresStoreOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            throw new ArgumentException("InteropHub:Storage:Postgres:ConnectionString is empty.", nameof(options));
+        }
+
+        _dataSource = NpgsqlDataSource.Create(options.ConnectionString);
+        _ownsDataSource = true;
+    }
+
+    /// <summary>Uses a data source the host built and owns (it is not disposed with the store).</summary>
+    public PostgresResourceStore(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _ownsDataSource = false;
+    }
+
+    public Task MigrateAsync(CancellationToken ct) => SchemaMigrator.MigrateAsync(_dataSource, ct);
+
+    public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(ct);
+        try
+        {
+            // READ COMMITTED: each statement sees what committed before it started, so a writer that waited on an
+            // advisory lock reads the state its predecessor committed while it held that lock.
+            var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
+            return new PostgresWriteSession(connection, transaction);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<StoredResource?> ReadAsync(string resourceType, string id, CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        return await ReadCurrentAsync(connection, null, resourceType, id, ct);
+    }
+
+    public async Task<StoredResource?> ReadVersionAsync(string resourceType, string id, int versionId, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT {HistoryColumns} FROM resource_history WHERE resource_type = @t AND id = @id AND version = @v");
+        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        command.Parameters.Add(new NpgsqlParameter<string>("id", id));
+        command.Parameters.Add(new NpgsqlParameter<int>("v", versionId));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadHistoryRow(reader).Resource : null;
+    }
+
+    public async Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand();
+        var where = new List<string>();
+        if (query.ResourceType is not null)
+        {
+            where.Add("resource_type = @t");
+            command.Parameters.Add(new NpgsqlParameter<string>("t", query.ResourceType));
+        }
+
+        if (query.Id is not null)
+        {
+            where.Add("id = @id");
+            command.Parameters.Add(new NpgsqlParameter<string>("id", query.Id));
+        }
+
+        if (query.Since is { } since)
+        {
+            where.Add("key >= @since");
+            command.Parameters.Add(new NpgsqlParameter<long>("since", VersionKeys.FromInstant(since)));
+        }
+
+        if (query.BeforeKey is { } before)
+        {
+            where.Add("key < @before");
+            command.Parameters.Add(new NpgsqlParameter<long>("before", before));
+        }
+
+        command.CommandText = $"SELECT {HistoryColumns} FROM resource_history"
+            + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
+            + " ORDER BY key DESC LIMIT @n";
+        command.Parameters.Add(new NpgsqlParameter<int>("n", query.Count));
+
+        var entries = new List<HistoryEntry>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            entries.Add(ReadHistoryRow(reader));
+        }
+
+        return entries;
+    }
+
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        return await FindAsync(connection, null, resourceType, criteria, afterRid, limit, ct);
+    }
+
+    public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
+    {
+        if (ids.Count == 0)
+        {
+            return [];
+        }
+
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t AND NOT deleted AND id = ANY(@ids)");
+        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("ids", ids.Distinct(StringComparer.Ordinal).ToArray()));
+        var found = new Dictionary<string, StoredResource>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var resource = ReadCurrentRow(reader);
+            found[resource.Id] = resource;
+        }
+
+        return ids.Where(found.ContainsKey).Select(id => found[id]).ToList();
+    }
+
+    public ValueTask DisposeAsync() => _ownsDataSource ? _dataSource.DisposeAsync() : ValueTask.CompletedTask;
+
+    public void Dispose()
+    {
+        if (_ownsDataSource)
+        {
+            _dataSource.Dispose();
+        }
+    }
+
+    internal static async Task<StoredResource?> ReadCurrentAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string resourceType, string id,
+        CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t AND id = @id", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        command.Parameters.Add(new NpgsqlParameter<string>("id", id));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
+    }
+
+    internal static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string resourceType,
+        SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(null, connection, tx);
+        command.CommandText = SearchSql.Build(command.Parameters, resourceType, criteria, afterRid, limit);
+        var matches = new List<ResourceMatch>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(1)));
+        }
+
+        return matches;
+    }
+
+    private static StoredResource ReadCurrentRow(NpgsqlDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetString(1),
+        reader.GetInt32(2),
+        VersionKeys.ToInstant(reader.GetInt64(3)),
+        reader.GetBoolean(4),
+        reader.GetFieldValue<byte[]>(5));
+
+    private static HistoryEntry ReadHistoryRow(NpgsqlDataReader reader)
+    {
+        var key = reader.GetInt64(0);
+        return new HistoryEntry(key, new StoredResource(
+            reader.GetString(1),
+            reader.GetString(2),
+            reader.GetInt32(3),
+            VersionKeys.ToInstant(key),
+            reader.GetBoolean(5),
+            reader.GetFieldValue<byte[]>(6),
+            reader.GetString(4)));
+    }
+}
