@@ -1,0 +1,77 @@
+using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Postgres;
+using InteropHub.Testing;
+using Npgsql;
+
+namespace InteropHub.Storage.Tests;
+
+/// <summary>
+/// The conformance suite against the PostgreSQL store, one fresh database per test on the shared throwaway
+/// cluster, plus what only PostgreSQL has: several instances migrating at once and cross-session advisory locks.
+/// </summary>
+public sealed class PostgresStoreTests : StoreConformanceTests
+{
+    protected override Task<string> CreateDatabaseAsync() => PostgresCluster.CreateDatabaseAsync("store_tests");
+
+    protected override IResourceStore OpenStore(string location) => new PostgresResourceStore(new PostgresStoreOptions { ConnectionString = location });
+
+    [Fact]
+    public async Task Instances_migrating_the_same_database_at_once_apply_each_script_exactly_once()
+    {
+        var location = await PostgresCluster.CreateDatabaseAsync("store_tests_migrate");
+        var stores = Enumerable.Range(0, 4).Select(_ => Track(OpenStore(location))).ToList();
+
+        await Task.WhenAll(stores.Select(s => Task.Run(() => s.MigrateAsync(Ct))));
+
+        await using var connection = new NpgsqlConnection(location);
+        await connection.OpenAsync(Ct);
+        await using var command = new NpgsqlCommand("SELECT version, count(*) FROM schema_version GROUP BY version ORDER BY version", connection);
+        await using var reader = await command.ExecuteReaderAsync(Ct);
+        var applied = new List<(int Version, long Count)>();
+        while (await reader.ReadAsync(Ct))
+        {
+            applied.Add((reader.GetInt32(0), reader.GetInt64(1)));
+        }
+
+        Assert.Equal([(1, 1L)], applied);
+        Assert.Null(await stores[3].ReadAsync("Patient", "nobody", Ct));
+    }
+
+    [Fact]
+    public async Task A_session_locking_a_key_waits_until_the_session_holding_it_ends()
+    {
+        await using var first = await Store.BeginWriteAsync(Ct);
+        await first.LockAsync("if:Patient?identifier=a|1&", Ct);
+        await using var second = await Store.BeginWriteAsync(Ct);
+        await using var other = await Store.BeginWriteAsync(Ct);
+
+        var waiting = second.LockAsync("if:Patient?identifier=a|1&", Ct);
+        await other.LockAsync("if:Patient?identifier=a|2&", Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await Task.Delay(300, Ct);
+        Assert.False(waiting.IsCompleted, "A second session took a lock that another session still held.");
+
+        await first.DisposeAsync();
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+    }
+
+    [Fact]
+    public async Task A_store_given_a_data_source_leaves_it_open_when_disposed()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(Location);
+        var store = new PostgresResourceStore(dataSource);
+        await store.MigrateAsync(Ct);
+
+        await store.DisposeAsync();
+
+        await using var connection = await dataSource.OpenConnectionAsync(Ct);
+        Assert.Equal(System.Data.ConnectionState.Open, connection.State);
+    }
+
+    [Fact]
+    public void Advisory_lock_keys_are_the_same_in_every_process()
+    {
+        // Hub instances must agree on the key; the value is the first 8 bytes of SHA-256("id:Patient/1"), big-endian.
+        Assert.Equal(6825515807643638288L, AdvisoryLockKeys.For("id:Patient/1"));
+        Assert.NotEqual(AdvisoryLockKeys.For("id:Patient/1"), AdvisoryLockKeys.For("id:Patient/2"));
+    }
+}
