@@ -11,14 +11,30 @@ namespace InteropHub.Storage.Tests;
 /// </summary>
 public sealed class PostgresStoreTests : StoreConformanceTests
 {
-    protected override Task<string> CreateDatabaseAsync() => PostgresCluster.CreateDatabaseAsync("store_tests");
+    private readonly List<string> _databases = [];
+
+    protected override async Task<string> CreateDatabaseAsync()
+    {
+        var database = await PostgresCluster.CreateDatabaseAsync("store_tests");
+        _databases.Add(database);
+        return database;
+    }
 
     protected override IResourceStore OpenStore(string location) => new PostgresResourceStore(new PostgresStoreOptions { ConnectionString = location });
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        foreach (var database in _databases)
+        {
+            await PostgresCluster.DropDatabaseAsync(database);
+        }
+    }
 
     [Fact]
     public async Task Instances_migrating_the_same_database_at_once_apply_each_script_exactly_once()
     {
-        var location = await PostgresCluster.CreateDatabaseAsync("store_tests_migrate");
+        var location = await CreateDatabaseAsync();
         var stores = Enumerable.Range(0, 4).Select(_ => Track(OpenStore(location))).ToList();
 
         await Task.WhenAll(stores.Select(s => Task.Run(() => s.MigrateAsync(Ct))));

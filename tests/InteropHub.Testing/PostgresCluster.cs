@@ -35,6 +35,26 @@ public static class PostgresCluster
         return new NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = name }.ConnectionString;
     }
 
+    /// <summary>
+    /// Drops a database made by <see cref="CreateDatabaseAsync"/>, closing any connection still open to it. Test
+    /// classes call this when they finish: exit handlers may not get to run (see <see cref="LocalPostgresServer"/>),
+    /// and a server named by <c>INTEROPHUB_TEST_POSTGRES</c> is not thrown away with the process.
+    /// </summary>
+    public static async Task DropDatabaseAsync(string connectionString, CancellationToken ct = default)
+    {
+        var server = await Shared.Value.WaitAsync(ct);
+        var name = new NpgsqlConnectionStringBuilder(connectionString).Database;
+        if (name is null || !server.Created.Contains(name))
+        {
+            throw new ArgumentException($"Database '{name}' was not created by {nameof(CreateDatabaseAsync)}; only those are dropped.", nameof(connectionString));
+        }
+
+        await using var connection = new NpgsqlConnection(server.AdminConnectionString);
+        await connection.OpenAsync(ct);
+        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+        await drop.ExecuteNonQueryAsync(ct);
+    }
+
     private static async Task<Server> StartAsync()
     {
         var configured = Environment.GetEnvironmentVariable(ConnectionStringVariable);
