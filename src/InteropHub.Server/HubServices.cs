@@ -11,6 +11,7 @@ using InteropHub.Fhir.Storage;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Formatting;
 using InteropHub.Server.Seeds;
+using InteropHub.Storage.Postgres;
 using InteropHub.Storage.Sqlite;
 using Microsoft.Extensions.Options;
 
@@ -40,7 +41,6 @@ public static class HubServices
         return services;
     }
 
-#pragma warning disable CA1859 // TEMP until Postgres merges
     private static IResourceStore CreateStore(IConfiguration configuration)
     {
         var provider = configuration["InteropHub:Storage:Provider"] ?? "Sqlite";
@@ -59,7 +59,7 @@ public static class HubServices
                 throw new InvalidOperationException("InteropHub:Storage:Provider is Postgres but ConnectionStrings:Postgres is empty.");
             }
 
-            throw new NotSupportedException("TODO");
+            return new PostgresResourceStore(new PostgresStoreOptions { ConnectionString = connectionString });
         }
 
         throw new InvalidOperationException($"InteropHub:Storage:Provider '{provider}' is not known; use Sqlite or Postgres.");

@@ -193,3 +193,5 @@ public abstract class ConditionalTests(HubFactory hub)
 }
 
 public sealed class ConditionalTestsOnSqlite(SqliteHub hub) : ConditionalTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ConditionalTestsOnPostgres(PostgresHub hub) : ConditionalTests(hub), IClassFixture<PostgresHub>;

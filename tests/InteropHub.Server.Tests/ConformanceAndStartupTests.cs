@@ -52,3 +52,5 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
 }
 
 public sealed class ConformanceAndStartupTestsOnSqlite(SqliteHub hub) : ConformanceAndStartupTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ConformanceAndStartupTestsOnPostgres(PostgresHub hub) : ConformanceAndStartupTests(hub), IClassFixture<PostgresHub>;

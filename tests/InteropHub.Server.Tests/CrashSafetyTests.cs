@@ -196,3 +196,5 @@ public abstract class CrashSafetyTests(HubFactory hub)
 }
 
 public sealed class CrashSafetyTestsOnSqlite(SqliteHub hub) : CrashSafetyTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class CrashSafetyTestsOnPostgres(PostgresHub hub) : CrashSafetyTests(hub), IClassFixture<PostgresHub>;

@@ -188,3 +188,5 @@ public abstract class CrudTests(HubFactory hub)
 }
 
 public sealed class CrudTestsOnSqlite(SqliteHub hub) : CrudTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class CrudTestsOnPostgres(PostgresHub hub) : CrudTests(hub), IClassFixture<PostgresHub>;

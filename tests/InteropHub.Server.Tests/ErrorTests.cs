@@ -158,3 +158,5 @@ public abstract class ErrorTests(HubFactory hub)
 }
 
 public sealed class ErrorTestsOnSqlite(SqliteHub hub) : ErrorTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ErrorTestsOnPostgres(PostgresHub hub) : ErrorTests(hub), IClassFixture<PostgresHub>;

@@ -151,3 +151,5 @@ public abstract class FormatTests(HubFactory hub)
 }
 
 public sealed class FormatTestsOnSqlite(SqliteHub hub) : FormatTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class FormatTestsOnPostgres(PostgresHub hub) : FormatTests(hub), IClassFixture<PostgresHub>;

@@ -109,3 +109,5 @@ public abstract class HistoryTests(HubFactory hub)
 }
 
 public sealed class HistoryTestsOnSqlite(SqliteHub hub) : HistoryTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class HistoryTestsOnPostgres(PostgresHub hub) : HistoryTests(hub), IClassFixture<PostgresHub>;

@@ -104,3 +104,25 @@ public static class Fhir
         return patient;
     }
 }
+
+public sealed class PostgresHub : HubFactory
+{
+    private readonly string _connectionString;
+
+    public PostgresHub()
+        : this(InteropHub.Testing.PostgresCluster.CreateDatabaseAsync("hub").GetAwaiter().GetResult())
+    {
+    }
+
+    private PostgresHub(string connectionString) => _connectionString = connectionString;
+
+    public override string StoreName => "PostgreSQL";
+
+    public override IReadOnlyDictionary<string, string?> StoreSettings => new Dictionary<string, string?>
+    {
+        ["InteropHub:Storage:Provider"] = "Postgres",
+        ["ConnectionStrings:Postgres"] = _connectionString,
+    };
+
+    public override HubFactory Restarted(bool loadSeeds = false) => new PostgresHub(_connectionString) { LoadSeeds = loadSeeds };
+}

@@ -116,3 +116,5 @@ public abstract class VersioningTests(HubFactory hub)
 }
 
 public sealed class VersioningTestsOnSqlite(SqliteHub hub) : VersioningTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class VersioningTestsOnPostgres(PostgresHub hub) : VersioningTests(hub), IClassFixture<PostgresHub>;
