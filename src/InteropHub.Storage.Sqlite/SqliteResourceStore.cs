@@ -54,6 +54,14 @@ public sealed class SqliteResourceStore : IResourceStore, IDisposable
         try
         {
             var connection = await OpenAsync(ct);
+            await using (var pragma = connection.CreateCommand())
+            {
+                // FULL: a committed write survives a power loss, not only a process crash. Set per write session
+                // because pooled connections serve reads too, which need no pragma round trip.
+                pragma.CommandText = "PRAGMA synchronous = FULL";
+                await pragma.ExecuteNonQueryAsync(ct);
+            }
+
             var transaction = connection.BeginTransaction(deferred: false);
             return new WriteSession(connection, transaction, _writer);
         }
@@ -164,12 +172,9 @@ public sealed class SqliteResourceStore : IResourceStore, IDisposable
 
     private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
     {
+        // DefaultTimeout (30 s) is also how long Microsoft.Data.Sqlite retries while another process holds a lock.
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(ct);
-        await using var pragma = connection.CreateCommand();
-        // FULL: a committed write survives a power loss, not only a process crash.
-        pragma.CommandText = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;";
-        await pragma.ExecuteNonQueryAsync(ct);
         return connection;
     }
 
