@@ -37,7 +37,14 @@ public static class HubServices
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();
         services.AddSingleton<SeedLoader>();
-        services.AddSingleton(sp => CreateStore(configuration));
+        services.AddSingleton<IResourceStore>(_ =>
+        {
+            var cache = new ReadCacheOptions();
+            configuration.GetSection("InteropHub:ReadCache").Bind(cache);
+            var store = CreateStore(configuration);
+            return cache.MaxBytes > 0 ? new CachingResourceStore(store, cache) : store;
+        });
+        services.AddHostedService<ReadCacheFollower>();
         return services;
     }
 
@@ -64,4 +71,11 @@ public static class HubServices
 
         throw new InvalidOperationException($"InteropHub:Storage:Provider '{provider}' is not known; use Sqlite or Postgres.");
     }
+}
+
+/// <summary>Keeps the read cache in step with writes made by other hub instances (PostgreSQL change feed).</summary>
+internal sealed class ReadCacheFollower(IResourceStore store) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        store is CachingResourceStore cache ? cache.FollowChangesAsync(stoppingToken) : Task.CompletedTask;
 }

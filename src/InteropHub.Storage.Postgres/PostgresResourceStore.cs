@@ -12,8 +12,11 @@ namespace InteropHub.Storage.Postgres;
 /// locks, which also holds across hub instances sharing the database. All connections come from one
 /// <see cref="NpgsqlDataSource"/>.
 /// </summary>
-public sealed class PostgresResourceStore : IResourceStore, IAsyncDisposable, IDisposable
+public sealed class PostgresResourceStore : IResourceStore, IChangeFeed, IAsyncDisposable, IDisposable
 {
+    /// <summary>The NOTIFY channel on which every committed write announces <c>Type/id</c>.</summary>
+    internal const string ChangeChannel = "interophub_changes";
+
     private const string CurrentColumns = "resource_type, id, version, last_key, deleted, content";
     private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
 
@@ -51,6 +54,72 @@ public sealed class PostgresResourceStore : IResourceStore, IAsyncDisposable, ID
     }
 
     public Task MigrateAsync(CancellationToken ct) => SchemaMigrator.MigrateAsync(_dataSource, ct);
+
+    /// <summary>
+    /// LISTENs for the changes every hub instance commits on this database. A connection that fails is replaced
+    /// after a second; an idle one is probed every 30 s, so a silently dead connection is noticed and reported
+    /// as <see cref="IChangeListener.Lost"/> rather than leaving a cache serving stale data.
+    /// </summary>
+    public async Task ListenAsync(IChangeListener listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await _dataSource.OpenConnectionAsync(ct);
+                connection.Notification += (_, e) =>
+                {
+                    var slash = e.Payload.IndexOf('/', StringComparison.Ordinal);
+                    if (slash > 0)
+                    {
+                        listener.Changed(e.Payload[..slash], e.Payload[(slash + 1)..]);
+                    }
+                };
+                await using (var listen = new NpgsqlCommand($"LISTEN {ChangeChannel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(ct);
+                }
+
+                listener.Connected();
+                try
+                {
+                    while (true)
+                    {
+                        if (!await connection.WaitAsync(TimeSpan.FromSeconds(30), ct))
+                        {
+                            await using var probe = new NpgsqlCommand("SELECT 1", connection);
+                            await probe.ExecuteScalarAsync(ct);
+                        }
+                    }
+                }
+                finally
+                {
+                    listener.Lost();
+                    if (connection.FullState == ConnectionState.Open)
+                    {
+                        // The connection goes back to the pool: it must not keep receiving notifications there.
+                        await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+                        await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
 
     public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct)
     {

@@ -7,6 +7,8 @@ namespace InteropHub.Storage.Postgres;
 /// <summary>One write transaction on one pooled connection. Disposing without <see cref="CommitAsync"/> rolls back.</summary>
 internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction) : IWriteSession
 {
+    private readonly List<string> _changed = [];
+
     /// <summary>
     /// A transaction-scoped advisory lock: released by commit or rollback, so a crashed or abandoned writer can
     /// never leave it held, and it serialises writers of every hub instance on the database.
@@ -26,6 +28,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     public async Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
     {
+        _changed.Add($"{version.ResourceType}/{version.Id}");
         long rid;
         await using (var batch = new NpgsqlBatch(connection, transaction))
         {
@@ -83,7 +86,19 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await replace.ExecuteNonQueryAsync(ct);
     }
 
-    public Task CommitAsync(CancellationToken ct) => transaction.CommitAsync(ct);
+    public async Task CommitAsync(CancellationToken ct)
+    {
+        if (_changed.Count > 0)
+        {
+            // Notifications are delivered when (and only if) the transaction commits: every hub instance's read
+            // cache hears about the change (see PostgresResourceStore.ListenAsync).
+            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{PostgresResourceStore.ChangeChannel}', k) FROM unnest(@keys) AS k", connection, transaction);
+            notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
+            await notify.ExecuteNonQueryAsync(ct);
+        }
+
+        await transaction.CommitAsync(ct);
+    }
 
     public async ValueTask DisposeAsync()
     {

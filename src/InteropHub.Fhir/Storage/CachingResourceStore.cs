@@ -1,0 +1,161 @@
+using System.Collections.Concurrent;
+using InteropHub.Fhir.Search;
+
+namespace InteropHub.Fhir.Storage;
+
+/// <summary><c>InteropHub:ReadCache</c>.</summary>
+public sealed class ReadCacheOptions
+{
+    /// <summary>Bytes of resource JSON kept in memory; 0 turns the cache off.</summary>
+    public long MaxBytes { get; set; } = 64 * 1024 * 1024;
+}
+
+/// <summary>
+/// Keeps the current version of recently read resources in memory, so a read is answered without a database
+/// round trip. Correctness first:
+/// <list type="bullet">
+/// <item>this process's writes evict what they wrote as soon as they commit, before the handler answers;</item>
+/// <item>on a store with an <see cref="IChangeFeed"/> (PostgreSQL), every instance's commits evict too, and the
+/// cache serves nothing while the feed is down;</item>
+/// <item>a read that raced with a write never puts the older version back: an entry is only added when no eviction
+/// happened between the start of its database read and the insert.</item>
+/// </list>
+/// Only single-resource reads use it; searches, history and write sessions always read the database.
+/// </summary>
+public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions options) : IResourceStore, IChangeListener, IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<(string Type, string Id), StoredResource> _entries = new();
+    private long _bytes;
+    private long _evictions;
+    private long _hits;
+    private volatile bool _serving = inner is not IChangeFeed;
+
+    public IResourceStore Inner => inner;
+
+    /// <summary>True while the cache answers reads (always without a change feed; while connected with one).</summary>
+    public bool Serving => _serving;
+
+    /// <summary>Reads answered from memory since start.</summary>
+    public long Hits => Interlocked.Read(ref _hits);
+
+    public Task MigrateAsync(CancellationToken ct) => inner.MigrateAsync(ct);
+
+    public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct) => new EvictingSession(await inner.BeginWriteAsync(ct), this);
+
+    public async Task<StoredResource?> ReadAsync(string resourceType, string id, CancellationToken ct)
+    {
+        if (_serving && _entries.TryGetValue((resourceType, id), out var cached))
+        {
+            Interlocked.Increment(ref _hits);
+            return cached;
+        }
+
+        var before = Interlocked.Read(ref _evictions);
+        var resource = await inner.ReadAsync(resourceType, id, ct);
+        if (resource is not null && _serving && options.MaxBytes > 0 && resource.Json.Length < options.MaxBytes / 16
+            && Interlocked.Read(ref _evictions) == before)
+        {
+            Add(resource);
+        }
+
+        return resource;
+    }
+
+    public Task<StoredResource?> ReadVersionAsync(string resourceType, string id, int versionId, CancellationToken ct) =>
+        inner.ReadVersionAsync(resourceType, id, versionId, ct);
+
+    public Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct) => inner.ReadHistoryAsync(query, ct);
+
+    public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
+        inner.FindAsync(resourceType, criteria, afterRid, limit, ct);
+
+    public Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct) =>
+        inner.ReadManyAsync(resourceType, ids, ct);
+
+    /// <summary>Follows the store's change feed until cancelled (a no-op for stores without one).</summary>
+    public Task FollowChangesAsync(CancellationToken ct) => inner is IChangeFeed feed ? feed.ListenAsync(this, ct) : Task.CompletedTask;
+
+    public void Connected()
+    {
+        Clear();
+        _serving = true;
+    }
+
+    public void Changed(string resourceType, string id) => Evict(resourceType, id);
+
+    public void Lost()
+    {
+        _serving = false;
+        Clear();
+    }
+
+    public ValueTask DisposeAsync() => inner is IAsyncDisposable disposable ? disposable.DisposeAsync() : ValueTask.CompletedTask;
+
+    private void Evict(string resourceType, string id)
+    {
+        // Count first, remove second: a reader that started before this point will not re-insert the old version.
+        Interlocked.Increment(ref _evictions);
+        if (_entries.TryRemove((resourceType, id), out var removed))
+        {
+            Interlocked.Add(ref _bytes, -removed.Json.Length);
+        }
+    }
+
+    private void Clear()
+    {
+        Interlocked.Increment(ref _evictions);
+        _entries.Clear();
+        Interlocked.Exchange(ref _bytes, 0);
+    }
+
+    private void Add(StoredResource resource)
+    {
+        if (Interlocked.Add(ref _bytes, resource.Json.Length) > options.MaxBytes)
+        {
+            // Over budget: drop everything rather than track recency on every hit; the hot set refills quickly.
+            Clear();
+            Interlocked.Add(ref _bytes, resource.Json.Length);
+        }
+
+        if (!_entries.TryAdd((resource.ResourceType, resource.Id), resource))
+        {
+            Interlocked.Add(ref _bytes, -resource.Json.Length);
+        }
+    }
+
+    private sealed class EvictingSession(IWriteSession inner, CachingResourceStore cache) : IWriteSession
+    {
+        private readonly List<(string Type, string Id)> _written = [];
+
+        public Task LockAsync(string key, CancellationToken ct) => inner.LockAsync(key, ct);
+
+        public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
+
+        public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
+            inner.FindAsync(resourceType, criteria, limit, ct);
+
+        public Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
+        {
+            _written.Add((version.ResourceType, version.Id));
+            return inner.WriteAsync(version, tokens, ct);
+        }
+
+        public async Task CommitAsync(CancellationToken ct)
+        {
+            try
+            {
+                await inner.CommitAsync(ct);
+            }
+            finally
+            {
+                // Also after a failed commit: whether it landed is unknown, so the cached version may be stale.
+                foreach (var (type, id) in _written)
+                {
+                    cache.Evict(type, id);
+                }
+            }
+        }
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
