@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using InteropHub.Testing;
@@ -26,7 +25,7 @@ Console.WriteLine($"InteropHub HTTP benchmark: {patients.Count} Synthea patients
 Console.WriteLine();
 
 var results = new List<Result>();
-using (var floor = await ChildProcess.StartAsync("floor", new Dictionary<string, string>(), "/fhir/metadata"))
+using (var floor = await ChildProcess.StartAsync(typeof(Floor).Assembly.Location, ["floor"], new Dictionary<string, string?>(), "/fhir/metadata", Console.Error.WriteLine))
 {
     foreach (var c in options.Concurrency)
     {
@@ -36,7 +35,7 @@ using (var floor = await ChildProcess.StartAsync("floor", new Dictionary<string,
 
 foreach (var store in options.Stores)
 {
-    var environment = new Dictionary<string, string>
+    var environment = new Dictionary<string, string?>
     {
         ["InteropHub__Seeds__Load"] = "false",
         ["Logging__LogLevel__Default"] = "Warning",
@@ -54,7 +53,7 @@ foreach (var store in options.Stores)
         environment["InteropHub__Storage__Sqlite__Path"] = Path.Combine(dir.FullName, "hub.db");
     }
 
-    using var hub = await ChildProcess.StartAsync("hub", environment, "/fhir/metadata");
+    using var hub = await ChildProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll"), [], environment, "/fhir/metadata", Console.Error.WriteLine);
     await Load.PutAllAsync(hub.BaseAddress, patients);
     foreach (var c in options.Concurrency)
     {
@@ -228,86 +227,5 @@ internal static class Floor
         app.MapGet("/fhir/Patient/{id}", (string id) =>
             patients.TryGetValue(id, out var json) ? Results.Bytes(json, "application/fhir+json") : Results.NotFound());
         app.Run();
-    }
-}
-
-/// <summary>A child process (the hub binary or this program in floor mode) on a free loopback port.</summary>
-internal sealed class ChildProcess : IDisposable
-{
-    private readonly Process _process;
-
-    private ChildProcess(Process process, Uri baseAddress)
-    {
-        _process = process;
-        BaseAddress = baseAddress;
-    }
-
-    public Uri BaseAddress { get; }
-
-    public static async Task<ChildProcess> StartAsync(string kind, IReadOnlyDictionary<string, string> environment, string readyPath)
-    {
-        var port = FreePort();
-        var url = $"http://127.0.0.1:{port}";
-        var dll = kind == "hub"
-            ? Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll")
-            : typeof(ChildProcess).Assembly.Location;
-        var arguments = kind == "hub" ? new[] { dll, "--urls", url } : new[] { dll, "floor", "--urls", url };
-        var start = new ProcessStartInfo("dotnet", arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[{kind}] {e.Data}"); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var child = new ChildProcess(process, new Uri(url));
-        using var probe = new HttpClient { BaseAddress = child.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-        for (var i = 0; i < 600; i++)
-        {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException($"{kind} exited with code {process.ExitCode} while starting");
-            }
-
-            try
-            {
-                if ((await probe.GetAsync(readyPath)).IsSuccessStatusCode)
-                {
-                    return child;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            catch (TaskCanceledException)
-            {
-            }
-
-            await Task.Delay(100);
-        }
-
-        child.Dispose();
-        throw new TimeoutException($"{kind} did not start within 60 s");
-    }
-
-    public void Dispose()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-        }
-
-        _process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using InteropHub.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace InteropHub.Server.Tests;
@@ -22,7 +21,7 @@ public abstract class CrashSafetyTests(HubFactory hub)
     {
         var acknowledged = new ConcurrentDictionary<string, int>();
         var identifiers = new ConcurrentDictionary<string, string>();
-        using (var server = await ChildServer.StartAsync(hub))
+        using (var server = await StartServerAsync(hub))
         {
             using var client = new HttpClient { BaseAddress = server.BaseAddress };
             using var writing = new CancellationTokenSource();
@@ -97,100 +96,21 @@ public abstract class CrashSafetyTests(HubFactory hub)
         }
     }
 
+    /// <summary>The server's own binary, configured through the environment as in production.</summary>
+    private static Task<ChildProcess> StartServerAsync(HubFactory hub)
+    {
+        var environment = hub.StoreSettings.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value);
+        environment["InteropHub__Seeds__Load"] = "false";
+        environment["Logging__LogLevel__Default"] = "Warning";
+        return ChildProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll"), [], environment, "/fhir/metadata");
+    }
+
     private static async Task WaitForAsync(Func<bool> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (!condition() && DateTime.UtcNow < deadline)
         {
             await System.Threading.Tasks.Task.Delay(10);
-        }
-    }
-
-    /// <summary>The server's own binary started with <c>dotnet</c>, configured through the environment like in production.</summary>
-    private sealed class ChildServer : IDisposable
-    {
-        private readonly Process _process;
-
-        private ChildServer(Process process, Uri baseAddress)
-        {
-            _process = process;
-            BaseAddress = baseAddress;
-        }
-
-        public Uri BaseAddress { get; }
-
-        public static async Task<ChildServer> StartAsync(HubFactory hub)
-        {
-            var port = FreePort();
-            var dll = Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll");
-            var start = new ProcessStartInfo("dotnet", [dll, "--urls", $"http://127.0.0.1:{port}"])
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = AppContext.BaseDirectory,
-            };
-            foreach (var (key, value) in hub.StoreSettings)
-            {
-                start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-            }
-
-            start.Environment["InteropHub__Seeds__Load"] = "false";
-            start.Environment["Logging__LogLevel__Default"] = "Warning";
-            var process = Process.Start(start)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-
-            var server = new ChildServer(process, new Uri($"http://127.0.0.1:{port}"));
-            using var probe = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (DateTime.UtcNow < deadline)
-            {
-                Assert.False(process.HasExited, $"the server exited with code {(process.HasExited ? process.ExitCode : 0)} while starting");
-                try
-                {
-                    if ((await probe.GetAsync("/fhir/metadata")).IsSuccessStatusCode)
-                    {
-                        return server;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                }
-                catch (TaskCanceledException)
-                {
-                }
-
-                await System.Threading.Tasks.Task.Delay(100);
-            }
-
-            server.Dispose();
-            throw new TimeoutException("the server did not answer /fhir/metadata within 60 s");
-        }
-
-        /// <summary>SIGKILL: no shutdown hooks, no flushing, as in a power cut of the process.</summary>
-        public void Kill()
-        {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                Kill();
-            }
-
-            _process.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
         }
     }
 }
