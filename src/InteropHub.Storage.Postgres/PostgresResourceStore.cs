@@ -12,7 +12,7 @@ namespace InteropHub.Storage.Postgres;
 /// locks, which also holds across hub instances sharing the database. All connections come from one
 /// <see cref="NpgsqlDataSource"/>.
 /// </summary>
-public sealed class PostgresResourceStore : IResourceStore, IChangeFeed, IAsyncDisposable, IDisposable
+public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed, IAsyncDisposable, IDisposable
 {
     /// <summary>The NOTIFY channel on which every committed write announces <c>Type/id</c>.</summary>
     internal const string ChangeChannel = "interophub_changes";

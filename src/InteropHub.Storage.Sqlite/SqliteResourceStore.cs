@@ -12,7 +12,7 @@ namespace InteropHub.Storage.Sqlite;
 /// serialised in-process by a semaphore and run in <c>BEGIN IMMEDIATE</c> transactions; readers run in parallel
 /// on their own pooled connections and see the last committed state.
 /// </summary>
-public sealed class SqliteResourceStore : IResourceStore, IDisposable
+public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
 {
     private const string Columns = "resource_type, id, version, last_key, deleted, content";
 

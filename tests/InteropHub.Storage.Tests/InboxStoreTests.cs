@@ -1,0 +1,139 @@
+using System.Text;
+using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Postgres;
+using InteropHub.Storage.Sqlite;
+using InteropHub.Testing;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Storage.Tests;
+
+/// <summary>The adapters' durable inbox: stored before acknowledged, idempotent, and the home of dead letters.</summary>
+public abstract class InboxStoreTests : IAsyncLifetime
+{
+    private static readonly CancellationToken Ct = CancellationToken.None;
+    private readonly List<object> _opened = [];
+    private string _location = "";
+
+    protected abstract Task<string> CreateDatabaseAsync();
+
+    protected abstract IResourceStore OpenStore(string location);
+
+    public async Task InitializeAsync()
+    {
+        _location = await CreateDatabaseAsync();
+        await ((IResourceStore)Open()).MigrateAsync(Ct);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _opened.OfType<IAsyncDisposable>())
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_accepted_message_is_stored_as_received_byte_for_byte()
+    {
+        var body = Encoding.UTF8.GetBytes("MSH|^~\\&|HIS|QX2100012|HUB|QX|20250430||ADT^A04|MSG001|P|2.5\rPID|1||Z001^^^QX2100012||赵^建华");
+
+        var (message, duplicate) = await Open().AcceptAsync("his", "MSG001", "x-application/hl7-v2+er7", body, Ct);
+
+        Assert.False(duplicate);
+        var stored = await Open().GetAsync(message.Id, Ct);
+        Assert.NotNull(stored);
+        Assert.Equal(body, stored.Body);
+        Assert.Equal(InboxStatus.Received, stored.Status);
+        Assert.Equal("MSG001", stored.MessageId);
+        Assert.Equal(0, stored.Attempts);
+    }
+
+    [Fact]
+    public async Task The_same_message_id_or_the_same_bytes_from_a_source_is_a_duplicate()
+    {
+        var inbox = Open();
+        var (first, _) = await inbox.AcceptAsync("his", "MSG002", "text/plain", Encoding.UTF8.GetBytes("a"), Ct);
+
+        var (sameId, idDuplicate) = await inbox.AcceptAsync("his", "MSG002", "text/plain", Encoding.UTF8.GetBytes("b"), Ct);
+        var (sameBytes, bytesDuplicate) = await inbox.AcceptAsync("his", "MSG003", "text/plain", Encoding.UTF8.GetBytes("a"), Ct);
+        var (otherSource, otherDuplicate) = await inbox.AcceptAsync("township", "MSG002", "text/plain", Encoding.UTF8.GetBytes("a"), Ct);
+
+        Assert.True(idDuplicate);
+        Assert.Equal(first.Id, sameId.Id);
+        Assert.True(bytesDuplicate);
+        Assert.Equal(first.Id, sameBytes.Id);
+        Assert.False(otherDuplicate);
+        Assert.NotEqual(first.Id, otherSource.Id);
+    }
+
+    [Fact]
+    public async Task Parallel_copies_of_one_message_are_stored_once()
+    {
+        var inbox = Open();
+        var body = Encoding.UTF8.GetBytes("MSH|dup");
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => inbox.AcceptAsync("his", "MSG-P", "text/plain", body, Ct))));
+
+        Assert.Single(results, r => !r.Duplicate);
+        Assert.Single(results.Select(r => r.Message.Id).Distinct());
+    }
+
+    [Fact]
+    public async Task Failed_messages_are_dead_letters_listed_in_order_and_can_be_completed_later()
+    {
+        var inbox = Open();
+        var ids = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add((await inbox.AcceptAsync("his", $"F{i}", "text/plain", Encoding.UTF8.GetBytes($"m{i}"), Ct)).Message.Id);
+        }
+
+        await inbox.CompleteAsync(ids[0], InboxStatus.Failed, "{\"resourceType\":\"OperationOutcome\"}", Ct);
+        await inbox.CompleteAsync(ids[1], InboxStatus.Processed, null, Ct);
+        await inbox.CompleteAsync(ids[2], InboxStatus.Failed, "{\"resourceType\":\"OperationOutcome\"}", Ct);
+
+        var dead = await inbox.ListAsync(InboxStatus.Failed, null, 10, Ct);
+        Assert.Equal([ids[0], ids[2]], dead.Select(m => m.Id));
+        Assert.Equal([ids[2]], (await inbox.ListAsync(InboxStatus.Failed, ids[0], 10, Ct)).Select(m => m.Id));
+        Assert.Equal(1, dead[0].Attempts);
+        Assert.NotNull(dead[0].Outcome);
+
+        await inbox.CompleteAsync(ids[0], InboxStatus.Processed, null, Ct);
+        var replayed = await inbox.GetAsync(ids[0], Ct);
+        Assert.Equal(InboxStatus.Processed, replayed!.Status);
+        Assert.Equal(2, replayed.Attempts);
+        Assert.Equal(new InboxCounts("his", 3, 2, 1), (await inbox.CountsAsync(Ct)).Single());
+    }
+
+    [Fact]
+    public async Task Received_messages_survive_a_restart_for_processing()
+    {
+        var (message, _) = await Open().AcceptAsync("birth-certificate", "Q360418201", "application/xml", Encoding.UTF8.GetBytes("<BirthCertificate/>"), Ct);
+
+        var pending = await Open().ListAsync(InboxStatus.Received, null, 10, Ct);
+
+        Assert.Equal([message.Id], pending.Select(m => m.Id));
+    }
+
+    private IInboxStore Open()
+    {
+        var store = OpenStore(_location);
+        _opened.Add(store);
+        return (IInboxStore)store;
+    }
+}
+
+public sealed class InboxStoreTestsOnSqlite : InboxStoreTests
+{
+    protected override Task<string> CreateDatabaseAsync() =>
+        Task.FromResult(Path.Combine(Directory.CreateTempSubdirectory("interophub-inbox-").FullName, "store.db"));
+
+    protected override IResourceStore OpenStore(string location) => new SqliteResourceStore(new SqliteStoreOptions { Path = location });
+}
+
+public sealed class InboxStoreTestsOnPostgres : InboxStoreTests
+{
+    protected override Task<string> CreateDatabaseAsync() => PostgresCluster.CreateDatabaseAsync("inbox_tests");
+
+    protected override IResourceStore OpenStore(string location) => new PostgresResourceStore(new PostgresStoreOptions { ConnectionString = location });
+}
