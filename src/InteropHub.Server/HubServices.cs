@@ -1,4 +1,5 @@
 using InteropHub.Fhir;
+using InteropHub.Fhir.BulkData.Export;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
@@ -37,12 +38,22 @@ public static class HubServices
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();
         services.AddSingleton<SeedLoader>();
-        services.AddSingleton<IResourceStore>(_ =>
+        // One store instance serves every role; the read cache, when on, fronts it for single-resource reads.
+        services.AddSingleton(_ => new StoreInstance(CreateStore(configuration)));
+        services.AddSingleton<IResourceStore>(sp =>
         {
             var cache = new ReadCacheOptions();
             configuration.GetSection("InteropHub:ReadCache").Bind(cache);
-            var store = CreateStore(configuration);
+            var store = sp.GetRequiredService<StoreInstance>().Store;
             return cache.MaxBytes > 0 ? new CachingResourceStore(store, cache) : store;
+        });
+        services.AddSingleton(sp => (IInboxStore)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddSingleton(sp => (IResourceScanner)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddSingleton(sp =>
+        {
+            var export = new ExportOptions();
+            configuration.GetSection("InteropHub:Export").Bind(export);
+            return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), export, sp.GetRequiredService<TimeProvider>());
         });
         services.AddHostedService<ReadCacheFollower>();
         return services;
@@ -71,6 +82,14 @@ public static class HubServices
 
         throw new InvalidOperationException($"InteropHub:Storage:Provider '{provider}' is not known; use Sqlite or Postgres.");
     }
+}
+
+/// <summary>The configured store, owned by the container (disposed once, at shutdown).</summary>
+internal sealed class StoreInstance(IResourceStore store) : IAsyncDisposable
+{
+    public IResourceStore Store => store;
+
+    public ValueTask DisposeAsync() => store is IAsyncDisposable disposable ? disposable.DisposeAsync() : ValueTask.CompletedTask;
 }
 
 /// <summary>Keeps the read cache in step with writes made by other hub instances (PostgreSQL change feed).</summary>

@@ -1,6 +1,7 @@
 using InteropHub.Fhir.Storage;
 using InteropHub.Server;
 using InteropHub.Server.Endpoints;
+using InteropHub.Server.Operations.Export;
 using InteropHub.Server.Seeds;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -16,6 +17,7 @@ app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();
+app.MapExportEndpoints();
 app.Run();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>

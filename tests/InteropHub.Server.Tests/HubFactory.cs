@@ -33,6 +33,7 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:Seeds:Load", LoadSeeds ? "true" : "false");
         builder.UseSetting("InteropHub:MaxBodyBytes", MaxBodyBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("InteropHub:MaxPageSize", "100");
+        builder.UseSetting("InteropHub:Export:Folder", Path.Combine(Path.GetTempPath(), "interophub-tests", "exports"));
     }
 
     /// <summary>A new hub on the same database, as after a restart.</summary>

@@ -35,6 +35,13 @@ public static class CapabilityStatementBuilder
             ],
         };
 
+        rest.Operation.Add(new CapabilityStatement.OperationComponent
+        {
+            Name = "export",
+            Definition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            Documentation = "System-level Bulk Data export (_type, _since) to NDJSON files served by the hub.",
+        });
+
         foreach (var type in ResourceTypes.All)
         {
             rest.Resource.Add(Resource(type));

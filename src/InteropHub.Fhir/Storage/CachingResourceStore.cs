@@ -22,7 +22,7 @@ public sealed class ReadCacheOptions
 /// </list>
 /// Only single-resource reads use it; searches, history and write sessions always read the database.
 /// </summary>
-public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions options) : IResourceStore, IChangeListener, IAsyncDisposable
+public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions options) : IResourceStore, IChangeListener
 {
     private readonly ConcurrentDictionary<(string Type, string Id), StoredResource> _entries = new();
     private long _bytes;
@@ -88,8 +88,6 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         _serving = false;
         Clear();
     }
-
-    public ValueTask DisposeAsync() => inner is IAsyncDisposable disposable ? disposable.DisposeAsync() : ValueTask.CompletedTask;
 
     private void Evict(string resourceType, string id)
     {
