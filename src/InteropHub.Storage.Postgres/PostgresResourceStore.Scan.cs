@@ -1,50 +1,39 @@
 using System.Runtime.CompilerServices;
 using InteropHub.Fhir.Storage;
-using Npgsql;
+using NpgsqlTypes;
 
 namespace InteropHub.Storage.Postgres;
 
 public sealed partial class PostgresResourceStore : IResourceScanner
 {
-    private const int ScanBatch = 1000;
-
-    /// <summary>Reads in keyset batches, so no snapshot stays open for the whole export and memory stays bounded.</summary>
+    /// <summary>
+    /// One binary COPY of the type's rows: PostgreSQL streams them in a single snapshot (a consistent export) and
+    /// rows are handed on one at a time, so memory stays bounded by a row whatever the count.
+    /// </summary>
     public async IAsyncEnumerable<StoredResource> ScanAsync(string resourceType, DateTimeOffset? since, DateTimeOffset until,
         [EnumeratorCancellation] CancellationToken ct)
     {
-        long after = 0;
-        while (true)
+        if (!Fhir.Resources.ResourceTypes.IsKnown(resourceType))
         {
-            var batch = new List<(long Rid, StoredResource Resource)>(ScanBatch);
-            await using (var command = _dataSource.CreateCommand($"""
-                SELECT {CurrentColumns}, rid FROM resource
-                WHERE resource_type = @t AND NOT deleted AND rid > @after AND last_key >= @since AND last_key < @until
-                ORDER BY rid LIMIT @n
-                """))
-            {
-                command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
-                command.Parameters.Add(new NpgsqlParameter<long>("after", after));
-                command.Parameters.Add(new NpgsqlParameter<long>("since", since is { } s ? VersionKeys.FromInstant(s) : 0));
-                command.Parameters.Add(new NpgsqlParameter<long>("until", VersionKeys.FromInstant(until)));
-                command.Parameters.Add(new NpgsqlParameter<int>("n", ScanBatch));
-                await using var reader = await command.ExecuteReaderAsync(ct);
-                while (await reader.ReadAsync(ct))
-                {
-                    batch.Add((reader.GetInt64(6), ReadCurrentRow(reader)));
-                }
-            }
+            throw new ArgumentException($"'{resourceType}' is not a resource type.", nameof(resourceType));
+        }
 
-            foreach (var (_, resource) in batch)
-            {
-                yield return resource;
-            }
-
-            if (batch.Count < ScanBatch)
-            {
-                yield break;
-            }
-
-            after = batch[^1].Rid;
+        // COPY takes no parameters: the type is a known resource type name (letters only) and the keys are numbers.
+        var from = since is { } s ? VersionKeys.FromInstant(s) : 0;
+        var to = VersionKeys.FromInstant(until);
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var export = await connection.BeginBinaryExportAsync($"""
+            COPY (SELECT id, version, last_key, content FROM resource
+                  WHERE resource_type = '{resourceType}' AND NOT deleted AND last_key >= {from} AND last_key < {to}
+                  ORDER BY rid) TO STDOUT (FORMAT BINARY)
+            """, ct);
+        while (await export.StartRowAsync(ct) != -1)
+        {
+            var id = await export.ReadAsync<string>(NpgsqlDbType.Text, ct);
+            var version = await export.ReadAsync<int>(NpgsqlDbType.Integer, ct);
+            var key = await export.ReadAsync<long>(NpgsqlDbType.Bigint, ct);
+            var content = await export.ReadAsync<byte[]>(NpgsqlDbType.Bytea, ct);
+            yield return new StoredResource(resourceType, id, version, VersionKeys.ToInstant(key), false, content);
         }
     }
 }

@@ -20,6 +20,9 @@ public sealed class ChildProcess : IDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The process id, e.g. to read its peak memory from /proc.</summary>
+    public int Pid => _process.Id;
+
     /// <param name="dll">The program's dll; started as <c>dotnet dll [arguments] --urls http://127.0.0.1:port</c>.</param>
     /// <param name="environment">Configuration as environment variables (e.g. <c>InteropHub__Storage__Provider</c>).</param>
     public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> arguments,
