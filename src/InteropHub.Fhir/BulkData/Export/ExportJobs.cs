@@ -56,7 +56,7 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
 
     private static readonly byte[] NewLine = "\n"u8.ToArray();
 
-    private readonly ConcurrentDictionary<string, CancellationTokenSource> _running = new();
+    private readonly ConcurrentDictionary<string, Running> _running = new();
 
     public string Folder => Path.GetFullPath(options.Folder);
 
@@ -74,8 +74,9 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
         Directory.CreateDirectory(JobFolder(job.Id));
         Save(job);
         var cancel = new CancellationTokenSource();
-        _running[job.Id] = cancel;
-        _ = Task.Run(() => RunAsync(job, cancel.Token), CancellationToken.None);
+        var running = new Running(cancel);
+        _running[job.Id] = running;
+        running.Task = Task.Run(() => RunAsync(job, cancel.Token), CancellationToken.None);
         return job;
     }
 
@@ -83,27 +84,30 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
     public ExportJob Get(string id)
     {
         var path = Path.Combine(JobFolder(id), "job.json");
+        // Asked before reading the state: a job that finishes in between has already saved its final state.
+        var running = _running.ContainsKey(id);
         if (!IsJobId(id) || !File.Exists(path))
         {
             throw new ResourceNotFoundException($"Export job '{id}' is not known (finished jobs are removed when deleted).");
         }
 
         var job = JsonSerializer.Deserialize<ExportJob>(File.ReadAllBytes(path), Json)!;
-        return job.State == ExportState.InProgress && !_running.ContainsKey(id)
+        return job.State == ExportState.InProgress && !running
             ? job with { State = ExportState.Failed, Error = "The hub stopped while this export was running; start a new export." }
             : job;
     }
 
-    /// <summary>Cancels a running job and deletes its files (Bulk Data: DELETE on the status URL).</summary>
-    public void Delete(string id)
+    /// <summary>Cancels a running job, waits for it to stop writing, and deletes its files (Bulk Data: DELETE on the status URL).</summary>
+    public async Task DeleteAsync(string id)
     {
         Get(id);
-        if (_running.TryRemove(id, out var cancel))
+        if (_running.TryGetValue(id, out var running))
         {
-            cancel.Cancel();
+            await running.Cancel.CancelAsync();
+            await running.Task.WaitAsync(TimeSpan.FromSeconds(30));
         }
 
-        TryDeleteFolder(JobFolder(id));
+        Directory.Delete(JobFolder(id), recursive: true);
     }
 
     public string FilePath(string id, string fileName)
@@ -116,10 +120,9 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
 
     public void Dispose()
     {
-        foreach (var cancel in _running.Values)
+        foreach (var running in _running.Values)
         {
-            cancel.Cancel();
-            cancel.Dispose();
+            running.Cancel.Cancel();
         }
     }
 
@@ -165,16 +168,15 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
         {
             // Deleted by the client; the folder is gone.
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
+        catch (Exception e)
         {
+            // Whatever went wrong is the job's outcome, reported on the status URL; nothing may escape a background task.
             Save(job with { State = ExportState.Failed, Error = e.Message });
         }
         finally
         {
-            if (_running.TryRemove(job.Id, out var cancel))
-            {
-                cancel.Dispose();
-            }
+            // The token source is not disposed: a concurrent DELETE may still cancel it (it holds no timer).
+            _running.TryRemove(job.Id, out _);
         }
     }
 
@@ -196,18 +198,10 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
 
     private static bool IsJobId(string id) => id.Length == 32 && id.All(char.IsAsciiHexDigitLower);
 
-    private static void TryDeleteFolder(string folder)
+    private sealed class Running(CancellationTokenSource cancel)
     {
-        try
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-        catch (DirectoryNotFoundException)
-        {
-        }
-        catch (IOException)
-        {
-            // A file still open by the cancelled writer: the job is cancelled and unlisted either way.
-        }
+        public CancellationTokenSource Cancel { get; } = cancel;
+
+        public Task Task { get; set; } = Task.CompletedTask;
     }
 }

@@ -84,9 +84,9 @@ public static class ExportEndpoints
         }
     }
 
-    private static IResult Cancel(string job, ExportJobs jobs)
+    private static async Task<IResult> Cancel(string job, ExportJobs jobs)
     {
-        jobs.Delete(job);
+        await jobs.DeleteAsync(job);
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
 
