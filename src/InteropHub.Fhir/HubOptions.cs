@@ -11,4 +11,13 @@ public sealed class HubOptions
 
     /// <summary>The largest <c>_count</c> honoured; larger values are reduced to it.</summary>
     public int MaxPageSize { get; set; } = 1000;
+
+    /// <summary>
+    /// The hub's public FHIR base URL (e.g. <c>https://hub.example.cn/fhir</c>). References that start with it are
+    /// indexed and searched as local references (search.html#reference); empty when only relative references are local.
+    /// </summary>
+    public string? PublicBaseUrl { get; set; }
+
+    /// <summary>The most resources <c>_include</c>/<c>_revinclude</c> add to one page; past it the page carries a warning.</summary>
+    public int MaxIncludes { get; set; } = 1000;
 }

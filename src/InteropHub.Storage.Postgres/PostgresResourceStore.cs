@@ -1,5 +1,7 @@
 using System.Data;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Storage.Sql;
 using InteropHub.Fhir.Storage;
 using Npgsql;
 
@@ -198,10 +200,38 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return entries;
     }
 
-    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
+        CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        return await FindAsync(connection, null, resourceType, criteria, afterRid, limit, ct);
+        return await FindAsync(connection, null, criteria, sort, after, limit, ct);
+    }
+
+    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var command = Command(connection, null, SearchSql.Count(criteria, SqlDialect.Postgres));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public async Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
+        CancellationToken ct)
+    {
+        if (rids.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var command = Command(connection, null, SearchSql.References(rids, param, targetType, limit));
+        var keys = new List<ResourceKey>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            keys.Add(new ResourceKey(reader.GetString(0), reader.GetString(1)));
+        }
+
+        return keys;
     }
 
     public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
@@ -246,19 +276,42 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
     }
 
-    internal static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string resourceType,
-        SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    internal static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, SearchCriteria criteria,
+        IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand(null, connection, tx);
-        command.CommandText = SearchSql.Build(command.Parameters, resourceType, criteria, afterRid, limit);
+        await using var command = Command(connection, tx, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Postgres));
         var matches = new List<ResourceMatch>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(1)));
+            var values = new object[sort.Count];
+            for (var i = 0; i < values.Length; i++)
+            {
+                values[i] = reader.GetValue(3 + i);
+            }
+
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), values));
         }
 
         return matches;
+    }
+
+    private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? tx, SqlCommandText sql)
+    {
+        var command = new NpgsqlCommand(sql.ToString(), connection, tx);
+        foreach (var (name, value) in sql.Parameters)
+        {
+            command.Parameters.Add(value switch
+            {
+                long l => new NpgsqlParameter<long>(name, l),
+                int i => new NpgsqlParameter<int>(name, i),
+                double d => new NpgsqlParameter<double>(name, d),
+                string text => new NpgsqlParameter<string>(name, text),
+                _ => new NpgsqlParameter(name, value),
+            });
+        }
+
+        return command;
     }
 
     private static StoredResource ReadCurrentRow(NpgsqlDataReader reader) => new(

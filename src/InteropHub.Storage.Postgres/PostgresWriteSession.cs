@@ -24,9 +24,9 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
 
     public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-        PostgresResourceStore.FindAsync(connection, transaction, resourceType, criteria, null, limit, ct);
+        PostgresResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
 
-    public async Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
+    public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
         _changed.Add($"{version.ResourceType}/{version.Id}");
         long rid;
@@ -64,26 +64,62 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             await reader.NextResultAsync(ct);
         }
 
-        // Replace the index rows in one round trip: the insert takes all tokens as parallel arrays.
+        // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
         await using var replace = new NpgsqlBatch(connection, transaction);
-        var clear = new NpgsqlBatchCommand("DELETE FROM token_index WHERE rid = @rid");
-        clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
-        replace.BatchCommands.Add(clear);
-        if (tokens.Count > 0)
+        foreach (var table in Tables)
         {
-            var insert = new NpgsqlBatchCommand("""
-                INSERT INTO token_index (resource_type, param, system, code, rid)
-                SELECT @t, u.param, u.system, u.code, @rid FROM unnest(@params, @systems, @codes) AS u (param, system, code)
-                """);
-            insert.Parameters.Add(new NpgsqlParameter<string>("t", version.ResourceType));
-            insert.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
-            insert.Parameters.Add(new NpgsqlParameter<string[]>("params", tokens.Select(t => t.Param).ToArray()));
-            insert.Parameters.Add(new NpgsqlParameter<string[]>("systems", tokens.Select(t => t.System).ToArray()));
-            insert.Parameters.Add(new NpgsqlParameter<string[]>("codes", tokens.Select(t => t.Code).ToArray()));
-            replace.BatchCommands.Add(insert);
+            var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
+            clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
+            replace.BatchCommands.Add(clear);
         }
 
+        var t = version.ResourceType;
+        Insert(replace, rid, t, "search_string", index.Strings, r => r.Param, r => r.Group,
+            Column("norm", index.Strings, r => r.Normalized), Column("exact", index.Strings, r => r.Exact));
+        Insert(replace, rid, t, "search_token", index.Tokens, r => r.Param, r => r.Group,
+            Column("system", index.Tokens, r => r.System), Column("code", index.Tokens, r => r.Code), Column("text", index.Tokens, r => r.Text));
+        Insert(replace, rid, t, "search_date", index.Dates, r => r.Param, r => r.Group,
+            Column("low", index.Dates, r => r.Low), Column("high", index.Dates, r => r.High));
+        Insert(replace, rid, t, "search_number", index.Numbers, r => r.Param, r => r.Group, Column("value", index.Numbers, r => r.Value));
+        Insert(replace, rid, t, "search_quantity", index.Quantities, r => r.Param, r => r.Group,
+            Column("system", index.Quantities, r => r.System), Column("code", index.Quantities, r => r.Code), Column("value", index.Quantities, r => r.Value),
+            Column("canonical_code", index.Quantities, r => r.CanonicalCode), Column("canonical_value", index.Quantities, r => r.CanonicalValue));
+        Insert(replace, rid, t, "search_uri", index.Uris, r => r.Param, r => r.Group, Column("uri", index.Uris, r => r.Uri));
+        Insert(replace, rid, t, "search_reference", index.References, r => r.Param, r => r.Group,
+            Column("target_type", index.References, r => r.TargetType), Column("target_id", index.References, r => r.TargetId),
+            Column("url", index.References, r => r.Url));
         await replace.ExecuteNonQueryAsync(ct);
+    }
+
+    private static readonly string[] Tables =
+        ["search_string", "search_token", "search_date", "search_number", "search_quantity", "search_uri", "search_reference"];
+
+    private static (string Name, NpgsqlParameter Values) Column<TRow, TValue>(string name, IEnumerable<TRow> rows, Func<TRow, TValue> value) =>
+        (name, new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
+
+    private static void Insert<TRow>(NpgsqlBatch batch, long rid, string resourceType, string table, IReadOnlyCollection<TRow> rows,
+        Func<TRow, string> param, Func<TRow, int> group, params (string Name, NpgsqlParameter Values)[] columns)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        var names = string.Join(", ", columns.Select(c => c.Name));
+        var arrays = string.Join(", ", columns.Select(c => "@" + c.Name));
+        var insert = new NpgsqlBatchCommand(
+            $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT @rid, @t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp " +
+            $"FROM unnest(@params, {arrays}, @groups) AS u (param, {names}, grp)");
+        insert.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
+        insert.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(param).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(group).ToArray()));
+        foreach (var (_, values) in columns)
+        {
+            insert.Parameters.Add(values);
+        }
+
+        batch.BatchCommands.Add(insert);
     }
 
     public async Task CommitAsync(CancellationToken ct)

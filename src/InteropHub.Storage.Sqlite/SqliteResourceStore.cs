@@ -1,7 +1,8 @@
 using System.Data.Common;
 using System.Globalization;
-using System.Text;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Storage.Sql;
 using InteropHub.Fhir.Storage;
 using Microsoft.Data.Sqlite;
 
@@ -133,10 +134,38 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return entries;
     }
 
-    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
+        CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        return await FindAsync(connection, null, resourceType, criteria, afterRid, limit, ct);
+        return await FindAsync(connection, null, criteria, sort, after, limit, ct);
+    }
+
+    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, SearchSql.Count(criteria, SqlDialect.Sqlite));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+    }
+
+    public async Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
+        CancellationToken ct)
+    {
+        if (rids.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, SearchSql.References(rids, param, targetType, limit));
+        var keys = new List<ResourceKey>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            keys.Add(new ResourceKey(reader.GetString(0), reader.GetString(1)));
+        }
+
+        return keys;
     }
 
     public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
@@ -189,66 +218,37 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
     }
 
-    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(SqliteConnection connection, SqliteTransaction? tx, string resourceType,
-        SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct)
+    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(SqliteConnection connection, SqliteTransaction? tx, SearchCriteria criteria,
+        IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
     {
-        await using var command = connection.CreateCommand();
-        command.Transaction = tx;
-        var sql = new StringBuilder("SELECT rid, id FROM resource WHERE resource_type = @t AND deleted = 0");
-        command.Parameters.AddWithValue("@t", resourceType);
-        var n = 0;
-        foreach (var clause in criteria.Clauses)
-        {
-            if (clause.Param == "_id")
-            {
-                var names = clause.Values.Select(v => Add(command, ref n, v.Code));
-                sql.Append(" AND id IN (").AppendJoin(", ", names).Append(')');
-                continue;
-            }
-
-            sql.Append(" AND rid IN (SELECT rid FROM token_index WHERE resource_type = @t AND param = ")
-                .Append(Add(command, ref n, clause.Param)).Append(" AND (");
-            var first = true;
-            foreach (var value in clause.Values)
-            {
-                sql.Append(first ? "" : " OR ").Append("(code = ").Append(Add(command, ref n, value.Code));
-                if (value.System is not null)
-                {
-                    sql.Append(" AND system = ").Append(Add(command, ref n, value.System));
-                }
-
-                sql.Append(')');
-                first = false;
-            }
-
-            sql.Append("))");
-        }
-
-        if (afterRid is { } after)
-        {
-            sql.Append(" AND rid > @after");
-            command.Parameters.AddWithValue("@after", after);
-        }
-
-        sql.Append(" ORDER BY rid LIMIT @limit");
-        command.Parameters.AddWithValue("@limit", limit);
-        command.CommandText = sql.ToString();
-
+        await using var command = Command(connection, tx, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Sqlite));
         var matches = new List<ResourceMatch>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(1)));
+            var values = new object[sort.Count];
+            for (var i = 0; i < values.Length; i++)
+            {
+                values[i] = reader.GetValue(3 + i);
+            }
+
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), values));
         }
 
         return matches;
     }
 
-    private static string Add(SqliteCommand command, ref int n, string value)
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? tx, SqlCommandText sql)
     {
-        var name = "@p" + (n++).ToString(CultureInfo.InvariantCulture);
-        command.Parameters.AddWithValue(name, value);
-        return name;
+        var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = sql.ToString();
+        foreach (var (name, value) in sql.Parameters)
+        {
+            command.Parameters.AddWithValue("@" + name, value);
+        }
+
+        return command;
     }
 
     private static StoredResource ReadCurrentRow(DbDataReader reader) => new(
@@ -283,9 +283,9 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-            SqliteResourceStore.FindAsync(connection, transaction, resourceType, criteria, null, limit, ct);
+            SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
 
-        public async Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
+        public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
         {
             await using (var history = connection.CreateCommand())
             {
@@ -320,34 +320,7 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
                 rid = Convert.ToInt64(await current.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
             }
 
-            await using (var clear = connection.CreateCommand())
-            {
-                clear.Transaction = transaction;
-                clear.CommandText = "DELETE FROM token_index WHERE rid = @rid";
-                clear.Parameters.AddWithValue("@rid", rid);
-                await clear.ExecuteNonQueryAsync(ct);
-            }
-
-            if (tokens.Count == 0)
-            {
-                return;
-            }
-
-            await using var insert = connection.CreateCommand();
-            insert.Transaction = transaction;
-            insert.CommandText = "INSERT INTO token_index (resource_type, param, system, code, rid) VALUES (@t, @p, @s, @c, @rid)";
-            var p = insert.Parameters.Add("@p", SqliteType.Text);
-            var s = insert.Parameters.Add("@s", SqliteType.Text);
-            var c = insert.Parameters.Add("@c", SqliteType.Text);
-            insert.Parameters.AddWithValue("@t", version.ResourceType);
-            insert.Parameters.AddWithValue("@rid", rid);
-            foreach (var token in tokens)
-            {
-                p.Value = token.Param;
-                s.Value = token.System;
-                c.Value = token.Code;
-                await insert.ExecuteNonQueryAsync(ct);
-            }
+            await SqliteIndexWriter.ReplaceAsync(connection, transaction, rid, version.ResourceType, index, ct);
         }
 
         public async Task CommitAsync(CancellationToken ct)

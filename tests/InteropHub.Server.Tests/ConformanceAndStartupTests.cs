@@ -18,7 +18,12 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
         Assert.Contains(patient.Interaction, i => i.Code == CapabilityStatement.TypeRestfulInteraction.Vread);
         Assert.Contains(patient.Interaction, i => i.Code == CapabilityStatement.TypeRestfulInteraction.HistoryInstance);
         Assert.True(patient.ConditionalCreate);
-        Assert.Equal(["_id", "identifier"], patient.SearchParam.Select(p => p.Name));
+        var parameters = patient.SearchParam.Select(p => p.Name).ToList();
+        Assert.Superset(new HashSet<string> { "_id", "_lastUpdated", "_tag", "_profile", "identifier", "name", "family", "birthdate", "organization" },
+            parameters.ToHashSet());
+        Assert.DoesNotContain("_text", parameters);
+        Assert.Equal(SearchParamType.Date, patient.SearchParam.Single(p => p.Name == "birthdate").Type);
+        Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.SearchSystem);
         Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.HistorySystem);
     }
 

@@ -95,7 +95,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         var key = VersionKeys.Next();
         await using (var session = await Store.BeginWriteAsync(Ct))
         {
-            await session.WriteAsync(new VersionRow("Patient", "pretty", 1, key, "PUT", false, json), [], Ct);
+            await session.WriteAsync(new VersionRow("Patient", "pretty", 1, key, "PUT", false, json), SearchIndexEntries.Empty, Ct);
             await session.CommitAsync(Ct);
         }
 

@@ -1,13 +1,13 @@
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Resources;
-using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
 
 namespace InteropHub.Fhir.Conformance;
 
 /// <summary>
 /// Builds the CapabilityStatement from what the server implements (capabilitystatement.html): every concrete
 /// R4 resource type with the interactions the REST endpoints serve, the search parameters the store evaluates
-/// (<see cref="SearchCriteria.SupportedParameters"/>), the formats and the conditional behaviours.
+/// (every parameter of <see cref="SearchParameterRegistry"/>), the formats and the conditional behaviours.
 /// </summary>
 public static class CapabilityStatementBuilder
 {
@@ -28,10 +28,13 @@ public static class CapabilityStatementBuilder
         var rest = new CapabilityStatement.RestComponent
         {
             Mode = CapabilityStatement.RestfulCapabilityMode.Server,
-            Documentation = "InteropHub FHIR R4 REST API. Versioned resources with history, conditional create/update/delete on _id and identifier.",
+            Documentation = "InteropHub FHIR R4 REST API. Versioned resources with history; search on every R4 search parameter "
+                + "(modifiers :missing :exact :contains :text :not :of-type :identifier :[type] :above :below, prefixes, chains, _has, "
+                + "_include/_revinclude, _sort, _total, _summary, _elements); conditional create/update/delete on any criteria.",
             Interaction =
             [
                 new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.HistorySystem },
+                new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.SearchSystem },
             ],
         };
 
@@ -77,24 +80,14 @@ public static class CapabilityStatementBuilder
             ConditionalDelete = CapabilityStatement.ConditionalDeleteStatus.Single,
         };
 
-        component.SearchParam.Add(new CapabilityStatement.SearchParamComponent
+        // Every parameter the registry indexes for the type (search.html): the specification's and the common ones.
+        foreach (var param in SearchParameterRegistry.Default.For(type).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
-            Name = "_id",
-            Definition = "http://hl7.org/fhir/SearchParameter/Resource-id",
-            Type = SearchParamType.Token,
-        });
-
-        var identifier = ModelInfo.SearchParameters.FirstOrDefault(p => p.Resource == type && p.Name == "identifier");
-        if (identifier is not null)
-        {
-            component.SearchParam.Add(new CapabilityStatement.SearchParamComponent
-            {
-                Name = "identifier",
-                Definition = identifier.Url,
-                Type = SearchParamType.Token,
-            });
+            component.SearchParam.Add(new CapabilityStatement.SearchParamComponent { Name = param.Name, Definition = param.Url, Type = param.Type });
         }
 
+        component.SearchInclude = ["*"];
+        component.SearchRevInclude = ["*"];
         return component;
     }
 }

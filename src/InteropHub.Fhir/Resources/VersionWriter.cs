@@ -1,5 +1,6 @@
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 
@@ -27,10 +28,13 @@ public sealed record WriteOutcome(WriteStatus Status, StoredResource? Resource);
 
 /// <summary>
 /// Writes one new version inside a write session: stamps id, versionId and lastUpdated into <c>meta</c>,
-/// serialises once to the bytes that reads will return, and hands the store the version and its index rows.
+/// serialises once to the bytes that reads will return, and hands the store the version and its index rows
+/// (extracted here, so they are written in the same transaction as the version).
 /// </summary>
-public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock)
+public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock, SearchIndexer? indexer = null)
 {
+    private readonly SearchIndexer _indexer = indexer ?? SearchIndexer.Default;
+
     public async Task<StoredResource> SaveAsync(IWriteSession session, Resource resource, string id, StoredResource? previous,
         string method, CancellationToken ct)
     {
@@ -44,7 +48,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         resource.Meta.LastUpdated = lastUpdated;
 
         var json = serializers.ToJsonBytes(resource);
-        await session.WriteAsync(new VersionRow(resource.TypeName, id, version, key, method, false, json), IdentifierIndexer.Extract(resource), ct);
+        await session.WriteAsync(new VersionRow(resource.TypeName, id, version, key, method, false, json), _indexer.Extract(resource), ct);
         return new StoredResource(resource.TypeName, id, version, lastUpdated, false, json, method);
     }
 
@@ -52,7 +56,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     {
         var key = VersionKeys.Next(clock);
         var version = current.VersionId + 1;
-        await session.WriteAsync(new VersionRow(current.ResourceType, current.Id, version, key, "DELETE", true, []), [], ct);
+        await session.WriteAsync(new VersionRow(current.ResourceType, current.Id, version, key, "DELETE", true, []), SearchIndexEntries.Empty, ct);
         return new StoredResource(current.ResourceType, current.Id, version, VersionKeys.ToInstant(key), true, [], "DELETE");
     }
 

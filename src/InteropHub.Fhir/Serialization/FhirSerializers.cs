@@ -114,6 +114,18 @@ public sealed class FhirSerializers
         writer.Flush();
     }
 
+    /// <summary>Serialises only what the filter lets through (<c>_summary</c>, <c>_elements</c>).</summary>
+    public byte[] ToJsonBytes(Base instance, Func<SerializationFilter> filter)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        using (var writer = new Utf8JsonWriter(buffer, CompactWriter))
+        {
+            _json.Serialize(instance, writer, filter);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
     public byte[] ToXmlBytes(Base instance, bool pretty = false)
     {
         using var stream = new MemoryStream();

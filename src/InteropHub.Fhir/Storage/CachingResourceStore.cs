@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Query;
 
 namespace InteropHub.Fhir.Storage;
 
@@ -69,6 +70,14 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
     public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
         inner.FindAsync(resourceType, criteria, afterRid, limit, ct);
 
+    public Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
+        CancellationToken ct) => inner.FindAsync(criteria, sort, after, limit, ct);
+
+    public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
+
+    public Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
+        CancellationToken ct) => inner.FindReferencesAsync(rids, param, targetType, limit, ct);
+
     public Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct) =>
         inner.ReadManyAsync(resourceType, ids, ct);
 
@@ -132,10 +141,10 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             inner.FindAsync(resourceType, criteria, limit, ct);
 
-        public Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct)
+        public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
         {
             _written.Add((version.ResourceType, version.Id));
-            return inner.WriteAsync(version, tokens, ct);
+            return inner.WriteAsync(version, index, ct);
         }
 
         public async Task CommitAsync(CancellationToken ct)

@@ -1,4 +1,5 @@
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Query;
 
 namespace InteropHub.Fhir.Storage;
 
@@ -22,8 +23,25 @@ public interface IResourceStore
     /// <summary>Versions newest first, filtered by type, id and <c>_since</c>, keyset-paged on the version key.</summary>
     Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct);
 
+    /// <summary>
+    /// Live resources of the criteria's types matching them, ordered by <paramref name="sort"/> and then by row id,
+    /// starting after <paramref name="after"/> (keyset paging: the cursor holds the sort values and row id of the
+    /// last match of the previous page, so pages stay correct while data changes).
+    /// </summary>
+    Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct);
+
     /// <summary>Live resources matching the criteria, in row-id order after <paramref name="afterRid"/>.</summary>
-    Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct);
+    Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
+        FindAsync(criteria, [], afterRid is { } rid ? new SearchCursor([], rid) : null, limit, ct);
+
+    /// <summary>How many live resources match (<c>_total=accurate</c>).</summary>
+    Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
+
+    /// <summary>
+    /// The local targets the given resources reference (<c>_include</c>) through <paramref name="param"/> (null: any
+    /// reference parameter), of <paramref name="targetType"/> (null: any type), at most <paramref name="limit"/>.
+    /// </summary>
+    Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit, CancellationToken ct);
 
     /// <summary>The current versions of the given live resources, in the order asked.</summary>
     Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct);
@@ -42,7 +60,8 @@ public interface IWriteSession : IAsyncDisposable
 
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
 
-    Task WriteAsync(VersionRow version, IReadOnlyList<TokenIndexEntry> tokens, CancellationToken ct);
+    /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
+    Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct);
 
     Task CommitAsync(CancellationToken ct);
 }

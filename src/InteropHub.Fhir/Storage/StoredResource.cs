@@ -26,9 +26,6 @@ public sealed record VersionRow(
     bool IsDeleted,
     byte[] Json);
 
-/// <summary>A token index entry (identifier today; every token search parameter once search lands).</summary>
-public sealed record TokenIndexEntry(string Param, string System, string Code);
-
 public sealed record HistoryQuery(
     string? ResourceType,
     string? Id,
@@ -38,5 +35,10 @@ public sealed record HistoryQuery(
 
 public sealed record HistoryEntry(long Key, StoredResource Resource);
 
-/// <summary>A resource matched by a search: its stable row id (the keyset paging key) and logical id.</summary>
-public sealed record ResourceMatch(long Rid, string Id);
+/// <summary>A resource matched by a search: its stable row id (the keyset paging key), logical id, type and sort values.</summary>
+public sealed record ResourceMatch(long Rid, string Id, string ResourceType = "", IReadOnlyList<object>? SortValues = null);
+
+/// <summary>Where a page ends: the sort values (long, double or string, one per sort key) and row id of its last match.</summary>
+public sealed record SearchCursor(IReadOnlyList<object> SortValues, long Rid);
+
+public sealed record ResourceKey(string ResourceType, string Id);

@@ -18,6 +18,8 @@ public static class FhirEndpoints
         var fhir = app.MapGroup("/fhir");
         fhir.MapGet("/metadata", (CapabilityStatementDocument capabilities) => FhirResults.Json(capabilities.Json));
         fhir.MapGet("/_history", SystemHistory);
+        fhir.MapGet("/", SystemSearch);
+        fhir.MapPost("/_search", SystemSearchByForm);
 
         var type = fhir.MapGroup("/{type}").AddEndpointFilter(async (context, next) =>
         {
@@ -35,6 +37,7 @@ public static class FhirEndpoints
         type.MapDelete("/{id}", Delete);
         type.MapGet("/{id}/_history", InstanceHistory);
         type.MapGet("/{id}/_history/{vid}", ReadVersion);
+        type.MapGet("/{id}/{compartmentType}", CompartmentSearch);
         return app;
     }
 
@@ -99,22 +102,46 @@ public static class FhirEndpoints
         return FhirResults.Json(BundleWriter.History(await handler.HandleAsync(history, ct), request));
     }
 
-    private static async Task<IResult> Search(string type, HttpRequest request, SearchResources handler, CancellationToken ct)
+    private static Task<IResult> Search(string type, HttpRequest request, SearchResources handler, CancellationToken ct) =>
+        SearchAsync(type, null, QueryPairs(request.Query), request, handler, ct);
+
+    private static async Task<IResult> SearchByForm(string type, HttpRequest request, SearchResources handler, CancellationToken ct) =>
+        await SearchAsync(type, null, await FormPairsAsync(request, ct), request, handler, ct);
+
+    private static Task<IResult> SystemSearch(HttpRequest request, SearchResources handler, CancellationToken ct) =>
+        SearchAsync(null, null, QueryPairs(request.Query), request, handler, ct);
+
+    private static async Task<IResult> SystemSearchByForm(HttpRequest request, SearchResources handler, CancellationToken ct) =>
+        await SearchAsync(null, null, await FormPairsAsync(request, ct), request, handler, ct);
+
+    private static Task<IResult> CompartmentSearch(string type, string id, string compartmentType, HttpRequest request, SearchResources handler,
+        CancellationToken ct)
     {
-        var query = request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
-        return FhirResults.Json(BundleWriter.SearchSet(await handler.HandleAsync(new SearchRequest(type, query), ct), request));
+        ResourceTypes.EnsureKnown(compartmentType);
+        return SearchAsync(compartmentType, new Fhir.Storage.ResourceKey(type, id), QueryPairs(request.Query), request, handler, ct);
     }
 
-    private static async Task<IResult> SearchByForm(string type, HttpRequest request, SearchResources handler, CancellationToken ct)
+    private static async Task<IResult> SearchAsync(string? type, Fhir.Storage.ResourceKey? compartment, List<KeyValuePair<string, string>> query,
+        HttpRequest request, SearchResources handler, CancellationToken ct)
+    {
+        // search.html#errors: Prefer: handling=lenient ignores what the server does not understand (and says so).
+        var lenient = request.Headers["Prefer"].Any(p => p is not null && p.Contains("handling=lenient", StringComparison.Ordinal));
+        var page = await handler.HandleAsync(new SearchRequest(type, query, lenient, compartment), ct);
+        return FhirResults.Json(BundleWriter.SearchSet(page, request));
+    }
+
+    private static List<KeyValuePair<string, string>> QueryPairs(IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> query) =>
+        query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+
+    private static async Task<List<KeyValuePair<string, string>>> FormPairsAsync(HttpRequest request, CancellationToken ct)
     {
         if (!request.HasFormContentType)
         {
-            throw new Fhir.Errors.UnsupportedMediaTypeException("POST [type]/_search takes an application/x-www-form-urlencoded body.");
+            throw new Fhir.Errors.UnsupportedMediaTypeException("POST …/_search takes an application/x-www-form-urlencoded body.");
         }
 
         var form = await request.ReadFormAsync(ct);
-        var query = request.Query.Concat(form).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
-        return FhirResults.Json(BundleWriter.SearchSet(await handler.HandleAsync(new SearchRequest(type, query), ct), request));
+        return QueryPairs(request.Query.Concat(form));
     }
 
     private static SearchCriteria Criteria(string type, HttpRequest request) =>

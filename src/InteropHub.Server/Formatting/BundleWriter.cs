@@ -20,7 +20,8 @@ public static class BundleWriter
     public static byte[] History(HistoryPage page, HttpRequest request)
     {
         var baseUrl = FhirResults.BaseUrl(request);
-        return Write("history", request, page.NextCursor, writer =>
+        var next = page.NextCursor is { } cursor ? PageUrl(request, cursor) : null;
+        return Write("history", PageUrl(request, null), next, null, writer =>
         {
             foreach (var entry in page.Entries)
             {
@@ -48,26 +49,62 @@ public static class BundleWriter
         });
     }
 
+    /// <summary>
+    /// A searchset (search.html#bundle): matches, then included resources, then an OperationOutcome of warnings;
+    /// the self link shows the parameters the server applied, the next link carries the continuation key.
+    /// </summary>
     public static byte[] SearchSet(SearchPage page, HttpRequest request)
     {
         var baseUrl = FhirResults.BaseUrl(request);
-        return Write("searchset", request, page.NextCursor, writer =>
+        var path = SearchPath(request);
+        var self = page.SelfQuery.Length > 0 ? $"{path}?{page.SelfQuery}" : path;
+        var next = page.NextQuery is { } query ? $"{path}?{query}" : null;
+        var outcome = page.Outcome is { } issues ? request.HttpContext.RequestServices.GetRequiredService<FhirSerializers>().ToJsonBytes(issues) : null;
+        return Write("searchset", self, next, page.Total, writer =>
         {
-            foreach (var resource in page.Resources)
+            foreach (var resource in page.Matches)
+            {
+                SearchEntry(writer, baseUrl, resource, "match");
+            }
+
+            foreach (var resource in page.Included)
+            {
+                SearchEntry(writer, baseUrl, resource, "include");
+            }
+
+            if (outcome is not null)
             {
                 writer.WriteStartObject();
-                writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
                 writer.WritePropertyName("resource");
-                writer.WriteRawValue(resource.Json, skipInputValidation: true);
+                writer.WriteRawValue(outcome, skipInputValidation: true);
                 writer.WriteStartObject("search");
-                writer.WriteString("mode", "match");
+                writer.WriteString("mode", "outcome");
                 writer.WriteEndObject();
                 writer.WriteEndObject();
             }
         });
     }
 
-    private static byte[] Write(string type, HttpRequest request, long? nextCursor, Action<Utf8JsonWriter> entries)
+    private static void SearchEntry(Utf8JsonWriter writer, string baseUrl, StoredResource resource, string mode)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
+        writer.WritePropertyName("resource");
+        writer.WriteRawValue(resource.Json, skipInputValidation: true);
+        writer.WriteStartObject("search");
+        writer.WriteString("mode", mode);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The search URL without query; a POST to <c>…/_search</c> is linked as the equivalent GET.</summary>
+    private static string SearchPath(HttpRequest request)
+    {
+        var path = $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}";
+        return path.EndsWith("/_search", StringComparison.Ordinal) ? path[..^"/_search".Length] : path;
+    }
+
+    private static byte[] Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries)
     {
         var buffer = new ArrayBufferWriter<byte>(16384);
         using (var writer = new Utf8JsonWriter(buffer, Options))
@@ -79,11 +116,16 @@ public static class BundleWriter
             writer.WriteString("lastUpdated", Instant(DateTimeOffset.UtcNow));
             writer.WriteEndObject();
             writer.WriteString("type", type);
-            writer.WriteStartArray("link");
-            Link(writer, "self", PageUrl(request, null));
-            if (nextCursor is { } next)
+            if (total is { } count)
             {
-                Link(writer, "next", PageUrl(request, next));
+                writer.WriteNumber("total", count);
+            }
+
+            writer.WriteStartArray("link");
+            Link(writer, "self", self);
+            if (next is not null)
+            {
+                Link(writer, "next", next);
             }
 
             writer.WriteEndArray();

@@ -1,35 +1,199 @@
+using Hl7.Fhir.Model;
+using Hl7.Fhir.Serialization;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 
 namespace InteropHub.Fhir.Resources.Search;
 
-public sealed record SearchRequest(string ResourceType, IReadOnlyList<KeyValuePair<string, string>> Query);
+/// <param name="ResourceType">The type searched, or null for a system search (<c>_type</c> names the types).</param>
+/// <param name="Lenient"><c>Prefer: handling=lenient</c>: unknown parameters are ignored and reported, not refused.</param>
+/// <param name="Compartment">For <c>GET [base]/Patient/123/Encounter</c>: the compartment's type and id.</param>
+public sealed record SearchRequest(
+    string? ResourceType,
+    IReadOnlyList<KeyValuePair<string, string>> Query,
+    bool Lenient = false,
+    ResourceKey? Compartment = null);
 
-public sealed record SearchPage(IReadOnlyList<StoredResource> Resources, long? NextCursor, int Count);
+/// <param name="Matches">The page's matches (search.mode = match), already subsetted for _summary/_elements.</param>
+/// <param name="Included">Resources added by _include/_revinclude (search.mode = include).</param>
+/// <param name="Outcome">Warnings for the bundle (search.mode = outcome): ignored parameters, the include cap.</param>
+/// <param name="SelfQuery">The query string of the parameters applied (for Bundle.link self).</param>
+/// <param name="NextQuery">The query string of the next page, or null on the last page.</param>
+public sealed record SearchPage(
+    IReadOnlyList<StoredResource> Matches,
+    IReadOnlyList<StoredResource> Included,
+    OperationOutcome? Outcome,
+    long? Total,
+    string SelfQuery,
+    string? NextQuery);
 
 /// <summary>
-/// Type-level search (http.html#search) over the parameters <see cref="SearchCriteria"/> understands, in
-/// row-id order with keyset paging. The full search engine replaces the criteria, not this path.
+/// Type, system and compartment search (http.html#search, search.html): parses and validates the query, asks the
+/// store for one keyset page, adds the total, the included resources and the warnings, and applies _summary or
+/// _elements. Result order is _sort then row id, so pages stay stable while resources are written.
 /// </summary>
-public sealed class SearchResources(IResourceStore store, HubOptions options)
+public sealed class SearchResources(IResourceStore store, HubOptions options, SearchParser parser, FhirSerializers serializers)
 {
+    private const int MaxIterations = 4;
+
+    private static readonly Coding Subsetted = new("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED", "subsetted");
+
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {
-        var criteria = SearchCriteria.Parse(request.ResourceType, request.Query);
-        var count = Paging.Count(Last(request.Query, "_count"), options);
-        var cursor = Paging.Cursor(Last(request.Query, Paging.CursorParameter));
-        if (count == 0)
+        var types = Types(request);
+        var query = parser.ParseQuery(types, request.Query, request.Lenient);
+        var criteria = request.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
+        var issues = new List<OperationOutcome.IssueComponent>(criteria.Ignored);
+        var applied = criteria.Applied.Concat(query.ResultParameters).ToList();
+        if (request.ResourceType is null && types.Count > 0)
         {
-            return new SearchPage([], null, 0);
+            applied.Insert(0, new("_type", string.Join(',', types)));
         }
 
-        var matches = await store.FindAsync(request.ResourceType, criteria, cursor, count + 1, ct);
-        var more = matches.Count > count;
-        var page = more ? matches.Take(count).ToList() : matches;
-        var resources = await store.ReadManyAsync(request.ResourceType, page.Select(m => m.Id).ToList(), ct);
-        return new SearchPage(resources, more ? page[^1].Rid : null, count);
+        if (query.Summary == SummaryMode.Count)
+        {
+            var count = await store.CountAsync(criteria, ct);
+            return new SearchPage([], [], Outcome(issues), count, SearchCursorText.Query(applied), null);
+        }
+
+        var cursor = SearchCursorText.Decode(query.Cursor, query.Sort);
+        var matches = query.Count == 0 ? [] : await store.FindAsync(criteria, query.Sort, cursor, query.Count + 1, ct);
+        var more = matches.Count > query.Count;
+        var page = more ? matches.Take(query.Count).ToList() : matches;
+        var resources = await ReadAsync(page, ct);
+        long? total = query.Total == TotalMode.None ? null : await store.CountAsync(criteria, ct);
+        var included = await IncludeAsync(query, page, issues, ct);
+
+        var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
+        string? next = more ? SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(page[^1]))]) : null;
+        return new SearchPage(Subset(resources, query), included, Outcome(issues), total, SearchCursorText.Query(self), next);
     }
 
-    private static string? Last(IReadOnlyList<KeyValuePair<string, string>> query, string name) =>
-        query.LastOrDefault(p => p.Key == name).Value;
+    private static List<string> Types(SearchRequest request)
+    {
+        var named = request.Query.Where(p => p.Key == "_type").SelectMany(p => p.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Distinct(StringComparer.Ordinal).ToList();
+        if (request.ResourceType is { } type)
+        {
+            if (named.Count > 0 && !request.Lenient)
+            {
+                throw new InvalidInputException("_type is for a search across types (GET [base]?_type=…), not for a search of one type.", "_type");
+            }
+
+            return [type];
+        }
+
+        foreach (var name in named)
+        {
+            if (!ResourceTypes.IsKnown(name))
+            {
+                throw new InvalidInputException($"'{name}' in _type is not a resource type.", "_type");
+            }
+        }
+
+        return named;
+    }
+
+    private async Task<List<StoredResource>> ReadAsync(IReadOnlyList<ResourceMatch> matches, CancellationToken ct)
+    {
+        var found = new Dictionary<(string, string), StoredResource>();
+        foreach (var group in matches.GroupBy(m => m.ResourceType))
+        {
+            foreach (var resource in await store.ReadManyAsync(group.Key, group.Select(m => m.Id).ToList(), ct))
+            {
+                found[(resource.ResourceType, resource.Id)] = resource;
+            }
+        }
+
+        return matches.Select(m => found.GetValueOrDefault((m.ResourceType, m.Id))).OfType<StoredResource>().ToList();
+    }
+
+    /// <summary>
+    /// _include and _revinclude (search.html#include), following :iterate up to <see cref="MaxIterations"/> rounds, and
+    /// stopping at <see cref="HubOptions.MaxIncludes"/> with a warning rather than running on.
+    /// </summary>
+    private async Task<List<StoredResource>> IncludeAsync(SearchQuery query, IReadOnlyList<ResourceMatch> page, List<OperationOutcome.IssueComponent> issues,
+        CancellationToken ct)
+    {
+        var included = new List<StoredResource>();
+        if (query.Includes.Count == 0 && query.RevIncludes.Count == 0)
+        {
+            return included;
+        }
+
+        var seen = page.Select(m => (m.ResourceType, m.Id)).ToHashSet();
+        IReadOnlyList<ResourceMatch> frontier = page;
+        var capped = false;
+        for (var round = 0; round < MaxIterations && frontier.Count > 0 && !capped; round++)
+        {
+            var found = new List<ResourceMatch>();
+            foreach (var include in query.Includes.Where(i => round == 0 || i.Iterate))
+            {
+                var sources = frontier.Where(m => include.SourceType == "*" || m.ResourceType == include.SourceType).Select(m => m.Rid).ToList();
+                var keys = await store.FindReferencesAsync(sources, include.Param, include.TargetType, options.MaxIncludes + 1, ct);
+                foreach (var group in keys.Where(k => !seen.Contains((k.ResourceType, k.Id))).GroupBy(k => k.ResourceType))
+                {
+                    var byId = new SearchCriteria([group.Key], [new IdCriterion(group.Select(k => k.Id).ToList())], [], []);
+                    found.AddRange(await store.FindAsync(byId, [], null, options.MaxIncludes + 1, ct));
+                }
+            }
+
+            foreach (var include in query.RevIncludes.Where(i => (round == 0 || i.Iterate) && i.Param is not null))
+            {
+                var targets = frontier.Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
+                var referring = new SearchCriteria([include.SourceType], [new IndexCriterion(include.Param!, IndexTable.References, targets)], [], []);
+                found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
+            }
+
+            var fresh = found.Where(m => seen.Add((m.ResourceType, m.Id))).ToList();
+            if (included.Count + fresh.Count > options.MaxIncludes)
+            {
+                fresh = fresh.Take(options.MaxIncludes - included.Count).ToList();
+                capped = true;
+                issues.Add(new OperationOutcome.IssueComponent
+                {
+                    Severity = OperationOutcome.IssueSeverity.Warning,
+                    Code = OperationOutcome.IssueType.TooCostly,
+                    Diagnostics = $"_include/_revinclude matched more than {options.MaxIncludes} resources (InteropHub:MaxIncludes); the page includes the first {options.MaxIncludes}.",
+                });
+            }
+
+            included.AddRange(await ReadAsync(fresh, ct));
+            frontier = fresh;
+        }
+
+        return included;
+    }
+
+    /// <summary>_summary and _elements (search.html#summary, #elements): the parts asked for, tagged SUBSETTED.</summary>
+    private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query)
+    {
+        Func<SerializationFilter>? filter = query.Summary switch
+        {
+            SummaryMode.True => SerializationFilter.ForSummary,
+            SummaryMode.Text => SerializationFilter.ForText,
+            SummaryMode.Data => SerializationFilter.ForData,
+            _ when query.Elements is { } elements => () => SerializationFilter.ForElements([.. elements, "meta"]),
+            _ => null,
+        };
+        if (filter is null)
+        {
+            return resources;
+        }
+
+        return resources.Select(stored =>
+        {
+            var resource = serializers.ParseStored(stored.Json);
+            resource.Meta ??= new Meta();
+            resource.Meta.Tag.Add(Subsetted);
+            return stored with { Json = serializers.ToJsonBytes(resource, filter) };
+        }).ToList();
+    }
+
+    private static OperationOutcome? Outcome(List<OperationOutcome.IssueComponent> issues) =>
+        issues.Count == 0 ? null : new OperationOutcome { Issue = issues };
 }

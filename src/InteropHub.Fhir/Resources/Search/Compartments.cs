@@ -1,0 +1,50 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Resources.Search;
+
+/// <summary>
+/// Compartment search (compartmentdefinition.html, http.html#search): <c>GET [base]/Patient/123/Encounter</c> is the
+/// Encounters in Patient 123's compartment. The SDK ships no CompartmentDefinition resources, so membership is
+/// derived from the search parameters: a resource belongs to the compartment of C/id when one of its reference
+/// parameters whose declared targets include C (not "any type") points to C/id. For the spec's compartments
+/// (Patient, Encounter, RelatedPerson, Practitioner, Device) this gives the parameters the definitions list, plus
+/// occasionally a few more.
+/// </summary>
+public static class Compartments
+{
+    private static readonly HashSet<string> CompartmentTypes = new(StringComparer.Ordinal) { "Patient", "Encounter", "RelatedPerson", "Practitioner", "Device" };
+
+    public static SearchCriteria Restrict(SearchCriteria criteria, ResourceKey compartment, SearchParameterRegistry registry)
+    {
+        if (!CompartmentTypes.Contains(compartment.ResourceType))
+        {
+            throw new ResourceNotFoundException($"{compartment.ResourceType} is not a compartment; compartments are {string.Join(", ", CompartmentTypes)}.");
+        }
+
+        ResourceTypes.EnsureValidId(compartment.Id);
+        var type = criteria.ResourceTypes[0];
+        var links = new List<Criterion>();
+        if (type == compartment.ResourceType)
+        {
+            links.Add(new IdCriterion([compartment.Id]));
+        }
+
+        var target = new ReferenceCondition(compartment.ResourceType, compartment.Id, null);
+        foreach (var param in registry.For(type).Values.Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains(compartment.ResourceType)))
+        {
+            links.Add(new IndexCriterion(param.Name, IndexTable.References, [target]));
+        }
+
+        if (links.Count == 0)
+        {
+            throw new InvalidInputException($"No {type} can be in the compartment of {compartment.ResourceType}/{compartment.Id}.");
+        }
+
+        return new SearchCriteria(criteria.ResourceTypes, [new AnyCriterion(links), .. criteria.Criteria], criteria.Applied, criteria.Ignored);
+    }
+}

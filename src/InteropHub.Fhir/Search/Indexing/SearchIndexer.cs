@@ -1,0 +1,311 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Search.Indexing;
+
+/// <summary>
+/// Extracts the index rows of a resource at write time, for every search parameter of its type. Each parameter's
+/// expression is compiled once per resource type (<see cref="ElementPath"/>) and the values it selects are turned
+/// into typed rows as search.html describes for each parameter type.
+/// </summary>
+public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions options)
+{
+    public static readonly SearchIndexer Default = new(SearchParameterRegistry.Default, new HubOptions());
+
+    private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
+    private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
+
+    public SearchParameterRegistry Registry => registry;
+
+    public SearchIndexEntries Extract(Resource resource)
+    {
+        var entries = new SearchIndexEntries();
+        foreach (var param in Plan(resource.TypeName))
+        {
+            if (param.Components is { } components)
+            {
+                var group = 0;
+                foreach (var element in param.Path.Select(resource))
+                {
+                    group++;
+                    for (var i = 0; i < components.Length; i++)
+                    {
+                        var (component, path) = components[i];
+                        var key = SearchParam.ComponentKey(param.Param.Name, i);
+                        foreach (var value in path.Select(element))
+                        {
+                            Add(entries, component, key, value, group);
+                        }
+                    }
+                }
+
+                continue;
+            }
+
+            foreach (var value in param.Path.Select(resource))
+            {
+                Add(entries, param.Param, param.Param.Name, value, 0);
+            }
+        }
+
+        return entries;
+    }
+
+    private CompiledParam[] Plan(string resourceType)
+    {
+        var version = registry.Version;
+        if (_plans.TryGetValue(resourceType, out var plan) && plan.Version == version)
+        {
+            return plan.Params;
+        }
+
+        var compiled = registry.For(resourceType).Values
+            .Where(p => p.Type != SearchParamType.Composite || p.Components.Count > 0)
+            .Select(p => new CompiledParam(
+                p,
+                ElementPath.Compile(p.Expression, resourceType),
+                p.Type == SearchParamType.Composite ? p.Components.Select(c => (c.Param, ElementPath.Compile(c.Expression, null))).ToArray() : null))
+            .ToArray();
+        _plans[resourceType] = (version, compiled);
+        return compiled;
+    }
+
+    private void Add(SearchIndexEntries entries, SearchParam param, string key, Base value, int group)
+    {
+        switch (param.Type)
+        {
+            case SearchParamType.String:
+                AddStrings(entries, key, value, group);
+                break;
+            case SearchParamType.Token:
+                AddTokens(entries, key, value, group);
+                break;
+            case SearchParamType.Date:
+                if (Dates(value) is { } range)
+                {
+                    entries.Dates.Add(new DateIndexRow(key, range.Low, range.High, group));
+                }
+
+                break;
+            case SearchParamType.Number:
+                if (Number(value) is { } number)
+                {
+                    entries.Numbers.Add(new NumberIndexRow(key, number, group));
+                }
+
+                break;
+            case SearchParamType.Quantity:
+                AddQuantity(entries, key, value, group);
+                break;
+            case SearchParamType.Uri:
+                if (value is PrimitiveType { JsonValue: string uri } && uri.Length > 0)
+                {
+                    entries.Uris.Add(new UriIndexRow(key, uri, group));
+                }
+
+                break;
+            case SearchParamType.Reference:
+                AddReference(entries, key, value, group);
+                break;
+        }
+    }
+
+    private static void AddStrings(SearchIndexEntries entries, string key, Base value, int group)
+    {
+        switch (value)
+        {
+            case HumanName name:
+                AddString(entries, key, name.Family, group);
+                AddString(entries, key, name.Text, group);
+                foreach (var part in name.Given.Concat(name.Prefix).Concat(name.Suffix))
+                {
+                    AddString(entries, key, part, group);
+                }
+
+                // Chinese names are written family then given without a space (张三): index the whole name too, so
+                // name=张三 matches a name recorded as family 张, given 三.
+                var whole = (name.Family ?? "") + string.Concat(name.Given);
+                if (TextNormalizer.HasIdeographs(whole))
+                {
+                    AddString(entries, key, whole, group);
+                }
+
+                break;
+            case Address address:
+                AddString(entries, key, address.Text, group);
+                foreach (var part in address.Line.Append(address.City).Append(address.District).Append(address.State)
+                             .Append(address.PostalCode).Append(address.Country))
+                {
+                    AddString(entries, key, part, group);
+                }
+
+                break;
+            case PrimitiveType { JsonValue: { } primitive }:
+                AddString(entries, key, Convert.ToString(primitive, CultureInfo.InvariantCulture), group);
+                break;
+        }
+    }
+
+    private static void AddString(SearchIndexEntries entries, string key, string? text, int group)
+    {
+        if (!string.IsNullOrWhiteSpace(text))
+        {
+            entries.Strings.Add(new StringIndexRow(key, TextNormalizer.Normalize(text), text, group));
+        }
+    }
+
+    private static void AddTokens(SearchIndexEntries entries, string key, Base value, int group)
+    {
+        switch (value)
+        {
+            case Coding coding:
+                AddCoding(entries, key, coding, group);
+                break;
+            case CodeableConcept concept:
+                foreach (var coding in concept.Coding)
+                {
+                    AddCoding(entries, key, coding, group);
+                }
+
+                if (!string.IsNullOrWhiteSpace(concept.Text))
+                {
+                    entries.Tokens.Add(new TokenIndexRow(key, "", "", TextNormalizer.Normalize(concept.Text), group));
+                }
+
+                break;
+            case Identifier identifier when !string.IsNullOrEmpty(identifier.Value):
+                entries.Tokens.Add(new TokenIndexRow(key, identifier.System ?? "", identifier.Value,
+                    identifier.Type?.Text is { Length: > 0 } typeText ? TextNormalizer.Normalize(typeText) : "", group));
+                foreach (var type in identifier.Type?.Coding ?? [])
+                {
+                    // identifier:of-type=system|code|value (search.html#token)
+                    entries.Tokens.Add(new TokenIndexRow(SearchParam.OfTypeKey(key), type.System ?? "", $"{type.Code}|{identifier.Value}", "", group));
+                }
+
+                break;
+            case ContactPoint contact when !string.IsNullOrEmpty(contact.Value):
+                entries.Tokens.Add(new TokenIndexRow(key, contact.SystemElement?.JsonValue as string ?? "", contact.Value, "", group));
+                break;
+            case FhirBoolean { Value: { } flag }:
+                entries.Tokens.Add(new TokenIndexRow(key, "", flag ? "true" : "false", "", group));
+                break;
+            case PrimitiveType { JsonValue: { } primitive }:
+                var code = Convert.ToString(primitive, CultureInfo.InvariantCulture);
+                if (!string.IsNullOrEmpty(code))
+                {
+                    entries.Tokens.Add(new TokenIndexRow(key, "", code, "", group));
+                }
+
+                break;
+        }
+    }
+
+    private static void AddCoding(SearchIndexEntries entries, string key, Coding coding, int group)
+    {
+        if (!string.IsNullOrEmpty(coding.Code) || !string.IsNullOrEmpty(coding.Display))
+        {
+            entries.Tokens.Add(new TokenIndexRow(key, coding.System ?? "", coding.Code ?? "",
+                string.IsNullOrWhiteSpace(coding.Display) ? "" : TextNormalizer.Normalize(coding.Display), group));
+        }
+    }
+
+    private static DateRange? Dates(Base value)
+    {
+        switch (value)
+        {
+            case Date or FhirDateTime or Instant or FhirString when value is PrimitiveType { JsonValue: { } raw }:
+                var text = raw is DateTimeOffset instant ? instant.ToString("o", CultureInfo.InvariantCulture) : Convert.ToString(raw, CultureInfo.InvariantCulture);
+                return DateRange.TryParse(text, out var range) ? range : null;
+            case Period period:
+                var start = DateRange.TryParse(period.Start, out var s) ? s.Low : DateRange.Min;
+                var end = DateRange.TryParse(period.End, out var e) ? e.High : DateRange.Max;
+                return period.Start is null && period.End is null ? null : new DateRange(start, end);
+            case Timing timing:
+                var events = timing.EventElement.Select(x => DateRange.TryParse(x.Value, out var r) ? r : (DateRange?)null).OfType<DateRange>().ToList();
+                if (timing.Repeat?.Bounds is Period bounds && Dates(bounds) is { } b)
+                {
+                    events.Add(b);
+                }
+
+                return events.Count == 0 ? null : new DateRange(events.Min(x => x.Low), events.Max(x => x.High));
+            default:
+                return null;
+        }
+    }
+
+    private static double? Number(Base value) => value switch
+    {
+        FhirDecimal { Value: { } d } => (double)d,
+        Integer { Value: { } i } => i,
+        PositiveInt { Value: { } p } => p,
+        UnsignedInt { Value: { } u } => u,
+        Integer64 { Value: { } l } => l,
+        _ => null,
+    };
+
+    private static void AddQuantity(SearchIndexEntries entries, string key, Base value, int group)
+    {
+        switch (value)
+        {
+            case Quantity { Value: { } amount } quantity:
+                var code = quantity.Code ?? quantity.Unit ?? "";
+                var system = quantity.System ?? "";
+                var number = (double)amount;
+                var canonicalCode = code;
+                var canonicalValue = number;
+                if (system == UcumUnits.System && UcumUnits.TryCanonical(code, number, out var unit, out var converted))
+                {
+                    canonicalCode = unit;
+                    canonicalValue = converted;
+                }
+
+                entries.Quantities.Add(new QuantityIndexRow(key, system, code, number, canonicalCode, canonicalValue, group));
+                break;
+            case Money { Value: { } amount } money:
+                var currency = money.CurrencyElement?.JsonValue as string ?? "";
+                entries.Quantities.Add(new QuantityIndexRow(key, "urn:iso:std:iso:4217", currency, (double)amount, currency, (double)amount, group));
+                break;
+            case Hl7.Fhir.Model.Range range:
+                if (range.Low is { } low)
+                {
+                    AddQuantity(entries, key, low, group);
+                }
+
+                if (range.High is { } high)
+                {
+                    AddQuantity(entries, key, high, group);
+                }
+
+                break;
+        }
+    }
+
+    private void AddReference(SearchIndexEntries entries, string key, Base value, int group)
+    {
+        switch (value)
+        {
+            case ResourceReference reference:
+                if (ReferenceText.Parse(reference.Reference, _localBase) is { } target)
+                {
+                    entries.References.Add(new ReferenceIndexRow(key, target.Type, target.Id, target.Url, group));
+                }
+
+                if (reference.Identifier is { Value.Length: > 0 } identifier)
+                {
+                    entries.Tokens.Add(new TokenIndexRow(SearchParam.IdentifierKey(key), identifier.System ?? "", identifier.Value, "", group));
+                }
+
+                break;
+            case PrimitiveType { JsonValue: string url } when url.Length > 0:
+                // canonical and uri references: compared as URL, without a version suffix (search.html#versions)
+                var bar = url.IndexOf('|', StringComparison.Ordinal);
+                entries.References.Add(new ReferenceIndexRow(key, "", "", bar > 0 ? url[..bar] : url, group));
+                break;
+        }
+    }
+
+    private sealed record CompiledParam(SearchParam Param, ElementPath Path, (SearchParam Param, ElementPath Path)[]? Components);
+}

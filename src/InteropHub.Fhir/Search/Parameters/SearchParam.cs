@@ -1,0 +1,58 @@
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Fhir.Search.Parameters;
+
+/// <summary>
+/// One search parameter as the hub indexes and evaluates it (searchparameter.html): its code, type and FHIRPath
+/// expression, the resource types a reference may point to, and for a composite the component parameters with
+/// their expressions relative to the composite's element.
+/// </summary>
+public sealed record SearchParam(
+    string Name,
+    SearchParamType Type,
+    string Url,
+    string Expression,
+    IReadOnlyList<string> Targets,
+    IReadOnlyList<CompositeComponent> Components)
+{
+    /// <summary>The index table the values of this parameter live in (composites store one row per component).</summary>
+    public IndexTable Table => TableFor(Type);
+
+    public static IndexTable TableFor(SearchParamType type) => type switch
+    {
+        SearchParamType.String => IndexTable.Strings,
+        SearchParamType.Token => IndexTable.Tokens,
+        SearchParamType.Date => IndexTable.Dates,
+        SearchParamType.Number => IndexTable.Numbers,
+        SearchParamType.Quantity => IndexTable.Quantities,
+        SearchParamType.Uri => IndexTable.Uris,
+        SearchParamType.Reference => IndexTable.References,
+        _ => IndexTable.None,
+    };
+
+    /// <summary>The index key of component <paramref name="index"/> of a composite: rows of one element share a group number.</summary>
+    public static string ComponentKey(string composite, int index) => $"{composite}${index}";
+
+    /// <summary>The token index key under which a reference parameter keeps <c>Reference.identifier</c> (for <c>:identifier</c>).</summary>
+    public static string IdentifierKey(string reference) => reference + ":identifier";
+
+    /// <summary>The token index key under which an identifier parameter keeps type|value pairs (for <c>:of-type</c>).</summary>
+    public static string OfTypeKey(string identifier) => identifier + ":of-type";
+}
+
+/// <param name="Param">The component's own parameter (its type decides how the component is indexed and parsed).</param>
+/// <param name="Expression">FHIRPath relative to the element the composite's expression selects.</param>
+public sealed record CompositeComponent(SearchParam Param, string Expression);
+
+/// <summary>The typed index tables (both stores have one table per kind).</summary>
+public enum IndexTable
+{
+    None,
+    Strings,
+    Tokens,
+    Dates,
+    Numbers,
+    Quantities,
+    Uris,
+    References,
+}

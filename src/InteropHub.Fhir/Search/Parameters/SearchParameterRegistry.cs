@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Resources;
+
+namespace InteropHub.Fhir.Search.Parameters;
+
+/// <summary>
+/// Every search parameter the hub indexes, per resource type: the R4 specification's parameters (the SDK's
+/// <see cref="ModelInfo.SearchParameters"/>), the parameters every resource has (search.html#all: <c>_id</c>,
+/// <c>_lastUpdated</c>, <c>_tag</c>, <c>_profile</c>, <c>_security</c>, <c>_source</c>) and custom SearchParameter
+/// resources added at start-up. Parameters without an expression (<c>_text</c>, <c>_content</c>, …) are not
+/// indexable, so they are not listed and a search naming them is refused rather than silently ignored.
+/// </summary>
+public sealed class SearchParameterRegistry
+{
+    /// <summary>The registry of the specification's parameters; custom parameters go into a registry of their own.</summary>
+    public static readonly SearchParameterRegistry Default = new();
+
+    private static readonly SearchParam[] Common =
+    [
+        new("_id", SearchParamType.Token, "http://hl7.org/fhir/SearchParameter/Resource-id", "Resource.id", [], []),
+        new("_lastUpdated", SearchParamType.Date, "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "Resource.meta.lastUpdated", [], []),
+        new("_tag", SearchParamType.Token, "http://hl7.org/fhir/SearchParameter/Resource-tag", "Resource.meta.tag", [], []),
+        new("_profile", SearchParamType.Uri, "http://hl7.org/fhir/SearchParameter/Resource-profile", "Resource.meta.profile", [], []),
+        new("_security", SearchParamType.Token, "http://hl7.org/fhir/SearchParameter/Resource-security", "Resource.meta.security", [], []),
+        new("_source", SearchParamType.Uri, "http://hl7.org/fhir/SearchParameter/Resource-source", "Resource.meta.source", [], []),
+    ];
+
+    private readonly ConcurrentDictionary<string, FrozenDictionary<string, SearchParam>> _byType = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, List<(string Base, SearchParam Param)>> _custom = new(StringComparer.Ordinal);
+    private int _version;
+
+    /// <summary>Changes whenever a custom parameter is added, so caches of compiled parameters know to rebuild.</summary>
+    public int Version => _version;
+
+    /// <summary>The parameters of a resource type by name (empty for an unknown type).</summary>
+    public IReadOnlyDictionary<string, SearchParam> For(string resourceType) => _byType.GetOrAdd(resourceType, Build);
+
+    public SearchParam? Find(string resourceType, string name) => For(resourceType).GetValueOrDefault(name);
+
+    /// <summary>The parameters every one of the given types has (a system search may only use these).</summary>
+    public IReadOnlyList<SearchParam> Shared(IReadOnlyList<string> resourceTypes) =>
+        resourceTypes.Count == 0
+            ? Common
+            : For(resourceTypes[0]).Values.Where(p => resourceTypes.All(t => Find(t, p.Name) is { } q && q.Type == p.Type)).ToList();
+
+    /// <summary>Adds a custom parameter for the given base types (a SearchParameter resource's <c>base</c>).</summary>
+    public void Add(IEnumerable<string> baseTypes, SearchParam param)
+    {
+        foreach (var type in baseTypes)
+        {
+            _custom.AddOrUpdate(type, _ => [(type, param)], (_, list) => [.. list.Where(p => p.Param.Name != param.Name), (type, param)]);
+        }
+
+        Interlocked.Increment(ref _version);
+        _byType.Clear();
+    }
+
+    private FrozenDictionary<string, SearchParam> Build(string resourceType)
+    {
+        var result = new Dictionary<string, SearchParam>(StringComparer.Ordinal);
+        if (!ResourceTypes.IsKnown(resourceType))
+        {
+            return result.ToFrozenDictionary(StringComparer.Ordinal);
+        }
+
+        foreach (var common in Common)
+        {
+            result[common.Name] = common;
+        }
+
+        foreach (var definition in ModelInfo.SearchParameters)
+        {
+            if (definition.Resource == resourceType && !string.IsNullOrEmpty(definition.Expression) && definition.Type != SearchParamType.Special)
+            {
+                result[definition.Name!] = FromDefinition(definition);
+            }
+        }
+
+        if (_custom.TryGetValue(resourceType, out var custom))
+        {
+            foreach (var (_, param) in custom)
+            {
+                result[param.Name] = param;
+            }
+        }
+
+        return result.ToFrozenDictionary(StringComparer.Ordinal);
+    }
+
+    private static readonly FrozenDictionary<string, SearchParamDefinition> ByUrl = ModelInfo.SearchParameters
+        .Where(d => d.Url is not null)
+        .GroupBy(d => d.Url!, StringComparer.Ordinal)
+        .ToFrozenDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+
+    private static SearchParam FromDefinition(SearchParamDefinition definition)
+    {
+        var components = new List<CompositeComponent>();
+        foreach (var component in definition.Component ?? [])
+        {
+            if (component.Definition is { } url && ByUrl.TryGetValue(url, out var part))
+            {
+                components.Add(new CompositeComponent(
+                    new SearchParam(part.Name!, part.Type, url, part.Expression ?? "", Targets(part), []), component.Expression));
+            }
+        }
+
+        return new SearchParam(definition.Name!, definition.Type, definition.Url ?? "", definition.Expression!, Targets(definition), components);
+    }
+
+    private static string[] Targets(SearchParamDefinition definition) =>
+        (definition.Target ?? []).Select(t => Hl7.Fhir.Utility.EnumUtility.GetLiteral(t) ?? t.ToString()).ToArray();
+}

@@ -1,0 +1,640 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search.Indexing;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
+
+namespace InteropHub.Fhir.Search;
+
+/// <summary>
+/// Turns search parameters (search.html) into <see cref="SearchCriteria"/> and <see cref="SearchQuery"/>: every
+/// parameter type, the modifiers and prefixes the hub implements, OR by comma, AND by repetition, escaping,
+/// chains, <c>_has</c>, and the result parameters. A parameter, modifier or prefix the hub does not know is a 400
+/// naming it, or, with <c>Prefer: handling=lenient</c>, ignored and reported as a warning (search.html#errors).
+/// </summary>
+public sealed class SearchParser(SearchParameterRegistry registry, HubOptions options)
+{
+    public static readonly SearchParser Default = new(SearchParameterRegistry.Default, new HubOptions());
+
+    private const int MaxDepth = 4;
+
+    /// <summary>Result parameters (search.html#return) and the server's paging key; never criteria.</summary>
+    private static readonly HashSet<string> ResultNames = new(StringComparer.Ordinal)
+    {
+        "_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude", "_include:iterate", "_revinclude:iterate",
+        "_format", "_pretty", Resources.Paging.CursorParameter, "_type",
+    };
+
+    private static readonly Dictionary<string, SearchPrefix> Prefixes = new(StringComparer.Ordinal)
+    {
+        ["eq"] = SearchPrefix.Eq, ["ne"] = SearchPrefix.Ne, ["gt"] = SearchPrefix.Gt, ["lt"] = SearchPrefix.Lt, ["ge"] = SearchPrefix.Ge,
+        ["le"] = SearchPrefix.Le, ["sa"] = SearchPrefix.Sa, ["eb"] = SearchPrefix.Eb, ["ap"] = SearchPrefix.Ap,
+    };
+
+    private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
+
+    public SearchParameterRegistry Registry => registry;
+
+    /// <summary>Criteria only (conditional interactions): result parameters are not allowed to change what matches, so they are skipped.</summary>
+    public SearchCriteria ParseCriteria(string resourceType, IEnumerable<KeyValuePair<string, string>> query) =>
+        Criteria([resourceType], query.Where(p => !ResultNames.Contains(p.Key)), lenient: false);
+
+    /// <summary>A whole search over <paramref name="resourceTypes"/> (one type, or for a system search several or none = all).</summary>
+    public SearchQuery ParseQuery(IReadOnlyList<string> resourceTypes, IReadOnlyList<KeyValuePair<string, string>> query, bool lenient)
+    {
+        var ignored = new List<OperationOutcome.IssueComponent>();
+        var criteria = Criteria(resourceTypes, query.Where(p => !ResultNames.Contains(p.Key)), lenient);
+        var result = new List<KeyValuePair<string, string>>();
+        var sort = new List<SortClause>();
+        var includes = new List<IncludeSpec>();
+        var revIncludes = new List<IncludeSpec>();
+        var count = options.DefaultPageSize;
+        string? cursor = null;
+        var total = TotalMode.None;
+        var summary = SummaryMode.False;
+        IReadOnlyList<string>? elements = null;
+
+        foreach (var (name, value) in query.Where(p => ResultNames.Contains(p.Key)))
+        {
+            try
+            {
+                switch (name)
+                {
+                    case "_count":
+                        count = Resources.Paging.Count(value, options);
+                        break;
+                    case Resources.Paging.CursorParameter:
+                        cursor = value;
+                        break;
+                    case "_sort":
+                        sort.Clear();
+                        sort.AddRange(ParseSort(resourceTypes, value));
+                        break;
+                    case "_total":
+                        total = value switch
+                        {
+                            "none" => TotalMode.None,
+                            "estimate" => TotalMode.Estimate,
+                            "accurate" => TotalMode.Accurate,
+                            _ => throw new InvalidInputException($"_total must be none, estimate or accurate, not '{value}'.", name),
+                        };
+                        break;
+                    case "_summary":
+                        summary = value switch
+                        {
+                            "true" => SummaryMode.True,
+                            "text" => SummaryMode.Text,
+                            "data" => SummaryMode.Data,
+                            "count" => SummaryMode.Count,
+                            "false" => SummaryMode.False,
+                            _ => throw new InvalidInputException($"_summary must be true, text, data, count or false, not '{value}'.", name),
+                        };
+                        break;
+                    case "_elements":
+                        elements = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        break;
+                    case "_include" or "_include:iterate":
+                        includes.Add(ParseInclude(resourceTypes, value, name, reverse: false));
+                        break;
+                    case "_revinclude" or "_revinclude:iterate":
+                        revIncludes.Add(ParseInclude(resourceTypes, value, name, reverse: true));
+                        break;
+                }
+
+                if (name != Resources.Paging.CursorParameter)
+                {
+                    result.Add(new(name, value));
+                }
+            }
+            catch (InvalidInputException e) when (lenient)
+            {
+                ignored.Add(Warning(name, e.Message));
+            }
+        }
+
+        if (summary != SummaryMode.False && elements is not null)
+        {
+            throw new InvalidInputException("_summary and _elements cannot be used together.", "_elements");
+        }
+
+        var all = ignored.Count == 0 ? criteria : new SearchCriteria(criteria.ResourceTypes, criteria.Criteria, criteria.Applied, [.. criteria.Ignored, .. ignored]);
+        return new SearchQuery(all, sort, count, cursor, total, summary, elements, includes, revIncludes, result);
+    }
+
+    /// <summary>Splits <c>Type?a=1&amp;b=2</c> (or just the query) into decoded pairs.</summary>
+    public static List<KeyValuePair<string, string>> SplitQueryString(string resourceType, string queryString)
+    {
+        var q = queryString;
+        var mark = q.IndexOf('?', StringComparison.Ordinal);
+        if (mark >= 0)
+        {
+            var type = q[..mark];
+            if (type.Length > 0 && type != resourceType)
+            {
+                throw new InvalidInputException($"The conditional criteria name type '{type}' but the request is for {resourceType}.");
+            }
+
+            q = q[(mark + 1)..];
+        }
+
+        var pairs = new List<KeyValuePair<string, string>>();
+        foreach (var part in q.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var name = Uri.UnescapeDataString((eq < 0 ? part : part[..eq]).Replace('+', ' '));
+            var value = eq < 0 ? "" : Uri.UnescapeDataString(part[(eq + 1)..].Replace('+', ' '));
+            pairs.Add(new(name, value));
+        }
+
+        return pairs;
+    }
+
+    private SearchCriteria Criteria(IReadOnlyList<string> resourceTypes, IEnumerable<KeyValuePair<string, string>> query, bool lenient)
+    {
+        var criteria = new List<Criterion>();
+        var applied = new List<KeyValuePair<string, string>>();
+        var ignored = new List<OperationOutcome.IssueComponent>();
+        foreach (var (name, value) in query)
+        {
+            try
+            {
+                criteria.Add(ParseParameter(resourceTypes, name, value));
+                applied.Add(new(name, value));
+            }
+            catch (InvalidInputException e) when (lenient)
+            {
+                ignored.Add(Warning(name, e.Message));
+            }
+        }
+
+        return new SearchCriteria(resourceTypes, criteria, applied, ignored);
+    }
+
+    private Criterion ParseParameter(IReadOnlyList<string> resourceTypes, string name, string value)
+    {
+        if (resourceTypes.Count == 1)
+        {
+            return Parse(resourceTypes[0], name, value, 0);
+        }
+
+        // A system search may use a parameter only when every type searched defines it alike (search.html#all).
+        var head = HeadName(name);
+        if (registry.Shared(resourceTypes).All(p => p.Name != head))
+        {
+            throw new InvalidInputException(resourceTypes.Count == 0
+                ? $"Search parameter '{name}' cannot be used in a search across all types; use _type to name the types, or one of _id, _lastUpdated, _tag, _profile, _security, _source."
+                : $"Search parameter '{name}' is not defined for every one of the types {string.Join(", ", resourceTypes)}.", name);
+        }
+
+        return Parse(resourceTypes.Count == 0 ? "Patient" : resourceTypes[0], name, value, 0);
+    }
+
+    private static string HeadName(string name)
+    {
+        var end = name.IndexOfAny([':', '.']);
+        return end < 0 ? name : name[..end];
+    }
+
+    private Criterion Parse(string resourceType, string name, string value, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new InvalidInputException($"'{name}' chains more than {MaxDepth} levels.", name);
+        }
+
+        if (name.StartsWith("_has:", StringComparison.Ordinal))
+        {
+            return ParseHas(resourceType, name, value, depth);
+        }
+
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        var head = dot < 0 ? name : name[..dot];
+        var colon = head.IndexOf(':', StringComparison.Ordinal);
+        var code = colon < 0 ? head : head[..colon];
+        var modifier = colon < 0 ? null : head[(colon + 1)..];
+        var param = registry.Find(resourceType, code)
+            ?? throw new InvalidInputException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
+
+        return dot < 0 ? ParseValue(resourceType, param, modifier, name, value) : ParseChain(resourceType, param, modifier, name, name[(dot + 1)..], value, depth);
+    }
+
+    private ChainCriterion ParseChain(string resourceType, SearchParam param, string? modifier, string name, string rest, string value, int depth)
+    {
+        if (param.Type != SearchParamType.Reference)
+        {
+            throw new InvalidInputException($"'{name}' chains through '{param.Name}', which is a {Lower(param.Type)} parameter, not a reference.", name);
+        }
+
+        IEnumerable<string> candidates;
+        if (modifier is not null)
+        {
+            if (!ResourceTypes.IsKnown(modifier) || (param.Targets.Count > 0 && !param.Targets.Contains(modifier)))
+            {
+                throw new InvalidInputException($"'{modifier}' is not a resource type that {resourceType}.{param.Name} can refer to.", name);
+            }
+
+            candidates = [modifier];
+        }
+        else if (param.Targets.Count > 0)
+        {
+            candidates = param.Targets;
+        }
+        else
+        {
+            throw new InvalidInputException($"{resourceType}.{param.Name} can refer to any type: name the type, e.g. '{param.Name}:Patient.{rest}'.", name);
+        }
+
+        var targets = new List<ChainTarget>();
+        InvalidInputException? last = null;
+        foreach (var type in candidates.Where(ResourceTypes.IsKnown))
+        {
+            if (registry.Find(type, HeadName(rest)) is null && !rest.StartsWith("_has:", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            try
+            {
+                targets.Add(new ChainTarget(type, Parse(type, rest, value, depth + 1)));
+            }
+            catch (InvalidInputException e)
+            {
+                last = e;
+            }
+        }
+
+        if (targets.Count == 0)
+        {
+            throw last ?? new InvalidInputException(
+                $"Search parameter '{HeadName(rest)}' is not defined for {string.Join(" or ", candidates)}, the types {resourceType}.{param.Name} refers to.", name);
+        }
+
+        return new ChainCriterion(param.Name, targets);
+    }
+
+    /// <summary><c>_has:Type:reference:parameter=value</c>, where parameter may itself be a <c>_has</c>.</summary>
+    private HasCriterion ParseHas(string resourceType, string name, string value, int depth)
+    {
+        var parts = name.Split(':', 4);
+        if (parts.Length < 4 || parts[1].Length == 0 || parts[2].Length == 0 || parts[3].Length == 0)
+        {
+            throw new InvalidInputException($"'{name}' is not of the form _has:Type:reference:parameter.", name);
+        }
+
+        var (source, reference, rest) = (parts[1], parts[2], parts[3]);
+        if (!ResourceTypes.IsKnown(source))
+        {
+            throw new InvalidInputException($"'{source}' in '{name}' is not a resource type.", name);
+        }
+
+        var param = registry.Find(source, reference);
+        if (param is null || param.Type != SearchParamType.Reference)
+        {
+            throw new InvalidInputException($"'{reference}' in '{name}' is not a reference search parameter of {source}.", name);
+        }
+
+        if (param.Targets.Count > 0 && !param.Targets.Contains(resourceType))
+        {
+            throw new InvalidInputException($"{source}.{reference} cannot refer to a {resourceType}.", name);
+        }
+
+        return new HasCriterion(source, reference, Parse(source, rest, value, depth + 1));
+    }
+
+    private Criterion ParseValue(string resourceType, SearchParam param, string? modifier, string name, string value)
+    {
+        if (modifier == "missing")
+        {
+            var missing = value switch
+            {
+                "true" => true,
+                "false" => false,
+                _ => throw new InvalidInputException($"'{name}' takes true or false, not '{value}'.", name),
+            };
+            return param.Type == SearchParamType.Composite
+                ? new MissingCriterion(SearchParam.ComponentKey(param.Name, 0), param.Components[0].Param.Table, missing)
+                : param.Name == "_id" ? new IdCriterion([], Negated: !missing)
+                : new MissingCriterion(param.Name, param.Table, missing);
+        }
+
+        var values = SearchValueText.Split(value, ',');
+        if (values.Any(v => v.Length == 0))
+        {
+            throw new InvalidInputException($"Search parameter '{name}' has an empty value.", name);
+        }
+
+        if (param.Name == "_id")
+        {
+            return modifier switch
+            {
+                null => new IdCriterion(values.Select(SearchValueText.Unescape).ToList()),
+                "not" => new IdCriterion(values.Select(SearchValueText.Unescape).ToList(), Negated: true),
+                _ => throw UnknownModifier(param, modifier, name),
+            };
+        }
+
+        switch (param.Type)
+        {
+            case SearchParamType.Token:
+                return modifier switch
+                {
+                    null => new IndexCriterion(param.Name, IndexTable.Tokens, values.Select(ParseToken).ToList()),
+                    "not" => new IndexCriterion(param.Name, IndexTable.Tokens, values.Select(ParseToken).ToList(), Negated: true),
+                    "text" => new IndexCriterion(param.Name, IndexTable.Tokens,
+                        values.Select(v => (IndexCondition)new TokenTextCondition(TextNormalizer.Normalize(SearchValueText.Unescape(v)))).ToList()),
+                    "of-type" => new IndexCriterion(SearchParam.OfTypeKey(param.Name), IndexTable.Tokens, values.Select(v => ParseOfType(v, name)).ToList()),
+                    _ => throw UnknownModifier(param, modifier, name),
+                };
+            case SearchParamType.String:
+                var match = modifier switch
+                {
+                    null => StringMatch.Prefix,
+                    "exact" => StringMatch.Exact,
+                    "contains" => StringMatch.Contains,
+                    _ => throw UnknownModifier(param, modifier, name),
+                };
+                return new IndexCriterion(param.Name, IndexTable.Strings, values
+                    .Select(v => SearchValueText.Unescape(v))
+                    .Select(v => (IndexCondition)new StringCondition(match, match == StringMatch.Exact ? v : TextNormalizer.Normalize(v)))
+                    .ToList());
+            case SearchParamType.Uri:
+                var uriMatch = modifier switch
+                {
+                    null => UriMatch.Exact,
+                    "below" => UriMatch.Below,
+                    "above" => UriMatch.Above,
+                    _ => throw UnknownModifier(param, modifier, name),
+                };
+                return new IndexCriterion(param.Name, IndexTable.Uris, values.Select(v => (IndexCondition)new UriCondition(uriMatch, SearchValueText.Unescape(v))).ToList());
+            case SearchParamType.Date or SearchParamType.Number or SearchParamType.Quantity:
+                if (modifier is not null)
+                {
+                    throw UnknownModifier(param, modifier, name);
+                }
+
+                return new IndexCriterion(param.Name, param.Table, values.Select(v => ParseOrdered(param.Type, v, name)).ToList());
+            case SearchParamType.Reference:
+                return ParseReference(param, modifier, name, values);
+            case SearchParamType.Composite:
+                if (modifier is not null)
+                {
+                    throw UnknownModifier(param, modifier, name);
+                }
+
+                return ParseComposite(param, name, values);
+            default:
+                throw new InvalidInputException($"Search parameter '{param.Name}' of {resourceType} is not supported.", name);
+        }
+    }
+
+    private IndexCriterion ParseReference(SearchParam param, string? modifier, string name, List<string> values)
+    {
+        if (modifier == "identifier")
+        {
+            return new IndexCriterion(SearchParam.IdentifierKey(param.Name), IndexTable.Tokens, values.Select(ParseToken).ToList());
+        }
+
+        string? type = null;
+        if (modifier is not null)
+        {
+            if (!ResourceTypes.IsKnown(modifier) || (param.Targets.Count > 0 && !param.Targets.Contains(modifier)))
+            {
+                throw UnknownModifier(param, modifier, name);
+            }
+
+            type = modifier;
+        }
+
+        var conditions = new List<IndexCondition>();
+        foreach (var raw in values.Select(SearchValueText.Unescape))
+        {
+            if (ReferenceText.Parse(raw, _localBase) is { Type.Length: > 0 } local)
+            {
+                if (type is not null && local.Type != type)
+                {
+                    throw new InvalidInputException($"'{raw}' is not a {type} reference, as '{name}' asks.", name);
+                }
+
+                conditions.Add(new ReferenceCondition(local.Type, local.Id, null));
+            }
+            else if (raw.Contains(':', StringComparison.Ordinal))
+            {
+                var bar = raw.IndexOf('|', StringComparison.Ordinal);
+                conditions.Add(new ReferenceCondition(null, null, bar > 0 ? raw[..bar] : raw));
+            }
+            else if (raw.Contains('/', StringComparison.Ordinal))
+            {
+                throw new InvalidInputException($"'{raw}' is neither an id, Type/id nor an absolute URL.", name);
+            }
+            else
+            {
+                conditions.Add(new ReferenceCondition(type, raw, null));
+            }
+        }
+
+        return new IndexCriterion(param.Name, IndexTable.References, conditions);
+    }
+
+    private CompositeCriterion ParseComposite(SearchParam param, string name, List<string> values)
+    {
+        var anyOf = new List<IReadOnlyList<CompositePart>>();
+        foreach (var value in values)
+        {
+            var parts = SearchValueText.Split(value, '$');
+            if (parts.Count != param.Components.Count || parts.Any(p => p.Length == 0))
+            {
+                throw new InvalidInputException(
+                    $"'{name}' takes {param.Components.Count} values separated by '$' ({string.Join("$", param.Components.Select(c => c.Param.Name))}).", name);
+            }
+
+            var components = new List<CompositePart>();
+            for (var i = 0; i < parts.Count; i++)
+            {
+                var component = param.Components[i].Param;
+                IndexCondition condition = component.Type switch
+                {
+                    SearchParamType.Token => ParseToken(parts[i]),
+                    SearchParamType.String => new StringCondition(StringMatch.Prefix, TextNormalizer.Normalize(SearchValueText.Unescape(parts[i]))),
+                    SearchParamType.Uri => new UriCondition(UriMatch.Exact, SearchValueText.Unescape(parts[i])),
+                    SearchParamType.Reference => ParseReference(component, null, name, [parts[i]]).AnyOf[0],
+                    SearchParamType.Date or SearchParamType.Number or SearchParamType.Quantity => ParseOrdered(component.Type, parts[i], name),
+                    _ => throw new InvalidInputException($"Component '{component.Name}' of '{param.Name}' cannot be searched.", name),
+                };
+                components.Add(new CompositePart(SearchParam.ComponentKey(param.Name, i), component.Table, condition));
+            }
+
+            anyOf.Add(components);
+        }
+
+        return new CompositeCriterion(param.Name, anyOf);
+    }
+
+    private static TokenCondition ParseToken(string value)
+    {
+        var parts = SearchValueText.Split(value, '|');
+        if (parts.Count == 1)
+        {
+            return new TokenCondition(null, SearchValueText.Unescape(parts[0]));
+        }
+
+        var system = SearchValueText.Unescape(parts[0]);
+        var code = SearchValueText.Unescape(string.Join('|', parts.Skip(1)));
+        return new TokenCondition(system, code.Length == 0 ? null : code);
+    }
+
+    private static TokenCondition ParseOfType(string value, string name)
+    {
+        var parts = SearchValueText.Split(value, '|');
+        if (parts.Count != 3 || parts.Any(p => p.Length == 0))
+        {
+            throw new InvalidInputException($"'{name}' takes type-system|type-code|value, not '{value}'.", name);
+        }
+
+        return new TokenCondition(SearchValueText.Unescape(parts[0]), $"{SearchValueText.Unescape(parts[1])}|{SearchValueText.Unescape(parts[2])}");
+    }
+
+    private static IndexCondition ParseOrdered(SearchParamType type, string value, string name)
+    {
+        var prefix = SearchPrefix.Eq;
+        var text = value;
+        if (text.Length >= 2 && char.IsAsciiLetterLower(text[0]) && char.IsAsciiLetterLower(text[1]))
+        {
+            if (!Prefixes.TryGetValue(text[..2], out prefix))
+            {
+                throw new InvalidInputException($"'{text[..2]}' in '{name}={value}' is not a search prefix (eq, ne, gt, lt, ge, le, sa, eb, ap).", name);
+            }
+
+            text = text[2..];
+        }
+
+        switch (type)
+        {
+            case SearchParamType.Date:
+                if (!DateRange.TryParse(SearchValueText.Unescape(text), out var range))
+                {
+                    throw new InvalidInputException($"'{text}' in '{name}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]).", name);
+                }
+
+                return new DateCondition(prefix, range.Low, range.High);
+            case SearchParamType.Number:
+                return ParseNumber(prefix, SearchValueText.Unescape(text), name);
+            default:
+                var parts = SearchValueText.Split(text, '|');
+                if (parts.Count is not (1 or 3))
+                {
+                    throw new InvalidInputException($"'{name}' takes number, number|system|code or number||code, not '{value}'.", name);
+                }
+
+                var number = ParseNumber(prefix, SearchValueText.Unescape(parts[0]), name);
+                var system = parts.Count == 3 && parts[1].Length > 0 ? SearchValueText.Unescape(parts[1]) : null;
+                var code = parts.Count == 3 && parts[2].Length > 0 ? SearchValueText.Unescape(parts[2]) : null;
+                if (system == UcumUnits.System && code is not null && UcumUnits.TryCanonical(code, 1, out var unit, out var factor))
+                {
+                    var scaled = new NumberCondition(prefix, number.Value * factor, number.Low * factor, number.High * factor);
+                    return new QuantityCondition(scaled, system, unit, Canonical: true);
+                }
+
+                return new QuantityCondition(number, system, code, Canonical: false);
+        }
+    }
+
+    private static NumberCondition ParseNumber(SearchPrefix prefix, string text, string name)
+    {
+        if (!decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+        {
+            throw new InvalidInputException($"'{text}' in '{name}' is not a number.", name);
+        }
+
+        // The implied precision of the value (search.html#number): 100 means [99.5, 100.5), 1e2 means [50, 150).
+        var mantissa = text.Split('e', 'E');
+        var point = mantissa[0].IndexOf('.', StringComparison.Ordinal);
+        var decimals = point < 0 ? 0 : mantissa[0].Length - point - 1;
+        if (mantissa.Length == 2 && int.TryParse(mantissa[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var exponent))
+        {
+            decimals -= exponent;
+        }
+
+        var half = 0.5 * Math.Pow(10, -decimals);
+        var value = (double)number;
+        return new NumberCondition(prefix, value, value - half, value + half);
+    }
+
+    private IEnumerable<SortClause> ParseSort(IReadOnlyList<string> resourceTypes, string value)
+    {
+        foreach (var raw in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var descending = raw.StartsWith('-');
+            var name = descending ? raw[1..] : raw;
+            if (name is "_id" or "_lastUpdated")
+            {
+                yield return new SortClause(name, IndexTable.None, descending);
+                continue;
+            }
+
+            var param = resourceTypes.Count == 1 ? registry.Find(resourceTypes[0], name) : registry.Shared(resourceTypes).FirstOrDefault(p => p.Name == name);
+            if (param is null || param.Table == IndexTable.None)
+            {
+                throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
+            }
+
+            yield return new SortClause(name, param.Table, descending);
+        }
+    }
+
+    private IncludeSpec ParseInclude(IReadOnlyList<string> resourceTypes, string value, string name, bool reverse)
+    {
+        var iterate = name.EndsWith(":iterate", StringComparison.Ordinal);
+        if (value == "*")
+        {
+            return new IncludeSpec("*", null, null, iterate);
+        }
+
+        var parts = value.Split(':');
+        if (parts.Length is < 2 or > 3 || !ResourceTypes.IsKnown(parts[0]))
+        {
+            throw new InvalidInputException($"{name}={value} is not of the form Type:parameter[:targetType].", name);
+        }
+
+        var (source, code) = (parts[0], parts[1]);
+        var target = parts.Length == 3 ? parts[2] : null;
+        if (target is not null && !ResourceTypes.IsKnown(target))
+        {
+            throw new InvalidInputException($"'{target}' in {name}={value} is not a resource type.", name);
+        }
+
+        if (code == "*")
+        {
+            return new IncludeSpec(source, null, target, iterate);
+        }
+
+        var param = registry.Find(source, code);
+        if (param is null || param.Type != SearchParamType.Reference)
+        {
+            throw new InvalidInputException($"'{code}' in {name}={value} is not a reference search parameter of {source}.", name);
+        }
+
+        if (!iterate && resourceTypes.Count == 1 && (reverse ? param.Targets.Count > 0 && !param.Targets.Contains(resourceTypes[0]) : source != resourceTypes[0]))
+        {
+            throw new InvalidInputException(reverse
+                ? $"{source}.{code} cannot refer to {resourceTypes[0]}, so {name}={value} would never add anything."
+                : $"{name}={value} starts from {source}, but the search is for {resourceTypes[0]}; use _include:iterate to follow included resources.", name);
+        }
+
+        return new IncludeSpec(source, code, target, iterate);
+    }
+
+    private static InvalidInputException UnknownModifier(SearchParam param, string modifier, string name) =>
+        new($"Modifier ':{modifier}' is not supported for the {Lower(param.Type)} parameter '{param.Name}'.", name);
+
+    private static string Lower(SearchParamType type) => type.ToString().ToLowerInvariant();
+
+    private static OperationOutcome.IssueComponent Warning(string name, string message) => new()
+    {
+        Severity = OperationOutcome.IssueSeverity.Warning,
+        Code = OperationOutcome.IssueType.NotSupported,
+        Diagnostics = $"Ignored '{name}': {message}",
+        Expression = [name],
+    };
+}

@@ -1,0 +1,472 @@
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Indexing;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Storage.Sql;
+
+/// <summary>
+/// Translates <see cref="SearchCriteria"/> into SQL over the typed index tables of schema 0002, the same text for
+/// SQLite and PostgreSQL (so both stores give the same answers). Every criterion becomes a semi-join on the row id
+/// (<c>rid IN (SELECT rid FROM search_x …)</c>); chains and <c>_has</c> nest the same translation on the other
+/// resource. Results are keyset-paged on (sort values…, rid).
+/// </summary>
+public static class SearchSql
+{
+    public static SqlCommandText Find(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, SqlDialect dialect)
+    {
+        var sql = new SqlCommandText();
+        var builder = new Builder(sql, dialect);
+        if (sort.Count == 0)
+        {
+            sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM resource r WHERE ");
+            builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
+            if (after is not null)
+            {
+                sql.Text.Append(" AND r.rid > ").Append(sql.Add(after.Rid));
+            }
+
+            sql.Text.Append(" ORDER BY r.rid LIMIT ").Append(sql.Add(limit));
+            return sql;
+        }
+
+        sql.Text.Append("SELECT q.rid, q.resource_type, q.id");
+        for (var i = 0; i < sort.Count; i++)
+        {
+            sql.Text.Append(", q.s").Append(i);
+        }
+
+        sql.Text.Append(" FROM (SELECT r.rid, r.resource_type, r.id");
+        for (var i = 0; i < sort.Count; i++)
+        {
+            sql.Text.Append(", ");
+            builder.SortValue("r", sort[i]);
+            sql.Text.Append(" AS s").Append(i);
+        }
+
+        sql.Text.Append(" FROM resource r WHERE ");
+        builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
+        sql.Text.Append(") q");
+        if (after is not null)
+        {
+            sql.Text.Append(" WHERE ");
+            Keyset(sql, sort, after, 0);
+        }
+
+        sql.Text.Append(" ORDER BY ");
+        for (var i = 0; i < sort.Count; i++)
+        {
+            sql.Text.Append("q.s").Append(i).Append(sort[i].Descending ? " DESC, " : ", ");
+        }
+
+        sql.Text.Append("q.rid LIMIT ").Append(sql.Add(limit));
+        return sql;
+    }
+
+    public static SqlCommandText Count(SearchCriteria criteria, SqlDialect dialect)
+    {
+        var sql = new SqlCommandText();
+        sql.Text.Append("SELECT COUNT(*) FROM resource r WHERE ");
+        new Builder(sql, dialect).Filter("r", criteria.ResourceTypes, criteria.Criteria);
+        return sql;
+    }
+
+    /// <summary>Local targets referenced by the given resources (<c>_include</c>).</summary>
+    public static SqlCommandText References(IReadOnlyList<long> rids, string? param, string? targetType, int limit)
+    {
+        var sql = new SqlCommandText();
+        sql.Text.Append("SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.rid IN (")
+            .AppendJoin(", ", rids.Select(r => sql.Add(r)))
+            .Append(") AND x.target_type <> ''");
+        if (param is not null)
+        {
+            sql.Text.Append(" AND x.param = ").Append(sql.Add(param));
+        }
+
+        if (targetType is not null)
+        {
+            sql.Text.Append(" AND x.target_type = ").Append(sql.Add(targetType));
+        }
+
+        sql.Text.Append(" LIMIT ").Append(sql.Add(limit));
+        return sql;
+    }
+
+    /// <summary>(s0 > c0) OR (s0 = c0 AND ((s1 > c1) OR (s1 = c1 AND … rid > crid))), with &lt; for descending keys.</summary>
+    private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index)
+    {
+        if (index == sort.Count)
+        {
+            sql.Text.Append("q.rid > ").Append(sql.Add(after.Rid));
+            return;
+        }
+
+        var value = sql.Add(after.SortValues[index]);
+        sql.Text.Append("(q.s").Append(index).Append(sort[index].Descending ? " < " : " > ").Append(value)
+            .Append(" OR (q.s").Append(index).Append(" = ").Append(value).Append(" AND ");
+        Keyset(sql, sort, after, index + 1);
+        sql.Text.Append("))");
+    }
+
+    public static string TableName(IndexTable table) => table switch
+    {
+        IndexTable.Strings => "search_string",
+        IndexTable.Tokens => "search_token",
+        IndexTable.Dates => "search_date",
+        IndexTable.Numbers => "search_number",
+        IndexTable.Quantities => "search_quantity",
+        IndexTable.Uris => "search_uri",
+        IndexTable.References => "search_reference",
+        _ => throw new ArgumentOutOfRangeException(nameof(table), table, "Not an index table."),
+    };
+
+    private sealed class Builder(SqlCommandText sql, SqlDialect dialect)
+    {
+        private int _aliases;
+
+        private System.Text.StringBuilder Text => sql.Text;
+
+        /// <summary>The live resources of the types meeting every criterion, on resource row alias <paramref name="r"/>.</summary>
+        public void Filter(string r, IReadOnlyList<string> types, IReadOnlyList<Criterion> criteria)
+        {
+            Text.Append("NOT ").Append(r).Append(".deleted");
+            if (types.Count > 0)
+            {
+                Text.Append(" AND ");
+                TypeFilter(r, types);
+            }
+
+            foreach (var criterion in criteria)
+            {
+                Text.Append(" AND ");
+                Render(criterion, r, types);
+            }
+        }
+
+        public void SortValue(string r, SortClause key)
+        {
+            switch (key.Param)
+            {
+                case "_id":
+                    Text.Append(r).Append(".id").Append(dialect.BinaryCollation);
+                    return;
+                case "_lastUpdated":
+                    Text.Append(r).Append(".last_key");
+                    return;
+            }
+
+            var (column, sentinel) = key.Table switch
+            {
+                IndexTable.Dates => (key.Descending ? "x.high" : "x.low", key.Descending ? long.MinValue : (object)long.MaxValue),
+                IndexTable.Numbers => ("x.value", key.Descending ? double.MinValue : double.MaxValue),
+                IndexTable.Quantities => ("x.canonical_value", key.Descending ? double.MinValue : double.MaxValue),
+                IndexTable.Strings => ("x.norm", TextSentinel(key)),
+                IndexTable.Tokens => ("x.code", TextSentinel(key)),
+                IndexTable.Uris => ("x.uri", TextSentinel(key)),
+                _ => ("x.target_type || '/' || x.target_id || x.url", TextSentinel(key)),
+            };
+
+            // Resources without a value sort last either way (search.html#sort leaves it to the server).
+            Text.Append("COALESCE((SELECT ").Append(key.Descending ? "MAX(" : "MIN(").Append(column).Append(')')
+                .Append(" FROM ").Append(TableName(key.Table)).Append(" x WHERE x.rid = ").Append(r).Append(".rid AND x.param = ")
+                .Append(sql.Add(key.Param)).Append("), ").Append(sql.Add(sentinel)).Append(')');
+
+            static object TextSentinel(SortClause key) => key.Descending ? "" : "\U0010FFFF";
+        }
+
+        private void TypeFilter(string alias, IReadOnlyList<string> types, string column = "resource_type")
+        {
+            if (types.Count == 1)
+            {
+                Text.Append(alias).Append('.').Append(column).Append(" = ").Append(sql.Add(types[0]));
+            }
+            else
+            {
+                Text.Append(alias).Append('.').Append(column).Append(" IN (").AppendJoin(", ", types.Select(t => sql.Add(t))).Append(')');
+            }
+        }
+
+        private string Alias(string prefix) => prefix + (_aliases++).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        private void Render(Criterion criterion, string r, IReadOnlyList<string> types)
+        {
+            switch (criterion)
+            {
+                case AllCriterion all:
+                    Text.Append('(');
+                    for (var i = 0; i < all.All.Count; i++)
+                    {
+                        Text.Append(i == 0 ? "" : " AND ");
+                        Render(all.All[i], r, types);
+                    }
+
+                    Text.Append(all.All.Count == 0 ? "1 = 1)" : ")");
+                    break;
+                case AnyCriterion any:
+                    Text.Append('(');
+                    for (var i = 0; i < any.Any.Count; i++)
+                    {
+                        Text.Append(i == 0 ? "" : " OR ");
+                        Render(any.Any[i], r, types);
+                    }
+
+                    Text.Append(any.Any.Count == 0 ? "1 = 0)" : ")");
+                    break;
+                case IdCriterion { Ids.Count: 0 } id:
+                    Text.Append(id.Negated ? "1 = 1" : "1 = 0");
+                    break;
+                case IdCriterion id:
+                    Text.Append(r).Append(".id").Append(id.Negated ? " NOT IN (" : " IN (").AppendJoin(", ", id.Ids.Select(i => sql.Add(i))).Append(')');
+                    break;
+                case MissingCriterion missing:
+                {
+                    var x = Alias("m");
+                    Text.Append(r).Append(missing.Missing ? ".rid NOT IN (" : ".rid IN (").Append("SELECT ").Append(x).Append(".rid FROM ")
+                        .Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ");
+                    IndexScope(x, types, missing.Param);
+                    Text.Append(')');
+                    break;
+                }
+
+                case IndexCriterion index:
+                {
+                    var x = Alias("x");
+                    Text.Append(r).Append(index.Negated ? ".rid NOT IN (" : ".rid IN (").Append("SELECT ").Append(x).Append(".rid FROM ")
+                        .Append(TableName(index.Table)).Append(' ').Append(x).Append(" WHERE ");
+                    IndexScope(x, types, index.Param);
+                    Text.Append(" AND (");
+                    for (var i = 0; i < index.AnyOf.Count; i++)
+                    {
+                        Text.Append(i == 0 ? "(" : " OR (");
+                        Condition(x, index.AnyOf[i]);
+                        Text.Append(')');
+                    }
+
+                    Text.Append("))");
+                    break;
+                }
+
+                case CompositeCriterion composite:
+                    RenderComposite(composite, r, types);
+                    break;
+                case ChainCriterion chain:
+                {
+                    var x = Alias("c");
+                    Text.Append(r).Append(".rid IN (SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
+                    IndexScope(x, types, chain.Param);
+                    Text.Append(" AND (");
+                    for (var i = 0; i < chain.Targets.Count; i++)
+                    {
+                        var target = chain.Targets[i];
+                        var t = Alias("t");
+                        Text.Append(i == 0 ? "(" : " OR (").Append(x).Append(".target_type = ").Append(sql.Add(target.ResourceType))
+                            .Append(" AND ").Append(x).Append(".target_id IN (SELECT ").Append(t).Append(".id FROM resource ").Append(t).Append(" WHERE ");
+                        Filter(t, [target.ResourceType], [target.Inner]);
+                        Text.Append("))");
+                    }
+
+                    Text.Append("))");
+                    break;
+                }
+
+                case HasCriterion has:
+                {
+                    var x = Alias("h");
+                    var s = Alias("s");
+                    Text.Append(r).Append(".id IN (SELECT ").Append(x).Append(".target_id FROM search_reference ").Append(x).Append(" WHERE ");
+                    IndexScope(x, [has.SourceType], has.Param);
+                    Text.Append(" AND ");
+                    if (types.Count > 0)
+                    {
+                        TypeFilter(x, types, "target_type");
+                    }
+                    else
+                    {
+                        Text.Append(x).Append(".target_type = ").Append(r).Append(".resource_type");
+                    }
+
+                    Text.Append(" AND ").Append(x).Append(".rid IN (SELECT ").Append(s).Append(".rid FROM resource ").Append(s).Append(" WHERE ");
+                    Filter(s, [has.SourceType], [has.Inner]);
+                    Text.Append("))");
+                    break;
+                }
+
+                default:
+                    throw new NotSupportedException($"No SQL for {criterion.GetType().Name}.");
+            }
+        }
+
+        private void RenderComposite(CompositeCriterion composite, string r, IReadOnlyList<string> types)
+        {
+            var parts = composite.AnyOf[0];
+            var aliases = parts.Select(_ => Alias("k")).ToList();
+            Text.Append(r).Append(".rid IN (SELECT ").Append(aliases[0]).Append(".rid FROM ").Append(TableName(parts[0].Table)).Append(' ').Append(aliases[0]);
+            for (var i = 1; i < parts.Count; i++)
+            {
+                var (a, first) = (aliases[i], aliases[0]);
+                Text.Append(" JOIN ").Append(TableName(parts[i].Table)).Append(' ').Append(a).Append(" ON ").Append(a).Append(".rid = ").Append(first)
+                    .Append(".rid AND ").Append(a).Append(".grp = ").Append(first).Append(".grp AND ").Append(a).Append(".param = ").Append(sql.Add(parts[i].Key));
+            }
+
+            Text.Append(" WHERE ");
+            IndexScope(aliases[0], types, parts[0].Key);
+            Text.Append(" AND (");
+            for (var v = 0; v < composite.AnyOf.Count; v++)
+            {
+                Text.Append(v == 0 ? "(" : " OR (");
+                for (var i = 0; i < parts.Count; i++)
+                {
+                    Text.Append(i == 0 ? "(" : " AND (");
+                    Condition(aliases[i], composite.AnyOf[v][i].Condition);
+                    Text.Append(')');
+                }
+
+                Text.Append(')');
+            }
+
+            Text.Append("))");
+        }
+
+        private void IndexScope(string x, IReadOnlyList<string> types, string param)
+        {
+            if (types.Count > 0)
+            {
+                TypeFilter(x, types);
+                Text.Append(" AND ");
+            }
+
+            Text.Append(x).Append(".param = ").Append(sql.Add(param));
+        }
+
+        private void Condition(string x, IndexCondition condition)
+        {
+            switch (condition)
+            {
+                case TokenCondition token:
+                    if (token.Code is not null)
+                    {
+                        Text.Append(x).Append(".code = ").Append(sql.Add(token.Code));
+                    }
+
+                    if (token.System is not null)
+                    {
+                        Text.Append(token.Code is null ? "" : " AND ").Append(x).Append(".system = ").Append(sql.Add(token.System));
+                    }
+
+                    break;
+                case TokenTextCondition text:
+                    Prefix(x + ".text", text.Prefix);
+                    break;
+                case StringCondition { Match: StringMatch.Exact } s:
+                    Text.Append(x).Append(".exact = ").Append(sql.Add(s.Value));
+                    break;
+                case StringCondition { Match: StringMatch.Contains } s:
+                    Text.Append(x).Append(".norm LIKE ").Append(sql.Add("%" + EscapeLike(s.Value) + "%")).Append(" ESCAPE '\\'");
+                    break;
+                case StringCondition s:
+                    Prefix(x + ".norm", s.Value);
+                    break;
+                case DateCondition date:
+                    Ordered(x + ".low", x + ".high", date.Prefix, sql.Add(date.Low), sql.Add(date.High));
+                    break;
+                case NumberCondition number:
+                    Number(x + ".value", number);
+                    break;
+                case QuantityCondition quantity:
+                    Number(x + (quantity.Canonical ? ".canonical_value" : ".value"), quantity.Number);
+                    if (quantity.Code is not null)
+                    {
+                        Text.Append(" AND ").Append(x).Append(quantity.Canonical ? ".canonical_code = " : ".code = ").Append(sql.Add(quantity.Code));
+                    }
+
+                    if (quantity.System is not null)
+                    {
+                        Text.Append(" AND ").Append(x).Append(".system = ").Append(sql.Add(quantity.System));
+                    }
+
+                    break;
+                case UriCondition { Match: UriMatch.Below } uri:
+                    Prefix(x + ".uri", uri.Uri);
+                    break;
+                case UriCondition { Match: UriMatch.Above } uri:
+                    Text.Append("substr(").Append(sql.Add(uri.Uri)).Append(", 1, length(").Append(x).Append(".uri)) = ").Append(x).Append(".uri");
+                    break;
+                case UriCondition uri:
+                    Text.Append(x).Append(".uri = ").Append(sql.Add(uri.Uri));
+                    break;
+                case ReferenceCondition { Url: { } url }:
+                    Text.Append(x).Append(".url = ").Append(sql.Add(url));
+                    break;
+                case ReferenceCondition reference:
+                    Text.Append(x).Append(".target_id = ").Append(sql.Add(reference.TargetId ?? ""));
+                    if (reference.TargetType is not null)
+                    {
+                        Text.Append(" AND ").Append(x).Append(".target_type = ").Append(sql.Add(reference.TargetType));
+                    }
+
+                    break;
+                default:
+                    throw new NotSupportedException($"No SQL for {condition.GetType().Name}.");
+            }
+        }
+
+        private void Prefix(string column, string prefix)
+        {
+            Text.Append(column).Append(" >= ").Append(sql.Add(prefix)).Append(" AND ").Append(column).Append(" < ")
+                .Append(sql.Add(TextNormalizer.PrefixUpperBound(prefix)));
+        }
+
+        private void Number(string column, NumberCondition number)
+        {
+            // A number in the resource is a point: eq/ne/ap use the range the search value's precision implies,
+            // the comparisons the value itself (search.html#number).
+            var value = sql.Add(number.Value);
+            switch (number.Prefix)
+            {
+                case SearchPrefix.Eq or SearchPrefix.Ne:
+                    Text.Append(number.Prefix == SearchPrefix.Ne ? "NOT (" : "(").Append(column).Append(" >= ").Append(sql.Add(number.Low))
+                        .Append(" AND ").Append(column).Append(" < ").Append(sql.Add(number.High)).Append(')');
+                    break;
+                case SearchPrefix.Ap:
+                    Text.Append(column).Append(" >= ").Append(sql.Add(number.Low)).Append(" AND ").Append(column).Append(" <= ").Append(sql.Add(number.High));
+                    break;
+                case SearchPrefix.Gt or SearchPrefix.Sa:
+                    Text.Append(column).Append(" > ").Append(value);
+                    break;
+                case SearchPrefix.Lt or SearchPrefix.Eb:
+                    Text.Append(column).Append(" < ").Append(value);
+                    break;
+                case SearchPrefix.Ge:
+                    Text.Append(column).Append(" >= ").Append(value);
+                    break;
+                case SearchPrefix.Le:
+                    Text.Append(column).Append(" <= ").Append(value);
+                    break;
+            }
+        }
+
+        /// <summary>
+        /// Range semantics of search.html#prefix for a resource range [low, high) against a search range [ql, qh).
+        /// </summary>
+        private void Ordered(string low, string high, SearchPrefix prefix, string ql, string qh)
+        {
+            var contained = $"({low} >= {ql} AND {high} <= {qh})";
+            Text.Append(prefix switch
+            {
+                SearchPrefix.Eq => contained,
+                SearchPrefix.Ne => $"NOT {contained}",
+                SearchPrefix.Gt => $"{high} > {qh}",
+                SearchPrefix.Lt => $"{low} < {ql}",
+                SearchPrefix.Ge => $"({high} > {qh} OR {contained})",
+                SearchPrefix.Le => $"({low} < {ql} OR {contained})",
+                SearchPrefix.Sa => $"{low} >= {qh}",
+                SearchPrefix.Eb => $"{high} <= {ql}",
+                _ => $"({low} < {qh} AND {high} > {ql})",
+            });
+        }
+
+        private static string EscapeLike(string value) =>
+            value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
+    }
+}
