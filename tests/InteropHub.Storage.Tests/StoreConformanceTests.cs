@@ -17,7 +17,7 @@ namespace InteropHub.Storage.Tests;
 /// migrated, empty store. Writes go through the real handlers wherever a handler exists, so the suite checks the
 /// store as the server uses it; the session is used directly only for what no handler exposes (rollback).
 /// </summary>
-public abstract class StoreConformanceTests : IAsyncLifetime
+public abstract partial class StoreConformanceTests : IAsyncLifetime
 {
     /// <summary>The Chinese resident identity card number system (公民身份号码).</summary>
     private const string IdCard = "urn:oid:1.2.156.112606.1.1.1";

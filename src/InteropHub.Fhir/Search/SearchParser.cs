@@ -517,6 +517,13 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     throw new InvalidInputException($"'{text}' in '{name}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]).", name);
                 }
 
+                if (prefix == SearchPrefix.Ap)
+                {
+                    // ap: the range widened by 10% of the gap between the value and now (search.html#prefix).
+                    var gap = (long)(Math.Abs(DateTime.UtcNow.Ticks - range.Low) * 0.1);
+                    return new DateCondition(prefix, Math.Max(DateRange.Min, range.Low - gap), Math.Min(DateRange.Max, range.High + gap));
+                }
+
                 return new DateCondition(prefix, range.Low, range.High);
             case SearchParamType.Number:
                 return ParseNumber(prefix, SearchValueText.Unescape(text), name);
@@ -558,6 +565,13 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         var half = 0.5 * Math.Pow(10, -decimals);
         var value = (double)number;
+        if (prefix == SearchPrefix.Ap)
+        {
+            // ap: within 10% of the value (search.html#prefix), and never narrower than its precision.
+            var margin = Math.Max(Math.Abs(value) * 0.1, half);
+            return new NumberCondition(prefix, value, value - margin, value + margin);
+        }
+
         return new NumberCondition(prefix, value, value - half, value + half);
     }
 

@@ -1,0 +1,282 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Resources.Update;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Storage.Tests;
+
+/// <summary>
+/// Search over the typed index tables, on every store: each parameter type, modifier and prefix, chains, _has,
+/// composites, sorting with keyset paging, counting and includes. The expected ids are worked out by hand from
+/// the small clinical world <see cref="SeedWorldAsync"/> writes.
+/// </summary>
+public abstract partial class StoreConformanceTests
+{
+    private const string Loinc = "http://loinc.org";
+    private const string Ucum = "http://unitsofmeasure.org";
+
+    [Theory]
+    // string: prefix, case- and accent-insensitive, CJK prefix on the whole name and on family/given
+    [InlineData("Patient", "name=张", "p1")]
+    [InlineData("Patient", "name=张三", "p1")]
+    [InlineData("Patient", "family=张&given=三", "p1")]
+    [InlineData("Patient", "name=三", "p1")]
+    [InlineData("Patient", "family=muller", "p2")]
+    [InlineData("Patient", "given=JOSE", "p2")]
+    [InlineData("Patient", "name=ＭÜＬ", "p2")]
+    [InlineData("Patient", "name:exact=Müller", "p2")]
+    [InlineData("Patient", "name:exact=muller", "")]
+    [InlineData("Patient", "name:contains=ll", "p2")]
+    [InlineData("Patient", "name:contains=%", "")]
+    [InlineData("Patient", "address-city=清溪", "p1,p3")]
+    [InlineData("Patient", "name=李,müller", "p2,p3")]
+    // token: code, system|code, |code, system|, :not, :text, :of-type, booleans
+    [InlineData("Patient", "gender=male", "p1")]
+    [InlineData("Patient", "gender:not=male", "p2,p3")]
+    [InlineData("Observation", "code=http://loinc.org|8480-6", "o1")]
+    [InlineData("Observation", "code=8480-6,8339-4", "o1,o2")]
+    [InlineData("Observation", "code=http://loinc.org|", "o1,o2,o3")]
+    [InlineData("Observation", "code=|local-1", "o4")]
+    [InlineData("Observation", "code:text=systolic", "o1")]
+    [InlineData("Observation", "code:text=血压", "o3")]
+    [InlineData("Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|mrn-1", "p1")]
+    [InlineData("Patient", "identifier=mrn-1", "p1")]
+    [InlineData("Patient", "active=true", "p1,p2")]
+    [InlineData("Patient", "telecom=phone|13800000000", "p1")]
+    [InlineData("Patient", "phone=13800000000", "p1")]
+    // date: precision as a range, every prefix
+    [InlineData("Patient", "birthdate=1990", "p1")]
+    [InlineData("Patient", "birthdate=1990-01-01", "p1")]
+    [InlineData("Patient", "birthdate=1985", "p2")]
+    [InlineData("Patient", "birthdate=1985-06-15", "")]
+    [InlineData("Patient", "birthdate=ne1990", "p2")]
+    [InlineData("Patient", "birthdate=lt1986", "p2")]
+    [InlineData("Patient", "birthdate=gt1985-06-15", "p1,p2")]
+    [InlineData("Patient", "birthdate=ge1985-06", "p1,p2")]
+    [InlineData("Patient", "birthdate=le1985-06-30", "p2")]
+    [InlineData("Patient", "birthdate=sa1985", "p1")]
+    [InlineData("Patient", "birthdate=eb1990-01-01", "p2")]
+    [InlineData("Patient", "birthdate=ap1990-01-02", "p1")]
+    [InlineData("Encounter", "date=2024-01-03", "")]
+    [InlineData("Encounter", "date=ge2024-01-03", "e1")]
+    [InlineData("Encounter", "date=2024-01", "e1")]
+    [InlineData("Observation", "date=2024-05-01T18:00:00%2B08:00", "o1")]
+    [InlineData("Observation", "date=2024-05-01T10:00", "o1")]
+    // :missing
+    [InlineData("Patient", "birthdate:missing=true", "p3")]
+    [InlineData("Patient", "birthdate:missing=false", "p1,p2")]
+    // number: implied precision and comparisons
+    [InlineData("RiskAssessment", "probability=0.5", "r1")]
+    [InlineData("RiskAssessment", "probability=0.50", "r1")]
+    [InlineData("RiskAssessment", "probability=gt0.4", "r1")]
+    [InlineData("RiskAssessment", "probability=lt0.5", "")]
+    [InlineData("RiskAssessment", "probability=ap0.52", "r1")]
+    // quantity: value, system and code, UCUM canonical units
+    [InlineData("Observation", "value-quantity=120|http://unitsofmeasure.org|mm[Hg]", "o1")]
+    [InlineData("Observation", "value-quantity=gt100", "o1,o2")]
+    [InlineData("Observation", "value-quantity=3500||g", "o2")]
+    [InlineData("Observation", "value-quantity=3.5|http://unitsofmeasure.org|kg", "o2")]
+    [InlineData("Observation", "value-quantity=le3.4|http://unitsofmeasure.org|kg", "")]
+    // composite
+    [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt130", "o3")]
+    [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8480-6$lt100", "")]
+    [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8462-4$85", "o3")]
+    [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8462-4$140", "")]
+    // uri
+    [InlineData("Patient", "_profile=http://hub.example/StructureDefinition/cn-patient", "p1")]
+    [InlineData("Patient", "_profile:below=http://hub.example/StructureDefinition", "p1")]
+    [InlineData("Patient", "_profile:above=http://hub.example/StructureDefinition/cn-patient/v2", "p1")]
+    [InlineData("Patient", "_source=urn:his:county-hospital", "p2")]
+    // reference: type/id, id, :type, :identifier, absolute external URL
+    [InlineData("Observation", "subject=Patient/p1", "o1,o3")]
+    [InlineData("Observation", "subject=p2", "o2")]
+    [InlineData("Observation", "subject:Patient=p1", "o1,o3")]
+    [InlineData("Observation", "patient=p1", "o1,o3")]
+    [InlineData("Observation", "subject:identifier=urn:oid:2.16.156.10011.1.3|110101", "o4")]
+    [InlineData("Observation", "performer=http://other.example/fhir/Practitioner/9", "o4")]
+    // chains and _has
+    [InlineData("Observation", "subject:Patient.name=张", "o1,o3")]
+    [InlineData("Observation", "patient.birthdate=1985", "o2")]
+    [InlineData("Observation", "subject:Patient.organization.name=清溪县", "o1,o3")]
+    [InlineData("Patient", "_has:Observation:patient:code=8339-4", "p2")]
+    [InlineData("Patient", "_has:Observation:subject:value-quantity=gt100", "p1,p2")]
+    [InlineData("Organization", "_has:Patient:organization:_has:Observation:patient:code=8480-6", "org1")]
+    // common parameters
+    [InlineData("Patient", "_id=p1,p3", "p1,p3")]
+    [InlineData("Patient", "_id:not=p1", "p2,p3")]
+    [InlineData("Patient", "_tag=http://hub.example/tags|vip", "p2")]
+    [InlineData("Patient", "_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R", "p3")]
+    [InlineData("Patient", "_lastUpdated=gt2000-01-01", "p1,p2,p3")]
+    [InlineData("Patient", "gender=male,female&birthdate=gt1980&name=张", "p1")]
+    public async Task Search_finds_exactly_the_expected_resources(string type, string query, string expected)
+    {
+        await SeedWorldAsync();
+
+        var ids = (await FindAsync(type, query)).Select(m => m.Id).Order(StringComparer.Ordinal).ToList();
+
+        Assert.Equal(expected.Split(',', StringSplitOptions.RemoveEmptyEntries), ids);
+    }
+
+    [Fact]
+    public async Task An_update_replaces_the_index_rows_and_a_delete_removes_them()
+    {
+        await SeedWorldAsync();
+        var patient = World().OfType<Patient>().Single(p => p.Id == "p3");
+        patient.BirthDate = "2001-02-03";
+        patient.Name = [new HumanName { Family = "王", Given = ["五"] }];
+        await PutAsync(patient);
+
+        Assert.Equal(["p3"], await FindIdsAsync("Patient", "birthdate=2001"));
+        Assert.Empty(await FindIdsAsync("Patient", "name=李"));
+        Assert.Equal(["p3"], await FindIdsAsync("Patient", "name=王五"));
+
+        await DeleteAsync("Patient", "p3");
+        await DeleteAsync("Observation", "o2");
+
+        Assert.Empty(await FindIdsAsync("Patient", "name=王"));
+        Assert.Equal(["p1", "p2"], await FindIdsAsync("Patient", "birthdate:missing=false"));
+        Assert.Empty(await FindIdsAsync("Patient", "_has:Observation:patient:code=8339-4"));
+    }
+
+    [Fact]
+    public async Task Sorting_orders_by_several_keys_and_keyset_pages_through_every_match()
+    {
+        await SeedWorldAsync();
+        for (var i = 0; i < 6; i++)
+        {
+            await PutAsync(new Patient { Id = $"s{i}", Gender = i % 2 == 0 ? AdministrativeGender.Female : AdministrativeGender.Male, BirthDate = $"200{i % 3}" });
+        }
+
+        var all = await PagedIdsAsync("Patient", "_sort=-birthdate,gender,_id", pageSize: 2);
+        var byName = await PagedIdsAsync("Patient", "_sort=name&_id=p1,p2,p3", pageSize: 1);
+
+        // 2002: s2 (female), s5 (male); 2001: s4 (female), s1 (male); 2000: s0 (female), s3 (male); then p1 1990,
+        // p2 1985; p3 has no birth date and sorts last.
+        Assert.Equal(["s2", "s5", "s4", "s1", "s0", "s3", "p1", "p2", "p3"], all);
+        // By the lowest normalised name value, compared by code point: 'jose' (p2), 三 U+4E09 (p1), 李四 U+674E (p3).
+        Assert.Equal(["p2", "p1", "p3"], byName);
+    }
+
+    [Fact]
+    public async Task Count_and_references_serve_total_and_include()
+    {
+        await SeedWorldAsync();
+
+        var count = await Store.CountAsync(Criteria("Observation", "subject=Patient/p1"), Ct);
+        var observations = await FindAsync("Observation", "code=http://loinc.org|");
+        var subjects = await Store.FindReferencesAsync(observations.Select(o => o.Rid).ToList(), "subject", null, 10, Ct);
+        var anything = await Store.FindReferencesAsync(observations.Select(o => o.Rid).ToList(), null, "Patient", 10, Ct);
+
+        Assert.Equal(2, count);
+        Assert.Equal(["Patient/p1", "Patient/p2"], subjects.Select(k => $"{k.ResourceType}/{k.Id}").Order(StringComparer.Ordinal));
+        Assert.Equal(["Patient/p1", "Patient/p2"], anything.Select(k => $"{k.ResourceType}/{k.Id}").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_system_search_spans_the_types_named()
+    {
+        await SeedWorldAsync();
+        var query = SearchParser.Default.ParseQuery(["Patient", "Observation"], [new("_id", "p1,o1,org1")], lenient: false);
+
+        var matches = await Store.FindAsync(query.Criteria, [], null, 10, Ct);
+
+        Assert.Equal(["Observation/o1", "Patient/p1"], matches.Select(m => $"{m.ResourceType}/{m.Id}").Order(StringComparer.Ordinal));
+    }
+
+    private async Task<List<string>> PagedIdsAsync(string type, string queryString, int pageSize)
+    {
+        var pairs = SearchParser.SplitQueryString(type, queryString);
+        var query = SearchParser.Default.ParseQuery([type], pairs, lenient: false);
+        var ids = new List<string>();
+        SearchCursor? cursor = null;
+        while (true)
+        {
+            var page = await Store.FindAsync(query.Criteria, query.Sort, cursor, pageSize, Ct);
+            ids.AddRange(page.Select(m => m.Id));
+            if (page.Count < pageSize)
+            {
+                return ids;
+            }
+
+            cursor = new SearchCursor(page[^1].SortValues!, page[^1].Rid);
+        }
+    }
+
+    private async Task SeedWorldAsync()
+    {
+        foreach (var resource in World())
+        {
+            await new UpdateResource(Store, _writer).HandleAsync(new UpdateRequest(resource.TypeName, resource.Id, null, resource, null), Ct);
+        }
+    }
+
+    private static List<Resource> World()
+    {
+        var mr = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR");
+        return
+        [
+            new Organization { Id = "org1", Name = "清溪县人民医院" },
+            new Patient
+            {
+                Id = "p1", Active = true, Gender = AdministrativeGender.Male, BirthDate = "1990-01-01",
+                Name = [new HumanName { Family = "张", Given = ["三"] }],
+                Identifier = [new Identifier(Mrn, "mrn-1") { Type = mr }],
+                Telecom = [new ContactPoint(ContactPoint.ContactPointSystem.Phone, null, "13800000000")],
+                Address = [new Address { City = "清溪县" }],
+                ManagingOrganization = new ResourceReference("Organization/org1"),
+                Meta = new Meta { Profile = ["http://hub.example/StructureDefinition/cn-patient"] },
+            },
+            new Patient
+            {
+                Id = "p2", Active = true, Gender = AdministrativeGender.Female, BirthDate = "1985-06",
+                Name = [new HumanName { Family = "Müller", Given = ["José"] }],
+                Meta = new Meta { Tag = [new Coding("http://hub.example/tags", "vip")], Source = "urn:his:county-hospital" },
+            },
+            new Patient
+            {
+                Id = "p3", Active = false,
+                Name = [new HumanName { Text = "李四" }],
+                Address = [new Address { City = "清溪县" }],
+                Meta = new Meta { Security = [new Coding("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R")] },
+            },
+            new Observation
+            {
+                Id = "o1", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6", "Systolic blood pressure"),
+                Subject = new ResourceReference("Patient/p1"), Effective = new FhirDateTime("2024-05-01T10:00:00Z"),
+                Value = new Quantity(120, "mm[Hg]", Ucum),
+            },
+            new Observation
+            {
+                Id = "o2", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8339-4", "Birth weight"),
+                Subject = new ResourceReference("Patient/p2"), Value = new Quantity(3500, "g", Ucum),
+            },
+            new Observation
+            {
+                Id = "o3", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "85354-9") { Text = "血压" },
+                Subject = new ResourceReference("Patient/p1"),
+                Component =
+                [
+                    new Observation.ComponentComponent { Code = new CodeableConcept(Loinc, "8480-6"), Value = new Quantity(140, "mm[Hg]", Ucum) },
+                    new Observation.ComponentComponent { Code = new CodeableConcept(Loinc, "8462-4"), Value = new Quantity(85, "mm[Hg]", Ucum) },
+                ],
+            },
+            new Observation
+            {
+                Id = "o4", Status = ObservationStatus.Final, Code = new CodeableConcept { Coding = [new Coding { Code = "local-1" }] },
+                Subject = new ResourceReference { Identifier = new Identifier("urn:oid:2.16.156.10011.1.3", "110101") },
+                Performer = [new ResourceReference("http://other.example/fhir/Practitioner/9")],
+            },
+            new Encounter
+            {
+                Id = "e1", Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+                Subject = new ResourceReference("Patient/p1"), Period = new Period(new FhirDateTime("2024-01-01"), new FhirDateTime("2024-01-05")),
+            },
+            new RiskAssessment
+            {
+                Id = "r1", Status = ObservationStatus.Final, Subject = new ResourceReference("Patient/p1"),
+                Prediction = [new RiskAssessment.PredictionComponent { Probability = new FhirDecimal(0.5m) }],
+            },
+        ];
+    }
+}
