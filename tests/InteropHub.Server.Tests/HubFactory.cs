@@ -34,6 +34,7 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:MaxBodyBytes", MaxBodyBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("InteropHub:MaxPageSize", "100");
         builder.UseSetting("InteropHub:Export:Folder", Path.Combine(Path.GetTempPath(), "interophub-tests", "exports"));
+        builder.UseSetting("InteropHub:MaxIncludes", "5");
     }
 
     /// <summary>A new hub on the same database, as after a restart.</summary>

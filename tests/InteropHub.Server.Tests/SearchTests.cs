@@ -1,0 +1,230 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>Search over HTTP: errors and lenient handling, the searchset Bundle's shape, result parameters, system and compartment search.</summary>
+public abstract class SearchTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Theory]
+    [InlineData("nonsense=1", "nonsense")]
+    [InlineData("name:fuzzy=x", "name:fuzzy")]
+    [InlineData("birthdate=xx2020", "birthdate")]
+    [InlineData("birthdate=2020-13", "birthdate")]
+    [InlineData("organization.nonsense=x", "organization.nonsense")]
+    [InlineData("_has:Observation:nonsense:code=1", "_has:Observation:nonsense:code")]
+    [InlineData("_sort=nonsense", "_sort")]
+    [InlineData("_include=Observation:nonsense", "_include")]
+    [InlineData("_summary=maybe", "_summary")]
+    public async Task A_parameter_modifier_or_prefix_the_hub_does_not_understand_is_400_naming_it(string query, string named)
+    {
+        var response = await _client.GetAsync($"/fhir/Patient?{query}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal(named, issue.Expression.Single());
+    }
+
+    [Fact]
+    public async Task Lenient_handling_ignores_what_it_does_not_understand_and_says_so_in_the_bundle()
+    {
+        var family = await CreatePatientAsync();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?nonsense=1&family={Uri.EscapeDataString(family)}&name:fuzzy=x&_count=5");
+        request.Headers.Add("Prefer", "handling=lenient");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Equal(["nonsense", "name:fuzzy"], outcome.Issue.Select(i => i.Expression.Single()));
+        Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
+        var self = Uri.UnescapeDataString(bundle.SelfLink!.Query);
+        Assert.Equal($"?family={family}&_count=5", self);
+    }
+
+    [Fact]
+    public async Task Include_and_revinclude_add_the_related_resources_marked_include()
+    {
+        var family = await CreatePatientAsync();
+        var patientId = await IdOfAsync(family);
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}"),
+        });
+
+        var included = await SearchAsync($"Observation?_id={observation}&_include=Observation:subject");
+        var revIncluded = await SearchAsync($"Patient?_id={patientId}&_revinclude=Observation:subject");
+
+        Assert.Equal([$"match Observation/{observation}", $"include Patient/{patientId}"], Modes(included));
+        Assert.Equal([$"match Patient/{patientId}", $"include Observation/{observation}"], Modes(revIncluded));
+    }
+
+    [Fact]
+    public async Task Includes_past_the_configured_cap_stop_with_a_warning()
+    {
+        var family = await CreatePatientAsync();
+        var patientId = await IdOfAsync(family);
+        for (var i = 0; i < 7; i++)
+        {
+            await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}") });
+        }
+
+        var bundle = await SearchAsync($"Patient?_id={patientId}&_revinclude=Observation:subject");
+
+        Assert.Equal(5, bundle.Entry.Count(e => e.Search?.Mode == Bundle.SearchEntryMode.Include));
+        var outcome = Assert.IsType<OperationOutcome>(bundle.Entry.Single(e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Equal(OperationOutcome.IssueType.TooCostly, outcome.Issue.Single().Code);
+    }
+
+    [Fact]
+    public async Task Summary_count_and_total_accurate_report_how_many_match()
+    {
+        var family = await CreatePatientAsync();
+        await CreatePatientAsync(family);
+        await CreatePatientAsync(family);
+
+        var count = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_summary=count");
+        var page = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_total=accurate&_count=1");
+        var none = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_count=1");
+
+        Assert.Equal(3, count.Total);
+        Assert.Empty(count.Entry);
+        Assert.Equal(3, page.Total);
+        Assert.Single(page.Entry);
+        Assert.NotNull(page.NextLink);
+        Assert.Null(none.Total);
+    }
+
+    [Fact]
+    public async Task Elements_and_summary_return_a_subset_tagged_subsetted()
+    {
+        var family = await CreatePatientAsync();
+
+        var elements = (Patient)(await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_elements=name")).Entry.Single().Resource!;
+        var summary = (Patient)(await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_summary=true")).Entry.Single().Resource!;
+
+        Assert.Equal(family, elements.Name.Single().Family);
+        Assert.Null(elements.BirthDate);
+        Assert.Empty(elements.Address);
+        Assert.Contains(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Equal("1990-01-01", summary.BirthDate);
+        Assert.Contains(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
+    }
+
+    [Fact]
+    public async Task Sorted_results_page_through_next_links_in_order()
+    {
+        var family = await CreatePatientAsync(birthDate: "2001-01-01");
+        await CreatePatientAsync(family, "1999-01-01");
+        await CreatePatientAsync(family, "2003-01-01");
+        await CreatePatientAsync(family, "2000-01-01");
+
+        var dates = new List<string>();
+        string? url = $"/fhir/Patient?family={Uri.EscapeDataString(family)}&_sort=-birthdate&_count=3";
+        while (url is not null)
+        {
+            var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(url));
+            dates.AddRange(bundle.Entry.Select(e => ((Patient)e.Resource!).BirthDate!));
+            url = bundle.NextLink?.PathAndQuery;
+        }
+
+        Assert.Equal(["2003-01-01", "2001-01-01", "2000-01-01", "1999-01-01"], dates);
+    }
+
+    [Fact]
+    public async Task A_search_by_post_form_answers_like_the_get_and_links_as_a_get()
+    {
+        var family = await CreatePatientAsync();
+
+        var response = await _client.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("family", family)]));
+
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Single(bundle.Entry);
+        Assert.EndsWith("/fhir/Patient?family=" + Uri.EscapeDataString(family), bundle.SelfLink!.AbsoluteUri, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task System_search_finds_resources_of_the_types_named()
+    {
+        var family = await CreatePatientAsync();
+        var patientId = await IdOfAsync(family);
+        var organization = await CreateAsync(new Organization { Name = "白沙镇卫生院" });
+
+        var bundle = await SearchAsync($"?_type=Patient,Organization&_id={patientId},{organization}");
+        var refused = await _client.GetAsync("/fhir?family=x");
+
+        Assert.Equal([$"Organization/{organization}", $"Patient/{patientId}"],
+            bundle.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order(StringComparer.Ordinal));
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task Compartment_search_finds_the_resources_that_refer_to_the_patient()
+    {
+        var patientId = await IdOfAsync(await CreatePatientAsync());
+        var otherId = await IdOfAsync(await CreatePatientAsync());
+        var mine = await CreateAsync(new Encounter { Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"), Subject = new ResourceReference($"Patient/{patientId}") });
+        await CreateAsync(new Encounter { Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"), Subject = new ResourceReference($"Patient/{otherId}") });
+
+        var bundle = await SearchAsync($"Patient/{patientId}/Encounter");
+        var filtered = await SearchAsync($"Patient/{patientId}/Encounter?status=planned");
+
+        Assert.Equal([mine], bundle.Entry.Select(e => e.Resource!.Id));
+        Assert.Empty(filtered.Entry);
+    }
+
+    [Fact]
+    public async Task Conditional_create_accepts_any_search_criteria()
+    {
+        var family = "卢" + Guid.NewGuid().ToString("N")[..8];
+        var request = () =>
+        {
+            var message = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient(family, "一")) };
+            message.Headers.Add("If-None-Exist", $"family:exact={family}&birthdate=1990-01-01&gender=male");
+            return message;
+        };
+
+        var first = await _client.SendAsync(request());
+        var second = await _client.SendAsync(request());
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+    }
+
+    private async Task<string> CreatePatientAsync(string? family = null, string birthDate = "1990-01-01")
+    {
+        family ??= "欧阳" + Guid.NewGuid().ToString("N")[..8];
+        var patient = Fhir.Patient(family, "明");
+        patient.BirthDate = birthDate;
+        await CreateAsync(patient);
+        return family;
+    }
+
+    private async Task<string> CreateAsync(Resource resource)
+    {
+        var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return response.Headers.Location!.OriginalString.Split('/')[^3];
+    }
+
+    private async Task<string> IdOfAsync(string family) =>
+        (await SearchAsync($"Patient?family:exact={Uri.EscapeDataString(family)}")).Entry.Single().Resource!.Id!;
+
+    private async Task<Bundle> SearchAsync(string relative)
+    {
+        var response = await _client.GetAsync("/fhir/" + relative.TrimStart('/'));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await Fhir.Read<Bundle>(response);
+    }
+
+    private static List<string> Modes(Bundle bundle) =>
+        bundle.Entry.Select(e => $"{(e.Search!.Mode == Bundle.SearchEntryMode.Match ? "match" : "include")} {e.Resource!.TypeName}/{e.Resource.Id}").ToList();
+}
+
+public sealed class SearchTestsOnSqlite(SqliteHub hub) : SearchTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class SearchTestsOnPostgres(PostgresHub hub) : SearchTests(hub), IClassFixture<PostgresHub>;
