@@ -189,7 +189,8 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
             case ContactPoint contact when !string.IsNullOrEmpty(contact.Value):
                 entries.Tokens.Add(new TokenIndexRow(key, contact.SystemElement?.JsonValue as string ?? "", contact.Value, "", group));
                 break;
-            case FhirBoolean { Value: { } flag }:
+            case PrimitiveType { JsonValue: bool flag }:
+                // FHIR booleans are the tokens true and false (FHIRPath results included), never .NET's "True".
                 entries.Tokens.Add(new TokenIndexRow(key, "", flag ? "true" : "false", "", group));
                 break;
             case PrimitiveType { JsonValue: { } primitive }:
