@@ -73,3 +73,11 @@ public sealed class NotAcceptableException(string diagnostics)
 public sealed class PayloadTooLargeException(long limit)
     : FhirException(HttpStatusCode.RequestEntityTooLarge, OperationOutcome.IssueType.TooCostly,
         $"The request body is larger than the configured limit of {limit} bytes (InteropHub:MaxBodyBytes).");
+
+/// <summary>A write that kept colliding with concurrent writes and was rolled back (HTTP 409); the client may retry.</summary>
+public sealed class WriteConflictException(string diagnostics)
+    : FhirException(HttpStatusCode.Conflict, OperationOutcome.IssueType.Transient, diagnostics);
+
+/// <summary>A request whose result would be an invalid resource, e.g. a patch that breaks the resource (HTTP 422).</summary>
+public sealed class UnprocessableResourceException(OperationOutcome outcome)
+    : FhirException(HttpStatusCode.UnprocessableEntity, outcome);

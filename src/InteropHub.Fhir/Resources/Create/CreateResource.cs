@@ -15,7 +15,20 @@ public sealed record CreateRequest(string ResourceType, Resource Resource, Searc
 /// </summary>
 public sealed class CreateResource(IResourceStore store, VersionWriter writer)
 {
-    public async Task<WriteOutcome> HandleAsync(CreateRequest request, CancellationToken ct)
+    public Task<WriteOutcome> HandleAsync(CreateRequest request, CancellationToken ct) =>
+        store.RunAsync(session => ExecuteAsync(session, request, ct), ct);
+
+    /// <summary>The create inside a session the caller commits (a transaction runs many in one session).</summary>
+    public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, CreateRequest request, CancellationToken ct)
+    {
+        var existing = await FindExistingAsync(session, request, ct);
+        return existing is not null
+            ? new WriteOutcome(WriteStatus.Existing, existing)
+            : await WriteAsync(session, request, VersionWriter.NewId(), ct);
+    }
+
+    /// <summary>Checks the request and, for a conditional create, returns the single match (null: create).</summary>
+    public static async Task<StoredResource?> FindExistingAsync(IWriteSession session, CreateRequest request, CancellationToken ct)
     {
         if (request.Resource.TypeName != request.ResourceType)
         {
@@ -23,31 +36,28 @@ public sealed class CreateResource(IResourceStore store, VersionWriter writer)
                 $"The body is a {request.Resource.TypeName} but the request URL is for {request.ResourceType}.", "resourceType");
         }
 
-        await using var session = await store.BeginWriteAsync(ct);
-        if (request.IfNoneExist is { } criteria)
+        if (request.IfNoneExist is not { } criteria)
         {
-            if (criteria.IsEmpty)
-            {
-                throw new InvalidInputException("If-None-Exist has no search criteria.");
-            }
-
-            await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
-            var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
-            if (matches.Count > 1)
-            {
-                throw new PreconditionFailedException(
-                    $"If-None-Exist '{criteria.Canonical(request.ResourceType)}' matches more than one resource.");
-            }
-
-            if (matches.Count == 1)
-            {
-                var existing = await session.ReadCurrentAsync(request.ResourceType, matches[0].Id, ct);
-                return new WriteOutcome(WriteStatus.Existing, existing);
-            }
+            return null;
         }
 
-        var saved = await writer.SaveAsync(session, request.Resource, VersionWriter.NewId(), previous: null, "POST", ct);
-        await session.CommitAsync(ct);
-        return new WriteOutcome(WriteStatus.Created, saved);
+        if (criteria.IsEmpty)
+        {
+            throw new InvalidInputException("If-None-Exist has no search criteria.");
+        }
+
+        await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
+        var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
+        if (matches.Count > 1)
+        {
+            throw new PreconditionFailedException(
+                $"If-None-Exist '{criteria.Canonical(request.ResourceType)}' matches more than one resource.");
+        }
+
+        return matches.Count == 1 ? await session.ReadCurrentAsync(request.ResourceType, matches[0].Id, ct) : null;
     }
+
+    /// <summary>Writes the resource as version 1 under <paramref name="id"/>, a new server-assigned id.</summary>
+    public async Task<WriteOutcome> WriteAsync(IWriteSession session, CreateRequest request, string id, CancellationToken ct) =>
+        new(WriteStatus.Created, await writer.SaveAsync(session, request.Resource, id, previous: null, "POST", ct));
 }

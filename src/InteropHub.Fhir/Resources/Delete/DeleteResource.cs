@@ -13,48 +13,55 @@ public sealed record DeleteRequest(string ResourceType, string? Id, SearchCriter
 /// </summary>
 public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
 {
-    public async Task<WriteOutcome> HandleAsync(DeleteRequest request, CancellationToken ct)
+    public Task<WriteOutcome> HandleAsync(DeleteRequest request, CancellationToken ct) =>
+        store.RunAsync(session => ExecuteAsync(session, request, ct), ct);
+
+    /// <summary>The delete inside a session the caller commits.</summary>
+    public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, DeleteRequest request, CancellationToken ct)
     {
-        await using var session = await store.BeginWriteAsync(ct);
-        string id;
+        var id = await ResolveIdAsync(session, request, ct);
+        return id is null
+            ? new WriteOutcome(WriteStatus.NothingToDelete, null)
+            : await WriteAsync(session, request.ResourceType, id, request.IfMatch, ct);
+    }
+
+    /// <summary>The id to delete: the URL's, or the single match of the criteria (null when nothing matches).</summary>
+    public static async Task<string?> ResolveIdAsync(IWriteSession session, DeleteRequest request, CancellationToken ct)
+    {
         if (request.Id is { } urlId)
         {
             ResourceTypes.EnsureValidId(urlId);
-            id = urlId;
+            return urlId;
         }
-        else
+
+        var criteria = request.Criteria;
+        if (criteria is null || criteria.IsEmpty)
         {
-            var criteria = request.Criteria;
-            if (criteria is null || criteria.IsEmpty)
-            {
-                throw new InvalidInputException("A conditional delete needs search criteria, e.g. DELETE /Patient?identifier=system|value.");
-            }
-
-            await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
-            var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
-            if (matches.Count > 1)
-            {
-                throw new PreconditionFailedException($"Conditional delete '{criteria.Canonical(request.ResourceType)}' matches more than one resource.");
-            }
-
-            if (matches.Count == 0)
-            {
-                return new WriteOutcome(WriteStatus.NothingToDelete, null);
-            }
-
-            id = matches[0].Id;
+            throw new InvalidInputException("A conditional delete needs search criteria, e.g. DELETE /Patient?identifier=system|value.");
         }
 
-        await session.LockAsync(VersionWriter.IdLock(request.ResourceType, id), ct);
-        var current = await session.ReadCurrentAsync(request.ResourceType, id, ct);
+        await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
+        var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
+        if (matches.Count > 1)
+        {
+            throw new PreconditionFailedException($"Conditional delete '{criteria.Canonical(request.ResourceType)}' matches more than one resource.");
+        }
+
+        return matches.Count == 0 ? null : matches[0].Id;
+    }
+
+    public async Task<WriteOutcome> WriteAsync(IWriteSession session, string resourceType, string id, int? ifMatch, CancellationToken ct)
+    {
+        await session.LockAsync(VersionWriter.IdLock(resourceType, id), ct);
+        var current = await session.ReadCurrentAsync(resourceType, id, ct);
         if (current is null)
         {
-            throw new ResourceNotFoundException($"{request.ResourceType}/{id} does not exist.");
+            throw new ResourceNotFoundException($"{resourceType}/{id} does not exist.");
         }
 
-        if (request.IfMatch is { } expected && current.VersionId != expected)
+        if (ifMatch is { } expected && current.VersionId != expected)
         {
-            throw new PreconditionFailedException($"If-Match expected version {expected} of {request.ResourceType}/{id}, but it is at version {current.VersionId}.");
+            throw new PreconditionFailedException($"If-Match expected version {expected} of {resourceType}/{id}, but it is at version {current.VersionId}.");
         }
 
         if (current.IsDeleted)
@@ -62,8 +69,6 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
             return new WriteOutcome(WriteStatus.NothingToDelete, current);
         }
 
-        var deleted = await writer.DeleteAsync(session, current, ct);
-        await session.CommitAsync(ct);
-        return new WriteOutcome(WriteStatus.Deleted, deleted);
+        return new WriteOutcome(WriteStatus.Deleted, await writer.DeleteAsync(session, current, ct));
     }
 }

@@ -16,7 +16,23 @@ public sealed record UpdateRequest(string ResourceType, string? Id, SearchCriter
 /// </summary>
 public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
 {
-    public async Task<WriteOutcome> HandleAsync(UpdateRequest request, CancellationToken ct)
+    public Task<WriteOutcome> HandleAsync(UpdateRequest request, CancellationToken ct)
+    {
+        var bodyId = request.Resource.Id;
+        return store.RunAsync(session =>
+        {
+            // Writing stamps the resolved id into the body; a retried attempt must resolve from the client's id again.
+            request.Resource.Id = bodyId;
+            return ExecuteAsync(session, request, ct);
+        }, ct);
+    }
+
+    /// <summary>The update inside a session the caller commits.</summary>
+    public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, UpdateRequest request, CancellationToken ct) =>
+        await WriteAsync(session, request, await ResolveIdAsync(session, request, ct), ct);
+
+    /// <summary>Checks the request and returns the id to write: the URL's, or what the conditional criteria resolve to.</summary>
+    public static async Task<string> ResolveIdAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
     {
         var resource = request.Resource;
         if (resource.TypeName != request.ResourceType)
@@ -24,9 +40,12 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
             throw new InvalidInputException($"The body is a {resource.TypeName} but the request URL is for {request.ResourceType}.", "resourceType");
         }
 
-        await using var session = await store.BeginWriteAsync(ct);
-        var id = request.Id is { } urlId ? CheckBodyId(urlId, resource) : await ResolveConditionalAsync(session, request, ct);
+        return request.Id is { } urlId ? CheckBodyId(urlId, resource) : await ResolveConditionalAsync(session, request, ct);
+    }
 
+    /// <summary>Writes the next version of <paramref name="id"/> (or its first, update-as-create) after checking If-Match.</summary>
+    public async Task<WriteOutcome> WriteAsync(IWriteSession session, UpdateRequest request, string id, CancellationToken ct)
+    {
         await session.LockAsync(VersionWriter.IdLock(request.ResourceType, id), ct);
         var current = await session.ReadCurrentAsync(request.ResourceType, id, ct);
         if (request.IfMatch is { } expected && (current is null || current.IsDeleted || current.VersionId != expected))
@@ -36,8 +55,7 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
                 $"If-Match expected version {expected} of {request.ResourceType}/{id}, but the resource {actual}.");
         }
 
-        var saved = await writer.SaveAsync(session, resource, id, current, "PUT", ct);
-        await session.CommitAsync(ct);
+        var saved = await writer.SaveAsync(session, request.Resource, id, current, "PUT", ct);
         var created = current is null || current.IsDeleted;
         return new WriteOutcome(created ? WriteStatus.Created : WriteStatus.Updated, saved);
     }
