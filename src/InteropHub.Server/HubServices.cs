@@ -4,6 +4,7 @@ using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
 using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
@@ -39,6 +40,7 @@ public static class HubServices
         services.AddSingleton<ReadResource>();
         services.AddSingleton<UpdateResource>();
         services.AddSingleton<DeleteResource>();
+        services.AddSingleton<PatchResource>();
         services.AddSingleton<ReadHistory>();
         services.AddSingleton<SearchResources>();
         services.AddSingleton<FhirRequestReader>();

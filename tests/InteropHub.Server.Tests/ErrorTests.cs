@@ -93,7 +93,7 @@ public abstract class ErrorTests(HubFactory hub)
     public async Task An_unmapped_path_and_a_wrong_method_answer_with_outcomes()
     {
         var notFound = await _client.GetAsync("/fhir/Patient/1/_history/1/extra");
-        var notAllowed = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Patch, "/fhir/Patient/1"));
+        var notAllowed = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient/1"));
 
         Assert.Equal(HttpStatusCode.NotFound, notFound.StatusCode);
         await Fhir.Read<OperationOutcome>(notFound);

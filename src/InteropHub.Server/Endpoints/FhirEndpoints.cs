@@ -2,6 +2,7 @@ using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
 using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
@@ -31,10 +32,12 @@ public static class FhirEndpoints
         type.MapPost("/_search", SearchByForm);
         type.MapPut("/", ConditionalUpdate);
         type.MapDelete("/", ConditionalDelete);
+        type.MapPatch("/", ConditionalPatch);
         type.MapGet("/_history", TypeHistory);
         type.MapGet("/{id}", Read);
         type.MapPut("/{id}", Update);
         type.MapDelete("/{id}", Delete);
+        type.MapPatch("/{id}", Patch);
         type.MapGet("/{id}/_history", InstanceHistory);
         type.MapGet("/{id}/_history/{vid}", ReadVersion);
         type.MapGet("/{id}/{compartmentType}", CompartmentSearch);
@@ -69,6 +72,19 @@ public static class FhirEndpoints
 
     private static async Task<IResult> ConditionalDelete(string type, HttpRequest request, DeleteResource handler, CancellationToken ct) =>
         FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, null, Criteria(type, request), Preconditions.IfMatch(request)), ct));
+
+    private static async Task<IResult> Patch(string type, string id, HttpRequest request, FhirRequestReader reader, PatchResource handler, CancellationToken ct)
+    {
+        var patch = await reader.ReadPatchAsync(request, ct);
+        return FhirResults.Written(await handler.HandleAsync(new PatchRequest(type, id, null, patch, Preconditions.IfMatch(request)), ct));
+    }
+
+    private static async Task<IResult> ConditionalPatch(string type, HttpRequest request, FhirRequestReader reader, PatchResource handler, CancellationToken ct)
+    {
+        var criteria = Criteria(type, request);
+        var patch = await reader.ReadPatchAsync(request, ct);
+        return FhirResults.Written(await handler.HandleAsync(new PatchRequest(type, null, criteria, patch, Preconditions.IfMatch(request)), ct));
+    }
 
     private static async Task<IResult> Read(string type, string id, HttpRequest request, ReadResource handler, CancellationToken ct)
     {

@@ -2,6 +2,8 @@ using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir;
 using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Serialization;
 using Microsoft.Extensions.Options;
 
@@ -25,6 +27,26 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 
         return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
     }
+
+    /// <summary>
+    /// A PATCH body (http.html#patch): a JSON Patch document (<c>application/json-patch+json</c>) or a FHIRPath
+    /// Patch, which is a Parameters resource in JSON or XML.
+    /// </summary>
+    public async Task<IResourcePatch> ReadPatchAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+            && mediaType.MediaType.Equals(JsonPatchMediaType, StringComparison.OrdinalIgnoreCase))
+        {
+            return JsonPatch.Parse(await ReadBodyAsync(request, ct));
+        }
+
+        return await ReadResourceAsync(request, ct) is Parameters parameters
+            ? FhirPathPatch.Parse(parameters)
+            : throw new InvalidInputException(
+                $"A PATCH body is a JSON Patch document ({JsonPatchMediaType}) or a FHIRPath Patch (a Parameters resource).");
+    }
+
+    public const string JsonPatchMediaType = "application/json-patch+json";
 
     private async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
     {
@@ -62,17 +84,8 @@ public static class Preconditions
     /// <summary>The version in <c>If-Match</c> (<c>W/"3"</c>, <c>"3"</c> or <c>3</c>), or null when absent.</summary>
     public static int? IfMatch(HttpRequest request)
     {
-        var raw = request.Headers.IfMatch.ToString().Trim();
-        if (raw.Length == 0)
-        {
-            return null;
-        }
-
-        var value = raw.StartsWith("W/", StringComparison.Ordinal) ? raw[2..] : raw;
-        value = value.Trim('"');
-        return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version > 0
-            ? version
-            : throw new InvalidInputException($"If-Match '{raw}' is not a version ETag such as W/\"3\".", "If-Match");
+        var raw = request.Headers.IfMatch.ToString();
+        return raw.Trim().Length == 0 ? null : ETags.ParseVersion(raw, "If-Match");
     }
 
     /// <summary>True when <c>If-None-Match</c> names the current version or <c>If-Modified-Since</c> is not before it (304).</summary>

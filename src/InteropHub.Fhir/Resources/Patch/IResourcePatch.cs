@@ -1,0 +1,37 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Resources.Patch;
+
+/// <summary>A parsed patch document: JSON Patch or FHIRPath Patch (http.html#patch).</summary>
+public interface IResourcePatch
+{
+    /// <summary>
+    /// The patched resource, parsed strictly from the result, from the current version (which is not changed).
+    /// Throws 422 when the patch cannot be applied to this version or its result is not a valid resource.
+    /// </summary>
+    Resource Apply(StoredResource current, FhirSerializers serializers);
+}
+
+internal static class PatchErrors
+{
+    public static UnprocessableResourceException Failed(string diagnostics, string? expression = null) =>
+        new(FhirException.Issue(OperationOutcome.IssueType.Processing, diagnostics, expression));
+
+    /// <summary>The strict parser's issues (each names its element), introduced as the outcome of a patch.</summary>
+    public static UnprocessableResourceException InvalidResult(OperationOutcome parseOutcome)
+    {
+        var outcome = (OperationOutcome)parseOutcome.DeepCopy();
+        foreach (var issue in outcome.Issue)
+        {
+            issue.Diagnostics = $"The patched resource is not valid: {issue.Diagnostics}";
+
+            // Line and position refer to the server's serialisation of the result, which the client never saw.
+            issue.Location = [];
+        }
+
+        return new UnprocessableResourceException(outcome);
+    }
+}
