@@ -1,5 +1,6 @@
 using InteropHub.Fhir;
 using InteropHub.Fhir.BulkData.Export;
+using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
@@ -43,6 +44,7 @@ public static class HubServices
         services.AddSingleton<PatchResource>();
         services.AddSingleton<ReadHistory>();
         services.AddSingleton<SearchResources>();
+        services.AddSingleton<ProcessBundle>();
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();
         services.AddSingleton<SeedLoader>();

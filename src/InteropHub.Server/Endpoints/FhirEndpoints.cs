@@ -1,3 +1,6 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Bundles;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
@@ -7,6 +10,7 @@ using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Serialization;
 using InteropHub.Server.Formatting;
 
 namespace InteropHub.Server.Endpoints;
@@ -21,6 +25,7 @@ public static class FhirEndpoints
         fhir.MapGet("/_history", SystemHistory);
         fhir.MapGet("/", SystemSearch);
         fhir.MapPost("/_search", SystemSearchByForm);
+        fhir.MapPost("/", BatchOrTransaction);
 
         var type = fhir.MapGroup("/{type}").AddEndpointFilter(async (context, next) =>
         {
@@ -42,6 +47,15 @@ public static class FhirEndpoints
         type.MapGet("/{id}/_history/{vid}", ReadVersion);
         type.MapGet("/{id}/{compartmentType}", CompartmentSearch);
         return app;
+    }
+
+    private static async Task<IResult> BatchOrTransaction(HttpRequest request, FhirRequestReader reader, ProcessBundle handler,
+        FhirSerializers serializers, CancellationToken ct)
+    {
+        var bundle = await reader.ReadResourceAsync(request, ct) as Bundle
+            ?? throw new InvalidInputException("POST [base] takes a Bundle of type batch or transaction.", "resourceType");
+        var result = await handler.HandleAsync(new BundleRequest(bundle, FhirResults.BaseUrl(request)), ct);
+        return FhirResults.Json(BundleWriter.Response(result, request, serializers));
     }
 
     private static async Task<IResult> Create(string type, HttpRequest request, FhirRequestReader reader, CreateResource handler, CancellationToken ct)

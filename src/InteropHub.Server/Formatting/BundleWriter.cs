@@ -1,10 +1,14 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Bundles;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources.History;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace InteropHub.Server.Formatting;
 
@@ -17,11 +21,106 @@ public static class BundleWriter
 {
     private static readonly JsonWriterOptions Options = new() { Encoder = FhirSerializers.Encoder, SkipValidation = true };
 
-    public static byte[] History(HistoryPage page, HttpRequest request)
+    public static byte[] History(HistoryPage page, HttpRequest request) =>
+        History(page, FhirResults.BaseUrl(request), PageUrl(request, null), page.NextCursor is { } cursor ? PageUrl(request, cursor) : null);
+
+    /// <summary>
+    /// A searchset (search.html#bundle): matches, then included resources, then an OperationOutcome of warnings;
+    /// the self link shows the parameters the server applied, the next link carries the continuation key.
+    /// </summary>
+    public static byte[] SearchSet(SearchPage page, HttpRequest request) =>
+        SearchSet(page, FhirResults.BaseUrl(request), SearchPath(request), request.HttpContext.RequestServices.GetRequiredService<FhirSerializers>());
+
+    /// <summary>
+    /// A batch-response or transaction-response (http.html#transaction-response): one entry per request entry with
+    /// its status, location, etag and lastModified, the resource (unless <c>Prefer: return=minimal</c>), and the
+    /// OperationOutcome of a failed batch entry. Reads and searches inside the bundle return their resource or
+    /// their searchset or history Bundle as the entry's resource.
+    /// </summary>
+    public static byte[] Response(BundleResult result, HttpRequest request, FhirSerializers serializers)
     {
         var baseUrl = FhirResults.BaseUrl(request);
-        var next = page.NextCursor is { } cursor ? PageUrl(request, cursor) : null;
-        return Write("history", PageUrl(request, null), next, null, writer =>
+        var prefer = FhirResults.Prefer(request);
+        var type = result.Type == Bundle.BundleType.TransactionResponse ? "transaction-response" : "batch-response";
+        return Write(type, baseUrl, null, null, writer =>
+        {
+            foreach (var entry in result.Entries)
+            {
+                var resource = entry.Resource;
+                writer.WriteStartObject();
+                if (resource is { IsDeleted: false })
+                {
+                    writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
+                }
+
+                if (entry.WithBody && prefer == "representation" && Body(entry, baseUrl, serializers) is { } body)
+                {
+                    writer.WritePropertyName("resource");
+                    writer.WriteRawValue(body, skipInputValidation: true);
+                }
+
+                writer.WriteStartObject("response");
+                writer.WriteString("status", $"{entry.Status} {ReasonPhrases.GetReasonPhrase(entry.Status)}");
+                if (entry.Location is { } location)
+                {
+                    writer.WriteString("location", location);
+                }
+
+                if (resource is not null)
+                {
+                    writer.WriteString("etag", resource.ETag);
+                    writer.WriteString("lastModified", Instant(resource.LastUpdated));
+                }
+
+                var outcome = entry.Outcome ?? (prefer == "OperationOutcome" ? Informational(entry) : null);
+                if (outcome is not null)
+                {
+                    writer.WritePropertyName("outcome");
+                    writer.WriteRawValue(serializers.ToJsonBytes(outcome), skipInputValidation: true);
+                }
+
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
+        });
+    }
+
+    private static byte[]? Body(EntryResponse entry, string baseUrl, FhirSerializers serializers)
+    {
+        // A search or history entry's URL without its query: the links of the nested Bundle add their own.
+        var path = entry.Url is { } url ? $"{baseUrl}/{url.Split('?')[0]}" : baseUrl;
+        if (entry.Search is { } search)
+        {
+            return SearchSet(search, baseUrl, path, serializers);
+        }
+
+        if (entry.History is { } history)
+        {
+            var self = $"{baseUrl}/{entry.Url}";
+            var next = history.NextCursor is { } cursor
+                ? $"{path}?{string.Join('&', QueryOf(entry.Url!).Where(p => !p.StartsWith(Fhir.Resources.Paging.CursorParameter + "=", StringComparison.Ordinal))
+                    .Append($"{Fhir.Resources.Paging.CursorParameter}={cursor.ToString(CultureInfo.InvariantCulture)}"))}"
+                : null;
+            return History(history, baseUrl, self, next);
+        }
+
+        return entry.Resource is { IsDeleted: false } resource ? resource.Json : null;
+    }
+
+    private static string[] QueryOf(string url) =>
+        url.Contains('?', StringComparison.Ordinal) ? url[(url.IndexOf('?', StringComparison.Ordinal) + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries) : [];
+
+    private static OperationOutcome Informational(EntryResponse entry)
+    {
+        var status = $"{entry.Status} {ReasonPhrases.GetReasonPhrase(entry.Status)}";
+        return FhirException.Issue(OperationOutcome.IssueType.Informational,
+            entry.Resource is { } resource ? $"{status}: {resource.ResourceType}/{resource.Id} version {resource.VersionId}." : $"{status}.",
+            severity: OperationOutcome.IssueSeverity.Information);
+    }
+
+    private static byte[] History(HistoryPage page, string baseUrl, string self, string? next)
+    {
+        return Write("history", self, next, null, writer =>
         {
             foreach (var entry in page.Entries)
             {
@@ -49,17 +148,12 @@ public static class BundleWriter
         });
     }
 
-    /// <summary>
-    /// A searchset (search.html#bundle): matches, then included resources, then an OperationOutcome of warnings;
-    /// the self link shows the parameters the server applied, the next link carries the continuation key.
-    /// </summary>
-    public static byte[] SearchSet(SearchPage page, HttpRequest request)
+
+    private static byte[] SearchSet(SearchPage page, string baseUrl, string path, FhirSerializers serializers)
     {
-        var baseUrl = FhirResults.BaseUrl(request);
-        var path = SearchPath(request);
         var self = page.SelfQuery.Length > 0 ? $"{path}?{page.SelfQuery}" : path;
         var next = page.NextQuery is { } query ? $"{path}?{query}" : null;
-        var outcome = page.Outcome is { } issues ? request.HttpContext.RequestServices.GetRequiredService<FhirSerializers>().ToJsonBytes(issues) : null;
+        var outcome = page.Outcome is { } issues ? serializers.ToJsonBytes(issues) : null;
         return Write("searchset", self, next, page.Total, writer =>
         {
             foreach (var resource in page.Matches)

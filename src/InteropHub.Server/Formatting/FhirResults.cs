@@ -195,7 +195,7 @@ public static class FhirResults
     }
 
     /// <summary>The <c>return</c> preference of the Prefer header: minimal, representation (default) or OperationOutcome.</summary>
-    private static string Prefer(HttpRequest request)
+    internal static string Prefer(HttpRequest request)
     {
         foreach (var part in request.Headers["Prefer"].ToString().Split([',', ';'], StringSplitOptions.TrimEntries))
         {

@@ -1,0 +1,161 @@
+using System.Collections;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search;
+
+namespace InteropHub.Fhir.Bundles;
+
+/// <summary>A conditional reference (<c>Patient?identifier=…</c>, http.html#trules) found in an entry's resource.</summary>
+internal sealed record ConditionalReference(ResourceReference Reference, string ResourceType, SearchCriteria Criteria, EntryPlan Entry);
+
+/// <summary>
+/// The places in an entry's resource that may point at other entries of the bundle. R4 http.html#trules: when
+/// the server assigns ids, it replaces matching links "whether they are found in the resource ids, resource
+/// references, elements of type uri, url, oid, uuid, and &lt;a href=&quot;&quot; &amp; &lt;img src=&quot;&quot;
+/// in the narrative"; canonical elements are left alone. The walk covers every element of the POCO tree:
+/// extensions, nested backbone elements and contained resources included.
+/// </summary>
+internal sealed class BundleReferences
+{
+    private readonly List<(EntryPlan Entry, ResourceReference Reference)> _references = [];
+    private readonly List<(EntryPlan Entry, PrimitiveType Uri)> _uris = [];
+    private readonly List<XHtml> _narratives = [];
+
+    public List<ConditionalReference> Conditional { get; } = [];
+
+    public static BundleReferences Collect(IEnumerable<EntryPlan> entries)
+    {
+        var found = new BundleReferences();
+        foreach (var entry in entries)
+        {
+            if (entry.Resource is { } resource)
+            {
+                found.Walk(resource, entry);
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Replaces every placeholder with the <c>Type/id</c> its entry resolved to. In a transaction a
+    /// <c>urn:uuid:</c>/<c>urn:oid:</c> reference that no entry declares cannot be resolved and fails the
+    /// transaction; other references to unknown targets are left as they are.
+    /// </summary>
+    public void ReplacePlaceholders(IReadOnlyDictionary<string, string> targets)
+    {
+        foreach (var (entry, reference) in _references)
+        {
+            var value = reference.Reference!;
+            if (targets.TryGetValue(value, out var target))
+            {
+                reference.Reference = target;
+            }
+            else if (IsPlaceholder(value))
+            {
+                throw new InvalidInputException(
+                    $"{entry.Where} refers to '{value}', but no entry of the transaction has that fullUrl.", $"{entry.Where}.resource");
+            }
+        }
+
+        foreach (var (_, uri) in _uris)
+        {
+            if (uri.JsonValue is string value && targets.TryGetValue(value, out var target))
+            {
+                uri.JsonValue = target;
+            }
+        }
+
+        if (targets.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var narrative in _narratives)
+        {
+            var html = narrative.Value ?? "";
+            foreach (var (placeholder, target) in targets)
+            {
+                if (html.Contains(placeholder, StringComparison.Ordinal))
+                {
+                    html = html.Replace($"href=\"{placeholder}\"", $"href=\"{target}\"", StringComparison.Ordinal)
+                        .Replace($"src=\"{placeholder}\"", $"src=\"{target}\"", StringComparison.Ordinal);
+                }
+            }
+
+            narrative.Value = html;
+        }
+    }
+
+    public static bool IsPlaceholder(string value) =>
+        value.StartsWith("urn:uuid:", StringComparison.Ordinal) || value.StartsWith("urn:oid:", StringComparison.Ordinal);
+
+    private void Walk(Base node, EntryPlan entry)
+    {
+        switch (node)
+        {
+            case ResourceReference { Reference: { Length: > 0 } value } reference:
+                _references.Add((entry, reference));
+                if (ParseConditional(reference, value, entry) is { } conditional)
+                {
+                    Conditional.Add(conditional);
+                }
+
+                break;
+            case FhirUri or FhirUrl or Oid or Uuid:
+                _uris.Add((entry, (PrimitiveType)node));
+                break;
+            case XHtml { Value: { Length: > 0 } }:
+                _narratives.Add((XHtml)node);
+                break;
+        }
+
+        foreach (var (_, child) in node.EnumerateElements())
+        {
+            switch (child)
+            {
+                case Base element:
+                    Walk(element, entry);
+                    break;
+                case IEnumerable list and not string:
+                    foreach (var item in list)
+                    {
+                        if (item is Base element)
+                        {
+                            Walk(element, entry);
+                        }
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    /// <summary><c>Type?query</c>: a relative reference with search criteria instead of an id.</summary>
+    private static ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
+    {
+        var mark = value.IndexOf('?', StringComparison.Ordinal);
+        if (mark <= 0 || value.Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
+        {
+            return null;
+        }
+
+        var type = value[..mark];
+        if (!ResourceTypes.IsKnown(type))
+        {
+            throw new InvalidInputException(
+                $"{entry.Where} has the conditional reference '{value}', whose resource type '{type}' is not known.", $"{entry.Where}.resource");
+        }
+
+        try
+        {
+            return new ConditionalReference(reference, type, SearchCriteria.ParseQueryString(type, value[(mark + 1)..]), entry);
+        }
+        catch (InvalidInputException e)
+        {
+            throw new InvalidInputException($"{entry.Where} has the conditional reference '{value}', which cannot be searched: {e.Message}",
+                $"{entry.Where}.resource");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Bundles;
+
+/// <param name="BaseUrl">The server's FHIR base (e.g. <c>https://hub.example/fhir</c>): entry URLs may be absolute under it.</param>
+public sealed record BundleRequest(Bundle Bundle, string BaseUrl);
+
+/// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
+public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);
+
+/// <summary>
+/// One entry of a batch-response or transaction-response (Bundle.entry.response): the HTTP status the
+/// interaction would have had on its own, and what it returned.
+/// </summary>
+/// <param name="Resource">The version written or read (its ETag and lastModified go into the response; the body too unless HEAD).</param>
+/// <param name="Location">For writes: <c>Type/id/_history/version</c>.</param>
+/// <param name="Outcome">For a failed batch entry: why.</param>
+/// <param name="Search">For a search: the page of matches, which becomes a searchset Bundle.</param>
+/// <param name="History">For a history read: the page of versions, which becomes a history Bundle.</param>
+/// <param name="Url">The entry's request URL (relative), for the links of a nested search or history Bundle.</param>
+public sealed record EntryResponse(
+    int Status,
+    StoredResource? Resource = null,
+    string? Location = null,
+    OperationOutcome? Outcome = null,
+    SearchPage? Search = null,
+    HistoryPage? History = null,
+    string? Url = null,
+    bool WithBody = true);

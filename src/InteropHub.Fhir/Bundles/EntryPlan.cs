@@ -1,0 +1,251 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Patch;
+using InteropHub.Fhir.Search;
+
+namespace InteropHub.Fhir.Bundles;
+
+/// <summary>What a GET entry reads.</summary>
+internal enum ReadKind
+{
+    Read,
+    VRead,
+    Search,
+    History,
+}
+
+/// <summary>
+/// One entry of a batch or transaction, checked and parsed from <c>Bundle.entry.request</c> (bundle.html,
+/// http.html#transaction): the interaction, its target and its preconditions. What processing resolves
+/// (the id a POST gets, what conditional criteria match) is filled in as the entry runs.
+/// </summary>
+internal sealed class EntryPlan
+{
+    private EntryPlan(int index, Bundle.HTTPVerb method, string url, Target target)
+    {
+        Index = index;
+        Method = method;
+        Url = url;
+        ResourceType = target.ResourceType;
+        Id = target.Id;
+        VersionId = target.VersionId;
+        Criteria = target.Criteria;
+        Read = target.Read;
+        Query = target.Query ?? [];
+    }
+
+    public int Index { get; }
+
+    public Bundle.HTTPVerb Method { get; }
+
+    /// <summary>The request URL relative to the base, as the entry gave it.</summary>
+    public string Url { get; }
+
+    /// <summary>The resource type of the URL; empty for system history.</summary>
+    public string ResourceType { get; }
+
+    public string? Id { get; }
+
+    public string? VersionId { get; }
+
+    /// <summary>Criteria of a conditional PUT, PATCH or DELETE.</summary>
+    public SearchCriteria? Criteria { get; }
+
+    public SearchCriteria? IfNoneExist { get; private init; }
+
+    public int? IfMatch { get; private init; }
+
+    public string? IfNoneMatch { get; private init; }
+
+    public DateTimeOffset? IfModifiedSince { get; private init; }
+
+    public ReadKind Read { get; }
+
+    /// <summary>The query of a search or history entry, in order, URL-decoded.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Query { get; }
+
+    /// <summary>The resource of a POST or PUT, or a FHIRPath Patch's Parameters.</summary>
+    public Resource? Resource { get; private init; }
+
+    public IResourcePatch? Patch { get; private init; }
+
+    /// <summary>A <c>urn:uuid:</c>/<c>urn:oid:</c> placeholder or other fullUrl that references in the bundle may use.</summary>
+    public string? FullUrl { get; private init; }
+
+    /// <summary>The id the entry writes, once resolved.</summary>
+    public string? ResolvedId { get; set; }
+
+    /// <summary>A conditional create's match: the entry then writes nothing.</summary>
+    public Storage.StoredResource? Existing { get; set; }
+
+    /// <summary>The entry's answer, once processed.</summary>
+    public EntryResponse? Response { get; set; }
+
+    public bool IsWrite => Method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH or Bundle.HTTPVerb.DELETE;
+
+    public string Where => $"Bundle.entry[{Index}]";
+
+    public override string ToString() => $"{Method} {Url}";
+
+    /// <summary>Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>.</summary>
+    public static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    {
+        var where = $"Bundle.entry[{index}]";
+        var request = entry.Request ?? throw new InvalidInputException($"{where} has no request: every entry of a batch or transaction says what to do.", where);
+        if (request.Method is not { } method)
+        {
+            throw new InvalidInputException($"{where}.request has no method.", $"{where}.request.method");
+        }
+
+        var url = Relative(request.Url, baseUrl, where);
+        var queryStart = url.IndexOf('?', StringComparison.Ordinal);
+        var path = queryStart < 0 ? url : url[..queryStart];
+        var query = queryStart < 0 ? null : url[(queryStart + 1)..];
+        var segments = path.Split('/');
+        if (segments.Any(s => s.Length == 0) && path.Length > 0)
+        {
+            throw BadUrl(url, where, "it has an empty path segment");
+        }
+
+        if (segments.Any(s => s.StartsWith('$')))
+        {
+            throw BadUrl(url, where, "operations are not supported inside a batch or transaction");
+        }
+
+        var target = Build(method, url, path.Length == 0 ? [] : segments, query, where);
+        var resource = entry.Resource;
+        return new EntryPlan(index, method, url, target)
+        {
+            FullUrl = string.IsNullOrEmpty(entry.FullUrl) ? null : entry.FullUrl,
+            IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersion(request.IfMatch, $"{where}.request.ifMatch"),
+            IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
+            IfModifiedSince = request.IfModifiedSince,
+            IfNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
+                : method == Bundle.HTTPVerb.POST ? SearchCriteria.ParseQueryString(target.ResourceType, request.IfNoneExist)
+                : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist"),
+            Resource = method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT ? Body(resource, target.ResourceType, where)
+                : method == Bundle.HTTPVerb.PATCH && resource is Parameters parameters ? parameters : null,
+            Patch = method == Bundle.HTTPVerb.PATCH ? PatchOf(resource, where) : null,
+        };
+    }
+
+    private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where)
+    {
+        if (segments.Length == 0)
+        {
+            throw BadUrl(url, where, "it names no resource type");
+        }
+
+        var read = method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD;
+        if (segments is ["_history"] && read)
+        {
+            return new Target("", Read: ReadKind.History, Query: Pairs(query));
+        }
+
+        var type = segments[0];
+        if (!ResourceTypes.IsKnown(type))
+        {
+            throw new ResourceNotFoundException(
+                $"{where}: unknown resource type '{type}' in request.url '{url}'. Resource types are case-sensitive (e.g. 'Patient').");
+        }
+
+        if (read)
+        {
+            return segments switch
+            {
+                [_] => new Target(type, Read: ReadKind.Search, Query: Pairs(query)),
+                [_, "_history"] => new Target(type, Read: ReadKind.History, Query: Pairs(query)),
+                [_, var id] when query is null => new Target(type, CheckedId(id, where), Read: ReadKind.Read),
+                [_, var id, "_history"] => new Target(type, CheckedId(id, where), Read: ReadKind.History, Query: Pairs(query)),
+                [_, var id, "_history", var vid] when query is null => new Target(type, CheckedId(id, where), vid, Read: ReadKind.VRead),
+                _ => throw BadUrl(url, where, "a GET reads [type]/[id], [type]/[id]/_history/[vid], searches [type]?… or reads history"),
+            };
+        }
+
+        if (method == Bundle.HTTPVerb.POST)
+        {
+            return segments.Length == 1 && query is null
+                ? new Target(type)
+                : throw BadUrl(url, where, "a POST creates at [type]; conditional create goes in request.ifNoneExist");
+        }
+
+        return segments switch
+        {
+            [_] when query is not null => new Target(type, Criteria: SearchCriteria.ParseQueryString(type, query)),
+            [_, var id] when query is null => new Target(type, CheckedId(id, where)),
+            _ => throw BadUrl(url, where, $"a {method} goes to [type]/[id] or, conditionally, to [type]?criteria"),
+        };
+    }
+
+    private static string Relative(string? url, string baseUrl, string where)
+    {
+        if (string.IsNullOrWhiteSpace(url))
+        {
+            throw new InvalidInputException($"{where}.request has no url.", $"{where}.request.url");
+        }
+
+        var trimmed = url.Trim();
+        if (trimmed.Contains("://", StringComparison.Ordinal))
+        {
+            var prefix = baseUrl.TrimEnd('/') + "/";
+            return trimmed.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
+                ? trimmed[prefix.Length..]
+                : throw BadUrl(trimmed, where, $"an absolute url must be on this server ({prefix})");
+        }
+
+        return trimmed.TrimStart('/');
+    }
+
+    private static string CheckedId(string id, string where)
+    {
+        ResourceTypes.EnsureValidId(id, $"{where}.request.url");
+        return id;
+    }
+
+    private static Resource Body(Resource? resource, string type, string where)
+    {
+        if (resource is null)
+        {
+            throw new InvalidInputException($"{where} has no resource to write.", $"{where}.resource");
+        }
+
+        return resource.TypeName == type
+            ? resource
+            : throw new InvalidInputException($"{where}: the resource is a {resource.TypeName} but request.url is for {type}.", $"{where}.resource");
+    }
+
+    /// <summary>
+    /// A PATCH entry's patch (http.html#patch, "Patch using Transactions"): a FHIRPath Patch Parameters resource,
+    /// or a JSON Patch carried in a Binary whose contentType is application/json-patch+json.
+    /// </summary>
+    private static IResourcePatch PatchOf(Resource? resource, string where) => resource switch
+    {
+        Parameters parameters => FhirPathPatch.Parse(parameters, $"{where}.resource"),
+        Binary { ContentType: "application/json-patch+json", Data: { } data } => JsonPatch.Parse(data),
+        Binary => throw new InvalidInputException(
+            $"{where}: a JSON Patch in a Binary needs contentType application/json-patch+json and data.", $"{where}.resource"),
+        _ => throw new InvalidInputException(
+            $"{where}: a PATCH entry carries a Parameters resource (FHIRPath Patch) or a Binary with a JSON Patch.", $"{where}.resource"),
+    };
+
+    private static List<KeyValuePair<string, string>> Pairs(string? query)
+    {
+        var pairs = new List<KeyValuePair<string, string>>();
+        foreach (var part in (query ?? "").Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var name = Uri.UnescapeDataString((eq < 0 ? part : part[..eq]).Replace('+', ' '));
+            var value = eq < 0 ? "" : Uri.UnescapeDataString(part[(eq + 1)..].Replace('+', ' '));
+            pairs.Add(new(name, value));
+        }
+
+        return pairs;
+    }
+
+    private sealed record Target(string ResourceType, string? Id = null, string? VersionId = null, SearchCriteria? Criteria = null,
+        ReadKind Read = ReadKind.Read, IReadOnlyList<KeyValuePair<string, string>>? Query = null);
+
+    private static InvalidInputException BadUrl(string url, string where, string why) =>
+        new($"{where}: request.url '{url}' cannot be processed: {why}.", $"{where}.request.url");
+}

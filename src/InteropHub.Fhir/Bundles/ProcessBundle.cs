@@ -1,0 +1,483 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Create;
+using InteropHub.Fhir.Resources.Delete;
+using InteropHub.Fhir.Resources.History;
+using InteropHub.Fhir.Resources.Patch;
+using InteropHub.Fhir.Resources.Read;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Resources.Update;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Fhir.Bundles;
+
+/// <summary>
+/// <c>POST [base]</c> with a batch or transaction Bundle (http.html#transaction).
+/// <para>
+/// A transaction runs every entry in one write session, so it commits whole or not at all, in the order of
+/// http.html#trules: DELETE, then POST, then PUT and PATCH, then GET and HEAD. Before anything is written it
+/// takes its locks in one canonical order (criteria, then resource ids, each sorted) so concurrent transactions
+/// over the same resources queue rather than deadlock; resolves the id every POST, PUT and PATCH will write
+/// (conditional ones against the store, inside the session); refuses two entries on one resource; and rewrites
+/// fullUrl placeholders and conditional references in every resource of the bundle. The first failing entry
+/// fails the transaction with its status and an OperationOutcome naming <c>Bundle.entry[n]</c>.
+/// </para>
+/// <para>
+/// A batch runs each entry on its own, writes each in its own session, and answers every entry, failures
+/// included, with the status and outcome it would have had as a single request.
+/// </para>
+/// </summary>
+public sealed class ProcessBundle(
+    IResourceStore store,
+    CreateResource create,
+    UpdateResource update,
+    DeleteResource delete,
+    PatchResource patch,
+    ReadResource read,
+    SearchResources search,
+    ReadHistory history,
+    SearchParser parser)
+{
+    private static readonly HashSet<string> HistoryParameters = new(StringComparer.Ordinal) { "_since", "_count", Paging.CursorParameter };
+
+    public async Task<BundleResult> HandleAsync(BundleRequest request, CancellationToken ct) => request.Bundle.Type switch
+    {
+        Bundle.BundleType.Transaction => new BundleResult(Bundle.BundleType.TransactionResponse, await TransactionAsync(request, ct)),
+        Bundle.BundleType.Batch => new BundleResult(Bundle.BundleType.BatchResponse, await BatchAsync(request, ct)),
+        var type => throw new InvalidInputException(
+            $"POST [base] takes a Bundle of type batch or transaction, not {type?.ToString().ToLowerInvariant() ?? "one without a type"}.", "Bundle.type"),
+    };
+
+    private Task<IReadOnlyList<EntryResponse>> TransactionAsync(BundleRequest request, CancellationToken ct) =>
+        store.RunAsync<IReadOnlyList<EntryResponse>>(async session =>
+        {
+            // Processing stamps ids into the resources and rewrites their references, so every attempt (a retry
+            // after a deadlock is a new attempt) starts from its own copy of what the client sent.
+            var bundle = (Bundle)request.Bundle.DeepCopy();
+            var plans = new List<EntryPlan>(bundle.Entry.Count);
+            for (var i = 0; i < bundle.Entry.Count; i++)
+            {
+                plans.Add(Parse(bundle.Entry[i], i, request.BaseUrl));
+            }
+
+            await RunAsync(new LockingSession(session), plans, transaction: true, ct);
+            return plans.Select(p => p.Response!).ToList();
+        }, ct);
+
+    private async Task<IReadOnlyList<EntryResponse>> BatchAsync(BundleRequest request, CancellationToken ct)
+    {
+        var responses = new List<EntryResponse>(request.Bundle.Entry.Count);
+        for (var i = 0; i < request.Bundle.Entry.Count; i++)
+        {
+            var entry = request.Bundle.Entry[i];
+            var index = i;
+            try
+            {
+                var plan = Parse(entry, index, request.BaseUrl);
+                if (!plan.IsWrite)
+                {
+                    responses.Add(await ReadAsync(plan, null, ct));
+                    continue;
+                }
+
+                responses.Add(await store.RunAsync(async session =>
+                {
+                    // As for a transaction: each attempt works on its own copy of the entry.
+                    var attempt = Parse((Bundle.EntryComponent)entry.DeepCopy(), index, request.BaseUrl);
+                    await RunAsync(new LockingSession(session), [attempt], transaction: false, ct);
+                    return attempt.Response!;
+                }, ct));
+            }
+            catch (FhirException e)
+            {
+                responses.Add(new EntryResponse((int)e.Status, Outcome: e.Outcome));
+            }
+        }
+
+        return responses;
+    }
+
+    private static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    {
+        try
+        {
+            return EntryPlan.Parse(entry, index, baseUrl);
+        }
+        catch (FhirException e)
+        {
+            throw Attribute($"Bundle.entry[{index}]", null, e);
+        }
+    }
+
+    /// <summary>Processes the entries in one session: all of a transaction, or one entry of a batch.</summary>
+    private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, CancellationToken ct)
+    {
+        EntryPlan? at = null;
+        try
+        {
+            var writes = plans.Where(p => p.IsWrite).ToList();
+            var references = BundleReferences.Collect(writes);
+            await LockAsync(session, writes, references, p => at = p, ct);
+
+            // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
+            // written: placeholders and conditional references in any resource may point at any of them.
+            var identities = new Dictionary<string, EntryPlan>(StringComparer.Ordinal);
+            var conditionalWrites = new Dictionary<string, EntryPlan>(StringComparer.Ordinal);
+            foreach (var plan in Of(plans, Bundle.HTTPVerb.DELETE))
+            {
+                at = plan;
+                var outcome = await delete.ExecuteAsync(session, new DeleteRequest(plan.ResourceType, plan.Id, plan.Criteria, plan.IfMatch), ct);
+                if (outcome.Resource is { } deleted)
+                {
+                    Claim(identities, plan, deleted.Id);
+                }
+
+                plan.Response = Written(outcome);
+            }
+
+            foreach (var plan in Of(plans, Bundle.HTTPVerb.POST))
+            {
+                at = plan;
+                ClaimCriteria(conditionalWrites, plan, plan.IfNoneExist);
+                plan.Existing = await CreateResource.FindExistingAsync(session, CreateRequestOf(plan), ct);
+                plan.ResolvedId = plan.Existing?.Id ?? VersionWriter.NewId();
+                Claim(identities, plan, plan.ResolvedId);
+            }
+
+            foreach (var plan in plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH))
+            {
+                at = plan;
+                if (plan.Method == Bundle.HTTPVerb.PUT)
+                {
+                    ClaimCriteria(conditionalWrites, plan, plan.Criteria);
+                    plan.ResolvedId = await UpdateResource.ResolveIdAsync(session, UpdateRequestOf(plan), ct);
+                }
+                else
+                {
+                    plan.ResolvedId = await PatchResource.ResolveIdAsync(session, PatchRequestOf(plan), ct);
+                }
+
+                Claim(identities, plan, plan.ResolvedId);
+            }
+
+            at = null;
+            if (transaction)
+            {
+                references.ReplacePlaceholders(Targets(writes));
+            }
+
+            await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
+
+            foreach (var plan in Of(plans, Bundle.HTTPVerb.POST))
+            {
+                at = plan;
+                plan.Response = plan.Existing is { } existing
+                    ? Written(new WriteOutcome(WriteStatus.Existing, existing))
+                    : Written(await create.WriteAsync(session, CreateRequestOf(plan), plan.ResolvedId!, ct));
+            }
+
+            foreach (var plan in plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH))
+            {
+                at = plan;
+                plan.Response = Written(plan.Method == Bundle.HTTPVerb.PUT
+                    ? await update.WriteAsync(session, UpdateRequestOf(plan), plan.ResolvedId!, ct)
+                    : await patch.WriteAsync(session, PatchRequestOf(plan), plan.ResolvedId!, ct));
+            }
+
+            // Reads come last and see the transaction's own writes.
+            foreach (var plan in plans.Where(p => !p.IsWrite))
+            {
+                at = plan;
+                plan.Response = await ReadAsync(plan, session, ct);
+            }
+        }
+        catch (FhirException e) when (at is not null)
+        {
+            throw Attribute(at.Where, at.ToString(), e);
+        }
+    }
+
+    /// <summary>
+    /// Takes every lock the entries need before any of them runs: first the criteria of conditional entries and
+    /// conditional references, then the ids of the resources written, each set in sorted order. Conditional
+    /// entries are matched (under their criteria lock) to learn their ids. Single requests lock criteria, then
+    /// id, too, so no two writers can wait on each other in a cycle.
+    /// </summary>
+    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
+        CancellationToken ct)
+    {
+        var criteria = new List<string>();
+        foreach (var plan in writes)
+        {
+            if ((plan.Criteria ?? plan.IfNoneExist) is { } conditional)
+            {
+                criteria.Add(VersionWriter.CriteriaLock(plan.ResourceType, conditional));
+            }
+        }
+
+        criteria.AddRange(references.Conditional.Select(r => VersionWriter.CriteriaLock(r.ResourceType, r.Criteria)));
+        await session.LockAllAsync(criteria, ct);
+
+        var ids = new List<string>();
+        foreach (var plan in writes)
+        {
+            if (plan.Id is { } id)
+            {
+                ids.Add(VersionWriter.IdLock(plan.ResourceType, id));
+            }
+            else if (plan.Criteria is { IsEmpty: false } conditional)
+            {
+                at(plan);
+                var matches = await session.FindAsync(plan.ResourceType, conditional, 2, ct);
+                if (matches.Count == 1)
+                {
+                    ids.Add(VersionWriter.IdLock(plan.ResourceType, matches[0].Id));
+                }
+            }
+        }
+
+        await session.LockAllAsync(ids, ct);
+    }
+
+    /// <summary>
+    /// Replaces each <c>Type?criteria</c> reference by the one resource it matches (http.html#trules): a
+    /// conditional create or update of the same bundle with the same criteria, or else a search in the session.
+    /// No match is 400, several are 412.
+    /// </summary>
+    private static async Task ResolveConditionalReferencesAsync(LockingSession session, BundleReferences references,
+        Dictionary<string, EntryPlan> conditionalWrites, Action<EntryPlan> at, CancellationToken ct)
+    {
+        var resolved = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var reference in references.Conditional)
+        {
+            at(reference.Entry);
+            var key = reference.Criteria.Canonical(reference.ResourceType);
+            if (!resolved.TryGetValue(key, out var target))
+            {
+                if (conditionalWrites.TryGetValue(key, out var writer))
+                {
+                    target = $"{writer.ResourceType}/{writer.ResolvedId}";
+                }
+                else
+                {
+                    var matches = await session.FindAsync(reference.ResourceType, reference.Criteria, 2, ct);
+                    target = matches.Count switch
+                    {
+                        1 => $"{reference.ResourceType}/{matches[0].Id}",
+                        0 => throw new InvalidInputException(
+                            $"The conditional reference '{reference.Reference.Reference}' matches no resource.", $"{reference.Entry.Where}.resource"),
+                        _ => throw new PreconditionFailedException(
+                            $"The conditional reference '{reference.Reference.Reference}' matches more than one resource."),
+                    };
+                }
+
+                resolved[key] = target;
+            }
+
+            reference.Reference.Reference = target;
+        }
+    }
+
+    private async Task<EntryResponse> ReadAsync(EntryPlan plan, LockingSession? session, CancellationToken ct)
+    {
+        var type = plan.ResourceType;
+        var withBody = plan.Method == Bundle.HTTPVerb.GET;
+        switch (plan.Read)
+        {
+            case ReadKind.Read:
+                var current = session is null ? await store.ReadAsync(type, plan.Id!, ct) : await session.ReadCurrentAsync(type, plan.Id!, ct);
+                if (current is null)
+                {
+                    throw new ResourceNotFoundException($"{type}/{plan.Id} is not known.");
+                }
+
+                if (current.IsDeleted)
+                {
+                    throw new ResourceGoneException($"{type}/{plan.Id} was deleted (version {current.VersionId}).");
+                }
+
+                return NotModified(plan, current)
+                    ? new EntryResponse(304, current, WithBody: false)
+                    : new EntryResponse(200, current, WithBody: withBody);
+            case ReadKind.VRead:
+                var version = await ReadVersionAsync(plan, session, ct);
+                return version.IsDeleted
+                    ? throw new ResourceGoneException($"Version {version.VersionId} of {type}/{plan.Id} is a deletion.")
+                    : new EntryResponse(200, version, WithBody: withBody);
+            case ReadKind.Search:
+                var page = session is null
+                    ? await search.HandleAsync(new SearchRequest(type, plan.Query), ct)
+                    : await SearchAsync(plan, session, ct);
+                return new EntryResponse(200, Search: page, Url: plan.Url, WithBody: withBody);
+            default:
+                if (session is not null)
+                {
+                    throw new InvalidInputException("History cannot be read inside a transaction; read it in a batch or on its own.");
+                }
+
+                var unknown = plan.Query.FirstOrDefault(p => !HistoryParameters.Contains(p.Key)).Key;
+                if (unknown is not null)
+                {
+                    throw new InvalidInputException($"History parameter '{unknown}' is not supported; use _since, _count.", unknown);
+                }
+
+                var page2 = await history.HandleAsync(new HistoryRequest(
+                    plan.ResourceType.Length == 0 ? null : plan.ResourceType, plan.Id, Last(plan, "_since"), Last(plan, "_count"),
+                    Last(plan, Paging.CursorParameter)), ct);
+                return new EntryResponse(200, History: page2, Url: plan.Url, WithBody: withBody);
+        }
+    }
+
+    private async Task<StoredResource> ReadVersionAsync(EntryPlan plan, LockingSession? session, CancellationToken ct)
+    {
+        if (session is null)
+        {
+            return await read.ReadVersionAsync(plan.ResourceType, plan.Id!, plan.VersionId!, ct);
+        }
+
+        // The transaction may have written the current version itself; older versions are committed history.
+        var current = await session.ReadCurrentAsync(plan.ResourceType, plan.Id!, ct);
+        return current is not null && current.VersionId.ToString(CultureInfo.InvariantCulture) == plan.VersionId
+            ? current
+            : await read.ReadVersionAsync(plan.ResourceType, plan.Id!, plan.VersionId!, ct);
+    }
+
+    /// <summary>
+    /// A search inside a transaction, through the session so it sees the transaction's own writes: the first page of
+    /// matches in row order. Sorting, includes, totals and subsetting need the store's full search, which reads
+    /// committed data only, so they are refused here rather than answered from a state that ignores the
+    /// transaction; the next link works outside the transaction.
+    /// </summary>
+    private async Task<SearchPage> SearchAsync(EntryPlan plan, LockingSession session, CancellationToken ct)
+    {
+        var query = parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false);
+        var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name != "_count");
+        if (unsupported is not null || query.Cursor is not null)
+        {
+            var name = unsupported ?? Paging.CursorParameter;
+            throw new InvalidInputException(
+                $"A search inside a transaction takes search criteria and _count only, not '{name}'; use a batch to search with it.", name);
+        }
+
+        var applied = query.Criteria.Applied.Concat(query.ResultParameters).ToList();
+        var matches = query.Count == 0 ? [] : await session.FindAsync(plan.ResourceType, query.Criteria, query.Count + 1, ct);
+        var more = matches.Count > query.Count;
+        var page = more ? matches.Take(query.Count).ToList() : matches;
+        var resources = new List<StoredResource>();
+        foreach (var match in page)
+        {
+            if (await session.ReadCurrentAsync(plan.ResourceType, match.Id, ct) is { IsDeleted: false } resource)
+            {
+                resources.Add(resource);
+            }
+        }
+
+        var next = more ? SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(page[^1]))]) : null;
+        return new SearchPage(resources, [], null, null, SearchCursorText.Query(applied), next);
+    }
+
+    private static bool NotModified(EntryPlan plan, StoredResource current)
+    {
+        if (plan.IfNoneMatch is { } noneMatch)
+        {
+            return noneMatch.Split(',').Select(t => t.Trim()).Any(t => t == "*" || t == current.ETag || t == $"\"{current.VersionId}\"");
+        }
+
+        return plan.IfModifiedSince is { } since && current.LastUpdated <= since;
+    }
+
+    private static string? Last(EntryPlan plan, string name) => plan.Query.LastOrDefault(p => p.Key == name).Value;
+
+    private static IEnumerable<EntryPlan> Of(List<EntryPlan> plans, Bundle.HTTPVerb method) => plans.Where(p => p.Method == method);
+
+    /// <summary>http.html#trules: resource identities may not overlap between the entries of a transaction.</summary>
+    private static void Claim(Dictionary<string, EntryPlan> identities, EntryPlan plan, string id)
+    {
+        var identity = $"{plan.ResourceType}/{id}";
+        if (!identities.TryAdd(identity, plan))
+        {
+            throw new InvalidInputException(
+                $"{identities[identity].Where} and {plan.Where} both act on {identity}; a transaction may touch each resource only once.",
+                plan.Where);
+        }
+    }
+
+    /// <summary>Two conditional creates or updates with the same criteria would race for one resource: refused like an overlap.</summary>
+    private static void ClaimCriteria(Dictionary<string, EntryPlan> conditionalWrites, EntryPlan plan, SearchCriteria? criteria)
+    {
+        if (criteria is null || criteria.IsEmpty)
+        {
+            return;
+        }
+
+        var key = criteria.Canonical(plan.ResourceType);
+        if (!conditionalWrites.TryAdd(key, plan))
+        {
+            throw new InvalidInputException(
+                $"{conditionalWrites[key].Where} and {plan.Where} both conditionally write '{key}'; a transaction may touch each resource only once.",
+                plan.Where);
+        }
+    }
+
+    /// <summary>fullUrl → the <c>Type/id</c> its entry writes, for placeholder replacement (bdl-7: fullUrls are unique).</summary>
+    private static Dictionary<string, string> Targets(List<EntryPlan> writes)
+    {
+        var targets = new Dictionary<string, string>(StringComparer.Ordinal);
+        var owners = new Dictionary<string, EntryPlan>(StringComparer.Ordinal);
+        foreach (var plan in writes.Where(p => p.FullUrl is not null && p.Method != Bundle.HTTPVerb.DELETE))
+        {
+            if (!owners.TryAdd(plan.FullUrl!, plan))
+            {
+                throw new InvalidInputException(
+                    $"{owners[plan.FullUrl!].Where} and {plan.Where} have the same fullUrl '{plan.FullUrl}'; fullUrls in a bundle are unique (bdl-7).",
+                    $"{plan.Where}.fullUrl");
+            }
+
+            targets[plan.FullUrl!] = $"{plan.ResourceType}/{plan.ResolvedId}";
+        }
+
+        return targets;
+    }
+
+    private static CreateRequest CreateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Resource!, plan.IfNoneExist);
+
+    private static UpdateRequest UpdateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Id, plan.Criteria, plan.Resource!, plan.IfMatch);
+
+    private static PatchRequest PatchRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Id, plan.Criteria, plan.Patch!, plan.IfMatch);
+
+    private static EntryResponse Written(WriteOutcome outcome)
+    {
+        var resource = outcome.Resource;
+        var location = resource is null ? null : $"{resource.ResourceType}/{resource.Id}/_history/{resource.VersionId}";
+        return outcome.Status switch
+        {
+            WriteStatus.Created => new EntryResponse(201, resource, location),
+            WriteStatus.Updated or WriteStatus.Existing => new EntryResponse(200, resource, location),
+            _ => new EntryResponse(204, resource, WithBody: false),
+        };
+    }
+
+    /// <summary>The failing entry's own outcome, with every issue pointing at the entry (<c>Bundle.entry[n]</c>).</summary>
+    private static FhirException Attribute(string where, string? what, FhirException e)
+    {
+        var outcome = (OperationOutcome)e.Outcome.DeepCopy();
+        foreach (var issue in outcome.Issue)
+        {
+            if (issue.Diagnostics is { } diagnostics && !diagnostics.StartsWith(where, StringComparison.Ordinal))
+            {
+                issue.Diagnostics = what is null ? $"{where}: {diagnostics}" : $"{where} ({what}): {diagnostics}";
+            }
+
+            if (!issue.Expression.Any(x => x?.StartsWith(where, StringComparison.Ordinal) == true))
+            {
+                issue.Expression = [where, .. issue.Expression];
+            }
+        }
+
+        return new FhirException(e.Status, outcome);
+    }
+}
