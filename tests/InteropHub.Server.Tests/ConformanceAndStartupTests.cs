@@ -28,6 +28,10 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
         Assert.Equal(SearchParamType.Date, patient.SearchParam.Single(p => p.Name == "birthdate").Type);
         Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.SearchSystem);
         Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.HistorySystem);
+        Assert.Contains(patient.Interaction, i => i.Code == CapabilityStatement.TypeRestfulInteraction.Patch);
+        Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.Transaction);
+        Assert.Contains(rest.Interaction, i => i.Code == CapabilityStatement.SystemRestfulInteraction.Batch);
+        Assert.Contains("application/json-patch+json", statement.PatchFormat);
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public static class CapabilityStatementBuilder
         CapabilityStatement.TypeRestfulInteraction.Read,
         CapabilityStatement.TypeRestfulInteraction.Vread,
         CapabilityStatement.TypeRestfulInteraction.Update,
+        CapabilityStatement.TypeRestfulInteraction.Patch,
         CapabilityStatement.TypeRestfulInteraction.Delete,
         CapabilityStatement.TypeRestfulInteraction.HistoryInstance,
         CapabilityStatement.TypeRestfulInteraction.HistoryType,
@@ -30,9 +31,12 @@ public static class CapabilityStatementBuilder
             Mode = CapabilityStatement.RestfulCapabilityMode.Server,
             Documentation = "InteropHub FHIR R4 REST API. Versioned resources with history; search on every R4 search parameter "
                 + "(modifiers :missing :exact :contains :text :not :of-type :identifier :[type] :above :below, prefixes, chains, _has, "
-                + "_include/_revinclude, _sort, _total, _summary, _elements); conditional create/update/delete on any criteria.",
+                + "_include/_revinclude, _sort, _total, _summary, _elements); conditional create/update/patch/delete on any criteria; "
+                + "JSON Patch and FHIRPath Patch; batch and atomic transaction Bundles.",
             Interaction =
             [
+                new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.Transaction },
+                new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.Batch },
                 new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.HistorySystem },
                 new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.SearchSystem },
             ],
@@ -60,6 +64,9 @@ public static class CapabilityStatementBuilder
             Implementation = new CapabilityStatement.ImplementationComponent { Description = "InteropHub health-information interoperability hub" },
             FhirVersion = FHIRVersion.N4_0_1,
             Format = ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+
+            // http.html#patch: JSON Patch, and FHIRPath Patch as a Parameters resource in either format.
+            PatchFormat = ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
             Rest = [rest],
         };
     }

@@ -1,0 +1,506 @@
+using System.Net;
+using System.Text;
+using Hl7.Fhir.Model;
+using static Hl7.Fhir.Model.Bundle;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary><c>POST /fhir</c> with transaction and batch Bundles (http.html#transaction).</summary>
+public abstract class TransactionTests(HubFactory hub)
+{
+    private const string IdSystem = "urn:oid:2.16.156.10011.1.3";
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Fact]
+    public async Task A_transaction_creates_every_entry_and_answers_each_with_status_location_and_etag()
+    {
+        var id = NewId();
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("李", "四")),
+            Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient("王", "五"), id)),
+            Entry(HTTPVerb.POST, "Organization", new Organization { Name = "清溪县人民医院" }));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(BundleType.TransactionResponse, bundle.Type);
+        Assert.Equal(3, bundle.Entry.Count);
+        foreach (var entry in bundle.Entry)
+        {
+            Assert.Equal("201 Created", entry.Response!.Status);
+            Assert.Equal("W/\"1\"", entry.Response!.Etag);
+            Assert.NotNull(entry.Response!.LastModified);
+            Assert.Equal($"{entry.Resource!.TypeName}/{entry.Resource.Id}/_history/1", entry.Response!.Location);
+            Assert.EndsWith($"/fhir/{entry.Resource.TypeName}/{entry.Resource.Id}", entry.FullUrl, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync($"/fhir/{entry.Response!.Location}")).StatusCode);
+        }
+
+        Assert.Equal("李", ((Patient)bundle.Entry[0].Resource!).Name[0].Family);
+    }
+
+    [Fact]
+    public async Task Placeholders_are_replaced_in_every_reference_also_nested_in_extensions_and_backbone_elements_and_circular()
+    {
+        const string patientUrl = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a";
+        const string otherUrl = "urn:oid:1.2.156.999.1";
+        const string encounterUrl = "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059";
+        var patient = Fhir.Patient();
+        patient.Link.Add(new Patient.LinkComponent { Other = new ResourceReference(otherUrl), Type = Patient.LinkType.Seealso });
+        var other = Fhir.Patient("李", "四");
+        other.Link.Add(new Patient.LinkComponent { Other = new ResourceReference(patientUrl), Type = Patient.LinkType.Seealso });
+        var encounter = new Encounter
+        {
+            Status = Encounter.EncounterStatus.Finished,
+            Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+            Subject = new ResourceReference(patientUrl),
+            Participant = [new Encounter.ParticipantComponent { Individual = new ResourceReference(otherUrl) }],
+            Text = new Narrative
+            {
+                Status = Narrative.NarrativeStatus.Generated,
+                Div = $"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"{patientUrl}\">患者</a></div>",
+            },
+        };
+        encounter.Extension.Add(new Extension("http://example.org/fhir/StructureDefinition/referrer", new ResourceReference(otherUrl)));
+        encounter.Extension.Add(new Extension("http://example.org/fhir/StructureDefinition/source", new FhirUri(patientUrl)));
+        encounter.Extension.Add(new Extension("http://example.org/fhir/StructureDefinition/profile", new Canonical(patientUrl)));
+        var observation = new Observation
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "8339-4"),
+            Subject = new ResourceReference(patientUrl),
+            Encounter = new ResourceReference(encounterUrl),
+        };
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Observation", observation),
+            Entry(HTTPVerb.POST, "Encounter", encounter, encounterUrl),
+            Entry(HTTPVerb.POST, "Patient", patient, patientUrl),
+            Entry(HTTPVerb.POST, "Patient", other, otherUrl));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        var patientRef = $"Patient/{bundle.Entry[2].Resource!.Id}";
+        var otherRef = $"Patient/{bundle.Entry[3].Resource!.Id}";
+        var storedObservation = await ReadAsync<Observation>($"Observation/{bundle.Entry[0].Resource!.Id}");
+        Assert.Equal(patientRef, storedObservation.Subject!.Reference);
+        Assert.Equal($"Encounter/{bundle.Entry[1].Resource!.Id}", storedObservation.Encounter!.Reference);
+        var storedEncounter = await ReadAsync<Encounter>($"Encounter/{bundle.Entry[1].Resource!.Id}");
+        Assert.Equal(patientRef, storedEncounter.Subject!.Reference);
+        Assert.Equal(otherRef, storedEncounter.Participant[0].Individual!.Reference);
+        Assert.Equal(otherRef, ((ResourceReference)storedEncounter.Extension[0].Value!).Reference);
+        Assert.Equal(patientRef, ((FhirUri)storedEncounter.Extension[1].Value!).Value);
+        Assert.Equal(patientUrl, ((Canonical)storedEncounter.Extension[2].Value!).Value);
+        Assert.Contains($"href=\"{patientRef}\"", storedEncounter.Text!.Div, StringComparison.Ordinal);
+        Assert.Equal(otherRef, (await ReadAsync<Patient>(patientRef)).Link[0].Other!.Reference);
+        Assert.Equal(patientRef, (await ReadAsync<Patient>(otherRef)).Link[0].Other!.Reference);
+    }
+
+    [Fact]
+    public async Task A_failing_entry_rolls_the_whole_transaction_back_including_history_and_index()
+    {
+        var number = NewNumber();
+        var existing = await CreateAsync(Fhir.Patient(identifier: NewNumber()));
+        var putId = NewId();
+        var newestBefore = (await Fhir.Read<Bundle>(await _client.GetAsync("/fhir/_history?_count=1"))).Entry.Single().FullUrl;
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number)),
+            Entry(HTTPVerb.PUT, $"Patient/{putId}", WithId(Fhir.Patient(), putId)),
+            Entry(HTTPVerb.PUT, $"Patient/{existing}", WithId(Fhir.Patient("改", "名"), existing), ifMatch: "W/\"7\""));
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal("Bundle.entry[2]", issue.Expression.First());
+        Assert.StartsWith($"Bundle.entry[2] (PUT Patient/{existing}): If-Match", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(0, await CountAsync(number));
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/fhir/Patient/{putId}")).StatusCode);
+        Assert.Equal("1", (await ReadAsync<Patient>($"Patient/{existing}")).Meta!.VersionId);
+        Assert.Single((await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{existing}/_history"))).Entry);
+        Assert.Equal(newestBefore, (await Fhir.Read<Bundle>(await _client.GetAsync("/fhir/_history?_count=1"))).Entry.Single().FullUrl);
+    }
+
+    [Fact]
+    public async Task If_match_is_checked_per_entry()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+
+        var stale = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient(), id), ifMatch: "W/\"2\""));
+        var current = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient(), id), ifMatch: "W/\"1\""));
+        var malformed = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.DELETE, $"Patient/{id}", ifMatch: "version two"));
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, stale.StatusCode);
+        Assert.Contains("Bundle.entry[0]", (await Fhir.Read<OperationOutcome>(stale)).Issue[0].Expression);
+        Assert.Equal(HttpStatusCode.OK, current.StatusCode);
+        Assert.Equal("200 OK", (await Fhir.Read<Bundle>(current)).Entry[0].Response!.Status);
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Contains("Bundle.entry[0].request.ifMatch", (await Fhir.Read<OperationOutcome>(malformed)).Issue[0].Expression);
+    }
+
+    [Fact]
+    public async Task Conditional_references_resolve_to_the_single_match_and_fail_the_transaction_on_none_or_several()
+    {
+        var one = NewNumber();
+        var oneId = await CreateAsync(Fhir.Patient(identifier: one));
+        var twice = NewNumber();
+        await CreateAsync(Fhir.Patient(identifier: twice));
+        await CreateAsync(Fhir.Patient(identifier: twice));
+        var none = NewNumber();
+
+        var resolved = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{one}")));
+        var ambiguous = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{one}")),
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{twice}")));
+        var missing = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{none}")));
+        var unsearchable = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.POST, "Observation", Observation("Patient?nonsense=张")));
+
+        Assert.Equal(HttpStatusCode.OK, resolved.StatusCode);
+        var observation = (Observation)(await Fhir.Read<Bundle>(resolved)).Entry[0].Resource!;
+        Assert.Equal($"Patient/{oneId}", observation.Subject!.Reference);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, ambiguous.StatusCode);
+        Assert.Contains("Bundle.entry[1]", (await Fhir.Read<OperationOutcome>(ambiguous)).Issue[0].Expression);
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("matches no resource", (await Fhir.Read<OperationOutcome>(missing)).Issue[0].Diagnostics);
+        Assert.Equal(HttpStatusCode.BadRequest, unsearchable.StatusCode);
+        Assert.Contains("nonsense", (await Fhir.Read<OperationOutcome>(unsearchable)).Issue[0].Diagnostics);
+    }
+
+    [Fact]
+    public async Task Conditional_create_inside_a_transaction_reuses_a_match_and_references_to_it_follow()
+    {
+        var known = NewNumber();
+        var knownId = await CreateAsync(Fhir.Patient(identifier: known));
+        var fresh = NewNumber();
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: known), "urn:uuid:11111111-1111-1111-1111-111111111111", ifNoneExist: $"identifier={IdSystem}|{known}"),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: fresh), "urn:uuid:22222222-2222-2222-2222-222222222222", ifNoneExist: $"identifier={IdSystem}|{fresh}"),
+            Entry(HTTPVerb.POST, "Observation", Observation("urn:uuid:11111111-1111-1111-1111-111111111111")),
+            Entry(HTTPVerb.POST, "Observation", Observation("urn:uuid:22222222-2222-2222-2222-222222222222")),
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{fresh}")));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal("200 OK", bundle.Entry[0].Response!.Status);
+        Assert.Equal(knownId, bundle.Entry[0].Resource!.Id);
+        Assert.Equal("201 Created", bundle.Entry[1].Response!.Status);
+        var freshId = bundle.Entry[1].Resource!.Id;
+        Assert.Equal($"Patient/{knownId}", ((Observation)bundle.Entry[2].Resource!).Subject!.Reference);
+        Assert.Equal($"Patient/{freshId}", ((Observation)bundle.Entry[3].Resource!).Subject!.Reference);
+        Assert.Equal($"Patient/{freshId}", ((Observation)bundle.Entry[4].Resource!).Subject!.Reference);
+        Assert.Equal(1, await CountAsync(known));
+        Assert.Equal(1, await CountAsync(fresh));
+    }
+
+    [Fact]
+    public async Task Conditional_update_and_delete_inside_a_transaction_resolve_their_match()
+    {
+        var updateNumber = NewNumber();
+        var updateId = await CreateAsync(Fhir.Patient(identifier: updateNumber));
+        var deleteNumber = NewNumber();
+        var deleteId = await CreateAsync(Fhir.Patient(identifier: deleteNumber));
+        var createNumber = NewNumber();
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{updateNumber}", Fhir.Patient("新", "名", updateNumber)),
+            Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{createNumber}", Fhir.Patient("建", "档", createNumber)),
+            Entry(HTTPVerb.DELETE, $"Patient?identifier={IdSystem}|{deleteNumber}"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(["200 OK", "201 Created", "204 No Content"], bundle.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(updateId, bundle.Entry[0].Resource!.Id);
+        Assert.Equal("新", (await ReadAsync<Patient>($"Patient/{updateId}")).Name[0].Family);
+        Assert.Equal(1, await CountAsync(createNumber));
+        Assert.Equal(HttpStatusCode.Gone, (await _client.GetAsync($"/fhir/Patient/{deleteId}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_same_resource_twice_in_one_transaction_is_400()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+        var number = NewNumber();
+
+        var twicePut = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient(), id)),
+            Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient(), id)));
+        var deleteAndPatch = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.DELETE, $"Patient/{id}"),
+            Entry(HTTPVerb.PATCH, $"Patient/{id}", JsonPatch("""[{"op":"add","path":"/active","value":true}]""")));
+        var twiceConditional = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number), ifNoneExist: $"identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number), ifNoneExist: $"identifier={IdSystem}|{number}"));
+        var sameFullUrl = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), "urn:uuid:33333333-3333-3333-3333-333333333333"),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), "urn:uuid:33333333-3333-3333-3333-333333333333"));
+
+        foreach (var response in new[] { twicePut, deleteAndPatch, twiceConditional, sameFullUrl })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("Bundle.entry[1]", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Expression.First());
+        }
+
+        Assert.Equal("1", (await ReadAsync<Patient>($"Patient/{id}")).Meta!.VersionId);
+        Assert.Equal(0, await CountAsync(number));
+    }
+
+    [Fact]
+    public async Task Entries_run_delete_then_post_then_put_and_patch_then_get_and_answer_in_request_order()
+    {
+        var number = NewNumber();
+        var oldId = await CreateAsync(Fhir.Patient(identifier: number));
+        var putId = await CreateAsync(Fhir.Patient());
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.GET, $"Patient?identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.GET, $"Patient/{putId}"),
+            Entry(HTTPVerb.PUT, $"Patient/{putId}", WithId(Fhir.Patient("后", "改"), putId)),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("新", "建", number), ifNoneExist: $"identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.DELETE, $"Patient?identifier={IdSystem}|{number}"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "201 Created", "204 No Content"], bundle.Entry.Select(e => e.Response!.Status));
+
+        // The DELETE ran before the conditional POST, which therefore found nothing and created.
+        var created = bundle.Entry[3].Resource!.Id;
+        Assert.NotEqual(oldId, created);
+        Assert.Equal(HttpStatusCode.Gone, (await _client.GetAsync($"/fhir/Patient/{oldId}")).StatusCode);
+
+        // The GETs ran last and saw the writes.
+        var search = (Bundle)bundle.Entry[0].Resource!;
+        Assert.Equal(BundleType.Searchset, search.Type);
+        Assert.Equal([created], search.Entry.Select(e => e.Resource!.Id));
+        var read = (Patient)bundle.Entry[1].Resource!;
+        Assert.Equal("2", read.Meta!.VersionId);
+        Assert.Equal("后", read.Name[0].Family);
+    }
+
+    [Fact]
+    public async Task Patch_entries_take_a_fhirpath_patch_or_a_json_patch_in_a_binary()
+    {
+        var first = await CreateAsync(Fhir.Patient());
+        var second = await CreateAsync(Fhir.Patient());
+        var fhirPathPatch = new Parameters { Parameter = [PatchTests.Operation("replace", "Patient.birthDate", value: new Date("1955-05-05"))] };
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.PATCH, $"Patient/{first}", fhirPathPatch, ifMatch: "W/\"1\""),
+            Entry(HTTPVerb.PATCH, $"Patient/{second}", JsonPatch("""[{"op":"replace","path":"/birthDate","value":"1966-06-06"}]""")));
+        var wrongBody = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.PATCH, $"Patient/{first}", Fhir.Patient()));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("1955-05-05", (await ReadAsync<Patient>($"Patient/{first}")).BirthDate);
+        Assert.Equal("1966-06-06", (await ReadAsync<Patient>($"Patient/{second}")).BirthDate);
+        Assert.Equal(HttpStatusCode.BadRequest, wrongBody.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_batch_answers_every_entry_and_keeps_what_succeeded()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+        var number = NewNumber();
+
+        var response = await PostAsync(BundleType.Batch,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number)),
+            Entry(HTTPVerb.DELETE, "Patient/never-was"),
+            Entry(HTTPVerb.PUT, $"Patient/{id}", WithId(Fhir.Patient(), id), ifMatch: "W/\"9\""),
+            Entry(HTTPVerb.GET, $"Patient/{id}"),
+            Entry(HTTPVerb.GET, "Unknown/1"),
+            Entry(HTTPVerb.GET, $"Patient/{id}/_history"),
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={IdSystem}|{number}x")));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(BundleType.BatchResponse, bundle.Type);
+        Assert.Equal(["201 Created", "404 Not Found", "412 Precondition Failed", "200 OK", "404 Not Found", "200 OK", "400 Bad Request"],
+            bundle.Entry.Select(e => e.Response!.Status));
+        Assert.All(new[] { 1, 2, 4, 6 }, i => Assert.Contains($"Bundle.entry[{i}]", ((OperationOutcome)bundle.Entry[i].Response!.Outcome!).Issue[0].Expression.First()));
+        Assert.Equal(1, await CountAsync(number));
+        Assert.Equal(BundleType.History, ((Bundle)bundle.Entry[5].Resource!).Type);
+    }
+
+    [Fact]
+    public async Task Prefer_return_minimal_leaves_the_resources_out()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Transaction, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
+        request.Headers.Add("Prefer", "return=minimal");
+
+        var bundle = await Fhir.Read<Bundle>(await _client.SendAsync(request));
+
+        Assert.Null(bundle.Entry[0].Resource);
+        Assert.Equal("201 Created", bundle.Entry[0].Response!.Status);
+        Assert.NotNull(bundle.Entry[0].Response!.Location);
+    }
+
+    [Fact]
+    public async Task A_transaction_in_xml_is_answered_in_xml()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.XmlContent(NewBundle(BundleType.Transaction, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
+        request.Headers.Add("Accept", Fhir.XmlType);
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(Fhir.XmlType, response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("201 Created", (await Fhir.Read<Bundle>(response)).Entry[0].Response!.Status);
+    }
+
+    [Theory]
+    [InlineData("""{"resourceType":"Patient","active":true}""", "Bundle")]
+    [InlineData("""{"resourceType":"Bundle","type":"collection"}""", "collection")]
+    [InlineData("""{"resourceType":"Bundle"}""", "type")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true}}]}""", "no request")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"url":"Patient"}}]}""", "method")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET"}}]}""", "url")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient//1"}}]}""", "empty path segment")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"http://elsewhere.example/fhir/Patient/1"}}]}""", "this server")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient/$validate"}}]}""", "operations")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient/1"}}]}""", "POST")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"PUT","url":"Patient"}}]}""", "PUT")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/1"}}]}""", "no resource")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"PUT","url":"Observation/1"}}]}""", "Observation")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Patient/not an id!"}}]}""", "valid resource id")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient?nonsense=x"}}]}""", "nonsense")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient/1/_history"}}]}""", "History")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Patient?"}}]}""", "criteria")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:0f0f0f0f-0000-0000-0000-000000000000"}},"request":{"method":"POST","url":"Observation"}}]}""", "fullUrl")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Nonsense?identifier=1"}},"request":{"method":"POST","url":"Observation"}}]}""", "Nonsense")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Binary","contentType":"text/plain","data":"W10="},"request":{"method":"PATCH","url":"Patient/1"}}]}""", "json-patch")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient","ifNoneExist":"nonsense=x"}}]}""", "nonsense")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient/1","ifNoneExist":"identifier=x"}}]}""", "ifNoneExist")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[""", "JSON")]
+    [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":{"request":{"method":"GET","url":"Patient/1"}}}""", "collection")]
+    public async Task Hostile_bundles_are_400_naming_what_is_wrong(string body, string expected)
+    {
+        var response = await _client.PostAsync("/fhir", Fhir.Raw(body));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var outcome = await Fhir.Read<OperationOutcome>(response);
+        Assert.Contains(outcome.Issue, i => i.Diagnostics!.Contains(expected, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task An_unknown_type_in_an_entry_is_404_and_an_empty_transaction_is_answered_empty()
+    {
+        var unknown = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, "Patientt/1"));
+        var empty = await PostAsync(BundleType.Transaction);
+
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, empty.StatusCode);
+        Assert.Empty((await Fhir.Read<Bundle>(empty)).Entry);
+    }
+
+    [Fact]
+    public async Task Concurrent_transactions_over_the_same_resources_in_opposite_orders_all_commit()
+    {
+        var a = await CreateAsync(Fhir.Patient("甲", "一"));
+        var b = await CreateAsync(Fhir.Patient("乙", "二"));
+        const int transactions = 12;
+
+        var responses = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, transactions).Select(i =>
+        {
+            var (first, second) = i % 2 == 0 ? (a, b) : (b, a);
+            return PostAsync(BundleType.Transaction,
+                Entry(HTTPVerb.PUT, $"Patient/{first}", WithId(Fhir.Patient("改", $"{i}"), first)),
+                Entry(HTTPVerb.PATCH, $"Patient/{second}", JsonPatch($$"""[{"op":"replace","path":"/name/0/given/0","value":"{{i}}"}]""")),
+                Entry(HTTPVerb.POST, "Observation", Observation($"Patient/{first}")));
+        }));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal($"{1 + transactions}", (await ReadAsync<Patient>($"Patient/{a}")).Meta!.VersionId);
+        Assert.Equal($"{1 + transactions}", (await ReadAsync<Patient>($"Patient/{b}")).Meta!.VersionId);
+    }
+
+    [Fact]
+    public async Task Concurrent_transactions_with_if_match_on_the_same_version_let_one_win_and_fail_the_others_with_412()
+    {
+        var a = await CreateAsync(Fhir.Patient());
+        var b = await CreateAsync(Fhir.Patient());
+
+        var responses = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+        {
+            var (first, second) = i % 2 == 0 ? (a, b) : (b, a);
+            return PostAsync(BundleType.Transaction,
+                Entry(HTTPVerb.PUT, $"Patient/{first}", WithId(Fhir.Patient(), first), ifMatch: "W/\"1\""),
+                Entry(HTTPVerb.PUT, $"Patient/{second}", WithId(Fhir.Patient(), second), ifMatch: "W/\"1\""));
+        }));
+
+        Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.Equal(7, responses.Count(r => r.StatusCode == HttpStatusCode.PreconditionFailed));
+        Assert.Equal("2", (await ReadAsync<Patient>($"Patient/{a}")).Meta!.VersionId);
+        Assert.Equal("2", (await ReadAsync<Patient>($"Patient/{b}")).Meta!.VersionId);
+    }
+
+    [Fact]
+    public async Task Parallel_transactions_with_the_same_conditional_create_produce_exactly_one_resource()
+    {
+        var number = NewNumber();
+        const string patientUrl = "urn:uuid:44444444-4444-4444-4444-444444444444";
+
+        var responses = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 10).Select(_ => PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number), patientUrl, ifNoneExist: $"identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.POST, "Observation", Observation(patientUrl)))));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await CountAsync(number));
+        var bundles = await System.Threading.Tasks.Task.WhenAll(responses.Select(Fhir.Read<Bundle>));
+        Assert.Single(bundles, b => b.Entry[0].Response!.Status == "201 Created");
+        var patientId = bundles[0].Entry[0].Resource!.Id;
+        Assert.All(bundles, b => Assert.Equal($"Patient/{patientId}", ((Observation)b.Entry[1].Resource!).Subject!.Reference));
+    }
+
+    private static Bundle NewBundle(BundleType type, params EntryComponent[] entries) => new() { Type = type, Entry = [.. entries] };
+
+    private Task<HttpResponseMessage> PostAsync(BundleType type, params EntryComponent[] entries) =>
+        _client.PostAsync("/fhir", Fhir.Content(NewBundle(type, entries)));
+
+    private static EntryComponent Entry(HTTPVerb method, string url, Resource? resource = null, string? fullUrl = null,
+        string? ifNoneExist = null, string? ifMatch = null) => new()
+    {
+        FullUrl = fullUrl,
+        Resource = resource,
+        Request = new RequestComponent { Method = method, Url = url, IfNoneExist = ifNoneExist, IfMatch = ifMatch },
+    };
+
+    private static Binary JsonPatch(string document) => new() { ContentType = "application/json-patch+json", Data = Encoding.UTF8.GetBytes(document) };
+
+    private static Observation Observation(string subject) => new()
+    {
+        Status = ObservationStatus.Final,
+        Code = new CodeableConcept("http://loinc.org", "8339-4", "Birth weight"),
+        Subject = new ResourceReference(subject),
+    };
+
+    private static Patient WithId(Patient patient, string? id = null)
+    {
+        patient.Id = id ?? NewId();
+        return patient;
+    }
+
+    private async Task<string> CreateAsync(Patient patient)
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(patient));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await Fhir.Read<Patient>(response)).Id!;
+    }
+
+    private async Task<T> ReadAsync<T>(string reference) where T : Resource
+    {
+        var response = await _client.GetAsync($"/fhir/{reference}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await Fhir.Read<T>(response);
+    }
+
+    private async Task<int> CountAsync(string number)
+    {
+        var bundle = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient?identifier={IdSystem}|{number}&_count=100"));
+        return bundle.Entry.Count;
+    }
+
+    private static string NewId() => Guid.NewGuid().ToString("N");
+
+    private static string NewNumber() => "369921" + Random.Shared.NextInt64(100000000000, 999999999999).ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
+
+public sealed class TransactionTestsOnSqlite(SqliteHub hub) : TransactionTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class TransactionTestsOnPostgres(PostgresHub hub) : TransactionTests(hub), IClassFixture<PostgresHub>;
