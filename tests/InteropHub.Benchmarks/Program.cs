@@ -8,8 +8,8 @@ using InteropHub.Testing;
 // Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs).
 // Single-resource create and read over HTTP on both stores, at several concurrencies, next to a floor: a
 // minimal ASP.NET Core endpoint returning the same bytes from memory, measured in the same run on the same
-// machine. Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks -- [--stores sqlite,postgres]
-//   [--concurrency 1,8,32] [--seconds 5]
+// machine; then transaction Bundles (resources/s). Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks --
+//   [--stores sqlite,postgres] [--concurrency 1,8,32] [--seconds 5] [--transaction-concurrency 4] [--bundle-size 100]
 // The hub and the floor run as child processes (the hub's own binary, configured through the environment),
 // so the load generator does not share their process.
 
@@ -27,6 +27,7 @@ if (args.Length > 0 && args[0] == "export")
 
 var options = BenchmarkOptions.Parse(args);
 var patients = PatientData.Load();
+var transactions = TransactionData.Build(patients, options.BundleSize);
 Console.WriteLine($"InteropHub HTTP benchmark: {patients.Count} Synthea patients, {Environment.ProcessorCount} cores, " +
     $"{options.Seconds} s per measurement, concurrency {string.Join(',', options.Concurrency)}");
 Console.WriteLine();
@@ -71,11 +72,17 @@ foreach (var store in options.Stores)
     {
         results.Add(await Load.CreateAsync(store, hub.BaseAddress, patients, c, options.Seconds));
     }
+
+    foreach (var c in options.TransactionConcurrency)
+    {
+        results.Add(await Load.TransactionAsync(store, hub.BaseAddress, transactions, c, options.Seconds));
+    }
 }
 
 Report.Print(results);
 
-internal sealed record BenchmarkOptions(IReadOnlyList<string> Stores, IReadOnlyList<int> Concurrency, int Seconds)
+internal sealed record BenchmarkOptions(IReadOnlyList<string> Stores, IReadOnlyList<int> Concurrency, int Seconds,
+    IReadOnlyList<int> TransactionConcurrency, int BundleSize)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -88,7 +95,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<string> Stores, IReadOnlyL
         return new BenchmarkOptions(
             Value("--stores", "sqlite,postgres").Split(',', StringSplitOptions.RemoveEmptyEntries),
             Value("--concurrency", "1,8,32").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList(),
-            int.Parse(Value("--seconds", "5"), CultureInfo.InvariantCulture));
+            int.Parse(Value("--seconds", "5"), CultureInfo.InvariantCulture),
+            Value("--transaction-concurrency", "4").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList(),
+            int.Parse(Value("--bundle-size", "100"), CultureInfo.InvariantCulture));
     }
 }
 
@@ -107,9 +116,59 @@ internal static class PatientData
     }
 }
 
-internal sealed record Result(string Target, string Operation, int Concurrency, int Requests, int Errors, double Seconds, double P50Ms, double P99Ms)
+internal sealed record Result(string Target, string Operation, int Concurrency, int Requests, int Errors, double Seconds, double P50Ms, double P99Ms,
+    int ResourcesPerRequest = 1)
 {
     public double Throughput => Requests / Seconds;
+
+    public double ResourcesPerSecond => Requests * ResourcesPerRequest / Seconds;
+}
+
+/// <summary>
+/// Transaction Bundles shaped like Synthea's: per bundle, a fifth of the entries are patients created with a
+/// <c>urn:uuid</c> fullUrl and the rest observations whose subject is one of those placeholders, so every
+/// bundle exercises id assignment, placeholder resolution and index writes. A few distinct bodies are built
+/// once; posting one again creates new resources (the server assigns the ids).
+/// </summary>
+internal static class TransactionData
+{
+    public static IReadOnlyList<byte[]> Build(IReadOnlyList<Patient> patients, int size)
+    {
+        var serializers = new InteropHub.Fhir.Serialization.FhirSerializers();
+        var bodies = new List<byte[]>();
+        var next = 0;
+        for (var b = 0; b < 8; b++)
+        {
+            var bundle = new Hl7.Fhir.Model.Bundle { Type = Hl7.Fhir.Model.Bundle.BundleType.Transaction };
+            var placeholders = new List<string>();
+            for (var i = 0; i < Math.Max(1, size / 5); i++)
+            {
+                var patient = serializers.ParseJson(patients[next++ % patients.Count].Json);
+                patient.Id = null;
+                var fullUrl = $"urn:uuid:{Guid.NewGuid()}";
+                placeholders.Add(fullUrl);
+                bundle.Entry.Add(new() { FullUrl = fullUrl, Resource = patient, Request = new() { Method = Hl7.Fhir.Model.Bundle.HTTPVerb.POST, Url = "Patient" } });
+            }
+
+            for (var i = bundle.Entry.Count; i < size; i++)
+            {
+                var observation = new Hl7.Fhir.Model.Observation
+                {
+                    Status = Hl7.Fhir.Model.ObservationStatus.Final,
+                    Code = new Hl7.Fhir.Model.CodeableConcept("http://loinc.org", "8867-4", "Heart rate"),
+                    Subject = new Hl7.Fhir.Model.ResourceReference(placeholders[i % placeholders.Count]),
+                    Effective = new Hl7.Fhir.Model.FhirDateTime(2024, 1, 1 + i % 28),
+                    Value = new Hl7.Fhir.Model.Quantity(60 + i % 40, "/min", "http://unitsofmeasure.org"),
+                    Identifier = [new Hl7.Fhir.Model.Identifier("urn:oid:2.16.156.10011.1.99", Guid.NewGuid().ToString())],
+                };
+                bundle.Entry.Add(new() { Resource = observation, Request = new() { Method = Hl7.Fhir.Model.Bundle.HTTPVerb.POST, Url = "Observation" } });
+            }
+
+            bodies.Add(serializers.ToJsonBytes(bundle));
+        }
+
+        return bodies;
+    }
 }
 
 internal static class Load
@@ -138,6 +197,18 @@ internal static class Load
             using var content = Content(patients[i % patients.Count].Json);
             return await client.PostAsync("/fhir/Patient", content);
         });
+
+    public static async Task<Result> TransactionAsync(string target, Uri baseAddress, IReadOnlyList<byte[]> bundles, int concurrency, int seconds)
+    {
+        var result = await RunAsync(target, "tx", baseAddress, concurrency, seconds, async (client, i) =>
+        {
+            using var content = Content(bundles[i % bundles.Count]);
+            return await client.PostAsync("/fhir", content);
+        });
+        return result with { ResourcesPerRequest = CountEntries(bundles[0]) };
+    }
+
+    private static int CountEntries(byte[] bundle) => JsonNode.Parse(bundle)!["entry"]!.AsArray().Count;
 
     private static async Task<Result> RunAsync(string target, string operation, Uri baseAddress, int concurrency, int seconds,
         Func<HttpClient, int, Task<HttpResponseMessage>> send)
@@ -207,17 +278,18 @@ internal static class Report
 {
     public static void Print(IReadOnlyList<Result> results)
     {
-        Console.WriteLine($"{"target",-9} {"op",-7} {"conc",4} {"req/s",9} {"p50 ms",8} {"p99 ms",8} {"errors",6} {"vs floor",8}");
+        Console.WriteLine($"{"target",-9} {"op",-7} {"conc",4} {"req/s",9} {"res/s",9} {"p50 ms",8} {"p99 ms",8} {"errors",6} {"vs floor",8}");
         foreach (var r in results)
         {
             var floor = results.FirstOrDefault(f => f.Target == "floor" && f.Concurrency == r.Concurrency);
             var ratio = r.Operation == "read" && r.Target != "floor" && floor is not null ? $"{r.Throughput / floor.Throughput:P0}" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Target,-9} {r.Operation,-7} {r.Concurrency,4} {r.Throughput,9:F0} {r.P50Ms,8:F2} {r.P99Ms,8:F2} {r.Errors,6} {ratio,8}"));
+                $"{r.Target,-9} {r.Operation,-7} {r.Concurrency,4} {r.Throughput,9:F0} {r.ResourcesPerSecond,9:F0} {r.P50Ms,8:F2} {r.P99Ms,8:F2} {r.Errors,6} {ratio,8}"));
         }
 
         Console.WriteLine();
         Console.WriteLine("Targets (issue 2): reads >= 50% of the floor; p99 read latency < 10 ms at concurrency 8 on PostgreSQL.");
+        Console.WriteLine("Target (issue 4): transaction Bundles of 100 entries >= 5,000 resources/s at concurrency 4 on PostgreSQL (tx rows, res/s).");
     }
 }
 
