@@ -332,6 +332,38 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Read_entries_honour_if_none_match_and_vread_and_head_return_no_body()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+        var notModified = Entry(HTTPVerb.GET, $"Patient/{id}");
+        notModified.Request!.IfNoneMatch = "W/\"1\"";
+
+        var response = await PostAsync(BundleType.Transaction,
+            notModified,
+            Entry(HTTPVerb.GET, $"Patient/{id}/_history/1"),
+            Entry(HTTPVerb.HEAD, $"Patient/{id}"));
+
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(["304 Not Modified", "200 OK", "200 OK"], bundle.Entry.Select(e => e.Response!.Status));
+        Assert.Null(bundle.Entry[0].Resource);
+        Assert.Equal(id, bundle.Entry[1].Resource!.Id);
+        Assert.Null(bundle.Entry[2].Resource);
+        Assert.Equal("W/\"1\"", bundle.Entry[2].Response!.Etag);
+    }
+
+    [Fact]
+    public async Task Prefer_return_operation_outcome_puts_an_outcome_in_every_entry()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Batch, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
+        request.Headers.Add("Prefer", "return=OperationOutcome");
+
+        var bundle = await Fhir.Read<Bundle>(await _client.SendAsync(request));
+
+        Assert.Null(bundle.Entry[0].Resource);
+        Assert.Equal(OperationOutcome.IssueSeverity.Information, ((OperationOutcome)bundle.Entry[0].Response!.Outcome!).Issue[0].Severity);
+    }
+
+    [Fact]
     public async Task A_transaction_in_xml_is_answered_in_xml()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.XmlContent(NewBundle(BundleType.Transaction, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
