@@ -352,6 +352,28 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_search_in_a_transaction_takes_criteria_and_count_and_a_batch_search_takes_everything()
+    {
+        var number = NewNumber();
+        await CreateAsync(Fhir.Patient("Li", "Yi", number));
+        await CreateAsync(Fhir.Patient("Wang", "Er", number));
+        var url = $"Patient?identifier={IdSystem}|{number}";
+
+        var transaction = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"{url}&_count=1"));
+        var sorted = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"{url}&_sort=family"));
+        var batch = await PostAsync(BundleType.Batch, Entry(HTTPVerb.GET, $"{url}&_sort=-family&_total=accurate"));
+
+        var page = (Bundle)(await Fhir.Read<Bundle>(transaction)).Entry[0].Resource!;
+        Assert.Single(page.Entry);
+        Assert.NotNull(page.NextLink);
+        Assert.Equal(HttpStatusCode.BadRequest, sorted.StatusCode);
+        Assert.Contains("_sort", (await Fhir.Read<OperationOutcome>(sorted)).Issue[0].Diagnostics);
+        var all = (Bundle)(await Fhir.Read<Bundle>(batch)).Entry[0].Resource!;
+        Assert.Equal(2, all.Total);
+        Assert.Equal(["Wang", "Li"], all.Entry.Select(e => ((Patient)e.Resource!).Name[0].Family));
+    }
+
+    [Fact]
     public async Task Prefer_return_operation_outcome_puts_an_outcome_in_every_entry()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Batch, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
