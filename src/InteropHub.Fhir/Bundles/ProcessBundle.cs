@@ -325,10 +325,10 @@ public sealed class ProcessBundle(
                     throw new InvalidInputException($"History parameter '{unknown}' is not supported; use _since, _count.", unknown);
                 }
 
-                var page2 = await history.HandleAsync(new HistoryRequest(
+                var versions = await history.HandleAsync(new HistoryRequest(
                     plan.ResourceType.Length == 0 ? null : plan.ResourceType, plan.Id, Last(plan, "_since"), Last(plan, "_count"),
                     Last(plan, Paging.CursorParameter)), ct);
-                return new EntryResponse(200, History: page2, Url: plan.Url, WithBody: withBody);
+                return new EntryResponse(200, History: versions, Url: plan.Url, WithBody: withBody);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir;
 using InteropHub.Fhir.Errors;
@@ -12,6 +11,8 @@ namespace InteropHub.Server.Formatting;
 /// <summary>Reads a resource from a request body: size limit (413), media type (415), then one strict parse (400).</summary>
 public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubOptions> options)
 {
+    public const string JsonPatchMediaType = "application/json-patch+json";
+
     private static readonly byte[] Utf8Bom = [0xEF, 0xBB, 0xBF];
 
     public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct)
@@ -45,8 +46,6 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
             : throw new InvalidInputException(
                 $"A PATCH body is a JSON Patch document ({JsonPatchMediaType}) or a FHIRPath Patch (a Parameters resource).");
     }
-
-    public const string JsonPatchMediaType = "application/json-patch+json";
 
     private async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
     {
