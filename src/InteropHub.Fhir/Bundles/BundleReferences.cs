@@ -19,7 +19,7 @@ internal sealed record ConditionalReference(ResourceReference Reference, string 
 internal sealed class BundleReferences
 {
     private readonly List<(EntryPlan Entry, ResourceReference Reference)> _references = [];
-    private readonly List<(EntryPlan Entry, PrimitiveType Uri)> _uris = [];
+    private readonly List<PrimitiveType> _uris = [];
     private readonly List<XHtml> _narratives = [];
 
     public List<ConditionalReference> Conditional { get; } = [];
@@ -59,7 +59,7 @@ internal sealed class BundleReferences
             }
         }
 
-        foreach (var (_, uri) in _uris)
+        foreach (var uri in _uris)
         {
             if (uri.JsonValue is string value && targets.TryGetValue(value, out var target))
             {
@@ -104,7 +104,7 @@ internal sealed class BundleReferences
 
                 break;
             case FhirUri or FhirUrl or Oid or Uuid:
-                _uris.Add((entry, (PrimitiveType)node));
+                _uris.Add((PrimitiveType)node);
                 break;
             case XHtml { Value: { Length: > 0 } }:
                 _narratives.Add((XHtml)node);
