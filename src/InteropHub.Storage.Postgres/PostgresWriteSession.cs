@@ -66,7 +66,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
         // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
         await using var replace = new NpgsqlBatch(connection, transaction);
-        foreach (var table in Tables)
+        // A first version has a new rid, so there is nothing to delete.
+        foreach (var table in version.VersionId > 1 ? Tables : [])
         {
             var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
             clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));

@@ -9,10 +9,11 @@ internal static class SqliteIndexWriter
     private static readonly string[] Tables =
         ["search_string", "search_token", "search_date", "search_number", "search_quantity", "search_uri", "search_reference"];
 
+    /// <param name="hadIndex">False for a first version: its rid is new, so there are no rows to delete.</param>
     public static async Task ReplaceAsync(SqliteConnection connection, SqliteTransaction transaction, long rid, string resourceType,
-        SearchIndexEntries index, CancellationToken ct)
+        bool hadIndex, SearchIndexEntries index, CancellationToken ct)
     {
-        foreach (var table in Tables)
+        foreach (var table in hadIndex ? Tables : [])
         {
             await using var clear = connection.CreateCommand();
             clear.Transaction = transaction;

@@ -320,7 +320,7 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
                 rid = Convert.ToInt64(await current.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
             }
 
-            await SqliteIndexWriter.ReplaceAsync(connection, transaction, rid, version.ResourceType, index, ct);
+            await SqliteIndexWriter.ReplaceAsync(connection, transaction, rid, version.ResourceType, version.VersionId > 1, index, ct);
         }
 
         public async Task CommitAsync(CancellationToken ct)
