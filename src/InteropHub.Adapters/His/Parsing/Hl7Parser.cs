@@ -208,7 +208,7 @@ public static class Hl7Parser
             fields = text.Split(syntax.Field);
         }
 
-        return new Hl7Segment(id, fields, index, sequences[id], syntax);
+        return new Hl7Segment(id, text, fields, index, sequences[id], syntax);
     }
 
     private static bool IsSegmentId(string id) =>

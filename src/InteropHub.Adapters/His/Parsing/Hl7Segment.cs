@@ -8,9 +8,10 @@ public sealed class Hl7Segment
 {
     private readonly string[] _fields;
 
-    internal Hl7Segment(string id, string[] fields, int index, int sequence, Hl7Syntax syntax)
+    internal Hl7Segment(string id, string line, string[] fields, int index, int sequence, Hl7Syntax syntax)
     {
         Id = id;
+        Line = line;
         _fields = fields;
         Index = index;
         Sequence = sequence;
@@ -19,6 +20,9 @@ public sealed class Hl7Segment
 
     /// <summary>The segment ID, e.g. <c>PID</c>.</summary>
     public string Id { get; }
+
+    /// <summary>The segment as decoded text, without its terminator.</summary>
+    public string Line { get; }
 
     /// <summary>1-based position of the segment in the message.</summary>
     public int Index { get; }
