@@ -262,7 +262,7 @@ public static class HisMapper
         var retiredIdentifier = new Identifier(Systems.Mrn(institution), value)
         {
             Use = Identifier.IdentifierUse.Old,
-            Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR"),
+            Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "MR"),
         };
         var retired = new Patient
         {
@@ -290,17 +290,17 @@ public static class HisMapper
         {
             Recorded = context.MessageTime.Value,
             Policy = [$"{MappingPolicy}|{MappingVersion}"],
-            Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0003", message.TriggerEvent),
+            Activity = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0003", message.TriggerEvent),
             Agent =
             [
                 new Provenance.AgentComponent
                 {
-                    Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
                     Who = HisContext.Organization(context.Institution),
                 },
                 new Provenance.AgentComponent
                 {
-                    Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
                     Who = new ResourceReference { Display = $"InteropHub HIS HL7 v2 adapter, mapping {MappingVersion}" },
                 },
             ],

@@ -84,7 +84,7 @@ internal static class EncounterMapping
 
         var encounter = new Encounter
         {
-            Identifier = [new Identifier(identifierSystem, visitNumber) { Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0203", "VN") }],
+            Identifier = [new Identifier(identifierSystem, visitNumber) { Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "VN") }],
             Class = new Coding(ActCode, classCode, classDisplay),
             Subject = patient.Reference,
         };
@@ -144,19 +144,19 @@ internal static class EncounterMapping
         var admissionType = pv1[4].Value.ToUpperInvariant();
         if (admissionType.Length > 0)
         {
-            encounter.Type.Add(new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0007", admissionType));
+            encounter.Type.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0007", admissionType));
             encounter.Priority = admissionType switch
             {
-                "E" => new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "EM", "emergency"),
-                "U" => new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "UR", "urgent"),
-                "R" => new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "R", "routine"),
+                "E" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "EM", "emergency"),
+                "U" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "UR", "urgent"),
+                "R" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "R", "routine"),
                 _ => null,
             };
         }
 
         if (pv1[10].Value is { Length: > 0 } department)
         {
-            encounter.ServiceType = new CodeableConcept(Systems.Local("qxhis-department"), department,
+            encounter.ServiceType = HisContext.Coded(Systems.Local("qxhis-department"), department,
                 CountyCodes.Departments.GetValueOrDefault(department));
         }
 
@@ -175,7 +175,7 @@ internal static class EncounterMapping
         var hospitalization = new Encounter.HospitalizationComponent();
         if (pv1[14].Value is { Length: > 0 } source)
         {
-            hospitalization.AdmitSource = new CodeableConcept(Systems.Local("admit-source"), source, source switch
+            hospitalization.AdmitSource = HisContext.Coded(Systems.Local("admit-source"), source, source switch
             {
                 "1" => "急诊",
                 "2" => "门诊",
@@ -187,7 +187,7 @@ internal static class EncounterMapping
 
         if (pv1[36].Value is { Length: > 0 } disposition)
         {
-            hospitalization.DischargeDisposition = new CodeableConcept(Systems.Local("discharge-disposition"), disposition, disposition switch
+            hospitalization.DischargeDisposition = HisContext.Coded(Systems.Local("discharge-disposition"), disposition, disposition switch
             {
                 "1" => "医嘱离院",
                 "2" => "医嘱转院",
@@ -216,7 +216,7 @@ internal static class EncounterMapping
         {
             encounter.Participant.Add(new Encounter.ParticipantComponent
             {
-                Type = [new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code, display)],
+                Type = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code, display)],
                 Individual = practitioner,
             });
         }
@@ -235,9 +235,12 @@ internal static class EncounterMapping
             encounter.Location.Add(new Encounter.LocationComponent
             {
                 Location = current,
-                Status = encounter.Status == Encounter.EncounterStatus.InProgress
-                    ? Encounter.EncounterLocationStatus.Active
-                    : Encounter.EncounterLocationStatus.Completed,
+                Status = encounter.Status switch
+                {
+                    Encounter.EncounterStatus.InProgress => Encounter.EncounterLocationStatus.Active,
+                    Encounter.EncounterStatus.Finished => Encounter.EncounterLocationStatus.Completed,
+                    _ => null,
+                },
             });
         }
     }
@@ -256,8 +259,8 @@ internal static class EncounterMapping
             var type = dg1[6].Value.ToUpperInvariant();
             var condition = new Condition
             {
-                Category = [new CodeableConcept("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
-                VerificationStatus = new CodeableConcept("http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
+                VerificationStatus = HisContext.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status",
                     type == "W" ? "provisional" : "confirmed"),
                 Code = Diagnosis(dg1[3]),
                 Subject = patient.Reference,
@@ -275,7 +278,7 @@ internal static class EncounterMapping
 
             var setId = dg1[1].Value.Length > 0 ? dg1[1].Value : dg1.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var reference = context.Builder.Put(condition, ResourceIds.From(visit.Institution, visit.VisitNumber, "dx", type.Length > 0 ? type : "U", setId));
-            var use = new CodeableConcept(Systems.Local("diagnosis-type"), type, type switch
+            var use = HisContext.Coded(Systems.Local("diagnosis-type"), type, type switch
             {
                 "A" => "入院诊断",
                 "W" => "门诊/初步诊断",

@@ -155,7 +155,7 @@ internal sealed class HisContext
             Status = Hl7.Fhir.Model.Location.LocationStatus.Active,
             Name = name,
             Mode = Hl7.Fhir.Model.Location.LocationMode.Instance,
-            PhysicalType = new CodeableConcept("http://terminology.hl7.org/CodeSystem/location-physical-type", "wa", "Ward"),
+            PhysicalType = HisContext.Coded("http://terminology.hl7.org/CodeSystem/location-physical-type", "wa", "Ward"),
             ManagingOrganization = Organization(facility),
         };
         var reference = Builder.CreateIfAbsent(location, Criteria.Identifier(Systems.Department(facility), department));
@@ -177,6 +177,10 @@ internal sealed class HisContext
 
         return concept;
     }
+
+    /// <summary>A CodeableConcept of one coding; the display goes on the coding (the SDK's three-argument constructor would make it the text).</summary>
+    public static CodeableConcept Coded(string system, string code, string? display = null) =>
+        new() { Coding = [new Coding(system, code, display)] };
 
     /// <summary>Maps an HL7 coding-system name (CE.3) to a FHIR system URI.</summary>
     public static string CodingSystem(string name) => name.ToUpperInvariant() switch

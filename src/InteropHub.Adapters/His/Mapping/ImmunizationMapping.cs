@@ -87,7 +87,7 @@ internal static class ImmunizationMapping
             return;
         }
 
-        var code = new CodeableConcept(Systems.Vaccine, vaccine.Code, vaccine.Name);
+        var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
         var cvx = rxa[5][6] is "CVX" && rxa[5][4].Length > 0 ? rxa[5][4] : vaccine.Cvx;
         if (cvx is not null)
         {
@@ -110,7 +110,7 @@ internal static class ImmunizationMapping
         }
         else if (completion == "NA")
         {
-            immunization.StatusReason = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ActReason", "MEDPREC", "medical precaution");
+            immunization.StatusReason = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActReason", "MEDPREC", "medical precaution");
         }
 
         if (completion == "PA")
@@ -179,7 +179,7 @@ internal static class ImmunizationMapping
         {
             immunization.Performer.Add(new Immunization.PerformerComponent
             {
-                Function = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
+                Function = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
                 Actor = vaccinator,
             });
         }
@@ -199,7 +199,7 @@ internal static class ImmunizationMapping
 
         if (rxr[1][1] is { Length: > 0 } route)
         {
-            var concept = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
+            var concept = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
             var standard = route switch
             {
                 "IM" => ("IM", "Injection, intramuscular"),
@@ -219,7 +219,7 @@ internal static class ImmunizationMapping
 
         if (rxr[2][1] is { Length: > 0 } site)
         {
-            immunization.Site = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0163", site,
+            immunization.Site = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0163", site,
                 rxr[2].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
         }
     }

@@ -76,17 +76,17 @@ internal static class LabResultMapping
         {
             Identifier = [new Identifier(Systems.LabReport(institution), filler)
             {
-                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0203", "FILL"),
+                Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "FILL"),
             }],
             Status = ReportStatus(context, obr),
-            Category = [new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
+            Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
             Code = HisContext.Concept(obr[4]),
             Subject = patient.Reference,
             Encounter = visit?.Reference,
         };
         if (obr[24].Value is { Length: > 0 } section && section != "LAB")
         {
-            report.Category.Add(new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0074", section));
+            report.Category.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", section));
         }
 
         var placer = TextNormalizer.Number(obr[2].Component(1).Text);

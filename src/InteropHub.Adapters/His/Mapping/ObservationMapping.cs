@@ -34,8 +34,8 @@ internal static class ObservationMapping
 
         var isVital = code.Coding.Any(c => c.System == Systems.Loinc && VitalSigns.Contains(c.Code));
         observation.Category.Add(isVital
-            ? new CodeableConcept("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")
-            : new CodeableConcept("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory"));
+            ? HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")
+            : HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory"));
 
         if (!MapValue(context, obx, observation))
         {
@@ -133,7 +133,7 @@ internal static class ObservationMapping
         {
             if (observation.Status != ObservationStatus.Cancelled)
             {
-                observation.DataAbsentReason = new CodeableConcept("http://terminology.hl7.org/CodeSystem/data-absent-reason", "unknown", "Unknown");
+                observation.DataAbsentReason = HisContext.Coded("http://terminology.hl7.org/CodeSystem/data-absent-reason", "unknown", "Unknown");
             }
 
             return true;
@@ -295,8 +295,15 @@ internal static class ObservationMapping
             return;
         }
 
-        observation.Interpretation.Add(code == "?"
-            ? new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0078", flag)
-            : new CodeableConcept(Interpretation, code, display) { Text = flag != code ? flag : null });
+        var concept = code == "?"
+            ? HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0078", flag)
+            : HisContext.Coded(Interpretation, code, display);
+        if (code != "?" && flag != code)
+        {
+            // The LIS arrows are kept as the text the clinician saw.
+            concept.Text = flag;
+        }
+
+        observation.Interpretation.Add(concept);
     }
 }

@@ -102,7 +102,7 @@ internal static class PatientMapping
                 identifier = new Identifier(Systems.Mrn(institution), value)
                 {
                     Use = Identifier.IdentifierUse.Usual,
-                    Type = new CodeableConcept(V2IdentifierType, "MR"),
+                    Type = HisContext.Coded(V2IdentifierType, "MR"),
                 };
                 if (mrn.Item2.Length == 0 || institution == context.Institution)
                 {
@@ -121,7 +121,7 @@ internal static class PatientMapping
             {
                 identifier = new Identifier(Systems.Passport(authority.Length > 0 ? authority : "UNK"), value)
                 {
-                    Type = new CodeableConcept(V2IdentifierType, "PPN"),
+                    Type = HisContext.Coded(V2IdentifierType, "PPN"),
                 };
             }
             else if (type == "VN")
@@ -134,7 +134,7 @@ internal static class PatientMapping
                 links = false;
                 identifier = new Identifier(Systems.Local($"id:{(authority.Length > 0 ? authority : type)}"), value)
                 {
-                    Type = type.Length > 0 ? new CodeableConcept(V2IdentifierType, type) : null,
+                    Type = type.Length > 0 ? HisContext.Coded(V2IdentifierType, type) : null,
                 };
             }
 
@@ -402,7 +402,7 @@ internal static class PatientMapping
             patient.Extension.Add(new Extension
             {
                 Url = Extensions.Nationality,
-                Extension = [new Extension("code", new CodeableConcept("urn:iso:std:iso:3166", nationality))],
+                Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", nationality))],
             });
         }
 
@@ -516,7 +516,7 @@ internal static class PatientMapping
 
             if (relationship.Length > 0)
             {
-                var concept = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0063", relationship,
+                var concept = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0063", relationship,
                     nk1[3].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
                 if (RoleCode(relationship) is { } role)
                 {
@@ -528,7 +528,7 @@ internal static class PatientMapping
 
             if (nk1[7][1] == "C")
             {
-                person.Relationship.Add(new CodeableConcept("http://terminology.hl7.org/CodeSystem/v2-0131", "C", "Emergency Contact"));
+                person.Relationship.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0131", "C", "Emergency Contact"));
             }
 
             ReadTelecoms(nk1, 5, person.Telecom);

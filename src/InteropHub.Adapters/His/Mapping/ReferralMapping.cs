@@ -108,14 +108,14 @@ internal static class ReferralMapping
         {
             Identifier = [identifier],
             Status = state.Status,
-            BusinessStatus = new CodeableConcept(Systems.Local("qxref-status"), statusCode, state.Display),
+            BusinessStatus = HisContext.Coded(Systems.Local("qxref-status"), statusCode, state.Display),
             Intent = FhirTask.TaskIntent.Order,
             Priority = Priority(rf1),
             Focus = requestReference,
             For = patient.Reference,
             Requester = requester ?? requesterOrg,
             Owner = owner,
-            Code = new CodeableConcept("http://hl7.org/fhir/CodeSystem/task-code", "fulfill", "Fulfill the focal request"),
+            Code = HisContext.Coded("http://hl7.org/fhir/CodeSystem/task-code", "fulfill", "Fulfill the focal request"),
         };
         if (authored is { } a)
         {
@@ -134,7 +134,7 @@ internal static class ReferralMapping
         {
             task.Output.Add(new FhirTask.OutputComponent
             {
-                Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ENC", "encounter"),
+                Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ENC", "encounter"),
                 Value = visit.Reference,
             });
         }
@@ -159,8 +159,8 @@ internal static class ReferralMapping
             Intent = RequestIntent.Order,
             Category =
             [
-                new CodeableConcept("http://snomed.info/sct", "3457005", "Patient referral"),
-                new CodeableConcept(Systems.Local("qxref"), direction, direction == "UP" ? "上转" : "下转"),
+                HisContext.Coded("http://snomed.info/sct", "3457005", "Patient referral"),
+                HisContext.Coded(Systems.Local("qxref"), direction, direction == "UP" ? "上转" : "下转"),
             ],
             Priority = Priority(rf1) switch
             {
