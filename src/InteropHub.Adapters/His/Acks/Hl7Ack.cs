@@ -50,6 +50,7 @@ public static class Hl7Ack
         var f = syntax.Field;
         var c = syntax.Component;
         string E(string text) => syntax.EscapeText(text);
+        string T(string text) => syntax.EscapeText(text, freeText: true);
 
         var trigger = answered?.TriggerEvent ?? "";
         var type = trigger.Length > 0 ? $"ACK{c}{E(trigger)}{c}ACK" : "ACK";
@@ -75,7 +76,7 @@ public static class Hl7Ack
             .Append(f).Append(answered is null ? "" : E(answered.ControlId));
         if (errors.Count > 0)
         {
-            text.Append(f).Append(E(errors[0].Summary));
+            text.Append(f).Append(T(errors[0].Summary));
         }
 
         text.Append('\r');
@@ -89,7 +90,7 @@ public static class Hl7Ack
                 .Append(f).Append(issue.Severity == IssueSeverity.Error ? 'E' : 'W')
                 .Append(f).Append(issue.Severity == IssueSeverity.Error ? E(issue.Reason.Code()) : "WARNING").Append(c).Append(E(issue.Summary)).Append(c).Append("IHUB")
                 .Append(f).Append(f)
-                .Append(f).Append(E(issue.Detail))
+                .Append(f).Append(T(issue.Detail))
                 .Append('\r');
         }
 

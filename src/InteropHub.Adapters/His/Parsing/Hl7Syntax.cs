@@ -78,8 +78,12 @@ public sealed class Hl7Syntax
         return text.ToString();
     }
 
-    /// <summary>Escapes the delimiters in text written into a field of an answer.</summary>
-    public string EscapeText(string text)
+    /// <summary>
+    /// Escapes the delimiters in text written into a field of an answer. In a free-text field (<paramref name="freeText"/>:
+    /// ST/TX such as MSA-3 and ERR-8) component and subcomponent characters have no structural meaning and are
+    /// left as they are, as in the county's printed answers (his-hl7v2.md §7: <c>MDM^T02 不在接口范围内</c>).
+    /// </summary>
+    public string EscapeText(string text, bool freeText = false)
     {
         var escaped = new StringBuilder(text.Length + 8);
         foreach (var c in text)
@@ -92,11 +96,11 @@ public sealed class Hl7Syntax
             {
                 escaped.Append(Escape).Append('F').Append(Escape);
             }
-            else if (c == Component)
+            else if (c == Component && !freeText)
             {
                 escaped.Append(Escape).Append('S').Append(Escape);
             }
-            else if (c == Subcomponent)
+            else if (c == Subcomponent && !freeText)
             {
                 escaped.Append(Escape).Append('T').Append(Escape);
             }
