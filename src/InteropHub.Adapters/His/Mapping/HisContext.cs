@@ -72,7 +72,8 @@ internal sealed class HisContext
         var location = segment.Location(field, 0, component);
         if (value.Length == 0 || Hl7Time.IsPlaceholder(value))
         {
-            if (required)
+            // Placeholder dates of old records mean "unknown": not an error even where the field is required (§9).
+            if (required && value.Length == 0)
             {
                 Error(RejectionReason.MissingRequired, location, $"{location} 为空");
             }
