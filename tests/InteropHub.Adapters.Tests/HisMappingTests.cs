@@ -409,6 +409,14 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void A_sender_outside_the_county_institution_table_is_UNKNOWN_CODE_at_MSH_4()
+    {
+        var error = Er7.Sample("16_").With("MSH", 4, "QX9999999").Map().SingleError();
+
+        Assert.Equal((RejectionReason.UnknownCode, "MSH^1^4"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
     public void Unparsable_bytes_are_rejected_AR_MALFORMED_without_a_message()
     {
         var outcome = HisMapper.Map("this is not HL7"u8);

@@ -148,6 +148,13 @@ public static class HisMapper
     {
         var context = new HisContext(message, messageTime);
         context.Warnings.AddRange(headerWarnings);
+        if (!Codes.CountyCodes.Institutions.ContainsKey(context.Institution))
+        {
+            // Every record is attributed to the sending institution; one outside the county's table cannot be.
+            return new HisRejected(message, AckCode.AE,
+                [new HisIssue(RejectionReason.UnknownCode, message.Header.Location(4), $"MSH-4 发送机构 {context.Institution} 不在机构表中")]);
+        }
+
         switch (message.MessageCode, message.TriggerEvent)
         {
             case ("ADT", "A40"):

@@ -149,13 +149,18 @@ internal static class PatientMapping
         }
 
         // One township instance sends the ID number in PID-19 instead (§4 PID-19).
-        if (!hasResidentId && pid[19].Value is { Length: > 0 } ssn)
+        // PID-19 is the SSN field of the standard: only a value shaped like an ID number is taken as one.
+        if (!hasResidentId && ResidentIdNumber.Normalize(pid[19].Value) is { Length: 15 or 18 } ssn && ssn[..15].All(char.IsAsciiDigit))
         {
             if (ResidentId(context, ssn, pid.Location(19)) is { } identifier)
             {
                 patient.Identifier.Add(identifier);
                 linking.Add(identifier);
             }
+        }
+        else if (!hasResidentId && pid[19].Value.Length > 0)
+        {
+            context.Warn(pid.Location(19), $"PID-19 {pid[19].Value} 不是身份证号，已忽略");
         }
 
         if (mrn.Item2.Length == 0)
