@@ -1,0 +1,288 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.Codes;
+using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>
+/// Valid township rows → one transaction Bundle each (township-export.md §4). Residents and immunizations are
+/// mapped; the other tables are validated only (their mapping is listed as open work), so they map to null.
+/// </summary>
+internal static class TownshipMapper
+{
+    public const string MappingVersion = "0.1.0";
+    public const string MappingPolicy = "urn:interophub:mapping:township-export";
+
+    public static Bundle? Map(string table, CsvRow row, TownshipManifest manifest, string file, bool deleted)
+    {
+        var builder = new TransactionBuilder();
+        switch (table)
+        {
+            case "residents":
+                Resident(builder, row);
+                break;
+            case "immunizations" when deleted:
+                builder.Delete("Immunization", ResourceIds.From(row["vacc_id"]));
+                break;
+            case "immunizations":
+                Immunization(builder, row);
+                break;
+            default:
+                return null;
+        }
+
+        var provenance = new Provenance
+        {
+            Recorded = manifest.ExportTime,
+            Policy = [$"{MappingPolicy}|{MappingVersion}"],
+            Agent =
+            [
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = HisContext.Organization(row["org_code"]),
+                },
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Who = new ResourceReference { Display = $"InteropHub township export adapter, mapping {MappingVersion}" },
+                },
+            ],
+            Entity =
+            [
+                new Provenance.EntityComponent
+                {
+                    Role = Provenance.ProvenanceEntityRole.Source,
+                    What = new ResourceReference
+                    {
+                        Identifier = new Identifier($"urn:interophub:sid:township-row:{table}", row[TownshipSchema.Find(table)!.Key]),
+                        Display = $"{manifest.SourceSystem} {manifest.BatchId} {file} row {row.Number}",
+                    },
+                },
+            ],
+        };
+        if (RowValidatorDates.DateTime(row["updated_at"]) is { } updated)
+        {
+            provenance.Occurred = new FhirDateTime(updated);
+        }
+
+        builder.AddProvenance(provenance, ResourceIds.From(table, row[TownshipSchema.Find(table)!.Key]));
+        return builder.Bundle;
+    }
+
+    /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
+    private static void Resident(TransactionBuilder builder, CsvRow row)
+    {
+        var linking = new List<Identifier>();
+        var patient = new Patient { Active = row["archive_status"] != "2" };
+        void Add(Identifier identifier, bool links = true)
+        {
+            patient.Identifier.Add(identifier);
+            if (links)
+            {
+                linking.Add(identifier);
+            }
+        }
+
+        var idNo = TextNormalizer.Number(row["id_no"]);
+        if (idNo.Length > 0)
+        {
+            switch (row["id_type"])
+            {
+                case "01":
+                    Add(new Identifier(Systems.ResidentId, ResidentIdNumber.Check(idNo, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official });
+                    break;
+                case "03":
+                    Add(new Identifier(Systems.Passport(row["nationality_code"] is { Length: > 0 } c ? c : "UNK"), idNo));
+                    break;
+                default:
+                    Add(new Identifier($"urn:interophub:sid:id-document:{row["id_type"]}", idNo));
+                    break;
+            }
+        }
+
+        Add(new Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"])));
+        if (TextNormalizer.Number(row["health_card_no"]) is { Length: > 0 } card)
+        {
+            Add(new Identifier(Systems.HealthCard, card));
+        }
+
+        if (row["birth_cert_no"] is { Length: > 0 } certificate)
+        {
+            Add(new Identifier(Systems.BirthCertificate, certificate.ToUpperInvariant()));
+        }
+
+        var name = TextNormalizer.Name(row["name"]);
+        var temporary = name.EndsWith("之子", StringComparison.Ordinal) || name.EndsWith("之女", StringComparison.Ordinal);
+        patient.Name.Add(new HumanName { Text = name, Use = temporary ? HumanName.NameUse.Temp : HumanName.NameUse.Official });
+        patient.Gender = row["sex_code"] switch
+        {
+            "1" => AdministrativeGender.Male,
+            "2" => AdministrativeGender.Female,
+            _ => AdministrativeGender.Unknown,
+        };
+        var birth = RowValidatorDates.Date(row["birth_date"])!.Value;
+        patient.BirthDate = birth.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+        if (row["mother_id_no"] is { Length: > 0 } mother)
+        {
+            var order = int.TryParse(row["birth_order"], out var o) && o > 0 ? o : 1;
+            Add(new Identifier(Systems.NewbornKey,
+                PatientMapping.NewbornKey(ResidentIdNumber.Check(mother, DateOnly.MaxValue).Value, birth, patient.Gender.Value, order)));
+        }
+
+        if (row["ethnicity_code"] is { Length: > 0 } ethnicity)
+        {
+            patient.Extension.Add(new Extension(Extensions.Ethnicity, new Coding(Systems.Ethnicity, ethnicity, CountyCodes.Ethnicities[ethnicity])));
+        }
+
+        patient.Extension.Add(new Extension
+        {
+            Url = Extensions.Nationality,
+            Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", row["nationality_code"] is { Length: > 0 } n ? n : "CHN"))],
+        });
+        patient.Extension.Add(new Extension(Extensions.RegisteredPoor, new FhirBoolean(row["poverty_flag"] == "1")));
+        patient.Extension.Add(new Extension("urn:interophub:ext:residence-type",
+            new Coding(Systems.Local("residence-type"), row["residence_type"], row["residence_type"] == "1" ? "户籍" : "非户籍")));
+        if (row["insurance_type"] is { Length: > 0 } insurance)
+        {
+            patient.Extension.Add(new Extension(Extensions.PaymentMethod, new Coding(Systems.Local("payment-method"), insurance)));
+        }
+
+        if (row["marital_status_code"] is { Length: > 0 } marital)
+        {
+            patient.MaritalStatus = HisContext.Coded(Systems.MaritalStatus, marital);
+        }
+
+        if (TextNormalizer.Number(row["phone"]) is { Length: > 0 } phone)
+        {
+            patient.Telecom.Add(new ContactPoint(ContactPoint.ContactPointSystem.Phone, ContactPoint.ContactPointUse.Mobile, phone));
+        }
+
+        var address = new Address { Use = Address.AddressUse.Home, Text = row["address_detail"] is { Length: > 0 } d ? d : null };
+        if (row["address_detail"] is { Length: > 0 } line)
+        {
+            address.Line = [line];
+        }
+
+        address.Extension.Add(new Extension(Extensions.DivisionCode, new Code(row["division_code"])));
+        patient.Address.Add(address);
+
+        if (row["archive_status"] == "3" && RowValidatorDates.Date(row["death_date"]) is { } death)
+        {
+            patient.Deceased = new FhirDateTime(death.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        }
+
+        patient.ManagingOrganization = HisContext.Organization(row["org_code"]);
+        linking.Sort((a, b) => (b.System == Systems.ResidentId).CompareTo(a.System == Systems.ResidentId));
+        builder.Upsert(patient, Criteria.Identifier(linking));
+    }
+
+    /// <summary>§3.2 → Immunization, keyed by vacc_id.</summary>
+    private static void Immunization(TransactionBuilder builder, CsvRow row)
+    {
+        var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
+        var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+        if (vaccine.Cvx is { } cvx)
+        {
+            code.Coding.Add(new Coding(Systems.Cvx, cvx));
+        }
+
+        var immunization = new Immunization
+        {
+            Identifier = [new Identifier("urn:interophub:sid:township-vaccination", row["vacc_id"])],
+            Status = Hl7.Fhir.Model.Immunization.ImmunizationStatusCodes.Completed,
+            VaccineCode = code,
+            Patient = new ResourceReference($"Patient?{Criteria.Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"]))}"),
+            Occurrence = new FhirDateTime(RowValidatorDates.Date(row["vacc_date"])!.Value.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            PrimarySource = row["record_source"] == "1",
+            ProtocolApplied = [new Hl7.Fhir.Model.Immunization.ProtocolAppliedComponent { DoseNumber = new PositiveInt(int.Parse(row["dose_no"], CultureInfo.InvariantCulture)) }],
+        };
+        if (row["record_source"] == "2")
+        {
+            immunization.ReportOrigin = HisContext.Coded(Systems.Local("record-source"), "2", "历史补录");
+        }
+
+        if (row["lot_no"] is { Length: > 0 } lot)
+        {
+            immunization.LotNumber = lot;
+        }
+
+        if (row["manufacturer_code"] is { Length: > 0 } manufacturer)
+        {
+            immunization.Manufacturer = new ResourceReference
+            {
+                Identifier = new Identifier(Systems.VaccineManufacturer, manufacturer),
+                Display = CountyCodes.Manufacturers[manufacturer],
+            };
+        }
+
+        if (RowValidatorDates.Date(row["expiry_date"]) is { } expiry)
+        {
+            immunization.ExpirationDate = expiry.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        }
+
+        if (decimal.TryParse(row["dose_ml"], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var ml))
+        {
+            immunization.DoseQuantity = new Quantity { Value = ml, Unit = "mL", System = Systems.Ucum, Code = "mL" };
+        }
+
+        if (row["route_code"] is { Length: > 0 } route)
+        {
+            var (v3, display) = route switch
+            {
+                "1" => ("PO", "口服"),
+                "2" => ("IDINJ", "皮内注射"),
+                "3" => ("SQ", "皮下注射"),
+                _ => ("IM", "肌内注射"),
+            };
+            immunization.Route = HisContext.Coded(Systems.Local("township-route"), route, display);
+            immunization.Route.Coding.Add(new Coding("http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration", v3));
+        }
+
+        if (row["site_code"] is { Length: > 0 } site)
+        {
+            immunization.Site = HisContext.Coded(Systems.Local("township-site"), site, site switch
+            {
+                "1" => "左上臂",
+                "2" => "右上臂",
+                "3" => "左大腿",
+                "4" => "右大腿",
+                "5" => "口服",
+                _ => "其他",
+            });
+        }
+
+        if (row["vaccinator"] is { Length: > 0 } vaccinator)
+        {
+            immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent
+            {
+                Function = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
+                Actor = new ResourceReference { Display = vaccinator },
+            });
+        }
+
+        immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent { Actor = HisContext.Organization(row["vacc_org_code"]) });
+        if (TextNormalizer.Number(row["trace_code"]) is { Length: > 0 } trace)
+        {
+            immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
+        }
+
+        builder.Put(immunization, ResourceIds.From(row["vacc_id"]));
+    }
+}
+
+/// <summary>The date formats of the township dialect (§1: <c>YYYY-MM-DD</c>, <c>YYYY/M/D</c>, <c>YYYYMMDD</c>; China time).</summary>
+internal static class RowValidatorDates
+{
+    public static DateOnly? Date(string value) =>
+        DateOnly.TryParseExact(value, ["yyyy-MM-dd", "yyyy/M/d", "yyyyMMdd"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var date) ? date : null;
+
+    public static string? DateTime(string value) =>
+        System.DateTime.TryParseExact(value, ["yyyy-MM-dd HH:mm:ss", "yyyy/M/d H:mm:ss", "yyyy-MM-dd HH:mm"], CultureInfo.InvariantCulture,
+            DateTimeStyles.None, out var local)
+            ? new DateTimeOffset(local, TimeSpan.FromHours(8)).ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)
+            : null;
+}
