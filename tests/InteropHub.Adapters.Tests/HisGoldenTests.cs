@@ -36,7 +36,7 @@ public sealed class HisGoldenTests
         var accepted = Assert.IsType<HisAccepted>(outcome);
         Assert.DoesNotContain(accepted.Issues, i => i.Severity == IssueSeverity.Error);
         var json = Encoding.UTF8.GetString(Serializers.ToJsonBytes(accepted.Transaction, pretty: true)) + "\n";
-        var golden = Path.Combine(GoldenSource, "his", sample + ".json");
+        var golden = Path.Combine(GoldenFolder.Source, "his", sample + ".json");
         if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
         {
             File.WriteAllText(golden, json);
@@ -123,20 +123,5 @@ public sealed class HisGoldenTests
 
         Assert.Equal(expected, outcome.AckCode);
         Assert.Equal(printed.TrimEnd('\r', '\n'), ack.TrimEnd('\r'));
-    }
-
-    /// <summary>The golden folder in the source tree (for INTEROPHUB_UPDATE_GOLDEN).</summary>
-    private static string GoldenSource
-    {
-        get
-        {
-            var directory = new DirectoryInfo(AppContext.BaseDirectory);
-            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "InteropHub.Adapters.Tests.csproj")))
-            {
-                directory = directory.Parent;
-            }
-
-            return Path.Combine(directory?.FullName ?? throw new InvalidOperationException("Test project folder not found."), "Golden");
-        }
     }
 }

@@ -209,7 +209,7 @@ public sealed class HisMappingTests
 
         Assert.Contains(patient.Identifier, i => i.System == Systems.NewbornKey && i.Value == "36992119960823078X/20250315/female/1");
         Assert.Equal(HumanName.NameUse.Temp, patient.Name[0].Use);
-        Assert.Equal("2025-03-15T08:42:00+08:00", ((FhirDateTime)patient.BirthDateElement!.GetExtension(Extensions.BirthTime)!.Value!).Value);
+        Assert.Equal("2025-03-15T08:42:00+08:00", ((FhirDateTime)patient.BirthDateElement!.GetExtension(ExtensionUrls.BirthTime)!.Value!).Value);
     }
 
     [Fact]

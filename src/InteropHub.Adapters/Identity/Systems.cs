@@ -58,7 +58,7 @@ public static class Systems
 }
 
 /// <summary>Extensions the adapters write where R4 has no element.</summary>
-public static class Extensions
+public static class ExtensionUrls
 {
     public const string Ethnicity = "urn:interophub:ext:ethnicity";
     public const string RegisteredPoor = "urn:interophub:ext:registered-poor";

@@ -135,20 +135,20 @@ internal static class TownshipMapper
 
         if (row["ethnicity_code"] is { Length: > 0 } ethnicity)
         {
-            patient.Extension.Add(new Extension(Extensions.Ethnicity, new Coding(Systems.Ethnicity, ethnicity, CountyCodes.Ethnicities[ethnicity])));
+            patient.Extension.Add(new Extension(ExtensionUrls.Ethnicity, new Coding(Systems.Ethnicity, ethnicity, CountyCodes.Ethnicities[ethnicity])));
         }
 
         patient.Extension.Add(new Extension
         {
-            Url = Extensions.Nationality,
+            Url = ExtensionUrls.Nationality,
             Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", row["nationality_code"] is { Length: > 0 } n ? n : "CHN"))],
         });
-        patient.Extension.Add(new Extension(Extensions.RegisteredPoor, new FhirBoolean(row["poverty_flag"] == "1")));
+        patient.Extension.Add(new Extension(ExtensionUrls.RegisteredPoor, new FhirBoolean(row["poverty_flag"] == "1")));
         patient.Extension.Add(new Extension("urn:interophub:ext:residence-type",
             new Coding(Systems.Local("residence-type"), row["residence_type"], row["residence_type"] == "1" ? "户籍" : "非户籍")));
         if (row["insurance_type"] is { Length: > 0 } insurance)
         {
-            patient.Extension.Add(new Extension(Extensions.PaymentMethod, new Coding(Systems.Local("payment-method"), insurance)));
+            patient.Extension.Add(new Extension(ExtensionUrls.PaymentMethod, new Coding(Systems.Local("payment-method"), insurance)));
         }
 
         if (row["marital_status_code"] is { Length: > 0 } marital)
@@ -167,7 +167,7 @@ internal static class TownshipMapper
             address.Line = [line];
         }
 
-        address.Extension.Add(new Extension(Extensions.DivisionCode, new Code(row["division_code"])));
+        address.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(row["division_code"])));
         patient.Address.Add(address);
 
         if (row["archive_status"] == "3" && RowValidatorDates.Date(row["death_date"]) is { } death)

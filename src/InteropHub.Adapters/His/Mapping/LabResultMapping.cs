@@ -120,7 +120,7 @@ internal static class LabResultMapping
             // A township centre that collected the sample for the county laboratory centre (§4 ORC-21).
             if (context.KnownOrganization(orderingFacility, orc.Location(21, 0, 10)) is { } facility)
             {
-                report.Extension.Add(new Extension(Extensions.OrderingFacility, facility));
+                report.Extension.Add(new Extension(ExtensionUrls.OrderingFacility, facility));
             }
         }
 

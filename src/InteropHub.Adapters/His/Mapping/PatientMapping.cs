@@ -192,7 +192,7 @@ internal static class PatientMapping
         if (time.HasTime && (isNewborn || time.Value.TimeOfDay != TimeSpan.Zero) && time.Date.AddYears(1) > context.MessageTime.Date)
         {
             // Newborns' PID-7 carries the time of birth; adults' "195804120000" is just a date (§9).
-            patient.BirthDateElement.Extension.Add(new Extension(Extensions.BirthTime, new FhirDateTime(time.ToFhirDateTime())));
+            patient.BirthDateElement.Extension.Add(new Extension(ExtensionUrls.BirthTime, new FhirDateTime(time.ToFhirDateTime())));
         }
 
         return time;
@@ -228,7 +228,7 @@ internal static class PatientMapping
             name.Use = temporary ? HumanName.NameUse.Temp : HumanName.NameUse.Official;
             if (xpn[8] is "A" or "I")
             {
-                name.Extension.Add(new Extension(Extensions.NameRepresentation, new Code(alphabetic ? "ABC" : "IDE")));
+                name.Extension.Add(new Extension(ExtensionUrls.NameRepresentation, new Code(alphabetic ? "ABC" : "IDE")));
             }
 
             patient.Name.Add(name);
@@ -267,7 +267,7 @@ internal static class PatientMapping
         {
             // "Other" and "not stated" both become unknown in FHIR; the original code is kept (§4 PID-8).
             var original = sex == "O" ? new Coding("http://terminology.hl7.org/CodeSystem/v2-0001", "O") : new Coding(Systems.Sex, "9", "未说明的性别");
-            patient.GenderElement.Extension.Add(new Extension(Extensions.OriginalCode, original));
+            patient.GenderElement.Extension.Add(new Extension(ExtensionUrls.OriginalCode, original));
         }
     }
 
@@ -287,7 +287,7 @@ internal static class PatientMapping
             return;
         }
 
-        patient.Extension.Add(new Extension(Extensions.Ethnicity, new Coding(Systems.Ethnicity, code, name)));
+        patient.Extension.Add(new Extension(ExtensionUrls.Ethnicity, new Coding(Systems.Ethnicity, code, name)));
     }
 
     private static void ReadAddresses(HisContext context, Hl7Segment pid, Patient patient)
@@ -320,7 +320,7 @@ internal static class PatientMapping
             if (category.Length > 0 && category != "H")
             {
                 // L = 户籍地址 (registered domicile), N = 出生地: kept as sent, FHIR has no such use.
-                address.Extension.Add(new Extension(Extensions.AddressCategory, new Code(category)));
+                address.Extension.Add(new Extension(ExtensionUrls.AddressCategory, new Code(category)));
             }
 
             // The division code is in XAD.9, else XAD.8 (6-digit county or 9-digit township code, §4 PID-11).
@@ -329,7 +329,7 @@ internal static class PatientMapping
             {
                 if (division.Length is 6 or 9 or 12 && division.All(char.IsAsciiDigit))
                 {
-                    address.Extension.Add(new Extension(Extensions.DivisionCode, new Code(division)));
+                    address.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(division)));
                 }
                 else
                 {
@@ -339,7 +339,7 @@ internal static class PatientMapping
 
             if (category == "N")
             {
-                patient.Extension.Add(new Extension(Extensions.BirthPlace, address));
+                patient.Extension.Add(new Extension(ExtensionUrls.BirthPlace, address));
             }
             else
             {
@@ -406,7 +406,7 @@ internal static class PatientMapping
         {
             patient.Extension.Add(new Extension
             {
-                Url = Extensions.Nationality,
+                Url = ExtensionUrls.Nationality,
                 Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", nationality))],
             });
         }
@@ -431,7 +431,7 @@ internal static class PatientMapping
 
         if (zpi[2][1] is { Length: > 0 } payment)
         {
-            patient.Extension.Add(new Extension(Extensions.PaymentMethod,
+            patient.Extension.Add(new Extension(ExtensionUrls.PaymentMethod,
                 new Coding(Systems.Local("payment-method"), payment, zpi[2].Component(2).Text.Trim() is { Length: > 0 } d ? d : null)));
         }
 
@@ -442,7 +442,7 @@ internal static class PatientMapping
 
         if (Flag(zpi[4].Value) is { } poor)
         {
-            patient.Extension.Add(new Extension(Extensions.RegisteredPoor, new FhirBoolean(poor)));
+            patient.Extension.Add(new Extension(ExtensionUrls.RegisteredPoor, new FhirBoolean(poor)));
         }
 
         if (TextNormalizer.Number(zpi[5].Value) is { Length: > 0 } record)
@@ -454,7 +454,7 @@ internal static class PatientMapping
 
         if (Flag(zpi[6].Value) is { } contract)
         {
-            patient.Extension.Add(new Extension(Extensions.FamilyDoctorContract, new FhirBoolean(contract)));
+            patient.Extension.Add(new Extension(ExtensionUrls.FamilyDoctorContract, new FhirBoolean(contract)));
         }
     }
 
