@@ -55,9 +55,33 @@ public sealed class TownshipBatchTests
             Assert.IsType<Provenance>(row.Transaction!.Entry[^1].Resource);
         }
 
-        Assert.Equal(29 + 29, result.Rows.Count(r => r.Transaction is not null));
+        Assert.All(result.Rows, r => Assert.NotNull(r.Transaction));
         var lidefu = result.Rows.Single(r => r.Key == "36992110120100023").Transaction!.Entry[0];
         Assert.StartsWith("Patient?identifier=urn:oid:2.16.156.10011.1.3|369902195804121372,urn:oid:2.16.156.10011.1.2|36992110120100023", lidefu.Request!.Url, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("batch-001", "residents")]
+    [InlineData("batch-001", "immunizations")]
+    [InlineData("batch-001", "contracts")]
+    [InlineData("batch-001", "followups_hypertension")]
+    [InlineData("batch-001", "followups_diabetes")]
+    [InlineData("batch-001", "maternal_registrations")]
+    [InlineData("batch-001", "maternal_visits")]
+    [InlineData("batch-001", "child_checkups")]
+    [InlineData("batch-003-longquan-gb18030", "residents")]
+    public void The_first_row_of_each_table_maps_to_its_golden_bundle(string batch, string table)
+    {
+        var row = TownshipBatchReader.Read(Batch(batch)).Rows.First(r => r.Table == table);
+
+        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(row.Transaction!, pretty: true)) + "\n";
+        var name = $"{batch}.{table}.json";
+        if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
+        {
+            File.WriteAllText(Path.Combine(GoldenFolder.Source, "township", name), json);
+        }
+
+        Assert.Equal(File.ReadAllText(SampleFiles.Folder($"../Golden/township/{name}")), json);
     }
 
     [Fact]

@@ -7,8 +7,8 @@ using InteropHub.Adapters.Identity;
 namespace InteropHub.Adapters.Township;
 
 /// <summary>
-/// Valid township rows → one transaction Bundle each (township-export.md §4). Residents and immunizations are
-/// mapped; the other tables are validated only (their mapping is listed as open work), so they map to null.
+/// Valid township rows → one transaction Bundle each (township-export.md §4): residents and immunizations here,
+/// contracts, follow-ups, maternal care and child check-ups in <see cref="TownshipCareMapping"/>.
 /// </summary>
 internal static class TownshipMapper
 {
@@ -28,6 +28,29 @@ internal static class TownshipMapper
                 break;
             case "immunizations":
                 Immunization(builder, row);
+                break;
+            case var _ when deleted:
+                // A deleted row retracts what the hub derived from it: the row's own resource (§2 "Retraction").
+                builder.Delete(table switch
+                {
+                    "contracts" or "maternal_registrations" => "EpisodeOfCare",
+                    _ => "Encounter",
+                }, ResourceIds.From(row[TownshipSchema.Find(table)!.Key]));
+                break;
+            case "contracts":
+                TownshipCareMapping.Contract(builder, row);
+                break;
+            case "followups_hypertension" or "followups_diabetes":
+                TownshipCareMapping.FollowUp(builder, row, table);
+                break;
+            case "maternal_registrations":
+                TownshipCareMapping.MaternalRegistration(builder, row);
+                break;
+            case "maternal_visits":
+                TownshipCareMapping.MaternalVisit(builder, row);
+                break;
+            case "child_checkups":
+                TownshipCareMapping.ChildCheckup(builder, row);
                 break;
             default:
                 return null;
