@@ -55,12 +55,12 @@ public static class CountyCodes
         new("0101", "乙肝疫苗(10μg)", "08"), new("0102", "乙肝疫苗(20μg)", "43"), new("0201", "卡介苗", "19"),
         new("0301", "脊灰灭活疫苗", "10"), new("0302", "二价脊灰减毒活疫苗", "178"), new("0401", "百白破疫苗", "20"),
         new("0402", "白破疫苗", "28"), new("0501", "麻腮风疫苗", "03"), new("0502", "麻风疫苗", "04"),
-        new("0601", "乙脑减毒活疫苗", "129"), new("0602", "乙脑灭活疫苗", "134"), new("0701", "A群流脑多糖疫苗", null),
-        new("0702", "A群C群流脑多糖疫苗", null), new("0801", "甲肝减毒活疫苗", "85"), new("0802", "甲肝灭活疫苗", "83"),
-        new("0901", "水痘减毒活疫苗", "21"), new("1001", "四价流感病毒裂解疫苗", "150"), new("1101", "双价人乳头瘤病毒疫苗", "118"),
+        new("0601", "乙脑减毒活疫苗", "129", Approximate: true), new("0602", "乙脑灭活疫苗", "134", Approximate: true), new("0701", "A群流脑多糖疫苗", null),
+        new("0702", "A群C群流脑多糖疫苗", null), new("0801", "甲肝减毒活疫苗", "85", Approximate: true), new("0802", "甲肝灭活疫苗", "83"),
+        new("0901", "水痘减毒活疫苗", "21"), new("1001", "四价流感病毒裂解疫苗", "150", Approximate: true), new("1101", "双价人乳头瘤病毒疫苗", "118"),
         new("1102", "九价人乳头瘤病毒疫苗", "165"), new("1201", "肠道病毒71型灭活疫苗", null), new("1301", "b型流感嗜血杆菌结合疫苗", "48"),
-        new("1401", "13价肺炎球菌多糖结合疫苗", "133"), new("1402", "23价肺炎球菌多糖疫苗", "33"), new("1501", "人用狂犬病疫苗(Vero细胞)", "90"),
-        new("1601", "口服轮状病毒活疫苗", "122"),
+        new("1401", "13价肺炎球菌多糖结合疫苗", "133"), new("1402", "23价肺炎球菌多糖疫苗", "33"), new("1501", "人用狂犬病疫苗(Vero细胞)", "90", Approximate: true),
+        new("1601", "口服轮状病毒活疫苗", "122", Approximate: true),
     }.ToFrozenDictionary(v => v.Code);
 
     /// <summary>Vaccine manufacturers (QXMFR).</summary>
@@ -92,6 +92,7 @@ public static class CountyCodes
     }.ToFrozenDictionary();
 }
 
-public sealed record Vaccine(string Code, string Name, string? Cvx);
+/// <summary>A county vaccine; <see cref="Approximate"/> marks the CVX codes the specification gives as closest concepts (≈).</summary>
+public sealed record Vaccine(string Code, string Name, string? Cvx, bool Approximate = false);
 
 public sealed record LabItem(string Code, string Name, string? Loinc);
