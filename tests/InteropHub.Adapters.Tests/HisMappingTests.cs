@@ -242,6 +242,17 @@ public sealed class HisMappingTests
         Assert.Equal([("urn:interophub:cs:qxlis", "XYZ")], observation.Code.Coding.Select(c => (c.System, c.Code)));
     }
 
+    [Fact]
+    public void Local_codes_without_a_standard_equivalent_are_reported_for_counting()
+    {
+        var accepted = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("29_")));
+
+        var unmapped = Codes.UnmappedCodes.In(accepted.Transaction);
+
+        Assert.Equal([("urn:interophub:cs:qxlis", "UREA")], unmapped.Select(c => (c.System, c.Code)));
+        Assert.Empty(Codes.UnmappedCodes.In(Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("21_"))).Transaction));
+    }
+
     [Theory]
     [InlineData("<0.10", 0.10, Quantity.QuantityComparator.LessThan)]
     [InlineData("６.8", 6.8, null)]
