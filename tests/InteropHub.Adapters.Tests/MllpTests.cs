@@ -119,4 +119,24 @@ public sealed class MllpTests
 
         Assert.Equal([0x0B, .. Second, 0x1C, 0x0D], output.ToArray());
     }
+
+    [Fact]
+    public void An_http_body_with_several_messages_separated_by_blank_lines_is_split_at_each_MSH()
+    {
+        byte[] body = [.. "\r\n"u8, .. First, .. "\r\n\r\n"u8, .. Second, .. "\n"u8, .. First];
+
+        var messages = Hl7Body.Split(body, 1 << 20);
+
+        Assert.Equal(3, messages.Count);
+        Assert.All(messages, m => Assert.Equal("MSH"u8.ToArray(), m[..3]));
+        Assert.Equal("2", His.Parsing.Hl7Parser.Parse(messages[1]).ControlId);
+    }
+
+    [Fact]
+    public void An_http_body_with_MLLP_frames_is_split_by_frame()
+    {
+        var messages = Hl7Body.Split([.. MllpStream.Frame(First), .. MllpStream.Frame(Second)], 1 << 20);
+
+        Assert.Equal([First, Second], messages);
+    }
 }
