@@ -286,12 +286,13 @@ public sealed class HisMappingTests
     }
 
     [Fact]
-    public void Each_vaccination_group_is_one_immunization_keyed_by_patient_vaccine_and_date()
+    public void Each_vaccination_group_is_one_immunization_keyed_by_person_vaccine_and_date()
     {
         var outcome = HisMapper.Map(SampleFiles.His("06_"));
 
         var doses = All<Immunization>(outcome).ToList();
-        Assert.Equal(["QX2100012.0000501290.0101.20250315", "QX2100012.0000501290.0201.20250316"], doses.Select(d => d.Id));
+        const string newborn = "newborn:36992119960823078X/20250315/female/1";
+        Assert.Equal([DoseIds.For(newborn, "0101", new DateOnly(2025, 3, 15)), DoseIds.For(newborn, "0201", new DateOnly(2025, 3, 16))], doses.Select(d => d.Id));
         Assert.Equal(["08", "19"], doses.Select(d => d.VaccineCode.Coding.Single(c => c.System == Systems.Cvx).Code));
         Assert.All(doses, d => Assert.Equal(1, ((PositiveInt)d.ProtocolApplied[0].DoseNumber).Value));
         Assert.Equal("IDINJ", doses[1].Route!.Coding[1].Code);
@@ -319,7 +320,8 @@ public sealed class HisMappingTests
     {
         var outcome = Assert.IsType<HisAccepted>(Er7.Sample("06_").With("RXA", 21, "D").Map());
 
-        Assert.Contains(outcome.Transaction.Entry, e => e.Request!.Method == Bundle.HTTPVerb.DELETE && e.Request.Url == "Immunization/QX2100012.0000501290.0101.20250315");
+        var id = DoseIds.For("newborn:36992119960823078X/20250315/female/1", "0101", new DateOnly(2025, 3, 15));
+        Assert.Contains(outcome.Transaction.Entry, e => e.Request!.Method == Bundle.HTTPVerb.DELETE && e.Request.Url == $"Immunization/{id}");
     }
 
     [Fact]

@@ -85,7 +85,7 @@ internal static class BirthCertificateMapper
 
         var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
         BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
-        Doses(builder, c, newbornReference, birthKey);
+        Doses(builder, c, newbornReference, DoseIds.PersonKey(newbornKey, null) ?? $"certificate:{birthKey}");
         Document(builder, c, number, replaced, newbornReference, issuer);
 
         var provenance = new Provenance
@@ -263,7 +263,7 @@ internal static class BirthCertificateMapper
         }
     }
 
-    private static void Doses(TransactionBuilder builder, XElement c, ResourceReference newborn, string birthKey)
+    private static void Doses(TransactionBuilder builder, XElement c, ResourceReference newborn, string personKey)
     {
         foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
         {
@@ -306,7 +306,7 @@ internal static class BirthCertificateMapper
                 immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
             }
 
-            builder.Put(immunization, ResourceIds.Hashed("Immunization", "birth", birthKey, vaccine.Code, given.ToString("yyyyMMdd", CultureInfo.InvariantCulture)));
+            builder.Put(immunization, DoseIds.For(personKey, vaccine.Code, DateOnly.FromDateTime(given.DateTime)));
         }
     }
 

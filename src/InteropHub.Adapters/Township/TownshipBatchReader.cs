@@ -189,7 +189,7 @@ public static class TownshipBatchReader
 
             var deleted = row["status"] == "deleted";
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
-            var mapped = deleted && schema.Table == "residents" ? null : TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted);
+            var mapped = deleted && schema.Table == "residents" ? null : TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted, state.Resident(row["record_no"]));
             if (deleted && schema.Table == "residents")
             {
                 issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));

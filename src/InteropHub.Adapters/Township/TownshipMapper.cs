@@ -15,7 +15,8 @@ internal static class TownshipMapper
     public const string MappingVersion = "0.1.0";
     public const string MappingPolicy = "urn:interophub:mapping:township-export";
 
-    public static Bundle? Map(string table, CsvRow row, TownshipManifest manifest, string file, bool deleted)
+    /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
+    public static Bundle? Map(string table, CsvRow row, TownshipManifest manifest, string file, bool deleted, CsvRow? resident)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -24,10 +25,11 @@ internal static class TownshipMapper
                 Resident(builder, row);
                 break;
             case "immunizations" when deleted:
-                builder.Delete("Immunization", ResourceIds.From(row["vacc_id"]));
+                // By identifier: the dose may carry a cross-source id (DoseIds) rather than one made from vacc_id.
+                builder.DeleteWhere("Immunization", Criteria.Identifier(VaccinationSystem, row["vacc_id"]));
                 break;
             case "immunizations":
-                Immunization(builder, row);
+                Immunization(builder, row, resident);
                 break;
             case var _ when deleted:
                 // A deleted row retracts what the hub derived from it: the row's own resource (§2 "Retraction").
@@ -149,11 +151,9 @@ internal static class TownshipMapper
         var birth = RowValidatorDates.Date(row["birth_date"])!.Value;
         patient.BirthDate = birth.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
-        if (row["mother_id_no"] is { Length: > 0 } mother)
+        if (NewbornKey(row) is { } newbornKey)
         {
-            var order = int.TryParse(row["birth_order"], out var o) && o > 0 ? o : 1;
-            Add(new Identifier(Systems.NewbornKey,
-                PatientMapping.NewbornKey(ResidentIdNumber.Check(mother, DateOnly.MaxValue).Value, birth, patient.Gender.Value, order)));
+            Add(new Identifier(Systems.NewbornKey, newbornKey));
         }
 
         if (row["ethnicity_code"] is { Length: > 0 } ethnicity)
@@ -203,8 +203,10 @@ internal static class TownshipMapper
         builder.Upsert(patient, Criteria.Identifier(linking));
     }
 
-    /// <summary>§3.2 → Immunization, keyed by vacc_id.</summary>
-    private static void Immunization(TransactionBuilder builder, CsvRow row)
+    private const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
+
+    /// <summary>§3.2 → Immunization, keyed by person, vaccine and date when the resident is known in this batch, else by vacc_id.</summary>
+    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident)
     {
         var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
         var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
@@ -215,7 +217,7 @@ internal static class TownshipMapper
 
         var immunization = new Immunization
         {
-            Identifier = [new Identifier("urn:interophub:sid:township-vaccination", row["vacc_id"])],
+            Identifier = [new Identifier(VaccinationSystem, row["vacc_id"])],
             Status = Hl7.Fhir.Model.Immunization.ImmunizationStatusCodes.Completed,
             VaccineCode = code,
             Patient = new ResourceReference($"Patient?{Criteria.Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"]))}"),
@@ -293,7 +295,30 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
-        builder.Put(immunization, ResourceIds.From(row["vacc_id"]));
+        var personKey = resident is null ? null : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
+            ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
+            : null);
+        builder.Put(immunization, personKey is null
+            ? ResourceIds.From(row["vacc_id"])
+            : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value));
+    }
+
+    /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>
+    private static string? NewbornKey(CsvRow resident)
+    {
+        if (resident["mother_id_no"] is not { Length: > 0 } mother || RowValidatorDates.Date(resident["birth_date"]) is not { } birth)
+        {
+            return null;
+        }
+
+        var gender = resident["sex_code"] switch
+        {
+            "1" => AdministrativeGender.Male,
+            "2" => AdministrativeGender.Female,
+            _ => AdministrativeGender.Unknown,
+        };
+        var order = int.TryParse(resident["birth_order"], out var o) && o > 0 ? o : 1;
+        return PatientMapping.NewbornKey(ResidentIdNumber.Check(TextNormalizer.Number(mother), DateOnly.MaxValue).Value, birth, gender, order);
     }
 }
 

@@ -80,7 +80,9 @@ internal static class ImmunizationMapping
             return;
         }
 
-        var id = ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
+        var id = patient.PersonKey is { } person
+            ? DoseIds.For(person, vaccine.Code, given.Value.Date)
+            : ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
         if (string.Equals(rxa[21].Value, "D", StringComparison.OrdinalIgnoreCase))
         {
             context.Builder.Delete("Immunization", id);

@@ -7,7 +7,13 @@ namespace InteropHub.Adapters.His.Mapping;
 
 /// <summary>What other mappings need to know about the patient of the message.</summary>
 internal sealed record PatientInfo(Patient Resource, ResourceReference Reference, string MrnInstitution, string Mrn, DateOnly? BirthDate,
-    IReadOnlyList<Identifier> LinkingIdentifiers);
+    IReadOnlyList<Identifier> LinkingIdentifiers)
+{
+    /// <summary>The cross-source person key for dose ids (<see cref="DoseIds"/>), when the message gives one.</summary>
+    public string? PersonKey => DoseIds.PersonKey(
+        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
+        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+}
 
 /// <summary>
 /// PID (+ ZPI, NK1) → Patient and RelatedPersons (his-hl7v2.md §4 PID, ZPI, NK1). The Patient is matched on its

@@ -52,6 +52,17 @@ internal sealed class TransactionBuilder
         });
     }
 
+    /// <summary>Conditional delete: removes the resources matching <paramref name="criteria"/>.</summary>
+    public void DeleteWhere(string type, string criteria)
+    {
+        var url = $"{type}?{criteria}";
+        _bundle.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = Urn(url + "#delete"),
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = url },
+        });
+    }
+
     /// <summary>Adds the Provenance last: it targets every resource written before it.</summary>
     public void AddProvenance(Provenance provenance, string id)
     {
