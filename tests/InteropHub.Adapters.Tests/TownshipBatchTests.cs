@@ -160,6 +160,37 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void The_first_occurrence_of_a_key_is_processed_a_repeat_is_ignored_and_a_different_one_is_DUPLICATE_KEY()
+    {
+        const string header = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n";
+        const string good = "JZ-QX2110026-0000911,36992110120100023,0101,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+        const string bad = "JZ-QX2110026-0000912,36992110120100023,9999,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+        var csv = header + good + good + good.Replace(",1,2025-01-01,", ",2,2025-01-01,", StringComparison.Ordinal)
+            + bad + bad.Replace("9999", "0101", StringComparison.Ordinal);
+
+        var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
+
+        Assert.Equal(
+        [
+            (2, "WARNING"), (3, "DUPLICATE_KEY"), (4, "UNKNOWN_CODE"), (5, "DUPLICATE_KEY"),
+        ], result.Issues.Select(i => (i.Row, i.Code)));
+        Assert.Equal(1, Assert.Single(result.Rows).Row);
+    }
+
+    [Theory]
+    [InlineData("1", "", "MISSING_REQUIRED")]
+    [InlineData("3", "", null)]
+    public void Conditional_columns_are_required_only_when_their_condition_holds(string method, string sbp, string? code)
+    {
+        var csv = "followup_id,record_no,followup_date,followup_method,sbp,dbp,visit_class,referral_flag,doctor_name,org_code,status,updated_at\r\n"
+            + $"GXY-QX2110026-0000901,36992110120100023,2025-01-08,{method},{sbp},,1,0,吴国庆,QX2110026,active,2025-01-08 17:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("followups_hypertension.csv", "followups_hypertension", csv)));
+
+        Assert.Equal(code, result.Issues.FirstOrDefault(i => i.Severity == IssueSeverity.Error)?.Code);
+    }
+
+    [Fact]
     public void A_zipped_batch_in_a_folder_reads_like_the_folder()
     {
         using var zip = new MemoryStream();

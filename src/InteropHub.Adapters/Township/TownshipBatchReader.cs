@@ -175,7 +175,9 @@ public static class TownshipBatchReader
         {
             var validator = new RowValidator(file, schema, table, row, state);
             var key = row[schema.Key];
-            var issue = validator.Validate(seen);
+            // The first occurrence of a key is the one processed, even when it is rejected (§2 "Duplicates").
+            var earlier = key.Length > 0 && !seen.TryAdd(key, row.Content) ? seen[key] : null;
+            var issue = validator.Validate(earlier);
             if (issue is not null)
             {
                 issues.Add(issue);
@@ -217,7 +219,7 @@ public static class TownshipBatchReader
 
         public bool RegistrationRejected(string regId) => _rejectedRegistrations.Contains(regId);
 
-        public bool RegistrationInBatch(string regId) => _registrations.ContainsKey(regId);
+        public CsvRow? Registration(string regId) => _registrations.GetValueOrDefault(regId);
 
         public CsvRow? Resident(string recordNo) => _residents.GetValueOrDefault(recordNo);
 
@@ -253,7 +255,27 @@ public static class TownshipBatchReader
 
         private readonly IReadOnlyList<Column> _columns = TownshipSchema.ColumnsOf(schema);
 
-        public TownshipIssue? Validate(Dictionary<string, string> seen)
+        /// <summary>The "C" columns of §3.3–3.8: (table, column, required when, the rule as the spec states it).</summary>
+        private static readonly (string Table, string Column, Func<CsvRow, bool> When, string Why)[] Conditional =
+        [
+            ("contracts", "terminate_date", r => r["contract_status"] == "2", "contract_status = 2 已解约"),
+            ("followups_hypertension", "sbp", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_hypertension", "dbp", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_hypertension", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_hypertension", "referral_org_code", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_diabetes", "fpg_mmol", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_diabetes", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_diabetes", "referral_org_code", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("maternal_registrations", "high_risk_factors", r => r["high_risk"] == "1", "high_risk = 1"),
+            ("maternal_registrations", "delivery_date", r => r["pregnancy_outcome"] is "1" or "2", "pregnancy_outcome = 1 或 2"),
+            ("maternal_visits", "gest_weeks", r => r["visit_type"] == "AN", "产前随访"),
+            ("maternal_visits", "delivery_date", r => r["visit_type"] is "PP" or "PP42", "产后访视"),
+            ("maternal_visits", "abnormal_desc", r => r["classification"] == "2", "classification = 2"),
+            ("maternal_visits", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+        ];
+
+        /// <param name="earlier">The content of an earlier row with the same key in this file, if any.</param>
+        public TownshipIssue? Validate(string? earlier)
         {
             var key = row[schema.Key];
             if (key.Length == 0)
@@ -266,10 +288,10 @@ public static class TownshipBatchReader
                 // A deleted row needs only its key, status and updated_at; the rest is not validated (§2 "Retraction").
                 return ParseDateTime(row["updated_at"]) is null
                     ? Fail(RejectionReason.MissingRequired, "updated_at", "updated_at 为空或无效")
-                    : Duplicate(seen, key);
+                    : Duplicate(earlier, key);
             }
 
-            return Required() ?? Numbers() ?? Codes() ?? Identifiers() ?? Dates() ?? Duplicate(seen, key) ?? References();
+            return Required() ?? Numbers() ?? Codes() ?? Identifiers() ?? Dates() ?? Duplicate(earlier, key) ?? References();
         }
 
         public static DateTimeOffset? ParseDateTime(string value) =>
@@ -286,6 +308,14 @@ public static class TownshipBatchReader
             foreach (var column in _columns.Where(c => c.Required && row[c.Name].Length == 0))
             {
                 return Fail(RejectionReason.MissingRequired, column.Name, $"{column.Name} 为空");
+            }
+
+            foreach (var (table, column, when, why) in Conditional)
+            {
+                if (table == schema.Table && row[column].Length == 0 && when(row))
+                {
+                    return Fail(RejectionReason.MissingRequired, column, $"{column} 为空({why})");
+                }
             }
 
             // Conditional columns of residents (§3.1).
@@ -429,7 +459,21 @@ public static class TownshipBatchReader
             }
 
             return Order("start_date", "end_date") ?? Order("followup_date", "next_followup_date") ?? Order("lmp_date", "register_date")
-                ?? Order("birth_date", "death_date") ?? BeforeBirth();
+                ?? Order("birth_date", "death_date") ?? Order("lmp_date", "delivery_date") ?? Order("delivery_date", "visit_date")
+                ?? BeforeRegistration() ?? BeforeBirth();
+        }
+
+        /// <summary>An antenatal visit before its registration (the registration accepted earlier in this batch).</summary>
+        private TownshipIssue? BeforeRegistration()
+        {
+            if (schema.Table != "maternal_visits" || row["visit_type"] != "AN" || state.Registration(row["reg_id"]) is not { } registration)
+            {
+                return null;
+            }
+
+            return ParseDate(row["visit_date"]) is { } visit && ParseDate(registration["register_date"]) is { } registered && visit < registered
+                ? Fail(RejectionReason.ImpossibleDate, "visit_date", $"visit_date {row["visit_date"]} 早于建册日期 {registration["register_date"]}")
+                : null;
         }
 
         private TownshipIssue? Order(string first, string second)
@@ -460,15 +504,14 @@ public static class TownshipBatchReader
             return null;
         }
 
-        private TownshipIssue? Duplicate(Dictionary<string, string> seen, string key)
+        private TownshipIssue? Duplicate(string? earlier, string key)
         {
-            if (!seen.TryGetValue(key, out var content))
+            if (earlier is null)
             {
-                seen[key] = row.Content;
                 return null;
             }
 
-            return content == row.Content
+            return earlier == row.Content
                 ? new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "同一主键的相同行重复出现，已忽略", IssueSeverity.Warning)
                 : Fail(RejectionReason.DuplicateKey, schema.Key, $"主键 {key} 在文件中重复且内容不同");
         }
