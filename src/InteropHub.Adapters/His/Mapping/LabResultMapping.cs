@@ -124,6 +124,12 @@ internal static class LabResultMapping
             }
         }
 
+        var specimen = Specimen(context, obr, patient, collected, institution, filler);
+        if (specimen is not null)
+        {
+            report.Specimen.Add(specimen);
+        }
+
         var used = new HashSet<string>(StringComparer.Ordinal);
         foreach (var obx in obxs)
         {
@@ -137,6 +143,8 @@ internal static class LabResultMapping
             {
                 observation.Issued = reportIssued;
             }
+
+            observation.Specimen = specimen;
 
             var item = TextNormalizer.Number(obx[3][1]);
             var key = obx[4].Value.Length > 0 ? $"{item}.{obx[4].Value}" : item;
@@ -160,6 +168,32 @@ internal static class LabResultMapping
         }
 
         context.Builder.Put(report, ResourceIds.From(institution, filler));
+    }
+
+    /// <summary>OBR-15 specimen source (SPS: the specimen type as <c>code&amp;text&amp;system</c> in its first component), OBR-7 collected, OBR-14 received.</summary>
+    private static ResourceReference? Specimen(HisContext context, Hl7Segment obr, PatientInfo patient, Hl7Time? collected, string institution, string filler)
+    {
+        var type = obr[15].Component(1);
+        var code = type.Subcomponent(1).Value;
+        if (code.Length == 0)
+        {
+            return null;
+        }
+
+        var system = type.Subcomponent(3).Value is { Length: > 0 } s ? HisContext.CodingSystem(s) : "http://terminology.hl7.org/CodeSystem/v2-0070";
+        var display = type.Subcomponent(2).Text.Trim() is { Length: > 0 } d ? d : obr[15][2];
+        var specimen = new Specimen
+        {
+            Type = HisContext.Coded(system, code, display.Length > 0 ? display : null),
+            Subject = patient.Reference,
+            Collection = collected is { } c ? new Specimen.CollectionComponent { Collected = new FhirDateTime(c.ToFhirDateTime()) } : null,
+        };
+        if (context.PastTime(obr, 14) is { } received)
+        {
+            specimen.ReceivedTime = received.ToFhirDateTime();
+        }
+
+        return context.Builder.Put(specimen, ResourceIds.From(institution, filler, "specimen"));
     }
 
     private static DiagnosticReport.DiagnosticReportStatus ReportStatus(HisContext context, Hl7Segment obr)

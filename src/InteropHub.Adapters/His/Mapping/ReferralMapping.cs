@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using Hl7.Fhir.Utility;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
 using FhirTask = Hl7.Fhir.Model.Task;
@@ -140,11 +141,8 @@ internal static class ReferralMapping
         }
 
         context.Builder.Put(task, id);
-        context.Preconditions.Add(new TaskTransition(id, AllowedFrom[state.Status], state.Status.ToString().ToLowerInvariant() switch
-        {
-            "inprogress" => "in-progress",
-            var s => s,
-        }, KeepsStatus: statusCode == "P", MayBeAbsent: trigger == "I12", rf1.Location(1),
+        context.Preconditions.Add(new TaskTransition(id, AllowedFrom[state.Status], state.Status.GetLiteral(),
+            KeepsStatus: statusCode == "P", MayBeAbsent: trigger == "I12", rf1.Location(1),
             trigger == "I12" ? $"转诊单 {key} 已存在且状态不允许修改" : $"转诊单 {key} 当前状态不允许变更为 {state.Display}"));
     }
 
