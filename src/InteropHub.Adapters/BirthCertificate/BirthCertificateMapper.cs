@@ -1,0 +1,340 @@
+using System.Globalization;
+using System.Text;
+using System.Xml.Linq;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.Codes;
+using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Identity;
+using static InteropHub.Adapters.BirthCertificate.BirthCertificateReader;
+
+namespace InteropHub.Adapters.BirthCertificate;
+
+/// <summary>
+/// A valid certificate → newborn Patient, mother Patient, RelatedPersons (mother, father), birth Encounter, birth
+/// Observations, birth-dose Immunizations and the certificate's DocumentReference (DOMAIN.md "Birth certificates";
+/// birth-certificate.md §3). The newborn is matched on the certificate numbers of the chain and on the newborn key
+/// (README "Linking persons", rule 5), so a 换发 or a later HIS/township record finds the same child.
+/// </summary>
+internal static class BirthCertificateMapper
+{
+    public const string MappingVersion = "0.1.0";
+    public const string MappingPolicy = "urn:interophub:mapping:birth-certificate";
+
+    public static CertificateAccepted Map(XElement c, string number, int version, List<CertificateIssue> warnings)
+    {
+        var builder = new TransactionBuilder();
+        var born = DateTimeOffset.Parse(Text(c, "Newborn/BirthDateTime"), CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8));
+        var birthDate = DateOnly.FromDateTime(born.DateTime);
+        var replaced = Text(c, "Replaces/CertificateNo") is { Length: > 0 } r ? r : null;
+        var issuer = ((string?)c.Element("IssuingInstitution")!.Attribute("code"))!.Trim();
+        var gender = Text(c, "Newborn/SexCode") switch
+        {
+            "1" => AdministrativeGender.Male,
+            "2" => AdministrativeGender.Female,
+            _ => AdministrativeGender.Unknown,
+        };
+        var order = int.Parse(Text(c, "Newborn/BirthOrder"), CultureInfo.InvariantCulture);
+        var plurality = int.Parse(Text(c, "Newborn/Plurality"), CultureInfo.InvariantCulture);
+
+        // Mother.
+        var motherElement = c.Element("Mother")!;
+        var motherIdentifier = ParentIdentifier(motherElement);
+        var newbornKey = motherIdentifier.System == Systems.ResidentId
+            ? PatientMapping.NewbornKey(motherIdentifier.Value!, birthDate, gender, order)
+            : null;
+        var mother = Parent(motherElement, motherIdentifier, AdministrativeGender.Female, issuer);
+        // The mother is found or created by her ID document, never overwritten from a certificate (§3).
+        builder.CreateIfAbsent(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));
+
+        // Newborn.
+        var newborn = new Patient { Gender = gender, BirthDate = birthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) };
+        newborn.BirthDateElement!.Extension.Add(new Extension(ExtensionUrls.BirthTime, new FhirDateTime(born.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture))));
+        var linking = new List<Identifier> { new(Systems.BirthCertificate, number) { Use = Identifier.IdentifierUse.Official } };
+        if (replaced is not null)
+        {
+            linking.Add(new Identifier(Systems.BirthCertificate, replaced) { Use = Identifier.IdentifierUse.Old });
+        }
+
+        if (newbornKey is not null)
+        {
+            linking.Add(new Identifier(Systems.NewbornKey, newbornKey));
+        }
+
+        newborn.Identifier.AddRange(linking);
+        if (TextNormalizer.Name(Text(c, "Newborn/Name")) is { Length: > 0 } name)
+        {
+            newborn.Name.Add(new HumanName { Text = name, Use = HumanName.NameUse.Official });
+        }
+
+        newborn.MultipleBirth = plurality > 1 ? new Integer(order) : new FhirBoolean(false);
+        newborn.Extension.Add(new Extension(ExtensionUrls.BirthPlace, BirthPlace(c.Element("BirthPlace")!)));
+        if (Text(motherElement, "Address") is { Length: > 0 })
+        {
+            newborn.Address.Add(Address(motherElement.Element("Address")!));
+        }
+
+        var newbornReference = builder.Upsert(newborn, Criteria.Identifier(linking));
+
+        // The birth event's key survives a 换发: the newborn key, else the first certificate of the chain.
+        var birthKey = newbornKey ?? replaced ?? number;
+        Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey);
+        if (c.Element("Father") is { } fatherElement)
+        {
+            Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey);
+        }
+
+        var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
+        BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
+        Doses(builder, c, newbornReference, DoseIds.PersonKey(newbornKey, null) ?? $"certificate:{birthKey}");
+        Document(builder, c, number, replaced, newbornReference, issuer);
+
+        var provenance = new Provenance
+        {
+            Recorded = DateTimeOffset.Parse(Text(c, "LastModified"), CultureInfo.InvariantCulture),
+            Policy = [$"{MappingPolicy}|{MappingVersion}"],
+            Agent =
+            [
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = HisContext.Organization(issuer),
+                },
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Who = new ResourceReference { Display = $"InteropHub birth-certificate adapter, mapping {MappingVersion}" },
+                },
+            ],
+            Entity =
+            [
+                new Provenance.EntityComponent
+                {
+                    Role = Provenance.ProvenanceEntityRole.Source,
+                    What = new ResourceReference
+                    {
+                        Identifier = new Identifier(Systems.BirthCertificate, number),
+                        Display = $"QX-BMC {number} version {version}",
+                    },
+                },
+            ],
+        };
+        if (c.Element("Corrections") is { } corrections)
+        {
+            provenance.Reason.AddRange(corrections.Elements("Correction").Select(x =>
+                new CodeableConcept { Text = $"{Text(x, "Field")}: {Text(x, "OldValue")} → {Text(x, "NewValue")} ({Text(x, "Reason")})" }));
+        }
+
+        builder.AddProvenance(provenance, ResourceIds.From("bc", number, version.ToString(CultureInfo.InvariantCulture)));
+        return new CertificateAccepted(number, version, builder.Bundle, replaced, warnings);
+    }
+
+    private static Identifier ParentIdentifier(XElement parent)
+    {
+        var document = parent.Element("IdDocument")!;
+        var value = TextNormalizer.Number(document.Value);
+        return (string?)document.Attribute("typeCode") switch
+        {
+            "01" => new Identifier(Systems.ResidentId, ResidentIdNumber.Check(value, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official },
+            "03" => new Identifier(Systems.Passport(Text(parent, "NationalityCode")), value),
+            var type => new Identifier($"urn:interophub:sid:id-document:{type}", value),
+        };
+    }
+
+    private static Patient Parent(XElement element, Identifier identifier, AdministrativeGender gender, string issuer)
+    {
+        var patient = new Patient { Identifier = [identifier], Gender = gender, Name = [new HumanName { Text = TextNormalizer.Name(Text(element, "Name")) }] };
+        if (identifier.System == Systems.ResidentId)
+        {
+            // Digits 7–14 of a resident ID number are the birth date (GB 11643); the certificate gives only the age.
+            patient.BirthDate = ResidentIdNumber.Check(identifier.Value!, DateOnly.MaxValue).BirthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        }
+
+        if (element.Element("Address") is { } address && address.Value.Trim().Length > 0)
+        {
+            patient.Address.Add(Address(address));
+        }
+
+        if (Text(element, "EthnicityCode") is { Length: > 0 } ethnicity)
+        {
+            patient.Extension.Add(new Extension(ExtensionUrls.Ethnicity, new Coding(Systems.Ethnicity, ethnicity, CountyCodes.Ethnicities[ethnicity])));
+        }
+
+        patient.Extension.Add(new Extension
+        {
+            Url = ExtensionUrls.Nationality,
+            Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", Text(element, "NationalityCode")))],
+        });
+        patient.ManagingOrganization = HisContext.Organization(issuer);
+        return patient;
+    }
+
+    private static Address Address(XElement address)
+    {
+        var result = new Address { Use = Hl7.Fhir.Model.Address.AddressUse.Home, Text = address.Value.Trim() };
+        if ((string?)address.Attribute("divisionCode") is { Length: > 0 } division)
+        {
+            result.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(division)));
+        }
+
+        return result;
+    }
+
+    private static Address BirthPlace(XElement place)
+    {
+        var address = new Address
+        {
+            State = Text(place, "Province"),
+            City = Text(place, "City") is { Length: > 0 } city ? city : null,
+            District = Text(place, "County"),
+            Line = [.. new[] { Text(place, "Township"), Text(place, "Detail") }.Where(l => l.Length > 0)],
+            Country = "CHN",
+        };
+        address.Text = string.Concat(address.State, address.City, address.District, string.Concat(address.Line));
+        address.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(Text(place, "DivisionCode"))));
+        address.Extension.Add(new Extension("urn:interophub:ext:birthplace-category", new Coding("urn:interophub:cs:cv02.01.102", Text(place, "CategoryCode"))));
+        return address;
+    }
+
+    private static void Kin(TransactionBuilder builder, XElement parent, Identifier identifier, string role, string display,
+        ResourceReference newborn, string birthKey)
+    {
+        var person = new RelatedPerson
+        {
+            Active = true,
+            Patient = newborn,
+            Identifier = [identifier],
+            Relationship = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-RoleCode", role, display)],
+            Name = [new HumanName { Text = TextNormalizer.Name(Text(parent, "Name")) }],
+        };
+        if (parent.Element("Address") is { } address && address.Value.Trim().Length > 0)
+        {
+            person.Address.Add(Address(address));
+        }
+
+        builder.Put(person, ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role));
+    }
+
+    private static ResourceReference BirthEncounter(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn, string birthKey)
+    {
+        var institution = (string?)c.Element("MidwiferyInstitution")?.Attribute("code");
+        var encounter = new Encounter
+        {
+            Status = Encounter.EncounterStatus.Finished,
+            Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", institution is null ? "HH" : "IMP", institution is null ? "home health" : "inpatient encounter"),
+            Type = [HisContext.Coded("http://snomed.info/sct", "236973005", "Delivery procedure")],
+            Subject = newborn,
+            Period = new Period { StartElement = new FhirDateTime(born.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)) },
+            ServiceProvider = institution is null ? null : HisContext.Organization(institution),
+        };
+        var attendant = c.Element("Attendant")!;
+        encounter.Participant.Add(new Encounter.ParticipantComponent
+        {
+            Type = [HisContext.Coded("urn:interophub:cs:birth-attendant-role", (string?)attendant.Attribute("roleCode") ?? "9")],
+            Individual = new ResourceReference { Display = attendant.Value.Trim() },
+        });
+        return builder.Put(encounter, ResourceIds.Hashed("Encounter", "birth", birthKey));
+    }
+
+    private static void BirthObservations(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn,
+        ResourceReference encounter, string birthKey)
+    {
+        var effective = new FhirDateTime(born.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture));
+        var ga = c.Element("Newborn")!.Element("GestationalAge")!;
+        var gaDays = int.Parse((string)ga.Attribute("weeks")!, CultureInfo.InvariantCulture) * 7 + int.Parse((string?)ga.Attribute("days") ?? "0", CultureInfo.InvariantCulture);
+        (string Loinc, string Display, string Key, Quantity Value)[] items =
+        [
+            ("8339-4", "Birth weight Measured", "weight", new Quantity { Value = decimal.Parse(Text(c, "Newborn/BirthWeight"), CultureInfo.InvariantCulture), Unit = "g", System = Systems.Ucum, Code = "g" }),
+            ("89269-5", "Body height Measured --at birth", "length", new Quantity { Value = decimal.Parse(Text(c, "Newborn/BirthLength"), CultureInfo.InvariantCulture), Unit = "cm", System = Systems.Ucum, Code = "cm" }),
+            ("11884-4", "Gestational age Estimated", "gestational-age", new Quantity { Value = gaDays, Unit = "d", System = Systems.Ucum, Code = "d" }),
+        ];
+        foreach (var (loinc, display, key, value) in items)
+        {
+            var observation = new Observation
+            {
+                Status = ObservationStatus.Final,
+                Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", key == "gestational-age" ? "exam" : "vital-signs")],
+                Code = HisContext.Coded(Systems.Loinc, loinc, display),
+                Subject = newborn,
+                Encounter = encounter,
+                Effective = effective,
+                Value = value,
+            };
+            builder.Put(observation, ResourceIds.Hashed("Observation", "birth", birthKey, key));
+        }
+    }
+
+    private static void Doses(TransactionBuilder builder, XElement c, ResourceReference newborn, string personKey)
+    {
+        foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
+        {
+            var vaccine = CountyCodes.Vaccines[(string)dose.Attribute("vaccineCode")!];
+            var given = DateTimeOffset.Parse(Text(dose, "AdministeredAt"), CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8));
+            var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+            if (vaccine.Cvx is { } cvx)
+            {
+                code.Coding.Add(new Coding(Systems.Cvx, cvx));
+            }
+
+            var immunization = new Immunization
+            {
+                Status = Immunization.ImmunizationStatusCodes.Completed,
+                VaccineCode = code,
+                Patient = newborn,
+                Occurrence = new FhirDateTime(given.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
+                PrimarySource = false,
+                ReportOrigin = HisContext.Coded("urn:interophub:cs:record-source", "birth-certificate", "出生医学证明"),
+                LotNumber = Text(dose, "LotNo"),
+                Performer = [new Immunization.PerformerComponent { Actor = HisContext.Organization(Text(dose, "InstitutionCode")) }],
+                ProtocolApplied = [new Immunization.ProtocolAppliedComponent { DoseNumber = new PositiveInt(int.Parse((string?)dose.Attribute("doseNo") ?? "1", CultureInfo.InvariantCulture)) }],
+            };
+            if (Text(dose, "ManufacturerCode") is { Length: > 0 } manufacturer)
+            {
+                immunization.Manufacturer = new ResourceReference
+                {
+                    Identifier = new Identifier(Systems.VaccineManufacturer, manufacturer),
+                    Display = CountyCodes.Manufacturers.GetValueOrDefault(manufacturer),
+                };
+            }
+
+            if (Text(dose, "ExpiryDate") is { Length: > 0 } expiry)
+            {
+                immunization.ExpirationDate = expiry;
+            }
+
+            if (Text(dose, "TraceCode") is { Length: > 0 } trace)
+            {
+                immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
+            }
+
+            builder.Put(immunization, DoseIds.For(personKey, vaccine.Code, DateOnly.FromDateTime(given.DateTime)));
+        }
+    }
+
+    /// <summary>The certificate itself, kept whole as the XML it arrived as, so nothing of it is lost.</summary>
+    private static void Document(TransactionBuilder builder, XElement c, string number, string? replaced, ResourceReference newborn, string issuer)
+    {
+        var xml = Encoding.UTF8.GetBytes(new XDocument(new XDeclaration("1.0", "UTF-8", null), new XElement(c)).ToString(SaveOptions.DisableFormatting));
+        var document = new DocumentReference
+        {
+            MasterIdentifier = new Identifier(Systems.BirthCertificate, number),
+            Status = Text(c, "Status") == "2" ? DocumentReferenceStatus.EnteredInError : DocumentReferenceStatus.Current,
+            Type = HisContext.Coded("urn:interophub:cs:document-type", "birth-certificate", "出生医学证明"),
+            Subject = newborn,
+            Date = DateTimeOffset.Parse(Text(c, "LastModified"), CultureInfo.InvariantCulture),
+            Author = [HisContext.Organization(issuer)],
+            Custodian = HisContext.Organization(issuer),
+            Description = $"出生医学证明 {number} (签发类型 {Text(c, "IssueType")}, 记录版本 {Text(c, "RecordVersion")})",
+            Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "application/xml", Data = xml, Title = $"{number}.xml" } }],
+        };
+        if (replaced is not null)
+        {
+            document.RelatesTo.Add(new DocumentReference.RelatesToComponent
+            {
+                Code = DocumentRelationshipType.Replaces,
+                Target = new ResourceReference { Identifier = new Identifier(Systems.BirthCertificate, replaced), Type = "DocumentReference" },
+            });
+        }
+
+        builder.Put(document, ResourceIds.From(number));
+    }
+}

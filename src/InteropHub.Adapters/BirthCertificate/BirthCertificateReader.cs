@@ -1,0 +1,309 @@
+using System.Globalization;
+using System.Text;
+using System.Xml;
+using System.Xml.Linq;
+using System.Xml.Schema;
+using InteropHub.Adapters.Codes;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.BirthCertificate;
+
+/// <summary>
+/// Reads a <c>&lt;BirthCertificate&gt;</c> or <c>&lt;BirthCertificateBatch&gt;</c> (birth-certificate.md) with DTDs and
+/// external entities refused, validates each certificate on its own against the county XSD, applies the checks of
+/// §4 in their order, and maps the valid ones. Pure: <c>receivedAt</c> is the "time of sending" bound for dates.
+/// </summary>
+public static class BirthCertificateReader
+{
+    private static readonly XmlSchemaSet Schemas = LoadSchemas();
+
+    private static readonly XmlReaderSettings SafeReader = new()
+    {
+        DtdProcessing = DtdProcessing.Prohibit,
+        XmlResolver = null,
+        IgnoreComments = true,
+    };
+
+    private static readonly string[] RequiredPaths =
+    [
+        "CertificateNo", "IssueType", "RecordVersion", "Status", "IssueDate", "IssuingInstitution", "Newborn/SexCode",
+        "Newborn/BirthDateTime", "Newborn/BirthWeight", "Newborn/BirthLength", "Newborn/HealthStatusCode", "Newborn/Plurality",
+        "Newborn/BirthOrder", "BirthPlace/CategoryCode", "BirthPlace/DivisionCode", "BirthPlace/Province", "BirthPlace/County",
+        "Mother/Name", "Mother/Age", "Mother/NationalityCode", "Mother/IdDocument", "Mother/Address", "Attendant", "LastModified",
+    ];
+
+    static BirthCertificateReader()
+    {
+        // The old township client declares encoding="GB18030"; the declaration is authoritative (§1).
+        Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
+    }
+
+    public static BirthCertificateResult Read(byte[] document, DateTimeOffset receivedAt)
+    {
+        XDocument xml;
+        try
+        {
+            using var reader = XmlReader.Create(new MemoryStream(document, writable: false), SafeReader);
+            xml = XDocument.Load(reader, LoadOptions.SetLineInfo);
+        }
+        catch (XmlException e)
+        {
+            return new BirthCertificateResult([new CertificateIssue(RejectionReason.Malformed.Code(), $"XML 无法解析: {e.Message}", e.LineNumber, e.LinePosition)], []);
+        }
+
+        var root = xml.Root!;
+        if (root.Name.LocalName == "BirthCertificate")
+        {
+            return new BirthCertificateResult([], [ReadCertificate(root, receivedAt)]);
+        }
+
+        if (root.Name.LocalName != "BirthCertificateBatch")
+        {
+            return new BirthCertificateResult([Issue(root, RejectionReason.Malformed, $"根元素 {root.Name.LocalName} 不是 BirthCertificate 或 BirthCertificateBatch")], []);
+        }
+
+        var certificates = root.Elements("BirthCertificate").ToList();
+        if (!int.TryParse((string?)root.Attribute("count"), out var count) || count != certificates.Count)
+        {
+            return new BirthCertificateResult([Issue(root, RejectionReason.Integrity, $"批次 count={(string?)root.Attribute("count")}，实际证件数 {certificates.Count}")], []);
+        }
+
+        // "Time of sending" for a batch is its export time when that is earlier than the arrival.
+        if (DateTimeOffset.TryParse((string?)root.Attribute("exportTime"), CultureInfo.InvariantCulture, out var exported) && exported < receivedAt)
+        {
+            receivedAt = exported;
+        }
+
+        return new BirthCertificateResult([], [.. certificates.Select(c => ReadCertificate(c, receivedAt))]);
+    }
+
+    private static CertificateOutcome ReadCertificate(XElement certificate, DateTimeOffset receivedAt)
+    {
+        var number = Text(certificate, "CertificateNo");
+        _ = int.TryParse(Text(certificate, "RecordVersion"), out var version);
+        CertificateRejected Reject(CertificateIssue issue) => new(number.Length > 0 ? number : null, version, [issue]);
+
+        foreach (var path in RequiredPaths)
+        {
+            var element = certificate.XPathElement(path);
+            if (element is null || element.Value.Trim().Length == 0)
+            {
+                return Reject(Issue(element ?? certificate, RejectionReason.MissingRequired, $"{path} 为空或缺失"));
+            }
+        }
+
+        if (Validate(certificate) is { } schemaError)
+        {
+            return Reject(schemaError);
+        }
+
+        var warnings = new List<CertificateIssue>();
+        var issue = Codes(certificate) ?? Identifiers(certificate) ?? Dates(certificate, receivedAt, warnings);
+        if (issue is not null)
+        {
+            return Reject(issue);
+        }
+
+        return BirthCertificateMapper.Map(certificate, number, version, warnings);
+    }
+
+    internal static string Text(XElement element, string path) => element.XPathElement(path)?.Value.Trim() ?? "";
+
+    private static XElement? XPathElement(this XElement element, string path)
+    {
+        XElement? current = element;
+        foreach (var name in path.Split('/'))
+        {
+            current = current?.Element(name);
+        }
+
+        return current;
+    }
+
+    private static CertificateIssue Issue(XObject at, RejectionReason reason, string detail, IssueSeverity severity = IssueSeverity.Error)
+    {
+        var info = (IXmlLineInfo)at;
+        return new CertificateIssue(severity == IssueSeverity.Error ? reason.Code() : "WARNING", detail, info.LineNumber, info.LinePosition, severity);
+    }
+
+    private static CertificateIssue? Validate(XElement certificate)
+    {
+        CertificateIssue? first = null;
+        var copy = new XDocument(new XElement(certificate));
+        copy.Validate(Schemas, (_, e) => first ??= new CertificateIssue(RejectionReason.Malformed.Code(), $"不符合 XSD: {e.Message}",
+            e.Exception?.LineNumber ?? 0, e.Exception?.LinePosition ?? 0));
+        if (first is not null)
+        {
+            // The copy has no line information of its own; point at the certificate in the original document.
+            var info = (IXmlLineInfo)certificate;
+            first = first with { Line = info.LineNumber, Position = info.LinePosition };
+        }
+
+        return first;
+    }
+
+    private static CertificateIssue? Codes(XElement c)
+    {
+        CertificateIssue? Check(string path, Func<string, bool> known, string what, bool optional = false)
+        {
+            var element = c.XPathElement(path);
+            var value = element?.Value.Trim() ?? "";
+            if (value.Length == 0 && optional)
+            {
+                return null;
+            }
+
+            return known(value) ? null : Issue(element ?? c, RejectionReason.UnknownCode, $"{path} {value} 不在{what}中");
+        }
+
+        CertificateIssue? Institution(XElement? element, string path)
+        {
+            var code = element is null ? null : ((string?)element.Attribute("code") ?? element.Value).Trim();
+            return code is null || CountyCodes.Institutions.ContainsKey(code) ? null : Issue(element!, RejectionReason.UnknownCode, $"{path} 机构代码 {code} 不在机构表中");
+        }
+
+        string[] idTypes = ["01", "02", "03", "04", "05", "06", "07", "99"];
+        var issue = Check("Newborn/SexCode", v => v is "0" or "1" or "2" or "9", " GB/T 2261.1 ")
+            ?? Check("Newborn/HealthStatusCode", v => v is "1" or "2" or "3", "健康状况代码")
+            ?? Check("BirthPlace/CategoryCode", v => v is "1" or "2" or "3" or "9", " CV02.01.102 ")
+            ?? Check("BirthPlace/DivisionCode", IsDivisionCode, "行政区划代码表")
+            ?? Institution(c.Element("IssuingInstitution"), "IssuingInstitution")
+            ?? Institution(c.Element("MidwiferyInstitution"), "MidwiferyInstitution");
+        if (issue is not null)
+        {
+            return issue;
+        }
+
+        foreach (var parent in new[] { "Mother", "Father" })
+        {
+            if (c.Element(parent) is not { } person)
+            {
+                continue;
+            }
+
+            var chinese = Text(person, "NationalityCode") == "CHN";
+            issue = Check($"{parent}/EthnicityCode", v => chinese ? CountyCodes.Ethnicities.ContainsKey(v) : v.Length == 0, " GB/T 3304 ")
+                ?? (idTypes.Contains((string?)person.Element("IdDocument")?.Attribute("typeCode"))
+                    ? null
+                    : Issue(person.Element("IdDocument")!, RejectionReason.UnknownCode, $"{parent}/IdDocument typeCode 不在 CV02.01.101 中"));
+            if (issue is not null)
+            {
+                return issue;
+            }
+        }
+
+        if (c.Element("MidwiferyInstitution") is null && Text(c, "BirthPlace/CategoryCode") is "1" or "2")
+        {
+            return Issue(c, RejectionReason.MissingRequired, "MidwiferyInstitution 在医疗机构内出生时必填");
+        }
+
+        foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
+        {
+            var vaccine = (string?)dose.Attribute("vaccineCode") ?? "";
+            if (!CountyCodes.Vaccines.ContainsKey(vaccine))
+            {
+                return Issue(dose, RejectionReason.UnknownCode, $"Vaccination vaccineCode {vaccine} 不在 QXVAC 中");
+            }
+
+            if (Institution(dose.Element("InstitutionCode"), "Vaccination/InstitutionCode") is { } unknown)
+            {
+                return unknown;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>6-, 9- or 12-digit division codes under a GB/T 2260 province code (the county table adds codes, never provinces).</summary>
+    private static bool IsDivisionCode(string value) =>
+        value.Length is 6 or 9 or 12 && value.All(char.IsAsciiDigit)
+        && int.Parse(value.AsSpan(0, 2), CultureInfo.InvariantCulture) is (>= 11 and <= 15) or (>= 21 and <= 23) or (>= 31 and <= 37)
+            or (>= 41 and <= 46) or (>= 50 and <= 54) or (>= 61 and <= 65) or 71 or 81 or 82;
+
+    private static CertificateIssue? Identifiers(XElement c)
+    {
+        var birth = DateOnly.FromDateTime(DateTimeOffset.Parse(Text(c, "Newborn/BirthDateTime"), CultureInfo.InvariantCulture).DateTime);
+        foreach (var parent in new[] { "Mother", "Father" })
+        {
+            var document = c.Element(parent)?.Element("IdDocument");
+            if (document is null || (string?)document.Attribute("typeCode") != "01")
+            {
+                continue;
+            }
+
+            var check = ResidentIdNumber.Check(document.Value, birth);
+            if (!check.IsValid)
+            {
+                return Issue(document, check.Failure!.Value, $"{parent}/IdDocument {check.Detail}");
+            }
+        }
+
+        return null;
+    }
+
+    private static CertificateIssue? Dates(XElement c, DateTimeOffset receivedAt, List<CertificateIssue> warnings)
+    {
+        var born = DateTimeOffset.Parse(Text(c, "Newborn/BirthDateTime"), CultureInfo.InvariantCulture);
+        var issued = DateOnly.ParseExact(Text(c, "IssueDate"), "yyyy-MM-dd", CultureInfo.InvariantCulture);
+        var bornDate = DateOnly.FromDateTime(born.ToOffset(TimeSpan.FromHours(8)).DateTime);
+        var sentDate = DateOnly.FromDateTime(receivedAt.ToOffset(TimeSpan.FromHours(8)).DateTime);
+        if (bornDate > issued)
+        {
+            return Issue(c.Element("IssueDate")!, RejectionReason.ImpossibleDate, $"出生 {born:yyyy-MM-dd} 晚于签发日期 {issued:yyyy-MM-dd}");
+        }
+
+        if (born > receivedAt || issued > sentDate)
+        {
+            return Issue(c.Element("IssueDate")!, RejectionReason.ImpossibleDate, "出生或签发日期晚于发送时间");
+        }
+
+        var mother = c.Element("Mother")!;
+        var age = int.Parse(Text(mother, "Age"), CultureInfo.InvariantCulture);
+        var id = mother.Element("IdDocument")!;
+        DateOnly? motherBirth = (string?)id.Attribute("typeCode") == "01" ? ResidentIdNumber.Check(id.Value, bornDate).BirthDate : null;
+        var ageFromId = motherBirth is { } mb ? bornDate.Year - mb.Year - (bornDate < mb.AddYears(bornDate.Year - mb.Year) ? 1 : 0) : (int?)null;
+        if ((ageFromId ?? age) < 12)
+        {
+            return Issue(mother, RejectionReason.ImpossibleDate, $"母亲出生时年龄 {ageFromId ?? age} 岁，小于 12 岁");
+        }
+
+        foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
+        {
+            if (DateTimeOffset.Parse(Text(dose, "AdministeredAt"), CultureInfo.InvariantCulture) < born)
+            {
+                return Issue(dose, RejectionReason.ImpossibleDate, $"接种时间 {Text(dose, "AdministeredAt")} 早于出生时间");
+            }
+        }
+
+        if (ageFromId is { } fromId && Math.Abs(fromId - age) > 1)
+        {
+            warnings.Add(Issue(mother.Element("Age")!, RejectionReason.ImpossibleDate, $"母亲年龄 {age} 与身份证号推算的 {fromId} 岁不符", IssueSeverity.Warning));
+        }
+
+        var weight = int.Parse(Text(c, "Newborn/BirthWeight"), CultureInfo.InvariantCulture);
+        if (weight is < 300 or > 6500)
+        {
+            warnings.Add(Issue(c.XPathElement("Newborn/BirthWeight")!, RejectionReason.ImpossibleDate, $"出生体重 {weight} g 超出 300–6500 g", IssueSeverity.Warning));
+        }
+
+        var weeks = int.Parse((string?)c.XPathElement("Newborn/GestationalAge")?.Attribute("weeks") ?? "0", CultureInfo.InvariantCulture);
+        if (weeks is < 20 or > 44)
+        {
+            warnings.Add(Issue(c.XPathElement("Newborn/GestationalAge")!, RejectionReason.ImpossibleDate, $"出生孕周 {weeks} 超出 20–44 周", IssueSeverity.Warning));
+        }
+
+        return null;
+    }
+
+    private static XmlSchemaSet LoadSchemas()
+    {
+        var set = new XmlSchemaSet { XmlResolver = null };
+        using var stream = typeof(BirthCertificateReader).Assembly.GetManifestResourceStream("birth-certificate.xsd")
+            ?? throw new InvalidOperationException("birth-certificate.xsd is not embedded.");
+        using var reader = XmlReader.Create(stream, SafeReader);
+        set.Add(null, reader);
+        set.Compile();
+        return set;
+    }
+}

@@ -1,0 +1,62 @@
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.His.Parsing;
+
+namespace InteropHub.Adapters.His;
+
+/// <summary>The idempotency key of an HIS message: (MSH-4, MSH-10) (his-hl7v2.md §1).</summary>
+public sealed record HisMessageKey(string Facility, string ControlId);
+
+/// <summary>What the HIS mapper made of one message: accepted with its transaction, or rejected with its reasons.</summary>
+public abstract record HisOutcome(Hl7Message? Message, IReadOnlyList<HisIssue> Issues)
+{
+    public abstract AckCode AckCode { get; }
+
+    /// <summary>Null when the MSH could not be read.</summary>
+    public HisMessageKey? Key => Message is { ControlId.Length: > 0 } m ? new HisMessageKey(m.SendingFacility, m.ControlId) : null;
+}
+
+/// <summary>
+/// The message maps to <see cref="Transaction"/> (a FHIR transaction Bundle whose last entry is
+/// <see cref="Provenance"/>). <see cref="Preconditions"/> are the checks only the store can make (does the visit
+/// exist, may the referral move to that state); the ingest pipeline evaluates them before it commits, and answers
+/// AE with the precondition's reason and location when one fails. <see cref="Issues"/> holds warnings only.
+/// </summary>
+public sealed record HisAccepted(
+    Hl7Message Acknowledged,
+    Bundle Transaction,
+    Provenance Provenance,
+    IReadOnlyList<HisPrecondition> Preconditions,
+    PatientMerge? Merge,
+    string ContentHash,
+    IReadOnlyList<HisIssue> Warnings) : HisOutcome(Acknowledged, Warnings)
+{
+    public override AckCode AckCode => AckCode.AA;
+}
+
+public sealed record HisRejected(Hl7Message? Rejected, AckCode Code, IReadOnlyList<HisIssue> Errors) : HisOutcome(Rejected, Errors)
+{
+    public override AckCode AckCode => Code;
+}
+
+/// <summary>A check against stored data that the pure mapper cannot make.</summary>
+public abstract record HisPrecondition(Hl7Location Location, string Detail);
+
+/// <summary>
+/// A resource matching <see cref="Search"/> (e.g. <c>Encounter?identifier=…</c>) must already exist, otherwise the
+/// message is rejected with <see cref="RejectionReason.UnknownReference"/>.
+/// </summary>
+public sealed record MustExist(string Search, Hl7Location Location, string Detail) : HisPrecondition(Location, Detail);
+
+/// <summary>
+/// The stored referral Task (<c>Task/{TaskId}</c>) must be in one of <see cref="AllowedFrom"/> (his-hl7v2.md §6),
+/// otherwise <see cref="RejectionReason.InvalidTransition"/>. A missing Task is
+/// <see cref="RejectionReason.UnknownReference"/> unless <see cref="MayBeAbsent"/> (a new I12). When
+/// <see cref="KeepsStatus"/> is set (an I13 <c>P</c>, or an I12 for a referral that exists) the stored status is
+/// kept instead of the one in the Bundle.
+/// </summary>
+public sealed record TaskTransition(string TaskId, IReadOnlyList<string> AllowedFrom, string To, bool KeepsStatus, bool MayBeAbsent,
+    Hl7Location Location, string Detail) : HisPrecondition(Location, Detail);
+
+/// <summary>ADT^A40: every record of <see cref="Retired"/> is to be moved to the surviving patient <see cref="Survivor"/>.</summary>
+public sealed record PatientMerge(Identifier Retired, IReadOnlyList<Identifier> Survivor);

@@ -1,0 +1,75 @@
+namespace InteropHub.Adapters.Identity;
+
+/// <summary>
+/// Identifier and code systems the adapters write. National OIDs where the county specification names one
+/// (legacy/README.md, "Identifiers"); otherwise hub-local URNs in the <c>urn:interophub:</c> space the seeds use.
+/// Per-institution systems end in the 9-character institution code.
+/// </summary>
+public static class Systems
+{
+    public const string ResidentId = ResidentIdNumber.System;
+    public const string HealthCard = "urn:oid:2.16.156.10011.1.19";
+    public const string HealthRecord = "urn:oid:2.16.156.10011.1.2";
+    public const string BirthCertificate = "urn:interophub:sid:birth-certificate";
+    public const string OrganizationCode = "urn:interophub:sid:org-code";
+    public const string Referral = "urn:interophub:sid:referral";
+    public const string InsuranceCard = "urn:interophub:sid:insurance-card";
+    public const string VaccineTraceCode = "urn:interophub:sid:vaccine-trace-code";
+    public const string VaccineManufacturer = "urn:interophub:cs:qxmfr";
+
+    /// <summary>Newborn linkage key: mother's ID number / birth date / sex / birth order (README "Linking persons", rule 5).</summary>
+    public const string NewbornKey = "urn:interophub:sid:newborn";
+
+    public const string Ethnicity = "urn:oid:2.16.156.10011.2.3.3.3";
+    public const string Sex = "urn:interophub:cs:gb2261.1";
+    public const string MaritalStatus = "urn:interophub:cs:gb2261.2";
+    public const string Vaccine = "urn:interophub:cs:qxvac";
+    public const string Cvx = "http://hl7.org/fhir/sid/cvx";
+    public const string Loinc = "http://loinc.org";
+    public const string Ucum = "http://unitsofmeasure.org";
+    public const string Icd10 = "http://hl7.org/fhir/sid/icd-10";
+    public const string Icd10Cn2 = "urn:interophub:cs:icd10-cn2";
+    public const string TcmDiagnosis = "urn:interophub:cs:gb-t-15657";
+
+    public static string Mrn(string institution) => $"urn:interophub:sid:mrn:{institution}";
+
+    public static string InpatientNumber(string institution) => $"urn:interophub:sid:inpatient-no:{institution}";
+
+    public static string OutpatientNumber(string institution) => $"urn:interophub:sid:outpatient-no:{institution}";
+
+    public static string VisitNumber(string institution) => $"urn:interophub:sid:visit-no:{institution}";
+
+    public static string Staff(string institution) => $"urn:interophub:sid:staff:{institution}";
+
+    public static string Department(string institution) => $"urn:interophub:sid:department:{institution}";
+
+    public static string LabReport(string institution) => $"urn:interophub:sid:lab-report:{institution}";
+
+    public static string Order(string institution) => $"urn:interophub:sid:order:{institution}";
+
+    public static string Vaccination(string institution) => $"urn:interophub:sid:vaccination:{institution}";
+
+    public static string Hl7Message(string institution) => $"urn:interophub:sid:hl7v2-message:{institution}";
+
+    public static string Passport(string country) => $"urn:interophub:sid:passport:{country}";
+
+    /// <summary>A code system of one legacy source, e.g. <c>urn:interophub:cs:qxlis</c> for the county LIS codes.</summary>
+    public static string Local(string name) => $"urn:interophub:cs:{name.ToLowerInvariant()}";
+}
+
+/// <summary>Extensions the adapters write where R4 has no element.</summary>
+public static class ExtensionUrls
+{
+    public const string Ethnicity = "urn:interophub:ext:ethnicity";
+    public const string RegisteredPoor = "urn:interophub:ext:registered-poor";
+    public const string FamilyDoctorContract = "urn:interophub:ext:family-doctor-contract";
+    public const string PaymentMethod = "urn:interophub:ext:payment-method";
+    public const string DivisionCode = "urn:interophub:ext:division-code";
+    public const string AddressCategory = "urn:interophub:ext:address-category";
+    public const string OriginalCode = "urn:interophub:ext:original-code";
+    public const string OrderingFacility = "urn:interophub:ext:ordering-facility";
+    public const string BirthTime = "http://hl7.org/fhir/StructureDefinition/patient-birthTime";
+    public const string BirthPlace = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+    public const string Nationality = "http://hl7.org/fhir/StructureDefinition/patient-nationality";
+    public const string NameRepresentation = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+}

@@ -1,0 +1,166 @@
+using System.Text;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>One data row: its 1-based data row number (header = row 0), the file line it starts on, and its cells by column name.</summary>
+public sealed class CsvRow
+{
+    private readonly IReadOnlyDictionary<string, int> _columns;
+    private readonly List<string> _cells;
+
+    internal CsvRow(int number, int line, IReadOnlyDictionary<string, int> columns, List<string> cells)
+    {
+        Number = number;
+        Line = line;
+        _columns = columns;
+        _cells = cells;
+    }
+
+    public int Number { get; }
+
+    public int Line { get; }
+
+    /// <summary>The cell of a column, trimmed and cleaned of spreadsheet guards; empty when absent.</summary>
+    public string this[string column] =>
+        _columns.TryGetValue(column, out var index) && index < _cells.Count ? _cells[index] : "";
+
+    /// <summary>The raw cells, for comparing two occurrences of one key (DUPLICATE_KEY).</summary>
+    public string Content => string.Join('\u001F', _cells);
+}
+
+/// <summary>
+/// An RFC 4180 reader (township-export.md §1 "CSV dialect"): comma, double-quote quoting with doubled quotes,
+/// quoted fields spanning lines, CRLF or LF. Cells are trimmed, and the 2.x exporter's guards around long numbers
+/// (<c>="…"</c>, a leading apostrophe or tab) are removed.
+/// </summary>
+public sealed class CsvTable
+{
+    private CsvTable(IReadOnlyList<string> header, IReadOnlyList<CsvRow> rows)
+    {
+        Header = header;
+        Rows = rows;
+    }
+
+    public IReadOnlyList<string> Header { get; }
+
+    public IReadOnlyList<CsvRow> Rows { get; }
+
+    public static CsvTable Parse(string text)
+    {
+        var records = Records(text).ToList();
+        if (records.Count == 0)
+        {
+            return new CsvTable([], []);
+        }
+
+        var header = records[0].Cells.Select(c => c.Trim()).ToList();
+        var columns = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < header.Count; i++)
+        {
+            columns.TryAdd(header[i], i);
+        }
+
+        var rows = new List<CsvRow>(records.Count - 1);
+        for (var i = 1; i < records.Count; i++)
+        {
+            rows.Add(new CsvRow(i, records[i].Line, columns, records[i].Cells.Select(Clean).ToList()));
+        }
+
+        return new CsvTable(header, rows);
+    }
+
+    private static string Clean(string cell)
+    {
+        var value = cell.Trim();
+        if (value.StartsWith("=\"", StringComparison.Ordinal) && value.EndsWith('"') && value.Length >= 3)
+        {
+            value = value[2..^1];
+        }
+
+        return value.TrimStart('\'', '\t').Trim();
+    }
+
+    private static IEnumerable<(int Line, List<string> Cells)> Records(string text)
+    {
+        var line = 1;
+        var i = 0;
+        while (i < text.Length)
+        {
+            var start = line;
+            var cells = new List<string>();
+            var cell = new StringBuilder();
+            var quoted = false;
+            var atCellStart = true;
+            while (i < text.Length)
+            {
+                var c = text[i];
+                if (quoted)
+                {
+                    if (c == '"' && i + 1 < text.Length && text[i + 1] == '"')
+                    {
+                        cell.Append('"');
+                        i += 2;
+                        continue;
+                    }
+
+                    if (c == '"')
+                    {
+                        quoted = false;
+                    }
+                    else
+                    {
+                        if (c == '\n')
+                        {
+                            line++;
+                        }
+
+                        cell.Append(c);
+                    }
+
+                    i++;
+                    continue;
+                }
+
+                if (c == '"' && atCellStart)
+                {
+                    quoted = true;
+                    atCellStart = false;
+                    i++;
+                    continue;
+                }
+
+                if (c == ',')
+                {
+                    cells.Add(cell.ToString());
+                    cell.Clear();
+                    atCellStart = true;
+                    i++;
+                    continue;
+                }
+
+                if (c is '\r' or '\n')
+                {
+                    i += c == '\r' && i + 1 < text.Length && text[i + 1] == '\n' ? 2 : 1;
+                    line++;
+                    break;
+                }
+
+                if (!(atCellStart && c is ' ' or '\t'))
+                {
+                    atCellStart = false;
+                }
+
+                cell.Append(c);
+                i++;
+            }
+
+            cells.Add(cell.ToString());
+            if (cells.Count == 1 && cells[0].Trim().Length == 0)
+            {
+                continue; // empty line
+            }
+
+            yield return (start, cells);
+        }
+    }
+}

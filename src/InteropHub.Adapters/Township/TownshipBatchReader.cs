@@ -1,0 +1,543 @@
+using System.Globalization;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using InteropHub.Adapters.Codes;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.His.Parsing;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>
+/// Reads a township export batch (township-export.md): manifest, per-file integrity (SHA-256 and row count),
+/// encoding (UTF-8 with or without BOM, or GB 18030), RFC 4180 rows, and the per-row checks of §2 in their
+/// order; valid rows are mapped by <see cref="TownshipMapper"/>. Pure: the batch is given as file name → bytes.
+/// </summary>
+public static class TownshipBatchReader
+{
+    private static readonly TimeSpan China = TimeSpan.FromHours(8);
+    private static readonly Encoding StrictUtf8 = new UTF8Encoding(false, true);
+
+    /// <summary>The files of a zipped batch, at the zip root or inside one folder.</summary>
+    public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip)
+    {
+        using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var entry in archive.Entries.Where(e => e.Name.Length > 0))
+        {
+            using var stream = entry.Open();
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            files[entry.Name] = copy.ToArray();
+        }
+
+        return files;
+    }
+
+    public static TownshipBatchResult Read(IReadOnlyDictionary<string, byte[]> files)
+    {
+        var issues = new List<TownshipIssue>();
+        var manifest = ReadManifest(files, issues);
+        if (manifest is null)
+        {
+            return new TownshipBatchResult(null, [], issues);
+        }
+
+        var rows = new List<TownshipRow>();
+        var state = new BatchState(manifest);
+        foreach (var name in files.Keys.Where(n => n != "manifest.json" && !manifest.Files.Any(f => f.Name == n)).Order(StringComparer.Ordinal))
+        {
+            issues.Add(new TownshipIssue(name, 0, 0, null, null, RejectionReason.Integrity.Code(), $"{name} 不在清单中"));
+        }
+
+        // Tables are applied in the order of §3 so that references resolve.
+        var ordered = manifest.Files.OrderBy(f => TownshipSchema.Tables.ToList().FindIndex(t => t.Table == f.Table) is var i && i < 0 ? int.MaxValue : i);
+        foreach (var file in ordered)
+        {
+            ReadFile(file, files, state, rows, issues);
+        }
+
+        return new TownshipBatchResult(manifest, rows, issues);
+    }
+
+    private static TownshipManifest? ReadManifest(IReadOnlyDictionary<string, byte[]> files, List<TownshipIssue> issues)
+    {
+        void Reject(string detail) => issues.Add(new TownshipIssue("manifest.json", 0, 0, null, null, RejectionReason.Malformed.Code(), detail));
+        if (!files.TryGetValue("manifest.json", out var bytes))
+        {
+            Reject("批次缺少 manifest.json");
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(bytes);
+            var root = document.RootElement;
+            string Text(string key) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } s
+                ? s
+                : throw new FormatException($"清单缺少必填项 {key}");
+            var exportTime = DateTimeOffset.Parse(Text("export_time"), CultureInfo.InvariantCulture);
+            var sequence = root.TryGetProperty("sequence", out var seq) && seq.TryGetInt32(out var n) ? n : throw new FormatException("清单缺少必填项 sequence");
+            var encoding = Text("encoding");
+            if (encoding is not ("UTF-8" or "GB18030"))
+            {
+                throw new FormatException($"清单 encoding {encoding} 应为 UTF-8 或 GB18030");
+            }
+
+            if (!root.TryGetProperty("files", out var list) || list.ValueKind != JsonValueKind.Array)
+            {
+                throw new FormatException("清单缺少必填项 files");
+            }
+
+            var entries = new List<TownshipFile>();
+            foreach (var f in list.EnumerateArray())
+            {
+                string FileText(string key) => f.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } s
+                    ? s
+                    : throw new FormatException($"清单 files[] 缺少必填项 {key}");
+                var rows = f.TryGetProperty("rows", out var r) && r.TryGetInt32(out var count) ? count : throw new FormatException("清单 files[] 缺少必填项 rows");
+                entries.Add(new TownshipFile(FileText("name"), FileText("table"), rows, FileText("sha256").ToLowerInvariant(),
+                    f.TryGetProperty("encoding", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null));
+            }
+
+            return new TownshipManifest(Text("batch_id"), Text("source_system"), Text("source_institution_code"), Text("export_type"),
+                sequence, exportTime, encoding, entries);
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+        {
+            Reject($"manifest.json 无法读取: {e.Message}");
+            return null;
+        }
+    }
+
+    private static void ReadFile(TownshipFile file, IReadOnlyDictionary<string, byte[]> files, BatchState state, List<TownshipRow> rows,
+        List<TownshipIssue> issues)
+    {
+        void FileIssue(string code, string detail) => issues.Add(new TownshipIssue(file.Name, 0, 0, null, null, code, detail));
+        if (!files.TryGetValue(file.Name, out var bytes))
+        {
+            FileIssue(RejectionReason.Integrity.Code(), $"清单列出的文件 {file.Name} 不存在");
+            return;
+        }
+
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (hash != file.Sha256)
+        {
+            FileIssue(RejectionReason.Integrity.Code(), $"{file.Name} 的 SHA-256 为 {hash}，清单为 {file.Sha256}");
+            return;
+        }
+
+        var schema = TownshipSchema.Find(file.Table);
+        if (schema is null)
+        {
+            FileIssue(RejectionReason.Unsupported.Code(), $"表 {file.Table} 不在接口范围内，文件已跳过");
+            return;
+        }
+
+        string text;
+        try
+        {
+            var encoding = file.Encoding ?? state.Manifest.Encoding;
+            text = encoding == "GB18030"
+                ? Hl7Parser.Gb18030.GetString(bytes)
+                : StrictUtf8.GetString(bytes.AsSpan(bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0));
+        }
+        catch (DecoderFallbackException)
+        {
+            FileIssue(RejectionReason.Malformed.Code(), $"{file.Name} 不是有效的 {file.Encoding ?? state.Manifest.Encoding} 文本");
+            return;
+        }
+
+        var table = CsvTable.Parse(text);
+        if (table.Rows.Count != file.Rows)
+        {
+            FileIssue(RejectionReason.Integrity.Code(), $"{file.Name} 有 {table.Rows.Count} 行数据，清单为 {file.Rows}");
+            return;
+        }
+
+        var columns = TownshipSchema.ColumnsOf(schema);
+        var missing = columns.Where(c => c.Required && !table.Header.Contains(c.Name)).Select(c => c.Name).ToList();
+        if (missing.Count > 0)
+        {
+            FileIssue(RejectionReason.Malformed.Code(), $"{file.Name} 缺少必需的列 {string.Join(", ", missing)}");
+            return;
+        }
+
+        foreach (var extra in table.Header.Where(h => columns.All(c => c.Name != h)))
+        {
+            issues.Add(new TownshipIssue(file.Name, 0, 1, extra, null, "WARNING", $"未知的列 {extra} 已忽略", IssueSeverity.Warning));
+        }
+
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var row in table.Rows)
+        {
+            var validator = new RowValidator(file, schema, table, row, state);
+            var key = row[schema.Key];
+            // The first occurrence of a key is the one processed, even when it is rejected (§2 "Duplicates").
+            var earlier = key.Length > 0 && !seen.TryAdd(key, row.Content) ? seen[key] : null;
+            var issue = validator.Validate(earlier);
+            if (issue is not null)
+            {
+                issues.Add(issue);
+                if (issue.Severity == IssueSeverity.Error)
+                {
+                    state.Rejected(schema.Table, key);
+                }
+
+                continue;
+            }
+
+            var deleted = row["status"] == "deleted";
+            var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
+            var mapped = deleted && schema.Table == "residents" ? null : TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted, state.Resident(row["record_no"]));
+            if (deleted && schema.Table == "residents")
+            {
+                issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));
+            }
+
+            state.Accepted(schema.Table, key, row);
+            var residents = schema.ReferencesResident && !state.ResidentInBatch(row["record_no"]) ? new[] { row["record_no"] } : [];
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, mapped, residents));
+        }
+    }
+
+    /// <summary>What earlier files of the batch accepted and rejected, for references and birth-date checks.</summary>
+    private sealed class BatchState(TownshipManifest manifest)
+    {
+        private readonly Dictionary<string, CsvRow> _residents = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _rejectedResidents = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, CsvRow> _registrations = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _rejectedRegistrations = new(StringComparer.Ordinal);
+
+        public TownshipManifest Manifest { get; } = manifest;
+
+        public bool ResidentInBatch(string recordNo) => _residents.ContainsKey(recordNo);
+
+        public bool ResidentRejected(string recordNo) => _rejectedResidents.Contains(recordNo);
+
+        public bool RegistrationRejected(string regId) => _rejectedRegistrations.Contains(regId);
+
+        public CsvRow? Registration(string regId) => _registrations.GetValueOrDefault(regId);
+
+        public CsvRow? Resident(string recordNo) => _residents.GetValueOrDefault(recordNo);
+
+        public void Accepted(string table, string key, CsvRow row)
+        {
+            if (table == "residents")
+            {
+                _residents[key] = row;
+            }
+            else if (table == "maternal_registrations")
+            {
+                _registrations[key] = row;
+            }
+        }
+
+        public void Rejected(string table, string key)
+        {
+            if (table == "residents")
+            {
+                _rejectedResidents.Add(key);
+            }
+            else if (table == "maternal_registrations")
+            {
+                _rejectedRegistrations.Add(key);
+            }
+        }
+    }
+
+    /// <summary>The checks of §2 in their order; the first failure is the reason (township-export.md §2 "Invalid rows").</summary>
+    private sealed class RowValidator(TownshipFile file, TableSchema schema, CsvTable table, CsvRow row, BatchState state)
+    {
+        private static readonly string[] DateFormats = ["yyyy-MM-dd", "yyyy/M/d", "yyyyMMdd"];
+
+        private readonly IReadOnlyList<Column> _columns = TownshipSchema.ColumnsOf(schema);
+
+        /// <summary>The "C" columns of §3.3–3.8: (table, column, required when, the rule as the spec states it).</summary>
+        private static readonly (string Table, string Column, Func<CsvRow, bool> When, string Why)[] Conditional =
+        [
+            ("contracts", "terminate_date", r => r["contract_status"] == "2", "contract_status = 2 已解约"),
+            ("followups_hypertension", "sbp", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_hypertension", "dbp", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_hypertension", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_hypertension", "referral_org_code", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_diabetes", "fpg_mmol", r => r["followup_method"] is "1" or "2", "门诊或家庭随访"),
+            ("followups_diabetes", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("followups_diabetes", "referral_org_code", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("maternal_registrations", "high_risk_factors", r => r["high_risk"] == "1", "high_risk = 1"),
+            ("maternal_registrations", "delivery_date", r => r["pregnancy_outcome"] is "1" or "2", "pregnancy_outcome = 1 或 2"),
+            ("maternal_visits", "gest_weeks", r => r["visit_type"] == "AN", "产前随访"),
+            ("maternal_visits", "delivery_date", r => r["visit_type"] is "PP" or "PP42", "产后访视"),
+            ("maternal_visits", "abnormal_desc", r => r["classification"] == "2", "classification = 2"),
+            ("maternal_visits", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+        ];
+
+        /// <param name="earlier">The content of an earlier row with the same key in this file, if any.</param>
+        public TownshipIssue? Validate(string? earlier)
+        {
+            var key = row[schema.Key];
+            if (key.Length == 0)
+            {
+                return Fail(RejectionReason.MissingRequired, schema.Key, $"{schema.Key} 为空");
+            }
+
+            if (row["status"] == "deleted")
+            {
+                // A deleted row needs only its key, status and updated_at; the rest is not validated (§2 "Retraction").
+                return ParseDateTime(row["updated_at"]) is null
+                    ? Fail(RejectionReason.MissingRequired, "updated_at", "updated_at 为空或无效")
+                    : Duplicate(earlier, key);
+            }
+
+            return Required() ?? Numbers() ?? Codes() ?? Identifiers() ?? Dates() ?? Duplicate(earlier, key) ?? References();
+        }
+
+        public static DateTimeOffset? ParseDateTime(string value) =>
+            DateTime.TryParseExact(value, ["yyyy-MM-dd HH:mm:ss", "yyyy/M/d H:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd'T'HH:mm:ss"],
+                CultureInfo.InvariantCulture, DateTimeStyles.None, out var local)
+                ? new DateTimeOffset(local, China)
+                : null;
+
+        public static DateOnly? ParseDate(string value) =>
+            DateOnly.TryParseExact(value, DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var date) ? date : null;
+
+        private TownshipIssue? Required()
+        {
+            foreach (var column in _columns.Where(c => c.Required && row[c.Name].Length == 0))
+            {
+                return Fail(RejectionReason.MissingRequired, column.Name, $"{column.Name} 为空");
+            }
+
+            foreach (var (table, column, when, why) in Conditional)
+            {
+                if (table == schema.Table && row[column].Length == 0 && when(row))
+                {
+                    return Fail(RejectionReason.MissingRequired, column, $"{column} 为空({why})");
+                }
+            }
+
+            // Conditional columns of residents (§3.1).
+            if (schema.Table == "residents")
+            {
+                if (row["id_no"].Length > 0 && row["id_type"].Length == 0)
+                {
+                    return Fail(RejectionReason.MissingRequired, "id_type", "填写了 id_no 时 id_type 必填");
+                }
+
+                if (row["nationality_code"] is "" or "CHN" && row["ethnicity_code"].Length == 0)
+                {
+                    return Fail(RejectionReason.MissingRequired, "ethnicity_code", "中国国籍时 ethnicity_code 必填");
+                }
+
+                if (row["archive_status"] == "3" && row["death_date"].Length == 0)
+                {
+                    return Fail(RejectionReason.MissingRequired, "death_date", "archive_status = 3(死亡)时 death_date 必填");
+                }
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? Numbers()
+        {
+            foreach (var column in _columns.Where(c => c.Type is ColumnType.Int or ColumnType.Dec))
+            {
+                var value = TextNormalizer.Number(row[column.Name]);
+                if (value.Length == 0)
+                {
+                    continue;
+                }
+
+                var ok = column.Type == ColumnType.Int
+                    ? int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                    : decimal.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out _);
+                if (!ok)
+                {
+                    return Fail(RejectionReason.Malformed, column.Name, $"{column.Name} {value} 不是数字");
+                }
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? Codes()
+        {
+            foreach (var column in _columns)
+            {
+                var value = TextNormalizer.Number(row[column.Name]);
+                if (value.Length == 0)
+                {
+                    continue;
+                }
+
+                if (column.Type == ColumnType.Institution && !CountyCodes.Institutions.ContainsKey(value))
+                {
+                    return Fail(RejectionReason.UnknownCode, column.Name, $"{column.Name} {value} 不在机构表中");
+                }
+
+                if (column.Codes is { } codes)
+                {
+                    foreach (var code in column.Multi ? value.Split('|', StringSplitOptions.TrimEntries) : [value])
+                    {
+                        if (!codes.Contains(code))
+                        {
+                            var system = column.Name == "vaccine_code" ? " is not in QXVAC" : "";
+                            return Fail(RejectionReason.UnknownCode, column.Name, $"{column.Name} {code}{system} 不在值域中");
+                        }
+                    }
+                }
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? Identifiers()
+        {
+            var asOf = DateOnly.FromDateTime(state.Manifest.ExportTime.ToOffset(China).DateTime);
+            var idColumns = _columns.Where(c => c.Type == ColumnType.IdNumber).Select(c => c.Name).ToList();
+            if (schema.Table == "residents" && row["id_type"] == "01")
+            {
+                idColumns.Insert(0, "id_no");
+            }
+
+            foreach (var name in idColumns)
+            {
+                var value = row[name];
+                if (value.Length == 0)
+                {
+                    continue;
+                }
+
+                var check = ResidentIdNumber.Check(value, asOf);
+                if (!check.IsValid)
+                {
+                    return Fail(check.Failure!.Value, name, $"{name} {check.Detail}");
+                }
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? Dates()
+        {
+            var export = state.Manifest.ExportTime;
+            var exportDate = DateOnly.FromDateTime(export.ToOffset(China).DateTime);
+            foreach (var column in _columns.Where(c => c.Type is ColumnType.Date or ColumnType.DateTime))
+            {
+                var value = row[column.Name];
+                if (value.Length == 0)
+                {
+                    continue;
+                }
+
+                if (column.Type == ColumnType.DateTime)
+                {
+                    if (ParseDateTime(value) is not { } instant)
+                    {
+                        return Fail(RejectionReason.ImpossibleDate, column.Name, $"{column.Name} {value} 不是有效的日期时间");
+                    }
+
+                    if (instant > export)
+                    {
+                        return Fail(RejectionReason.ImpossibleDate, column.Name, $"{column.Name} {value} 晚于导出时间");
+                    }
+
+                    continue;
+                }
+
+                if (ParseDate(value) is not { } date)
+                {
+                    return Fail(RejectionReason.ImpossibleDate, column.Name, $"{column.Name} {value} is not a calendar date");
+                }
+
+                if (!column.Planned && date > exportDate)
+                {
+                    return Fail(RejectionReason.ImpossibleDate, column.Name, $"{column.Name} {value} 晚于导出时间");
+                }
+            }
+
+            return Order("start_date", "end_date") ?? Order("followup_date", "next_followup_date") ?? Order("lmp_date", "register_date")
+                ?? Order("birth_date", "death_date") ?? Order("lmp_date", "delivery_date") ?? Order("delivery_date", "visit_date")
+                ?? BeforeRegistration() ?? BeforeBirth();
+        }
+
+        /// <summary>An antenatal visit before its registration (the registration accepted earlier in this batch).</summary>
+        private TownshipIssue? BeforeRegistration()
+        {
+            if (schema.Table != "maternal_visits" || row["visit_type"] != "AN" || state.Registration(row["reg_id"]) is not { } registration)
+            {
+                return null;
+            }
+
+            return ParseDate(row["visit_date"]) is { } visit && ParseDate(registration["register_date"]) is { } registered && visit < registered
+                ? Fail(RejectionReason.ImpossibleDate, "visit_date", $"visit_date {row["visit_date"]} 早于建册日期 {registration["register_date"]}")
+                : null;
+        }
+
+        private TownshipIssue? Order(string first, string second)
+        {
+            if (ParseDate(row[first]) is { } a && ParseDate(row[second]) is { } b && b < a)
+            {
+                return Fail(RejectionReason.ImpossibleDate, second, $"{second} {row[second]} 早于 {first} {row[first]}");
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? BeforeBirth()
+        {
+            if (!schema.ReferencesResident || state.Resident(row["record_no"]) is not { } resident || ParseDate(resident["birth_date"]) is not { } birth)
+            {
+                return null;
+            }
+
+            foreach (var column in _columns.Where(c => c.Type == ColumnType.Date && !c.Planned))
+            {
+                if (ParseDate(row[column.Name]) is { } date && date < birth)
+                {
+                    return Fail(RejectionReason.ImpossibleDate, column.Name, $"{column.Name} {row[column.Name]} 早于出生日期 {resident["birth_date"]}");
+                }
+            }
+
+            return null;
+        }
+
+        private TownshipIssue? Duplicate(string? earlier, string key)
+        {
+            if (earlier is null)
+            {
+                return null;
+            }
+
+            return earlier == row.Content
+                ? new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "同一主键的相同行重复出现，已忽略", IssueSeverity.Warning)
+                : Fail(RejectionReason.DuplicateKey, schema.Key, $"主键 {key} 在文件中重复且内容不同");
+        }
+
+        private TownshipIssue? References()
+        {
+            if (schema.ReferencesResident && state.ResidentRejected(row["record_no"]))
+            {
+                return Fail(RejectionReason.UnknownReference, "record_no", $"record_no {row["record_no"]} 的居民档案已被拒绝");
+            }
+
+            if (schema.Table == "maternal_visits" && state.RegistrationRejected(row["reg_id"]))
+            {
+                return Fail(RejectionReason.UnknownReference, "reg_id", $"reg_id {row["reg_id"]} 的建册记录已被拒绝");
+            }
+
+            return null;
+        }
+
+        private TownshipIssue Fail(RejectionReason reason, string column, string detail) =>
+            new(file.Name, row.Number, row.Line, ColumnLabel(column), row[schema.Key], reason.Code(), detail);
+
+        private string ColumnLabel(string column)
+        {
+            var index = table.Header.ToList().IndexOf(column);
+            return index < 0 ? column : string.Create(CultureInfo.InvariantCulture, $"{column} (column {index + 1})");
+        }
+    }
+}

@@ -1,0 +1,336 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.Codes;
+using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>
+/// Valid township rows → one transaction Bundle each (township-export.md §4): residents and immunizations here,
+/// contracts, follow-ups, maternal care and child check-ups in <see cref="TownshipCareMapping"/>.
+/// </summary>
+internal static class TownshipMapper
+{
+    public const string MappingVersion = "0.1.0";
+    public const string MappingPolicy = "urn:interophub:mapping:township-export";
+
+    /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
+    public static Bundle? Map(string table, CsvRow row, TownshipManifest manifest, string file, bool deleted, CsvRow? resident)
+    {
+        var builder = new TransactionBuilder();
+        switch (table)
+        {
+            case "residents":
+                Resident(builder, row);
+                break;
+            case "immunizations" when deleted:
+                // By identifier: the dose may carry a cross-source id (DoseIds) rather than one made from vacc_id.
+                builder.DeleteWhere("Immunization", Criteria.Identifier(VaccinationSystem, row["vacc_id"]));
+                break;
+            case "immunizations":
+                Immunization(builder, row, resident);
+                break;
+            case var _ when deleted:
+                // A deleted row retracts what the hub derived from it: the row's own resource (§2 "Retraction").
+                builder.Delete(table switch
+                {
+                    "contracts" or "maternal_registrations" => "EpisodeOfCare",
+                    _ => "Encounter",
+                }, ResourceIds.From(row[TownshipSchema.Find(table)!.Key]));
+                break;
+            case "contracts":
+                TownshipCareMapping.Contract(builder, row);
+                break;
+            case "followups_hypertension" or "followups_diabetes":
+                TownshipCareMapping.FollowUp(builder, row, table);
+                break;
+            case "maternal_registrations":
+                TownshipCareMapping.MaternalRegistration(builder, row);
+                break;
+            case "maternal_visits":
+                TownshipCareMapping.MaternalVisit(builder, row);
+                break;
+            case "child_checkups":
+                TownshipCareMapping.ChildCheckup(builder, row);
+                break;
+            default:
+                return null;
+        }
+
+        var provenance = new Provenance
+        {
+            Recorded = manifest.ExportTime,
+            Policy = [$"{MappingPolicy}|{MappingVersion}"],
+            Agent =
+            [
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = HisContext.Organization(row["org_code"]),
+                },
+                new Provenance.AgentComponent
+                {
+                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Who = new ResourceReference { Display = $"InteropHub township export adapter, mapping {MappingVersion}" },
+                },
+            ],
+            Entity =
+            [
+                new Provenance.EntityComponent
+                {
+                    Role = Provenance.ProvenanceEntityRole.Source,
+                    What = new ResourceReference
+                    {
+                        Identifier = new Identifier($"urn:interophub:sid:township-row:{table}", row[TownshipSchema.Find(table)!.Key]),
+                        Display = $"{manifest.SourceSystem} {manifest.BatchId} {file} row {row.Number}",
+                    },
+                },
+            ],
+        };
+        if (RowValidatorDates.DateTime(row["updated_at"]) is { } updated)
+        {
+            provenance.Occurred = new FhirDateTime(updated);
+        }
+
+        builder.AddProvenance(provenance, ResourceIds.From(table, row[TownshipSchema.Find(table)!.Key]));
+        return builder.Bundle;
+    }
+
+    /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
+    private static void Resident(TransactionBuilder builder, CsvRow row)
+    {
+        var linking = new List<Identifier>();
+        var patient = new Patient { Active = row["archive_status"] != "2" };
+        void Add(Identifier identifier, bool links = true)
+        {
+            patient.Identifier.Add(identifier);
+            if (links)
+            {
+                linking.Add(identifier);
+            }
+        }
+
+        var idNo = TextNormalizer.Number(row["id_no"]);
+        if (idNo.Length > 0)
+        {
+            switch (row["id_type"])
+            {
+                case "01":
+                    Add(new Identifier(Systems.ResidentId, ResidentIdNumber.Check(idNo, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official });
+                    break;
+                case "03":
+                    Add(new Identifier(Systems.Passport(row["nationality_code"] is { Length: > 0 } c ? c : "UNK"), idNo));
+                    break;
+                default:
+                    Add(new Identifier($"urn:interophub:sid:id-document:{row["id_type"]}", idNo));
+                    break;
+            }
+        }
+
+        Add(new Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"])));
+        if (TextNormalizer.Number(row["health_card_no"]) is { Length: > 0 } card)
+        {
+            Add(new Identifier(Systems.HealthCard, card));
+        }
+
+        if (row["birth_cert_no"] is { Length: > 0 } certificate)
+        {
+            Add(new Identifier(Systems.BirthCertificate, certificate.ToUpperInvariant()));
+        }
+
+        var name = TextNormalizer.Name(row["name"]);
+        var temporary = name.EndsWith("之子", StringComparison.Ordinal) || name.EndsWith("之女", StringComparison.Ordinal);
+        patient.Name.Add(new HumanName { Text = name, Use = temporary ? HumanName.NameUse.Temp : HumanName.NameUse.Official });
+        patient.Gender = row["sex_code"] switch
+        {
+            "1" => AdministrativeGender.Male,
+            "2" => AdministrativeGender.Female,
+            _ => AdministrativeGender.Unknown,
+        };
+        var birth = RowValidatorDates.Date(row["birth_date"])!.Value;
+        patient.BirthDate = birth.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+        if (NewbornKey(row) is { } newbornKey)
+        {
+            Add(new Identifier(Systems.NewbornKey, newbornKey));
+        }
+
+        if (row["ethnicity_code"] is { Length: > 0 } ethnicity)
+        {
+            patient.Extension.Add(new Extension(ExtensionUrls.Ethnicity, new Coding(Systems.Ethnicity, ethnicity, CountyCodes.Ethnicities[ethnicity])));
+        }
+
+        patient.Extension.Add(new Extension
+        {
+            Url = ExtensionUrls.Nationality,
+            Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", row["nationality_code"] is { Length: > 0 } n ? n : "CHN"))],
+        });
+        patient.Extension.Add(new Extension(ExtensionUrls.RegisteredPoor, new FhirBoolean(row["poverty_flag"] == "1")));
+        patient.Extension.Add(new Extension("urn:interophub:ext:residence-type",
+            new Coding(Systems.Local("residence-type"), row["residence_type"], row["residence_type"] == "1" ? "户籍" : "非户籍")));
+        if (row["insurance_type"] is { Length: > 0 } insurance)
+        {
+            patient.Extension.Add(new Extension(ExtensionUrls.PaymentMethod, new Coding(Systems.Local("payment-method"), insurance)));
+        }
+
+        if (row["marital_status_code"] is { Length: > 0 } marital)
+        {
+            patient.MaritalStatus = HisContext.Coded(Systems.MaritalStatus, marital);
+        }
+
+        if (TextNormalizer.Number(row["phone"]) is { Length: > 0 } phone)
+        {
+            patient.Telecom.Add(new ContactPoint(ContactPoint.ContactPointSystem.Phone, ContactPoint.ContactPointUse.Mobile, phone));
+        }
+
+        var address = new Address { Use = Address.AddressUse.Home, Text = row["address_detail"] is { Length: > 0 } d ? d : null };
+        if (row["address_detail"] is { Length: > 0 } line)
+        {
+            address.Line = [line];
+        }
+
+        address.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(row["division_code"])));
+        patient.Address.Add(address);
+
+        if (row["archive_status"] == "3" && RowValidatorDates.Date(row["death_date"]) is { } death)
+        {
+            patient.Deceased = new FhirDateTime(death.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        }
+
+        patient.ManagingOrganization = HisContext.Organization(row["org_code"]);
+        linking.Sort((a, b) => (b.System == Systems.ResidentId).CompareTo(a.System == Systems.ResidentId));
+        builder.Upsert(patient, Criteria.Identifier(linking));
+    }
+
+    private const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
+
+    /// <summary>§3.2 → Immunization, keyed by person, vaccine and date when the resident is known in this batch, else by vacc_id.</summary>
+    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident)
+    {
+        var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
+        var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+        if (vaccine.Cvx is { } cvx)
+        {
+            code.Coding.Add(new Coding(Systems.Cvx, cvx));
+        }
+
+        var immunization = new Immunization
+        {
+            Identifier = [new Identifier(VaccinationSystem, row["vacc_id"])],
+            Status = Hl7.Fhir.Model.Immunization.ImmunizationStatusCodes.Completed,
+            VaccineCode = code,
+            Patient = new ResourceReference($"Patient?{Criteria.Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"]))}"),
+            Occurrence = new FhirDateTime(RowValidatorDates.Date(row["vacc_date"])!.Value.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            PrimarySource = row["record_source"] == "1",
+            ProtocolApplied = [new Hl7.Fhir.Model.Immunization.ProtocolAppliedComponent { DoseNumber = new PositiveInt(int.Parse(row["dose_no"], CultureInfo.InvariantCulture)) }],
+        };
+        if (row["record_source"] == "2")
+        {
+            immunization.ReportOrigin = HisContext.Coded(Systems.Local("record-source"), "2", "历史补录");
+        }
+
+        if (row["lot_no"] is { Length: > 0 } lot)
+        {
+            immunization.LotNumber = lot;
+        }
+
+        if (row["manufacturer_code"] is { Length: > 0 } manufacturer)
+        {
+            immunization.Manufacturer = new ResourceReference
+            {
+                Identifier = new Identifier(Systems.VaccineManufacturer, manufacturer),
+                Display = CountyCodes.Manufacturers[manufacturer],
+            };
+        }
+
+        if (RowValidatorDates.Date(row["expiry_date"]) is { } expiry)
+        {
+            immunization.ExpirationDate = expiry.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        }
+
+        if (decimal.TryParse(row["dose_ml"], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var ml))
+        {
+            immunization.DoseQuantity = new Quantity { Value = ml, Unit = "mL", System = Systems.Ucum, Code = "mL" };
+        }
+
+        if (row["route_code"] is { Length: > 0 } route)
+        {
+            var (v3, display) = route switch
+            {
+                "1" => ("PO", "口服"),
+                "2" => ("IDINJ", "皮内注射"),
+                "3" => ("SQ", "皮下注射"),
+                _ => ("IM", "肌内注射"),
+            };
+            immunization.Route = HisContext.Coded(Systems.Local("township-route"), route, display);
+            immunization.Route.Coding.Add(new Coding("http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration", v3));
+        }
+
+        if (row["site_code"] is { Length: > 0 } site)
+        {
+            immunization.Site = HisContext.Coded(Systems.Local("township-site"), site, site switch
+            {
+                "1" => "左上臂",
+                "2" => "右上臂",
+                "3" => "左大腿",
+                "4" => "右大腿",
+                "5" => "口服",
+                _ => "其他",
+            });
+        }
+
+        if (row["vaccinator"] is { Length: > 0 } vaccinator)
+        {
+            immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent
+            {
+                Function = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
+                Actor = new ResourceReference { Display = vaccinator },
+            });
+        }
+
+        immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent { Actor = HisContext.Organization(row["vacc_org_code"]) });
+        if (TextNormalizer.Number(row["trace_code"]) is { Length: > 0 } trace)
+        {
+            immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
+        }
+
+        var personKey = resident is null ? null : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
+            ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
+            : null);
+        builder.Put(immunization, personKey is null
+            ? ResourceIds.From(row["vacc_id"])
+            : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value));
+    }
+
+    /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>
+    private static string? NewbornKey(CsvRow resident)
+    {
+        if (resident["mother_id_no"] is not { Length: > 0 } mother || RowValidatorDates.Date(resident["birth_date"]) is not { } birth)
+        {
+            return null;
+        }
+
+        var gender = resident["sex_code"] switch
+        {
+            "1" => AdministrativeGender.Male,
+            "2" => AdministrativeGender.Female,
+            _ => AdministrativeGender.Unknown,
+        };
+        var order = int.TryParse(resident["birth_order"], out var o) && o > 0 ? o : 1;
+        return PatientMapping.NewbornKey(ResidentIdNumber.Check(TextNormalizer.Number(mother), DateOnly.MaxValue).Value, birth, gender, order);
+    }
+}
+
+/// <summary>The date formats of the township dialect (§1: <c>YYYY-MM-DD</c>, <c>YYYY/M/D</c>, <c>YYYYMMDD</c>; China time).</summary>
+internal static class RowValidatorDates
+{
+    public static DateOnly? Date(string value) =>
+        DateOnly.TryParseExact(value, ["yyyy-MM-dd", "yyyy/M/d", "yyyyMMdd"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var date) ? date : null;
+
+    public static string? DateTime(string value) =>
+        System.DateTime.TryParseExact(value, ["yyyy-MM-dd HH:mm:ss", "yyyy/M/d H:mm:ss", "yyyy-MM-dd HH:mm"], CultureInfo.InvariantCulture,
+            DateTimeStyles.None, out var local)
+            ? new DateTimeOffset(local, TimeSpan.FromHours(8)).ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)
+            : null;
+}

@@ -1,0 +1,36 @@
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>
+/// A problem in a batch, located as the batch report prints it (township-export.md §2): file, data row (header
+/// = row 0), the line in the file, column and primary key. <see cref="Code"/> is a README reason code, or
+/// <c>WARNING</c>. A batch-level problem has no file; a file-level one has row 0.
+/// </summary>
+public sealed record TownshipIssue(string? File, int Row, int Line, string? Column, string? Key, string Code, string Detail,
+    IssueSeverity Severity = IssueSeverity.Error)
+{
+    public override string ToString() => $"{File} row {Row} (line {Line}) {Key} {Column} {Code}: {Detail}";
+}
+
+/// <summary>The manifest fields the adapter uses (township-export.md §1).</summary>
+public sealed record TownshipManifest(string BatchId, string SourceSystem, string Institution, string ExportType, int Sequence,
+    DateTimeOffset ExportTime, string Encoding, IReadOnlyList<TownshipFile> Files);
+
+public sealed record TownshipFile(string Name, string Table, int Rows, string Sha256, string? Encoding);
+
+/// <summary>
+/// One accepted row. <see cref="Transaction"/> holds what it maps to, or is null for a table whose mapping is not
+/// built yet (the row is validated, not applied). The ingest compares <see cref="UpdatedAt"/> with the stored row
+/// of (<see cref="Table"/>, <see cref="Key"/>) to skip stale and repeated rows (§2 "Update"), and checks that the
+/// residents in <see cref="ReferencedResidents"/> exist when they were not accepted in this batch.
+/// </summary>
+public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
+    Bundle? Transaction, IReadOnlyList<string> ReferencedResidents);
+
+/// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
+public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)
+{
+    public bool BatchRejected => Manifest is null;
+}

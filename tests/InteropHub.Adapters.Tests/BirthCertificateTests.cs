@@ -1,0 +1,153 @@
+using System.Text;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.BirthCertificate;
+using InteropHub.Adapters.Identity;
+using InteropHub.Fhir.Serialization;
+
+namespace InteropHub.Adapters.Tests;
+
+public sealed class BirthCertificateTests
+{
+    private static readonly DateTimeOffset Received = new(2025, 6, 30, 12, 0, 0, TimeSpan.FromHours(8));
+    private static readonly FhirSerializers Serializers = new();
+
+    public static TheoryData<string> Samples()
+    {
+        var data = new TheoryData<string>();
+        foreach (var file in Directory.GetFiles(SampleFiles.Folder("birth-certificate"), "*.xml").Order(StringComparer.Ordinal))
+        {
+            data.Add(Path.GetFileNameWithoutExtension(file));
+        }
+
+        return data;
+    }
+
+    private static BirthCertificateResult Read(string xml) => BirthCertificateReader.Read(Encoding.UTF8.GetBytes(xml), Received);
+
+    private static string Sample(string name) => File.ReadAllText(SampleFiles.Folder($"birth-certificate/{name}.xml"));
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Every_sample_certificate_is_accepted_and_maps_to_its_golden_bundles(string sample)
+    {
+        var result = BirthCertificateReader.Read(SampleFiles.Bytes($"birth-certificate/{sample}.xml"), Received);
+
+        Assert.False(result.DocumentRejected);
+        var text = new StringBuilder();
+        foreach (var outcome in result.Certificates)
+        {
+            var accepted = Assert.IsType<CertificateAccepted>(outcome);
+            var json = Serializers.ToJsonBytes(accepted.Transaction, pretty: true);
+            Assert.IsType<Bundle>(Serializers.ParseJson(Serializers.ToJsonBytes(accepted.Transaction)));
+            text.Append(Encoding.UTF8.GetString(json)).Append('\n');
+        }
+
+        var golden = Path.Combine(GoldenFolder.Source, "birth-certificate", sample + ".json");
+        if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
+        {
+            File.WriteAllText(golden, text.ToString());
+        }
+
+        Assert.Equal(File.ReadAllText(SampleFiles.Folder($"../Golden/birth-certificate/{sample}.json")), text.ToString());
+    }
+
+    [Fact]
+    public void A_replacement_keeps_the_same_newborn_and_supersedes_the_old_certificate()
+    {
+        var first = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Sample("Q360418201")).Certificates));
+        var second = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Sample("R360007315_reissue_of_Q360418201")).Certificates));
+
+        Assert.Equal("Q360418201", second.Supersedes);
+        var newborn = second.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().Single(p => p.Identifier.Any(i => i.System == Systems.BirthCertificate));
+        Assert.Contains(newborn.Identifier, i => i.Value == "Q360418201" && i.Use == Identifier.IdentifierUse.Old);
+        Assert.Equal("陈思雨", newborn.Name[0].Text);
+        // The birth event, its observations and doses keep their ids across the reissue.
+        var ids = (CertificateAccepted c) => c.Transaction.Entry.Where(e => e.Resource is Encounter or Observation or Immunization or RelatedPerson).Select(e => e.Request!.Url).ToList();
+        Assert.Equal(ids(first), ids(second));
+        var document = second.Transaction.Entry.Select(e => e.Resource).OfType<DocumentReference>().Single();
+        Assert.Equal("Q360418201", document.RelatesTo[0].Target!.Identifier!.Value);
+    }
+
+    [Fact]
+    public void The_newborn_carries_the_same_newborn_key_as_the_HIS_admission()
+    {
+        var accepted = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Sample("Q360418201")).Certificates));
+
+        var newborn = accepted.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().Single(p => p.BirthDate == "2025-03-15");
+        Assert.Contains(newborn.Identifier, i => i.System == Systems.NewbornKey && i.Value == "36992119960823078X/20250315/female/1");
+        var mother = accepted.Transaction.Entry.Single(e => e.Resource is RelatedPerson r && r.Relationship[0].Coding[0].Code == "MTH");
+        Assert.Equal("36992119960823078X", ((RelatedPerson)mother.Resource!).Identifier[0].Value);
+    }
+
+    [Fact]
+    public void A_batch_is_validated_certificate_by_certificate()
+    {
+        var batch = Sample("batch_QX-BMC-20250430-001");
+        var at = batch.IndexOf("<BirthWeight unit=\"g\">", StringComparison.Ordinal);
+        var broken = string.Concat(batch.AsSpan(0, at), "<BirthWeight unit=\"kg\">", batch.AsSpan(at + "<BirthWeight unit=\"g\">".Length));
+
+        var result = Read(broken);
+
+        Assert.Equal(3, result.Certificates.Count);
+        Assert.IsType<CertificateRejected>(result.Certificates[0]);
+        Assert.Equal("MALFORMED", result.Certificates[0].Issues[0].Code);
+        Assert.All(result.Certificates.Skip(1), c => Assert.IsType<CertificateAccepted>(c));
+    }
+
+    [Fact]
+    public void A_batch_whose_count_differs_is_rejected_whole_as_INTEGRITY()
+    {
+        var batch = Sample("batch_QX-BMC-20250430-001").Replace("count=\"3\"", "count=\"4\"", StringComparison.Ordinal);
+
+        var result = Read(batch);
+
+        Assert.True(result.DocumentRejected);
+        Assert.Equal("INTEGRITY", Assert.Single(result.DocumentIssues).Code);
+    }
+
+    [Fact]
+    public void A_DTD_or_external_entity_is_refused_as_MALFORMED()
+    {
+        var xml = "<?xml version=\"1.0\"?><!DOCTYPE BirthCertificate [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+            + Sample("Q360418201")[Sample("Q360418201").IndexOf("<BirthCertificate", StringComparison.Ordinal)..].Replace("<Remarks>", "<Remarks>&x;", StringComparison.Ordinal);
+
+        var result = Read(xml);
+
+        Assert.True(result.DocumentRejected);
+        Assert.Equal("MALFORMED", result.DocumentIssues[0].Code);
+        Assert.DoesNotContain("root:", result.DocumentIssues[0].Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("<IdDocument typeCode=\"01\">36992119960823078X</IdDocument>", "<IdDocument typeCode=\"01\">369921199608230781</IdDocument>", "ID_CHECK_DIGIT")]
+    [InlineData("<SexCode>2</SexCode>", "<SexCode>5</SexCode>", "UNKNOWN_CODE")]
+    [InlineData("<IssuingInstitution code=\"QX2100012\">", "<IssuingInstitution code=\"QX9999999\">", "UNKNOWN_CODE")]
+    [InlineData("<Vaccination vaccineCode=\"0201\"", "<Vaccination vaccineCode=\"9999\"", "UNKNOWN_CODE")]
+    [InlineData("<AdministeredAt>2025-03-15T10:20:00+08:00</AdministeredAt>", "<AdministeredAt>2025-03-14T10:20:00+08:00</AdministeredAt>", "IMPOSSIBLE_DATE")]
+    [InlineData("<IssueDate>2025-03-17</IssueDate>", "<IssueDate>2025-03-14</IssueDate>", "IMPOSSIBLE_DATE")]
+    [InlineData("<IssueDate>2025-03-17</IssueDate>", "<IssueDate>2025-07-17</IssueDate>", "IMPOSSIBLE_DATE")]
+    [InlineData("<Name>王秀英</Name>", "<Name></Name>", "MISSING_REQUIRED")]
+    [InlineData("<Plurality>1</Plurality>", "<Plurality>one</Plurality>", "MALFORMED")]
+    public void Invalid_certificates_are_rejected_with_the_first_failing_check(string from, string to, string code)
+    {
+        var xml = Sample("Q360418201");
+        Assert.Contains(from, xml, StringComparison.Ordinal);
+
+        var outcome = Assert.Single(Read(xml.Replace(from, to, StringComparison.Ordinal)).Certificates);
+
+        var rejected = Assert.IsType<CertificateRejected>(outcome);
+        Assert.Equal(code, rejected.Errors[0].Code);
+        Assert.True(rejected.Errors[0].Line > 0);
+    }
+
+    [Fact]
+    public void A_document_declared_GB18030_is_decoded_by_its_declaration()
+    {
+        var xml = Sample("Q360418201").Replace("encoding=\"UTF-8\"", "encoding=\"GB18030\"", StringComparison.Ordinal);
+
+        var result = BirthCertificateReader.Read(InteropHub.Adapters.His.Parsing.Hl7Parser.Gb18030.GetBytes(xml), Received);
+
+        var accepted = Assert.IsType<CertificateAccepted>(Assert.Single(result.Certificates));
+        Assert.Contains(accepted.Transaction.Entry, e => e.Resource is RelatedPerson r && r.Name[0].Text == "王秀英");
+    }
+}

@@ -1,0 +1,443 @@
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.Tests;
+
+public sealed class HisMappingTests
+{
+    private static T Single<T>(HisOutcome outcome) where T : Resource =>
+        Assert.Single(Assert.IsType<HisAccepted>(outcome).Transaction.Entry.Select(e => e.Resource).OfType<T>());
+
+    private static IEnumerable<T> All<T>(HisOutcome outcome) where T : Resource =>
+        Assert.IsType<HisAccepted>(outcome).Transaction.Entry.Select(e => e.Resource).OfType<T>();
+
+    [Fact]
+    public void A_lower_case_x_in_an_id_number_is_normalised_and_the_patient_is_matched_on_it_first()
+    {
+        var outcome = Er7.Sample("04_").Map();
+
+        var entry = Assert.IsType<HisAccepted>(outcome).Transaction.Entry[0];
+        Assert.Contains(((Patient)entry.Resource!).Identifier, i => i.System == Systems.ResidentId && i.Value == "36992119960823078X");
+        Assert.StartsWith("Patient?identifier=urn:oid:2.16.156.10011.1.3|36992119960823078X,", entry.Request!.Url, StringComparison.Ordinal);
+        Assert.Equal(Bundle.HTTPVerb.PUT, entry.Request.Method);
+    }
+
+    [Fact]
+    public void A_wrong_check_character_is_rejected_AE_naming_the_repetition_and_the_expected_character()
+    {
+        var error = Er7.Sample("16_").With("PID", 3, "0000021875^^^QX2110026^MR~369902195804121375^^^&2.16.156.10011.1.3&ISO^NNCHN").Map().SingleError();
+
+        Assert.Equal((RejectionReason.IdCheckDigit, "PID^1^3^2", 102), (error.Reason, error.Location!.ToErl(), error.Hl7ErrorCode));
+        Assert.Equal("PID-3 身份证号 369902195804121375 校验位应为 2", error.Detail);
+    }
+
+    [Theory]
+    [InlineData("36990219580412137", "ID_FORMAT")]
+    [InlineData("369902195802301372", "ID_FORMAT")]
+    [InlineData("369902205804121372", "ID_FORMAT")]
+    public void Id_numbers_of_the_wrong_length_or_with_an_impossible_or_future_date_are_ID_FORMAT(string id, string reason)
+    {
+        var error = Er7.Sample("16_").With("PID", 3, $"0000021875^^^QX2110026^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN").Map().SingleError();
+
+        Assert.Equal(reason, error.Reason.Code());
+    }
+
+    [Fact]
+    public void A_15_digit_id_number_typed_SFZ_is_upgraded_to_18_with_a_warning()
+    {
+        var outcome = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("27_")));
+
+        var patient = (Patient)outcome.Transaction.Entry[0].Resource!;
+        Assert.Contains(patient.Identifier, i => i.System == Systems.ResidentId && i.Value == "369902194910010866");
+        Assert.Equal("1949-10-01", patient.BirthDate);
+        Assert.Empty(patient.BirthDateElement!.Extension);
+    }
+
+    [Fact]
+    public void An_id_number_sent_in_PID_19_is_used_when_PID_3_has_none()
+    {
+        var message = Er7.Sample("16_").With("PID", 3, "0000021875^^^QX2110026^MR").With("PID", 19, "36990219580412137２");
+
+        var patient = Single<Patient>(message.Map());
+
+        Assert.Contains(patient.Identifier, i => i.System == Systems.ResidentId && i.Value == "369902195804121372");
+    }
+
+    [Fact]
+    public void A_PID_3_without_an_MRN_is_MISSING_REQUIRED()
+    {
+        var error = Er7.Sample("16_").With("PID", 3, "369902195804121372^^^&2.16.156.10011.1.3&ISO^NNCHN").Map().SingleError();
+
+        Assert.Equal((RejectionReason.MissingRequired, "PID^1^3"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Theory]
+    [InlineData("M", AdministrativeGender.Male)]
+    [InlineData("1", AdministrativeGender.Male)]
+    [InlineData("2", AdministrativeGender.Female)]
+    [InlineData("U", AdministrativeGender.Unknown)]
+    [InlineData("9", AdministrativeGender.Unknown)]
+    public void Sex_is_read_as_HL7_0001_or_GB_T_2261_1(string code, AdministrativeGender gender)
+    {
+        Assert.Equal(gender, Single<Patient>(Er7.Sample("16_").With("PID", 8, code).Map()).Gender);
+    }
+
+    [Fact]
+    public void Sex_9_keeps_its_original_code()
+    {
+        var patient = Single<Patient>(Er7.Sample("16_").With("PID", 8, "9").Map());
+
+        var original = Assert.IsType<Coding>(Assert.Single(patient.GenderElement!.Extension).Value);
+        Assert.Equal((Systems.Sex, "9"), (original.System, original.Code));
+    }
+
+    [Theory]
+    [InlineData("PID", 8, "X", "UNKNOWN_CODE", "PID^1^8")]
+    [InlineData("PID", 10, "99^火星族^GB3304", "UNKNOWN_CODE", "PID^1^10")]
+    [InlineData("PID", 7, "19580231", "IMPOSSIBLE_DATE", "PID^1^7")]
+    [InlineData("PID", 7, "20260101", "IMPOSSIBLE_DATE", "PID^1^7")]
+    [InlineData("PV1", 2, "Z", "UNKNOWN_CODE", "PV1^1^2")]
+    [InlineData("PV1", 19, "", "MISSING_REQUIRED", "PV1^1^19")]
+    [InlineData("PV1", 44, "", "MISSING_REQUIRED", "PV1^1^44")]
+    [InlineData("PV1", 44, "20250510083500", "IMPOSSIBLE_DATE", "PV1^1^44")]
+    public void Content_errors_are_rejected_AE_with_their_reason_and_location(string segment, int field, string value, string reason, string erl)
+    {
+        var outcome = Er7.Sample("16_").With(segment, field, value).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((reason, erl), (error.Reason.Code(), error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_discharge_before_the_admission_is_IMPOSSIBLE_DATE()
+    {
+        var error = Er7.Sample("23_").With("PV1", 45, "20250501103000").Map().SingleError();
+
+        Assert.Equal((RejectionReason.ImpossibleDate, "PV1^1^45"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void Placeholder_birth_dates_mean_unknown_and_are_not_rejected()
+    {
+        var patient = Single<Patient>(Er7.Sample("16_").With("PID", 7, "19000101").Map());
+
+        Assert.Null(patient.BirthDate);
+    }
+
+    [Fact]
+    public void An_outpatient_registration_is_a_finished_ambulatory_encounter_keyed_by_its_visit_number()
+    {
+        var entry = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("16_"))).Transaction.Entry.Single(e => e.Resource is Encounter);
+
+        var encounter = (Encounter)entry.Resource!;
+        Assert.Equal(Encounter.EncounterStatus.Finished, encounter.Status);
+        Assert.Equal("AMB", encounter.Class.Code);
+        Assert.Equal("Encounter?identifier=urn:interophub:sid:outpatient-no:QX2110026|MZ20250506000087", entry.Request!.Url);
+        Assert.Equal("2025-05-06T08:35:00+08:00", encounter.Period!.Start);
+    }
+
+    [Fact]
+    public void Discharge_cancel_discharge_and_cancel_admit_need_the_visit_to_exist_and_set_its_status()
+    {
+        foreach (var (sample, status) in new[]
+        {
+            ("07_", Encounter.EncounterStatus.Finished),
+            ("08_", Encounter.EncounterStatus.InProgress),
+            ("31_", Encounter.EncounterStatus.EnteredInError),
+        })
+        {
+            var outcome = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His(sample)));
+            var encounter = Single<Encounter>(outcome);
+            Assert.Equal(status, encounter.Status);
+            var precondition = Assert.IsType<MustExist>(Assert.Single(outcome.Preconditions));
+            Assert.Equal($"Encounter?identifier={encounter.Identifier[0].System}|{encounter.Identifier[0].Value}", precondition.Search);
+            Assert.Equal("PV1^1^19", precondition.Location.ToErl());
+        }
+    }
+
+    [Fact]
+    public void A_transfer_keeps_the_location_left_as_completed_and_the_new_one_active()
+    {
+        var encounter = Single<Encounter>(HisMapper.Map(SampleFiles.His("22_")));
+
+        Assert.Equal(
+            [("心内科CCU CCU-03", Encounter.EncounterLocationStatus.Completed), ("心血管内科 0512-02", Encounter.EncounterLocationStatus.Active)],
+            encounter.Location.Select(l => (l.Location.Display, l.Status)));
+    }
+
+    [Fact]
+    public void A_person_update_never_creates_an_encounter_and_kin_become_related_persons()
+    {
+        var outcome = HisMapper.Map(SampleFiles.His("02_"));
+
+        Assert.Empty(All<Encounter>(outcome));
+        var spouse = Single<RelatedPerson>(outcome);
+        Assert.Equal("黄美玲", spouse.Name[0].Text);
+        Assert.Contains(spouse.Relationship, r => r.Coding.Any(c => c.Code == "SPS"));
+    }
+
+    [Fact]
+    public void A_merge_retires_the_old_MRN_with_replaced_by_and_the_survivor_replaces_it()
+    {
+        var outcome = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("03_")));
+
+        var patients = outcome.Transaction.Entry.Where(e => e.Resource is Patient).ToList();
+        var survivor = patients.Single(e => ((Patient)e.Resource!).Active == true);
+        var retired = patients.Single(e => ((Patient)e.Resource!).Active == false);
+        Assert.Equal("Patient?identifier=urn:interophub:sid:mrn:QX2100012|0000517733", retired.Request!.Url);
+        Assert.Equal((survivor.FullUrl, Patient.LinkType.ReplacedBy), (((Patient)retired.Resource!).Link[0].Other!.Reference, ((Patient)retired.Resource!).Link[0].Type));
+        Assert.Equal((retired.FullUrl, Patient.LinkType.Replaces), (((Patient)survivor.Resource!).Link[0].Other!.Reference, ((Patient)survivor.Resource!).Link[0].Type));
+        Assert.Equal("0000517733", outcome.Merge!.Retired.Value);
+        Assert.Contains(outcome.Preconditions, p => p is MustExist { Search: "Patient?identifier=urn:interophub:sid:mrn:QX2100012|0000517733" });
+    }
+
+    [Fact]
+    public void A_merge_across_institutions_is_UNKNOWN_REFERENCE()
+    {
+        var error = Er7.Sample("03_").With("MRG", 1, "0000517733^^^QX2110026^MR").Map().SingleError();
+
+        Assert.Equal((RejectionReason.UnknownReference, "MRG^1^1"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_newborn_gets_the_linkage_key_of_mother_birth_date_sex_and_order_and_a_temporary_name()
+    {
+        var patient = Single<Patient>(HisMapper.Map(SampleFiles.His("05_")));
+
+        Assert.Contains(patient.Identifier, i => i.System == Systems.NewbornKey && i.Value == "36992119960823078X/20250315/female/1");
+        Assert.Equal(HumanName.NameUse.Temp, patient.Name[0].Use);
+        Assert.Equal("2025-03-15T08:42:00+08:00", ((FhirDateTime)patient.BirthDateElement!.GetExtension(ExtensionUrls.BirthTime)!.Value!).Value);
+    }
+
+    [Fact]
+    public void Lab_results_carry_value_unit_range_interpretation_and_the_performing_laboratory()
+    {
+        var outcome = HisMapper.Map(SampleFiles.His("29_"));
+
+        var potassium = All<Observation>(outcome).Single(o => o.Code.Coding[0].Code == "K");
+        var quantity = Assert.IsType<Quantity>(potassium.Value);
+        Assert.Equal((6.8m, "mmol/L", "HH"), (quantity.Value, quantity.Code, potassium.Interpretation[0].Coding[0].Code));
+        Assert.Equal((3.5m, 5.3m), (potassium.ReferenceRange[0].Low!.Value, potassium.ReferenceRange[0].High!.Value));
+        Assert.Contains(potassium.Code.Coding, c => c.System == Systems.Loinc && c.Code == "2823-3");
+        var creatinine = All<Observation>(outcome).Single(o => o.Code.Coding[0].Code == "CREA");
+        Assert.Equal(("umol/L", "μmol/L"), (((Quantity)creatinine.Value!).Code, ((Quantity)creatinine.Value!).Unit));
+        var urea = All<Observation>(outcome).Single(o => o.Code.Coding[0].Code == "UREA");
+        Assert.DoesNotContain(urea.Code.Coding, c => c.System == Systems.Loinc);
+        var report = Single<DiagnosticReport>(outcome);
+        Assert.Equal(3, report.Result.Count);
+        Assert.Equal("Organization?identifier=urn:interophub:sid:org-code|QX2100012", report.Performer[0].Reference);
+        Assert.Contains("危急值", report.Conclusion, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_local_lab_code_is_kept_as_a_local_coding()
+    {
+        var message = Er7.Sample("29_").With("OBX", 3, "XYZ^新项目^QXLIS");
+
+        var observation = All<Observation>(message.Map()).First();
+
+        Assert.Equal([("urn:interophub:cs:qxlis", "XYZ")], observation.Code.Coding.Select(c => (c.System, c.Code)));
+    }
+
+    [Fact]
+    public void Local_codes_without_a_standard_equivalent_are_reported_for_counting()
+    {
+        var accepted = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("29_")));
+
+        var unmapped = Codes.UnmappedCodes.In(accepted.Transaction);
+
+        Assert.Equal([("urn:interophub:cs:qxlis", "UREA")], unmapped.Select(c => (c.System, c.Code)));
+        Assert.Empty(Codes.UnmappedCodes.In(Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("21_"))).Transaction));
+    }
+
+    [Theory]
+    [InlineData("<0.10", 0.10, Quantity.QuantityComparator.LessThan)]
+    [InlineData("６.8", 6.8, null)]
+    public void Numeric_results_accept_comparators_and_full_width_digits(string value, double expected, Quantity.QuantityComparator? comparator)
+    {
+        var observation = All<Observation>(Er7.Sample("29_").With("OBX", 5, value).Map()).First();
+
+        var quantity = Assert.IsType<Quantity>(observation.Value);
+        Assert.Equal(((decimal)expected, comparator), (quantity.Value, quantity.Comparator));
+    }
+
+    [Fact]
+    public void A_non_numeric_NM_result_is_MALFORMED_at_OBX_5_and_answered_AE()
+    {
+        var outcome = Er7.Sample("29_").With("OBX", 5, "偏高").Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((RejectionReason.Malformed, "OBX^1^5", 102), (error.Reason, error.Location!.ToErl(), error.Hl7ErrorCode));
+    }
+
+    [Fact]
+    public void A_correction_rewrites_the_same_report_and_results()
+    {
+        var original = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("21_")));
+        var corrected = Er7.Sample("21_").With("MSH", 10, "QX2100012-LIS-20250508-000001").With("OBR", 25, "C").With("OBX", 11, "C").With("OBX", 5, "3.4").Map();
+
+        var ids = (Bundle b) => b.Entry.Where(e => e.Resource is DiagnosticReport or Observation).Select(e => e.Request!.Url).ToList();
+        Assert.Equal(ids(original.Transaction), ids(Assert.IsType<HisAccepted>(corrected).Transaction));
+        Assert.Equal(DiagnosticReport.DiagnosticReportStatus.Corrected, Single<DiagnosticReport>(corrected).Status);
+    }
+
+    [Fact]
+    public void Each_vaccination_group_is_one_immunization_keyed_by_person_vaccine_and_date()
+    {
+        var outcome = HisMapper.Map(SampleFiles.His("06_"));
+
+        var doses = All<Immunization>(outcome).ToList();
+        const string newborn = "newborn:36992119960823078X/20250315/female/1";
+        Assert.Equal([DoseIds.For(newborn, "0101", new DateOnly(2025, 3, 15)), DoseIds.For(newborn, "0201", new DateOnly(2025, 3, 16))], doses.Select(d => d.Id));
+        Assert.Equal(["08", "19"], doses.Select(d => d.VaccineCode.Coding.Single(c => c.System == Systems.Cvx).Code));
+        Assert.All(doses, d => Assert.Equal(1, ((PositiveInt)d.ProtocolApplied[0].DoseNumber).Value));
+        Assert.Equal("IDINJ", doses[1].Route!.Coding[1].Code);
+        Assert.Equal("1", doses[0].FundingSource!.Coding[0].Code);
+    }
+
+    [Fact]
+    public void A_vaccine_code_outside_the_county_table_is_UNKNOWN_CODE_at_RXA_5()
+    {
+        var error = Er7.Sample("06_").With("RXA", 5, "9999^新疫苗^QXVAC").Map().SingleError();
+
+        Assert.Equal((RejectionReason.UnknownCode, "RXA^1^5"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_dose_before_birth_is_IMPOSSIBLE_DATE()
+    {
+        var error = Er7.Sample("06_").With("RXA", 3, "20250301102000").Map().SingleError();
+
+        Assert.Equal((RejectionReason.ImpossibleDate, "RXA^1^3"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_delete_action_deletes_the_dose_it_names()
+    {
+        var outcome = Assert.IsType<HisAccepted>(Er7.Sample("06_").With("RXA", 21, "D").Map());
+
+        var id = DoseIds.For("newborn:36992119960823078X/20250315/female/1", "0101", new DateOnly(2025, 3, 15));
+        Assert.Contains(outcome.Transaction.Entry, e => e.Request!.Method == Bundle.HTTPVerb.DELETE && e.Request.Url == $"Immunization/{id}");
+    }
+
+    [Fact]
+    public void An_up_referral_is_a_service_request_and_a_requested_task_owned_by_the_receiver()
+    {
+        var outcome = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("17_")));
+
+        var request = Single<ServiceRequest>(outcome);
+        var task = Single<Hl7.Fhir.Model.Task>(outcome);
+        Assert.Equal("ZZ-QX2110026-20250506-0007", request.Id);
+        Assert.Contains(request.Category, c => c.Coding[0].Code == "UP");
+        Assert.Equal(2, request.SupportingInfo.Count);
+        Assert.Equal((Hl7.Fhir.Model.Task.TaskStatus.Requested, "ServiceRequest/ZZ-QX2110026-20250506-0007"), (task.Status, task.Focus!.Reference));
+        Assert.Equal("Organization?identifier=urn:interophub:sid:org-code|QX2100012", task.Owner!.Reference);
+        var transition = Assert.IsType<TaskTransition>(Assert.Single(outcome.Preconditions));
+        Assert.True(transition.MayBeAbsent);
+    }
+
+    [Theory]
+    [InlineData("18_", "accepted", new[] { "requested", "received" })]
+    [InlineData("20_", "in-progress", new[] { "accepted" })]
+    [InlineData("24_", "completed", new[] { "in-progress" })]
+    [InlineData("15_", "cancelled", new[] { "requested", "received", "accepted" })]
+    public void Status_changes_carry_the_allowed_previous_states_for_the_store_to_check(string sample, string to, string[] from)
+    {
+        var outcome = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His(sample)));
+
+        var transition = Assert.IsType<TaskTransition>(Assert.Single(outcome.Preconditions));
+        Assert.Equal((to, false), (transition.To, transition.MayBeAbsent));
+        Assert.Equal(from, transition.AllowedFrom);
+    }
+
+    [Fact]
+    public void A_down_referral_names_the_up_referral_it_returns()
+    {
+        var request = Single<ServiceRequest>(HisMapper.Map(SampleFiles.His("25_")));
+
+        Assert.Equal("ZZ-QX2110026-20250506-0007", Assert.Single(request.BasedOn).Identifier!.Value);
+    }
+
+    [Fact]
+    public void A_referral_to_an_institution_outside_the_table_is_UNKNOWN_CODE()
+    {
+        var message = Er7.Sample("17_").Replace("PRD|RT^接收方^HL70286|||0304^^^QX2100012", "PRD|RT^接收方^HL70286|||0304^^^QX9999999", StringComparison.Ordinal);
+
+        var error = message.Map().SingleError();
+
+        Assert.Equal((RejectionReason.UnknownCode, "PRD^2^4^^4"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void An_I13_carrying_the_cancel_status_is_an_INVALID_TRANSITION()
+    {
+        var error = Er7.Sample("18_").With("RF1", 1, "X^撤销^QXREF").Map().SingleError();
+
+        Assert.Equal(RejectionReason.InvalidTransition, error.Reason);
+    }
+
+    [Fact]
+    public void Escapes_in_free_text_are_resolved()
+    {
+        var request = Single<ServiceRequest>(HisMapper.Map(SampleFiles.His("14_")));
+
+        Assert.Contains(request.Note, n => n.Text!.Contains("8.9&9.6mmol/L", StringComparison.Ordinal));
+        Assert.Contains(request.ReasonCode, c => c.Coding.Any(x => x.System == Systems.Icd10 && x.Code == "E11.9"));
+    }
+
+    [Fact]
+    public void The_same_message_resent_with_other_terminators_and_time_has_the_same_content_hash_and_bundle()
+    {
+        var first = Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His("16_")));
+        var resent = Assert.IsType<HisAccepted>(Er7.Sample("16_").With("MSH", 7, "20250506083600").Replace('\r', '\n').Map());
+
+        Assert.Equal(first.ContentHash, resent.ContentHash);
+        Assert.Equal(first.Key, resent.Key);
+        Assert.NotEqual(first.ContentHash, Assert.IsType<HisAccepted>(Er7.Sample("16_").With("PID", 13, "13900009999").Map()).ContentHash);
+    }
+
+    [Theory]
+    [InlineData("MSH", 11, "T", 202)]
+    [InlineData("MSH", 12, "2.3", 203)]
+    [InlineData("MSH", 9, "ADT^A05^ADT_A05", 201)]
+    [InlineData("MSH", 9, "SIU^S12", 200)]
+    [InlineData("MSH", 10, "", 101)]
+    [InlineData("MSH", 7, "2025", 101)]
+    public void Unsupported_or_unreadable_headers_are_rejected_AR(string segment, int field, string value, int errorCode)
+    {
+        var message = Er7.Sample("16_").With(segment, field, value);
+        if (value == "2025")
+        {
+            message = message.With("MSH", 7, "");
+        }
+
+        var outcome = message.Map();
+
+        Assert.Equal(AckCode.AR, outcome.AckCode);
+        Assert.Contains(Assert.IsType<HisRejected>(outcome).Errors, e => e.Hl7ErrorCode == errorCode && e.Location!.ToErl() == $"MSH^1^{field}");
+    }
+
+    [Fact]
+    public void A_sender_outside_the_county_institution_table_is_UNKNOWN_CODE_at_MSH_4()
+    {
+        var error = Er7.Sample("16_").With("MSH", 4, "QX9999999").Map().SingleError();
+
+        Assert.Equal((RejectionReason.UnknownCode, "MSH^1^4"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void Unparsable_bytes_are_rejected_AR_MALFORMED_without_a_message()
+    {
+        var outcome = HisMapper.Map("this is not HL7"u8);
+
+        var rejected = Assert.IsType<HisRejected>(outcome);
+        Assert.Equal(AckCode.AR, rejected.AckCode);
+        Assert.Null(rejected.Message);
+        Assert.Null(rejected.Key);
+        Assert.Equal(RejectionReason.Malformed, Assert.Single(rejected.Errors).Reason);
+    }
+}

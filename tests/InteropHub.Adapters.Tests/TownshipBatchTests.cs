@@ -1,0 +1,219 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.Township;
+using InteropHub.Fhir.Serialization;
+
+namespace InteropHub.Adapters.Tests;
+
+public sealed class TownshipBatchTests
+{
+    private static Dictionary<string, byte[]> Batch(string folder) =>
+        Directory.GetFiles(SampleFiles.Folder($"township/{folder}")).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    [Fact]
+    public void Batch_001_rejects_exactly_the_three_documented_rows_and_accepts_every_other_row()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-001"));
+
+        var errors = result.Issues.Where(i => i.Severity == IssueSeverity.Error).Select(i => (i.File, i.Row, i.Key, i.Code)).ToList();
+        Assert.Equal(
+        [
+            ("residents.csv", 20, "36992110120100081", "ID_CHECK_DIGIT"),
+            ("immunizations.csv", 30, "JZ-QX2110026-0000330", "UNKNOWN_CODE"),
+            ("child_checkups.csv", 18, "ET-QX2110026-0000118", "IMPOSSIBLE_DATE"),
+        ], errors);
+        Assert.Equal(30 + 30 + 16 + 15 + 10 + 10 + 21 + 18 - 3, result.Rows.Count);
+    }
+
+    [Fact]
+    public void A_rejected_row_names_file_row_line_column_and_reason()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-001"));
+
+        var residents = result.Issues.Single(i => i.Code == "ID_CHECK_DIGIT");
+        Assert.Equal(("residents.csv", 20, 21, "id_no (column 6)"), (residents.File, residents.Row, residents.Line, residents.Column));
+        Assert.Contains("369902197803150217 校验位应为 8", residents.Detail, StringComparison.Ordinal);
+        var checkup = result.Issues.Single(i => i.Code == "IMPOSSIBLE_DATE");
+        Assert.Contains("checkup_date 2025-02-30 is not a calendar date", checkup.Detail, StringComparison.Ordinal);
+        var vaccine = result.Issues.Single(i => i.Code == "UNKNOWN_CODE");
+        Assert.Contains("vaccine_code 9999 is not in QXVAC", vaccine.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rows_are_applied_residents_first_and_mapped_rows_carry_a_valid_transaction()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-001"));
+
+        Assert.Equal("residents", result.Rows[0].Table);
+        var serializers = new FhirSerializers();
+        foreach (var row in result.Rows.Where(r => r.Transaction is not null))
+        {
+            Assert.IsType<Bundle>(serializers.ParseJson(serializers.ToJsonBytes(row.Transaction!)));
+            Assert.IsType<Provenance>(row.Transaction!.Entry[^1].Resource);
+        }
+
+        Assert.All(result.Rows, r => Assert.NotNull(r.Transaction));
+        var lidefu = result.Rows.Single(r => r.Key == "36992110120100023").Transaction!.Entry[0];
+        Assert.StartsWith("Patient?identifier=urn:oid:2.16.156.10011.1.3|369902195804121372,urn:oid:2.16.156.10011.1.2|36992110120100023", lidefu.Request!.Url, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("batch-001", "residents")]
+    [InlineData("batch-001", "immunizations")]
+    [InlineData("batch-001", "contracts")]
+    [InlineData("batch-001", "followups_hypertension")]
+    [InlineData("batch-001", "followups_diabetes")]
+    [InlineData("batch-001", "maternal_registrations")]
+    [InlineData("batch-001", "maternal_visits")]
+    [InlineData("batch-001", "child_checkups")]
+    [InlineData("batch-003-longquan-gb18030", "residents")]
+    public void The_first_row_of_each_table_maps_to_its_golden_bundle(string batch, string table)
+    {
+        var row = TownshipBatchReader.Read(Batch(batch)).Rows.First(r => r.Table == table);
+
+        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(row.Transaction!, pretty: true)) + "\n";
+        var name = $"{batch}.{table}.json";
+        if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
+        {
+            File.WriteAllText(Path.Combine(GoldenFolder.Source, "township", name), json);
+        }
+
+        Assert.Equal(File.ReadAllText(SampleFiles.Folder($"../Golden/township/{name}")), json);
+    }
+
+    [Fact]
+    public void A_bom_batch_reads_and_a_deleted_row_deletes_its_dose()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-002"));
+
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
+        var deleted = Assert.Single(result.Rows, r => r.Deleted);
+        Assert.Equal(Bundle.HTTPVerb.DELETE, deleted.Transaction!.Entry[0].Request!.Method);
+        Assert.All(result.Rows.Where(r => r.Table != "residents" && r.ReferencedResidents.Count > 0), r => Assert.Single(r.ReferencedResidents));
+    }
+
+    [Fact]
+    public void A_gb18030_batch_with_spreadsheet_guards_and_slashed_dates_reads_without_errors()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-003-longquan-gb18030"));
+
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
+        var sun = (Patient)result.Rows.Single(r => r.Key == "36992120120200017").Transaction!.Entry[0].Resource!;
+        Assert.Equal(("孙桂芳", "1949-10-01"), (sun.Name[0].Text, sun.BirthDate));
+        Assert.Contains(sun.Identifier, i => i.Value == "369902194910010866");
+    }
+
+    [Fact]
+    public void A_file_whose_checksum_differs_is_rejected_whole_and_the_others_are_kept()
+    {
+        var files = Batch("batch-001");
+        files["contracts.csv"] = [.. files["contracts.csv"], (byte)'\n'];
+
+        var result = TownshipBatchReader.Read(files);
+
+        var integrity = Assert.Single(result.Issues, i => i.Code == "INTEGRITY");
+        Assert.Equal(("contracts.csv", 0), (integrity.File, integrity.Row));
+        Assert.DoesNotContain(result.Rows, r => r.Table == "contracts");
+        Assert.Contains(result.Rows, r => r.Table == "residents");
+    }
+
+    [Fact]
+    public void A_manifest_that_is_not_json_rejects_the_batch_as_MALFORMED()
+    {
+        var files = Batch("batch-001");
+        files["manifest.json"] = "{ not json"u8.ToArray();
+
+        var result = TownshipBatchReader.Read(files);
+
+        Assert.True(result.BatchRejected);
+        Assert.Equal("MALFORMED", Assert.Single(result.Issues).Code);
+    }
+
+    [Fact]
+    public void Row_checks_follow_the_specified_order_and_a_rejected_resident_takes_its_rows_with_it()
+    {
+        var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"
+            + "36992110120100901,甲,1,1970-01-01,01,369902197001010013,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100902,乙,7,1970-02-30,01,369902197001010011,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100903,,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100904,\"丁,\"\"quoted\"\"\",1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+        var dose = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"
+            + "JZ-QX2110026-0000901,36992110120100902,0101,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n"
+            + "JZ-QX2110026-0000902,36992110120100904,0101,x,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv), ("immunizations.csv", "immunizations", dose)));
+
+        var errors = result.Issues.Where(i => i.Severity == IssueSeverity.Error).Select(i => (i.Key, i.Code)).ToList();
+        Assert.Equal(
+        [
+            ("36992110120100901", "ID_CHECK_DIGIT"),
+            ("36992110120100902", "UNKNOWN_CODE"),
+            ("36992110120100903", "MISSING_REQUIRED"),
+            ("JZ-QX2110026-0000901", "UNKNOWN_REFERENCE"),
+            ("JZ-QX2110026-0000902", "MALFORMED"),
+        ], errors);
+        var accepted = Assert.Single(result.Rows);
+        Assert.Equal("丁,\"quoted\"", ((Patient)accepted.Transaction!.Entry[0].Resource!).Name[0].Text);
+    }
+
+    [Fact]
+    public void The_first_occurrence_of_a_key_is_processed_a_repeat_is_ignored_and_a_different_one_is_DUPLICATE_KEY()
+    {
+        const string header = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n";
+        const string good = "JZ-QX2110026-0000911,36992110120100023,0101,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+        const string bad = "JZ-QX2110026-0000912,36992110120100023,9999,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+        var csv = header + good + good + good.Replace(",1,2025-01-01,", ",2,2025-01-01,", StringComparison.Ordinal)
+            + bad + bad.Replace("9999", "0101", StringComparison.Ordinal);
+
+        var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
+
+        Assert.Equal(
+        [
+            (2, "WARNING"), (3, "DUPLICATE_KEY"), (4, "UNKNOWN_CODE"), (5, "DUPLICATE_KEY"),
+        ], result.Issues.Select(i => (i.Row, i.Code)));
+        Assert.Equal(1, Assert.Single(result.Rows).Row);
+    }
+
+    [Theory]
+    [InlineData("1", "", "MISSING_REQUIRED")]
+    [InlineData("3", "", null)]
+    public void Conditional_columns_are_required_only_when_their_condition_holds(string method, string sbp, string? code)
+    {
+        var csv = "followup_id,record_no,followup_date,followup_method,sbp,dbp,visit_class,referral_flag,doctor_name,org_code,status,updated_at\r\n"
+            + $"GXY-QX2110026-0000901,36992110120100023,2025-01-08,{method},{sbp},,1,0,吴国庆,QX2110026,active,2025-01-08 17:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("followups_hypertension.csv", "followups_hypertension", csv)));
+
+        Assert.Equal(code, result.Issues.FirstOrDefault(i => i.Severity == IssueSeverity.Error)?.Code);
+    }
+
+    [Fact]
+    public void A_zipped_batch_in_a_folder_reads_like_the_folder()
+    {
+        using var zip = new MemoryStream();
+        using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in Batch("batch-002"))
+            {
+                using var entry = archive.CreateEntry($"QX2110026-20250731-002/{name}").Open();
+                entry.Write(bytes);
+            }
+        }
+
+        var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip.ToArray()));
+
+        Assert.Equal(TownshipBatchReader.Read(Batch("batch-002")).Rows.Count, result.Rows.Count);
+    }
+
+    private static Dictionary<string, byte[]> Files(params (string Name, string Table, string Csv)[] tables)
+    {
+        var files = tables.ToDictionary(t => t.Name, t => Encoding.UTF8.GetBytes(t.Csv));
+        var entries = string.Join(",", tables.Select(t =>
+            $$"""{"name":"{{t.Name}}","table":"{{t.Table}}","rows":{{t.Csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length - 1}},"sha256":"{{Convert.ToHexStringLower(SHA256.HashData(files[t.Name]))}}"}"""));
+        files["manifest.json"] = Encoding.UTF8.GetBytes($$"""{"manifest_version":"1.0","batch_id":"QX2110026-20250701-009","source_system":"QX-PHS","source_institution_code":"QX2110026","export_type":"incremental","sequence":9,"export_time":"2025-07-01T02:00:00+08:00","encoding":"UTF-8","files":[{{entries}}]}""");
+        return files;
+    }
+}
