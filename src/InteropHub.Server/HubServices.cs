@@ -4,6 +4,7 @@ using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
 using InteropHub.Fhir.Resources.Delete;
+using InteropHub.Fhir.Resources.Everything;
 using InteropHub.Fhir.Resources.History;
 using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Resources.Read;
@@ -44,6 +45,7 @@ public static class HubServices
         services.AddSingleton<PatchResource>();
         services.AddSingleton<ReadHistory>();
         services.AddSingleton<SearchResources>();
+        services.AddSingleton<PatientEverything>();
         services.AddSingleton<ProcessBundle>();
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();

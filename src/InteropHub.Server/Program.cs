@@ -1,6 +1,7 @@
 using InteropHub.Fhir.Storage;
 using InteropHub.Server;
 using InteropHub.Server.Endpoints;
+using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
 using InteropHub.Server.Seeds;
 
@@ -18,6 +19,7 @@ app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();
 app.MapExportEndpoints();
+app.MapEverythingEndpoints();
 app.Run();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>

@@ -95,6 +95,16 @@ public static class CapabilityStatementBuilder
 
         component.SearchInclude = ["*"];
         component.SearchRevInclude = ["*"];
+        if (type == "Patient")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "everything",
+                Definition = "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                Documentation = "The patient and every resource in its compartment; _since, _type, _count with paging.",
+            });
+        }
+
         return component;
     }
 }

@@ -1,0 +1,99 @@
+using System.Net;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Server.Tests;
+
+public abstract class EverythingTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    [Fact]
+    public async Task Everything_returns_the_patient_first_and_every_resource_that_points_to_them()
+    {
+        var (patient, mine) = await PatientWithRecordsAsync();
+        var stranger = await CreateAsync(Fhir.Patient("陌", "生"));
+        await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "718-7"), Subject = new ResourceReference($"Patient/{stranger}") });
+
+        var bundle = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything"));
+
+        Assert.Equal(Bundle.BundleType.Searchset, bundle.Type);
+        Assert.Equal($"Patient/{patient}", $"{bundle.Entry[0].Resource!.TypeName}/{bundle.Entry[0].Resource!.Id}");
+        Assert.Equal(mine.Order(), bundle.Entry.Skip(1).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+    }
+
+    [Fact]
+    public async Task Everything_pages_across_types_without_losing_or_repeating_a_resource()
+    {
+        var (patient, mine) = await PatientWithRecordsAsync();
+
+        var seen = new List<string>();
+        var url = $"/fhir/Patient/{patient}/$everything?_count=2";
+        while (url is not null)
+        {
+            var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(url));
+            Assert.InRange(bundle.Entry.Count, 1, 2);
+            seen.AddRange(bundle.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+            url = bundle.NextLink?.PathAndQuery;
+        }
+
+        Assert.Equal(mine.Append($"Patient/{patient}").Order(), seen.Order());
+    }
+
+    [Fact]
+    public async Task Type_and_since_narrow_everything()
+    {
+        var (patient, mine) = await PatientWithRecordsAsync();
+
+        var encounters = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_type=Encounter"));
+        var future = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_since=2999-01-01T00:00:00Z"));
+
+        Assert.Equal(mine.Where(m => m.StartsWith("Encounter/", StringComparison.Ordinal)), encounters.Entry.Select(e => $"Encounter/{e.Resource!.Id}"));
+        Assert.Empty(future.Entry);
+    }
+
+    [Theory]
+    [InlineData("/fhir/Patient/nobody/$everything", HttpStatusCode.NotFound)]
+    [InlineData("/fhir/Patient/{id}/$everything?start=2020-01-01", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?_type=Organization", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?_cursor=zz", HttpStatusCode.BadRequest)]
+    public async Task Everything_refuses_what_it_cannot_answer(string url, HttpStatusCode status)
+    {
+        var (patient, _) = await PatientWithRecordsAsync();
+
+        var response = await _client.GetAsync(url.Replace("{id}", patient, StringComparison.Ordinal));
+
+        Assert.Equal(status, response.StatusCode);
+        await Fhir.Read<OperationOutcome>(response);
+    }
+
+    private async Task<(string Patient, List<string> Records)> PatientWithRecordsAsync()
+    {
+        var patient = await CreateAsync(Fhir.Patient("沈", "万三"));
+        var subject = new ResourceReference($"Patient/{patient}");
+        var records = new List<string>
+        {
+            "Encounter/" + await CreateAsync(new Encounter { Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"), Subject = subject }),
+            "Observation/" + await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "4548-4"), Subject = subject }),
+            "Observation/" + await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "14771-0"), Subject = subject }),
+            "Immunization/" + await CreateAsync(new Immunization
+            {
+                Status = Immunization.ImmunizationStatusCodes.Completed,
+                VaccineCode = new CodeableConcept("urn:oid:2.16.156.10011.2.3.3.24", "0101"),
+                Patient = subject,
+                Occurrence = new FhirDateTime("2025-04-30"),
+            }),
+        };
+        return (patient, records);
+    }
+
+    private async Task<string> CreateAsync(Resource resource)
+    {
+        var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return response.Headers.Location!.AbsolutePath.Split('/')[3];
+    }
+}
+
+public sealed class EverythingTestsOnSqlite(SqliteHub hub) : EverythingTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class EverythingTestsOnPostgres(PostgresHub hub) : EverythingTests(hub), IClassFixture<PostgresHub>;
