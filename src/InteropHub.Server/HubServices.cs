@@ -1,4 +1,5 @@
 using InteropHub.Fhir;
+using InteropHub.Hub.Referrals;
 using InteropHub.Fhir.BulkData.Export;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Resources;
@@ -37,6 +38,7 @@ public static class HubServices
         services.AddSingleton(SearchParameterRegistry.Default);
         services.AddSingleton<SearchIndexer>();
         services.AddSingleton<SearchParser>();
+        services.AddSingleton<IWriteRule, ReferralWriteRule>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
         services.AddSingleton<ReadResource>();

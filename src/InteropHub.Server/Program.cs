@@ -4,6 +4,7 @@ using InteropHub.Server.Endpoints;
 using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
 using InteropHub.Server.Seeds;
+using InteropHub.Server.Security;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddInteropHub(builder.Configuration);
@@ -16,6 +17,7 @@ await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.Appli
 
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
+app.UseMiddleware<CallerOrganizationMiddleware>();
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();
 app.MapExportEndpoints();

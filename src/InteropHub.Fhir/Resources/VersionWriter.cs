@@ -31,13 +31,19 @@ public sealed record WriteOutcome(WriteStatus Status, StoredResource? Resource);
 /// serialises once to the bytes that reads will return, and hands the store the version and its index rows
 /// (extracted here, so they are written in the same transaction as the version).
 /// </summary>
-public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock, SearchIndexer? indexer = null)
+public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock, SearchIndexer? indexer = null, IEnumerable<IWriteRule>? rules = null)
 {
     private readonly SearchIndexer _indexer = indexer ?? SearchIndexer.Default;
+    private readonly IWriteRule[] _rules = rules?.ToArray() ?? [];
 
     public async Task<StoredResource> SaveAsync(IWriteSession session, Resource resource, string id, StoredResource? previous,
         string method, CancellationToken ct)
     {
+        foreach (var rule in _rules)
+        {
+            await rule.CheckAsync(session, resource, previous, ct);
+        }
+
         var version = (previous?.VersionId ?? 0) + 1;
         var key = VersionKeys.Next(clock);
         var lastUpdated = VersionKeys.ToInstant(key);

@@ -1,0 +1,29 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Resources;
+
+/// <summary>
+/// A business rule checked before a version is written, inside the write transaction, so it sees the state the
+/// write will replace (e.g. the referral state machine). A rule refuses by throwing a <see cref="Errors.FhirException"/>.
+/// </summary>
+public interface IWriteRule
+{
+    System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct);
+}
+
+/// <summary>
+/// Who is calling, as far as the hub knows: until authentication exists, the <c>X-Organization: Organization/{id}</c>
+/// header of the request (set by the server for the length of the request).
+/// </summary>
+public static class CallerContext
+{
+    private static readonly AsyncLocal<string?> Current = new();
+
+    /// <summary>The caller's organisation as a reference (<c>Organization/QX2100012</c>), or null when unknown.</summary>
+    public static string? Organization
+    {
+        get => Current.Value;
+        set => Current.Value = value;
+    }
+}

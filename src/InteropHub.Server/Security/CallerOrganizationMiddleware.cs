@@ -1,0 +1,36 @@
+using System.Text.RegularExpressions;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+
+namespace InteropHub.Server.Security;
+
+/// <summary>
+/// Until authentication exists, a caller names its organisation with <c>X-Organization: Organization/{id}</c>; the
+/// referral rules use it to tell the referring from the receiving institution. A malformed value is a 400.
+/// </summary>
+public sealed partial class CallerOrganizationMiddleware(RequestDelegate next)
+{
+    public const string Header = "X-Organization";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var value = context.Request.Headers[Header].ToString().Trim();
+        if (value.Length > 0 && !OrganizationReference().IsMatch(value))
+        {
+            throw new InvalidInputException($"{Header} must be a reference such as Organization/QX2100012, not '{value}'.", Header);
+        }
+
+        CallerContext.Organization = value.Length > 0 ? value : null;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            CallerContext.Organization = null;
+        }
+    }
+
+    [GeneratedRegex(@"^Organization/[A-Za-z0-9\-\.]{1,64}$")]
+    private static partial Regex OrganizationReference();
+}

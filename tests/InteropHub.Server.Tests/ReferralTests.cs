@@ -1,0 +1,161 @@
+using System.Net;
+using Hl7.Fhir.Model;
+using FhirTask = Hl7.Fhir.Model.Task;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>Two-way referral rules on the REST path: partner organisations and the Task state machine, by the right party.</summary>
+public abstract class ReferralTests(HubFactory hub)
+{
+    private const string Partner = "https://interophub.dev/fhir/StructureDefinition/referral-partner";
+    private readonly HttpClient _client = hub.CreateClient();
+    private readonly string _suffix = Guid.NewGuid().ToString("N")[..8];
+
+    private string Township => $"Organization/ts-{_suffix}";
+
+    private string Hospital => $"Organization/hosp-{_suffix}";
+
+    private string Stranger => $"Organization/far-{_suffix}";
+
+    [Fact]
+    public async Task A_referral_to_an_organisation_that_is_not_a_partner_is_422()
+    {
+        await OrganisationsAsync();
+
+        var response = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Township, Stranger, "UP")));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.StartsWith("[referral-partner]", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_down_referral_runs_through_its_states_moved_by_the_receiver_and_keeps_each_in_history()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Hospital, Township, "DOWN"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Hospital, Township), Hospital));
+
+        foreach (var status in new[] { FhirTask.TaskStatus.Received, FhirTask.TaskStatus.Accepted, FhirTask.TaskStatus.InProgress })
+        {
+            task.Status = status;
+            var moved = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+            Assert.Equal(HttpStatusCode.OK, moved.StatusCode);
+            task = await Fhir.Read<FhirTask>(moved);
+        }
+
+        task.Status = FhirTask.TaskStatus.Completed;
+        task.Output.Add(Output("DocumentReference/summary-1"));
+        var withoutCarePlan = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, withoutCarePlan.StatusCode);
+        task.Output.Add(Output("CarePlan/follow-up-1"));
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township)).StatusCode);
+
+        var history = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task/{task.Id}/_history"));
+        Assert.Equal(["completed", "in-progress", "accepted", "received", "requested"],
+            history.Entry.Select(e => Hl7.Fhir.Utility.EnumUtility.GetLiteral(((FhirTask)e.Resource!).Status)));
+    }
+
+    [Fact]
+    public async Task Only_the_receiver_accepts_and_only_the_requester_cancels()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+
+        task.Status = FhirTask.TaskStatus.Accepted;
+        var byRequester = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+        task.Status = FhirTask.TaskStatus.Cancelled;
+        var cancelByReceiver = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital);
+        var cancelByRequester = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+
+        Assert.Equal(HttpStatusCode.Conflict, byRequester.StatusCode);
+        Assert.StartsWith("[referral-party]", (await Fhir.Read<OperationOutcome>(byRequester)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, cancelByReceiver.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, cancelByRequester.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_illegal_transition_and_a_rejection_without_reason_are_refused()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+
+        task.Status = FhirTask.TaskStatus.Completed;
+        var skipAhead = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital);
+        task.Status = FhirTask.TaskStatus.Rejected;
+        var noReason = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital);
+
+        Assert.Equal(HttpStatusCode.Conflict, skipAhead.StatusCode);
+        Assert.StartsWith("[referral-transition]", (await Fhir.Read<OperationOutcome>(skipAhead)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, noReason.StatusCode);
+        Assert.Equal("W/\"1\"", (await _client.GetAsync($"/fhir/Task/{task.Id}")).Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task A_malformed_caller_header_is_400()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        request.Headers.Add("X-Organization", "QX2100012");
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.SendAsync(request)).StatusCode);
+    }
+
+    private async System.Threading.Tasks.Task OrganisationsAsync()
+    {
+        await PutAsync(new Organization { Id = Township.Split('/')[1], Name = "白沙镇卫生院", Extension = [new Extension(Partner, new ResourceReference(Hospital))] });
+        await PutAsync(new Organization { Id = Hospital.Split('/')[1], Name = "清溪县人民医院", Extension = [new Extension(Partner, new ResourceReference(Township))] });
+        await PutAsync(new Organization { Id = Stranger.Split('/')[1], Name = "湘源县医院" });
+    }
+
+    private async System.Threading.Tasks.Task PutAsync(Resource resource) =>
+        Assert.True((await _client.PutAsync($"/fhir/{resource.TypeName}/{resource.Id}", Fhir.Content(resource))).IsSuccessStatusCode);
+
+    private async Task<string> CreateAsync(Resource resource)
+    {
+        var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return $"{resource.TypeName}/{response.Headers.Location!.AbsolutePath.Split('/')[3]}";
+    }
+
+    private Task<HttpResponseMessage> Send(HttpMethod method, string url, Resource body, string caller)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = Fhir.Content(body) };
+        request.Headers.Add("X-Organization", caller);
+        return _client.SendAsync(request);
+    }
+
+    private static ServiceRequest Referral(string from, string to, string direction) => new()
+    {
+        Status = RequestStatus.Active,
+        Intent = RequestIntent.Order,
+        Category =
+        [
+            new CodeableConcept("http://snomed.info/sct", "3457005", "Patient referral"),
+            new CodeableConcept("urn:interophub:cs:qxref", direction),
+        ],
+        Subject = new ResourceReference("Patient/p-referred"),
+        Requester = new ResourceReference(from),
+        Performer = [new ResourceReference(to)],
+    };
+
+    private static FhirTask NewTask(string request, string from, string to) => new()
+    {
+        Status = FhirTask.TaskStatus.Requested,
+        Intent = FhirTask.TaskIntent.Order,
+        Focus = new ResourceReference(request),
+        For = new ResourceReference("Patient/p-referred"),
+        Requester = new ResourceReference(from),
+        Owner = new ResourceReference(to),
+    };
+
+    private static FhirTask.OutputComponent Output(string reference) => new()
+    {
+        Type = new CodeableConcept { Text = "referral output" },
+        Value = new ResourceReference(reference),
+    };
+}
+
+public sealed class ReferralTestsOnSqlite(SqliteHub hub) : ReferralTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ReferralTestsOnPostgres(PostgresHub hub) : ReferralTests(hub), IClassFixture<PostgresHub>;
