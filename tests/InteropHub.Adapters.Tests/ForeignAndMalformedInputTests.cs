@@ -103,4 +103,61 @@ public sealed class ForeignAndMalformedInputTests
         Assert.Equal(files.Length * 40, outcomes);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed}");
     }
+
+    [Fact]
+    public void Damaged_township_files_never_throw()
+    {
+        var random = new Random(20250630);
+        var original = Directory.GetFiles(SampleFiles.Folder("township/batch-001")).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+        for (var i = 0; i < 25; i++)
+        {
+            var files = original.ToDictionary(kv => kv.Key, kv => (byte[])kv.Value.Clone());
+            var name = files.Keys.OrderBy(k => k, StringComparer.Ordinal).ElementAt(random.Next(files.Count));
+            var chars = System.Text.Encoding.UTF8.GetString(files[name]).ToCharArray();
+            for (var j = 0; j < 1 + random.Next(5); j++)
+            {
+                const string noise = "0１,\"\r\n|x-/=＝９";
+                chars[random.Next(chars.Length)] = noise[random.Next(noise.Length)];
+            }
+
+            var bytes = files[name] = System.Text.Encoding.UTF8.GetBytes(chars);
+
+            if (name != "manifest.json")
+            {
+                // Keep the checksum right so the rows themselves are read.
+                var manifest = System.Text.Encoding.UTF8.GetString(files["manifest.json"]);
+                var old = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(original[name]));
+                files["manifest.json"] = System.Text.Encoding.UTF8.GetBytes(manifest.Replace(old, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), StringComparison.Ordinal));
+            }
+
+            var result = Township.TownshipBatchReader.Read(files);
+            Assert.NotNull(result);
+        }
+    }
+
+    [Fact]
+    public void Damaged_certificates_never_throw()
+    {
+        var random = new Random(20250317);
+        foreach (var file in Directory.GetFiles(SampleFiles.Folder("birth-certificate"), "*.xml"))
+        {
+            var original = File.ReadAllText(file);
+            for (var i = 0; i < 25; i++)
+            {
+                var chars = original.ToCharArray();
+                for (var j = 0; j < 1 + random.Next(3); j++)
+                {
+                    var at = random.Next(chars.Length);
+                    if (char.IsAsciiDigit(chars[at]) || char.IsAsciiLetter(chars[at]))
+                    {
+                        const string noise = "0９2X-:T+ ";
+                        chars[at] = noise[random.Next(noise.Length)];
+                    }
+                }
+
+                var result = BirthCertificate.BirthCertificateReader.Read(System.Text.Encoding.UTF8.GetBytes(new string(chars)), DateTimeOffset.UnixEpoch.AddYears(60));
+                Assert.NotNull(result);
+            }
+        }
+    }
 }

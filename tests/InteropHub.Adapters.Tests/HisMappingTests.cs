@@ -120,6 +120,14 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void The_delete_marker_removes_a_value_instead_of_storing_two_quotes()
+    {
+        var patient = Single<Patient>(Er7.Sample("16_").With("MSH", 9, "ADT^A08^ADT_A01").With("PID", 13, "\"\"").Map());
+
+        Assert.Empty(patient.Telecom);
+    }
+
+    [Fact]
     public void Placeholder_birth_dates_mean_unknown_and_are_not_rejected()
     {
         var patient = Single<Patient>(Er7.Sample("16_").With("PID", 7, "19000101").Map());

@@ -177,6 +177,20 @@ public sealed class TownshipBatchTests
         Assert.Equal(1, Assert.Single(result.Rows).Row);
     }
 
+    [Fact]
+    public void Full_width_digits_in_numbers_and_identifiers_are_read_as_ASCII()
+    {
+        var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,dose_ml,vacc_org_code,record_source,org_code,status,updated_at\r\n"
+            + "JZ-QX2110026-0000921,３６９９２１１０１２０１０００２３,０１０１,２,2025-01-01,０.５,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
+
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
+        var dose = (Immunization)Assert.Single(result.Rows).Transaction!.Entry[0].Resource!;
+        Assert.Equal(("0101", 2, 0.5m), (dose.VaccineCode.Coding[0].Code, ((PositiveInt)dose.ProtocolApplied[0].DoseNumber).Value, dose.DoseQuantity!.Value));
+        Assert.Equal("Patient?identifier=urn:oid:2.16.156.10011.1.2|36992110120100023", dose.Patient.Reference);
+    }
+
     [Theory]
     [InlineData("1", "", "MISSING_REQUIRED")]
     [InlineData("3", "", null)]

@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text;
 using System.Xml.Linq;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
-using InteropHub.Adapters.His.Mapping;
 using InteropHub.Adapters.Identity;
 using static InteropHub.Adapters.BirthCertificate.BirthCertificateReader;
 
@@ -40,7 +40,7 @@ internal static class BirthCertificateMapper
         var motherElement = c.Element("Mother")!;
         var motherIdentifier = ParentIdentifier(motherElement);
         var newbornKey = motherIdentifier.System == Systems.ResidentId
-            ? PatientMapping.NewbornKey(motherIdentifier.Value!, birthDate, gender, order)
+            ? NewbornKeys.For(motherIdentifier.Value!, birthDate, gender, order)
             : null;
         var mother = Parent(motherElement, motherIdentifier, AdministrativeGender.Female, issuer);
         // The mother is found or created by her ID document, never overwritten from a certificate (§3).
@@ -96,12 +96,12 @@ internal static class BirthCertificateMapper
             [
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                    Who = HisContext.Organization(issuer),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = FhirValues.Organization(issuer),
                 },
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
                     Who = new ResourceReference { Display = $"InteropHub birth-certificate adapter, mapping {MappingVersion}" },
                 },
             ],
@@ -162,9 +162,9 @@ internal static class BirthCertificateMapper
         patient.Extension.Add(new Extension
         {
             Url = ExtensionUrls.Nationality,
-            Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", Text(element, "NationalityCode")))],
+            Extension = [new Extension("code", FhirValues.Coded("urn:iso:std:iso:3166", Text(element, "NationalityCode")))],
         });
-        patient.ManagingOrganization = HisContext.Organization(issuer);
+        patient.ManagingOrganization = FhirValues.Organization(issuer);
         return patient;
     }
 
@@ -203,7 +203,7 @@ internal static class BirthCertificateMapper
             Active = true,
             Patient = newborn,
             Identifier = [identifier],
-            Relationship = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-RoleCode", role, display)],
+            Relationship = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-RoleCode", role, display)],
             Name = [new HumanName { Text = TextNormalizer.Name(Text(parent, "Name")) }],
         };
         if (parent.Element("Address") is { } address && address.Value.Trim().Length > 0)
@@ -221,15 +221,15 @@ internal static class BirthCertificateMapper
         {
             Status = Encounter.EncounterStatus.Finished,
             Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", institution is null ? "HH" : "IMP", institution is null ? "home health" : "inpatient encounter"),
-            Type = [HisContext.Coded("http://snomed.info/sct", "236973005", "Delivery procedure")],
+            Type = [FhirValues.Coded("http://snomed.info/sct", "236973005", "Delivery procedure")],
             Subject = newborn,
             Period = new Period { StartElement = new FhirDateTime(born.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)) },
-            ServiceProvider = institution is null ? null : HisContext.Organization(institution),
+            ServiceProvider = institution is null ? null : FhirValues.Organization(institution),
         };
         var attendant = c.Element("Attendant")!;
         encounter.Participant.Add(new Encounter.ParticipantComponent
         {
-            Type = [HisContext.Coded("urn:interophub:cs:birth-attendant-role", (string?)attendant.Attribute("roleCode") ?? "9")],
+            Type = [FhirValues.Coded("urn:interophub:cs:birth-attendant-role", (string?)attendant.Attribute("roleCode") ?? "9")],
             Individual = new ResourceReference { Display = attendant.Value.Trim() },
         });
         return builder.Put(encounter, ResourceIds.Hashed("Encounter", "birth", birthKey));
@@ -252,8 +252,8 @@ internal static class BirthCertificateMapper
             var observation = new Observation
             {
                 Status = ObservationStatus.Final,
-                Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", key == "gestational-age" ? "exam" : "vital-signs")],
-                Code = HisContext.Coded(Systems.Loinc, loinc, display),
+                Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/observation-category", key == "gestational-age" ? "exam" : "vital-signs")],
+                Code = FhirValues.Coded(Systems.Loinc, loinc, display),
                 Subject = newborn,
                 Encounter = encounter,
                 Effective = effective,
@@ -269,7 +269,7 @@ internal static class BirthCertificateMapper
         {
             var vaccine = CountyCodes.Vaccines[(string)dose.Attribute("vaccineCode")!];
             var given = DateTimeOffset.Parse(Text(dose, "AdministeredAt"), CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8));
-            var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+            var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
             if (vaccine.Cvx is { } cvx)
             {
                 code.Coding.Add(new Coding(Systems.Cvx, cvx));
@@ -282,9 +282,9 @@ internal static class BirthCertificateMapper
                 Patient = newborn,
                 Occurrence = new FhirDateTime(given.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
                 PrimarySource = false,
-                ReportOrigin = HisContext.Coded("urn:interophub:cs:record-source", "birth-certificate", "出生医学证明"),
+                ReportOrigin = FhirValues.Coded("urn:interophub:cs:record-source", "birth-certificate", "出生医学证明"),
                 LotNumber = Text(dose, "LotNo"),
-                Performer = [new Immunization.PerformerComponent { Actor = HisContext.Organization(Text(dose, "InstitutionCode")) }],
+                Performer = [new Immunization.PerformerComponent { Actor = FhirValues.Organization(Text(dose, "InstitutionCode")) }],
                 ProtocolApplied = [new Immunization.ProtocolAppliedComponent { DoseNumber = new PositiveInt(int.Parse((string?)dose.Attribute("doseNo") ?? "1", CultureInfo.InvariantCulture)) }],
             };
             if (Text(dose, "ManufacturerCode") is { Length: > 0 } manufacturer)
@@ -318,11 +318,11 @@ internal static class BirthCertificateMapper
         {
             MasterIdentifier = new Identifier(Systems.BirthCertificate, number),
             Status = Text(c, "Status") == "2" ? DocumentReferenceStatus.EnteredInError : DocumentReferenceStatus.Current,
-            Type = HisContext.Coded("urn:interophub:cs:document-type", "birth-certificate", "出生医学证明"),
+            Type = FhirValues.Coded("urn:interophub:cs:document-type", "birth-certificate", "出生医学证明"),
             Subject = newborn,
             Date = DateTimeOffset.Parse(Text(c, "LastModified"), CultureInfo.InvariantCulture),
-            Author = [HisContext.Organization(issuer)],
-            Custodian = HisContext.Organization(issuer),
+            Author = [FhirValues.Organization(issuer)],
+            Custodian = FhirValues.Organization(issuer),
             Description = $"出生医学证明 {number} (签发类型 {Text(c, "IssueType")}, 记录版本 {Text(c, "RecordVersion")})",
             Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "application/xml", Data = xml, Title = $"{number}.xml" } }],
         };

@@ -20,6 +20,7 @@ public sealed record HisIssue(RejectionReason Reason, Hl7Location? Location, str
 
     public string Summary => SummaryText ?? Reason.Text();
 
+    /// <summary>A warning: ERR-3 <c>0</c> (message accepted), ERR-4 <c>W</c>, ERR-5 <c>WARNING</c>; its reason is not reported.</summary>
     public static HisIssue Warning(Hl7Location? location, string detail, RejectionReason reason = RejectionReason.Malformed) =>
         new(reason, location, detail, IssueSeverity.Warning, 0, "警告");
 }

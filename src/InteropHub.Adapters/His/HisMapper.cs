@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Mapping;
 using InteropHub.Adapters.His.Parsing;
@@ -223,7 +224,7 @@ public static class HisMapper
         foreach (var obx in context.Message.All("OBX"))
         {
             var effective = context.Message.First("PV1") is { } pv1 ? context.Time(pv1, 44) : null;
-            if (ObservationMapping.Map(context, obx, patient, visit.Reference, effective, HisContext.Organization(visit.Institution), visit.Institution) is { } observation)
+            if (ObservationMapping.Map(context, obx, patient, visit.Reference, effective, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
             {
                 var setId = obx[1].Value.Length > 0 ? obx[1].Value : obx.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", setId));
@@ -269,7 +270,7 @@ public static class HisMapper
         var retiredIdentifier = new Identifier(Systems.Mrn(institution), value)
         {
             Use = Identifier.IdentifierUse.Old,
-            Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "MR"),
+            Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "MR"),
         };
         var retired = new Patient
         {
@@ -297,17 +298,17 @@ public static class HisMapper
         {
             Recorded = context.MessageTime.Value,
             Policy = [$"{MappingPolicy}|{MappingVersion}"],
-            Activity = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0003", message.TriggerEvent),
+            Activity = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0003", message.TriggerEvent),
             Agent =
             [
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                    Who = HisContext.Organization(context.Institution),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = FhirValues.Organization(context.Institution),
                 },
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
                     Who = new ResourceReference { Display = $"InteropHub HIS HL7 v2 adapter, mapping {MappingVersion}" },
                 },
             ],

@@ -1,5 +1,5 @@
 using System.Globalization;
-using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Bundles;
 
 namespace InteropHub.Adapters.Identity;
 

@@ -45,7 +45,9 @@ public sealed class CsvTable
 
     public IReadOnlyList<CsvRow> Rows { get; }
 
-    public static CsvTable Parse(string text)
+    /// <param name="normalized">Columns whose cells are NFKC-normalised (full-width digits and letters to ASCII): numbers,
+    /// codes and identifiers, never names or free text (README "Normalising", township-export.md §1).</param>
+    public static CsvTable Parse(string text, IReadOnlySet<string>? normalized = null)
     {
         var records = Records(text).ToList();
         if (records.Count == 0)
@@ -63,7 +65,16 @@ public sealed class CsvTable
         var rows = new List<CsvRow>(records.Count - 1);
         for (var i = 1; i < records.Count; i++)
         {
-            rows.Add(new CsvRow(i, records[i].Line, columns, records[i].Cells.Select(Clean).ToList()));
+            var cells = records[i].Cells.Select(Clean).ToList();
+            for (var c = 0; c < cells.Count && c < header.Count; c++)
+            {
+                if (normalized?.Contains(header[c]) == true)
+                {
+                    cells[c] = cells[c].Normalize(NormalizationForm.FormKC);
+                }
+            }
+
+            rows.Add(new CsvRow(i, records[i].Line, columns, cells));
         }
 
         return new CsvTable(header, rows);

@@ -150,7 +150,7 @@ public static class TownshipBatchReader
             return;
         }
 
-        var table = CsvTable.Parse(text);
+        var table = CsvTable.Parse(text, TownshipSchema.NormalizedColumns(schema));
         if (table.Rows.Count != file.Rows)
         {
             FileIssue(RejectionReason.Integrity.Code(), $"{file.Name} 有 {table.Rows.Count} 行数据，清单为 {file.Rows}");

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
-using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Identity;
 
 namespace InteropHub.Adapters.Township;
@@ -45,8 +45,8 @@ internal static class TownshipCareMapping
             Identifier = [new Identifier("urn:interophub:sid:family-doctor-team", row["team_code"])],
             Status = CareTeam.CareTeamStatus.Active,
             Name = row["team_name"] is { Length: > 0 } name ? name : row["team_code"],
-            Category = [HisContext.Coded("http://loinc.org", "LA28865-6", "Longitudinal care-coordination focused care team")],
-            ManagingOrganization = [HisContext.Organization(row["org_code"])],
+            Category = [FhirValues.Coded("http://loinc.org", "LA28865-6", "Longitudinal care-coordination focused care team")],
+            ManagingOrganization = [FhirValues.Organization(row["org_code"])],
         };
         var teamReference = builder.CreateIfAbsent(team, Criteria.Identifier("urn:interophub:sid:family-doctor-team", row["team_code"]));
 
@@ -56,9 +56,9 @@ internal static class TownshipCareMapping
         {
             Identifier = [new Identifier("urn:interophub:sid:family-doctor-contract", row["contract_id"])],
             Status = status == "1" ? EpisodeOfCare.EpisodeOfCareStatus.Active : EpisodeOfCare.EpisodeOfCareStatus.Finished,
-            Type = [HisContext.Coded(Systems.Local("episode-type"), "family-doctor-contract", "家庭医生签约")],
+            Type = [FhirValues.Coded(Systems.Local("episode-type"), "family-doctor-contract", "家庭医生签约")],
             Patient = patient,
-            ManagingOrganization = HisContext.Organization(row["org_code"]),
+            ManagingOrganization = FhirValues.Organization(row["org_code"]),
             Period = new Period(new FhirDateTime(Date(row["start_date"])!), new FhirDateTime(end.Length > 0 ? end : Date(row["end_date"])!)),
             CareManager = new ResourceReference { Identifier = new Identifier(Systems.Staff(row["org_code"]), row["doctor_code"]), Display = row["doctor_name"] },
             Team = [teamReference],
@@ -89,7 +89,7 @@ internal static class TownshipCareMapping
             Identifier = [new Identifier("urn:interophub:sid:chronic-care-plan", $"{row["record_no"]}/{kind.Item1}")],
             Status = RequestStatus.Active,
             Intent = CarePlan.CarePlanIntent.Plan,
-            Category = [HisContext.Coded(Systems.Local("care-plan"), kind.Item1, kind.Item2)],
+            Category = [FhirValues.Coded(Systems.Local("care-plan"), kind.Item1, kind.Item2)],
             Subject = patient,
         };
         var planReference = builder.CreateIfAbsent(plan, Criteria.Identifier("urn:interophub:sid:chronic-care-plan", $"{row["record_no"]}/{kind.Item1}"));
@@ -110,9 +110,9 @@ internal static class TownshipCareMapping
         {
             Identifier = [new Identifier("urn:interophub:sid:maternal-registration", row["reg_id"])],
             Status = outcome.Length > 0 ? EpisodeOfCare.EpisodeOfCareStatus.Finished : EpisodeOfCare.EpisodeOfCareStatus.Active,
-            Type = [HisContext.Coded(Systems.Local("episode-type"), "pregnancy", "孕产期保健")],
+            Type = [FhirValues.Coded(Systems.Local("episode-type"), "pregnancy", "孕产期保健")],
             Patient = patient,
-            ManagingOrganization = HisContext.Organization(row["org_code"]),
+            ManagingOrganization = FhirValues.Organization(row["org_code"]),
             Period = new Period { StartElement = new FhirDateTime(Date(row["register_date"])!) },
         };
         if (Date(row["delivery_date"]) is { } delivered)
@@ -127,7 +127,7 @@ internal static class TownshipCareMapping
 
         if (row["delivery_org_code"] is { Length: > 0 } deliveredAt)
         {
-            episode.Extension.Add(new Extension("urn:interophub:ext:delivery-organization", HisContext.Organization(deliveredAt)));
+            episode.Extension.Add(new Extension("urn:interophub:ext:delivery-organization", FhirValues.Organization(deliveredAt)));
         }
 
         var episodeReference = builder.Put(episode, ResourceIds.From(row["reg_id"]));
@@ -173,17 +173,17 @@ internal static class TownshipCareMapping
             Identifier = [new Identifier($"urn:interophub:sid:township-visit:{table}", key)],
             Status = Encounter.EncounterStatus.Finished,
             Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", encounterClass.Code, encounterClass.Display),
-            Type = [HisContext.Coded(Systems.Local($"qx-phs-visit"), type, display)],
+            Type = [FhirValues.Coded(Systems.Local($"qx-phs-visit"), type, display)],
             Subject = patient,
             Period = new Period { StartElement = new FhirDateTime(Date(date)!) },
-            ServiceProvider = HisContext.Organization(row["org_code"]),
+            ServiceProvider = FhirValues.Organization(row["org_code"]),
             EpisodeOfCare = episode is null ? [] : [episode],
         };
         if (row["doctor_name"] is { Length: > 0 } doctor)
         {
             encounter.Participant.Add(new Encounter.ParticipantComponent
             {
-                Type = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "PPRF", "primary performer")],
+                Type = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "PPRF", "primary performer")],
                 Individual = new ResourceReference { Display = doctor },
             });
         }
@@ -199,7 +199,7 @@ internal static class TownshipCareMapping
         Observation New(CodeableConcept code, string category) => new()
         {
             Status = ObservationStatus.Final,
-            Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", category)],
+            Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/observation-category", category)],
             Code = code,
             Subject = patient,
             Encounter = encounter,
@@ -210,15 +210,15 @@ internal static class TownshipCareMapping
 
         if (Number(row["sbp"]) is { } sbp && Number(row["dbp"]) is { } dbp)
         {
-            var bp = New(HisContext.Coded(Systems.Loinc, "85354-9", "Blood pressure panel with all children optional"), "vital-signs");
-            bp.Component.Add(new Observation.ComponentComponent { Code = HisContext.Coded(Systems.Loinc, "8480-6", "Systolic blood pressure"), Value = Quantity(sbp, "mm[Hg]") });
-            bp.Component.Add(new Observation.ComponentComponent { Code = HisContext.Coded(Systems.Loinc, "8462-4", "Diastolic blood pressure"), Value = Quantity(dbp, "mm[Hg]") });
+            var bp = New(FhirValues.Coded(Systems.Loinc, "85354-9", "Blood pressure panel with all children optional"), "vital-signs");
+            bp.Component.Add(new Observation.ComponentComponent { Code = FhirValues.Coded(Systems.Loinc, "8480-6", "Systolic blood pressure"), Value = Quantity(sbp, "mm[Hg]") });
+            bp.Component.Add(new Observation.ComponentComponent { Code = FhirValues.Coded(Systems.Loinc, "8462-4", "Diastolic blood pressure"), Value = Quantity(dbp, "mm[Hg]") });
             Put(bp, "bp");
         }
 
         if (Number(row["gest_weeks"]) is { } weeks)
         {
-            var ga = New(HisContext.Coded(Systems.Loinc, "11884-4", "Gestational age Estimated"), "exam");
+            var ga = New(FhirValues.Coded(Systems.Loinc, "11884-4", "Gestational age Estimated"), "exam");
             ga.Value = Quantity(weeks * 7 + (Number(row["gest_days"]) ?? 0), "d");
             Put(ga, "gestational-age");
         }
@@ -233,7 +233,7 @@ internal static class TownshipCareMapping
 
             if (Measurements.TryGetValue(column.Name, out var measurement) && Number(value) is { } number)
             {
-                var observation = New(HisContext.Coded(Systems.Loinc, measurement.Loinc, measurement.Display),
+                var observation = New(FhirValues.Coded(Systems.Loinc, measurement.Loinc, measurement.Display),
                     measurement.Loinc is "29463-7" or "8302-2" or "9843-4" or "39156-5" or "8867-4" ? "vital-signs" : "laboratory");
                 observation.Value = Quantity(number, measurement.Unit);
                 Put(observation, column.Name);
@@ -241,7 +241,7 @@ internal static class TownshipCareMapping
             }
 
             // Any other filled column: kept as an item Observation of the township system.
-            var item = New(HisContext.Coded(ItemSystem, $"{table}.{column.Name}"), "survey");
+            var item = New(FhirValues.Coded(ItemSystem, $"{table}.{column.Name}"), "survey");
             item.Value = column.Type switch
             {
                 ColumnType.Code => new CodeableConcept
@@ -251,7 +251,7 @@ internal static class TownshipCareMapping
                 },
                 ColumnType.Int or ColumnType.Dec when Number(value) is { } n => new Quantity { Value = n },
                 ColumnType.Date when Date(value) is { } d => new FhirDateTime(d),
-                ColumnType.Institution => HisContext.Coded(Systems.OrganizationCode, value),
+                ColumnType.Institution => FhirValues.Coded(Systems.OrganizationCode, value),
                 _ => new FhirString(row[column.Name]),
             };
             Put(item, column.Name);

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
-using InteropHub.Adapters.His.Mapping;
 using InteropHub.Adapters.Identity;
 
 namespace InteropHub.Adapters.Township;
@@ -66,12 +66,12 @@ internal static class TownshipMapper
             [
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                    Who = HisContext.Organization(row["org_code"]),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                    Who = FhirValues.Organization(row["org_code"]),
                 },
                 new Provenance.AgentComponent
                 {
-                    Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                    Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
                     Who = new ResourceReference { Display = $"InteropHub township export adapter, mapping {MappingVersion}" },
                 },
             ],
@@ -164,7 +164,7 @@ internal static class TownshipMapper
         patient.Extension.Add(new Extension
         {
             Url = ExtensionUrls.Nationality,
-            Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", row["nationality_code"] is { Length: > 0 } n ? n : "CHN"))],
+            Extension = [new Extension("code", FhirValues.Coded("urn:iso:std:iso:3166", row["nationality_code"] is { Length: > 0 } n ? n : "CHN"))],
         });
         patient.Extension.Add(new Extension(ExtensionUrls.RegisteredPoor, new FhirBoolean(row["poverty_flag"] == "1")));
         patient.Extension.Add(new Extension("urn:interophub:ext:residence-type",
@@ -176,7 +176,7 @@ internal static class TownshipMapper
 
         if (row["marital_status_code"] is { Length: > 0 } marital)
         {
-            patient.MaritalStatus = HisContext.Coded(Systems.MaritalStatus, marital);
+            patient.MaritalStatus = FhirValues.Coded(Systems.MaritalStatus, marital);
         }
 
         if (TextNormalizer.Number(row["phone"]) is { Length: > 0 } phone)
@@ -198,7 +198,7 @@ internal static class TownshipMapper
             patient.Deceased = new FhirDateTime(death.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
         }
 
-        patient.ManagingOrganization = HisContext.Organization(row["org_code"]);
+        patient.ManagingOrganization = FhirValues.Organization(row["org_code"]);
         linking.Sort((a, b) => (b.System == Systems.ResidentId).CompareTo(a.System == Systems.ResidentId));
         builder.Upsert(patient, Criteria.Identifier(linking));
     }
@@ -209,7 +209,7 @@ internal static class TownshipMapper
     private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident)
     {
         var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
-        var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+        var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
         if (vaccine.Cvx is { } cvx)
         {
             code.Coding.Add(new Coding(Systems.Cvx, cvx));
@@ -227,7 +227,7 @@ internal static class TownshipMapper
         };
         if (row["record_source"] == "2")
         {
-            immunization.ReportOrigin = HisContext.Coded(Systems.Local("record-source"), "2", "历史补录");
+            immunization.ReportOrigin = FhirValues.Coded(Systems.Local("record-source"), "2", "历史补录");
         }
 
         if (row["lot_no"] is { Length: > 0 } lot)
@@ -263,13 +263,13 @@ internal static class TownshipMapper
                 "3" => ("SQ", "皮下注射"),
                 _ => ("IM", "肌内注射"),
             };
-            immunization.Route = HisContext.Coded(Systems.Local("township-route"), route, display);
+            immunization.Route = FhirValues.Coded(Systems.Local("township-route"), route, display);
             immunization.Route.Coding.Add(new Coding("http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration", v3));
         }
 
         if (row["site_code"] is { Length: > 0 } site)
         {
-            immunization.Site = HisContext.Coded(Systems.Local("township-site"), site, site switch
+            immunization.Site = FhirValues.Coded(Systems.Local("township-site"), site, site switch
             {
                 "1" => "左上臂",
                 "2" => "右上臂",
@@ -284,12 +284,12 @@ internal static class TownshipMapper
         {
             immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent
             {
-                Function = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
+                Function = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
                 Actor = new ResourceReference { Display = vaccinator },
             });
         }
 
-        immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent { Actor = HisContext.Organization(row["vacc_org_code"]) });
+        immunization.Performer.Add(new Hl7.Fhir.Model.Immunization.PerformerComponent { Actor = FhirValues.Organization(row["vacc_org_code"]) });
         if (TextNormalizer.Number(row["trace_code"]) is { Length: > 0 } trace)
         {
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
@@ -318,7 +318,7 @@ internal static class TownshipMapper
             _ => AdministrativeGender.Unknown,
         };
         var order = int.TryParse(resident["birth_order"], out var o) && o > 0 ? o : 1;
-        return PatientMapping.NewbornKey(ResidentIdNumber.Check(TextNormalizer.Number(mother), DateOnly.MaxValue).Value, birth, gender, order);
+        return NewbornKeys.For(ResidentIdNumber.Check(TextNormalizer.Number(mother), DateOnly.MaxValue).Value, birth, gender, order);
     }
 }
 

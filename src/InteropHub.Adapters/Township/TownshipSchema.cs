@@ -163,5 +163,12 @@ internal static class TownshipSchema
 
     public static IReadOnlyList<Column> ColumnsOf(TableSchema table) => [.. table.Columns, .. Trailer];
 
+    /// <summary>Free text that is kept exactly as entered (names, addresses, notes); every other column is normalised.</summary>
+    private static readonly FrozenSet<string> FreeText = Set("name", "address_detail", "responsible_doctor", "team_name", "doctor_name",
+        "vaccinator", "medications", "referral_reason", "high_risk_factors", "husband_name", "abnormal_desc", "insulin");
+
+    public static IReadOnlySet<string> NormalizedColumns(TableSchema table) =>
+        ColumnsOf(table).Select(c => c.Name).Where(n => !FreeText.Contains(n)).ToFrozenSet(StringComparer.Ordinal);
+
     public static TableSchema? Find(string table) => Tables.FirstOrDefault(t => t.Table == table);
 }

@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
@@ -84,7 +85,7 @@ internal static class EncounterMapping
 
         var encounter = new Encounter
         {
-            Identifier = [new Identifier(identifierSystem, visitNumber) { Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "VN") }],
+            Identifier = [new Identifier(identifierSystem, visitNumber) { Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "VN") }],
             Class = new Coding(ActCode, classCode, classDisplay),
             Subject = patient.Reference,
         };
@@ -144,24 +145,24 @@ internal static class EncounterMapping
         var admissionType = pv1[4].Value.ToUpperInvariant();
         if (admissionType.Length > 0)
         {
-            encounter.Type.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0007", admissionType));
+            encounter.Type.Add(FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0007", admissionType));
             encounter.Priority = admissionType switch
             {
-                "E" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "EM", "emergency"),
-                "U" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "UR", "urgent"),
-                "R" => HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "R", "routine"),
+                "E" => FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "EM", "emergency"),
+                "U" => FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "UR", "urgent"),
+                "R" => FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ActPriority", "R", "routine"),
                 _ => null,
             };
         }
 
         if (pv1[10].Value is { Length: > 0 } department)
         {
-            encounter.ServiceType = HisContext.Coded(Systems.Local("qxhis-department"), department,
+            encounter.ServiceType = FhirValues.Coded(Systems.Local("qxhis-department"), department,
                 CountyCodes.Departments.GetValueOrDefault(department));
         }
 
         var facility = pv1[3].Component(4).Subcomponent(1).Value is { Length: > 0 } f ? f : institution;
-        encounter.ServiceProvider = HisContext.Organization(facility);
+        encounter.ServiceProvider = FhirValues.Organization(facility);
 
         AddParticipant(context, encounter, pv1[7], "ATND", "attender", institution);
         AddParticipant(context, encounter, pv1[8], "REF", "referrer", institution);
@@ -175,7 +176,7 @@ internal static class EncounterMapping
         var hospitalization = new Encounter.HospitalizationComponent();
         if (pv1[14].Value is { Length: > 0 } source)
         {
-            hospitalization.AdmitSource = HisContext.Coded(Systems.Local("admit-source"), source, source switch
+            hospitalization.AdmitSource = FhirValues.Coded(Systems.Local("admit-source"), source, source switch
             {
                 "1" => "急诊",
                 "2" => "门诊",
@@ -187,7 +188,7 @@ internal static class EncounterMapping
 
         if (pv1[36].Value is { Length: > 0 } disposition)
         {
-            hospitalization.DischargeDisposition = HisContext.Coded(Systems.Local("discharge-disposition"), disposition, disposition switch
+            hospitalization.DischargeDisposition = FhirValues.Coded(Systems.Local("discharge-disposition"), disposition, disposition switch
             {
                 "1" => "医嘱离院",
                 "2" => "医嘱转院",
@@ -216,7 +217,7 @@ internal static class EncounterMapping
         {
             encounter.Participant.Add(new Encounter.ParticipantComponent
             {
-                Type = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code, display)],
+                Type = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code, display)],
                 Individual = practitioner,
             });
         }
@@ -259,8 +260,8 @@ internal static class EncounterMapping
             var type = dg1[6].Value.ToUpperInvariant();
             var condition = new Condition
             {
-                Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
-                VerificationStatus = HisContext.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
+                VerificationStatus = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status",
                     type == "W" ? "provisional" : "confirmed"),
                 Code = Diagnosis(dg1[3]),
                 Subject = patient.Reference,
@@ -278,7 +279,7 @@ internal static class EncounterMapping
 
             var setId = dg1[1].Value.Length > 0 ? dg1[1].Value : dg1.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var reference = context.Builder.Put(condition, ResourceIds.From(visit.Institution, visit.VisitNumber, "dx", type.Length > 0 ? type : "U", setId));
-            var use = HisContext.Coded(Systems.Local("diagnosis-type"), type, type switch
+            var use = FhirValues.Coded(Systems.Local("diagnosis-type"), type, type switch
             {
                 "A" => "入院诊断",
                 "W" => "门诊/初步诊断",

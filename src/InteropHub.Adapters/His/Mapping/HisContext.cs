@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
@@ -104,16 +105,12 @@ internal sealed class HisContext
         return time;
     }
 
-    /// <summary>A conditional reference to a county institution by its code.</summary>
-    public static ResourceReference Organization(string code) =>
-        new($"Organization?{Criteria.Identifier(Systems.OrganizationCode, code)}", CountyCodes.Institutions.GetValueOrDefault(code));
-
     /// <summary>Checks an institution code named in a message; unknown codes are UNKNOWN_CODE.</summary>
     public ResourceReference? KnownOrganization(string code, Hl7Location location)
     {
         if (CountyCodes.Institutions.ContainsKey(code))
         {
-            return Organization(code);
+            return FhirValues.Organization(code);
         }
 
         Error(RejectionReason.UnknownCode, location, $"{location} 机构代码 {code} 不在机构表中");
@@ -156,8 +153,8 @@ internal sealed class HisContext
             Status = Hl7.Fhir.Model.Location.LocationStatus.Active,
             Name = name,
             Mode = Hl7.Fhir.Model.Location.LocationMode.Instance,
-            PhysicalType = HisContext.Coded("http://terminology.hl7.org/CodeSystem/location-physical-type", "wa", "Ward"),
-            ManagingOrganization = Organization(facility),
+            PhysicalType = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/location-physical-type", "wa", "Ward"),
+            ManagingOrganization = FhirValues.Organization(facility),
         };
         var reference = Builder.CreateIfAbsent(location, Criteria.Identifier(Systems.Department(facility), department));
         var bed = string.Join("-", new[] { pl[2], pl[3] }.Where(p => p.Length > 0));
@@ -178,10 +175,6 @@ internal sealed class HisContext
 
         return concept;
     }
-
-    /// <summary>A CodeableConcept of one coding; the display goes on the coding (the SDK's three-argument constructor would make it the text).</summary>
-    public static CodeableConcept Coded(string system, string code, string? display = null) =>
-        new() { Coding = [new Coding(system, code, display)] };
 
     /// <summary>Maps an HL7 coding-system name (CE.3) to a FHIR system URI.</summary>
     public static string CodingSystem(string name) => name.ToUpperInvariant() switch

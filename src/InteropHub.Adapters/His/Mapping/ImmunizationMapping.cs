@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
@@ -89,7 +90,7 @@ internal static class ImmunizationMapping
             return;
         }
 
-        var code = HisContext.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
+        var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
         var cvx = rxa[5][6] is "CVX" && rxa[5][4].Length > 0 ? rxa[5][4] : vaccine.Cvx;
         if (cvx is not null)
         {
@@ -112,7 +113,7 @@ internal static class ImmunizationMapping
         }
         else if (completion == "NA")
         {
-            immunization.StatusReason = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActReason", "MEDPREC", "medical precaution");
+            immunization.StatusReason = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ActReason", "MEDPREC", "medical precaution");
         }
 
         if (completion == "PA")
@@ -181,7 +182,7 @@ internal static class ImmunizationMapping
         {
             immunization.Performer.Add(new Immunization.PerformerComponent
             {
-                Function = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
+                Function = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0443", "AP", "Administering Provider"),
                 Actor = vaccinator,
             });
         }
@@ -201,7 +202,7 @@ internal static class ImmunizationMapping
 
         if (rxr[1][1] is { Length: > 0 } route)
         {
-            var concept = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
+            var concept = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
             var standard = route switch
             {
                 "IM" => ("IM", "Injection, intramuscular"),
@@ -221,7 +222,7 @@ internal static class ImmunizationMapping
 
         if (rxr[2][1] is { Length: > 0 } site)
         {
-            immunization.Site = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0163", site,
+            immunization.Site = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0163", site,
                 rxr[2].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
         }
     }

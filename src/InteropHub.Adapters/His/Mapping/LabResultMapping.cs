@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
 
@@ -76,17 +77,17 @@ internal static class LabResultMapping
         {
             Identifier = [new Identifier(Systems.LabReport(institution), filler)
             {
-                Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "FILL"),
+                Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0203", "FILL"),
             }],
             Status = ReportStatus(context, obr),
-            Category = [HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
+            Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
             Code = HisContext.Concept(obr[4]),
             Subject = patient.Reference,
             Encounter = visit?.Reference,
         };
         if (obr[24].Value is { Length: > 0 } section && section != "LAB")
         {
-            report.Category.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", section));
+            report.Category.Add(FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", section));
         }
 
         var placer = TextNormalizer.Number(obr[2].Component(1).Text);
@@ -106,7 +107,7 @@ internal static class LabResultMapping
             report.Issued = issued.Value;
         }
 
-        var performer = HisContext.Organization(institution);
+        var performer = FhirValues.Organization(institution);
         report.Performer.Add(performer);
         var interpreter = obr[32].Component(1);
         if (context.Practitioner(new Hl7Value(interpreter.Raw, context.Message.Syntax, 0), institution) is { } verifier)
@@ -184,7 +185,7 @@ internal static class LabResultMapping
         var display = type.Subcomponent(2).Text.Trim() is { Length: > 0 } d ? d : obr[15][2];
         var specimen = new Specimen
         {
-            Type = HisContext.Coded(system, code, display.Length > 0 ? display : null),
+            Type = FhirValues.Coded(system, code, display.Length > 0 ? display : null),
             Subject = patient.Reference,
             Collection = collected is { } c ? new Specimen.CollectionComponent { Collected = new FhirDateTime(c.ToFhirDateTime()) } : null,
         };

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
@@ -34,8 +35,8 @@ internal static class ObservationMapping
 
         var isVital = code.Coding.Any(c => c.System == Systems.Loinc && VitalSigns.Contains(c.Code));
         observation.Category.Add(isVital
-            ? HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")
-            : HisContext.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory"));
+            ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")
+            : FhirValues.Coded("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory"));
 
         if (!MapValue(context, obx, observation))
         {
@@ -133,7 +134,7 @@ internal static class ObservationMapping
         {
             if (observation.Status != ObservationStatus.Cancelled)
             {
-                observation.DataAbsentReason = HisContext.Coded("http://terminology.hl7.org/CodeSystem/data-absent-reason", "unknown", "Unknown");
+                observation.DataAbsentReason = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/data-absent-reason", "unknown", "Unknown");
             }
 
             return true;
@@ -296,8 +297,8 @@ internal static class ObservationMapping
         }
 
         var concept = code == "?"
-            ? HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0078", flag)
-            : HisContext.Coded(Interpretation, code, display);
+            ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0078", flag)
+            : FhirValues.Coded(Interpretation, code, display);
         if (code != "?" && flag != code)
         {
             // The LIS arrows are kept as the text the clinician saw.

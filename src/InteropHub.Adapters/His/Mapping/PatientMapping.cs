@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
@@ -108,7 +109,7 @@ internal static class PatientMapping
                 identifier = new Identifier(Systems.Mrn(institution), value)
                 {
                     Use = Identifier.IdentifierUse.Usual,
-                    Type = HisContext.Coded(V2IdentifierType, "MR"),
+                    Type = FhirValues.Coded(V2IdentifierType, "MR"),
                 };
                 if (mrn.Item2.Length == 0 || institution == context.Institution)
                 {
@@ -127,7 +128,7 @@ internal static class PatientMapping
             {
                 identifier = new Identifier(Systems.Passport(authority.Length > 0 ? authority : "UNK"), value)
                 {
-                    Type = HisContext.Coded(V2IdentifierType, "PPN"),
+                    Type = FhirValues.Coded(V2IdentifierType, "PPN"),
                 };
             }
             else if (type == "VN")
@@ -140,7 +141,7 @@ internal static class PatientMapping
                 links = false;
                 identifier = new Identifier(Systems.Local($"id:{(authority.Length > 0 ? authority : type)}"), value)
                 {
-                    Type = type.Length > 0 ? HisContext.Coded(V2IdentifierType, type) : null,
+                    Type = type.Length > 0 ? FhirValues.Coded(V2IdentifierType, type) : null,
                 };
             }
 
@@ -413,7 +414,7 @@ internal static class PatientMapping
             patient.Extension.Add(new Extension
             {
                 Url = ExtensionUrls.Nationality,
-                Extension = [new Extension("code", HisContext.Coded("urn:iso:std:iso:3166", nationality))],
+                Extension = [new Extension("code", FhirValues.Coded("urn:iso:std:iso:3166", nationality))],
             });
         }
 
@@ -497,15 +498,11 @@ internal static class PatientMapping
         }
 
         var order = int.TryParse(pid[25].Value, out var o) && o > 0 ? o : 1;
-        var key = NewbornKey(mother.Value!, birth.Value.Date, patient.Gender.Value, order);
+        var key = NewbornKeys.For(mother.Value!, birth.Value.Date, patient.Gender.Value, order);
         var identifier = new Identifier(Systems.NewbornKey, key);
         patient.Identifier.Add(identifier);
         linking.Add(identifier);
     }
-
-    /// <summary><c>{mother's ID number}/{yyyyMMdd}/{gender}/{birth order}</c>.</summary>
-    public static string NewbornKey(string motherId, DateOnly birthDate, AdministrativeGender gender, int order) =>
-        FormattableString.Invariant($"{motherId}/{birthDate:yyyyMMdd}/{gender.ToString().ToLowerInvariant()}/{order}");
 
     /// <summary>NK1 → RelatedPerson of the patient; kin never become Patients of their own (§5).</summary>
     private static void MapKin(HisContext context, PatientInfo patient)
@@ -527,7 +524,7 @@ internal static class PatientMapping
 
             if (relationship.Length > 0)
             {
-                var concept = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0063", relationship,
+                var concept = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0063", relationship,
                     nk1[3].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
                 if (RoleCode(relationship) is { } role)
                 {
@@ -539,7 +536,7 @@ internal static class PatientMapping
 
             if (nk1[7][1] == "C")
             {
-                person.Relationship.Add(HisContext.Coded("http://terminology.hl7.org/CodeSystem/v2-0131", "C", "Emergency Contact"));
+                person.Relationship.Add(FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0131", "C", "Emergency Contact"));
             }
 
             ReadTelecoms(nk1, 5, person.Telecom);

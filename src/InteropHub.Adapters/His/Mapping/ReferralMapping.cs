@@ -1,5 +1,6 @@
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Utility;
+using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
 using FhirTask = Hl7.Fhir.Model.Task;
@@ -109,14 +110,14 @@ internal static class ReferralMapping
         {
             Identifier = [identifier],
             Status = state.Status,
-            BusinessStatus = HisContext.Coded(Systems.Local("qxref-status"), statusCode, state.Display),
+            BusinessStatus = FhirValues.Coded(Systems.Local("qxref-status"), statusCode, state.Display),
             Intent = FhirTask.TaskIntent.Order,
             Priority = Priority(rf1),
             Focus = requestReference,
             For = patient.Reference,
             Requester = requester ?? requesterOrg,
             Owner = owner,
-            Code = HisContext.Coded("http://hl7.org/fhir/CodeSystem/task-code", "fulfill", "Fulfill the focal request"),
+            Code = FhirValues.Coded("http://hl7.org/fhir/CodeSystem/task-code", "fulfill", "Fulfill the focal request"),
         };
         if (authored is { } a)
         {
@@ -135,7 +136,7 @@ internal static class ReferralMapping
         {
             task.Output.Add(new FhirTask.OutputComponent
             {
-                Type = HisContext.Coded("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ENC", "encounter"),
+                Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v3-ActCode", "ENC", "encounter"),
                 Value = visit.Reference,
             });
         }
@@ -157,8 +158,8 @@ internal static class ReferralMapping
             Intent = RequestIntent.Order,
             Category =
             [
-                HisContext.Coded("http://snomed.info/sct", "3457005", "Patient referral"),
-                HisContext.Coded(Systems.Local("qxref"), direction, direction == "UP" ? "上转" : "下转"),
+                FhirValues.Coded("http://snomed.info/sct", "3457005", "Patient referral"),
+                FhirValues.Coded(Systems.Local("qxref"), direction, direction == "UP" ? "上转" : "下转"),
             ],
             Priority = Priority(rf1) switch
             {
@@ -217,7 +218,7 @@ internal static class ReferralMapping
                 continue;
             }
 
-            if (ObservationMapping.Map(context, obx, patient, visit?.Reference, null, HisContext.Organization(context.Institution), context.Institution) is { } observation)
+            if (ObservationMapping.Map(context, obx, patient, visit?.Reference, null, FhirValues.Organization(context.Institution), context.Institution) is { } observation)
             {
                 var setId = obx[1].Value.Length > 0 ? obx[1].Value : obx.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 request.SupportingInfo.Add(context.Builder.Put(observation, ResourceIds.From(key, "obx", setId)));

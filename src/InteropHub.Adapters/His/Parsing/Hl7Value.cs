@@ -29,8 +29,11 @@ public readonly struct Hl7Value : IEquatable<Hl7Value>
     /// <summary>The first leaf (first component, first subcomponent), unescaped and trimmed.</summary>
     public string Value => Component(1).Subcomponent(1).Text.Trim();
 
-    /// <summary>The whole value unescaped, structure characters included (for TX/FT text and for messages to people).</summary>
-    public string Text => _syntax is null || IsEmpty ? Raw : _syntax.Unescape(Raw);
+    /// <summary>
+    /// The whole value unescaped, structure characters included (for TX/FT text and for messages to people). The
+    /// delete marker <c>""</c> reads as empty: the mappers replace whole resources, so an absent value is deleted.
+    /// </summary>
+    public string Text => _syntax is null || IsEmpty ? Raw : IsDelete ? "" : _syntax.Unescape(Raw);
 
     /// <summary>Component <paramref name="n"/> (1-based) of a field repetition.</summary>
     public Hl7Value Component(int n) => _level >= 1 ? (n == 1 ? this : default) : Part(_syntax?.Component, n, 1);

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace InteropHub.Adapters.His.Mapping;
+namespace InteropHub.Adapters.Bundles;
 
 /// <summary>
 /// Deterministic resource ids from natural keys, so a replayed message updates what it wrote before. Keys made

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Hl7.Fhir.Model;
 
-namespace InteropHub.Adapters.His.Mapping;
+namespace InteropHub.Adapters.Bundles;
 
 /// <summary>
 /// Collects the entries of one transaction Bundle. Resources with a natural key get a deterministic id
