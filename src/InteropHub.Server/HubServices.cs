@@ -48,6 +48,7 @@ public static class HubServices
         services.AddSingleton<ReadHistory>();
         services.AddSingleton<SearchResources>();
         services.AddSingleton<PatientEverything>();
+        services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognizedResults>();
         services.AddSingleton<ProcessBundle>();
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();

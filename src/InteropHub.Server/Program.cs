@@ -3,6 +3,7 @@ using InteropHub.Server;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
+using InteropHub.Server.Operations.RecognizedResults;
 using InteropHub.Server.Seeds;
 using InteropHub.Server.Security;
 
@@ -13,6 +14,7 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 
 
 var app = builder.Build();
 await app.Services.GetRequiredService<IResourceStore>().MigrateAsync(app.Lifetime.ApplicationStopping);
+await app.Services.GetRequiredService<SeedLoader>().LoadMappingsAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 
 app.UseMiddleware<FhirErrorMiddleware>();
@@ -22,6 +24,7 @@ app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();
 app.MapExportEndpoints();
 app.MapEverythingEndpoints();
+app.MapRecognizedResultsEndpoints();
 app.Run();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>

@@ -103,6 +103,12 @@ public static class CapabilityStatementBuilder
                 Definition = "http://hl7.org/fhir/OperationDefinition/Patient-everything",
                 Documentation = "The patient and every resource in its compartment; _since, _type, _count with paging.",
             });
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "recognized-results",
+                Definition = "https://interophub.dev/fhir/OperationDefinition/Patient-recognized-results",
+                Documentation = "Prior results of an ordered item that the requester must recognise (code, at, requester), each with its expiry.",
+            });
         }
 
         return component;

@@ -36,6 +36,22 @@ public sealed class SeedLoader(IOptions<SeedOptions> options, FhirSerializers se
             return 0;
         }
 
+        return await LoadFolderAsync(folder, ct);
+    }
+
+    /// <summary>
+    /// The code mappings and rule tables of <c>mappings/</c> (ConceptMaps, the recognition catalogue): the hub's
+    /// configuration as FHIR data, loaded on every start when absent, demo data or not; edits made over FHIR stay.
+    /// </summary>
+    public Task<int> LoadMappingsAsync(CancellationToken ct)
+    {
+        var folder = System.IO.Path.Combine(AppContext.BaseDirectory, "mappings");
+        return Directory.Exists(folder) ? LoadFolderAsync(folder, ct) : Task.FromResult(0);
+    }
+
+    /// <summary>Writes each resource of the folder's JSON files (resources or collection Bundles) whose id is not stored yet.</summary>
+    public async Task<int> LoadFolderAsync(string folder, CancellationToken ct)
+    {
         var written = 0;
         foreach (var file in Directory.EnumerateFiles(folder, "*.json").Order(StringComparer.Ordinal))
         {
@@ -63,7 +79,7 @@ public sealed class SeedLoader(IOptions<SeedOptions> options, FhirSerializers se
 
         if (written > 0)
         {
-            logger.LogInformation("Loaded {Count} demo resources from {Folder}.", written, folder);
+            logger.LogInformation("Loaded {Count} resources from {Folder}.", written, folder);
         }
 
         return written;
