@@ -104,10 +104,14 @@ public static class ReferralStateMachine
     private static void CheckCompletionOutput(FhirTask next, ReferralDirection direction)
     {
         var outputs = next.Output.Select(o => o.Value).OfType<ResourceReference>().Select(r => r.Reference ?? "").ToList();
-        if (!outputs.Any(r => r.StartsWith("DocumentReference/", StringComparison.Ordinal) || r.StartsWith("Composition/", StringComparison.Ordinal)))
+        // DOMAIN.md §2: the output is the Encounter of the treatment, a discharge summary or a CarePlan; a summary is
+        // a document (DocumentReference, Composition) or the treatment Encounter itself, which is what a HIS
+        // completion (REF^I13 C) can point to.
+        if (!outputs.Any(r => r.StartsWith("DocumentReference/", StringComparison.Ordinal) || r.StartsWith("Composition/", StringComparison.Ordinal)
+            || r.StartsWith("Encounter/", StringComparison.Ordinal)))
         {
             throw Refuse(HttpStatusCode.UnprocessableEntity, "referral-complete-summary",
-                "A completed referral needs a summary in Task.output (a reference to a DocumentReference or Composition).");
+                "A completed referral needs a summary in Task.output: a reference to a DocumentReference, a Composition or the treatment Encounter.");
         }
 
         if (direction == ReferralDirection.Down && !outputs.Any(r => r.StartsWith("CarePlan/", StringComparison.Ordinal)))
