@@ -1,3 +1,4 @@
+using InteropHub.Adapters.Ingest;
 using InteropHub.Fhir;
 using InteropHub.Hub.Referrals;
 using InteropHub.Fhir.BulkData.Export;
@@ -16,6 +17,7 @@ using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using InteropHub.Server.Adapters;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Formatting;
 using InteropHub.Server.Seeds;
@@ -71,6 +73,16 @@ public static class HubServices
             return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), export, sp.GetRequiredService<TimeProvider>());
         });
         services.AddHostedService<ReadCacheFollower>();
+        services.AddSingleton<IngestPipeline>();
+        services.AddSingleton(_ =>
+        {
+            var mllp = new MllpOptions();
+            configuration.GetSection("InteropHub:Mllp").Bind(mllp);
+            return mllp;
+        });
+        services.AddSingleton<MllpListener>();
+        services.AddHostedService(sp => sp.GetRequiredService<MllpListener>());
+        services.AddHostedService<InboxRecovery>();
         return services;
     }
 

@@ -1,5 +1,6 @@
 using InteropHub.Fhir.Storage;
 using InteropHub.Server;
+using InteropHub.Server.Adapters;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
@@ -25,6 +26,7 @@ app.MapFhirEndpoints();
 app.MapExportEndpoints();
 app.MapEverythingEndpoints();
 app.MapRecognizedResultsEndpoints();
+app.MapAdapterEndpoints();
 app.Run();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>

@@ -101,6 +101,7 @@ public abstract class CrashSafetyTests(HubFactory hub)
     {
         var environment = hub.StoreSettings.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value);
         environment["InteropHub__Seeds__Load"] = "false";
+        environment["InteropHub__Mllp__Port"] = "0";
         environment["Logging__LogLevel__Default"] = "Warning";
         return ChildProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll"), [], environment, "/fhir/metadata");
     }

@@ -23,6 +23,9 @@ public abstract class HubFactory : WebApplicationFactory<Program>
 
     public bool LoadSeeds { get; init; }
 
+    /// <summary>The MLLP port; 0 (the default here) keeps the listener off, so test hosts never contend for 2575.</summary>
+    public int MllpPort { get; init; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         foreach (var (key, value) in StoreSettings)
@@ -35,10 +38,11 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:MaxPageSize", "100");
         builder.UseSetting("InteropHub:Export:Folder", Path.Combine(Path.GetTempPath(), "interophub-tests", "exports"));
         builder.UseSetting("InteropHub:MaxIncludes", "5");
+        builder.UseSetting("InteropHub:Mllp:Port", MllpPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>A new hub on the same database, as after a restart.</summary>
-    public abstract HubFactory Restarted(bool loadSeeds = false);
+    public abstract HubFactory Restarted(bool loadSeeds = false, int mllpPort = 0);
 }
 
 public sealed class SqliteHub : HubFactory
@@ -60,7 +64,7 @@ public sealed class SqliteHub : HubFactory
         ["InteropHub:Storage:Sqlite:Path"] = _path,
     };
 
-    public override HubFactory Restarted(bool loadSeeds = false) => new SqliteHub(_path) { LoadSeeds = loadSeeds };
+    public override HubFactory Restarted(bool loadSeeds = false, int mllpPort = 0) => new SqliteHub(_path) { LoadSeeds = loadSeeds, MllpPort = mllpPort };
 }
 
 /// <summary>Helpers for building requests from SDK POCOs and reading answers back into them.</summary>
@@ -126,5 +130,5 @@ public sealed class PostgresHub : HubFactory
         ["ConnectionStrings:Postgres"] = _connectionString,
     };
 
-    public override HubFactory Restarted(bool loadSeeds = false) => new PostgresHub(_connectionString) { LoadSeeds = loadSeeds };
+    public override HubFactory Restarted(bool loadSeeds = false, int mllpPort = 0) => new PostgresHub(_connectionString) { LoadSeeds = loadSeeds, MllpPort = mllpPort };
 }

@@ -1,4 +1,6 @@
+using System.IO.Compression;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters.Ingest;
 using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
@@ -20,7 +22,7 @@ public sealed class SeedOptions
 /// does not exist yet, so restarting the hub adds no versions and never overwrites a user's edits.
 /// </summary>
 public sealed class SeedLoader(IOptions<SeedOptions> options, FhirSerializers serializers, IResourceStore store,
-    UpdateResource update, ILogger<SeedLoader> logger)
+    UpdateResource update, IInboxStore inbox, IngestPipeline pipeline, ILogger<SeedLoader> logger)
 {
     public async Task<int> LoadAsync(CancellationToken ct)
     {
@@ -82,6 +84,57 @@ public sealed class SeedLoader(IOptions<SeedOptions> options, FhirSerializers se
             logger.LogInformation("Loaded {Count} resources from {Folder}.", written, folder);
         }
 
-        return written;
+        return written + await LoadLegacyAsync(System.IO.Path.Combine(folder, "legacy"), ct);
+    }
+
+    /// <summary>
+    /// Feeds the sample legacy files through the adapters, as the county's systems would send them (samples/README.md
+    /// order: HIS, township batches, certificates), once: only while the inbox is empty. The deliberately invalid
+    /// samples are left out; their rejections are shown by the tests.
+    /// </summary>
+    private async Task<int> LoadLegacyAsync(string folder, CancellationToken ct)
+    {
+        if (!Directory.Exists(folder) || (await inbox.CountsAsync(ct)).Count > 0)
+        {
+            return 0;
+        }
+
+        var messages = 0;
+        foreach (var file in Directory.EnumerateFiles(System.IO.Path.Combine(folder, "his"), "*.hl7").Order(StringComparer.Ordinal))
+        {
+            await pipeline.ReceiveHl7Async(await File.ReadAllBytesAsync(file, ct), ct);
+            messages++;
+        }
+
+        foreach (var batch in Directory.EnumerateDirectories(System.IO.Path.Combine(folder, "township")).Order(StringComparer.Ordinal))
+        {
+            await pipeline.ReceiveTownshipAsync(Zip(batch), ct);
+            messages++;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(System.IO.Path.Combine(folder, "birth-certificate"), "*.xml").Order(StringComparer.Ordinal))
+        {
+            await pipeline.ReceiveCertificatesAsync(await File.ReadAllBytesAsync(file, ct), ct);
+            messages++;
+        }
+
+        logger.LogInformation("Fed {Count} sample legacy messages and batches from {Folder} through the adapters.", messages, folder);
+        return messages;
+    }
+
+    /// <summary>A township batch folder as the zip the export tool uploads.</summary>
+    public static byte[] Zip(string batchFolder)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var file in Directory.EnumerateFiles(batchFolder).Order(StringComparer.Ordinal))
+            {
+                using var entry = zip.CreateEntry(System.IO.Path.GetFileName(file)).Open();
+                entry.Write(File.ReadAllBytes(file));
+            }
+        }
+
+        return buffer.ToArray();
     }
 }

@@ -1,0 +1,443 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.BirthCertificate;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.His.Parsing;
+using InteropHub.Adapters.Township;
+using InteropHub.Fhir.Bundles;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Adapters.Ingest;
+
+/// <summary>The inbox sources, one per legacy interface.</summary>
+public static class IngestSources
+{
+    public const string His = "his";
+    public const string Township = "township";
+    public const string BirthCertificate = "birth-certificate";
+}
+
+/// <summary>The answer to one HIS message: the ACK/NAK bytes (in the sender's character set) and its code.</summary>
+public sealed record HisReply(AckCode Code, byte[] Ack, long? InboxId);
+
+/// <summary>What processing one inbox message gave: applied or not, and the OperationOutcome stored with it.</summary>
+public sealed record IngestResult(InboxMessage Message, bool Processed, OperationOutcome Outcome);
+
+/// <summary>
+/// The durable ingest shared by the three adapters (issue 5): every message is stored raw in the inbox and
+/// committed before anything else happens, then mapped and written through the ordinary transaction path
+/// (<see cref="ProcessBundle"/>), then marked Processed, or Failed (a dead letter) with an OperationOutcome.
+/// <para>
+/// One message is processed at a time, in the order received, so the messages about one patient apply in the
+/// order they were sent (his-hl7v2.md §1). Anything the sender was acknowledged for is in the inbox: a crash
+/// between store and completion leaves it Received, and <see cref="RecoverAsync"/> processes it at start-up.
+/// </para>
+/// </summary>
+public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
+    TimeProvider clock) : IDisposable
+{
+    /// <summary>Transaction entries are relative; this base only anchors absolute URLs, which the mappers never write.</summary>
+    private const string BaseUrl = "urn:interophub:ingest/fhir";
+
+    private const string Hl7ContentType = "x-application/hl7-v2+er7";
+
+    private readonly SemaphoreSlim _worker = new(1, 1);
+    private readonly ConcurrentDictionary<string, long> _unmapped = new(StringComparer.Ordinal);
+
+    /// <summary>Local codes written without a standard equivalent since start-up ("system|code" → times), for the status page.</summary>
+    public IReadOnlyDictionary<string, long> UnmappedCodes => _unmapped;
+
+    /// <summary>
+    /// Stores one HIS message, processes it and answers it. A resend of a stored message (same MSH-4 and MSH-10)
+    /// with the same content (MSH-7 and terminators ignored) is answered again without writing anything; with
+    /// different content it is AE <c>DUPLICATE_KEY</c> (his-hl7v2.md §1).
+    /// </summary>
+    public async Task<HisReply> ReceiveHl7Async(byte[] raw, CancellationToken ct)
+    {
+        var mapped = HisMapper.Map(raw);
+        var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
+        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.His, messageId, Hl7ContentType, raw, ct);
+        if (duplicate)
+        {
+            if (mapped.Message is { } message && stored.MessageId == messageId && !SameContent(stored.Body, message))
+            {
+                return Reply(mapped.Message, AckCode.AE, stored.Id,
+                    [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {message.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)]);
+            }
+
+            if (stored.Status == InboxStatus.Processed)
+            {
+                return Reply(mapped.Message, AckCode.AA, stored.Id, []);
+            }
+        }
+
+        // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
+        // may have been fixed): process the stored copy.
+        return await ProcessHisAsync(stored, ct);
+    }
+
+    /// <summary>Stores a township batch (a zip) and applies its valid rows; the outcome lists every problem by file and row.</summary>
+    public async Task<IngestResult> ReceiveTownshipAsync(byte[] zip, CancellationToken ct)
+    {
+        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.Township, BatchId(zip), "application/zip", zip, ct);
+        return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
+    }
+
+    /// <summary>Stores a birth-certificate document (one certificate or a batch) and applies each valid certificate.</summary>
+    public async Task<IngestResult> ReceiveCertificatesAsync(byte[] xml, CancellationToken ct)
+    {
+        var id = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(xml));
+        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.BirthCertificate, id, "application/xml", xml, ct);
+        return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
+    }
+
+    /// <summary>Processes (again) a stored message of any source: a replay of a dead letter, or recovery after a crash.</summary>
+    public async Task<IngestResult> ProcessAsync(InboxMessage message, CancellationToken ct)
+    {
+        if (message.Source == IngestSources.His)
+        {
+            await ProcessHisAsync(message, ct);
+            return Stored((await inbox.GetAsync(message.Id, ct))!, processed: true);
+        }
+
+        await _worker.WaitAsync(ct);
+        try
+        {
+            var outcome = message.Source switch
+            {
+                IngestSources.Township => await ApplyTownshipAsync(message.Body, ct),
+                IngestSources.BirthCertificate => await ApplyCertificatesAsync(message.Body, message.ReceivedAt, ct),
+                _ => Outcome(OperationOutcome.IssueType.NotSupported, $"The inbox source '{message.Source}' has no adapter."),
+            };
+            return await CompleteAsync(message, outcome, ct);
+        }
+        finally
+        {
+            _worker.Release();
+        }
+    }
+
+    public void Dispose() => _worker.Dispose();
+
+    /// <summary>Processes every message left Received by an interrupted run, oldest first.</summary>
+    public async Task<int> RecoverAsync(CancellationToken ct)
+    {
+        var done = 0;
+        long? after = null;
+        while (true)
+        {
+            var page = await inbox.ListAsync(InboxStatus.Received, after, 100, ct);
+            if (page.Count == 0)
+            {
+                return done;
+            }
+
+            foreach (var message in page)
+            {
+                await ProcessAsync(message, ct);
+                done++;
+            }
+
+            after = page[^1].Id;
+        }
+    }
+
+    /// <summary>Re-runs a dead letter; null when there is no such message.</summary>
+    public async Task<IngestResult?> ReplayAsync(long id, CancellationToken ct) =>
+        await inbox.GetAsync(id, ct) is { } message ? await ProcessAsync(message, ct) : null;
+
+    /// <summary>Re-runs every dead letter (of one source, or all), oldest first.</summary>
+    public async Task<IReadOnlyList<IngestResult>> ReplayAllAsync(string? source, CancellationToken ct)
+    {
+        var results = new List<IngestResult>();
+        long? after = null;
+        while (true)
+        {
+            var page = await inbox.ListAsync(InboxStatus.Failed, after, 100, ct);
+            if (page.Count == 0)
+            {
+                return results;
+            }
+
+            foreach (var message in page.Where(m => source is null || m.Source == source))
+            {
+                results.Add(await ProcessAsync(message, ct));
+            }
+
+            after = page[^1].Id;
+        }
+    }
+
+    private async Task<HisReply> ProcessHisAsync(InboxMessage message, CancellationToken ct)
+    {
+        await _worker.WaitAsync(ct);
+        try
+        {
+            var mapped = HisMapper.Map(message.Body);
+            var (code, issues) = mapped switch
+            {
+                HisRejected rejected => (rejected.AckCode, rejected.Errors),
+                HisAccepted accepted => await ApplyHisAsync(accepted, ct),
+                _ => throw new InvalidOperationException("Unknown HIS outcome."),
+            };
+            await CompleteAsync(message, ToOutcome(issues, code), ct);
+            return Reply(mapped.Message, code, message.Id, issues);
+        }
+        finally
+        {
+            _worker.Release();
+        }
+    }
+
+    /// <summary>Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.</summary>
+    private async Task<(AckCode, IReadOnlyList<HisIssue>)> ApplyHisAsync(HisAccepted accepted, CancellationToken ct)
+    {
+        var bundle = accepted.Transaction;
+        foreach (var precondition in accepted.Preconditions)
+        {
+            var failure = precondition switch
+            {
+                MustExist mustExist => await CheckExistsAsync(mustExist, ct),
+                TaskTransition transition => await CheckTransitionAsync(transition, bundle, ct),
+                _ => null,
+            };
+            if (failure is not null)
+            {
+                return (AckCode.AE, [failure]);
+            }
+        }
+
+        try
+        {
+            await ApplyAsync(bundle, ct);
+            return (AckCode.AA, accepted.Warnings);
+        }
+        catch (FhirException e)
+        {
+            // The message is valid HL7 but the hub refused what it maps to: AE names why, and the stored message
+            // waits in the dead letters for a replay.
+            return (AckCode.AE, [new HisIssue(RejectionReason.Malformed, null, Describe(e.Outcome), IssueSeverity.Error, 207, "系统内部错误")]);
+        }
+    }
+
+    private async Task ApplyAsync(Bundle transaction, CancellationToken ct)
+    {
+        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl), ct);
+        foreach (var coding in Codes.UnmappedCodes.In(transaction))
+        {
+            _unmapped.AddOrUpdate($"{coding.System}|{coding.Code}", 1, (_, n) => n + 1);
+        }
+    }
+
+    private async Task<HisIssue?> CheckExistsAsync(MustExist precondition, CancellationToken ct)
+    {
+        var type = precondition.Search.Split('?', 2)[0];
+        var criteria = SearchCriteria.ParseQueryString(type, precondition.Search);
+        var matches = await store.FindAsync(type, criteria, null, 1, ct);
+        return matches.Count > 0 ? null : new HisIssue(RejectionReason.UnknownReference, precondition.Location, precondition.Detail, IssueSeverity.Error);
+    }
+
+    /// <summary>
+    /// The referral rules of his-hl7v2.md §6 as the mapper stated them: the stored Task's status must be one the
+    /// new one may follow. When the message keeps the status (an I13 <c>P</c>, a repeated I12), the Task written
+    /// carries the stored status.
+    /// </summary>
+    private async Task<HisIssue?> CheckTransitionAsync(TaskTransition transition, Bundle bundle, CancellationToken ct)
+    {
+        var stored = await store.ReadAsync("Task", transition.TaskId, ct);
+        if (stored is null || stored.IsDeleted)
+        {
+            return transition.MayBeAbsent
+                ? null
+                : new HisIssue(RejectionReason.UnknownReference, transition.Location, $"转诊单 Task/{transition.TaskId} 不存在", IssueSeverity.Error);
+        }
+
+        var current = (Hl7.Fhir.Model.Task)serializers.ParseStored(stored.Json);
+        var status = current.Status is { } s ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(s) ?? "" : "";
+        if (transition.KeepsStatus || (transition.MayBeAbsent && status == transition.To))
+        {
+            foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
+            {
+                task.Status = current.Status;
+            }
+
+            return null;
+        }
+
+        return transition.AllowedFrom.Contains(status, StringComparer.Ordinal)
+            ? null
+            : new HisIssue(RejectionReason.InvalidTransition, transition.Location, $"{transition.Detail} (当前状态 {status})", IssueSeverity.Error);
+    }
+
+    /// <summary>Applies every valid row in the order the reader returns them; a row the store refuses is reported, the others are kept.</summary>
+    private async Task<OperationOutcome> ApplyTownshipAsync(byte[] zip, CancellationToken ct)
+    {
+        TownshipBatchResult batch;
+        try
+        {
+            batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip));
+        }
+        catch (InvalidDataException e)
+        {
+            return Outcome(OperationOutcome.IssueType.Invalid, $"The batch is not a readable zip: {e.Message}");
+        }
+
+        var outcome = new OperationOutcome();
+        foreach (var issue in batch.Issues)
+        {
+            outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, issue.ToString(), Where(issue.File, issue.Row, issue.Column)));
+        }
+
+        var applied = 0;
+        foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
+        {
+            try
+            {
+                await ApplyAsync(row.Transaction!, ct);
+                applied++;
+            }
+            catch (FhirException e)
+            {
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e.Outcome)}", Where(row.File, row.Row, null)));
+            }
+        }
+
+        outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
+            $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
+        return outcome;
+    }
+
+    private async Task<OperationOutcome> ApplyCertificatesAsync(byte[] xml, DateTimeOffset receivedAt, CancellationToken ct)
+    {
+        var result = BirthCertificateReader.Read(xml, receivedAt);
+        var outcome = new OperationOutcome();
+        foreach (var issue in result.DocumentIssues)
+        {
+            outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, $"line {issue.Line}, position {issue.Position}: {issue.Detail}", null));
+        }
+
+        foreach (var certificate in result.Certificates)
+        {
+            var where = $"BirthCertificate[{certificate.CertificateNo}]";
+            if (certificate is CertificateAccepted accepted)
+            {
+                try
+                {
+                    await ApplyAsync(accepted.Transaction, ct);
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
+                }
+                catch (FhirException e)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(), $"certificate {accepted.Number}: {Describe(e.Outcome)}", where));
+                }
+            }
+
+            foreach (var issue in certificate.Issues)
+            {
+                outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, $"certificate {certificate.CertificateNo}, line {issue.Line}: {issue.Detail}", where));
+            }
+        }
+
+        return outcome;
+    }
+
+    private async Task<IngestResult> CompleteAsync(InboxMessage message, OperationOutcome outcome, CancellationToken ct)
+    {
+        var failed = outcome.Issue.Any(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal);
+        await inbox.CompleteAsync(message.Id, failed ? InboxStatus.Failed : InboxStatus.Processed,
+            Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
+        return new IngestResult((await inbox.GetAsync(message.Id, ct))!, !failed, outcome);
+    }
+
+    private IngestResult Stored(InboxMessage message, bool processed) =>
+        new(message, processed && message.Status == InboxStatus.Processed,
+            message.Outcome is { } json ? (OperationOutcome)serializers.ParseStored(Encoding.UTF8.GetBytes(json)) : new OperationOutcome());
+
+    private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues)
+    {
+        var ack = Hl7Ack.Build(answered, code, issues, $"IHUB{inboxId}", clock.GetLocalNow());
+        return new HisReply(code, Hl7Ack.Encode(ack, answered), inboxId);
+    }
+
+    private static bool SameContent(byte[] stored, Hl7Message message)
+    {
+        try
+        {
+            return HisMapper.ContentHash(Hl7Parser.Parse(stored)) == HisMapper.ContentHash(message);
+        }
+        catch (Hl7ParseException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The manifest's batch id keys a township batch (township-export.md §1); an unreadable batch is keyed by its bytes.</summary>
+    private static string BatchId(byte[] zip)
+    {
+        try
+        {
+            var batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip));
+            if (batch.Manifest is { } manifest)
+            {
+                return manifest.BatchId;
+            }
+        }
+        catch (InvalidDataException)
+        {
+        }
+
+        return "sha256:" + Convert.ToHexStringLower(SHA256.HashData(zip));
+    }
+
+    private static OperationOutcome ToOutcome(IReadOnlyList<HisIssue> issues, AckCode code)
+    {
+        var outcome = new OperationOutcome();
+        outcome.Issue.Add(Issue(code == AckCode.AA ? OperationOutcome.IssueSeverity.Information : OperationOutcome.IssueSeverity.Error, code.ToString(),
+            code == AckCode.AA ? "applied" : "rejected", null));
+        foreach (var issue in issues)
+        {
+            outcome.Issue.Add(Issue(Of(issue.Severity), issue.Reason.Code(), issue.Detail, issue.Location?.ToErl()));
+        }
+
+        return outcome;
+    }
+
+    private static OperationOutcome.IssueSeverity Of(IssueSeverity severity) =>
+        severity == IssueSeverity.Error ? OperationOutcome.IssueSeverity.Error : OperationOutcome.IssueSeverity.Warning;
+
+    private static OperationOutcome.IssueComponent Issue(OperationOutcome.IssueSeverity severity, string code, string detail, string? where)
+    {
+        var issue = new OperationOutcome.IssueComponent
+        {
+            Severity = severity,
+            Code = severity == OperationOutcome.IssueSeverity.Error ? OperationOutcome.IssueType.Processing : OperationOutcome.IssueType.Informational,
+            Details = new CodeableConcept("urn:interophub:cs:rejection-reason", code),
+            Diagnostics = detail,
+        };
+        if (where is not null)
+        {
+            issue.Location = [where];
+        }
+
+        return issue;
+    }
+
+    private static string? Where(string? file, int row, string? column) =>
+        file is null ? null : column is null ? $"{file}:{row}" : $"{file}:{row}:{column}";
+
+    private static OperationOutcome Outcome(OperationOutcome.IssueType type, string detail) => new()
+    {
+        Issue = [new OperationOutcome.IssueComponent { Severity = OperationOutcome.IssueSeverity.Error, Code = type, Diagnostics = detail }],
+    };
+
+    private static string Describe(OperationOutcome outcome) =>
+        string.Join("; ", outcome.Issue.Select(i => i.Location.Any() ? $"{i.Diagnostics} ({string.Join(", ", i.Location)})" : i.Diagnostics));
+}

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Text.Json;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.His.Mllp;
+using InteropHub.Adapters.Ingest;
+using InteropHub.Fhir;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Storage;
+using InteropHub.Server.Formatting;
+
+namespace InteropHub.Server.Adapters;
+
+/// <summary>
+/// The legacy systems' HTTP interface (issue 5, "Interface contract"): HL7 v2 over HTTP, township batch upload,
+/// birth certificates, and the inbox's status and dead letters. Every body is stored in the inbox before it is
+/// answered (<see cref="IngestPipeline"/>).
+/// </summary>
+public static class AdapterEndpoints
+{
+    private static readonly string[] Hl7MediaTypes = ["x-application/hl7-v2+er7", "text/plain"];
+
+    public static IEndpointRouteBuilder MapAdapterEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/adapters/his/hl7v2", PostHl7);
+        app.MapPost("/adapters/township/batches", PostTownshipBatch);
+        app.MapGet("/adapters/township/batches/{id:long}", GetTownshipBatch);
+        app.MapPost("/adapters/birth-certificates", PostCertificates);
+        app.MapGet("/adapters/status", Status);
+        app.MapGet("/adapters/dead-letters", DeadLetters);
+        app.MapPost("/adapters/dead-letters/{id:long}/replay", Replay);
+        app.MapPost("/adapters/dead-letters/replay", ReplayAll);
+        return app;
+    }
+
+    /// <summary>One or several ER7 messages → their ACKs, concatenated; 200 only when every one is AA.</summary>
+    private static async Task<IResult> PostHl7(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
+    {
+        var mediaType = request.ContentType?.Split(';')[0].Trim() ?? "";
+        if (!Hl7MediaTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new UnsupportedMediaTypeException(
+                $"An HL7 v2 message is sent as x-application/hl7-v2+er7 or text/plain, not '{request.ContentType}'.");
+        }
+
+        var body = await ReadBodyAsync(request, options, ct);
+        var messages = Hl7Body.Split(body, checked((int)Math.Min(options.MaxBodyBytes, int.MaxValue)));
+        if (messages.Count == 0)
+        {
+            throw new InvalidInputException("The body holds no HL7 v2 message (it must start with MSH).");
+        }
+
+        var acks = new List<byte>();
+        var allAccepted = true;
+        foreach (var message in messages)
+        {
+            var reply = await pipeline.ReceiveHl7Async(message, ct);
+            allAccepted &= reply.Code == AckCode.AA;
+            acks.AddRange(reply.Ack);
+        }
+
+        return new Hl7Result(acks.ToArray(), allAccepted ? StatusCodes.Status200OK : StatusCodes.Status400BadRequest);
+    }
+
+    private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
+    {
+        var result = await pipeline.ReceiveTownshipAsync(await ReadBodyAsync(request, options, ct), ct);
+        var location = $"/adapters/township/batches/{result.Message.Id.ToString(CultureInfo.InvariantCulture)}";
+        return new LocatedResult(Results.Json(Describe(result.Message), statusCode: StatusCodes.Status202Accepted), location);
+    }
+
+    private static async Task<IResult> GetTownshipBatch(long id, IInboxStore inbox, CancellationToken ct) =>
+        await inbox.GetAsync(id, ct) is { Source: IngestSources.Township } message
+            ? Results.Json(Describe(message))
+            : throw new ResourceNotFoundException($"There is no township batch {id}.");
+
+    /// <summary>One outcome per certificate; 200 when all were applied, 207-style partial success otherwise (issue 5).</summary>
+    private static async Task<IResult> PostCertificates(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
+    {
+        var result = await pipeline.ReceiveCertificatesAsync(await ReadBodyAsync(request, options, ct), ct);
+        var applied = result.Outcome.Issue.Any(i => i.Details?.Coding.FirstOrDefault()?.Code == "APPLIED");
+        var status = result.Processed ? StatusCodes.Status200OK : applied ? StatusCodes.Status207MultiStatus : StatusCodes.Status400BadRequest;
+        return FhirResults.Outcome(result.Outcome, status);
+    }
+
+    private static async Task<IResult> Status(IInboxStore inbox, IngestPipeline pipeline, CancellationToken ct)
+    {
+        var counts = await inbox.CountsAsync(ct);
+        return Results.Json(new
+        {
+            sources = counts.Select(c => new { source = c.Source, received = c.Received, processed = c.Processed, failed = c.Failed }),
+            unmappedCodes = pipeline.UnmappedCodes.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new { code = p.Key, count = p.Value }),
+        });
+    }
+
+    private static async Task<IResult> DeadLetters(IInboxStore inbox, long? after, int? count, CancellationToken ct)
+    {
+        var page = await inbox.ListAsync(InboxStatus.Failed, after, Math.Clamp(count ?? 100, 1, 1000), ct);
+        return Results.Json(page.Select(Describe));
+    }
+
+    private static async Task<IResult> Replay(long id, IngestPipeline pipeline, CancellationToken ct)
+    {
+        var result = await pipeline.ReplayAsync(id, ct) ?? throw new ResourceNotFoundException($"There is no inbox message {id}.");
+        return Results.Json(Describe(result.Message));
+    }
+
+    private static async Task<IResult> ReplayAll(IngestPipeline pipeline, string? source, CancellationToken ct)
+    {
+        var results = await pipeline.ReplayAllAsync(source, ct);
+        return Results.Json(new
+        {
+            replayed = results.Count,
+            processed = results.Count(r => r.Processed),
+            messages = results.Select(r => Describe(r.Message)),
+        });
+    }
+
+    private static object Describe(InboxMessage message) => new
+    {
+        id = message.Id,
+        source = message.Source,
+        messageId = message.MessageId,
+        receivedAt = message.ReceivedAt,
+        status = message.Status.ToString(),
+        attempts = message.Attempts,
+        processedAt = message.ProcessedAt,
+        outcome = message.Outcome is { } json ? JsonDocument.Parse(json).RootElement.Clone() : (JsonElement?)null,
+    };
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request, HubOptions options, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + read > options.MaxBodyBytes)
+            {
+                throw new PayloadTooLargeException(options.MaxBodyBytes);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        if (buffer.Length == 0)
+        {
+            throw new InvalidInputException("The request body is empty.");
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>Adds the Location of the created batch resource to the 202.</summary>
+    private sealed class LocatedResult(IResult inner, string location) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.Location = location;
+            return inner.ExecuteAsync(httpContext);
+        }
+    }
+
+    /// <summary>The ACK/NAK(s) as the body, in the character set of the messages answered.</summary>
+    private sealed class Hl7Result(byte[] body, int status) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.ContentType = "x-application/hl7-v2+er7";
+            return httpContext.Response.Body.WriteAsync(body).AsTask();
+        }
+    }
+}

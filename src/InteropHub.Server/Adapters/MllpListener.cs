@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Sockets;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.His.Mllp;
+using InteropHub.Adapters.Ingest;
+
+namespace InteropHub.Server.Adapters;
+
+/// <summary><c>InteropHub:Mllp</c>.</summary>
+public sealed class MllpOptions
+{
+    /// <summary>The TCP port; 0 disables the listener.</summary>
+    public int Port { get; set; } = 2575;
+
+    public int MaxConnections { get; set; } = 64;
+
+    public int MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>A connection silent for this long is closed, so slow or dead clients cannot hold a slot forever.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>
+/// The HIS's MLLP interface (his-hl7v2.md, MLLP release 1): one frame per message, answered with one framed ACK
+/// after the message is committed to the inbox. Split and concatenated frames are handled by the decoder;
+/// garbage between frames and oversize frames are answered AR without dropping the connection; connections are
+/// bounded in number and idle time.
+/// </summary>
+public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, TimeProvider clock, ILogger<MllpListener> logger) : BackgroundService
+{
+    private TcpListener? _listener;
+
+    /// <summary>The port actually bound (differs from the option when it was a free port chosen by the OS).</summary>
+    public int? BoundPort { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (options.Port <= 0)
+        {
+            return;
+        }
+
+        _listener = new TcpListener(IPAddress.Any, options.Port);
+        _listener.Start();
+        BoundPort = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        logger.LogInformation("MLLP listener on port {Port}.", BoundPort);
+        using var slots = new SemaphoreSlim(options.MaxConnections, options.MaxConnections);
+        var connections = new List<Task>();
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await slots.WaitAsync(stoppingToken);
+                var client = await _listener.AcceptTcpClientAsync(stoppingToken);
+                connections.RemoveAll(t => t.IsCompleted);
+                connections.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await ServeAsync(client, stoppingToken);
+                    }
+                    finally
+                    {
+                        slots.Release();
+                    }
+                }, CancellationToken.None));
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _listener.Stop();
+            await Task.WhenAll(connections);
+        }
+    }
+
+    private async Task ServeAsync(TcpClient client, CancellationToken stoppingToken)
+    {
+        using var _ = client;
+        try
+        {
+            var stream = client.GetStream();
+            var mllp = new MllpStream(stream, options.MaxMessageBytes);
+            while (true)
+            {
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                idle.CancelAfter(options.IdleTimeout);
+                var frame = await mllp.ReadAsync(idle.Token);
+                if (frame is null)
+                {
+                    return;
+                }
+
+                var ack = frame.Kind == MllpFrameKind.Message
+                    ? (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack
+                    : Reject(frame);
+                await mllp.WriteAsync(ack, stoppingToken);
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+        {
+            // A client that disconnects, stalls past the idle timeout or is cut at shutdown has been answered for
+            // every message it completed; nothing is lost by closing.
+            logger.LogDebug(e, "MLLP connection closed.");
+        }
+    }
+
+    private byte[] Reject(MllpFrame frame)
+    {
+        var detail = $"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)";
+        var issue = new InteropHub.Adapters.His.HisIssue(InteropHub.Adapters.RejectionReason.Malformed, null, detail,
+            InteropHub.Adapters.His.IssueSeverity.Error, 100);
+        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], "IHUB-MLLP", clock.GetLocalNow()), null);
+    }
+
+    public override void Dispose()
+    {
+        _listener?.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,281 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His.Mllp;
+using InteropHub.Fhir.Bundles;
+using InteropHub.Server.Seeds;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>
+/// The legacy adapters' ingest over HTTP (issue 5, interface contract): the county sample files of
+/// seeds/legacy (samples/README.md) with their documented outcomes, idempotent resends, dead letters and replay.
+/// </summary>
+public abstract class AdapterTests(HubFactory hub)
+{
+    private readonly HttpClient _client = hub.CreateClient();
+
+    public static string Legacy { get; } = Path.Combine(RepositoryRoot(), "seeds", "legacy");
+
+    [Fact]
+    public async Task Every_HIS_sample_is_acknowledged_AA_and_the_two_invalid_ones_are_refused_with_their_reason()
+    {
+        await SeedOrganizationsAsync();
+
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Legacy, "his"), "*.hl7").Order(StringComparer.Ordinal))
+        {
+            var (code, ack) = await PostHl7Async(await File.ReadAllBytesAsync(file));
+            Assert.True(code == HttpStatusCode.OK && Msa(ack) == "AA", $"{Path.GetFileName(file)}: {code} {ack}");
+        }
+
+        var (status1, ack1) = await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_01_ADT_A04_bad_id_check_digit.hl7")));
+        Assert.Equal(HttpStatusCode.BadRequest, status1);
+        Assert.Equal("AE", Msa(ack1));
+        Assert.Contains("ID_CHECK_DIGIT", ack1, StringComparison.Ordinal);
+
+        var (status2, ack2) = await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_02_MDM_T02_unsupported.hl7")));
+        Assert.Equal(HttpStatusCode.BadRequest, status2);
+        Assert.Equal("AR", Msa(ack2));
+        Assert.Contains("UNSUPPORTED", ack2, StringComparison.Ordinal);
+
+        // The referral story: 李德福's up-referral completed, his down-referral accepted, 赵建华's cancelled.
+        var tasks = await SearchAsync<Hl7.Fhir.Model.Task>("Task?_count=50");
+        Assert.Equal(3, tasks.Count);
+        Assert.Equal(
+            [Hl7.Fhir.Model.Task.TaskStatus.Accepted, Hl7.Fhir.Model.Task.TaskStatus.Cancelled, Hl7.Fhir.Model.Task.TaskStatus.Completed],
+            tasks.Select(t => t.Status!.Value).Order());
+        var encounters = await SearchAsync<Encounter>("Encounter?_count=50");
+        Assert.Contains(encounters, e => e.Status == Encounter.EncounterStatus.EnteredInError);
+
+        var status = await GetJsonAsync("/adapters/status");
+        var his = status.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == "his");
+        Assert.Equal(2, his.GetProperty("failed").GetInt64());
+        Assert.Equal(31, his.GetProperty("processed").GetInt64());
+    }
+
+    [Fact]
+    public async Task Resending_a_message_answers_AA_again_and_writes_nothing_while_a_reused_control_id_is_DUPLICATE_KEY()
+    {
+        await SeedOrganizationsAsync();
+        var message = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7"));
+        Assert.Equal("AA", Msa((await PostHl7Async(message)).Ack));
+        var history = await CountAsync("/fhir/_history?_count=1000");
+
+        // A resend differs only in MSH-7 and terminators (his-hl7v2.md §1).
+        var text = Encoding.UTF8.GetString(message);
+        var fields = text.Split('|');
+        fields[6] = "20991231235959";
+        var resend = string.Join('|', fields).Replace("\r", "\r\n", StringComparison.Ordinal);
+        var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(resend));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("AA", Msa(ack));
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+
+        var changed = text.Replace("李德福", "李德富", StringComparison.Ordinal);
+        var (status2, ack2) = await PostHl7Async(Encoding.UTF8.GetBytes(changed));
+        Assert.Equal(HttpStatusCode.BadRequest, status2);
+        Assert.Equal("AE", Msa(ack2));
+        Assert.Contains("DUPLICATE_KEY", ack2, StringComparison.Ordinal);
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+    }
+
+    [Fact]
+    public async Task A_message_about_an_unknown_visit_is_a_dead_letter_and_its_replay_applies_it_once_the_visit_exists()
+    {
+        await SeedOrganizationsAsync();
+        var his = Path.Combine(Legacy, "his");
+        foreach (var file in new[] { "16_ADT_A04_baisha_lidefu.hl7", "17_REF_I12_baisha_lidefu_up.hl7", "18_REF_I13_county_lidefu_accepted.hl7" })
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
+        }
+
+        // The transfer (A02) arrives before the admission (A01) it moves.
+        var (status, ack) = await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, "22_ADT_A02_county_lidefu_transfer.hl7")));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+
+        var dead = (await GetJsonAsync("/adapters/dead-letters")).EnumerateArray().ToList();
+        var letter = Assert.Single(dead, d => d.GetProperty("messageId").GetString()!.EndsWith("|QX2110001-ADT-20250507-0022", StringComparison.Ordinal)
+            || d.GetProperty("outcome").ToString().Contains("UNKNOWN_REFERENCE", StringComparison.Ordinal));
+        Assert.Contains("UNKNOWN_REFERENCE", letter.GetProperty("outcome").ToString(), StringComparison.Ordinal);
+
+        Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, "19_ADT_A01_county_lidefu.hl7")))).Ack));
+        var replay = await _client.PostAsync(new Uri($"/adapters/dead-letters/{letter.GetProperty("id").GetInt64()}/replay", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
+        var replayed = JsonDocument.Parse(await replay.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("Processed", replayed.GetProperty("status").GetString());
+        Assert.DoesNotContain((await GetJsonAsync("/adapters/dead-letters")).EnumerateArray(), d => d.GetProperty("id").GetInt64() == letter.GetProperty("id").GetInt64());
+
+        // A batch replay with nothing left to fix changes nothing.
+        var all = await _client.PostAsync(new Uri("/adapters/dead-letters/replay", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.OK, all.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_township_batch_is_accepted_with_202_and_its_report_names_exactly_the_three_invalid_rows()
+    {
+        await SeedOrganizationsAsync();
+        using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        var response = await _client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var location = response.Headers.Location!;
+
+        var batch = await GetJsonAsync(location.ToString());
+        var errors = batch.GetProperty("outcome").GetProperty("issue").EnumerateArray()
+            .Where(i => i.GetProperty("severity").GetString() == "error")
+            .Select(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() + " " + i.GetProperty("location")[0].GetString())
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["ID_CHECK_DIGIT residents.csv:20:id_no", "IMPOSSIBLE_DATE child_checkups.csv:18:checkup_date", "UNKNOWN_CODE immunizations.csv:30:vaccine_code"], errors);
+        var patients = await CountAsync("/fhir/Patient?_summary=count");
+        Assert.True(patients >= 29, $"{patients} patients from 29 valid resident rows");
+    }
+
+    [Fact]
+    public async Task Birth_certificates_are_applied_one_outcome_per_certificate()
+    {
+        await SeedOrganizationsAsync();
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Legacy, "birth-certificate"), "*.xml").Order(StringComparer.Ordinal))
+        {
+            using var content = new ByteArrayContent(await File.ReadAllBytesAsync(file));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/xml");
+            var response = await _client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{Path.GetFileName(file)}: {response.StatusCode} {body}");
+            var outcome = await Fhir.Read<OperationOutcome>(response);
+            Assert.Contains(outcome.Issue, i => i.Details?.Coding[0].Code == "APPLIED");
+        }
+
+        var documents = await SearchAsync<DocumentReference>("DocumentReference?_count=50");
+        Assert.Equal(8, documents.Count);
+    }
+
+    [Fact]
+    public async Task MLLP_frames_split_across_writes_and_concatenated_in_one_write_are_each_answered_and_garbage_gets_AR()
+    {
+        var port = FreePort();
+        await using var mllpHub = hub.Restarted(mllpPort: port);
+        _ = mllpHub.CreateClient();
+        await SeedOrganizationsAsync();
+        var his = Path.Combine(Legacy, "his");
+        var first = MllpStream.Frame(await File.ReadAllBytesAsync(Path.Combine(his, "16_ADT_A04_baisha_lidefu.hl7")));
+        var second = MllpStream.Frame(await File.ReadAllBytesAsync(Path.Combine(his, "17_REF_I12_baisha_lidefu_up.hl7")));
+        var invalid = MllpStream.Frame(await File.ReadAllBytesAsync(Path.Combine(his, "invalid", "invalid_01_ADT_A04_bad_id_check_digit.hl7")));
+
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var stream = tcp.GetStream();
+        var reader = new MllpStream(stream, 1 << 20);
+
+        // One frame in three writes.
+        await stream.WriteAsync(first.AsMemory(0, 5));
+        await stream.FlushAsync();
+        await System.Threading.Tasks.Task.Delay(50);
+        await stream.WriteAsync(first.AsMemory(5, 40));
+        await System.Threading.Tasks.Task.Delay(50);
+        await stream.WriteAsync(first.AsMemory(45));
+        Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
+
+        // Two frames (one invalid) in one write, then garbage.
+        await stream.WriteAsync(second.Concat(invalid).Concat("garbage"u8.ToArray()).Concat(first).ToArray());
+        Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
+        var nak = await ReadAckAsync(reader);
+        Assert.Equal("AE", Msa(nak));
+        Assert.Contains("ERR|", nak, StringComparison.Ordinal);
+        Assert.Contains("ID_CHECK_DIGIT", nak, StringComparison.Ordinal);
+        Assert.Equal("AR", Msa(await ReadAckAsync(reader)));
+        Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
+    }
+
+    public static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static async Task<string> ReadAckAsync(MllpStream reader)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var frame = await reader.ReadAsync(timeout.Token);
+        Assert.NotNull(frame);
+        return Encoding.UTF8.GetString(frame.Bytes.Span);
+    }
+
+    private async Task SeedOrganizationsAsync()
+    {
+        var seeds = (Bundle)new InteropHub.Fhir.Serialization.FhirSerializers().ParseJson(await File.ReadAllBytesAsync(Path.Combine(RepositoryRoot(), "seeds", "organizations.json")));
+        // (a collection Bundle of Organizations with fixed ids)
+        var transaction = new Bundle { Type = Bundle.BundleType.Transaction };
+        foreach (var resource in seeds.Entry.Select(e => e.Resource).OfType<Resource>())
+        {
+            transaction.Entry.Add(new Bundle.EntryComponent
+            {
+                Resource = resource,
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{resource.TypeName}/{resource.Id}" },
+            });
+        }
+
+        await hub.Services.GetRequiredService<ProcessBundle>().HandleAsync(new BundleRequest(transaction, "http://localhost/fhir"), CancellationToken.None);
+    }
+
+    private async Task<(HttpStatusCode Status, string Ack)> PostHl7Async(byte[] body)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("x-application/hl7-v2+er7");
+        var response = await _client.PostAsync(new Uri("/adapters/his/hl7v2", UriKind.Relative), content);
+        var charset = Encoding.UTF8;
+        if (Encoding.UTF8.GetString(body).Contains("|GB18030", StringComparison.Ordinal))
+        {
+            Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
+            charset = Encoding.GetEncoding("GB18030");
+        }
+
+        return (response.StatusCode, charset.GetString(await response.Content.ReadAsByteArrayAsync()));
+    }
+
+    private static string Msa(string ack) =>
+        ack.Split('\r').Single(s => s.StartsWith("MSA|", StringComparison.Ordinal)).Split('|')[1];
+
+    private async Task<JsonElement> GetJsonAsync(string url)
+    {
+        var response = await _client.GetAsync(new Uri(url, UriKind.RelativeOrAbsolute));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+    }
+
+    private async Task<List<T>> SearchAsync<T>(string url)
+        where T : Resource
+    {
+        var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(new Uri("/fhir/" + url, UriKind.Relative)));
+        return bundle.Entry.Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match).Select(e => e.Resource).OfType<T>().ToList();
+    }
+
+    private async Task<int> CountAsync(string url)
+    {
+        var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(new Uri(url, UriKind.Relative)));
+        return bundle.Total ?? bundle.Entry.Count;
+    }
+
+    public static string RepositoryRoot()
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "InteropHub.sln")))
+        {
+            folder = folder.Parent;
+        }
+
+        return folder?.FullName ?? throw new InvalidOperationException("InteropHub.sln not found above the test binaries.");
+    }
+}
+
+public sealed class AdapterTestsOnSqlite(SqliteHub hub) : AdapterTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class AdapterTestsOnPostgres(PostgresHub hub) : AdapterTests(hub), IClassFixture<PostgresHub>;
