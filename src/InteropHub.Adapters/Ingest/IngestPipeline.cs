@@ -225,6 +225,12 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             // waits in the dead letters for a replay.
             return (AckCode.AE, [new HisIssue(RejectionReason.Malformed, null, Describe(e.Outcome), IssueSeverity.Error, 207, "系统内部错误")]);
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A store failure is the hub's problem, not the message's: AR asks the sender to retry (his-hl7v2.md §7),
+            // and the stored message is a dead letter until then.
+            return (AckCode.AR, [new HisIssue(RejectionReason.Malformed, null, $"存储失败: {e.Message}", IssueSeverity.Error, 207, "系统内部错误")]);
+        }
     }
 
     private async Task ApplyAsync(Bundle transaction, CancellationToken ct)
@@ -303,10 +309,10 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 await ApplyAsync(row.Transaction!, ct);
                 applied++;
             }
-            catch (FhirException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
-                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e.Outcome)}", Where(row.File, row.Row, null)));
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e)}", Where(row.File, row.Row, null)));
             }
         }
 
@@ -334,9 +340,9 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                     await ApplyAsync(accepted.Transaction, ct);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                 }
-                catch (FhirException e)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(), $"certificate {accepted.Number}: {Describe(e.Outcome)}", where));
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(), $"certificate {accepted.Number}: {Describe(e)}", where));
                 }
             }
 
@@ -437,6 +443,8 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     {
         Issue = [new OperationOutcome.IssueComponent { Severity = OperationOutcome.IssueSeverity.Error, Code = type, Diagnostics = detail }],
     };
+
+    private static string Describe(Exception e) => e is FhirException fhir ? Describe(fhir.Outcome) : $"{e.GetType().Name}: {e.Message}";
 
     private static string Describe(OperationOutcome outcome) =>
         string.Join("; ", outcome.Issue.Select(i => i.Location.Any() ? $"{i.Diagnostics} ({string.Join(", ", i.Location)})" : i.Diagnostics));

@@ -93,9 +93,20 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
                     return;
                 }
 
-                var ack = frame.Kind == MllpFrameKind.Message
-                    ? (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack
-                    : Reject(frame);
+                byte[] ack;
+                try
+                {
+                    ack = frame.Kind == MllpFrameKind.Message
+                        ? (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack
+                        : Reject($"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The inbox could not store it: AR tells the sender to keep the message and retry (§7).
+                    logger.LogWarning(e, "An MLLP message could not be stored.");
+                    ack = Reject($"暂时无法保存消息: {e.Message}", 207);
+                }
+
                 await mllp.WriteAsync(ack, stoppingToken);
             }
         }
@@ -107,11 +118,10 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
         }
     }
 
-    private byte[] Reject(MllpFrame frame)
+    private byte[] Reject(string detail, int errorCode = 100)
     {
-        var detail = $"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)";
         var issue = new InteropHub.Adapters.His.HisIssue(InteropHub.Adapters.RejectionReason.Malformed, null, detail,
-            InteropHub.Adapters.His.IssueSeverity.Error, 100);
+            InteropHub.Adapters.His.IssueSeverity.Error, errorCode);
         return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], "IHUB-MLLP", clock.GetLocalNow()), null);
     }
 
