@@ -285,6 +285,24 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(HttpStatusCode.OK, all.StatusCode);
     }
 
+
+    [Fact]
+    public async Task A_township_batch_about_a_patient_the_HIS_registered_keeps_the_hospital_MRN()
+    {
+        await SeedOrganizationsAsync();
+
+        // A new control ID, so the message is applied before the batch whatever ran before in this class.
+        var message = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7")))
+            .Replace("QX2110026-20250506-000412", "MERGE-TEST-0001", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(message))).Ack));
+        using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        Assert.Equal(HttpStatusCode.Accepted, (await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content)).StatusCode);
+
+        var patient = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        Assert.Contains(patient.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2" && i.Value == "36992110120100023");
+        Assert.Contains(patient.Identifier, i => i.Value == "0000021875");
+    }
 }
 
 public sealed class DeadLetterTestsOnSqlite(SqliteHub hub) : DeadLetterTests(hub), IClassFixture<SqliteHub>;

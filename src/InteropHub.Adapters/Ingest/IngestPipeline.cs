@@ -235,10 +235,41 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
     private async Task ApplyAsync(Bundle transaction, CancellationToken ct)
     {
+        await KeepOtherSourcesAsync(transaction, ct);
         await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl), ct);
         foreach (var coding in Codes.UnmappedCodes.In(transaction))
         {
             _unmapped.AddOrUpdate($"{coding.System}|{coding.Code}", 1, (_, n) => n + 1);
+        }
+    }
+
+    /// <summary>
+    /// A message is one source's view of a person: before a conditional update replaces the stored Patient, the
+    /// identifiers, telecoms and addresses it does not carry, and names of a use it does not carry, are copied over
+    /// from the stored one, so what the other sources said survives (docs/architecture.md, adapters).
+    /// </summary>
+    private async Task KeepOtherSourcesAsync(Bundle transaction, CancellationToken ct)
+    {
+        foreach (var entry in transaction.Entry)
+        {
+            if (entry is not { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !url.StartsWith("Patient?", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var matches = await store.FindAsync("Patient", SearchCriteria.ParseQueryString("Patient", url), null, 2, ct);
+            if (matches.Count != 1 || await store.ReadAsync("Patient", matches[0].Id, ct) is not { IsDeleted: false } stored)
+            {
+                // None: a create. Several: the transaction refuses the ambiguous update (412) and names it.
+                continue;
+            }
+
+            var current = (Patient)serializers.ParseStored(stored.Json);
+            patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+            patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.IsExactly(t))).ToList());
+            patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.IsExactly(a))).ToList());
+            patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
+            patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
         }
     }
 
