@@ -221,6 +221,37 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 
         var documents = await SearchAsync<DocumentReference>("DocumentReference?_count=50");
         Assert.Equal(8, documents.Count);
+
+        // R360007315 (换发) replaced Q360418201.
+        var superseded = Assert.Single(documents, d => d.Status == DocumentReferenceStatus.Superseded);
+        Assert.Equal("Q360418201", superseded.MasterIdentifier?.Value);
+    }
+
+    [Fact]
+    public async Task Damaged_or_empty_bodies_are_answered_4xx_or_a_NAK_and_never_500()
+    {
+        var garbage = new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x13, 0x37, 0x0B, 0x1C, 0x0D };
+        foreach (var (url, type, body) in new[]
+        {
+            ("/adapters/his/hl7v2", "x-application/hl7-v2+er7", garbage),
+            ("/adapters/his/hl7v2", "text/plain", "MSH|^~\\&|X"u8.ToArray()),
+            ("/adapters/his/hl7v2", "text/plain", Array.Empty<byte>()),
+            ("/adapters/his/hl7v2", "application/json", "{}"u8.ToArray()),
+            ("/adapters/township/batches", "application/zip", garbage),
+            ("/adapters/township/batches", "application/zip", Array.Empty<byte>()),
+            ("/adapters/birth-certificates", "application/xml", garbage),
+            ("/adapters/birth-certificates", "application/xml", "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><BirthCertificate>&e;</BirthCertificate>"u8.ToArray()),
+        })
+        {
+            using var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue(type);
+            var response = await Client.PostAsync(new Uri(url, UriKind.Relative), content);
+            var status = (int)response.StatusCode;
+            Assert.True(status is (>= 400 and < 500) or 202, $"{url} {type} {body.Length} bytes: {status}");
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await Client.PostAsync(new Uri("/adapters/dead-letters/999999999/replay", UriKind.Relative), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Client.GetAsync(new Uri("/adapters/township/batches/999999999", UriKind.Relative))).StatusCode);
     }
 
     [Fact]

@@ -352,6 +352,39 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         return outcome;
     }
 
+    /// <summary>
+    /// A 补发/换发 replaces a certificate (birth-certificate.md): the replaced certificate's stored
+    /// DocumentReference becomes <c>superseded</c> in the same transaction as the new one (If-Match on the version
+    /// read, so a concurrent change fails the transaction rather than being overwritten).
+    /// </summary>
+    private async Task SupersedeAsync(CertificateAccepted accepted, CancellationToken ct)
+    {
+        if (accepted.Supersedes is not { } replaced)
+        {
+            return;
+        }
+
+        var id = Bundles.ResourceIds.From(replaced);
+        if (await store.ReadAsync("DocumentReference", id, ct) is not { IsDeleted: false } stored)
+        {
+            return;
+        }
+
+        var document = (DocumentReference)serializers.ParseStored(stored.Json);
+        if (document.Status == DocumentReferenceStatus.Superseded)
+        {
+            return;
+        }
+
+        document.Status = DocumentReferenceStatus.Superseded;
+        accepted.Transaction.Entry.Insert(0, new Bundle.EntryComponent
+        {
+            FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+            Resource = document,
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"DocumentReference/{id}", IfMatch = stored.ETag },
+        });
+    }
+
     private async Task<OperationOutcome> ApplyCertificatesAsync(byte[] xml, DateTimeOffset receivedAt, CancellationToken ct)
     {
         var result = BirthCertificateReader.Read(xml, receivedAt);
@@ -368,6 +401,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             {
                 try
                 {
+                    await SupersedeAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                 }
