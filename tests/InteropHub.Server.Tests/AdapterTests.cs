@@ -312,8 +312,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
 
         var dead = (await GetJsonAsync("/adapters/dead-letters")).EnumerateArray().ToList();
-        var letter = Assert.Single(dead, d => d.GetProperty("messageId").GetString()!.EndsWith("|QX2110001-ADT-20250507-0022", StringComparison.Ordinal)
-            || d.GetProperty("outcome").ToString().Contains("UNKNOWN_REFERENCE", StringComparison.Ordinal));
+        var letter = Assert.Single(dead, d => d.GetProperty("messageId").GetString() == "QX2100012|QX2100012-20250509-000207");
         Assert.Contains("UNKNOWN_REFERENCE", letter.GetProperty("outcome").ToString(), StringComparison.Ordinal);
 
         Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, "19_ADT_A01_county_lidefu.hl7")))).Ack));
@@ -345,6 +344,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var patient = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
         Assert.Contains(patient.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2" && i.Value == "36992110120100023");
         Assert.Contains(patient.Identifier, i => i.Value == "0000021875");
+    }
+
+    [Fact]
+    public async Task After_an_A40_merge_a_message_naming_the_retired_MRN_is_AE_UNKNOWN_REFERENCE()
+    {
+        await SeedOrganizationsAsync();
+        var his = Path.Combine(Legacy, "his");
+        foreach (var file in new[] { "01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7" })
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
+        }
+
+        var retired = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000517733"));
+        Assert.False(retired.Active);
+        Assert.Contains(retired.Link, l => l.Type == Patient.LinkType.ReplacedBy);
+
+        var again = (await File.ReadAllTextAsync(Path.Combine(his, "01_ADT_A04_county_zhaojianhua_dupmrn.hl7")))
+            .Replace("QX2100012-20250120-000077", "AFTER-MERGE-0001", StringComparison.Ordinal);
+        var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(again));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        Assert.Contains("PID^1^3", ack, StringComparison.Ordinal);
     }
 }
 

@@ -214,6 +214,11 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
         }
 
+        if (accepted.Merge is null && await CheckNotRetiredAsync(bundle, ct) is { } retired)
+        {
+            return (AckCode.AE, [retired]);
+        }
+
         try
         {
             await ApplyAsync(bundle, ct);
@@ -265,12 +270,61 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
 
             var current = (Patient)serializers.ParseStored(stored.Json);
+            if (IsRetirement(patient))
+            {
+                // ADT^A40: the retired record keeps only its old MRN; whatever else identified it now identifies the
+                // survivor, so a later message naming the person by those identifiers finds one Patient.
+                var survivor = transaction.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault(p => p != patient && p.Active == true
+                    && p.Link.Any(l => l.Type == Patient.LinkType.Replaces));
+                survivor?.Identifier.AddRange(current.Identifier
+                    .Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
+                    .Where(i => !survivor.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                continue;
+            }
+
             patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
             patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.IsExactly(t))).ToList());
             patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.IsExactly(a))).ToList());
             patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
             patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
         }
+    }
+
+    private static bool IsRetirement(Patient patient) =>
+        patient.Active == false && patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy);
+
+    /// <summary>
+    /// After an A40 the retired MRN names no one (his-hl7v2.md §5): a message whose patient resolves to a retired
+    /// record (inactive, replaced-by) is AE <c>UNKNOWN_REFERENCE</c>.
+    /// </summary>
+    private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, CancellationToken ct)
+    {
+        foreach (var entry in transaction.Entry)
+        {
+            if (entry.Resource is not Patient patient || IsRetirement(patient))
+            {
+                continue;
+            }
+
+            var criteria = entry.Request?.Method == Bundle.HTTPVerb.POST ? entry.Request.IfNoneExist
+                : entry.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null;
+            if (criteria is null)
+            {
+                continue;
+            }
+
+            foreach (var match in await store.FindAsync("Patient", SearchCriteria.ParseQueryString("Patient", criteria), null, 2, ct))
+            {
+                if (await store.ReadAsync("Patient", match.Id, ct) is { IsDeleted: false } stored
+                    && IsRetirement((Patient)serializers.ParseStored(stored.Json)))
+                {
+                    return new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PID", 1, 3),
+                        $"患者 Patient/{match.Id} 已合并到另一患者 (ADT^A40)，其患者ID不再使用", IssueSeverity.Error);
+                }
+            }
+        }
+
+        return null;
     }
 
     private async Task<HisIssue?> CheckExistsAsync(MustExist precondition, CancellationToken ct)
