@@ -156,6 +156,10 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var his = status.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == "his");
         Assert.Equal(3, his.GetProperty("failed").GetInt64());
         Assert.Equal(30, his.GetProperty("processed").GetInt64());
+        Assert.Equal(33, his.GetProperty("received").GetInt64());
+
+        // 29: the LIS item UREA has no LOINC code; it is kept under its local system and counted.
+        Assert.Contains(status.GetProperty("unmappedCodes").EnumerateArray(), c => c.GetProperty("code").GetString()!.EndsWith("|UREA", StringComparison.Ordinal));
     }
 
     [Fact]
