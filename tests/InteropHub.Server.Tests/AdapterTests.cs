@@ -125,12 +125,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             }
         }
 
-        // KNOWN CONFLICT, to be settled between the HIS mapping and the referral rules: his-hl7v2.md §6 completes a
-        // referral with an I13 `C` that carries no summary, while the hub's referral rule requires one in Task.output
-        // (referral-complete-summary). Until then sample 24 is a dead letter, replayable once that is decided.
-        var conflict = Assert.Single(refused);
-        Assert.StartsWith("24_REF_I13_county_lidefu_completed.hl7: BadRequest", conflict, StringComparison.Ordinal);
-        Assert.Contains("referral-complete-summary", conflict, StringComparison.Ordinal);
+        Assert.Empty(refused);
 
         var (status1, ack1) = await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_01_ADT_A04_bad_id_check_digit.hl7")));
         Assert.Equal(HttpStatusCode.BadRequest, status1);
@@ -142,20 +137,20 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AR", Msa(ack2));
         Assert.Contains("UNSUPPORTED", ack2, StringComparison.Ordinal);
 
-        // The referral story: 李德福's up-referral in progress (completed once 24 applies), his down-referral
-        // accepted, 赵建华's cancelled.
+        // The referral story: 李德福's up-referral completed (24 carries no PV1; the treatment Encounter reported on
+        // arrival in 20 is its output), his down-referral accepted, 赵建华's cancelled.
         var tasks = await SearchAsync<Hl7.Fhir.Model.Task>("Task?_count=50");
         Assert.Equal(3, tasks.Count);
         Assert.Equal(
-            [Hl7.Fhir.Model.Task.TaskStatus.Accepted, Hl7.Fhir.Model.Task.TaskStatus.Cancelled, Hl7.Fhir.Model.Task.TaskStatus.InProgress],
+            [Hl7.Fhir.Model.Task.TaskStatus.Accepted, Hl7.Fhir.Model.Task.TaskStatus.Cancelled, Hl7.Fhir.Model.Task.TaskStatus.Completed],
             tasks.Select(t => t.Status!.Value).Order());
         // 钱国栋's admission, cancelled by A11.
         Assert.Single(await SearchAsync<Encounter>("Encounter?status=entered-in-error"));
 
         var status = await GetJsonAsync("/adapters/status");
         var his = status.GetProperty("sources").EnumerateArray().Single(s => s.GetProperty("source").GetString() == "his");
-        Assert.Equal(3, his.GetProperty("failed").GetInt64());
-        Assert.Equal(30, his.GetProperty("processed").GetInt64());
+        Assert.Equal(2, his.GetProperty("failed").GetInt64());
+        Assert.Equal(31, his.GetProperty("processed").GetInt64());
         Assert.Equal(33, his.GetProperty("received").GetInt64());
 
         // 29: the LIS item UREA has no LOINC code; it is kept under its local system and counted.

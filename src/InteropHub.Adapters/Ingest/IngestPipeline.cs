@@ -352,6 +352,14 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
         var current = (Hl7.Fhir.Model.Task)serializers.ParseStored(stored.Json);
         var status = current.Status is { } s ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(s) ?? "" : "";
+
+        // Each REF message is one moment of the referral: what earlier ones put in Task.output (the treatment
+        // Encounter reported on arrival) stays, so an I13 C without a PV1 still points at it (his-hl7v2.md §6).
+        foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
+        {
+            task.Output.AddRange(current.Output.Where(o => !task.Output.Any(n => n.IsExactly(o))).Select(o => (Hl7.Fhir.Model.Task.OutputComponent)o.DeepCopy()).ToList());
+        }
+
         if (transition.KeepsStatus || (transition.MayBeAbsent && status == transition.To))
         {
             foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
