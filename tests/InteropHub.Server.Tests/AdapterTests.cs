@@ -254,6 +254,31 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_stalled_or_vanished_MLLP_client_does_not_hold_up_another_connection()
+    {
+        var port = FreePort();
+        await using var mllpHub = Hub.Restarted(mllpPort: port);
+        _ = mllpHub.CreateClient();
+        await SeedOrganizationsAsync();
+        var message = MllpStream.Frame(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7")));
+
+        // One client sends half a frame and stalls; another sends half a frame and disconnects.
+        using var stalled = new TcpClient();
+        await stalled.ConnectAsync("127.0.0.1", port);
+        await stalled.GetStream().WriteAsync(message.AsMemory(0, message.Length / 2));
+        using (var vanished = new TcpClient())
+        {
+            await vanished.ConnectAsync("127.0.0.1", port);
+            await vanished.GetStream().WriteAsync(message.AsMemory(0, message.Length / 2));
+        }
+
+        using var healthy = new TcpClient();
+        await healthy.ConnectAsync("127.0.0.1", port);
+        await healthy.GetStream().WriteAsync(message);
+        Assert.Equal("AA", Msa(await ReadAckAsync(new MllpStream(healthy.GetStream(), 1 << 20))));
+    }
+
+    [Fact]
     public async Task MLLP_frames_split_across_writes_and_concatenated_in_one_write_are_each_answered_and_garbage_gets_AR()
     {
         var port = FreePort();

@@ -41,7 +41,17 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
         }
 
         _listener = new TcpListener(IPAddress.Any, options.Port);
-        _listener.Start();
+        try
+        {
+            _listener.Start();
+        }
+        catch (SocketException e)
+        {
+            // The FHIR API stays up; only the MLLP interface is missing, and the log says why.
+            logger.LogError(e, "MLLP listener could not bind port {Port}; HL7 v2 over MLLP is unavailable (InteropHub:Mllp:Port).", options.Port);
+            return;
+        }
+
         BoundPort = ((IPEndPoint)_listener.LocalEndpoint).Port;
         logger.LogInformation("MLLP listener on port {Port}.", BoundPort);
         using var slots = new SemaphoreSlim(options.MaxConnections, options.MaxConnections);
