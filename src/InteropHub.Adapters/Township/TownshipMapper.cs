@@ -67,7 +67,8 @@ internal static class TownshipMapper
                 new Provenance.AgentComponent
                 {
                     Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                    Who = FhirValues.Organization(row["org_code"]),
+                    // A deleted row may carry only its key: the exporting institution of the batch is then the author.
+                    Who = FhirValues.Organization(string.IsNullOrEmpty(row["org_code"]) ? manifest.Institution : row["org_code"]),
                 },
                 new Provenance.AgentComponent
                 {
