@@ -5,7 +5,8 @@ using System.Text;
 using System.Text.Json.Nodes;
 using InteropHub.Testing;
 
-// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs).
+// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `search` index extraction and
+// search latency at a million resources (see SearchBenchmark.cs).
 // Single-resource create and read over HTTP on both stores, at several concurrencies, next to a floor: a
 // minimal ASP.NET Core endpoint returning the same bytes from memory, measured in the same run on the same
 // machine. Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks -- [--stores sqlite,postgres]
@@ -16,6 +17,12 @@ using InteropHub.Testing;
 if (args.Length > 0 && args[0] == "floor")
 {
     Floor.Run(args[1..]);
+    return;
+}
+
+if (args.Length > 0 && args[0] == "search")
+{
+    await SearchBenchmark.RunAsync(args[1..]);
     return;
 }
 
