@@ -23,6 +23,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
 
     private readonly NpgsqlDataSource _dataSource;
+    private readonly NpgsqlDataSource _searchSource;
     private readonly bool _ownsDataSource;
 
     public PostgresResourceStore(PostgresStoreOptions options)
@@ -45,6 +46,17 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         // would otherwise precede each pooled use, and would drop the prepared statements, is not needed.
         connection.NoResetOnClose = true;
         _dataSource = NpgsqlDataSource.Create(connection);
+
+        // Searches are not prepared: a prepared statement soon runs a generic plan, made without the parameter values,
+        // and how many rows a search value matches (one identifier or half the observations) is what decides the
+        // plan. Unprepared, PostgreSQL plans each search with its values (measured at 1M resources: a token search
+        // with a common code took 1.2 s on the generic plan, 2 ms on its own).
+        connection.MaxAutoPrepare = 0;
+
+        // No JIT for searches either: a search that the planner costs high (it cannot know the LIMIT stops it early)
+        // spent 80 ms compiling expressions for a 2 ms execution.
+        connection.Options = string.IsNullOrEmpty(connection.Options) ? "-c jit=off" : connection.Options + " -c jit=off";
+        _searchSource = NpgsqlDataSource.Create(connection);
         _ownsDataSource = true;
     }
 
@@ -52,6 +64,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public PostgresResourceStore(NpgsqlDataSource dataSource)
     {
         _dataSource = dataSource;
+        _searchSource = dataSource;
         _ownsDataSource = false;
     }
 
@@ -203,13 +216,13 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
         CancellationToken ct)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var connection = await _searchSource.OpenConnectionAsync(ct);
         return await FindAsync(connection, null, criteria, sort, after, limit, ct);
     }
 
     public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var connection = await _searchSource.OpenConnectionAsync(ct);
         await using var command = Command(connection, null, SearchSql.Count(criteria, SqlDialect.Postgres));
         return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -222,7 +235,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
             return [];
         }
 
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var connection = await _searchSource.OpenConnectionAsync(ct);
         await using var command = Command(connection, null, SearchSql.References(rids, param, targetType, limit));
         var keys = new List<ResourceKey>();
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -256,13 +269,21 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return ids.Where(found.ContainsKey).Select(id => found[id]).ToList();
     }
 
-    public ValueTask DisposeAsync() => _ownsDataSource ? _dataSource.DisposeAsync() : ValueTask.CompletedTask;
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsDataSource)
+        {
+            await _dataSource.DisposeAsync();
+            await _searchSource.DisposeAsync();
+        }
+    }
 
     public void Dispose()
     {
         if (_ownsDataSource)
         {
             _dataSource.Dispose();
+            _searchSource.Dispose();
         }
     }
 

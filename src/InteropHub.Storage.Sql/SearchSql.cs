@@ -17,7 +17,69 @@ public static class SearchSql
     public static SqlCommandText Find(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, SqlDialect dialect)
     {
         var sql = new SqlCommandText();
-        var builder = new Builder(sql, dialect);
+        var builder = new Builder(sql, dialect, sort.Count == 0 ? after?.Rid : null);
+        if (sort.Count == 0 && Driver(criteria) is { } driver)
+        {
+            // Rid first: every index row belongs to a live resource of the row's type (rows are removed with the
+            // resource), so matches are found, intersected and paged on the index tables alone, and the resource
+            // table is read for the page's rows only. The inner LIMIT keeps the planner from reading the resource
+            // row of every candidate before it knows which of them make the page.
+            sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM (SELECT d.rid FROM (");
+            builder.RidSubquery(driver, "r", criteria.ResourceTypes);
+            sql.Text.Append(") d");
+            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, driver)).ToList();
+            for (var i = 0; i < rest.Count; i++)
+            {
+                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
+                builder.Render(rest[i], "d", criteria.ResourceTypes);
+            }
+
+            sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid LIMIT ").Append(sql.Add(limit)).Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid");
+            return sql;
+        }
+
+        if (sort.Count > 0 && !sort.Any(k => k.Param is "_id" or "_lastUpdated") && Driver(criteria) is { } sortedDriver)
+        {
+            // Rid first as above; each candidate's sort value is one probe of the (rid, param) index, which carries
+            // the value, and the resource table is read for the page's rows only.
+            sql.Text.Append("SELECT r.rid, r.resource_type, r.id");
+            for (var i = 0; i < sort.Count; i++)
+            {
+                sql.Text.Append(", q.s").Append(i);
+            }
+
+            sql.Text.Append(" FROM (SELECT p.* FROM (SELECT d.rid");
+            for (var i = 0; i < sort.Count; i++)
+            {
+                sql.Text.Append(", ");
+                builder.SortValue("d", sort[i]);
+                sql.Text.Append(" AS s").Append(i);
+            }
+
+            sql.Text.Append(" FROM (");
+            builder.RidSubquery(sortedDriver, "r", criteria.ResourceTypes);
+            sql.Text.Append(") d");
+            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, sortedDriver)).ToList();
+            for (var i = 0; i < rest.Count; i++)
+            {
+                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
+                builder.Render(rest[i], "d", criteria.ResourceTypes);
+            }
+
+            sql.Text.Append(" GROUP BY d.rid) p");
+            if (after is not null)
+            {
+                sql.Text.Append(" WHERE ");
+                Keyset(sql, sort, after, 0, "p");
+            }
+
+            sql.Text.Append(" ORDER BY ");
+            OrderBy(sql, sort, "p");
+            sql.Text.Append(" LIMIT ").Append(sql.Add(limit)).Append(") q JOIN resource r ON r.rid = q.rid ORDER BY ");
+            OrderBy(sql, sort, "q");
+            return sql;
+        }
+
         if (sort.Count == 0)
         {
             sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM resource r WHERE ");
@@ -51,18 +113,47 @@ public static class SearchSql
         if (after is not null)
         {
             sql.Text.Append(" WHERE ");
-            Keyset(sql, sort, after, 0);
+            Keyset(sql, sort, after, 0, "q");
         }
 
         sql.Text.Append(" ORDER BY ");
-        for (var i = 0; i < sort.Count; i++)
-        {
-            sql.Text.Append("q.s").Append(i).Append(sort[i].Descending ? " DESC, " : ", ");
-        }
-
-        sql.Text.Append("q.rid LIMIT ").Append(sql.Add(limit));
+        OrderBy(sql, sort, "q");
+        sql.Text.Append(" LIMIT ").Append(sql.Add(limit));
         return sql;
     }
+
+    private static void OrderBy(SqlCommandText sql, IReadOnlyList<SortClause> sort, string q)
+    {
+        for (var i = 0; i < sort.Count; i++)
+        {
+            sql.Text.Append(q).Append(".s").Append(i).Append(sort[i].Descending ? " DESC, " : ", ");
+        }
+
+        sql.Text.Append(q).Append(".rid");
+    }
+
+    /// <summary>
+    /// The criterion that can drive a rid-first search: a top-level criterion answered from an index table alone,
+    /// when no other criterion needs the resource row (<c>_id</c> compares its logical id).
+    /// </summary>
+    private static Criterion? Driver(SearchCriteria criteria)
+    {
+        if (criteria.ResourceTypes.Count == 0 || criteria.Criteria.Any(NeedsResourceRow))
+        {
+            return null;
+        }
+
+        return criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false })
+            ?? criteria.Criteria.FirstOrDefault(c => c is CompositeCriterion or ChainCriterion or HasCriterion or MissingCriterion { Missing: false });
+    }
+
+    private static bool NeedsResourceRow(Criterion criterion) => criterion switch
+    {
+        IdCriterion => true,
+        AllCriterion all => all.All.Any(NeedsResourceRow),
+        AnyCriterion any => any.Any.Any(NeedsResourceRow),
+        _ => false,
+    };
 
     public static SqlCommandText Count(SearchCriteria criteria, SqlDialect dialect)
     {
@@ -94,18 +185,18 @@ public static class SearchSql
     }
 
     /// <summary>(s0 > c0) OR (s0 = c0 AND ((s1 > c1) OR (s1 = c1 AND … rid > crid))), with &lt; for descending keys.</summary>
-    private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index)
+    private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index, string q)
     {
         if (index == sort.Count)
         {
-            sql.Text.Append("q.rid > ").Append(sql.Add(after.Rid));
+            sql.Text.Append(q).Append(".rid > ").Append(sql.Add(after.Rid));
             return;
         }
 
         var value = sql.Add(after.SortValues[index]);
-        sql.Text.Append("(q.s").Append(index).Append(sort[index].Descending ? " < " : " > ").Append(value)
-            .Append(" OR (q.s").Append(index).Append(" = ").Append(value).Append(" AND ");
-        Keyset(sql, sort, after, index + 1);
+        sql.Text.Append('(').Append(q).Append(".s").Append(index).Append(sort[index].Descending ? " < " : " > ").Append(value)
+            .Append(" OR (").Append(q).Append(".s").Append(index).Append(" = ").Append(value).Append(" AND ");
+        Keyset(sql, sort, after, index + 1, q);
         sql.Text.Append("))");
     }
 
@@ -121,7 +212,7 @@ public static class SearchSql
         _ => throw new ArgumentOutOfRangeException(nameof(table), table, "Not an index table."),
     };
 
-    private sealed class Builder(SqlCommandText sql, SqlDialect dialect)
+    private sealed class Builder(SqlCommandText sql, SqlDialect dialect, long? afterRid = null)
     {
         private int _aliases;
 
@@ -189,7 +280,7 @@ public static class SearchSql
 
         private string Alias(string prefix) => prefix + (_aliases++).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        private void Render(Criterion criterion, string r, IReadOnlyList<string> types)
+        public void Render(Criterion criterion, string r, IReadOnlyList<string> types)
         {
             switch (criterion)
             {
@@ -219,31 +310,104 @@ public static class SearchSql
                 case IdCriterion id:
                     Text.Append(r).Append(".id").Append(id.Negated ? " NOT IN (" : " IN (").AppendJoin(", ", id.Ids.Select(i => sql.Add(i))).Append(')');
                     break;
+                case MissingCriterion { Missing: true } missing:
+                {
+                    var x = Alias("m");
+                    Text.Append("NOT EXISTS (SELECT 1 FROM ").Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ").Append(x)
+                        .Append(".rid = ").Append(r).Append(".rid AND ").Append(x).Append(".param = ").Append(sql.Add(missing.Param)).Append(')');
+                    break;
+                }
+
+                case IndexCriterion { Negated: true } index:
+                {
+                    // NOT EXISTS rather than NOT IN: PostgreSQL plans only the former as an anti-join (probing the
+                    // (rid, param) index per candidate); NOT IN hashes or rescans the whole subquery.
+                    var x = Alias("x");
+                    Text.Append("NOT EXISTS (SELECT 1 FROM ").Append(TableName(index.Table)).Append(' ').Append(x).Append(" WHERE ").Append(x)
+                        .Append(".rid = ").Append(r).Append(".rid AND ").Append(x).Append(".param = ").Append(sql.Add(index.Param));
+                    AnyOf(x, index.AnyOf);
+                    Text.Append(')');
+                    break;
+                }
+
+                case MissingCriterion or IndexCriterion or CompositeCriterion or ChainCriterion or HasCriterion:
+                    Text.Append(r).Append(".rid IN (");
+                    RidSubquery(criterion, r, types);
+                    Text.Append(')');
+                    break;
+
+                default:
+                    throw new NotSupportedException($"No SQL for {criterion.GetType().Name}.");
+            }
+        }
+
+        /// <summary>
+        /// The row ids of live <paramref name="type"/> resources meeting <paramref name="inner"/> (a chain's target, a
+        /// _has source): straight from the index tables when the criterion is answered there, else through the resource table.
+        /// </summary>
+        private void Nested(string outer, string type, Criterion inner)
+        {
+            if (inner is IndexCriterion { Negated: false } or CompositeCriterion or ChainCriterion or HasCriterion or MissingCriterion { Missing: false })
+            {
+                RidSubquery(inner, outer, [type]);
+                return;
+            }
+
+            var s = Alias("s");
+            Text.Append("SELECT ").Append(s).Append(".rid FROM resource ").Append(s).Append(" WHERE ");
+            Filter(s, [type], [inner]);
+        }
+
+        private void AnyOf(string x, IReadOnlyList<IndexCondition> conditions)
+        {
+            Text.Append(" AND (");
+            for (var i = 0; i < conditions.Count; i++)
+            {
+                Text.Append(i == 0 ? "(" : " OR (");
+                Condition(x, conditions[i]);
+                Text.Append(')');
+            }
+
+            Text.Append(')');
+        }
+
+        /// <summary>
+        /// On a later page in row-id order, repeats the page's lower bound inside the semi-join of the outer resource:
+        /// the planner does not carry <c>r.rid &gt; k</c> across <c>IN</c>, and an index ending in rid (token and
+        /// reference equality) then starts its scan at the cursor, so page 100 costs what page 1 does.
+        /// </summary>
+        private void AfterRid(string x, string r)
+        {
+            if (r is "r" or "d" && afterRid is { } after)
+            {
+                Text.Append(" AND ").Append(x).Append(".rid > ").Append(sql.Add(after));
+            }
+        }
+
+        /// <summary>
+        /// <c>SELECT x.rid FROM search_x x WHERE …</c>: the rows ids meeting a positive criterion answered from the index
+        /// tables (<paramref name="r"/> is the alias of the resource row or rid the criterion applies to).
+        /// </summary>
+        public void RidSubquery(Criterion criterion, string r, IReadOnlyList<string> types)
+        {
+            switch (criterion)
+            {
                 case MissingCriterion missing:
                 {
                     var x = Alias("m");
-                    Text.Append(r).Append(missing.Missing ? ".rid NOT IN (" : ".rid IN (").Append("SELECT ").Append(x).Append(".rid FROM ")
-                        .Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ");
+                    Text.Append("SELECT ").Append(x).Append(".rid FROM ").Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ");
                     IndexScope(x, types, missing.Param);
-                    Text.Append(')');
+                    AfterRid(x, r);
                     break;
                 }
 
                 case IndexCriterion index:
                 {
                     var x = Alias("x");
-                    Text.Append(r).Append(index.Negated ? ".rid NOT IN (" : ".rid IN (").Append("SELECT ").Append(x).Append(".rid FROM ")
-                        .Append(TableName(index.Table)).Append(' ').Append(x).Append(" WHERE ");
+                    Text.Append("SELECT ").Append(x).Append(".rid FROM ").Append(TableName(index.Table)).Append(' ').Append(x).Append(" WHERE ");
                     IndexScope(x, types, index.Param);
-                    Text.Append(" AND (");
-                    for (var i = 0; i < index.AnyOf.Count; i++)
-                    {
-                        Text.Append(i == 0 ? "(" : " OR (");
-                        Condition(x, index.AnyOf[i]);
-                        Text.Append(')');
-                    }
-
-                    Text.Append("))");
+                    AfterRid(x, r);
+                    AnyOf(x, index.AnyOf);
                     break;
                 }
 
@@ -253,8 +417,9 @@ public static class SearchSql
                 case ChainCriterion chain:
                 {
                     var x = Alias("c");
-                    Text.Append(r).Append(".rid IN (SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
+                    Text.Append("SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
                     IndexScope(x, types, chain.Param);
+                    AfterRid(x, r);
                     Text.Append(" AND (");
                     for (var i = 0; i < chain.Targets.Count; i++)
                     {
@@ -266,34 +431,33 @@ public static class SearchSql
                         Text.Append("))");
                     }
 
-                    Text.Append("))");
+                    Text.Append(')');
                     break;
                 }
 
                 case HasCriterion has:
                 {
+                    // The referenced resources' row ids, through their logical ids (the (resource_type, id) index
+                    // carries rid): a _has criterion is then answered by row id like any other and can drive a search.
                     var x = Alias("h");
-                    var s = Alias("s");
-                    Text.Append(r).Append(".id IN (SELECT ").Append(x).Append(".target_id FROM search_reference ").Append(x).Append(" WHERE ");
+                    var t = Alias("t");
+                    Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
+                        .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ");
                     IndexScope(x, [has.SourceType], has.Param);
-                    Text.Append(" AND ");
                     if (types.Count > 0)
                     {
+                        Text.Append(" AND ");
                         TypeFilter(x, types, "target_type");
                     }
-                    else
-                    {
-                        Text.Append(x).Append(".target_type = ").Append(r).Append(".resource_type");
-                    }
 
-                    Text.Append(" AND ").Append(x).Append(".rid IN (SELECT ").Append(s).Append(".rid FROM resource ").Append(s).Append(" WHERE ");
-                    Filter(s, [has.SourceType], [has.Inner]);
-                    Text.Append("))");
+                    Text.Append(" AND NOT ").Append(t).Append(".deleted AND ").Append(x).Append(".rid IN (");
+                    Nested(x, has.SourceType, has.Inner);
+                    Text.Append(')');
                     break;
                 }
 
                 default:
-                    throw new NotSupportedException($"No SQL for {criterion.GetType().Name}.");
+                    throw new NotSupportedException($"No rid subquery for {criterion.GetType().Name}.");
             }
         }
 
@@ -301,7 +465,7 @@ public static class SearchSql
         {
             var parts = composite.AnyOf[0];
             var aliases = parts.Select(_ => Alias("k")).ToList();
-            Text.Append(r).Append(".rid IN (SELECT ").Append(aliases[0]).Append(".rid FROM ").Append(TableName(parts[0].Table)).Append(' ').Append(aliases[0]);
+            Text.Append("SELECT ").Append(aliases[0]).Append(".rid FROM ").Append(TableName(parts[0].Table)).Append(' ').Append(aliases[0]);
             for (var i = 1; i < parts.Count; i++)
             {
                 var (a, first) = (aliases[i], aliases[0]);
@@ -311,6 +475,7 @@ public static class SearchSql
 
             Text.Append(" WHERE ");
             IndexScope(aliases[0], types, parts[0].Key);
+            AfterRid(aliases[0], r);
             Text.Append(" AND (");
             for (var v = 0; v < composite.AnyOf.Count; v++)
             {
@@ -325,7 +490,7 @@ public static class SearchSql
                 Text.Append(')');
             }
 
-            Text.Append("))");
+            Text.Append(')');
         }
 
         private void IndexScope(string x, IReadOnlyList<string> types, string param)
@@ -451,15 +616,18 @@ public static class SearchSql
         /// </summary>
         private void Ordered(string low, string high, SearchPrefix prefix, string ql, string qh)
         {
-            var contained = $"({low} >= {ql} AND {high} <= {qh})";
+            // Index rows have low < high, so a contained range also starts before qh: saying so bounds the index range
+            // scan on (low, high) at both ends instead of reading every row from ql to the end. ge and le likewise
+            // imply high > ql and low < qh, which the planner can use as a range before the OR.
+            var contained = $"({low} >= {ql} AND {low} < {qh} AND {high} <= {qh})";
             Text.Append(prefix switch
             {
                 SearchPrefix.Eq => contained,
                 SearchPrefix.Ne => $"NOT {contained}",
                 SearchPrefix.Gt => $"{high} > {qh}",
                 SearchPrefix.Lt => $"{low} < {ql}",
-                SearchPrefix.Ge => $"({high} > {qh} OR {contained})",
-                SearchPrefix.Le => $"({low} < {ql} OR {contained})",
+                SearchPrefix.Ge => $"({high} > {ql} AND ({high} > {qh} OR {contained}))",
+                SearchPrefix.Le => $"({low} < {qh} AND ({low} < {ql} OR {contained}))",
                 SearchPrefix.Sa => $"{low} >= {qh}",
                 SearchPrefix.Eb => $"{high} <= {ql}",
                 _ => $"({low} < {qh} AND {high} > {ql})",

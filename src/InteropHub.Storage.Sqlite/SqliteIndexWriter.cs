@@ -22,6 +22,13 @@ internal static class SqliteIndexWriter
             await clear.ExecuteNonQueryAsync(ct);
         }
 
+        await InsertAllAsync(connection, transaction, rid, resourceType, index, ct);
+    }
+
+    /// <summary>Inserts the index rows of a resource that has none yet.</summary>
+    public static async Task InsertAllAsync(SqliteConnection connection, SqliteTransaction transaction, long rid, string resourceType,
+        SearchIndexEntries index, CancellationToken ct)
+    {
         await InsertAsync(connection, transaction, rid, resourceType, "search_string", ["norm", "exact"], index.Strings,
             r => [r.Param, r.Normalized, r.Exact, r.Group], ct);
         await InsertAsync(connection, transaction, rid, resourceType, "search_token", ["system", "code", "text"], index.Tokens,

@@ -83,6 +83,16 @@ public sealed class SearchIndexerTests
     }
 
     [Fact]
+    public void A_period_ending_before_it_starts_is_indexed_as_its_start_so_every_range_has_low_below_high()
+    {
+        var index = Indexer.Extract(new Encounter { Period = new Period { Start = "2024-03-05", End = "2024-03-01" } });
+
+        var date = index.Dates.Single(d => d.Param == "date");
+        Assert.Equal(new DateTime(2024, 3, 5, 0, 0, 0, DateTimeKind.Utc).Ticks, date.Low);
+        Assert.Equal(new DateTime(2024, 3, 6, 0, 0, 0, DateTimeKind.Utc).Ticks, date.High);
+    }
+
+    [Fact]
     public void Quantities_carry_ucum_canonical_units_and_composites_share_a_group_per_element()
     {
         var observation = new Observation

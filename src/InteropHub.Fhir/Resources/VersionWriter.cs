@@ -44,18 +44,23 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
             await rule.CheckAsync(session, resource, previous, ct);
         }
 
-        var version = (previous?.VersionId ?? 0) + 1;
-        var key = VersionKeys.Next(clock);
-        var lastUpdated = VersionKeys.ToInstant(key);
+        var (row, index) = Prepare(resource, id, (previous?.VersionId ?? 0) + 1, method);
+        await session.WriteAsync(row, index, ct);
+        return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
+    }
 
+    /// <summary>
+    /// Stamps and serialises a version and extracts its index rows without writing them: <see cref="SaveAsync"/>
+    /// hands the result to a write session, a bulk load (<see cref="IBulkLoader"/>) many results at once.
+    /// </summary>
+    public (VersionRow Row, SearchIndexEntries Index) Prepare(Resource resource, string id, int version, string method)
+    {
+        var key = VersionKeys.Next(clock);
         resource.Id = id;
         resource.Meta ??= new Meta();
         resource.Meta.VersionId = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        resource.Meta.LastUpdated = lastUpdated;
-
-        var json = serializers.ToJsonBytes(resource);
-        await session.WriteAsync(new VersionRow(resource.TypeName, id, version, key, method, false, json), _indexer.Extract(resource), ct);
-        return new StoredResource(resource.TypeName, id, version, lastUpdated, false, json, method);
+        resource.Meta.LastUpdated = VersionKeys.ToInstant(key);
+        return (new VersionRow(resource.TypeName, id, version, key, method, false, serializers.ToJsonBytes(resource)), _indexer.Extract(resource));
     }
 
     public async Task<StoredResource> DeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)

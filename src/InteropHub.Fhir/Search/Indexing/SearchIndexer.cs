@@ -223,7 +223,9 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
             case Period period:
                 var start = DateRange.TryParse(period.Start, out var s) ? s.Low : DateRange.Min;
                 var end = DateRange.TryParse(period.End, out var e) ? e.High : DateRange.Max;
-                return period.Start is null && period.End is null ? null : new DateRange(start, end);
+                // A period ending before it starts breaks per-1; it is kept as its start, so every index row has low < high
+                // (the search SQL relies on it to bound its range scans).
+                return period.Start is null && period.End is null ? null : new DateRange(start, end > start ? end : s.High);
             case Timing timing:
                 var events = timing.EventElement.Select(x => DateRange.TryParse(x.Value, out var r) ? r : (DateRange?)null).OfType<DateRange>().ToList();
                 if (timing.Repeat?.Bounds is Period bounds && Dates(bounds) is { } b)
