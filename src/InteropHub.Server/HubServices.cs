@@ -13,6 +13,7 @@ using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Custom;
 using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Serialization;
@@ -37,7 +38,15 @@ public static class HubServices
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<HubOptions>>().Value);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<FhirSerializers>();
-        services.AddSingleton(SearchParameterRegistry.Default);
+        // One registry per hub: custom search parameters (profiles/, SearchParameter resources) belong to this hub's
+        // database, not to every hub in the process.
+        services.AddSingleton<SearchParameterRegistry>();
+        services.Configure<ProfileOptions>(configuration.GetSection("InteropHub:Profiles"));
+        services.AddSingleton<ProfileLoader>();
+        services.AddSingleton<SearchParameterCatalog>();
+        services.AddSingleton<IWriteRule>(sp => sp.GetRequiredService<SearchParameterCatalog>());
+        services.AddSingleton(sp => (IReindexStore)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddHostedService<ReindexWorker>();
         services.AddSingleton<SearchIndexer>();
         services.AddSingleton<SearchParser>();
         services.AddSingleton<IWriteRule, ReferralWriteRule>();
@@ -124,4 +133,19 @@ internal sealed class ReadCacheFollower(IResourceStore store) : BackgroundServic
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         store is CachingResourceStore cache ? cache.FollowChangesAsync(stoppingToken) : Task.CompletedTask;
+}
+
+/// <summary>
+/// Runs the re-index jobs (see <see cref="SearchParameterCatalog"/>). The stored custom parameters are registered
+/// before the hub takes requests, so a restart does not make them unknown for a moment.
+/// </summary>
+internal sealed class ReindexWorker(SearchParameterCatalog catalog) : BackgroundService
+{
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await catalog.ReconcileAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => catalog.RunAsync(stoppingToken);
 }

@@ -5,6 +5,7 @@ using InteropHub.Server.Endpoints;
 using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
 using InteropHub.Server.Operations.RecognizedResults;
+using InteropHub.Server.Operations.Reindex;
 using InteropHub.Server.Seeds;
 using InteropHub.Server.Security;
 
@@ -16,6 +17,7 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 
 var app = builder.Build();
 await app.Services.GetRequiredService<IResourceStore>().MigrateAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<SeedLoader>().LoadMappingsAsync(app.Lifetime.ApplicationStopping);
+await app.Services.GetRequiredService<ProfileLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 
 app.UseMiddleware<FhirErrorMiddleware>();
@@ -27,6 +29,7 @@ app.MapExportEndpoints();
 app.MapEverythingEndpoints();
 app.MapRecognizedResultsEndpoints();
 app.MapAdapterEndpoints();
+app.MapReindexEndpoints();
 app.Run();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>

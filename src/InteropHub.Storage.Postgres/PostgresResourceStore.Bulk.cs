@@ -47,6 +47,14 @@ public sealed partial class PostgresResourceStore : IBulkLoader
             await copy.CompleteAsync(ct);
         }
 
+        await CopyIndexRowsAsync(connection, resources.Select(r => (r.Version.Key, r.Version.ResourceType, r.Index)).ToList(), ct);
+        await transaction.CommitAsync(ct);
+    }
+
+    /// <summary>The index rows of the given resources, one binary COPY per table that has any.</summary>
+    private static async Task CopyIndexRowsAsync(NpgsqlConnection connection, IReadOnlyList<(long Rid, string ResourceType, SearchIndexEntries Index)> resources,
+        CancellationToken ct)
+    {
         await CopyIndexAsync(connection, resources, "search_string (rid, resource_type, param, grp, norm, exact)", e => e.Strings,
             async (copy, row) =>
             {
@@ -87,12 +95,11 @@ public sealed partial class PostgresResourceStore : IBulkLoader
                 await copy.WriteAsync(row.TargetId, NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(row.Url, NpgsqlDbType.Text, ct);
             }, r => (r.Param, r.Group), ct);
-        await transaction.CommitAsync(ct);
     }
 
-    private static async Task CopyIndexAsync<TRow>(NpgsqlConnection connection, IReadOnlyList<BulkResource> resources, string table,
-        Func<SearchIndexEntries, IReadOnlyCollection<TRow>> rows, Func<NpgsqlBinaryImporter, TRow, Task> values, Func<TRow, (string Param, int Group)> key,
-        CancellationToken ct)
+    private static async Task CopyIndexAsync<TRow>(NpgsqlConnection connection, IReadOnlyList<(long Rid, string ResourceType, SearchIndexEntries Index)> resources,
+        string table, Func<SearchIndexEntries, IReadOnlyCollection<TRow>> rows, Func<NpgsqlBinaryImporter, TRow, Task> values,
+        Func<TRow, (string Param, int Group)> key, CancellationToken ct)
     {
         if (resources.All(r => rows(r.Index).Count == 0))
         {
@@ -100,14 +107,14 @@ public sealed partial class PostgresResourceStore : IBulkLoader
         }
 
         await using var copy = await connection.BeginBinaryImportAsync($"COPY {table} FROM STDIN (FORMAT BINARY)", ct);
-        foreach (var (version, index) in resources)
+        foreach (var (rid, resourceType, index) in resources)
         {
             foreach (var row in rows(index))
             {
                 var (param, group) = key(row);
                 await copy.StartRowAsync(ct);
-                await copy.WriteAsync(version.Key, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(version.ResourceType, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(rid, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(resourceType, NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(param, NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(group, NpgsqlDbType.Integer, ct);
                 await values(copy, row);

@@ -161,6 +161,31 @@ internal static class SearchBenchmark
         using var hub = await ChildProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll"), [], environment, "/fhir/metadata", Console.Error.WriteLine);
         using var client = new HttpClient { BaseAddress = hub.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
 
+        // The hub installs the custom SearchParameters of profiles/ at start-up, which re-indexes the resources of
+        // their types: wait for that (and report it) before timing searches.
+        var reindexClock = Stopwatch.StartNew();
+        long reindexed;
+        while (true)
+        {
+            using var jobs = JsonDocument.Parse(await client.GetStringAsync("/fhir/$reindex"));
+            var parts = jobs.RootElement.TryGetProperty("parameter", out var list)
+                ? list.EnumerateArray().Select(j => j.GetProperty("part").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!, p => p)).ToList()
+                : [];
+            if (parts.All(j => j["status"].GetProperty("valueCode").GetString() != "running"))
+            {
+                reindexed = parts.Sum(j => (long)j["done"].GetProperty("valueInteger").GetInt32());
+                break;
+            }
+
+            await System.Threading.Tasks.Task.Delay(500);
+        }
+
+        if (reindexed > 0)
+        {
+            Console.WriteLine($"re-index at start-up (custom parameters of profiles/): {reindexed:N0} resources in {reindexClock.Elapsed.TotalSeconds:F0} s " +
+                $"({reindexed / reindexClock.Elapsed.TotalSeconds:F0}/s)");
+        }
+
         var families = data.Families;
         var months = Enumerable.Range(0, 120).Select(m => SearchData.Start.AddMonths(m)).ToList();
         string Code(int i) => SearchData.Vitals[i % SearchData.Vitals.Length].Code;

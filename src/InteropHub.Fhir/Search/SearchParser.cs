@@ -214,7 +214,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var colon = head.IndexOf(':', StringComparison.Ordinal);
         var code = colon < 0 ? head : head[..colon];
         var modifier = colon < 0 ? null : head[(colon + 1)..];
-        var param = registry.Find(resourceType, code)
+        var param = Searchable(registry.Find(resourceType, code), name)
             ?? throw new InvalidInputException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
 
         return dot < 0 ? ParseValue(resourceType, param, modifier, name, value) : ParseChain(resourceType, param, modifier, name, name[(dot + 1)..], value, depth);
@@ -289,7 +289,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             throw new InvalidInputException($"'{source}' in '{name}' is not a resource type.", name);
         }
 
-        var param = registry.Find(source, reference);
+        var param = Searchable(registry.Find(source, reference), name);
         if (param is null || param.Type != SearchParamType.Reference)
         {
             throw new InvalidInputException($"'{reference}' in '{name}' is not a reference search parameter of {source}.", name);
@@ -587,7 +587,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 continue;
             }
 
-            var param = resourceTypes.Count == 1 ? registry.Find(resourceTypes[0], name) : registry.Shared(resourceTypes).FirstOrDefault(p => p.Name == name);
+            var param = Searchable(resourceTypes.Count == 1 ? registry.Find(resourceTypes[0], name) : registry.Shared(resourceTypes).FirstOrDefault(p => p.Name == name), "_sort");
             if (param is null || param.Table == IndexTable.None)
             {
                 throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
@@ -638,6 +638,15 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         return new IncludeSpec(source, code, target, iterate);
     }
+
+    /// <summary>
+    /// A custom parameter added or changed since the stored resources were indexed would miss the resources written
+    /// before it: refused, saying why, until the re-index job finishes.
+    /// </summary>
+    private SearchParam? Searchable(SearchParam? param, string name) =>
+        param is not null && registry.Pending(param) is { } reason
+            ? throw new InvalidInputException($"Search parameter '{param.Name}' cannot be used yet: {reason}", name)
+            : param;
 
     private static InvalidInputException UnknownModifier(SearchParam param, string modifier, string name) =>
         new($"Modifier ':{modifier}' is not supported for the {Lower(param.Type)} parameter '{param.Name}'.", name);

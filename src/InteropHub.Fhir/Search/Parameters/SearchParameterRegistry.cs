@@ -29,6 +29,7 @@ public sealed class SearchParameterRegistry
 
     private readonly ConcurrentDictionary<string, FrozenDictionary<string, SearchParam>> _byType = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, List<(string Base, SearchParam Param)>> _custom = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _pending = new(StringComparer.Ordinal);
     private int _version;
 
     /// <summary>Changes whenever a custom parameter is added, so caches of compiled parameters know to rebuild.</summary>
@@ -48,14 +49,49 @@ public sealed class SearchParameterRegistry
     /// <summary>Adds a custom parameter for the given base types (a SearchParameter resource's <c>base</c>).</summary>
     public void Add(IEnumerable<string> baseTypes, SearchParam param)
     {
-        foreach (var type in baseTypes)
+        lock (_custom)
         {
-            _custom.AddOrUpdate(type, _ => [(type, param)], (_, list) => [.. list.Where(p => p.Param.Name != param.Name), (type, param)]);
-        }
+            foreach (var type in baseTypes)
+            {
+                _custom.AddOrUpdate(type, _ => [(type, param)],
+                    (_, list) => [.. list.Where(p => p.Param.Name != param.Name && p.Param.Url != param.Url), (type, param)]);
+            }
 
-        Interlocked.Increment(ref _version);
-        _byType.Clear();
+            Interlocked.Increment(ref _version);
+            _byType.Clear();
+        }
     }
+
+    /// <summary>Removes the custom parameter with this canonical URL from every type.</summary>
+    public void Remove(string url)
+    {
+        lock (_custom)
+        {
+            foreach (var type in _custom.Keys)
+            {
+                _custom.AddOrUpdate(type, _ => [], (_, list) => [.. list.Where(p => p.Param.Url != url)]);
+            }
+
+            _pending.TryRemove(url, out _);
+            Interlocked.Increment(ref _version);
+            _byType.Clear();
+        }
+    }
+
+    /// <summary>The custom parameters (canonical URL → parameter), whatever their base types.</summary>
+    public IReadOnlyDictionary<string, SearchParam> Custom =>
+        _custom.Values.SelectMany(list => list).GroupBy(p => p.Param.Url, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Param, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Marks a parameter as not yet searchable: resources written from now on are indexed for it, but the ones
+    /// written before are not until a re-index finishes, so searching by it would silently miss them.
+    /// </summary>
+    public void MarkPending(string url, string reason) => _pending[url] = reason;
+
+    public void MarkSearchable(string url) => _pending.TryRemove(url, out _);
+
+    /// <summary>Why the parameter cannot be searched yet, or null when it can.</summary>
+    public string? Pending(SearchParam param) => _pending.GetValueOrDefault(param.Url);
 
     private FrozenDictionary<string, SearchParam> Build(string resourceType)
     {
