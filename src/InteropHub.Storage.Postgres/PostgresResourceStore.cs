@@ -227,6 +227,20 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The planner's row estimate for the matching row ids (EXPLAIN, nothing executed): as good as the statistics
+    /// of schema 0003, and the same cost whether a million resources match or ten.
+    /// </summary>
+    public async Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct)
+    {
+        await using var connection = await _searchSource.OpenConnectionAsync(ct);
+        var count = SearchSql.Matches(criteria, SqlDialect.Postgres);
+        count.Text.Insert(0, "EXPLAIN (FORMAT JSON) ");
+        await using var command = Command(connection, null, count);
+        using var plan = System.Text.Json.JsonDocument.Parse((string)(await command.ExecuteScalarAsync(ct))!);
+        return (long)Math.Round(plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble());
+    }
+
     public async Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
         CancellationToken ct)
     {

@@ -155,11 +155,35 @@ public static class SearchSql
         _ => false,
     };
 
-    public static SqlCommandText Count(SearchCriteria criteria, SqlDialect dialect)
+    /// <summary>The distinct row ids of every match, unordered (what a count counts; estimates explain it).</summary>
+    public static SqlCommandText Matches(SearchCriteria criteria, SqlDialect dialect)
     {
         var sql = new SqlCommandText();
-        sql.Text.Append("SELECT COUNT(*) FROM resource r WHERE ");
-        new Builder(sql, dialect).Filter("r", criteria.ResourceTypes, criteria.Criteria);
+        var builder = new Builder(sql, dialect);
+        if (Driver(criteria) is { } driver)
+        {
+            sql.Text.Append("SELECT DISTINCT d.rid FROM (");
+            builder.RidSubquery(driver, "r", criteria.ResourceTypes);
+            sql.Text.Append(") d");
+            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, driver)).ToList();
+            for (var i = 0; i < rest.Count; i++)
+            {
+                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
+                builder.Render(rest[i], "d", criteria.ResourceTypes);
+            }
+
+            return sql;
+        }
+
+        sql.Text.Append("SELECT r.rid FROM resource r WHERE ");
+        builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
+        return sql;
+    }
+
+    public static SqlCommandText Count(SearchCriteria criteria, SqlDialect dialect)
+    {
+        var sql = Matches(criteria, dialect);
+        sql.Text.Insert(0, "SELECT COUNT(*) FROM (").Append(") c");
         return sql;
     }
 

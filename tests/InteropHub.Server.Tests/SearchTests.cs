@@ -100,6 +100,21 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Total_estimate_reports_a_total_exact_when_the_first_page_holds_every_match()
+    {
+        var family = await CreatePatientAsync();
+        await CreatePatientAsync(family);
+        await CreatePatientAsync(family);
+
+        var whole = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_total=estimate&_count=10");
+        var first = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_total=estimate&_count=1");
+
+        Assert.Equal(3, whole.Total);
+        Assert.NotNull(first.Total);
+        Assert.Contains("_total=estimate", first.SelfLink!.OriginalString, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Elements_and_summary_return_a_subset_tagged_subsetted()
     {
         var family = await CreatePatientAsync();

@@ -86,6 +86,24 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task An_estimated_total_comes_from_planner_statistics_without_counting()
+    {
+        await Store.LoadBulkPatientsAsync(2000);
+        await using (var connection = new NpgsqlConnection(Location))
+        {
+            await connection.OpenAsync(Ct);
+            await using var analyze = new NpgsqlCommand("ANALYZE", connection);
+            await analyze.ExecuteNonQueryAsync(Ct);
+        }
+
+        var criteria = InteropHub.Fhir.Search.SearchCriteria.ParseQueryString("Patient", "gender=female");
+        var estimate = await Store.EstimateCountAsync(criteria, Ct);
+
+        Assert.Equal(1000, await Store.CountAsync(criteria, Ct));
+        Assert.InRange(estimate, 700, 1300);
+    }
+
+    [Fact]
     public void Advisory_lock_keys_are_the_same_in_every_process()
     {
         // Hub instances must agree on the key; the value is the first 8 bytes of SHA-256("id:Patient/1"), big-endian.

@@ -12,6 +12,15 @@ public sealed class SqliteStoreTests : StoreConformanceTests
 
     protected override IResourceStore OpenStore(string location) => new SqliteResourceStore(new SqliteStoreOptions { Path = location });
 
+    [Fact]
+    public async Task An_estimated_total_on_sqlite_is_the_count()
+    {
+        await Store.LoadBulkPatientsAsync(10);
+
+        var criteria = InteropHub.Fhir.Search.SearchCriteria.ParseQueryString("Patient", "gender=female");
+        Assert.Equal(5, await Store.EstimateCountAsync(criteria, Ct));
+    }
+
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();

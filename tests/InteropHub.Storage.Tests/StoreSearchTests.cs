@@ -169,6 +169,8 @@ public abstract partial class StoreConformanceTests
         var anything = await Store.FindReferencesAsync(observations.Select(o => o.Rid).ToList(), null, "Patient", 10, Ct);
 
         Assert.Equal(2, count);
+        Assert.Equal(3, await Store.CountAsync(Criteria("Patient", "name:missing=false"), Ct));
+        Assert.Equal(0, await Store.CountAsync(Criteria("Patient", "_id=nobody"), Ct));
         Assert.Equal(["Patient/p1", "Patient/p2"], subjects.Select(k => $"{k.ResourceType}/{k.Id}").Order(StringComparer.Ordinal));
         Assert.Equal(["Patient/p1", "Patient/p2"], anything.Select(k => $"{k.ResourceType}/{k.Id}").Order(StringComparer.Ordinal));
     }

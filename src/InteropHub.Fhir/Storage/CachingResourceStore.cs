@@ -75,6 +75,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
     public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
 
+    public Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => inner.EstimateCountAsync(criteria, ct);
+
     public Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
         CancellationToken ct) => inner.FindReferencesAsync(rids, param, targetType, limit, ct);
 

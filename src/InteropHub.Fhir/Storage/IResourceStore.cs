@@ -38,6 +38,12 @@ public interface IResourceStore
     Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
 
     /// <summary>
+    /// About how many live resources match (<c>_total=estimate</c>): a store that can estimate without counting
+    /// (PostgreSQL's planner statistics) does; the others count.
+    /// </summary>
+    Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => CountAsync(criteria, ct);
+
+    /// <summary>
     /// The local targets the given resources reference (<c>_include</c>) through <paramref name="param"/> (null: any
     /// reference parameter), of <paramref name="targetType"/> (null: any type), at most <paramref name="limit"/>.
     /// </summary>

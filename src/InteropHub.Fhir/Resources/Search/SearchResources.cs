@@ -65,7 +65,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         var more = matches.Count > query.Count;
         var page = more ? matches.Take(query.Count).ToList() : matches;
         var resources = await ReadAsync(page, ct);
-        long? total = query.Total == TotalMode.None ? null : await store.CountAsync(criteria, ct);
+        long? total = query.Total switch
+        {
+            TotalMode.None => null,
+            // A first page that holds every match is its own exact total.
+            _ when query.Cursor is null && !more && query.Count > 0 => page.Count,
+            TotalMode.Estimate => await store.EstimateCountAsync(criteria, ct),
+            _ => await store.CountAsync(criteria, ct),
+        };
         var included = await IncludeAsync(query, page, issues, ct);
 
         var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
