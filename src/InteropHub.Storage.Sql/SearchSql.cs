@@ -17,7 +17,12 @@ public static class SearchSql
     public static SqlCommandText Find(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, SqlDialect dialect)
     {
         var sql = new SqlCommandText();
-        var builder = new Builder(sql, dialect, sort.Count == 0 ? after?.Rid : null);
+        // A previous page (cursor "before") is the same search walked the other way from the cursor; the caller
+        // reverses the rows.
+        var backward = after?.Before == true;
+        var order = backward ? sort.Select(k => k with { Descending = !k.Descending }).ToList() : sort;
+        var rid = backward ? " DESC" : "";
+        var builder = new Builder(sql, dialect, sort.Count == 0 ? after?.Rid : null, backward);
         if (sort.Count == 0 && Driver(criteria) is { } driver)
         {
             // Rid first: every index row belongs to a live resource of the row's type (rows are removed with the
@@ -34,7 +39,8 @@ public static class SearchSql
                 builder.Render(rest[i], "d", criteria.ResourceTypes);
             }
 
-            sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid LIMIT ").Append(sql.Add(limit)).Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid");
+            sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit))
+                .Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid").Append(rid);
             return sql;
         }
 
@@ -70,13 +76,13 @@ public static class SearchSql
             if (after is not null)
             {
                 sql.Text.Append(" WHERE ");
-                Keyset(sql, sort, after, 0, "p");
+                Keyset(sql, order, after, 0, "p", backward);
             }
 
             sql.Text.Append(" ORDER BY ");
-            OrderBy(sql, sort, "p");
+            OrderBy(sql, order, "p", backward);
             sql.Text.Append(" LIMIT ").Append(sql.Add(limit)).Append(") q JOIN resource r ON r.rid = q.rid ORDER BY ");
-            OrderBy(sql, sort, "q");
+            OrderBy(sql, order, "q", backward);
             return sql;
         }
 
@@ -86,10 +92,10 @@ public static class SearchSql
             builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
             if (after is not null)
             {
-                sql.Text.Append(" AND r.rid > ").Append(sql.Add(after.Rid));
+                sql.Text.Append(backward ? " AND r.rid < " : " AND r.rid > ").Append(sql.Add(after.Rid));
             }
 
-            sql.Text.Append(" ORDER BY r.rid LIMIT ").Append(sql.Add(limit));
+            sql.Text.Append(" ORDER BY r.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit));
             return sql;
         }
 
@@ -113,23 +119,23 @@ public static class SearchSql
         if (after is not null)
         {
             sql.Text.Append(" WHERE ");
-            Keyset(sql, sort, after, 0, "q");
+            Keyset(sql, order, after, 0, "q", backward);
         }
 
         sql.Text.Append(" ORDER BY ");
-        OrderBy(sql, sort, "q");
+        OrderBy(sql, order, "q", backward);
         sql.Text.Append(" LIMIT ").Append(sql.Add(limit));
         return sql;
     }
 
-    private static void OrderBy(SqlCommandText sql, IReadOnlyList<SortClause> sort, string q)
+    private static void OrderBy(SqlCommandText sql, IReadOnlyList<SortClause> sort, string q, bool ridDescending)
     {
         for (var i = 0; i < sort.Count; i++)
         {
             sql.Text.Append(q).Append(".s").Append(i).Append(sort[i].Descending ? " DESC, " : ", ");
         }
 
-        sql.Text.Append(q).Append(".rid");
+        sql.Text.Append(q).Append(".rid").Append(ridDescending ? " DESC" : "");
     }
 
     /// <summary>
@@ -209,18 +215,18 @@ public static class SearchSql
     }
 
     /// <summary>(s0 > c0) OR (s0 = c0 AND ((s1 > c1) OR (s1 = c1 AND … rid > crid))), with &lt; for descending keys.</summary>
-    private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index, string q)
+    private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index, string q, bool ridDescending)
     {
         if (index == sort.Count)
         {
-            sql.Text.Append(q).Append(".rid > ").Append(sql.Add(after.Rid));
+            sql.Text.Append(q).Append(ridDescending ? ".rid < " : ".rid > ").Append(sql.Add(after.Rid));
             return;
         }
 
         var value = sql.Add(after.SortValues[index]);
         sql.Text.Append('(').Append(q).Append(".s").Append(index).Append(sort[index].Descending ? " < " : " > ").Append(value)
             .Append(" OR (").Append(q).Append(".s").Append(index).Append(" = ").Append(value).Append(" AND ");
-        Keyset(sql, sort, after, index + 1, q);
+        Keyset(sql, sort, after, index + 1, q, ridDescending);
         sql.Text.Append("))");
     }
 
@@ -236,7 +242,7 @@ public static class SearchSql
         _ => throw new ArgumentOutOfRangeException(nameof(table), table, "Not an index table."),
     };
 
-    private sealed class Builder(SqlCommandText sql, SqlDialect dialect, long? afterRid = null)
+    private sealed class Builder(SqlCommandText sql, SqlDialect dialect, long? afterRid = null, bool backward = false)
     {
         private int _aliases;
 
@@ -404,7 +410,7 @@ public static class SearchSql
         {
             if (r is "r" or "d" && afterRid is { } after)
             {
-                Text.Append(" AND ").Append(x).Append(".rid > ").Append(sql.Add(after));
+                Text.Append(" AND ").Append(x).Append(backward ? ".rid < " : ".rid > ").Append(sql.Add(after));
             }
         }
 

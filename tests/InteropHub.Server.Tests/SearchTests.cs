@@ -100,6 +100,35 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Previous_links_lead_back_through_the_same_pages_and_the_first_page_has_none()
+    {
+        var family = await CreatePatientAsync();
+        for (var i = 0; i < 6; i++)
+        {
+            await CreatePatientAsync(family, $"19{80 + i}");
+        }
+
+        var forward = new List<Bundle> { await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_sort=-birthdate&_count=2") };
+        while (forward[^1].NextLink is { } next)
+        {
+            forward.Add(await SearchAsync(next.PathAndQuery["/fhir/".Length..]));
+        }
+
+        var backward = new List<Bundle> { forward[^1] };
+        while (backward[^1].PreviousLink is { } previous)
+        {
+            backward.Add(await SearchAsync(previous.PathAndQuery["/fhir/".Length..]));
+        }
+
+        Assert.Null(forward[0].PreviousLink);
+        Assert.Equal(4, forward.Count);
+        Assert.Equal(forward.Select(Ids), backward.AsEnumerable().Reverse().Select(Ids));
+        Assert.NotNull(backward[^1].NextLink);
+
+        static string Ids(Bundle page) => string.Join(',', page.Entry.Select(e => e.Resource!.Id));
+    }
+
+    [Fact]
     public async Task Total_estimate_reports_a_total_exact_when_the_first_page_holds_every_match()
     {
         var family = await CreatePatientAsync();

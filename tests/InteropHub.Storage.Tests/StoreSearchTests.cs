@@ -158,6 +158,48 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(["p2", "p1", "p3"], byName);
     }
 
+    [Theory]
+    [InlineData("_sort=-birthdate,gender,_id")]
+    [InlineData("_sort=birthdate")]
+    [InlineData("gender=male,female")]
+    [InlineData("_id=s0,s1,s2,s3,s4,s5,p1,p2,p3")]
+    public async Task Paging_back_from_the_last_page_before_each_first_match_gives_the_same_pages_in_reverse(string queryString)
+    {
+        await SeedWorldAsync();
+        for (var i = 0; i < 6; i++)
+        {
+            await PutAsync(new Patient { Id = $"s{i}", Gender = i % 2 == 0 ? AdministrativeGender.Female : AdministrativeGender.Male, BirthDate = $"200{i % 3}" });
+        }
+
+        var query = SearchParser.Default.ParseQuery(["Patient"], SearchParser.SplitQueryString("Patient", queryString), lenient: false);
+        var forward = new List<IReadOnlyList<ResourceMatch>>();
+        SearchCursor? cursor = null;
+        do
+        {
+            var page = await Store.FindAsync(query.Criteria, query.Sort, cursor, 2, Ct);
+            forward.Add(page);
+            cursor = page.Count == 2 ? new SearchCursor(page[^1].SortValues!, page[^1].Rid) : null;
+        }
+        while (cursor is not null);
+
+        forward.RemoveAll(p => p.Count == 0);
+        var backward = new List<IReadOnlyList<ResourceMatch>> { forward[^1] };
+        while (true)
+        {
+            var first = backward[^1][0];
+            var page = (await Store.FindAsync(query.Criteria, query.Sort, new SearchCursor(first.SortValues!, first.Rid, Before: true), 2, Ct)).Reverse().ToList();
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            backward.Add(page);
+        }
+
+        Assert.True(forward.Count >= 4);
+        Assert.Equal(forward.Select(p => string.Join(',', p.Select(m => m.Id))), backward.AsEnumerable().Reverse().Select(p => string.Join(',', p.Select(m => m.Id))));
+    }
+
     [Fact]
     public async Task Count_and_references_serve_total_and_include()
     {

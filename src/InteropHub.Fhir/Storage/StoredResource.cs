@@ -38,7 +38,11 @@ public sealed record HistoryEntry(long Key, StoredResource Resource);
 /// <summary>A resource matched by a search: its stable row id (the keyset paging key), logical id, type and sort values.</summary>
 public sealed record ResourceMatch(long Rid, string Id, string ResourceType = "", IReadOnlyList<object>? SortValues = null);
 
-/// <summary>Where a page ends: the sort values (long, double or string, one per sort key) and row id of its last match.</summary>
-public sealed record SearchCursor(IReadOnlyList<object> SortValues, long Rid);
+/// <summary>
+/// Where a page ends: the sort values (long, double or string, one per sort key) and row id of its last match. With
+/// <paramref name="Before"/>, the page wanted is the one that ends just before this row (a previous link): the store
+/// then returns the matches before it in reverse order, nearest first.
+/// </summary>
+public sealed record SearchCursor(IReadOnlyList<object> SortValues, long Rid, bool Before = false);
 
 public sealed record ResourceKey(string ResourceType, string Id);

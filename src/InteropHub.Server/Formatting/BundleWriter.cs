@@ -153,6 +153,7 @@ public static class BundleWriter
     {
         var self = page.SelfQuery.Length > 0 ? $"{path}?{page.SelfQuery}" : path;
         var next = page.NextQuery is { } query ? $"{path}?{query}" : null;
+        var previous = page.PreviousQuery is { } back ? $"{path}?{back}" : null;
         var outcome = page.Outcome is { } issues ? serializers.ToJsonBytes(issues) : null;
         return Write("searchset", self, next, page.Total, writer =>
         {
@@ -176,7 +177,7 @@ public static class BundleWriter
                 writer.WriteEndObject();
                 writer.WriteEndObject();
             }
-        });
+        }, previous);
     }
 
     private static void SearchEntry(Utf8JsonWriter writer, string baseUrl, StoredResource resource, string mode)
@@ -198,7 +199,7 @@ public static class BundleWriter
         return path.EndsWith("/_search", StringComparison.Ordinal) ? path[..^"/_search".Length] : path;
     }
 
-    private static byte[] Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries)
+    private static byte[] Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries, string? previous = null)
     {
         var buffer = new ArrayBufferWriter<byte>(16384);
         using (var writer = new Utf8JsonWriter(buffer, Options))
@@ -220,6 +221,11 @@ public static class BundleWriter
             if (next is not null)
             {
                 Link(writer, "next", next);
+            }
+
+            if (previous is not null)
+            {
+                Link(writer, "previous", previous);
             }
 
             writer.WriteEndArray();

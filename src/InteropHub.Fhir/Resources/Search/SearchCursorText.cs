@@ -10,17 +10,23 @@ using InteropHub.Fhir.Storage;
 namespace InteropHub.Fhir.Resources.Search;
 
 /// <summary>
-/// The opaque <c>_cursor</c> of search next links: the row id and sort values of the last match of the page, as
-/// base64url JSON. Only the server reads it; a cursor that does not fit the query's <c>_sort</c> is a 400.
+/// The opaque <c>_cursor</c> of search next and previous links: the row id and sort values of the last match of the
+/// page (of the first match, marked "before", for a previous link), as base64url JSON. Only the server reads it; a cursor that does not fit the query's <c>_sort</c> is a 400.
 /// </summary>
 public static class SearchCursorText
 {
-    public static string Encode(ResourceMatch last)
+    /// <param name="before">A cursor for the page ending just before <paramref name="last"/> (a previous link).</param>
+    public static string Encode(ResourceMatch last, bool before = false)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartArray();
+            if (before)
+            {
+                writer.WriteStringValue("<");
+            }
+
             writer.WriteNumberValue(last.Rid);
             foreach (var value in last.SortValues ?? [])
             {
@@ -58,6 +64,12 @@ public static class SearchCursorText
         {
             using var document = JsonDocument.Parse(Base64Url.DecodeFromChars(text));
             var items = document.RootElement.EnumerateArray().ToList();
+            var before = items.Count > 0 && items[0].ValueKind == JsonValueKind.String && items[0].GetString() == "<";
+            if (before)
+            {
+                items.RemoveAt(0);
+            }
+
             if (items.Count != sort.Count + 1)
             {
                 throw new FormatException("The cursor does not fit the sort order.");
@@ -75,7 +87,7 @@ public static class SearchCursorText
                 };
             }
 
-            return new SearchCursor(values, items[0].GetInt64());
+            return new SearchCursor(values, items[0].GetInt64(), before);
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or ArgumentException)
         {

@@ -23,13 +23,15 @@ public sealed record SearchRequest(
 /// <param name="Outcome">Warnings for the bundle (search.mode = outcome): ignored parameters, the include cap.</param>
 /// <param name="SelfQuery">The query string of the parameters applied (for Bundle.link self).</param>
 /// <param name="NextQuery">The query string of the next page, or null on the last page.</param>
+/// <param name="PreviousQuery">The query string of the previous page, or null on the first page.</param>
 public sealed record SearchPage(
     IReadOnlyList<StoredResource> Matches,
     IReadOnlyList<StoredResource> Included,
     OperationOutcome? Outcome,
     long? Total,
     string SelfQuery,
-    string? NextQuery);
+    string? NextQuery,
+    string? PreviousQuery = null);
 
 /// <summary>
 /// Type, system and compartment search (http.html#search, search.html): parses and validates the query, asks the
@@ -64,6 +66,12 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         var matches = query.Count == 0 ? [] : await store.FindAsync(criteria, query.Sort, cursor, query.Count + 1, ct);
         var more = matches.Count > query.Count;
         var page = more ? matches.Take(query.Count).ToList() : matches;
+        var backward = cursor?.Before == true;
+        if (backward)
+        {
+            // A previous page comes back nearest first.
+            page = page.Reverse().ToList();
+        }
         var resources = await ReadAsync(page, ct);
         long? total = query.Total switch
         {
@@ -76,8 +84,15 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         var included = await IncludeAsync(query, page, issues, ct);
 
         var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
-        string? next = more ? SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(page[^1]))]) : null;
-        return new SearchPage(Subset(resources, query), included, Outcome(issues), total, SearchCursorText.Query(self), next);
+        // Keyset both ways (search.html#paging): next continues after the page's last match, previous ends before its
+        // first, so both stay right while resources are written; there is a previous page whenever this one was
+        // reached through a cursor, except going back past the first match.
+        string? Link(ResourceMatch at, bool before) => SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(at, before))]);
+        var next = page.Count > 0 && (more || backward) ? Link(page[^1], false) : null;
+        var previous = page.Count > 0 && (backward ? more : cursor is not null) ? Link(page[0], true)
+            : page.Count == 0 && cursor is { Before: false } ? Link(new ResourceMatch(cursor.Rid, "", "", cursor.SortValues), true)
+            : null;
+        return new SearchPage(Subset(resources, query), included, Outcome(issues), total, SearchCursorText.Query(self), next, previous);
     }
 
     private static List<string> Types(SearchRequest request)
