@@ -39,6 +39,13 @@ public abstract class CustomSearchParameterTests(HubFactory hub)
         Assert.Equal([accepted], await IdsAsync($"Task?business-status=accepted&identifier=urn:test|{marker}"));
         var stored = await Fhir.Read<SearchParameter>(await _client.GetAsync("/fhir/SearchParameter/immunization-dose-number"));
         Assert.Equal("dose-number", stored.Code);
+
+        // Conditional writes take custom parameters too: this create finds the 土家族 patient and writes nothing.
+        var again = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient("王", "芳")) };
+        again.Headers.Add("If-None-Exist", $"ethnicity={Gb3304}|15&identifier=urn:test|{marker}");
+        var existing = await _client.SendAsync(again);
+        Assert.Equal(HttpStatusCode.OK, existing.StatusCode);
+        Assert.Equal(tujia, (await Fhir.Read<Patient>(existing)).Id);
     }
 
     [Fact]

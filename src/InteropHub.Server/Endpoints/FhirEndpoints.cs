@@ -62,7 +62,7 @@ public static class FhirEndpoints
     {
         var resource = await reader.ReadResourceAsync(request, ct);
         var ifNoneExist = request.Headers["If-None-Exist"].ToString();
-        var criteria = ifNoneExist.Length > 0 ? SearchCriteria.ParseQueryString(type, ifNoneExist) : null;
+        var criteria = ifNoneExist.Length > 0 ? Conditional(type, ifNoneExist, request) : null;
         return FhirResults.Written(await handler.HandleAsync(new CreateRequest(type, resource, criteria), ct));
     }
 
@@ -174,8 +174,11 @@ public static class FhirEndpoints
         return QueryPairs(request.Query.Concat(form));
     }
 
-    private static SearchCriteria Criteria(string type, HttpRequest request) =>
-        SearchCriteria.ParseQueryString(type, request.QueryString.Value ?? "");
+    private static SearchCriteria Criteria(string type, HttpRequest request) => Conditional(type, request.QueryString.Value ?? "", request);
+
+    /// <summary>Conditional criteria, parsed by this hub's parser so its custom search parameters count too.</summary>
+    private static SearchCriteria Conditional(string type, string query, HttpRequest request) =>
+        request.HttpContext.RequestServices.GetRequiredService<SearchParser>().ParseCriteria(type, SearchParser.SplitQueryString(type, query));
 }
 
 /// <summary>History takes only <c>_since</c>, <c>_count</c> and the paging key; anything else is named in a 400.</summary>
