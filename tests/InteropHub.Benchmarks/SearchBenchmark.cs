@@ -124,7 +124,7 @@ internal static class SearchBenchmark
         await using (var store = new PostgresResourceStore(new PostgresStoreOptions { ConnectionString = connection }))
         {
             await store.MigrateAsync(CancellationToken.None);
-            var present = await ScalarAsync(connection, "SELECT count(*) FROM resource");
+            var present = await ScalarAsync(connection, "SELECT count(*) FROM resource WHERE resource_type <> 'SearchParameter'");
             if (present != expected)
             {
                 if (present != 0)
@@ -184,6 +184,10 @@ internal static class SearchBenchmark
         {
             Console.WriteLine($"re-index at start-up (custom parameters of profiles/): {reindexed:N0} resources in {reindexClock.Elapsed.TotalSeconds:F0} s " +
                 $"({reindexed / reindexClock.Elapsed.TotalSeconds:F0}/s)");
+
+            // The re-index replaced the index rows of those resources; autovacuum would soon clean up after it, and
+            // index-only scans need it: do it now so the searches below see the steady state.
+            await ScalarAsync(connection, "VACUUM ANALYZE");
         }
 
         var families = data.Families;
