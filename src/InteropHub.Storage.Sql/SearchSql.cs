@@ -8,9 +8,10 @@ namespace InteropHub.Storage.Sql;
 
 /// <summary>
 /// Translates <see cref="SearchCriteria"/> into SQL over the typed index tables of schema 0002, the same text for
-/// SQLite and PostgreSQL (so both stores give the same answers). Every criterion becomes a semi-join on the row id
-/// (<c>rid IN (SELECT rid FROM search_x …)</c>); chains and <c>_has</c> nest the same translation on the other
-/// resource. Results are keyset-paged on (sort values…, rid).
+/// SQLite and PostgreSQL (so both stores give the same answers). Searches are rid first: one criterion answered from
+/// an index table drives (<c>SELECT rid FROM search_x …</c>), the others are semi-joins on the row id (anti-joins for
+/// <c>:not</c> and <c>:missing=true</c>); chains and <c>_has</c> nest the same translation on the other resource.
+/// Results are keyset-paged on (sort values…, rid), forwards or, for a previous page, backwards.
 /// </summary>
 public static class SearchSql
 {
