@@ -1,0 +1,72 @@
+using Hl7.Fhir.Model;
+using FhirTask = Hl7.Fhir.Model.Task;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>
+/// A first start loads the demo county: the organisations of <c>seeds/</c> and every legacy sample file through the
+/// adapters. What the hub then holds is what "What a correct hub ends up with" of the samples README lists.
+/// </summary>
+public abstract class DemoCountyTests(HubFactory hub) : IDisposable
+{
+    private readonly HubFactory _county = hub.Restarted(loadSeeds: true);
+
+    public void Dispose()
+    {
+        _county.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private async Task<List<T>> AllAsync<T>(string query) where T : Resource
+    {
+        var client = _county.CreateClient();
+        var found = new List<T>();
+        string? next = $"/fhir/{query}{(query.Contains('?', StringComparison.Ordinal) ? "&" : "?")}_count=100";
+        while (next is not null)
+        {
+            var page = await Fhir.Read<Bundle>(await client.GetAsync(next));
+            found.AddRange(page.Entry.Select(e => e.Resource).OfType<T>());
+            next = page.Link.FirstOrDefault(l => l.Relation == "next")?.Url;
+        }
+
+        return found;
+    }
+
+    [Fact]
+    public async Task The_demo_county_holds_43_persons_with_the_merged_record_retired_into_its_survivor()
+    {
+        var patients = await AllAsync<Patient>("Patient");
+
+        var retired = Assert.Single(patients, p => p.Active == false);
+        Assert.Equal(43, patients.Count(p => p.Active != false));
+        var survivor = retired.Link.Single(l => l.Type == Patient.LinkType.ReplacedBy).Other!.Reference;
+        Assert.Contains(patients, p => $"Patient/{p.Id}" == survivor && p.Link.Any(l => l.Type == Patient.LinkType.Replaces));
+    }
+
+    [Fact]
+    public async Task The_demo_county_holds_the_three_referrals_in_their_final_states()
+    {
+        var tasks = await AllAsync<FhirTask>("Task");
+
+        Assert.Equal(3, (await AllAsync<ServiceRequest>("ServiceRequest")).Count);
+        Assert.Equal(
+            new[] { FhirTask.TaskStatus.Accepted, FhirTask.TaskStatus.Cancelled, FhirTask.TaskStatus.Completed },
+            tasks.Select(t => t.Status!.Value).Order());
+    }
+
+    [Fact]
+    public async Task The_demo_county_holds_36_immunizations_8_certificates_and_7_mother_links()
+    {
+        var documents = await AllAsync<DocumentReference>("DocumentReference");
+        var mothers = await AllAsync<RelatedPerson>("RelatedPerson?relationship=MTH");
+
+        Assert.Equal(36, (await AllAsync<Immunization>("Immunization")).Count);
+        Assert.Equal(8, documents.Count);
+        Assert.Equal(7, documents.Count(d => d.Status == DocumentReferenceStatus.Current));
+        Assert.Equal(7, mothers.Select(m => m.Patient!.Reference).Distinct().Count());
+    }
+}
+
+public sealed class DemoCountyTestsOnSqlite(SqliteHub hub) : DemoCountyTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class DemoCountyTestsOnPostgres(PostgresHub hub) : DemoCountyTests(hub), IClassFixture<PostgresHub>;
