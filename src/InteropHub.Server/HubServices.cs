@@ -82,6 +82,7 @@ public static class HubServices
             return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), export, sp.GetRequiredService<TimeProvider>());
         });
         services.AddHostedService<ReadCacheFollower>();
+        services.AddSingleton<MergedRecords>();
         services.AddSingleton<IngestPipeline>();
         services.AddSingleton(_ =>
         {

@@ -371,7 +371,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task After_an_A40_merge_a_message_naming_the_retired_MRN_is_AE_UNKNOWN_REFERENCE()
+    public async Task After_an_A40_merge_the_retired_MRN_records_belong_to_the_survivor_and_a_message_naming_it_is_AE_UNKNOWN_REFERENCE()
     {
         await SeedOrganizationsAsync();
         var his = Path.Combine(Legacy, "his");
@@ -382,7 +382,10 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
         var retired = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000517733"));
         Assert.False(retired.Active);
-        Assert.Contains(retired.Link, l => l.Type == Patient.LinkType.ReplacedBy);
+        var survivor = Assert.Single(retired.Link, l => l.Type == Patient.LinkType.ReplacedBy).Other!.Reference;
+        Assert.Empty(await SearchAsync<Encounter>($"Encounter?subject=Patient/{retired.Id}"));
+        var moved = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=MZ20250120000311"));
+        Assert.Equal(survivor, moved.Subject!.Reference);
 
         var again = (await File.ReadAllTextAsync(Path.Combine(his, "01_ADT_A04_county_zhaojianhua_dupmrn.hl7")))
             .Replace("QX2100012-20250120-000077", "AFTER-MERGE-0001", StringComparison.Ordinal);

@@ -41,7 +41,7 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 /// </para>
 /// </summary>
 public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
-    TimeProvider clock) : IDisposable
+    MergedRecords merged, TimeProvider clock) : IDisposable
 {
     /// <summary>Transaction entries are relative; this base only anchors absolute URLs, which the mappers never write.</summary>
     private const string BaseUrl = "urn:interophub:ingest/fhir";
@@ -221,6 +221,11 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
         try
         {
+            if (accepted.Merge is not null)
+            {
+                await merged.AddMovesAsync(bundle, ct);
+            }
+
             await ApplyAsync(bundle, ct);
             return (AckCode.AA, accepted.Warnings);
         }

@@ -1,0 +1,96 @@
+using System.Collections;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Adapters.Ingest;
+
+/// <summary>
+/// ADT^A40 (his-hl7v2.md §5): after the merge every record of the retired patient belongs to the survivor. Before the
+/// merge transaction runs, each resource in the retired Patient's compartment is added to it as an update (If-Match on
+/// the version read) whose references to the retired Patient point at the survivor's entry, so the records move in
+/// the same transaction as the merge itself, or not at all.
+/// </summary>
+public sealed class MergedRecords(IResourceStore store, SearchParser parser, FhirSerializers serializers)
+{
+    /// <summary>Who did what stays as it was recorded: provenance and audit trails are not rewritten.</summary>
+    private static readonly HashSet<string> Untouched = new(StringComparer.Ordinal) { "Patient", "Provenance", "AuditEvent" };
+
+    private readonly Lazy<IReadOnlyList<string>> _types = new(() =>
+        ResourceTypes.All.Where(t => !Untouched.Contains(t)
+            && parser.Registry.For(t).Values.Any(p => p.Type == SearchParamType.Reference && p.Targets.Contains("Patient"))).ToList());
+
+    /// <summary>Adds the moves to <paramref name="transaction"/>, whose entries are the retired Patient and the survivor.</summary>
+    public async System.Threading.Tasks.Task AddMovesAsync(Bundle transaction, CancellationToken ct)
+    {
+        var retiredEntry = transaction.Entry.FirstOrDefault(e => e.Resource is Patient { Active: false } p && p.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy));
+        var survivorEntry = transaction.Entry.FirstOrDefault(e => e.Resource is Patient { Active: true } p && p.Link.Any(l => l.Type == Patient.LinkType.Replaces));
+        if (retiredEntry?.Request?.Url is not { } url || survivorEntry?.FullUrl is not { } survivor)
+        {
+            return;
+        }
+
+        var found = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", url.Split('?', 2)[1])), null, 2, ct);
+        if (found.Count != 1)
+        {
+            // Unknown: the merge's precondition refuses it. Ambiguous: its conditional update does.
+            return;
+        }
+
+        var retired = $"Patient/{found[0].Id}";
+        var compartment = new ResourceKey("Patient", found[0].Id);
+        foreach (var type in _types.Value)
+        {
+            var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), compartment, parser.Registry);
+            long? after = null;
+            while (true)
+            {
+                var matches = await store.FindAsync(type, criteria, after, 100, ct);
+                if (matches.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (var stored in await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct))
+                {
+                    var resource = serializers.ParseStored(stored.Json);
+                    Repoint(resource, retired, survivor);
+                    transaction.Entry.Add(new Bundle.EntryComponent
+                    {
+                        FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                        Resource = resource,
+                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                    });
+                }
+
+                after = matches[^1].Rid;
+            }
+        }
+    }
+
+    private static void Repoint(Base node, string retired, string survivor)
+    {
+        if (node is ResourceReference { Reference: { } reference } link && reference == retired)
+        {
+            link.Reference = survivor;
+        }
+
+        foreach (var (_, child) in node.EnumerateElements())
+        {
+            if (child is Base element)
+            {
+                Repoint(element, retired, survivor);
+            }
+            else if (child is IEnumerable list and not string)
+            {
+                foreach (var item in list.OfType<Base>())
+                {
+                    Repoint(item, retired, survivor);
+                }
+            }
+        }
+    }
+}
