@@ -201,6 +201,31 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(["ID_CHECK_DIGIT residents.csv:20:id_no", "IMPOSSIBLE_DATE child_checkups.csv:18:checkup_date", "UNKNOWN_CODE immunizations.csv:30:vaccine_code"], errors);
         var patients = await CountAsync("/fhir/Patient?_summary=count");
         Assert.True(patients >= 29, $"{patients} patients from 29 valid resident rows");
+        Assert.Equal("Processed", batch.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_row_older_than_the_one_applied_is_ignored_with_a_STALE_warning()
+    {
+        await SeedOrganizationsAsync();
+        foreach (var name in new[] { "batch-001", "batch-002" })
+        {
+            using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", name)));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            if (name == "batch-002")
+            {
+                var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+                var stale = Assert.Single(issues, i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "STALE");
+                Assert.Equal("warning", stale.GetProperty("severity").GetString());
+                Assert.StartsWith("residents.csv:", stale.GetProperty("location")[0].GetString(), StringComparison.Ordinal);
+            }
+        }
+
+        var lidefu = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        Assert.Contains(lidefu.Telecom, t => t.Value == "13900001234");
+        Assert.DoesNotContain(lidefu.Telecom, t => t.Value == "13900001299");
     }
 
     [Fact]

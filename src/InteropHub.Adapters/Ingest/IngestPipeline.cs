@@ -110,13 +110,13 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         await _worker.WaitAsync(ct);
         try
         {
-            var outcome = message.Source switch
+            var (outcome, failed) = message.Source switch
             {
                 IngestSources.Township => await ApplyTownshipAsync(message.Body, ct),
-                IngestSources.BirthCertificate => await ApplyCertificatesAsync(message.Body, message.ReceivedAt, ct),
-                _ => Outcome(OperationOutcome.IssueType.NotSupported, $"The inbox source '{message.Source}' has no adapter."),
+                IngestSources.BirthCertificate => WithFailed(await ApplyCertificatesAsync(message.Body, message.ReceivedAt, ct)),
+                _ => WithFailed(Outcome(OperationOutcome.IssueType.NotSupported, $"The inbox source '{message.Source}' has no adapter.")),
             };
-            return await CompleteAsync(message, outcome, ct);
+            return await CompleteAsync(message, outcome, failed, ct);
         }
         finally
         {
@@ -187,7 +187,8 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 HisAccepted accepted => await ApplyHisAsync(accepted, ct),
                 _ => throw new InvalidOperationException("Unknown HIS outcome."),
             };
-            await CompleteAsync(message, ToOutcome(issues, code), ct);
+            var outcome = ToOutcome(issues, code);
+            await CompleteAsync(message, outcome, HasErrors(outcome), ct);
             return Reply(mapped.Message, code, message.Id, issues);
         }
         finally
@@ -380,8 +381,14 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             : new HisIssue(RejectionReason.InvalidTransition, transition.Location, $"{transition.Detail} (当前状态 {status})", IssueSeverity.Error);
     }
 
-    /// <summary>Applies every valid row in the order the reader returns them; a row the store refuses is reported, the others are kept.</summary>
-    private async Task<OperationOutcome> ApplyTownshipAsync(byte[] zip, CancellationToken ct)
+    /// <summary>
+    /// Applies every valid row in the order the reader returns them; a row the store refuses is reported, the others
+    /// are kept. A row whose <c>updated_at</c> is not later than the one applied before for the same (table, key) is
+    /// skipped (township-export.md §2 "Update"): older is stale (a warning), equal changes nothing. The batch is a
+    /// dead letter only when it was refused whole or the store refused a valid row, the failures a replay can mend;
+    /// rows refused for their content are reported and wait for the source to correct them.
+    /// </summary>
+    private async Task<(OperationOutcome Outcome, bool Failed)> ApplyTownshipAsync(byte[] zip, CancellationToken ct)
     {
         TownshipBatchResult batch;
         try
@@ -390,7 +397,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
         catch (InvalidDataException e)
         {
-            return Outcome(OperationOutcome.IssueType.Invalid, $"The batch is not a readable zip: {e.Message}");
+            return (Outcome(OperationOutcome.IssueType.Invalid, $"The batch is not a readable zip: {e.Message}"), true);
         }
 
         var outcome = new OperationOutcome();
@@ -400,8 +407,21 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
 
         var applied = 0;
+        var storeFailures = 0;
         foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
         {
+            if (await AppliedAtAsync(row, ct) is { } earlier && earlier >= row.UpdatedAt)
+            {
+                if (earlier > row.UpdatedAt)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier:yyyy-MM-dd HH:mm:ss} already applied; ignored",
+                        Where(row.File, row.Row, "updated_at")));
+                }
+
+                continue;
+            }
+
             try
             {
                 await ApplyAsync(row.Transaction!, ct);
@@ -409,6 +429,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
+                storeFailures++;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
                     $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e)}", Where(row.File, row.Row, null)));
             }
@@ -416,7 +437,17 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
         outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
             $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
-        return outcome;
+        return (outcome, batch.BatchRejected || storeFailures > 0);
+    }
+
+    /// <summary>The <c>updated_at</c> of the version of this (table, key) applied before: the row's Provenance records it as occurred.</summary>
+    private async Task<DateTimeOffset?> AppliedAtAsync(TownshipRow row, CancellationToken ct)
+    {
+        var id = Bundles.ResourceIds.From(row.Table, row.Key);
+        return await store.ReadAsync("Provenance", id, ct) is { IsDeleted: false } stored
+            && serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred }
+            ? occurred.ToDateTimeOffset(TimeSpan.Zero)
+            : null;
     }
 
     /// <summary>
@@ -487,9 +518,13 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         return outcome;
     }
 
-    private async Task<IngestResult> CompleteAsync(InboxMessage message, OperationOutcome outcome, CancellationToken ct)
+    private static bool HasErrors(OperationOutcome outcome) =>
+        outcome.Issue.Any(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal);
+
+    private static (OperationOutcome, bool) WithFailed(OperationOutcome outcome) => (outcome, HasErrors(outcome));
+
+    private async Task<IngestResult> CompleteAsync(InboxMessage message, OperationOutcome outcome, bool failed, CancellationToken ct)
     {
-        var failed = outcome.Issue.Any(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal);
         await inbox.CompleteAsync(message.Id, failed ? InboxStatus.Failed : InboxStatus.Processed,
             Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
         return new IngestResult((await inbox.GetAsync(message.Id, ct))!, !failed, outcome);
