@@ -252,6 +252,35 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_certificate_version_applies_once_a_higher_one_replaces_it_and_a_lower_one_is_STALE()
+    {
+        await SeedOrganizationsAsync();
+        var original = await File.ReadAllTextAsync(Path.Combine(Legacy, "birth-certificate", "Q360418201.xml"));
+        string Version(int version, int grams, string modified) => original
+            .Replace("<RecordVersion>1</RecordVersion>", $"<RecordVersion>{version}</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<BirthWeight unit=\"g\">3350</BirthWeight>", $"<BirthWeight unit=\"g\">{grams}</BirthWeight>", StringComparison.Ordinal)
+            .Replace("2025-03-17T11:02:00+08:00", modified, StringComparison.Ordinal);
+
+        async Task<string> SendAsync(string xml)
+        {
+            using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
+            var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue, i => i.Details?.Coding[0].Code is "APPLIED" or "UNCHANGED" or "STALE").Details!.Coding[0].Code!;
+        }
+
+        Assert.Equal("APPLIED", await SendAsync(Version(1, 3350, "2025-03-17T11:02:00+08:00")));
+        Assert.Equal("APPLIED", await SendAsync(Version(2, 3360, "2025-03-18T09:00:00+08:00")));
+        Assert.Equal("UNCHANGED", await SendAsync(Version(2, 3360, "2025-03-18T09:30:00+08:00")));
+        Assert.Equal("STALE", await SendAsync(Version(1, 3350, "2025-03-17T12:00:00+08:00")));
+
+        var document = Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=Q360418201"));
+        Assert.Equal("2", document.Meta!.VersionId);
+        var weight = Assert.Single(await SearchAsync<Observation>("Observation?code=http://loinc.org|8339-4"));
+        Assert.Equal(3360m, ((Quantity)weight.Value!).Value);
+    }
+
+    [Fact]
     public async Task Damaged_or_empty_bodies_are_answered_4xx_or_a_NAK_and_never_500()
     {
         var garbage = new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x13, 0x37, 0x0B, 0x1C, 0x0D };

@@ -18,6 +18,9 @@ namespace InteropHub.Adapters.BirthCertificate;
 internal static class BirthCertificateMapper
 {
     public const string MappingVersion = "0.1.0";
+
+    /// <summary>DocumentReference extension: the certificate's <c>RecordVersion</c>.</summary>
+    public const string RecordVersionExtension = "https://interophub.dev/fhir/StructureDefinition/birth-certificate-record-version";
     public const string MappingPolicy = "urn:interophub:mapping:birth-certificate";
 
     public static CertificateAccepted Map(XElement c, string number, int version, List<CertificateIssue> warnings)
@@ -86,7 +89,7 @@ internal static class BirthCertificateMapper
         var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
         BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
         Doses(builder, c, newbornReference, DoseIds.PersonKey(newbornKey, null) ?? $"certificate:{birthKey}");
-        Document(builder, c, number, replaced, newbornReference, issuer);
+        Document(builder, c, number, version, replaced, newbornReference, issuer);
 
         var provenance = new Provenance
         {
@@ -310,8 +313,11 @@ internal static class BirthCertificateMapper
         }
     }
 
-    /// <summary>The certificate itself, kept whole as the XML it arrived as, so nothing of it is lost.</summary>
-    private static void Document(TransactionBuilder builder, XElement c, string number, string? replaced, ResourceReference newborn, string issuer)
+    /// <summary>
+    /// The certificate itself, kept whole as the XML it arrived as, so nothing of it is lost. The record version it
+    /// holds is an extension, which the ingest compares with an incoming one (birth-certificate.md §1 "Idempotency").
+    /// </summary>
+    private static void Document(TransactionBuilder builder, XElement c, string number, int version, string? replaced, ResourceReference newborn, string issuer)
     {
         var xml = Encoding.UTF8.GetBytes(new XDocument(new XDeclaration("1.0", "UTF-8", null), new XElement(c)).ToString(SaveOptions.DisableFormatting));
         var document = new DocumentReference
@@ -326,6 +332,7 @@ internal static class BirthCertificateMapper
             Description = $"出生医学证明 {number} (签发类型 {Text(c, "IssueType")}, 记录版本 {Text(c, "RecordVersion")})",
             Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "application/xml", Data = xml, Title = $"{number}.xml" } }],
         };
+        document.SetExtension(RecordVersionExtension, new Integer(version));
         if (replaced is not null)
         {
             document.RelatesTo.Add(new DocumentReference.RelatesToComponent

@@ -495,7 +495,14 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         foreach (var certificate in result.Certificates)
         {
             var where = $"BirthCertificate[{certificate.CertificateNo}]";
-            if (certificate is CertificateAccepted accepted)
+            if (certificate is CertificateAccepted seen && await StoredRecordVersionAsync(seen.Number, ct) is { } stored && stored >= seen.Version)
+            {
+                // The pair (CertificateNo, RecordVersion) was applied already, or a later version was: nothing changes.
+                outcome.Issue.Add(stored == seen.Version
+                    ? Issue(OperationOutcome.IssueSeverity.Information, "UNCHANGED", $"certificate {seen.Number} version {seen.Version} was applied before", where)
+                    : Issue(OperationOutcome.IssueSeverity.Warning, "STALE", $"certificate {seen.Number} version {seen.Version} is older than the stored version {stored}; ignored", where));
+            }
+            else if (certificate is CertificateAccepted accepted)
             {
                 try
                 {
@@ -522,6 +529,13 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         outcome.Issue.Any(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal);
 
     private static (OperationOutcome, bool) WithFailed(OperationOutcome outcome) => (outcome, HasErrors(outcome));
+
+    private async Task<int?> StoredRecordVersionAsync(string number, CancellationToken ct) =>
+        await store.ReadAsync("DocumentReference", Bundles.ResourceIds.From(number), ct) is { IsDeleted: false } stored
+        && serializers.ParseStored(stored.Json) is DocumentReference document
+        && document.GetExtensionValue<Integer>(BirthCertificateMapper.RecordVersionExtension)?.Value is { } version
+            ? version
+            : null;
 
     private async Task<IngestResult> CompleteAsync(InboxMessage message, OperationOutcome outcome, bool failed, CancellationToken ct)
     {
