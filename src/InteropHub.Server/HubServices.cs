@@ -93,6 +93,13 @@ public static class HubServices
         services.AddSingleton<MllpListener>();
         services.AddHostedService(sp => sp.GetRequiredService<MllpListener>());
         services.AddHostedService<InboxRecovery>();
+        services.AddSingleton(_ =>
+        {
+            var township = new TownshipOptions();
+            configuration.GetSection("InteropHub:Township").Bind(township);
+            return township;
+        });
+        services.AddHostedService<TownshipDropFolder>();
         return services;
     }
 

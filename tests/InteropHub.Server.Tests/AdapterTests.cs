@@ -281,6 +281,36 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Batches_dropped_in_the_drop_folder_as_a_zip_or_a_folder_are_ingested_and_moved_to_done()
+    {
+        await SeedOrganizationsAsync();
+        var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
+        var folder = Directory.CreateDirectory(Path.Combine(drop, "batch-001")).FullName;
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Legacy, "township", "batch-001")))
+        {
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        }
+
+        await File.WriteAllBytesAsync(Path.Combine(drop, "longquan.zip"), SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-003-longquan-gb18030")));
+
+        using var watching = Hub.WithWebHostBuilder(b => b
+            .UseSetting("InteropHub:Township:DropFolder", drop)
+            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
+            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
+        _ = watching.CreateClient();
+        var done = Path.Combine(drop, "done");
+        for (var wait = 0; wait < 300 && (!Directory.Exists(done) || Directory.EnumerateFileSystemEntries(done).Count() < 2); wait++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(["batch-001", "longquan.zip"], Directory.EnumerateFileSystemEntries(done).Select(p => Path.GetFileName(p)[(Path.GetFileName(p).IndexOf('-', StringComparison.Ordinal) + 1)..]).Order(StringComparer.Ordinal));
+        Assert.Equal([done], Directory.EnumerateFileSystemEntries(drop));
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902194910010866"));
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+    }
+
+    [Fact]
     public async Task Damaged_or_empty_bodies_are_answered_4xx_or_a_NAK_and_never_500()
     {
         var garbage = new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x13, 0x37, 0x0B, 0x1C, 0x0D };
