@@ -281,33 +281,31 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task Batches_dropped_in_the_drop_folder_as_a_zip_or_a_folder_are_ingested_and_moved_to_done()
+    public async Task HIS_messages_and_a_township_batch_about_one_person_arriving_together_lose_none_of_each_others_identifiers()
     {
         await SeedOrganizationsAsync();
-        var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
-        var folder = Directory.CreateDirectory(Path.Combine(drop, "batch-001")).FullName;
-        foreach (var file in Directory.EnumerateFiles(Path.Combine(Legacy, "township", "batch-001")))
+        var template = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7"));
+        var messages = Enumerable.Range(1, 8).Select(i => Encoding.UTF8.GetBytes(template
+            .Replace("QX2110026-20250506-000412", $"CONCURRENT-{i:D4}", StringComparison.Ordinal)
+            .Replace("0000021875^^^QX2110026^MR", $"77{i:D8}^^^QX2110026^MR", StringComparison.Ordinal)
+            .Replace("MZ20250506000087", $"MZ2025050699{i:D4}", StringComparison.Ordinal))).ToList();
+        using var batch = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
+        batch.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+
+        var township = Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), batch);
+        var acks = await Task.WhenAll(messages.Select(PostHl7Async));
+        Assert.Equal(HttpStatusCode.Accepted, (await township).StatusCode);
+
+        Assert.All(acks, a => Assert.True(Msa(a.Ack) == "AA", a.Ack));
+        var lidefu = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        var history = await Fhir.Read<Bundle>(await Client.GetAsync(new Uri($"/fhir/Patient/{lidefu.Id}/_history", UriKind.Relative)));
+        var trace = string.Join("\n", history.Entry.Select(e => $"{e.Resource?.Meta?.VersionId}: {string.Join(",", ((Patient)e.Resource!).Identifier.Select(x => x.Value))}"));
+        foreach (var i in Enumerable.Range(1, 8))
         {
-            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            Assert.True(lidefu.Identifier.Any(id => id.Value == $"77{i:D8}"), $"77{i:D8} missing from {string.Join(", ", lidefu.Identifier.Select(x => x.Value))} (version {lidefu.Meta?.VersionId})\n{trace}");
         }
 
-        await File.WriteAllBytesAsync(Path.Combine(drop, "longquan.zip"), SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-003-longquan-gb18030")));
-
-        using var watching = Hub.WithWebHostBuilder(b => b
-            .UseSetting("InteropHub:Township:DropFolder", drop)
-            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
-            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
-        _ = watching.CreateClient();
-        var done = Path.Combine(drop, "done");
-        for (var wait = 0; wait < 300 && (!Directory.Exists(done) || Directory.EnumerateFileSystemEntries(done).Count() < 2); wait++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.Equal(["batch-001", "longquan.zip"], Directory.EnumerateFileSystemEntries(done).Select(p => Path.GetFileName(p)[(Path.GetFileName(p).IndexOf('-', StringComparison.Ordinal) + 1)..]).Order(StringComparer.Ordinal));
-        Assert.Equal([done], Directory.EnumerateFileSystemEntries(drop));
-        Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902194910010866"));
-        Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        Assert.Contains(lidefu.Identifier, id => id.Value == "36992110120100023");
     }
 
     [Fact]

@@ -49,6 +49,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     private const string Hl7ContentType = "x-application/hl7-v2+er7";
 
     private readonly SemaphoreSlim _worker = new(1, 1);
+    private readonly SemaphoreSlim[] _persons = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
     private readonly ConcurrentDictionary<string, long> _unmapped = new(StringComparer.Ordinal);
 
     /// <summary>Local codes written without a standard equivalent since start-up ("system|code" → times), for the status page.</summary>
@@ -79,8 +80,8 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
 
         // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
-        // may have been fixed): process the stored copy.
-        return await ProcessHisAsync(stored, ct);
+        // may have been fixed): process the stored copy, whose mapping is already at hand when it is these bytes.
+        return await ProcessHisAsync(stored, stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, ct);
     }
 
     /// <summary>Stores a township batch (a zip) and applies its valid rows; the outcome lists every problem by file and row.</summary>
@@ -103,7 +104,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     {
         if (message.Source == IngestSources.His)
         {
-            await ProcessHisAsync(message, ct);
+            await ProcessHisAsync(message, null, ct);
             return Stored((await inbox.GetAsync(message.Id, ct))!, processed: true);
         }
 
@@ -175,30 +176,87 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
     }
 
-    private async Task<HisReply> ProcessHisAsync(InboxMessage message, CancellationToken ct)
+    /// <summary>
+    /// Maps (unless <paramref name="mapped"/> is the stored message's mapping already), applies and completes one HIS
+    /// message. Messages about different persons run in parallel; those about one person run one after another in
+    /// arrival order (<see cref="LockPersonsAsync"/>). When another writer changed a Patient this message merges into
+    /// between the read and the write (its If-Match fails), the message is mapped and applied again.
+    /// </summary>
+    private async Task<HisReply> ProcessHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
     {
-        await _worker.WaitAsync(ct);
+        mapped ??= HisMapper.Map(message.Body);
+        var stripes = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
-            var mapped = HisMapper.Map(message.Body);
-            var (code, issues) = mapped switch
+            for (var attempt = 1; ; attempt++)
             {
-                HisRejected rejected => (rejected.AckCode, rejected.Errors),
-                HisAccepted accepted => await ApplyHisAsync(accepted, ct),
-                _ => throw new InvalidOperationException("Unknown HIS outcome."),
-            };
-            var outcome = ToOutcome(issues, code);
-            await CompleteAsync(message, outcome, HasErrors(outcome), ct);
-            return Reply(mapped.Message, code, message.Id, issues);
+                var (code, issues) = mapped switch
+                {
+                    HisRejected rejected => (rejected.AckCode, rejected.Errors),
+                    HisAccepted accepted => await ApplyHisAsync(accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, []),
+                    _ => throw new InvalidOperationException("Unknown HIS outcome."),
+                };
+                if (code == AckCode.AR && issues.Count == 0)
+                {
+                    mapped = HisMapper.Map(message.Body);
+                    continue;
+                }
+
+                var outcome = ToOutcome(issues, code);
+                await inbox.CompleteAsync(message.Id, HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed,
+                    Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
+                return Reply(mapped.Message, code, message.Id, issues);
+            }
         }
         finally
         {
-            _worker.Release();
+            Release(stripes);
         }
     }
 
-    /// <summary>Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.</summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>)> ApplyHisAsync(HisAccepted accepted, CancellationToken ct)
+    private const int MaxAttempts = 5;
+
+    /// <summary>
+    /// Takes the stripes of every identifier of the Patients a transaction writes, in ascending order (so two
+    /// messages never wait on each other crosswise). Two messages about one person share an identifier (that is how
+    /// they find the same Patient), so they run one after another, whichever source they come from.
+    /// </summary>
+    private async Task<List<int>> LockPersonsAsync(Bundle? transaction, CancellationToken ct)
+    {
+        var stripes = new SortedSet<int>();
+        foreach (var patient in transaction?.Entry.Select(e => e.Resource).OfType<Patient>() ?? [])
+        {
+            foreach (var value in patient.Identifier.Select(i => i.Value).OfType<string>().Where(v => v.Length > 0))
+            {
+                stripes.Add((int)((uint)StringComparer.Ordinal.GetHashCode(value.ToUpperInvariant()) % (uint)_persons.Length));
+            }
+        }
+
+        var held = new List<int>();
+        try
+        {
+            foreach (var stripe in stripes)
+            {
+                await _persons[stripe].WaitAsync(ct);
+                held.Add(stripe);
+            }
+
+            return held;
+        }
+        catch
+        {
+            Release(held);
+            throw;
+        }
+    }
+
+    private void Release(List<int> stripes) => stripes.ForEach(s => _persons[s].Release());
+
+    /// <summary>
+    /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
+    /// Null when a stored Patient changed under the message and it should be mapped and applied again (<paramref name="retry"/>).
+    /// </summary>
+    private async Task<(AckCode, IReadOnlyList<HisIssue>)?> ApplyHisAsync(HisAccepted accepted, bool retry, CancellationToken ct)
     {
         var bundle = accepted.Transaction;
         foreach (var precondition in accepted.Preconditions)
@@ -229,6 +287,11 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
             await ApplyAsync(bundle, ct);
             return (AckCode.AA, accepted.Warnings);
+        }
+        catch (FhirException e) when (retry && e.Status == System.Net.HttpStatusCode.PreconditionFailed
+            && bundle.Entry.Any(entry => entry.Resource is Patient && entry.Request?.IfMatch is not null))
+        {
+            return null;
         }
         catch (FhirException e)
         {
@@ -276,6 +339,8 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
 
             var current = (Patient)serializers.ParseStored(stored.Json);
+            // What is carried over is what was read: a change made meanwhile fails the update (412) rather than being lost.
+            entry.Request.IfMatch = stored.ETag;
             if (IsRetirement(patient))
             {
                 // ADT^A40: the retired record keeps only its old MRN; whatever else identified it now identifies the
@@ -422,9 +487,23 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
+            var stripes = await LockPersonsAsync(row.Transaction, ct);
             try
             {
-                await ApplyAsync(row.Transaction!, ct);
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        await ApplyAsync(row.Transaction!, ct);
+                        break;
+                    }
+                    catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && attempt < MaxAttempts
+                        && row.Transaction!.Entry.Any(entry => entry.Resource is Patient && entry.Request?.IfMatch is not null))
+                    {
+                        // A HIS message changed the Patient between the merge read and the write: merge again.
+                    }
+                }
+
                 applied++;
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -432,6 +511,10 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 storeFailures++;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
                     $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e)}", Where(row.File, row.Row, null)));
+            }
+            finally
+            {
+                Release(stripes);
             }
         }
 
@@ -504,6 +587,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             else if (certificate is CertificateAccepted accepted)
             {
+                var stripes = await LockPersonsAsync(accepted.Transaction, ct);
                 try
                 {
                     await SupersedeAsync(accepted, ct);
@@ -513,6 +597,10 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(), $"certificate {accepted.Number}: {Describe(e)}", where));
+                }
+                finally
+                {
+                    Release(stripes);
                 }
             }
 
