@@ -7,6 +7,7 @@ using Hl7.Fhir.Model;
 using InteropHub.Adapters.His.Mllp;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Server.Seeds;
+using InteropHub.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace InteropHub.Server.Tests;
@@ -306,6 +307,66 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         }
 
         Assert.Contains(lidefu.Identifier, id => id.Value == "36992110120100023");
+    }
+
+    [Fact]
+    public async Task Rows_applied_many_per_transaction_still_refuse_only_the_row_at_fault()
+    {
+        await SeedOrganizationsAsync();
+
+        // Data row 50 of 150 vaccinations names a resident no batch ever sent: the store cannot resolve its patient.
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 880_001, residents: 150), "immunizations.csv", lines =>
+        {
+            var cells = lines[50].Split(',');
+            cells[1] = "36992110129999";
+            lines[50] = string.Join(',', cells);
+        });
+        using var content = new ByteArrayContent(batch);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal("immunizations.csv:50", error.GetProperty("location")[0].GetString());
+        Assert.Contains("299 of 300 rows applied", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
+    private static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit)
+    {
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        using (var archive = new System.IO.Compression.ZipArchive(new MemoryStream(zip)))
+        {
+            foreach (var entry in archive.Entries)
+            {
+                using var stream = entry.Open();
+                using var copy = new MemoryStream();
+                stream.CopyTo(copy);
+                files[entry.FullName] = copy.ToArray();
+            }
+        }
+
+        var lines = Encoding.UTF8.GetString(files[file]).Split("\r\n").ToList();
+        edit(lines);
+        files[file] = Encoding.UTF8.GetBytes(string.Join("\r\n", lines));
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!;
+        foreach (var listed in manifest["files"]!.AsArray().Where(f => (string?)f!["name"] == file))
+        {
+            listed!["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(files[file]));
+        }
+
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        using var buffer = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(buffer, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in files)
+            {
+                using var entry = archive.CreateEntry(name).Open();
+                entry.Write(bytes);
+            }
+        }
+
+        return buffer.ToArray();
     }
 
     [Fact]

@@ -473,6 +473,17 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
         var applied = 0;
         var storeFailures = 0;
+        var chunk = new List<TownshipRow>();
+        var requests = new HashSet<string>(StringComparer.Ordinal);
+        async Task FlushAsync()
+        {
+            var (ok, failed) = await ApplyRowsAsync(chunk, outcome, ct);
+            applied += ok;
+            storeFailures += failed;
+            chunk.Clear();
+            requests.Clear();
+        }
+
         foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
         {
             if (await AppliedAtAsync(row, ct) is { } earlier && earlier >= row.UpdatedAt)
@@ -487,6 +498,58 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
+            // Rows of one table that write different resources share a transaction; a row that writes what an
+            // earlier row of the chunk writes starts the next one, so each row still sees the ones before it.
+            var writes = row.Transaction!.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
+            if (chunk.Count == RowsPerTransaction || (chunk.Count > 0 && (chunk[0].Table != row.Table || writes.Any(requests.Contains))))
+            {
+                await FlushAsync();
+            }
+
+            chunk.Add(row);
+            requests.UnionWith(writes);
+        }
+
+        await FlushAsync();
+        outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
+            $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
+        return (outcome, batch.BatchRejected || storeFailures > 0);
+    }
+
+    /// <summary>Township rows applied per transaction (see <see cref="ApplyRowsAsync"/>).</summary>
+    private const int RowsPerTransaction = 100;
+
+    /// <summary>
+    /// Applies a chunk of rows as one transaction; when it fails, row by row, so one refused row costs only itself
+    /// and is reported alone. Entries that several rows share (the same conditional create) are sent once.
+    /// </summary>
+    private async Task<(int Applied, int Failed)> ApplyRowsAsync(List<TownshipRow> rows, OperationOutcome outcome, CancellationToken ct)
+    {
+        if (rows.Count > 1)
+        {
+            var combined = new Bundle { Type = Bundle.BundleType.Transaction };
+            var fullUrls = new HashSet<string>(StringComparer.Ordinal);
+            combined.Entry.AddRange(rows.SelectMany(r => r.Transaction!.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
+            var stripes = await LockPersonsAsync(combined, ct);
+            try
+            {
+                await ApplyAsync(combined, ct);
+                return (rows.Count, 0);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Nothing of the chunk was written: find the row at fault by applying them one at a time.
+            }
+            finally
+            {
+                Release(stripes);
+            }
+        }
+
+        var applied = 0;
+        var failed = 0;
+        foreach (var row in rows)
+        {
             var stripes = await LockPersonsAsync(row.Transaction, ct);
             try
             {
@@ -508,7 +571,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                storeFailures++;
+                failed++;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
                     $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e)}", Where(row.File, row.Row, null)));
             }
@@ -518,9 +581,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
         }
 
-        outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
-            $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
-        return (outcome, batch.BatchRejected || storeFailures > 0);
+        return (applied, failed);
     }
 
     /// <summary>The <c>updated_at</c> of the version of this (table, key) applied before: the row's Provenance records it as occurred.</summary>
