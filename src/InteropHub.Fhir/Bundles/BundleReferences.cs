@@ -16,7 +16,7 @@ internal sealed record ConditionalReference(ResourceReference Reference, string 
 /// in the narrative"; canonical elements are left alone. The walk covers every element of the POCO tree:
 /// extensions, nested backbone elements and contained resources included.
 /// </summary>
-internal sealed class BundleReferences
+internal sealed class BundleReferences(SearchParser parser)
 {
     private readonly List<(EntryPlan Entry, ResourceReference Reference)> _references = [];
     private readonly List<PrimitiveType> _uris = [];
@@ -24,9 +24,10 @@ internal sealed class BundleReferences
 
     public List<ConditionalReference> Conditional { get; } = [];
 
-    public static BundleReferences Collect(IEnumerable<EntryPlan> entries)
+    /// <summary>Collects the references of the entries' resources; conditional ones are parsed by <paramref name="parser"/>, the hub's own.</summary>
+    public static BundleReferences Collect(IEnumerable<EntryPlan> entries, SearchParser parser)
     {
-        var found = new BundleReferences();
+        var found = new BundleReferences(parser);
         foreach (var entry in entries)
         {
             if (entry.Resource is { } resource)
@@ -133,7 +134,7 @@ internal sealed class BundleReferences
     }
 
     /// <summary><c>Type?query</c>: a relative reference with search criteria instead of an id.</summary>
-    private static ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
+    private ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
     {
         var mark = value.IndexOf('?', StringComparison.Ordinal);
         if (mark <= 0 || value.Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
@@ -150,7 +151,7 @@ internal sealed class BundleReferences
 
         try
         {
-            return new ConditionalReference(reference, type, SearchCriteria.ParseQueryString(type, value[(mark + 1)..]), entry);
+            return new ConditionalReference(reference, type, parser.ParseCriteria(type, SearchParser.SplitQueryString(type, value[(mark + 1)..])), entry);
         }
         catch (InvalidInputException e)
         {

@@ -88,8 +88,11 @@ internal sealed class EntryPlan
 
     public override string ToString() => $"{Method} {Url}";
 
-    /// <summary>Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>.</summary>
-    public static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    /// <summary>
+    /// Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>. Conditional criteria are
+    /// parsed by <paramref name="parser"/>, the hub's own, so its custom search parameters count.
+    /// </summary>
+    public static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl, SearchParser parser)
     {
         var where = $"Bundle.entry[{index}]";
         var request = entry.Request ?? throw new InvalidInputException($"{where} has no request: every entry of a batch or transaction says what to do.", where);
@@ -113,7 +116,7 @@ internal sealed class EntryPlan
             throw BadUrl(url, where, "operations are not supported inside a batch or transaction");
         }
 
-        var target = Build(method, url, path.Length == 0 ? [] : segments, query, where);
+        var target = Build(method, url, path.Length == 0 ? [] : segments, query, where, parser);
         var resource = entry.Resource;
         return new EntryPlan(index, method, url, target)
         {
@@ -122,7 +125,7 @@ internal sealed class EntryPlan
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
             IfModifiedSince = request.IfModifiedSince,
             IfNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
-                : method == Bundle.HTTPVerb.POST ? SearchCriteria.ParseQueryString(target.ResourceType, request.IfNoneExist)
+                : method == Bundle.HTTPVerb.POST ? parser.ParseCriteria(target.ResourceType, SearchParser.SplitQueryString(target.ResourceType, request.IfNoneExist))
                 : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist"),
             Resource = method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT ? Body(resource, target.ResourceType, where)
                 : method == Bundle.HTTPVerb.PATCH && resource is Parameters parameters ? parameters : null,
@@ -130,7 +133,7 @@ internal sealed class EntryPlan
         };
     }
 
-    private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where)
+    private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where, SearchParser parser)
     {
         if (segments.Length == 0)
         {
@@ -172,7 +175,7 @@ internal sealed class EntryPlan
 
         return segments switch
         {
-            [_] when query is not null => new Target(type, Criteria: SearchCriteria.ParseQueryString(type, query)),
+            [_] when query is not null => new Target(type, Criteria: parser.ParseCriteria(type, SearchParser.SplitQueryString(type, query))),
             [_, var id] when query is null => new Target(type, CheckedId(id, where)),
             _ => throw BadUrl(url, where, $"a {method} goes to [type]/[id] or, conditionally, to [type]?criteria"),
         };

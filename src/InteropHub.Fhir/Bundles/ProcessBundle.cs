@@ -101,11 +101,11 @@ public sealed class ProcessBundle(
         return responses;
     }
 
-    private static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    private EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
     {
         try
         {
-            return EntryPlan.Parse(entry, index, baseUrl);
+            return EntryPlan.Parse(entry, index, baseUrl, parser);
         }
         catch (FhirException e)
         {
@@ -120,7 +120,7 @@ public sealed class ProcessBundle(
         try
         {
             var writes = plans.Where(p => p.IsWrite).ToList();
-            var references = BundleReferences.Collect(writes);
+            var references = BundleReferences.Collect(writes, parser);
             await LockAsync(session, writes, references, p => at = p, ct);
 
             // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
