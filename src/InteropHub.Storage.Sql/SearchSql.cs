@@ -367,6 +367,9 @@ public static class SearchSql
                     Text.Append(')');
                     break;
 
+                case TerminologyCriterion terminology:
+                    // Expanded by LocalTerminology where the hub takes searches; anywhere else it cannot be answered.
+                    throw new InteropHub.Fhir.Errors.InvalidInputException($"'{terminology.Name}' needs the hub's terminology, which this request cannot use.", terminology.Name);
                 default:
                     throw new NotSupportedException($"No SQL for {criterion.GetType().Name}.");
             }

@@ -3,6 +3,8 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Bundles;
 
@@ -37,6 +39,25 @@ internal sealed class BundleReferences(SearchParser parser)
         }
 
         return found;
+    }
+
+    /// <summary>Expands <c>:in</c>, <c>:above</c> and <c>:below</c> in the conditional references' criteria from the hub's terminology.</summary>
+    public async Task ExpandAsync(LocalTerminology terminology, CancellationToken ct)
+    {
+        for (var i = 0; i < Conditional.Count; i++)
+        {
+            var reference = Conditional[i];
+            try
+            {
+                Conditional[i] = reference with { Criteria = await terminology.ExpandAsync(reference.Criteria, ct) };
+            }
+            catch (InvalidInputException e)
+            {
+                throw new InvalidInputException(
+                    $"{reference.Entry.Where} has the conditional reference '{reference.Reference.Reference}', which cannot be searched: {e.Message}",
+                    $"{reference.Entry.Where}.resource");
+            }
+        }
     }
 
     /// <summary>

@@ -3,6 +3,8 @@ using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Bundles;
 
@@ -50,9 +52,9 @@ internal sealed class EntryPlan
     public string? VersionId { get; }
 
     /// <summary>Criteria of a conditional PUT, PATCH or DELETE.</summary>
-    public SearchCriteria? Criteria { get; }
+    public SearchCriteria? Criteria { get; private set; }
 
-    public SearchCriteria? IfNoneExist { get; private init; }
+    public SearchCriteria? IfNoneExist { get; private set; }
 
     public int? IfMatch { get; private init; }
 
@@ -87,6 +89,13 @@ internal sealed class EntryPlan
     public string Where => $"Bundle.entry[{Index}]";
 
     public override string ToString() => $"{Method} {Url}";
+
+    /// <summary>Expands <c>:in</c>, <c>:above</c> and <c>:below</c> in the entry's criteria from the hub's terminology.</summary>
+    public async Task ExpandAsync(LocalTerminology terminology, CancellationToken ct)
+    {
+        Criteria = Criteria is null ? null : await terminology.ExpandAsync(Criteria, ct);
+        IfNoneExist = IfNoneExist is null ? null : await terminology.ExpandAsync(IfNoneExist, ct);
+    }
 
     /// <summary>
     /// Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>. Conditional criteria are
