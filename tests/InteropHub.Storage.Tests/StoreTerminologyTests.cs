@@ -54,6 +54,8 @@ public abstract partial class StoreConformanceTests
     [InlineData("code:in=http://hub.example/ValueSet/filtered", "by a filter, which needs a terminology server")]
     [InlineData("code:in=http://hub.example/ValueSet/all-of-snomed", "http://snomed.info/sct, which is not stored in the hub")]
     [InlineData("code:not-in=http://hub.example/ValueSet/loop", "includes itself")]
+    [InlineData("subject:Patient.language:in=ValueSet/unknown", "ValueSet/unknown is not stored in the hub")]
+    [InlineData("_has:Observation:has-member:code:below=http://snomed.info/sct|1", "http://snomed.info/sct is not stored in the hub")]
     [InlineData("code:below=http://snomed.info/sct|22298006", "code system http://snomed.info/sct is not stored in the hub")]
     [InlineData("code:above=http://hub.example/CodeSystem/diagnosis|nonsense", "'nonsense' is not a code of the code system")]
     public async Task A_terminology_modifier_the_hub_cannot_expand_locally_is_a_400_naming_the_parameter_and_why(string query, string why)

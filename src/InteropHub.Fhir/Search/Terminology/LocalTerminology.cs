@@ -58,9 +58,21 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
                     applied.Add(criteria.Applied[i]);
                 }
             }
-            catch (InvalidInputException e) when (lenient && paired)
+            catch (InvalidInputException e) when (paired)
             {
-                ignored.Add(SearchParser.Warning(criteria.Applied[i].Key, e.Message));
+                // A chained or _has parameter is named whole, as the client wrote it.
+                var name = criteria.Applied[i].Key;
+                if (!lenient)
+                {
+                    if (e.Outcome.Issue.FirstOrDefault()?.Expression.SequenceEqual([name]) == true)
+                    {
+                        throw;
+                    }
+
+                    throw new InvalidInputException(e.Message, name);
+                }
+
+                ignored.Add(SearchParser.Warning(name, e.Message));
             }
         }
 
