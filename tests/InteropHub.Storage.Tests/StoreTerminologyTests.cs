@@ -27,6 +27,9 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory-vitals", "")]
     [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory-vitals", "t1,t2,t3,t4,t5,t6,t7")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/expanded", "t6")]
+    // an element of type code is indexed without its implied system
+    [InlineData("Observation", "status:in=ValueSet/final-states&code:below=http://hub.example/CodeSystem/diagnosis|pneumonia", "t1")]
+    [InlineData("Observation", "status:not-in=ValueSet/final-states", "")]
     // :below / :above: nested concepts and the subsumedBy property
     [InlineData("Observation", "code:below=http://hub.example/CodeSystem/diagnosis|respiratory", "t1,t2,t7")]
     [InlineData("Observation", "code:below=http://hub.example/CodeSystem/diagnosis|pneumonia", "t1")]
@@ -147,6 +150,7 @@ public abstract partial class StoreConformanceTests
                 Contains = [new ValueSet.ContainsComponent { System = Loinc, Code = "8339-4" }],
             },
         };
+        var finalStates = Set("final-states", Codes("http://hl7.org/fhir/observation-status", "final", "amended"));
         var filtered = Set("filtered", new ValueSet.ConceptSetComponent
         {
             System = Diagnoses,
@@ -165,7 +169,7 @@ public abstract partial class StoreConformanceTests
 
         return
         [
-            diagnoses, respiratory, vitals, vitalsAndCardiac, respiratoryVitals, expanded, filtered, snomed, loop,
+            diagnoses, respiratory, vitals, vitalsAndCardiac, respiratoryVitals, expanded, finalStates, filtered, snomed, loop,
             new Patient { Id = "pa", Gender = AdministrativeGender.Male },
             new Patient { Id = "pb", Gender = AdministrativeGender.Female },
             Coded("t1", Diagnoses, "bacterial-pneumonia", "pa"),

@@ -14,7 +14,8 @@ namespace InteropHub.Fhir.Search.Terminology;
 /// <item><c>:in</c> / <c>:not-in</c> a ValueSet named by canonical URL (optionally <c>|version</c>) or <c>ValueSet/id</c>:
 /// its <c>compose.include</c> (listed concepts, every concept of a CodeSystem stored here, nested ones included,
 /// other ValueSets stored here), less its <c>compose.exclude</c>; a ValueSet without a compose, its stored expansion.
-/// <c>:not-in</c> is then negated like <c>:not</c>.</item>
+/// <c>:not-in</c> is then negated like <c>:not</c>. Values of elements of type code, indexed without a system, match
+/// by code.</item>
 /// <item><c>:below</c> / <c>:above</c> <c>system|code</c>: the code and its descendants / ancestors in the CodeSystem
 /// stored here, by nested <c>concept</c>s and the <c>subsumedBy</c> / <c>parent</c> / <c>child</c> properties.</item>
 /// </list>
@@ -161,8 +162,12 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
             return negated ? new AllCriterion([]) : new AnyCriterion([]);
         }
 
+        // Elements of type code (status, gender, …) are indexed without a system, which their binding implies: they
+        // match by code alone.
         var conditions = codes.OrderBy(c => c.System, StringComparer.Ordinal).ThenBy(c => c.Code, StringComparer.Ordinal)
-            .Select(c => (IndexCondition)new TokenCondition(c.System, c.Code)).ToList();
+            .Select(c => (IndexCondition)new TokenCondition(c.System, c.Code))
+            .Concat(codes.Select(c => c.Code).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(code => new TokenCondition("", code)))
+            .ToList();
         return new IndexCriterion(criterion.Param, IndexTable.Tokens, conditions, negated);
     }
 
