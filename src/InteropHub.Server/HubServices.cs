@@ -16,6 +16,7 @@ using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Custom;
 using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 using InteropHub.Server.Adapters;
@@ -49,6 +50,7 @@ public static class HubServices
         services.AddHostedService<ReindexWorker>();
         services.AddSingleton<SearchIndexer>();
         services.AddSingleton<SearchParser>();
+        services.AddSingleton<LocalTerminology>();
         services.AddSingleton<IWriteRule, ReferralWriteRule>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();

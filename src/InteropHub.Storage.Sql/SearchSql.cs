@@ -73,7 +73,9 @@ public static class SearchSql
                 builder.Render(rest[i], "d", criteria.ResourceTypes);
             }
 
-            sql.Text.Append(" GROUP BY d.rid) p");
+            // Fenced on later pages: the keyset condition below is on the sort values, which are then computed once per
+            // candidate (pushed into the subquery, PostgreSQL computed them twice more in it, so deep pages cost more).
+            sql.Text.Append(" GROUP BY d.rid").Append(after is null ? "" : dialect.Fence).Append(") p");
             if (after is not null)
             {
                 sql.Text.Append(" WHERE ");
@@ -116,7 +118,7 @@ public static class SearchSql
 
         sql.Text.Append(" FROM resource r WHERE ");
         builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
-        sql.Text.Append(") q");
+        sql.Text.Append(after is null ? "" : dialect.Fence).Append(") q");
         if (after is not null)
         {
             sql.Text.Append(" WHERE ");
@@ -367,6 +369,9 @@ public static class SearchSql
                     Text.Append(')');
                     break;
 
+                case TerminologyCriterion terminology:
+                    // Expanded by LocalTerminology where the hub takes searches; anywhere else it cannot be answered.
+                    throw new InteropHub.Fhir.Errors.InvalidInputException($"'{terminology.Name}' needs the hub's terminology, which this request cannot use.", terminology.Name);
                 default:
                     throw new NotSupportedException($"No SQL for {criterion.GetType().Name}.");
             }

@@ -24,11 +24,15 @@ public sealed class SqlCommandText
 }
 
 /// <summary>What differs between the stores' SQL (little: both take @name parameters, LIMIT, LIKE … ESCAPE, substr).</summary>
-public sealed record SqlDialect(string BinaryCollation)
+/// <param name="Fence">
+/// Ends a subquery so the planner neither flattens it nor pushes outer conditions into it: a condition on a computed
+/// column (a sort value) pushed down would compute the value again for every row.
+/// </param>
+public sealed record SqlDialect(string BinaryCollation, string Fence)
 {
     /// <summary>SQLite compares TEXT byte-wise (BINARY) by default.</summary>
-    public static readonly SqlDialect Sqlite = new("");
+    public static readonly SqlDialect Sqlite = new("", " LIMIT -1 OFFSET 0");
 
     /// <summary>PostgreSQL must be told to compare byte-wise, so ordering matches SQLite's whatever the database locale.</summary>
-    public static readonly SqlDialect Postgres = new(" COLLATE \"C\"");
+    public static readonly SqlDialect Postgres = new(" COLLATE \"C\"", " OFFSET 0");
 }

@@ -153,7 +153,9 @@ public sealed class SearchParserTests
     [InlineData("gender:exact=male", "gender")]
     [InlineData("name:text=x", "name")]
     [InlineData("birthdate:above=2020", "birthdate")]
-    [InlineData("code:in=http://vs", "code")]
+    [InlineData("code:below=8480-6", "system|code")]
+    [InlineData("code:above=http://loinc.org|", "system|code")]
+    [InlineData("gender:in=", "empty value")]
     [InlineData("subject:Medication=1", "subject")]
     [InlineData("_has:Observation:code:code=1", "code")]
     [InlineData("component-code-value-quantity=http://loinc.org|1", "component-code-value-quantity")]
@@ -164,6 +166,24 @@ public sealed class SearchParserTests
         var error = Assert.Throws<InvalidInputException>(() => One(type, query));
 
         Assert.Contains(mentioned, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Token_in_not_in_above_and_below_name_the_value_sets_and_codes_the_hub_terminology_expands()
+    {
+        var @in = Assert.IsType<ValueSetCriterion>(One("Observation", "code:in=http://hub.example/ValueSet/a|2,ValueSet/b"));
+        var notIn = Assert.IsType<ValueSetCriterion>(One("Observation", "code:not-in=http://hub.example/ValueSet/a"));
+        var below = Assert.IsType<SubsumptionCriterion>(One("Observation", "code:below=http://hub.example/cs|x,http://hub.example/cs|y"));
+        var above = Assert.IsType<SubsumptionCriterion>(One("Observation", "code:above=http://hub.example/cs|x"));
+        var chained = Assert.IsType<ChainCriterion>(One("Observation", "subject:Patient.language:in=ValueSet/languages"));
+
+        Assert.Equal(("code", "code:in", false), (@in.Param, @in.Name, @in.Negated));
+        Assert.Equal(["http://hub.example/ValueSet/a|2", "ValueSet/b"], @in.ValueSets);
+        Assert.True(notIn.Negated);
+        Assert.Equal([new TokenCondition("http://hub.example/cs", "x"), new TokenCondition("http://hub.example/cs", "y")], below.Codes);
+        Assert.False(below.Above);
+        Assert.True(above.Above);
+        Assert.Equal("language:in", Assert.IsType<ValueSetCriterion>(Assert.Single(chained.Targets).Inner).Name);
     }
 
     [Fact]

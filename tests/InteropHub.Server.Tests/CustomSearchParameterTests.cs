@@ -49,6 +49,48 @@ public abstract class CustomSearchParameterTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Transaction_entries_take_custom_parameters_in_if_none_exist_conditional_updates_and_conditional_references()
+    {
+        await WaitForReindexAsync();
+        var marker = Guid.NewGuid().ToString("N");
+        var patient = Fhir.Patient("向", "红");
+        patient.Extension.Add(new Extension("https://interophub.dev/fhir/StructureDefinition/ethnicity", new Coding(Gb3304, "15", "土家族")));
+        patient.Identifier.Add(new Identifier("urn:test", marker));
+        var tujia = await CreateAsync(patient);
+        var criteria = $"ethnicity={Gb3304}|15&identifier=urn:test|{marker}";
+        var dose = Dose(marker, 3);
+        dose.Patient = new ResourceReference($"Patient?{criteria}");
+        var transaction = new Bundle
+        {
+            Type = Bundle.BundleType.Transaction,
+            Entry =
+            [
+                new Bundle.EntryComponent
+                {
+                    Resource = Fhir.Patient("向", "红"),
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Patient", IfNoneExist = criteria },
+                },
+                new Bundle.EntryComponent
+                {
+                    Resource = dose,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Immunization?dose-number=3&identifier=urn:test|{marker}" },
+                },
+            ],
+        };
+
+        var response = await _client.PostAsync("/fhir", Fhir.Content(transaction));
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var answer = await Fhir.Read<Bundle>(response);
+        Assert.Equal("200 OK", answer.Entry[0].Response!.Status);
+        Assert.StartsWith($"Patient/{tujia}/", answer.Entry[0].Response!.Location, StringComparison.Ordinal);
+        Assert.Equal("201 Created", answer.Entry[1].Response!.Status);
+        var written = await IdsAsync($"Immunization?dose-number=3&identifier=urn:test|{marker}");
+        var stored = await Fhir.Read<Immunization>(await _client.GetAsync($"/fhir/Immunization/{written.Single()}"));
+        Assert.Equal($"Patient/{tujia}", stored.Patient.Reference);
+    }
+
+    [Fact]
     public async Task A_search_parameter_posted_over_rest_finds_the_resources_stored_before_it_once_they_are_reindexed()
     {
         var code = "marker-" + Guid.NewGuid().ToString("N")[..8];

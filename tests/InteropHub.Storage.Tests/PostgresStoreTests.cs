@@ -104,6 +104,37 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_later_sorted_page_computes_each_candidate_sort_value_once()
+    {
+        await Store.LoadBulkPatientsAsync(20);
+        var query = InteropHub.Fhir.Search.SearchParser.Default.ParseQuery(["Patient"],
+            InteropHub.Fhir.Search.SearchParser.SplitQueryString("Patient", "gender=female&_sort=-gender"), lenient: false);
+        var first = await Store.FindAsync(query.Criteria, query.Sort, null, 3, Ct);
+        var sql = InteropHub.Storage.Sql.SearchSql.Find(query.Criteria, query.Sort, new SearchCursor(first[^1].SortValues!, first[^1].Rid), 3,
+            InteropHub.Storage.Sql.SqlDialect.Postgres);
+
+        await using var connection = new NpgsqlConnection(Location);
+        await connection.OpenAsync(Ct);
+        await using var explain = new NpgsqlCommand("EXPLAIN " + sql, connection);
+        foreach (var (name, value) in sql.Parameters)
+        {
+            explain.Parameters.AddWithValue(name, value);
+        }
+
+        var plan = new System.Text.StringBuilder();
+        await using (var reader = await explain.ExecuteReaderAsync(Ct))
+        {
+            while (await reader.ReadAsync(Ct))
+            {
+                plan.AppendLine(reader.GetString(0));
+            }
+        }
+
+        // The keyset condition filters the computed values; pushed into the grouped subquery it would compute them again.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(plan.ToString(), @"SubPlan \d+\s*\n"));
+    }
+
+    [Fact]
     public void Advisory_lock_keys_are_the_same_in_every_process()
     {
         // Hub instances must agree on the key; the value is the first 8 bytes of SHA-256("id:Patient/1"), big-endian.

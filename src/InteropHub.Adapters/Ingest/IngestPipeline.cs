@@ -41,7 +41,7 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 /// </para>
 /// </summary>
 public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
-    MergedRecords merged, TimeProvider clock) : IDisposable
+    MergedRecords merged, TimeProvider clock, SearchParser parser) : IDisposable
 {
     /// <summary>Transaction entries are relative; this base only anchors absolute URLs, which the mappers never write.</summary>
     private const string BaseUrl = "urn:interophub:ingest/fhir";
@@ -331,7 +331,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
-            var matches = await store.FindAsync("Patient", SearchCriteria.ParseQueryString("Patient", url), null, 2, ct);
+            var matches = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", url)), null, 2, ct);
             if (matches.Count != 1 || await store.ReadAsync("Patient", matches[0].Id, ct) is not { IsDeleted: false } stored)
             {
                 // None: a create. Several: the transaction refuses the ambiguous update (412) and names it.
@@ -384,7 +384,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
-            foreach (var match in await store.FindAsync("Patient", SearchCriteria.ParseQueryString("Patient", criteria), null, 2, ct))
+            foreach (var match in await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 2, ct))
             {
                 if (await store.ReadAsync("Patient", match.Id, ct) is { IsDeleted: false } stored
                     && IsRetirement((Patient)serializers.ParseStored(stored.Json)))
@@ -401,7 +401,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     private async Task<HisIssue?> CheckExistsAsync(MustExist precondition, CancellationToken ct)
     {
         var type = precondition.Search.Split('?', 2)[0];
-        var criteria = SearchCriteria.ParseQueryString(type, precondition.Search);
+        var criteria = parser.ParseCriteria(type, SearchParser.SplitQueryString(type, precondition.Search));
         var matches = await store.FindAsync(type, criteria, null, 1, ct);
         return matches.Count > 0 ? null : new HisIssue(RejectionReason.UnknownReference, precondition.Location, precondition.Detail, IssueSeverity.Error);
     }

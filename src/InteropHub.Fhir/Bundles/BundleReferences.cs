@@ -3,6 +3,8 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Bundles;
 
@@ -16,7 +18,7 @@ internal sealed record ConditionalReference(ResourceReference Reference, string 
 /// in the narrative"; canonical elements are left alone. The walk covers every element of the POCO tree:
 /// extensions, nested backbone elements and contained resources included.
 /// </summary>
-internal sealed class BundleReferences
+internal sealed class BundleReferences(SearchParser parser)
 {
     private readonly List<(EntryPlan Entry, ResourceReference Reference)> _references = [];
     private readonly List<PrimitiveType> _uris = [];
@@ -24,9 +26,10 @@ internal sealed class BundleReferences
 
     public List<ConditionalReference> Conditional { get; } = [];
 
-    public static BundleReferences Collect(IEnumerable<EntryPlan> entries)
+    /// <summary>Collects the references of the entries' resources; conditional ones are parsed by <paramref name="parser"/>, the hub's own.</summary>
+    public static BundleReferences Collect(IEnumerable<EntryPlan> entries, SearchParser parser)
     {
-        var found = new BundleReferences();
+        var found = new BundleReferences(parser);
         foreach (var entry in entries)
         {
             if (entry.Resource is { } resource)
@@ -36,6 +39,25 @@ internal sealed class BundleReferences
         }
 
         return found;
+    }
+
+    /// <summary>Expands <c>:in</c>, <c>:above</c> and <c>:below</c> in the conditional references' criteria from the hub's terminology.</summary>
+    public async Task ExpandAsync(LocalTerminology terminology, CancellationToken ct)
+    {
+        for (var i = 0; i < Conditional.Count; i++)
+        {
+            var reference = Conditional[i];
+            try
+            {
+                Conditional[i] = reference with { Criteria = await terminology.ExpandAsync(reference.Criteria, ct) };
+            }
+            catch (InvalidInputException e)
+            {
+                throw new InvalidInputException(
+                    $"{reference.Entry.Where} has the conditional reference '{reference.Reference.Reference}', which cannot be searched: {e.Message}",
+                    $"{reference.Entry.Where}.resource");
+            }
+        }
     }
 
     /// <summary>
@@ -133,7 +155,7 @@ internal sealed class BundleReferences
     }
 
     /// <summary><c>Type?query</c>: a relative reference with search criteria instead of an id.</summary>
-    private static ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
+    private ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
     {
         var mark = value.IndexOf('?', StringComparison.Ordinal);
         if (mark <= 0 || value.Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
@@ -150,7 +172,7 @@ internal sealed class BundleReferences
 
         try
         {
-            return new ConditionalReference(reference, type, SearchCriteria.ParseQueryString(type, value[(mark + 1)..]), entry);
+            return new ConditionalReference(reference, type, parser.ParseCriteria(type, SearchParser.SplitQueryString(type, value[(mark + 1)..])), entry);
         }
         catch (InvalidInputException e)
         {

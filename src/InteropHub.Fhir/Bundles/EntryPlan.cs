@@ -3,6 +3,8 @@ using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Patch;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Bundles;
 
@@ -50,9 +52,9 @@ internal sealed class EntryPlan
     public string? VersionId { get; }
 
     /// <summary>Criteria of a conditional PUT, PATCH or DELETE.</summary>
-    public SearchCriteria? Criteria { get; }
+    public SearchCriteria? Criteria { get; private set; }
 
-    public SearchCriteria? IfNoneExist { get; private init; }
+    public SearchCriteria? IfNoneExist { get; private set; }
 
     public int? IfMatch { get; private init; }
 
@@ -88,8 +90,18 @@ internal sealed class EntryPlan
 
     public override string ToString() => $"{Method} {Url}";
 
-    /// <summary>Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>.</summary>
-    public static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    /// <summary>Expands <c>:in</c>, <c>:above</c> and <c>:below</c> in the entry's criteria from the hub's terminology.</summary>
+    public async Task ExpandAsync(LocalTerminology terminology, CancellationToken ct)
+    {
+        Criteria = Criteria is null ? null : await terminology.ExpandAsync(Criteria, ct);
+        IfNoneExist = IfNoneExist is null ? null : await terminology.ExpandAsync(IfNoneExist, ct);
+    }
+
+    /// <summary>
+    /// Parses and checks an entry; a problem is a FhirException naming <see cref="Where"/>. Conditional criteria are
+    /// parsed by <paramref name="parser"/>, the hub's own, so its custom search parameters count.
+    /// </summary>
+    public static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl, SearchParser parser)
     {
         var where = $"Bundle.entry[{index}]";
         var request = entry.Request ?? throw new InvalidInputException($"{where} has no request: every entry of a batch or transaction says what to do.", where);
@@ -113,7 +125,7 @@ internal sealed class EntryPlan
             throw BadUrl(url, where, "operations are not supported inside a batch or transaction");
         }
 
-        var target = Build(method, url, path.Length == 0 ? [] : segments, query, where);
+        var target = Build(method, url, path.Length == 0 ? [] : segments, query, where, parser);
         var resource = entry.Resource;
         return new EntryPlan(index, method, url, target)
         {
@@ -122,7 +134,7 @@ internal sealed class EntryPlan
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
             IfModifiedSince = request.IfModifiedSince,
             IfNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
-                : method == Bundle.HTTPVerb.POST ? SearchCriteria.ParseQueryString(target.ResourceType, request.IfNoneExist)
+                : method == Bundle.HTTPVerb.POST ? parser.ParseCriteria(target.ResourceType, SearchParser.SplitQueryString(target.ResourceType, request.IfNoneExist))
                 : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist"),
             Resource = method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT ? Body(resource, target.ResourceType, where)
                 : method == Bundle.HTTPVerb.PATCH && resource is Parameters parameters ? parameters : null,
@@ -130,7 +142,7 @@ internal sealed class EntryPlan
         };
     }
 
-    private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where)
+    private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where, SearchParser parser)
     {
         if (segments.Length == 0)
         {
@@ -172,7 +184,7 @@ internal sealed class EntryPlan
 
         return segments switch
         {
-            [_] when query is not null => new Target(type, Criteria: SearchCriteria.ParseQueryString(type, query)),
+            [_] when query is not null => new Target(type, Criteria: parser.ParseCriteria(type, SearchParser.SplitQueryString(type, query))),
             [_, var id] when query is null => new Target(type, CheckedId(id, where)),
             _ => throw BadUrl(url, where, $"a {method} goes to [type]/[id] or, conditionally, to [type]?criteria"),
         };

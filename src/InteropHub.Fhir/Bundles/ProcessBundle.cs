@@ -10,6 +10,7 @@ using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Storage;
 using Task = System.Threading.Tasks.Task;
 
@@ -40,7 +41,8 @@ public sealed class ProcessBundle(
     ReadResource read,
     SearchResources search,
     ReadHistory history,
-    SearchParser parser)
+    SearchParser parser,
+    LocalTerminology terminology)
 {
     private static readonly HashSet<string> HistoryParameters = new(StringComparer.Ordinal) { "_since", "_count", Paging.CursorParameter };
 
@@ -61,7 +63,7 @@ public sealed class ProcessBundle(
             var plans = new List<EntryPlan>(bundle.Entry.Count);
             for (var i = 0; i < bundle.Entry.Count; i++)
             {
-                plans.Add(Parse(bundle.Entry[i], i, request.BaseUrl));
+                plans.Add(await ParseAsync(bundle.Entry[i], i, request.BaseUrl, ct));
             }
 
             await RunAsync(new LockingSession(session), plans, transaction: true, ct);
@@ -77,7 +79,7 @@ public sealed class ProcessBundle(
             var index = i;
             try
             {
-                var plan = Parse(entry, index, request.BaseUrl);
+                var plan = await ParseAsync(entry, index, request.BaseUrl, ct);
                 if (!plan.IsWrite)
                 {
                     responses.Add(await ReadAsync(plan, null, ct));
@@ -87,7 +89,7 @@ public sealed class ProcessBundle(
                 responses.Add(await store.RunAsync(async session =>
                 {
                     // As for a transaction: each attempt works on its own copy of the entry.
-                    var attempt = Parse((Bundle.EntryComponent)entry.DeepCopy(), index, request.BaseUrl);
+                    var attempt = await ParseAsync((Bundle.EntryComponent)entry.DeepCopy(), index, request.BaseUrl, ct);
                     await RunAsync(new LockingSession(session), [attempt], transaction: false, ct);
                     return attempt.Response!;
                 }, ct));
@@ -101,11 +103,13 @@ public sealed class ProcessBundle(
         return responses;
     }
 
-    private static EntryPlan Parse(Bundle.EntryComponent entry, int index, string baseUrl)
+    private async Task<EntryPlan> ParseAsync(Bundle.EntryComponent entry, int index, string baseUrl, CancellationToken ct)
     {
         try
         {
-            return EntryPlan.Parse(entry, index, baseUrl);
+            var plan = EntryPlan.Parse(entry, index, baseUrl, parser);
+            await plan.ExpandAsync(terminology, ct);
+            return plan;
         }
         catch (FhirException e)
         {
@@ -120,7 +124,8 @@ public sealed class ProcessBundle(
         try
         {
             var writes = plans.Where(p => p.IsWrite).ToList();
-            var references = BundleReferences.Collect(writes);
+            var references = BundleReferences.Collect(writes, parser);
+            await references.ExpandAsync(terminology, ct);
             await LockAsync(session, writes, references, p => at = p, ct);
 
             // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
@@ -354,7 +359,7 @@ public sealed class ProcessBundle(
     /// </summary>
     private async Task<SearchPage> SearchAsync(EntryPlan plan, LockingSession session, CancellationToken ct)
     {
-        var query = parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false);
+        var query = await terminology.ExpandAsync(parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false), lenient: false, ct);
         var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name != "_count");
         if (unsupported is not null || query.Cursor is not null)
         {

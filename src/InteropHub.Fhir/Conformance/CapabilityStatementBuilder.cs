@@ -30,7 +30,8 @@ public static class CapabilityStatementBuilder
         {
             Mode = CapabilityStatement.RestfulCapabilityMode.Server,
             Documentation = "InteropHub FHIR R4 REST API. Versioned resources with history; search on every R4 search parameter "
-                + "(modifiers :missing :exact :contains :text :not :of-type :identifier :[type] :above :below, prefixes, chains, _has, "
+                + "(modifiers :missing :exact :contains :text :not :of-type :identifier :[type], :above :below on uris and on tokens of "
+                + "CodeSystems stored in the hub, :in :not-in ValueSets stored in the hub; prefixes, chains, _has, "
                 + "_include/_revinclude, _sort, _total, _summary, _elements); conditional create/update/patch/delete on any criteria; "
                 + "JSON Patch and FHIRPath Patch; batch and atomic transaction Bundles.",
             Interaction =

@@ -48,11 +48,15 @@ public sealed class SearchCriteria
         return text.ToString();
     }
 
-    /// <summary>Parses query-string pairs (already URL-decoded) strictly: any parameter not understood is a 400 naming it.</summary>
+    /// <summary>
+    /// Parses query-string pairs (already URL-decoded) strictly, with the R4 parameters only: any parameter not
+    /// understood is a 400 naming it. The hub itself parses with its own <see cref="SearchParser"/>, which knows its
+    /// custom parameters too.
+    /// </summary>
     public static SearchCriteria Parse(string resourceType, IEnumerable<KeyValuePair<string, string>> query) =>
         SearchParser.Default.ParseCriteria(resourceType, query);
 
-    /// <summary>Parses the criteria part of a conditional URL such as <c>identifier=a|b&amp;_id=1</c> or <c>Patient?identifier=…</c>.</summary>
+    /// <summary>Parses the criteria part of a conditional URL such as <c>identifier=a|b&amp;_id=1</c> or <c>Patient?identifier=…</c>, with the R4 parameters only.</summary>
     public static SearchCriteria ParseQueryString(string resourceType, string queryString) =>
         SearchParser.Default.ParseCriteria(resourceType, SearchParser.SplitQueryString(resourceType, queryString));
 }

@@ -345,6 +345,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     "text" => new IndexCriterion(param.Name, IndexTable.Tokens,
                         values.Select(v => (IndexCondition)new TokenTextCondition(TextNormalizer.Normalize(SearchValueText.Unescape(v)))).ToList()),
                     "of-type" => new IndexCriterion(SearchParam.OfTypeKey(param.Name), IndexTable.Tokens, values.Select(v => ParseOfType(v, name)).ToList()),
+                    "in" or "not-in" => new ValueSetCriterion(param.Name, name, values.Select(v => SearchValueText.Unescape(v)).ToList(), Negated: modifier == "not-in"),
+                    "above" or "below" => new SubsumptionCriterion(param.Name, name, values.Select(v => ParseCode(v, name)).ToList(), Above: modifier == "above"),
                     _ => throw UnknownModifier(param, modifier, name),
                 };
             case SearchParamType.String:
@@ -483,6 +485,12 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var code = SearchValueText.Unescape(string.Join('|', parts.Skip(1)));
         return new TokenCondition(system, code.Length == 0 ? null : code);
     }
+
+    /// <summary><c>system|code</c>, both required: the code system names the hierarchy <c>:above</c> / <c>:below</c> walk.</summary>
+    private static TokenCondition ParseCode(string value, string name) =>
+        ParseToken(value) is { System.Length: > 0, Code: not null } token
+            ? token
+            : throw new InvalidInputException($"'{name}' takes system|code (the code system holds the hierarchy), not '{value}'.", name);
 
     private static TokenCondition ParseOfType(string value, string name)
     {
@@ -653,7 +661,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     private static string Lower(SearchParamType type) => type.ToString().ToLowerInvariant();
 
-    private static OperationOutcome.IssueComponent Warning(string name, string message) => new()
+    /// <summary>The warning that reports a parameter ignored under <c>Prefer: handling=lenient</c>.</summary>
+    internal static OperationOutcome.IssueComponent Warning(string name, string message) => new()
     {
         Severity = OperationOutcome.IssueSeverity.Warning,
         Code = OperationOutcome.IssueType.NotSupported,

@@ -10,6 +10,7 @@ using InteropHub.Fhir.Resources.Read;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Server.Formatting;
 
@@ -62,7 +63,7 @@ public static class FhirEndpoints
     {
         var resource = await reader.ReadResourceAsync(request, ct);
         var ifNoneExist = request.Headers["If-None-Exist"].ToString();
-        var criteria = ifNoneExist.Length > 0 ? Conditional(type, ifNoneExist, request) : null;
+        var criteria = ifNoneExist.Length > 0 ? await ConditionalAsync(type, ifNoneExist, request, ct) : null;
         return FhirResults.Written(await handler.HandleAsync(new CreateRequest(type, resource, criteria), ct));
     }
 
@@ -75,7 +76,7 @@ public static class FhirEndpoints
 
     private static async Task<IResult> ConditionalUpdate(string type, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
     {
-        var criteria = Criteria(type, request);
+        var criteria = await CriteriaAsync(type, request, ct);
         var resource = await reader.ReadResourceAsync(request, ct);
         var update = new UpdateRequest(type, null, criteria, resource, Preconditions.IfMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));
@@ -85,7 +86,7 @@ public static class FhirEndpoints
         FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, id, null, Preconditions.IfMatch(request)), ct));
 
     private static async Task<IResult> ConditionalDelete(string type, HttpRequest request, DeleteResource handler, CancellationToken ct) =>
-        FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, null, Criteria(type, request), Preconditions.IfMatch(request)), ct));
+        FhirResults.Written(await handler.HandleAsync(new DeleteRequest(type, null, await CriteriaAsync(type, request, ct), Preconditions.IfMatch(request)), ct));
 
     private static async Task<IResult> Patch(string type, string id, HttpRequest request, FhirRequestReader reader, PatchResource handler, CancellationToken ct)
     {
@@ -95,7 +96,7 @@ public static class FhirEndpoints
 
     private static async Task<IResult> ConditionalPatch(string type, HttpRequest request, FhirRequestReader reader, PatchResource handler, CancellationToken ct)
     {
-        var criteria = Criteria(type, request);
+        var criteria = await CriteriaAsync(type, request, ct);
         var patch = await reader.ReadPatchAsync(request, ct);
         return FhirResults.Written(await handler.HandleAsync(new PatchRequest(type, null, criteria, patch, Preconditions.IfMatch(request)), ct));
     }
@@ -174,11 +175,19 @@ public static class FhirEndpoints
         return QueryPairs(request.Query.Concat(form));
     }
 
-    private static SearchCriteria Criteria(string type, HttpRequest request) => Conditional(type, request.QueryString.Value ?? "", request);
+    private static Task<SearchCriteria> CriteriaAsync(string type, HttpRequest request, CancellationToken ct) =>
+        ConditionalAsync(type, request.QueryString.Value ?? "", request, ct);
 
-    /// <summary>Conditional criteria, parsed by this hub's parser so its custom search parameters count too.</summary>
-    private static SearchCriteria Conditional(string type, string query, HttpRequest request) =>
-        request.HttpContext.RequestServices.GetRequiredService<SearchParser>().ParseCriteria(type, SearchParser.SplitQueryString(type, query));
+    /// <summary>
+    /// Conditional criteria, parsed by this hub's parser so its custom search parameters count too, with <c>:in</c>,
+    /// <c>:above</c> and <c>:below</c> expanded from its terminology.
+    /// </summary>
+    private static Task<SearchCriteria> ConditionalAsync(string type, string query, HttpRequest request, CancellationToken ct)
+    {
+        var services = request.HttpContext.RequestServices;
+        var criteria = services.GetRequiredService<SearchParser>().ParseCriteria(type, SearchParser.SplitQueryString(type, query));
+        return services.GetRequiredService<LocalTerminology>().ExpandAsync(criteria, ct);
+    }
 }
 
 /// <summary>History takes only <c>_since</c>, <c>_count</c> and the paging key; anything else is named in a 400.</summary>

@@ -4,6 +4,7 @@ using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 
@@ -38,7 +39,7 @@ public sealed record SearchPage(
 /// store for one keyset page, adds the total, the included resources and the warnings, and applies _summary or
 /// _elements. Result order is _sort then row id, so pages stay stable while resources are written.
 /// </summary>
-public sealed class SearchResources(IResourceStore store, HubOptions options, SearchParser parser, FhirSerializers serializers)
+public sealed class SearchResources(IResourceStore store, HubOptions options, SearchParser parser, LocalTerminology terminology, FhirSerializers serializers)
 {
     private const int MaxIterations = 4;
 
@@ -47,7 +48,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {
         var types = Types(request);
-        var query = parser.ParseQuery(types, request.Query, request.Lenient);
+        var query = await terminology.ExpandAsync(parser.ParseQuery(types, request.Query, request.Lenient), request.Lenient, ct);
         var criteria = request.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
         var issues = new List<OperationOutcome.IssueComponent>(criteria.Ignored);
         var applied = criteria.Applied.Concat(query.ResultParameters).ToList();

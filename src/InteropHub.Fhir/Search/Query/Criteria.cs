@@ -96,6 +96,19 @@ public sealed record ChainTarget(string ResourceType, Criterion Inner);
 /// <summary>search.html#has: some <see cref="SourceType"/> resource meeting <see cref="Inner"/> references this one through <see cref="Param"/>.</summary>
 public sealed record HasCriterion(string SourceType, string Param, Criterion Inner) : Criterion;
 
+/// <summary>
+/// A token criterion whose codes come from the hub's terminology (search.html#token): not searchable as it stands;
+/// <see cref="Terminology.LocalTerminology"/> expands it into an <see cref="IndexCriterion"/> over the codes.
+/// </summary>
+/// <param name="Name">The parameter as given (with its modifier and any chain), for errors.</param>
+public abstract record TerminologyCriterion(string Param, string Name) : Criterion;
+
+/// <summary><c>:in</c> / <c>:not-in</c> (negated): the token is (not) one of the codes of one of the ValueSets, each a canonical URL or <c>ValueSet/id</c>.</summary>
+public sealed record ValueSetCriterion(string Param, string Name, IReadOnlyList<string> ValueSets, bool Negated) : TerminologyCriterion(Param, Name);
+
+/// <summary><c>:below</c> (the code or a descendant) or <c>:above</c> (the code or an ancestor) in its CodeSystem's hierarchy.</summary>
+public sealed record SubsumptionCriterion(string Param, string Name, IReadOnlyList<TokenCondition> Codes, bool Above) : TerminologyCriterion(Param, Name);
+
 /// <summary>All of the criteria (chains and <c>_has</c> nest criteria; the top level is always an AND).</summary>
 public sealed record AllCriterion(IReadOnlyList<Criterion> All) : Criterion;
 

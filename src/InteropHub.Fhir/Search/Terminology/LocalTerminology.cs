@@ -1,0 +1,375 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Search.Terminology;
+
+/// <summary>
+/// Expands the token modifiers that need terminology (search.html#token) from the ValueSet and CodeSystem resources
+/// stored in the hub, into an OR of (system, code) matches:
+/// <list type="bullet">
+/// <item><c>:in</c> / <c>:not-in</c> a ValueSet named by canonical URL (optionally <c>|version</c>) or <c>ValueSet/id</c>:
+/// its <c>compose.include</c> (listed concepts, every concept of a CodeSystem stored here, nested ones included,
+/// other ValueSets stored here), less its <c>compose.exclude</c>; a ValueSet without a compose, its stored expansion.
+/// <c>:not-in</c> is then negated like <c>:not</c>. Values of elements of type code, indexed without a system, match
+/// by code.</item>
+/// <item><c>:below</c> / <c>:above</c> <c>system|code</c>: the code and its descendants / ancestors in the CodeSystem
+/// stored here, by nested <c>concept</c>s and the <c>subsumedBy</c> / <c>parent</c> / <c>child</c> properties.</item>
+/// </list>
+/// What would need an external terminology server (filters, code systems or ValueSets not stored here) is a 400
+/// naming the parameter and why: the hub never answers such a search with a guess.
+/// </summary>
+public sealed class LocalTerminology(IResourceStore store, FhirSerializers serializers)
+{
+    /// <summary>The most codes one parameter may stand for (each is a query parameter of the SQL).</summary>
+    public const int MaxCodes = 1000;
+
+    /// <summary>The query with its terminology criteria expanded; under lenient handling one that cannot be is ignored with a warning.</summary>
+    public async Task<SearchQuery> ExpandAsync(SearchQuery query, bool lenient, CancellationToken ct)
+    {
+        var criteria = await ExpandAsync(query.Criteria, lenient, ct);
+        return ReferenceEquals(criteria, query.Criteria) ? query : query with { Criteria = criteria };
+    }
+
+    /// <summary>The criteria with their terminology criteria expanded (the same instance when there are none).</summary>
+    public Task<SearchCriteria> ExpandAsync(SearchCriteria criteria, CancellationToken ct) => ExpandAsync(criteria, lenient: false, ct);
+
+    private async Task<SearchCriteria> ExpandAsync(SearchCriteria criteria, bool lenient, CancellationToken ct)
+    {
+        if (!criteria.Criteria.Any(Needs))
+        {
+            return criteria;
+        }
+
+        // The parser adds a criterion and its applied parameter together, so they pair up by position.
+        var paired = criteria.Applied.Count == criteria.Criteria.Count;
+        var kept = new List<Criterion>();
+        var applied = new List<KeyValuePair<string, string>>();
+        var ignored = new List<OperationOutcome.IssueComponent>(criteria.Ignored);
+        for (var i = 0; i < criteria.Criteria.Count; i++)
+        {
+            try
+            {
+                kept.Add(await ExpandAsync(criteria.Criteria[i], ct));
+                if (paired)
+                {
+                    applied.Add(criteria.Applied[i]);
+                }
+            }
+            catch (InvalidInputException e) when (paired)
+            {
+                // A chained or _has parameter is named whole, as the client wrote it.
+                var name = criteria.Applied[i].Key;
+                if (!lenient)
+                {
+                    if (e.Outcome.Issue.FirstOrDefault()?.Expression.SequenceEqual([name]) == true)
+                    {
+                        throw;
+                    }
+
+                    throw new InvalidInputException(e.Message, name);
+                }
+
+                ignored.Add(SearchParser.Warning(name, e.Message));
+            }
+        }
+
+        return new SearchCriteria(criteria.ResourceTypes, kept, paired ? applied : criteria.Applied, ignored);
+    }
+
+    private static bool Needs(Criterion criterion) => criterion switch
+    {
+        TerminologyCriterion => true,
+        AllCriterion all => all.All.Any(Needs),
+        AnyCriterion any => any.Any.Any(Needs),
+        ChainCriterion chain => chain.Targets.Any(t => Needs(t.Inner)),
+        HasCriterion has => Needs(has.Inner),
+        _ => false,
+    };
+
+    private async Task<Criterion> ExpandAsync(Criterion criterion, CancellationToken ct)
+    {
+        switch (criterion)
+        {
+            case ValueSetCriterion valueSet:
+            {
+                var codes = new HashSet<(string System, string Code)>();
+                foreach (var reference in valueSet.ValueSets)
+                {
+                    codes.UnionWith(await ValueSetCodesAsync(reference, valueSet.Name, [], ct));
+                }
+
+                return Tokens(valueSet, codes, valueSet.Negated);
+            }
+
+            case SubsumptionCriterion subsumption:
+            {
+                var codes = new HashSet<(string System, string Code)>();
+                foreach (var code in subsumption.Codes)
+                {
+                    codes.UnionWith(await RelatedAsync(code.System!, code.Code!, subsumption.Above, subsumption.Name, ct));
+                }
+
+                return Tokens(subsumption, codes, negated: false);
+            }
+
+            case AllCriterion all:
+                return new AllCriterion(await ExpandAllAsync(all.All, ct));
+            case AnyCriterion any:
+                return new AnyCriterion(await ExpandAllAsync(any.Any, ct));
+            case ChainCriterion chain when Needs(chain):
+            {
+                var targets = new List<ChainTarget>();
+                foreach (var target in chain.Targets)
+                {
+                    targets.Add(target with { Inner = await ExpandAsync(target.Inner, ct) });
+                }
+
+                return chain with { Targets = targets };
+            }
+
+            case HasCriterion has when Needs(has):
+                return has with { Inner = await ExpandAsync(has.Inner, ct) };
+            default:
+                return criterion;
+        }
+    }
+
+    private async Task<List<Criterion>> ExpandAllAsync(IReadOnlyList<Criterion> criteria, CancellationToken ct)
+    {
+        var expanded = new List<Criterion>(criteria.Count);
+        foreach (var criterion in criteria)
+        {
+            expanded.Add(await ExpandAsync(criterion, ct));
+        }
+
+        return expanded;
+    }
+
+    private static Criterion Tokens(TerminologyCriterion criterion, HashSet<(string System, string Code)> codes, bool negated)
+    {
+        if (codes.Count > MaxCodes)
+        {
+            throw new InvalidInputException($"'{criterion.Name}' stands for {codes.Count} codes; a search can use at most {MaxCodes}.", criterion.Name);
+        }
+
+        if (codes.Count == 0)
+        {
+            // No code: nothing is in the set, everything is outside it.
+            return negated ? new AllCriterion([]) : new AnyCriterion([]);
+        }
+
+        // Elements of type code (status, gender, …) are indexed without a system, which their binding implies: they
+        // match by code alone.
+        var conditions = codes.OrderBy(c => c.System, StringComparer.Ordinal).ThenBy(c => c.Code, StringComparer.Ordinal)
+            .Select(c => (IndexCondition)new TokenCondition(c.System, c.Code))
+            .Concat(codes.Select(c => c.Code).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(code => new TokenCondition("", code)))
+            .ToList();
+        return new IndexCriterion(criterion.Param, IndexTable.Tokens, conditions, negated);
+    }
+
+    /// <param name="path">The ValueSets being expanded around this one, to refuse one that includes itself.</param>
+    private async Task<HashSet<(string System, string Code)>> ValueSetCodesAsync(string reference, string name, HashSet<string> path, CancellationToken ct)
+    {
+        var valueSet = await ValueSetAsync(reference, name, ct);
+        var label = valueSet.Url ?? $"ValueSet/{valueSet.Id}";
+        if (!path.Add(label))
+        {
+            throw new InvalidInputException($"'{name}': ValueSet {label} includes itself.", name);
+        }
+
+        var codes = new HashSet<(string System, string Code)>();
+        if (valueSet.Compose is null)
+        {
+            if (valueSet.Expansion is null)
+            {
+                throw new InvalidInputException($"'{name}': ValueSet {label} has neither a compose nor an expansion, so it names no codes.", name);
+            }
+
+            AddContains(valueSet.Expansion.Contains, codes);
+        }
+        else
+        {
+            foreach (var include in valueSet.Compose.Include)
+            {
+                codes.UnionWith(await ConceptSetAsync(include, label, name, path, ct));
+            }
+
+            foreach (var exclude in valueSet.Compose.Exclude)
+            {
+                codes.ExceptWith(await ConceptSetAsync(exclude, label, name, path, ct));
+            }
+        }
+
+        path.Remove(label);
+        return codes;
+    }
+
+    private static void AddContains(List<ValueSet.ContainsComponent> contains, HashSet<(string System, string Code)> codes)
+    {
+        foreach (var entry in contains)
+        {
+            if (entry is { System.Length: > 0, Code.Length: > 0, Abstract: not true })
+            {
+                codes.Add((entry.System, entry.Code));
+            }
+
+            AddContains(entry.Contains, codes);
+        }
+    }
+
+    /// <summary>One include or exclude (valueset.html#compose): its system's codes, intersected with each ValueSet it names.</summary>
+    private async Task<HashSet<(string System, string Code)>> ConceptSetAsync(ValueSet.ConceptSetComponent set, string label, string name,
+        HashSet<string> path, CancellationToken ct)
+    {
+        if (set.Filter.Count > 0)
+        {
+            throw new InvalidInputException(
+                $"'{name}': ValueSet {label} selects codes of {set.System} by a filter, which needs a terminology server; the hub expands only listed concepts and whole code systems stored in it.",
+                name);
+        }
+
+        HashSet<(string System, string Code)>? codes = null;
+        if (set.System is { Length: > 0 } system)
+        {
+            if (set.Concept.Count > 0)
+            {
+                codes = set.Concept.Select(c => c.Code).OfType<string>().Where(c => c.Length > 0).Select(code => (system, code)).ToHashSet();
+            }
+            else
+            {
+                var codeSystem = await CodeSystemAsync(system, set.Version, ct) ?? throw new InvalidInputException(
+                    $"'{name}': ValueSet {label} includes all of the code system {system}, which is not stored in the hub (only local code systems can be expanded).",
+                    name);
+                codes = Concepts(codeSystem, name).Keys.Select(code => (system, code)).ToHashSet();
+            }
+        }
+
+        foreach (var other in set.ValueSet.OfType<string>())
+        {
+            var included = await ValueSetCodesAsync(other, name, path, ct);
+            codes = codes is null ? included : codes.Intersect(included).ToHashSet();
+        }
+
+        return codes ?? [];
+    }
+
+    /// <summary>The code and its descendants (below) or ancestors (above) in the hierarchy of the stored code system.</summary>
+    private async Task<HashSet<(string System, string Code)>> RelatedAsync(string system, string code, bool above, string name, CancellationToken ct)
+    {
+        var codeSystem = await CodeSystemAsync(system, null, ct) ?? throw new InvalidInputException(
+            $"'{name}': the code system {system} is not stored in the hub, so it cannot tell which codes are {(above ? "above" : "below")} '{code}'.", name);
+        var parents = Concepts(codeSystem, name);
+        if (!parents.ContainsKey(code))
+        {
+            throw new InvalidInputException($"'{name}': '{code}' is not a code of the code system {system}.", name);
+        }
+
+        var children = parents.SelectMany(p => p.Value.Select(parent => (Parent: parent, Child: p.Key)))
+            .ToLookup(p => p.Parent, p => p.Child, StringComparer.Ordinal);
+        var found = new HashSet<string>(StringComparer.Ordinal) { code };
+        var next = new Queue<string>([code]);
+        while (next.TryDequeue(out var at))
+        {
+            foreach (var related in above ? parents.GetValueOrDefault(at) ?? [] : children[at])
+            {
+                if (found.Add(related))
+                {
+                    next.Enqueue(related);
+                }
+            }
+        }
+
+        return found.Select(c => (system, c)).ToHashSet();
+    }
+
+    /// <summary>Every concept of the code system, nested ones included, with its parents (by nesting and by property).</summary>
+    private static Dictionary<string, HashSet<string>> Concepts(CodeSystem codeSystem, string name)
+    {
+        if (codeSystem.Content == CodeSystemContentMode.NotPresent)
+        {
+            throw new InvalidInputException($"'{name}': the code system {codeSystem.Url} is stored without its concepts (content not-present).", name);
+        }
+
+        var parents = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        HashSet<string> Of(string code) => parents.TryGetValue(code, out var set) ? set : parents[code] = new HashSet<string>(StringComparer.Ordinal);
+
+        void Walk(IEnumerable<CodeSystem.ConceptDefinitionComponent> concepts, string? parent)
+        {
+            foreach (var concept in concepts)
+            {
+                if (concept.Code is not { Length: > 0 } code)
+                {
+                    continue;
+                }
+
+                var own = Of(code);
+                if (parent is not null)
+                {
+                    own.Add(parent);
+                }
+
+                foreach (var property in concept.Property)
+                {
+                    if (property.Value is Code { Value.Length: > 0 } related)
+                    {
+                        switch (property.Code)
+                        {
+                            case "subsumedBy" or "parent":
+                                own.Add(related.Value);
+                                break;
+                            case "child":
+                                Of(related.Value).Add(code);
+                                break;
+                        }
+                    }
+                }
+
+                Walk(concept.Concept, code);
+            }
+        }
+
+        Walk(codeSystem.Concept, null);
+        // A property may name a code the code system does not define: it takes no part in the hierarchy.
+        foreach (var set in parents.Values)
+        {
+            set.RemoveWhere(p => !parents.ContainsKey(p));
+        }
+
+        return parents;
+    }
+
+    private async Task<ValueSet> ValueSetAsync(string reference, string name, CancellationToken ct)
+    {
+        if (reference.StartsWith("ValueSet/", StringComparison.Ordinal))
+        {
+            var stored = await store.ReadAsync("ValueSet", reference["ValueSet/".Length..], ct);
+            return stored is { IsDeleted: false } && serializers.ParseStored(stored.Json) is ValueSet byId
+                ? byId
+                : throw new InvalidInputException($"'{name}': {reference} is not stored in the hub.", name);
+        }
+
+        var bar = reference.LastIndexOf('|');
+        var (url, version) = bar < 0 ? (reference, null) : (reference[..bar], reference[(bar + 1)..]);
+        return await ByUrlAsync<ValueSet>("ValueSet", url, version, ct) ?? throw new InvalidInputException(
+            $"'{name}': the ValueSet {reference} is not stored in the hub; :in and :not-in take a ValueSet stored here, by canonical URL or ValueSet/id.", name);
+    }
+
+    private Task<CodeSystem?> CodeSystemAsync(string url, string? version, CancellationToken ct) => ByUrlAsync<CodeSystem>("CodeSystem", url, version, ct);
+
+    /// <summary>The stored resource with the canonical URL (and version, when given); of several, the one written last.</summary>
+    private async Task<T?> ByUrlAsync<T>(string type, string url, string? version, CancellationToken ct)
+        where T : Resource, IVersionableConformanceResource
+    {
+        var criteria = new SearchCriteria([type], [new IndexCriterion("url", IndexTable.Uris, [new UriCondition(UriMatch.Exact, url)])], [], []);
+        var matches = await store.FindAsync(type, criteria, null, 100, ct);
+        var stored = await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct);
+        return stored.Select(s => serializers.ParseStored(s.Json)).OfType<T>()
+            .Where(r => version is null || r.Version == version)
+            .OrderBy(r => r.Meta?.LastUpdated)
+            .LastOrDefault();
+    }
+}
