@@ -22,6 +22,7 @@ using InteropHub.Server.Adapters;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Formatting;
 using InteropHub.Server.Seeds;
+using InteropHub.Server.Subscriptions;
 using InteropHub.Storage.Postgres;
 using InteropHub.Storage.Sqlite;
 using Microsoft.Extensions.Options;
@@ -92,6 +93,7 @@ public static class HubServices
         services.AddSingleton<MllpListener>();
         services.AddHostedService(sp => sp.GetRequiredService<MllpListener>());
         services.AddHostedService<InboxRecovery>();
+        services.AddSubscriptions(configuration);
         return services;
     }
 
