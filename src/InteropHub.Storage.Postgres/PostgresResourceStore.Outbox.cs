@@ -51,5 +51,22 @@ public sealed partial class PostgresResourceStore : ISubscriptionOutbox
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    public async Task<bool> ClaimDeliveryAsync(string subscriptionId, string owner, DateTimeOffset until, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(OutboxSql.Claim);
+        command.Parameters.Add(new NpgsqlParameter<string>("s", subscriptionId));
+        command.Parameters.Add(new NpgsqlParameter<string>("o", owner));
+        command.Parameters.Add(new NpgsqlParameter<long>("u", until.ToUnixTimeMilliseconds()));
+        command.Parameters.Add(new NpgsqlParameter<long>("now", now.ToUnixTimeMilliseconds()));
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task ReleaseDeliveryAsync(string owner, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(OutboxSql.Release);
+        command.Parameters.Add(new NpgsqlParameter<string>("o", owner));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
     private void OnNotificationsCommitted() => NotificationsCommitted?.Invoke(this, EventArgs.Empty);
 }

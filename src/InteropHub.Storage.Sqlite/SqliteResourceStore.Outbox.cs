@@ -40,13 +40,19 @@ public sealed partial class SqliteResourceStore : ISubscriptionOutbox
         return entries;
     }
 
-    public Task RemoveFromOutboxAsync(long sequence, CancellationToken ct) => ExecuteWriteAsync(OutboxSql.Remove, "@seq", sequence, ct);
+    public Task RemoveFromOutboxAsync(long sequence, CancellationToken ct) => ExecuteWriteAsync(OutboxSql.Remove, ct, ("@seq", sequence));
 
-    public Task ClearOutboxAsync(string subscriptionId, CancellationToken ct) => ExecuteWriteAsync(OutboxSql.Clear, "@s", subscriptionId, ct);
+    public Task ClearOutboxAsync(string subscriptionId, CancellationToken ct) => ExecuteWriteAsync(OutboxSql.Clear, ct, ("@s", subscriptionId));
+
+    public async Task<bool> ClaimDeliveryAsync(string subscriptionId, string owner, DateTimeOffset until, DateTimeOffset now, CancellationToken ct) =>
+        await ExecuteWriteAsync(OutboxSql.Claim, ct, ("@s", subscriptionId), ("@o", owner), ("@u", until.ToUnixTimeMilliseconds()),
+            ("@now", now.ToUnixTimeMilliseconds())) == 1;
+
+    public Task ReleaseDeliveryAsync(string owner, CancellationToken ct) => ExecuteWriteAsync(OutboxSql.Release, ct, ("@o", owner));
 
     private void OnNotificationsCommitted() => NotificationsCommitted?.Invoke(this, EventArgs.Empty);
 
-    private async Task ExecuteWriteAsync(string sql, string name, object value, CancellationToken ct)
+    private async Task<int> ExecuteWriteAsync(string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
     {
         await _writer.WaitAsync(ct);
         try
@@ -54,8 +60,12 @@ public sealed partial class SqliteResourceStore : ISubscriptionOutbox
             await using var connection = await OpenAsync(ct);
             await using var command = connection.CreateCommand();
             command.CommandText = sql;
-            command.Parameters.AddWithValue(name, value);
-            await command.ExecuteNonQueryAsync(ct);
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value);
+            }
+
+            return await command.ExecuteNonQueryAsync(ct);
         }
         finally
         {

@@ -67,6 +67,29 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_hub_instances_on_one_database_deliver_each_update_once_and_in_order()
+    {
+        var receiver = await NewReceiverAsync();
+        await SubscribeAsync($"Task?owner={OwnerX}", receiver);
+        // Started after the Subscription was written, so it knows it from its start-up load.
+        var other = Start(hub.Restarted(), maxFailures: 5).CreateClient();
+        var task = await CreateTaskAsync(OwnerX);
+        var statuses = new[] { FhirTask.TaskStatus.Received, FhirTask.TaskStatus.Accepted, FhirTask.TaskStatus.InProgress, FhirTask.TaskStatus.Completed };
+        for (var i = 0; i < statuses.Length; i++)
+        {
+            task.Status = statuses[i];
+            var client = i % 2 == 0 ? other : Client;
+            task = await Fhir.Read<FhirTask>(await client.PutAsync($"/fhir/Task/{task.Id}", Fhir.Content(task)));
+        }
+
+        var marker = await CreateTaskAsync(OwnerX, other);
+
+        var delivered = (await receiver.NextAsync(6)).Select(Parse<FhirTask>).ToList();
+        Assert.Equal([$"{task.Id}/1", $"{task.Id}/2", $"{task.Id}/3", $"{task.Id}/4", $"{task.Id}/5", $"{marker.Id}/1"],
+            delivered.Select(t => $"{t.Id}/{t.Meta!.VersionId}"));
+    }
+
+    [Fact]
     public async Task A_Subscription_without_payload_gets_a_POST_without_body_and_one_with_xml_payload_gets_xml()
     {
         var bare = await NewReceiverAsync();

@@ -23,4 +23,13 @@ public interface ISubscriptionOutbox
 
     /// <summary>Drops every row of a subscription (it was deleted, or its write never committed).</summary>
     Task ClearOutboxAsync(string subscriptionId, CancellationToken ct);
+
+    /// <summary>
+    /// Claims (or renews the claim on) delivering one subscription's rows until <paramref name="until"/>, so that of
+    /// several hub instances only one delivers it at a time; false while another owner holds an unexpired claim.
+    /// </summary>
+    Task<bool> ClaimDeliveryAsync(string subscriptionId, string owner, DateTimeOffset until, DateTimeOffset now, CancellationToken ct);
+
+    /// <summary>Gives up every claim of <paramref name="owner"/> (at shutdown, so another instance need not wait for them to expire).</summary>
+    Task ReleaseDeliveryAsync(string owner, CancellationToken ct);
 }

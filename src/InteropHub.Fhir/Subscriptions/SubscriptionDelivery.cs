@@ -17,6 +17,8 @@ namespace InteropHub.Fhir.Subscriptions;
 /// subscription's later rows back (order), and is retried after a delay that doubles up to a cap; after
 /// <see cref="SubscriptionOptions.MaxFailures"/> failures in a row the Subscription is set to <c>error</c> with the
 /// reason, and its rows are kept. Subscriptions that are not active are not delivered; deleted ones lose their rows.
+/// With several hub instances on one database, an instance delivers a subscription only while it holds the claim on it
+/// (<see cref="ISubscriptionOutbox.ClaimDeliveryAsync"/>), renewed before each POST.
 /// </summary>
 public sealed class SubscriptionDelivery : IDisposable
 {
@@ -33,6 +35,8 @@ public sealed class SubscriptionDelivery : IDisposable
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _signal = new(0);
     private readonly ConcurrentDictionary<string, Failures> _failures = new(StringComparer.Ordinal);
+    private readonly string _owner = Guid.NewGuid().ToString("N");
+    private readonly TimeSpan _claim;
 
     public SubscriptionDelivery(IResourceStore store, ISubscriptionOutbox outbox, ActiveSubscriptions subscriptions, VersionWriter writer,
         FhirSerializers serializers, SubscriptionOptions options, TimeProvider clock, ILogger<SubscriptionDelivery> logger)
@@ -47,6 +51,9 @@ public sealed class SubscriptionDelivery : IDisposable
         _logger = logger;
         _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = options.RequestTimeout };
         _outbox.NotificationsCommitted += (_, _) => Signal();
+
+        // Long enough to cover one POST and the pause before the next round, so a live instance never loses its claim.
+        _claim = 2 * (options.RequestTimeout + options.PollInterval);
     }
 
     /// <summary>Loads the active subscriptions; called before the hub takes requests, so the first writes are matched.</summary>
@@ -54,6 +61,25 @@ public sealed class SubscriptionDelivery : IDisposable
 
     /// <summary>Delivers until cancelled; rows left by an earlier run are delivered first.</summary>
     public async Task RunAsync(CancellationToken ct)
+    {
+        try
+        {
+            await DeliverAllAsync(ct);
+        }
+        finally
+        {
+            try
+            {
+                await _outbox.ReleaseDeliveryAsync(_owner, CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                _logger.LogWarning(e, "The subscription delivery claims could not be released; they expire by themselves.");
+            }
+        }
+    }
+
+    private async Task DeliverAllAsync(CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
@@ -130,6 +156,12 @@ public sealed class SubscriptionDelivery : IDisposable
             var entries = await _outbox.ReadOutboxAsync(subscriptionId, BatchSize, ct);
             foreach (var entry in entries)
             {
+                if (!await _outbox.ClaimDeliveryAsync(subscriptionId, _owner, _clock.GetUtcNow() + _claim, _clock.GetUtcNow(), ct))
+                {
+                    // Another instance delivers this subscription.
+                    return null;
+                }
+
                 var problem = await SendAsync(subscription, entry, ct);
                 if (problem is null)
                 {

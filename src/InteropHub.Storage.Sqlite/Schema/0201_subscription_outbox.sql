@@ -8,3 +8,11 @@ CREATE TABLE subscription_outbox (
     version         INTEGER NOT NULL
 );
 CREATE INDEX ix_subscription_outbox ON subscription_outbox (subscription_id, seq);
+
+-- Which hub instance delivers a subscription's rows, and until when (Unix ms): one instance at a time, so rows go out
+-- in order and are not sent by two instances at once. An instance renews its claim while it delivers, drops it at shutdown.
+CREATE TABLE subscription_delivery (
+    subscription_id TEXT    PRIMARY KEY,
+    owner           TEXT    NOT NULL,
+    claimed_until   INTEGER NOT NULL
+);
