@@ -4,10 +4,10 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using InteropHub.Fhir.Subscriptions;
 using Microsoft.Extensions.Logging;
-using Task = System.Threading.Tasks.Task;
 
-namespace InteropHub.Fhir.Subscriptions;
+namespace InteropHub.Server.Subscriptions;
 
 /// <summary>
 /// Delivers the subscription outbox (subscription.html, rest-hook): per subscription, row by row in sequence order,
@@ -20,7 +20,7 @@ namespace InteropHub.Fhir.Subscriptions;
 /// With several hub instances on one database, an instance delivers a subscription only while it holds the claim on it
 /// (<see cref="ISubscriptionOutbox.ClaimDeliveryAsync"/>), renewed before each POST.
 /// </summary>
-public sealed class SubscriptionDelivery : IDisposable
+internal sealed class SubscriptionDelivery : IDisposable
 {
     private const int BatchSize = 100;
 
@@ -37,6 +37,7 @@ public sealed class SubscriptionDelivery : IDisposable
     private readonly ConcurrentDictionary<string, Failures> _failures = new(StringComparer.Ordinal);
     private readonly string _owner = Guid.NewGuid().ToString("N");
     private readonly TimeSpan _claim;
+    private DateTimeOffset _reloadedAt;
 
     public SubscriptionDelivery(IResourceStore store, ISubscriptionOutbox outbox, ActiveSubscriptions subscriptions, VersionWriter writer,
         FhirSerializers serializers, SubscriptionOptions options, TimeProvider clock, ILogger<SubscriptionDelivery> logger)
@@ -57,7 +58,11 @@ public sealed class SubscriptionDelivery : IDisposable
     }
 
     /// <summary>Loads the active subscriptions; called before the hub takes requests, so the first writes are matched.</summary>
-    public Task StartAsync(CancellationToken ct) => _subscriptions.ReloadAsync(_store, ct);
+    public async Task StartAsync(CancellationToken ct)
+    {
+        await _subscriptions.ReloadAsync(_store, ct);
+        _reloadedAt = _clock.GetUtcNow();
+    }
 
     /// <summary>Delivers until cancelled; rows left by an earlier run are delivered first.</summary>
     public async Task RunAsync(CancellationToken ct)
@@ -86,7 +91,13 @@ public sealed class SubscriptionDelivery : IDisposable
             var wait = _options.PollInterval;
             try
             {
-                await _subscriptions.ReloadAsync(_store, ct);
+                // Woken by every commit that queued rows: reload the Subscriptions only once per poll interval.
+                if (_clock.GetUtcNow() - _reloadedAt >= _options.PollInterval)
+                {
+                    await _subscriptions.ReloadAsync(_store, ct);
+                    _reloadedAt = _clock.GetUtcNow();
+                }
+
                 var pending = await _outbox.OutboxSubscriptionsAsync(ct);
                 var waits = await Task.WhenAll(pending.Select(id => DeliverAsync(id, ct)));
                 wait = waits.Where(w => w is not null).Select(w => w!.Value).Append(wait).Min();
