@@ -30,8 +30,10 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     {
         var forX = await NewReceiverAsync();
         var forY = await NewReceiverAsync();
+        var byIdAndStatus = await NewReceiverAsync();
         var subscription = await SubscribeAsync($"Task?owner={OwnerX}", forX, headers: ["Authorization: Bearer token-x"]);
         await SubscribeAsync($"Task?owner={OwnerY}", forY);
+        await SubscribeAsync($"Task?owner=x-{_suffix}&status=requested", byIdAndStatus);
 
         Assert.Equal(Subscription.SubscriptionStatus.Active, subscription.Status);
         var taskX = await CreateTaskAsync(OwnerX);
@@ -45,6 +47,7 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
         Assert.Equal(taskX.Id, Parse<FhirTask>(toX).Id);
         // Each subscriber's notifications come in write order, so a wrong match of the earlier Task would come first.
         Assert.Equal(taskY.Id, Parse<FhirTask>(await forY.NextAsync()).Id);
+        Assert.Equal(taskX.Id, Parse<FhirTask>(await byIdAndStatus.NextAsync()).Id);
     }
 
     [Fact]

@@ -51,7 +51,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         await session.WriteAsync(row, index, ct);
         if (subscriptions is not null)
         {
-            await subscriptions.WrittenAsync(session, row, resource, ct);
+            await subscriptions.WrittenAsync(session, row, index, resource, ct);
         }
 
         return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
@@ -79,7 +79,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         await session.WriteAsync(row, SearchIndexEntries.Empty, ct);
         if (subscriptions is not null)
         {
-            await subscriptions.WrittenAsync(session, row, null, ct);
+            await subscriptions.WrittenAsync(session, row, SearchIndexEntries.Empty, null, ct);
         }
 
         return new StoredResource(current.ResourceType, current.Id, version, VersionKeys.ToInstant(key), true, [], "DELETE");

@@ -2,6 +2,8 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 using Microsoft.Extensions.Logging;
@@ -49,8 +51,8 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
         return Task.CompletedTask;
     }
 
-    /// <summary>Called by <see cref="VersionWriter"/> inside the session, after <paramref name="version"/> and its index rows are written.</summary>
-    public async Task WrittenAsync(IWriteSession session, VersionRow version, Resource? resource, CancellationToken ct)
+    /// <summary>Called by <see cref="VersionWriter"/> inside the session, after <paramref name="version"/> and its <paramref name="index"/> rows are written.</summary>
+    public async Task WrittenAsync(IWriteSession session, VersionRow version, SearchIndexEntries index, Resource? resource, CancellationToken ct)
     {
         if (version.ResourceType == "Subscription")
         {
@@ -64,12 +66,22 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
 
         foreach (var subscription in subscriptions)
         {
-            if ((await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)
+            if (MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)
             {
                 await session.AddNotificationAsync(subscription.Id, version, ct);
             }
         }
     }
+
+    /// <summary>
+    /// False when a plain reference criterion (<c>owner=Organization/X</c>) is met by none of the version's own index
+    /// rows, compared as the search SQL compares them: with many subscribers on one type (each hospital on its own
+    /// owner) only the ones that can match cost a query.
+    /// </summary>
+    private static bool MayMatch(RestHookSubscription subscription, SearchIndexEntries index) =>
+        subscription.Criteria.Criteria.All(criterion => criterion is not IndexCriterion { Negated: false, Table: IndexTable.References } reference
+            || reference.AnyOf.Any(condition => condition is not ReferenceCondition target || index.References.Any(row => row.Param == reference.Param
+                && (target.Url is { } url ? row.Url == url : row.TargetId == (target.TargetId ?? "") && (target.TargetType is null || row.TargetType == target.TargetType)))));
 
     /// <summary>Rebuilds the set from the committed active Subscriptions.</summary>
     public async Task ReloadAsync(IResourceStore store, CancellationToken ct)
