@@ -50,7 +50,7 @@ internal sealed class SubscriptionDelivery : IDisposable
         _options = options;
         _clock = clock;
         _logger = logger;
-        _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = options.RequestTimeout };
+        _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false }) { Timeout = options.RequestTimeout };
         _outbox.NotificationsCommitted += (_, _) => Signal();
 
         // Long enough to cover one POST and the pause before the next round, so a live instance never loses its claim.
