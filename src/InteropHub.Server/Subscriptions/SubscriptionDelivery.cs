@@ -178,6 +178,7 @@ internal sealed class SubscriptionDelivery : IDisposable
                 {
                     await _outbox.RemoveFromOutboxAsync(entry.Sequence, ct);
                     _failures.TryRemove(subscriptionId, out _);
+                    failures = null;
                     continue;
                 }
 
@@ -189,7 +190,7 @@ internal sealed class SubscriptionDelivery : IDisposable
                     return null;
                 }
 
-                var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRetryDelay.Ticks, _options.RetryDelay.Ticks * (1L << Math.Min(count - 1, 30))));
+                var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRetryDelay.Ticks, _options.RetryDelay.Ticks * (1L << Math.Min(count - 1, 20))));
                 _failures[subscriptionId] = new Failures(stored.VersionId, count, _clock.GetUtcNow() + delay);
                 _logger.LogWarning("Delivery of {Type}/{Id}/_history/{Version} to Subscription/{Subscription} failed ({Count} in a row), retrying in {Delay}: {Problem}",
                     entry.ResourceType, entry.ResourceId, entry.VersionId, subscriptionId, count, delay, problem);
