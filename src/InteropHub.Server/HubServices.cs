@@ -23,6 +23,7 @@ using InteropHub.Server.Adapters;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Formatting;
 using InteropHub.Server.Seeds;
+using InteropHub.Server.Subscriptions;
 using InteropHub.Storage.Postgres;
 using InteropHub.Storage.Sqlite;
 using Microsoft.Extensions.Options;
@@ -102,6 +103,7 @@ public static class HubServices
             return township;
         });
         services.AddHostedService<TownshipDropFolder>();
+        services.AddSubscriptions(configuration);
         return services;
     }
 

@@ -144,7 +144,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
             // READ COMMITTED: each statement sees what committed before it started, so a writer that waited on an
             // advisory lock reads the state its predecessor committed while it held that lock.
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
-            return new PostgresWriteSession(connection, transaction);
+            return new PostgresWriteSession(connection, transaction, OnNotificationsCommitted);
         }
         catch
         {

@@ -1,13 +1,16 @@
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Sql;
 using Npgsql;
 
 namespace InteropHub.Storage.Postgres;
 
 /// <summary>One write transaction on one pooled connection. Disposing without <see cref="CommitAsync"/> rolls back.</summary>
-internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction) : IWriteSession
+/// <param name="notified">Called after a commit of a session that added subscription outbox rows.</param>
+internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Action notified) : IWriteSession
 {
     private readonly List<string> _changed = [];
+    private bool _notified;
 
     /// <summary>
     /// A transaction-scoped advisory lock: released by commit or rollback, so a crashed or abandoned writer can
@@ -135,6 +138,21 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         }
 
         await transaction.CommitAsync(ct);
+        if (_notified)
+        {
+            notified();
+        }
+    }
+
+    public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
+    {
+        await using var insert = new NpgsqlCommand(OutboxSql.Insert, connection, transaction);
+        insert.Parameters.Add(new NpgsqlParameter<string>("s", subscriptionId));
+        insert.Parameters.Add(new NpgsqlParameter<string>("t", version.ResourceType));
+        insert.Parameters.Add(new NpgsqlParameter<string>("id", version.Id));
+        insert.Parameters.Add(new NpgsqlParameter<int>("v", version.VersionId));
+        await insert.ExecuteNonQueryAsync(ct);
+        _notified = true;
     }
 
     public async ValueTask DisposeAsync()

@@ -64,7 +64,7 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             }
 
             var transaction = connection.BeginTransaction(deferred: false);
-            return new WriteSession(connection, transaction, _writer);
+            return new WriteSession(connection, transaction, _writer, this);
         }
         catch
         {
@@ -272,9 +272,10 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             reader.GetString(4)));
     }
 
-    private sealed class WriteSession(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer) : IWriteSession
+    private sealed class WriteSession(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer, SqliteResourceStore store) : IWriteSession
     {
         private bool _done;
+        private bool _notified;
 
         // The semaphore already makes this the only writer of the process.
         public Task LockAsync(string key, CancellationToken ct) => Task.CompletedTask;
@@ -323,10 +324,27 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             await SqliteIndexWriter.ReplaceAsync(connection, transaction, rid, version.ResourceType, version.VersionId > 1, index, ct);
         }
 
+        public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
+        {
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = OutboxSql.Insert;
+            insert.Parameters.AddWithValue("@s", subscriptionId);
+            insert.Parameters.AddWithValue("@t", version.ResourceType);
+            insert.Parameters.AddWithValue("@id", version.Id);
+            insert.Parameters.AddWithValue("@v", version.VersionId);
+            await insert.ExecuteNonQueryAsync(ct);
+            _notified = true;
+        }
+
         public async Task CommitAsync(CancellationToken ct)
         {
             await transaction.CommitAsync(ct);
             _done = true;
+            if (_notified)
+            {
+                store.OnNotificationsCommitted();
+            }
         }
 
         public async ValueTask DisposeAsync()

@@ -36,6 +36,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct) => inner.WriteAsync(version, index, ct);
 
+    public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
+        inner.AddNotificationAsync(subscriptionId, version, ct);
+
     public Task CommitAsync(CancellationToken ct) => inner.CommitAsync(ct);
 
     /// <summary>The session belongs to whoever opened it; this wrapper owns nothing.</summary>

@@ -94,6 +94,14 @@ public static class CapabilityStatementBuilder
             component.SearchParam.Add(new CapabilityStatement.SearchParamComponent { Name = param.Name, Definition = param.Url, Type = param.Type });
         }
 
+        if (type == "Subscription")
+        {
+            component.Documentation = "R4 Subscriptions with the rest-hook channel: criteria are any search this hub evaluates; a requested "
+                + "Subscription is activated; notifications are queued in the transaction of the change and POSTed at least once, in order "
+                + "per subscription, with the channel headers and the resource in channel.payload (none: a POST without body); failing "
+                + "subscribers are retried with backoff and set to error with the reason when they keep failing.";
+        }
+
         component.SearchInclude = ["*"];
         component.SearchRevInclude = ["*"];
         if (type == "Patient")

@@ -3,6 +3,7 @@ using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using InteropHub.Fhir.Subscriptions;
 
 namespace InteropHub.Fhir.Resources;
 
@@ -29,9 +30,11 @@ public sealed record WriteOutcome(WriteStatus Status, StoredResource? Resource);
 /// <summary>
 /// Writes one new version inside a write session: stamps id, versionId and lastUpdated into <c>meta</c>,
 /// serialises once to the bytes that reads will return, and hands the store the version and its index rows
-/// (extracted here, so they are written in the same transaction as the version).
+/// (extracted here, so they are written in the same transaction as the version), then adds the notifications the
+/// version owes to active Subscriptions to the outbox, in the same transaction too.
 /// </summary>
-public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock, SearchIndexer? indexer = null, IEnumerable<IWriteRule>? rules = null)
+public sealed class VersionWriter(FhirSerializers serializers, TimeProvider clock, SearchIndexer? indexer = null, IEnumerable<IWriteRule>? rules = null,
+    ActiveSubscriptions? subscriptions = null)
 {
     private readonly SearchIndexer _indexer = indexer ?? SearchIndexer.Default;
     private readonly IWriteRule[] _rules = rules?.ToArray() ?? [];
@@ -46,6 +49,11 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
 
         var (row, index) = Prepare(resource, id, (previous?.VersionId ?? 0) + 1, method);
         await session.WriteAsync(row, index, ct);
+        if (subscriptions is not null)
+        {
+            await subscriptions.WrittenAsync(session, row, index, resource, ct);
+        }
+
         return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
     }
 
@@ -67,7 +75,13 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     {
         var key = VersionKeys.Next(clock);
         var version = current.VersionId + 1;
-        await session.WriteAsync(new VersionRow(current.ResourceType, current.Id, version, key, "DELETE", true, []), SearchIndexEntries.Empty, ct);
+        var row = new VersionRow(current.ResourceType, current.Id, version, key, "DELETE", true, []);
+        await session.WriteAsync(row, SearchIndexEntries.Empty, ct);
+        if (subscriptions is not null)
+        {
+            await subscriptions.WrittenAsync(session, row, SearchIndexEntries.Empty, null, ct);
+        }
+
         return new StoredResource(current.ResourceType, current.Id, version, VersionKeys.ToInstant(key), true, [], "DELETE");
     }
 

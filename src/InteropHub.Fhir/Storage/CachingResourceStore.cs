@@ -149,6 +149,9 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
             return inner.WriteAsync(version, index, ct);
         }
 
+        public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
+            inner.AddNotificationAsync(subscriptionId, version, ct);
+
         public async Task CommitAsync(CancellationToken ct)
         {
             try

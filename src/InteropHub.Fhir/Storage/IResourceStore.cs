@@ -69,5 +69,8 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
     Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct);
 
+    /// <summary>Adds a row to the subscription outbox (<see cref="ISubscriptionOutbox"/>) for a version written in this session.</summary>
+    Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct);
+
     Task CommitAsync(CancellationToken ct);
 }

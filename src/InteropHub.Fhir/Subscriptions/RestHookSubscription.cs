@@ -1,0 +1,86 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Query;
+
+namespace InteropHub.Fhir.Subscriptions;
+
+/// <summary>
+/// A Subscription the hub can deliver (subscription.html): a <c>rest-hook</c> channel to an http(s) endpoint, a
+/// payload of a FHIR mime type or none, and criteria the hub's search evaluates.
+/// </summary>
+public sealed record RestHookSubscription(
+    string Id,
+    string ResourceType,
+    SearchCriteria Criteria,
+    Uri Endpoint,
+    IReadOnlyList<KeyValuePair<string, string>> Headers,
+    string? Payload)
+{
+    /// <summary>The payload mime types the hub can send; empty payload: a notification without body.</summary>
+    public static readonly IReadOnlyList<string> PayloadTypes = ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"];
+
+    public bool IsXml => Payload is not null && Payload.EndsWith("xml", StringComparison.Ordinal);
+
+    /// <summary>The criteria narrowed to one resource: run in the write session, it tells whether that version matches.</summary>
+    public SearchCriteria For(string id) =>
+        new(Criteria.ResourceTypes, [.. Criteria.Criteria, new IdCriterion([id])], Criteria.Applied, []);
+
+    /// <summary>Reads a Subscription, or refuses it (422 naming the element) when the hub cannot deliver it.</summary>
+    public static RestHookSubscription From(Subscription subscription, SearchParser parser)
+    {
+        var channel = subscription.Channel;
+        if (channel?.Type != Subscription.SubscriptionChannelType.RestHook)
+        {
+            throw new BusinessRuleException(
+                $"Subscription.channel.type '{(channel?.Type is { } type ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(type) : "")}' is not supported: this hub delivers rest-hook channels only.",
+                "Subscription.channel.type");
+        }
+
+        if (!Uri.TryCreate(channel.Endpoint, UriKind.Absolute, out var endpoint) || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new BusinessRuleException($"Subscription.channel.endpoint '{channel.Endpoint}' is not an absolute http or https URL.", "Subscription.channel.endpoint");
+        }
+
+        var payload = string.IsNullOrWhiteSpace(channel.Payload) ? null : channel.Payload.Split(';')[0].Trim().ToLowerInvariant();
+        if (payload is not null && !PayloadTypes.Contains(payload))
+        {
+            throw new BusinessRuleException(
+                $"Subscription.channel.payload '{channel.Payload}' is not supported; use one of {string.Join(", ", PayloadTypes)}, or none for notifications without body.",
+                "Subscription.channel.payload");
+        }
+
+        var headers = new List<KeyValuePair<string, string>>();
+        foreach (var header in channel.Header.Select(h => h ?? ""))
+        {
+            var colon = header.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0)
+            {
+                throw new BusinessRuleException($"Subscription.channel.header '{header}' is not of the form 'Name: value'.", "Subscription.channel.header");
+            }
+
+            headers.Add(new(header[..colon].Trim(), header[(colon + 1)..].Trim()));
+        }
+
+        var criteria = subscription.Criteria ?? "";
+        var mark = criteria.IndexOf('?', StringComparison.Ordinal);
+        var resourceType = mark < 0 ? criteria : criteria[..mark];
+        if (!ResourceTypes.IsKnown(resourceType))
+        {
+            throw new BusinessRuleException($"Subscription.criteria '{criteria}' does not start with a resource type this hub supports.", "Subscription.criteria");
+        }
+
+        SearchCriteria parsed;
+        try
+        {
+            parsed = parser.ParseCriteria(resourceType, mark < 0 ? [] : SearchParser.SplitQueryString(resourceType, criteria[(mark + 1)..]));
+        }
+        catch (FhirException e)
+        {
+            throw new BusinessRuleException($"Subscription.criteria '{criteria}' cannot be evaluated: {e.Message}", "Subscription.criteria");
+        }
+
+        return new RestHookSubscription(subscription.Id ?? "", resourceType, parsed, endpoint, headers, payload);
+    }
+}
