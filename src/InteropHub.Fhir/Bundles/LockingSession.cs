@@ -36,6 +36,14 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct) => inner.WriteAsync(version, index, ct);
 
+    public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
+        inner.ExistingIdsAsync(resourceType, ids, ct);
+
+    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
+
+    public Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+        inner.SaveImportProgressAsync(jobId, progress, errors, ct);
+
     public Task CommitAsync(CancellationToken ct) => inner.CommitAsync(ct);
 
     /// <summary>The session belongs to whoever opened it; this wrapper owns nothing.</summary>

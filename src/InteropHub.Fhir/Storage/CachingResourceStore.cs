@@ -149,6 +149,14 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
             return inner.WriteAsync(version, index, ct);
         }
 
+        public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
+            inner.ExistingIdsAsync(resourceType, ids, ct);
+
+        public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
+
+        public Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+            inner.SaveImportProgressAsync(jobId, progress, errors, ct);
+
         public async Task CommitAsync(CancellationToken ct)
         {
             try

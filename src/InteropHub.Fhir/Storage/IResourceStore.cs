@@ -69,5 +69,20 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
     Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct);
 
+    /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
+    Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
+
+    /// <summary>
+    /// Writes the first versions of many new resources by the store's fastest path (PostgreSQL: binary COPY) in this
+    /// transaction; an id that exists fails the transaction (see <see cref="IBulkLoader"/>).
+    /// </summary>
+    Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct);
+
+    /// <summary>
+    /// Records an import job's position and the lines that failed since the last call in this transaction, so a
+    /// batch of resources and the progress after it commit together (see <see cref="IImportJobStore"/>).
+    /// </summary>
+    Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct);
+
     Task CommitAsync(CancellationToken ct);
 }
