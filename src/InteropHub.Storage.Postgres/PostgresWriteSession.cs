@@ -114,27 +114,34 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => PostgresResourceStore.CopyResourcesAsync(connection, resources, ct);
 
-    public async Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct)
+    public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
+        CancellationToken ct)
     {
-        await using var batch = new NpgsqlBatch(connection, transaction);
-        var update = new NpgsqlBatchCommand("UPDATE import_job SET progress = @p WHERE id = @id");
-        update.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
-        update.Parameters.Add(new NpgsqlParameter<string>("p", progress));
-        batch.BatchCommands.Add(update);
+        await using (var update = new NpgsqlCommand("UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e", connection, transaction))
+        {
+            update.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
+            update.Parameters.Add(new NpgsqlParameter<string>("e", expected));
+            update.Parameters.Add(new NpgsqlParameter<string>("p", progress));
+            if (await update.ExecuteNonQueryAsync(ct) != 1)
+            {
+                return false;
+            }
+        }
+
         if (errors.Count > 0)
         {
-            var insert = new NpgsqlBatchCommand("""
+            await using var insert = new NpgsqlCommand("""
                 INSERT INTO import_error (job_id, input, line, message) SELECT @id, u.input, u.line, u.message
                 FROM unnest(@inputs, @lines, @messages) AS u (input, line, message)
-                """);
+                """, connection, transaction);
             insert.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
             insert.Parameters.Add(new NpgsqlParameter<int[]>("inputs", errors.Select(e => e.Input).ToArray()));
             insert.Parameters.Add(new NpgsqlParameter<long[]>("lines", errors.Select(e => e.Line).ToArray()));
             insert.Parameters.Add(new NpgsqlParameter<string[]>("messages", errors.Select(e => e.Message).ToArray()));
-            batch.BatchCommands.Add(insert);
+            await insert.ExecuteNonQueryAsync(ct);
         }
 
-        await batch.ExecuteNonQueryAsync(ct);
+        return true;
     }
 
     private static readonly string[] Tables =

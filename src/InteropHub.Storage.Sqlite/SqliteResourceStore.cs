@@ -347,14 +347,20 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
 
         public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => InsertResourcesAsync(connection, transaction, resources, ct);
 
-        public async Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct)
+        public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
+            CancellationToken ct)
         {
             await using var update = connection.CreateCommand();
             update.Transaction = transaction;
-            update.CommandText = "UPDATE import_job SET progress = @p WHERE id = @id";
+            update.CommandText = "UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e";
             update.Parameters.AddWithValue("@id", jobId);
+            update.Parameters.AddWithValue("@e", expected);
             update.Parameters.AddWithValue("@p", progress);
-            await update.ExecuteNonQueryAsync(ct);
+            if (await update.ExecuteNonQueryAsync(ct) != 1)
+            {
+                return false;
+            }
+
             await using var insert = connection.CreateCommand();
             insert.Transaction = transaction;
             insert.CommandText = "INSERT INTO import_error (job_id, input, line, message) VALUES (@id, @i, @l, @m)";
@@ -367,6 +373,8 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
                 insert.Parameters.AddWithValue("@m", error.Message);
                 await insert.ExecuteNonQueryAsync(ct);
             }
+
+            return true;
         }
 
         public async Task CommitAsync(CancellationToken ct)

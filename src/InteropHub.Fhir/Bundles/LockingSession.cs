@@ -41,8 +41,8 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
 
-    public Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
-        inner.SaveImportProgressAsync(jobId, progress, errors, ct);
+    public Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+        inner.SaveImportProgressAsync(jobId, expected, progress, errors, ct);
 
     public Task CommitAsync(CancellationToken ct) => inner.CommitAsync(ct);
 

@@ -154,8 +154,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
         public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
 
-        public Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
-            inner.SaveImportProgressAsync(jobId, progress, errors, ct);
+        public Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+            inner.SaveImportProgressAsync(jobId, expected, progress, errors, ct);
 
         public async Task CommitAsync(CancellationToken ct)
         {

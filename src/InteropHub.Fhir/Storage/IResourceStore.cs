@@ -80,9 +80,11 @@ public interface IWriteSession : IAsyncDisposable
 
     /// <summary>
     /// Records an import job's position and the lines that failed since the last call in this transaction, so a
-    /// batch of resources and the progress after it commit together (see <see cref="IImportJobStore"/>).
+    /// batch of resources and the position after it commit together (see <see cref="IImportJobStore"/>). Only when
+    /// the job is running and its stored progress is still <paramref name="expected"/>: otherwise (another runner
+    /// moved it on) nothing is recorded and the answer is false, and the caller must roll back.
     /// </summary>
-    Task SaveImportProgressAsync(string jobId, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct);
+    Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct);
 
     Task CommitAsync(CancellationToken ct);
 }
