@@ -5,7 +5,8 @@ using System.Text;
 using System.Text.Json.Nodes;
 using InteropHub.Testing;
 
-// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `hl7` HL7 v2 over MLLP
+// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `import` bulk import and
+// export at a million resources (ImportBenchmark.cs); `hl7` HL7 v2 over MLLP
 // (Hl7Benchmark.cs); `search` index extraction and search latency at a million resources (see SearchBenchmark.cs).
 // Single-resource create and read over HTTP on both stores, at several concurrencies, next to a floor: a
 // minimal ASP.NET Core endpoint returning the same bytes from memory, measured in the same run on the same
@@ -29,6 +30,12 @@ if (args.Length > 0 && args[0] == "hl7")
 if (args.Length > 0 && args[0] == "search")
 {
     await SearchBenchmark.RunAsync(args[1..]);
+    return;
+}
+
+if (args.Length > 0 && args[0] == "import")
+{
+    await ImportBenchmark.RunAsync(args[1..]);
     return;
 }
 

@@ -259,37 +259,59 @@ public sealed class ImportJobs(
         var lines = stream.CanSeek
             ? new NdjsonLines(stream, at.Progress.Line, at.Progress.Offset)
             : new NdjsonLines(stream, 0, 0, skipThrough: at.Progress.Line);
-        while (true)
+        // The next batch is read and parsed (on the other cores) while the current one is written.
+        var parsing = ReadAndParseAsync(lines, input.Type, ct);
+        try
         {
-            var batch = await lines.ReadAsync(Math.Max(1, options.BatchSize), ct);
-            if (batch.Count == 0)
-            {
-                return at;
-            }
+            return await ImportBatchesAsync();
+        }
+        finally
+        {
+            // The stream is disposed after this: wait for the batch read ahead (its lines were not committed, a later run reads them again).
+            await parsing.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
 
-            var parsed = new Parsed[batch.Count];
-            Parallel.For(0, batch.Count, new ParallelOptions { CancellationToken = ct }, i => parsed[i] = Parse(batch[i], input.Type));
-
-            // The same id twice in one batch would collide in the bulk insert: the second starts a new batch, where
-            // it finds the first and becomes its next version.
-            var start = 0;
-            var ids = new HashSet<(string, string)>();
-            for (var i = 0; i < parsed.Length; i++)
+        async Task<Position> ImportBatchesAsync()
+        {
+            while (true)
             {
-                if (parsed[i].Resource is { } resource && !ids.Add((resource.TypeName, resource.Id!)))
+                var parsed = await parsing;
+                if (parsed.Length == 0)
                 {
-                    at = await CommitAsync(jobId, at, parsed[start..i], ct);
-                    progress?.Invoke(at.Progress);
-                    start = i;
-                    ids.Clear();
-                    ids.Add((resource.TypeName, resource.Id!));
+                    return at;
                 }
-            }
 
-            at = await CommitAsync(jobId, at, parsed[start..], ct);
-            progress?.Invoke(at.Progress);
+                parsing = ReadAndParseAsync(lines, input.Type, ct);
+
+                // The same id twice in one batch would collide in the bulk insert: the second starts a new batch, where
+                // it finds the first and becomes its next version.
+                var start = 0;
+                var ids = new HashSet<(string, string)>();
+                for (var i = 0; i < parsed.Length; i++)
+                {
+                    if (parsed[i].Resource is { } resource && !ids.Add((resource.TypeName, resource.Id!)))
+                    {
+                        at = await CommitAsync(jobId, at, parsed[start..i], ct);
+                        progress?.Invoke(at.Progress);
+                        start = i;
+                        ids.Clear();
+                        ids.Add((resource.TypeName, resource.Id!));
+                    }
+                }
+
+                at = await CommitAsync(jobId, at, parsed[start..], ct);
+                progress?.Invoke(at.Progress);
+            }
         }
     }
+
+    private Task<Parsed[]> ReadAndParseAsync(NdjsonLines lines, string? declaredType, CancellationToken ct) => Task.Run(async () =>
+    {
+        var batch = await lines.ReadAsync(Math.Max(1, options.BatchSize), ct);
+        var parsed = new Parsed[batch.Count];
+        Parallel.For(0, batch.Count, new ParallelOptions { CancellationToken = ct }, i => parsed[i] = Parse(batch[i], declaredType));
+        return parsed;
+    }, ct);
 
     private Parsed Parse(RawLine line, string? declaredType)
     {

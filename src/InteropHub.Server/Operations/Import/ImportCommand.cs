@@ -26,7 +26,8 @@ public static class ImportCommand
         }
 
         var builder = Host.CreateApplicationBuilder(args[1..]);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // The console belongs to the progress bar: only warnings and errors are logged there.
+        builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(level => level >= LogLevel.Warning);
         builder.Services.AddInteropHub(builder.Configuration);
         using var host = builder.Build();
         using var cancel = new CancellationTokenSource();
@@ -114,12 +115,12 @@ public static class ImportCommand
         private const int Width = 30;
         private readonly long[] _sizes = inputs.Select(i => new FileInfo(i.Url).Length).ToArray();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private TimeSpan _drawn = TimeSpan.MinValue;
+        private TimeSpan? _drawn;
 
         public void Show(ImportProgress progress)
         {
             var now = _clock.Elapsed;
-            if (now - _drawn < TimeSpan.FromMilliseconds(Console.IsOutputRedirected ? 5000 : 200))
+            if (_drawn is { } drawn && now - drawn < TimeSpan.FromMilliseconds(Console.IsOutputRedirected ? 5000 : 200))
             {
                 return;
             }
