@@ -140,6 +140,24 @@ public abstract class ImportTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync($"/fhir/Patient/{patient.Id}")).StatusCode);
     }
 
+    [Fact]
+    public async Task An_input_that_cannot_be_read_fails_the_job_with_an_outcome_naming_it()
+    {
+        var url = $"http://127.0.0.1:{AdapterTestBase.FreePort()}/Patient.ndjson";
+        var status = await KickOffAsync(Input("Patient", url));
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        HttpResponseMessage response;
+        while ((response = await _client.GetAsync(status)).StatusCode == HttpStatusCode.Accepted && DateTime.UtcNow < deadline)
+        {
+            await System.Threading.Tasks.Task.Delay(20);
+        }
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var outcome = await Fhir.Read<OperationOutcome>(response);
+        Assert.Contains(url, outcome.Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("outside")]
     [InlineData("missing")]

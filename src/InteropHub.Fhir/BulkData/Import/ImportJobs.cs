@@ -7,6 +7,7 @@ using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using Microsoft.Extensions.Logging;
 using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.BulkData.Import;
@@ -56,7 +57,8 @@ public sealed class ImportJobs(
     VersionWriter writer,
     FhirSerializers serializers,
     ImportOptions options,
-    TimeProvider clock) : IDisposable
+    TimeProvider clock,
+    ILogger<ImportJobs> logger) : IDisposable
 {
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -237,7 +239,9 @@ public sealed class ImportJobs(
         catch (Exception e) when (!ct.IsCancellationRequested && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException
                                       or FhirException or DbException or TimeoutException)
         {
-            await jobs.FinishImportJobAsync(id, ImportState.Failed, $"{status.Request.Inputs[at.Progress.Input].Url}: {e.Message}", CancellationToken.None);
+            var error = $"{status.Request.Inputs[at.Progress.Input].Url}: {e.Message}";
+            logger.LogWarning("Import job {Job} failed: {Error}", id, error);
+            await jobs.FinishImportJobAsync(id, ImportState.Failed, error, CancellationToken.None);
         }
 
         return await GetAsync(id, CancellationToken.None);
@@ -445,7 +449,7 @@ public sealed class ImportJobs(
             catch (Exception e)
             {
                 // Nothing may escape a background task; the job stays unfinished and is retried at the next start.
-                Console.Error.WriteLine($"Import job {id} stopped: {e.Message}");
+                logger.LogError(e, "Import job {Job} stopped; it continues at the next start.", id);
             }
             finally
             {
