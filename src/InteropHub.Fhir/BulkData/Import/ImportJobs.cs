@@ -236,9 +236,10 @@ public sealed class ImportJobs(
         {
             // Another runner (a second hub instance resuming the same job) committed first; it carries on.
         }
-        catch (Exception e) when (!ct.IsCancellationRequested && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException
-                                      or FhirException or DbException or TimeoutException)
+        catch (Exception e) when (!ct.IsCancellationRequested && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException)
         {
+            // An input that cannot be read. Anything else (the database unreachable, say) leaves the job unfinished,
+            // to be continued from its last committed batch.
             var error = $"{status.Request.Inputs[at.Progress.Input].Url}: {e.Message}";
             logger.LogWarning("Import job {Job} failed: {Error}", id, error);
             await jobs.FinishImportJobAsync(id, ImportState.Failed, error, CancellationToken.None);
