@@ -153,6 +153,7 @@ public abstract class ExportTests(HubFactory hub)
     [InlineData("/fhir/$export?_type=Observation&_typeFilter=Patient%3Fgender%3Dmale", true)]
     [InlineData("/fhir/$export?_typeFilter=gender%3Dmale", true)]
     [InlineData("/fhir/Patient/$export?_type=Organization", true)]
+    [InlineData("/fhir/Patient/$export?_typeFilter=Organization%3Fname%3Dx", true)]
     [InlineData("/fhir/$export?_outputFormat=text/csv", true)]
     [InlineData("/fhir/$export?_elements=id", true)]
     public async Task A_kick_off_the_server_cannot_honour_is_400(string url, bool preferAsync)

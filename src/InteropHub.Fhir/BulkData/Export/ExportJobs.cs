@@ -325,6 +325,11 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                 throw new InvalidInputException($"_typeFilter '{filter}' is for {type}, which _type does not export.", "_typeFilter");
             }
 
+            if (request.Level != ExportLevel.System && !CompartmentTypes.Contains(type))
+            {
+                throw new InvalidInputException($"_typeFilter '{filter}' is for {type}, which cannot be in a patient's compartment.", "_typeFilter");
+            }
+
             try
             {
                 var query = parser.ParseQuery([type], SearchParser.SplitQueryString(type, filter), lenient: false);
