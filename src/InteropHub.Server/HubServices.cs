@@ -2,6 +2,7 @@ using InteropHub.Adapters.Ingest;
 using InteropHub.Fhir;
 using InteropHub.Hub.Referrals;
 using InteropHub.Fhir.BulkData.Export;
+using InteropHub.Fhir.BulkData.Import;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Create;
@@ -82,8 +83,18 @@ public static class HubServices
         {
             var export = new ExportOptions();
             configuration.GetSection("InteropHub:Export").Bind(export);
-            return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), export, sp.GetRequiredService<TimeProvider>());
+            return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), sp.GetRequiredService<IResourceStore>(), sp.GetRequiredService<SearchParser>(),
+                sp.GetRequiredService<FhirSerializers>(), export, sp.GetRequiredService<TimeProvider>());
         });
+        services.AddSingleton(sp => (IImportJobStore)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddSingleton(sp =>
+        {
+            var import = new ImportOptions();
+            configuration.GetSection("InteropHub:Import").Bind(import);
+            return import;
+        });
+        services.AddSingleton<ImportJobs>();
+        services.AddHostedService<ImportResumer>();
         services.AddHostedService<ReadCacheFollower>();
         services.AddSingleton<MergedRecords>();
         services.AddSingleton<IngestPipeline>();
@@ -145,6 +156,14 @@ internal sealed class ReadCacheFollower(IResourceStore store) : BackgroundServic
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         store is CachingResourceStore cache ? cache.FollowChangesAsync(stoppingToken) : Task.CompletedTask;
+}
+
+/// <summary>Continues at start-up the import jobs a stop left unfinished, and stops the running ones (to be continued) at shutdown.</summary>
+internal sealed class ImportResumer(ImportJobs jobs) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => jobs.ResumeAllAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => jobs.StopAsync();
 }
 
 /// <summary>

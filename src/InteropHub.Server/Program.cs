@@ -4,10 +4,18 @@ using InteropHub.Server.Adapters;
 using InteropHub.Server.Endpoints;
 using InteropHub.Server.Operations.Everything;
 using InteropHub.Server.Operations.Export;
+using InteropHub.Server.Operations.Import;
 using InteropHub.Server.Operations.RecognizedResults;
 using InteropHub.Server.Operations.Reindex;
 using InteropHub.Server.Seeds;
 using InteropHub.Server.Security;
+
+if (args.Length > 0 && args[0] == "import")
+{
+    // The command line import runs without the web host: same services, same import code, then exits.
+    Environment.ExitCode = await ImportCommand.RunAsync(args[1..]);
+    return;
+}
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddInteropHub(builder.Configuration);
@@ -26,6 +34,7 @@ app.UseMiddleware<CallerOrganizationMiddleware>();
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();
 app.MapExportEndpoints();
+app.MapImportEndpoints();
 app.MapEverythingEndpoints();
 app.MapRecognizedResultsEndpoints();
 app.MapAdapterEndpoints();

@@ -20,6 +20,18 @@ public sealed partial class PostgresResourceStore : IBulkLoader
 
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
+        await CopyResourcesAsync(connection, resources, ct);
+        await transaction.CommitAsync(ct);
+    }
+
+    /// <summary>The COPYs of <see cref="LoadAsync"/>, in the connection's current transaction (also a write session's).</summary>
+    internal static async Task CopyResourcesAsync(NpgsqlConnection connection, IReadOnlyList<BulkResource> resources, CancellationToken ct)
+    {
+        if (resources.Count == 0)
+        {
+            return;
+        }
+
         foreach (var (table, method) in new[] { ("resource (rid, resource_type, id, version, last_key, deleted, content)", (string?)null),
                      ("resource_history (key, resource_type, id, version, deleted, content, method)", "") })
         {
@@ -48,7 +60,6 @@ public sealed partial class PostgresResourceStore : IBulkLoader
         }
 
         await CopyIndexRowsAsync(connection, resources.Select(r => (r.Version.Key, r.Version.ResourceType, r.Index)).ToList(), ct);
-        await transaction.CommitAsync(ct);
     }
 
     /// <summary>The index rows of the given resources, one binary COPY per table that has any.</summary>

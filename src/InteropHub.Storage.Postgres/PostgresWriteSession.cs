@@ -95,6 +95,58 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await replace.ExecuteNonQueryAsync(ct);
     }
 
+    public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        if (ids.Count == 0)
+        {
+            return found;
+        }
+
+        await using var command = new NpgsqlCommand("SELECT id FROM resource WHERE resource_type = @t AND id = ANY(@ids)", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("ids", ids.ToArray()));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            found.Add(reader.GetString(0));
+        }
+
+        return found;
+    }
+
+    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => PostgresResourceStore.CopyResourcesAsync(connection, resources, ct);
+
+    public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
+        CancellationToken ct)
+    {
+        await using (var update = new NpgsqlCommand("UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e", connection, transaction))
+        {
+            update.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
+            update.Parameters.Add(new NpgsqlParameter<string>("e", expected));
+            update.Parameters.Add(new NpgsqlParameter<string>("p", progress));
+            if (await update.ExecuteNonQueryAsync(ct) != 1)
+            {
+                return false;
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO import_error (job_id, input, line, message) SELECT @id, u.input, u.line, u.message
+                FROM unnest(@inputs, @lines, @messages) AS u (input, line, message)
+                """, connection, transaction);
+            insert.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
+            insert.Parameters.Add(new NpgsqlParameter<int[]>("inputs", errors.Select(e => e.Input).ToArray()));
+            insert.Parameters.Add(new NpgsqlParameter<long[]>("lines", errors.Select(e => e.Line).ToArray()));
+            insert.Parameters.Add(new NpgsqlParameter<string[]>("messages", errors.Select(e => e.Message).ToArray()));
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+
+        return true;
+    }
+
     private static readonly string[] Tables =
         ["search_string", "search_token", "search_date", "search_number", "search_quantity", "search_uri", "search_reference"];
 

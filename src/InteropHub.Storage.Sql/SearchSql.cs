@@ -599,6 +599,10 @@ public static class SearchSql
                 case ReferenceCondition { Url: { } url }:
                     Text.Append(x).Append(".url = ").Append(sql.Add(url));
                     break;
+                case ReferenceCondition { TargetId: null, TargetType: { } anyOfType }:
+                    // Any local resource of the type (the compartment of every patient, for a Patient-level export).
+                    Text.Append(x).Append(".target_type = ").Append(sql.Add(anyOfType));
+                    break;
                 case ReferenceCondition reference:
                     Text.Append(x).Append(".target_id = ").Append(sql.Add(reference.TargetId ?? ""));
                     if (reference.TargetType is not null)

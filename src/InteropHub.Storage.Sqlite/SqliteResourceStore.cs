@@ -337,6 +337,60 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             _notified = true;
         }
 
+        public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
+        {
+            var found = new HashSet<string>(StringComparer.Ordinal);
+            if (ids.Count == 0)
+            {
+                return found;
+            }
+
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "SELECT id FROM resource WHERE resource_type = @t AND id IN (SELECT value FROM json_each(@ids))";
+            command.Parameters.AddWithValue("@t", resourceType);
+            command.Parameters.AddWithValue("@ids", System.Text.Json.JsonSerializer.Serialize(ids));
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                found.Add(reader.GetString(0));
+            }
+
+            return found;
+        }
+
+        public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => InsertResourcesAsync(connection, transaction, resources, ct);
+
+        public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
+            CancellationToken ct)
+        {
+            await using var update = connection.CreateCommand();
+            update.Transaction = transaction;
+            update.CommandText = "UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e";
+            update.Parameters.AddWithValue("@id", jobId);
+            update.Parameters.AddWithValue("@e", expected);
+            update.Parameters.AddWithValue("@p", progress);
+            if (await update.ExecuteNonQueryAsync(ct) != 1)
+            {
+                return false;
+            }
+
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = "INSERT INTO import_error (job_id, input, line, message) VALUES (@id, @i, @l, @m)";
+            foreach (var error in errors)
+            {
+                insert.Parameters.Clear();
+                insert.Parameters.AddWithValue("@id", jobId);
+                insert.Parameters.AddWithValue("@i", error.Input);
+                insert.Parameters.AddWithValue("@l", error.Line);
+                insert.Parameters.AddWithValue("@m", error.Message);
+                await insert.ExecuteNonQueryAsync(ct);
+            }
+
+            return true;
+        }
+
         public async Task CommitAsync(CancellationToken ct)
         {
             await transaction.CommitAsync(ct);

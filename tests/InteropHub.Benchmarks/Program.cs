@@ -5,8 +5,9 @@ using System.Text;
 using System.Text.Json.Nodes;
 using InteropHub.Testing;
 
-// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `hl7` HL7 v2 over MLLP and `township`
-// township batches (LegacyBenchmark.cs); `search` index extraction and search latency at a million resources (see SearchBenchmark.cs).
+// Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `import` bulk import and
+// export at a million resources (ImportBenchmark.cs); `hl7` HL7 v2 over MLLP and `township` township batches
+// (LegacyBenchmark.cs); `search` index extraction and search latency at a million resources (see SearchBenchmark.cs).
 // Single-resource create and read over HTTP on both stores, at several concurrencies, next to a floor: a
 // minimal ASP.NET Core endpoint returning the same bytes from memory, measured in the same run on the same
 // machine; then transaction Bundles (resources/s). Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks --
@@ -35,6 +36,12 @@ if (args.Length > 0 && args[0] == "township")
 if (args.Length > 0 && args[0] == "search")
 {
     await SearchBenchmark.RunAsync(args[1..]);
+    return;
+}
+
+if (args.Length > 0 && args[0] == "import")
+{
+    await ImportBenchmark.RunAsync(args[1..]);
     return;
 }
 

@@ -54,10 +54,106 @@ public abstract class ExportTests(HubFactory hub)
         Assert.DoesNotContain(before.Id!, text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_patient_export_has_the_patients_and_what_is_in_their_compartments()
+    {
+        var patient = await CreateAsync(Fhir.Patient("褚", "一"));
+        var onPatient = await CreateAsync(ImportTests.Observation(patient.Id!));
+        var group = await CreateAsync(new Group { Type = Group.GroupType.Person, Actual = true });
+        var onGroup = ImportTests.Observation(patient.Id!);
+        onGroup.Subject = new ResourceReference($"Group/{group.Id}");
+        onGroup = await CreateAsync(onGroup);
+
+        var exported = await ExportedIdsAsync("/fhir/Patient/$export?_type=Patient,Observation");
+
+        Assert.Contains($"Patient/{patient.Id}", exported);
+        Assert.Contains($"Observation/{onPatient.Id}", exported);
+        Assert.DoesNotContain($"Observation/{onGroup.Id}", exported);
+        Assert.DoesNotContain($"Group/{group.Id}", exported);
+    }
+
+    [Fact]
+    public async Task A_group_export_has_the_member_patients_and_their_compartments_only()
+    {
+        var members = new[] { await CreateAsync(Fhir.Patient("卫", "甲")), await CreateAsync(Fhir.Patient("卫", "乙")) };
+        var other = await CreateAsync(Fhir.Patient("卫", "丙"));
+        var observations = new List<Observation>();
+        foreach (var patient in members.Append(other))
+        {
+            observations.Add(await CreateAsync(ImportTests.Observation(patient.Id!)));
+        }
+
+        var group = await CreateAsync(new Group
+        {
+            Type = Group.GroupType.Person,
+            Actual = true,
+            Member = members.Select(m => new Group.MemberComponent { Entity = new ResourceReference($"Patient/{m.Id}") }).ToList(),
+        });
+
+        var exported = await ExportedIdsAsync($"/fhir/Group/{group.Id}/$export");
+
+        // The Group itself is in its members' compartments (Group.member references them).
+        Assert.Equal(
+            members.Select(m => $"Patient/{m.Id}").Concat(observations.Take(2).Select(o => $"Observation/{o.Id}")).Append($"Group/{group.Id}").Order(),
+            exported.Order());
+    }
+
+    [Fact]
+    public async Task A_group_export_of_an_unknown_group_is_404()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Group/{Guid.NewGuid():N}/$export");
+        request.Headers.Add("Prefer", "respond-async");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        await Fhir.Read<OperationOutcome>(response);
+    }
+
+    [Fact]
+    public async Task Type_filter_exports_only_what_matches_one_of_its_searches()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var male = Fhir.Patient(marker, "男");
+        var female = Fhir.Patient(marker, "女");
+        female.Gender = AdministrativeGender.Female;
+        var unknown = Fhir.Patient(marker, "未");
+        unknown.Gender = AdministrativeGender.Unknown;
+        var ids = new[] { (await CreateAsync(male)).Id, (await CreateAsync(female)).Id, (await CreateAsync(unknown)).Id };
+        var filter = (string value) => "&_typeFilter=" + Uri.EscapeDataString(value);
+
+        var exported = await ExportedIdsAsync("/fhir/$export?_type=Patient" + filter($"Patient?family={marker}&gender=male")
+            + filter($"Patient?family={marker}&gender=female"));
+
+        Assert.Equal([$"Patient/{ids[0]}", $"Patient/{ids[1]}"], exported.Order());
+    }
+
+    private async Task<T> CreateAsync<T>(T resource) where T : Resource =>
+        await Fhir.Read<T>(await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource)));
+
+    /// <summary>Type/id of every exported resource that this test class created in its own database.</summary>
+    private async Task<List<string>> ExportedIdsAsync(string url)
+    {
+        var manifest = await ExportAsync(url);
+        var ids = new List<string>();
+        foreach (var output in manifest.GetProperty("output").EnumerateArray())
+        {
+            var text = await _client.GetStringAsync(new Uri(output.GetProperty("url").GetString()!).PathAndQuery);
+            ids.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Json.DeserializeResource(l)).Select(r => $"{r.TypeName}/{r.Id}"));
+        }
+
+        return ids;
+    }
+
     [Theory]
     [InlineData("/fhir/$export", false)]
     [InlineData("/fhir/$export?_type=Patientt", true)]
-    [InlineData("/fhir/$export?_typeFilter=Patient%3Fgender%3Dmale", true)]
+    [InlineData("/fhir/$export?_typeFilter=Patient%3Fnosuchparam%3D1", true)]
+    [InlineData("/fhir/$export?_typeFilter=Patient%3Fgender%3Dmale%26_sort%3Dbirthdate", true)]
+    [InlineData("/fhir/$export?_type=Observation&_typeFilter=Patient%3Fgender%3Dmale", true)]
+    [InlineData("/fhir/$export?_typeFilter=gender%3Dmale", true)]
+    [InlineData("/fhir/Patient/$export?_type=Organization", true)]
+    [InlineData("/fhir/Patient/$export?_typeFilter=Organization%3Fname%3Dx", true)]
     [InlineData("/fhir/$export?_outputFormat=text/csv", true)]
     [InlineData("/fhir/$export?_elements=id", true)]
     public async Task A_kick_off_the_server_cannot_honour_is_400(string url, bool preferAsync)
@@ -84,23 +180,27 @@ public abstract class ExportTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync(status)).StatusCode);
     }
 
-    private async Task<string> KickOffAsync(string url)
+    private Task<string> KickOffAsync(string url) => KickOffAsync(_client, url);
+
+    private Task<JsonElement> ExportAsync(string url) => ExportAsync(_client, url);
+
+    internal static async Task<string> KickOffAsync(HttpClient client, string url)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.Add("Prefer", "respond-async");
         request.Headers.Add("Accept", "application/fhir+json");
-        var response = await _client.SendAsync(request);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var response = await client.SendAsync(request);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         return response.Content.Headers.ContentLocation!.PathAndQuery;
     }
 
-    private async Task<JsonElement> ExportAsync(string url)
+    internal static async Task<JsonElement> ExportAsync(HttpClient client, string url)
     {
-        var status = await KickOffAsync(url);
+        var status = await KickOffAsync(client, url);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            var response = await _client.GetAsync(status);
+            var response = await client.GetAsync(status);
             if (response.StatusCode == HttpStatusCode.OK)
             {
                 return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();

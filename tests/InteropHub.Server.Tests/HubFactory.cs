@@ -18,6 +18,9 @@ public abstract class HubFactory : WebApplicationFactory<Program>
 
     public abstract string StoreName { get; }
 
+    /// <summary>The folder <c>$import</c> may read from (InteropHub:Import:Root).</summary>
+    public static string ImportRoot { get; } = Path.Combine(Path.GetTempPath(), "interophub-tests", "imports");
+
     /// <summary>Storage settings: provider, path or connection string.</summary>
     public abstract IReadOnlyDictionary<string, string?> StoreSettings { get; }
 
@@ -38,6 +41,7 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:MaxPageSize", "100");
         builder.UseSetting("InteropHub:Export:Folder", Path.Combine(Path.GetTempPath(), "interophub-tests", "exports"));
         builder.UseSetting("InteropHub:MaxIncludes", "5");
+        builder.UseSetting("InteropHub:Import:Root", ImportRoot);
         builder.UseSetting("InteropHub:Mllp:Port", MllpPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 

@@ -39,6 +39,14 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
         inner.AddNotificationAsync(subscriptionId, version, ct);
 
+    public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
+        inner.ExistingIdsAsync(resourceType, ids, ct);
+
+    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
+
+    public Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+        inner.SaveImportProgressAsync(jobId, expected, progress, errors, ct);
+
     public Task CommitAsync(CancellationToken ct) => inner.CommitAsync(ct);
 
     /// <summary>The session belongs to whoever opened it; this wrapper owns nothing.</summary>

@@ -47,7 +47,14 @@ public static class CapabilityStatementBuilder
         {
             Name = "export",
             Definition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-            Documentation = "System-level Bulk Data export (_type, _since) to NDJSON files served by the hub.",
+            Documentation = "System-level Bulk Data export (_type, _since, _typeFilter) to NDJSON files served by the hub.",
+        });
+        rest.Operation.Add(new CapabilityStatement.OperationComponent
+        {
+            Name = "import",
+            Definition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/import",
+            Documentation = "Asynchronous bulk import of NDJSON files, folders under the hub's import root, or http(s) URLs; "
+                + "ids are kept (an existing id gets a new version); failed lines are reported with file and line.",
         });
 
         foreach (var type in ResourceTypes.All)
@@ -117,6 +124,18 @@ public static class CapabilityStatementBuilder
                 Name = "recognized-results",
                 Definition = "https://interophub.dev/fhir/OperationDefinition/Patient-recognized-results",
                 Documentation = "Prior results of an ordered item that the requester must recognise (code, at, requester), each with its expiry.",
+            });
+        }
+
+        if (type is "Patient" or "Group")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "export",
+                Definition = $"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{type.ToLowerInvariant()}-export",
+                Documentation = type == "Patient"
+                    ? "Bulk Data export of every patient and their compartments (_type, _since, _typeFilter)."
+                    : "Bulk Data export of the Group's member patients and their compartments (_type, _since, _typeFilter).",
             });
         }
 

@@ -42,11 +42,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     public async Task<StoredResource> SaveAsync(IWriteSession session, Resource resource, string id, StoredResource? previous,
         string method, CancellationToken ct)
     {
-        foreach (var rule in _rules)
-        {
-            await rule.CheckAsync(session, resource, previous, ct);
-        }
-
+        await CheckRulesAsync(session, resource, previous, ct);
         var (row, index) = Prepare(resource, id, (previous?.VersionId ?? 0) + 1, method);
         await session.WriteAsync(row, index, ct);
         if (subscriptions is not null)
@@ -55,6 +51,15 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         }
 
         return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
+    }
+
+    /// <summary>The business rules a version must pass (see <see cref="IWriteRule"/>); a bulk load checks them before <see cref="Prepare"/>.</summary>
+    public async System.Threading.Tasks.Task CheckRulesAsync(IWriteSession session, Resource resource, StoredResource? previous, CancellationToken ct)
+    {
+        foreach (var rule in _rules)
+        {
+            await rule.CheckAsync(session, resource, previous, ct);
+        }
     }
 
     /// <summary>

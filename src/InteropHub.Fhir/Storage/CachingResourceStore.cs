@@ -152,6 +152,14 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
             inner.AddNotificationAsync(subscriptionId, version, ct);
 
+        public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
+            inner.ExistingIdsAsync(resourceType, ids, ct);
+
+        public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
+
+        public Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
+            inner.SaveImportProgressAsync(jobId, expected, progress, errors, ct);
+
         public async Task CommitAsync(CancellationToken ct)
         {
             try

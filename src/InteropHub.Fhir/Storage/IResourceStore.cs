@@ -72,5 +72,22 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>Adds a row to the subscription outbox (<see cref="ISubscriptionOutbox"/>) for a version written in this session.</summary>
     Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct);
 
+    /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
+    Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
+
+    /// <summary>
+    /// Writes the first versions of many new resources by the store's fastest path (PostgreSQL: binary COPY) in this
+    /// transaction; an id that exists fails the transaction (see <see cref="IBulkLoader"/>).
+    /// </summary>
+    Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct);
+
+    /// <summary>
+    /// Records an import job's position and the lines that failed since the last call in this transaction, so a
+    /// batch of resources and the position after it commit together (see <see cref="IImportJobStore"/>). Only when
+    /// the job is running and its stored progress is still <paramref name="expected"/>: otherwise (another runner
+    /// moved it on) nothing is recorded and the answer is false, and the caller must roll back.
+    /// </summary>
+    Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct);
+
     Task CommitAsync(CancellationToken ct);
 }

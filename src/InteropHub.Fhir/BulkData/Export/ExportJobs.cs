@@ -1,9 +1,14 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
+using InteropHub.Fhir.Search.Query;
 using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.BulkData.Export;
 
@@ -14,10 +19,20 @@ public sealed class ExportOptions
     public string Folder { get; set; } = "data/exports";
 }
 
-/// <param name="Types">Resource types to export; empty means every type.</param>
+/// <summary>What an export covers: every resource, the patients and their compartments, or a group's patients and theirs.</summary>
+public enum ExportLevel
+{
+    System,
+    Patient,
+    Group,
+}
+
+/// <param name="Types">Resource types to export; empty means every type (Patient and Group level: every type of the patient compartment).</param>
 /// <param name="Since">Only resources changed at or after this instant (<c>_since</c>).</param>
 /// <param name="RequestUrl">The kick-off URL, echoed in the manifest.</param>
-public sealed record ExportRequest(IReadOnlyList<string> Types, DateTimeOffset? Since, string RequestUrl);
+/// <param name="TypeFilters"><c>_typeFilter</c> values (<c>Type?search</c>): a type with filters exports what matches any of them.</param>
+public sealed record ExportRequest(IReadOnlyList<string> Types, DateTimeOffset? Since, string RequestUrl,
+    ExportLevel Level = ExportLevel.System, string? GroupId = null, IReadOnlyList<string>? TypeFilters = null);
 
 public enum ExportState
 {
@@ -40,13 +55,22 @@ public sealed record ExportJob(
 public sealed record ExportFile(string Type, string FileName, long Count);
 
 /// <summary>
-/// Bulk Data export (FHIR Bulk Data Access IG, system level): a background job per kick-off streams the stored
-/// bytes of every matching resource into one NDJSON file per type, never building a POCO, so memory stays bounded
-/// by a batch of rows whatever the export's size. The transaction time is fixed at kick-off: a resource changed
-/// after it waits for the next export (with <c>_since</c>).
+/// Bulk Data export (FHIR Bulk Data Access IG): a background job per kick-off streams the stored bytes of every
+/// matching resource into one NDJSON file per type, never building a POCO of an exported resource, so memory stays
+/// bounded by a page of rows whatever the export's size. A system export without <c>_typeFilter</c> scans each type;
+/// a Patient or Group export, or a filtered type, pages through the search index in row-id order (the patient
+/// compartment: resources whose reference parameters that may point to a Patient point to one of the patients).
+/// The transaction time is fixed at kick-off: a resource changed after it waits for the next export (with <c>_since</c>).
 /// </summary>
-public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, TimeProvider clock) : IDisposable
+public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Serialization.FhirSerializers serializers,
+    ExportOptions options, TimeProvider clock)
+    : IDisposable
 {
+    /// <summary>Group members per query: a query names them all as OR-ed values.</summary>
+    private const int MembersPerQuery = 500;
+
+    private const int PageSize = 1000;
+
     private static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -60,7 +84,11 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
 
     public string Folder => Path.GetFullPath(options.Folder);
 
-    public ExportJob Start(ExportRequest request)
+    /// <summary>The types of the patient compartment: Patient and every type with a reference parameter that may point to a Patient.</summary>
+    public IReadOnlyList<string> CompartmentTypes => ResourceTypes.All
+        .Where(t => t == "Patient" || PatientLinks(t).Any()).OrderBy(t => t, StringComparer.Ordinal).ToList();
+
+    public async Task<ExportJob> StartAsync(ExportRequest request, CancellationToken ct)
     {
         foreach (var type in request.Types)
         {
@@ -68,6 +96,17 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
             {
                 throw new InvalidInputException($"_type '{type}' is not a resource type.", "_type");
             }
+
+            if (request.Level != ExportLevel.System && !CompartmentTypes.Contains(type))
+            {
+                throw new InvalidInputException($"_type '{type}' cannot be in a patient's compartment, so a {request.Level}-level export has none.", "_type");
+            }
+        }
+
+        ParseFilters(request);
+        if (request.Level == ExportLevel.Group)
+        {
+            await GroupMembersAsync(request.GroupId!, ct);
         }
 
         var job = new ExportJob(Guid.NewGuid().ToString("N"), ExportState.InProgress, request, clock.GetUtcNow(), 0, null, [], null);
@@ -130,7 +169,10 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
     {
         try
         {
-            var types = job.Request.Types.Count > 0 ? job.Request.Types : ResourceTypes.All;
+            var request = job.Request;
+            var types = request.Types.Count > 0 ? request.Types : request.Level == ExportLevel.System ? ResourceTypes.All : CompartmentTypes;
+            var filters = ParseFilters(request);
+            var members = request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null;
             var output = new List<ExportFile>();
             long exported = 0;
             foreach (var type in types)
@@ -140,7 +182,10 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
                 long count = 0;
                 await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16, useAsync: true))
                 {
-                    await foreach (var resource in scanner.ScanAsync(type, job.Request.Since, job.TransactionTime, ct))
+                    var resources = request.Level == ExportLevel.System && !filters.ContainsKey(type)
+                        ? scanner.ScanAsync(type, request.Since, job.TransactionTime, ct)
+                        : SearchAsync(type, filters.GetValueOrDefault(type), request.Level, members, request.Since, job.TransactionTime, ct);
+                    await foreach (var resource in resources)
                     {
                         await file.WriteAsync(resource.Json, ct);
                         await file.WriteAsync(NewLine, ct);
@@ -178,6 +223,136 @@ public sealed class ExportJobs(IResourceScanner scanner, ExportOptions options, 
             // The token source is not disposed: a concurrent DELETE may still cancel it (it holds no timer).
             _running.TryRemove(job.Id, out _);
         }
+    }
+
+    /// <summary>
+    /// The live resources of a type matching any of its filters (none: all of them), restricted to the patient
+    /// compartment at Patient level and to the members' compartments at Group level, in row-id pages.
+    /// </summary>
+    private async IAsyncEnumerable<StoredResource> SearchAsync(string type, IReadOnlyList<SearchCriteria>? filters, ExportLevel level, IReadOnlyList<string>? members,
+        DateTimeOffset? since, DateTimeOffset until, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        filters ??= [parser.ParseCriteria(type, [])];
+        List<Criterion?> scopes = level switch
+        {
+            ExportLevel.System => [null],
+            ExportLevel.Patient => [type == "Patient" ? null : AnyPatient(type)],
+            _ => members!.Chunk(MembersPerQuery).Select(chunk => (Criterion?)Members(type, chunk)).ToList(),
+        };
+
+        // A resource may match several filters or reference patients of several chunks: it is written once.
+        var seen = filters.Count * scopes.Count > 1 ? new HashSet<long>() : null;
+        foreach (var scope in scopes)
+        {
+            foreach (var filter in filters)
+            {
+                var criteria = scope is null ? filter : new SearchCriteria(filter.ResourceTypes, [scope, .. filter.Criteria], filter.Applied, filter.Ignored);
+                SearchCursor? after = null;
+                while (true)
+                {
+                    var page = await store.FindAsync(criteria, [], after, PageSize, ct);
+                    if (page.Count == 0)
+                    {
+                        break;
+                    }
+
+                    after = new SearchCursor([], page[^1].Rid);
+                    var ids = page.Where(m => seen?.Add(m.Rid) ?? true).Select(m => m.Id).ToList();
+                    foreach (var resource in await store.ReadManyAsync(type, ids, ct))
+                    {
+                        if (resource.LastUpdated < until && (since is null || resource.LastUpdated >= since))
+                        {
+                            yield return resource;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private IEnumerable<string> PatientLinks(string type) =>
+        parser.Registry.For(type).Values.Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains("Patient")).Select(p => p.Name);
+
+    /// <summary>In some patient's compartment.</summary>
+    private AnyCriterion AnyPatient(string type) =>
+        new(PatientLinks(type).Select(p => (Criterion)new IndexCriterion(p, IndexTable.References, [new ReferenceCondition("Patient", null, null)])).ToList());
+
+    /// <summary>One of the patients, or in the compartment of one of them.</summary>
+    private Criterion Members(string type, IReadOnlyList<string> patients)
+    {
+        if (type == "Patient")
+        {
+            return new IdCriterion(patients);
+        }
+
+        var targets = patients.Select(id => (IndexCondition)new ReferenceCondition("Patient", id, null)).ToList();
+        return new AnyCriterion(PatientLinks(type).Select(p => (Criterion)new IndexCriterion(p, IndexTable.References, targets)).ToList());
+    }
+
+    /// <summary>The ids of the Patients a Group lists as (active) members.</summary>
+    private async Task<IReadOnlyList<string>> GroupMembersAsync(string groupId, CancellationToken ct)
+    {
+        var stored = await store.ReadAsync("Group", groupId, ct);
+        if (stored is null || stored.IsDeleted)
+        {
+            throw new ResourceNotFoundException($"Group/{groupId} is not known.");
+        }
+
+        var group = (Group)serializers.ParseStored(stored.Json);
+        return group.Member.Where(m => m.Inactive != true).Select(m => m.Entity?.Reference)
+            .Where(r => r is not null && r.StartsWith("Patient/", StringComparison.Ordinal)).Select(r => r!["Patient/".Length..])
+            .Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// <c>_typeFilter</c>: each value is <c>Type?search</c>, parsed by the hub's search parser (criteria only: no
+    /// result parameters); a type that is not exported, or a parameter the hub does not support, is a 400 naming it.
+    /// </summary>
+    private Dictionary<string, IReadOnlyList<SearchCriteria>> ParseFilters(ExportRequest request)
+    {
+        var filters = new Dictionary<string, List<SearchCriteria>>(StringComparer.Ordinal);
+        foreach (var filter in request.TypeFilters ?? [])
+        {
+            var mark = filter.IndexOf('?', StringComparison.Ordinal);
+            var type = mark > 0 ? filter[..mark] : "";
+            if (!ResourceTypes.IsKnown(type))
+            {
+                throw new InvalidInputException($"_typeFilter '{filter}' must start with a resource type and '?', e.g. Observation?code=8867-4.", "_typeFilter");
+            }
+
+            if (request.Types.Count > 0 && !request.Types.Contains(type))
+            {
+                throw new InvalidInputException($"_typeFilter '{filter}' is for {type}, which _type does not export.", "_typeFilter");
+            }
+
+            if (request.Level != ExportLevel.System && !CompartmentTypes.Contains(type))
+            {
+                throw new InvalidInputException($"_typeFilter '{filter}' is for {type}, which cannot be in a patient's compartment.", "_typeFilter");
+            }
+
+            try
+            {
+                var query = parser.ParseQuery([type], SearchParser.SplitQueryString(type, filter), lenient: false);
+                var result = query.ResultParameters.Select(p => p.Key).FirstOrDefault();
+                if (result is not null)
+                {
+                    throw new InvalidInputException($"{result} is not a search criterion.");
+                }
+
+                if (!filters.TryGetValue(type, out var list))
+                {
+                    filters[type] = list = [];
+                }
+
+                list.Add(query.Criteria);
+            }
+            catch (InvalidInputException e)
+            {
+                throw new InvalidInputException($"_typeFilter '{filter}' is not supported: {e.Message}", "_typeFilter");
+            }
+        }
+
+        return filters.ToDictionary(f => f.Key, f => (IReadOnlyList<SearchCriteria>)f.Value, StringComparer.Ordinal);
     }
 
     private void Save(ExportJob job)

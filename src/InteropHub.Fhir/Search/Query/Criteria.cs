@@ -66,7 +66,7 @@ public sealed record QuantityCondition(NumberCondition Number, string? System, s
 
 public sealed record UriCondition(UriMatch Match, string Uri) : IndexCondition;
 
-/// <summary>A local target (type optional) or an external URL.</summary>
+/// <summary>A local target (type optional) or an external URL; with a type and neither id nor URL, any local target of that type.</summary>
 public sealed record ReferenceCondition(string? TargetType, string? TargetId, string? Url) : IndexCondition;
 
 public abstract record Criterion;

@@ -17,16 +17,17 @@ public static class ExportEndpoints
 
     public static IEndpointRouteBuilder MapExportEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/fhir/$export", KickOff);
+        app.MapGet("/fhir/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) => KickOffAsync(request, jobs, ExportLevel.System, null, ct));
+        app.MapGet("/fhir/Patient/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) => KickOffAsync(request, jobs, ExportLevel.Patient, null, ct));
+        app.MapGet("/fhir/Group/{id}/$export", (string id, HttpRequest request, ExportJobs jobs, CancellationToken ct) =>
+            KickOffAsync(request, jobs, ExportLevel.Group, id, ct));
         app.MapGet("/fhir/$export-status/{job}", Status);
         app.MapDelete("/fhir/$export-status/{job}", Cancel);
         app.MapGet("/fhir/$export-file/{job}/{file}", File);
-        app.MapGet("/fhir/Patient/$export", NotYet);
-        app.MapGet("/fhir/Group/{id}/$export", NotYet);
         return app;
     }
 
-    private static IResult KickOff(HttpRequest request, ExportJobs jobs)
+    private static async Task<IResult> KickOffAsync(HttpRequest request, ExportJobs jobs, ExportLevel level, string? groupId, CancellationToken ct)
     {
         var prefer = request.Headers["Prefer"].ToString();
         if (!prefer.Contains("respond-async", StringComparison.Ordinal))
@@ -36,12 +37,7 @@ public static class ExportEndpoints
 
         foreach (var name in request.Query.Keys.Where(k => !KickOffParameters.Contains(k)))
         {
-            throw new InvalidInputException($"Export parameter '{name}' is not supported; use _type, _since, _outputFormat.", name);
-        }
-
-        if (request.Query.ContainsKey("_typeFilter"))
-        {
-            throw new InvalidInputException("_typeFilter is not supported yet.", "_typeFilter");
+            throw new InvalidInputException($"Export parameter '{name}' is not supported; use _type, _since, _typeFilter, _outputFormat.", name);
         }
 
         var format = request.Query["_outputFormat"].ToString();
@@ -52,7 +48,10 @@ public static class ExportEndpoints
 
         var types = request.Query["_type"].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .Distinct(StringComparer.Ordinal).ToList();
-        var job = jobs.Start(new ExportRequest(types, Since(request.Query["_since"]), $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}"));
+        var typeFilters = request.Query["_typeFilter"].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .ToList();
+        var job = await jobs.StartAsync(new ExportRequest(types, Since(request.Query["_since"]),
+            $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters), ct);
         request.HttpContext.Response.Headers.ContentLocation = $"{FhirResults.BaseUrl(request)}/$export-status/{job.Id}";
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
@@ -92,11 +91,6 @@ public static class ExportEndpoints
 
     private static IResult File(string job, string file, ExportJobs jobs) =>
         Results.File(jobs.FilePath(job, file), "application/fhir+ndjson");
-
-    private static IResult NotYet() =>
-        FhirResults.Outcome(FhirException.Issue(Hl7.Fhir.Model.OperationOutcome.IssueType.NotSupported,
-            "Patient- and Group-level export need the patient compartment, which is not available yet; use GET /fhir/$export?_type=…"),
-            StatusCodes.Status501NotImplemented);
 
     private static DateTimeOffset? Since(string? raw)
     {
