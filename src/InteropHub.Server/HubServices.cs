@@ -50,6 +50,15 @@ public static class HubServices
         services.AddSingleton<SearchIndexer>();
         services.AddSingleton<SearchParser>();
         services.AddSingleton<IWriteRule, ReferralWriteRule>();
+        services.AddSingleton<ReferPatient>();
+        services.AddSingleton(_ =>
+        {
+            var referrals = new ReferralOptions();
+            configuration.GetSection("InteropHub:Referrals").Bind(referrals);
+            return referrals;
+        });
+        services.AddSingleton<OverdueReferrals>();
+        services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
         services.AddSingleton<ReadResource>();
