@@ -69,6 +69,10 @@ public static class HubServices
         services.AddSingleton<SearchResources>();
         services.AddSingleton<PatientEverything>();
         services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognizedResults>();
+        services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.RecognitionTagRule>();
+        services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.NonRecognitionReasonRule>();
+        services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognitionRetagging>();
+        services.AddHostedService<InteropHub.Server.Jobs.RecognitionTagWorker>();
         services.AddSingleton<ProcessBundle>();
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();

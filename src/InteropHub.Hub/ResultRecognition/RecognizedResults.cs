@@ -123,10 +123,10 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
     };
 
     /// <summary>The grade digit of the institution-level code (3B → 3); 0 (未定级) when absent.</summary>
-    private static int Level(Organization organization) =>
+    internal static int Level(Organization organization) =>
         organization.GetExtensionValue<Coding>(LevelExtension)?.Code is [var digit, ..] && char.IsAsciiDigit(digit) ? digit - '0' : 0;
 
-    private static string Division(Organization organization) => organization.GetExtensionValue<Code>(DivisionExtension)?.Value ?? "";
+    internal static string Division(Organization organization) => organization.GetExtensionValue<Code>(DivisionExtension)?.Value ?? "";
 
-    private static bool QualityControl(Organization organization) => organization.GetExtensionValue<FhirBoolean>(QualityControlExtension)?.Value ?? true;
+    internal static bool QualityControl(Organization organization) => organization.GetExtensionValue<FhirBoolean>(QualityControlExtension)?.Value ?? true;
 }
