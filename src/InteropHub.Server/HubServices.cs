@@ -58,6 +58,7 @@ public static class HubServices
             return referrals;
         });
         services.AddSingleton<OverdueReferrals>();
+        services.AddSingleton<ReferralMetrics>();
         services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
