@@ -118,6 +118,26 @@ public abstract class RecognitionWriteTests(HubFactory hub)
         Assert.Equal((await Fhir.Read<ServiceRequest>(withReason)).Id, Assert.Single(reported.Entry).Resource!.Id);
     }
 
+    [Fact]
+    public async Task A_result_is_found_until_the_last_moment_of_its_window_and_not_after()
+    {
+        var county = await OrganizationAsync("county", "3B", division: "369921100");
+        var township = await OrganizationAsync("township", "1", division: "369921101");
+        var patient = await PatientAsync();
+        await ResultAsync(patient, county, Glucose);
+
+        async Task<int> AskAsync(string at)
+        {
+            var response = await _client.GetAsync($"/fhir/{patient}/$recognized-results?code=http://loinc.org%7C{Glucose}&at={Uri.EscapeDataString(at)}&requester={township}");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (await Fhir.Read<Bundle>(response)).Entry.Count;
+        }
+
+        // Issued 2025-03-01 09:00 (+08:00); fasting glucose is recognised for 7 days.
+        Assert.Equal(1, await AskAsync("2025-03-08T08:59:59+08:00"));
+        Assert.Equal(0, await AskAsync("2025-03-08T09:00:00+08:00"));
+    }
+
     private static ServiceRequest Order(string patient, string requester, string authored, string? reason)
     {
         var order = new ServiceRequest
