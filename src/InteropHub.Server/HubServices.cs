@@ -89,6 +89,7 @@ public static class HubServices
         });
         services.AddSingleton(sp => (IInboxStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp => (IResourceScanner)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddSingleton(sp => (IHubStateStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp =>
         {
             var export = new ExportOptions();

@@ -63,7 +63,15 @@ public abstract class RecognitionWriteTests(HubFactory hub)
             stricter.Concept.Single(c => c.Code == "GLU").Property.Single(p => p.Code == "minimum-level").Value = new Integer(3);
             Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync("/fhir/CodeSystem/result-recognition", Fhir.Content(stricter))).StatusCode);
 
-            await retagging.RunOnceAsync(CancellationToken.None);
+            Assert.NotNull(await retagging.RunIfCatalogueChangedAsync(CancellationToken.None));
+            Assert.Null(await retagging.RunIfCatalogueChangedAsync(CancellationToken.None));
+            using (var restarted = hub.Restarted())
+            {
+                // The completed pass is remembered in the database: a restart does not run it again.
+                Assert.NotNull(await restarted.Services.GetRequiredService<InteropHub.Fhir.Storage.IHubStateStore>()
+                    .ReadStateAsync(RecognitionRetagging.StateName, CancellationToken.None));
+                Assert.Null(await restarted.Services.GetRequiredService<RecognitionRetagging>().RunIfCatalogueChangedAsync(CancellationToken.None));
+            }
 
             var grade2Now = await ReadAsync(byGrade2);
             var grade3Now = await ReadAsync(byGrade3);
@@ -76,7 +84,7 @@ public abstract class RecognitionWriteTests(HubFactory hub)
         {
             original.Meta = null;
             Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync("/fhir/CodeSystem/result-recognition", Fhir.Content(original))).StatusCode);
-            await retagging.RunOnceAsync(CancellationToken.None);
+            await retagging.RunIfCatalogueChangedAsync(CancellationToken.None);
         }
 
         Assert.True(RecognitionTagRule.IsTagged(await ReadAsync(byGrade2)));

@@ -108,16 +108,31 @@ public sealed class RecognitionTagRule(FhirSerializers serializers) : IWriteRule
 /// <summary>
 /// Re-evaluates the recognition tag of every stored Observation and DiagnosticReport, for when the catalogue has
 /// changed: a result whose tag no longer matches is saved again through the normal update path (a new version,
-/// which <see cref="RecognitionTagRule"/> tags afresh). A pass that is interrupted is simply run again; results
-/// already right are not rewritten.
+/// which <see cref="RecognitionTagRule"/> tags afresh). The catalogue version a pass completed for is kept in the
+/// database (<see cref="IHubStateStore"/>), so a pass runs once per catalogue change, and a pass interrupted by a
+/// stop runs again after the restart; results already right are not rewritten.
 /// </summary>
-public sealed class RecognitionRetagging(IResourceStore store, IResourceScanner scanner, UpdateResource update, FhirSerializers serializers, TimeProvider clock)
+public sealed class RecognitionRetagging(IResourceStore store, IResourceScanner scanner, IHubStateStore state, UpdateResource update,
+    FhirSerializers serializers, TimeProvider clock)
 {
-    /// <summary>Identifies the stored catalogue version (null when there is none), to tell when a pass is due.</summary>
-    public async Task<string?> CatalogueVersionAsync(CancellationToken ct) =>
-        await store.ReadAsync("CodeSystem", RecognitionTagRule.CatalogueId, ct) is { } stored
+    public const string StateName = "recognition-retag";
+
+    /// <summary>Runs a pass when the stored catalogue is not the one the last completed pass ran for; returns how many
+    /// results were saved again, or null when no pass was due.</summary>
+    public async Task<int?> RunIfCatalogueChangedAsync(CancellationToken ct)
+    {
+        var version = await store.ReadAsync("CodeSystem", RecognitionTagRule.CatalogueId, ct) is { } stored
             ? $"{stored.VersionId}@{stored.LastUpdated.UtcTicks}"
             : null;
+        if (version is null || version == await state.ReadStateAsync(StateName, ct))
+        {
+            return null;
+        }
+
+        var rewritten = await RunOnceAsync(ct);
+        await state.WriteStateAsync(StateName, version, ct);
+        return rewritten;
+    }
 
     /// <summary>Runs one pass; returns how many results were saved again.</summary>
     public async Task<int> RunOnceAsync(CancellationToken ct)

@@ -4,9 +4,7 @@ namespace InteropHub.Server.Jobs;
 
 /// <summary>
 /// Re-tags results when the recognition catalogue changes: every <c>InteropHub:Recognition:CheckEvery</c> (default one
-/// minute) it compares the stored catalogue's version with the one the last pass ran for, and runs a
-/// <see cref="RecognitionRetagging"/> pass when they differ. The first check after start-up always runs a pass, so a
-/// pass cut short by a stop is completed after the restart.
+/// minute, and once at start-up) it runs <see cref="RecognitionRetagging.RunIfCatalogueChangedAsync"/>.
 /// </summary>
 internal sealed class RecognitionTagWorker(RecognitionRetagging retagging, IConfiguration configuration, TimeProvider clock, ILogger<RecognitionTagWorker> logger)
     : BackgroundService
@@ -15,17 +13,13 @@ internal sealed class RecognitionTagWorker(RecognitionRetagging retagging, IConf
     {
         var interval = configuration.GetValue<TimeSpan?>("InteropHub:Recognition:CheckEvery") ?? TimeSpan.FromMinutes(1);
         using var timer = new PeriodicTimer(interval, clock);
-        string? done = null;
         do
         {
             try
             {
-                var version = await retagging.CatalogueVersionAsync(stoppingToken);
-                if (version is not null && version != done)
+                if (await retagging.RunIfCatalogueChangedAsync(stoppingToken) is { } rewritten)
                 {
-                    var rewritten = await retagging.RunOnceAsync(stoppingToken);
-                    logger.LogInformation("Recognition catalogue {Version}: re-tagged {Count} results.", version, rewritten);
-                    done = version;
+                    logger.LogInformation("The recognition catalogue changed: re-tagged {Count} results.", rewritten);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)
