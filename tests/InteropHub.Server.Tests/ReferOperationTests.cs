@@ -1,9 +1,7 @@
 using System.Net;
 using Hl7.Fhir.Model;
 using InteropHub.Hub.Referrals;
-using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 using FhirTask = Hl7.Fhir.Model.Task;
 
 namespace InteropHub.Server.Tests;
@@ -119,31 +117,6 @@ public abstract class ReferOperationTests(HubFactory hub)
         // The receiver can still accept an overdue referral: the flag is no state of the machine.
         late.Status = FhirTask.TaskStatus.Accepted;
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{late.Id}", late, Hospital)).StatusCode);
-    }
-
-    [Fact]
-    public async Task The_overdue_job_runs_on_the_hub_clock()
-    {
-        await OrganisationsAsync();
-        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        using var timed = hub.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<TimeProvider>(clock)));
-        var client = timed.CreateClient();
-        var response = await client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Hospital, "up")));
-        var task = Assert.IsType<FhirTask>((await Fhir.Read<Bundle>(response)).Entry[1].Resource);
-
-        // Past the 48 hours; the job's next check (every hour in tests) comes due on the same clock.
-        clock.Advance(TimeSpan.FromHours(49));
-
-        FhirTask current;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        do
-        {
-            await Task.Delay(50);
-            current = await Fhir.Read<FhirTask>(await client.GetAsync($"/fhir/Task/{task.Id}"));
-        }
-        while (current.BusinessStatus is null && DateTime.UtcNow < deadline);
-
-        Assert.Equal(OverdueReferrals.Overdue, current.BusinessStatus?.Coding.Single().Code);
     }
 
     private async Task<FhirTask> ReferAsync()
