@@ -54,6 +54,16 @@ public static class HubServices
         services.AddSingleton<SearchParser>();
         services.AddSingleton<LocalTerminology>();
         services.AddSingleton<IWriteRule, ReferralWriteRule>();
+        services.AddSingleton<ReferPatient>();
+        services.AddSingleton(_ =>
+        {
+            var referrals = new ReferralOptions();
+            configuration.GetSection("InteropHub:Referrals").Bind(referrals);
+            return referrals;
+        });
+        services.AddSingleton<OverdueReferrals>();
+        services.AddSingleton<ReferralMetrics>();
+        services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
         services.AddSingleton<ReadResource>();
@@ -64,6 +74,10 @@ public static class HubServices
         services.AddSingleton<SearchResources>();
         services.AddSingleton<PatientEverything>();
         services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognizedResults>();
+        services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.RecognitionTagRule>();
+        services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.NonRecognitionReasonRule>();
+        services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognitionRetagging>();
+        services.AddHostedService<InteropHub.Server.Jobs.RecognitionTagWorker>();
         services.AddSingleton<ProcessBundle>();
         services.AddSingleton<FhirRequestReader>();
         services.AddSingleton<CapabilityStatementDocument>();
@@ -79,6 +93,7 @@ public static class HubServices
         });
         services.AddSingleton(sp => (IInboxStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp => (IResourceScanner)sp.GetRequiredService<StoreInstance>().Store);
+        services.AddSingleton(sp => (IHubStateStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp =>
         {
             var export = new ExportOptions();

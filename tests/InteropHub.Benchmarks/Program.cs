@@ -7,7 +7,8 @@ using InteropHub.Testing;
 
 // Modes: (default) single-resource HTTP; `export` bulk export (see ExportBenchmark.cs); `import` bulk import and
 // export at a million resources (ImportBenchmark.cs); `hl7` HL7 v2 over MLLP and `township` township batches
-// (LegacyBenchmark.cs); `search` index extraction and search latency at a million resources (see SearchBenchmark.cs).
+// (LegacyBenchmark.cs); `search` index extraction and search latency at a million resources (see SearchBenchmark.cs);
+// `recognized` $recognized-results latency for a patient with 5,000 Observations (RecognizedResultsBenchmark.cs).
 // Single-resource create and read over HTTP on both stores, at several concurrencies, next to a floor: a
 // minimal ASP.NET Core endpoint returning the same bytes from memory, measured in the same run on the same
 // machine; then transaction Bundles (resources/s). Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks --
@@ -42,6 +43,12 @@ if (args.Length > 0 && args[0] == "search")
 if (args.Length > 0 && args[0] == "import")
 {
     await ImportBenchmark.RunAsync(args[1..]);
+    return;
+}
+
+if (args.Length > 0 && args[0] == "recognized")
+{
+    await RecognizedResultsBenchmark.RunAsync(args[1..]);
     return;
 }
 

@@ -43,6 +43,9 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:MaxIncludes", "5");
         builder.UseSetting("InteropHub:Import:Root", ImportRoot);
         builder.UseSetting("InteropHub:Mllp:Port", MllpPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // The periodic jobs run once at start-up and then rarely: tests run them explicitly when they need them.
+        builder.UseSetting("InteropHub:Referrals:CheckEvery", "01:00:00");
+        builder.UseSetting("InteropHub:Recognition:CheckEvery", "01:00:00");
     }
 
     /// <summary>A new hub on the same database, as after a restart.</summary>

@@ -139,6 +139,27 @@ public static class CapabilityStatementBuilder
             });
         }
 
+        if (type == "ServiceRequest")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "refer",
+                Definition = "https://interophub.dev/fhir/OperationDefinition/ServiceRequest-refer",
+                Documentation = "Creates a referral (ServiceRequest and Task) in one transaction from patient, from, to, direction (up|down), reason, supportingInfo, note.",
+            });
+        }
+
+        if (type == "Measure")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "evaluate-measure",
+                Definition = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                Documentation = "Measure/referral-metrics only: referral counts up/down, acceptance and completion rate, median time to accept and " +
+                    "non-recognition reasons for periodStart..periodEnd, optionally for subject=Organization/{id}.",
+            });
+        }
+
         return component;
     }
 }

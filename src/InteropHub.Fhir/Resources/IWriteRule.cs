@@ -6,6 +6,8 @@ namespace InteropHub.Fhir.Resources;
 /// <summary>
 /// A business rule checked before a version is written, inside the write transaction, so it sees the state the
 /// write will replace (e.g. the referral state machine). A rule refuses by throwing a <see cref="Errors.FhirException"/>.
+/// Rules run before the version is stamped and serialised, so a rule may also amend <c>next</c> (e.g. a meta.tag the
+/// hub derives from the resource), and what it sets is what is stored.
 /// </summary>
 public interface IWriteRule
 {

@@ -36,10 +36,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
     }
 
-    private static bool IsReferral(ServiceRequest request) =>
+    internal static bool IsReferral(ServiceRequest request) =>
         request.Category.SelectMany(c => c.Coding).Any(c => c.System == ReferralCategorySystem && c.Code == ReferralCategoryCode);
 
-    private static ReferralDirection Direction(ServiceRequest request) =>
+    internal static ReferralDirection Direction(ServiceRequest request) =>
         request.Category.SelectMany(c => c.Coding).Any(c => c.System == DirectionSystem && string.Equals(c.Code, "DOWN", StringComparison.OrdinalIgnoreCase))
             ? ReferralDirection.Down
             : ReferralDirection.Up;

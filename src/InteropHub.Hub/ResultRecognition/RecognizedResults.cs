@@ -52,6 +52,8 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
             new("subject", $"Patient/{request.PatientId}"),
             new("code", codes),
             new("date", "le" + request.At.ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
+            // Only results young enough to be inside the item's window can be recognised: the store skips the rest.
+            new("date", "ge" + request.At.AddDays(-item.ValidityDays).ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
             new("_sort", "-date"),
             new("_count", "200"),
         ]), ct);
@@ -123,10 +125,10 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
     };
 
     /// <summary>The grade digit of the institution-level code (3B → 3); 0 (未定级) when absent.</summary>
-    private static int Level(Organization organization) =>
+    internal static int Level(Organization organization) =>
         organization.GetExtensionValue<Coding>(LevelExtension)?.Code is [var digit, ..] && char.IsAsciiDigit(digit) ? digit - '0' : 0;
 
-    private static string Division(Organization organization) => organization.GetExtensionValue<Code>(DivisionExtension)?.Value ?? "";
+    internal static string Division(Organization organization) => organization.GetExtensionValue<Code>(DivisionExtension)?.Value ?? "";
 
-    private static bool QualityControl(Organization organization) => organization.GetExtensionValue<FhirBoolean>(QualityControlExtension)?.Value ?? true;
+    internal static bool QualityControl(Organization organization) => organization.GetExtensionValue<FhirBoolean>(QualityControlExtension)?.Value ?? true;
 }

@@ -1,0 +1,90 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Hub.ResultRecognition;
+
+/// <summary>
+/// An order for a catalogued item, placed while the patient has a prior result the requester must recognise
+/// (<see cref="RecognizedResults"/>), must say why the test is done again (DOMAIN.md §2): the ServiceRequest carries
+/// the extension <see cref="ReasonExtension"/> with a Coding from the national list kept in
+/// <c>mappings/non-recognition-reason.json</c>; without it, or with a code not on the list, the order is refused
+/// with 422 naming the rule. Checked when an order is created; later updates of the same order are not re-judged.
+/// </summary>
+public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirSerializers serializers, TimeProvider clock) : IWriteRule
+{
+    public const string ReasonExtension = "https://interophub.dev/fhir/StructureDefinition/non-recognition-reason";
+    public const string ReasonSystem = "https://interophub.dev/fhir/CodeSystem/non-recognition-reason";
+    public const string ReasonCodeSystemId = "non-recognition-reason";
+
+    public async System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
+    {
+        if (next is not ServiceRequest order || previous is { IsDeleted: false }
+            || order.Status is RequestStatus.Revoked or RequestStatus.Completed or RequestStatus.EnteredInError)
+        {
+            return;
+        }
+
+        var reason = order.Extension.FirstOrDefault(e => e.Url == ReasonExtension);
+        if (reason is not null)
+        {
+            await CheckReasonAsync(session, reason, ct);
+            return;
+        }
+
+        if (order.Subject?.Reference is not { } subject || !subject.StartsWith("Patient/", StringComparison.Ordinal)
+            || order.Requester?.Reference is not { } requester || !requester.StartsWith("Organization/", StringComparison.Ordinal)
+            || order.Code is null)
+        {
+            return;
+        }
+
+        var at = order.AuthoredOnElement?.ToDateTimeOffset(TimeSpan.FromHours(8)) ?? clock.GetUtcNow();
+        foreach (var coding in order.Code.Coding.Where(c => c.Code is not null))
+        {
+            IReadOnlyList<RecognizedResult> prior;
+            try
+            {
+                prior = await recognized.HandleAsync(new RecognizedResultsRequest(subject["Patient/".Length..], $"{coding.System}|{coding.Code}", at, requester), ct);
+            }
+            catch (FhirException)
+            {
+                // No catalogue loaded or a requester the hub does not know: nothing can be said to need recognising.
+                return;
+            }
+
+            if (prior.Count > 0)
+            {
+                throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                    $"[non-recognition-reason] {subject} has {prior.Count} result(s) of {coding.Code} that {requester} must recognise " +
+                    $"(e.g. Observation/{prior[0].Observation.Id}, recognised until {prior[0].Expires:yyyy-MM-dd HH:mm}); " +
+                    $"an order placed anyway needs the reason in extension {ReasonExtension} (a Coding from {ReasonSystem}). " +
+                    $"GET Patient/{subject["Patient/".Length..]}/$recognized-results lists them.",
+                    "ServiceRequest.extension");
+            }
+        }
+    }
+
+    private async System.Threading.Tasks.Task CheckReasonAsync(IWriteSession session, Extension reason, CancellationToken ct)
+    {
+        var coding = reason.Value switch
+        {
+            Coding c => c,
+            CodeableConcept concept => concept.Coding.FirstOrDefault(c => c.System == ReasonSystem),
+            _ => null,
+        };
+        var stored = await session.ReadCurrentAsync("CodeSystem", ReasonCodeSystemId, ct);
+        var list = stored is { IsDeleted: false } && serializers.ParseStored(stored.Json) is CodeSystem codeSystem
+            ? codeSystem.Concept.Select(c => c.Code).ToHashSet(StringComparer.Ordinal)
+            : null;
+        if (coding is null || coding.System != ReasonSystem || coding.Code is null || (list is not null && !list.Contains(coding.Code)))
+        {
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.CodeInvalid,
+                $"[non-recognition-reason-code] The non-recognition reason must be a Coding from {ReasonSystem}" +
+                (list is null ? "." : $" ({string.Join(", ", list)})."),
+                "ServiceRequest.extension");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Hub.Referrals;
+using InteropHub.Server.Formatting;
+
+namespace InteropHub.Server.Operations.ReferralMetrics;
+
+/// <summary>
+/// <c>GET [base]/Measure/referral-metrics/$evaluate-measure?periodStart=…&amp;periodEnd=…[&amp;subject=Organization/…]</c>:
+/// the referral indicators (up/down counts, acceptance and completion rate, median time to accept, non-recognition
+/// reasons) for the period as a summary MeasureReport. periodStart and periodEnd are dates (both days included,
+/// China Standard Time) or dateTimes with an offset.
+/// </summary>
+public static class ReferralMetricsEndpoints
+{
+    public static IEndpointRouteBuilder MapReferralMetricsEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/fhir/Measure/referral-metrics/$evaluate-measure", Handle);
+        return app;
+    }
+
+    private static async Task<IResult> Handle(HttpRequest request, Hub.Referrals.ReferralMetrics handler, FhirSerializers serializers, CancellationToken ct)
+    {
+        var start = Instant(request, "periodStart", endOfDay: false);
+        var end = Instant(request, "periodEnd", endOfDay: true);
+        if (end <= start)
+        {
+            throw new InvalidInputException("periodEnd is before periodStart.", "periodEnd");
+        }
+
+        var subject = request.Query["subject"].ToString();
+        if (subject.Length > 0 && !(subject.StartsWith("Organization/", StringComparison.Ordinal) && subject.Length > "Organization/".Length))
+        {
+            throw new InvalidInputException($"subject must be Organization/{{id}}, not '{subject}'.", "subject");
+        }
+
+        var report = await handler.HandleAsync(new ReferralMetricsRequest(start, end, subject.Length > 0 ? subject : null), ct);
+        return FhirResults.Json(serializers.ToJsonBytes(report));
+    }
+
+    /// <summary>The period bound as an instant; for periodEnd, the first instant after it.</summary>
+    private static DateTimeOffset Instant(HttpRequest request, string name, bool endOfDay)
+    {
+        var text = request.Query[name].ToString();
+        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+        {
+            return new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.FromHours(8)).AddDays(endOfDay ? 1 : 0);
+        }
+
+        if (text.Length > 10 && FhirDateTime.IsValidValue(text))
+        {
+            var instant = new FhirDateTime(text).ToDateTimeOffset(TimeSpan.FromHours(8));
+            return endOfDay ? instant.AddTicks(1) : instant;
+        }
+
+        throw new InvalidInputException($"$evaluate-measure needs {name} as a date (2025-01-31) or a dateTime with offset, not '{text}'.", name);
+    }
+}

@@ -1,0 +1,161 @@
+using System.Net;
+using Hl7.Fhir.Model;
+using InteropHub.Hub.Referrals;
+using Microsoft.Extensions.DependencyInjection;
+using FhirTask = Hl7.Fhir.Model.Task;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary><c>ServiceRequest/$refer</c> and the overdue flag of referrals not accepted in time.</summary>
+public abstract class ReferOperationTests(HubFactory hub)
+{
+    private const string Partner = "https://interophub.dev/fhir/StructureDefinition/referral-partner";
+    private readonly HttpClient _client = hub.CreateClient();
+    private readonly string _suffix = Guid.NewGuid().ToString("N")[..8];
+
+    private string Township => $"Organization/ts-{_suffix}";
+
+    private string Hospital => $"Organization/hosp-{_suffix}";
+
+    private string Stranger => $"Organization/far-{_suffix}";
+
+    [Fact]
+    public async Task Refer_creates_the_referral_request_and_its_task_in_one_transaction()
+    {
+        await OrganisationsAsync();
+
+        var response = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Hospital, "up",
+            new Parameters.ParameterComponent { Name = "supportingInfo", Value = new ResourceReference("DiagnosticReport/dr-1") },
+            new Parameters.ParameterComponent { Name = "note", Value = new FhirString("血压控制不佳") })));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(Bundle.BundleType.TransactionResponse, bundle.Type);
+        var request = Assert.IsType<ServiceRequest>(bundle.Entry[0].Resource);
+        var task = Assert.IsType<FhirTask>(bundle.Entry[1].Resource);
+        Assert.Equal($"/fhir/Task/{task.Id}/_history/1", response.Headers.Location!.AbsolutePath);
+        Assert.Equal($"ServiceRequest/{request.Id}", task.Focus!.Reference);
+        Assert.Equal(FhirTask.TaskStatus.Requested, task.Status);
+        Assert.Equal(Hospital, task.Owner!.Reference);
+        Assert.Contains(request.Category.SelectMany(c => c.Coding), c => c.System == ReferralWriteRule.DirectionSystem && c.Code == "UP");
+        Assert.Equal("DiagnosticReport/dr-1", request.SupportingInfo.Single().Reference);
+        Assert.Equal("高血压控制不佳", request.ReasonCode.Single().Text);
+        var inbox = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task?owner={Hospital}&status=requested&_include=Task:focus"));
+        Assert.Equal(2, inbox.Entry.Count);
+    }
+
+    [Fact]
+    public async Task Refer_to_an_organisation_that_is_not_a_partner_writes_nothing_and_is_422()
+    {
+        await OrganisationsAsync();
+
+        var response = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Stranger, "up")));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains("[referral-partner]", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Empty((await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task?owner={Stranger}"))).Entry);
+    }
+
+    [Theory]
+    [InlineData("direction")]
+    [InlineData("patient")]
+    [InlineData("to")]
+    [InlineData("reason")]
+    public async Task Refer_without_a_required_parameter_is_400_naming_it(string missing)
+    {
+        var parameters = Refer(Township, Hospital, "up");
+        parameters.Parameter.RemoveAll(p => p.Name == missing);
+
+        var response = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(parameters));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(missing, (await Fhir.Read<OperationOutcome>(response)).Issue[0].Expression.Single());
+    }
+
+    [Fact]
+    public async Task Refer_with_a_wrong_direction_or_an_unknown_parameter_is_400_naming_it()
+    {
+        var sideways = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Hospital, "sideways")));
+        var extra = Refer(Township, Hospital, "up");
+        extra.Parameter.Add(new Parameters.ParameterComponent { Name = "priority", Value = new Code("urgent") });
+        var unknown = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(extra));
+        var wrongType = Refer(Township, "Patient/p-1", "up");
+        var notAnOrganisation = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(wrongType));
+
+        Assert.Equal("direction", (await Fhir.Read<OperationOutcome>(sideways)).Issue[0].Expression.Single());
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("priority", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal("to", (await Fhir.Read<OperationOutcome>(notAnOrganisation)).Issue[0].Expression.Single());
+    }
+
+    [Fact]
+    public async Task A_referral_not_accepted_in_time_is_flagged_overdue_in_a_new_version_and_found_by_business_status()
+    {
+        await OrganisationsAsync();
+        var waiting = await ReferAsync();
+        var accepted = await ReferAsync();
+        accepted.Status = FhirTask.TaskStatus.Accepted;
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{accepted.Id}", accepted, Hospital)).StatusCode);
+        var overdue = hub.Services.GetRequiredService<OverdueReferrals>();
+        var made = waiting.AuthoredOnElement!.ToDateTimeOffset(TimeSpan.Zero);
+
+        await overdue.RunOnceAsync(made.AddHours(47), CancellationToken.None);
+        var early = await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{waiting.Id}"));
+        await overdue.RunOnceAsync(made.AddHours(49), CancellationToken.None);
+        var late = await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{waiting.Id}"));
+        await overdue.RunOnceAsync(made.AddHours(72), CancellationToken.None);
+
+        Assert.Null(early.BusinessStatus);
+        Assert.Equal("2", late.Meta!.VersionId);
+        Assert.Equal(FhirTask.TaskStatus.Requested, late.Status);
+        Assert.Equal(OverdueReferrals.Overdue, late.BusinessStatus!.Coding.Single().Code);
+        Assert.Equal("2", (await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{waiting.Id}"))).Meta!.VersionId);
+        var found = await Fhir.Read<Bundle>(await _client.GetAsync(
+            $"/fhir/Task?owner={Hospital}&business-status={OverdueReferrals.BusinessStatusSystem}|{OverdueReferrals.Overdue}"));
+        Assert.Equal([waiting.Id], found.Entry.Select(e => e.Resource!.Id));
+
+        // The receiver can still accept an overdue referral: the flag is no state of the machine.
+        late.Status = FhirTask.TaskStatus.Accepted;
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{late.Id}", late, Hospital)).StatusCode);
+    }
+
+    private async Task<FhirTask> ReferAsync()
+    {
+        var response = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Hospital, "up")));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return Assert.IsType<FhirTask>((await Fhir.Read<Bundle>(response)).Entry[1].Resource);
+    }
+
+    private async Task OrganisationsAsync()
+    {
+        await PutAsync(new Organization { Id = Township.Split('/')[1], Name = "白沙镇卫生院", Extension = [new Extension(Partner, new ResourceReference(Hospital))] });
+        await PutAsync(new Organization { Id = Hospital.Split('/')[1], Name = "清溪县人民医院", Extension = [new Extension(Partner, new ResourceReference(Township))] });
+        await PutAsync(new Organization { Id = Stranger.Split('/')[1], Name = "湘源县医院" });
+    }
+
+    private async Task PutAsync(Resource resource) =>
+        Assert.True((await _client.PutAsync($"/fhir/{resource.TypeName}/{resource.Id}", Fhir.Content(resource))).IsSuccessStatusCode);
+
+    private Task<HttpResponseMessage> Send(HttpMethod method, string url, Resource body, string caller)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = Fhir.Content(body) };
+        request.Headers.Add("X-Organization", caller);
+        return _client.SendAsync(request);
+    }
+
+    private static Parameters Refer(string from, string to, string direction, params Parameters.ParameterComponent[] more)
+    {
+        var parameters = new Parameters();
+        parameters.Add("patient", new ResourceReference("Patient/p-referred"));
+        parameters.Add("from", new ResourceReference(from));
+        parameters.Add("to", new ResourceReference(to));
+        parameters.Add("direction", new Code(direction));
+        parameters.Add("reason", new FhirString("高血压控制不佳"));
+        parameters.Parameter.AddRange(more);
+        return parameters;
+    }
+}
+
+public sealed class ReferOperationTestsOnSqlite(SqliteHub hub) : ReferOperationTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ReferOperationTestsOnPostgres(PostgresHub hub) : ReferOperationTests(hub), IClassFixture<PostgresHub>;

@@ -1,0 +1,197 @@
+using System.Globalization;
+using System.Net;
+using Hl7.Fhir.Model;
+using InteropHub.Hub.Referrals;
+using InteropHub.Hub.ResultRecognition;
+using FhirTask = Hl7.Fhir.Model.Task;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary><c>Measure/referral-metrics/$evaluate-measure</c> over referrals with known states and ages.</summary>
+public abstract class ReferralMetricsTests(HubFactory hub)
+{
+    private const string Partner = "https://interophub.dev/fhir/StructureDefinition/referral-partner";
+    private readonly HttpClient _client = hub.CreateClient();
+    private readonly string _suffix = Guid.NewGuid().ToString("N")[..8];
+
+    private string Township => $"Organization/ts-{_suffix}";
+
+    private string Hospital => $"Organization/hosp-{_suffix}";
+
+    [Fact]
+    public async Task The_report_counts_referrals_by_direction_and_gives_the_rates_and_the_median_time_to_accept()
+    {
+        await OrganisationsAsync();
+        var now = DateTimeOffset.UtcNow;
+        // Up: accepted after 10 h and completed; accepted after 4 h; rejected. Down: still waiting.
+        var completed = await ReferAsync(Township, Hospital, "UP", now.AddHours(-10));
+        await MoveAsync(completed, Hospital, FhirTask.TaskStatus.Accepted, FhirTask.TaskStatus.InProgress, FhirTask.TaskStatus.Completed);
+        var accepted = await ReferAsync(Township, Hospital, "UP", now.AddHours(-4));
+        await MoveAsync(accepted, Hospital, FhirTask.TaskStatus.Accepted);
+        var rejected = await ReferAsync(Township, Hospital, "UP", now.AddHours(-1));
+        await MoveAsync(rejected, Hospital, FhirTask.TaskStatus.Rejected);
+        await ReferAsync(Hospital, Township, "DOWN", now.AddHours(-2));
+        await ReferAsync(Township, Hospital, "UP", now.AddDays(-40));
+        await OrderAsync("emergency");
+        await OrderAsync("emergency");
+        await OrderAsync("patient-request");
+
+        var report = await EvaluateAsync($"periodStart={Day(now.AddDays(-1))}&periodEnd={Day(now.AddDays(1))}&subject={Township}");
+
+        var up = Group(report, "up");
+        Assert.Equal(3, Count(up, "initial-population"));
+        Assert.Equal(2, Count(up, "accepted"));
+        Assert.Equal(1, Count(up, "completed"));
+        Assert.Equal(1, Count(up, "rejected"));
+        Assert.Equal([Township], up.Stratifier.Single(s => s.Code[0].Coding[0].Code == "requester").Stratum.Select(s => s.Value!.Text));
+        Assert.Equal(1, Count(Group(report, "down"), "initial-population"));
+        Assert.Equal(0.5m, Group(report, "acceptance-rate").MeasureScore!.Value);
+        Assert.Equal(0.5m, Group(report, "completion-rate").MeasureScore!.Value);
+        Assert.InRange(Group(report, "median-time-to-accept").MeasureScore!.Value!.Value, 6.98m, 7.05m);
+        var reasons = Group(report, "non-recognition-reason");
+        Assert.Equal(3, Count(reasons, "initial-population"));
+        Assert.Equal([("emergency", 2), ("patient-request", 1)],
+            reasons.Stratifier.Single(s => s.Code[0].Coding[0].Code == "reason").Stratum.Select(s => (s.Value!.Text, s.Population[0].Count ?? 0)));
+    }
+
+    [Fact]
+    public async Task The_period_and_the_subject_select_the_referrals_counted()
+    {
+        await OrganisationsAsync();
+        var now = DateTimeOffset.UtcNow;
+        await ReferAsync(Township, Hospital, "UP", now.AddDays(-40));
+
+        var earlier = await EvaluateAsync($"periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now.AddDays(-39))}&subject={Township}");
+        var later = await EvaluateAsync($"periodStart={Day(now.AddDays(-30))}&periodEnd={Day(now)}&subject={Township}");
+        var elsewhere = await EvaluateAsync($"periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now)}&subject=Organization/nobody-{_suffix}");
+
+        Assert.Equal(1, Count(Group(earlier, "up"), "initial-population"));
+        Assert.Equal(0, Count(Group(later, "up"), "initial-population"));
+        Assert.Equal(0, Count(Group(elsewhere, "up"), "initial-population"));
+        Assert.Null(Group(elsewhere, "acceptance-rate").MeasureScore);
+    }
+
+    [Theory]
+    [InlineData("periodEnd=2025-12-31", "periodStart")]
+    [InlineData("periodStart=2025-01-01&periodEnd=soon", "periodEnd")]
+    [InlineData("periodStart=2025-02-01&periodEnd=2025-01-01", "periodEnd")]
+    [InlineData("periodStart=2025-01-01&periodEnd=2025-12-31&subject=Patient/1", "subject")]
+    public async Task A_bad_period_or_subject_is_400_naming_it(string query, string parameter)
+    {
+        var response = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?{query}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(parameter, (await Fhir.Read<OperationOutcome>(response)).Issue[0].Expression.Single());
+    }
+
+    private async Task<MeasureReport> EvaluateAsync(string query)
+    {
+        var response = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?{query.Replace("+", "%2B", StringComparison.Ordinal)}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var report = await Fhir.Read<MeasureReport>(response);
+        Assert.Equal(ReferralMetrics.MeasureUrl, report.Measure);
+        return report;
+    }
+
+    private static MeasureReport.GroupComponent Group(MeasureReport report, string code) =>
+        report.Group.Single(g => g.Code!.Coding[0].Code == code);
+
+    private static int Count(MeasureReport.GroupComponent group, string population) =>
+        group.Population.Single(p => p.Code!.Coding[0].Code == population).Count ?? -1;
+
+    private static string Day(DateTimeOffset instant) => instant.ToOffset(TimeSpan.FromHours(8)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    /// <summary>A referral made at <paramref name="made"/> (Task.authoredOn), written as one transaction.</summary>
+    private async Task<FhirTask> ReferAsync(string from, string to, string direction, DateTimeOffset made)
+    {
+        var requestUrl = $"urn:uuid:{Guid.NewGuid()}";
+        var bundle = new Bundle
+        {
+            Type = Bundle.BundleType.Transaction,
+            Entry =
+            [
+                new Bundle.EntryComponent
+                {
+                    FullUrl = requestUrl,
+                    Resource = new ServiceRequest
+                    {
+                        Status = RequestStatus.Active,
+                        Intent = RequestIntent.Order,
+                        Category = [new CodeableConcept("http://snomed.info/sct", "3457005"), new CodeableConcept(ReferralWriteRule.DirectionSystem, direction)],
+                        Subject = new ResourceReference("Patient/p-metrics"),
+                        Requester = new ResourceReference(from),
+                        Performer = [new ResourceReference(to)],
+                    },
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "ServiceRequest" },
+                },
+                new Bundle.EntryComponent
+                {
+                    Resource = new FhirTask
+                    {
+                        Status = FhirTask.TaskStatus.Requested,
+                        Intent = FhirTask.TaskIntent.Order,
+                        Focus = new ResourceReference(requestUrl),
+                        AuthoredOnElement = new FhirDateTime(made),
+                        Requester = new ResourceReference(from),
+                        Owner = new ResourceReference(to),
+                    },
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Task" },
+                },
+            ],
+        };
+        var response = await _client.PostAsync("/fhir", Fhir.Content(bundle));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return Assert.IsType<FhirTask>((await Fhir.Read<Bundle>(response)).Entry[1].Resource);
+    }
+
+    private async Task MoveAsync(FhirTask task, string by, params FhirTask.TaskStatus[] statuses)
+    {
+        foreach (var status in statuses)
+        {
+            task.Status = status;
+            if (status == FhirTask.TaskStatus.Rejected)
+            {
+                task.StatusReason = new CodeableConcept { Text = "床位已满" };
+            }
+
+            if (status == FhirTask.TaskStatus.Completed)
+            {
+                task.Output.Add(new FhirTask.OutputComponent { Type = new CodeableConcept { Text = "summary" }, Value = new ResourceReference("Encounter/e-1") });
+            }
+
+            var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Task/{task.Id}") { Content = Fhir.Content(task) };
+            request.Headers.Add("X-Organization", by);
+            var response = await _client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            task = await Fhir.Read<FhirTask>(response);
+        }
+    }
+
+    private async Task OrderAsync(string reason)
+    {
+        var order = new ServiceRequest
+        {
+            Status = RequestStatus.Active,
+            Intent = RequestIntent.Order,
+            Code = new CodeableConcept("http://loinc.org", "14771-0"),
+            Subject = new ResourceReference("Patient/p-metrics"),
+            Requester = new ResourceReference(Township),
+            AuthoredOnElement = new FhirDateTime(DateTimeOffset.UtcNow),
+            Extension = [new Extension(NonRecognitionReasonRule.ReasonExtension, new Coding(NonRecognitionReasonRule.ReasonSystem, reason))],
+        };
+        Assert.Equal(HttpStatusCode.Created, (await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(order))).StatusCode);
+    }
+
+    private async Task OrganisationsAsync()
+    {
+        foreach (var (self, partner) in new[] { (Township, Hospital), (Hospital, Township) })
+        {
+            var organization = new Organization { Id = self.Split('/')[1], Name = self, Extension = [new Extension(Partner, new ResourceReference(partner))] };
+            Assert.True((await _client.PutAsync($"/fhir/{self}", Fhir.Content(organization))).IsSuccessStatusCode);
+        }
+    }
+}
+
+public sealed class ReferralMetricsTestsOnSqlite(SqliteHub hub) : ReferralMetricsTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class ReferralMetricsTestsOnPostgres(PostgresHub hub) : ReferralMetricsTests(hub), IClassFixture<PostgresHub>;
