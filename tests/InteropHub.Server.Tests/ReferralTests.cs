@@ -47,8 +47,30 @@ public abstract class ReferralTests(HubFactory hub)
         task.Output.Add(Output("DocumentReference/summary-1"));
         var withoutCarePlan = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, withoutCarePlan.StatusCode);
-        task.Output.Add(Output("CarePlan/follow-up-1"));
+        task.Output.Add(Output($"CarePlan/nowhere-{_suffix}"));
+        var missing = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, missing.StatusCode);
+        Assert.Contains("does not exist", (await Fhir.Read<OperationOutcome>(missing)).Issue[0].Diagnostics, StringComparison.Ordinal);
+
+        // The follow-up plan must name a team of the receiving township: the hospital's own team does not do.
+        var hospitalTeam = await CreateAsync(new CareTeam { ManagingOrganization = [new ResourceReference(Hospital)] });
+        var familyDoctors = await CreateAsync(new CareTeam { ManagingOrganization = [new ResourceReference(Township)] });
+        var plan = new CarePlan
+        {
+            Status = RequestStatus.Active,
+            Intent = CarePlan.CarePlanIntent.Plan,
+            Subject = new ResourceReference("Patient/p-referred"),
+            CareTeam = [new ResourceReference(hospitalTeam)],
+        };
+        var hospitalPlan = await CreateAsync(plan);
+        task.Output[^1] = Output(hospitalPlan);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township)).StatusCode);
+        plan.CareTeam = [new ResourceReference(familyDoctors)];
+        var followUp = await CreateAsync(plan);
+        task.Output[^1] = Output(followUp);
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township)).StatusCode);
+        var seen = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/CarePlan?care-team={familyDoctors}"));
+        Assert.Equal(followUp, $"CarePlan/{Assert.Single(seen.Entry).Resource!.Id}");
 
         var history = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task/{task.Id}/_history"));
         Assert.Equal(["completed", "in-progress", "accepted", "received", "requested"],

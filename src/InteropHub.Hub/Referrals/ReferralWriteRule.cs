@@ -81,7 +81,57 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
 
         var before = previous is { IsDeleted: false } ? serializers.ParseStored(previous.Json) as FhirTask : null;
-        ReferralStateMachine.Check(before, task, Party(task), Direction(request));
+        var direction = Direction(request);
+        ReferralStateMachine.Check(before, task, Party(task), direction);
+        if (direction == ReferralDirection.Down && task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)
+        {
+            await CheckFollowUpCarePlanAsync(session, task, ct);
+        }
+    }
+
+    /// <summary>
+    /// A completed down-referral hands the patient to the receiving township's team (DOMAIN.md §2): one CarePlan of
+    /// Task.output must exist, be about the referred patient and name in <c>careTeam</c> a team of the receiving
+    /// organisation, the family-doctor team that then finds it (<c>CarePlan?care-team=…</c>).
+    /// </summary>
+    private async System.Threading.Tasks.Task CheckFollowUpCarePlanAsync(IWriteSession session, FhirTask task, CancellationToken ct)
+    {
+        var problems = new List<string>();
+        foreach (var reference in task.Output.Select(o => (o.Value as ResourceReference)?.Reference).OfType<string>()
+            .Where(r => r.StartsWith("CarePlan/", StringComparison.Ordinal)))
+        {
+            var stored = await session.ReadCurrentAsync("CarePlan", reference["CarePlan/".Length..], ct);
+            if (stored is not { IsDeleted: false } || serializers.ParseStored(stored.Json) is not CarePlan plan)
+            {
+                problems.Add($"{reference} does not exist");
+                continue;
+            }
+
+            if (plan.Subject?.Reference != task.For?.Reference)
+            {
+                problems.Add($"{reference} is about {plan.Subject?.Reference ?? "nobody"}, not {task.For?.Reference}");
+                continue;
+            }
+
+            foreach (var team in plan.CareTeam.Select(t => t.Reference).OfType<string>().Where(r => r.StartsWith("CareTeam/", StringComparison.Ordinal)))
+            {
+                if (await session.ReadCurrentAsync("CareTeam", team["CareTeam/".Length..], ct) is { IsDeleted: false } storedTeam
+                    && serializers.ParseStored(storedTeam.Json) is CareTeam careTeam
+                    && careTeam.ManagingOrganization.Any(o => o.Reference == task.Owner?.Reference))
+                {
+                    return;
+                }
+            }
+
+            problems.Add($"{reference} names no care team of {task.Owner?.Reference} in careTeam");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-complete-careplan] The follow-up CarePlan of a down-referral must exist, be about the referred patient and name a care " +
+                $"team of the receiving organisation: {string.Join("; ", problems)}.", "Task.output");
+        }
     }
 
     private static ReferralParty Party(FhirTask task)
