@@ -152,9 +152,16 @@ public static class SearchSql
             return null;
         }
 
-        return criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false })
-            ?? criteria.Criteria.FirstOrDefault(c => c is CompositeCriterion or ChainCriterion or HasCriterion or MissingCriterion { Missing: false });
+        // A bare code (gender=male, status=final: no system, an element bound to a handful of codes) matches a large
+        // share of its type, so a reverse chain, which narrows by related data, drives before it.
+        return criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false } index && !IsBareCode(index))
+            ?? criteria.Criteria.FirstOrDefault(c => c is HasCriterion)
+            ?? criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false })
+            ?? criteria.Criteria.FirstOrDefault(c => c is CompositeCriterion or ChainCriterion or MissingCriterion { Missing: false });
     }
+
+    private static bool IsBareCode(IndexCriterion criterion) =>
+        criterion.Table == IndexTable.Tokens && criterion.AnyOf.All(c => c is TokenCondition { System: null, Code: not null });
 
     private static bool NeedsResourceRow(Criterion criterion) => criterion switch
     {
