@@ -32,11 +32,14 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
         _changed.Add($"{version.ResourceType}/{version.Id}");
+        // rid is set once, by the first version, and kept by every later one (the conflict branch leaves it alone), so
+        // the index rows of a resource keep their key across updates, deletes and re-creation. A first version's rid is
+        // its key, known before the insert, so its index rows go in the same round trip; a later version learns the
+        // rid from the upsert, then replaces its index rows in a second one.
+        var first = version.VersionId == 1;
         long rid;
         await using (var batch = new NpgsqlBatch(connection, transaction))
         {
-            // rid is set once, by the first version, and kept by every later one (the conflict branch leaves it
-            // alone), so the index rows of a resource keep their key across updates, deletes and re-creation.
             var current = new NpgsqlBatchCommand("""
                 INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content)
                 VALUES (@k, @t, @id, @v, @k, @d, @c)
@@ -54,6 +57,10 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             AddVersion(history, version);
             history.Parameters.Add(new NpgsqlParameter<string>("m", version.Method));
             batch.BatchCommands.Add(history);
+            if (first)
+            {
+                AddIndexRows(batch, version.Key, version.ResourceType, index);
+            }
 
             await using var reader = await batch.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct))
@@ -62,37 +69,53 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             }
 
             rid = reader.GetInt64(0);
+            if (first && rid != version.Key)
+            {
+                // Version 1 of an id that exists: the index rows just written carry the wrong rid; the caller's
+                // version arithmetic is broken, and the transaction must not commit.
+                throw new InvalidOperationException($"{version.ResourceType}/{version.Id} was written as version 1 but exists already.");
+            }
 
-            // Run through the history insert here, so an error in it surfaces as this call's exception.
-            await reader.NextResultAsync(ct);
+            // Run through the remaining results here, so an error in them surfaces as this call's exception.
+            while (await reader.NextResultAsync(ct))
+            {
+            }
+        }
+
+        if (first)
+        {
+            return;
         }
 
         // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
         await using var replace = new NpgsqlBatch(connection, transaction);
-        // A first version has a new rid, so there is nothing to delete.
-        foreach (var table in version.VersionId > 1 ? Tables : [])
+        foreach (var table in Tables)
         {
             var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
             clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
             replace.BatchCommands.Add(clear);
         }
 
-        var t = version.ResourceType;
-        Insert(replace, rid, t, "search_string", index.Strings, r => r.Param, r => r.Group,
+        AddIndexRows(replace, rid, version.ResourceType, index);
+        await replace.ExecuteNonQueryAsync(ct);
+    }
+
+    private static void AddIndexRows(NpgsqlBatch batch, long rid, string t, SearchIndexEntries index)
+    {
+        Insert(batch, rid, t, "search_string", index.Strings, r => r.Param, r => r.Group,
             Column("norm", index.Strings, r => r.Normalized), Column("exact", index.Strings, r => r.Exact));
-        Insert(replace, rid, t, "search_token", index.Tokens, r => r.Param, r => r.Group,
+        Insert(batch, rid, t, "search_token", index.Tokens, r => r.Param, r => r.Group,
             Column("system", index.Tokens, r => r.System), Column("code", index.Tokens, r => r.Code), Column("text", index.Tokens, r => r.Text));
-        Insert(replace, rid, t, "search_date", index.Dates, r => r.Param, r => r.Group,
+        Insert(batch, rid, t, "search_date", index.Dates, r => r.Param, r => r.Group,
             Column("low", index.Dates, r => r.Low), Column("high", index.Dates, r => r.High));
-        Insert(replace, rid, t, "search_number", index.Numbers, r => r.Param, r => r.Group, Column("value", index.Numbers, r => r.Value));
-        Insert(replace, rid, t, "search_quantity", index.Quantities, r => r.Param, r => r.Group,
+        Insert(batch, rid, t, "search_number", index.Numbers, r => r.Param, r => r.Group, Column("value", index.Numbers, r => r.Value));
+        Insert(batch, rid, t, "search_quantity", index.Quantities, r => r.Param, r => r.Group,
             Column("system", index.Quantities, r => r.System), Column("code", index.Quantities, r => r.Code), Column("value", index.Quantities, r => r.Value),
             Column("canonical_code", index.Quantities, r => r.CanonicalCode), Column("canonical_value", index.Quantities, r => r.CanonicalValue));
-        Insert(replace, rid, t, "search_uri", index.Uris, r => r.Param, r => r.Group, Column("uri", index.Uris, r => r.Uri));
-        Insert(replace, rid, t, "search_reference", index.References, r => r.Param, r => r.Group,
+        Insert(batch, rid, t, "search_uri", index.Uris, r => r.Param, r => r.Group, Column("uri", index.Uris, r => r.Uri));
+        Insert(batch, rid, t, "search_reference", index.References, r => r.Param, r => r.Group,
             Column("target_type", index.References, r => r.TargetType), Column("target_id", index.References, r => r.TargetId),
             Column("url", index.References, r => r.Url));
-        await replace.ExecuteNonQueryAsync(ct);
     }
 
     public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
