@@ -31,14 +31,7 @@ public static class SearchSql
             // table is read for the page's rows only. The inner LIMIT keeps the planner from reading the resource
             // row of every candidate before it knows which of them make the page.
             sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM (SELECT d.rid FROM (");
-            builder.RidSubquery(driver, "r", criteria.ResourceTypes);
-            sql.Text.Append(") d");
-            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, driver)).ToList();
-            for (var i = 0; i < rest.Count; i++)
-            {
-                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
-                builder.Render(rest[i], "d", criteria.ResourceTypes);
-            }
+            DrivenBy(builder, sql, criteria, driver);
 
             sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit))
                 .Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid").Append(rid);
@@ -64,14 +57,7 @@ public static class SearchSql
             }
 
             sql.Text.Append(" FROM (");
-            builder.RidSubquery(sortedDriver, "r", criteria.ResourceTypes);
-            sql.Text.Append(") d");
-            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, sortedDriver)).ToList();
-            for (var i = 0; i < rest.Count; i++)
-            {
-                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
-                builder.Render(rest[i], "d", criteria.ResourceTypes);
-            }
+            DrivenBy(builder, sql, criteria, sortedDriver);
 
             // Fenced on later pages: the keyset condition below is on the sort values, which are then computed once per
             // candidate (pushed into the subquery, PostgreSQL computed them twice more in it, so deep pages cost more).
@@ -142,6 +128,21 @@ public static class SearchSql
     }
 
     /// <summary>
+    /// <c>[driver's row ids]) d WHERE [every other criterion on d.rid]</c>: the candidates of a rid-first search.
+    /// </summary>
+    private static void DrivenBy(Builder builder, SqlCommandText sql, SearchCriteria criteria, Criterion driver)
+    {
+        builder.RidSubquery(driver, "r", criteria.ResourceTypes);
+        sql.Text.Append(") d");
+        var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, driver)).ToList();
+        for (var i = 0; i < rest.Count; i++)
+        {
+            sql.Text.Append(i == 0 ? " WHERE " : " AND ");
+            builder.Render(rest[i], "d", criteria.ResourceTypes);
+        }
+    }
+
+    /// <summary>
     /// The criterion that can drive a rid-first search: a top-level criterion answered from an index table alone,
     /// when no other criterion needs the resource row (<c>_id</c> compares its logical id).
     /// </summary>
@@ -179,14 +180,7 @@ public static class SearchSql
         if (Driver(criteria) is { } driver)
         {
             sql.Text.Append("SELECT DISTINCT d.rid FROM (");
-            builder.RidSubquery(driver, "r", criteria.ResourceTypes);
-            sql.Text.Append(") d");
-            var rest = criteria.Criteria.Where(c => !ReferenceEquals(c, driver)).ToList();
-            for (var i = 0; i < rest.Count; i++)
-            {
-                sql.Text.Append(i == 0 ? " WHERE " : " AND ");
-                builder.Render(rest[i], "d", criteria.ResourceTypes);
-            }
+            DrivenBy(builder, sql, criteria, driver);
 
             return sql;
         }
