@@ -38,7 +38,10 @@ public abstract class AdapterTestBase(HubFactory hub)
         return Encoding.UTF8.GetString(frame.Bytes.Span);
     }
 
-    protected async Task SeedOrganizationsAsync()
+    protected Task SeedOrganizationsAsync() => SeedOrganizationsAsync(Hub.Services);
+
+    /// <summary>Writes the demo county's organisations (seeds/organizations.json) into the hub behind <paramref name="services"/>.</summary>
+    public static async Task SeedOrganizationsAsync(IServiceProvider services)
     {
         var seeds = (Bundle)new InteropHub.Fhir.Serialization.FhirSerializers().ParseJson(await File.ReadAllBytesAsync(Path.Combine(RepositoryRoot(), "seeds", "organizations.json")));
         // (a collection Bundle of Organizations with fixed ids)
@@ -52,7 +55,7 @@ public abstract class AdapterTestBase(HubFactory hub)
             });
         }
 
-        await Hub.Services.GetRequiredService<ProcessBundle>().HandleAsync(new BundleRequest(transaction, "http://localhost/fhir"), CancellationToken.None);
+        await services.GetRequiredService<ProcessBundle>().HandleAsync(new BundleRequest(transaction, "http://localhost/fhir"), CancellationToken.None);
     }
 
     protected async Task<(HttpStatusCode Status, string Ack)> PostHl7Async(byte[] body)

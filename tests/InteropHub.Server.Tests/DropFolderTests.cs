@@ -1,8 +1,6 @@
 using Hl7.Fhir.Model;
-using InteropHub.Fhir.Bundles;
 using InteropHub.Server.Seeds;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace InteropHub.Server.Tests;
 
@@ -23,7 +21,7 @@ public abstract class DropFolderTests(HubFactory hub)
             .UseSetting("InteropHub:Township:PollSeconds", "0.2")
             .UseSetting("InteropHub:Township:SettleSeconds", "0"));
         var client = watching.CreateClient();
-        await SeedOrganizationsAsync(watching.Services);
+        await AdapterTestBase.SeedOrganizationsAsync(watching.Services);
 
         var folder = Path.Combine(drop, "incoming", "batch-001");
         Directory.CreateDirectory(folder);
@@ -49,23 +47,6 @@ public abstract class DropFolderTests(HubFactory hub)
             var found = await Fhir.Read<Bundle>(await client.GetAsync($"/fhir/Patient?identifier={identifier}"));
             Assert.Single(found.Entry);
         }
-    }
-
-    private static async System.Threading.Tasks.Task SeedOrganizationsAsync(IServiceProvider services)
-    {
-        var seeds = (Bundle)new InteropHub.Fhir.Serialization.FhirSerializers().ParseJson(
-            await File.ReadAllBytesAsync(Path.Combine(AdapterTestBase.RepositoryRoot(), "seeds", "organizations.json")));
-        var transaction = new Bundle { Type = Bundle.BundleType.Transaction };
-        foreach (var resource in seeds.Entry.Select(e => e.Resource).OfType<Resource>())
-        {
-            transaction.Entry.Add(new Bundle.EntryComponent
-            {
-                Resource = resource,
-                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{resource.TypeName}/{resource.Id}" },
-            });
-        }
-
-        await services.GetRequiredService<ProcessBundle>().HandleAsync(new BundleRequest(transaction, "http://localhost/fhir"), CancellationToken.None);
     }
 }
 

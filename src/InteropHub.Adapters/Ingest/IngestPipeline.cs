@@ -35,8 +35,8 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 /// committed before anything else happens, then mapped and written through the ordinary transaction path
 /// (<see cref="ProcessBundle"/>), then marked Processed, or Failed (a dead letter) with an OperationOutcome.
 /// <para>
-/// One message is processed at a time, in the order received, so the messages about one patient apply in the
-/// order they were sent (his-hl7v2.md §1). Anything the sender was acknowledged for is in the inbox: a crash
+/// Messages about one person apply in the order received, whichever source sends them (his-hl7v2.md §1), while
+/// messages about different persons run in parallel (<see cref="LockPersonsAsync"/>). Anything the sender was acknowledged for is in the inbox: a crash
 /// between store and completion leaves it Received, and <see cref="RecoverAsync"/> processes it at start-up.
 /// </para>
 /// </summary>
@@ -273,7 +273,9 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
         }
 
-        if (accepted.Merge is null && await CheckNotRetiredAsync(bundle, ct) is { } retired)
+        // The stored Patients the message names, looked up once for the retirement check and the merge of sources.
+        var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
+        if (accepted.Merge is null && await CheckNotRetiredAsync(bundle, patients, ct) is { } retired)
         {
             return (AckCode.AE, [retired]);
         }
@@ -285,7 +287,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 await merged.AddMovesAsync(bundle, ct);
             }
 
-            await ApplyAsync(bundle, ct);
+            await ApplyAsync(bundle, ct, patients);
             return (AckCode.AA, accepted.Warnings);
         }
         catch (FhirException e) when (retry && e.Status == System.Net.HttpStatusCode.PreconditionFailed
@@ -307,9 +309,9 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
     }
 
-    private async Task ApplyAsync(Bundle transaction, CancellationToken ct)
+    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Dictionary<string, IReadOnlyList<StoredResource>>? patients = null)
     {
-        await KeepOtherSourcesAsync(transaction, ct);
+        await KeepOtherSourcesAsync(transaction, patients ?? new(StringComparer.Ordinal), ct);
         await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl), ct);
         foreach (var coding in Codes.UnmappedCodes.In(transaction))
         {
@@ -322,7 +324,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// identifiers, telecoms and addresses it does not carry, and names of a use it does not carry, are copied over
     /// from the stored one, so what the other sources said survives (docs/architecture.md, adapters).
     /// </summary>
-    private async Task KeepOtherSourcesAsync(Bundle transaction, CancellationToken ct)
+    private async Task KeepOtherSourcesAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
         foreach (var entry in transaction.Entry)
         {
@@ -331,8 +333,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
-            var matches = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", url)), null, 2, ct);
-            if (matches.Count != 1 || await store.ReadAsync("Patient", matches[0].Id, ct) is not { IsDeleted: false } stored)
+            if (await StoredPatientsAsync(url, patients, ct) is not [var stored])
             {
                 // None: a create. Several: the transaction refuses the ambiguous update (412) and names it.
                 continue;
@@ -361,6 +362,20 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
     }
 
+    /// <summary>The live Patients (at most two: one, or "several") matching conditional criteria, remembered in <paramref name="seen"/>.</summary>
+    private async Task<IReadOnlyList<StoredResource>> StoredPatientsAsync(string criteria, Dictionary<string, IReadOnlyList<StoredResource>> seen,
+        CancellationToken ct)
+    {
+        if (!seen.TryGetValue(criteria, out var found))
+        {
+            var matches = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 2, ct);
+            found = [.. (await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct)).Where(p => !p.IsDeleted)];
+            seen[criteria] = found;
+        }
+
+        return found;
+    }
+
     private static bool IsRetirement(Patient patient) =>
         patient.Active == false && patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy);
 
@@ -368,7 +383,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// After an A40 the retired MRN names no one (his-hl7v2.md §5): a message whose patient resolves to a retired
     /// record (inactive, replaced-by) is AE <c>UNKNOWN_REFERENCE</c>.
     /// </summary>
-    private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, CancellationToken ct)
+    private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
         foreach (var entry in transaction.Entry)
         {
@@ -384,13 +399,12 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 continue;
             }
 
-            foreach (var match in await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 2, ct))
+            foreach (var stored in await StoredPatientsAsync(criteria, patients, ct))
             {
-                if (await store.ReadAsync("Patient", match.Id, ct) is { IsDeleted: false } stored
-                    && IsRetirement((Patient)serializers.ParseStored(stored.Json)))
+                if (IsRetirement((Patient)serializers.ParseStored(stored.Json)))
                 {
                     return new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PID", 1, 3),
-                        $"患者 Patient/{match.Id} 已合并到另一患者 (ADT^A40)，其患者ID不再使用", IssueSeverity.Error);
+                        $"患者 Patient/{stored.Id} 已合并到另一患者 (ADT^A40)，其患者ID不再使用", IssueSeverity.Error);
                 }
             }
         }
