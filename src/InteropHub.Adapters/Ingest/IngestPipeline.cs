@@ -369,7 +369,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         if (!seen.TryGetValue(criteria, out var found))
         {
             var matches = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 2, ct);
-            found = [.. (await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct)).Where(p => !p.IsDeleted)];
+            found = matches.Count == 0 ? [] : [.. (await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct)).Where(p => !p.IsDeleted)];
             seen[criteria] = found;
         }
 
