@@ -119,6 +119,23 @@ public sealed class SearchIndexerTests
     }
 
     [Fact]
+    public void A_composite_whose_value_component_is_absent_writes_no_rows()
+    {
+        var observation = new Observation
+        {
+            Code = new CodeableConcept("http://loinc.org", "8480-6"),
+            Value = new Quantity(140, "mm[Hg]", "http://unitsofmeasure.org"),
+        };
+
+        var index = Indexer.Extract(observation);
+
+        Assert.Contains(index.Tokens, t => t.Param == "code-value-quantity$0" && t.Code == "8480-6");
+        Assert.Contains(index.Quantities, q => q.Param == "code-value-quantity$1" && q.Value == 140);
+        Assert.DoesNotContain(index.Tokens, t => t.Param is "code-value-concept$0" or "code-value-date$0" or "code-value-string$0");
+        Assert.DoesNotContain(index.Tokens, t => t.Param.StartsWith("component-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Identifier_types_are_indexed_for_of_type_and_common_parameters_for_every_resource()
     {
         var patient = new Patient
@@ -138,7 +155,7 @@ public sealed class SearchIndexerTests
 
         Assert.Contains(new TokenIndexRow("identifier:of-type", "http://terminology.hl7.org/CodeSystem/v2-0203", "MR|123"), index.Tokens);
         Assert.Contains(new TokenIndexRow("_tag", "urn:tags", "vip"), index.Tokens);
-        Assert.Contains(new TokenIndexRow("_id", "", "x1"), index.Tokens);
+        Assert.DoesNotContain(index.Tokens, t => t.Param == "_id"); // searched on the resource row
         Assert.Contains(new UriIndexRow("_profile", "http://hub.example/StructureDefinition/p"), index.Uris);
         Assert.Contains(new UriIndexRow("_source", "urn:his"), index.Uris);
         Assert.Single(index.Dates, d => d.Param == "_lastUpdated");

@@ -368,7 +368,7 @@ public abstract class ImportTests(HubFactory hub)
 
     private Task<string> KickOffAsync(Parameters parameters) => KickOffAsync(parameters, _client);
 
-    private static async Task<string> KickOffAsync(Parameters parameters, HttpClient client)
+    internal static async Task<string> KickOffAsync(Parameters parameters, HttpClient client)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/$import") { Content = Fhir.Content(parameters) };
         request.Headers.Add("Prefer", "respond-async");
@@ -377,7 +377,7 @@ public abstract class ImportTests(HubFactory hub)
         return response.Content.Headers.ContentLocation!.PathAndQuery;
     }
 
-    private static async Task<JsonElement> WaitAsync(string status, HttpClient client)
+    internal static async Task<JsonElement> WaitAsync(string status, HttpClient client)
     {
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (true)

@@ -48,6 +48,25 @@ public abstract class RecognitionWriteTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task An_imported_result_is_tagged_as_a_written_one_is()
+    {
+        var grade2 = await OrganizationAsync("i2", "2A");
+        var grade1 = await OrganizationAsync("i1", "1");
+        var patient = await PatientAsync();
+        var qualifying = Result(patient, grade2, Glucose);
+        qualifying.Id = $"imported-{_suffix}-a";
+        var claiming = Result(patient, grade1, Glucose, claimTag: true);
+        claiming.Id = $"imported-{_suffix}-b";
+        var folder = ImportTests.NewFolder();
+        ImportTests.WriteNdjson(folder, "Observation.ndjson", [qualifying, claiming]);
+
+        await ImportTests.WaitAsync(await ImportTests.KickOffAsync(ImportTests.Input("Observation", folder), _client), _client);
+
+        Assert.True(RecognitionTagRule.IsTagged(await ReadAsync(qualifying)));
+        Assert.False(RecognitionTagRule.IsTagged(await ReadAsync(claiming)));
+    }
+
+    [Fact]
     public async Task A_catalogue_change_re_tags_the_stored_results_it_affects()
     {
         var grade3 = await OrganizationAsync("g3", "3A");
@@ -181,7 +200,10 @@ public abstract class RecognitionWriteTests(HubFactory hub)
         }
     }
 
-    private async Task<Observation> ResultAsync(string patient, string performer, string loinc, bool claimTag = false)
+    private async Task<Observation> ResultAsync(string patient, string performer, string loinc, bool claimTag = false) =>
+        await WriteAsync(Result(patient, performer, loinc, claimTag));
+
+    private static Observation Result(string patient, string performer, string loinc, bool claimTag = false)
     {
         var observation = new Observation
         {
@@ -197,7 +219,7 @@ public abstract class RecognitionWriteTests(HubFactory hub)
             observation.Meta = new Meta { Tag = [new Coding(RecognitionTagRule.TagSystem, RecognitionTagRule.Recognizable)] };
         }
 
-        return await WriteAsync(observation);
+        return observation;
     }
 
     private async Task<T> WriteAsync<T>(T resource) where T : Resource

@@ -44,5 +44,16 @@ public sealed class SearchIndexEntries
 
     public HashSet<ReferenceIndexRow> References { get; } = [];
 
+    public void Add(SearchIndexEntries other)
+    {
+        Strings.UnionWith(other.Strings);
+        Tokens.UnionWith(other.Tokens);
+        Dates.UnionWith(other.Dates);
+        Numbers.UnionWith(other.Numbers);
+        Quantities.UnionWith(other.Quantities);
+        Uris.UnionWith(other.Uris);
+        References.UnionWith(other.References);
+    }
+
     public int Count => Strings.Count + Tokens.Count + Dates.Count + Numbers.Count + Quantities.Count + Uris.Count + References.Count;
 }

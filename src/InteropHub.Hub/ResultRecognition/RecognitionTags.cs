@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
@@ -23,12 +24,21 @@ public sealed class RecognitionTagRule(FhirSerializers serializers) : IWriteRule
 
     private Cached? _cache;
 
+    /// <summary>The catalogue each open write session has read: a bundle or an import batch of results reads it once.</summary>
+    private readonly ConditionalWeakTable<IWriteSession, StrongBox<RecognitionCatalogue?>> _read = new();
+
     public async System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
     {
         switch (next)
         {
-            case CodeSystem { Url: RecognitionCatalogue.CodeSystemUrl } codeSystem:
-                RecognitionCatalogue.FromCodeSystem(codeSystem);
+            case CodeSystem codeSystem:
+                if (codeSystem.Url == RecognitionCatalogue.CodeSystemUrl)
+                {
+                    RecognitionCatalogue.FromCodeSystem(codeSystem);
+                }
+
+                // The session's next result reads the catalogue again, as written by this session.
+                _read.Remove(session);
                 break;
             case Observation or DiagnosticReport:
                 var catalogue = await CatalogueAsync(session, ct);
@@ -75,6 +85,18 @@ public sealed class RecognitionTagRule(FhirSerializers serializers) : IWriteRule
 
     /// <summary>The catalogue as the transaction sees it, parsed once per stored version.</summary>
     private async Task<RecognitionCatalogue?> CatalogueAsync(IWriteSession session, CancellationToken ct)
+    {
+        if (_read.TryGetValue(session, out var read))
+        {
+            return read.Value;
+        }
+
+        var catalogue = await ReadCatalogueAsync(session, ct);
+        _read.AddOrUpdate(session, new StrongBox<RecognitionCatalogue?>(catalogue));
+        return catalogue;
+    }
+
+    private async Task<RecognitionCatalogue?> ReadCatalogueAsync(IWriteSession session, CancellationToken ct)
     {
         var stored = await session.ReadCurrentAsync("CodeSystem", CatalogueId, ct);
         if (stored is not { IsDeleted: false })

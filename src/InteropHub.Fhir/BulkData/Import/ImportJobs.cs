@@ -322,7 +322,7 @@ public sealed class ImportJobs(
     {
         if (line.Bytes.AsSpan().Trim(" \t"u8).IsEmpty)
         {
-            return new Parsed(line, null, null, null);
+            return new Parsed(line, null, null);
         }
 
         try
@@ -330,7 +330,7 @@ public sealed class ImportJobs(
             var resource = serializers.ParseJson(line.Bytes);
             if (declaredType is not null && resource.TypeName != declaredType)
             {
-                return new Parsed(line, null, null, $"The line is a {resource.TypeName}, but the input is declared as {declaredType}.");
+                return new Parsed(line, null, $"The line is a {resource.TypeName}, but the input is declared as {declaredType}.");
             }
 
             if (string.IsNullOrEmpty(resource.Id))
@@ -339,12 +339,11 @@ public sealed class ImportJobs(
             }
 
             ResourceTypes.EnsureValidId(resource.Id);
-            var (row, index) = writer.Prepare(resource, resource.Id, 1, "PUT");
-            return new Parsed(line, resource, new BulkResource(row, index), null);
+            return new Parsed(line, resource, null);
         }
         catch (FhirException e)
         {
-            return new Parsed(line, null, null, Message(e));
+            return new Parsed(line, null, Message(e));
         }
     }
 
@@ -370,7 +369,7 @@ public sealed class ImportJobs(
         var at = position.Progress;
         var errors = batch.Where(p => p.Error is not null).Select(p => new ImportLineError(at.Input, p.Line.Number, p.Error!)).ToList();
         var counts = new Dictionary<string, long>(at.Counts);
-        var fresh = new List<BulkResource>();
+        var fresh = new List<Resource>();
         foreach (var type in batch.Where(p => p.Resource is not null).GroupBy(p => p.Resource!.TypeName))
         {
             var existing = await session.ExistingIdsAsync(type.Key, type.Select(p => p.Resource!.Id!).ToList(), ct);
@@ -389,7 +388,7 @@ public sealed class ImportJobs(
                     else
                     {
                         await writer.CheckRulesAsync(session, resource, null, ct);
-                        fresh.Add(item.Bulk!);
+                        fresh.Add(resource);
                     }
 
                     counts[type.Key] = counts.GetValueOrDefault(type.Key) + 1;
@@ -401,7 +400,15 @@ public sealed class ImportJobs(
             }
         }
 
-        await session.LoadAsync(fresh, ct);
+        // Stamped, serialised and indexed after the rules, which may change a resource (the recognition tag, say),
+        // on every core while the database waits.
+        var load = new BulkResource[fresh.Count];
+        Parallel.For(0, fresh.Count, new ParallelOptions { CancellationToken = ct }, i =>
+        {
+            var (row, index) = writer.Prepare(fresh[i], fresh[i].Id!, 1, "PUT");
+            load[i] = new BulkResource(row, index);
+        });
+        await session.LoadAsync(load, ct);
         var last = batch[^1].Line;
         var after = new ImportProgress(at.Input, last.Number, last.EndOffset, counts, at.Errors + errors.Count);
         var stored = Serialize(after);
@@ -475,7 +482,7 @@ public sealed class ImportJobs(
     /// <summary>The job's stored progress is not the one this runner started its batch from, or the job was ended.</summary>
     private sealed class JobMovedOnException : Exception;
 
-    private sealed record Parsed(RawLine Line, Resource? Resource, BulkResource? Bulk, string? Error);
+    private sealed record Parsed(RawLine Line, Resource? Resource, string? Error);
 
     private sealed class Running(CancellationTokenSource cancel)
     {

@@ -31,14 +31,26 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
                 foreach (var element in param.Path.Select(resource))
                 {
                     group++;
-                    for (var i = 0; i < components.Length; i++)
+                    // A composite value exists only when every component has one: an Observation with a quantity
+                    // value writes no rows for code-value-concept, code-value-date or code-value-string.
+                    var rows = new SearchIndexEntries();
+                    var complete = true;
+                    for (var i = 0; i < components.Length && complete; i++)
                     {
                         var (component, path) = components[i];
                         var key = SearchParam.ComponentKey(param.Param.Name, i);
+                        var before = rows.Count;
                         foreach (var value in path.Select(element))
                         {
-                            Add(entries, component, key, value, group);
+                            Add(rows, component, key, value, group);
                         }
+
+                        complete = rows.Count > before;
+                    }
+
+                    if (complete)
+                    {
+                        entries.Add(rows);
                     }
                 }
 
@@ -63,7 +75,8 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         }
 
         var compiled = registry.For(resourceType).Values
-            .Where(p => p.Type != SearchParamType.Composite || p.Components.Count > 0)
+            // _id is searched on the resource row itself (IdCriterion), never through index rows.
+            .Where(p => p.Name != "_id" && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
             .Select(p => new CompiledParam(
                 p,
                 ElementPath.Compile(p.Expression, resourceType),
