@@ -10,6 +10,7 @@ namespace InteropHub.Storage.Postgres;
 internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Action notified) : IWriteSession
 {
     private readonly List<string> _changed = [];
+    private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
     private bool _notified;
 
     /// <summary>
@@ -23,20 +24,33 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
-        PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
+    public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
+    {
+        await FlushAsync(ct);
+        return await PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
+    }
 
-    public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-        PostgresResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
+    {
+        await FlushAsync(ct);
+        return await PostgresResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
+    }
 
     public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
         _changed.Add($"{version.ResourceType}/{version.Id}");
         // rid is set once, by the first version, and kept by every later one (the conflict branch leaves it alone), so
         // the index rows of a resource keep their key across updates, deletes and re-creation. A first version's rid is
-        // its key, known before the insert, so its index rows go in the same round trip; a later version learns the
-        // rid from the upsert, then replaces its index rows in a second one.
-        var first = version.VersionId == 1;
+        // its key, known before the insert: it waits, with the session's other new resources, for the next statement
+        // that reads or the commit, and they all go in one round trip of one multi-row insert per table. A later version
+        // learns the rid from the upsert, then replaces its index rows in a second round trip.
+        if (version.VersionId == 1)
+        {
+            _created.Add((version, index));
+            return;
+        }
+
+        await FlushAsync(ct);
         long rid;
         await using (var batch = new NpgsqlBatch(connection, transaction))
         {
@@ -57,10 +71,6 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             AddVersion(history, version);
             history.Parameters.Add(new NpgsqlParameter<string>("m", version.Method));
             batch.BatchCommands.Add(history);
-            if (first)
-            {
-                AddIndexRows(batch, version.Key, version.ResourceType, index);
-            }
 
             await using var reader = await batch.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct))
@@ -69,22 +79,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             }
 
             rid = reader.GetInt64(0);
-            if (first && rid != version.Key)
-            {
-                // Version 1 of an id that exists: the index rows just written carry the wrong rid; the caller's
-                // version arithmetic is broken, and the transaction must not commit.
-                throw new InvalidOperationException($"{version.ResourceType}/{version.Id} was written as version 1 but exists already.");
-            }
 
             // Run through the remaining results here, so an error in them surfaces as this call's exception.
             while (await reader.NextResultAsync(ct))
             {
             }
-        }
-
-        if (first)
-        {
-            return;
         }
 
         // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
@@ -96,26 +95,69 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             replace.BatchCommands.Add(clear);
         }
 
-        AddIndexRows(replace, rid, version.ResourceType, index);
+        AddIndexRows(replace, [(rid, version.ResourceType, index)]);
         await replace.ExecuteNonQueryAsync(ct);
     }
 
-    private static void AddIndexRows(NpgsqlBatch batch, long rid, string t, SearchIndexEntries index)
+    /// <summary>Writes the first versions waiting in <see cref="_created"/>, in one round trip, before <paramref name="then"/> (the commit's notification, say).</summary>
+    private async Task FlushAsync(CancellationToken ct, NpgsqlBatchCommand? then = null)
     {
-        Insert(batch, rid, t, "search_string", index.Strings, r => r.Param, r => r.Group,
-            Column("norm", index.Strings, r => r.Normalized), Column("exact", index.Strings, r => r.Exact));
-        Insert(batch, rid, t, "search_token", index.Tokens, r => r.Param, r => r.Group,
-            Column("system", index.Tokens, r => r.System), Column("code", index.Tokens, r => r.Code), Column("text", index.Tokens, r => r.Text));
-        Insert(batch, rid, t, "search_date", index.Dates, r => r.Param, r => r.Group,
-            Column("low", index.Dates, r => r.Low), Column("high", index.Dates, r => r.High));
-        Insert(batch, rid, t, "search_number", index.Numbers, r => r.Param, r => r.Group, Column("value", index.Numbers, r => r.Value));
-        Insert(batch, rid, t, "search_quantity", index.Quantities, r => r.Param, r => r.Group,
-            Column("system", index.Quantities, r => r.System), Column("code", index.Quantities, r => r.Code), Column("value", index.Quantities, r => r.Value),
-            Column("canonical_code", index.Quantities, r => r.CanonicalCode), Column("canonical_value", index.Quantities, r => r.CanonicalValue));
-        Insert(batch, rid, t, "search_uri", index.Uris, r => r.Param, r => r.Group, Column("uri", index.Uris, r => r.Uri));
-        Insert(batch, rid, t, "search_reference", index.References, r => r.Param, r => r.Group,
-            Column("target_type", index.References, r => r.TargetType), Column("target_id", index.References, r => r.TargetId),
-            Column("url", index.References, r => r.Url));
+        if (_created.Count == 0 && then is null)
+        {
+            return;
+        }
+
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        if (_created.Count > 0)
+        {
+            // A plain insert: a first version of an id that exists (which the callers' locks and version arithmetic
+            // rule out) fails the transaction on the unique constraint instead of overwriting anything.
+            var created = _created.ToList();
+            _created.Clear();
+            foreach (var (table, method) in new[] { ("resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c", false),
+                         ("resource_history (key, resource_type, id, version, method, deleted, content) SELECT u.k, u.t, u.id, u.v, u.m, u.d, u.c", true) })
+            {
+                var insert = new NpgsqlBatchCommand($"INSERT INTO {table} FROM unnest(@k, @t, @id, @v, @m, @d, @c) AS u (k, t, id, v, m, d, c)");
+                insert.Parameters.Add(new NpgsqlParameter<long[]>("k", created.Select(c => c.Version.Key).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("t", created.Select(c => c.Version.ResourceType).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("id", created.Select(c => c.Version.Id).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<int[]>("v", created.Select(c => c.Version.VersionId).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("m", created.Select(c => method ? c.Version.Method : "").ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<bool[]>("d", created.Select(c => c.Version.IsDeleted).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<byte[][]>("c", created.Select(c => c.Version.Json).ToArray()));
+                batch.BatchCommands.Add(insert);
+            }
+
+            AddIndexRows(batch, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
+        }
+
+        if (then is not null)
+        {
+            batch.BatchCommands.Add(then);
+        }
+
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>One multi-row insert per index table that has rows, for any number of resources.</summary>
+    private static void AddIndexRows(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources)
+    {
+        Insert(batch, resources, "search_string", e => e.Strings, r => r.Param, r => r.Group,
+            Column<StringIndexRow, string>("norm", r => r.Normalized), Column<StringIndexRow, string>("exact", r => r.Exact));
+        Insert(batch, resources, "search_token", e => e.Tokens, r => r.Param, r => r.Group,
+            Column<TokenIndexRow, string>("system", r => r.System), Column<TokenIndexRow, string>("code", r => r.Code),
+            Column<TokenIndexRow, string>("text", r => r.Text));
+        Insert(batch, resources, "search_date", e => e.Dates, r => r.Param, r => r.Group,
+            Column<DateIndexRow, long>("low", r => r.Low), Column<DateIndexRow, long>("high", r => r.High));
+        Insert(batch, resources, "search_number", e => e.Numbers, r => r.Param, r => r.Group, Column<NumberIndexRow, double>("value", r => r.Value));
+        Insert(batch, resources, "search_quantity", e => e.Quantities, r => r.Param, r => r.Group,
+            Column<QuantityIndexRow, string>("system", r => r.System), Column<QuantityIndexRow, string>("code", r => r.Code),
+            Column<QuantityIndexRow, double>("value", r => r.Value), Column<QuantityIndexRow, string>("canonical_code", r => r.CanonicalCode),
+            Column<QuantityIndexRow, double>("canonical_value", r => r.CanonicalValue));
+        Insert(batch, resources, "search_uri", e => e.Uris, r => r.Param, r => r.Group, Column<UriIndexRow, string>("uri", r => r.Uri));
+        Insert(batch, resources, "search_reference", e => e.References, r => r.Param, r => r.Group,
+            Column<ReferenceIndexRow, string>("target_type", r => r.TargetType), Column<ReferenceIndexRow, string>("target_id", r => r.TargetId),
+            Column<ReferenceIndexRow, string>("url", r => r.Url));
     }
 
     public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
@@ -125,6 +167,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         {
             return found;
         }
+
+        await FlushAsync(ct);
 
         await using var command = new NpgsqlCommand("SELECT id FROM resource WHERE resource_type = @t AND id = ANY(@ids)", connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
@@ -138,11 +182,16 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         return found;
     }
 
-    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => PostgresResourceStore.CopyResourcesAsync(connection, resources, ct);
+    public async Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct)
+    {
+        await FlushAsync(ct);
+        await PostgresResourceStore.CopyResourcesAsync(connection, resources, ct);
+    }
 
     public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
         CancellationToken ct)
     {
+        await FlushAsync(ct);
         await using (var update = new NpgsqlCommand("UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e", connection, transaction))
         {
             update.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
@@ -173,12 +222,14 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     private static readonly string[] Tables =
         ["search_string", "search_token", "search_date", "search_number", "search_quantity", "search_uri", "search_reference"];
 
-    private static (string Name, NpgsqlParameter Values) Column<TRow, TValue>(string name, IEnumerable<TRow> rows, Func<TRow, TValue> value) =>
-        (name, new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
+    private static (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values) Column<TRow, TValue>(string name, Func<TRow, TValue> value) =>
+        (name, rows => new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
 
-    private static void Insert<TRow>(NpgsqlBatch batch, long rid, string resourceType, string table, IReadOnlyCollection<TRow> rows,
-        Func<TRow, string> param, Func<TRow, int> group, params (string Name, NpgsqlParameter Values)[] columns)
+    private static void Insert<TRow>(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources, string table,
+        Func<SearchIndexEntries, IReadOnlyCollection<TRow>> of, Func<TRow, string> param, Func<TRow, int> group,
+        params (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values)[] columns)
     {
+        var rows = resources.SelectMany(r => of(r.Index).Select(row => (r.Rid, r.Type, Row: row))).ToList();
         if (rows.Count == 0)
         {
             return;
@@ -187,15 +238,15 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         var names = string.Join(", ", columns.Select(c => c.Name));
         var arrays = string.Join(", ", columns.Select(c => "@" + c.Name));
         var insert = new NpgsqlBatchCommand(
-            $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT @rid, @t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp " +
-            $"FROM unnest(@params, {arrays}, @groups) AS u (param, {names}, grp)");
-        insert.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
-        insert.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
-        insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(param).ToArray()));
-        insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(group).ToArray()));
+            $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT u.rid, u.t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp " +
+            $"FROM unnest(@rids, @types, @params, {arrays}, @groups) AS u (rid, t, param, {names}, grp)");
+        insert.Parameters.Add(new NpgsqlParameter<long[]>("rids", rows.Select(r => r.Rid).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<string[]>("types", rows.Select(r => r.Type).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(r => param(r.Row)).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(r => group(r.Row)).ToArray()));
         foreach (var (_, values) in columns)
         {
-            insert.Parameters.Add(values);
+            insert.Parameters.Add(values(rows.Select(r => r.Row)));
         }
 
         batch.BatchCommands.Add(insert);
@@ -203,14 +254,16 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     public async Task CommitAsync(CancellationToken ct)
     {
+        // Notifications are delivered when (and only if) the transaction commits: every hub instance's read cache
+        // hears about the change (see PostgresResourceStore.ListenAsync). They go with the last new resources.
+        NpgsqlBatchCommand? notify = null;
         if (_changed.Count > 0)
         {
-            // Notifications are delivered when (and only if) the transaction commits: every hub instance's read
-            // cache hears about the change (see PostgresResourceStore.ListenAsync).
-            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{PostgresResourceStore.ChangeChannel}', k) FROM unnest(@keys) AS k", connection, transaction);
+            notify = new NpgsqlBatchCommand($"SELECT pg_notify('{PostgresResourceStore.ChangeChannel}', k) FROM unnest(@keys) AS k");
             notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
-            await notify.ExecuteNonQueryAsync(ct);
         }
+
+        await FlushAsync(ct, notify);
 
         await transaction.CommitAsync(ct);
         if (_notified)
@@ -221,6 +274,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
     {
+        await FlushAsync(ct);
         await using var insert = new NpgsqlCommand(OutboxSql.Insert, connection, transaction);
         insert.Parameters.Add(new NpgsqlParameter<string>("s", subscriptionId));
         insert.Parameters.Add(new NpgsqlParameter<string>("t", version.ResourceType));
