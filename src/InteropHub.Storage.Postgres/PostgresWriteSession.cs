@@ -24,6 +24,20 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>The locks in one round trip, taken one after another in the order of the array.</summary>
+    public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    {
+        if (keys.Count == 0)
+        {
+            return;
+        }
+
+        await using var command = new NpgsqlCommand(
+            "SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<long[]>("keys", keys.Select(AdvisoryLockKeys.For).ToArray()));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
     {
         await FlushAsync(ct);

@@ -280,6 +280,8 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         // The semaphore already makes this the only writer of the process.
         public Task LockAsync(string key, CancellationToken ct) => Task.CompletedTask;
 
+        public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => Task.CompletedTask;
+
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
             SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
 

@@ -6,20 +6,18 @@ namespace InteropHub.Fhir.Bundles;
 /// <summary>
 /// The write session of a batch entry or a transaction. It takes each lock once (a PostgreSQL advisory lock
 /// taken again costs a round trip and is only counted up) and can take a whole set of locks in one canonical
-/// order, so transactions that touch the same resources in different orders queue instead of deadlocking.
+/// order and one round trip, so transactions that touch the same resources in different orders queue instead of
+/// deadlocking. It also remembers what each search found until the session next writes: a transaction looks up a
+/// conditional entry's match under its lock, then resolves the entry's id with the same search.
 /// </summary>
 internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 {
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, int), IReadOnlyList<ResourceMatch>> _found = [];
 
-    /// <summary>Takes the locks in ordinal order of their names; every transaction orders the same way.</summary>
-    public async Task LockAllAsync(IEnumerable<string> keys, CancellationToken ct)
-    {
-        foreach (var key in keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-        {
-            await LockAsync(key, ct);
-        }
-    }
+    /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
+    public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) =>
+        inner.LockAllAsync(keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Where(_held.Add).ToList(), ct);
 
     public async Task LockAsync(string key, CancellationToken ct)
     {
@@ -31,10 +29,22 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
 
-    public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-        inner.FindAsync(resourceType, criteria, limit, ct);
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
+    {
+        var key = (criteria.Canonical(resourceType), limit);
+        if (!_found.TryGetValue(key, out var matches))
+        {
+            _found[key] = matches = await inner.FindAsync(resourceType, criteria, limit, ct);
+        }
 
-    public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct) => inner.WriteAsync(version, index, ct);
+        return matches;
+    }
+
+    public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
+    {
+        _found.Clear();
+        return inner.WriteAsync(version, index, ct);
+    }
 
     public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
         inner.AddNotificationAsync(subscriptionId, version, ct);
@@ -42,7 +52,11 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
         inner.ExistingIdsAsync(resourceType, ids, ct);
 
-    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct) => inner.LoadAsync(resources, ct);
+    public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct)
+    {
+        _found.Clear();
+        return inner.LoadAsync(resources, ct);
+    }
 
     public Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors, CancellationToken ct) =>
         inner.SaveImportProgressAsync(jobId, expected, progress, errors, ct);

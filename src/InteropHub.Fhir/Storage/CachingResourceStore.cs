@@ -138,6 +138,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
         public Task LockAsync(string key, CancellationToken ct) => inner.LockAsync(key, ct);
 
+        public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => inner.LockAllAsync(keys, ct);
+
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>

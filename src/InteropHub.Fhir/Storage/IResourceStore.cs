@@ -62,6 +62,9 @@ public interface IWriteSession : IAsyncDisposable
     /// </summary>
     Task LockAsync(string key, CancellationToken ct);
 
+    /// <summary>Takes several locks, in the order given (callers sort them, so writers never wait on each other crosswise).</summary>
+    Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct);
+
     Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct);
 
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
