@@ -7,8 +7,8 @@ namespace InteropHub.Fhir.Bundles;
 /// The write session of a batch entry or a transaction. It takes each lock once (a PostgreSQL advisory lock
 /// taken again costs a round trip and is only counted up) and can take a whole set of locks in one canonical
 /// order and one round trip, so transactions that touch the same resources in different orders queue instead of
-/// deadlocking. It also remembers what each search found until the session next writes: a transaction looks up a
-/// conditional entry's match under its lock, then resolves the entry's id with the same search.
+/// deadlocking. It also remembers what each search found until the session next writes or takes a lock: a
+/// transaction looks up a conditional entry's match under its lock, then resolves the entry's id with the same search.
 /// </summary>
 internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 {
@@ -16,14 +16,23 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     private readonly Dictionary<(string, int), IReadOnlyList<ResourceMatch>> _found = [];
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
-    public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) =>
-        inner.LockAllAsync(keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Where(_held.Add).ToList(), ct);
+    public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    {
+        var take = keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Where(_held.Add).ToList();
+        if (take.Count > 0)
+        {
+            await inner.LockAllAsync(take, ct);
+            // What was found before may have changed until the lock was ours.
+            _found.Clear();
+        }
+    }
 
     public async Task LockAsync(string key, CancellationToken ct)
     {
         if (_held.Add(key))
         {
             await inner.LockAsync(key, ct);
+            _found.Clear();
         }
     }
 

@@ -126,7 +126,7 @@ public sealed class ProcessBundle(
             var writes = plans.Where(p => p.IsWrite).ToList();
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
-            await LockAsync(session, writes, references, p => at = p, ct);
+            await LockAsync(session, writes, p => at = p, ct);
 
             // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
             // written: placeholders and conditional references in any resource may point at any of them.
@@ -207,24 +207,33 @@ public sealed class ProcessBundle(
     }
 
     /// <summary>
-    /// Takes every lock the entries need before any of them runs: first the criteria of conditional entries and
-    /// conditional references, then the ids of the resources written, each set in sorted order. Conditional
-    /// entries are matched (under their criteria lock) to learn their ids. Single requests lock criteria, then
-    /// id, too, so no two writers can wait on each other in a cycle.
+    /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates and of
+    /// conditional creates that find nothing yet, then the ids of the resources written, each set in sorted order.
+    /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock
+    /// criteria, then id, too, so no two writers can wait on each other in a cycle.
     /// </summary>
-    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
-        CancellationToken ct)
+    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, Action<EntryPlan> at, CancellationToken ct)
     {
         var criteria = new List<string>();
         foreach (var plan in writes)
         {
-            if ((plan.Criteria ?? plan.IfNoneExist) is { } conditional)
+            if (plan.Criteria is { } conditional)
             {
                 criteria.Add(VersionWriter.CriteriaLock(plan.ResourceType, conditional));
             }
+            else if (plan.IfNoneExist is { IsEmpty: false } ifNoneExist)
+            {
+                // A conditional create whose resource exists writes nothing and needs no lock (see CreateResource).
+                at(plan);
+                if ((await session.FindAsync(plan.ResourceType, ifNoneExist, 2, ct)).Count == 0)
+                {
+                    criteria.Add(VersionWriter.CriteriaLock(plan.ResourceType, ifNoneExist));
+                }
+            }
         }
 
-        criteria.AddRange(references.Conditional.Select(r => VersionWriter.CriteriaLock(r.ResourceType, r.Criteria)));
+        // Conditional references only read: they take no lock, so the many transactions that name one organisation
+        // by its identifier run side by side.
         await session.LockAllAsync(criteria, ct);
 
         var ids = new List<string>();

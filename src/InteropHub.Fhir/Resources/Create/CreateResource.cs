@@ -46,8 +46,15 @@ public sealed class CreateResource(IResourceStore store, VersionWriter writer)
             throw new InvalidInputException("If-None-Exist has no search criteria.");
         }
 
-        await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
+        // The common case, a resource that exists, writes nothing and so needs no lock. Only a create does: under the
+        // criteria lock the search runs again, so of two identical conditional creates the second finds the first.
         var matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
+        if (matches.Count == 0)
+        {
+            await session.LockAsync(VersionWriter.CriteriaLock(request.ResourceType, criteria), ct);
+            matches = await session.FindAsync(request.ResourceType, criteria, 2, ct);
+        }
+
         if (matches.Count > 1)
         {
             throw new PreconditionFailedException(
