@@ -22,6 +22,7 @@ public sealed partial class PostgresResourceStore : IBulkLoader
         await using var transaction = await connection.BeginTransactionAsync(ct);
         await CopyResourcesAsync(connection, resources, ct);
         await transaction.CommitAsync(ct);
+        OnWritten(resources.Count);
     }
 
     /// <summary>The COPYs of <see cref="LoadAsync"/>, in the connection's current transaction (also a write session's).</summary>

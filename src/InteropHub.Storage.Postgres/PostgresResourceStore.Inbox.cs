@@ -15,11 +15,14 @@ public sealed partial class PostgresResourceStore : IInboxStore
         var hash = Convert.ToHexStringLower(SHA256.HashData(body));
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // Two copies of one message arriving together (a retrying sender) must not both be stored.
-        await using (var lockSource = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@k)", connection, tx))
+        // Two copies of one message arriving together (a retrying sender) must not both be stored: they share the
+        // message id or the content, and each is locked (in one order), so different messages are stored side by side.
+        await using (var lockMessage = new NpgsqlCommand(
+            "SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n", connection, tx))
         {
-            lockSource.Parameters.Add(new NpgsqlParameter<long>("k", AdvisoryLockKeys.For($"inbox:{source}")));
-            await lockSource.ExecuteNonQueryAsync(ct);
+            var keys = new[] { AdvisoryLockKeys.For($"inbox:{source}:id:{messageId}"), AdvisoryLockKeys.For($"inbox:{source}:hash:{hash}") };
+            lockMessage.Parameters.Add(new NpgsqlParameter<long[]>("keys", [.. keys.Distinct().Order()]));
+            await lockMessage.ExecuteNonQueryAsync(ct);
         }
 
         await using (var find = new NpgsqlCommand(

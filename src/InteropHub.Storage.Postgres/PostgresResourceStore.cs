@@ -1,5 +1,6 @@
 using System.Data;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Search.Query;
 using InteropHub.Storage.Sql;
 using InteropHub.Fhir.Storage;
@@ -144,7 +145,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
             // READ COMMITTED: each statement sees what committed before it started, so a writer that waited on an
             // advisory lock reads the state its predecessor committed while it held that lock.
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
-            return new PostgresWriteSession(connection, transaction, OnNotificationsCommitted);
+            return new PostgresWriteSession(connection, transaction, OnNotificationsCommitted, OnWritten);
         }
         catch
         {
@@ -216,9 +217,16 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
         CancellationToken ct)
     {
-        await using var connection = await _searchSource.OpenConnectionAsync(ct);
+        // A lookup by identifier matches one resource or a few whatever the value, so the prepared statement's generic
+        // plan is the right one, and the ingest pipeline's lookups skip a planning that costs more than the execution.
+        await using var connection = await (IsIdentifierLookup(criteria, sort, after) ? _dataSource : _searchSource).OpenConnectionAsync(ct);
         return await FindAsync(connection, null, criteria, sort, after, limit, ct);
     }
+
+    private static bool IsIdentifierLookup(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after) =>
+        sort.Count == 0 && after is null && criteria.Criteria.Count > 0 && criteria.Criteria.All(c =>
+            c is IndexCriterion { Param: "identifier", Table: IndexTable.Tokens, Negated: false } index
+            && index.AnyOf.All(v => v is TokenCondition { Code.Length: > 0 }));
 
     public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
     {
@@ -285,6 +293,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
 
     public async ValueTask DisposeAsync()
     {
+        await _analysis;
         if (_ownsDataSource)
         {
             await _dataSource.DisposeAsync();
@@ -294,6 +303,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
 
     public void Dispose()
     {
+        _analysis.Wait();
         if (_ownsDataSource)
         {
             _dataSource.Dispose();

@@ -7,8 +7,11 @@ namespace InteropHub.Storage.Postgres;
 
 /// <summary>One write transaction on one pooled connection. Disposing without <see cref="CommitAsync"/> rolls back.</summary>
 /// <param name="notified">Called after a commit of a session that added subscription outbox rows.</param>
-internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Action notified) : IWriteSession
+/// <param name="written">Called after a commit with the number of resource versions it wrote.</param>
+internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Action notified, Action<int> written) : IWriteSession
 {
+    private int _loaded;
+
     private readonly List<string> _changed = [];
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
     private bool _notified;
@@ -40,7 +43,12 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
     {
-        await FlushAsync(ct);
+        // A read by id sees only that resource's row: the new resources waiting go in first only when it is one of them.
+        if (_created.Exists(c => c.Version.Id == id && c.Version.ResourceType == resourceType))
+        {
+            await FlushAsync(ct);
+        }
+
         return await PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
     }
 
@@ -200,6 +208,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     {
         await FlushAsync(ct);
         await PostgresResourceStore.CopyResourcesAsync(connection, resources, ct);
+        _loaded += resources.Count;
     }
 
     public async Task<bool> SaveImportProgressAsync(string jobId, string expected, string progress, IReadOnlyList<ImportLineError> errors,
@@ -280,6 +289,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await FlushAsync(ct, notify);
 
         await transaction.CommitAsync(ct);
+        written(_changed.Count + _loaded);
         if (_notified)
         {
             notified();

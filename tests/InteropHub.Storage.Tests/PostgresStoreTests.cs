@@ -32,6 +32,36 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_store_that_has_written_a_thousand_resources_into_an_empty_database_analyses_its_tables()
+    {
+        Assert.Null(await LastAnalyzedAsync());
+        var writer = new InteropHub.Fhir.Resources.VersionWriter(new InteropHub.Fhir.Serialization.FhirSerializers(), TimeProvider.System);
+        await using (var session = await Store.BeginWriteAsync(Ct))
+        {
+            for (var i = 0; i < 1000; i++)
+            {
+                var patient = new Hl7.Fhir.Model.Patient { Identifier = [new Hl7.Fhir.Model.Identifier("urn:test:many", $"many-{i}")] };
+                var (row, index) = writer.Prepare(patient, $"many-{i}", 1, "PUT");
+                await session.WriteAsync(row, index, Ct);
+            }
+
+            await session.CommitAsync(Ct);
+        }
+
+        // The analysis runs in the background; disposing the store waits for it.
+        await ((IAsyncDisposable)Store).DisposeAsync();
+        Assert.NotNull(await LastAnalyzedAsync());
+
+        async Task<DateTime?> LastAnalyzedAsync()
+        {
+            await using var connection = new NpgsqlConnection(Location);
+            await connection.OpenAsync(Ct);
+            await using var command = new NpgsqlCommand("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'search_token'", connection);
+            return await command.ExecuteScalarAsync(Ct) as DateTime?;
+        }
+    }
+
+    [Fact]
     public async Task Instances_migrating_the_same_database_at_once_apply_each_script_exactly_once()
     {
         var location = await CreateDatabaseAsync();
