@@ -32,13 +32,13 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
-    public async Task A_store_that_has_written_a_thousand_resources_into_an_empty_database_analyses_its_tables()
+    public async Task A_store_that_has_written_two_thousand_resources_into_an_empty_database_analyses_its_tables()
     {
         Assert.Null(await LastAnalyzedAsync());
         var writer = new InteropHub.Fhir.Resources.VersionWriter(new InteropHub.Fhir.Serialization.FhirSerializers(), TimeProvider.System);
         await using (var session = await Store.BeginWriteAsync(Ct))
         {
-            for (var i = 0; i < 1000; i++)
+            for (var i = 0; i < 2000; i++)
             {
                 var patient = new Hl7.Fhir.Model.Patient { Identifier = [new Hl7.Fhir.Model.Identifier("urn:test:many", $"many-{i}")] };
                 var (row, index) = writer.Prepare(patient, $"many-{i}", 1, "PUT");
