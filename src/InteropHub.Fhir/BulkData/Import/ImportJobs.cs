@@ -278,34 +278,59 @@ public sealed class ImportJobs(
 
         async Task<Position> ImportBatchesAsync()
         {
-            while (true)
+            // Two batches are written at once, each in its own transaction, so the database works on both cores; each
+            // records its position only after the batch before it committed (see WriteBatchAsync).
+            var committed = Task.FromResult(at);
+            var inFlight = new Queue<Task<Position>>();
+            var lane = 0;
+            try
             {
-                var parsed = await parsing;
-                if (parsed.Length == 0)
+                while (true)
                 {
-                    return at;
-                }
-
-                parsing = ReadAndParseAsync(lines, input.Type, ct);
-
-                // The same id twice in one batch would collide in the bulk insert: the second starts a new batch, where
-                // it finds the first and becomes its next version.
-                var start = 0;
-                var ids = new HashSet<(string, string)>();
-                for (var i = 0; i < parsed.Length; i++)
-                {
-                    if (parsed[i].Resource is { } resource && !ids.Add((resource.TypeName, resource.Id!)))
+                    var parsed = await parsing;
+                    if (parsed.Length == 0)
                     {
-                        at = await CommitAsync(jobId, at, parsed[start..i], ct);
-                        progress?.Invoke(at.Progress);
+                        return at = await committed;
+                    }
+
+                    parsing = ReadAndParseAsync(lines, input.Type, ct);
+
+                    // The same id twice in one batch would collide in the bulk insert: the second starts a new batch,
+                    // where it finds the first and becomes its next version.
+                    var start = 0;
+                    var ids = new HashSet<(string, string)>();
+                    for (var i = 0; i <= parsed.Length; i++)
+                    {
+                        if (i < parsed.Length && (parsed[i].Resource is not { } resource || ids.Add((resource.TypeName, resource.Id!))))
+                        {
+                            continue;
+                        }
+
+                        var previous = committed;
+                        committed = CommitAsync(jobId, lane++ % 2, previous, parsed[start..i], ct);
+                        inFlight.Enqueue(committed);
+                        if (inFlight.Count == 2)
+                        {
+                            at = await inFlight.Dequeue();
+                            progress?.Invoke(at.Progress);
+                        }
+
                         start = i;
                         ids.Clear();
-                        ids.Add((resource.TypeName, resource.Id!));
+                        if (i < parsed.Length)
+                        {
+                            ids.Add((parsed[i].Resource!.TypeName, parsed[i].Resource!.Id!));
+                        }
                     }
                 }
-
-                at = await CommitAsync(jobId, at, parsed[start..], ct);
-                progress?.Invoke(at.Progress);
+            }
+            finally
+            {
+                // Whatever happens, no batch is still writing when the input is closed.
+                foreach (var task in inFlight)
+                {
+                    await task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
             }
         }
     }
@@ -347,28 +372,29 @@ public sealed class ImportJobs(
         }
     }
 
-    private async Task<Position> CommitAsync(string jobId, Position at, Parsed[] batch, CancellationToken ct)
+    /// <param name="lane">Which of the two batches in flight: two runners of one job (two hub instances) writing the
+    /// same batch take the same lock, and the progress check stops the late one.</param>
+    /// <param name="previous">The commit of the batch before; this one records its position after it.</param>
+    private async Task<Position> CommitAsync(string jobId, int lane, Task<Position> previous, Parsed[] batch, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await store.RunAsync(session => WriteBatchAsync(session, jobId, at, batch, ct), ct);
+                return await store.RunAsync(session => WriteBatchAsync(session, jobId, lane, previous, batch, ct), ct);
             }
             catch (DbException e) when (e.SqlState == "23505" && attempt < 3)
             {
-                // A resource of the batch was created by someone else since the lookup: look again.
+                // A resource of the batch was created by someone else (or the batch before) since the lookup: look again.
             }
         }
     }
 
-    private async Task<Position> WriteBatchAsync(IWriteSession session, string jobId, Position position, Parsed[] batch, CancellationToken ct)
+    private async Task<Position> WriteBatchAsync(IWriteSession session, string jobId, int lane, Task<Position> previous, Parsed[] batch, CancellationToken ct)
     {
-        // Runners of the same job (two hub instances resuming it) take turns; the progress check below stops the late one.
-        await session.LockAsync($"import:{jobId}", ct);
-        var at = position.Progress;
-        var errors = batch.Where(p => p.Error is not null).Select(p => new ImportLineError(at.Input, p.Line.Number, p.Error!)).ToList();
-        var counts = new Dictionary<string, long>(at.Counts);
+        await session.LockAsync($"import:{jobId}:{lane}", ct);
+        var errors = batch.Where(p => p.Error is not null).Select(p => (p.Line.Number, Message: p.Error!)).ToList();
+        var counts = new Dictionary<string, long>();
         var fresh = new List<Resource>();
         foreach (var type in batch.Where(p => p.Resource is not null).GroupBy(p => p.Resource!.TypeName))
         {
@@ -382,8 +408,8 @@ public sealed class ImportJobs(
                     if (existing.Contains(id))
                     {
                         await session.LockAsync(VersionWriter.IdLock(type.Key, id), ct);
-                        var previous = await session.ReadCurrentAsync(type.Key, id, ct);
-                        await writer.SaveAsync(session, resource, id, previous, "PUT", ct);
+                        var current = await session.ReadCurrentAsync(type.Key, id, ct);
+                        await writer.SaveAsync(session, resource, id, current, "PUT", ct);
                     }
                     else
                     {
@@ -395,7 +421,7 @@ public sealed class ImportJobs(
                 }
                 catch (FhirException e)
                 {
-                    errors.Add(new ImportLineError(at.Input, item.Line.Number, Message(e)));
+                    errors.Add((item.Line.Number, Message(e)));
                 }
             }
         }
@@ -409,10 +435,20 @@ public sealed class ImportJobs(
             load[i] = new BulkResource(row, index);
         });
         await session.LoadAsync(load, ct);
+
+        // The position goes after the previous batch's: a batch whose predecessor failed fails too, and the job
+        // continues from the last batch that committed.
+        var position = await previous;
+        var at = position.Progress;
+        foreach (var (type, count) in at.Counts)
+        {
+            counts[type] = counts.GetValueOrDefault(type) + count;
+        }
+
         var last = batch[^1].Line;
         var after = new ImportProgress(at.Input, last.Number, last.EndOffset, counts, at.Errors + errors.Count);
         var stored = Serialize(after);
-        return await session.SaveImportProgressAsync(jobId, position.Stored, stored, errors, ct)
+        return await session.SaveImportProgressAsync(jobId, position.Stored, stored, errors.Select(e => new ImportLineError(at.Input, e.Number, e.Message)).ToList(), ct)
             ? new Position(after, stored)
             : throw new JobMovedOnException();
     }
