@@ -334,6 +334,30 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("299 of 300 rows applied", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_second_record_of_a_resident_whose_first_is_in_a_chunk_still_in_flight_applies_after_it()
+    {
+        await SeedOrganizationsAsync();
+
+        // Row 120 (in the second chunk of 100, applied while the first may still run) is another health record of row
+        // 20's resident, under a new name: it must find the Patient row 20 wrote, not race it.
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 890_001, residents: 200), "residents.csv", lines =>
+        {
+            lines[120] = lines[20].Replace("36992110120190020", "36992110120190120", StringComparison.Ordinal)
+                .Replace("居民890020", "居民改名", StringComparison.Ordinal);
+        });
+        using var content = new ByteArrayContent(batch);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+        var resident = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(890_020)}"));
+        Assert.Equal("居民改名", resident.Name[0].Text ?? resident.Name[0].Family + string.Concat(resident.Name[0].Given));
+        Assert.Contains(resident.Identifier, i => i.Value == "36992110120190020");
+        Assert.Contains(resident.Identifier, i => i.Value == "36992110120190120");
+    }
+
     /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
     private static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit)
     {

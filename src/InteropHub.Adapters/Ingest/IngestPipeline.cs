@@ -49,7 +49,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     private const string Hl7ContentType = "x-application/hl7-v2+er7";
 
     private readonly SemaphoreSlim _worker = new(1, 1);
-    private readonly SemaphoreSlim[] _persons = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+    private readonly Dictionary<string, PersonGate> _persons = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _unmapped = new(StringComparer.Ordinal);
 
     /// <summary>Local codes written without a standard equivalent since start-up ("system|code" → times), for the status page.</summary>
@@ -185,7 +185,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     private async Task<HisReply> ProcessHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
     {
         mapped ??= HisMapper.Map(message.Body);
-        var stripes = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
+        var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
             for (var attempt = 1; ; attempt++)
@@ -210,35 +210,47 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
         finally
         {
-            Release(stripes);
+            Release(held);
         }
     }
 
     private const int MaxAttempts = 5;
 
     /// <summary>
-    /// Takes the stripes of every identifier of the Patients a transaction writes, in ascending order (so two
+    /// Takes a lock on every identifier value of the Patients a transaction writes, in ascending order (so two
     /// messages never wait on each other crosswise). Two messages about one person share an identifier (that is how
-    /// they find the same Patient), so they run one after another, whichever source they come from.
+    /// they find the same Patient), so they run one after another, whichever source they come from; messages about
+    /// different persons never wait on each other.
     /// </summary>
-    private async Task<List<int>> LockPersonsAsync(Bundle? transaction, CancellationToken ct)
+    private async Task<List<string>> LockPersonsAsync(Bundle? transaction, CancellationToken ct)
     {
-        var stripes = new SortedSet<int>();
-        foreach (var patient in transaction?.Entry.Select(e => e.Resource).OfType<Patient>() ?? [])
-        {
-            foreach (var value in patient.Identifier.Select(i => i.Value).OfType<string>().Where(v => v.Length > 0))
-            {
-                stripes.Add((int)((uint)StringComparer.Ordinal.GetHashCode(value.ToUpperInvariant()) % (uint)_persons.Length));
-            }
-        }
-
-        var held = new List<int>();
+        var held = new List<string>();
         try
         {
-            foreach (var stripe in stripes)
+            foreach (var key in PersonKeys(transaction).Order(StringComparer.Ordinal))
             {
-                await _persons[stripe].WaitAsync(ct);
-                held.Add(stripe);
+                PersonGate gate;
+                lock (_persons)
+                {
+                    if (!_persons.TryGetValue(key, out gate!))
+                    {
+                        _persons[key] = gate = new PersonGate();
+                    }
+
+                    gate.Users++;
+                }
+
+                try
+                {
+                    await gate.Gate.WaitAsync(ct);
+                }
+                catch
+                {
+                    Forget(key, release: false);
+                    throw;
+                }
+
+                held.Add(key);
             }
 
             return held;
@@ -250,7 +262,39 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         }
     }
 
-    private void Release(List<int> stripes) => stripes.ForEach(s => _persons[s].Release());
+    private static HashSet<string> PersonKeys(Bundle? transaction) =>
+    [
+        .. (transaction?.Entry.Select(e => e.Resource).OfType<Patient>() ?? [])
+            .SelectMany(p => p.Identifier.Select(i => i.Value).OfType<string>().Where(v => v.Length > 0))
+            .Select(v => v.ToUpperInvariant()),
+    ];
+
+    private void Release(List<string> keys) => keys.ForEach(k => Forget(k, release: true));
+
+    private void Forget(string key, bool release)
+    {
+        lock (_persons)
+        {
+            var gate = _persons[key];
+            if (release)
+            {
+                gate.Gate.Release();
+            }
+
+            if (--gate.Users == 0)
+            {
+                _persons.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>A person's lock and how many messages hold or wait for it (it is dropped when none does).</summary>
+    private sealed class PersonGate
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public int Users { get; set; }
+    }
 
     /// <summary>
     /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
@@ -485,46 +529,102 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, issue.ToString(), Where(issue.File, issue.Row, issue.Column)));
         }
 
+        // Up to two chunks are applied at once, in transactions of their own, so the database and the hub work side by
+        // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
+        // in flight to finish, so rows about one resource or one person still apply in file order; so does a new table.
         var applied = 0;
         var storeFailures = 0;
         var chunk = new List<TownshipRow>();
         var requests = new HashSet<string>(StringComparer.Ordinal);
-        async Task FlushAsync()
+        var persons = new HashSet<string>(StringComparer.Ordinal);
+        var inFlight = new Queue<(Task<(int Applied, int Failed)> Task, OperationOutcome Issues, HashSet<string> Requests, HashSet<string> Persons)>();
+        async Task CompleteOldestAsync()
         {
-            var (ok, failed) = await ApplyRowsAsync(chunk, outcome, ct);
+            var (task, issues, _, _) = inFlight.Dequeue();
+            var (ok, failed) = await task;
             applied += ok;
             storeFailures += failed;
+            outcome.Issue.AddRange(issues.Issue);
+        }
+
+        async Task LaunchAsync()
+        {
+            if (chunk.Count == 0)
+            {
+                return;
+            }
+
+            if (inFlight.Count == 2)
+            {
+                await CompleteOldestAsync();
+            }
+
+            var issues = new OperationOutcome();
+            inFlight.Enqueue((ApplyRowsAsync(chunk.ToList(), issues, ct), issues, [.. requests], [.. persons]));
             chunk.Clear();
             requests.Clear();
+            persons.Clear();
         }
 
-        foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
+        async Task DrainAsync()
         {
-            if (await AppliedAtAsync(row, ct) is { } earlier && earlier >= row.UpdatedAt)
+            while (inFlight.Count > 0)
             {
-                if (earlier > row.UpdatedAt)
+                await CompleteOldestAsync();
+            }
+        }
+
+        string? table = null;
+        try
+        {
+            foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
+            {
+                var writes = row.Transaction!.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
+                var rowPersons = PersonKeys(row.Transaction);
+                if (table != row.Table || writes.Any(requests.Contains)
+                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || rowPersons.Overlaps(f.Persons)))
                 {
-                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
-                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier:yyyy-MM-dd HH:mm:ss} already applied; ignored",
-                        Where(row.File, row.Row, "updated_at")));
+                    // Everything before this row is applied before the row is looked at (its stale check included).
+                    await LaunchAsync();
+                    await DrainAsync();
+                    table = row.Table;
                 }
 
-                continue;
+                if (await AppliedAtAsync(row, ct) is { } earlier && earlier >= row.UpdatedAt)
+                {
+                    if (earlier > row.UpdatedAt)
+                    {
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
+                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier:yyyy-MM-dd HH:mm:ss} already applied; ignored",
+                            Where(row.File, row.Row, "updated_at")));
+                    }
+
+                    continue;
+                }
+
+                // Rows of one table that write different resources share a transaction.
+                if (chunk.Count == RowsPerTransaction)
+                {
+                    await LaunchAsync();
+                }
+
+                chunk.Add(row);
+                requests.UnionWith(writes);
+                persons.UnionWith(rowPersons);
             }
 
-            // Rows of one table that write different resources share a transaction; a row that writes what an
-            // earlier row of the chunk writes starts the next one, so each row still sees the ones before it.
-            var writes = row.Transaction!.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
-            if (chunk.Count == RowsPerTransaction || (chunk.Count > 0 && (chunk[0].Table != row.Table || writes.Any(requests.Contains))))
+            await LaunchAsync();
+            await DrainAsync();
+        }
+        finally
+        {
+            // A failure (the hub stopping) leaves no chunk running behind it.
+            foreach (var (task, _, _, _) in inFlight)
             {
-                await FlushAsync();
+                await task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
-
-            chunk.Add(row);
-            requests.UnionWith(writes);
         }
 
-        await FlushAsync();
         outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
             $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
         return (outcome, batch.BatchRejected || storeFailures > 0);
@@ -544,7 +644,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             var combined = new Bundle { Type = Bundle.BundleType.Transaction };
             var fullUrls = new HashSet<string>(StringComparer.Ordinal);
             combined.Entry.AddRange(rows.SelectMany(r => r.Transaction!.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
-            var stripes = await LockPersonsAsync(combined, ct);
+            var held = await LockPersonsAsync(combined, ct);
             try
             {
                 await ApplyAsync(combined, ct);
@@ -556,7 +656,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             finally
             {
-                Release(stripes);
+                Release(held);
             }
         }
 
@@ -564,7 +664,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         var failed = 0;
         foreach (var row in rows)
         {
-            var stripes = await LockPersonsAsync(row.Transaction, ct);
+            var held = await LockPersonsAsync(row.Transaction, ct);
             try
             {
                 for (var attempt = 1; ; attempt++)
@@ -591,7 +691,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             finally
             {
-                Release(stripes);
+                Release(held);
             }
         }
 
@@ -662,7 +762,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
             else if (certificate is CertificateAccepted accepted)
             {
-                var stripes = await LockPersonsAsync(accepted.Transaction, ct);
+                var held = await LockPersonsAsync(accepted.Transaction, ct);
                 try
                 {
                     await SupersedeAsync(accepted, ct);
@@ -675,7 +775,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 }
                 finally
                 {
-                    Release(stripes);
+                    Release(held);
                 }
             }
 
