@@ -10,53 +10,43 @@ public sealed partial class PostgresResourceStore : IInboxStore
 {
     private const string InboxColumns = "id, source, message_id, content_hash, received_at, content_type, body, status, attempts, outcome, processed_at";
 
+    /// <summary>
+    /// One statement, so one round trip: the stored copy when the message id or the content is known, else the new
+    /// row. Two copies of one message arriving together share the message id: the unique key makes the second insert
+    /// do nothing (after the first commits), and the second attempt finds the first copy.
+    /// </summary>
     public async Task<(InboxMessage Message, bool Duplicate)> AcceptAsync(string source, string messageId, string contentType, byte[] body, CancellationToken ct)
     {
         var hash = Convert.ToHexStringLower(SHA256.HashData(body));
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        // Two copies of one message arriving together (a retrying sender) must not both be stored: they share the
-        // message id or the content, and each is locked (in one order), so different messages are stored side by side.
-        await using (var lockMessage = new NpgsqlCommand(
-            "SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n", connection, tx))
+        for (var attempt = 1; ; attempt++)
         {
-            var keys = new[] { AdvisoryLockKeys.For($"inbox:{source}:id:{messageId}"), AdvisoryLockKeys.For($"inbox:{source}:hash:{hash}") };
-            lockMessage.Parameters.Add(new NpgsqlParameter<long[]>("keys", [.. keys.Distinct().Order()]));
-            await lockMessage.ExecuteNonQueryAsync(ct);
-        }
-
-        await using (var find = new NpgsqlCommand(
-            $"SELECT {InboxColumns} FROM inbox_message WHERE source = @s AND (message_id = @m OR content_hash = @h) ORDER BY id LIMIT 1", connection, tx))
-        {
-            find.Parameters.Add(new NpgsqlParameter<string>("s", source));
-            find.Parameters.Add(new NpgsqlParameter<string>("m", messageId));
-            find.Parameters.Add(new NpgsqlParameter<string>("h", hash));
-            await using var reader = await find.ExecuteReaderAsync(ct);
+            await using var command = _dataSource.CreateCommand($"""
+                WITH found AS (
+                    SELECT {InboxColumns} FROM inbox_message WHERE source = @s AND (message_id = @m OR content_hash = @h) ORDER BY id LIMIT 1),
+                inserted AS (
+                    INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts)
+                    SELECT @s, @m, @h, @at, @ct, @b, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM found)
+                    ON CONFLICT (source, message_id) DO NOTHING
+                    RETURNING {InboxColumns})
+                SELECT {InboxColumns}, true FROM found UNION ALL SELECT {InboxColumns}, false FROM inserted
+                """);
+            command.Parameters.Add(new NpgsqlParameter<string>("s", source));
+            command.Parameters.Add(new NpgsqlParameter<string>("m", messageId));
+            command.Parameters.Add(new NpgsqlParameter<string>("h", hash));
+            command.Parameters.Add(new NpgsqlParameter<long>("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            command.Parameters.Add(new NpgsqlParameter<string>("ct", contentType));
+            command.Parameters.Add(new NpgsqlParameter<byte[]>("b", body));
+            await using var reader = await command.ExecuteReaderAsync(ct);
             if (await reader.ReadAsync(ct))
             {
-                return (ReadInbox(reader), true);
+                return (ReadInbox(reader), reader.GetBoolean(11));
+            }
+
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException($"The inbox neither stored nor found message {source}/{messageId}.");
             }
         }
-
-        InboxMessage stored;
-        await using (var insert = new NpgsqlCommand($"""
-            INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts)
-            VALUES (@s, @m, @h, @at, @ct, @b, 0, 0) RETURNING {InboxColumns}
-            """, connection, tx))
-        {
-            insert.Parameters.Add(new NpgsqlParameter<string>("s", source));
-            insert.Parameters.Add(new NpgsqlParameter<string>("m", messageId));
-            insert.Parameters.Add(new NpgsqlParameter<string>("h", hash));
-            insert.Parameters.Add(new NpgsqlParameter<long>("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-            insert.Parameters.Add(new NpgsqlParameter<string>("ct", contentType));
-            insert.Parameters.Add(new NpgsqlParameter<byte[]>("b", body));
-            await using var reader = await insert.ExecuteReaderAsync(ct);
-            await reader.ReadAsync(ct);
-            stored = ReadInbox(reader);
-        }
-
-        await tx.CommitAsync(ct);
-        return (stored, false);
     }
 
     public async Task<InboxMessage?> GetAsync(long id, CancellationToken ct)

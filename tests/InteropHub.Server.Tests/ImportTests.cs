@@ -205,6 +205,26 @@ public abstract class ImportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task An_id_repeated_in_the_next_batch_becomes_its_second_version_though_batches_are_written_two_at_a_time()
+    {
+        var folder = NewFolder();
+        var patients = Enumerable.Range(0, 20).Select(i => WithId(Fhir.Patient("韩", $"{i}"))).ToList();
+        patients[12].Id = patients[3].Id;
+        WriteNdjson(folder, "Patient.ndjson", patients);
+        await using var small = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Import:BatchSize", "10"));
+        var jobs = small.Services.GetRequiredService<ImportJobs>();
+        var job = await jobs.CreateAsync(new ImportRequest(jobs.Resolve([new ImportInput("Patient", folder)]), "test"), CancellationToken.None);
+
+        var done = await jobs.RunAsync(job.Id, null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ImportState.Completed, done.State);
+        Assert.Equal(20, done.Progress.Imported);
+        var repeated = await small.Services.GetRequiredService<IResourceStore>().ReadAsync("Patient", patients[3].Id!, CancellationToken.None);
+        Assert.Equal(2, repeated!.VersionId);
+        Assert.Contains("\"12\"", System.Text.Encoding.UTF8.GetString(repeated.Json), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_runner_stopped_after_some_batches_is_continued_from_the_last_committed_batch_and_imports_every_line_once()
     {
         var folder = NewFolder();

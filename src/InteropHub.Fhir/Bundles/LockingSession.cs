@@ -1,3 +1,4 @@
+using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Storage;
 
@@ -7,13 +8,14 @@ namespace InteropHub.Fhir.Bundles;
 /// The write session of a batch entry or a transaction. It takes each lock once (a PostgreSQL advisory lock
 /// taken again costs a round trip and is only counted up) and can take a whole set of locks in one canonical
 /// order and one round trip, so transactions that touch the same resources in different orders queue instead of
-/// deadlocking. It also remembers what each search found until the session next writes or takes a lock: a
-/// transaction looks up a conditional entry's match under its lock, then resolves the entry's id with the same search.
+/// deadlocking. It also remembers what each search found until the session next writes (or locks the search's
+/// criteria): a transaction looks up a conditional entry's match under its lock, then resolves the entry's id with the
+/// same search.
 /// </summary>
 internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 {
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string, int), IReadOnlyList<ResourceMatch>> _found = [];
+    private readonly Dictionary<(string Criteria, int Limit), IReadOnlyList<ResourceMatch>> _found = [];
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
     public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
@@ -22,8 +24,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         if (take.Count > 0)
         {
             await inner.LockAllAsync(take, ct);
-            // What was found before may have changed until the lock was ours.
-            _found.Clear();
+            Forget(take);
         }
     }
 
@@ -32,7 +33,22 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         if (_held.Add(key))
         {
             await inner.LockAsync(key, ct);
-            _found.Clear();
+            Forget([key]);
+        }
+    }
+
+    /// <summary>What a search under newly locked criteria found before the lock was ours may have changed meanwhile.</summary>
+    private void Forget(IReadOnlyList<string> locked)
+    {
+        foreach (var key in locked)
+        {
+            if (key.StartsWith(VersionWriter.CriteriaLockPrefix, StringComparison.Ordinal))
+            {
+                foreach (var found in _found.Keys.Where(k => k.Criteria == key[VersionWriter.CriteriaLockPrefix.Length..]).ToList())
+                {
+                    _found.Remove(found);
+                }
+            }
         }
     }
 

@@ -94,5 +94,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
 
     public static string IdLock(string resourceType, string id) => $"id:{resourceType}/{id}";
 
-    public static string CriteriaLock(string resourceType, SearchCriteria criteria) => $"if:{criteria.Canonical(resourceType)}";
+    public const string CriteriaLockPrefix = "if:";
+
+    public static string CriteriaLock(string resourceType, SearchCriteria criteria) => CriteriaLockPrefix + criteria.Canonical(resourceType);
 }

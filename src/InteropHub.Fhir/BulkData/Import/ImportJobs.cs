@@ -283,6 +283,7 @@ public sealed class ImportJobs(
             var committed = Task.FromResult(at);
             var inFlight = new Queue<Task<Position>>();
             var lane = 0;
+            var previousIds = new HashSet<(string, string)>();
             try
             {
                 while (true)
@@ -306,8 +307,14 @@ public sealed class ImportJobs(
                             continue;
                         }
 
+                        // A batch naming a resource the batch before it writes waits for that one to commit: written
+                        // side by side, each could wait on the other's row in the database while this process waits
+                        // on the first's commit.
+                        var slice = parsed[start..i];
+                        var sliceIds = slice.Where(p => p.Resource is not null).Select(p => (p.Resource!.TypeName, p.Resource.Id!)).ToHashSet();
                         var previous = committed;
-                        committed = CommitAsync(jobId, lane++ % 2, previous, parsed[start..i], ct);
+                        committed = CommitAsync(jobId, lane++ % 2, previous, sliceIds.Overlaps(previousIds), slice, ct);
+                        previousIds = sliceIds;
                         inFlight.Enqueue(committed);
                         if (inFlight.Count == 2)
                         {
@@ -375,8 +382,14 @@ public sealed class ImportJobs(
     /// <param name="lane">Which of the two batches in flight: two runners of one job (two hub instances) writing the
     /// same batch take the same lock, and the progress check stops the late one.</param>
     /// <param name="previous">The commit of the batch before; this one records its position after it.</param>
-    private async Task<Position> CommitAsync(string jobId, int lane, Task<Position> previous, Parsed[] batch, CancellationToken ct)
+    /// <param name="afterPrevious">Start only once the batch before has committed (they share a resource).</param>
+    private async Task<Position> CommitAsync(string jobId, int lane, Task<Position> previous, bool afterPrevious, Parsed[] batch, CancellationToken ct)
     {
+        if (afterPrevious)
+        {
+            await previous;
+        }
+
         for (var attempt = 1; ; attempt++)
         {
             try
