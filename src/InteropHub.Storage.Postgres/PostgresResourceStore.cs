@@ -321,6 +321,23 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
     }
 
+    internal static async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(NpgsqlConnection connection, NpgsqlTransaction? tx,
+        IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            $"SELECT {CurrentColumns} FROM resource JOIN unnest(@types, @ids) AS k (kt, kid) ON resource_type = k.kt AND id = k.kid", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter<string[]>("types", keys.Select(k => k.ResourceType).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("ids", keys.Select(k => k.Id).ToArray()));
+        var found = new List<StoredResource>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            found.Add(ReadCurrentRow(reader));
+        }
+
+        return found;
+    }
+
     internal static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, SearchCriteria criteria,
         IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
     {

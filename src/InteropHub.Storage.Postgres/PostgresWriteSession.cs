@@ -52,6 +52,16 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         return await PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
     }
 
+    public async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
+    {
+        if (_created.Exists(c => keys.Contains((c.Version.ResourceType, c.Version.Id))))
+        {
+            await FlushAsync(ct);
+        }
+
+        return await PostgresResourceStore.ReadCurrentManyAsync(connection, transaction, keys, ct);
+    }
+
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
     {
         await FlushAsync(ct);

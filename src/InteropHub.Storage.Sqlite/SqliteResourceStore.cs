@@ -285,6 +285,21 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
             SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
 
+        /// <summary>SQLite reads in-process, where one statement per resource costs no round trip.</summary>
+        public async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
+        {
+            var found = new List<StoredResource>();
+            foreach (var (resourceType, id) in keys)
+            {
+                if (await SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct) is { } current)
+                {
+                    found.Add(current);
+                }
+            }
+
+            return found;
+        }
+
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
 

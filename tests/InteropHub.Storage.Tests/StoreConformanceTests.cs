@@ -165,6 +165,22 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_reads_the_current_versions_of_several_resources_at_once_its_own_new_ones_included()
+    {
+        await PutAsync(NewPatient("m1", new Identifier(Mrn, "m1")));
+        await PutAsync(NewPatient("m2", new Identifier(Mrn, "m2")));
+        await new DeleteResource(Store, _writer).HandleAsync(new DeleteRequest("Patient", "m2", null, null), Ct);
+
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var (row, index) = _writer.Prepare(NewPatient("m3", new Identifier(Mrn, "m3")), "m3", 1, "PUT");
+        await session.WriteAsync(row, index, Ct);
+        var found = await session.ReadCurrentManyAsync([("Patient", "m1"), ("Patient", "m2"), ("Patient", "m3"), ("Patient", "nobody")], Ct);
+
+        Assert.Equal(["m1/1/live", "m2/2/deleted", "m3/1/live"],
+            found.Select(f => $"{f.Id}/{f.VersionId}/{(f.IsDeleted ? "deleted" : "live")}").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Deleting_writes_a_deletion_version_and_read_reports_the_resource_deleted()
     {
         var created = await PutAsync(NewPatient("p1", new Identifier(Mrn, "1")));

@@ -16,6 +16,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 {
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Criteria, int Limit), IReadOnlyList<ResourceMatch>> _found = [];
+    private readonly Dictionary<(string ResourceType, string Id), StoredResource?> _current = [];
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
     public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
@@ -52,7 +53,34 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         }
     }
 
-    public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
+    /// <summary>
+    /// Reads the current versions of the resources a transaction is about to write in one round trip (after their
+    /// locks are held, so they stay as read); each is then answered from here until the session writes it.
+    /// </summary>
+    public async Task PrefetchAsync(IEnumerable<(string ResourceType, string Id)> keys, CancellationToken ct)
+    {
+        var wanted = keys.Distinct().Where(k => !_current.ContainsKey(k)).ToList();
+        if (wanted.Count < 2)
+        {
+            return;
+        }
+
+        foreach (var key in wanted)
+        {
+            _current[key] = null;
+        }
+
+        foreach (var current in await inner.ReadCurrentManyAsync(wanted, ct))
+        {
+            _current[(current.ResourceType, current.Id)] = current;
+        }
+    }
+
+    public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
+        _current.TryGetValue((resourceType, id), out var current) ? current : await inner.ReadCurrentAsync(resourceType, id, ct);
+
+    public Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct) =>
+        inner.ReadCurrentManyAsync(keys, ct);
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
     {
@@ -68,6 +96,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
         _found.Clear();
+        _current.Remove((version.ResourceType, version.Id));
         return inner.WriteAsync(version, index, ct);
     }
 
@@ -80,6 +109,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task LoadAsync(IReadOnlyList<BulkResource> resources, CancellationToken ct)
     {
         _found.Clear();
+        _current.Clear();
         return inner.LoadAsync(resources, ct);
     }
 

@@ -176,6 +176,9 @@ public sealed class ProcessBundle(
             }
 
             await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
+            at = null;
+            await session.PrefetchAsync(plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH && p.ResolvedId is not null)
+                .Select(p => (p.ResourceType, p.ResolvedId!)), ct);
 
             foreach (var plan in Of(plans, Bundle.HTTPVerb.POST))
             {

@@ -142,6 +142,9 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
 
+        public Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct) =>
+            inner.ReadCurrentManyAsync(keys, ct);
+
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             inner.FindAsync(resourceType, criteria, limit, ct);
 

@@ -67,6 +67,9 @@ public interface IWriteSession : IAsyncDisposable
 
     Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct);
 
+    /// <summary>The current versions (deleted ones included) of those of the given resources that exist, in one round trip.</summary>
+    Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct);
+
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
 
     /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
