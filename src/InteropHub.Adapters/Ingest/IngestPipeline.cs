@@ -574,23 +574,27 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             }
         }
 
+        // A row's Provenance is its own (id from table and key, which a batch never repeats), so what was applied before
+        // the batch is read for all rows at once.
+        var rowsToApply = batch.Rows.Where(r => r.Transaction is not null).ToList();
+        var appliedAt = await AppliedAtAsync(rowsToApply, ct);
         string? table = null;
         try
         {
-            foreach (var row in batch.Rows.Where(r => r.Transaction is not null))
+            foreach (var row in rowsToApply)
             {
                 var writes = row.Transaction!.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
                 var rowPersons = PersonKeys(row.Transaction);
                 if (table != row.Table || writes.Any(requests.Contains)
                     || inFlight.Any(f => writes.Any(f.Requests.Contains) || rowPersons.Overlaps(f.Persons)))
                 {
-                    // Everything before this row is applied before the row is looked at (its stale check included).
+                    // Everything before this row is applied before it.
                     await LaunchAsync();
                     await DrainAsync();
                     table = row.Table;
                 }
 
-                if (await AppliedAtAsync(row, ct) is { } earlier && earlier >= row.UpdatedAt)
+                if (appliedAt.TryGetValue(Bundles.ResourceIds.From(row.Table, row.Key), out var earlier) && earlier >= row.UpdatedAt)
                 {
                     if (earlier > row.UpdatedAt)
                     {
@@ -698,14 +702,25 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         return (applied, failed);
     }
 
-    /// <summary>The <c>updated_at</c> of the version of this (table, key) applied before: the row's Provenance records it as occurred.</summary>
-    private async Task<DateTimeOffset?> AppliedAtAsync(TownshipRow row, CancellationToken ct)
+    /// <summary>
+    /// The <c>updated_at</c> of the version of each row's (table, key) applied before, by the id of the row's
+    /// Provenance, which records it as occurred; read a thousand rows per query.
+    /// </summary>
+    private async Task<Dictionary<string, DateTimeOffset>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
     {
-        var id = Bundles.ResourceIds.From(row.Table, row.Key);
-        return await store.ReadAsync("Provenance", id, ct) is { IsDeleted: false } stored
-            && serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred }
-            ? occurred.ToDateTimeOffset(TimeSpan.Zero)
-            : null;
+        var applied = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        foreach (var page in rows.Select(r => Bundles.ResourceIds.From(r.Table, r.Key)).Distinct().Chunk(1000))
+        {
+            foreach (var stored in await store.ReadManyAsync("Provenance", page, ct))
+            {
+                if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
+                {
+                    applied[stored.Id] = occurred.ToDateTimeOffset(TimeSpan.Zero);
+                }
+            }
+        }
+
+        return applied;
     }
 
     /// <summary>
