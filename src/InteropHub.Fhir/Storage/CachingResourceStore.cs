@@ -57,6 +57,13 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
             && Interlocked.Read(ref _evictions) == before)
         {
             Add(resource);
+            if (Interlocked.Read(ref _evictions) != before
+                && _entries.TryRemove(new KeyValuePair<(string, string), StoredResource>((resourceType, id), resource)))
+            {
+                // An eviction counted between the check and the add may have looked for the entry before it was there:
+                // take it out again (an eviction counted after this check finds and removes it itself).
+                Interlocked.Add(ref _bytes, -resource.Json.Length);
+            }
         }
 
         return resource;
