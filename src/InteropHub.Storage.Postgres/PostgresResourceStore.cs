@@ -361,19 +361,50 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? tx, SqlCommandText sql)
     {
         var command = new NpgsqlCommand(sql.ToString(), connection, tx);
-        foreach (var (name, value) in sql.Parameters)
+        command.Parameters.AddRange(Parameters(sql));
+        return command;
+    }
+
+    private static NpgsqlParameter[] Parameters(SqlCommandText sql) =>
+    [
+        .. sql.Parameters.Select(p => p.Value switch
         {
-            command.Parameters.Add(value switch
-            {
-                long l => new NpgsqlParameter<long>(name, l),
-                int i => new NpgsqlParameter<int>(name, i),
-                double d => new NpgsqlParameter<double>(name, d),
-                string text => new NpgsqlParameter<string>(name, text),
-                _ => new NpgsqlParameter(name, value),
-            });
+            long l => new NpgsqlParameter<long>(p.Key, l),
+            int i => new NpgsqlParameter<int>(p.Key, i),
+            double d => new NpgsqlParameter<double>(p.Key, d),
+            string text => new NpgsqlParameter<string>(p.Key, text),
+            _ => new NpgsqlParameter(p.Key, p.Value),
+        }),
+    ];
+
+    /// <summary>Several unsorted finds in one round trip (a batch of statements), the answers in order.</summary>
+    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(NpgsqlConnection connection, NpgsqlTransaction? tx,
+        IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(connection, tx);
+        foreach (var (criteria, limit) in searches)
+        {
+            var sql = SearchSql.Find(criteria, [], null, limit, SqlDialect.Postgres);
+            var command = new NpgsqlBatchCommand(sql.ToString());
+            command.Parameters.AddRange(Parameters(sql));
+            batch.BatchCommands.Add(command);
         }
 
-        return command;
+        var answers = new List<IReadOnlyList<ResourceMatch>>();
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        do
+        {
+            var matches = new List<ResourceMatch>();
+            while (await reader.ReadAsync(ct))
+            {
+                matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), []));
+            }
+
+            answers.Add(matches);
+        }
+        while (await reader.NextResultAsync(ct));
+
+        return answers;
     }
 
     private static StoredResource ReadCurrentRow(NpgsqlDataReader reader) => new(

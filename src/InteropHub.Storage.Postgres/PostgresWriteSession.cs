@@ -62,6 +62,13 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         return await PostgresResourceStore.ReadCurrentManyAsync(connection, transaction, keys, ct);
     }
 
+    public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
+        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+    {
+        await FlushAsync(ct);
+        return await PostgresResourceStore.FindManyAsync(connection, transaction, searches.Select(s => (s.Criteria, s.Limit)).ToList(), ct);
+    }
+
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
     {
         await FlushAsync(ct);

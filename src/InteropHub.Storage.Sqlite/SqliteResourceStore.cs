@@ -303,6 +303,18 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
 
+        public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
+            IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+        {
+            var answers = new List<IReadOnlyList<ResourceMatch>>();
+            foreach (var (_, criteria, limit) in searches)
+            {
+                answers.Add(await SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct));
+            }
+
+            return answers;
+        }
+
         public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
         {
             await using (var history = connection.CreateCommand())

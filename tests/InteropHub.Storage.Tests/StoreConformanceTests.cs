@@ -181,6 +181,22 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_runs_several_searches_at_once_and_answers_each_in_order()
+    {
+        await PutAsync(NewPatient("f1", new Identifier(Mrn, "f1")));
+        await PutAsync(NewPatient("f2", new Identifier(Mrn, "f2")));
+
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var (row, index) = _writer.Prepare(NewPatient("f3", new Identifier(Mrn, "f3")), "f3", 1, "PUT");
+        await session.WriteAsync(row, index, Ct);
+        var answers = await session.FindManyAsync(
+            [("Patient", Criteria("Patient", $"identifier={Mrn}|f2"), 2), ("Patient", Criteria("Patient", $"identifier={Mrn}|none"), 2),
+             ("Patient", Criteria("Patient", $"identifier={Mrn}|f3,{Mrn}|f1"), 2)], Ct);
+
+        Assert.Equal(["f2", "", "f1,f3"], answers.Select(a => string.Join(",", a.Select(m => m.Id).Order(StringComparer.Ordinal))));
+    }
+
+    [Fact]
     public async Task Deleting_writes_a_deletion_version_and_read_reports_the_resource_deleted()
     {
         var created = await PutAsync(NewPatient("p1", new Identifier(Mrn, "1")));

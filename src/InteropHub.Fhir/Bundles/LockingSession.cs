@@ -93,6 +93,26 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         return matches;
     }
 
+    public Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
+        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) => inner.FindManyAsync(searches, ct);
+
+    /// <summary>Runs the searches not remembered yet in one round trip and remembers their answers (see <see cref="FindAsync"/>).</summary>
+    public async Task FindAheadAsync(IEnumerable<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+    {
+        var wanted = searches.DistinctBy(s => (s.Criteria.Canonical(s.ResourceType), s.Limit))
+            .Where(s => !_found.ContainsKey((s.Criteria.Canonical(s.ResourceType), s.Limit))).ToList();
+        if (wanted.Count < 2)
+        {
+            return;
+        }
+
+        var answers = await inner.FindManyAsync(wanted, ct);
+        for (var i = 0; i < wanted.Count; i++)
+        {
+            _found[(wanted[i].Criteria.Canonical(wanted[i].ResourceType), wanted[i].Limit)] = answers[i];
+        }
+    }
+
     public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
         _found.Clear();

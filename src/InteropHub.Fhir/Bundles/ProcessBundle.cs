@@ -126,7 +126,7 @@ public sealed class ProcessBundle(
             var writes = plans.Where(p => p.IsWrite).ToList();
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
-            await LockAsync(session, writes, p => at = p, ct);
+            await LockAsync(session, writes, references, p => at = p, ct);
 
             // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
             // written: placeholders and conditional references in any resource may point at any of them.
@@ -215,8 +215,15 @@ public sealed class ProcessBundle(
     /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock
     /// criteria, then id, too, so no two writers can wait on each other in a cycle.
     /// </summary>
-    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, Action<EntryPlan> at, CancellationToken ct)
+    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
+        CancellationToken ct)
     {
+        // The searches that need no lock (conditional creates, conditional references other than the bundle's own
+        // conditional writes) in one round trip; each is then answered from the session.
+        var written = writes.Select(p => (p.Criteria ?? p.IfNoneExist)?.Canonical(p.ResourceType)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        await session.FindAheadAsync(writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false })
+            .Select(p => (p.ResourceType, p.IfNoneExist!, 2))
+            .Concat(references.Conditional.Where(r => !written.Contains(r.Criteria.Canonical(r.ResourceType))).Select(r => (r.ResourceType, r.Criteria, 2))), ct);
         var criteria = new List<string>();
         foreach (var plan in writes)
         {
@@ -238,6 +245,7 @@ public sealed class ProcessBundle(
         // Conditional references only read: they take no lock, so the many transactions that name one organisation
         // by its identifier run side by side.
         await session.LockAllAsync(criteria, ct);
+        await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2)), ct);
 
         var ids = new List<string>();
         foreach (var plan in writes)

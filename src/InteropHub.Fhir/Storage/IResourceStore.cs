@@ -72,6 +72,10 @@ public interface IWriteSession : IAsyncDisposable
 
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
 
+    /// <summary>Several <see cref="FindAsync"/>s in one round trip; the answers in the order of the searches.</summary>
+    Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+        CancellationToken ct);
+
     /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
     Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct);
 
