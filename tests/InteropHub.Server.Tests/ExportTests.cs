@@ -196,21 +196,7 @@ public abstract class ExportTests(HubFactory hub)
 
     internal static async Task<JsonElement> ExportAsync(HttpClient client, string url)
     {
-        var status = await KickOffAsync(client, url);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var response = await client.GetAsync(status);
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
-            }
-
-            Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-            Assert.True(response.Headers.Contains("X-Progress"));
-            Assert.True(DateTime.UtcNow < deadline, "the export did not finish within 30 s");
-            await System.Threading.Tasks.Task.Delay(50);
-        }
+        return await BulkJobStatus.WaitAsync(client, await KickOffAsync(client, url), TimeSpan.FromSeconds(30));
     }
 }
 

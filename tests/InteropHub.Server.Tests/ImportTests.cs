@@ -400,23 +400,7 @@ public abstract class ImportTests(HubFactory hub)
         return response.Content.Headers.ContentLocation!.PathAndQuery;
     }
 
-    internal static async Task<JsonElement> WaitAsync(string status, HttpClient client)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (true)
-        {
-            var response = await client.GetAsync(status);
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
-            }
-
-            Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-            Assert.True(response.Headers.Contains("X-Progress"));
-            Assert.True(DateTime.UtcNow < deadline, "the import did not finish within 120 s");
-            await System.Threading.Tasks.Task.Delay(20);
-        }
-    }
+    internal static Task<JsonElement> WaitAsync(string status, HttpClient client) => BulkJobStatus.WaitAsync(client, status, TimeSpan.FromSeconds(120));
 }
 
 public sealed class ImportTestsOnSqlite(SqliteHub hub) : ImportTests(hub), IClassFixture<SqliteHub>;
