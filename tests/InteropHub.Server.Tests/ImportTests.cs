@@ -251,10 +251,12 @@ public abstract class ImportTests(HubFactory hub)
         var before = await small.Services.GetRequiredService<IResourceStore>().ReadManyAsync("Patient", patients.Select(p => p.Id!).ToList(), CancellationToken.None);
         Assert.Equal(stopped.Progress.Imported, before.Count);
 
-        var done = await jobs.RunAsync(job.Id, null, CancellationToken.None);
+        ImportProgress? reported = null;
+        var done = await jobs.RunAsync(job.Id, p => reported = p, CancellationToken.None);
 
         Assert.Equal(ImportState.Completed, done.State);
         Assert.Equal(95, done.Progress.Imported);
+        Assert.Equal(95, reported!.Line); // the progress shown last is the end, though the last batches finish together
         var stored = await small.Services.GetRequiredService<IResourceStore>().ReadManyAsync("Patient", patients.Select(p => p.Id!).ToList(), CancellationToken.None);
         Assert.Equal(95, stored.Count);
         Assert.All(stored, s => Assert.Equal(1, s.VersionId));

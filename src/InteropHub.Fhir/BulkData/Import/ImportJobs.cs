@@ -291,7 +291,13 @@ public sealed class ImportJobs(
                     var parsed = await parsing;
                     if (parsed.Length == 0)
                     {
-                        return at = await committed;
+                        while (inFlight.Count > 0)
+                        {
+                            at = await inFlight.Dequeue();
+                            progress?.Invoke(at.Progress);
+                        }
+
+                        return at;
                     }
 
                     parsing = ReadAndParseAsync(lines, input.Type, ct);
