@@ -321,15 +321,29 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
     }
 
-    internal static async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(NpgsqlConnection connection, NpgsqlTransaction? tx,
-        IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
+    /// <summary>The current rows of the given resources (those that exist), for a write session's round trip.</summary>
+    internal static NpgsqlBatchCommand ReadCurrentManyCommand(IReadOnlyList<(string ResourceType, string Id)> keys)
     {
-        await using var command = new NpgsqlCommand(
-            $"SELECT {CurrentColumns} FROM resource JOIN unnest(@types, @ids) AS k (kt, kid) ON resource_type = k.kt AND id = k.kid", connection, tx);
+        var command = new NpgsqlBatchCommand(
+            $"SELECT {CurrentColumns} FROM resource JOIN unnest(@types, @ids) AS k (kt, kid) ON resource_type = k.kt AND id = k.kid");
         command.Parameters.Add(new NpgsqlParameter<string[]>("types", keys.Select(k => k.ResourceType).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<string[]>("ids", keys.Select(k => k.Id).ToArray()));
+        return command;
+    }
+
+    /// <summary>The current row of one resource, for a write session's round trip.</summary>
+    internal static NpgsqlBatchCommand ReadCurrentCommand(string resourceType, string id)
+    {
+        var command = new NpgsqlBatchCommand($"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t AND id = @id");
+        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
+        command.Parameters.Add(new NpgsqlParameter<string>("id", id));
+        return command;
+    }
+
+    /// <summary>The rows of the reader's current result, read by <see cref="ReadCurrentCommand"/> or <see cref="ReadCurrentManyCommand"/>.</summary>
+    internal static async Task<List<StoredResource>> ReadCurrentRowsAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
         var found = new List<StoredResource>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
             found.Add(ReadCurrentRow(reader));
@@ -377,34 +391,25 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }),
     ];
 
-    /// <summary>Several unsorted finds in one round trip (a batch of statements), the answers in order.</summary>
-    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(NpgsqlConnection connection, NpgsqlTransaction? tx,
-        IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+    /// <summary>An unsorted find, for a write session's round trip (several go in one).</summary>
+    internal static NpgsqlBatchCommand FindCommand(SearchCriteria criteria, int limit)
     {
-        await using var batch = new NpgsqlBatch(connection, tx);
-        foreach (var (criteria, limit) in searches)
+        var sql = SearchSql.Find(criteria, [], null, limit, SqlDialect.Postgres);
+        var command = new NpgsqlBatchCommand(sql.ToString());
+        command.Parameters.AddRange(Parameters(sql));
+        return command;
+    }
+
+    /// <summary>The matches in the reader's current result, found by <see cref="FindCommand"/>.</summary>
+    internal static async Task<List<ResourceMatch>> ReadMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        var matches = new List<ResourceMatch>();
+        while (await reader.ReadAsync(ct))
         {
-            var sql = SearchSql.Find(criteria, [], null, limit, SqlDialect.Postgres);
-            var command = new NpgsqlBatchCommand(sql.ToString());
-            command.Parameters.AddRange(Parameters(sql));
-            batch.BatchCommands.Add(command);
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), []));
         }
 
-        var answers = new List<IReadOnlyList<ResourceMatch>>();
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        do
-        {
-            var matches = new List<ResourceMatch>();
-            while (await reader.ReadAsync(ct))
-            {
-                matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), []));
-            }
-
-            answers.Add(matches);
-        }
-        while (await reader.NextResultAsync(ct));
-
-        return answers;
+        return matches;
     }
 
     private static StoredResource ReadCurrentRow(NpgsqlDataReader reader) => new(

@@ -14,65 +14,80 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
     private readonly List<string> _changed = [];
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
+    private readonly List<long> _locks = [];
     private bool _notified;
 
     /// <summary>
     /// A transaction-scoped advisory lock: released by commit or rollback, so a crashed or abandoned writer can
-    /// never leave it held, and it serialises writers of every hub instance on the database.
+    /// never leave it held, and it serialises writers of every hub instance on the database. It is taken at the head
+    /// of the session's next round trip (see <see cref="AddWaiting"/>), before anything read or written after it.
     /// </summary>
-    public async Task LockAsync(string key, CancellationToken ct)
+    public Task LockAsync(string key, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@k)", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long>("k", AdvisoryLockKeys.For(key)));
-        await command.ExecuteNonQueryAsync(ct);
+        _locks.Add(AdvisoryLockKeys.For(key));
+        return Task.CompletedTask;
     }
 
-    /// <summary>The locks in one round trip, taken one after another in the order of the array.</summary>
-    public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    /// <summary>The locks, taken one after another in the order of the list, at the head of the next round trip.</summary>
+    public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
     {
-        if (keys.Count == 0)
-        {
-            return;
-        }
-
-        await using var command = new NpgsqlCommand(
-            "SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long[]>("keys", keys.Select(AdvisoryLockKeys.For).ToArray()));
-        await command.ExecuteNonQueryAsync(ct);
+        _locks.AddRange(keys.Select(AdvisoryLockKeys.For));
+        return Task.CompletedTask;
     }
 
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
     {
         // A read by id sees only that resource's row: the new resources waiting go in first only when it is one of them.
-        if (_created.Exists(c => c.Version.Id == id && c.Version.ResourceType == resourceType))
-        {
-            await FlushAsync(ct);
-        }
-
-        return await PostgresResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
+        var withCreated = _created.Exists(c => c.Version.Id == id && c.Version.ResourceType == resourceType);
+        return await QueryAsync([PostgresResourceStore.ReadCurrentCommand(resourceType, id)], withCreated,
+            async reader => (await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct)).SingleOrDefault(), ct);
     }
 
     public async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
     {
-        if (_created.Exists(c => keys.Contains((c.Version.ResourceType, c.Version.Id))))
-        {
-            await FlushAsync(ct);
-        }
-
-        return await PostgresResourceStore.ReadCurrentManyAsync(connection, transaction, keys, ct);
+        var withCreated = _created.Exists(c => keys.Contains((c.Version.ResourceType, c.Version.Id)));
+        return await QueryAsync([PostgresResourceStore.ReadCurrentManyCommand(keys)], withCreated,
+            async reader => await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct), ct);
     }
 
     public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
-        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
-    {
-        await FlushAsync(ct);
-        return await PostgresResourceStore.FindManyAsync(connection, transaction, searches.Select(s => (s.Criteria, s.Limit)).ToList(), ct);
-    }
+        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) =>
+        await QueryAsync(searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList(), withCreated: true, async reader =>
+        {
+            var answers = new List<IReadOnlyList<ResourceMatch>>();
+            do
+            {
+                answers.Add(await PostgresResourceStore.ReadMatchesAsync(reader, ct));
+            }
+            while (await reader.NextResultAsync(ct));
 
-    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
+            return answers;
+        }, ct);
+
+    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
+        await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withCreated: true,
+            async reader => await PostgresResourceStore.ReadMatchesAsync(reader, ct), ct);
+
+    /// <summary>
+    /// Runs <paramref name="commands"/> in one round trip after the locks waiting (and, <paramref name="withCreated"/>,
+    /// the new resources waiting), and reads their results from the first.
+    /// </summary>
+    private async Task<T> QueryAsync<T>(IReadOnlyList<NpgsqlBatchCommand> commands, bool withCreated, Func<NpgsqlDataReader, Task<T>> read,
+        CancellationToken ct)
     {
-        await FlushAsync(ct);
-        return await PostgresResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var skip = AddWaiting(batch, withCreated);
+        foreach (var command in commands)
+        {
+            batch.BatchCommands.Add(command);
+        }
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        for (var i = 0; i < skip; i++)
+        {
+            await reader.NextResultAsync(ct);
+        }
+
+        return await read(reader);
     }
 
     public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
@@ -89,10 +104,10 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             return;
         }
 
-        await FlushAsync(ct);
         long rid;
         await using (var batch = new NpgsqlBatch(connection, transaction))
         {
+            var skip = AddWaiting(batch, withCreated: true);
             var current = new NpgsqlBatchCommand("""
                 INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content)
                 VALUES (@k, @t, @id, @v, @k, @d, @c)
@@ -112,6 +127,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             batch.BatchCommands.Add(history);
 
             await using var reader = await batch.ExecuteReaderAsync(ct);
+            for (var i = 0; i < skip; i++)
+            {
+                await reader.NextResultAsync(ct);
+            }
+
             if (!await reader.ReadAsync(ct))
             {
                 throw new InvalidOperationException($"The upsert of {version.ResourceType}/{version.Id} returned no row id.");
@@ -138,16 +158,40 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await replace.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>Writes the first versions waiting in <see cref="_created"/>, in one round trip, before <paramref name="then"/> (the commit's notification, say).</summary>
+    /// <summary>Takes the locks and writes the first versions waiting, in one round trip, before <paramref name="then"/> (the commit's notification, say).</summary>
     private async Task FlushAsync(CancellationToken ct, NpgsqlBatchCommand? then = null)
     {
-        if (_created.Count == 0 && then is null)
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        AddWaiting(batch, withCreated: true);
+        if (then is not null)
         {
-            return;
+            batch.BatchCommands.Add(then);
         }
 
-        await using var batch = new NpgsqlBatch(connection, transaction);
-        if (_created.Count > 0)
+        if (batch.BatchCommands.Count > 0)
+        {
+            await batch.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    /// <summary>
+    /// Puts at the head of a round trip the locks asked for since the last one, in the order asked, then (when
+    /// <paramref name="withCreated"/>) the first versions waiting in <see cref="_created"/>: a multi-row insert per
+    /// table. Returns how many results they add ahead of the statements that follow (the lock's; inserts have none).
+    /// </summary>
+    private int AddWaiting(NpgsqlBatch batch, bool withCreated)
+    {
+        var results = 0;
+        if (_locks.Count > 0)
+        {
+            var take = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n");
+            take.Parameters.Add(new NpgsqlParameter<long[]>("keys", _locks.ToArray()));
+            _locks.Clear();
+            batch.BatchCommands.Add(take);
+            results++;
+        }
+
+        if (withCreated && _created.Count > 0)
         {
             // A plain insert: a first version of an id that exists (which the callers' locks and version arithmetic
             // rule out) fails the transaction on the unique constraint instead of overwriting anything.
@@ -170,12 +214,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             AddIndexRows(batch, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
         }
 
-        if (then is not null)
-        {
-            batch.BatchCommands.Add(then);
-        }
-
-        await batch.ExecuteNonQueryAsync(ct);
+        return results;
     }
 
     /// <summary>One multi-row insert per index table that has rows, for any number of resources.</summary>

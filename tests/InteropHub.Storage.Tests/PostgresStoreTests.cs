@@ -86,20 +86,46 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
-    public async Task A_session_locking_a_key_waits_until_the_session_holding_it_ends()
+    public async Task A_session_locking_a_key_waits_at_its_next_statement_until_the_session_holding_it_ends()
     {
         await using var first = await Store.BeginWriteAsync(Ct);
         await first.LockAsync("if:Patient?identifier=a|1&", Ct);
+        // The lock is taken with the session's next statement.
+        Assert.Null(await first.ReadCurrentAsync("Patient", "nobody", Ct));
         await using var second = await Store.BeginWriteAsync(Ct);
         await using var other = await Store.BeginWriteAsync(Ct);
 
-        var waiting = second.LockAsync("if:Patient?identifier=a|1&", Ct);
-        await other.LockAsync("if:Patient?identifier=a|2&", Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await second.LockAsync("if:Patient?identifier=a|1&", Ct);
+        var waiting = second.ReadCurrentAsync("Patient", "nobody", Ct);
+        await other.LockAllAsync(["if:Patient?identifier=a|2&", "if:Patient?identifier=a|3&"], Ct);
+        await other.FindAsync("Patient", Criteria("Patient", "identifier=a|2"), 2, Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         await Task.Delay(300, Ct);
-        Assert.False(waiting.IsCompleted, "A second session took a lock that another session still held.");
+        Assert.False(waiting.IsCompleted, "A second session went past a lock that another session still held.");
 
         await first.DisposeAsync();
-        await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Null(await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+    }
+
+    [Fact]
+    public async Task A_session_that_waited_on_a_lock_reads_and_finds_what_the_holder_wrote_under_it()
+    {
+        var writer = new InteropHub.Fhir.Resources.VersionWriter(new InteropHub.Fhir.Serialization.FhirSerializers(), TimeProvider.System);
+        await using var first = await Store.BeginWriteAsync(Ct);
+        await first.LockAllAsync(["id:Patient/w1"], Ct);
+        Assert.Null(await first.ReadCurrentAsync("Patient", "w1", Ct));
+        // A new resource waits in the session and goes in with the commit, behind the lock.
+        var (row, index) = writer.Prepare(new Hl7.Fhir.Model.Patient { Identifier = [new Hl7.Fhir.Model.Identifier("urn:test:w", "w1")] }, "w1", 1, "PUT");
+        await first.WriteAsync(row, index, Ct);
+
+        await using var second = await Store.BeginWriteAsync(Ct);
+        await second.LockAsync("id:Patient/w1", Ct);
+        var read = second.ReadCurrentAsync("Patient", "w1", Ct);
+        await Task.Delay(300, Ct);
+        Assert.False(read.IsCompleted, "A second session read a resource whose writer still held its lock.");
+
+        await first.CommitAsync(Ct);
+        Assert.Equal(1, (await read.WaitAsync(TimeSpan.FromSeconds(10), Ct))?.VersionId);
+        Assert.Equal("w1", Assert.Single(await second.FindAsync("Patient", Criteria("Patient", "identifier=urn:test:w|w1"), 2, Ct)).Id);
     }
 
     [Fact]

@@ -591,7 +591,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     private async Task<IReadOnlyList<string>> FindIdsAsync(string resourceType, string query) =>
         (await FindAsync(resourceType, query)).Select(m => m.Id).ToList();
 
-    private static SearchCriteria Criteria(string resourceType, string query) => SearchCriteria.ParseQueryString(resourceType, query);
+    protected static SearchCriteria Criteria(string resourceType, string query) => SearchCriteria.ParseQueryString(resourceType, query);
 
     private static string Label(HistoryEntry entry) => $"{entry.Resource.Id}/{entry.Resource.VersionId}";
 

@@ -60,7 +60,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public async Task PrefetchAsync(IEnumerable<(string ResourceType, string Id)> keys, CancellationToken ct)
     {
         var wanted = keys.Distinct().Where(k => !_current.ContainsKey(k)).ToList();
-        if (wanted.Count < 2)
+        if (wanted.Count == 0)
         {
             return;
         }
@@ -75,6 +75,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
             _current[(current.ResourceType, current.Id)] = current;
         }
     }
+
+    /// <summary>A resource the caller knows is not stored (its id was just made): reading it answers null without a round trip.</summary>
+    public void AssumeAbsent(string resourceType, string id) => _current.TryAdd((resourceType, id), null);
 
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
         _current.TryGetValue((resourceType, id), out var current) ? current : await inner.ReadCurrentAsync(resourceType, id, ct);

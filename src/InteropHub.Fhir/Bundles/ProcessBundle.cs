@@ -160,6 +160,12 @@ public sealed class ProcessBundle(
                 {
                     ClaimCriteria(conditionalWrites, plan, plan.Criteria);
                     plan.ResolvedId = await UpdateResource.ResolveIdAsync(session, UpdateRequestOf(plan), ct);
+                    if (plan.Criteria is not null && string.IsNullOrEmpty(plan.Resource?.Id)
+                        && (await session.FindAsync(plan.ResourceType, plan.Criteria, 2, ct)).Count == 0)
+                    {
+                        // Matched nothing and names no id: created under an id just made, which nothing stored has.
+                        session.AssumeAbsent(plan.ResourceType, plan.ResolvedId);
+                    }
                 }
                 else
                 {
@@ -245,14 +251,20 @@ public sealed class ProcessBundle(
         // Conditional references only read: they take no lock, so the many transactions that name one organisation
         // by its identifier run side by side.
         await session.LockAllAsync(criteria, ct);
-        await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2)), ct);
+        // Under those locks: the conditional updates' searches, and again those of the conditional creates that found nothing.
+        await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2))
+            .Concat(writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false }).Select(p => (p.ResourceType, p.IfNoneExist!, 2))), ct);
 
-        var ids = new List<string>();
+        // The resources written by id or by a single match are locked, then read in one round trip (the locks go with
+        // it), together with the resources conditional creates found: every entry then reads its current version from
+        // the session.
+        var ids = new List<(string ResourceType, string Id)>();
+        var existing = new List<(string ResourceType, string Id)>();
         foreach (var plan in writes)
         {
             if (plan.Id is { } id)
             {
-                ids.Add(VersionWriter.IdLock(plan.ResourceType, id));
+                ids.Add((plan.ResourceType, id));
             }
             else if (plan.Criteria is { IsEmpty: false } conditional)
             {
@@ -260,12 +272,17 @@ public sealed class ProcessBundle(
                 var matches = await session.FindAsync(plan.ResourceType, conditional, 2, ct);
                 if (matches.Count == 1)
                 {
-                    ids.Add(VersionWriter.IdLock(plan.ResourceType, matches[0].Id));
+                    ids.Add((plan.ResourceType, matches[0].Id));
                 }
+            }
+            else if (plan.IfNoneExist is { IsEmpty: false } ifNoneExist && await session.FindAsync(plan.ResourceType, ifNoneExist, 2, ct) is [var found])
+            {
+                existing.Add((plan.ResourceType, found.Id));
             }
         }
 
-        await session.LockAllAsync(ids, ct);
+        await session.LockAllAsync(ids.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
+        await session.PrefetchAsync(ids.Concat(existing), ct);
     }
 
     /// <summary>

@@ -59,6 +59,8 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>
     /// Serialises writers on a key until the transaction ends (a PostgreSQL advisory lock; SQLite has one writer
     /// anyway). Used per resource id and per conditional criteria so parallel identical requests run one after another.
+    /// The lock holds before anything the session reads or writes after asking for it; PostgreSQL sends it with that
+    /// next statement, so asking costs no round trip of its own.
     /// </summary>
     Task LockAsync(string key, CancellationToken ct);
 
