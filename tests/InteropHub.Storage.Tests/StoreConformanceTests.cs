@@ -197,6 +197,21 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_store_runs_several_searches_at_once_and_answers_each_in_order_with_its_limit()
+    {
+        await PutAsync(NewPatient("g1", new Identifier(Mrn, "g1")));
+        await PutAsync(NewPatient("g2", new Identifier(Mrn, "g2")));
+        await PutAsync(NewPatient("g3", new Identifier(Mrn, "g3")));
+        await new DeleteResource(Store, _writer).HandleAsync(new DeleteRequest("Patient", "g3", null, null), Ct);
+
+        var answers = await Store.FindManyAsync(
+            [(Criteria("Patient", $"identifier={Mrn}|g2"), 2), (Criteria("Patient", $"identifier={Mrn}|g3"), 2),
+             (Criteria("Patient", $"identifier={Mrn}|g1,{Mrn}|g2"), 1), (Criteria("Patient", $"identifier={Mrn}|g2,{Mrn}|g1"), 5)], Ct);
+
+        Assert.Equal(["g2", "", "g1", "g1,g2"], answers.Select(a => string.Join(",", a.Select(m => m.Id))));
+    }
+
+    [Fact]
     public async Task Deleting_writes_a_deletion_version_and_read_reports_the_resource_deleted()
     {
         var created = await PutAsync(NewPatient("p1", new Identifier(Mrn, "1")));

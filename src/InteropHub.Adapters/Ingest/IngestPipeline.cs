@@ -370,6 +370,9 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// </summary>
     private async Task KeepOtherSourcesAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
+        await LookUpPatientsAsync(transaction.Entry
+            .Select(e => e is { Resource: Patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
+            .OfType<string>(), patients, ct);
         foreach (var entry in transaction.Entry)
         {
             if (entry is not { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !url.StartsWith("Patient?", StringComparison.Ordinal))
@@ -410,14 +413,30 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     private async Task<IReadOnlyList<StoredResource>> StoredPatientsAsync(string criteria, Dictionary<string, IReadOnlyList<StoredResource>> seen,
         CancellationToken ct)
     {
-        if (!seen.TryGetValue(criteria, out var found))
+        await LookUpPatientsAsync([criteria], seen, ct);
+        return seen[criteria];
+    }
+
+    /// <summary>
+    /// Looks up the Patients matching each of the conditional criteria not in <paramref name="seen"/> yet, all in two
+    /// round trips (the searches, then the matches' current versions), and remembers them there.
+    /// </summary>
+    private async Task LookUpPatientsAsync(IEnumerable<string> criteria, Dictionary<string, IReadOnlyList<StoredResource>> seen, CancellationToken ct)
+    {
+        var wanted = criteria.Distinct(StringComparer.Ordinal).Where(c => !seen.ContainsKey(c)).ToList();
+        if (wanted.Count == 0)
         {
-            var matches = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 2, ct);
-            found = matches.Count == 0 ? [] : [.. (await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct)).Where(p => !p.IsDeleted)];
-            seen[criteria] = found;
+            return;
         }
 
-        return found;
+        var answers = await store.FindManyAsync(
+            wanted.Select(c => (parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", c)), 2)).ToList(), ct);
+        var ids = answers.SelectMany(a => a.Select(m => m.Id)).Distinct(StringComparer.Ordinal).ToList();
+        var stored = ids.Count == 0 ? [] : (await store.ReadManyAsync("Patient", ids, ct)).Where(p => !p.IsDeleted).ToDictionary(p => p.Id, StringComparer.Ordinal);
+        for (var i = 0; i < wanted.Count; i++)
+        {
+            seen[wanted[i]] = [.. answers[i].Select(m => stored.GetValueOrDefault(m.Id)).OfType<StoredResource>()];
+        }
     }
 
     private static bool IsRetirement(Patient patient) =>
@@ -429,21 +448,15 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// </summary>
     private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
-        foreach (var entry in transaction.Entry)
+        var named = transaction.Entry
+            .Where(e => e.Resource is Patient patient && !IsRetirement(patient))
+            .Select(e => e.Request?.Method == Bundle.HTTPVerb.POST ? e.Request.IfNoneExist
+                : e.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
+            .OfType<string>().ToList();
+        await LookUpPatientsAsync(named, patients, ct);
+        foreach (var criteria in named)
         {
-            if (entry.Resource is not Patient patient || IsRetirement(patient))
-            {
-                continue;
-            }
-
-            var criteria = entry.Request?.Method == Bundle.HTTPVerb.POST ? entry.Request.IfNoneExist
-                : entry.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null;
-            if (criteria is null)
-            {
-                continue;
-            }
-
-            foreach (var stored in await StoredPatientsAsync(criteria, patients, ct))
+            foreach (var stored in patients[criteria])
             {
                 if (IsRetirement((Patient)serializers.ParseStored(stored.Json)))
                 {
