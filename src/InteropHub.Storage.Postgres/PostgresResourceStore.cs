@@ -137,22 +137,8 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }
     }
 
-    public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct)
-    {
-        var connection = await _dataSource.OpenConnectionAsync(ct);
-        try
-        {
-            // READ COMMITTED: each statement sees what committed before it started, so a writer that waited on an
-            // advisory lock reads the state its predecessor committed while it held that lock.
-            var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
-            return new PostgresWriteSession(connection, transaction, OnNotificationsCommitted, OnWritten);
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
+    public async Task<IWriteSession> BeginWriteAsync(CancellationToken ct) =>
+        new PostgresWriteSession(await _dataSource.OpenConnectionAsync(ct), OnNotificationsCommitted, OnWritten);
 
     public async Task<StoredResource?> ReadAsync(string resourceType, string id, CancellationToken ct)
     {

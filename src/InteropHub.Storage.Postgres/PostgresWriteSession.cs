@@ -5,16 +5,22 @@ using Npgsql;
 
 namespace InteropHub.Storage.Postgres;
 
-/// <summary>One write transaction on one pooled connection. Disposing without <see cref="CommitAsync"/> rolls back.</summary>
+/// <summary>
+/// One write transaction on one pooled connection. Disposing without <see cref="CommitAsync"/> rolls back. The session
+/// writes BEGIN and COMMIT itself, as the head of its first round trip and the tail of its last, so neither costs a
+/// round trip of its own (a transaction Bundle of new resources is one round trip in all).
+/// </summary>
 /// <param name="notified">Called after a commit of a session that added subscription outbox rows.</param>
 /// <param name="written">Called after a commit with the number of resource versions it wrote.</param>
-internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Action notified, Action<int> written) : IWriteSession
+internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action notified, Action<int> written) : IWriteSession
 {
     private int _loaded;
 
     private readonly List<string> _changed = [];
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
     private readonly List<long> _locks = [];
+    private bool _begun;
+    private bool _committed;
     private bool _notified;
 
     /// <summary>
@@ -75,7 +81,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     private async Task<T> QueryAsync<T>(IReadOnlyList<NpgsqlBatchCommand> commands, bool withCreated, Func<NpgsqlDataReader, Task<T>> read,
         CancellationToken ct)
     {
-        await using var batch = new NpgsqlBatch(connection, transaction);
+        await using var batch = new NpgsqlBatch(connection);
         var skip = AddWaiting(batch, withCreated);
         foreach (var command in commands)
         {
@@ -105,7 +111,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         }
 
         long rid;
-        await using (var batch = new NpgsqlBatch(connection, transaction))
+        await using (var batch = new NpgsqlBatch(connection))
         {
             var skip = AddWaiting(batch, withCreated: true);
             var current = new NpgsqlBatchCommand("""
@@ -146,7 +152,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         }
 
         // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
-        await using var replace = new NpgsqlBatch(connection, transaction);
+        await using var replace = new NpgsqlBatch(connection);
         foreach (var table in Tables)
         {
             var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
@@ -158,16 +164,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         await replace.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>Takes the locks and writes the first versions waiting, in one round trip, before <paramref name="then"/> (the commit's notification, say).</summary>
-    private async Task FlushAsync(CancellationToken ct, NpgsqlBatchCommand? then = null)
+    /// <summary>Sends what waits (BEGIN, locks, new resources) in one round trip, before a statement that cannot go with it.</summary>
+    private async Task FlushAsync(CancellationToken ct)
     {
-        await using var batch = new NpgsqlBatch(connection, transaction);
+        await using var batch = new NpgsqlBatch(connection);
         AddWaiting(batch, withCreated: true);
-        if (then is not null)
-        {
-            batch.BatchCommands.Add(then);
-        }
-
         if (batch.BatchCommands.Count > 0)
         {
             await batch.ExecuteNonQueryAsync(ct);
@@ -175,13 +176,22 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     }
 
     /// <summary>
-    /// Puts at the head of a round trip the locks asked for since the last one, in the order asked, then (when
-    /// <paramref name="withCreated"/>) the first versions waiting in <see cref="_created"/>: a multi-row insert per
-    /// table. Returns how many results they add ahead of the statements that follow (the lock's; inserts have none).
+    /// Puts at the head of a round trip the BEGIN of the session's first, the locks asked for since the last one in
+    /// the order asked, then (when <paramref name="withCreated"/>) the first versions waiting in <see cref="_created"/>:
+    /// a multi-row insert per table. Returns how many results they add ahead of the statements that follow (the
+    /// lock's; BEGIN and inserts have none).
     /// </summary>
     private int AddWaiting(NpgsqlBatch batch, bool withCreated)
     {
         var results = 0;
+        if (!_begun)
+        {
+            // READ COMMITTED: each statement sees what committed before it started, so a writer that waited on an
+            // advisory lock reads the state its predecessor committed while it held that lock.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL READ COMMITTED"));
+            _begun = true;
+        }
+
         if (_locks.Count > 0)
         {
             var take = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n");
@@ -248,7 +258,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
 
         await FlushAsync(ct);
 
-        await using var command = new NpgsqlCommand("SELECT id FROM resource WHERE resource_type = @t AND id = ANY(@ids)", connection, transaction);
+        await using var command = new NpgsqlCommand("SELECT id FROM resource WHERE resource_type = @t AND id = ANY(@ids)", connection);
         command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
         command.Parameters.Add(new NpgsqlParameter<string[]>("ids", ids.ToArray()));
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -271,7 +281,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
         CancellationToken ct)
     {
         await FlushAsync(ct);
-        await using (var update = new NpgsqlCommand("UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e", connection, transaction))
+        await using (var update = new NpgsqlCommand("UPDATE import_job SET progress = @p WHERE id = @id AND state = 0 AND progress = @e", connection))
         {
             update.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
             update.Parameters.Add(new NpgsqlParameter<string>("e", expected));
@@ -287,7 +297,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             await using var insert = new NpgsqlCommand("""
                 INSERT INTO import_error (job_id, input, line, message) SELECT @id, u.input, u.line, u.message
                 FROM unnest(@inputs, @lines, @messages) AS u (input, line, message)
-                """, connection, transaction);
+                """, connection);
             insert.Parameters.Add(new NpgsqlParameter<string>("id", jobId));
             insert.Parameters.Add(new NpgsqlParameter<int[]>("inputs", errors.Select(e => e.Input).ToArray()));
             insert.Parameters.Add(new NpgsqlParameter<long[]>("lines", errors.Select(e => e.Line).ToArray()));
@@ -342,9 +352,20 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
             notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
         }
 
-        await FlushAsync(ct, notify);
+        if (_begun || _locks.Count > 0 || _created.Count > 0 || notify is not null)
+        {
+            await using var batch = new NpgsqlBatch(connection);
+            AddWaiting(batch, withCreated: true);
+            if (notify is not null)
+            {
+                batch.BatchCommands.Add(notify);
+            }
 
-        await transaction.CommitAsync(ct);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+            await batch.ExecuteNonQueryAsync(ct);
+        }
+
+        _committed = true;
         written(_changed.Count + _loaded);
         if (_notified)
         {
@@ -355,7 +376,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
     {
         await FlushAsync(ct);
-        await using var insert = new NpgsqlCommand(OutboxSql.Insert, connection, transaction);
+        await using var insert = new NpgsqlCommand(OutboxSql.Insert, connection);
         insert.Parameters.Add(new NpgsqlParameter<string>("s", subscriptionId));
         insert.Parameters.Add(new NpgsqlParameter<string>("t", version.ResourceType));
         insert.Parameters.Add(new NpgsqlParameter<string>("id", version.Id));
@@ -368,9 +389,16 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, NpgsqlTr
     {
         try
         {
-            // Npgsql rolls back a transaction disposed before it completed; it also copes with a commit that
-            // failed half-way, where an explicit rollback would throw and hide the original error.
-            await transaction.DisposeAsync();
+            if (_begun && !_committed)
+            {
+                await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+                await rollback.ExecuteNonQueryAsync();
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        {
+            // A broken connection (the pool discards it, and the server ended the transaction with it), or one still
+            // busy with a failed statement: the error that brought the session here is the one to report.
         }
         finally
         {

@@ -129,6 +129,53 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task Sessions_that_fail_or_are_abandoned_write_nothing_and_hand_back_a_connection_the_next_session_can_use()
+    {
+        // One pooled connection: the next session gets the very connection the failed one used.
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(Location) { MaxPoolSize = 1 }.ConnectionString);
+        var store = new PostgresResourceStore(dataSource);
+        await store.MigrateAsync(Ct);
+        var writer = new InteropHub.Fhir.Resources.VersionWriter(new InteropHub.Fhir.Serialization.FhirSerializers(), TimeProvider.System);
+        async Task WriteAsync(IWriteSession session, string id)
+        {
+            var (row, index) = writer.Prepare(new Hl7.Fhir.Model.Patient { Identifier = [new Hl7.Fhir.Model.Identifier("urn:test:c", id)] }, id, 1, "PUT");
+            await session.WriteAsync(row, index, Ct);
+        }
+
+        await using (var first = await store.BeginWriteAsync(Ct))
+        {
+            await WriteAsync(first, "c1");
+            await first.CommitAsync(Ct);
+        }
+
+        await using (var failing = await store.BeginWriteAsync(Ct))
+        {
+            await WriteAsync(failing, "c2");
+            await WriteAsync(failing, "c1");
+            var error = await Assert.ThrowsAnyAsync<PostgresException>(() => failing.CommitAsync(Ct));
+            Assert.Equal(PostgresErrorCodes.UniqueViolation, error.SqlState);
+        }
+
+        await using (var abandoned = await store.BeginWriteAsync(Ct))
+        {
+            await WriteAsync(abandoned, "c4");
+            Assert.Empty(await abandoned.FindAsync("Patient", Criteria("Patient", "identifier=urn:test:c|c2"), 2, Ct));
+        }
+
+        await using (var next = await store.BeginWriteAsync(Ct))
+        {
+            await WriteAsync(next, "c3");
+            Assert.Empty(await next.FindAsync("Patient", Criteria("Patient", "identifier=urn:test:c|c2"), 2, Ct));
+            await next.CommitAsync(Ct);
+        }
+
+        Assert.Null(await store.ReadAsync("Patient", "c2", Ct));
+        Assert.Null(await store.ReadAsync("Patient", "c4", Ct));
+        Assert.Equal(1, (await store.ReadAsync("Patient", "c3", Ct))?.VersionId);
+        await store.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_store_given_a_data_source_leaves_it_open_when_disposed()
     {
         await using var dataSource = NpgsqlDataSource.Create(Location);
