@@ -1,3 +1,4 @@
+using System.Buffers;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir;
 using InteropHub.Fhir.Errors;
@@ -18,15 +19,24 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
     public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct)
     {
         var format = ResponseFormat.ForBody(request);
-        var body = await ReadBodyAsync(request, ct);
-        // Editors on Windows like to start UTF-8 files with a byte-order mark; it carries no meaning here.
-        var content = body.AsMemory();
-        if (content.Span.StartsWith(Utf8Bom))
+        // A transaction Bundle is often hundreds of kilobytes: it is read into a pooled buffer, not a new array on the
+        // large object heap each time, whose collections cost a write-heavy hub a tenth of its time.
+        var (buffer, length) = await ReadPooledBodyAsync(request, ct);
+        try
         {
-            content = content[Utf8Bom.Length..];
-        }
+            // Editors on Windows like to start UTF-8 files with a byte-order mark; it carries no meaning here.
+            var content = buffer.AsMemory(0, length);
+            if (content.Span.StartsWith(Utf8Bom))
+            {
+                content = content[Utf8Bom.Length..];
+            }
 
-        return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
+            return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>
@@ -49,31 +59,60 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 
     private async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
     {
+        var (buffer, length) = await ReadPooledBodyAsync(request, ct);
+        try
+        {
+            return buffer.AsSpan(0, length).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The body in a buffer rented from the shared pool (the caller returns it), refused past the size limit or when empty.</summary>
+    private async Task<(byte[] Buffer, int Length)> ReadPooledBodyAsync(HttpRequest request, CancellationToken ct)
+    {
         var limit = options.Value.MaxBodyBytes;
         if (request.ContentLength > limit)
         {
             throw new PayloadTooLargeException(limit);
         }
 
-        using var buffer = new MemoryStream(request.ContentLength is { } length ? (int)length : 8192);
-        var chunk = new byte[16384];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is { } expected ? (int)expected + 1 : 16384);
+        var length = 0;
+        try
         {
-            if (buffer.Length + read > limit)
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length), ct)) > 0)
             {
-                throw new PayloadTooLargeException(limit);
+                length += read;
+                if (length > limit)
+                {
+                    throw new PayloadTooLargeException(limit);
+                }
+
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
             }
 
-            buffer.Write(chunk, 0, read);
-        }
+            if (length == 0)
+            {
+                throw new InvalidInputException("The request body is empty; a FHIR resource was expected.");
+            }
 
-        if (buffer.Length == 0)
+            return (buffer, length);
+        }
+        catch
         {
-            throw new InvalidInputException("The request body is empty; a FHIR resource was expected.");
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
-
-        return buffer.ToArray();
     }
 }
 
