@@ -294,8 +294,23 @@ public static class SearchSql
 
             // Resources without a value sort last either way (search.html#sort leaves it to the server).
             Text.Append("COALESCE((SELECT ").Append(key.Descending ? "MAX(" : "MIN(").Append(column).Append(')')
-                .Append(" FROM ").Append(TableName(key.Table)).Append(" x WHERE x.rid = ").Append(r).Append(".rid AND x.param = ")
-                .Append(sql.Add(key.Param)).Append("), ").Append(sql.Add(sentinel)).Append(')');
+                .Append(" FROM ").Append(TableName(key.Table)).Append(" x WHERE x.rid = ").Append(r).Append(".rid AND x.param");
+            if (key.RowsOf is { } rowsOf)
+            {
+                Text.Append(" IN (").AppendJoin(", ", rowsOf.Select(sql.Add)).Append(')');
+            }
+            else
+            {
+                Text.Append(" = ").Append(sql.Add(key.Param));
+            }
+
+            if (key.Table == IndexTable.Tokens)
+            {
+                // A concept's text is kept as a row without a code; it has no code to sort by.
+                Text.Append(" AND x.code <> ''");
+            }
+
+            Text.Append("), ").Append(sql.Add(sentinel)).Append(')');
 
             static object TextSentinel(SortClause key) => key.Descending ? "" : "\U0010FFFF";
         }

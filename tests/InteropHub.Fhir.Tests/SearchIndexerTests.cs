@@ -21,6 +21,40 @@ public sealed class SearchIndexerTests
     }
 
     [Fact]
+    public void The_parameters_that_only_unite_others_are_observations_combo_parameters()
+    {
+        var unions = Hl7.Fhir.Model.ModelInfo.SupportedResources
+            .SelectMany(type => SearchParameterRegistry.Default.For(type).Values.Where(p => p.UnionOf is not null)
+                .Select(p => $"{type}.{p.Name} = {string.Join(" + ", p.UnionOf!.Order(StringComparer.Ordinal))}"))
+            .Order(StringComparer.Ordinal);
+
+        Assert.Equal(
+        [
+            "Observation.combo-code = code + component-code",
+            "Observation.combo-code-value-concept = code-value-concept + component-code-value-concept",
+            "Observation.combo-code-value-quantity = code-value-quantity + component-code-value-quantity",
+            "Observation.combo-data-absent-reason = component-data-absent-reason + data-absent-reason",
+            "Observation.combo-value-concept = component-value-concept + value-concept",
+            "Observation.combo-value-quantity = component-value-quantity + value-quantity",
+        ], unions);
+    }
+
+    [Fact]
+    public void A_union_parameter_writes_no_rows_of_its_own()
+    {
+        var index = Indexer.Extract(new Observation
+        {
+            Code = new CodeableConcept("http://loinc.org", "85354-9"),
+            Value = new Quantity(120, "mm[Hg]", "http://unitsofmeasure.org"),
+            Component = [new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "8480-6"), Value = new Quantity(140, "mm[Hg]", "http://unitsofmeasure.org") }],
+        });
+
+        var keys = index.Tokens.Select(t => t.Param).Concat(index.Quantities.Select(q => q.Param)).Distinct().Order(StringComparer.Ordinal);
+        Assert.Equal(["code", "code-value-quantity$0", "code-value-quantity$1", "component-code", "component-code-value-quantity$0",
+            "component-code-value-quantity$1", "component-value-quantity", "value-quantity"], keys);
+    }
+
+    [Fact]
     public void Strings_are_normalised_case_and_accent_insensitive_with_the_exact_text_kept()
     {
         var index = Indexer.Extract(new Patient { Name = [new HumanName { Family = "Müller-Lüdenscheidt", Given = ["ＪＯＳÉ"] }] });

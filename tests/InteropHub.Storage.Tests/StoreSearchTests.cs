@@ -83,6 +83,17 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8480-6$lt100", "")]
     [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8462-4$85", "o3")]
     [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8462-4$140", "")]
+    // Observation's combo parameters: the Observation's own values or its components'
+    [InlineData("Observation", "combo-code=8480-6", "o1,o3")]
+    [InlineData("Observation", "combo-code=8462-4,8339-4", "o2,o3")]
+    [InlineData("Observation", "combo-code:not=8480-6", "o2,o4")]
+    [InlineData("Observation", "combo-code-value-quantity=http://loinc.org|8480-6$gt130", "o3")]
+    [InlineData("Observation", "combo-code-value-quantity=http://loinc.org|8480-6$gt100", "o1,o3")]
+    [InlineData("Observation", "combo-code-value-quantity=http://loinc.org|8462-4$140", "")]
+    [InlineData("Observation", "combo-value-quantity=gt100", "o1,o2,o3")]
+    [InlineData("Observation", "combo-value-quantity=lt90|http://unitsofmeasure.org|mm[Hg]", "o3")]
+    [InlineData("Observation", "combo-value-quantity:missing=true", "o4")]
+    [InlineData("Observation", "combo-value-quantity:missing=false", "o1,o2,o3")]
     // uri
     [InlineData("Patient", "_profile=http://hub.example/StructureDefinition/cn-patient", "p1")]
     [InlineData("Patient", "_profile:below=http://hub.example/StructureDefinition", "p1")]
@@ -156,6 +167,17 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(["s2", "s5", "s4", "s1", "s0", "s3", "p1", "p2", "p3"], all);
         // By the lowest normalised name value, compared by code point: 'jose' (p2), 三 U+4E09 (p1), 李四 U+674E (p3).
         Assert.Equal(["p2", "p1", "p3"], byName);
+    }
+
+    [Fact]
+    public async Task Sorting_by_a_union_parameter_orders_by_the_lowest_value_of_the_parameters_it_unites()
+    {
+        await SeedWorldAsync();
+
+        // combo-code: o2 8339-4; o3 8462-4 (a component; its own code is 85354-9); o1 8480-6; o4 local-1.
+        Assert.Equal(["o2", "o3", "o1", "o4"], await PagedIdsAsync("Observation", "_sort=combo-code", pageSize: 3));
+        // The codes alone: a concept's text (o1 to o3 have one) is no code to sort by.
+        Assert.Equal(["o2", "o1", "o3", "o4"], await PagedIdsAsync("Observation", "_sort=code", pageSize: 3));
     }
 
     [Theory]

@@ -217,8 +217,19 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var param = Searchable(registry.Find(resourceType, code), name)
             ?? throw new InvalidInputException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
 
+        if (dot < 0 && param.UnionOf is { } parts)
+        {
+            // The parameters it unites, each with the same modifier and value: one of them matching is a match; for a
+            // negative criterion (:not, :missing=true, :not-in), none of them may match.
+            var each = parts.Select(part => ParseValue(resourceType, registry.Find(resourceType, part)!, modifier, name, value)).ToList();
+            return each.All(IsNegative) ? new AllCriterion(each) : new AnyCriterion(each);
+        }
+
         return dot < 0 ? ParseValue(resourceType, param, modifier, name, value) : ParseChain(resourceType, param, modifier, name, name[(dot + 1)..], value, depth);
     }
+
+    private static bool IsNegative(Criterion criterion) =>
+        criterion is IndexCriterion { Negated: true } or MissingCriterion { Missing: true } or ValueSetCriterion { Negated: true };
 
     private ChainCriterion ParseChain(string resourceType, SearchParam param, string? modifier, string name, string rest, string value, int depth)
     {
@@ -601,7 +612,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
             }
 
-            yield return new SortClause(name, param.Table, descending);
+            yield return new SortClause(name, param.Table, descending, param.UnionOf);
         }
     }
 

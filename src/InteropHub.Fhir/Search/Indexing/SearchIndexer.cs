@@ -75,8 +75,9 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         }
 
         var compiled = registry.For(resourceType).Values
-            // _id is searched on the resource row itself (IdCriterion), never through index rows.
-            .Where(p => p.Name != "_id" && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
+            // _id is searched on the resource row itself (IdCriterion), never through index rows; a union of other
+            // parameters (combo-code) through theirs.
+            .Where(p => p.Name != "_id" && p.UnionOf is null && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
             .Select(p => new CompiledParam(
                 p,
                 ElementPath.Compile(p.Expression, resourceType),

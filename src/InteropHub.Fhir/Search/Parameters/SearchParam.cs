@@ -15,6 +15,13 @@ public sealed record SearchParam(
     IReadOnlyList<string> Targets,
     IReadOnlyList<CompositeComponent> Components)
 {
+    /// <summary>
+    /// For a parameter whose expression is the union of other parameters' expressions on this resource type
+    /// (Observation's <c>combo-code</c> is <c>code</c> plus <c>component-code</c>): those parameters. It has no index
+    /// rows of its own; a search by it reads theirs.
+    /// </summary>
+    public IReadOnlyList<string>? UnionOf { get; init; }
+
     /// <summary>The index table the values of this parameter live in (composites store one row per component).</summary>
     public IndexTable Table => TableFor(Type);
 

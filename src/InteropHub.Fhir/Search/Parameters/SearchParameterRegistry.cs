@@ -122,8 +122,71 @@ public sealed class SearchParameterRegistry
             }
         }
 
+        MarkUnions(result, resourceType);
         return result.ToFrozenDictionary(StringComparer.Ordinal);
     }
+
+    /// <summary>
+    /// Finds the parameters that only repeat others (<see cref="SearchParam.UnionOf"/>): those whose expression, on
+    /// this type, is made of the same alternatives as two or more other parameters of the same kind together. Their
+    /// rows would duplicate the others' (an Observation without components wrote its codes twice, once as
+    /// <c>code</c> and once as <c>combo-code</c>). Smaller unions are settled first, so a union is never made of unions.
+    /// </summary>
+    private static void MarkUnions(Dictionary<string, SearchParam> parameters, string resourceType)
+    {
+        var alternatives = parameters.Values
+            .Where(p => p.Type is not (SearchParamType.Reference or SearchParamType.Special))
+            .Select(p => (Param: p, Parts: Alternatives(p.Expression, resourceType)))
+            .Where(p => p.Parts.Count > 0)
+            .OrderBy(p => p.Parts.Count)
+            .ToList();
+        var unions = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (param, parts) in alternatives.Where(a => a.Parts.Count > 1))
+        {
+            var covering = alternatives
+                .Where(a => a.Param.Name != param.Name && !unions.Contains(a.Param.Name) && SameShape(a.Param, param) && a.Parts.IsSubsetOf(parts))
+                .ToList();
+            if (covering.Count > 1 && covering.SelectMany(a => a.Parts).ToHashSet(StringComparer.Ordinal).SetEquals(parts))
+            {
+                unions.Add(param.Name);
+                parameters[param.Name] = param with { UnionOf = [.. covering.Select(a => a.Param.Name)] };
+            }
+        }
+    }
+
+    /// <summary>The alternatives (<c>a | b</c>) of an expression that apply to the resource type, as written.</summary>
+    private static HashSet<string> Alternatives(string expression, string resourceType)
+    {
+        var parts = new HashSet<string>(StringComparer.Ordinal);
+        var depth = 0;
+        var start = 0;
+        for (var i = 0; i <= expression.Length; i++)
+        {
+            if (i < expression.Length)
+            {
+                depth += expression[i] switch { '(' => 1, ')' => -1, _ => 0 };
+                if (expression[i] != '|' || depth != 0)
+                {
+                    continue;
+                }
+            }
+
+            var part = expression[start..i].Trim();
+            var head = part.TrimStart('(');
+            if (head == resourceType || head.StartsWith(resourceType + ".", StringComparison.Ordinal) || head.StartsWith(resourceType + " ", StringComparison.Ordinal))
+            {
+                parts.Add(part);
+            }
+
+            start = i + 1;
+        }
+
+        return parts;
+    }
+
+    private static bool SameShape(SearchParam a, SearchParam b) =>
+        a.Type == b.Type && a.Components.Count == b.Components.Count
+        && a.Components.Zip(b.Components).All(c => c.First.Param.Type == c.Second.Param.Type && c.First.Expression == c.Second.Expression);
 
     private static readonly FrozenDictionary<string, SearchParamDefinition> ByUrl = ModelInfo.SearchParameters
         .Where(d => d.Url is not null)

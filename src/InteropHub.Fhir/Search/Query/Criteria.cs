@@ -114,7 +114,8 @@ public sealed record AllCriterion(IReadOnlyList<Criterion> All) : Criterion;
 
 /// <summary>One sort key of <c>_sort</c> (search.html#sort).</summary>
 /// <param name="Param">A parameter code, or <c>_id</c> / <c>_lastUpdated</c>, which sort on the resource row.</param>
-public sealed record SortClause(string Param, IndexTable Table, bool Descending);
+/// <param name="RowsOf">The parameters whose index rows hold the values (a union parameter's); null: <paramref name="Param"/>'s own.</param>
+public sealed record SortClause(string Param, IndexTable Table, bool Descending, IReadOnlyList<string>? RowsOf = null);
 
 /// <summary>
 /// <c>_include</c> / <c>_revinclude</c> (search.html#include): resources of <see cref="SourceType"/> reference
