@@ -472,7 +472,7 @@ public static class SearchSql
                     Text.Append("SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
                     IndexScope(x, types, chain.Param);
                     AfterRid(x, r);
-                    Text.Append(" AND (");
+                    Text.Append(" AND ").Append(x).Append(".target_id <> '' AND (");
                     for (var i = 0; i < chain.Targets.Count; i++)
                     {
                         var target = chain.Targets[i];
@@ -496,6 +496,7 @@ public static class SearchSql
                     Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
                         .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ");
                     IndexScope(x, [has.SourceType], has.Param);
+                    Text.Append(" AND ").Append(x).Append(".target_id <> ''");
                     if (types.Count > 0)
                     {
                         Text.Append(" AND ");
@@ -613,14 +614,14 @@ public static class SearchSql
                     Text.Append(x).Append(".uri = ").Append(sql.Add(uri.Uri));
                     break;
                 case ReferenceCondition { Url: { } url }:
-                    Text.Append(x).Append(".url = ").Append(sql.Add(url));
+                    Text.Append(x).Append(".url = ").Append(sql.Add(url)).Append(" AND ").Append(x).Append(".url <> ''");
                     break;
                 case ReferenceCondition { TargetId: null, TargetType: { } anyOfType }:
                     // Any local resource of the type (the compartment of every patient, for a Patient-level export).
-                    Text.Append(x).Append(".target_type = ").Append(sql.Add(anyOfType));
+                    Text.Append(x).Append(".target_type = ").Append(sql.Add(anyOfType)).Append(" AND ").Append(x).Append(".target_id <> ''");
                     break;
                 case ReferenceCondition reference:
-                    Text.Append(x).Append(".target_id = ").Append(sql.Add(reference.TargetId ?? ""));
+                    Text.Append(x).Append(".target_id = ").Append(sql.Add(reference.TargetId ?? "")).Append(" AND ").Append(x).Append(".target_id <> ''");
                     if (reference.TargetType is not null)
                     {
                         Text.Append(" AND ").Append(x).Append(".target_type = ").Append(sql.Add(reference.TargetType));
