@@ -161,12 +161,16 @@ public static class SearchSql
             ?? criteria.Criteria.FirstOrDefault(c => c is CompositeCriterion or ChainCriterion or MissingCriterion { Missing: false });
     }
 
+    /// <summary>Searched on the resource row's version key, not on index rows (see <c>Builder.LastUpdatedCondition</c>).</summary>
+    private const string LastUpdated = "_lastUpdated";
+
     private static bool IsBareCode(IndexCriterion criterion) =>
         criterion.Table == IndexTable.Tokens && criterion.AnyOf.All(c => c is TokenCondition { System: null, Code: not null });
 
     private static bool NeedsResourceRow(Criterion criterion) => criterion switch
     {
         IdCriterion => true,
+        IndexCriterion { Param: LastUpdated } or MissingCriterion { Param: LastUpdated } => true,
         AllCriterion all => all.All.Any(NeedsResourceRow),
         AnyCriterion any => any.Any.Any(NeedsResourceRow),
         _ => false,
@@ -353,6 +357,13 @@ public static class SearchSql
 
                     Text.Append(any.Any.Count == 0 ? "1 = 0)" : ")");
                     break;
+                case MissingCriterion { Param: LastUpdated } missing:
+                    // Every version has its time.
+                    Text.Append(missing.Missing ? "1 = 0" : "1 = 1");
+                    break;
+                case IndexCriterion { Param: LastUpdated } lastUpdated:
+                    LastUpdatedCondition(r, lastUpdated);
+                    break;
                 case IdCriterion { Ids.Count: 0 } id:
                     Text.Append(id.Negated ? "1 = 1" : "1 = 0");
                     break;
@@ -399,7 +410,8 @@ public static class SearchSql
         /// </summary>
         private void Nested(string outer, string type, Criterion inner)
         {
-            if (inner is IndexCriterion { Negated: false } or CompositeCriterion or ChainCriterion or HasCriterion or MissingCriterion { Missing: false })
+            if (inner is IndexCriterion { Negated: false } or CompositeCriterion or ChainCriterion or HasCriterion or MissingCriterion { Missing: false }
+                && !NeedsResourceRow(inner))
             {
                 RidSubquery(inner, outer, [type]);
                 return;
@@ -408,6 +420,43 @@ public static class SearchSql
             var s = Alias("s");
             Text.Append("SELECT ").Append(s).Append(".rid FROM resource ").Append(s).Append(" WHERE ");
             Filter(s, [type], [inner]);
+        }
+
+        /// <summary>
+        /// <c>_lastUpdated</c> on the resource row: a version's key is the microsecond it was written (shifted left by
+        /// eight), and <c>meta.lastUpdated</c> is that instant cut to the millisecond. As a date range that is
+        /// [t, t + 1 tick), so each prefix's comparison of ranges (see <see cref="Ordered"/>) comes down to the key
+        /// against the first key of the millisecond at or after the search value's bounds.
+        /// </summary>
+        private void LastUpdatedCondition(string r, IndexCriterion criterion)
+        {
+            var key = r + ".last_key";
+            Text.Append(criterion.Negated ? "NOT (" : "(");
+            for (var i = 0; i < criterion.AnyOf.Count; i++)
+            {
+                var date = (DateCondition)criterion.AnyOf[i];
+                var low = sql.Add(FirstKeyAt(date.Low));
+                var high = sql.Add(FirstKeyAt(date.High));
+                Text.Append(i == 0 ? "" : " OR ").Append(date.Prefix switch
+                {
+                    SearchPrefix.Eq or SearchPrefix.Ap => $"({key} >= {low} AND {key} < {high})",
+                    SearchPrefix.Ne => $"NOT ({key} >= {low} AND {key} < {high})",
+                    SearchPrefix.Gt or SearchPrefix.Sa => $"{key} >= {high}",
+                    SearchPrefix.Lt or SearchPrefix.Eb => $"{key} < {low}",
+                    SearchPrefix.Ge => $"{key} >= {low}",
+                    _ => $"{key} < {high}",
+                });
+            }
+
+            Text.Append(')');
+        }
+
+        /// <summary>The first version key of the millisecond at or after <paramref name="ticks"/> (UTC, from year 1).</summary>
+        private static long FirstKeyAt(long ticks)
+        {
+            var milliseconds = ticks / TimeSpan.TicksPerMillisecond + (ticks % TimeSpan.TicksPerMillisecond > 0 ? 1 : 0);
+            var micros = milliseconds * 1000 - DateTime.UnixEpoch.Ticks / 10;
+            return micros > long.MaxValue >> 8 ? long.MaxValue : micros < long.MinValue >> 8 ? long.MinValue : micros << 8;
         }
 
         private void AnyOf(string x, IReadOnlyList<IndexCondition> conditions)

@@ -212,6 +212,35 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LastUpdated_is_searched_on_the_time_of_the_current_version_with_every_prefix()
+    {
+        var first = await PutAsync(NewPatient("u1", new Identifier(Mrn, "u1")));
+        await Task.Delay(5, Ct);
+        var second = await PutAsync(NewPatient("u2", new Identifier(Mrn, "u2")));
+        Assert.True(second.LastUpdated > first.LastUpdated);
+        static string At(DateTimeOffset t) => Uri.EscapeDataString(t.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture));
+        async Task<string> IdsAsync(string lastUpdated) =>
+            string.Join(",", (await FindIdsAsync("Patient", $"identifier={Mrn}|u1,{Mrn}|u2&{lastUpdated}")).Order(StringComparer.Ordinal));
+
+        Assert.Equal("u1", await IdsAsync("_lastUpdated=" + At(first.LastUpdated)));
+        Assert.Equal("u2", await IdsAsync("_lastUpdated=ne" + At(first.LastUpdated)));
+        Assert.Equal("u2", await IdsAsync("_lastUpdated=gt" + At(first.LastUpdated)));
+        Assert.Equal("u2", await IdsAsync("_lastUpdated=sa" + At(first.LastUpdated)));
+        Assert.Equal("u1,u2", await IdsAsync("_lastUpdated=ge" + At(first.LastUpdated)));
+        Assert.Equal("u1", await IdsAsync("_lastUpdated=lt" + At(second.LastUpdated)));
+        Assert.Equal("u1", await IdsAsync("_lastUpdated=eb" + At(second.LastUpdated)));
+        Assert.Equal("u1,u2", await IdsAsync("_lastUpdated=le" + At(second.LastUpdated)));
+        Assert.Equal("u1,u2", await IdsAsync($"_lastUpdated={first.LastUpdated.Year}"));
+        Assert.Equal("", await IdsAsync($"_lastUpdated=lt{first.LastUpdated.Year}"));
+        Assert.Equal("u1,u2", await IdsAsync("_lastUpdated:missing=false"));
+        Assert.Equal("", await IdsAsync("_lastUpdated:missing=true"));
+        // An update moves the resource to its new version's time.
+        var updated = await PutAsync(NewPatient("u1", new Identifier(Mrn, "u1"), new Identifier(Mrn, "u1-again")));
+        Assert.Equal("u1", await IdsAsync("_lastUpdated=ge" + At(updated.LastUpdated)));
+        Assert.Equal("u1,u2", await IdsAsync("_lastUpdated=gt" + At(first.LastUpdated)));
+    }
+
+    [Fact]
     public async Task Deleting_writes_a_deletion_version_and_read_reports_the_resource_deleted()
     {
         var created = await PutAsync(NewPatient("p1", new Identifier(Mrn, "1")));

@@ -119,6 +119,9 @@ public abstract partial class StoreConformanceTests
     [InlineData("Patient", "_tag=http://hub.example/tags|vip", "p2")]
     [InlineData("Patient", "_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R", "p3")]
     [InlineData("Patient", "_lastUpdated=gt2000-01-01", "p1,p2,p3")]
+    [InlineData("Patient", "_lastUpdated=lt2000-01-01", "")]
+    [InlineData("Observation", "subject:Patient._lastUpdated=gt2000-01-01", "o1,o2,o3")]
+    [InlineData("Patient", "_has:Observation:patient:_lastUpdated=gt2000-01-01&gender=male", "p1")]
     [InlineData("Patient", "gender=male,female&birthdate=gt1980&name=张", "p1")]
     public async Task Search_finds_exactly_the_expected_resources(string type, string query, string expected)
     {

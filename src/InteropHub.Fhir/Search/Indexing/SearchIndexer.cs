@@ -75,9 +75,9 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         }
 
         var compiled = registry.For(resourceType).Values
-            // _id is searched on the resource row itself (IdCriterion), never through index rows; a union of other
-            // parameters (combo-code) through theirs.
-            .Where(p => p.Name != "_id" && p.UnionOf is null && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
+            // _id and _lastUpdated are searched on the resource row itself (its id, its version key), never through
+            // index rows; a union of other parameters (combo-code) through theirs.
+            .Where(p => p.Name is not ("_id" or "_lastUpdated") && p.UnionOf is null && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
             .Select(p => new CompiledParam(
                 p,
                 ElementPath.Compile(p.Expression, resourceType),
