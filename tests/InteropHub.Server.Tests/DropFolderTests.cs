@@ -32,7 +32,11 @@ public abstract class DropFolderTests(HubFactory hub)
 
         // Placed whole (a rename), as a careful exporter does, so the watcher never sees a half-copied batch.
         Directory.Move(folder, Path.Combine(drop, "batch-001"));
-        await File.WriteAllBytesAsync(Path.Combine(drop, "longquan.zip"), SeedLoader.Zip(Path.Combine(legacy, "township", "batch-003-longquan-gb18030")));
+        // The zip too: written under another name, then renamed (with no settle time, the watcher could otherwise
+        // read it half-written on a busy machine).
+        var writing = Path.Combine(drop, "incoming", "longquan.zip.part");
+        await File.WriteAllBytesAsync(writing, SeedLoader.Zip(Path.Combine(legacy, "township", "batch-003-longquan-gb18030")));
+        File.Move(writing, Path.Combine(drop, "longquan.zip"));
         var done = Path.Combine(drop, "done");
         for (var wait = 0; wait < 300 && (!Directory.Exists(done) || Directory.EnumerateFileSystemEntries(done).Count() < 2); wait++)
         {
