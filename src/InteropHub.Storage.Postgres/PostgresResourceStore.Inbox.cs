@@ -75,13 +75,20 @@ public sealed partial class PostgresResourceStore : IInboxStore
 
     public async Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {
-        await using var command = _dataSource.CreateCommand(
-            "UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id");
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { CompleteCommand(id, status, outcome) } };
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Marks a message done; also sent inside a write session (<see cref="IWriteSession.CompleteInboxAsync"/>).</summary>
+    internal static NpgsqlBatchCommand CompleteCommand(long id, InboxStatus status, string? outcome)
+    {
+        var command = new NpgsqlBatchCommand("UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id");
         command.Parameters.Add(new NpgsqlParameter<short>("st", (short)status));
         command.Parameters.Add(new NpgsqlParameter("o", (object?)outcome ?? DBNull.Value));
         command.Parameters.Add(new NpgsqlParameter<long>("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
         command.Parameters.Add(new NpgsqlParameter<long>("id", id));
-        await command.ExecuteNonQueryAsync(ct);
+        return command;
     }
 
     public async Task<IReadOnlyList<InboxCounts>> CountsAsync(CancellationToken ct)

@@ -19,6 +19,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private readonly List<string> _changed = [];
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
     private readonly List<long> _locks = [];
+    private readonly List<NpgsqlBatchCommand> _beforeCommit = [];
     private bool _begun;
     private bool _committed;
     private bool _notified;
@@ -352,13 +353,18 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
         }
 
-        if (_begun || _locks.Count > 0 || _created.Count > 0 || notify is not null)
+        if (_begun || _locks.Count > 0 || _created.Count > 0 || notify is not null || _beforeCommit.Count > 0)
         {
             await using var batch = new NpgsqlBatch(connection);
             AddWaiting(batch, withCreated: true);
             if (notify is not null)
             {
                 batch.BatchCommands.Add(notify);
+            }
+
+            foreach (var command in _beforeCommit)
+            {
+                batch.BatchCommands.Add(command);
             }
 
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
@@ -371,6 +377,13 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         {
             notified();
         }
+    }
+
+    /// <summary>Sent with the commit: the completion costs no round trip of its own and commits with the writes.</summary>
+    public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
+    {
+        _beforeCommit.Add(PostgresResourceStore.CompleteCommand(id, status, outcome));
+        return Task.CompletedTask;
     }
 
     public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)

@@ -96,6 +96,9 @@ public sealed partial class SqliteResourceStore : IInboxStore
         return messages;
     }
 
+    /// <summary>Marks a message done; also run inside a write session (<see cref="IWriteSession.CompleteInboxAsync"/>).</summary>
+    private const string InboxComplete = "UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id";
+
     public async Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {
         await _writer.WaitAsync(ct);
@@ -103,7 +106,7 @@ public sealed partial class SqliteResourceStore : IInboxStore
         {
             await using var connection = await OpenAsync(ct);
             await using var command = connection.CreateCommand();
-            command.CommandText = "UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id";
+            command.CommandText = InboxComplete;
             command.Parameters.AddWithValue("@st", (int)status);
             command.Parameters.AddWithValue("@o", (object?)outcome ?? DBNull.Value);
             command.Parameters.AddWithValue("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());

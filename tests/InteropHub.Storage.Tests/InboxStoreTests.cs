@@ -49,6 +49,32 @@ public abstract class InboxStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_message_completed_in_a_write_session_is_done_only_when_the_session_commits()
+    {
+        var inbox = Open();
+        var (message, _) = await inbox.AcceptAsync("his", "MSG-TX", "text/plain", Encoding.UTF8.GetBytes("tx"), Ct);
+        var store = (IResourceStore)inbox;
+
+        await using (var abandoned = await store.BeginWriteAsync(Ct))
+        {
+            await abandoned.CompleteInboxAsync(message.Id, InboxStatus.Processed, "{\"resourceType\":\"OperationOutcome\"}", Ct);
+        }
+
+        Assert.Equal(InboxStatus.Received, (await inbox.GetAsync(message.Id, Ct))!.Status);
+
+        await using (var committed = await store.BeginWriteAsync(Ct))
+        {
+            await committed.CompleteInboxAsync(message.Id, InboxStatus.Processed, "{\"resourceType\":\"OperationOutcome\"}", Ct);
+            await committed.CommitAsync(Ct);
+        }
+
+        var done = (await inbox.GetAsync(message.Id, Ct))!;
+        Assert.Equal(InboxStatus.Processed, done.Status);
+        Assert.Equal(1, done.Attempts);
+        Assert.Equal("{\"resourceType\":\"OperationOutcome\"}", done.Outcome);
+    }
+
+    [Fact]
     public async Task The_same_message_id_or_the_same_bytes_from_a_source_is_a_duplicate()
     {
         var inbox = Open();

@@ -190,10 +190,10 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         {
             for (var attempt = 1; ; attempt++)
             {
-                var (code, issues) = mapped switch
+                var (code, issues, completed) = mapped switch
                 {
-                    HisRejected rejected => (rejected.AckCode, rejected.Errors),
-                    HisAccepted accepted => await ApplyHisAsync(accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, []),
+                    HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
+                    HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
                     _ => throw new InvalidOperationException("Unknown HIS outcome."),
                 };
                 if (code == AckCode.AR && issues.Count == 0)
@@ -202,9 +202,11 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                     continue;
                 }
 
-                var outcome = ToOutcome(issues, code);
-                await inbox.CompleteAsync(message.Id, HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed,
-                    Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
+                if (!completed)
+                {
+                    await CompleteHisAsync(message.Id, code, issues, inbox.CompleteAsync, ct);
+                }
+
                 return Reply(mapped.Message, code, message.Id, issues);
             }
         }
@@ -215,6 +217,14 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     }
 
     private const int MaxAttempts = 5;
+
+    /// <summary>Marks a HIS message done with the outcome its ACK states, through the inbox or inside a write session.</summary>
+    private Task CompleteHisAsync(long id, AckCode code, IReadOnlyList<HisIssue> issues, Func<long, InboxStatus, string?, CancellationToken, Task> complete,
+        CancellationToken ct)
+    {
+        var outcome = ToOutcome(issues, code);
+        return complete(id, HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed, Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
+    }
 
     /// <summary>
     /// Takes a lock on every identifier value of the Patients a transaction writes, in ascending order (so two
@@ -300,7 +310,8 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
     /// Null when a stored Patient changed under the message and it should be mapped and applied again (<paramref name="retry"/>).
     /// </summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>)?> ApplyHisAsync(HisAccepted accepted, bool retry, CancellationToken ct)
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyHisAsync(InboxMessage message, HisAccepted accepted, bool retry,
+        CancellationToken ct)
     {
         var bundle = accepted.Transaction;
         foreach (var precondition in accepted.Preconditions)
@@ -313,7 +324,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             };
             if (failure is not null)
             {
-                return (AckCode.AE, [failure]);
+                return (AckCode.AE, [failure], false);
             }
         }
 
@@ -321,7 +332,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
         if (accepted.Merge is null && await CheckNotRetiredAsync(bundle, patients, ct) is { } retired)
         {
-            return (AckCode.AE, [retired]);
+            return (AckCode.AE, [retired], false);
         }
 
         try
@@ -331,8 +342,10 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 await merged.AddMovesAsync(bundle, ct);
             }
 
-            await ApplyAsync(bundle, ct, patients);
-            return (AckCode.AA, accepted.Warnings);
+            // Applied and marked processed in one transaction: a crash leaves either both or neither.
+            await ApplyAsync(bundle, ct, patients,
+                (session, token) => CompleteHisAsync(message.Id, AckCode.AA, accepted.Warnings, session.CompleteInboxAsync, token));
+            return (AckCode.AA, accepted.Warnings, true);
         }
         catch (FhirException e) when (retry && e.Status == System.Net.HttpStatusCode.PreconditionFailed
             && bundle.Entry.Any(entry => entry.Resource is Patient && entry.Request?.IfMatch is not null))
@@ -343,20 +356,22 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
         {
             // The message is valid HL7 but the hub refused what it maps to: AE names why, and the stored message
             // waits in the dead letters for a replay.
-            return (AckCode.AE, [new HisIssue(RejectionReason.Malformed, null, Describe(e.Outcome), IssueSeverity.Error, 207, "系统内部错误")]);
+            return (AckCode.AE, [new HisIssue(RejectionReason.Malformed, null, Describe(e.Outcome), IssueSeverity.Error, 207, "系统内部错误")], false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A store failure is the hub's problem, not the message's: AR asks the sender to retry (his-hl7v2.md §7),
             // and the stored message is a dead letter until then.
-            return (AckCode.AR, [new HisIssue(RejectionReason.Malformed, null, $"存储失败: {e.Message}", IssueSeverity.Error, 207, "系统内部错误")]);
+            return (AckCode.AR, [new HisIssue(RejectionReason.Malformed, null, $"存储失败: {e.Message}", IssueSeverity.Error, 207, "系统内部错误")], false);
         }
     }
 
-    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Dictionary<string, IReadOnlyList<StoredResource>>? patients = null)
+    /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
+    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Dictionary<string, IReadOnlyList<StoredResource>>? patients = null,
+        Func<IWriteSession, CancellationToken, Task>? beforeCommit = null)
     {
         await KeepOtherSourcesAsync(transaction, patients ?? new(StringComparer.Ordinal), ct);
-        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl), ct);
+        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit), ct);
         foreach (var coding in Codes.UnmappedCodes.In(transaction))
         {
             _unmapped.AddOrUpdate($"{coding.System}|{coding.Code}", 1, (_, n) => n + 1);

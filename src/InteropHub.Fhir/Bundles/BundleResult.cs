@@ -6,7 +6,9 @@ using InteropHub.Fhir.Storage;
 namespace InteropHub.Fhir.Bundles;
 
 /// <param name="BaseUrl">The server's FHIR base (e.g. <c>https://hub.example/fhir</c>): entry URLs may be absolute under it.</param>
-public sealed record BundleRequest(Bundle Bundle, string BaseUrl);
+/// <param name="BeforeCommit">For a transaction: more to write in its session once every entry succeeded (the ingest
+/// marks its inbox message processed there, so the two commit together).</param>
+public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null);
 
 /// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
 public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);

@@ -126,6 +126,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
         inner.AddNotificationAsync(subscriptionId, version, ct);
 
+    public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
+        inner.CompleteInboxAsync(id, status, outcome, ct);
+
     public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
         inner.ExistingIdsAsync(resourceType, ids, ct);
 

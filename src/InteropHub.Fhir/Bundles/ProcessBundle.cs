@@ -67,6 +67,11 @@ public sealed class ProcessBundle(
             }
 
             await RunAsync(new LockingSession(session), plans, transaction: true, ct);
+            if (request.BeforeCommit is { } beforeCommit)
+            {
+                await beforeCommit(session, ct);
+            }
+
             return plans.Select(p => p.Response!).ToList();
         }, ct);
 

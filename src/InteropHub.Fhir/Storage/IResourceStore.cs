@@ -99,6 +99,12 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>Adds a row to the subscription outbox (<see cref="ISubscriptionOutbox"/>) for a version written in this session.</summary>
     Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct);
 
+    /// <summary>
+    /// Marks an inbox message done (<see cref="IInboxStore.CompleteAsync"/>) in this session's transaction: the writes a
+    /// message made and its completion commit together, or neither does.
+    /// </summary>
+    Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct);
+
     /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
     Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
 
