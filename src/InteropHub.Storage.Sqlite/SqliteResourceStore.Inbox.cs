@@ -97,7 +97,18 @@ public sealed partial class SqliteResourceStore : IInboxStore
     }
 
     /// <summary>Marks a message done; also run inside a write session (<see cref="IWriteSession.CompleteInboxAsync"/>).</summary>
-    private const string InboxComplete = "UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id";
+    private static async Task CompleteAsync(SqliteConnection connection, SqliteTransaction? transaction, long id, InboxStatus status, string? outcome,
+        CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "UPDATE inbox_message SET status = @st, outcome = @o, attempts = attempts + 1, processed_at = @at WHERE id = @id";
+        command.Parameters.AddWithValue("@st", (int)status);
+        command.Parameters.AddWithValue("@o", (object?)outcome ?? DBNull.Value);
+        command.Parameters.AddWithValue("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("@id", id);
+        await command.ExecuteNonQueryAsync(ct);
+    }
 
     public async Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {
@@ -105,13 +116,7 @@ public sealed partial class SqliteResourceStore : IInboxStore
         try
         {
             await using var connection = await OpenAsync(ct);
-            await using var command = connection.CreateCommand();
-            command.CommandText = InboxComplete;
-            command.Parameters.AddWithValue("@st", (int)status);
-            command.Parameters.AddWithValue("@o", (object?)outcome ?? DBNull.Value);
-            command.Parameters.AddWithValue("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("@id", id);
-            await command.ExecuteNonQueryAsync(ct);
+            await CompleteAsync(connection, null, id, status, outcome, ct);
         }
         finally
         {

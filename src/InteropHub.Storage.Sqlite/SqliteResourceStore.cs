@@ -366,17 +366,8 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             _notified = true;
         }
 
-        public async Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
-        {
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = InboxComplete;
-            command.Parameters.AddWithValue("@st", (int)status);
-            command.Parameters.AddWithValue("@o", (object?)outcome ?? DBNull.Value);
-            command.Parameters.AddWithValue("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("@id", id);
-            await command.ExecuteNonQueryAsync(ct);
-        }
+        public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
+            SqliteResourceStore.CompleteAsync(connection, transaction, id, status, outcome, ct);
 
         public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
         {
