@@ -75,8 +75,8 @@ public sealed partial class PostgresResourceStore : IInboxStore
 
     public async Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { CompleteCommand(id, status, outcome) } };
+        await using var batch = _dataSource.CreateBatch();
+        batch.BatchCommands.Add(CompleteCommand(id, status, outcome));
         await batch.ExecuteNonQueryAsync(ct);
     }
 

@@ -143,7 +143,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public async Task<StoredResource?> ReadAsync(string resourceType, string id, CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        return await ReadCurrentAsync(connection, null, resourceType, id, ct);
+        return await ReadCurrentAsync(connection, resourceType, id, ct);
     }
 
     public async Task<StoredResource?> ReadVersionAsync(string resourceType, string id, int versionId, CancellationToken ct)
@@ -206,7 +206,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         // A lookup by identifier matches one resource or a few whatever the value, so the prepared statement's generic
         // plan is the right one, and the ingest pipeline's lookups skip a planning that costs more than the execution.
         await using var connection = await (IsIdentifierLookup(criteria, sort, after) ? _dataSource : _searchSource).OpenConnectionAsync(ct);
-        return await FindAsync(connection, null, criteria, sort, after, limit, ct);
+        return await FindAsync(connection, criteria, sort, after, limit, ct);
     }
 
     public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches,
@@ -224,15 +224,8 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
             batch.BatchCommands.Add(FindCommand(criteria, limit));
         }
 
-        var answers = new List<IReadOnlyList<ResourceMatch>>();
         await using var reader = await batch.ExecuteReaderAsync(ct);
-        do
-        {
-            answers.Add(await ReadMatchesAsync(reader, ct));
-        }
-        while (await reader.NextResultAsync(ct));
-
-        return answers;
+        return await ReadAllMatchesAsync(reader, ct);
     }
 
     private static bool IsIdentifierLookup(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after) =>
@@ -243,7 +236,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
     {
         await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, null, SearchSql.Count(criteria, SqlDialect.Postgres));
+        await using var command = Command(connection, SearchSql.Count(criteria, SqlDialect.Postgres));
         return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 
@@ -256,7 +249,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         await using var connection = await _searchSource.OpenConnectionAsync(ct);
         var count = SearchSql.Matches(criteria, SqlDialect.Postgres);
         count.Text.Insert(0, "EXPLAIN (FORMAT JSON) ");
-        await using var command = Command(connection, null, count);
+        await using var command = Command(connection, count);
         using var plan = System.Text.Json.JsonDocument.Parse((string)(await command.ExecuteScalarAsync(ct))!);
         return (long)Math.Round(plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble());
     }
@@ -270,7 +263,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }
 
         await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, null, SearchSql.References(rids, param, targetType, limit));
+        await using var command = Command(connection, SearchSql.References(rids, param, targetType, limit));
         var keys = new List<ResourceKey>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -323,14 +316,11 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }
     }
 
-    internal static async Task<StoredResource?> ReadCurrentAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string resourceType, string id,
-        CancellationToken ct)
+    private static async Task<StoredResource?> ReadCurrentAsync(NpgsqlConnection connection, string resourceType, string id, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand($"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t AND id = @id", connection, tx);
-        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
-        command.Parameters.Add(new NpgsqlParameter<string>("id", id));
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { ReadCurrentCommand(resourceType, id) } };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        return (await ReadCurrentRowsAsync(reader, ct)).SingleOrDefault();
     }
 
     /// <summary>The current rows of the given resources (those that exist), for a write session's round trip.</summary>
@@ -364,10 +354,10 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return found;
     }
 
-    internal static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, SearchCriteria criteria,
+    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, SearchCriteria criteria,
         IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
     {
-        await using var command = Command(connection, tx, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Postgres));
+        await using var command = Command(connection, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Postgres));
         var matches = new List<ResourceMatch>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -384,9 +374,9 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return matches;
     }
 
-    private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? tx, SqlCommandText sql)
+    private static NpgsqlCommand Command(NpgsqlConnection connection, SqlCommandText sql)
     {
-        var command = new NpgsqlCommand(sql.ToString(), connection, tx);
+        var command = new NpgsqlCommand(sql.ToString(), connection);
         command.Parameters.AddRange(Parameters(sql));
         return command;
     }
@@ -410,6 +400,19 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         var command = new NpgsqlBatchCommand(sql.ToString());
         command.Parameters.AddRange(Parameters(sql));
         return command;
+    }
+
+    /// <summary>The matches of every result from the reader's current one on, each found by a <see cref="FindCommand"/>.</summary>
+    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> ReadAllMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        var answers = new List<IReadOnlyList<ResourceMatch>>();
+        do
+        {
+            answers.Add(await ReadMatchesAsync(reader, ct));
+        }
+        while (await reader.NextResultAsync(ct));
+
+        return answers;
     }
 
     /// <summary>The matches in the reader's current result, found by <see cref="FindCommand"/>.</summary>

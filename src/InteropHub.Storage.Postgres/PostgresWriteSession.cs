@@ -59,17 +59,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
     public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
         IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) =>
-        await QueryAsync(searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList(), withCreated: true, async reader =>
-        {
-            var answers = new List<IReadOnlyList<ResourceMatch>>();
-            do
-            {
-                answers.Add(await PostgresResourceStore.ReadMatchesAsync(reader, ct));
-            }
-            while (await reader.NextResultAsync(ct));
-
-            return answers;
-        }, ct);
+        await QueryAsync(searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList(), withCreated: true,
+            reader => PostgresResourceStore.ReadAllMatchesAsync(reader, ct), ct);
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
         await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withCreated: true,
@@ -88,6 +79,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         {
             batch.BatchCommands.Add(command);
         }
+
         await using var reader = await batch.ExecuteReaderAsync(ct);
         for (var i = 0; i < skip; i++)
         {

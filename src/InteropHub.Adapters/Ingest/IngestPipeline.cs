@@ -385,17 +385,19 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     /// </summary>
     private async Task KeepOtherSourcesAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
-        await LookUpPatientsAsync(transaction.Entry
-            .Select(e => e is { Resource: Patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
-            .OfType<string>(), patients, ct);
+        var updates = new List<(Bundle.RequestComponent Request, Patient Patient, string Url)>();
         foreach (var entry in transaction.Entry)
         {
-            if (entry is not { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !url.StartsWith("Patient?", StringComparison.Ordinal))
+            if (entry is { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } request } && url.StartsWith("Patient?", StringComparison.Ordinal))
             {
-                continue;
+                updates.Add((request, patient, url));
             }
+        }
 
-            if (await StoredPatientsAsync(url, patients, ct) is not [var stored])
+        await LookUpPatientsAsync(updates.Select(u => u.Url), patients, ct);
+        foreach (var (request, patient, url) in updates)
+        {
+            if (patients[url] is not [var stored])
             {
                 // None: a create. Several: the transaction refuses the ambiguous update (412) and names it.
                 continue;
@@ -403,7 +405,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
 
             var current = (Patient)serializers.ParseStored(stored.Json);
             // What is carried over is what was read: a change made meanwhile fails the update (412) rather than being lost.
-            entry.Request.IfMatch = stored.ETag;
+            request.IfMatch = stored.ETag;
             if (IsRetirement(patient))
             {
                 // ADT^A40: the retired record keeps only its old MRN; whatever else identified it now identifies the
@@ -422,14 +424,6 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
             patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
             patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
         }
-    }
-
-    /// <summary>The live Patients (at most two: one, or "several") matching conditional criteria, remembered in <paramref name="seen"/>.</summary>
-    private async Task<IReadOnlyList<StoredResource>> StoredPatientsAsync(string criteria, Dictionary<string, IReadOnlyList<StoredResource>> seen,
-        CancellationToken ct)
-    {
-        await LookUpPatientsAsync([criteria], seen, ct);
-        return seen[criteria];
     }
 
     /// <summary>

@@ -164,11 +164,10 @@ public sealed class ProcessBundle(
                 if (plan.Method == Bundle.HTTPVerb.PUT)
                 {
                     ClaimCriteria(conditionalWrites, plan, plan.Criteria);
-                    plan.ResolvedId = await UpdateResource.ResolveIdAsync(session, UpdateRequestOf(plan), ct);
-                    if (plan.Criteria is not null && string.IsNullOrEmpty(plan.Resource?.Id)
-                        && (await session.FindAsync(plan.ResourceType, plan.Criteria, 2, ct)).Count == 0)
+                    (plan.ResolvedId, var made) = await UpdateResource.ResolveIdAsync(session, UpdateRequestOf(plan), ct);
+                    if (made)
                     {
-                        // Matched nothing and names no id: created under an id just made, which nothing stored has.
+                        // An id made just now: nothing stored has it, so there is nothing to read before writing it.
                         session.AssumeAbsent(plan.ResourceType, plan.ResolvedId);
                     }
                 }

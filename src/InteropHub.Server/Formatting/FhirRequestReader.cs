@@ -48,26 +48,21 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
         if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
             && mediaType.MediaType.Equals(JsonPatchMediaType, StringComparison.OrdinalIgnoreCase))
         {
-            return JsonPatch.Parse(await ReadBodyAsync(request, ct));
+            var (buffer, length) = await ReadPooledBodyAsync(request, ct);
+            try
+            {
+                return JsonPatch.Parse(buffer.AsSpan(0, length));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
 
         return await ReadResourceAsync(request, ct) is Parameters parameters
             ? FhirPathPatch.Parse(parameters)
             : throw new InvalidInputException(
                 $"A PATCH body is a JSON Patch document ({JsonPatchMediaType}) or a FHIRPath Patch (a Parameters resource).");
-    }
-
-    private async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken ct)
-    {
-        var (buffer, length) = await ReadPooledBodyAsync(request, ct);
-        try
-        {
-            return buffer.AsSpan(0, length).ToArray();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
     }
 
     /// <summary>The body in a buffer rented from the shared pool (the caller returns it), refused past the size limit or when empty.</summary>

@@ -29,10 +29,14 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
 
     /// <summary>The update inside a session the caller commits.</summary>
     public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, UpdateRequest request, CancellationToken ct) =>
-        await WriteAsync(session, request, await ResolveIdAsync(session, request, ct), ct);
+        await WriteAsync(session, request, (await ResolveIdAsync(session, request, ct)).Id, ct);
 
-    /// <summary>Checks the request and returns the id to write: the URL's, or what the conditional criteria resolve to.</summary>
-    public static async Task<string> ResolveIdAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
+    /// <summary>
+    /// Checks the request and returns the id to write: the URL's, or what the conditional criteria resolve to.
+    /// <c>Made</c>: the criteria matched nothing and the body names no id, so the id was made just now and no stored
+    /// resource has it.
+    /// </summary>
+    public static async Task<(string Id, bool Made)> ResolveIdAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
     {
         var resource = request.Resource;
         if (resource.TypeName != request.ResourceType)
@@ -40,7 +44,7 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
             throw new InvalidInputException($"The body is a {resource.TypeName} but the request URL is for {request.ResourceType}.", "resourceType");
         }
 
-        return request.Id is { } urlId ? CheckBodyId(urlId, resource) : await ResolveConditionalAsync(session, request, ct);
+        return request.Id is { } urlId ? (CheckBodyId(urlId, resource), false) : await ResolveConditionalAsync(session, request, ct);
     }
 
     /// <summary>Writes the next version of <paramref name="id"/> (or its first, update-as-create) after checking If-Match.</summary>
@@ -76,7 +80,7 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
         return urlId;
     }
 
-    private static async Task<string> ResolveConditionalAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
+    private static async Task<(string Id, bool Made)> ResolveConditionalAsync(IWriteSession session, UpdateRequest request, CancellationToken ct)
     {
         var criteria = request.Criteria ?? throw new InvalidInputException("An update needs an id in the URL or search criteria.");
         if (criteria.IsEmpty)
@@ -95,15 +99,15 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
                 throw new InvalidInputException(
                     $"The resource id '{bodyId}' differs from the id of the resource the criteria match ('{matches[0].Id}').", "id");
             case 1:
-                return matches[0].Id;
+                return (matches[0].Id, false);
             default:
                 if (string.IsNullOrEmpty(bodyId))
                 {
-                    return VersionWriter.NewId();
+                    return (VersionWriter.NewId(), true);
                 }
 
                 ResourceTypes.EnsureValidId(bodyId);
-                return bodyId;
+                return (bodyId, false);
         }
     }
 }
