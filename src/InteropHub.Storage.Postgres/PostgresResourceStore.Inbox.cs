@@ -13,7 +13,9 @@ public sealed partial class PostgresResourceStore : IInboxStore
     /// <summary>
     /// One statement, so one round trip: the stored copy when the message id or the content is known, else the new
     /// row. Two copies of one message arriving together share the message id: the unique key makes the second insert
-    /// do nothing (after the first commits), and the second attempt finds the first copy.
+    /// do nothing (after the first commits), and the second attempt finds the first copy. The earlier copy is looked
+    /// up by each key's own index, then read by id: asked as one <c>OR</c> with <c>ORDER BY id LIMIT 1</c>, the
+    /// planner could walk the primary key from the oldest message, a scan of the whole inbox for every new message.
     /// </summary>
     public async Task<(InboxMessage Message, bool Duplicate)> AcceptAsync(string source, string messageId, string contentType, byte[] body, CancellationToken ct)
     {
@@ -21,8 +23,12 @@ public sealed partial class PostgresResourceStore : IInboxStore
         for (var attempt = 1; ; attempt++)
         {
             await using var command = _dataSource.CreateCommand($"""
-                WITH found AS (
-                    SELECT {InboxColumns} FROM inbox_message WHERE source = @s AND (message_id = @m OR content_hash = @h) ORDER BY id LIMIT 1),
+                WITH candidates AS MATERIALIZED (
+                    SELECT id FROM inbox_message WHERE source = @s AND message_id = @m
+                    UNION ALL
+                    SELECT id FROM inbox_message WHERE source = @s AND content_hash = @h),
+                found AS (
+                    SELECT {InboxColumns} FROM inbox_message WHERE id = (SELECT min(id) FROM candidates)),
                 inserted AS (
                     INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts)
                     SELECT @s, @m, @h, @at, @ct, @b, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM found)

@@ -29,7 +29,13 @@ public sealed partial class SqliteResourceStore : IInboxStore
             await using (var find = connection.CreateCommand())
             {
                 find.Transaction = tx;
-                find.CommandText = $"SELECT {InboxColumns} FROM inbox_message WHERE source = @s AND (message_id = @m OR content_hash = @h) ORDER BY id LIMIT 1";
+                // Each key through its own index (as one OR, SQLite reads every message of the source).
+                find.CommandText = $"""
+                    SELECT {InboxColumns} FROM inbox_message WHERE id = (SELECT min(id) FROM (
+                        SELECT id FROM inbox_message WHERE source = @s AND message_id = @m
+                        UNION ALL
+                        SELECT id FROM inbox_message WHERE source = @s AND content_hash = @h))
+                    """;
                 find.Parameters.AddWithValue("@s", source);
                 find.Parameters.AddWithValue("@m", messageId);
                 find.Parameters.AddWithValue("@h", hash);
