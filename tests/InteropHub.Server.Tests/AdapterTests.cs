@@ -490,6 +490,70 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 {
     [Fact]
+    public async Task HIS_messages_about_different_persons_arriving_together_share_transactions_and_one_the_store_refuses_costs_only_itself()
+    {
+        await SeedOrganizationsAsync();
+        var before = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions");
+        var good = new List<int>();
+        var refused = new List<int>();
+        JsonElement shared = default;
+        for (var round = 0; round < 10; round++)
+        {
+            // Person a's MRN is on two stored Patients: the conditional update of its message is ambiguous (412), which
+            // only the store finds, so a transaction the message shares fails and each of its messages applies alone.
+            var first = 610_000 + (round * 20);
+            var a = first + 6;
+            foreach (var copy in new[] { "a", "b" })
+            {
+                var patient = new Patient { Id = $"twin-{a}-{copy}" };
+                patient.Identifier.Add(new Identifier("urn:interophub:sid:mrn:QX2100012", (7_000_000 + a).ToString("D10", System.Globalization.CultureInfo.InvariantCulture)));
+                Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Patient/{patient.Id}", UriKind.Relative), Fhir.Content(patient))).StatusCode);
+            }
+
+            var persons = Enumerable.Range(first, 13).ToList();
+            var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(LegacyData.Hl7Registration(n))));
+            foreach (var (n, (status, ack)) in persons.Zip(answers))
+            {
+                Assert.True(n == a ? Msa(ack) == "AE" && status == HttpStatusCode.BadRequest : Msa(ack) == "AA", $"{n}: {ack}");
+            }
+
+            good.AddRange(persons.Where(n => n != a));
+            refused.Add(a);
+            shared = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions");
+            if (shared.GetProperty("messages").GetInt64() > before.GetProperty("messages").GetInt64()
+                && shared.GetProperty("failed").GetInt64() > before.GetProperty("failed").GetInt64())
+            {
+                break;
+            }
+        }
+
+        // Messages did share transactions, and a shared transaction did fail (the refused message was in it).
+        Assert.True(shared.GetProperty("messages").GetInt64() > before.GetProperty("messages").GetInt64(), shared.ToString());
+        Assert.True(shared.GetProperty("failed").GetInt64() > before.GetProperty("failed").GetInt64(), shared.ToString());
+
+        // Every accepted message wrote its Patient and its visit exactly once; the refused ones wrote nothing.
+        foreach (var n in good)
+        {
+            Assert.Single(await SearchAsync<Patient>($"Patient?identifier={(7_000_000 + n).ToString("D10", System.Globalization.CultureInfo.InvariantCulture)}"));
+            Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{n:D12}"));
+        }
+
+        var dead = (await GetJsonAsync("/adapters/dead-letters?count=1000")).EnumerateArray().Select(d => d.GetProperty("messageId").GetString()).ToHashSet();
+        foreach (var n in refused)
+        {
+            Assert.Empty(await SearchAsync<Encounter>($"Encounter?identifier=MZ{n:D12}"));
+            Assert.All(await SearchAsync<Patient>($"Patient?identifier={(7_000_000 + n).ToString("D10", System.Globalization.CultureInfo.InvariantCulture)}"),
+                p => Assert.Equal("1", p.Meta?.VersionId));
+            Assert.Contains($"QX2100012|BENCH-{n:D9}", dead);
+        }
+
+        foreach (var n in good)
+        {
+            Assert.DoesNotContain($"QX2100012|BENCH-{n:D9}", dead);
+        }
+    }
+
+    [Fact]
     public async Task A_message_about_an_unknown_visit_is_a_dead_letter_and_its_replay_applies_it_once_the_visit_exists()
     {
         await SeedOrganizationsAsync();

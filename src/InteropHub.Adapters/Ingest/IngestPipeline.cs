@@ -40,7 +40,7 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 /// between store and completion leaves it Received, and <see cref="RecoverAsync"/> processes it at start-up.
 /// </para>
 /// </summary>
-public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
+public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
     MergedRecords merged, TimeProvider clock, SearchParser parser) : IDisposable
 {
     /// <summary>Transaction entries are relative; this base only anchors absolute URLs, which the mappers never write.</summary>
@@ -193,6 +193,7 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
                 var (code, issues, completed) = mapped switch
                 {
                     HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
+                    HisAccepted accepted when attempt == 1 && Groupable(accepted) => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
                     HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
                     _ => throw new InvalidOperationException("Unknown HIS outcome."),
                 };
@@ -372,6 +373,11 @@ public sealed class IngestPipeline(IInboxStore inbox, IResourceStore store, Proc
     {
         await KeepOtherSourcesAsync(transaction, patients ?? new(StringComparer.Ordinal), ct);
         await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit), ct);
+        CountUnmapped(transaction);
+    }
+
+    private void CountUnmapped(Bundle transaction)
+    {
         foreach (var coding in Codes.UnmappedCodes.In(transaction))
         {
             _unmapped.AddOrUpdate($"{coding.System}|{coding.Code}", 1, (_, n) => n + 1);

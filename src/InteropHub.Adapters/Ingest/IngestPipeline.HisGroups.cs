@@ -1,0 +1,193 @@
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.His.Acks;
+using InteropHub.Fhir.Bundles;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Adapters.Ingest;
+
+/// <summary>
+/// HIS messages about different persons that are ready at the same moment share one transaction (a group commit):
+/// the stored Patients of the whole group are looked up together, the group's Bundles are applied as one, and each
+/// message's completion commits with it. A message then costs its share of a transaction's statements and round
+/// trips instead of all of them.
+/// <para>
+/// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held,
+/// so the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer
+/// than two HIS transactions run starts one at once, alone, and those that arrive meanwhile form the next group
+/// (with 4 MLLP connections, one transaction at a time was slower than two, and three no faster). When a group's
+/// transaction fails, nothing of it was written and each of its messages is applied alone, on the ordinary path,
+/// which answers for it exactly as if it had never been grouped.
+/// </para>
+/// </summary>
+public sealed partial class IngestPipeline
+{
+    /// <summary>Groups whose transactions run at once (the database works on one while the hub prepares the other).</summary>
+    private const int HisGroupsInFlight = 2;
+
+    /// <summary>The most messages one transaction carries.</summary>
+    private const int HisGroupSize = 16;
+
+    private readonly Lock _hisGroupLock = new();
+    private readonly List<GroupedHis> _hisWaiting = [];
+    private int _hisGroupsRunning;
+    private long _sharedTransactions;
+    private long _sharedMessages;
+    private long _sharedFailures;
+
+    /// <summary>Since start-up: transactions that carried several HIS messages, the messages they carried, and those that failed (their messages then applied alone).</summary>
+    public HisGroupCounts HisGroups => new(Interlocked.Read(ref _sharedTransactions), Interlocked.Read(ref _sharedMessages), Interlocked.Read(ref _sharedFailures));
+
+    /// <summary>
+    /// A message waiting for its group, and what applying it gave: as <see cref="ApplyHisAsync"/> answers, null when
+    /// it is to be mapped again and applied alone.
+    /// </summary>
+    private sealed record GroupedHis(InboxMessage Message, HisAccepted Accepted)
+    {
+        public TaskCompletionSource<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> Applied { get; } =
+            new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private static bool Groupable(HisAccepted accepted) => accepted.Preconditions.Count == 0 && accepted.Merge is null;
+
+    /// <summary>
+    /// Applies a plain message in a group with the messages ready beside it, or alone when none is; answers as
+    /// <see cref="ApplyHisAsync"/> does (null: map it again and apply it alone).
+    /// </summary>
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyInGroupAsync(InboxMessage message, HisAccepted accepted)
+    {
+        var waiting = new GroupedHis(message, accepted);
+        List<GroupedHis>? group;
+        lock (_hisGroupLock)
+        {
+            _hisWaiting.Add(waiting);
+            group = TakeGroup();
+        }
+
+        if (group is not null)
+        {
+            await RunGroupsAsync(group);
+        }
+
+        return await waiting.Applied.Task;
+    }
+
+    /// <summary>The next group, when a slot is free and messages wait; called under the lock.</summary>
+    private List<GroupedHis>? TakeGroup()
+    {
+        if (_hisWaiting.Count == 0 || _hisGroupsRunning == HisGroupsInFlight)
+        {
+            return null;
+        }
+
+        var count = Math.Min(HisGroupSize, _hisWaiting.Count);
+        var group = _hisWaiting.GetRange(0, count);
+        _hisWaiting.RemoveRange(0, count);
+        _hisGroupsRunning++;
+        return group;
+    }
+
+    /// <summary>Runs a group, then hands the slot to the messages that gathered meanwhile (in the background, so this one's answer is not held up).</summary>
+    private async Task RunGroupsAsync(List<GroupedHis> group)
+    {
+        await RunGroupAsync(group);
+        List<GroupedHis>? next;
+        lock (_hisGroupLock)
+        {
+            _hisGroupsRunning--;
+            next = TakeGroup();
+        }
+
+        if (next is not null)
+        {
+            _ = Task.Run(() => RunGroupsAsync(next));
+        }
+    }
+
+    private async Task RunGroupAsync(List<GroupedHis> group)
+    {
+        // A group's transaction runs to its end even when a sender hangs up: the others wait for its answer.
+        var ct = CancellationToken.None;
+        if (group.Count == 1)
+        {
+            // Alone, but in the slot: those arriving meanwhile gather into the next group.
+            try
+            {
+                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, retry: true, ct));
+            }
+            catch (Exception e)
+            {
+                group[0].Applied.SetException(e);
+            }
+
+            return;
+        }
+
+        try
+        {
+            var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
+            await LookUpPatientsAsync(group.SelectMany(g => PatientCriteria(g.Accepted.Transaction)), patients, ct);
+            var members = new List<GroupedHis>();
+            foreach (var grouped in group)
+            {
+                if (await CheckNotRetiredAsync(grouped.Accepted.Transaction, patients, ct) is null)
+                {
+                    await KeepOtherSourcesAsync(grouped.Accepted.Transaction, patients, ct);
+                    members.Add(grouped);
+                }
+                else
+                {
+                    // Refused alone, with its reason.
+                    grouped.Applied.SetResult(null);
+                }
+            }
+
+            if (members.Count == 0)
+            {
+                return;
+            }
+
+            var combined = new Bundle { Type = Bundle.BundleType.Transaction };
+            var fullUrls = new HashSet<string>(StringComparer.Ordinal);
+            combined.Entry.AddRange(members.SelectMany(m => m.Accepted.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
+            await transactions.HandleAsync(new BundleRequest(combined, BaseUrl, async (session, token) =>
+            {
+                foreach (var member in members)
+                {
+                    await CompleteHisAsync(member.Message.Id, AckCode.AA, member.Accepted.Warnings, session.CompleteInboxAsync, token);
+                }
+            }), ct);
+            Interlocked.Increment(ref _sharedTransactions);
+            Interlocked.Add(ref _sharedMessages, members.Count);
+            foreach (var member in members)
+            {
+                CountUnmapped(member.Accepted.Transaction);
+                member.Applied.SetResult((AckCode.AA, member.Accepted.Warnings, true));
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Nothing of the group was written: each message is applied alone.
+            Interlocked.Increment(ref _sharedFailures);
+        }
+        finally
+        {
+            foreach (var grouped in group)
+            {
+                grouped.Applied.TrySetResult(null);
+            }
+        }
+    }
+
+    /// <summary>The conditional criteria by which a message's Patients are found (those the retirement check and the merge of sources read).</summary>
+    private static IEnumerable<string> PatientCriteria(Bundle transaction) =>
+        transaction.Entry
+            .Where(e => e.Resource is Patient)
+            .Select(e => e.Request?.Method == Bundle.HTTPVerb.POST ? e.Request.IfNoneExist
+                : e.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
+            .OfType<string>();
+}
+
+/// <summary>How the HIS group commit went since start-up (<see cref="IngestPipeline.HisGroups"/>).</summary>
+public sealed record HisGroupCounts(long Transactions, long Messages, long Failed);
