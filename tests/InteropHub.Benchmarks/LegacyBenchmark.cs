@@ -62,6 +62,10 @@ internal static class LegacyBenchmark
         Console.WriteLine($"HL7 v2 ADT^A04 over MLLP, {storeName}, {connections} connections, {clock.Elapsed.TotalSeconds:F1} s: " +
             $"{accepted / clock.Elapsed.TotalSeconds:F0} AA messages/s ({accepted} AA, {refused} not AA); " +
             $"latency p50 {all[all.Count / 2]:F1} ms, p99 {all[Math.Min(all.Count - 1, all.Count * 99 / 100)]:F1} ms");
+        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
+        var shared = JsonDocument.Parse(await client.GetStringAsync(new Uri("/adapters/status", UriKind.Relative))).RootElement.GetProperty("hisSharedTransactions");
+        Console.WriteLine($"  group commit: {shared.GetProperty("messages").GetInt64()} messages in {shared.GetProperty("transactions").GetInt64()} shared transactions " +
+            $"({shared.GetProperty("failed").GetInt64()} failed); the others alone");
     }
 
     public static async Task RunTownshipAsync(string[] args)

@@ -36,7 +36,7 @@ public sealed partial class IngestPipeline
     private long _sharedMessages;
     private long _sharedFailures;
 
-    /// <summary>Since start-up: transactions that carried several HIS messages, the messages they carried, and those that failed (their messages then applied alone).</summary>
+    /// <summary>Since start-up: the transactions of groups, the messages they carried, and those that failed (their messages then applied alone).</summary>
     public HisGroupCounts HisGroups => new(Interlocked.Read(ref _sharedTransactions), Interlocked.Read(ref _sharedMessages), Interlocked.Read(ref _sharedFailures));
 
     /// <summary>
@@ -182,11 +182,7 @@ public sealed partial class IngestPipeline
 
     /// <summary>The conditional criteria by which a message's Patients are found (those the retirement check and the merge of sources read).</summary>
     private static IEnumerable<string> PatientCriteria(Bundle transaction) =>
-        transaction.Entry
-            .Where(e => e.Resource is Patient)
-            .Select(e => e.Request?.Method == Bundle.HTTPVerb.POST ? e.Request.IfNoneExist
-                : e.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
-            .OfType<string>();
+        transaction.Entry.Where(e => e.Resource is Patient).Select(PatientCriteria).OfType<string>();
 }
 
 /// <summary>How the HIS group commit went since start-up (<see cref="IngestPipeline.HisGroups"/>).</summary>

@@ -454,6 +454,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
+    /// <summary>The search by which an entry's Patient is found: its conditional create's or conditional update's criteria.</summary>
+    private static string? PatientCriteria(Bundle.EntryComponent entry) =>
+        entry.Request?.Method == Bundle.HTTPVerb.POST ? entry.Request.IfNoneExist
+            : entry.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null;
+
     private static bool IsRetirement(Patient patient) =>
         patient.Active == false && patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy);
 
@@ -463,11 +468,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
-        var named = transaction.Entry
-            .Where(e => e.Resource is Patient patient && !IsRetirement(patient))
-            .Select(e => e.Request?.Method == Bundle.HTTPVerb.POST ? e.Request.IfNoneExist
-                : e.Request?.Url is { } url && url.StartsWith("Patient?", StringComparison.Ordinal) ? url : null)
-            .OfType<string>().ToList();
+        var named = transaction.Entry.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>().ToList();
         await LookUpPatientsAsync(named, patients, ct);
         foreach (var criteria in named)
         {
