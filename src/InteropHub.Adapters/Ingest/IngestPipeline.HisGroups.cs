@@ -13,18 +13,20 @@ namespace InteropHub.Adapters.Ingest;
 /// message's completion commits with it. A message then costs its share of a transaction's statements and round
 /// trips instead of all of them.
 /// <para>
-/// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held,
-/// so the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer
-/// than two HIS transactions run starts one at once, alone, and those that arrive meanwhile form the next group
-/// (with 4 MLLP connections, one transaction at a time was slower than two, and three no faster). When a group's
-/// transaction fails, nothing of it was written and each of its messages is applied alone, on the ordinary path,
-/// which answers for it exactly as if it had never been grouped.
+/// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held, so
+/// the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer HIS
+/// transactions run than <see cref="HisGroupsInFlight"/> starts one at once, alone, and those that arrive meanwhile
+/// form the next group. When a group's transaction fails, nothing of it was written and each of its messages is applied
+/// alone, on the ordinary path, which answers for it exactly as if it had never been grouped.
 /// </para>
 /// </summary>
 public sealed partial class IngestPipeline
 {
-    /// <summary>Groups whose transactions run at once (the database works on one while the hub prepares the other).</summary>
-    private const int HisGroupsInFlight = 2;
+    /// <summary>
+    /// HIS transactions that run at once, one per core and at least two (the database works on one while the hub
+    /// prepares the other; on two cores one was slower and three no faster).
+    /// </summary>
+    private static readonly int HisGroupsInFlight = Math.Max(2, Environment.ProcessorCount);
 
     /// <summary>The most messages one transaction carries.</summary>
     private const int HisGroupSize = 16;
