@@ -485,6 +485,26 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Concurrent_transactions_that_each_conditionally_update_what_the_other_conditionally_creates_all_commit_with_one_resource_each()
+    {
+        // The conditional updates' criteria are locked before the conditional creates', so these two kinds wait on each
+        // other crosswise; the store ends the cycle (PostgreSQL: deadlock_detected) and the transaction is retried.
+        var x = NewNumber();
+        var y = NewNumber();
+        var responses = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 12).Select(i =>
+        {
+            var (updated, created) = i % 2 == 0 ? (x, y) : (y, x);
+            return PostAsync(BundleType.Transaction,
+                Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{updated}", Fhir.Patient("改", $"{i}", updated)),
+                Entry(HTTPVerb.POST, "Patient", Fhir.Patient("建", $"{i}", created), ifNoneExist: $"identifier={IdSystem}|{created}"));
+        }));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await CountAsync(x));
+        Assert.Equal(1, await CountAsync(y));
+    }
+
+    [Fact]
     public async Task Parallel_transactions_with_the_same_conditional_create_produce_exactly_one_resource()
     {
         var number = NewNumber();

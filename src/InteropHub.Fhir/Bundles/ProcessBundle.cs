@@ -220,44 +220,41 @@ public sealed class ProcessBundle(
     }
 
     /// <summary>
-    /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates and of
-    /// conditional creates that find nothing yet, then the ids of the resources written, each set in sorted order.
-    /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock
-    /// criteria, then id, too, so no two writers can wait on each other in a cycle.
+    /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates, then those
+    /// of conditional creates that find nothing yet, then the ids of the resources written, each set in sorted order.
+    /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock criteria,
+    /// then id, too. Two transactions can only wait on each other crosswise when each conditionally updates what the
+    /// other conditionally creates and neither exists yet; PostgreSQL ends that with a deadlock error, which the write
+    /// session retries (<see cref="WriteSessions"/>).
     /// </summary>
     private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
         CancellationToken ct)
     {
-        // The searches that need no lock (conditional creates, conditional references other than the bundle's own
-        // conditional writes) in one round trip; each is then answered from the session.
+        // One round trip: the conditional updates' criteria locks, then, under them, every search the entries need:
+        // the conditional updates', the conditional creates' and the conditional references' other than the bundle's
+        // own conditional writes (these only read: they take no lock, so the many transactions that name one
+        // organisation by its identifier run side by side). Each is then answered from the session.
+        await session.LockAllAsync(writes.Where(p => p.Criteria is not null).Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.Criteria!)).ToList(), ct);
+        var creates = writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false }).ToList();
         var written = writes.Select(p => (p.Criteria ?? p.IfNoneExist)?.Canonical(p.ResourceType)).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        await session.FindAheadAsync(writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false })
-            .Select(p => (p.ResourceType, p.IfNoneExist!, 2))
+        await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2))
+            .Concat(creates.Select(p => (p.ResourceType, p.IfNoneExist!, 2)))
             .Concat(references.Conditional.Where(r => !written.Contains(r.Criteria.Canonical(r.ResourceType))).Select(r => (r.ResourceType, r.Criteria, 2))), ct);
-        var criteria = new List<string>();
-        foreach (var plan in writes)
+
+        // A conditional create whose resource exists writes nothing and needs no lock (see CreateResource); one that
+        // found nothing locks its criteria and searches again under the lock, as another writer may have created it.
+        var missing = new List<EntryPlan>();
+        foreach (var plan in creates)
         {
-            if (plan.Criteria is { } conditional)
+            at(plan);
+            if ((await session.FindAsync(plan.ResourceType, plan.IfNoneExist!, 2, ct)).Count == 0)
             {
-                criteria.Add(VersionWriter.CriteriaLock(plan.ResourceType, conditional));
-            }
-            else if (plan.IfNoneExist is { IsEmpty: false } ifNoneExist)
-            {
-                // A conditional create whose resource exists writes nothing and needs no lock (see CreateResource).
-                at(plan);
-                if ((await session.FindAsync(plan.ResourceType, ifNoneExist, 2, ct)).Count == 0)
-                {
-                    criteria.Add(VersionWriter.CriteriaLock(plan.ResourceType, ifNoneExist));
-                }
+                missing.Add(plan);
             }
         }
 
-        // Conditional references only read: they take no lock, so the many transactions that name one organisation
-        // by its identifier run side by side.
-        await session.LockAllAsync(criteria, ct);
-        // Under those locks: the conditional updates' searches, and again those of the conditional creates that found nothing.
-        await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2))
-            .Concat(writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false }).Select(p => (p.ResourceType, p.IfNoneExist!, 2))), ct);
+        await session.LockAllAsync(missing.Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.IfNoneExist!)).ToList(), ct);
+        await session.FindAheadAsync(missing.Select(p => (p.ResourceType, p.IfNoneExist!, 2)), ct);
 
         // The resources written by id or by a single match are locked, then read in one round trip (the locks go with
         // it), together with the resources conditional creates found: every entry then reads its current version from
