@@ -510,15 +510,20 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
                 Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Patient/{patient.Id}", UriKind.Relative), Fhir.Content(patient))).StatusCode);
             }
 
+            // Person first + 9's visit number is first + 3's: the two messages write one Encounter, so they never share
+            // a transaction, and both versions are written.
             var persons = Enumerable.Range(first, 13).ToList();
-            var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(LegacyData.Hl7Registration(n))));
+            var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(n != first + 9 ? LegacyData.Hl7Registration(n)
+                : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace($"MZ{n:D12}", $"MZ{first + 3:D12}", StringComparison.Ordinal)))));
             foreach (var (n, (status, ack)) in persons.Zip(answers))
             {
                 Assert.True(n == a ? Msa(ack) == "AE" && status == HttpStatusCode.BadRequest : Msa(ack) == "AA", $"{n}: {ack}");
             }
 
-            good.AddRange(persons.Where(n => n != a));
+            good.AddRange(persons.Where(n => n != a && n != first + 9));
             refused.Add(a);
+            var visit = Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{first + 3:D12}"));
+            Assert.Equal("2", visit.Meta?.VersionId);
             shared = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions");
             if (shared.GetProperty("messages").GetInt64() > before.GetProperty("messages").GetInt64()
                 && shared.GetProperty("failed").GetInt64() > before.GetProperty("failed").GetInt64())

@@ -93,17 +93,23 @@ public sealed partial class IngestPipeline
     /// <summary>Runs a group, then hands the slot to the messages that gathered meanwhile (in the background, so this one's answer is not held up).</summary>
     private async Task RunGroupsAsync(List<GroupedHis> group)
     {
-        await RunGroupAsync(group);
-        List<GroupedHis>? next;
-        lock (_hisGroupLock)
+        try
         {
-            _hisGroupsRunning--;
-            next = TakeGroup();
+            await RunGroupAsync(group);
         }
-
-        if (next is not null)
+        finally
         {
-            _ = Task.Run(() => RunGroupsAsync(next));
+            List<GroupedHis>? next;
+            lock (_hisGroupLock)
+            {
+                _hisGroupsRunning--;
+                next = TakeGroup();
+            }
+
+            if (next is not null)
+            {
+                _ = Task.Run(() => RunGroupsAsync(next));
+            }
         }
     }
 
@@ -126,46 +132,48 @@ public sealed partial class IngestPipeline
             return;
         }
 
+        var members = new List<GroupedHis>();
+        var committed = false;
         try
         {
             var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
             await LookUpPatientsAsync(group.SelectMany(g => PatientCriteria(g.Accepted.Transaction)), patients, ct);
-            var members = new List<GroupedHis>();
+            var combined = new Bundle { Type = Bundle.BundleType.Transaction };
+            var entries = new Dictionary<string, Bundle.EntryComponent>(StringComparer.Ordinal);
             foreach (var grouped in group)
             {
-                if (await CheckNotRetiredAsync(grouped.Accepted.Transaction, patients, ct) is null)
+                // A message refused for a retired patient, or one writing what a member writes (two messages about one
+                // visit or one report, naming its person by identifiers that share no value), is applied alone after
+                // the group, with everything it writes.
+                var transaction = grouped.Accepted.Transaction;
+                if (!Joins(transaction, entries) || await CheckNotRetiredAsync(transaction, patients, ct) is not null)
                 {
-                    await KeepOtherSourcesAsync(grouped.Accepted.Transaction, patients, ct);
-                    members.Add(grouped);
+                    continue;
                 }
-                else
+
+                await KeepOtherSourcesAsync(transaction, patients, ct);
+                combined.Entry.AddRange(transaction.Entry.Where(e => e.FullUrl is null || !entries.ContainsKey(e.FullUrl)).ToList());
+                foreach (var entry in transaction.Entry)
                 {
-                    // Refused alone, with its reason.
-                    grouped.Applied.SetResult(null);
+                    if (entry.FullUrl is { } fullUrl)
+                    {
+                        entries.TryAdd(fullUrl, entry);
+                    }
                 }
+
+                members.Add(grouped);
             }
 
-            if (members.Count == 0)
+            if (members.Count > 0)
             {
-                return;
-            }
-
-            var combined = new Bundle { Type = Bundle.BundleType.Transaction };
-            var fullUrls = new HashSet<string>(StringComparer.Ordinal);
-            combined.Entry.AddRange(members.SelectMany(m => m.Accepted.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
-            await transactions.HandleAsync(new BundleRequest(combined, BaseUrl, async (session, token) =>
-            {
-                foreach (var member in members)
+                await transactions.HandleAsync(new BundleRequest(combined, BaseUrl, async (session, token) =>
                 {
-                    await CompleteHisAsync(member.Message.Id, AckCode.AA, member.Accepted.Warnings, session.CompleteInboxAsync, token);
-                }
-            }), ct);
-            Interlocked.Increment(ref _sharedTransactions);
-            Interlocked.Add(ref _sharedMessages, members.Count);
-            foreach (var member in members)
-            {
-                CountUnmapped(member.Accepted.Transaction);
-                member.Applied.SetResult((AckCode.AA, member.Accepted.Warnings, true));
+                    foreach (var member in members)
+                    {
+                        await CompleteHisAsync(member.Message.Id, AckCode.AA, member.Accepted.Warnings, session.CompleteInboxAsync, token);
+                    }
+                }), ct);
+                committed = true;
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -175,12 +183,33 @@ public sealed partial class IngestPipeline
         }
         finally
         {
+            if (committed)
+            {
+                Interlocked.Increment(ref _sharedTransactions);
+                Interlocked.Add(ref _sharedMessages, members.Count);
+                foreach (var member in members)
+                {
+                    member.Applied.SetResult((AckCode.AA, member.Accepted.Warnings, true));
+                    CountUnmapped(member.Accepted.Transaction);
+                }
+            }
+
             foreach (var grouped in group)
             {
                 grouped.Applied.TrySetResult(null);
             }
         }
     }
+
+    /// <summary>
+    /// Whether a message's entries can join the group's: each is new to it by <c>fullUrl</c> (the mappers make it
+    /// from the request), or the same conditional create as a member's (a practitioner or department several
+    /// messages name), which is then sent once.
+    /// </summary>
+    private static bool Joins(Bundle transaction, Dictionary<string, Bundle.EntryComponent> entries) =>
+        transaction.Entry.All(e => e.FullUrl is null || !entries.TryGetValue(e.FullUrl, out var kept)
+            || e.Request is { Method: Bundle.HTTPVerb.POST, IfNoneExist: { } criteria } && kept.Request is { Method: Bundle.HTTPVerb.POST } other
+                && other.IfNoneExist == criteria && other.Url == e.Request.Url);
 
     /// <summary>The conditional criteria by which a message's Patients are found (those the retirement check and the merge of sources read).</summary>
     private static IEnumerable<string> PatientCriteria(Bundle transaction) =>

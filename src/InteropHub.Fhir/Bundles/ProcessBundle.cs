@@ -223,9 +223,12 @@ public sealed class ProcessBundle(
     /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates, then those
     /// of conditional creates that find nothing yet, then the ids of the resources written, each set in sorted order.
     /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock criteria,
-    /// then id, too. Two transactions can only wait on each other crosswise when each conditionally updates what the
-    /// other conditionally creates and neither exists yet; PostgreSQL ends that with a deadlock error, which the write
-    /// session retries (<see cref="WriteSessions"/>).
+    /// then id, too. Transactions can only wait on each other in a cycle when one of them, holding its conditional
+    /// updates' criteria, waits for the criteria of a conditional create that found nothing and that another holds as
+    /// a conditional update (the resource is being created by the other); PostgreSQL ends the cycle with a deadlock
+    /// error after its <c>deadlock_timeout</c> (1 s by default), and the write session retries
+    /// (<see cref="WriteSessions"/>). The HIS adapter never does this for one person: its messages about one person
+    /// run one after another.
     /// </summary>
     private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
         CancellationToken ct)
