@@ -499,11 +499,13 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         JsonElement shared = default;
         for (var round = 0; round < 10; round++)
         {
-            // Person a's MRN is on two stored Patients: the conditional update of its message is ambiguous (412), which
-            // only the store finds, so a transaction the message shares fails and each of its messages applies alone.
+            // In odd rounds, person a's MRN is on two stored Patients: the conditional update of its message is
+            // ambiguous (412), which only the store finds, so a transaction the message shares fails and each of its
+            // messages applies alone. (In a round where every message queues behind one group, that group fails: the
+            // even rounds, without it, show messages sharing a transaction that commits.)
             var first = 610_000 + (round * 20);
-            var a = first + 6;
-            foreach (var copy in new[] { "a", "b" })
+            var a = round % 2 == 1 ? first + 6 : -1;
+            foreach (var copy in a < 0 ? [] : new[] { "a", "b" })
             {
                 var patient = new Patient { Id = $"twin-{a}-{copy}" };
                 patient.Identifier.Add(new Identifier("urn:interophub:sid:mrn:QX2100012", (7_000_000 + a).ToString("D10", System.Globalization.CultureInfo.InvariantCulture)));
@@ -521,7 +523,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             }
 
             good.AddRange(persons.Where(n => n != a && n != first + 9));
-            refused.Add(a);
+            if (a > 0)
+            {
+                refused.Add(a);
+            }
+
             var visit = Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{first + 3:D12}"));
             Assert.Equal("2", visit.Meta?.VersionId);
             shared = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions");

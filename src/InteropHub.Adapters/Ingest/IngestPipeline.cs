@@ -188,12 +188,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
-            for (var attempt = 1; ; attempt++)
+            // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
+            for (var attempt = mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
             {
                 var (code, issues, completed) = mapped switch
                 {
                     HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
-                    HisAccepted accepted when attempt == 1 && Groupable(accepted) => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
+                    HisAccepted accepted when attempt == 0 => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
                     HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
                     _ => throw new InvalidOperationException("Unknown HIS outcome."),
                 };
