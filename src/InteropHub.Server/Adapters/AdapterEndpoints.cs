@@ -90,7 +90,7 @@ public static class AdapterEndpoints
         {
             sources = counts.Select(c => new { source = c.Source, received = c.Received, processed = c.Processed, failed = c.Failed }),
             unmappedCodes = pipeline.UnmappedCodes.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new { code = p.Key, count = p.Value }),
-            hisSharedTransactions = new { transactions = pipeline.HisGroups.Transactions, messages = pipeline.HisGroups.Messages, failed = pipeline.HisGroups.Failed },
+            hisSharedTransactions = pipeline.HisGroups,
         });
     }
 
