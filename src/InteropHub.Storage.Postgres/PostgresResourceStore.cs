@@ -326,6 +326,23 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     /// <summary>The current rows of the given resources (those that exist), for a write session's round trip.</summary>
     internal static NpgsqlBatchCommand ReadCurrentManyCommand(IReadOnlyList<(string ResourceType, string Id)> keys)
     {
+        // A join with unnest(@types, @ids) has a generic plan that PostgreSQL estimates dearer than a plan for the
+        // array's actual length, so it planned the join again on every call: 0.1 ms of planning for 0.02 ms of work in
+        // a HIS message's transaction. A few keys are therefore looked up one by one, in a statement whose only plan
+        // is the one it keeps; many keys share the join (its planning spread over their rows).
+        if (keys.Count <= 16)
+        {
+            var lookups = new NpgsqlBatchCommand(string.Join(" UNION ALL ", keys.Select((_, i) =>
+                $"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t{i} AND id = @id{i}")));
+            for (var i = 0; i < keys.Count; i++)
+            {
+                lookups.Parameters.Add(new NpgsqlParameter<string>($"t{i}", keys[i].ResourceType));
+                lookups.Parameters.Add(new NpgsqlParameter<string>($"id{i}", keys[i].Id));
+            }
+
+            return lookups;
+        }
+
         var command = new NpgsqlBatchCommand(
             $"SELECT {CurrentColumns} FROM resource JOIN unnest(@types, @ids) AS k (kt, kid) ON resource_type = k.kt AND id = k.kid");
         command.Parameters.Add(new NpgsqlParameter<string[]>("types", keys.Select(k => k.ResourceType).ToArray()));
