@@ -219,9 +219,13 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
 
         await using var connection = await (searches.All(s => IsIdentifierLookup(s.Criteria, [], null)) ? _dataSource : _searchSource).OpenConnectionAsync(ct);
         await using var batch = new NpgsqlBatch(connection);
-        FindManyCommands(searches).ForEach(batch.BatchCommands.Add);
+        foreach (var (criteria, limit) in searches)
+        {
+            batch.BatchCommands.Add(FindCommand(criteria, limit));
+        }
+
         await using var reader = await batch.ExecuteReaderAsync(ct);
-        return await ReadManyMatchesAsync(reader, searches.Count, ct);
+        return await ReadAllMatchesAsync(reader, ct);
     }
 
     private static bool IsIdentifierLookup(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after) =>
@@ -415,79 +419,15 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return command;
     }
 
-    /// <summary>
-    /// Unsorted finds, up to <see cref="FindsPerStatement"/> to a statement: each search a branch of a UNION ALL whose
-    /// rows carry the search's number, its parameters renamed apart. A statement costs the server a bind, a plan
-    /// look-up, an executor start and a reply of its own, more than an identifier lookup's execution, and a transaction
-    /// of HIS messages asks four or more at once. More branches would make a plan dear: a UNION ALL of a hundred
-    /// lookups (a township chunk's) took 25 ms to plan, and PostgreSQL plans a prepared statement five times before it
-    /// keeps a generic plan, and again after each analysis.
-    /// </summary>
-    internal static List<NpgsqlBatchCommand> FindManyCommands(IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches) =>
-        [.. searches.Chunk(FindsPerStatement).Select(FindManyCommand)];
-
-    private const int FindsPerStatement = 8;
-
-    private static NpgsqlBatchCommand FindManyCommand((SearchCriteria Criteria, int Limit)[] searches)
+    /// <summary>The matches of every result from the reader's current one on, each found by a <see cref="FindCommand"/>.</summary>
+    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> ReadAllMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
     {
-        if (searches.Length == 1)
+        var answers = new List<IReadOnlyList<ResourceMatch>>();
+        do
         {
-            return FindCommand(searches[0].Criteria, searches[0].Limit);
+            answers.Add(await ReadMatchesAsync(reader, ct));
         }
-
-        var text = new System.Text.StringBuilder();
-        var command = new NpgsqlBatchCommand();
-        for (var i = 0; i < searches.Length; i++)
-        {
-            var sql = SearchSql.Find(searches[i].Criteria, [], null, searches[i].Limit, SqlDialect.Postgres);
-            var prefix = "q" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            text.Append(i == 0 ? "" : " UNION ALL ").Append("SELECT m.*, ").Append(i).Append(" AS q FROM (")
-                .Append(ParameterName().Replace(sql.ToString(), "@" + prefix + "$1")).Append(") m");
-            foreach (var parameter in Parameters(sql))
-            {
-                parameter.ParameterName = prefix + parameter.ParameterName;
-                command.Parameters.Add(parameter);
-            }
-        }
-
-        command.CommandText = text.ToString();
-        return command;
-    }
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"@(p[0-9]+)\b")]
-    private static partial System.Text.RegularExpressions.Regex ParameterName();
-
-    /// <summary>The matches of the <paramref name="count"/> searches of <see cref="FindManyCommands"/>, in their order.</summary>
-    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> ReadManyMatchesAsync(NpgsqlDataReader reader, int count, CancellationToken ct)
-    {
-        var answers = new List<IReadOnlyList<ResourceMatch>>(count);
-        for (var first = 0; first < count; first += FindsPerStatement)
-        {
-            if (first > 0)
-            {
-                await reader.NextResultAsync(ct);
-            }
-
-            var inStatement = Math.Min(FindsPerStatement, count - first);
-            if (inStatement == 1)
-            {
-                answers.Add(await ReadMatchesAsync(reader, ct));
-                continue;
-            }
-
-            var matches = new List<ResourceMatch>[inStatement];
-            for (var i = 0; i < inStatement; i++)
-            {
-                matches[i] = [];
-            }
-
-            while (await reader.ReadAsync(ct))
-            {
-                matches[reader.GetInt32(3)].Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), []));
-            }
-
-            answers.AddRange(matches);
-        }
+        while (await reader.NextResultAsync(ct));
 
         return answers;
     }

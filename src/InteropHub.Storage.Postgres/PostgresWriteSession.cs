@@ -59,8 +59,8 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
 
     public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
         IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) =>
-        searches.Count == 0 ? [] : await QueryAsync(PostgresResourceStore.FindManyCommands([.. searches.Select(s => (s.Criteria, s.Limit))]), withCreated: true,
-            reader => PostgresResourceStore.ReadManyMatchesAsync(reader, searches.Count, ct), ct);
+        await QueryAsync(searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList(), withCreated: true,
+            reader => PostgresResourceStore.ReadAllMatchesAsync(reader, ct), ct);
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
         await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withCreated: true,
