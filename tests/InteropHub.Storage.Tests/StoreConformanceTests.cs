@@ -197,6 +197,30 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_and_the_store_answer_many_searches_of_different_shapes_each_in_order()
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            await PutAsync(NewPatient($"h{i}", new Identifier(Mrn, $"h{i}")));
+        }
+
+        // Nineteen searches: by identifier (found or not) and by id alone, which the store asks in another shape.
+        var searches = Enumerable.Range(0, 19).Select(i => (Query: (i % 3) switch
+        {
+            0 => $"identifier={Mrn}|h{i % 10}",
+            1 => $"identifier={Mrn}|none{i}",
+            _ => $"_id=h{i % 10}",
+        }, Expected: i % 3 == 1 ? "" : $"h{i % 10}")).ToList();
+
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var answers = await session.FindManyAsync([.. searches.Select(s => ("Patient", Criteria("Patient", s.Query), 2))], Ct);
+        var stored = await Store.FindManyAsync([.. searches.Select(s => (Criteria("Patient", s.Query), 2))], Ct);
+
+        Assert.Equal(searches.Select(s => s.Expected), answers.Select(a => string.Join(",", a.Select(m => m.Id))));
+        Assert.Equal(searches.Select(s => s.Expected), stored.Select(a => string.Join(",", a.Select(m => m.Id))));
+    }
+
+    [Fact]
     public async Task A_store_runs_several_searches_at_once_and_answers_each_in_order_with_its_limit()
     {
         await PutAsync(NewPatient("g1", new Identifier(Mrn, "g1")));
