@@ -12,7 +12,7 @@ namespace InteropHub.Storage.Postgres;
 /// </summary>
 /// <param name="notified">Called after a commit of a session that added subscription outbox rows.</param>
 /// <param name="written">Called after a commit with the number of resource versions it wrote.</param>
-internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, Action notified, Action<int> written) : IWriteSession
+internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action notified, Action<int> written) : IWriteSession
 {
     private int _loaded;
 
@@ -176,7 +176,7 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
     /// a multi-row insert per table. Returns how many results they add ahead of the statements that follow (the
     /// lock's; BEGIN and inserts have none).
     /// </summary>
-    private int AddWaiting(NpgsqlBatch batch, bool withCreated, Statement? into = null)
+    private int AddWaiting(NpgsqlBatch batch, bool withCreated)
     {
         var results = 0;
         if (!_begun)
@@ -202,7 +202,7 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
             // rule out) fails the transaction on the unique constraint instead of overwriting anything.
             var created = _created.ToList();
             _created.Clear();
-            var insert = into ?? new Statement();
+            var insert = new Statement();
             foreach (var (table, method) in new[] { ("resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c", false),
                          ("resource_history (key, resource_type, id, version, method, deleted, content) SELECT u.k, u.t, u.id, u.v, u.m, u.d, u.c", true) })
             {
@@ -218,10 +218,7 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
             }
 
             AddIndexRows(insert, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
-            if (into is null)
-            {
-                batch.BatchCommands.Add(insert.ToCommand());
-            }
+            batch.BatchCommands.Add(insert.ToCommand());
         }
 
         return results;
@@ -353,39 +350,18 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
     /// and a reply of its own whatever its rows, so a write of a few resources (a HIS message, a small transaction)
     /// spent more on nine statements than on its rows. Each part's parameters carry the part's prefix.
     /// </summary>
-    private sealed partial class Statement
+    private sealed class Statement
     {
-        [System.Text.RegularExpressions.GeneratedRegex("@([A-Za-z_][A-Za-z0-9_]*)")]
-        private static partial System.Text.RegularExpressions.Regex ParameterReference();
-
         private readonly List<string> _parts = [];
         private readonly List<NpgsqlParameter> _parameters = [];
 
         /// <summary>The parameter prefix of the next part.</summary>
         public string Prefix() => "w" + _parts.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) + "_";
 
-        public bool IsEmpty => _parts.Count == 0;
-
         public void Add(string sql, params NpgsqlParameter[] parameters)
         {
             _parts.Add(sql);
             _parameters.AddRange(parameters);
-        }
-
-        /// <summary>A statement of its own, its parameters renamed with the part's prefix (a SELECT only as the last part).</summary>
-        public void Add(NpgsqlBatchCommand command)
-        {
-            var p = Prefix();
-            var names = command.Parameters.Select(n => n.ParameterName).ToHashSet(StringComparer.Ordinal);
-            var sql = ParameterReference().Replace(command.CommandText, m => names.Contains(m.Groups[1].Value) ? "@" + p + m.Groups[1].Value : m.Value);
-            var parameters = command.Parameters.ToArray();
-            command.Parameters.Clear();
-            foreach (var parameter in parameters)
-            {
-                parameter.ParameterName = p + parameter.ParameterName;
-            }
-
-            Add(sql, parameters);
         }
 
         public NpgsqlBatchCommand ToCommand()
@@ -416,23 +392,16 @@ internal sealed partial class PostgresWriteSession(NpgsqlConnection connection, 
 
         if (_begun || _locks.Count > 0 || _created.Count > 0 || notify is not null || _beforeCommit.Count > 0)
         {
-            // The new resources, the writes that commit with them and the notification are one statement.
             await using var batch = new NpgsqlBatch(connection);
-            var last = new Statement();
-            AddWaiting(batch, withCreated: true, last);
-            foreach (var command in _beforeCommit)
-            {
-                last.Add(command);
-            }
-
+            AddWaiting(batch, withCreated: true);
             if (notify is not null)
             {
-                last.Add(notify);
+                batch.BatchCommands.Add(notify);
             }
 
-            if (!last.IsEmpty)
+            foreach (var command in _beforeCommit)
             {
-                batch.BatchCommands.Add(last.ToCommand());
+                batch.BatchCommands.Add(command);
             }
 
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
