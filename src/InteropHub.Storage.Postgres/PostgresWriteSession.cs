@@ -144,19 +144,17 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             }
         }
 
-        // Replace the index rows in one round trip of one statement: a delete per table, then one insert per table
-        // taking all rows as arrays. The deletes see the rows as they were before the statement, so never the new ones.
-        var replace = new Statement();
+        // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
+        await using var replace = new NpgsqlBatch(connection);
         foreach (var table in Tables)
         {
-            var p = replace.Prefix();
-            replace.Add($"DELETE FROM {table} WHERE rid = @{p}rid", new NpgsqlParameter<long>(p + "rid", rid));
+            var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
+            clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
+            replace.BatchCommands.Add(clear);
         }
 
         AddIndexRows(replace, [(rid, version.ResourceType, index)]);
-        await using var send = new NpgsqlBatch(connection);
-        send.BatchCommands.Add(replace.ToCommand());
-        await send.ExecuteNonQueryAsync(ct);
+        await replace.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>Sends what waits (BEGIN, locks, new resources) in one round trip, before a statement that cannot go with it.</summary>
@@ -202,30 +200,28 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             // rule out) fails the transaction on the unique constraint instead of overwriting anything.
             var created = _created.ToList();
             _created.Clear();
-            var insert = new Statement();
             foreach (var (table, method) in new[] { ("resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c", false),
                          ("resource_history (key, resource_type, id, version, method, deleted, content) SELECT u.k, u.t, u.id, u.v, u.m, u.d, u.c", true) })
             {
-                var p = insert.Prefix();
-                insert.Add($"INSERT INTO {table} FROM unnest(@{p}k, @{p}t, @{p}id, @{p}v, @{p}m, @{p}d, @{p}c) AS u (k, t, id, v, m, d, c)",
-                    new NpgsqlParameter<long[]>(p + "k", created.Select(c => c.Version.Key).ToArray()),
-                    new NpgsqlParameter<string[]>(p + "t", created.Select(c => c.Version.ResourceType).ToArray()),
-                    new NpgsqlParameter<string[]>(p + "id", created.Select(c => c.Version.Id).ToArray()),
-                    new NpgsqlParameter<int[]>(p + "v", created.Select(c => c.Version.VersionId).ToArray()),
-                    new NpgsqlParameter<string[]>(p + "m", created.Select(c => method ? c.Version.Method : "").ToArray()),
-                    new NpgsqlParameter<bool[]>(p + "d", created.Select(c => c.Version.IsDeleted).ToArray()),
-                    new NpgsqlParameter<byte[][]>(p + "c", created.Select(c => c.Version.Json).ToArray()));
+                var insert = new NpgsqlBatchCommand($"INSERT INTO {table} FROM unnest(@k, @t, @id, @v, @m, @d, @c) AS u (k, t, id, v, m, d, c)");
+                insert.Parameters.Add(new NpgsqlParameter<long[]>("k", created.Select(c => c.Version.Key).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("t", created.Select(c => c.Version.ResourceType).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("id", created.Select(c => c.Version.Id).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<int[]>("v", created.Select(c => c.Version.VersionId).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<string[]>("m", created.Select(c => method ? c.Version.Method : "").ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<bool[]>("d", created.Select(c => c.Version.IsDeleted).ToArray()));
+                insert.Parameters.Add(new NpgsqlParameter<byte[][]>("c", created.Select(c => c.Version.Json).ToArray()));
+                batch.BatchCommands.Add(insert);
             }
 
-            AddIndexRows(insert, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
-            batch.BatchCommands.Add(insert.ToCommand());
+            AddIndexRows(batch, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
         }
 
         return results;
     }
 
     /// <summary>One multi-row insert per index table that has rows, for any number of resources.</summary>
-    private static void AddIndexRows(Statement batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources)
+    private static void AddIndexRows(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources)
     {
         Insert(batch, resources, "search_string", e => e.Strings, r => r.Param, r => r.Group,
             Column<StringIndexRow, string>("norm", r => r.Normalized), Column<StringIndexRow, string>("exact", r => r.Exact));
@@ -311,7 +307,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private static (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values) Column<TRow, TValue>(string name, Func<TRow, TValue> value) =>
         (name, rows => new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
 
-    private static void Insert<TRow>(Statement statement, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources, string table,
+    private static void Insert<TRow>(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources, string table,
         Func<SearchIndexEntries, IReadOnlyCollection<TRow>> of, Func<TRow, string> param, Func<TRow, int> group,
         params (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values)[] columns)
     {
@@ -321,62 +317,21 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             return;
         }
 
-        var p = statement.Prefix();
         var names = string.Join(", ", columns.Select(c => c.Name));
-        var arrays = string.Join(", ", columns.Select(c => $"@{p}{c.Name}"));
-        var parameters = new List<NpgsqlParameter>
-        {
-            new NpgsqlParameter<long[]>(p + "rids", rows.Select(r => r.Rid).ToArray()),
-            new NpgsqlParameter<string[]>(p + "types", rows.Select(r => r.Type).ToArray()),
-            new NpgsqlParameter<string[]>(p + "params", rows.Select(r => param(r.Row)).ToArray()),
-            new NpgsqlParameter<int[]>(p + "groups", rows.Select(r => group(r.Row)).ToArray()),
-        };
-        foreach (var (name, values) in columns)
-        {
-            var parameter = values(rows.Select(r => r.Row));
-            parameter.ParameterName = p + name;
-            parameters.Add(parameter);
-        }
-
-        statement.Add(
+        var arrays = string.Join(", ", columns.Select(c => "@" + c.Name));
+        var insert = new NpgsqlBatchCommand(
             $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT u.rid, u.t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp " +
-            $"FROM unnest(@{p}rids, @{p}types, @{p}params, {arrays}, @{p}groups) AS u (rid, t, param, {names}, grp)",
-            [.. parameters]);
-    }
-
-    /// <summary>
-    /// Data-modifying statements sent as one: all but the last become WITH clauses of the last, which PostgreSQL runs
-    /// to completion in one snapshot. A statement costs the server a bind, a plan look-up, an executor start and end
-    /// and a reply of its own whatever its rows, so a write of a few resources (a HIS message, a small transaction)
-    /// spent more on nine statements than on its rows. Each part's parameters carry the part's prefix.
-    /// </summary>
-    private sealed class Statement
-    {
-        private readonly List<string> _parts = [];
-        private readonly List<NpgsqlParameter> _parameters = [];
-
-        /// <summary>The parameter prefix of the next part.</summary>
-        public string Prefix() => "w" + _parts.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) + "_";
-
-        public void Add(string sql, params NpgsqlParameter[] parameters)
+            $"FROM unnest(@rids, @types, @params, {arrays}, @groups) AS u (rid, t, param, {names}, grp)");
+        insert.Parameters.Add(new NpgsqlParameter<long[]>("rids", rows.Select(r => r.Rid).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<string[]>("types", rows.Select(r => r.Type).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(r => param(r.Row)).ToArray()));
+        insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(r => group(r.Row)).ToArray()));
+        foreach (var (_, values) in columns)
         {
-            _parts.Add(sql);
-            _parameters.AddRange(parameters);
+            insert.Parameters.Add(values(rows.Select(r => r.Row)));
         }
 
-        public NpgsqlBatchCommand ToCommand()
-        {
-            var text = new System.Text.StringBuilder();
-            for (var i = 0; i < _parts.Count - 1; i++)
-            {
-                text.Append(i == 0 ? "WITH " : ", ").Append('w').Append(i).Append(" AS (").Append(_parts[i]).Append(')').Append('\n');
-            }
-
-            text.Append(_parts[^1]);
-            var command = new NpgsqlBatchCommand(text.ToString());
-            command.Parameters.AddRange(_parameters.ToArray());
-            return command;
-        }
+        batch.BatchCommands.Add(insert);
     }
 
     public async Task CommitAsync(CancellationToken ct)
