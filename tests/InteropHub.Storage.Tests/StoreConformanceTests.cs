@@ -181,6 +181,23 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_reads_many_current_versions_at_once_and_none_when_asked_for_none()
+    {
+        // More keys than the store looks up one by one (PostgreSQL then joins the keys with the table instead).
+        for (var i = 0; i < 20; i++)
+        {
+            await PutAsync(NewPatient($"k{i}", new Identifier(Mrn, $"k{i}")));
+        }
+
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var keys = Enumerable.Range(0, 24).Select(i => ("Patient", $"k{i}")).ToList();
+        var found = await session.ReadCurrentManyAsync(keys, Ct);
+
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"k{i}").Order(StringComparer.Ordinal), found.Select(f => f.Id).Order(StringComparer.Ordinal));
+        Assert.Empty(await session.ReadCurrentManyAsync([], Ct));
+    }
+
+    [Fact]
     public async Task A_session_runs_several_searches_at_once_and_answers_each_in_order()
     {
         await PutAsync(NewPatient("f1", new Identifier(Mrn, "f1")));
