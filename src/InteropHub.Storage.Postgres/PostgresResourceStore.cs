@@ -323,6 +323,10 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return (await ReadCurrentRowsAsync(reader, ct)).SingleOrDefault();
     }
 
+    /// <summary>The statements of <see cref="ReadCurrentManyCommand"/> for 1 to 16 keys: a UNION ALL of key lookups.</summary>
+    private static readonly string[] KeyLookups = [.. Enumerable.Range(1, 16).Select(count => string.Join(" UNION ALL ",
+        Enumerable.Range(0, count).Select(i => $"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t{i} AND id = @id{i}")))];
+
     /// <summary>The current rows of the given resources (those that exist), for a write session's round trip.</summary>
     internal static NpgsqlBatchCommand ReadCurrentManyCommand(IReadOnlyList<(string ResourceType, string Id)> keys)
     {
@@ -332,8 +336,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         // is the one it keeps; many keys share the join (its planning spread over their rows).
         if (keys.Count is > 0 and <= 16)
         {
-            var lookups = new NpgsqlBatchCommand(string.Join(" UNION ALL ", keys.Select((_, i) =>
-                $"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t{i} AND id = @id{i}")));
+            var lookups = new NpgsqlBatchCommand(KeyLookups[keys.Count - 1]);
             for (var i = 0; i < keys.Count; i++)
             {
                 lookups.Parameters.Add(new NpgsqlParameter<string>($"t{i}", keys[i].ResourceType));
