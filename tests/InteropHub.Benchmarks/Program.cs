@@ -108,7 +108,7 @@ foreach (var store in options.Stores)
 
     foreach (var c in options.TransactionConcurrency)
     {
-        results.Add(await Load.TransactionAsync(store, hub.BaseAddress, transactions, c, options.Seconds));
+        results.Add(await Load.TransactionAsync(store, hub.BaseAddress, hub.Pid, transactions, c, options.Seconds));
     }
 }
 
@@ -231,24 +231,30 @@ internal static class Load
             return await client.PostAsync("/fhir/Patient", content);
         });
 
-    public static async Task<Result> TransactionAsync(string target, Uri baseAddress, IReadOnlyList<byte[]> bundles, int concurrency, int seconds)
+    /// <summary>Also prints the CPU each resource cost (hub, PostgreSQL, load generator) over the measured part.</summary>
+    public static async Task<Result> TransactionAsync(string target, Uri baseAddress, int hubPid, IReadOnlyList<byte[]> bundles, int concurrency, int seconds)
     {
+        CpuMeter? meter = null;
         var result = await RunAsync(target, "tx", baseAddress, concurrency, seconds, async (client, i) =>
         {
             using var content = Content(bundles[i % bundles.Count]);
             return await client.PostAsync("/fhir", content);
-        });
-        return result with { ResourcesPerRequest = CountEntries(bundles[0]) };
+        }, () => meter = CpuMeter.Start(hubPid));
+        meter!.Stop();
+        var resources = CountEntries(bundles[0]);
+        Console.WriteLine($"{target} tx at concurrency {concurrency}, CPU per resource: {meter.PerUnit((long)result.Requests * resources)}");
+        return result with { ResourcesPerRequest = resources };
     }
 
     private static int CountEntries(byte[] bundle) => JsonNode.Parse(bundle)!["entry"]!.AsArray().Count;
 
     private static async Task<Result> RunAsync(string target, string operation, Uri baseAddress, int concurrency, int seconds,
-        Func<HttpClient, int, Task<HttpResponseMessage>> send)
+        Func<HttpClient, int, Task<HttpResponseMessage>> send, Action? measuring = null)
     {
         using var client = Client(baseAddress, concurrency);
         // Warm-up: JIT, connection pool, caches.
         await Workers(client, concurrency, TimeSpan.FromSeconds(1), send, null);
+        measuring?.Invoke();
         var latencies = new List<double>[concurrency];
         for (var w = 0; w < concurrency; w++)
         {

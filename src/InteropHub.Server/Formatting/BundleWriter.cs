@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Hl7.Fhir.Model;
@@ -21,14 +20,14 @@ public static class BundleWriter
 {
     private static readonly JsonWriterOptions Options = new() { Encoder = FhirSerializers.Encoder, SkipValidation = true };
 
-    public static byte[] History(HistoryPage page, HttpRequest request) =>
+    public static PooledJson History(HistoryPage page, HttpRequest request) =>
         History(page, FhirResults.BaseUrl(request), PageUrl(request, null), page.NextCursor is { } cursor ? PageUrl(request, cursor) : null);
 
     /// <summary>
     /// A searchset (search.html#bundle): matches, then included resources, then an OperationOutcome of warnings;
     /// the self link shows the parameters the server applied, the next link carries the continuation key.
     /// </summary>
-    public static byte[] SearchSet(SearchPage page, HttpRequest request) =>
+    public static PooledJson SearchSet(SearchPage page, HttpRequest request) =>
         SearchSet(page, FhirResults.BaseUrl(request), SearchPath(request), request.HttpContext.RequestServices.GetRequiredService<FhirSerializers>());
 
     /// <summary>
@@ -37,7 +36,7 @@ public static class BundleWriter
     /// OperationOutcome of a failed batch entry. Reads and searches inside the bundle return their resource or
     /// their searchset or history Bundle as the entry's resource.
     /// </summary>
-    public static byte[] Response(BundleResult result, HttpRequest request, FhirSerializers serializers)
+    public static PooledJson Response(BundleResult result, HttpRequest request, FhirSerializers serializers)
     {
         var baseUrl = FhirResults.BaseUrl(request);
         var prefer = FhirResults.Prefer(request);
@@ -53,10 +52,9 @@ public static class BundleWriter
                     writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
                 }
 
-                if (entry.WithBody && prefer == "representation" && Body(entry, baseUrl, serializers) is { } body)
+                if (entry.WithBody && prefer == "representation")
                 {
-                    writer.WritePropertyName("resource");
-                    writer.WriteRawValue(body, skipInputValidation: true);
+                    Body(writer, entry, baseUrl, serializers);
                 }
 
                 writer.WriteStartObject("response");
@@ -85,7 +83,23 @@ public static class BundleWriter
         });
     }
 
-    private static byte[]? Body(EntryResponse entry, string baseUrl, FhirSerializers serializers)
+    /// <summary>The entry's <c>resource</c>: the resource written or read, or the searchset or history Bundle; nothing for a deletion.</summary>
+    private static void Body(Utf8JsonWriter writer, EntryResponse entry, string baseUrl, FhirSerializers serializers)
+    {
+        using var nested = Nested(entry, baseUrl, serializers);
+        if (nested is not null)
+        {
+            writer.WritePropertyName("resource");
+            writer.WriteRawValue(nested.Written.Span, skipInputValidation: true);
+        }
+        else if (entry.Resource is { IsDeleted: false } resource)
+        {
+            writer.WritePropertyName("resource");
+            writer.WriteRawValue(resource.Json, skipInputValidation: true);
+        }
+    }
+
+    private static PooledJson? Nested(EntryResponse entry, string baseUrl, FhirSerializers serializers)
     {
         // A search or history entry's URL without its query: the links of the nested Bundle add their own.
         var path = entry.Url is { } url ? $"{baseUrl}/{url.Split('?')[0]}" : baseUrl;
@@ -104,7 +118,7 @@ public static class BundleWriter
             return History(history, baseUrl, self, next);
         }
 
-        return entry.Resource is { IsDeleted: false } resource ? resource.Json : null;
+        return null;
     }
 
     private static string[] QueryOf(string url) =>
@@ -118,7 +132,7 @@ public static class BundleWriter
             severity: OperationOutcome.IssueSeverity.Information);
     }
 
-    private static byte[] History(HistoryPage page, string baseUrl, string self, string? next)
+    private static PooledJson History(HistoryPage page, string baseUrl, string self, string? next)
     {
         return Write("history", self, next, null, writer =>
         {
@@ -149,7 +163,7 @@ public static class BundleWriter
     }
 
 
-    private static byte[] SearchSet(SearchPage page, string baseUrl, string path, FhirSerializers serializers)
+    private static PooledJson SearchSet(SearchPage page, string baseUrl, string path, FhirSerializers serializers)
     {
         var self = page.SelfQuery.Length > 0 ? $"{path}?{page.SelfQuery}" : path;
         var next = page.NextQuery is { } query ? $"{path}?{query}" : null;
@@ -199,11 +213,12 @@ public static class BundleWriter
         return path.EndsWith("/_search", StringComparison.Ordinal) ? path[..^"/_search".Length] : path;
     }
 
-    private static byte[] Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries, string? previous = null)
+    private static PooledJson Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries, string? previous = null)
     {
-        var buffer = new ArrayBufferWriter<byte>(16384);
-        using (var writer = new Utf8JsonWriter(buffer, Options))
+        var buffer = new PooledJson();
+        try
         {
+            using var writer = new Utf8JsonWriter(buffer, Options);
             writer.WriteStartObject();
             writer.WriteString("resourceType", "Bundle");
             writer.WriteString("id", Guid.NewGuid().ToString());
@@ -234,8 +249,13 @@ public static class BundleWriter
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
+        catch
+        {
+            buffer.Dispose();
+            throw;
+        }
 
-        return buffer.WrittenSpan.ToArray();
+        return buffer;
     }
 
     private static void Link(Utf8JsonWriter writer, string relation, string url)

@@ -17,6 +17,9 @@ public static class FhirResults
 
     public static IResult Json(byte[] json, int status = StatusCodes.Status200OK) => new BodyResult(json, status, null);
 
+    /// <summary>A body written into pooled arrays, returned to the pool once it is sent.</summary>
+    public static IResult Json(PooledJson json, int status = StatusCodes.Status200OK) => new PooledBodyResult(json, status);
+
     public static IResult Outcome(OperationOutcome outcome, int status) => new OutcomeResult(outcome, status);
 
     public static IResult NotModified(StoredResource resource) => new HeadersOnlyResult(resource, StatusCodes.Status304NotModified, null);
@@ -35,18 +38,18 @@ public static class FhirResults
         response.Headers.LastModified = resource.LastUpdated.ToString("R", CultureInfo.InvariantCulture);
     }
 
-    private static async Task WriteJsonAsync(HttpContext context, byte[] json, int status)
+    private static async Task WriteJsonAsync(HttpContext context, ReadOnlyMemory<byte> json, int status)
     {
         var format = ResponseFormat.For(context.Request);
         var serializers = context.RequestServices.GetRequiredService<FhirSerializers>();
-        byte[] body;
+        ReadOnlyMemory<byte> body;
         if (format.Format == FhirFormat.Xml)
         {
-            body = serializers.ToXmlBytes(serializers.ParseStored(json), format.Pretty);
+            body = serializers.ToXmlBytes(serializers.ParseStored(json.Span), format.Pretty);
         }
         else
         {
-            body = format.Pretty ? FhirSerializers.Indent(json) : json;
+            body = format.Pretty ? FhirSerializers.Indent(json.Span) : json;
         }
 
         context.Response.StatusCode = status;
@@ -95,6 +98,17 @@ public static class FhirResults
             }
 
             return WriteJsonAsync(context, json, status);
+        }
+    }
+
+    private sealed class PooledBodyResult(PooledJson json, int status) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext context)
+        {
+            using (json)
+            {
+                await WriteJsonAsync(context, json.Written, status);
+            }
         }
     }
 
