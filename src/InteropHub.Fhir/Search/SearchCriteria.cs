@@ -39,14 +39,27 @@ public sealed class SearchCriteria
     /// </summary>
     public string Canonical(string resourceType)
     {
+        // Kept: a transaction asks for the same criteria's key several times (locks, prefetch, lookups).
+        if (_canonical is { } known && known.ResourceType == resourceType)
+        {
+            return known.Text;
+        }
+
         var text = new StringBuilder(resourceType).Append('?');
         foreach (var (name, value) in Applied.OrderBy(p => p.Key, StringComparer.Ordinal).ThenBy(p => p.Value, StringComparer.Ordinal))
         {
             text.Append(name).Append('=').Append(value).Append('&');
         }
 
-        return text.ToString();
+        var canonical = new CanonicalText(resourceType, text.ToString());
+        _canonical = canonical;
+        return canonical.Text;
     }
+
+    /// <summary>One reference, so a reader on another thread sees the type and the text together or not at all.</summary>
+    private CanonicalText? _canonical;
+
+    private sealed record CanonicalText(string ResourceType, string Text);
 
     /// <summary>
     /// Parses query-string pairs (already URL-decoded) strictly, with the R4 parameters only: any parameter not
