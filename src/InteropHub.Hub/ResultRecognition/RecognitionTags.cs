@@ -16,7 +16,7 @@ namespace InteropHub.Hub.ResultRecognition;
 /// depends on when the result is looked at, and <see cref="RecognizedResults"/> applies it. Writes of the catalogue
 /// itself are refused when it cannot be read as one, so a broken catalogue never reaches the results.
 /// </summary>
-public sealed class RecognitionTagRule(FhirSerializers serializers, IResourceStore store) : IWriteRule
+public sealed class RecognitionTagRule(FhirSerializers serializers) : IWriteRule
 {
     public const string TagSystem = RecognitionCatalogue.CodeSystemUrl;
     public const string Recognizable = "recognizable";
@@ -24,11 +24,8 @@ public sealed class RecognitionTagRule(FhirSerializers serializers, IResourceSto
 
     private Cached? _cache;
 
-    /// <summary>
-    /// The catalogue of each open write session that wrote it, as the session reads it: the results the session writes
-    /// after it follow the new catalogue. Sessions that did not write it read the committed catalogue.
-    /// </summary>
-    private readonly ConditionalWeakTable<IWriteSession, StrongBox<RecognitionCatalogue?>?> _written = new();
+    /// <summary>The catalogue each open write session has read: a bundle or an import batch of results reads it once.</summary>
+    private readonly ConditionalWeakTable<IWriteSession, StrongBox<RecognitionCatalogue?>> _read = new();
 
     public async System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
     {
@@ -41,7 +38,7 @@ public sealed class RecognitionTagRule(FhirSerializers serializers, IResourceSto
                 }
 
                 // The session's next result reads the catalogue again, as written by this session.
-                _written.AddOrUpdate(session, null);
+                _read.Remove(session);
                 break;
             case Observation or DiagnosticReport:
                 var catalogue = await CatalogueAsync(session, ct);
@@ -86,31 +83,22 @@ public sealed class RecognitionTagRule(FhirSerializers serializers, IResourceSto
         }
     }
 
-    /// <summary>
-    /// The committed catalogue, from the store's read cache (the catalogue changes seldom, and reading it in the
-    /// session was a round trip of every transaction that writes a result); or, in a session that wrote the
-    /// catalogue, as that session reads it. Either way parsed once per stored version. A result written while another
-    /// transaction changes the catalogue may be tagged by the version before it, as when it was read in the session
-    /// (read committed, no lock); the re-tagging that follows every catalogue change puts it right.
-    /// </summary>
+    /// <summary>The catalogue as the transaction sees it, parsed once per stored version.</summary>
     private async Task<RecognitionCatalogue?> CatalogueAsync(IWriteSession session, CancellationToken ct)
     {
-        if (!_written.TryGetValue(session, out var read))
+        if (_read.TryGetValue(session, out var read))
         {
-            return Parse(await store.ReadAsync("CodeSystem", CatalogueId, ct));
+            return read.Value;
         }
 
-        if (read is null)
-        {
-            read = new StrongBox<RecognitionCatalogue?>(Parse(await session.ReadCurrentAsync("CodeSystem", CatalogueId, ct)));
-            _written.AddOrUpdate(session, read);
-        }
-
-        return read.Value;
+        var catalogue = await ReadCatalogueAsync(session, ct);
+        _read.AddOrUpdate(session, new StrongBox<RecognitionCatalogue?>(catalogue));
+        return catalogue;
     }
 
-    private RecognitionCatalogue? Parse(StoredResource? stored)
+    private async Task<RecognitionCatalogue?> ReadCatalogueAsync(IWriteSession session, CancellationToken ct)
     {
+        var stored = await session.ReadCurrentAsync("CodeSystem", CatalogueId, ct);
         if (stored is not { IsDeleted: false })
         {
             return null;
