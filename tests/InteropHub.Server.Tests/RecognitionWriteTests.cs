@@ -110,6 +110,53 @@ public abstract class RecognitionWriteTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_result_follows_the_catalogue_written_before_it_in_its_transaction_and_every_later_result_too()
+    {
+        var grade2 = await OrganizationAsync("t2", "2B");
+        var patient = await PatientAsync();
+        var original = await Fhir.Read<CodeSystem>(await _client.GetAsync("/fhir/CodeSystem/result-recognition"));
+        try
+        {
+            var stricter = (CodeSystem)original.DeepCopy();
+            stricter.Concept.Single(c => c.Code == "GLU").Property.Single(p => p.Code == "minimum-level").Value = new Integer(3);
+            var inTransaction = Result(patient, grade2, Glucose);
+            inTransaction.Id = $"in-transaction-{_suffix}";
+            var transaction = new Bundle
+            {
+                Type = Bundle.BundleType.Transaction,
+                Entry =
+                [
+                    new Bundle.EntryComponent
+                    {
+                        Resource = stricter,
+                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = "CodeSystem/result-recognition" },
+                    },
+                    new Bundle.EntryComponent
+                    {
+                        Resource = inTransaction,
+                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Observation/{inTransaction.Id}" },
+                    },
+                ],
+            };
+
+            Assert.Equal(HttpStatusCode.OK, (await _client.PostAsync("/fhir", Fhir.Content(transaction))).StatusCode);
+            var after = await ResultAsync(patient, grade2, Glucose);
+
+            // Grade 2 met the catalogue before the transaction; the catalogue it wrote asks grade 3.
+            Assert.False(RecognitionTagRule.IsTagged(await ReadAsync(inTransaction)));
+            Assert.False(RecognitionTagRule.IsTagged(after));
+        }
+        finally
+        {
+            original.Meta = null;
+            Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync("/fhir/CodeSystem/result-recognition", Fhir.Content(original))).StatusCode);
+            await hub.Services.GetRequiredService<RecognitionRetagging>().RunIfCatalogueChangedAsync(CancellationToken.None);
+        }
+
+        Assert.True(RecognitionTagRule.IsTagged(await ResultAsync(patient, grade2, Glucose)));
+    }
+
+    [Fact]
     public async Task A_catalogue_that_cannot_be_read_is_refused_naming_the_item()
     {
         var original = await Fhir.Read<CodeSystem>(await _client.GetAsync("/fhir/CodeSystem/result-recognition"));
