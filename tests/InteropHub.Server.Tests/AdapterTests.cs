@@ -640,6 +640,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
         Assert.Contains("PID^1^3", ack, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_message_naming_a_retired_patient_arriving_together_with_others_is_refused_and_only_it()
+    {
+        await SeedOrganizationsAsync();
+        var his = Path.Combine(Legacy, "his");
+        foreach (var file in new[] { "01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7" })
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
+        }
+
+        var retiredMessage = await File.ReadAllTextAsync(Path.Combine(his, "01_ADT_A04_county_zhaojianhua_dupmrn.hl7"));
+        for (var round = 0; round < 4; round++)
+        {
+            // The retired MRN's message may share a transaction with the others (the store finds the retired Patient
+            // under the transaction's locks): that transaction fails, and each message is applied alone.
+            var persons = Enumerable.Range(630_000 + (round * 10), 6).ToList();
+            var retired = Encoding.UTF8.GetBytes(retiredMessage.Replace("QX2100012-20250120-000077", $"RETIRED-{round}-{Guid.NewGuid():N}"[..20], StringComparison.Ordinal));
+            var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(LegacyData.Hl7Registration(n))).Prepend(PostHl7Async(retired)));
+
+            Assert.Equal("AE", Msa(answers[0].Ack));
+            Assert.Contains("UNKNOWN_REFERENCE", answers[0].Ack, StringComparison.Ordinal);
+            foreach (var (n, (_, ack)) in persons.Zip(answers.Skip(1)))
+            {
+                Assert.Equal("AA", Msa(ack));
+                Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{n:D12}"));
+            }
+        }
+    }
 }
 
 public sealed class DeadLetterTestsOnSqlite(SqliteHub hub) : DeadLetterTests(hub), IClassFixture<SqliteHub>;

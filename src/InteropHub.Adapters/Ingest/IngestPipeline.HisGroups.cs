@@ -9,8 +9,7 @@ namespace InteropHub.Adapters.Ingest;
 
 /// <summary>
 /// HIS messages about different persons that are ready at the same moment share one transaction (a group commit):
-/// the stored Patients of the whole group are looked up together, the group's Bundles are applied as one, and each
-/// message's completion commits with it. A message then costs its share of a transaction's statements and round
+/// the group's Bundles are applied as one, and each message's completion commits with it. A message then costs its share of a transaction's statements and round
 /// trips instead of all of them.
 /// <para>
 /// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held, so
@@ -122,7 +121,7 @@ public sealed partial class IngestPipeline
             // Alone, but in the slot: those arriving meanwhile gather into the next group.
             try
             {
-                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, retry: true, ct));
+                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, ct));
             }
             catch (Exception e)
             {
@@ -136,22 +135,18 @@ public sealed partial class IngestPipeline
         var committed = false;
         try
         {
-            var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
-            await LookUpPatientsAsync(group.SelectMany(g => PatientCriteria(g.Accepted.Transaction)), patients, ct);
             var combined = new Bundle { Type = Bundle.BundleType.Transaction };
             var entries = new Dictionary<string, Bundle.EntryComponent>(StringComparer.Ordinal);
             foreach (var grouped in group)
             {
-                // A message refused for a retired patient, or one writing what a member writes (two messages about one
-                // visit or one report, naming its person by identifiers that share no value), is applied alone after
-                // the group, with everything it writes.
+                // A message writing what a member writes (two messages about one visit or one report, naming its person
+                // by identifiers that share no value) is applied alone after the group, with everything it writes.
                 var transaction = grouped.Accepted.Transaction;
-                if (!Joins(transaction, entries) || await CheckNotRetiredAsync(transaction, patients, ct) is not null)
+                if (!Joins(transaction, entries))
                 {
                     continue;
                 }
 
-                await KeepOtherSourcesAsync(transaction, patients, ct);
                 combined.Entry.AddRange(transaction.Entry.Where(e => e.FullUrl is null || !entries.ContainsKey(e.FullUrl)).ToList());
                 foreach (var entry in transaction.Entry)
                 {
@@ -166,13 +161,15 @@ public sealed partial class IngestPipeline
 
             if (members.Count > 0)
             {
+                // A member naming a retired Patient fails the group's transaction (CheckPatientsAsync), and each
+                // message is then applied alone: that one is refused, the others written.
                 await transactions.HandleAsync(new BundleRequest(combined, BaseUrl, async (session, token) =>
                 {
                     foreach (var member in members)
                     {
                         await CompleteHisAsync(member.Message.Id, AckCode.AA, member.Accepted.Warnings, session.CompleteInboxAsync, token);
                     }
-                }), ct);
+                }, CheckPatientsAsync), ct);
                 committed = true;
             }
         }
@@ -210,10 +207,6 @@ public sealed partial class IngestPipeline
         transaction.Entry.All(e => e.FullUrl is null || !entries.TryGetValue(e.FullUrl, out var kept)
             || e.Request is { Method: Bundle.HTTPVerb.POST, IfNoneExist: { } criteria } && kept.Request is { Method: Bundle.HTTPVerb.POST } other
                 && other.IfNoneExist == criteria && other.Url == e.Request.Url);
-
-    /// <summary>The conditional criteria by which a message's Patients are found (those the retirement check and the merge of sources read).</summary>
-    private static IEnumerable<string> PatientCriteria(Bundle transaction) =>
-        transaction.Entry.Where(e => e.Resource is Patient).Select(PatientCriteria).OfType<string>();
 }
 
 /// <summary>How the HIS group commit went since start-up (<see cref="IngestPipeline.HisGroups"/>).</summary>

@@ -179,8 +179,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// Maps (unless <paramref name="mapped"/> is the stored message's mapping already), applies and completes one HIS
     /// message. Messages about different persons run in parallel; those about one person run one after another in
-    /// arrival order (<see cref="LockPersonsAsync"/>). When another writer changed a Patient this message merges into
-    /// between the read and the write (its If-Match fails), the message is mapped and applied again.
+    /// arrival order (<see cref="LockPersonsAsync"/>). A plain message is first tried in a group
+    /// (IngestPipeline.HisGroups.cs); when the group's transaction fails, it is mapped again and applied alone.
     /// </summary>
     private async Task<HisReply> ProcessHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
     {
@@ -195,7 +195,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
                     HisAccepted accepted when attempt == 0 => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
-                    HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
+                    HisAccepted accepted => await ApplyHisAsync(message, accepted, ct),
                     _ => throw new InvalidOperationException("Unknown HIS outcome."),
                 };
                 if (code == AckCode.AR && issues.Count == 0)
@@ -217,8 +217,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             Release(held);
         }
     }
-
-    private const int MaxAttempts = 5;
 
     /// <summary>Marks a HIS message done with the outcome its ACK states, through the inbox or inside a write session.</summary>
     private Task CompleteHisAsync(long id, AckCode code, IReadOnlyList<HisIssue> issues, Func<long, InboxStatus, string?, CancellationToken, Task> complete,
@@ -308,12 +306,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         public int Users { get; set; }
     }
 
-    /// <summary>
-    /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
-    /// Null when a stored Patient changed under the message and it should be mapped and applied again (<paramref name="retry"/>).
-    /// </summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyHisAsync(InboxMessage message, HisAccepted accepted, bool retry,
-        CancellationToken ct)
+    /// <summary>Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.</summary>
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)> ApplyHisAsync(InboxMessage message, HisAccepted accepted, CancellationToken ct)
     {
         var bundle = accepted.Transaction;
         foreach (var precondition in accepted.Preconditions)
@@ -330,29 +324,26 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        // The stored Patients the message names, looked up once for the retirement check and the merge of sources.
-        var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
-        if (accepted.Merge is null && await CheckNotRetiredAsync(bundle, patients, ct) is { } retired)
-        {
-            return (AckCode.AE, [retired], false);
-        }
-
         try
         {
+            // Applied and marked processed in one transaction: a crash leaves either both or neither.
+            Func<IWriteSession, CancellationToken, Task> complete =
+                (session, token) => CompleteHisAsync(message.Id, AckCode.AA, accepted.Warnings, session.CompleteInboxAsync, token);
             if (accepted.Merge is not null)
             {
                 await merged.AddMovesAsync(bundle, ct);
+                await ApplyAsync(bundle, ct, complete);
+            }
+            else
+            {
+                await ApplyAsync(bundle, ct, complete, CheckPatientsAsync);
             }
 
-            // Applied and marked processed in one transaction: a crash leaves either both or neither.
-            await ApplyAsync(bundle, ct, patients,
-                (session, token) => CompleteHisAsync(message.Id, AckCode.AA, accepted.Warnings, session.CompleteInboxAsync, token));
             return (AckCode.AA, accepted.Warnings, true);
         }
-        catch (FhirException e) when (retry && e.Status == System.Net.HttpStatusCode.PreconditionFailed
-            && bundle.Entry.Any(entry => entry.Resource is Patient && entry.Request?.IfMatch is not null))
+        catch (RetiredPatientException e)
         {
-            return null;
+            return (AckCode.AE, [e.Issue], false);
         }
         catch (FhirException e)
         {
@@ -369,11 +360,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
-    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Dictionary<string, IReadOnlyList<StoredResource>>? patients = null,
-        Func<IWriteSession, CancellationToken, Task>? beforeCommit = null)
+    /// <param name="checkPatients">What to do with the stored Patients the transaction updates, once it holds their locks and
+    /// read them (no round trip of its own, and nothing can change them meanwhile): by default <see cref="KeepOtherSourcesAsync"/>.</param>
+    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Func<IWriteSession, CancellationToken, Task>? beforeCommit = null,
+        Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, Task>? checkPatients = null)
     {
-        await KeepOtherSourcesAsync(transaction, patients ?? new(StringComparer.Ordinal), ct);
-        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit), ct);
+        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit, checkPatients ?? KeepOtherSourcesAsync), ct);
         CountUnmapped(transaction);
     }
 
@@ -388,36 +380,79 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// A message is one source's view of a person: before a conditional update replaces the stored Patient, the
     /// identifiers, telecoms and addresses it does not carry, and names of a use it does not carry, are copied over
-    /// from the stored one, so what the other sources said survives (docs/architecture.md, adapters).
+    /// from the stored one, so what the other sources said survives (docs/architecture.md, adapters). Runs inside the
+    /// transaction once it holds its locks (<see cref="BundleRequest.AfterLocks"/>), so the stored Patient cannot change
+    /// between this read and the write.
     /// </summary>
-    private async Task KeepOtherSourcesAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
+    private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
+        KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
+
+    /// <summary>
+    /// <see cref="KeepOtherSourcesAsync"/> after the retirement check of HIS messages: a message naming a retired
+    /// Patient is refused (<see cref="RetiredPatientException"/>) and nothing of its transaction is written.
+    /// </summary>
+    private async Task CheckPatientsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
-        var updates = new List<(Bundle.RequestComponent Request, Patient Patient, string Url)>();
-        foreach (var entry in transaction.Entry)
+        var patients = await ReadPatientsAsync(session, entries, ct);
+        if (Retired(entries, patients) is { } retired)
         {
-            if (entry is { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } request } && url.StartsWith("Patient?", StringComparison.Ordinal))
-            {
-                updates.Add((request, patient, url));
-            }
+            throw new RetiredPatientException(retired);
         }
 
-        await LookUpPatientsAsync(updates.Select(u => u.Url), patients, ct);
-        foreach (var (request, patient, url) in updates)
+        KeepOtherSources(entries, patients);
+    }
+
+    /// <summary>
+    /// The stored Patients each Patient entry's conditional criteria match, read in the transaction's session: its own
+    /// searches and reads under its locks answer them (a match the transaction did not read, of an ambiguous search,
+    /// costs a round trip).
+    /// </summary>
+    private async Task<Dictionary<string, IReadOnlyList<StoredResource>>> ReadPatientsAsync(IWriteSession session,
+        IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
+        foreach (var criteria in entries.Where(e => e.Resource is Patient).Select(PatientCriteria).OfType<string>().Distinct(StringComparer.Ordinal))
         {
-            if (patients[url] is not [var stored])
+            var found = new List<StoredResource>();
+            foreach (var match in await session.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), 2, ct))
+            {
+                if (await session.ReadCurrentAsync("Patient", match.Id, ct) is { IsDeleted: false } stored)
+                {
+                    found.Add(stored);
+                }
+            }
+
+            patients[criteria] = found;
+        }
+
+        return patients;
+    }
+
+    /// <summary>A message names a retired Patient (see <see cref="Retired"/>); nothing of its transaction is written.</summary>
+    private sealed class RetiredPatientException(HisIssue issue) : Exception(issue.Detail)
+    {
+        public HisIssue Issue => issue;
+    }
+
+    /// <summary>Copies into each conditional update of a Patient what the one stored Patient it matches has and the message does not.</summary>
+    private void KeepOtherSources(IEnumerable<Bundle.EntryComponent> entries, Dictionary<string, IReadOnlyList<StoredResource>> patients)
+    {
+        var all = entries.ToList();
+        foreach (var entry in all)
+        {
+            if (entry is not { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
+                || !url.StartsWith("Patient?", StringComparison.Ordinal) || !patients.TryGetValue(url, out var matches) || matches is not [var stored])
             {
                 // None: a create. Several: the transaction refuses the ambiguous update (412) and names it.
                 continue;
             }
 
             var current = (Patient)serializers.ParseStored(stored.Json);
-            // What is carried over is what was read: a change made meanwhile fails the update (412) rather than being lost.
-            request.IfMatch = stored.ETag;
             if (IsRetirement(patient))
             {
                 // ADT^A40: the retired record keeps only its old MRN; whatever else identified it now identifies the
                 // survivor, so a later message naming the person by those identifiers finds one Patient.
-                var survivor = transaction.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault(p => p != patient && p.Active == true
+                var survivor = all.Select(e => e.Resource).OfType<Patient>().FirstOrDefault(p => p != patient && p.Active == true
                     && p.Link.Any(l => l.Type == Patient.LinkType.Replaces));
                 survivor?.Identifier.AddRange(current.Identifier
                     .Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
@@ -433,28 +468,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary>
-    /// Looks up the Patients matching each of the conditional criteria not in <paramref name="seen"/> yet, all in two
-    /// round trips (the searches, then the matches' current versions), and remembers them there.
-    /// </summary>
-    private async Task LookUpPatientsAsync(IEnumerable<string> criteria, Dictionary<string, IReadOnlyList<StoredResource>> seen, CancellationToken ct)
-    {
-        var wanted = criteria.Distinct(StringComparer.Ordinal).Where(c => !seen.ContainsKey(c)).ToList();
-        if (wanted.Count == 0)
-        {
-            return;
-        }
-
-        var answers = await store.FindManyAsync(
-            wanted.Select(c => (parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", c)), 2)).ToList(), ct);
-        var ids = answers.SelectMany(a => a.Select(m => m.Id)).Distinct(StringComparer.Ordinal).ToList();
-        var stored = ids.Count == 0 ? [] : (await store.ReadManyAsync("Patient", ids, ct)).Where(p => !p.IsDeleted).ToDictionary(p => p.Id, StringComparer.Ordinal);
-        for (var i = 0; i < wanted.Count; i++)
-        {
-            seen[wanted[i]] = [.. answers[i].Select(m => stored.GetValueOrDefault(m.Id)).OfType<StoredResource>()];
-        }
-    }
-
     /// <summary>The search by which an entry's Patient is found: its conditional create's or conditional update's criteria.</summary>
     private static string? PatientCriteria(Bundle.EntryComponent entry) =>
         entry.Request?.Method == Bundle.HTTPVerb.POST ? entry.Request.IfNoneExist
@@ -467,10 +480,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// After an A40 the retired MRN names no one (his-hl7v2.md §5): a message whose patient resolves to a retired
     /// record (inactive, replaced-by) is AE <c>UNKNOWN_REFERENCE</c>.
     /// </summary>
-    private async Task<HisIssue?> CheckNotRetiredAsync(Bundle transaction, Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
+    private HisIssue? Retired(IEnumerable<Bundle.EntryComponent> entries, Dictionary<string, IReadOnlyList<StoredResource>> patients)
     {
-        var named = transaction.Entry.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>().ToList();
-        await LookUpPatientsAsync(named, patients, ct);
+        var named = entries.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>();
         foreach (var criteria in named)
         {
             foreach (var stored in patients[criteria])
@@ -701,20 +713,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             var held = await LockPersonsAsync(row.Transaction, ct);
             try
             {
-                for (var attempt = 1; ; attempt++)
-                {
-                    try
-                    {
-                        await ApplyAsync(row.Transaction!, ct);
-                        break;
-                    }
-                    catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && attempt < MaxAttempts
-                        && row.Transaction!.Entry.Any(entry => entry.Resource is Patient && entry.Request?.IfMatch is not null))
-                    {
-                        // A HIS message changed the Patient between the merge read and the write: merge again.
-                    }
-                }
-
+                await ApplyAsync(row.Transaction!, ct);
                 applied++;
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -8,7 +8,12 @@ namespace InteropHub.Fhir.Bundles;
 /// <param name="BaseUrl">The server's FHIR base (e.g. <c>https://hub.example/fhir</c>): entry URLs may be absolute under it.</param>
 /// <param name="BeforeCommit">For a transaction: more to write in its session once every entry succeeded (the ingest
 /// marks its inbox message processed there, so the two commit together).</param>
-public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null);
+/// <param name="AfterLocks">For a transaction: called once every lock is held and the searches and current versions
+/// the entries need are read, before anything is written, with the session (which answers those searches and reads
+/// without a round trip) and the entries as they will be written (a copy of the request's, which it may change). The
+/// ingest checks and completes the stored Patients its messages update there.</param>
+public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null,
+    Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, System.Threading.Tasks.Task>? AfterLocks = null);
 
 /// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
 public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);

@@ -66,7 +66,8 @@ public sealed class ProcessBundle(
                 plans.Add(await ParseAsync(bundle.Entry[i], i, request.BaseUrl, ct));
             }
 
-            await RunAsync(new LockingSession(session), plans, transaction: true, ct);
+            await RunAsync(new LockingSession(session), plans, transaction: true, ct,
+                request.AfterLocks is { } afterLocks ? (locked, token) => afterLocks(locked, bundle.Entry, token) : null);
             if (request.BeforeCommit is { } beforeCommit)
             {
                 await beforeCommit(session, ct);
@@ -123,7 +124,9 @@ public sealed class ProcessBundle(
     }
 
     /// <summary>Processes the entries in one session: all of a transaction, or one entry of a batch.</summary>
-    private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, CancellationToken ct)
+    /// <param name="afterLocks">See <see cref="BundleRequest.AfterLocks"/>; what it throws is not attributed to an entry.</param>
+    private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, CancellationToken ct,
+        Func<IWriteSession, CancellationToken, Task>? afterLocks = null)
     {
         EntryPlan? at = null;
         try
@@ -132,6 +135,11 @@ public sealed class ProcessBundle(
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
             await LockAsync(session, writes, references, p => at = p, ct);
+            if (afterLocks is not null)
+            {
+                at = null;
+                await afterLocks(session, ct);
+            }
 
             // DELETE first, then settle which resource every POST, PUT and PATCH writes, before anything else is
             // written: placeholders and conditional references in any resource may point at any of them.
