@@ -209,25 +209,6 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return await FindAsync(connection, criteria, sort, after, limit, ct);
     }
 
-    public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches,
-        CancellationToken ct)
-    {
-        if (searches.Count == 0)
-        {
-            return [];
-        }
-
-        await using var connection = await (searches.All(s => IsIdentifierLookup(s.Criteria, [], null)) ? _dataSource : _searchSource).OpenConnectionAsync(ct);
-        await using var batch = new NpgsqlBatch(connection);
-        foreach (var (criteria, limit) in searches)
-        {
-            batch.BatchCommands.Add(FindCommand(criteria, limit));
-        }
-
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        return await ReadAllMatchesAsync(reader, ct);
-    }
-
     private static bool IsIdentifierLookup(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after) =>
         sort.Count == 0 && after is null && criteria.Criteria.Count > 0 && criteria.Criteria.All(c =>
             c is IndexCriterion { Param: "identifier", Table: IndexTable.Tokens, Negated: false } index

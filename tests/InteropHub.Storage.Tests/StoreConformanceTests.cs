@@ -214,7 +214,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_session_and_the_store_answer_many_searches_of_different_shapes_each_in_order()
+    public async Task A_session_answers_many_searches_of_different_shapes_each_in_order()
     {
         for (var i = 0; i < 10; i++)
         {
@@ -231,23 +231,22 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
 
         await using var session = await Store.BeginWriteAsync(Ct);
         var answers = await session.FindManyAsync([.. searches.Select(s => ("Patient", Criteria("Patient", s.Query), 2))], Ct);
-        var stored = await Store.FindManyAsync([.. searches.Select(s => (Criteria("Patient", s.Query), 2))], Ct);
 
         Assert.Equal(searches.Select(s => s.Expected), answers.Select(a => string.Join(",", a.Select(m => m.Id))));
-        Assert.Equal(searches.Select(s => s.Expected), stored.Select(a => string.Join(",", a.Select(m => m.Id))));
     }
 
     [Fact]
-    public async Task A_store_runs_several_searches_at_once_and_answers_each_in_order_with_its_limit()
+    public async Task A_session_runs_several_searches_at_once_and_answers_each_in_order_with_its_limit()
     {
         await PutAsync(NewPatient("g1", new Identifier(Mrn, "g1")));
         await PutAsync(NewPatient("g2", new Identifier(Mrn, "g2")));
         await PutAsync(NewPatient("g3", new Identifier(Mrn, "g3")));
         await new DeleteResource(Store, _writer).HandleAsync(new DeleteRequest("Patient", "g3", null, null), Ct);
 
-        var answers = await Store.FindManyAsync(
-            [(Criteria("Patient", $"identifier={Mrn}|g2"), 2), (Criteria("Patient", $"identifier={Mrn}|g3"), 2),
-             (Criteria("Patient", $"identifier={Mrn}|g1,{Mrn}|g2"), 1), (Criteria("Patient", $"identifier={Mrn}|g2,{Mrn}|g1"), 5)], Ct);
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var answers = await session.FindManyAsync(
+            [("Patient", Criteria("Patient", $"identifier={Mrn}|g2"), 2), ("Patient", Criteria("Patient", $"identifier={Mrn}|g3"), 2),
+             ("Patient", Criteria("Patient", $"identifier={Mrn}|g1,{Mrn}|g2"), 1), ("Patient", Criteria("Patient", $"identifier={Mrn}|g2,{Mrn}|g1"), 5)], Ct);
 
         Assert.Equal(["g2", "", "g1", "g1,g2"], answers.Select(a => string.Join(",", a.Select(m => m.Id))));
     }

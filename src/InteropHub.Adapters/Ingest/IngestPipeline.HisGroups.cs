@@ -54,7 +54,7 @@ public sealed partial class IngestPipeline
 
     /// <summary>
     /// Applies a plain message in a group with the messages ready beside it, or alone when none is; answers as
-    /// <see cref="ApplyHisAsync"/> does (null: map it again and apply it alone).
+    /// <see cref="ApplyHisAsync"/> does, or null when the group's transaction failed (map it again and apply it alone).
     /// </summary>
     private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyInGroupAsync(InboxMessage message, HisAccepted accepted)
     {
@@ -121,7 +121,7 @@ public sealed partial class IngestPipeline
             // Alone, but in the slot: those arriving meanwhile gather into the next group.
             try
             {
-                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, ct));
+                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, retry: true, ct));
             }
             catch (Exception e)
             {

@@ -195,7 +195,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
                     HisAccepted accepted when attempt == 0 => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
-                    HisAccepted accepted => await ApplyHisAsync(message, accepted, ct),
+                    HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
                     _ => throw new InvalidOperationException("Unknown HIS outcome."),
                 };
                 if (code == AckCode.AR && issues.Count == 0)
@@ -217,6 +217,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             Release(held);
         }
     }
+
+    private const int MaxAttempts = 5;
 
     /// <summary>Marks a HIS message done with the outcome its ACK states, through the inbox or inside a write session.</summary>
     private Task CompleteHisAsync(long id, AckCode code, IReadOnlyList<HisIssue> issues, Func<long, InboxStatus, string?, CancellationToken, Task> complete,
@@ -306,8 +308,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         public int Users { get; set; }
     }
 
-    /// <summary>Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.</summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)> ApplyHisAsync(InboxMessage message, HisAccepted accepted, CancellationToken ct)
+    /// <summary>
+    /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
+    /// Null when a record an A40 merge moves changed between its read and the merge's write (its If-Match failed) and
+    /// the message should be mapped and applied again (<paramref name="retry"/>).
+    /// </summary>
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyHisAsync(InboxMessage message, HisAccepted accepted, bool retry,
+        CancellationToken ct)
     {
         var bundle = accepted.Transaction;
         foreach (var precondition in accepted.Preconditions)
@@ -344,6 +351,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         catch (RetiredPatientException e)
         {
             return (AckCode.AE, [e.Issue], false);
+        }
+        catch (FhirException e) when (retry && accepted.Merge is not null && e.Status == System.Net.HttpStatusCode.PreconditionFailed)
+        {
+            return null;
         }
         catch (FhirException e)
         {
@@ -411,7 +422,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
         var patients = new Dictionary<string, IReadOnlyList<StoredResource>>(StringComparer.Ordinal);
-        foreach (var criteria in entries.Where(e => e.Resource is Patient).Select(PatientCriteria).OfType<string>().Distinct(StringComparer.Ordinal))
+        foreach (var criteria in entries.Where(e => e.Resource is Patient).Select(PatientCriteria).OfType<string>().Where(c => c.Length > 0)
+                     .Distinct(StringComparer.Ordinal))
         {
             var found = new List<StoredResource>();
             foreach (var match in await session.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), 2, ct))
@@ -485,7 +497,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var named = entries.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>();
         foreach (var criteria in named)
         {
-            foreach (var stored in patients[criteria])
+            foreach (var stored in patients.GetValueOrDefault(criteria, []))
             {
                 if (IsRetirement((Patient)serializers.ParseStored(stored.Json)))
                 {

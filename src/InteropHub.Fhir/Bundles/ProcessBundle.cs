@@ -49,6 +49,8 @@ public sealed class ProcessBundle(
     public async Task<BundleResult> HandleAsync(BundleRequest request, CancellationToken ct) => request.Bundle.Type switch
     {
         Bundle.BundleType.Transaction => new BundleResult(Bundle.BundleType.TransactionResponse, await TransactionAsync(request, ct)),
+        Bundle.BundleType.Batch when request.BeforeCommit is not null || request.AfterLocks is not null =>
+            throw new InvalidOperationException("BeforeCommit and AfterLocks run in a transaction's session; a batch has one session per entry."),
         Bundle.BundleType.Batch => new BundleResult(Bundle.BundleType.BatchResponse, await BatchAsync(request, ct)),
         var type => throw new InvalidInputException(
             $"POST [base] takes a Bundle of type batch or transaction, not {type?.ToString().ToLowerInvariant() ?? "one without a type"}.", "Bundle.type"),

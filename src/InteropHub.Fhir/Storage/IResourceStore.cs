@@ -34,21 +34,6 @@ public interface IResourceStore
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
         FindAsync(criteria, [], afterRid is { } rid ? new SearchCursor([], rid) : null, limit, ct);
 
-    /// <summary>
-    /// Several searches, each answered as <see cref="FindAsync(string, SearchCriteria, long?, int, CancellationToken)"/>
-    /// from the start, in the order asked. PostgreSQL runs them in one round trip; other stores one after another.
-    /// </summary>
-    async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(IReadOnlyList<(SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
-    {
-        var answers = new List<IReadOnlyList<ResourceMatch>>();
-        foreach (var (criteria, limit) in searches)
-        {
-            answers.Add(await FindAsync(criteria, [], null, limit, ct));
-        }
-
-        return answers;
-    }
-
     /// <summary>How many live resources match (<c>_total=accurate</c>).</summary>
     Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
 
