@@ -569,10 +569,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var his = Path.Combine(Legacy, "his");
-        foreach (var file in new[] { "16_ADT_A04_baisha_lidefu.hl7", "17_REF_I12_baisha_lidefu_up.hl7", "18_REF_I13_county_lidefu_accepted.hl7" })
-        {
-            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
-        }
+        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7", "17_REF_I12_baisha_lidefu_up.hl7", "18_REF_I13_county_lidefu_accepted.hl7");
 
         // The transfer (A02) arrives before the admission (A01) it moves.
         var (status, ack) = await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, "22_ADT_A02_county_lidefu_transfer.hl7")));
@@ -620,10 +617,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var his = Path.Combine(Legacy, "his");
-        foreach (var file in new[] { "01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7" })
-        {
-            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
-        }
+        await PostSamplesAcknowledgedAsync("01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7");
 
         var retired = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000517733"));
         Assert.False(retired.Active);
@@ -646,10 +640,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var his = Path.Combine(Legacy, "his");
-        foreach (var file in new[] { "01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7" })
-        {
-            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(his, file)))).Ack));
-        }
+        await PostSamplesAcknowledgedAsync("01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7");
 
         var retiredMessage = await File.ReadAllTextAsync(Path.Combine(his, "01_ADT_A04_county_zhaojianhua_dupmrn.hl7"));
         var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=MZ20250120000311"));
@@ -670,6 +661,15 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
                 Assert.Equal("AA", Msa(ack));
                 Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{n:D12}"));
             }
+        }
+    }
+
+    /// <summary>Posts sample HIS messages in order, each of which must be acknowledged AA.</summary>
+    private async Task PostSamplesAcknowledgedAsync(params string[] files)
+    {
+        foreach (var file in files)
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", file)))).Ack));
         }
     }
 }
