@@ -148,7 +148,8 @@ internal sealed class BundleReferences(SearchParser parser)
                 case Base element:
                     Walk(element, entry);
                     break;
-                case IList list:
+                case IList list and not byte[]:
+                    // A list of elements; not a base64Binary's bytes, which hold no reference (and would be boxed one by one).
                     foreach (var item in list)
                     {
                         if (item is Base element)
