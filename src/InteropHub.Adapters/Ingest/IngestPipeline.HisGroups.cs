@@ -9,8 +9,8 @@ namespace InteropHub.Adapters.Ingest;
 
 /// <summary>
 /// HIS messages about different persons that are ready at the same moment share one transaction (a group commit):
-/// the group's Bundles are applied as one, and each message's completion commits with it. A message then costs its share of a transaction's statements and round
-/// trips instead of all of them.
+/// the group's Bundles are applied as one, and each message's completion commits with it. A message then costs its
+/// share of a transaction's statements and round trips instead of all of them.
 /// <para>
 /// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held, so
 /// the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer HIS

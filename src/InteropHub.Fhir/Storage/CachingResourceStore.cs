@@ -90,7 +90,6 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
     public Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct) =>
         inner.ReadManyAsync(resourceType, ids, ct);
 
-
     /// <summary>Follows the store's change feed until cancelled (a no-op for stores without one).</summary>
     public Task FollowChangesAsync(CancellationToken ct) => inner is IChangeFeed feed ? feed.ListenAsync(this, ct) : Task.CompletedTask;
 
