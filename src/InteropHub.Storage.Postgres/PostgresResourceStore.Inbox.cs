@@ -97,6 +97,30 @@ public sealed partial class PostgresResourceStore : IInboxStore
         return command;
     }
 
+    /// <summary>
+    /// Stores a message already done, inside a write session (<see cref="IWriteSession.AddInboxAsync"/>): a plain insert,
+    /// so a message id the source used before fails the transaction on the unique key. Its one result is the new id.
+    /// </summary>
+    internal static NpgsqlBatchCommand AddCommand(string source, string messageId, string contentType, byte[] body, InboxStatus status, string? outcome)
+    {
+        var command = new NpgsqlBatchCommand($"""
+            INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts, outcome, processed_at)
+            VALUES (@s, @m, @h, @at, @ct, @b, @st, 1, @o, @at) RETURNING id AS {AddedInboxId}
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string>("s", source));
+        command.Parameters.Add(new NpgsqlParameter<string>("m", messageId));
+        command.Parameters.Add(new NpgsqlParameter<string>("h", Convert.ToHexStringLower(SHA256.HashData(body))));
+        command.Parameters.Add(new NpgsqlParameter<long>("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        command.Parameters.Add(new NpgsqlParameter<string>("ct", contentType));
+        command.Parameters.Add(new NpgsqlParameter<byte[]>("b", body));
+        command.Parameters.Add(new NpgsqlParameter<short>("st", (short)status));
+        command.Parameters.Add(new NpgsqlParameter("o", (object?)outcome ?? DBNull.Value));
+        return command;
+    }
+
+    /// <summary>The name of <see cref="AddCommand"/>'s result column, by which the commit finds it among the results of its round trip.</summary>
+    internal const string AddedInboxId = "added_inbox_id";
+
     public async Task<IReadOnlyList<InboxCounts>> CountsAsync(CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("""

@@ -20,6 +20,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
     private readonly List<long> _locks = [];
     private readonly List<NpgsqlBatchCommand> _beforeCommit = [];
+    private readonly List<InboxReceipt> _inboxAdded = [];
     private bool _begun;
     private bool _committed;
     private bool _notified;
@@ -360,7 +361,14 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             }
 
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-            await batch.ExecuteNonQueryAsync(ct);
+            if (_inboxAdded.Count == 0)
+            {
+                await batch.ExecuteNonQueryAsync(ct);
+            }
+            else
+            {
+                await ReadInboxIdsAsync(batch, ct);
+            }
         }
 
         _committed = true;
@@ -376,6 +384,31 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     {
         _beforeCommit.Add(PostgresResourceStore.CompleteCommand(id, status, outcome));
         return Task.CompletedTask;
+    }
+
+    /// <summary>Sent with the commit, like a completion; the receipt gets the new row's id from the commit's results.</summary>
+    public Task<InboxReceipt> AddInboxAsync(string source, string messageId, string contentType, byte[] body, InboxStatus status, string? outcome,
+        CancellationToken ct)
+    {
+        var receipt = new InboxReceipt();
+        _beforeCommit.Add(PostgresResourceStore.AddCommand(source, messageId, contentType, body, status, outcome));
+        _inboxAdded.Add(receipt);
+        return Task.FromResult(receipt);
+    }
+
+    /// <summary>Runs the commit's round trip and hands each inbox message it stored its id, in the order they were added.</summary>
+    private async Task ReadInboxIdsAsync(NpgsqlBatch batch, CancellationToken ct)
+    {
+        var next = 0;
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        do
+        {
+            if (reader.FieldCount == 1 && reader.GetName(0) == PostgresResourceStore.AddedInboxId && await reader.ReadAsync(ct))
+            {
+                _inboxAdded[next++].Stored(reader.GetInt64(0));
+            }
+        }
+        while (await reader.NextResultAsync(ct));
     }
 
     public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)

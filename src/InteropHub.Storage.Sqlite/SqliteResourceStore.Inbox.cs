@@ -116,6 +116,30 @@ public sealed partial class SqliteResourceStore : IInboxStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>
+    /// Stores a message already done, inside a write session (<see cref="IWriteSession.AddInboxAsync"/>): a plain insert,
+    /// so a message id the source used before fails on the unique key. Returns the new id.
+    /// </summary>
+    private static async Task<long> AddAsync(SqliteConnection connection, SqliteTransaction transaction, string source, string messageId,
+        string contentType, byte[] body, InboxStatus status, string? outcome, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts, outcome, processed_at)
+            VALUES (@s, @m, @h, @at, @ct, @b, @st, 1, @o, @at) RETURNING id
+            """;
+        command.Parameters.AddWithValue("@s", source);
+        command.Parameters.AddWithValue("@m", messageId);
+        command.Parameters.AddWithValue("@h", Convert.ToHexStringLower(SHA256.HashData(body)));
+        command.Parameters.AddWithValue("@at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("@ct", contentType);
+        command.Parameters.AddWithValue("@b", body);
+        command.Parameters.AddWithValue("@st", (int)status);
+        command.Parameters.AddWithValue("@o", (object?)outcome ?? DBNull.Value);
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
     public async Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {
         await _writer.WaitAsync(ct);

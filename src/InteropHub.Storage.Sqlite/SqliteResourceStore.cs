@@ -369,6 +369,14 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
             SqliteResourceStore.CompleteAsync(connection, transaction, id, status, outcome, ct);
 
+        public async Task<InboxReceipt> AddInboxAsync(string source, string messageId, string contentType, byte[] body, InboxStatus status,
+            string? outcome, CancellationToken ct)
+        {
+            var receipt = new InboxReceipt();
+            receipt.Stored(await SqliteResourceStore.AddAsync(connection, transaction, source, messageId, contentType, body, status, outcome, ct));
+            return receipt;
+        }
+
         public async Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct)
         {
             var found = new HashSet<string>(StringComparer.Ordinal);

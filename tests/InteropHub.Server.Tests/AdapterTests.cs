@@ -76,6 +76,19 @@ public abstract class AdapterTestBase(HubFactory hub)
     protected static string Msa(string ack) =>
         ack.Split('\r').Single(s => s.StartsWith("MSA|", StringComparison.Ordinal)).Split('|')[1];
 
+    /// <summary>MSH-10 of an ACK: <c>IHUB</c> and the inbox id of the message it answers.</summary>
+    protected static string AckControlId(string ack) =>
+        ack.Split('\r').Single(s => s.StartsWith("MSH|", StringComparison.Ordinal)).Split('|')[9];
+
+    /// <summary>The HIS inbox's counts of received and processed messages (GET /adapters/status).</summary>
+    protected async Task<(long Received, long Processed)> HisCountsAsync()
+    {
+        var sources = (await GetJsonAsync("/adapters/status")).GetProperty("sources").EnumerateArray();
+        return sources.SingleOrDefault(s => s.GetProperty("source").GetString() == "his") is { ValueKind: JsonValueKind.Object } his
+            ? (his.GetProperty("received").GetInt64(), his.GetProperty("processed").GetInt64())
+            : (0, 0);
+    }
+
     protected async Task<JsonElement> GetJsonAsync(string url)
     {
         var response = await Client.GetAsync(new Uri(url, UriKind.RelativeOrAbsolute));
@@ -166,8 +179,10 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var message = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7"));
-        Assert.Equal("AA", Msa((await PostHl7Async(message)).Ack));
+        var (_, firstAck) = await PostHl7Async(message);
+        Assert.Equal("AA", Msa(firstAck));
         var history = await CountAsync("/fhir/_history?_count=1000");
+        var received = await HisCountsAsync();
 
         // A resend differs only in MSH-7 and terminators (his-hl7v2.md §1).
         var text = Encoding.UTF8.GetString(message);
@@ -178,6 +193,10 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("AA", Msa(ack));
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+        // Answered for the stored message (the ACK's control id names its inbox row), and not stored again.
+        Assert.StartsWith("IHUB", AckControlId(firstAck), StringComparison.Ordinal);
+        Assert.Equal(AckControlId(firstAck), AckControlId(ack));
+        Assert.Equal(received, await HisCountsAsync());
 
         var changed = text.Replace("李德福", "李德富", StringComparison.Ordinal);
         var (status2, ack2) = await PostHl7Async(Encoding.UTF8.GetBytes(changed));

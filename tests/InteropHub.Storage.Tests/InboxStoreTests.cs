@@ -75,6 +75,73 @@ public abstract class InboxStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Messages_added_in_a_write_session_are_stored_with_its_writes_and_get_their_ids_at_commit()
+    {
+        var inbox = Open();
+        var store = (IResourceStore)inbox;
+        var (earlier, _) = await inbox.AcceptAsync("his", "MSG-EARLIER", "text/plain", Encoding.UTF8.GetBytes("earlier"), Ct);
+        InboxReceipt first, second;
+        await using (var session = await store.BeginWriteAsync(Ct))
+        {
+            // Among a resource's insert, its change notification and a completion, which have results of their own.
+            await session.WriteAsync(new VersionRow("Basic", "with-inbox", 1, VersionKeys.Next(), "PUT", false, "{\"resourceType\":\"Basic\",\"id\":\"with-inbox\"}"u8.ToArray()),
+                SearchIndexEntries.Empty, Ct);
+            first = await session.AddInboxAsync("his", "MSG-ADD-1", "text/plain", Encoding.UTF8.GetBytes("one"), InboxStatus.Processed, "{\"n\":1}", Ct);
+            await session.CompleteInboxAsync(earlier.Id, InboxStatus.Processed, null, Ct);
+            second = await session.AddInboxAsync("his", "MSG-ADD-2", "text/plain", Encoding.UTF8.GetBytes("two"), InboxStatus.Failed, "{\"n\":2}", Ct);
+            await session.CommitAsync(Ct);
+        }
+
+        Assert.NotNull(await store.ReadAsync("Basic", "with-inbox", Ct));
+        var one = (await inbox.GetAsync(first.Id, Ct))!;
+        var two = (await inbox.GetAsync(second.Id, Ct))!;
+        Assert.Equal(("MSG-ADD-1", "one", InboxStatus.Processed, "{\"n\":1}", 1), (one.MessageId, Encoding.UTF8.GetString(one.Body), one.Status, one.Outcome, one.Attempts));
+        Assert.Equal(("MSG-ADD-2", "two", InboxStatus.Failed, "{\"n\":2}"), (two.MessageId, Encoding.UTF8.GetString(two.Body), two.Status, two.Outcome));
+        Assert.True(first.Id > earlier.Id && second.Id > first.Id);
+        Assert.NotNull(one.ProcessedAt);
+
+        // Stored as if accepted: a resend is a duplicate of it.
+        var (resent, duplicate) = await inbox.AcceptAsync("his", "MSG-ADD-1", "text/plain", Encoding.UTF8.GetBytes("one"), Ct);
+        Assert.True(duplicate);
+        Assert.Equal(first.Id, resent.Id);
+    }
+
+    [Fact]
+    public async Task A_message_added_in_a_write_session_is_not_stored_when_the_session_rolls_back()
+    {
+        var inbox = Open();
+        await using (var abandoned = await ((IResourceStore)inbox).BeginWriteAsync(Ct))
+        {
+            await abandoned.AddInboxAsync("his", "MSG-GONE", "text/plain", Encoding.UTF8.GetBytes("gone"), InboxStatus.Processed, null, Ct);
+        }
+
+        var (message, duplicate) = await inbox.AcceptAsync("his", "MSG-GONE", "text/plain", Encoding.UTF8.GetBytes("gone"), Ct);
+        Assert.False(duplicate);
+        Assert.Equal(InboxStatus.Received, message.Status);
+    }
+
+    [Fact]
+    public async Task Adding_a_message_id_the_source_used_before_fails_the_session_and_writes_nothing()
+    {
+        var inbox = Open();
+        var store = (IResourceStore)inbox;
+        var (stored, _) = await inbox.AcceptAsync("his", "MSG-TWICE", "text/plain", Encoding.UTF8.GetBytes("first"), Ct);
+
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(async () =>
+        {
+            await using var session = await store.BeginWriteAsync(Ct);
+            await session.WriteAsync(new VersionRow("Basic", "not-written", 1, VersionKeys.Next(), "PUT", false, "{\"resourceType\":\"Basic\",\"id\":\"not-written\"}"u8.ToArray()),
+                SearchIndexEntries.Empty, Ct);
+            await session.AddInboxAsync("his", "MSG-TWICE", "text/plain", Encoding.UTF8.GetBytes("second"), InboxStatus.Processed, null, Ct);
+            await session.CommitAsync(Ct);
+        });
+
+        Assert.Null(await store.ReadAsync("Basic", "not-written", Ct));
+        var kept = (await inbox.GetAsync(stored.Id, Ct))!;
+        Assert.Equal(("first", InboxStatus.Received), (Encoding.UTF8.GetString(kept.Body), kept.Status));
+    }
+
+    [Fact]
     public async Task The_same_message_id_or_the_same_bytes_from_a_source_is_a_duplicate()
     {
         var inbox = Open();

@@ -41,10 +41,10 @@ public sealed partial class IngestPipeline
     public HisGroupCounts HisGroups => new(Interlocked.Read(ref _sharedTransactions), Interlocked.Read(ref _sharedMessages), Interlocked.Read(ref _sharedFailures));
 
     /// <summary>
-    /// A message waiting for its group, and what applying it gave: as <see cref="ApplyHisAsync"/> answers, null when
-    /// it is to be mapped again and applied alone.
+    /// A message waiting for its group, with what records it as applied in the group's transaction, and what applying
+    /// it gave: as <see cref="ApplyHisAsync"/> answers, null when it is to be mapped again and applied alone.
     /// </summary>
-    private sealed record GroupedHis(InboxMessage Message, HisAccepted Accepted)
+    private sealed record GroupedHis(Func<IWriteSession, CancellationToken, Task> Complete, HisAccepted Accepted)
     {
         public TaskCompletionSource<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> Applied { get; } =
             new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -56,9 +56,10 @@ public sealed partial class IngestPipeline
     /// Applies a plain message in a group with the messages ready beside it, or alone when none is; answers as
     /// <see cref="ApplyHisAsync"/> does, or null when the group's transaction failed (map it again and apply it alone).
     /// </summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyInGroupAsync(InboxMessage message, HisAccepted accepted)
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyInGroupAsync(Func<IWriteSession, CancellationToken, Task> complete,
+        HisAccepted accepted)
     {
-        var waiting = new GroupedHis(message, accepted);
+        var waiting = new GroupedHis(complete, accepted);
         List<GroupedHis>? group;
         lock (_hisGroupLock)
         {
@@ -121,7 +122,7 @@ public sealed partial class IngestPipeline
             // Alone, but in the slot: those arriving meanwhile gather into the next group.
             try
             {
-                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Message, group[0].Accepted, retry: true, ct));
+                group[0].Applied.SetResult(await ApplyHisAsync(group[0].Complete, group[0].Accepted, retry: true, ct));
             }
             catch (Exception e)
             {
@@ -167,7 +168,7 @@ public sealed partial class IngestPipeline
                 {
                     foreach (var member in members)
                     {
-                        await CompleteHisAsync(member.Message.Id, AckCode.AA, member.Accepted.Warnings, session.CompleteInboxAsync, token);
+                        await member.Complete(session, token);
                     }
                 }, CheckPatientsAsync), ct);
                 committed = true;

@@ -64,24 +64,60 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         var mapped = HisMapper.Map(raw);
         var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
-        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.His, messageId, Hl7ContentType, raw, ct);
-        if (duplicate)
+        var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
+        try
         {
-            if (mapped.Message is { } message && stored.MessageId == messageId && !SameContent(stored.Body, message))
+            // A plain message is first stored by the transaction that applies it: one round trip and one commit less
+            // than storing it on its own first. When that transaction fails (a resend of a stored message, whose id
+            // the inbox's unique key refuses, or any refusal), nothing of it was written and it takes the path below,
+            // which stores it first and answers for it, still under its persons' locks (their order is kept).
+            var tried = false;
+            if (mapped is HisAccepted accepted && Groupable(accepted))
             {
-                return Reply(mapped.Message, AckCode.AE, stored.Id,
-                    [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {message.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)]);
+                tried = true;
+                if (await StoreAppliedAsync(raw, messageId, accepted) is { } id)
+                {
+                    return Reply(mapped.Message, AckCode.AA, id, accepted.Warnings);
+                }
             }
 
-            if (stored.Status == InboxStatus.Processed)
+            var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.His, messageId, Hl7ContentType, raw, ct);
+            if (duplicate)
             {
-                return Reply(mapped.Message, AckCode.AA, stored.Id, []);
+                if (mapped.Message is { } message && stored.MessageId == messageId && !SameContent(stored.Body, message))
+                {
+                    return Reply(mapped.Message, AckCode.AE, stored.Id,
+                        [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {message.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)]);
+                }
+
+                if (stored.Status == InboxStatus.Processed)
+                {
+                    return Reply(mapped.Message, AckCode.AA, stored.Id, []);
+                }
             }
+
+            // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
+            // may have been fixed): process the stored copy, whose mapping is at hand when it is these bytes and no
+            // transaction changed it yet (the conditional updates take in what the stored Patients had).
+            return await ProcessLockedHisAsync(stored, !tried && stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, ct);
         }
+        finally
+        {
+            Release(held);
+        }
+    }
 
-        // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
-        // may have been fixed): process the stored copy, whose mapping is already at hand when it is these bytes.
-        return await ProcessHisAsync(stored, stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, ct);
+    /// <summary>
+    /// Applies a new plain message with its inbox row, stored as Processed by the same transaction (in a group when
+    /// others are ready); the row's id, or null when the transaction failed and nothing of it was written.
+    /// </summary>
+    private async Task<long?> StoreAppliedAsync(byte[] raw, string messageId, HisAccepted accepted)
+    {
+        InboxReceipt? receipt = null;
+        var (status, outcome) = Completion(AckCode.AA, accepted.Warnings);
+        var applied = await ApplyInGroupAsync(async (session, token) =>
+            receipt = await session.AddInboxAsync(IngestSources.His, messageId, Hl7ContentType, raw, status, outcome, token), accepted);
+        return applied is (AckCode.AA, _, true) ? receipt!.Id : null;
     }
 
     /// <summary>Stores a township batch (a zip) and applies its valid rows; the outcome lists every problem by file and row.</summary>
@@ -188,29 +224,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
-            // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
-            for (var attempt = mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
-            {
-                var (code, issues, completed) = mapped switch
-                {
-                    HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
-                    HisAccepted accepted when attempt == 0 => await ApplyInGroupAsync(message, accepted) ?? (AckCode.AR, [], false),
-                    HisAccepted accepted => await ApplyHisAsync(message, accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
-                    _ => throw new InvalidOperationException("Unknown HIS outcome."),
-                };
-                if (code == AckCode.AR && issues.Count == 0)
-                {
-                    mapped = HisMapper.Map(message.Body);
-                    continue;
-                }
-
-                if (!completed)
-                {
-                    await CompleteHisAsync(message.Id, code, issues, inbox.CompleteAsync, ct);
-                }
-
-                return Reply(mapped.Message, code, message.Id, issues);
-            }
+            return await ProcessLockedHisAsync(message, mapped, ct);
         }
         finally
         {
@@ -218,15 +232,52 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
+    /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked.</summary>
+    private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
+    {
+        mapped ??= HisMapper.Map(message.Body);
+
+        // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
+        for (var attempt = mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
+        {
+            var (code, issues, completed) = mapped switch
+            {
+                HisRejected rejected => (rejected.AckCode, rejected.Errors, false),
+                HisAccepted accepted when attempt == 0 => await ApplyInGroupAsync(Completing(message, accepted), accepted) ?? (AckCode.AR, [], false),
+                HisAccepted accepted => await ApplyHisAsync(Completing(message, accepted), accepted, retry: attempt < MaxAttempts, ct) ?? (AckCode.AR, [], false),
+                _ => throw new InvalidOperationException("Unknown HIS outcome."),
+            };
+            if (code == AckCode.AR && issues.Count == 0)
+            {
+                mapped = HisMapper.Map(message.Body);
+                continue;
+            }
+
+            if (!completed)
+            {
+                var (status, outcome) = Completion(code, issues);
+                await inbox.CompleteAsync(message.Id, status, outcome, ct);
+            }
+
+            return Reply(mapped.Message, code, message.Id, issues);
+        }
+    }
+
     private const int MaxAttempts = 5;
 
-    /// <summary>Marks a HIS message done with the outcome its ACK states, through the inbox or inside a write session.</summary>
-    private Task CompleteHisAsync(long id, AckCode code, IReadOnlyList<HisIssue> issues, Func<long, InboxStatus, string?, CancellationToken, Task> complete,
-        CancellationToken ct)
+    /// <summary>The inbox status and OperationOutcome (JSON) that record a HIS message answered with this ACK.</summary>
+    private (InboxStatus Status, string Outcome) Completion(AckCode code, IReadOnlyList<HisIssue> issues)
     {
         var outcome = ToOutcome(issues, code);
-        return complete(id, HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed, Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)), ct);
+        return (HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed, Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)));
     }
+
+    /// <summary>Marks a stored HIS message applied (AA), inside the write session that applies it.</summary>
+    private Func<IWriteSession, CancellationToken, Task> Completing(InboxMessage message, HisAccepted accepted) => (session, token) =>
+    {
+        var (status, outcome) = Completion(AckCode.AA, accepted.Warnings);
+        return session.CompleteInboxAsync(message.Id, status, outcome, token);
+    };
 
     /// <summary>
     /// Takes a lock on every identifier value of the Patients a transaction writes, in ascending order (so two
@@ -309,12 +360,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// Checks the preconditions against the store, then runs the transaction; AE with the reason when either fails.
-    /// Null when a record an A40 merge moves changed between its read and the merge's write (its If-Match failed) and
-    /// the message should be mapped and applied again (<paramref name="retry"/>).
+    /// Checks the preconditions against the store, then runs the transaction, which also records the message as
+    /// applied (<paramref name="complete"/>); AE with the reason when either fails. Null when a record an A40 merge
+    /// moves changed between its read and the merge's write (its If-Match failed) and the message should be mapped
+    /// and applied again (<paramref name="retry"/>).
     /// </summary>
-    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyHisAsync(InboxMessage message, HisAccepted accepted, bool retry,
-        CancellationToken ct)
+    private async Task<(AckCode, IReadOnlyList<HisIssue>, bool Completed)?> ApplyHisAsync(Func<IWriteSession, CancellationToken, Task> complete,
+        HisAccepted accepted, bool retry, CancellationToken ct)
     {
         var bundle = accepted.Transaction;
         foreach (var precondition in accepted.Preconditions)
@@ -334,8 +386,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         try
         {
             // Applied and marked processed in one transaction: a crash leaves either both or neither.
-            Func<IWriteSession, CancellationToken, Task> complete =
-                (session, token) => CompleteHisAsync(message.Id, AckCode.AA, accepted.Warnings, session.CompleteInboxAsync, token);
             if (accepted.Merge is not null)
             {
                 await merged.AddMovesAsync(bundle, ct);

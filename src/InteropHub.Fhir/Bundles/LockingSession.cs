@@ -129,6 +129,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
         inner.CompleteInboxAsync(id, status, outcome, ct);
 
+    public Task<InboxReceipt> AddInboxAsync(string source, string messageId, string contentType, byte[] body, InboxStatus status, string? outcome,
+        CancellationToken ct) => inner.AddInboxAsync(source, messageId, contentType, body, status, outcome, ct);
+
     public Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct) =>
         inner.ExistingIdsAsync(resourceType, ids, ct);
 

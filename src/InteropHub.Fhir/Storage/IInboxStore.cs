@@ -26,6 +26,20 @@ public sealed record InboxMessage(
     string? Outcome,
     DateTimeOffset? ProcessedAt);
 
+/// <summary>
+/// A message stored by <see cref="IWriteSession.AddInboxAsync"/>: its inbox id, known once the session has committed.
+/// </summary>
+public sealed class InboxReceipt
+{
+    private long? _id;
+
+    /// <summary>The stored message's id; read it only after the session committed.</summary>
+    public long Id => _id ?? throw new InvalidOperationException("The inbox message has no id before its session commits.");
+
+    /// <summary>Called by the store when the row is inserted.</summary>
+    public void Stored(long id) => _id = id;
+}
+
 public sealed record InboxCounts(string Source, long Received, long Processed, long Failed);
 
 /// <summary>

@@ -90,6 +90,16 @@ public interface IWriteSession : IAsyncDisposable
     /// </summary>
     Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct);
 
+    /// <summary>
+    /// Stores a message in the inbox already done (status and outcome as <see cref="CompleteInboxAsync"/> records
+    /// them) in this session's transaction, for a message applied by the transaction that receives it: the message,
+    /// its writes and its completion commit together, or none does. A message id the source used before fails the
+    /// transaction (the inbox's unique key) at the latest when it commits; the sender is then answered by the inbox's
+    /// own path (<see cref="IInboxStore.AcceptAsync"/>).
+    /// </summary>
+    Task<InboxReceipt> AddInboxAsync(string source, string messageId, string contentType, byte[] body, InboxStatus status, string? outcome,
+        CancellationToken ct);
+
     /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
     Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
 
