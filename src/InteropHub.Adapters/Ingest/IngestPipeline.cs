@@ -32,8 +32,10 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 
 /// <summary>
 /// The durable ingest shared by the three adapters (issue 5): every message is stored raw in the inbox and
-/// committed before anything else happens, then mapped and written through the ordinary transaction path
-/// (<see cref="ProcessBundle"/>), then marked Processed, or Failed (a dead letter) with an OperationOutcome.
+/// committed before it is answered. Most are stored first, on their own, then mapped and written through the ordinary
+/// transaction path (<see cref="ProcessBundle"/>), then marked Processed, or Failed (a dead letter) with an
+/// OperationOutcome; a plain HIS message is stored, already Processed, by the transaction that applies it
+/// (<see cref="ReceiveHl7Async"/>).
 /// <para>
 /// Messages about one person apply in the order received, whichever source sends them (his-hl7v2.md §1), while
 /// messages about different persons run in parallel (<see cref="LockPersonsAsync"/>). Anything the sender was acknowledged for is in the inbox: a crash
