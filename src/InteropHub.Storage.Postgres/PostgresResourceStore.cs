@@ -21,6 +21,9 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     internal const string ChangeChannel = "interophub_changes";
 
     private const string CurrentColumns = "resource_type, id, version, last_key, deleted, content";
+
+    /// <summary><see cref="CurrentColumns"/> of the row <c>c</c> (<see cref="FindCommand"/>).</summary>
+    private const string MatchColumns = "c.resource_type, c.id, c.version, c.last_key, c.deleted, c.content";
     private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -394,47 +397,41 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }),
     ];
 
-    /// <summary>An unsorted find, for a write session's round trip (several go in one).</summary>
+    /// <summary>
+    /// An unsorted find, for a write session's round trip (several go in one), that also reads each match's current
+    /// row: a write session's searches find a few resources it then reads (a conditional create's match is its
+    /// answer), and here that costs no round trip of its own.
+    /// </summary>
     internal static NpgsqlBatchCommand FindCommand(SearchCriteria criteria, int limit)
     {
         var sql = SearchSql.Find(criteria, [], null, limit, SqlDialect.Postgres);
-        var command = new NpgsqlBatchCommand(sql.ToString());
+        var command = new NpgsqlBatchCommand(
+            $"SELECT f.rid, {MatchColumns} FROM ({sql}) f JOIN resource c ON c.rid = f.rid ORDER BY f.rid");
         command.Parameters.AddRange(Parameters(sql));
         return command;
     }
 
-    /// <summary>The matches of every result from the reader's current one on, each found by a <see cref="FindCommand"/>.</summary>
-    internal static async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> ReadAllMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
-    {
-        var answers = new List<IReadOnlyList<ResourceMatch>>();
-        do
-        {
-            answers.Add(await ReadMatchesAsync(reader, ct));
-        }
-        while (await reader.NextResultAsync(ct));
-
-        return answers;
-    }
-
-    /// <summary>The matches in the reader's current result, found by <see cref="FindCommand"/>.</summary>
+    /// <summary>The matches in the reader's current result, found by <see cref="FindCommand"/>, each with its current row.</summary>
     internal static async Task<List<ResourceMatch>> ReadMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
     {
         var matches = new List<ResourceMatch>();
         while (await reader.ReadAsync(ct))
         {
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), []));
+            var current = ReadCurrentRow(reader, first: 1);
+            matches.Add(new ResourceMatch(reader.GetInt64(0), current.Id, current.ResourceType, []) { Current = current });
         }
 
         return matches;
     }
 
-    private static StoredResource ReadCurrentRow(NpgsqlDataReader reader) => new(
-        reader.GetString(0),
-        reader.GetString(1),
-        reader.GetInt32(2),
-        VersionKeys.ToInstant(reader.GetInt64(3)),
-        reader.GetBoolean(4),
-        reader.GetFieldValue<byte[]>(5));
+    /// <summary>A current row of <see cref="CurrentColumns"/>, from the reader's column <paramref name="first"/> on.</summary>
+    private static StoredResource ReadCurrentRow(NpgsqlDataReader reader, int first = 0) => new(
+        reader.GetString(first),
+        reader.GetString(first + 1),
+        reader.GetInt32(first + 2),
+        VersionKeys.ToInstant(reader.GetInt64(first + 3)),
+        reader.GetBoolean(first + 4),
+        reader.GetFieldValue<byte[]>(first + 5));
 
     private static HistoryEntry ReadHistoryRow(NpgsqlDataReader reader)
     {

@@ -58,10 +58,27 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             async reader => await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct), ct);
     }
 
-    public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
-        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) =>
-        await QueryAsync(searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList(), withCreated: true,
-            reader => PostgresResourceStore.ReadAllMatchesAsync(reader, ct), ct);
+    public async Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+        IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct)
+    {
+        var commands = searches.Select(s => PostgresResourceStore.FindCommand(s.Criteria, s.Limit)).ToList();
+        if (read.Count > 0)
+        {
+            commands.Add(PostgresResourceStore.ReadCurrentManyCommand(read));
+        }
+
+        return await QueryAsync(commands, withCreated: true, async reader =>
+        {
+            var found = new List<IReadOnlyList<ResourceMatch>>();
+            for (var i = 0; i < searches.Count; i++)
+            {
+                found.Add(await PostgresResourceStore.ReadMatchesAsync(reader, ct));
+                await reader.NextResultAsync(ct);
+            }
+
+            return new SessionReads(found, read.Count > 0 ? await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct) : []);
+        }, ct);
+    }
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
         await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withCreated: true,

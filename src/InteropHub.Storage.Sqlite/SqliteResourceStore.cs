@@ -300,19 +300,27 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             return found;
         }
 
-        public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-            SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct);
-
-        public async Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
-            IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+        public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
         {
-            var answers = new List<IReadOnlyList<ResourceMatch>>();
-            foreach (var (_, criteria, limit) in searches)
+            var matches = new List<ResourceMatch>();
+            foreach (var match in await SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct))
             {
-                answers.Add(await SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct));
+                matches.Add(match with { Current = await ReadCurrentAsync(match.ResourceType, match.Id, ct) });
             }
 
-            return answers;
+            return matches;
+        }
+
+        public async Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+            IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct)
+        {
+            var answers = new List<IReadOnlyList<ResourceMatch>>();
+            foreach (var (resourceType, criteria, limit) in searches)
+            {
+                answers.Add(await FindAsync(resourceType, criteria, limit, ct));
+            }
+
+            return new SessionReads(answers, await ReadCurrentManyAsync(read, ct));
         }
 
         public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)

@@ -208,9 +208,30 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await session.WriteAsync(row, index, Ct);
         var answers = await session.FindManyAsync(
             [("Patient", Criteria("Patient", $"identifier={Mrn}|f2"), 2), ("Patient", Criteria("Patient", $"identifier={Mrn}|none"), 2),
-             ("Patient", Criteria("Patient", $"identifier={Mrn}|f3,{Mrn}|f1"), 2)], Ct);
+             ("Patient", Criteria("Patient", $"identifier={Mrn}|f3,{Mrn}|f1"), 2)], [], Ct);
 
-        Assert.Equal(["f2", "", "f1,f3"], answers.Select(a => string.Join(",", a.Select(m => m.Id).Order(StringComparer.Ordinal))));
+        Assert.Equal(["f2", "", "f1,f3"], answers.Found.Select(a => string.Join(",", a.Select(m => m.Id).Order(StringComparer.Ordinal))));
+    }
+
+    [Fact]
+    public async Task A_session_search_reads_each_match_current_version_and_reads_resources_by_id_in_the_same_call()
+    {
+        await PutAsync(NewPatient("k1", new Identifier(Mrn, "k1")));
+        await PutAsync(NewPatient("k1", new Identifier(Mrn, "k1"), new Identifier(Mrn, "k1-b")));
+        await PutAsync(NewPatient("k2", new Identifier(Mrn, "k2")));
+
+        await using var session = await Store.BeginWriteAsync(Ct);
+        var (row, index) = _writer.Prepare(NewPatient("k3", new Identifier(Mrn, "k3")), "k3", 1, "PUT");
+        await session.WriteAsync(row, index, Ct);
+        var answers = await session.FindManyAsync([("Patient", Criteria("Patient", $"identifier={Mrn}|k1-b,{Mrn}|k3"), 2)],
+            [("Patient", "k2"), ("Patient", "absent"), ("Patient", "k3")], Ct);
+        var single = await session.FindAsync("Patient", Criteria("Patient", $"identifier={Mrn}|k2"), 2, Ct);
+
+        // The current versions, the session's own new resource included.
+        Assert.Equal(["k1/2", "k3/1"], answers.Found[0].Select(m => $"{m.Current!.Id}/{m.Current.VersionId}"));
+        Assert.All(answers.Found[0], m => Assert.Equal(m.Id, ((Patient)Serializers.ParseStored(m.Current!.Json)).Id));
+        Assert.Equal(["k2/1", "k3/1"], answers.Current.Select(c => $"{c.Id}/{c.VersionId}").Order(StringComparer.Ordinal));
+        Assert.Equal("k2/1", $"{single.Single().Current!.Id}/{single.Single().Current!.VersionId}");
     }
 
     [Fact]
@@ -230,9 +251,9 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         }, Expected: i % 3 == 1 ? "" : $"h{i % 10}")).ToList();
 
         await using var session = await Store.BeginWriteAsync(Ct);
-        var answers = await session.FindManyAsync([.. searches.Select(s => ("Patient", Criteria("Patient", s.Query), 2))], Ct);
+        var answers = await session.FindManyAsync([.. searches.Select(s => ("Patient", Criteria("Patient", s.Query), 2))], [], Ct);
 
-        Assert.Equal(searches.Select(s => s.Expected), answers.Select(a => string.Join(",", a.Select(m => m.Id))));
+        Assert.Equal(searches.Select(s => s.Expected), answers.Found.Select(a => string.Join(",", a.Select(m => m.Id))));
     }
 
     [Fact]
@@ -246,9 +267,9 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await using var session = await Store.BeginWriteAsync(Ct);
         var answers = await session.FindManyAsync(
             [("Patient", Criteria("Patient", $"identifier={Mrn}|g2"), 2), ("Patient", Criteria("Patient", $"identifier={Mrn}|g3"), 2),
-             ("Patient", Criteria("Patient", $"identifier={Mrn}|g1,{Mrn}|g2"), 1), ("Patient", Criteria("Patient", $"identifier={Mrn}|g2,{Mrn}|g1"), 5)], Ct);
+             ("Patient", Criteria("Patient", $"identifier={Mrn}|g1,{Mrn}|g2"), 1), ("Patient", Criteria("Patient", $"identifier={Mrn}|g2,{Mrn}|g1"), 5)], [], Ct);
 
-        Assert.Equal(["g2", "", "g1", "g1,g2"], answers.Select(a => string.Join(",", a.Select(m => m.Id))));
+        Assert.Equal(["g2", "", "g1", "g1,g2"], answers.Found.Select(a => string.Join(",", a.Select(m => m.Id))));
     }
 
     [Fact]

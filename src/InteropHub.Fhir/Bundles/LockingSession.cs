@@ -10,13 +10,17 @@ namespace InteropHub.Fhir.Bundles;
 /// order and one round trip, so transactions that touch the same resources in different orders queue instead of
 /// deadlocking. It also remembers what each search found until the session next writes (or locks the search's
 /// criteria): a transaction looks up a conditional entry's match under its lock, then resolves the entry's id with the
-/// same search.
+/// same search. The current versions it read are kept too (read by id, or with a search's matches) until the session
+/// writes them; one read before its id was locked is read again once it is.
 /// </summary>
 internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 {
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Criteria, int Limit), IReadOnlyList<ResourceMatch>> _found = [];
     private readonly Dictionary<(string ResourceType, string Id), StoredResource?> _current = [];
+
+    /// <summary>The resources in <see cref="_current"/> read before their id lock was held, by that lock's name.</summary>
+    private readonly Dictionary<string, (string ResourceType, string Id)> _unlocked = new(StringComparer.Ordinal);
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
     public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
@@ -38,12 +42,16 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         }
     }
 
-    /// <summary>What a search under newly locked criteria found before the lock was ours may have changed meanwhile.</summary>
+    /// <summary>What a search under newly locked criteria found, or a read of a newly locked resource, before the lock was ours may have changed meanwhile.</summary>
     private void Forget(IReadOnlyList<string> locked)
     {
         foreach (var key in locked)
         {
-            if (key.StartsWith(VersionWriter.CriteriaLockPrefix, StringComparison.Ordinal))
+            if (_unlocked.Remove(key, out var read))
+            {
+                _current.Remove(read);
+            }
+            else if (key.StartsWith(VersionWriter.CriteriaLockPrefix, StringComparison.Ordinal))
             {
                 foreach (var found in _found.Keys.Where(k => k.Criteria == key[VersionWriter.CriteriaLockPrefix.Length..]).ToList())
                 {
@@ -60,19 +68,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     public async Task PrefetchAsync(IEnumerable<(string ResourceType, string Id)> keys, CancellationToken ct)
     {
         var wanted = keys.Distinct().Where(k => !_current.ContainsKey(k)).ToList();
-        if (wanted.Count == 0)
+        if (wanted.Count > 0)
         {
-            return;
-        }
-
-        foreach (var key in wanted)
-        {
-            _current[key] = null;
-        }
-
-        foreach (var current in await inner.ReadCurrentManyAsync(wanted, ct))
-        {
-            _current[(current.ResourceType, current.Id)] = current;
+            Keep(wanted, await inner.ReadCurrentManyAsync(wanted, ct));
         }
     }
 
@@ -91,28 +89,76 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         if (!_found.TryGetValue(key, out var matches))
         {
             _found[key] = matches = await inner.FindAsync(resourceType, criteria, limit, ct);
+            KeepCurrent(matches);
         }
 
         return matches;
     }
 
-    public Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
-        IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) => inner.FindManyAsync(searches, ct);
+    public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+        IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);
 
-    /// <summary>Runs the searches not remembered yet in one round trip and remembers their answers (see <see cref="FindAsync"/>).</summary>
-    public async Task FindAheadAsync(IEnumerable<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct)
+    /// <summary>
+    /// Runs the searches not remembered yet, and reads the current versions of <paramref name="read"/> not read yet,
+    /// in one round trip, and remembers the answers (see <see cref="FindAsync"/> and <see cref="PrefetchAsync"/>).
+    /// </summary>
+    public async Task FindAheadAsync(IEnumerable<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+        IEnumerable<(string ResourceType, string Id)> read, CancellationToken ct)
     {
         var wanted = searches.DistinctBy(s => (s.Criteria.Canonical(s.ResourceType), s.Limit))
             .Where(s => !_found.ContainsKey((s.Criteria.Canonical(s.ResourceType), s.Limit))).ToList();
-        if (wanted.Count < 2)
+        var reads = read.Distinct().Where(k => !_current.ContainsKey(k)).ToList();
+        if (wanted.Count < 2 && reads.Count == 0)
         {
+            // One search alone is asked when it is needed, in the round trip it is needed in.
             return;
         }
 
-        var answers = await inner.FindManyAsync(wanted, ct);
+        var answers = await inner.FindManyAsync(wanted, reads, ct);
         for (var i = 0; i < wanted.Count; i++)
         {
-            _found[(wanted[i].Criteria.Canonical(wanted[i].ResourceType), wanted[i].Limit)] = answers[i];
+            _found[(wanted[i].Criteria.Canonical(wanted[i].ResourceType), wanted[i].Limit)] = answers.Found[i];
+            KeepCurrent(answers.Found[i]);
+        }
+
+        Keep(reads, answers.Current);
+    }
+
+    /// <summary>Keeps the current versions read with a search's matches (not those read already).</summary>
+    private void KeepCurrent(IReadOnlyList<ResourceMatch> matches)
+    {
+        foreach (var match in matches)
+        {
+            if (match.Current is { } current && !_current.ContainsKey((match.ResourceType, match.Id)))
+            {
+                Keep([(match.ResourceType, match.Id)], [current]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps what a read of <paramref name="keys"/> found: their current versions, and null for those that do not
+    /// exist. Those whose id lock is not held are read again once it is (see <see cref="Forget"/>).
+    /// </summary>
+    private void Keep(IReadOnlyList<(string ResourceType, string Id)> keys, IReadOnlyList<StoredResource> found)
+    {
+        foreach (var key in keys)
+        {
+            _current[key] = null;
+            var idLock = VersionWriter.IdLock(key.ResourceType, key.Id);
+            if (_held.Contains(idLock))
+            {
+                _unlocked.Remove(idLock);
+            }
+            else
+            {
+                _unlocked[idLock] = key;
+            }
+        }
+
+        foreach (var current in found)
+        {
+            _current[(current.ResourceType, current.Id)] = current;
         }
     }
 
@@ -139,6 +185,7 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     {
         _found.Clear();
         _current.Clear();
+        _unlocked.Clear();
         return inner.LoadAsync(resources, ct);
     }
 

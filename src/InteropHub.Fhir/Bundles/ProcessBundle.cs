@@ -230,12 +230,13 @@ public sealed class ProcessBundle(
     }
 
     /// <summary>
-    /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates, then those
-    /// of conditional creates that find nothing yet, then the ids of the resources written, each set in sorted order.
-    /// Conditional updates are matched (under their criteria lock) to learn their ids. Single requests lock criteria,
-    /// then id, too. Transactions can only wait on each other in a cycle when one of them, holding its conditional
-    /// updates' criteria, waits for the criteria of a conditional create that found nothing and that another holds as
-    /// a conditional update (the resource is being created by the other); PostgreSQL ends the cycle with a deadlock
+    /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates and the
+    /// ids the entries name, then the criteria of conditional creates that find nothing yet, then the ids conditional
+    /// updates matched, each set in sorted order. Conditional updates are matched (under their criteria lock) to learn
+    /// their ids. Single requests lock criteria, then id, too. Transactions can only wait on each other in a cycle
+    /// when one of them, holding its conditional updates' criteria or the ids it names, waits for the criteria of a
+    /// conditional create that found nothing and that another holds as a conditional update (the resource is being
+    /// created by the other) while that other waits for one of those ids; PostgreSQL ends the cycle with a deadlock
     /// error after its <c>deadlock_timeout</c> (1 s by default), and the write session retries
     /// (<see cref="WriteSessions"/>). The HIS adapter never does this for one person: its messages about one person
     /// run one after another.
@@ -243,16 +244,21 @@ public sealed class ProcessBundle(
     private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
         CancellationToken ct)
     {
-        // One round trip: the conditional updates' criteria locks, then, under them, every search the entries need:
-        // the conditional updates', the conditional creates' and the conditional references' other than the bundle's
-        // own conditional writes (these only read: they take no lock, so the many transactions that name one
-        // organisation by its identifier run side by side). Each is then answered from the session.
+        // One round trip: the conditional updates' criteria locks and the locks of the ids the entries name, then,
+        // under them, every search the entries need: the conditional updates', the conditional creates' and the
+        // conditional references' other than the bundle's own conditional writes (these only read: they take no lock,
+        // so the many transactions that name one organisation by its identifier run side by side), and the current
+        // versions of the named ids. Each is then answered from the session, a conditional create's match too (read
+        // with its search).
+        var named = writes.Where(p => p.Id is not null).Select(p => (p.ResourceType, Id: p.Id!)).ToList();
         await session.LockAllAsync(writes.Where(p => p.Criteria is not null).Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.Criteria!)).ToList(), ct);
+        await session.LockAllAsync(named.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
         var creates = writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false }).ToList();
         var written = writes.Select(p => (p.Criteria ?? p.IfNoneExist)?.Canonical(p.ResourceType)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2))
             .Concat(creates.Select(p => (p.ResourceType, p.IfNoneExist!, 2)))
-            .Concat(references.Conditional.Where(r => !written.Contains(r.Criteria.Canonical(r.ResourceType))).Select(r => (r.ResourceType, r.Criteria, 2))), ct);
+            .Concat(references.Conditional.Where(r => !written.Contains(r.Criteria.Canonical(r.ResourceType))).Select(r => (r.ResourceType, r.Criteria, 2))),
+            named, ct);
 
         // A conditional create whose resource exists writes nothing and needs no lock (see CreateResource); one that
         // found nothing locks its criteria and searches again under the lock, as another writer may have created it.
@@ -267,11 +273,11 @@ public sealed class ProcessBundle(
         }
 
         await session.LockAllAsync(missing.Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.IfNoneExist!)).ToList(), ct);
-        await session.FindAheadAsync(missing.Select(p => (p.ResourceType, p.IfNoneExist!, 2)), ct);
+        await session.FindAheadAsync(missing.Select(p => (p.ResourceType, p.IfNoneExist!, 2)), [], ct);
 
-        // The resources written by id or by a single match are locked, then read in one round trip (the locks go with
-        // it), together with the resources conditional creates found: every entry then reads its current version from
-        // the session.
+        // The resources written by a single match are locked, then read in one round trip (the locks go with it); those
+        // named by id, and those conditional creates found, were read already (a round trip only when a conditional
+        // update matched): every entry then reads its current version from the session.
         var ids = new List<(string ResourceType, string Id)>();
         var existing = new List<(string ResourceType, string Id)>();
         foreach (var plan in writes)

@@ -155,8 +155,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             inner.FindAsync(resourceType, criteria, limit, ct);
 
-        public Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(
-            IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches, CancellationToken ct) => inner.FindManyAsync(searches, ct);
+        public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+            IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);
 
         public Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
         {

@@ -72,11 +72,15 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>The current versions (deleted ones included) of those of the given resources that exist, in one round trip.</summary>
     Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct);
 
+    /// <summary>The matches, each with its current version (<see cref="ResourceMatch.Current"/>), read by the same statement.</summary>
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
 
-    /// <summary>Several <see cref="FindAsync"/>s in one round trip; the answers in the order of the searches.</summary>
-    Task<IReadOnlyList<IReadOnlyList<ResourceMatch>>> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
-        CancellationToken ct);
+    /// <summary>
+    /// Several <see cref="FindAsync"/>s and a <see cref="ReadCurrentManyAsync"/> of <paramref name="read"/> in one round
+    /// trip; the answers in the order of the searches.
+    /// </summary>
+    Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
+        IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct);
 
     /// <summary>Writes the version, makes it current and replaces the resource's index rows with <paramref name="index"/>.</summary>
     Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct);

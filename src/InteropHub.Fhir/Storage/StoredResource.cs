@@ -36,7 +36,14 @@ public sealed record HistoryQuery(
 public sealed record HistoryEntry(long Key, StoredResource Resource);
 
 /// <summary>A resource matched by a search: its stable row id (the keyset paging key), logical id, type and sort values.</summary>
-public sealed record ResourceMatch(long Rid, string Id, string ResourceType = "", IReadOnlyList<object>? SortValues = null);
+public sealed record ResourceMatch(long Rid, string Id, string ResourceType = "", IReadOnlyList<object>? SortValues = null)
+{
+    /// <summary>In a write session's search: the match's current version, read by the same statement (null elsewhere).</summary>
+    public StoredResource? Current { get; init; }
+}
+
+/// <summary>What one round trip of <see cref="IWriteSession.FindManyAsync"/> found and read.</summary>
+public sealed record SessionReads(IReadOnlyList<IReadOnlyList<ResourceMatch>> Found, IReadOnlyList<StoredResource> Current);
 
 /// <summary>
 /// Where a page ends: the sort values (long, double or string, one per sort key) and row id of its last match. With
