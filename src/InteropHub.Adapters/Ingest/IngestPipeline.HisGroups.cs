@@ -16,7 +16,8 @@ namespace InteropHub.Adapters.Ingest;
 /// the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer HIS
 /// transactions run than <see cref="HisGroupsInFlight"/> starts one at once, alone, and those that arrive meanwhile
 /// form the next group. When a group's transaction fails, nothing of it was written and each of its messages is applied
-/// alone, on the ordinary path, which answers for it exactly as if it had never been grouped.
+/// alone, on the ordinary path, which answers for it exactly as if it had never been grouped (a new message is first
+/// stored in the inbox on its own: see <see cref="ReceiveHl7Async"/>).
 /// </para>
 /// </summary>
 public sealed partial class IngestPipeline

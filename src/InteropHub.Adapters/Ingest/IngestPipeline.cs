@@ -100,8 +100,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
             // may have been fixed): process the stored copy, whose mapping is at hand when it is these bytes and no
-            // transaction changed it yet (the conditional updates take in what the stored Patients had).
-            return await ProcessLockedHisAsync(stored, !tried && stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, ct);
+            // transaction changed it yet (the conditional updates take in what the stored Patients had). One whose
+            // group just failed is applied alone (in a group again, it could fail the next group too).
+            return await ProcessLockedHisAsync(stored, !tried && stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, inGroup: !tried, ct);
         }
         finally
         {
@@ -226,7 +227,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
-            return await ProcessLockedHisAsync(message, mapped, ct);
+            return await ProcessLockedHisAsync(message, mapped, inGroup: true, ct);
         }
         finally
         {
@@ -234,13 +235,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked.</summary>
-    private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
+    /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked; <paramref name="inGroup"/>: a plain message is first tried in a group.</summary>
+    private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
         mapped ??= HisMapper.Map(message.Body);
 
         // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
-        for (var attempt = mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
+        for (var attempt = inGroup && mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
         {
             var (code, issues, completed) = mapped switch
             {

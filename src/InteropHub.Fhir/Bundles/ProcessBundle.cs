@@ -21,8 +21,8 @@ namespace InteropHub.Fhir.Bundles;
 /// <para>
 /// A transaction runs every entry in one write session, so it commits whole or not at all, in the order of
 /// http.html#trules: DELETE, then POST, then PUT and PATCH, then GET and HEAD. Before anything is written it
-/// takes its locks in one canonical order (criteria, then resource ids, each sorted) so concurrent transactions
-/// over the same resources queue rather than deadlock; resolves the id every POST, PUT and PATCH will write
+/// takes its locks in a canonical order (see <see cref="LockAsync"/>) so concurrent transactions over the same
+/// resources queue rather than deadlock; resolves the id every POST, PUT and PATCH will write
 /// (conditional ones against the store, inside the session); refuses two entries on one resource; and rewrites
 /// fullUrl placeholders and conditional references in every resource of the bundle. The first failing entry
 /// fails the transaction with its status and an OperationOutcome naming <c>Bundle.entry[n]</c>.
@@ -231,15 +231,17 @@ public sealed class ProcessBundle(
 
     /// <summary>
     /// Takes every lock the entries need before any of them runs: first the criteria of conditional updates and the
-    /// ids the entries name, then the criteria of conditional creates that find nothing yet, then the ids conditional
-    /// updates matched, each set in sorted order. Conditional updates are matched (under their criteria lock) to learn
-    /// their ids. Single requests lock criteria, then id, too. Transactions can only wait on each other in a cycle
-    /// when one of them, holding its conditional updates' criteria or the ids it names, waits for the criteria of a
-    /// conditional create that found nothing and that another holds as a conditional update (the resource is being
-    /// created by the other) while that other waits for one of those ids; PostgreSQL ends the cycle with a deadlock
-    /// error after its <c>deadlock_timeout</c> (1 s by default), and the write session retries
-    /// (<see cref="WriteSessions"/>). The HIS adapter never does this for one person: its messages about one person
-    /// run one after another.
+    /// ids the entries name (in the first round trip, with the reads of those ids), then the criteria of conditional
+    /// creates that find nothing yet, then the ids conditional updates matched, each set in sorted order. Conditional
+    /// updates are matched (under their criteria lock) to learn their ids. Single requests lock criteria, then id, too.
+    /// Transactions can wait on each other in a cycle only when one of them, holding its conditional updates' criteria
+    /// or the ids it names, waits for a lock it takes later (a conditional create's criteria that found nothing, an id
+    /// a conditional update matched) that another holds while waiting for one of the first one's: the other creates
+    /// the resource of those criteria, or names by id the resource the first one's conditional update matched while
+    /// its own conditional update matches one the first one names. PostgreSQL ends the cycle with a deadlock error
+    /// after its <c>deadlock_timeout</c> (1 s by default), and the write session retries (<see cref="WriteSessions"/>).
+    /// The adapters never do this: HIS messages about one person run one after another, and township chunks in flight
+    /// never write the same resource or name the same person.
     /// </summary>
     private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
         CancellationToken ct)
