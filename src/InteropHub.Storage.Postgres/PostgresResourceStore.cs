@@ -21,9 +21,6 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     internal const string ChangeChannel = "interophub_changes";
 
     private const string CurrentColumns = "resource_type, id, version, last_key, deleted, content";
-
-    /// <summary><see cref="CurrentColumns"/> of the row <c>c</c> (<see cref="FindCommand"/>).</summary>
-    private const string MatchColumns = "c.resource_type, c.id, c.version, c.last_key, c.deleted, c.content";
     private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -398,15 +395,13 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     ];
 
     /// <summary>
-    /// An unsorted find, for a write session's round trip (several go in one), that also reads each match's current
-    /// row: a write session's searches find a few resources it then reads (a conditional create's match is its
-    /// answer), and here that costs no round trip of its own.
+    /// An unsorted find that also reads each match's current row (<see cref="SearchSql.FindWithCurrent"/>), for a
+    /// write session's round trip (several go in one).
     /// </summary>
     internal static NpgsqlBatchCommand FindCommand(SearchCriteria criteria, int limit)
     {
-        var sql = SearchSql.Find(criteria, [], null, limit, SqlDialect.Postgres);
-        var command = new NpgsqlBatchCommand(
-            $"SELECT f.rid, {MatchColumns} FROM ({sql}) f JOIN resource c ON c.rid = f.rid ORDER BY f.rid");
+        var sql = SearchSql.FindWithCurrent(criteria, limit, SqlDialect.Postgres);
+        var command = new NpgsqlBatchCommand(sql.ToString());
         command.Parameters.AddRange(Parameters(sql));
         return command;
     }

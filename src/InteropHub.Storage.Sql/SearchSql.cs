@@ -15,30 +15,23 @@ namespace InteropHub.Storage.Sql;
 /// </summary>
 public static class SearchSql
 {
+    /// <summary>The columns of a match: rid, resource_type, id (then the sort values).</summary>
+    private const string MatchColumns = "r.rid, r.resource_type, r.id";
+
     public static SqlCommandText Find(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, SqlDialect dialect)
     {
+        if (sort.Count == 0)
+        {
+            return Unsorted(criteria, after, limit, dialect, MatchColumns);
+        }
+
         var sql = new SqlCommandText();
         // A previous page (cursor "before") is the same search walked the other way from the cursor; the caller
         // reverses the rows.
         var backward = after?.Before == true;
         var order = backward ? sort.Select(k => k with { Descending = !k.Descending }).ToList() : sort;
-        var rid = backward ? " DESC" : "";
-        var builder = new Builder(sql, dialect, sort.Count == 0 ? after?.Rid : null, backward);
-        if (sort.Count == 0 && Driver(criteria) is { } driver)
-        {
-            // Rid first: every index row belongs to a live resource of the row's type (rows are removed with the
-            // resource), so matches are found, intersected and paged on the index tables alone, and the resource
-            // table is read for the page's rows only. The inner LIMIT keeps the planner from reading the resource
-            // row of every candidate before it knows which of them make the page.
-            sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM (SELECT d.rid FROM (");
-            DrivenBy(builder, sql, criteria, driver);
-
-            sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit))
-                .Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid").Append(rid);
-            return sql;
-        }
-
-        if (sort.Count > 0 && !sort.Any(k => k.Param is "_id" or "_lastUpdated") && Driver(criteria) is { } sortedDriver)
+        var builder = new Builder(sql, dialect, null, backward);
+        if (!sort.Any(k => k.Param is "_id" or "_lastUpdated") && Driver(criteria) is { } sortedDriver)
         {
             // Rid first as above; each candidate's sort value is one probe of the (rid, param) index, which carries
             // the value, and the resource table is read for the page's rows only.
@@ -75,19 +68,6 @@ public static class SearchSql
             return sql;
         }
 
-        if (sort.Count == 0)
-        {
-            sql.Text.Append("SELECT r.rid, r.resource_type, r.id FROM resource r WHERE ");
-            builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
-            if (after is not null)
-            {
-                sql.Text.Append(backward ? " AND r.rid < " : " AND r.rid > ").Append(sql.Add(after.Rid));
-            }
-
-            sql.Text.Append(" ORDER BY r.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit));
-            return sql;
-        }
-
         sql.Text.Append("SELECT q.rid, q.resource_type, q.id");
         for (var i = 0; i < sort.Count; i++)
         {
@@ -114,6 +94,45 @@ public static class SearchSql
         sql.Text.Append(" ORDER BY ");
         OrderBy(sql, order, "q", backward);
         sql.Text.Append(" LIMIT ").Append(sql.Add(limit));
+        return sql;
+    }
+
+    /// <summary>
+    /// An unsorted find (in rid order) whose rows are each match's rid and current row (<c>resource_type, id, version,
+    /// last_key, deleted, content</c>): a write session's search, whose matches it reads anyway (a conditional create's
+    /// match is its answer), reads them with the same statement.
+    /// </summary>
+    public static SqlCommandText FindWithCurrent(SearchCriteria criteria, int limit, SqlDialect dialect) =>
+        Unsorted(criteria, null, limit, dialect, "r.rid, r.resource_type, r.id, r.version, r.last_key, r.deleted, r.content");
+
+    private static SqlCommandText Unsorted(SearchCriteria criteria, SearchCursor? after, int limit, SqlDialect dialect, string columns)
+    {
+        var sql = new SqlCommandText();
+        var backward = after?.Before == true;
+        var rid = backward ? " DESC" : "";
+        var builder = new Builder(sql, dialect, after?.Rid, backward);
+        if (Driver(criteria) is { } driver)
+        {
+            // Rid first: every index row belongs to a live resource of the row's type (rows are removed with the
+            // resource), so matches are found, intersected and paged on the index tables alone, and the resource
+            // table is read for the page's rows only. The inner LIMIT keeps the planner from reading the resource
+            // row of every candidate before it knows which of them make the page.
+            sql.Text.Append("SELECT ").Append(columns).Append(" FROM (SELECT d.rid FROM (");
+            DrivenBy(builder, sql, criteria, driver);
+
+            sql.Text.Append(" GROUP BY d.rid ORDER BY d.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit))
+                .Append(") m JOIN resource r ON r.rid = m.rid ORDER BY r.rid").Append(rid);
+            return sql;
+        }
+
+        sql.Text.Append("SELECT ").Append(columns).Append(" FROM resource r WHERE ");
+        builder.Filter("r", criteria.ResourceTypes, criteria.Criteria);
+        if (after is not null)
+        {
+            sql.Text.Append(backward ? " AND r.rid < " : " AND r.rid > ").Append(sql.Add(after.Rid));
+        }
+
+        sql.Text.Append(" ORDER BY r.rid").Append(rid).Append(" LIMIT ").Append(sql.Add(limit));
         return sql;
     }
 

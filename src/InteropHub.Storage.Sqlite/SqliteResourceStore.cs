@@ -251,13 +251,14 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return command;
     }
 
-    private static StoredResource ReadCurrentRow(DbDataReader reader) => new(
-        reader.GetString(0),
-        reader.GetString(1),
-        reader.GetInt32(2),
-        VersionKeys.ToInstant(reader.GetInt64(3)),
-        reader.GetInt64(4) != 0,
-        (byte[])reader.GetValue(5));
+    /// <summary>A current row of <see cref="Columns"/>, from the reader's column <paramref name="first"/> on.</summary>
+    private static StoredResource ReadCurrentRow(DbDataReader reader, int first = 0) => new(
+        reader.GetString(first),
+        reader.GetString(first + 1),
+        reader.GetInt32(first + 2),
+        VersionKeys.ToInstant(reader.GetInt64(first + 3)),
+        reader.GetInt64(first + 4) != 0,
+        (byte[])reader.GetValue(first + 5));
 
     private static HistoryEntry ReadHistoryRow(DbDataReader reader)
     {
@@ -300,12 +301,16 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             return found;
         }
 
+        /// <summary>Each match with its current row, read by the same statement (<see cref="SearchSql.FindWithCurrent"/>).</summary>
         public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct)
         {
+            await using var command = Command(connection, transaction, SearchSql.FindWithCurrent(criteria, limit, SqlDialect.Sqlite));
             var matches = new List<ResourceMatch>();
-            foreach (var match in await SqliteResourceStore.FindAsync(connection, transaction, criteria, [], null, limit, ct))
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
-                matches.Add(match with { Current = await ReadCurrentAsync(match.ResourceType, match.Id, ct) });
+                var current = ReadCurrentRow(reader, first: 1);
+                matches.Add(new ResourceMatch(reader.GetInt64(0), current.Id, current.ResourceType, []) { Current = current });
             }
 
             return matches;
