@@ -39,7 +39,7 @@ public sealed class CrossSourceTests
 
         foreach (var batch in new[] { "batch-001", "batch-002", "batch-003-longquan-gb18030" })
         {
-            bundles.AddRange(TownshipBatchReader.Read(Batch(batch)).Rows.Select(r => r.Transaction).OfType<Bundle>());
+            bundles.AddRange(TownshipBatchReader.Read(Batch(batch)).Rows.Select(r => r.Map()).OfType<Bundle>());
         }
 
         foreach (var file in Directory.GetFiles(SampleFiles.Folder("birth-certificate"), "*.xml").Order(StringComparer.Ordinal))
@@ -57,7 +57,7 @@ public sealed class CrossSourceTests
     {
         var his = Doses(Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His(vxu))).Transaction);
         var bc = Doses(Certificate(certificate));
-        var township = TownshipBatchReader.Read(Batch("batch-001")).Rows.Select(r => r.Transaction).OfType<Bundle>().SelectMany(Doses).ToHashSet();
+        var township = TownshipBatchReader.Read(Batch("batch-001")).Rows.Select(r => r.Map()).OfType<Bundle>().SelectMany(Doses).ToHashSet();
 
         Assert.Equal(2, his.Count);
         Assert.Equal(his, bc);
@@ -69,7 +69,7 @@ public sealed class CrossSourceTests
     {
         static string? Key(Bundle bundle) => bundle.Entry.Select(e => e.Resource).OfType<Patient>()
             .SelectMany(p => p.Identifier).FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value;
-        var township = TownshipBatchReader.Read(Batch("batch-001")).Rows.Single(r => r.Key == "36992110120200042").Transaction!;
+        var township = TownshipBatchReader.Read(Batch("batch-001")).Rows.Single(r => r.Key == "36992110120200042").Map()!;
 
         var keys = new[]
         {

@@ -49,14 +49,14 @@ public sealed class TownshipBatchTests
 
         Assert.Equal("residents", result.Rows[0].Table);
         var serializers = new FhirSerializers();
-        foreach (var row in result.Rows.Where(r => r.Transaction is not null))
+        foreach (var row in result.Rows.Where(r => r.Mapping is not null))
         {
-            Assert.IsType<Bundle>(serializers.ParseJson(serializers.ToJsonBytes(row.Transaction!)));
-            Assert.IsType<Provenance>(row.Transaction!.Entry[^1].Resource);
+            Assert.IsType<Bundle>(serializers.ParseJson(serializers.ToJsonBytes(row.Map()!)));
+            Assert.IsType<Provenance>(row.Map()!.Entry[^1].Resource);
         }
 
-        Assert.All(result.Rows, r => Assert.NotNull(r.Transaction));
-        var lidefu = result.Rows.Single(r => r.Key == "36992110120100023").Transaction!.Entry[0];
+        Assert.All(result.Rows, r => Assert.NotNull(r.Map()));
+        var lidefu = result.Rows.Single(r => r.Key == "36992110120100023").Map()!.Entry[0];
         Assert.StartsWith("Patient?identifier=urn:oid:2.16.156.10011.1.3|369902195804121372,urn:oid:2.16.156.10011.1.2|36992110120100023", lidefu.Request!.Url, StringComparison.Ordinal);
     }
 
@@ -74,7 +74,7 @@ public sealed class TownshipBatchTests
     {
         var row = TownshipBatchReader.Read(Batch(batch)).Rows.First(r => r.Table == table);
 
-        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(row.Transaction!, pretty: true)) + "\n";
+        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(row.Map()!, pretty: true)) + "\n";
         var name = $"{batch}.{table}.json";
         if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
         {
@@ -91,7 +91,7 @@ public sealed class TownshipBatchTests
 
         Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
         var deleted = Assert.Single(result.Rows, r => r.Deleted);
-        Assert.Equal(Bundle.HTTPVerb.DELETE, deleted.Transaction!.Entry[0].Request!.Method);
+        Assert.Equal(Bundle.HTTPVerb.DELETE, deleted.Map()!.Entry[0].Request!.Method);
         Assert.All(result.Rows.Where(r => r.Table != "residents" && r.ReferencedResidents.Count > 0), r => Assert.Single(r.ReferencedResidents));
     }
 
@@ -101,7 +101,7 @@ public sealed class TownshipBatchTests
         var result = TownshipBatchReader.Read(Batch("batch-003-longquan-gb18030"));
 
         Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
-        var sun = (Patient)result.Rows.Single(r => r.Key == "36992120120200017").Transaction!.Entry[0].Resource!;
+        var sun = (Patient)result.Rows.Single(r => r.Key == "36992120120200017").Map()!.Entry[0].Resource!;
         Assert.Equal(("孙桂芳", "1949-10-01"), (sun.Name[0].Text, sun.BirthDate));
         Assert.Contains(sun.Identifier, i => i.Value == "369902194910010866");
     }
@@ -156,7 +156,7 @@ public sealed class TownshipBatchTests
             ("JZ-QX2110026-0000902", "MALFORMED"),
         ], errors);
         var accepted = Assert.Single(result.Rows);
-        Assert.Equal("丁,\"quoted\"", ((Patient)accepted.Transaction!.Entry[0].Resource!).Name[0].Text);
+        Assert.Equal("丁,\"quoted\"", ((Patient)accepted.Map()!.Entry[0].Resource!).Name[0].Text);
     }
 
     [Fact]
@@ -186,7 +186,7 @@ public sealed class TownshipBatchTests
         var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
 
         Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
-        var dose = (Immunization)Assert.Single(result.Rows).Transaction!.Entry[0].Resource!;
+        var dose = (Immunization)Assert.Single(result.Rows).Map()!.Entry[0].Resource!;
         Assert.Equal(("0101", 2, 0.5m), (dose.VaccineCode.Coding[0].Code, ((PositiveInt)dose.ProtocolApplied[0].DoseNumber).Value, dose.DoseQuantity!.Value));
         Assert.Equal("Patient?identifier=urn:oid:2.16.156.10011.1.2|36992110120100023", dose.Patient.Reference);
     }

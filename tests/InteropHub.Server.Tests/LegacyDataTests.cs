@@ -24,7 +24,7 @@ public sealed class LegacyDataTests
         var batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(LegacyData.TownshipBatch(first: 10, residents: 200)));
 
         Assert.Empty(batch.Issues);
-        Assert.Equal(400, batch.Rows.Count(r => r.Transaction is not null));
+        Assert.Equal(400, batch.Rows.Count(r => r.Map() is not null));
     }
 
     [Fact]

@@ -641,7 +641,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // in flight to finish, so rows about one resource or one person still apply in file order; so does a new table.
         var applied = 0;
         var storeFailures = 0;
-        var chunk = new List<TownshipRow>();
+        var chunk = new List<(TownshipRow Row, Bundle Transaction)>();
         var requests = new HashSet<string>(StringComparer.Ordinal);
         var persons = new HashSet<string>(StringComparer.Ordinal);
         var inFlight = new Queue<(Task<(int Applied, int Failed)> Task, OperationOutcome Issues, HashSet<string> Requests, HashSet<string> Persons)>();
@@ -682,25 +682,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         // A row's Provenance is its own (id from table and key, which a batch never repeats), so what was applied before
-        // the batch is read for all rows at once.
-        var rowsToApply = batch.Rows.Where(r => r.Transaction is not null).ToList();
+        // the batch is read for all rows at once. Each row is mapped only when it is scheduled, while the chunks before
+        // it are being applied, and its Bundle is dropped once its chunk is done.
+        var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
         string? table = null;
         try
         {
             foreach (var row in rowsToApply)
             {
-                var writes = row.Transaction!.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
-                var rowPersons = PersonKeys(row.Transaction);
-                if (table != row.Table || writes.Any(requests.Contains)
-                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || rowPersons.Overlaps(f.Persons)))
-                {
-                    // Everything before this row is applied before it.
-                    await LaunchAsync();
-                    await DrainAsync();
-                    table = row.Table;
-                }
-
                 if (appliedAt.TryGetValue(Bundles.ResourceIds.From(row.Table, row.Key), out var earlier) && earlier >= row.UpdatedAt)
                 {
                     if (earlier > row.UpdatedAt)
@@ -713,13 +703,29 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     continue;
                 }
 
+                if (row.Map() is not { } transaction)
+                {
+                    continue;
+                }
+
+                var writes = transaction.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
+                var rowPersons = PersonKeys(transaction);
+                if (table != row.Table || writes.Any(requests.Contains)
+                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || rowPersons.Overlaps(f.Persons)))
+                {
+                    // Everything before this row is applied before it.
+                    await LaunchAsync();
+                    await DrainAsync();
+                    table = row.Table;
+                }
+
                 // Rows of one table that write different resources share a transaction.
                 if (chunk.Count == RowsPerTransaction)
                 {
                     await LaunchAsync();
                 }
 
-                chunk.Add(row);
+                chunk.Add((row, transaction));
                 requests.UnionWith(writes);
                 persons.UnionWith(rowPersons);
             }
@@ -748,13 +754,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// Applies a chunk of rows as one transaction; when it fails, row by row, so one refused row costs only itself
     /// and is reported alone. Entries that several rows share (the same conditional create) are sent once.
     /// </summary>
-    private async Task<(int Applied, int Failed)> ApplyRowsAsync(List<TownshipRow> rows, OperationOutcome outcome, CancellationToken ct)
+    private async Task<(int Applied, int Failed)> ApplyRowsAsync(List<(TownshipRow Row, Bundle Transaction)> rows, OperationOutcome outcome, CancellationToken ct)
     {
         if (rows.Count > 1)
         {
             var combined = new Bundle { Type = Bundle.BundleType.Transaction };
             var fullUrls = new HashSet<string>(StringComparer.Ordinal);
-            combined.Entry.AddRange(rows.SelectMany(r => r.Transaction!.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
+            combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
             var held = await LockPersonsAsync(combined, ct);
             try
             {
@@ -773,12 +779,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         var applied = 0;
         var failed = 0;
-        foreach (var row in rows)
+        foreach (var (row, transaction) in rows)
         {
-            var held = await LockPersonsAsync(row.Transaction, ct);
+            var held = await LockPersonsAsync(transaction, ct);
             try
             {
-                await ApplyAsync(row.Transaction!, ct);
+                await ApplyAsync(transaction, ct);
                 applied++;
             }
             catch (Exception e) when (e is not OperationCanceledException)

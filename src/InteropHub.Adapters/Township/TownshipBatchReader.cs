@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Hl7.Fhir.Model;
 using InteropHub.Adapters.Codes;
 using InteropHub.Adapters.His;
 using InteropHub.Adapters.His.Parsing;
@@ -191,7 +192,10 @@ public static class TownshipBatchReader
 
             var deleted = row["status"] == "deleted";
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
-            var mapped = deleted && schema.Table == "residents" ? null : TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted, state.Resident(row["record_no"]));
+            var resident = state.Resident(row["record_no"]);
+            Func<Bundle?>? mapping = deleted && schema.Table == "residents"
+                ? null
+                : () => TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted, resident);
             if (deleted && schema.Table == "residents")
             {
                 issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));
@@ -199,7 +203,7 @@ public static class TownshipBatchReader
 
             state.Accepted(schema.Table, key, row);
             var residents = schema.ReferencesResident && !state.ResidentInBatch(row["record_no"]) ? new[] { row["record_no"] } : [];
-            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, mapped, residents));
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, mapping, residents));
         }
     }
 

@@ -21,13 +21,17 @@ public sealed record TownshipManifest(string BatchId, string SourceSystem, strin
 public sealed record TownshipFile(string Name, string Table, int Rows, string Sha256, string? Encoding);
 
 /// <summary>
-/// One accepted row. <see cref="Transaction"/> holds what it maps to, or is null for a table whose mapping is not
-/// built yet (the row is validated, not applied). The ingest compares <see cref="UpdatedAt"/> with the stored row
-/// of (<see cref="Table"/>, <see cref="Key"/>) to skip stale and repeated rows (§2 "Update"), and checks that the
-/// residents in <see cref="ReferencedResidents"/> exist when they were not accepted in this batch.
+/// One accepted row. <see cref="Map"/> builds what it maps to, a new Bundle on each call (a batch of 100,000 rows
+/// then holds only the rows' cells, and the ingest maps each row when its chunk is applied), or null for a table whose
+/// mapping is not built yet (the row is validated, not applied). The ingest compares <see cref="UpdatedAt"/> with the
+/// stored row of (<see cref="Table"/>, <see cref="Key"/>) to skip stale and repeated rows (§2 "Update"), and checks
+/// that the residents in <see cref="ReferencedResidents"/> exist when they were not accepted in this batch.
 /// </summary>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    Bundle? Transaction, IReadOnlyList<string> ReferencedResidents);
+    Func<Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
+{
+    public Bundle? Map() => Mapping?.Invoke();
+}
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
 public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)
