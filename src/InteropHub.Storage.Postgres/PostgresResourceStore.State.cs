@@ -21,4 +21,42 @@ public sealed partial class PostgresResourceStore : IHubStateStore
         command.Parameters.Add(new NpgsqlParameter<string>("v", value));
         await command.ExecuteNonQueryAsync(ct);
     }
+
+    public async Task<IReadOnlyDictionary<string, string>> ReadStatesAsync(IReadOnlyCollection<string> names, CancellationToken ct)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (names.Count == 0)
+        {
+            return values;
+        }
+
+        await using var command = _dataSource.CreateCommand("SELECT name, value FROM hub_state WHERE name = ANY(@n)");
+        command.Parameters.Add(new NpgsqlParameter<string[]>("n", names.ToArray()));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            values[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return values;
+    }
+
+    /// <summary>An upsert of named values for a write session's batch (one statement whatever their number).</summary>
+    internal static NpgsqlBatchCommand WriteStatesCommand(IReadOnlyList<KeyValuePair<string, string>> states)
+    {
+        // ON CONFLICT cannot touch a row twice in one statement: a repeated name keeps its last value.
+        var last = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in states)
+        {
+            last[name] = value;
+        }
+
+        var command = new NpgsqlBatchCommand("""
+            INSERT INTO hub_state (name, value) SELECT * FROM unnest(@n::text[], @v::text[])
+            ON CONFLICT (name) DO UPDATE SET value = excluded.value
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string[]>("n", [.. last.Keys]));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("v", [.. last.Values]));
+        return command;
+    }
 }

@@ -396,6 +396,17 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         }
     }
 
+    /// <summary>Sent with the commit, like an inbox completion.</summary>
+    public Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct)
+    {
+        if (states.Count > 0)
+        {
+            _beforeCommit.Add(PostgresResourceStore.WriteStatesCommand(states));
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <summary>Sent with the commit: the completion costs no round trip of its own and commits with the writes.</summary>
     public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {

@@ -1,4 +1,6 @@
+using System.Text.Json;
 using InteropHub.Fhir.Storage;
+using Microsoft.Data.Sqlite;
 
 namespace InteropHub.Storage.Sqlite;
 
@@ -29,6 +31,44 @@ public sealed partial class SqliteResourceStore : IHubStateStore
         finally
         {
             _writer.Release();
+        }
+    }
+
+    public async Task<IReadOnlyDictionary<string, string>> ReadStatesAsync(IReadOnlyCollection<string> names, CancellationToken ct)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (names.Count == 0)
+        {
+            return values;
+        }
+
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, value FROM hub_state WHERE name IN (SELECT value FROM json_each(@n))";
+        command.Parameters.AddWithValue("@n", JsonSerializer.Serialize(names));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            values[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return values;
+    }
+
+    /// <summary>Upserts named values in a write session's transaction (a repeated name keeps its last value).</summary>
+    private static async Task WriteStatesAsync(SqliteConnection connection, SqliteTransaction transaction,
+        IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT INTO hub_state (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+        var name = command.Parameters.Add("@n", SqliteType.Text);
+        var value = command.Parameters.Add("@v", SqliteType.Text);
+        foreach (var state in states)
+        {
+            name.Value = state.Key;
+            value.Value = state.Value;
+            await command.ExecuteNonQueryAsync(ct);
         }
     }
 }

@@ -379,6 +379,9 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             _notified = true;
         }
 
+        public Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct) =>
+            SqliteResourceStore.WriteStatesAsync(connection, transaction, states, ct);
+
         public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
             SqliteResourceStore.CompleteAsync(connection, transaction, id, status, outcome, ct);
 

@@ -51,8 +51,9 @@ public sealed class TownshipBatchTests
         var serializers = new FhirSerializers();
         foreach (var row in result.Rows.Where(r => r.Mapping is not null))
         {
-            Assert.IsType<Bundle>(serializers.ParseJson(serializers.ToJsonBytes(row.Map()!)));
-            Assert.IsType<Provenance>(row.Map()!.Entry[^1].Resource);
+            var transaction = row.Map()!;
+            Assert.IsType<Bundle>(serializers.ParseJson(serializers.ToJsonBytes(transaction)));
+            Assert.DoesNotContain(transaction.Entry, e => e.Resource is Provenance);
         }
 
         Assert.All(result.Rows, r => Assert.NotNull(r.Map()));
@@ -70,11 +71,14 @@ public sealed class TownshipBatchTests
     [InlineData("batch-001", "maternal_visits")]
     [InlineData("batch-001", "child_checkups")]
     [InlineData("batch-003-longquan-gb18030", "residents")]
-    public void The_first_row_of_each_table_maps_to_its_golden_bundle(string batch, string table)
+    public void The_first_row_of_each_table_applied_alone_maps_to_its_golden_bundle(string batch, string table)
     {
-        var row = TownshipBatchReader.Read(Batch(batch)).Rows.First(r => r.Table == table);
+        var result = TownshipBatchReader.Read(Batch(batch));
+        var row = result.Rows.First(r => r.Table == table);
 
-        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(row.Map()!, pretty: true)) + "\n";
+        var transaction = row.Map()!;
+        transaction.Entry.Add(TownshipMapper.Provenance(result.Manifest!, row.Institution, [(row, transaction)]));
+        var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(transaction, pretty: true)) + "\n";
         var name = $"{batch}.{table}.json";
         if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
         {
@@ -82,6 +86,29 @@ public sealed class TownshipBatchTests
         }
 
         Assert.Equal(File.ReadAllText(SampleFiles.Folder($"../Golden/township/{name}")), json);
+    }
+
+    [Fact]
+    public void Rows_applied_together_share_one_Provenance_naming_each_row_and_targeting_every_resource_they_write()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-001"));
+        var rows = result.Rows.Where(r => r.Table == "followups_hypertension").Take(3).Select(r => (Row: r, Transaction: r.Map()!)).ToList();
+
+        var entry = TownshipMapper.Provenance(result.Manifest!, "QX2110026", rows);
+
+        var provenance = Assert.IsType<Provenance>(entry.Resource);
+        Assert.Equal(($"Provenance/{provenance.Id}", Bundle.HTTPVerb.PUT), (entry.Request!.Url, entry.Request.Method));
+        Assert.Equal(rows.Select(r => r.Row.Key), provenance.Entity.Select(e => e.What.Identifier!.Value));
+        Assert.All(provenance.Entity, e => Assert.Equal("urn:interophub:sid:township-row:followups_hypertension", e.What.Identifier!.System));
+        Assert.Contains($"{result.Manifest!.BatchId} followups_hypertension.csv row {rows[1].Row.Row}", provenance.Entity[1].What.Display, StringComparison.Ordinal);
+        // Each row's Encounter and Observations by id; the CarePlan the rows share (a conditional create) once, by its entry.
+        var written = rows.SelectMany(r => r.Transaction.Entry).Select(e => e.Request!.Method == Bundle.HTTPVerb.PUT ? e.Request.Url : e.FullUrl).Distinct().ToList();
+        Assert.Equal(written, provenance.Target.Select(t => t.Reference));
+        Assert.Equal("Organization?identifier=urn:interophub:sid:org-code|QX2110026", provenance.Agent[0].Who.Reference);
+        var occurred = Assert.IsType<Period>(provenance.Occurred);
+        Assert.Equal((rows.Min(r => r.Row.UpdatedAt), rows.Max(r => r.Row.UpdatedAt)),
+            (occurred.StartElement!.ToDateTimeOffset(TimeSpan.Zero), occurred.EndElement!.ToDateTimeOffset(TimeSpan.Zero)));
+        Assert.NotEqual(provenance.Id, TownshipMapper.Provenance(result.Manifest!, "QX2110026", rows[..2]).Resource!.Id);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -225,6 +226,42 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var patients = await CountAsync("/fhir/Patient?_summary=count");
         Assert.True(patients >= 29, $"{patients} patients from 29 valid resident rows");
         Assert.Equal("Processed", batch.GetProperty("status").GetString());
+
+        // The rows applied together share a Provenance, which names each row and targets what each wrote.
+        var lidefu = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        var provenance = Assert.Single(await SearchAsync<Provenance>($"Provenance?target=Patient/{lidefu.Id}"),
+            p => p.Entity.Any(e => e.What.Identifier?.Value == "36992110120100023" && e.What.Display == "QX-PHS QX2110026-20250630-001 residents.csv row 1"));
+        // One per institution: the 16 accepted resident rows of QX2110026 (the other 13 are QX2120048's).
+        Assert.Equal(16, provenance.Entity.Count);
+        Assert.Equal(16, provenance.Target.Count);
+        Assert.Equal("Organization/QX2110026", provenance.Agent[0].Who.Reference);
+    }
+
+    [Fact]
+    public async Task A_row_is_STALE_against_the_updated_at_that_the_row_Provenance_of_mapping_0_1_0_recorded()
+    {
+        await SeedOrganizationsAsync();
+        // What mapping 0.1.0 wrote for a row: a Provenance of its own, id from table and key, occurred = its updated_at.
+        var earlier = new Provenance
+        {
+            Id = "residents.36992110120177001",
+            Target = [new ResourceReference("Organization/QX2110026")],
+            Occurred = new FhirDateTime("2099-01-01T00:00:00+08:00"),
+            Recorded = DateTimeOffset.Parse("2025-06-30T02:00:00+08:00", CultureInfo.InvariantCulture),
+            Agent = [new Provenance.AgentComponent { Who = new ResourceReference { Display = "township export adapter" } }],
+        };
+        var put = await Client.PutAsync(new Uri($"/fhir/Provenance/{earlier.Id}", UriKind.Relative), Fhir.Content(earlier));
+        Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+
+        using var content = new ByteArrayContent(LegacyData.TownshipBatch(first: 77_001, residents: 2));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var stale = Assert.Single(issues, i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "STALE");
+        Assert.Contains("36992110120177001", stale.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=36992110120177001"));
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120177002"));
     }
 
     [Fact]

@@ -20,4 +20,26 @@ public abstract partial class StoreConformanceTests
         Assert.Equal("4@200", await reopened.ReadStateAsync("recognition-retag", Ct));
         Assert.Equal("x", await reopened.ReadStateAsync("other-job", Ct));
     }
+
+    [Fact]
+    public async Task Values_written_in_a_session_commit_with_it_and_a_rolled_back_session_writes_none()
+    {
+        var state = (IHubStateStore)Store;
+        await state.WriteStateAsync("row:a", "old", Ct);
+
+        await using (var session = await Store.BeginWriteAsync(Ct))
+        {
+            await session.WriteStatesAsync([new("row:a", "first"), new("row:b", "2"), new("row:a", "new")], Ct);
+            await session.CommitAsync(Ct);
+        }
+
+        await using (var session = await Store.BeginWriteAsync(Ct))
+        {
+            await session.WriteStatesAsync([new("row:b", "rolled back"), new("row:c", "rolled back")], Ct);
+        }
+
+        var read = await state.ReadStatesAsync(["row:a", "row:b", "row:c", "row:d"], Ct);
+        Assert.Equal(new Dictionary<string, string> { ["row:a"] = "new", ["row:b"] = "2" }, read);
+        Assert.Empty(await state.ReadStatesAsync([], Ct));
+    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Hl7.Fhir.Model;
@@ -42,8 +43,8 @@ public sealed record IngestResult(InboxMessage Message, bool Processed, Operatio
 /// between store and completion leaves it Received, and <see cref="RecoverAsync"/> processes it at start-up.
 /// </para>
 /// </summary>
-public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore store, ProcessBundle transactions, FhirSerializers serializers,
-    MergedRecords merged, TimeProvider clock, SearchParser parser) : IDisposable
+public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore store, IHubStateStore state, ProcessBundle transactions,
+    FhirSerializers serializers, MergedRecords merged, TimeProvider clock, SearchParser parser) : IDisposable
 {
     /// <summary>Transaction entries are relative; this base only anchors absolute URLs, which the mappers never write.</summary>
     private const string BaseUrl = "urn:interophub:ingest/fhir";
@@ -667,7 +668,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var issues = new OperationOutcome();
-            inFlight.Enqueue((ApplyRowsAsync(chunk.ToList(), issues, ct), issues, [.. requests], [.. persons]));
+            inFlight.Enqueue((ApplyRowsAsync(batch.Manifest!, chunk.ToList(), issues, ct), issues, [.. requests], [.. persons]));
             chunk.Clear();
             requests.Clear();
             persons.Clear();
@@ -681,9 +682,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        // A row's Provenance is its own (id from table and key, which a batch never repeats), so what was applied before
-        // the batch is read for all rows at once. Each row is mapped only when it is scheduled, while the chunks before
-        // it are being applied, and its Bundle is dropped once its chunk is done.
+        // A batch never repeats a (table, key), so what was applied before the batch is read for all rows at once. Each
+        // row is mapped only when it is scheduled, while the chunks before it are being applied, and its Bundle is
+        // dropped once its chunk is done.
         var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
         string? table = null;
@@ -691,7 +692,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             foreach (var row in rowsToApply)
             {
-                if (appliedAt.TryGetValue(Bundles.ResourceIds.From(row.Table, row.Key), out var earlier) && earlier >= row.UpdatedAt)
+                if (appliedAt.TryGetValue(RowState(row), out var earlier) && earlier >= row.UpdatedAt)
                 {
                     if (earlier > row.UpdatedAt)
                     {
@@ -751,71 +752,101 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private const int RowsPerTransaction = 100;
 
     /// <summary>
-    /// Applies a chunk of rows as one transaction; when it fails, row by row, so one refused row costs only itself
-    /// and is reported alone. Entries that several rows share (the same conditional create) are sent once.
+    /// Applies a chunk of rows as one transaction, with one Provenance per institution of its rows
+    /// (<see cref="TownshipMapper.Provenance"/>) and each row's <c>updated_at</c> (<see cref="RowState"/>); when it
+    /// fails, row by row, so one refused row costs only itself and is reported alone. Entries that several rows share
+    /// (the same conditional create) are sent once.
     /// </summary>
-    private async Task<(int Applied, int Failed)> ApplyRowsAsync(List<(TownshipRow Row, Bundle Transaction)> rows, OperationOutcome outcome, CancellationToken ct)
+    private async Task<(int Applied, int Failed)> ApplyRowsAsync(TownshipManifest manifest, List<(TownshipRow Row, Bundle Transaction)> rows,
+        OperationOutcome outcome, CancellationToken ct)
     {
         if (rows.Count > 1)
         {
-            var combined = new Bundle { Type = Bundle.BundleType.Transaction };
-            var fullUrls = new HashSet<string>(StringComparer.Ordinal);
-            combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
-            var held = await LockPersonsAsync(combined, ct);
             try
             {
-                await ApplyAsync(combined, ct);
+                await ApplyTogetherAsync(manifest, rows, ct);
                 return (rows.Count, 0);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Nothing of the chunk was written: find the row at fault by applying them one at a time.
             }
-            finally
-            {
-                Release(held);
-            }
         }
 
         var applied = 0;
         var failed = 0;
-        foreach (var (row, transaction) in rows)
+        foreach (var row in rows)
         {
-            var held = await LockPersonsAsync(transaction, ct);
             try
             {
-                await ApplyAsync(transaction, ct);
+                await ApplyTogetherAsync(manifest, [row], ct);
                 applied++;
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 failed++;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
-                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {Describe(e)}", Where(row.File, row.Row, null)));
-            }
-            finally
-            {
-                Release(held);
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: {Describe(e)}", Where(row.Row.File, row.Row.Row, null)));
             }
         }
 
         return (applied, failed);
     }
 
+    private async Task ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        var combined = new Bundle { Type = Bundle.BundleType.Transaction };
+        var fullUrls = new HashSet<string>(StringComparer.Ordinal);
+        combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
+        foreach (var institution in rows.GroupBy(r => r.Row.Institution, StringComparer.Ordinal))
+        {
+            combined.Entry.Add(TownshipMapper.Provenance(manifest, institution.Key, [.. institution]));
+        }
+
+        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), r.Row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)))];
+        var held = await LockPersonsAsync(combined, ct);
+        try
+        {
+            await ApplyAsync(combined, ct, (session, token) => session.WriteStatesAsync(states, token));
+        }
+        finally
+        {
+            Release(held);
+        }
+    }
+
+    /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
+    private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
+
     /// <summary>
-    /// The <c>updated_at</c> of the version of each row's (table, key) applied before, by the id of the row's
-    /// Provenance, which records it as occurred; read a thousand rows per query.
+    /// The <c>updated_at</c> of the version of each row's (table, key) applied before, by <see cref="RowState"/>, read
+    /// a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
+    /// and key) recorded it as occurred, and is read instead.
     /// </summary>
     private async Task<Dictionary<string, DateTimeOffset>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
     {
         var applied = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
-        foreach (var page in rows.Select(r => Bundles.ResourceIds.From(r.Table, r.Key)).Distinct().Chunk(1000))
+        foreach (var page in rows.DistinctBy(RowState).Chunk(1000))
         {
-            foreach (var stored in await store.ReadManyAsync("Provenance", page, ct))
+            var states = await state.ReadStatesAsync([.. page.Select(RowState)], ct);
+            var earlier = new Dictionary<string, TownshipRow>(StringComparer.Ordinal);
+            foreach (var row in page)
+            {
+                if (states.TryGetValue(RowState(row), out var value))
+                {
+                    applied[RowState(row)] = DateTimeOffset.Parse(value, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+                }
+                else
+                {
+                    earlier[Bundles.ResourceIds.From(row.Table, row.Key)] = row;
+                }
+            }
+
+            foreach (var stored in await store.ReadManyAsync("Provenance", [.. earlier.Keys], ct))
             {
                 if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
                 {
-                    applied[stored.Id] = occurred.ToDateTimeOffset(TimeSpan.Zero);
+                    applied[RowState(earlier[stored.Id])] = occurred.ToDateTimeOffset(TimeSpan.Zero);
                 }
             }
         }

@@ -195,7 +195,7 @@ public static class TownshipBatchReader
             var resident = state.Resident(row["record_no"]);
             Func<Bundle?>? mapping = deleted && schema.Table == "residents"
                 ? null
-                : () => TownshipMapper.Map(schema.Table, row, state.Manifest, file.Name, deleted, resident);
+                : () => TownshipMapper.Map(schema.Table, row, deleted, resident);
             if (deleted && schema.Table == "residents")
             {
                 issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));
@@ -203,7 +203,9 @@ public static class TownshipBatchReader
 
             state.Accepted(schema.Table, key, row);
             var residents = schema.ReferencesResident && !state.ResidentInBatch(row["record_no"]) ? new[] { row["record_no"] } : [];
-            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, mapping, residents));
+            // A deleted row may carry only its key: the exporting institution of the batch is then its author.
+            var institution = string.IsNullOrEmpty(row["org_code"]) ? state.Manifest.Institution : row["org_code"];
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents));
         }
     }
 

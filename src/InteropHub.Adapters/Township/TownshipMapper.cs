@@ -8,15 +8,16 @@ namespace InteropHub.Adapters.Township;
 
 /// <summary>
 /// Valid township rows → one transaction Bundle each (township-export.md §4): residents and immunizations here,
-/// contracts, follow-ups, maternal care and child check-ups in <see cref="TownshipCareMapping"/>.
+/// contracts, follow-ups, maternal care and child check-ups in <see cref="TownshipCareMapping"/>. Rows applied
+/// together share one Provenance (<see cref="Provenance"/>).
 /// </summary>
 internal static class TownshipMapper
 {
-    public const string MappingVersion = "0.1.0";
+    public const string MappingVersion = "0.2.0";
     public const string MappingPolicy = "urn:interophub:mapping:township-export";
 
     /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
-    public static Bundle? Map(string table, CsvRow row, TownshipManifest manifest, string file, bool deleted, CsvRow? resident)
+    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -58,8 +59,42 @@ internal static class TownshipMapper
                 return null;
         }
 
+        return builder.Bundle;
+    }
+
+    /// <summary>
+    /// The Provenance of rows of one institution applied in one transaction (DOMAIN.md: every adapter write names its
+    /// source system, institution and message): the batch's source system and id, the institution as author, each row
+    /// as a source entity (file and row), the span of their <c>updated_at</c> as occurred, and every resource their
+    /// entries write as targets. Its id comes from the batch, table, rows and institution, so a replay of the same rows
+    /// updates it.
+    /// </summary>
+    public static Bundle.EntryComponent Provenance(TownshipManifest manifest, string institution,
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows)
+    {
+        var targets = new List<ResourceReference>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in rows.SelectMany(r => r.Transaction.Entry).Where(e => e.Resource is not null))
+        {
+            // A resource put by id is referenced by it; a conditional one by its entry (the transaction resolves it).
+            var reference = entry.Request is { Method: Bundle.HTTPVerb.PUT, Url: { } written } && !written.Contains('?') ? written : entry.FullUrl!;
+            if (seen.Add(reference))
+            {
+                targets.Add(new ResourceReference(reference));
+            }
+        }
+
+        var (first, last) = (rows[0].Row, rows[^1].Row);
+        var id = ResourceIds.From("township", manifest.BatchId, first.Table, $"{first.Row}-{last.Row}", institution);
         var provenance = new Provenance
         {
+            Id = id,
+            Target = targets,
+            Occurred = new Period
+            {
+                StartElement = new FhirDateTime(rows.Min(r => r.Row.UpdatedAt)),
+                EndElement = new FhirDateTime(rows.Max(r => r.Row.UpdatedAt)),
+            },
             Recorded = manifest.ExportTime,
             Policy = [$"{MappingPolicy}|{MappingVersion}"],
             Agent =
@@ -67,8 +102,7 @@ internal static class TownshipMapper
                 new Provenance.AgentComponent
                 {
                     Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                    // A deleted row may carry only its key: the exporting institution of the batch is then the author.
-                    Who = FhirValues.Organization(string.IsNullOrEmpty(row["org_code"]) ? manifest.Institution : row["org_code"]),
+                    Who = FhirValues.Organization(institution),
                 },
                 new Provenance.AgentComponent
                 {
@@ -76,26 +110,23 @@ internal static class TownshipMapper
                     Who = new ResourceReference { Display = $"InteropHub township export adapter, mapping {MappingVersion}" },
                 },
             ],
-            Entity =
-            [
-                new Provenance.EntityComponent
+            Entity = [.. rows.Select(r => new Provenance.EntityComponent
+            {
+                Role = Hl7.Fhir.Model.Provenance.ProvenanceEntityRole.Source,
+                What = new ResourceReference
                 {
-                    Role = Provenance.ProvenanceEntityRole.Source,
-                    What = new ResourceReference
-                    {
-                        Identifier = new Identifier($"urn:interophub:sid:township-row:{table}", row[TownshipSchema.Find(table)!.Key]),
-                        Display = $"{manifest.SourceSystem} {manifest.BatchId} {file} row {row.Number}",
-                    },
+                    Identifier = new Identifier($"urn:interophub:sid:township-row:{r.Row.Table}", r.Row.Key),
+                    Display = $"{manifest.SourceSystem} {manifest.BatchId} {r.Row.File} row {r.Row.Row}",
                 },
-            ],
+            })],
         };
-        if (RowValidatorDates.DateTime(row["updated_at"]) is { } updated)
+        var url = $"Provenance/{id}";
+        return new Bundle.EntryComponent
         {
-            provenance.Occurred = new FhirDateTime(updated);
-        }
-
-        builder.AddProvenance(provenance, ResourceIds.From(table, row[TownshipSchema.Find(table)!.Key]));
-        return builder.Bundle;
+            FullUrl = TransactionBuilder.Urn(url),
+            Resource = provenance,
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = url },
+        };
     }
 
     /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>

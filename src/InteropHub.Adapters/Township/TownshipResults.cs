@@ -26,9 +26,10 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// mapping is not built yet (the row is validated, not applied). The ingest compares <see cref="UpdatedAt"/> with the
 /// stored row of (<see cref="Table"/>, <see cref="Key"/>) to skip stale and repeated rows (§2 "Update"), and checks
 /// that the residents in <see cref="ReferencedResidents"/> exist when they were not accepted in this batch.
+/// <see cref="Institution"/> (the row's <c>org_code</c>, else the batch's) is the author its Provenance names.
 /// </summary>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    Func<Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
+    string Institution, Func<Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
 {
     public Bundle? Map() => Mapping?.Invoke();
 }

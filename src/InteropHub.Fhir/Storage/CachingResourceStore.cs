@@ -167,6 +167,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct) =>
             inner.AddNotificationAsync(subscriptionId, version, ct);
 
+        public Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct) => inner.WriteStatesAsync(states, ct);
+
         public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
             inner.CompleteInboxAsync(id, status, outcome, ct);
 

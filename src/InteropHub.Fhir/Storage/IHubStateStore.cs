@@ -2,7 +2,8 @@ namespace InteropHub.Fhir.Storage;
 
 /// <summary>
 /// Small named values the hub's background jobs keep across restarts, in the hub's database (table <c>hub_state</c>),
-/// e.g. which recognition catalogue version results have last been re-tagged for.
+/// e.g. which recognition catalogue version results have last been re-tagged for, or the <c>updated_at</c> of each
+/// township row applied. A write session writes them in its own transaction (<see cref="IWriteSession.WriteStatesAsync"/>).
 /// </summary>
 public interface IHubStateStore
 {
@@ -10,4 +11,7 @@ public interface IHubStateStore
     Task<string?> ReadStateAsync(string name, CancellationToken ct);
 
     Task WriteStateAsync(string name, string value, CancellationToken ct);
+
+    /// <summary>The values of those of <paramref name="names"/> that were written, in one query.</summary>
+    Task<IReadOnlyDictionary<string, string>> ReadStatesAsync(IReadOnlyCollection<string> names, CancellationToken ct);
 }

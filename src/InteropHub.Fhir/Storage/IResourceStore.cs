@@ -104,6 +104,12 @@ public interface IWriteSession : IAsyncDisposable
     Task<InboxReceipt> AddInboxAsync(string source, string messageId, string contentType, byte[] body, InboxStatus status, string? outcome,
         CancellationToken ct);
 
+    /// <summary>
+    /// Writes named values (<see cref="IHubStateStore"/>; a name given twice keeps its last value) in this session's
+    /// transaction, so they commit with its writes or not at all.
+    /// </summary>
+    Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct);
+
     /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
     Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
 
