@@ -17,7 +17,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private int _loaded;
 
     private readonly List<string> _changed = [];
-    private readonly List<(VersionRow Version, SearchIndexEntries Index)> _created = [];
+    private readonly List<(VersionRow Version, SearchIndexEntries Index)> _waiting = [];
+    private readonly HashSet<(string ResourceType, string Id)> _waitingKeys = [];
     private readonly List<long> _locks = [];
     private readonly List<NpgsqlBatchCommand> _beforeCommit = [];
     private readonly List<InboxReceipt> _inboxAdded = [];
@@ -45,16 +46,16 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
     {
-        // A read by id sees only that resource's row: the new resources waiting go in first only when it is one of them.
-        var withCreated = _created.Exists(c => c.Version.Id == id && c.Version.ResourceType == resourceType);
-        return await QueryAsync([PostgresResourceStore.ReadCurrentCommand(resourceType, id)], withCreated,
+        // A read by id sees only that resource's row: the versions waiting go in first only when it is one of them.
+        var withWrites = _waitingKeys.Contains((resourceType, id));
+        return await QueryAsync([PostgresResourceStore.ReadCurrentCommand(resourceType, id)], withWrites,
             async reader => (await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct)).SingleOrDefault(), ct);
     }
 
     public async Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct)
     {
-        var withCreated = _created.Exists(c => keys.Contains((c.Version.ResourceType, c.Version.Id)));
-        return await QueryAsync([PostgresResourceStore.ReadCurrentManyCommand(keys)], withCreated,
+        var withWrites = keys.Any(_waitingKeys.Contains);
+        return await QueryAsync([PostgresResourceStore.ReadCurrentManyCommand(keys)], withWrites,
             async reader => await PostgresResourceStore.ReadCurrentRowsAsync(reader, ct), ct);
     }
 
@@ -67,7 +68,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             commands.Add(PostgresResourceStore.ReadCurrentManyCommand(read));
         }
 
-        return await QueryAsync(commands, withCreated: true, async reader =>
+        return await QueryAsync(commands, withWrites: true, async reader =>
         {
             var found = new List<IReadOnlyList<ResourceMatch>>();
             for (var i = 0; i < searches.Count; i++)
@@ -81,18 +82,18 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     }
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
-        await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withCreated: true,
+        await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withWrites: true,
             async reader => await PostgresResourceStore.ReadMatchesAsync(reader, ct), ct);
 
     /// <summary>
-    /// Runs <paramref name="commands"/> in one round trip after the locks waiting (and, <paramref name="withCreated"/>,
-    /// the new resources waiting), and reads their results from the first.
+    /// Runs <paramref name="commands"/> in one round trip after the locks waiting (and, <paramref name="withWrites"/>,
+    /// the versions waiting), and reads their results from the first.
     /// </summary>
-    private async Task<T> QueryAsync<T>(IReadOnlyList<NpgsqlBatchCommand> commands, bool withCreated, Func<NpgsqlDataReader, Task<T>> read,
+    private async Task<T> QueryAsync<T>(IReadOnlyList<NpgsqlBatchCommand> commands, bool withWrites, Func<NpgsqlDataReader, Task<T>> read,
         CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(connection);
-        var skip = AddWaiting(batch, withCreated);
+        var skip = AddWaiting(batch, withWrites);
         foreach (var command in commands)
         {
             batch.BatchCommands.Add(command);
@@ -109,77 +110,24 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
     public async Task WriteAsync(VersionRow version, SearchIndexEntries index, CancellationToken ct)
     {
+        // Versions wait, with the session's other writes, for the next statement that reads or the commit, and go in
+        // one round trip of a few multi-row statements (AddWaiting). A second version of one resource first sends the
+        // one waiting, so no statement writes a resource twice.
+        if (!_waitingKeys.Add((version.ResourceType, version.Id)))
+        {
+            await FlushAsync(ct);
+            _waitingKeys.Add((version.ResourceType, version.Id));
+        }
+
         _changed.Add($"{version.ResourceType}/{version.Id}");
-        // rid is set once, by the first version, and kept by every later one (the conflict branch leaves it alone), so
-        // the index rows of a resource keep their key across updates, deletes and re-creation. A first version's rid is
-        // its key, known before the insert: it waits, with the session's other new resources, for the next statement
-        // that reads or the commit, and they all go in one round trip of one multi-row insert per table. A later version
-        // learns the rid from the upsert, then replaces its index rows in a second round trip.
-        if (version.VersionId == 1)
-        {
-            _created.Add((version, index));
-            return;
-        }
-
-        long rid;
-        await using (var batch = new NpgsqlBatch(connection))
-        {
-            var skip = AddWaiting(batch, withCreated: true);
-            var current = new NpgsqlBatchCommand("""
-                INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content)
-                VALUES (@k, @t, @id, @v, @k, @d, @c)
-                ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, last_key = excluded.last_key,
-                    deleted = excluded.deleted, content = excluded.content
-                RETURNING rid
-                """);
-            AddVersion(current, version);
-            batch.BatchCommands.Add(current);
-
-            var history = new NpgsqlBatchCommand("""
-                INSERT INTO resource_history (key, resource_type, id, version, method, deleted, content)
-                VALUES (@k, @t, @id, @v, @m, @d, @c)
-                """);
-            AddVersion(history, version);
-            history.Parameters.Add(new NpgsqlParameter<string>("m", version.Method));
-            batch.BatchCommands.Add(history);
-
-            await using var reader = await batch.ExecuteReaderAsync(ct);
-            for (var i = 0; i < skip; i++)
-            {
-                await reader.NextResultAsync(ct);
-            }
-
-            if (!await reader.ReadAsync(ct))
-            {
-                throw new InvalidOperationException($"The upsert of {version.ResourceType}/{version.Id} returned no row id.");
-            }
-
-            rid = reader.GetInt64(0);
-
-            // Run through the remaining results here, so an error in them surfaces as this call's exception.
-            while (await reader.NextResultAsync(ct))
-            {
-            }
-        }
-
-        // Replace the index rows in one round trip: a delete per table, then one insert per table taking all rows as arrays.
-        await using var replace = new NpgsqlBatch(connection);
-        foreach (var table in Tables)
-        {
-            var clear = new NpgsqlBatchCommand($"DELETE FROM {table} WHERE rid = @rid");
-            clear.Parameters.Add(new NpgsqlParameter<long>("rid", rid));
-            replace.BatchCommands.Add(clear);
-        }
-
-        AddIndexRows(replace, [(rid, version.ResourceType, index)]);
-        await replace.ExecuteNonQueryAsync(ct);
+        _waiting.Add((version, index));
     }
 
-    /// <summary>Sends what waits (BEGIN, locks, new resources) in one round trip, before a statement that cannot go with it.</summary>
+    /// <summary>Sends what waits (BEGIN, locks, versions) in one round trip, before a statement that cannot go with it.</summary>
     private async Task FlushAsync(CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(connection);
-        AddWaiting(batch, withCreated: true);
+        AddWaiting(batch, withWrites: true);
         if (batch.BatchCommands.Count > 0)
         {
             await batch.ExecuteNonQueryAsync(ct);
@@ -188,11 +136,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
     /// <summary>
     /// Puts at the head of a round trip the BEGIN of the session's first, the locks asked for since the last one in
-    /// the order asked, then (when <paramref name="withCreated"/>) the first versions waiting in <see cref="_created"/>:
-    /// a multi-row insert per table. Returns how many results they add ahead of the statements that follow (the
-    /// lock's; BEGIN and inserts have none).
+    /// the order asked, then (when <paramref name="withWrites"/>) the versions waiting in <see cref="_waiting"/>: a
+    /// multi-row statement per table. Returns how many results they add ahead of the statements that follow (the
+    /// lock's; BEGIN and writes have none).
     /// </summary>
-    private int AddWaiting(NpgsqlBatch batch, bool withCreated)
+    private int AddWaiting(NpgsqlBatch batch, bool withWrites)
     {
         var results = 0;
         if (!_begun)
@@ -212,49 +160,87 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             results++;
         }
 
-        if (withCreated && _created.Count > 0)
+        if (withWrites && _waiting.Count > 0)
         {
-            // A plain insert: a first version of an id that exists (which the callers' locks and version arithmetic
-            // rule out) fails the transaction on the unique constraint instead of overwriting anything.
-            var created = _created.ToList();
-            _created.Clear();
-            foreach (var (table, method) in new[] { ("resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c", false),
-                         ("resource_history (key, resource_type, id, version, method, deleted, content) SELECT u.k, u.t, u.id, u.v, u.m, u.d, u.c", true) })
+            var waiting = _waiting.ToList();
+            _waiting.Clear();
+            _waitingKeys.Clear();
+            var created = waiting.Where(w => w.Version.VersionId == 1).ToList();
+            var updated = waiting.Where(w => w.Version.VersionId > 1).ToList();
+
+            // A first version's row id is its key, known here. A plain insert: a first version of an id that exists
+            // (which the callers' locks and version arithmetic rule out) fails the transaction on the unique constraint
+            // instead of overwriting anything.
+            if (created.Count > 0)
             {
-                var insert = new NpgsqlBatchCommand($"INSERT INTO {table} FROM unnest(@k, @t, @id, @v, @m, @d, @c) AS u (k, t, id, v, m, d, c)");
-                insert.Parameters.Add(new NpgsqlParameter<long[]>("k", created.Select(c => c.Version.Key).ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<string[]>("t", created.Select(c => c.Version.ResourceType).ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<string[]>("id", created.Select(c => c.Version.Id).ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<int[]>("v", created.Select(c => c.Version.VersionId).ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<string[]>("m", created.Select(c => method ? c.Version.Method : "").ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<bool[]>("d", created.Select(c => c.Version.IsDeleted).ToArray()));
-                insert.Parameters.Add(new NpgsqlParameter<byte[][]>("c", created.Select(c => c.Version.Json).ToArray()));
-                batch.BatchCommands.Add(insert);
+                batch.BatchCommands.Add(Versions("INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c", created));
             }
 
-            AddIndexRows(batch, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Index)).ToList());
+            // A later version keeps the row id its first version set (the conflict branch leaves it alone), so the index
+            // rows of a resource keep their key across updates, deletes and re-creation; its old index rows go, and its
+            // new ones find the row id by the resource's type and id.
+            if (updated.Count > 0)
+            {
+                batch.BatchCommands.Add(Versions("""
+                    INSERT INTO resource (rid, resource_type, id, version, last_key, deleted, content) SELECT u.k, u.t, u.id, u.v, u.k, u.d, u.c
+                    """, updated, """
+                    ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version, last_key = excluded.last_key,
+                        deleted = excluded.deleted, content = excluded.content
+                    """));
+                foreach (var table in Tables)
+                {
+                    var clear = new NpgsqlBatchCommand($"""
+                        DELETE FROM {table} WHERE rid IN
+                            (SELECT r.rid FROM resource r JOIN unnest(@t, @id) AS u (t, id) ON r.resource_type = u.t AND r.id = u.id)
+                        """);
+                    clear.Parameters.Add(new NpgsqlParameter<string[]>("t", updated.Select(u => u.Version.ResourceType).ToArray()));
+                    clear.Parameters.Add(new NpgsqlParameter<string[]>("id", updated.Select(u => u.Version.Id).ToArray()));
+                    batch.BatchCommands.Add(clear);
+                }
+            }
+
+            batch.BatchCommands.Add(Versions("INSERT INTO resource_history (key, resource_type, id, version, method, deleted, content) SELECT u.k, u.t, u.id, u.v, u.m, u.d, u.c", waiting));
+            AddIndexRows(batch, created.Select(c => (c.Version.Key, c.Version.ResourceType, c.Version.Id, c.Index)).ToList(), byId: false);
+            AddIndexRows(batch, updated.Select(c => (c.Version.Key, c.Version.ResourceType, c.Version.Id, c.Index)).ToList(), byId: true);
         }
 
         return results;
     }
 
-    /// <summary>One multi-row insert per index table that has rows, for any number of resources.</summary>
-    private static void AddIndexRows(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources)
+    /// <summary>A multi-row statement over the versions as arrays <c>u (k, t, id, v, m, d, c)</c>.</summary>
+    private static NpgsqlBatchCommand Versions(string head, IReadOnlyList<(VersionRow Version, SearchIndexEntries Index)> versions, string tail = "")
     {
-        Insert(batch, resources, "search_string", e => e.Strings, r => r.Param, r => r.Group,
+        var command = new NpgsqlBatchCommand($"{head} FROM unnest(@k, @t, @id, @v, @m, @d, @c) AS u (k, t, id, v, m, d, c) {tail}");
+        command.Parameters.Add(new NpgsqlParameter<long[]>("k", versions.Select(c => c.Version.Key).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("t", versions.Select(c => c.Version.ResourceType).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("id", versions.Select(c => c.Version.Id).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<int[]>("v", versions.Select(c => c.Version.VersionId).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<string[]>("m", versions.Select(c => c.Version.Method).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<bool[]>("d", versions.Select(c => c.Version.IsDeleted).ToArray()));
+        command.Parameters.Add(new NpgsqlParameter<byte[][]>("c", versions.Select(c => c.Version.Json).ToArray()));
+        return command;
+    }
+
+    /// <summary>
+    /// One multi-row insert per index table that has rows, for any number of resources: by their row id (a first
+    /// version's key), or <paramref name="byId"/>, by the row id stored for their type and id.
+    /// </summary>
+    private static void AddIndexRows(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, string Id, SearchIndexEntries Index)> resources, bool byId)
+    {
+        Insert(batch, resources, byId, "search_string", e => e.Strings, r => r.Param, r => r.Group,
             Column<StringIndexRow, string>("norm", r => r.Normalized), Column<StringIndexRow, string>("exact", r => r.Exact));
-        Insert(batch, resources, "search_token", e => e.Tokens, r => r.Param, r => r.Group,
+        Insert(batch, resources, byId, "search_token", e => e.Tokens, r => r.Param, r => r.Group,
             Column<TokenIndexRow, string>("system", r => r.System), Column<TokenIndexRow, string>("code", r => r.Code),
             Column<TokenIndexRow, string>("text", r => r.Text));
-        Insert(batch, resources, "search_date", e => e.Dates, r => r.Param, r => r.Group,
+        Insert(batch, resources, byId, "search_date", e => e.Dates, r => r.Param, r => r.Group,
             Column<DateIndexRow, long>("low", r => r.Low), Column<DateIndexRow, long>("high", r => r.High));
-        Insert(batch, resources, "search_number", e => e.Numbers, r => r.Param, r => r.Group, Column<NumberIndexRow, double>("value", r => r.Value));
-        Insert(batch, resources, "search_quantity", e => e.Quantities, r => r.Param, r => r.Group,
+        Insert(batch, resources, byId, "search_number", e => e.Numbers, r => r.Param, r => r.Group, Column<NumberIndexRow, double>("value", r => r.Value));
+        Insert(batch, resources, byId, "search_quantity", e => e.Quantities, r => r.Param, r => r.Group,
             Column<QuantityIndexRow, string>("system", r => r.System), Column<QuantityIndexRow, string>("code", r => r.Code),
             Column<QuantityIndexRow, double>("value", r => r.Value), Column<QuantityIndexRow, string>("canonical_code", r => r.CanonicalCode),
             Column<QuantityIndexRow, double>("canonical_value", r => r.CanonicalValue));
-        Insert(batch, resources, "search_uri", e => e.Uris, r => r.Param, r => r.Group, Column<UriIndexRow, string>("uri", r => r.Uri));
-        Insert(batch, resources, "search_reference", e => e.References, r => r.Param, r => r.Group,
+        Insert(batch, resources, byId, "search_uri", e => e.Uris, r => r.Param, r => r.Group, Column<UriIndexRow, string>("uri", r => r.Uri));
+        Insert(batch, resources, byId, "search_reference", e => e.References, r => r.Param, r => r.Group,
             Column<ReferenceIndexRow, string>("target_type", r => r.TargetType), Column<ReferenceIndexRow, string>("target_id", r => r.TargetId),
             Column<ReferenceIndexRow, string>("url", r => r.Url));
     }
@@ -325,11 +311,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private static (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values) Column<TRow, TValue>(string name, Func<TRow, TValue> value) =>
         (name, rows => new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
 
-    private static void Insert<TRow>(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, SearchIndexEntries Index)> resources, string table,
-        Func<SearchIndexEntries, IReadOnlyCollection<TRow>> of, Func<TRow, string> param, Func<TRow, int> group,
+    private static void Insert<TRow>(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, string Id, SearchIndexEntries Index)> resources, bool byId,
+        string table, Func<SearchIndexEntries, IReadOnlyCollection<TRow>> of, Func<TRow, string> param, Func<TRow, int> group,
         params (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values)[] columns)
     {
-        var rows = resources.SelectMany(r => of(r.Index).Select(row => (r.Rid, r.Type, Row: row))).ToList();
+        var rows = resources.SelectMany(r => of(r.Index).Select(row => (r.Rid, r.Type, r.Id, Row: row))).ToList();
         if (rows.Count == 0)
         {
             return;
@@ -337,16 +323,21 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
         var names = string.Join(", ", columns.Select(c => c.Name));
         var arrays = string.Join(", ", columns.Select(c => "@" + c.Name));
-        var insert = new NpgsqlBatchCommand(
-            $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT u.rid, u.t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp " +
-            $"FROM unnest(@rids, @types, @params, {arrays}, @groups) AS u (rid, t, param, {names}, grp)");
-        insert.Parameters.Add(new NpgsqlParameter<long[]>("rids", rows.Select(r => r.Rid).ToArray()));
+        var values = $"u.t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp";
+        var insert = new NpgsqlBatchCommand(byId
+            ? $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT r.rid, {values} " +
+              $"FROM unnest(@ids, @types, @params, {arrays}, @groups) AS u (id, t, param, {names}, grp) JOIN resource r ON r.resource_type = u.t AND r.id = u.id"
+            : $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT u.rid, {values} " +
+              $"FROM unnest(@rids, @types, @params, {arrays}, @groups) AS u (rid, t, param, {names}, grp)");
+        insert.Parameters.Add(byId
+            ? new NpgsqlParameter<string[]>("ids", rows.Select(r => r.Id).ToArray())
+            : new NpgsqlParameter<long[]>("rids", rows.Select(r => r.Rid).ToArray()));
         insert.Parameters.Add(new NpgsqlParameter<string[]>("types", rows.Select(r => r.Type).ToArray()));
         insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(r => param(r.Row)).ToArray()));
         insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(r => group(r.Row)).ToArray()));
-        foreach (var (_, values) in columns)
+        foreach (var (_, column) in columns)
         {
-            insert.Parameters.Add(values(rows.Select(r => r.Row)));
+            insert.Parameters.Add(column(rows.Select(r => r.Row)));
         }
 
         batch.BatchCommands.Add(insert);
@@ -363,10 +354,10 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
         }
 
-        if (_begun || _locks.Count > 0 || _created.Count > 0 || notify is not null || _beforeCommit.Count > 0)
+        if (_begun || _locks.Count > 0 || _waiting.Count > 0 || notify is not null || _beforeCommit.Count > 0)
         {
             await using var batch = new NpgsqlBatch(connection);
-            AddWaiting(batch, withCreated: true);
+            AddWaiting(batch, withWrites: true);
             if (notify is not null)
             {
                 batch.BatchCommands.Add(notify);

@@ -165,6 +165,39 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_writing_new_and_later_versions_of_several_resources_leaves_each_with_only_its_last_versions_index_rows()
+    {
+        await PutAsync(NewPatient("u1", new Identifier(Mrn, "u1-old")));
+        await PutAsync(NewPatient("u2", new Identifier(Mrn, "u2-old")));
+        var rids = (await FindAsync("Patient", $"identifier={Mrn}|u1-old,{Mrn}|u2-old")).ToDictionary(m => m.Id, m => m.Rid);
+
+        await using (var session = await Store.BeginWriteAsync(Ct))
+        {
+            foreach (var (id, value, version) in new[] { ("u1", "u1-new", 2), ("u3", "u3-first", 1), ("u2", "u2-new", 2), ("u3", "u3-second", 2), ("u1", "u1-last", 3) })
+            {
+                var (row, index) = _writer.Prepare(NewPatient(id, new Identifier(Mrn, value)), id, version, "PUT");
+                await session.WriteAsync(row, index, Ct);
+            }
+
+            var seen = await session.FindAsync("Patient", Criteria("Patient", $"identifier={Mrn}|u1-last,{Mrn}|u2-new,{Mrn}|u3-second"), 10, Ct);
+            Assert.Equal(["u1/3", "u2/2", "u3/2"], seen.Select(m => $"{m.Id}/{m.Current!.VersionId}").Order(StringComparer.Ordinal));
+            await session.CommitAsync(Ct);
+        }
+
+        Assert.Empty(await FindAsync("Patient", $"identifier={Mrn}|u1-old,{Mrn}|u1-new,{Mrn}|u2-old,{Mrn}|u3-first"));
+        var found = await FindAsync("Patient", $"identifier={Mrn}|u1-last,{Mrn}|u2-new,{Mrn}|u3-second");
+        Assert.Equal(["u1", "u2", "u3"], found.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Equal((rids["u1"], rids["u2"]), (found.Single(m => m.Id == "u1").Rid, found.Single(m => m.Id == "u2").Rid));
+        var versions = new List<int>();
+        foreach (var id in new[] { "u1", "u2", "u3" })
+        {
+            versions.Add((await Store.ReadAsync("Patient", id, Ct))!.VersionId);
+        }
+
+        Assert.Equal([3, 2, 2], versions);
+    }
+
+    [Fact]
     public async Task A_session_reads_the_current_versions_of_several_resources_at_once_its_own_new_ones_included()
     {
         await PutAsync(NewPatient("m1", new Identifier(Mrn, "m1")));

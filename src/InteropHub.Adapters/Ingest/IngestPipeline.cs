@@ -637,7 +637,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, issue.ToString(), Where(issue.File, issue.Row, issue.Column)));
         }
 
-        // Up to two chunks are applied at once, in transactions of their own, so the database and the hub work side by
+        // Up to three chunks are applied at once, in transactions of their own, so the database and the hub work side by
         // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
         // in flight to finish, so rows about one resource or one person still apply in file order; so does a new table.
         var applied = 0;
@@ -662,7 +662,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 return;
             }
 
-            if (inFlight.Count == 2)
+            if (inFlight.Count == 3)
             {
                 await CompleteOldestAsync();
             }
