@@ -1,5 +1,6 @@
 using InteropHub.Adapters.BirthCertificate;
 using InteropHub.Adapters.His;
+using InteropHub.Adapters.Identity;
 using InteropHub.Adapters.Township;
 using InteropHub.Testing;
 
@@ -16,6 +17,15 @@ public sealed class LegacyDataTests
             var accepted = Assert.IsType<HisAccepted>(HisMapper.Map(LegacyData.Hl7Registration(n)));
             Assert.Empty(accepted.Warnings);
         }
+    }
+
+    [Fact]
+    public void Generated_persons_have_distinct_valid_ID_numbers_at_benchmark_scale()
+    {
+        var numbers = Enumerable.Range(1, 120_000).Select(LegacyData.IdNumber).ToList();
+
+        Assert.Equal(numbers.Count, numbers.Distinct(StringComparer.Ordinal).Count());
+        Assert.All(numbers.Where((_, i) => i % 997 == 0), n => Assert.True(ResidentIdNumber.Check(n, new DateOnly(2025, 6, 30)).IsValid, n));
     }
 
     [Fact]

@@ -18,12 +18,16 @@ public static class LegacyData
 
     private static readonly JsonSerializerOptions ManifestJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>Person n's resident ID number: area 369921 (清溪县, fictional), a birth date from n, a valid check character.</summary>
-    public static string IdNumber(int n) => IdNumber(new DateTime(1940, 1, 1).AddDays(n % 29_000), n);
+    /// <summary>
+    /// Person n's resident ID number: area 369921 (清溪县, fictional), a birth date from n (29,000 days from 1940), a
+    /// sequence number and a valid check character. Persons up to 29 million apart never share one: n and n + 29,000
+    /// are born the same day and get the next sequence number.
+    /// </summary>
+    public static string IdNumber(int n) => IdNumber(new DateTime(1940, 1, 1).AddDays(n % 29_000), n % 1000 + n / 29_000);
 
-    private static string IdNumber(DateTime birth, int n)
+    private static string IdNumber(DateTime birth, int sequence)
     {
-        var first17 = $"369921{birth:yyyyMMdd}{n % 1000:D3}";
+        var first17 = $"369921{birth:yyyyMMdd}{sequence % 1000:D3}";
         return first17 + ResidentIdNumber.CheckCharacter(first17);
     }
 
