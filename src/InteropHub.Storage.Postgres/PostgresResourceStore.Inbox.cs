@@ -105,16 +105,16 @@ public sealed partial class PostgresResourceStore : IInboxStore
     {
         var command = new NpgsqlBatchCommand($"""
             INSERT INTO inbox_message (source, message_id, content_hash, received_at, content_type, body, status, attempts, outcome, processed_at)
-            VALUES (@s, @m, @h, @at, @ct, @b, @st, 1, @o, @at) RETURNING id AS {AddedInboxId}
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $4) RETURNING id AS {AddedInboxId}
             """);
-        command.Parameters.Add(new NpgsqlParameter<string>("s", source));
-        command.Parameters.Add(new NpgsqlParameter<string>("m", messageId));
-        command.Parameters.Add(new NpgsqlParameter<string>("h", Convert.ToHexStringLower(SHA256.HashData(body))));
-        command.Parameters.Add(new NpgsqlParameter<long>("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-        command.Parameters.Add(new NpgsqlParameter<string>("ct", contentType));
-        command.Parameters.Add(new NpgsqlParameter<byte[]>("b", body));
-        command.Parameters.Add(new NpgsqlParameter<short>("st", (short)status));
-        command.Parameters.Add(new NpgsqlParameter("o", (object?)outcome ?? DBNull.Value));
+        command.Parameters.Add(PostgresWriteSession.Positional(source));
+        command.Parameters.Add(PostgresWriteSession.Positional(messageId));
+        command.Parameters.Add(PostgresWriteSession.Positional(Convert.ToHexStringLower(SHA256.HashData(body))));
+        command.Parameters.Add(PostgresWriteSession.Positional(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        command.Parameters.Add(PostgresWriteSession.Positional(contentType));
+        command.Parameters.Add(PostgresWriteSession.Positional(body));
+        command.Parameters.Add(PostgresWriteSession.Positional((short)status));
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)outcome ?? DBNull.Value });
         return command;
     }
 

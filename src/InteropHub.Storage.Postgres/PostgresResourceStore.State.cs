@@ -52,11 +52,11 @@ public sealed partial class PostgresResourceStore : IHubStateStore
         }
 
         var command = new NpgsqlBatchCommand("""
-            INSERT INTO hub_state (name, value) SELECT * FROM unnest(@n::text[], @v::text[])
+            INSERT INTO hub_state (name, value) SELECT * FROM unnest($1::text[], $2::text[])
             ON CONFLICT (name) DO UPDATE SET value = excluded.value
             """);
-        command.Parameters.Add(new NpgsqlParameter<string[]>("n", [.. last.Keys]));
-        command.Parameters.Add(new NpgsqlParameter<string[]>("v", [.. last.Values]));
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. last.Keys]));
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. last.Values]));
         return command;
     }
 }

@@ -153,8 +153,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
         if (_locks.Count > 0)
         {
-            var take = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(u.k) FROM unnest(@keys) WITH ORDINALITY AS u (k, n) ORDER BY u.n");
-            take.Parameters.Add(new NpgsqlParameter<long[]>("keys", _locks.ToArray()));
+            var take = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(u.k) FROM unnest($1) WITH ORDINALITY AS u (k, n) ORDER BY u.n");
+            take.Parameters.Add(Positional(_locks.ToArray()));
             _locks.Clear();
             batch.BatchCommands.Add(take);
             results++;
@@ -191,10 +191,10 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
                 {
                     var clear = new NpgsqlBatchCommand($"""
                         DELETE FROM {table} WHERE rid IN
-                            (SELECT r.rid FROM resource r JOIN unnest(@t, @id) AS u (t, id) ON r.resource_type = u.t AND r.id = u.id)
+                            (SELECT r.rid FROM resource r JOIN unnest($1, $2) AS u (t, id) ON r.resource_type = u.t AND r.id = u.id)
                         """);
-                    clear.Parameters.Add(new NpgsqlParameter<string[]>("t", updated.Select(u => u.Version.ResourceType).ToArray()));
-                    clear.Parameters.Add(new NpgsqlParameter<string[]>("id", updated.Select(u => u.Version.Id).ToArray()));
+                    clear.Parameters.Add(Positional(updated.Select(u => u.Version.ResourceType).ToArray()));
+                    clear.Parameters.Add(Positional(updated.Select(u => u.Version.Id).ToArray()));
                     batch.BatchCommands.Add(clear);
                 }
             }
@@ -210,16 +210,22 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     /// <summary>A multi-row statement over the versions as arrays <c>u (k, t, id, v, m, d, c)</c>.</summary>
     private static NpgsqlBatchCommand Versions(string head, IReadOnlyList<(VersionRow Version, SearchIndexEntries Index)> versions, string tail = "")
     {
-        var command = new NpgsqlBatchCommand($"{head} FROM unnest(@k, @t, @id, @v, @m, @d, @c) AS u (k, t, id, v, m, d, c) {tail}");
-        command.Parameters.Add(new NpgsqlParameter<long[]>("k", versions.Select(c => c.Version.Key).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<string[]>("t", versions.Select(c => c.Version.ResourceType).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<string[]>("id", versions.Select(c => c.Version.Id).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<int[]>("v", versions.Select(c => c.Version.VersionId).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<string[]>("m", versions.Select(c => c.Version.Method).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<bool[]>("d", versions.Select(c => c.Version.IsDeleted).ToArray()));
-        command.Parameters.Add(new NpgsqlParameter<byte[][]>("c", versions.Select(c => c.Version.Json).ToArray()));
+        var command = new NpgsqlBatchCommand($"{head} FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u (k, t, id, v, m, d, c) {tail}");
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.Key).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.ResourceType).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.Id).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.VersionId).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.Method).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.IsDeleted).ToArray()));
+        command.Parameters.Add(Positional(versions.Select(c => c.Version.Json).ToArray()));
         return command;
     }
+
+    /// <summary>
+    /// A parameter without a name, for <c>$n</c> in the statement: a statement whose parameters are all positional is
+    /// sent as it is, where named ones make the driver parse and rewrite its text on every execution.
+    /// </summary>
+    internal static NpgsqlParameter<T> Positional<T>(T value) => new() { TypedValue = value };
 
     /// <summary>
     /// One multi-row insert per index table that has rows, for any number of resources: by their row id (a first
@@ -309,7 +315,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         ["search_string", "search_token", "search_date", "search_number", "search_quantity", "search_uri", "search_reference"];
 
     private static (string Name, Func<IEnumerable<TRow>, NpgsqlParameter> Values) Column<TRow, TValue>(string name, Func<TRow, TValue> value) =>
-        (name, rows => new NpgsqlParameter<TValue[]>(name, rows.Select(value).ToArray()));
+        (name, rows => Positional(rows.Select(value).ToArray()));
 
     private static void Insert<TRow>(NpgsqlBatch batch, IReadOnlyList<(long Rid, string Type, string Id, SearchIndexEntries Index)> resources, bool byId,
         string table, Func<SearchIndexEntries, IReadOnlyCollection<TRow>> of, Func<TRow, string> param, Func<TRow, int> group,
@@ -321,20 +327,19 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             return;
         }
 
+        // Parameters $1–$3 are the row ids (or ids), types and params, $4 the groups, then one per column.
         var names = string.Join(", ", columns.Select(c => c.Name));
-        var arrays = string.Join(", ", columns.Select(c => "@" + c.Name));
+        var arrays = string.Join(", ", columns.Select((_, i) => $"${i + 5}"));
         var values = $"u.t, u.param, {string.Join(", ", columns.Select(c => "u." + c.Name))}, u.grp";
         var insert = new NpgsqlBatchCommand(byId
             ? $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT r.rid, {values} " +
-              $"FROM unnest(@ids, @types, @params, {arrays}, @groups) AS u (id, t, param, {names}, grp) JOIN resource r ON r.resource_type = u.t AND r.id = u.id"
+              $"FROM unnest($1, $2, $3, {arrays}, $4) AS u (id, t, param, {names}, grp) JOIN resource r ON r.resource_type = u.t AND r.id = u.id"
             : $"INSERT INTO {table} (rid, resource_type, param, {names}, grp) SELECT u.rid, {values} " +
-              $"FROM unnest(@rids, @types, @params, {arrays}, @groups) AS u (rid, t, param, {names}, grp)");
-        insert.Parameters.Add(byId
-            ? new NpgsqlParameter<string[]>("ids", rows.Select(r => r.Id).ToArray())
-            : new NpgsqlParameter<long[]>("rids", rows.Select(r => r.Rid).ToArray()));
-        insert.Parameters.Add(new NpgsqlParameter<string[]>("types", rows.Select(r => r.Type).ToArray()));
-        insert.Parameters.Add(new NpgsqlParameter<string[]>("params", rows.Select(r => param(r.Row)).ToArray()));
-        insert.Parameters.Add(new NpgsqlParameter<int[]>("groups", rows.Select(r => group(r.Row)).ToArray()));
+              $"FROM unnest($1, $2, $3, {arrays}, $4) AS u (rid, t, param, {names}, grp)");
+        insert.Parameters.Add(byId ? Positional(rows.Select(r => r.Id).ToArray()) : Positional(rows.Select(r => r.Rid).ToArray()));
+        insert.Parameters.Add(Positional(rows.Select(r => r.Type).ToArray()));
+        insert.Parameters.Add(Positional(rows.Select(r => param(r.Row)).ToArray()));
+        insert.Parameters.Add(Positional(rows.Select(r => group(r.Row)).ToArray()));
         foreach (var (_, column) in columns)
         {
             insert.Parameters.Add(column(rows.Select(r => r.Row)));
@@ -350,8 +355,8 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         NpgsqlBatchCommand? notify = null;
         if (_changed.Count > 0)
         {
-            notify = new NpgsqlBatchCommand($"SELECT pg_notify('{PostgresResourceStore.ChangeChannel}', k) FROM unnest(@keys) AS k");
-            notify.Parameters.Add(new NpgsqlParameter<string[]>("keys", _changed.Distinct().ToArray()));
+            notify = new NpgsqlBatchCommand($"SELECT pg_notify('{PostgresResourceStore.ChangeChannel}', k) FROM unnest($1) AS k");
+            notify.Parameters.Add(Positional(_changed.Distinct().ToArray()));
         }
 
         if (_begun || _locks.Count > 0 || _waiting.Count > 0 || notify is not null || _beforeCommit.Count > 0)

@@ -272,9 +272,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>The inbox status and OperationOutcome (JSON) that record a HIS message answered with this ACK.</summary>
     private (InboxStatus Status, string Outcome) Completion(AckCode code, IReadOnlyList<HisIssue> issues)
     {
+        if (code == AckCode.AA && issues.Count == 0)
+        {
+            // Most messages: the same outcome every time, serialised once.
+            return (InboxStatus.Processed, _applied ??= Encoding.UTF8.GetString(serializers.ToJsonBytes(ToOutcome([], AckCode.AA))));
+        }
+
         var outcome = ToOutcome(issues, code);
         return (HasErrors(outcome) ? InboxStatus.Failed : InboxStatus.Processed, Encoding.UTF8.GetString(serializers.ToJsonBytes(outcome)));
     }
+
+    private string? _applied;
 
     /// <summary>Marks a stored HIS message applied (AA), inside the write session that applies it.</summary>
     private Func<IWriteSession, CancellationToken, Task> Completing(InboxMessage message, HisAccepted accepted) => (session, token) =>

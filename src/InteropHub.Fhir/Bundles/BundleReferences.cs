@@ -134,6 +134,12 @@ internal sealed class BundleReferences(SearchParser parser)
                 break;
         }
 
+        // A primitive holds nothing more unless it has extensions (its value is not an element); most nodes are primitives.
+        if (node is PrimitiveType { Extension.Count: 0 })
+        {
+            return;
+        }
+
         // Each element the class declares, asked for by name: the SDK's EnumerateElements allocated an iterator and a
         // dictionary for every element of the tree, a tenth of what an HL7 message cost in allocations.
         foreach (var name in ElementNames.GetOrAdd(node.GetType(), NamesOf))
