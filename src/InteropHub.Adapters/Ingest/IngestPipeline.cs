@@ -720,7 +720,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 var writes = transaction.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
                 var rowPersons = PersonKeys(transaction);
                 if (table != row.Table || writes.Any(requests.Contains)
-                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || rowPersons.Overlaps(f.Persons)))
+                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || f.Persons.Overlaps(rowPersons)))
                 {
                     // Everything before this row is applied before it.
                     await LaunchAsync();
