@@ -480,6 +480,12 @@ public static class SearchSql
 
         private void AnyOf(string x, IReadOnlyList<IndexCondition> conditions)
         {
+            if (dialect.CodesListed && conditions.Count > 1 && conditions.All(c => c is TokenCondition { Code: not null }))
+            {
+                Text.Append(" AND ").Append(x).Append(".code IN (")
+                    .AppendJoin(", ", conditions.Cast<TokenCondition>().Select(c => c.Code!).Distinct(StringComparer.Ordinal).Select(sql.Add)).Append(')');
+            }
+
             Text.Append(" AND (");
             for (var i = 0; i < conditions.Count; i++)
             {
