@@ -77,7 +77,7 @@ public sealed class TownshipBatchTests
         var row = result.Rows.First(r => r.Table == table);
 
         var transaction = row.Map()!;
-        transaction.Entry.Add(TownshipMapper.Provenance(result.Manifest!, row.Institution, [(row, transaction)]));
+        transaction.Entry.Add(TownshipMapper.Provenance(result.Manifest!, row.Institution, [(row, transaction)])!);
         var json = Encoding.UTF8.GetString(new FhirSerializers().ToJsonBytes(transaction, pretty: true)) + "\n";
         var name = $"{batch}.{table}.json";
         if (Environment.GetEnvironmentVariable("INTEROPHUB_UPDATE_GOLDEN") == "1")
@@ -89,26 +89,42 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
-    public void Rows_applied_together_share_one_Provenance_naming_each_row_and_targeting_every_resource_they_write()
+    public void Rows_applied_together_share_one_Provenance_naming_their_batch_and_targeting_what_they_write_and_each_resource_names_its_row()
     {
         var result = TownshipBatchReader.Read(Batch("batch-001"));
         var rows = result.Rows.Where(r => r.Table == "followups_hypertension").Take(3).Select(r => (Row: r, Transaction: r.Map()!)).ToList();
 
-        var entry = TownshipMapper.Provenance(result.Manifest!, "QX2110026", rows);
+        var entry = TownshipMapper.Provenance(result.Manifest!, "QX2110026", rows)!;
 
         var provenance = Assert.IsType<Provenance>(entry.Resource);
         Assert.Equal(($"Provenance/{provenance.Id}", Bundle.HTTPVerb.PUT), (entry.Request!.Url, entry.Request.Method));
-        Assert.Equal(rows.Select(r => r.Row.Key), provenance.Entity.Select(e => e.What.Identifier!.Value));
-        Assert.All(provenance.Entity, e => Assert.Equal("urn:interophub:sid:township-row:followups_hypertension", e.What.Identifier!.System));
-        Assert.Contains($"{result.Manifest!.BatchId} followups_hypertension.csv row {rows[1].Row.Row}", provenance.Entity[1].What.Display, StringComparison.Ordinal);
+        var source = Assert.Single(provenance.Entity).What;
+        Assert.Equal((TownshipMapper.BatchSystem, result.Manifest!.BatchId), (source.Identifier!.System, source.Identifier.Value));
+        Assert.Equal($"QX-PHS {result.Manifest.BatchId} followups_hypertension.csv, 3 rows from row {rows[0].Row.Row} to {rows[2].Row.Row}", source.Display);
         // Each row's Encounter and Observations by id; the CarePlan the rows share (a conditional create) once, by its entry.
         var written = rows.SelectMany(r => r.Transaction.Entry).Select(e => e.Request!.Method == Bundle.HTTPVerb.PUT ? e.Request.Url : e.FullUrl).Distinct().ToList();
         Assert.Equal(written, provenance.Target.Select(t => t.Reference));
+        Assert.All(rows, r => Assert.All(r.Transaction.Entry, e => Assert.Equal(
+            $"urn:interophub:township:{result.Manifest.BatchId}#followups_hypertension.csv:{r.Row.Row}", e.Resource!.Meta!.Source)));
         Assert.Equal("Organization?identifier=urn:interophub:sid:org-code|QX2110026", provenance.Agent[0].Who.Reference);
         var occurred = Assert.IsType<Period>(provenance.Occurred);
         Assert.Equal((rows.Min(r => r.Row.UpdatedAt), rows.Max(r => r.Row.UpdatedAt)),
             (occurred.StartElement!.ToDateTimeOffset(TimeSpan.Zero), occurred.EndElement!.ToDateTimeOffset(TimeSpan.Zero)));
-        Assert.NotEqual(provenance.Id, TownshipMapper.Provenance(result.Manifest!, "QX2110026", rows[..2]).Resource!.Id);
+        Assert.NotEqual(provenance.Id, TownshipMapper.Provenance(result.Manifest, "QX2110026", rows[..2])!.Resource!.Id);
+    }
+
+    [Fact]
+    public void Deleted_rows_are_targeted_by_the_id_they_delete_and_deletions_by_identifier_alone_have_no_Provenance()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-002"));
+        var deleted = result.Rows.Single(r => r.Deleted);
+        var byIdentifier = TownshipMapper.Provenance(result.Manifest!, "QX2110026", [(deleted, deleted.Map()!)]);
+        var contract = new Bundle { Entry = [new Bundle.EntryComponent { Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = "EpisodeOfCare/QY-1" } }] };
+
+        var byId = TownshipMapper.Provenance(result.Manifest!, "QX2110026", [(deleted with { Table = "contracts" }, contract)]);
+
+        Assert.Null(byIdentifier);
+        Assert.Equal("EpisodeOfCare/QY-1", Assert.Single(Assert.IsType<Provenance>(byId!.Resource).Target).Reference);
     }
 
     [Fact]

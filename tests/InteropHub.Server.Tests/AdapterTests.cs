@@ -227,12 +227,13 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.True(patients >= 29, $"{patients} patients from 29 valid resident rows");
         Assert.Equal("Processed", batch.GetProperty("status").GetString());
 
-        // The rows applied together share a Provenance, which names each row and targets what each wrote.
+        // The rows applied together share a Provenance, which names the batch and targets what each wrote; each
+        // resource names its own row.
         var lidefu = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
+        Assert.Equal("urn:interophub:township:QX2110026-20250630-001#residents.csv:1", lidefu.Meta!.Source);
         var provenance = Assert.Single(await SearchAsync<Provenance>($"Provenance?target=Patient/{lidefu.Id}"),
-            p => p.Entity.Any(e => e.What.Identifier?.Value == "36992110120100023" && e.What.Display == "QX-PHS QX2110026-20250630-001 residents.csv row 1"));
+            p => p.Entity.Any(e => e.What.Identifier?.Value == "QX2110026-20250630-001"));
         // One per institution: the 16 accepted resident rows of QX2110026 (the other 13 are QX2120048's).
-        Assert.Equal(16, provenance.Entity.Count);
         Assert.Equal(16, provenance.Target.Count);
         Assert.Equal("Organization/QX2110026", provenance.Agent[0].Who.Reference);
     }

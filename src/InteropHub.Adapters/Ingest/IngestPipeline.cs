@@ -712,14 +712,29 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     continue;
                 }
 
-                if (row.Map() is not { } transaction)
+                Bundle? transaction;
+                try
+                {
+                    transaction = row.Map();
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A mapping fault is the hub's: the row is reported and the batch kept as a dead letter for a replay
+                    // once the mapping is fixed (the rows applied meanwhile are then skipped as unchanged).
+                    storeFailures++;
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: the row could not be mapped: {e.Message}", Where(row.File, row.Row, null)));
+                    continue;
+                }
+
+                if (transaction is null)
                 {
                     continue;
                 }
 
                 var writes = transaction.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
                 var rowPersons = PersonKeys(transaction);
-                if (table != row.Table || writes.Any(requests.Contains)
+                if (table != row.Table || writes.Any(requests.Contains) || persons.Overlaps(rowPersons)
                     || inFlight.Any(f => writes.Any(f.Requests.Contains) || f.Persons.Overlaps(rowPersons)))
                 {
                     // Everything before this row is applied before it.
@@ -808,7 +823,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
         foreach (var institution in rows.GroupBy(r => r.Row.Institution, StringComparer.Ordinal))
         {
-            combined.Entry.Add(TownshipMapper.Provenance(manifest, institution.Key, [.. institution]));
+            if (TownshipMapper.Provenance(manifest, institution.Key, [.. institution]) is { } provenance)
+            {
+                combined.Entry.Add(provenance);
+            }
         }
 
         List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), r.Row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)))];

@@ -64,28 +64,51 @@ internal static class TownshipMapper
 
     /// <summary>
     /// The Provenance of rows of one institution applied in one transaction (DOMAIN.md: every adapter write names its
-    /// source system, institution and message): the batch's source system and id, the institution as author, each row
-    /// as a source entity (file and row), the span of their <c>updated_at</c> as occurred, and every resource their
-    /// entries write as targets. Its id comes from the batch, table, rows and institution, so a replay of the same rows
-    /// updates it.
+    /// source system, institution and message): the institution as author, the batch (source system, id, file and rows)
+    /// as the source entity, the span of the rows' <c>updated_at</c> as occurred, and as targets every resource their
+    /// entries write or delete by id. Each written resource names its own row in <c>meta.source</c>
+    /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>), so the Provenance, which falls in the compartment of every
+    /// person it targets, carries no row keys (a resident's health-record number) of its own. Its id comes from the
+    /// batch, file, rows and institution, so a replay of the same rows updates it. Null when the rows write nothing it
+    /// can target (deletions by identifier only).
     /// </summary>
-    public static Bundle.EntryComponent Provenance(TownshipManifest manifest, string institution,
+    public static Bundle.EntryComponent? Provenance(TownshipManifest manifest, string institution,
         IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows)
     {
         var targets = new List<ResourceReference>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var entry in rows.SelectMany(r => r.Transaction.Entry).Where(e => e.Resource is not null))
+        foreach (var (row, transaction) in rows)
         {
-            // A resource put by id is referenced by it; a conditional one by its entry (the transaction resolves it).
-            var reference = entry.Request is { Method: Bundle.HTTPVerb.PUT, Url: { } written } && !written.Contains('?') ? written : entry.FullUrl!;
-            if (seen.Add(reference))
+            foreach (var entry in transaction.Entry)
             {
-                targets.Add(new ResourceReference(reference));
+                // A resource put or deleted by id is referenced by it; a conditional one by its entry (the transaction
+                // resolves it); a conditional delete cannot be.
+                var reference = entry.Request switch
+                {
+                    { Method: Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE, Url: { } byId } when !byId.Contains('?') => byId,
+                    { Method: Bundle.HTTPVerb.DELETE } => null,
+                    _ => entry.FullUrl,
+                };
+                if (entry.Resource is { } resource)
+                {
+                    resource.Meta ??= new Meta();
+                    resource.Meta.Source = $"urn:interophub:township:{manifest.BatchId}#{row.File}:{row.Row}";
+                }
+
+                if (reference is not null && seen.Add(reference))
+                {
+                    targets.Add(new ResourceReference(reference));
+                }
             }
         }
 
+        if (targets.Count == 0)
+        {
+            return null;
+        }
+
         var (first, last) = (rows[0].Row, rows[^1].Row);
-        var id = ResourceIds.From("township", manifest.BatchId, first.Table, $"{first.Row}-{last.Row}", institution);
+        var id = ResourceIds.From("township", manifest.BatchId, first.File, $"{first.Row}-{last.Row}", institution);
         var provenance = new Provenance
         {
             Id = id,
@@ -110,15 +133,20 @@ internal static class TownshipMapper
                     Who = new ResourceReference { Display = $"InteropHub township export adapter, mapping {MappingVersion}" },
                 },
             ],
-            Entity = [.. rows.Select(r => new Provenance.EntityComponent
-            {
-                Role = Hl7.Fhir.Model.Provenance.ProvenanceEntityRole.Source,
-                What = new ResourceReference
+            Entity =
+            [
+                new Provenance.EntityComponent
                 {
-                    Identifier = new Identifier($"urn:interophub:sid:township-row:{r.Row.Table}", r.Row.Key),
-                    Display = $"{manifest.SourceSystem} {manifest.BatchId} {r.Row.File} row {r.Row.Row}",
+                    Role = Hl7.Fhir.Model.Provenance.ProvenanceEntityRole.Source,
+                    What = new ResourceReference
+                    {
+                        Identifier = new Identifier(BatchSystem, manifest.BatchId),
+                        Display = rows.Count == 1
+                            ? $"{manifest.SourceSystem} {manifest.BatchId} {first.File} row {first.Row}"
+                            : $"{manifest.SourceSystem} {manifest.BatchId} {first.File}, {rows.Count} rows from row {first.Row} to {last.Row}",
+                    },
                 },
-            })],
+            ],
         };
         var url = $"Provenance/{id}";
         return new Bundle.EntryComponent
@@ -128,6 +156,9 @@ internal static class TownshipMapper
             Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = url },
         };
     }
+
+    /// <summary>The identifier system of a township export batch (its manifest's <c>batch_id</c>).</summary>
+    public const string BatchSystem = "urn:interophub:sid:township-batch";
 
     /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
     private static void Resident(TransactionBuilder builder, CsvRow row)
