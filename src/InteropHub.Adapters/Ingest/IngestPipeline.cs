@@ -647,7 +647,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         // Up to three chunks are applied at once, in transactions of their own, so the database and the hub work side by
         // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
-        // in flight to finish, so rows about one resource or one person still apply in file order; so does a new table.
+        // in flight to finish, so rows about one resource or one person still apply in file order; so does a new file.
         var applied = 0;
         var storeFailures = 0;
         var chunk = new List<(TownshipRow Row, Bundle Transaction)>();
@@ -695,7 +695,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // dropped once its chunk is done.
         var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
-        string? table = null;
+        (string Table, string File)? file = null;
         try
         {
             foreach (var row in rowsToApply)
@@ -734,13 +734,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
                 var writes = transaction.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
                 var rowPersons = PersonKeys(transaction);
-                if (table != row.Table || writes.Any(requests.Contains) || persons.Overlaps(rowPersons)
+                if (file != (row.Table, row.File) || writes.Any(requests.Contains) || persons.Overlaps(rowPersons)
                     || inFlight.Any(f => writes.Any(f.Requests.Contains) || f.Persons.Overlaps(rowPersons)))
                 {
                     // Everything before this row is applied before it.
                     await LaunchAsync();
                     await DrainAsync();
-                    table = row.Table;
+                    file = (row.Table, row.File);
                 }
 
                 // Rows of one table that write different resources share a transaction.
