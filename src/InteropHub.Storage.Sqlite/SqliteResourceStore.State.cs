@@ -7,6 +7,8 @@ namespace InteropHub.Storage.Sqlite;
 /// <summary>Named job state on SQLite (table <c>hub_state</c>, Schema/0301_hub_state.sql).</summary>
 public sealed partial class SqliteResourceStore : IHubStateStore
 {
+    private const string UpsertState = "INSERT INTO hub_state (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
     public async Task<string?> ReadStateAsync(string name, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
@@ -23,7 +25,7 @@ public sealed partial class SqliteResourceStore : IHubStateStore
         {
             await using var connection = await OpenAsync(ct);
             await using var command = connection.CreateCommand();
-            command.CommandText = "INSERT INTO hub_state (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+            command.CommandText = UpsertState;
             command.Parameters.AddWithValue("@n", name);
             command.Parameters.AddWithValue("@v", value);
             await command.ExecuteNonQueryAsync(ct);
@@ -61,7 +63,7 @@ public sealed partial class SqliteResourceStore : IHubStateStore
     {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "INSERT INTO hub_state (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+        command.CommandText = UpsertState;
         var name = command.Parameters.Add("@n", SqliteType.Text);
         var value = command.Parameters.Add("@v", SqliteType.Text);
         foreach (var state in states)
