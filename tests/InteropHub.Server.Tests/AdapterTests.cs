@@ -370,6 +370,30 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_township_batch_sent_again_even_zipped_anew_is_known_by_its_manifest_batch_id_and_writes_nothing()
+    {
+        await SeedOrganizationsAsync();
+        var zip = LegacyData.TownshipBatch(first: 860_001, residents: 20);
+        async Task<Uri> PostAsync(byte[] batch)
+        {
+            using var content = new ByteArrayContent(batch);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            return response.Headers.Location!;
+        }
+
+        var first = await PostAsync(zip);
+        var history = await CountAsync("/fhir/_history?_count=1000");
+        // The same rows in another zip (its manifest written anew): other bytes, the same batch id.
+        var again = Rewrite(zip, "residents.csv", _ => { });
+        Assert.False(again.AsSpan().SequenceEqual(zip));
+
+        Assert.Equal(first, await PostAsync(again));
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+    }
+
+    [Fact]
     public async Task Rows_applied_many_per_transaction_still_refuse_only_the_row_at_fault()
     {
         await SeedOrganizationsAsync();

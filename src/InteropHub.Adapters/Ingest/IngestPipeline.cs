@@ -1006,8 +1006,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         try
         {
-            var batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip));
-            if (batch.Manifest is { } manifest)
+            // The manifest only: the rows are read once, when the stored batch is applied.
+            if (TownshipBatchReader.ReadManifest(TownshipBatchReader.FromZip(zip)) is { } manifest)
             {
                 return manifest.BatchId;
             }

@@ -63,6 +63,9 @@ public static class TownshipBatchReader
         return new TownshipBatchResult(manifest, rows, issues);
     }
 
+    /// <summary>The batch's manifest alone (its batch id keys the batch in the inbox), or null when it is missing or unreadable.</summary>
+    public static TownshipManifest? ReadManifest(IReadOnlyDictionary<string, byte[]> files) => ReadManifest(files, []);
+
     private static TownshipManifest? ReadManifest(IReadOnlyDictionary<string, byte[]> files, List<TownshipIssue> issues)
     {
         void Reject(string detail) => issues.Add(new TownshipIssue("manifest.json", 0, 0, null, null, RejectionReason.Malformed.Code(), detail));
