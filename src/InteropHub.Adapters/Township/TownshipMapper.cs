@@ -17,7 +17,9 @@ internal static class TownshipMapper
     public const string MappingPolicy = "urn:interophub:mapping:township-export";
 
     /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
-    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident)
+    /// <param name="source">The row's place in its batch, which every resource it writes names in <c>meta.source</c>
+    /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>).</param>
+    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -59,6 +61,12 @@ internal static class TownshipMapper
                 return null;
         }
 
+        foreach (var resource in builder.Bundle.Entry.Select(e => e.Resource).OfType<Resource>())
+        {
+            resource.Meta ??= new Meta();
+            resource.Meta.Source = source;
+        }
+
         return builder.Bundle;
     }
 
@@ -66,9 +74,9 @@ internal static class TownshipMapper
     /// The Provenance of rows of one institution applied in one transaction (DOMAIN.md: every adapter write names its
     /// source system, institution and message): the institution as author, the batch (source system, id, file and rows)
     /// as the source entity, the span of the rows' <c>updated_at</c> as occurred, and as targets every resource their
-    /// entries write or delete by id. Each written resource names its own row in <c>meta.source</c>
-    /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>), so the Provenance, which falls in the compartment of every
-    /// person it targets, carries no row keys (a resident's health-record number) of its own. Its id comes from the
+    /// entries write or delete by id. Each written resource names its own row in <c>meta.source</c> (<see cref="Map"/>),
+    /// so the Provenance, which falls in the compartment of every person it targets, carries no row keys (a resident's
+    /// health-record number) of its own. Its id comes from the
     /// batch, file, rows and institution, so a replay of the same rows updates it. Null when the rows write nothing it
     /// can target (deletions by identifier only).
     /// </summary>
@@ -77,28 +85,19 @@ internal static class TownshipMapper
     {
         var targets = new List<ResourceReference>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (row, transaction) in rows)
+        foreach (var entry in rows.SelectMany(r => r.Transaction.Entry))
         {
-            foreach (var entry in transaction.Entry)
-            {
                 // A resource put or deleted by id is referenced by it; a conditional one by its entry (the transaction
                 // resolves it); a conditional delete cannot be.
-                var reference = entry.Request switch
-                {
-                    { Method: Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE, Url: { } byId } when !byId.Contains('?') => byId,
-                    { Method: Bundle.HTTPVerb.DELETE } => null,
-                    _ => entry.FullUrl,
-                };
-                if (entry.Resource is { } resource)
-                {
-                    resource.Meta ??= new Meta();
-                    resource.Meta.Source = $"urn:interophub:township:{manifest.BatchId}#{row.File}:{row.Row}";
-                }
-
-                if (reference is not null && seen.Add(reference))
-                {
-                    targets.Add(new ResourceReference(reference));
-                }
+            var reference = entry.Request switch
+            {
+                { Method: Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE, Url: { } byId } when !byId.Contains('?') => byId,
+                { Method: Bundle.HTTPVerb.DELETE } => null,
+                _ => entry.FullUrl,
+            };
+            if (reference is not null && seen.Add(reference))
+            {
+                targets.Add(new ResourceReference(reference));
             }
         }
 
