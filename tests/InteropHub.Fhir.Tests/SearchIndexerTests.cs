@@ -11,31 +11,61 @@ public sealed class SearchIndexerTests
     private static readonly SearchIndexer Indexer = new(SearchParameterRegistry.Default, new HubOptions { PublicBaseUrl = "https://hub.example.cn/fhir" });
 
     [Fact]
-    public void A_chinese_name_is_indexed_by_family_given_and_the_whole_name()
+    public void A_chinese_name_is_indexed_by_family_given_and_the_whole_name_each_once()
     {
         var index = Indexer.Extract(new Patient { Name = [new HumanName { Family = "欧阳", Given = ["娜娜"] }] });
 
-        var names = index.Strings.Where(s => s.Param == "name").Select(s => s.Normalized).Order(StringComparer.Ordinal);
-        Assert.Equal(["娜娜", "欧阳", "欧阳娜娜"], names);
-        Assert.Contains(new StringIndexRow("family", "欧阳", "欧阳"), index.Strings);
+        // name reads family's and given's rows too (a union), so its own rows are only what they lack.
+        Assert.Equal(["name:欧阳娜娜", "given:娜娜", "family:欧阳"],
+            index.Strings.Select(s => $"{s.Param}:{s.Normalized}").OrderByDescending(s => s, StringComparer.Ordinal));
     }
 
     [Fact]
-    public void The_parameters_that_only_unite_others_are_observations_combo_parameters()
+    public void An_address_writes_each_part_once_under_its_own_parameter_or_else_under_address()
+    {
+        var index = Indexer.Extract(new Patient
+        {
+            Address = [new Address { Text = "江西省清源市白沙镇沙坪村1组", Line = ["白沙镇", "沙坪村1组"], City = "清源市", District = "清溪县", State = "江西省", PostalCode = "331200", Country = "CHN" }],
+        });
+
+        Assert.Equal(
+            ["address-city:清源市", "address-country:chn", "address-postalcode:331200", "address-state:江西省", "address:江西省清源市白沙镇沙坪村1组", "address:沙坪村1组", "address:清溪县", "address:白沙镇"],
+            index.Strings.Select(s => $"{s.Param}:{s.Normalized}").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void The_parameters_that_read_others_rows_are_unions_same_expressions_and_names_and_addresses()
     {
         var unions = Hl7.Fhir.Model.ModelInfo.SupportedResources
             .SelectMany(type => SearchParameterRegistry.Default.For(type).Values.Where(p => p.UnionOf is not null)
-                .Select(p => $"{type}.{p.Name} = {string.Join(" + ", p.UnionOf!.Order(StringComparer.Ordinal))}"))
+                .Select(p => $"{type}.{p.Name} = {string.Join(" + ", p.UnionOf!.Order(StringComparer.Ordinal))}"
+                    + (p.PartsIndexedApart is { } apart ? $" (own rows without {string.Join(", ", apart.Order(StringComparer.Ordinal))})" : "")))
             .Order(StringComparer.Ordinal);
 
+        const string address = "address + address-city + address-country + address-postalcode + address-state (own rows without city, country, postalCode, state)";
         Assert.Equal(
         [
+            "CapabilityStatement.fhirversion = version",
+            "CodeSystem.system = url",
+            $"InsurancePlan.address = {address}",
+            $"Location.address = {address}",
             "Observation.combo-code = code + component-code",
             "Observation.combo-code-value-concept = code-value-concept + component-code-value-concept",
             "Observation.combo-code-value-quantity = code-value-quantity + component-code-value-quantity",
             "Observation.combo-data-absent-reason = component-data-absent-reason + data-absent-reason",
             "Observation.combo-value-concept = component-value-concept + value-concept",
             "Observation.combo-value-quantity = component-value-quantity + value-quantity",
+            $"Organization.address = {address}",
+            $"Patient.address = {address}",
+            "Patient.name = family + given + name (own rows without family, given)",
+            "Patient.phonetic = family + given + name",
+            $"Person.address = {address}",
+            "Person.phonetic = name",
+            $"Practitioner.address = {address}",
+            "Practitioner.name = family + given + name (own rows without family, given)",
+            "Practitioner.phonetic = family + given + name",
+            $"RelatedPerson.address = {address}",
+            "RelatedPerson.phonetic = name",
         ], unions);
     }
 

@@ -99,7 +99,7 @@ public sealed class SearchParserTests
     [Fact]
     public void Commas_or_values_and_repetition_ands_criteria_and_escaped_commas_stay_in_the_value()
     {
-        var criteria = Parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", @"name=a,b\,c&name=d")).Criteria;
+        var criteria = Parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", @"family=a,b\,c&family=d")).Criteria;
 
         Assert.Equal(2, criteria.Count);
         var first = Assert.IsType<IndexCriterion>(criteria[0]);
@@ -109,10 +109,22 @@ public sealed class SearchParserTests
     [Fact]
     public void String_modifiers_choose_the_comparison_and_chinese_text_is_kept()
     {
-        Assert.Equal(new StringCondition(StringMatch.Prefix, "张三"), Condition("Patient", "name=张三"));
+        Assert.Equal(new StringCondition(StringMatch.Prefix, "张三"), Condition("Patient", "family=张三"));
         Assert.Equal(new StringCondition(StringMatch.Exact, "Müller"), Condition("Patient", "family:exact=Müller"));
         Assert.Equal(new StringCondition(StringMatch.Contains, "uller"), Condition("Patient", "family:contains=ULLER"));
         Assert.Equal(new TokenTextCondition("收缩压"), Condition("Observation", "code:text=收缩压"));
+    }
+
+    [Fact]
+    public void A_name_or_address_search_reads_the_rows_of_its_parts_parameters_too()
+    {
+        var name = Assert.IsType<AnyCriterion>(One("Patient", "name=张三"));
+        Assert.Equal(["family", "given", "name"], name.Any.Cast<IndexCriterion>().Select(c => c.Param).Order(StringComparer.Ordinal));
+        Assert.All(name.Any.Cast<IndexCriterion>(), c => Assert.Equal([new StringCondition(StringMatch.Prefix, "张三")], c.AnyOf));
+
+        var missing = Assert.IsType<AllCriterion>(One("Patient", "address:missing=true"));
+        Assert.Equal(["address", "address-city", "address-country", "address-postalcode", "address-state"],
+            missing.All.Cast<MissingCriterion>().Select(c => c.Param).Order(StringComparer.Ordinal));
     }
 
     [Fact]

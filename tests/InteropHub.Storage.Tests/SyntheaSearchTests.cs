@@ -144,6 +144,11 @@ public abstract class SyntheaSearchTests(SyntheaWorld world)
         ["Patient?name:contains=EEF"] = Where<Patient>(p => p.Name.SelectMany(Brute.Parts).OfType<string>().Any(s => Brute.Norm(s).Contains("eef", StringComparison.Ordinal))),
         ["Patient?address-city=hays&address-postalcode=6706"] =
             Where<Patient>(p => Brute.StartsWith(p.Address.Select(a => a.City), "hays") && Brute.StartsWith(p.Address.Select(a => a.PostalCode), "6706")),
+        // address and phonetic read the rows of the part parameters (address-city, family, …) as well as their own
+        ["Patient?address=ma"] = Where<Patient>(p => Brute.StartsWith(p.Address.SelectMany(Brute.Parts), "ma")),
+        ["Patient?address:exact=US"] = Where<Patient>(p => p.Address.SelectMany(Brute.Parts).Contains("US")),
+        ["Patient?address:missing=true"] = Where<Patient>(p => !p.Address.SelectMany(Brute.Parts).Any(s => !string.IsNullOrWhiteSpace(s)), mayBeEmpty: true),
+        ["Patient?phonetic=mrs"] = Where<Patient>(p => Brute.StartsWith(p.Name.SelectMany(Brute.Parts), "mrs")),
         ["Device?device-name=manual"] = Where<Device>(d => Brute.StartsWith(d.DeviceName.Select(n => n.Name), "manual")),
 
         // date: every prefix, at year, month, day, minute and second precision, with offsets, on dates, dateTimes and periods
@@ -231,6 +236,8 @@ public abstract class SyntheaSearchTests(SyntheaWorld world)
         ["Patient?_sort=birthdate&_count=3"] = Sorted<Patient>(_ => true, (p => Brute.Range(p.BirthDate!).Low, false)),
         ["Patient?_sort=-birthdate,-family&_count=2"] =
             Sorted<Patient>(_ => true, (p => Brute.Range(p.BirthDate!).High, true), (p => p.Name.Select(n => Brute.Norm(n.Family!)).Max(StringComparer.Ordinal), true)),
+        ["Patient?_sort=-address,_id&_count=4"] = Sorted<Patient>(_ => true,
+            (p => p.Address.SelectMany(Brute.Parts).OfType<string>().Select(Brute.Norm).Max(StringComparer.Ordinal), true), (p => p.Id, false)),
         ["Patient?_sort=family&_count=4"] = Sorted<Patient>(_ => true, (p => p.Name.Select(n => Brute.Norm(n.Family!)).Min(StringComparer.Ordinal), false)),
         ["Encounter?subject=Patient/6a4160eb-a793-2f86-2302-378626f46cce&_sort=-date&_count=7"] =
             Sorted<Encounter>(e => e.Subject?.Reference == $"Patient/{Cummings}", (e => Brute.Range(e.Period).High, true)),
@@ -273,6 +280,9 @@ public abstract class SyntheaSearchTests(SyntheaWorld world)
             values.Any(v => v is not null && Norm(v).StartsWith(Norm(prefix), StringComparison.Ordinal));
 
         public static IEnumerable<string?> Parts(HumanName name) => [name.Family, name.Text, .. name.Given, .. name.Prefix, .. name.Suffix];
+
+        public static IEnumerable<string?> Parts(Address address) =>
+            [address.Text, .. address.Line, address.City, address.District, address.State, address.PostalCode, address.Country];
 
         /// <summary>The instants a date, dateTime or instant denotes at its precision: [low, high) in UTC ticks; no zone means UTC.</summary>
         public static (long Low, long High) Range(string? text)

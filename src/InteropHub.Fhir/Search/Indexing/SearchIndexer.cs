@@ -76,8 +76,10 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 
         var compiled = registry.For(resourceType).Values
             // _id and _lastUpdated are searched on the resource row itself (its id, its version key), never through
-            // index rows; a union of other parameters (combo-code) through theirs.
-            .Where(p => p.Name is not ("_id" or "_lastUpdated") && p.UnionOf is null && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
+            // index rows; a union of other parameters (combo-code) through theirs, and a string parameter whose parts
+            // have parameters of their own (address, name) through its own rows without those parts and theirs.
+            .Where(p => p.Name is not ("_id" or "_lastUpdated") && (p.UnionOf is null || p.PartsIndexedApart is not null)
+                && (p.Type != SearchParamType.Composite || p.Components.Count > 0))
             .Select(p => new CompiledParam(
                 p,
                 ElementPath.Compile(p.Expression, resourceType),
@@ -92,7 +94,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         switch (param.Type)
         {
             case SearchParamType.String:
-                AddStrings(entries, key, value, group);
+                AddStrings(entries, key, value, group, param.PartsIndexedApart);
                 break;
             case SearchParamType.Token:
                 AddTokens(entries, key, value, group);
@@ -127,16 +129,27 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         }
     }
 
-    private static void AddStrings(SearchIndexEntries entries, string key, Base value, int group)
+    /// <param name="apart">Parts of a name or an address that other parameters index (<see cref="SearchParam.PartsIndexedApart"/>).</param>
+    private static void AddStrings(SearchIndexEntries entries, string key, Base value, int group, IReadOnlySet<string>? apart)
     {
         switch (value)
         {
             case HumanName name:
-                AddString(entries, key, name.Family, group);
-                AddString(entries, key, name.Text, group);
-                foreach (var part in name.Given.Concat(name.Prefix).Concat(name.Suffix))
+                AddPart(name.Text, "text");
+                AddPart(name.Family, "family");
+                foreach (var given in name.Given)
                 {
-                    AddString(entries, key, part, group);
+                    AddPart(given, "given");
+                }
+
+                foreach (var prefix in name.Prefix)
+                {
+                    AddPart(prefix, "prefix");
+                }
+
+                foreach (var suffix in name.Suffix)
+                {
+                    AddPart(suffix, "suffix");
                 }
 
                 // Chinese names are written family then given without a space (张三): index the whole name too, so
@@ -149,17 +162,29 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 
                 break;
             case Address address:
-                AddString(entries, key, address.Text, group);
-                foreach (var part in address.Line.Append(address.City).Append(address.District).Append(address.State)
-                             .Append(address.PostalCode).Append(address.Country))
+                AddPart(address.Text, "text");
+                foreach (var line in address.Line)
                 {
-                    AddString(entries, key, part, group);
+                    AddPart(line, "line");
                 }
 
+                AddPart(address.City, "city");
+                AddPart(address.District, "district");
+                AddPart(address.State, "state");
+                AddPart(address.PostalCode, "postalCode");
+                AddPart(address.Country, "country");
                 break;
             case PrimitiveType { JsonValue: { } primitive }:
                 AddString(entries, key, Convert.ToString(primitive, CultureInfo.InvariantCulture), group);
                 break;
+        }
+
+        void AddPart(string? text, string part)
+        {
+            if (apart is null || !apart.Contains(part))
+            {
+                AddString(entries, key, text, group);
+            }
         }
     }
 

@@ -22,6 +22,13 @@ public sealed record SearchParam(
     /// </summary>
     public IReadOnlyList<string>? UnionOf { get; init; }
 
+    /// <summary>
+    /// For a string parameter on a name or an address whose parts have parameters of their own (Patient's
+    /// <c>address</c> and <c>address-city</c>, <c>name</c> and <c>family</c>): those parts, which its own rows leave out.
+    /// It is then a union of itself and those parameters (<see cref="UnionOf"/>), so a search reads the part once.
+    /// </summary>
+    public IReadOnlySet<string>? PartsIndexedApart { get; init; }
+
     /// <summary>The index table the values of this parameter live in (composites store one row per component).</summary>
     public IndexTable Table => TableFor(Type);
 

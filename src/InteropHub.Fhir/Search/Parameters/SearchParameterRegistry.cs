@@ -122,26 +122,55 @@ public sealed class SearchParameterRegistry
             }
         }
 
-        MarkUnions(result, resourceType);
+        MarkUnions(result, resourceType, custom?.Select(c => c.Param.Name).ToHashSet(StringComparer.Ordinal) ?? []);
         return result.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
     /// <summary>
-    /// Finds the parameters that only repeat others (<see cref="SearchParam.UnionOf"/>): those whose expression, on
-    /// this type, is made of the same alternatives as two or more other parameters of the same kind together. Their
-    /// rows would duplicate the others' (an Observation without components wrote its codes twice, once as
-    /// <c>code</c> and once as <c>combo-code</c>). Smaller unions are settled first, so a union is never made of unions.
+    /// Finds the parameters whose rows would repeat others' (<see cref="SearchParam.UnionOf"/>), so that every value is
+    /// written once:
+    /// <list type="bullet">
+    /// <item>a parameter with the same expression on this type as another of the same kind (Patient's <c>phonetic</c>
+    /// and <c>name</c>) reads that one's rows;</item>
+    /// <item>a parameter whose expression, on this type, is made of the same alternatives as two or more other
+    /// parameters of the same kind together (Observation's <c>combo-code</c> is <c>code</c> plus
+    /// <c>component-code</c>) reads theirs;</item>
+    /// <item>a string parameter on an address or a name whose parts have parameters of their own (<c>address</c> and
+    /// <c>address-city</c>, <c>name</c> and <c>family</c>) leaves those parts out of its own rows and reads theirs too
+    /// (<see cref="SearchParam.PartsIndexedApart"/>).</item>
+    /// </list>
+    /// Smaller unions are settled first, so a union is never made of unions. Custom parameters keep rows of their own:
+    /// resources written before one was added have none of its rows, nor would they have the rows it took over.
     /// </summary>
-    private static void MarkUnions(Dictionary<string, SearchParam> parameters, string resourceType)
+    private static void MarkUnions(Dictionary<string, SearchParam> parameters, string resourceType, HashSet<string> custom)
     {
         var alternatives = parameters.Values
-            .Where(p => p.Type is not (SearchParamType.Reference or SearchParamType.Special))
+            .Where(p => p.Type is not (SearchParamType.Reference or SearchParamType.Special) && !custom.Contains(p.Name))
             .Select(p => (Param: p, Parts: Alternatives(p.Expression, resourceType)))
             .Where(p => p.Parts.Count > 0)
             .OrderBy(p => p.Parts.Count)
+            .ThenBy(p => p.Param.Name, StringComparer.Ordinal)
             .ToList();
+
+        // The same expression: the parameter named after the element keeps the rows (CodeSystem's url, not system),
+        // else the first by name; the others read them.
         var unions = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (param, parts) in alternatives.Where(a => a.Parts.Count > 1))
+        var sameAs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (param, parts) in alternatives)
+        {
+            var same = alternatives.Where(a => !unions.Contains(a.Param.Name) && SameShape(a.Param, param) && a.Parts.SetEquals(parts))
+                .Select(a => a.Param.Name)
+                .OrderBy(name => parts.All(part => !part.EndsWith("." + name, StringComparison.Ordinal)))
+                .ThenBy(name => name, StringComparer.Ordinal)
+                .ToList();
+            foreach (var name in same.Skip(1))
+            {
+                unions.Add(name);
+                sameAs[name] = same[0];
+            }
+        }
+
+        foreach (var (param, parts) in alternatives.Where(a => a.Parts.Count > 1 && !unions.Contains(a.Param.Name)))
         {
             var covering = alternatives
                 .Where(a => a.Param.Name != param.Name && !unions.Contains(a.Param.Name) && SameShape(a.Param, param) && a.Parts.IsSubsetOf(parts))
@@ -152,7 +181,34 @@ public sealed class SearchParameterRegistry
                 parameters[param.Name] = param with { UnionOf = [.. covering.Select(a => a.Param.Name)] };
             }
         }
+
+        foreach (var (param, parts) in alternatives.Where(a => a.Param.Type == SearchParamType.String && a.Parts.Count == 1 && !unions.Contains(a.Param.Name)))
+        {
+            var whole = parts.Single();
+            var apart = alternatives
+                .Where(a => a.Param.Type == SearchParamType.String && a.Parts.Count == 1 && !unions.Contains(a.Param.Name)
+                    && a.Parts.Single() is var part && part.Length > whole.Length + 1 && part.StartsWith(whole + ".", StringComparison.Ordinal)
+                    && StructuredParts.Contains(part[(whole.Length + 1)..]))
+                .ToList();
+            if (apart.Count > 0)
+            {
+                parameters[param.Name] = param with
+                {
+                    UnionOf = [param.Name, .. apart.Select(a => a.Param.Name)],
+                    PartsIndexedApart = apart.Select(a => a.Parts.Single()[(whole.Length + 1)..]).ToFrozenSet(StringComparer.Ordinal),
+                };
+            }
+        }
+
+        foreach (var (name, kept) in sameAs)
+        {
+            parameters[name] = parameters[name] with { UnionOf = parameters[kept].UnionOf ?? [kept] };
+        }
     }
+
+    /// <summary>The parts of an address and of a name that the indexer writes as values of the whole (SearchIndexer.AddStrings).</summary>
+    private static readonly FrozenSet<string> StructuredParts =
+        new[] { "text", "line", "city", "district", "state", "postalCode", "country", "family", "given", "prefix", "suffix" }.ToFrozenSet(StringComparer.Ordinal);
 
     /// <summary>The alternatives (<c>a | b</c>) of an expression that apply to the resource type, as written.</summary>
     private static HashSet<string> Alternatives(string expression, string resourceType)
