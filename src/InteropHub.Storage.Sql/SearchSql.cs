@@ -174,10 +174,20 @@ public static class SearchSql
 
         // A bare code (gender=male, status=final: no system, an element bound to a handful of codes) matches a large
         // share of its type, so a reverse chain, which narrows by related data, drives before it.
-        return criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false } index && !IsBareCode(index))
-            ?? criteria.Criteria.FirstOrDefault(c => c is HasCriterion)
-            ?? criteria.Criteria.FirstOrDefault(c => c is IndexCriterion { Negated: false })
-            ?? criteria.Criteria.FirstOrDefault(c => c is CompositeCriterion or ChainCriterion or MissingCriterion { Missing: false });
+        // A union whose parts could each drive (name reads family's and given's rows too, Encounter's patient subject's
+        // of type Patient) drives like its parts.
+        return criteria.Criteria.FirstOrDefault(c => Drives(c, index => index is { Negated: false } && !IsBareCode(index), null))
+            ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(HasCriterion)))
+            ?? criteria.Criteria.FirstOrDefault(c => Drives(c, index => !index.Negated, null))
+            ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(CompositeCriterion)) || Drives(c, null, typeof(ChainCriterion))
+                || c is MissingCriterion { Missing: false });
+
+        static bool Drives(Criterion criterion, Func<IndexCriterion, bool>? index, Type? kind) => criterion switch
+        {
+            AnyCriterion any => any.Any.Count > 0 && any.Any.All(part => part is not AnyCriterion && Drives(part, index, kind)),
+            IndexCriterion found => index?.Invoke(found) == true,
+            _ => criterion.GetType() == kind,
+        };
     }
 
     /// <summary>Searched on the resource row's version key, not on index rows (see <c>Builder.LastUpdatedCondition</c>).</summary>
@@ -322,6 +332,13 @@ public static class SearchSql
             {
                 Text.Append(" IN (").AppendJoin(", ", rowsOf.Select(sql.Add)).Append(')');
             }
+            else if (key.Subset is { } subset)
+            {
+                // A narrowing reference parameter: its own rows, and the wider one's of its type.
+                var param = sql.Add(key.Param);
+                Text.Append(" IN (").Append(param).Append(", ").Append(sql.Add(subset.Param)).Append(") AND (x.param = ").Append(param)
+                    .Append(" OR x.target_type = ").Append(sql.Add(subset.TargetType)).Append(')');
+            }
             else
             {
                 Text.Append(" = ").Append(sql.Add(key.Param));
@@ -393,7 +410,9 @@ public static class SearchSql
                 {
                     var x = Alias("m");
                     Text.Append("NOT EXISTS (SELECT 1 FROM ").Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ").Append(x)
-                        .Append(".rid = ").Append(r).Append(".rid AND ").Append(x).Append(".param = ").Append(sql.Add(missing.Param)).Append(')');
+                        .Append(".rid = ").Append(r).Append(".rid AND ").Append(x).Append(".param = ").Append(sql.Add(missing.Param));
+                    OfTargetType(x, missing.TargetType);
+                    Text.Append(')');
                     break;
                 }
 
@@ -523,6 +542,7 @@ public static class SearchSql
                     var x = Alias("m");
                     Text.Append("SELECT ").Append(x).Append(".rid FROM ").Append(TableName(missing.Table)).Append(' ').Append(x).Append(" WHERE ");
                     IndexScope(x, types, missing.Param);
+                    OfTargetType(x, missing.TargetType);
                     AfterRid(x, r);
                     break;
                 }
@@ -539,6 +559,15 @@ public static class SearchSql
 
                 case CompositeCriterion composite:
                     RenderComposite(composite, r, types);
+                    break;
+                case AnyCriterion any:
+                    // Only as the driver (see Driver): each part's row ids, the outer GROUP BY or IN removing repeats.
+                    for (var i = 0; i < any.Any.Count; i++)
+                    {
+                        Text.Append(i == 0 ? "" : " UNION ALL ");
+                        RidSubquery(any.Any[i], r, types);
+                    }
+
                     break;
                 case ChainCriterion chain:
                 {
@@ -618,6 +647,14 @@ public static class SearchSql
             }
 
             Text.Append(')');
+        }
+
+        private void OfTargetType(string x, string? targetType)
+        {
+            if (targetType is not null)
+            {
+                Text.Append(" AND ").Append(x).Append(".target_type = ").Append(sql.Add(targetType));
+            }
         }
 
         private void IndexScope(string x, IReadOnlyList<string> types, string param)

@@ -108,9 +108,30 @@ public sealed class SearchIndexerTests
         Assert.Contains(new TokenIndexRow("code", "http://loinc.org", "8480-6", "systolic bp"), index.Tokens);
         Assert.Contains(new TokenIndexRow("code", "", "", "收缩压"), index.Tokens);
         Assert.Contains(new ReferenceIndexRow("subject", "Patient", "42", ""), index.References);
-        Assert.Contains(new ReferenceIndexRow("patient", "Patient", "42", ""), index.References);
+        // patient narrows subject to Patients: a reference stored here is subject's row only (SearchParam.SubsetOf).
+        Assert.DoesNotContain(index.References, r => r.Param == "patient");
         Assert.Contains(new ReferenceIndexRow("performer", "", "", "http://other.example/fhir/Practitioner/9"), index.References);
         Assert.Contains(new TokenIndexRow("performer:identifier", "urn:x", "7"), index.Tokens);
+    }
+
+    [Fact]
+    public void A_parameter_narrowing_another_to_a_type_keeps_rows_only_for_references_to_other_servers()
+    {
+        Assert.Equal(new ReferenceSubset("subject", "Patient"), SearchParameterRegistry.Default.Find("Encounter", "patient")!.SubsetOf);
+        Assert.Equal(new ReferenceSubset("participant", "Practitioner"), SearchParameterRegistry.Default.Find("Encounter", "practitioner")!.SubsetOf);
+        Assert.Equal(new ReferenceSubset("target", "Patient"), SearchParameterRegistry.Default.Find("Provenance", "patient")!.SubsetOf);
+        Assert.Null(SearchParameterRegistry.Default.Find("Encounter", "subject")!.SubsetOf);
+
+        var local = Indexer.Extract(new Encounter
+        {
+            Subject = new ResourceReference("Patient/1"),
+            Participant = [new Encounter.ParticipantComponent { Individual = new ResourceReference("Practitioner/2") }],
+        });
+        Assert.Equal(["participant:Practitioner/2", "subject:Patient/1"],
+            local.References.Select(r => $"{r.Param}:{r.TargetType}/{r.TargetId}").Order(StringComparer.Ordinal));
+
+        var external = Indexer.Extract(new Encounter { Subject = new ResourceReference("http://other.example/fhir/Patient/9") });
+        Assert.Equal(["patient", "subject"], external.References.Select(r => r.Param).Order(StringComparer.Ordinal));
     }
 
     [Fact]

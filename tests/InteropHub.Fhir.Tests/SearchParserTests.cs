@@ -149,7 +149,27 @@ public sealed class SearchParserTests
         var organization = Assert.Single(Assert.IsType<ChainCriterion>(patient.Inner).Targets);
         Assert.Equal("Organization", organization.ResourceType);
         Assert.Equal(("Patient", "organization"), (has.SourceType, has.Param));
-        Assert.Equal(("Observation", "patient"), (Assert.IsType<HasCriterion>(has.Inner).SourceType, "patient"));
+        // Observation's patient narrows subject to Patients: the _has reads both parameters' rows.
+        var inner = Assert.IsType<AnyCriterion>(has.Inner).Any.Cast<HasCriterion>().Select(h => (h.SourceType, h.Param));
+        Assert.Equal([("Observation", "patient"), ("Observation", "subject")], inner);
+    }
+
+    [Fact]
+    public void A_parameter_narrowing_another_to_a_type_also_searches_the_wider_ones_references_of_that_type()
+    {
+        var value = Assert.IsType<AnyCriterion>(One("Encounter", "patient=123,Patient/7"));
+        Assert.Equal(["patient: (, 123) (Patient, 7)", "subject: (Patient, 123) (Patient, 7)"],
+            value.Any.Cast<IndexCriterion>().Select(c => $"{c.Param}: " + string.Join(" ", c.AnyOf.Cast<ReferenceCondition>().Select(r => $"({r.TargetType}, {r.TargetId})"))));
+
+        // Another server's URL is only ever a row of the parameter itself.
+        Assert.Equal("patient", Assert.IsType<IndexCriterion>(One("Encounter", "patient=http://other.example/fhir/Patient/1")).Param);
+
+        var missing = Assert.IsType<AllCriterion>(One("Encounter", "practitioner:missing=true"));
+        Assert.Equal([("practitioner", null), ("participant", "Practitioner")], missing.All.Cast<MissingCriterion>().Select(m => (m.Param, m.TargetType)));
+
+        var chain = Assert.IsType<AnyCriterion>(One("Provenance", "patient.name=张"));
+        Assert.Equal(["patient", "target"], chain.Any.Cast<ChainCriterion>().Select(c => c.Param));
+        Assert.Equal(["Patient"], chain.Any.Cast<ChainCriterion>().Last().Targets.Select(t => t.ResourceType));
     }
 
     [Fact]

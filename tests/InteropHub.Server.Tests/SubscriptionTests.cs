@@ -51,6 +51,22 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_subscription_on_a_narrowing_parameter_gets_the_Tasks_for_its_patient_only()
+    {
+        // Task's patient is for.where(resolve() is Patient): its local references are rows of subject (Task.for) only.
+        var forP = await NewReceiverAsync();
+        var forQ = await NewReceiverAsync();
+        await SubscribeAsync($"Task?patient=Patient/p-{_suffix}", forP);
+        await SubscribeAsync($"Task?patient=q-{_suffix}", forQ);
+
+        var taskP = await CreateTaskForAsync($"Patient/p-{_suffix}");
+        var taskQ = await CreateTaskForAsync($"Patient/q-{_suffix}");
+
+        Assert.Equal(taskP.Id, Parse<FhirTask>(await forP.NextAsync()).Id);
+        Assert.Equal(taskQ.Id, Parse<FhirTask>(await forQ.NextAsync()).Id);
+    }
+
+    [Fact]
     public async Task Several_updates_of_a_Task_are_delivered_once_each_in_order()
     {
         var receiver = await NewReceiverAsync();
@@ -306,6 +322,15 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     private async Task<FhirTask> CreateTaskAsync(string owner, HttpClient? client = null)
     {
         var response = await (client ?? Client).PostAsync("/fhir/Task", Fhir.Content(NewTask(owner)));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return await Fhir.Read<FhirTask>(response);
+    }
+
+    private async Task<FhirTask> CreateTaskForAsync(string patient)
+    {
+        var task = NewTask(OwnerY);
+        task.For = new ResourceReference(patient);
+        var response = await Client.PostAsync("/fhir/Task", Fhir.Content(task));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         return await Fhir.Read<FhirTask>(response);
     }

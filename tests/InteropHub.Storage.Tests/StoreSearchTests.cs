@@ -133,6 +133,38 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_parameter_narrowing_another_to_a_type_matches_only_references_to_that_type()
+    {
+        // Observation's patient is subject.where(resolve() is Patient): a local subject is kept once, as a subject
+        // row, and patient reads those of type Patient; a reference to another server stays a row of its own.
+        await SeedWorldAsync();
+        await PutAsync(new Group { Id = "g1", Type = Group.GroupType.Person, Actual = true });
+        await PutAsync(new Observation
+        {
+            Id = "og", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6"), Subject = new ResourceReference("Group/g1"),
+        });
+        await PutAsync(new Observation
+        {
+            Id = "ox", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6"),
+            Subject = new ResourceReference("http://other.example/fhir/Patient/9"),
+        });
+
+        Assert.Equal(["o1", "o3"], await FindIdsAsync("Observation", "patient=p1"));
+        Assert.Empty(await FindIdsAsync("Observation", "patient=g1"));
+        Assert.Equal(["og"], await FindIdsAsync("Observation", "subject=g1"));
+        Assert.Equal(["ox"], await FindIdsAsync("Observation", "patient=http://other.example/fhir/Patient/9"));
+        Assert.Equal(["o4", "og"], await FindIdsAsync("Observation", "patient:missing=true"));
+        Assert.Equal(["o1", "o2", "o3", "ox"], await FindIdsAsync("Observation", "patient:missing=false"));
+        Assert.Equal(["o1", "o3"], await FindIdsAsync("Observation", "patient.name=张"));
+        Assert.Equal(["p1"], await FindIdsAsync("Patient", "_has:Observation:patient:code=8480-6"));
+        Assert.Empty(await FindIdsAsync("Group", "_has:Observation:patient:code=8480-6"));
+        Assert.Equal(["g1"], await FindIdsAsync("Group", "_has:Observation:subject:code=8480-6"));
+        // By the reference's sort text ('/' + URL for another server's, before Patient/p1 and Patient/p2); the Group's
+        // subject is no patient, so og sorts last.
+        Assert.Equal(["ox", "o1", "o2", "og"], await PagedIdsAsync("Observation", "_sort=patient,_id&code=8480-6,8339-4", pageSize: 3));
+    }
+
+    [Fact]
     public async Task An_update_replaces_the_index_rows_and_a_delete_removes_them()
     {
         await SeedWorldAsync();

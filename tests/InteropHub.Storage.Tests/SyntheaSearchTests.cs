@@ -225,6 +225,21 @@ public abstract class SyntheaSearchTests(SyntheaWorld world)
             w => w.Of<Patient>().Where(p => p.Id == Schmitt),
             (w, _) => w.Of<Immunization>().Where(i => i.Patient?.Reference == $"Patient/{Schmitt}")),
 
+        // a parameter narrowing another to a type (Encounter's patient is subject.where(resolve() is Patient)) keeps no
+        // rows for references stored here: it reads the wider one's, in searches, chains, _has, sorts and includes
+        ["Encounter?class=EMER&_include=Encounter:patient"] = new(
+            w => w.Of<Encounter>().Where(e => e.Class?.Code == "EMER"),
+            (w, matches) => matches.OfType<Encounter>().Select(e => w.Resolve<Patient>(e.Subject)).OfType<Patient>()),
+        ["Patient?_id=63ee2253-bdd5-da55-2ad2-b4984d0ad700&_revinclude=Encounter:patient"] = new(
+            w => w.Of<Patient>().Where(p => p.Id == Schmitt),
+            (w, _) => w.Of<Encounter>().Where(e => e.Subject?.Reference == $"Patient/{Schmitt}")),
+        ["Encounter?patient.family=cole"] =
+            Where<Encounter>((w, e) => w.Resolve<Patient>(e.Subject) is { } p && Brute.StartsWith(p.Name.Select(n => n.Family), "cole")),
+        ["Patient?_has:Encounter:patient:class=EMER"] =
+            Where<Patient>((w, p) => w.Of<Encounter>().Any(e => e.Subject?.Reference == $"Patient/{p.Id}" && e.Class?.Code == "EMER")),
+        ["Encounter?patient:missing=true"] = Where<Encounter>(e => e.Subject?.Reference?.StartsWith("Patient/", StringComparison.Ordinal) != true, mayBeEmpty: true),
+        ["Encounter?_sort=-patient,_id&_count=6"] = Sorted<Encounter>(_ => true, (e => e.Subject?.Reference, true), (e => e.Id, false)),
+
         // common parameters
         ["Patient?_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"] =
             Where<Patient>(p => p.Meta?.Profile.Contains("http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient") == true),

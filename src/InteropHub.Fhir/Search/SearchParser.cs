@@ -225,7 +225,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             return each.All(IsNegative) ? new AllCriterion(each) : new AnyCriterion(each);
         }
 
-        return dot < 0 ? ParseValue(resourceType, param, modifier, name, value) : ParseChain(resourceType, param, modifier, name, name[(dot + 1)..], value, depth);
+        var criterion = dot < 0 ? ParseValue(resourceType, param, modifier, name, value) : ParseChain(resourceType, param, modifier, name, name[(dot + 1)..], value, depth);
+        return param.SubsetOf is { } subset ? subset.Widen(criterion) : criterion;
     }
 
     private static bool IsNegative(Criterion criterion) =>
@@ -286,7 +287,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     }
 
     /// <summary><c>_has:Type:reference:parameter=value</c>, where parameter may itself be a <c>_has</c>.</summary>
-    private HasCriterion ParseHas(string resourceType, string name, string value, int depth)
+    private Criterion ParseHas(string resourceType, string name, string value, int depth)
     {
         var parts = name.Split(':', 4);
         if (parts.Length < 4 || parts[1].Length == 0 || parts[2].Length == 0 || parts[3].Length == 0)
@@ -311,7 +312,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             throw new InvalidInputException($"{source}.{reference} cannot refer to a {resourceType}.", name);
         }
 
-        return new HasCriterion(source, reference, Parse(source, rest, value, depth + 1));
+        var has = new HasCriterion(source, reference, Parse(source, rest, value, depth + 1));
+        return param.SubsetOf is { } subset && subset.TargetType == resourceType ? new AnyCriterion([has, has with { Param = subset.Param }]) : has;
     }
 
     private Criterion ParseValue(string resourceType, SearchParam param, string? modifier, string name, string value)
@@ -612,7 +614,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
             }
 
-            yield return new SortClause(name, param.Table, descending, param.UnionOf);
+            yield return new SortClause(name, param.Table, descending, param.UnionOf, param.SubsetOf);
         }
     }
 
@@ -655,7 +657,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 : $"{name}={value} starts from {source}, but the search is for {resourceTypes[0]}; use _include:iterate to follow included resources.", name);
         }
 
-        return new IncludeSpec(source, code, target, iterate);
+        return new IncludeSpec(source, code, target, iterate, param.SubsetOf);
     }
 
     /// <summary>

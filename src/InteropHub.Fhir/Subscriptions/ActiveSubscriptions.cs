@@ -79,9 +79,17 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
     /// owner) only the ones that can match cost a query.
     /// </summary>
     private static bool MayMatch(RestHookSubscription subscription, SearchIndexEntries index) =>
-        subscription.Criteria.Criteria.All(criterion => criterion is not IndexCriterion { Negated: false, Table: IndexTable.References } reference
-            || reference.AnyOf.Any(condition => condition is not ReferenceCondition target || index.References.Any(row => row.Param == reference.Param
-                && (target.Url is { } url ? row.Url == url : row.TargetId == (target.TargetId ?? "") && (target.TargetType is null || row.TargetType == target.TargetType)))));
+        subscription.Criteria.Criteria.All(criterion => MayMatch(criterion, index));
+
+    /// <summary>A union (Task's patient reads subject's rows of type Patient too) may match when one of its parts may.</summary>
+    private static bool MayMatch(Criterion criterion, SearchIndexEntries index) => criterion switch
+    {
+        IndexCriterion { Negated: false, Table: IndexTable.References } reference => reference.AnyOf.Any(condition => condition is not ReferenceCondition target
+            || index.References.Any(row => row.Param == reference.Param
+                && (target.Url is { } url ? row.Url == url : row.TargetId == (target.TargetId ?? "") && (target.TargetType is null || row.TargetType == target.TargetType)))),
+        AnyCriterion any => any.Any.Any(part => MayMatch(part, index)),
+        _ => true,
+    };
 
     /// <summary>Rebuilds the set from the committed active Subscriptions.</summary>
     public async Task ReloadAsync(IResourceStore store, CancellationToken ct)

@@ -158,6 +158,13 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             {
                 var sources = frontier.Where(m => include.SourceType == "*" || m.ResourceType == include.SourceType).Select(m => m.Rid).ToList();
                 var keys = await store.FindReferencesAsync(sources, include.Param, include.TargetType, options.MaxIncludes + 1, ct);
+                if (include.Subset is { } subset && (include.TargetType is null || include.TargetType == subset.TargetType))
+                {
+                    // Its references to resources stored here are the wider parameter's rows of the type.
+                    var wider = await store.FindReferencesAsync(sources, subset.Param, subset.TargetType, options.MaxIncludes + 1, ct);
+                    keys = [.. keys.Union(wider)];
+                }
+
                 foreach (var group in keys.Where(k => !seen.Contains((k.ResourceType, k.Id))).GroupBy(k => k.ResourceType))
                 {
                     var byId = new SearchCriteria([group.Key], [new IdCriterion(group.Select(k => k.Id).ToList())], [], []);
@@ -168,7 +175,8 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             foreach (var include in query.RevIncludes.Where(i => (round == 0 || i.Iterate) && i.Param is not null))
             {
                 var targets = frontier.Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
-                var referring = new SearchCriteria([include.SourceType], [new IndexCriterion(include.Param!, IndexTable.References, targets)], [], []);
+                Criterion criterion = new IndexCriterion(include.Param!, IndexTable.References, targets);
+                var referring = new SearchCriteria([include.SourceType], [include.Subset?.Widen(criterion) ?? criterion], [], []);
                 found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
             }
 

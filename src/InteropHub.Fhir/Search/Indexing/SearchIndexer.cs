@@ -124,7 +124,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 
                 break;
             case SearchParamType.Reference:
-                AddReference(entries, key, value, group);
+                AddReference(entries, key, value, group, param.SubsetOf is not null);
                 break;
         }
     }
@@ -325,12 +325,14 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
         }
     }
 
-    private void AddReference(SearchIndexEntries entries, string key, Base value, int group)
+    /// <param name="narrowing">A parameter that narrows another to one type (<see cref="SearchParam.SubsetOf"/>): a
+    /// reference to a resource stored here is that one's row already.</param>
+    private void AddReference(SearchIndexEntries entries, string key, Base value, int group, bool narrowing = false)
     {
         switch (value)
         {
             case ResourceReference reference:
-                if (ReferenceText.Parse(reference.Reference, _localBase) is { } target)
+                if (ReferenceText.Parse(reference.Reference, _localBase) is { } target && !(narrowing && target.Id.Length > 0))
                 {
                     entries.References.Add(new ReferenceIndexRow(key, target.Type, target.Id, target.Url, group));
                 }

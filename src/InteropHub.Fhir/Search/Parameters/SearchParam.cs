@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using InteropHub.Fhir.Search.Query;
 
 namespace InteropHub.Fhir.Search.Parameters;
 
@@ -29,6 +30,14 @@ public sealed record SearchParam(
     /// </summary>
     public IReadOnlySet<string>? PartsIndexedApart { get; init; }
 
+    /// <summary>
+    /// For a reference parameter that is another one narrowed to one target type (Encounter's <c>patient</c> is
+    /// <c>subject.where(resolve() is Patient)</c>): that parameter and the type. A reference to a resource stored here
+    /// is then kept once, as a row of the wider parameter with its type; only other references (to another server's
+    /// URL) are rows of this parameter. Searches, includes and compartments read both (<see cref="ReferenceSubset.Widen"/>).
+    /// </summary>
+    public ReferenceSubset? SubsetOf { get; init; }
+
     /// <summary>The index table the values of this parameter live in (composites store one row per component).</summary>
     public IndexTable Table => TableFor(Type);
 
@@ -52,6 +61,35 @@ public sealed record SearchParam(
 
     /// <summary>The token index key under which an identifier parameter keeps type|value pairs (for <c>:of-type</c>).</summary>
     public static string OfTypeKey(string identifier) => identifier + ":of-type";
+}
+
+/// <summary>The wider reference parameter and the target type that narrow it (<see cref="SearchParam.SubsetOf"/>).</summary>
+public sealed record ReferenceSubset(string Param, string TargetType)
+{
+    /// <summary>
+    /// A criterion on the narrowing parameter that also reads the wider one's rows of the type: its references to
+    /// resources stored here are kept there.
+    /// </summary>
+    public Criterion Widen(Criterion criterion)
+    {
+        switch (criterion)
+        {
+            case IndexCriterion { Table: IndexTable.References, Negated: false } index:
+                var local = index.AnyOf.OfType<ReferenceCondition>()
+                    .Where(c => c.Url is null && (c.TargetType is null || c.TargetType == TargetType))
+                    .Select(c => (IndexCondition)(c with { TargetType = TargetType }))
+                    .ToList();
+                return local.Count == 0 ? criterion : new AnyCriterion([criterion, new IndexCriterion(Param, IndexTable.References, local)]);
+            case MissingCriterion { Table: IndexTable.References } missing:
+                var wider = new MissingCriterion(Param, IndexTable.References, missing.Missing) { TargetType = TargetType };
+                return missing.Missing ? new AllCriterion([criterion, wider]) : new AnyCriterion([criterion, wider]);
+            case ChainCriterion chain:
+                var targets = chain.Targets.Where(t => t.ResourceType == TargetType).ToList();
+                return targets.Count == 0 ? criterion : new AnyCriterion([criterion, new ChainCriterion(Param, targets)]);
+            default:
+                return criterion;
+        }
+    }
 }
 
 /// <param name="Param">The component's own parameter (its type decides how the component is indexed and parsed).</param>

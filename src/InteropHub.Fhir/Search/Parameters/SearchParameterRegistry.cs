@@ -204,6 +204,38 @@ public sealed class SearchParameterRegistry
         {
             parameters[name] = parameters[name] with { UnionOf = parameters[kept].UnionOf ?? [kept] };
         }
+
+        MarkSubsets(parameters, resourceType, custom);
+    }
+
+    /// <summary>
+    /// Finds the reference parameters that narrow another to one type (<see cref="SearchParam.SubsetOf"/>): the only
+    /// alternative on this type is <c>E.where(resolve() is T)</c> and another parameter's is <c>E</c>.
+    /// </summary>
+    private static void MarkSubsets(Dictionary<string, SearchParam> parameters, string resourceType, HashSet<string> custom)
+    {
+        const string resolve = ".where(resolve() is ";
+        var references = parameters.Values
+            .Where(p => p.Type == SearchParamType.Reference && !custom.Contains(p.Name))
+            .Select(p => (Param: p, Parts: Alternatives(p.Expression, resourceType)))
+            .Where(p => p.Parts.Count == 1)
+            .Select(p => (p.Param, Path: p.Parts.Single()))
+            .ToList();
+        foreach (var (param, path) in references)
+        {
+            var at = path.IndexOf(resolve, StringComparison.Ordinal);
+            if (at <= 0 || !path.EndsWith(')') || path[(at + resolve.Length)..^1] is not { Length: > 0 } type || !type.All(char.IsAsciiLetter))
+            {
+                continue;
+            }
+
+            var wider = path[..at];
+            if (references.FirstOrDefault(r => r.Path == wider && r.Param.Name != param.Name) is { Param: { } whole }
+                && (whole.Targets.Count == 0 || whole.Targets.Contains(type)))
+            {
+                parameters[param.Name] = param with { SubsetOf = new ReferenceSubset(whole.Name, type) };
+            }
+        }
     }
 
     /// <summary>The parts of an address and of a name that the indexer writes as values of the whole (SearchIndexer.AddStrings).</summary>

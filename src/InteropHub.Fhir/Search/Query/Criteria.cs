@@ -75,7 +75,11 @@ public abstract record Criterion;
 public sealed record IndexCriterion(string Param, IndexTable Table, IReadOnlyList<IndexCondition> AnyOf, bool Negated = false) : Criterion;
 
 /// <summary><c>:missing</c>: the resource has (false) or has no (true) index row for the parameter.</summary>
-public sealed record MissingCriterion(string Param, IndexTable Table, bool Missing) : Criterion;
+public sealed record MissingCriterion(string Param, IndexTable Table, bool Missing) : Criterion
+{
+    /// <summary>For references: only rows pointing to a resource of this type count.</summary>
+    public string? TargetType { get; init; }
+}
 
 /// <summary><c>_id</c>, compared on the resource row itself.</summary>
 public sealed record IdCriterion(IReadOnlyList<string> Ids, bool Negated = false) : Criterion;
@@ -115,13 +119,13 @@ public sealed record AllCriterion(IReadOnlyList<Criterion> All) : Criterion;
 /// <summary>One sort key of <c>_sort</c> (search.html#sort).</summary>
 /// <param name="Param">A parameter code, or <c>_id</c> / <c>_lastUpdated</c>, which sort on the resource row.</param>
 /// <param name="RowsOf">The parameters whose index rows hold the values (a union parameter's); null: <paramref name="Param"/>'s own.</param>
-public sealed record SortClause(string Param, IndexTable Table, bool Descending, IReadOnlyList<string>? RowsOf = null);
+public sealed record SortClause(string Param, IndexTable Table, bool Descending, IReadOnlyList<string>? RowsOf = null, ReferenceSubset? Subset = null);
 
 /// <summary>
 /// <c>_include</c> / <c>_revinclude</c> (search.html#include): resources of <see cref="SourceType"/> reference
 /// through <see cref="Param"/> (null = every reference parameter) resources of <see cref="TargetType"/> (null = any).
 /// </summary>
-public sealed record IncludeSpec(string SourceType, string? Param, string? TargetType, bool Iterate);
+public sealed record IncludeSpec(string SourceType, string? Param, string? TargetType, bool Iterate, ReferenceSubset? Subset = null);
 
 /// <summary>At least one of the criteria (a compartment: any of the parameters that link a resource to it).</summary>
 public sealed record AnyCriterion(IReadOnlyList<Criterion> Any) : Criterion;
