@@ -43,7 +43,7 @@ app.MapReferEndpoints();
 app.MapReferralMetricsEndpoints();
 app.MapAdapterEndpoints();
 app.MapReindexEndpoints();
-app.Run();
+await app.RunAsync();
 
 /// <summary>The entry point, public so the HTTP tests can host it with WebApplicationFactory.</summary>
 public partial class Program;

@@ -237,6 +237,48 @@ public sealed class PostgresStoreTests : StoreConformanceTests
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(plan.ToString(), @"SubPlan \d+\s*\n"));
     }
 
+    [Fact]
+    public async Task A_resource_write_maintains_four_indexes_and_the_joins_from_index_rows_use_the_unique_key()
+    {
+        await Store.LoadBulkPatientsAsync(20);
+        await using var connection = new NpgsqlConnection(Location);
+        await connection.OpenAsync(Ct);
+        var indexes = new List<string>();
+        await using (var list = new NpgsqlCommand("SELECT indexname FROM pg_indexes WHERE tablename = 'resource' ORDER BY indexname", connection))
+        await using (var reader = await list.ExecuteReaderAsync(Ct))
+        {
+            while (await reader.ReadAsync(Ct))
+            {
+                indexes.Add(reader.GetString(0));
+            }
+        }
+
+        Assert.Equal(["ix_resource_type_last_key", "ix_resource_type_rid", "resource_pkey", "uq_resource_type_id"], indexes);
+
+        // Chains and reverse chains join index rows (text compared byte-wise) to resources by type and id: the unique
+        // key serves that join only if it compares the same way (else PostgreSQL hashed every resource of the type).
+        await using (var off = new NpgsqlCommand("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off", connection))
+        {
+            await off.ExecuteNonQueryAsync(Ct);
+        }
+
+        await using var explain = new NpgsqlCommand("""
+            EXPLAIN SELECT t.rid FROM search_reference x JOIN resource t ON t.resource_type = x.target_type AND t.id = x.target_id
+            WHERE x.resource_type = 'Observation' AND x.param = 'subject'
+            """, connection);
+        var plan = new System.Text.StringBuilder();
+        await using (var reader = await explain.ExecuteReaderAsync(Ct))
+        {
+            while (await reader.ReadAsync(Ct))
+            {
+                plan.AppendLine(reader.GetString(0));
+            }
+        }
+
+        Assert.Matches(@"Index (Only )?Scan using uq_resource_type_id on resource t[^\n]*\n\s+Index Cond: \(\(resource_type = x\.target_type\) AND \(id = x\.target_id\)\)",
+            plan.ToString());
+    }
+
     [Theory]
     [InlineData("gender=male&_has:Observation:subject:code=8867-4", "search_reference")]
     [InlineData("_has:Observation:subject:code=8867-4&gender=male", "search_reference")]
