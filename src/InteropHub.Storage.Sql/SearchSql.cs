@@ -184,7 +184,10 @@ public static class SearchSql
 
         static bool Drives(Criterion criterion, Func<IndexCriterion, bool>? index, Type? kind) => criterion switch
         {
-            AnyCriterion any => any.Any.Count > 0 && any.Any.All(part => part is not AnyCriterion && Drives(part, index, kind)),
+            // Not a union of "any resource of a type" (a Patient-level export's link to any patient): it matches most
+            // rows, and paging by row id would read all of them for every page.
+            AnyCriterion any => any.Any.Count > 0
+                && any.Any.All(part => part is not AnyCriterion and not IndexCriterion { AnyOf: [ReferenceCondition { TargetId: null, Url: null }] } && Drives(part, index, kind)),
             IndexCriterion found => index?.Invoke(found) == true,
             _ => criterion.GetType() == kind,
         };
@@ -202,6 +205,7 @@ public static class SearchSql
         IndexCriterion { Param: LastUpdated } or MissingCriterion { Param: LastUpdated } => true,
         AllCriterion all => all.All.Any(NeedsResourceRow),
         AnyCriterion any => any.Any.Any(NeedsResourceRow),
+        OfTypeCriterion => true,
         _ => false,
     };
 
@@ -393,6 +397,11 @@ public static class SearchSql
                     // type testing each (a chain into name=, which reads family's and given's rows too, took 130 ms).
                     Text.Append(r).Append(".rid IN (");
                     RidSubquery(any, r, types);
+                    Text.Append(')');
+                    break;
+                case OfTypeCriterion typed:
+                    Text.Append('(').Append(r).Append(".resource_type = ").Append(sql.Add(typed.ResourceType)).Append(" AND ");
+                    Render(typed.Inner, r, [typed.ResourceType]);
                     Text.Append(')');
                     break;
                 case AnyCriterion any:

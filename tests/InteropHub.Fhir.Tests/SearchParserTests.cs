@@ -128,6 +128,21 @@ public sealed class SearchParserTests
     }
 
     [Fact]
+    public void Over_several_types_a_parameter_is_read_and_sorted_as_each_type_defines_it()
+    {
+        var query = Parser.ParseQuery(["Organization", "Patient"], SearchParser.SplitQueryString("Organization", "name=x&_sort=name"), lenient: false);
+
+        var each = Assert.IsType<AnyCriterion>(Assert.Single(query.Criteria.Criteria)).Any.Cast<OfTypeCriterion>().ToList();
+        Assert.Equal(["Organization", "Patient"], each.Select(c => c.ResourceType));
+        Assert.IsType<IndexCriterion>(each[0].Inner);
+        Assert.IsType<AnyCriterion>(each[1].Inner);
+        Assert.Equal(["family", "given", "name"], Assert.Single(query.Sort).RowsOf!.Order(StringComparer.Ordinal));
+
+        var sort = Assert.Single(Parser.ParseQuery(["Immunization", "Encounter"], [new("_sort", "patient")], lenient: false).Sort);
+        Assert.Equal(new ReferenceSubset("subject", "Patient"), sort.Subset);
+    }
+
+    [Fact]
     public void Reference_values_are_local_by_type_and_id_or_kept_as_url()
     {
         Assert.Equal(new ReferenceCondition("Patient", "1", null), Condition("Observation", "subject=Patient/1"));

@@ -297,6 +297,22 @@ public sealed class PostgresStoreTests : StoreConformanceTests
         Assert.StartsWith(drivingTable, driver[(driver.IndexOf(" FROM ", StringComparison.Ordinal) + 6)..], StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("p1", true)]
+    [InlineData(null, false)]
+    public void A_union_of_links_drives_a_search_for_one_patient_but_not_for_any_patient(string? patient, bool drives)
+    {
+        // A compartment (the links to Patient/p1) is a few rows; a Patient-level export's link to any patient matches
+        // most rows, and driving by it would read all of them for every page.
+        var links = InteropHub.Fhir.Resources.Search.Compartments.Links("Observation", "Patient",
+            [new InteropHub.Fhir.Search.Query.ReferenceCondition("Patient", patient, null)], InteropHub.Fhir.Search.Parameters.SearchParameterRegistry.Default);
+        var criteria = InteropHub.Fhir.Search.SearchCriteria.ParseQueryString("Observation", "").And(new InteropHub.Fhir.Search.Query.AnyCriterion(links));
+
+        var sql = InteropHub.Storage.Sql.SearchSql.Find(criteria, [], null, 50, InteropHub.Storage.Sql.SqlDialect.Postgres).ToString();
+
+        Assert.Equal(drives, sql.Contains("FROM (SELECT d.rid FROM (", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Advisory_lock_keys_are_the_same_in_every_process()
     {

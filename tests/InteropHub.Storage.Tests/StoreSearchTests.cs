@@ -285,6 +285,26 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(["Observation/o1", "Patient/p1"], matches.Select(m => $"{m.ResourceType}/{m.Id}").Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task A_search_over_several_types_reads_each_types_rows_as_that_type_defines_the_parameter()
+    {
+        // Immunization's patient has rows of its own; Encounter's and RiskAssessment's are subject's of type Patient;
+        // Patient's name reads given's rows too, Person's only its own.
+        await SeedWorldAsync();
+        await PutAsync(new Immunization
+        {
+            Id = "im1", Status = Immunization.ImmunizationStatusCodes.Completed, VaccineCode = new CodeableConcept("http://hl7.org/fhir/sid/cvx", "08"),
+            Patient = new ResourceReference("Patient/p1"), Occurrence = new FhirDateTime("2024-03-01"),
+        });
+
+        var byPatient = SearchParser.Default.ParseQuery(["Immunization", "Encounter", "RiskAssessment"], [new("patient", "p1")], lenient: false);
+        var byName = SearchParser.Default.ParseQuery(["Person", "Patient"], [new("name", "三")], lenient: false);
+
+        Assert.Equal(["Encounter/e1", "Immunization/im1", "RiskAssessment/r1"],
+            (await Store.FindAsync(byPatient.Criteria, [], null, 10, Ct)).Select(m => $"{m.ResourceType}/{m.Id}").Order(StringComparer.Ordinal));
+        Assert.Equal(["Patient/p1"], (await Store.FindAsync(byName.Criteria, [], null, 10, Ct)).Select(m => $"{m.ResourceType}/{m.Id}"));
+    }
+
     private async Task<List<string>> PagedIdsAsync(string type, string queryString, int pageSize)
     {
         var pairs = SearchParser.SplitQueryString(type, queryString);

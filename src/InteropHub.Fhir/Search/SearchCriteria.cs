@@ -33,6 +33,9 @@ public sealed class SearchCriteria
 
     public bool IsEmpty => Criteria.Count == 0;
 
+    /// <summary>These criteria and one more (a compartment's links, an export's patients), ahead of the others.</summary>
+    public SearchCriteria And(Criterion criterion) => new(ResourceTypes, [criterion, .. Criteria], Applied, Ignored);
+
     /// <summary>
     /// A canonical text of the criteria (type plus the applied parameters, sorted), used as the lock key of
     /// conditional writes: two requests with the same criteria in any order lock the same key.

@@ -188,8 +188,19 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 : $"Search parameter '{name}' is not defined for every one of the types {string.Join(", ", resourceTypes)}.", name);
         }
 
+        if (resourceTypes.Count > 1 && resourceTypes.Select(t => registry.Find(t, head)).DistinctBy(ReadFrom).Skip(1).Any())
+        {
+            // The types keep the parameter's values in different rows (Encounter's patient in subject's, Immunization's
+            // in its own): each type's resources are searched as that type defines it.
+            return new AnyCriterion(resourceTypes.Select(t => (Criterion)new OfTypeCriterion(t, Parse(t, name, value, 0))).ToList());
+        }
+
         return Parse(resourceTypes.Count == 0 ? "Patient" : resourceTypes[0], name, value, 0);
     }
+
+    /// <summary>Where a parameter's values are read from: its own rows, or others' too.</summary>
+    private static string ReadFrom(SearchParam? param) =>
+        $"{string.Join(",", param?.UnionOf ?? [])}|{string.Join(",", (param?.PartsIndexedApart ?? new HashSet<string>()).Order(StringComparer.Ordinal))}|{param?.SubsetOf}";
 
     private static string HeadName(string name)
     {
@@ -609,6 +620,17 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             }
 
             var param = Searchable(resourceTypes.Count == 1 ? registry.Find(resourceTypes[0], name) : registry.Shared(resourceTypes).FirstOrDefault(p => p.Name == name), "_sort");
+            if (param is not null && resourceTypes.Count > 1)
+            {
+                // Several types: the rows every type reads the parameter's values from.
+                var each = resourceTypes.Select(t => registry.Find(t, name)!).ToList();
+                param = param with
+                {
+                    UnionOf = each.Any(p => p.UnionOf is not null) ? [.. each.SelectMany(p => p.UnionOf ?? [p.Name]).Distinct()] : null,
+                    SubsetOf = each.Select(p => p.SubsetOf).FirstOrDefault(s => s is not null),
+                };
+            }
+
             if (param is null || param.Table == IndexTable.None)
             {
                 throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Search.Query;
@@ -86,7 +87,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
 
     /// <summary>The types of the patient compartment: Patient and every type with a reference parameter that may point to a Patient.</summary>
     public IReadOnlyList<string> CompartmentTypes => ResourceTypes.All
-        .Where(t => t == "Patient" || PatientLinks(t).Any()).OrderBy(t => t, StringComparer.Ordinal).ToList();
+        .Where(t => t == "Patient" || LinksToPatients(t)).OrderBy(t => t, StringComparer.Ordinal).ToList();
 
     public async Task<ExportJob> StartAsync(ExportRequest request, CancellationToken ct)
     {
@@ -270,24 +271,15 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
     }
 
-    private IEnumerable<string> PatientLinks(string type) =>
-        parser.Registry.For(type).Values.Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains("Patient")).Select(p => p.Name);
+    private bool LinksToPatients(string type) => Compartments.Links(type, "Patient", [], parser.Registry).Count > 0;
 
     /// <summary>In some patient's compartment.</summary>
-    private AnyCriterion AnyPatient(string type) =>
-        new(PatientLinks(type).Select(p => (Criterion)new IndexCriterion(p, IndexTable.References, [new ReferenceCondition("Patient", null, null)])).ToList());
+    private AnyCriterion AnyPatient(string type) => new(Compartments.Links(type, "Patient", [new ReferenceCondition("Patient", null, null)], parser.Registry));
 
     /// <summary>One of the patients, or in the compartment of one of them.</summary>
-    private Criterion Members(string type, IReadOnlyList<string> patients)
-    {
-        if (type == "Patient")
-        {
-            return new IdCriterion(patients);
-        }
-
-        var targets = patients.Select(id => (IndexCondition)new ReferenceCondition("Patient", id, null)).ToList();
-        return new AnyCriterion(PatientLinks(type).Select(p => (Criterion)new IndexCriterion(p, IndexTable.References, targets)).ToList());
-    }
+    private Criterion Members(string type, IReadOnlyList<string> patients) => type == "Patient"
+        ? new IdCriterion(patients)
+        : new AnyCriterion(Compartments.Links(type, "Patient", patients.Select(id => new ReferenceCondition("Patient", id, null)).ToList(), parser.Registry));
 
     /// <summary>The ids of the Patients a Group lists as (active) members.</summary>
     private async Task<IReadOnlyList<string>> GroupMembersAsync(string groupId, CancellationToken ct)

@@ -34,17 +34,24 @@ public static class Compartments
             links.Add(new IdCriterion([compartment.Id]));
         }
 
-        var target = new ReferenceCondition(compartment.ResourceType, compartment.Id, null);
-        foreach (var param in registry.For(type).Values.Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains(compartment.ResourceType)))
-        {
-            links.Add(new IndexCriterion(param.Name, IndexTable.References, [target]));
-        }
+        links.AddRange(Links(type, compartment.ResourceType, [new ReferenceCondition(compartment.ResourceType, compartment.Id, null)], registry));
 
         if (links.Count == 0)
         {
             throw new InvalidInputException($"No {type} can be in the compartment of {compartment.ResourceType}/{compartment.Id}.");
         }
 
-        return new SearchCriteria(criteria.ResourceTypes, [new AnyCriterion(links), .. criteria.Criteria], criteria.Applied, criteria.Ignored);
+        return criteria.And(new AnyCriterion(links));
     }
+
+    /// <summary>
+    /// The criteria by which a resource of <paramref name="type"/> links to one of <paramref name="targets"/> (resources of
+    /// <paramref name="compartmentType"/>; a target without id is any of them): one per reference parameter whose declared
+    /// targets include the compartment's type.
+    /// </summary>
+    public static IReadOnlyList<Criterion> Links(string type, string compartmentType, IReadOnlyList<ReferenceCondition> targets, SearchParameterRegistry registry) =>
+        registry.For(type).Values
+            .Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains(compartmentType))
+            .Select(p => (Criterion)new IndexCriterion(p.Name, IndexTable.References, targets))
+            .ToList();
 }

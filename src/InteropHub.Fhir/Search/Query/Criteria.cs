@@ -129,3 +129,10 @@ public sealed record IncludeSpec(string SourceType, string? Param, string? Targe
 
 /// <summary>At least one of the criteria (a compartment: any of the parameters that link a resource to it).</summary>
 public sealed record AnyCriterion(IReadOnlyList<Criterion> Any) : Criterion;
+
+/// <summary>
+/// A criterion for the resources of one type only, in a search over several (<c>_type</c>): a parameter read through
+/// other parameters' rows (<see cref="SearchParam.UnionOf"/>, <see cref="SearchParam.SubsetOf"/>) is read as each type
+/// defines it.
+/// </summary>
+public sealed record OfTypeCriterion(string ResourceType, Criterion Inner) : Criterion;

@@ -87,6 +87,7 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         AnyCriterion any => any.Any.Any(Needs),
         ChainCriterion chain => chain.Targets.Any(t => Needs(t.Inner)),
         HasCriterion has => Needs(has.Inner),
+        OfTypeCriterion typed => Needs(typed.Inner),
         _ => false,
     };
 
@@ -133,6 +134,8 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
 
             case HasCriterion has when Needs(has):
                 return has with { Inner = await ExpandAsync(has.Inner, ct) };
+            case OfTypeCriterion typed when Needs(typed):
+                return typed with { Inner = await ExpandAsync(typed.Inner, ct) };
             default:
                 return criterion;
         }
