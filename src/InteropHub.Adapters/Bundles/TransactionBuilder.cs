@@ -67,14 +67,20 @@ internal sealed class TransactionBuilder
     public void AddProvenance(Provenance provenance, string id)
     {
         provenance.Target = [.. Targets.Select(t => new ResourceReference(t.Reference))];
+        _bundle.Entry.Add(ProvenanceEntry(provenance, id));
+    }
+
+    /// <summary>The entry that puts a Provenance under its id (a replay of the same message or rows updates it).</summary>
+    public static Bundle.EntryComponent ProvenanceEntry(Provenance provenance, string id)
+    {
         provenance.Id = id;
         var url = $"Provenance/{id}";
-        _bundle.Entry.Add(new Bundle.EntryComponent
+        return new Bundle.EntryComponent
         {
             FullUrl = Urn(url),
             Resource = provenance,
             Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = url },
-        });
+        };
     }
 
     private ResourceReference Add(Resource resource, string key, Bundle.HTTPVerb method, string url, string? ifNoneExist,

@@ -87,8 +87,8 @@ internal static class TownshipMapper
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in rows.SelectMany(r => r.Transaction.Entry))
         {
-                // A resource put or deleted by id is referenced by it; a conditional one by its entry (the transaction
-                // resolves it); a conditional delete cannot be.
+            // A resource put or deleted by id is referenced by it; a conditional one by its entry (the transaction
+            // resolves it); a conditional delete cannot be.
             var reference = entry.Request switch
             {
                 { Method: Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE, Url: { } byId } when !byId.Contains('?') => byId,
@@ -110,7 +110,6 @@ internal static class TownshipMapper
         var id = ResourceIds.From("township", manifest.BatchId, first.File, $"{first.Row}-{last.Row}", institution);
         var provenance = new Provenance
         {
-            Id = id,
             Target = targets,
             Occurred = new Period
             {
@@ -147,13 +146,7 @@ internal static class TownshipMapper
                 },
             ],
         };
-        var url = $"Provenance/{id}";
-        return new Bundle.EntryComponent
-        {
-            FullUrl = TransactionBuilder.Urn(url),
-            Resource = provenance,
-            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = url },
-        };
+        return TransactionBuilder.ProvenanceEntry(provenance, id);
     }
 
     /// <summary>The identifier system of a township export batch (its manifest's <c>batch_id</c>).</summary>
