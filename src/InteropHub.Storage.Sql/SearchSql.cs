@@ -157,7 +157,17 @@ public static class SearchSql
         for (var i = 0; i < rest.Count; i++)
         {
             sql.Text.Append(i == 0 ? " WHERE " : " AND ");
-            builder.Render(rest[i], "d", criteria.ResourceTypes);
+            if (NeedsResourceRow(rest[i]))
+            {
+                // Beside links to named resources only (see Driver): checked on each candidate's row, found by its key.
+                sql.Text.Append("EXISTS (SELECT 1 FROM resource dr WHERE dr.rid = d.rid AND ");
+                builder.Render(rest[i], "dr", criteria.ResourceTypes);
+                sql.Text.Append(')');
+            }
+            else
+            {
+                builder.Render(rest[i], "d", criteria.ResourceTypes);
+            }
         }
     }
 
@@ -167,7 +177,7 @@ public static class SearchSql
     /// </summary>
     private static Criterion? Driver(SearchCriteria criteria)
     {
-        if (criteria.ResourceTypes.Count == 0 || criteria.Criteria.Any(NeedsResourceRow))
+        if (criteria.ResourceTypes.Count == 0)
         {
             return null;
         }
@@ -176,22 +186,44 @@ public static class SearchSql
         // share of its type, so a reverse chain, which narrows by related data, drives before it.
         // A union whose parts could each drive (name reads family's and given's rows too, Encounter's patient subject's
         // of type Patient) drives like its parts.
-        return criteria.Criteria.FirstOrDefault(c => Drives(c, index => index is { Negated: false } && !IsBareCode(index), null))
+        var driver = criteria.Criteria.FirstOrDefault(c => Drives(c, index => index is { Negated: false } && !IsBareCode(index), null))
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(HasCriterion)))
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, index => !index.Negated, null))
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(CompositeCriterion)) || Drives(c, null, typeof(ChainCriterion))
-                || c is MissingCriterion { Missing: false });
+                || c is MissingCriterion { Missing: false, Param: not LastUpdated });
+
+        // The other criteria are checked on the driver's row ids. One that needs the resource row (_lastUpdated, _id) is
+        // checked on each candidate's row only beside links to named resources (a compartment: one patient's records),
+        // which are few; beside anything else the resource table itself is searched, where its own indexes serve.
+        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || LinksToNamed(driver))
+            ? driver
+            : null;
 
         static bool Drives(Criterion criterion, Func<IndexCriterion, bool>? index, Type? kind) => criterion switch
         {
             // Not a union of "any resource of a type" (a Patient-level export's link to any patient): it matches most
-            // rows, and paging by row id would read all of them for every page.
+            // rows, and paging by row id would read all of them for every page. The resource itself among its
+            // compartment's links (Patient/1/Patient: id 1 or a link to it) is found by the (type, id) key.
             AnyCriterion any => any.Any.Count > 0
-                && any.Any.All(part => part is not AnyCriterion and not IndexCriterion { AnyOf: [ReferenceCondition { TargetId: null, Url: null }] } && Drives(part, index, kind)),
-            IndexCriterion found => index?.Invoke(found) == true,
+                && any.Any.All(part => part is IdCriterion { Negated: false, Ids.Count: > 0 } or OfTypeCriterion { Inner: IdCriterion { Negated: false, Ids.Count: > 0 } }
+                    || part is not AnyCriterion and not IndexCriterion { AnyOf: [ReferenceCondition { TargetId: null, Url: null }] } && Drives(part, index, kind)),
+            // A criterion on one of several types (a compartment's links of one type) is answered by the index rows of that type.
+            OfTypeCriterion typed => Drives(typed.Inner, index, kind),
+            // _lastUpdated is on the resource row (its version key), not in an index table.
+            IndexCriterion found => found.Param != LastUpdated && index?.Invoke(found) == true,
             _ => criterion.GetType() == kind,
         };
     }
+
+    /// <summary>A union of references to named resources (a compartment's links, with the resource itself by id).</summary>
+    private static bool LinksToNamed(Criterion criterion) => criterion switch
+    {
+        AnyCriterion any => any.Any.All(LinksToNamed),
+        OfTypeCriterion typed => LinksToNamed(typed.Inner),
+        IdCriterion { Negated: false } => true,
+        IndexCriterion { Table: IndexTable.References, Negated: false } links => links.AnyOf.All(c => c is ReferenceCondition { TargetId: not null }),
+        _ => false,
+    };
 
     /// <summary>Searched on the resource row's version key, not on index rows (see <c>Builder.LastUpdatedCondition</c>).</summary>
     private const string LastUpdated = "_lastUpdated";
@@ -400,8 +432,10 @@ public static class SearchSql
                     Text.Append(')');
                     break;
                 case OfTypeCriterion typed:
-                    Text.Append('(').Append(r).Append(".resource_type = ").Append(sql.Add(typed.ResourceType)).Append(" AND ");
-                    Render(typed.Inner, r, [typed.ResourceType]);
+                    Text.Append('(');
+                    TypeFilter(r, typed.ResourceTypes);
+                    Text.Append(" AND ");
+                    Render(typed.Inner, r, typed.ResourceTypes);
                     Text.Append(')');
                     break;
                 case AnyCriterion any:
@@ -580,6 +614,20 @@ public static class SearchSql
 
                 case CompositeCriterion composite:
                     RenderComposite(composite, r, types);
+                    break;
+                case IdCriterion { Negated: false } id:
+                {
+                    // In a driving union only (see Driver): the rows of those ids, by the (type, id) key.
+                    var x = Alias("i");
+                    Text.Append("SELECT ").Append(x).Append(".rid FROM resource ").Append(x).Append(" WHERE ");
+                    TypeFilter(x, types);
+                    Text.Append(" AND ").Append(x).Append(".id IN (").AppendJoin(", ", id.Ids.Select(i => sql.Add(i))).Append(") AND NOT ").Append(x).Append(".deleted");
+                    AfterRid(x, r);
+                    break;
+                }
+
+                case OfTypeCriterion typed:
+                    RidSubquery(typed.Inner, r, typed.ResourceTypes);
                     break;
                 case AnyCriterion any:
                     // Only as the driver (see Driver): each part's row ids, the outer GROUP BY or IN removing repeats.

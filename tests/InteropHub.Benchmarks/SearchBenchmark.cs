@@ -214,6 +214,8 @@ internal static class SearchBenchmark
             ("_include: Encounter?date&_include=subject", 200, i => $"/fhir/Encounter?{Month(i)}&_include=Encounter:subject&_count=50"),
             ("_revinclude: Patient?name&_revinclude=Immunization", 200, i => $"/fhir/Patient?name={Prefix(i)}&_revinclude=Immunization:patient&_count=50"),
             ("sorted: Encounter?date=month&_sort=-date", 200, i => $"/fhir/Encounter?{Month(i)}&_sort=-date&_count=50"),
+            ("compartment: Patient/{id}/Observation", 50, i => $"/fhir/Patient/p{PatientNumber(i)}/Observation?_count=50"),
+            ("compartment: Patient/{id}/$everything", 200, i => $"/fhir/Patient/p{PatientNumber(i)}/$everything?_count=50"),
         };
 
         var results = new List<(string Name, double P50, double P99, double Target, int Matches)>();

@@ -133,7 +133,7 @@ public sealed class SearchParserTests
         var query = Parser.ParseQuery(["Organization", "Patient"], SearchParser.SplitQueryString("Organization", "name=x&_sort=name"), lenient: false);
 
         var each = Assert.IsType<AnyCriterion>(Assert.Single(query.Criteria.Criteria)).Any.Cast<OfTypeCriterion>().ToList();
-        Assert.Equal(["Organization", "Patient"], each.Select(c => c.ResourceType));
+        Assert.Equal(["Organization", "Patient"], each.Select(c => Assert.Single(c.ResourceTypes)));
         Assert.IsType<IndexCriterion>(each[0].Inner);
         Assert.IsType<AnyCriterion>(each[1].Inner);
         Assert.Equal(["family", "given", "name"], Assert.Single(query.Sort).RowsOf!.Order(StringComparer.Ordinal));

@@ -51,6 +51,29 @@ public abstract class EverythingTests(HubFactory hub)
         Assert.Empty(future.Entry);
     }
 
+    [Fact]
+    public async Task Since_keeps_what_changed_in_every_type_and_linked_patients_come_with_the_patient()
+    {
+        var (patient, mine) = await PatientWithRecordsAsync();
+        var linked = Fhir.Patient("沈", "二");
+        linked.Link.Add(new Patient.LinkComponent { Other = new ResourceReference($"Patient/{patient}"), Type = Patient.LinkType.Seealso });
+        var linkedId = await CreateAsync(linked);
+        await Task.Delay(1100);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(1100);
+        var changed = mine.Where(m => m.StartsWith("Observation/", StringComparison.Ordinal)).First();
+        var observation = await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/{changed}"));
+        observation.Status = ObservationStatus.Amended;
+        Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync($"/fhir/{changed}", Fhir.Content(observation))).StatusCode);
+
+        var all = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything"));
+        var recent = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_since={Uri.EscapeDataString(since)}"));
+
+        Assert.Equal([$"Patient/{patient}", $"Patient/{linkedId}"], all.Entry.Take(2).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+        Assert.Equal(mine.Order(), all.Entry.Skip(2).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+        Assert.Equal([changed], recent.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+    }
+
     [Theory]
     [InlineData("/fhir/Patient/nobody/$everything", HttpStatusCode.NotFound)]
     [InlineData("/fhir/Patient/{id}/$everything?start=2020-01-01", HttpStatusCode.BadRequest)]

@@ -222,6 +222,24 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_patients_compartment_of_patients_is_the_patient_and_the_patients_linked_to_it()
+    {
+        var patientId = await IdOfAsync(await CreatePatientAsync());
+        var stranger = await IdOfAsync(await CreatePatientAsync());
+        var linked = Fhir.Patient("欧阳" + Guid.NewGuid().ToString("N")[..8], "亮");
+        linked.Link.Add(new Patient.LinkComponent { Other = new ResourceReference($"Patient/{patientId}"), Type = Patient.LinkType.Seealso });
+        var linkedId = await CreateAsync(linked);
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+
+        var compartment = await SearchAsync($"Patient/{patientId}/Patient");
+        var recent = await SearchAsync($"Patient/{patientId}/Patient?_lastUpdated=ge{since}&_id={linkedId}");
+
+        Assert.Equal(new[] { patientId, linkedId }.Order(StringComparer.Ordinal), compartment.Entry.Select(e => e.Resource!.Id).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(stranger, compartment.Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([linkedId], recent.Entry.Select(e => e.Resource!.Id));
+    }
+
+    [Fact]
     public async Task Conditional_create_accepts_any_search_criteria()
     {
         var family = "卢" + Guid.NewGuid().ToString("N")[..8];

@@ -192,7 +192,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         {
             // The types keep the parameter's values in different rows (Encounter's patient in subject's, Immunization's
             // in its own): each type's resources are searched as that type defines it.
-            return new AnyCriterion(resourceTypes.Select(t => (Criterion)new OfTypeCriterion(t, Parse(t, name, value, 0))).ToList());
+            return new AnyCriterion(resourceTypes.Select(t => (Criterion)new OfTypeCriterion([t], Parse(t, name, value, 0))).ToList());
         }
 
         return Parse(resourceTypes.Count == 0 ? "Patient" : resourceTypes[0], name, value, 0);

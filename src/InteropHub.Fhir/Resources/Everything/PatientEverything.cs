@@ -13,9 +13,11 @@ public sealed record EverythingRequest(string PatientId, string? Since, string? 
 
 /// <summary>
 /// <c>GET [base]/Patient/[id]/$everything</c> (patient-operation-everything.html): the patient and every resource in
-/// its compartment (see <see cref="Compartments"/>), type by type in a fixed order (Patient first), keyset-paged
-/// across types with <c>_count</c>; <c>_since</c> keeps what changed at or after an instant, <c>_type</c> limits the
-/// types. The cursor is the position in the type list plus the row id within that type, so pages stay stable.
+/// its compartment (see <see cref="Compartments"/>), keyset-paged with <c>_count</c>: first the Patient type (the
+/// patient, then patients linked to it), then every other type together in the order they were created; <c>_since</c>
+/// keeps what changed at or after an instant, <c>_type</c> limits the types. Each part is one search (the other types'
+/// links are one union of index lookups, not a search per type), and the cursor is the part plus the row id within it,
+/// so pages stay stable.
 /// </summary>
 public sealed class PatientEverything(IResourceStore store, SearchParser parser, HubOptions options)
 {
@@ -32,26 +34,37 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         }
 
         var types = Types(request.Types);
+        var parts = new List<IReadOnlyList<string>>();
+        if (types.Contains("Patient"))
+        {
+            parts.Add(["Patient"]);
+        }
+
+        if (types.Where(t => t != "Patient").ToList() is { Count: > 0 } others)
+        {
+            parts.Add(others);
+        }
+
         var count = Paging.Count(request.Count, options);
-        var (typeIndex, afterRid) = DecodeCursor(request.Cursor, types.Count);
+        var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);
         var filter = request.Since is { Length: > 0 } since ? new List<KeyValuePair<string, string>> { new("_lastUpdated", "ge" + since) } : [];
         var compartment = new ResourceKey("Patient", request.PatientId);
         var resources = new List<StoredResource>();
         string? next = null;
-        for (; typeIndex < types.Count && next is null; typeIndex++, afterRid = null)
+        for (; partIndex < parts.Count && next is null; partIndex++, afterRid = null)
         {
-            var criteria = Compartments.Restrict(parser.ParseQuery([types[typeIndex]], filter, lenient: false).Criteria, compartment, parser.Registry);
+            var criteria = Compartments.Restrict(parser.ParseQuery(parts[partIndex], filter, lenient: false).Criteria, compartment, parser.Registry);
             var matches = await store.FindAsync(criteria, [], afterRid is { } rid ? new SearchCursor([], rid) : null, count - resources.Count + 1, ct);
             var room = count - resources.Count;
             var page = matches.Take(room).ToList();
-            resources.AddRange(await store.ReadManyAsync(types[typeIndex], page.Select(m => m.Id).ToList(), ct));
+            resources.AddRange(await ReadInOrderAsync(page, ct));
             if (matches.Count > room)
             {
-                next = $"{typeIndex}.{page[^1].Rid.ToString(CultureInfo.InvariantCulture)}";
+                next = $"{partIndex}.{page[^1].Rid.ToString(CultureInfo.InvariantCulture)}";
             }
-            else if (resources.Count == count && typeIndex + 1 < types.Count)
+            else if (resources.Count == count && partIndex + 1 < parts.Count)
             {
-                next = $"{typeIndex + 1}.0";
+                next = $"{partIndex + 1}.0";
             }
         }
 
@@ -62,6 +75,21 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         var self = request.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, request.Cursor)];
         return new SearchPage(resources, [], null, null, SearchCursorText.Query(self),
             next is null ? null : SearchCursorText.Query([.. applied, new(Paging.CursorParameter, next)]));
+    }
+
+    /// <summary>The current rows of a page's matches, in the page's order.</summary>
+    private async Task<List<StoredResource>> ReadInOrderAsync(IReadOnlyList<ResourceMatch> page, CancellationToken ct)
+    {
+        var rows = new Dictionary<(string, string), StoredResource>();
+        foreach (var type in page.GroupBy(m => m.ResourceType, StringComparer.Ordinal))
+        {
+            foreach (var row in await store.ReadManyAsync(type.Key, type.Select(m => m.Id).ToList(), ct))
+            {
+                rows[(row.ResourceType, row.Id)] = row;
+            }
+        }
+
+        return page.Select(m => rows.GetValueOrDefault((m.ResourceType, m.Id))).OfType<StoredResource>().ToList();
     }
 
     private List<string> Types(string? requested)
@@ -80,7 +108,7 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         return _compartmentTypes.Value.Where(named.Contains).ToList();
     }
 
-    private static (int TypeIndex, long? AfterRid) DecodeCursor(string? cursor, int typeCount)
+    private static (int PartIndex, long? AfterRid) DecodeCursor(string? cursor, int partCount)
     {
         if (string.IsNullOrEmpty(cursor))
         {
@@ -88,7 +116,7 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         }
 
         var parts = cursor.Split('.');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var index) && index < typeCount
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var index) && index < partCount
             && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var rid))
         {
             return (index, rid == 0 ? null : rid);

@@ -27,18 +27,35 @@ public static class Compartments
         }
 
         ResourceTypes.EnsureValidId(compartment.Id);
-        var type = criteria.ResourceTypes[0];
+        var target = new ReferenceCondition(compartment.ResourceType, compartment.Id, null);
         var links = new List<Criterion>();
-        if (type == compartment.ResourceType)
+        if (criteria.ResourceTypes is [var type])
         {
-            links.Add(new IdCriterion([compartment.Id]));
-        }
+            if (type == compartment.ResourceType)
+            {
+                links.Add(new IdCriterion([compartment.Id]));
+            }
 
-        links.AddRange(Links(type, compartment.ResourceType, [new ReferenceCondition(compartment.ResourceType, compartment.Id, null)], registry));
+            links.AddRange(Links(type, compartment.ResourceType, [target], registry));
+        }
+        else
+        {
+            // Over several types (Patient/1/$everything), a link is scoped to the types that have its parameter: one
+            // lookup per parameter (subject, patient, performer…), not one per type and parameter.
+            if (criteria.ResourceTypes.Contains(compartment.ResourceType))
+            {
+                links.Add(new OfTypeCriterion([compartment.ResourceType], new IdCriterion([compartment.Id])));
+            }
+
+            links.AddRange(criteria.ResourceTypes
+                .SelectMany(t => Links(t, compartment.ResourceType, [target], registry).Cast<IndexCriterion>().Select(link => (Type: t, link.Param)))
+                .GroupBy(l => l.Param, StringComparer.Ordinal)
+                .Select(g => new OfTypeCriterion(g.Select(l => l.Type).ToList(), new IndexCriterion(g.Key, IndexTable.References, [target]))));
+        }
 
         if (links.Count == 0)
         {
-            throw new InvalidInputException($"No {type} can be in the compartment of {compartment.ResourceType}/{compartment.Id}.");
+            throw new InvalidInputException($"No {string.Join(" or ", criteria.ResourceTypes)} can be in the compartment of {compartment.ResourceType}/{compartment.Id}.");
         }
 
         return criteria.And(new AnyCriterion(links));

@@ -131,8 +131,8 @@ public sealed record IncludeSpec(string SourceType, string? Param, string? Targe
 public sealed record AnyCriterion(IReadOnlyList<Criterion> Any) : Criterion;
 
 /// <summary>
-/// A criterion for the resources of one type only, in a search over several (<c>_type</c>): a parameter read through
-/// other parameters' rows (<see cref="SearchParam.UnionOf"/>, <see cref="SearchParam.SubsetOf"/>) is read as each type
-/// defines it.
+/// A criterion for the resources of some types only, in a search over several (<c>_type</c>, <c>$everything</c>): a
+/// parameter read through other parameters' rows (<see cref="SearchParam.UnionOf"/>, <see cref="SearchParam.SubsetOf"/>)
+/// is read as each type defines it, and a compartment link counts for the types whose parameter it is.
 /// </summary>
-public sealed record OfTypeCriterion(string ResourceType, Criterion Inner) : Criterion;
+public sealed record OfTypeCriterion(IReadOnlyList<string> ResourceTypes, Criterion Inner) : Criterion;
