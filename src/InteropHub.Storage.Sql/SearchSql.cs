@@ -639,25 +639,24 @@ public static class SearchSql
 
                     break;
                 case ChainCriterion chain:
-                {
-                    var x = Alias("c");
-                    Text.Append("SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
-                    IndexScope(x, types, chain.Param);
-                    AfterRid(x, r);
-                    Text.Append(" AND ").Append(x).Append(".target_id <> '' AND (");
+                    // One lookup per target type, as a UNION ALL: an OR of them was planned as a scan of every row of
+                    // the parameter (Observation?subject.name=x, whose subject may be a Patient, Group, Device or
+                    // Location, read all 500,000 subject rows at a million resources: 180 ms for no match).
                     for (var i = 0; i < chain.Targets.Count; i++)
                     {
                         var target = chain.Targets[i];
+                        var x = Alias("c");
                         var t = Alias("t");
-                        Text.Append(i == 0 ? "(" : " OR (").Append(x).Append(".target_type = ").Append(sql.Add(target.ResourceType))
+                        Text.Append(i == 0 ? "" : " UNION ALL ").Append("SELECT ").Append(x).Append(".rid FROM search_reference ").Append(x).Append(" WHERE ");
+                        IndexScope(x, types, chain.Param);
+                        AfterRid(x, r);
+                        Text.Append(" AND ").Append(x).Append(".target_id <> '' AND ").Append(x).Append(".target_type = ").Append(sql.Add(target.ResourceType))
                             .Append(" AND ").Append(x).Append(".target_id IN (SELECT ").Append(t).Append(".id FROM resource ").Append(t).Append(" WHERE ");
                         Filter(t, [target.ResourceType], [target.Inner]);
-                        Text.Append("))");
+                        Text.Append(')');
                     }
 
-                    Text.Append(')');
                     break;
-                }
 
                 case HasCriterion has:
                 {

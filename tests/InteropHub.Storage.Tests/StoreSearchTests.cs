@@ -165,6 +165,28 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_chain_through_a_reference_to_several_types_finds_the_matches_of_each_type_and_pages_through_them()
+    {
+        // Observation's subject may be a Patient, Group, Device or Location; Patient and Location have a name.
+        await SeedWorldAsync();
+        await PutAsync(new Location { Id = "l1", Name = "张家村卫生室" });
+        await PutAsync(new Location { Id = "l2", Name = "李家村卫生室" });
+        foreach (var (id, location) in new[] { ("ol1", "l1"), ("ol2", "l2") })
+        {
+            await PutAsync(new Observation
+            {
+                Id = id, Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6"), Subject = new ResourceReference($"Location/{location}"),
+            });
+        }
+
+        Assert.Equal(["o1", "o3", "ol1"], await FindIdsAsync("Observation", "subject.name=张"));
+        Assert.Equal(["o1", "o3", "ol1"], (await PagedIdsAsync("Observation", "subject.name=张", pageSize: 1)).Order(StringComparer.Ordinal));
+        Assert.Equal(["ol1"], await FindIdsAsync("Observation", "subject:Location.name=张"));
+        Assert.Equal(["ol1", "ol2"], await FindIdsAsync("Observation", "subject.name=张,李家&code=8480-6&subject:Location.name:missing=false"));
+        Assert.Empty(await FindIdsAsync("Observation", "subject.name=无此人"));
+    }
+
+    [Fact]
     public async Task An_update_replaces_the_index_rows_and_a_delete_removes_them()
     {
         await SeedWorldAsync();
