@@ -193,9 +193,10 @@ public static class SearchSql
                 || c is MissingCriterion { Missing: false, Param: not LastUpdated });
 
         // The other criteria are checked on the driver's row ids. One that needs the resource row (_lastUpdated, _id) is
-        // checked on each candidate's row only beside links to named resources (a compartment: one patient's records),
-        // which are few; beside anything else the resource table itself is searched, where its own indexes serve.
-        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || LinksToNamed(driver))
+        // checked on each candidate's row only beside a union of links to named resources (a compartment: one patient's
+        // records), which are few; beside anything else (a reference to an organisation may have half a million
+        // resources behind it) the resource table itself is searched, where its own indexes serve.
+        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || driver is AnyCriterion && LinksToNamed(driver))
             ? driver
             : null;
 

@@ -318,6 +318,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     [InlineData("Patient", "", true)]
     [InlineData("Patient", "_lastUpdated=ge2020-01-01&_id=p2", true)]
     [InlineData(null, "code=8867-4&_lastUpdated=ge2020-01-01", false)]
+    [InlineData(null, "performer=Organization/o1&_lastUpdated=ge2020-01-01", false)]
     public void A_compartment_drives_its_search_and_checks_row_criteria_on_each_candidate(string? compartmentOf, string query, bool drives)
     {
         // Patient/p1/Patient (the patient by id, or a link to it) scanned every patient; with _lastUpdated, a compartment
