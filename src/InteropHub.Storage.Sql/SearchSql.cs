@@ -193,10 +193,11 @@ public static class SearchSql
                 || c is MissingCriterion { Missing: false, Param: not LastUpdated });
 
         // The other criteria are checked on the driver's row ids. One that needs the resource row (_lastUpdated, _id) is
-        // checked on each candidate's row only beside a union of links to named resources (a compartment: one patient's
-        // records), which are few; beside anything else (a reference to an organisation may have half a million
-        // resources behind it) the resource table itself is searched, where its own indexes serve.
-        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || driver is AnyCriterion && LinksToNamed(driver))
+        // checked on each candidate's row only beside the compartment of one patient, encounter or related person,
+        // which is few resources; beside anything else (a practitioner or an organisation may have half a million
+        // resources behind it, a subscription adds the written resource's _id) the resource table itself is searched,
+        // where its own indexes serve.
+        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || driver is AnyCriterion { OnePersonsRecord: true })
             ? driver
             : null;
 
@@ -215,16 +216,6 @@ public static class SearchSql
             _ => criterion.GetType() == kind,
         };
     }
-
-    /// <summary>A union of references to named resources (a compartment's links, with the resource itself by id).</summary>
-    private static bool LinksToNamed(Criterion criterion) => criterion switch
-    {
-        AnyCriterion any => any.Any.All(LinksToNamed),
-        OfTypeCriterion typed => LinksToNamed(typed.Inner),
-        IdCriterion { Negated: false } => true,
-        IndexCriterion { Table: IndexTable.References, Negated: false } links => links.AnyOf.All(c => c is ReferenceCondition { TargetId: not null }),
-        _ => false,
-    };
 
     /// <summary>Searched on the resource row's version key, not on index rows (see <c>Builder.LastUpdatedCondition</c>).</summary>
     private const string LastUpdated = "_lastUpdated";

@@ -226,17 +226,21 @@ public abstract class SearchTests(HubFactory hub)
     {
         var patientId = await IdOfAsync(await CreatePatientAsync());
         var stranger = await IdOfAsync(await CreatePatientAsync());
+        await Task.Delay(1100);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(1100);
         var linked = Fhir.Patient("欧阳" + Guid.NewGuid().ToString("N")[..8], "亮");
         linked.Link.Add(new Patient.LinkComponent { Other = new ResourceReference($"Patient/{patientId}"), Type = Patient.LinkType.Seealso });
         var linkedId = await CreateAsync(linked);
-        var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
 
         var compartment = await SearchAsync($"Patient/{patientId}/Patient");
-        var recent = await SearchAsync($"Patient/{patientId}/Patient?_lastUpdated=ge{since}&_id={linkedId}");
+        var recent = await SearchAsync($"Patient/{patientId}/Patient?_lastUpdated=ge{since}");
+        var byId = await SearchAsync($"Patient/{patientId}/Patient?_id={patientId}");
 
         Assert.Equal(new[] { patientId, linkedId }.Order(StringComparer.Ordinal), compartment.Entry.Select(e => e.Resource!.Id).Order(StringComparer.Ordinal));
         Assert.DoesNotContain(stranger, compartment.Entry.Select(e => e.Resource!.Id));
         Assert.Equal([linkedId], recent.Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([patientId], byId.Entry.Select(e => e.Resource!.Id));
     }
 
     [Fact]

@@ -13,11 +13,11 @@ public sealed record EverythingRequest(string PatientId, string? Since, string? 
 
 /// <summary>
 /// <c>GET [base]/Patient/[id]/$everything</c> (patient-operation-everything.html): the patient and every resource in
-/// its compartment (see <see cref="Compartments"/>), keyset-paged with <c>_count</c>: first the Patient type (the
-/// patient, then patients linked to it), then every other type together in the order they were created; <c>_since</c>
-/// keeps what changed at or after an instant, <c>_type</c> limits the types. Each part is one search (the other types'
-/// links are one union of index lookups, not a search per type), and the cursor is the part plus the row id within it,
-/// so pages stay stable.
+/// its compartment (see <see cref="Compartments"/>), keyset-paged with <c>_count</c> in three parts: the patient, the
+/// patients linked to it, then every other type together in the order they were created; <c>_since</c> keeps what
+/// changed at or after an instant, <c>_type</c> limits the types. Each part is one search (the other types' links are
+/// one union of index lookups, not a search per type), and the cursor is the part and the row id within it
+/// (<c>part:rid</c>), so pages stay stable.
 /// </summary>
 public sealed class PatientEverything(IResourceStore store, SearchParser parser, HubOptions options)
 {
@@ -33,38 +33,25 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
             throw new ResourceGoneException($"Patient/{request.PatientId} was deleted.");
         }
 
-        var types = Types(request.Types);
-        var parts = new List<IReadOnlyList<string>>();
-        if (types.Contains("Patient"))
-        {
-            parts.Add(["Patient"]);
-        }
-
-        if (types.Where(t => t != "Patient").ToList() is { Count: > 0 } others)
-        {
-            parts.Add(others);
-        }
-
+        var filter = request.Since is { Length: > 0 } since ? new List<KeyValuePair<string, string>> { new("_lastUpdated", "ge" + since) } : [];
+        var parts = Parts(Types(request.Types), request.PatientId, filter);
         var count = Paging.Count(request.Count, options);
         var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);
-        var filter = request.Since is { Length: > 0 } since ? new List<KeyValuePair<string, string>> { new("_lastUpdated", "ge" + since) } : [];
-        var compartment = new ResourceKey("Patient", request.PatientId);
         var resources = new List<StoredResource>();
         string? next = null;
         for (; partIndex < parts.Count && next is null; partIndex++, afterRid = null)
         {
-            var criteria = Compartments.Restrict(parser.ParseQuery(parts[partIndex], filter, lenient: false).Criteria, compartment, parser.Registry);
-            var matches = await store.FindAsync(criteria, [], afterRid is { } rid ? new SearchCursor([], rid) : null, count - resources.Count + 1, ct);
+            var matches = await store.FindAsync(parts[partIndex], [], afterRid is { } rid ? new SearchCursor([], rid) : null, count - resources.Count + 1, ct);
             var room = count - resources.Count;
             var page = matches.Take(room).ToList();
             resources.AddRange(await ReadInOrderAsync(page, ct));
             if (matches.Count > room)
             {
-                next = $"{partIndex}.{page[^1].Rid.ToString(CultureInfo.InvariantCulture)}";
+                next = $"{partIndex}:{page[^1].Rid.ToString(CultureInfo.InvariantCulture)}";
             }
             else if (resources.Count == count && partIndex + 1 < parts.Count)
             {
-                next = $"{partIndex + 1}.0";
+                next = $"{partIndex + 1}:0";
             }
         }
 
@@ -75,6 +62,29 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         var self = request.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, request.Cursor)];
         return new SearchPage(resources, [], null, null, SearchCursorText.Query(self),
             next is null ? null : SearchCursorText.Query([.. applied, new(Paging.CursorParameter, next)]));
+    }
+
+    /// <summary>The searches of the parts, in order: the patient, the patients linked to it, every other type.</summary>
+    private List<SearchCriteria> Parts(List<string> types, string patientId, List<KeyValuePair<string, string>> filter)
+    {
+        var parts = new List<SearchCriteria>();
+        if (types.Contains("Patient"))
+        {
+            var patients = parser.ParseQuery(["Patient"], filter, lenient: false).Criteria;
+            parts.Add(patients.And(new IdCriterion([patientId])));
+            var links = Compartments.Links("Patient", "Patient", [new ReferenceCondition("Patient", patientId, null)], parser.Registry);
+            if (links.Count > 0)
+            {
+                parts.Add(patients.And(new IdCriterion([patientId], Negated: true)).And(new AnyCriterion(links, OnePersonsRecord: true)));
+            }
+        }
+
+        if (types.Where(t => t != "Patient").ToList() is { Count: > 0 } others)
+        {
+            parts.Add(Compartments.Restrict(parser.ParseQuery(others, filter, lenient: false).Criteria, new ResourceKey("Patient", patientId), parser.Registry));
+        }
+
+        return parts;
     }
 
     /// <summary>The current rows of a page's matches, in the page's order.</summary>
@@ -115,7 +125,7 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
             return (0, null);
         }
 
-        var parts = cursor.Split('.');
+        var parts = cursor.Split(':');
         if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var index) && index < partCount
             && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var rid))
         {

@@ -58,7 +58,7 @@ public static class Compartments
             throw new InvalidInputException($"No {string.Join(" or ", criteria.ResourceTypes)} can be in the compartment of {compartment.ResourceType}/{compartment.Id}.");
         }
 
-        return criteria.And(new AnyCriterion(links));
+        return criteria.And(new AnyCriterion(links, OnePersonsRecord: compartment.ResourceType is "Patient" or "Encounter" or "RelatedPerson"));
     }
 
     /// <summary>

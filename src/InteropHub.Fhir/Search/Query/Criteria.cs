@@ -128,7 +128,9 @@ public sealed record SortClause(string Param, IndexTable Table, bool Descending,
 public sealed record IncludeSpec(string SourceType, string? Param, string? TargetType, bool Iterate, ReferenceSubset? Subset = null);
 
 /// <summary>At least one of the criteria (a compartment: any of the parameters that link a resource to it).</summary>
-public sealed record AnyCriterion(IReadOnlyList<Criterion> Any) : Criterion;
+/// <param name="OnePersonsRecord">The links to one patient, encounter or related person (their compartment): few
+/// resources, so a search may read all of them and check on each what needs the resource row (<c>_lastUpdated</c>).</param>
+public sealed record AnyCriterion(IReadOnlyList<Criterion> Any, bool OnePersonsRecord = false) : Criterion;
 
 /// <summary>
 /// A criterion for the resources of some types only, in a search over several (<c>_type</c>, <c>$everything</c>): a
