@@ -748,7 +748,10 @@ public static class SearchSql
                     Prefix(x + ".text", text.Prefix);
                     break;
                 case StringCondition { Match: StringMatch.Exact } s:
-                    Text.Append(x).Append(".exact = ").Append(sql.Add(s.Value));
+                    // The normalised value too: every row's norm is its exact text normalised, and norm is what the
+                    // index holds (on exact alone, family:exact read all 100,000 family rows: 108 ms).
+                    Text.Append(x).Append(".norm = ").Append(sql.Add(InteropHub.Fhir.Search.Indexing.TextNormalizer.Normalize(s.Value)))
+                        .Append(" AND ").Append(x).Append(".exact = ").Append(sql.Add(s.Value));
                     break;
                 case StringCondition { Match: StringMatch.Contains } s:
                     Text.Append(x).Append(".norm LIKE ").Append(sql.Add("%" + EscapeLike(s.Value) + "%")).Append(" ESCAPE '\\'");
