@@ -9,6 +9,7 @@ using InteropHub.Server.Operations.RecognizedResults;
 using InteropHub.Server.Operations.Refer;
 using InteropHub.Server.Operations.ReferralMetrics;
 using InteropHub.Server.Operations.Reindex;
+using InteropHub.Server.Operations.Validate;
 using InteropHub.Server.Seeds;
 using InteropHub.Server.Security;
 
@@ -38,6 +39,7 @@ app.MapFhirEndpoints();
 app.MapExportEndpoints();
 app.MapImportEndpoints();
 app.MapEverythingEndpoints();
+app.MapValidateEndpoints();
 app.MapRecognizedResultsEndpoints();
 app.MapReferEndpoints();
 app.MapReferralMetricsEndpoints();

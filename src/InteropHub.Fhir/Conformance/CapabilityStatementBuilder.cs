@@ -111,6 +111,12 @@ public static class CapabilityStatementBuilder
 
         component.SearchInclude = ["*"];
         component.SearchRevInclude = ["*"];
+        component.Operation.Add(new CapabilityStatement.OperationComponent
+        {
+            Name = "validate",
+            Definition = "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            Documentation = "The checks of a create, an update (mode=update) or a delete (mode=delete), nothing written; no profile validation.",
+        });
         if (type == "Patient")
         {
             component.Operation.Add(new CapabilityStatement.OperationComponent

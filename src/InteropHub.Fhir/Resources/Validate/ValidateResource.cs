@@ -1,0 +1,86 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Fhir.Resources.Validate;
+
+public enum ValidationMode
+{
+    Create,
+    Update,
+    Delete,
+}
+
+/// <param name="Id">The id of <c>[type]/[id]/$validate</c>, or null at type level.</param>
+/// <param name="Resource">The resource to check; null only for a delete.</param>
+public sealed record ValidateRequest(string ResourceType, string? Id, Resource? Resource, ValidationMode Mode);
+
+/// <summary>
+/// <c>$validate</c> (resource-operation-validate.html): whether the hub would accept the resource as a create, as an
+/// update of its id, or a delete, with nothing written. The checks are the write's own: the body parsed strictly
+/// (the caller reports a body that does not parse), the type and id, the business rules (referral state machine,
+/// SearchParameter and Subscription definitions…) against the stored version, and the index rows. The answer is an
+/// OperationOutcome whatever the verdict: its errors say what the write would refuse, and where. Profiles are not
+/// checked (the hub has no StructureDefinition validator).
+/// </summary>
+public sealed class ValidateResource(IResourceStore store, VersionWriter writer)
+{
+    public async Task<OperationOutcome> HandleAsync(ValidateRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return await store.RunAsync(session => CheckAsync(session, request, ct), ct);
+        }
+        catch (FhirException e) when (e is InvalidInputException or BusinessRuleException or UnprocessableResourceException)
+        {
+            return e.Outcome;
+        }
+    }
+
+    private async Task<OperationOutcome> CheckAsync(IWriteSession session, ValidateRequest request, CancellationToken ct)
+    {
+        if (request.Mode == ValidationMode.Delete)
+        {
+            var id = request.Id ?? throw new InvalidInputException("A delete is validated on an instance: POST [base]/[type]/[id]/$validate?mode=delete.", "mode");
+            ResourceTypes.EnsureValidId(id);
+            var stored = await session.ReadCurrentAsync(request.ResourceType, id, ct);
+            return Valid(stored is null || stored.IsDeleted
+                ? $"{request.ResourceType}/{id} is not stored; deleting it changes nothing."
+                : $"{request.ResourceType}/{id} may be deleted: no rule of this hub refuses it.");
+        }
+
+        var resource = request.Resource ?? throw new InvalidInputException("$validate needs the resource, as the body or as the 'resource' parameter.", "resource");
+        if (resource.TypeName != request.ResourceType)
+        {
+            throw new InvalidInputException($"The body is a {resource.TypeName} but the request URL is for {request.ResourceType}.", "resourceType");
+        }
+
+        StoredResource? previous = null;
+        var newId = VersionWriter.NewId();
+        if (request.Mode == ValidationMode.Update)
+        {
+            if (string.IsNullOrEmpty(resource.Id))
+            {
+                throw new InvalidInputException("The resource has no id; an update must carry the id of the resource it replaces.", "id");
+            }
+
+            if (request.Id is not null && resource.Id != request.Id)
+            {
+                throw new InvalidInputException($"The resource id '{resource.Id}' does not match the id in the URL '{request.Id}'.", "id");
+            }
+
+            ResourceTypes.EnsureValidId(resource.Id);
+            newId = resource.Id;
+            previous = await session.ReadCurrentAsync(request.ResourceType, newId, ct);
+        }
+
+        await writer.CheckRulesAsync(session, resource, previous, ct);
+        writer.Prepare(resource, newId, (previous?.VersionId ?? 0) + 1, request.Mode == ValidationMode.Update ? "PUT" : "POST");
+        return Valid(request.Mode == ValidationMode.Update
+            ? $"The resource is valid as {(previous is null || previous.IsDeleted ? "the first" : "the next")} version of {request.ResourceType}/{newId} (no profile was checked)."
+            : $"The resource is valid as a new {request.ResourceType} (no profile was checked).");
+    }
+
+    private static OperationOutcome Valid(string diagnostics) =>
+        FhirException.Issue(OperationOutcome.IssueType.Informational, diagnostics, severity: OperationOutcome.IssueSeverity.Information);
+}

@@ -1,0 +1,74 @@
+using System.Net;
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Resources.Validate;
+using InteropHub.Server.Formatting;
+
+namespace InteropHub.Server.Operations.Validate;
+
+/// <summary>
+/// <c>POST [base]/[type]/$validate</c> and <c>POST [base]/[type]/[id]/$validate</c>: the body is the resource, or a
+/// Parameters with <c>resource</c> (and <c>mode</c>); <c>mode</c> is create (default), update or delete. The answer is
+/// 200 with an OperationOutcome whether or not the resource is valid, as the operation defines; a body that does not
+/// parse is reported the same way, with where it fails.
+/// </summary>
+public static class ValidateEndpoints
+{
+    public static IEndpointRouteBuilder MapValidateEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/fhir/{type}/$validate", (string type, HttpRequest request, FhirRequestReader reader, ValidateResource handler, CancellationToken ct) =>
+            HandleAsync(type, null, request, reader, handler, ct));
+        app.MapPost("/fhir/{type}/{id}/$validate", (string type, string id, HttpRequest request, FhirRequestReader reader, ValidateResource handler, CancellationToken ct) =>
+            HandleAsync(type, id, request, reader, handler, ct));
+        return app;
+    }
+
+    private static async Task<IResult> HandleAsync(string type, string? id, HttpRequest request, FhirRequestReader reader, ValidateResource handler,
+        CancellationToken ct)
+    {
+        ResourceTypes.EnsureKnown(type);
+        if (id is not null)
+        {
+            ResourceTypes.EnsureValidId(id);
+        }
+
+        string? mode = request.Query["mode"];
+        string? profile = request.Query["profile"];
+        Resource? resource = null;
+        if (mode != "delete" || request.ContentLength > 0)
+        {
+            try
+            {
+                resource = await reader.ReadResourceAsync(request, ct);
+            }
+            catch (InvalidInputException e)
+            {
+                // The resource is not valid FHIR: that is the validation's answer.
+                return FhirResults.Outcome(e.Outcome, StatusCodes.Status200OK);
+            }
+        }
+
+        if (resource is Parameters parameters && type != "Parameters")
+        {
+            resource = parameters.GetSingle("resource")?.Resource;
+            mode = parameters.GetSingleValue<Code>("mode")?.Value ?? mode;
+            profile = parameters.GetSingleValue<FhirUri>("profile")?.Value ?? parameters.GetSingleValue<Canonical>("profile")?.Value ?? profile;
+        }
+
+        if (!string.IsNullOrEmpty(profile))
+        {
+            throw new FhirException(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                $"Validation against a profile ('{profile}') is not supported: this hub checks a resource as its writes do (FHIR R4 structure and its own rules).", "profile");
+        }
+
+        var validationMode = mode switch
+        {
+            null or "" or "create" => ValidationMode.Create,
+            "update" => ValidationMode.Update,
+            "delete" => ValidationMode.Delete,
+            _ => throw new InvalidInputException($"mode must be create, update or delete, not '{mode}'.", "mode"),
+        };
+        return FhirResults.Outcome(await handler.HandleAsync(new ValidateRequest(type, id, resource, validationMode), ct), StatusCodes.Status200OK);
+    }
+}
