@@ -78,6 +78,30 @@ public abstract class ValidateTests(HubFactory hub)
         Assert.Single(outcome.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error);
     }
 
+    [Fact]
+    public async Task A_valid_search_parameter_is_not_registered_by_validating_it()
+    {
+        var code = "validated-" + Guid.NewGuid().ToString("N")[..8];
+        var parameter = new SearchParameter
+        {
+            Url = $"https://interophub.dev/fhir/SearchParameter/{code}",
+            Name = code,
+            Status = PublicationStatus.Active,
+            Description = "x",
+            Code = code,
+            Base = [ResourceType.Patient],
+            Type = SearchParamType.Token,
+            Expression = "Patient.maritalStatus",
+        };
+
+        var outcome = await ValidateAsync("/fhir/SearchParameter/$validate", Fhir.Content(parameter));
+        var search = await _client.GetAsync($"/fhir/Patient?{code}=M");
+
+        Assert.Equal(OperationOutcome.IssueSeverity.Information, Assert.Single(outcome.Issue).Severity);
+        Assert.Equal(HttpStatusCode.BadRequest, search.StatusCode);
+        Assert.Contains("not defined", Assert.Single((await Fhir.Read<OperationOutcome>(search)).Issue).Diagnostics, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/fhir/Patient/$validate?profile=http://example.org/StructureDefinition/x", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/$validate?mode=patch", HttpStatusCode.BadRequest)]

@@ -12,6 +12,10 @@ namespace InteropHub.Fhir.Resources;
 public interface IWriteRule
 {
     System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct);
+
+    /// <summary>The check alone, for <c>$validate</c>: what <see cref="CheckAsync"/> refuses, without what it sets up for the write.</summary>
+    System.Threading.Tasks.Task ValidateAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct) =>
+        CheckAsync(session, next, previous, ct);
 }
 
 /// <summary>

@@ -62,6 +62,15 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         }
     }
 
+    /// <summary>The rules' checks without what they set up for a write (<c>$validate</c>, which writes nothing).</summary>
+    public async System.Threading.Tasks.Task ValidateRulesAsync(IWriteSession session, Resource resource, StoredResource? previous, CancellationToken ct)
+    {
+        foreach (var rule in _rules)
+        {
+            await rule.ValidateAsync(session, resource, previous, ct);
+        }
+    }
+
     /// <summary>
     /// Stamps and serialises a version and extracts its index rows without writing them: <see cref="SaveAsync"/>
     /// hands the result to a write session, a bulk load (<see cref="IBulkLoader"/>) many results at once.

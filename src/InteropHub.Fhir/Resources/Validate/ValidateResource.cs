@@ -74,7 +74,7 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer)
             previous = await session.ReadCurrentAsync(request.ResourceType, newId, ct);
         }
 
-        await writer.CheckRulesAsync(session, resource, previous, ct);
+        await writer.ValidateRulesAsync(session, resource, previous, ct);
         writer.Prepare(resource, newId, (previous?.VersionId ?? 0) + 1, request.Mode == ValidationMode.Update ? "PUT" : "POST");
         return Valid(request.Mode == ValidationMode.Update
             ? $"The resource is valid as {(previous is null || previous.IsDeleted ? "the first" : "the next")} version of {request.ResourceType}/{newId} (no profile was checked)."

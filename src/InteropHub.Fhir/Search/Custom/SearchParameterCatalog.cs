@@ -56,6 +56,17 @@ public sealed class SearchParameterCatalog(
         return Task.CompletedTask;
     }
 
+    /// <summary>Whether the hub can index the parameter (422 when not), without registering it.</summary>
+    public Task ValidateAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
+    {
+        if (next is SearchParameter parameter)
+        {
+            CustomSearchParameter.From(parameter);
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <summary>Validates a SearchParameter about to be written (422 when the hub cannot index it) and registers it, not yet searchable.</summary>
     public void Writing(SearchParameter resource)
     {
