@@ -114,6 +114,19 @@ public abstract class ValidateTests(HubFactory hub)
         await Fhir.Read<OperationOutcome>(response);
     }
 
+    [Fact]
+    public async Task A_parameter_given_twice_is_refused()
+    {
+        var parameters = new Parameters();
+        parameters.Add("resource", Fhir.Patient("验", "一"));
+        parameters.Add("resource", Fhir.Patient("验", "二"));
+
+        var response = await _client.PostAsync("/fhir/Patient/$validate", Fhir.Content(parameters));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("resource", Assert.Single(Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue).Expression));
+    }
+
     private async Task<OperationOutcome> ValidateAsync(string url, HttpContent? content)
     {
         var response = await _client.PostAsync(url, content);
