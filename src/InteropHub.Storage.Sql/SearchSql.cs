@@ -159,7 +159,7 @@ public static class SearchSql
             sql.Text.Append(i == 0 ? " WHERE " : " AND ");
             if (NeedsResourceRow(rest[i]))
             {
-                // Beside links to named resources only (see Driver): checked on each candidate's row, found by its key.
+                // Beside one person's compartment only (see Driver): checked on each candidate's row, found by its key.
                 sql.Text.Append("EXISTS (SELECT 1 FROM resource dr WHERE dr.rid = d.rid AND ");
                 builder.Render(rest[i], "dr", criteria.ResourceTypes);
                 sql.Text.Append(')');

@@ -48,7 +48,7 @@ public static class Compartments
             }
 
             links.AddRange(criteria.ResourceTypes
-                .SelectMany(t => Links(t, compartment.ResourceType, [target], registry).Cast<IndexCriterion>().Select(link => (Type: t, link.Param)))
+                .SelectMany(t => Links(t, compartment.ResourceType, [target], registry).Select(link => (Type: t, link.Param)))
                 .GroupBy(l => l.Param, StringComparer.Ordinal)
                 .Select(g => new OfTypeCriterion(g.Select(l => l.Type).ToList(), new IndexCriterion(g.Key, IndexTable.References, [target]))));
         }
@@ -66,9 +66,9 @@ public static class Compartments
     /// <paramref name="compartmentType"/>; a target without id is any of them): one per reference parameter whose declared
     /// targets include the compartment's type.
     /// </summary>
-    public static IReadOnlyList<Criterion> Links(string type, string compartmentType, IReadOnlyList<ReferenceCondition> targets, SearchParameterRegistry registry) =>
+    public static IReadOnlyList<IndexCriterion> Links(string type, string compartmentType, IReadOnlyList<ReferenceCondition> targets, SearchParameterRegistry registry) =>
         registry.For(type).Values
             .Where(p => p.Type == SearchParamType.Reference && p.Targets.Contains(compartmentType))
-            .Select(p => (Criterion)new IndexCriterion(p.Name, IndexTable.References, targets))
+            .Select(p => new IndexCriterion(p.Name, IndexTable.References, targets))
             .ToList();
 }

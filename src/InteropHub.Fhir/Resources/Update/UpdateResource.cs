@@ -64,7 +64,8 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
         return new WriteOutcome(created ? WriteStatus.Created : WriteStatus.Updated, saved);
     }
 
-    private static string CheckBodyId(string urlId, Resource resource)
+    /// <summary>The id of an update: the URL's, which the body must carry (<c>$validate</c> checks an update the same way).</summary>
+    internal static string CheckBodyId(string urlId, Resource resource)
     {
         ResourceTypes.EnsureValidId(urlId);
         if (string.IsNullOrEmpty(resource.Id))

@@ -59,18 +59,11 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer)
         var newId = VersionWriter.NewId();
         if (request.Mode == ValidationMode.Update)
         {
-            if (string.IsNullOrEmpty(resource.Id))
-            {
-                throw new InvalidInputException("The resource has no id; an update must carry the id of the resource it replaces.", "id");
-            }
-
-            if (request.Id is not null && resource.Id != request.Id)
-            {
-                throw new InvalidInputException($"The resource id '{resource.Id}' does not match the id in the URL '{request.Id}'.", "id");
-            }
-
-            ResourceTypes.EnsureValidId(resource.Id);
-            newId = resource.Id;
+            // At type level the body's id stands for the URL's.
+            var urlId = request.Id ?? (string.IsNullOrEmpty(resource.Id)
+                ? throw new InvalidInputException("The resource has no id; an update must carry the id of the resource it replaces.", "id")
+                : resource.Id);
+            newId = Update.UpdateResource.CheckBodyId(urlId, resource);
             previous = await session.ReadCurrentAsync(request.ResourceType, newId, ct);
         }
 
