@@ -56,8 +56,10 @@ public sealed class ProcessBundle(
             $"POST [base] takes a Bundle of type batch or transaction, not {type?.ToString().ToLowerInvariant() ?? "one without a type"}.", "Bundle.type"),
     };
 
-    private Task<IReadOnlyList<EntryResponse>> TransactionAsync(BundleRequest request, CancellationToken ct) =>
-        store.RunAsync<IReadOnlyList<EntryResponse>>(async session =>
+    private Task<IReadOnlyList<EntryResponse>> TransactionAsync(BundleRequest request, CancellationToken ct)
+    {
+        var attempts = 0;
+        return store.RunAsync<IReadOnlyList<EntryResponse>>(async session =>
         {
             // Processing stamps ids into the resources and rewrites their references, so every attempt (a retry
             // after a deadlock is a new attempt) starts from its own copy of what the client sent.
@@ -68,7 +70,7 @@ public sealed class ProcessBundle(
                 plans.Add(await ParseAsync(bundle.Entry[i], i, request.BaseUrl, ct));
             }
 
-            await RunAsync(new LockingSession(session), plans, transaction: true, ct,
+            await RunAsync(new LockingSession(session), plans, transaction: true, retry: ++attempts > 1, ct,
                 request.AfterLocks is { } afterLocks ? (locked, token) => afterLocks(locked, bundle.Entry, token) : null);
             if (request.BeforeCommit is { } beforeCommit)
             {
@@ -77,6 +79,7 @@ public sealed class ProcessBundle(
 
             return plans.Select(p => p.Response!).ToList();
         }, ct);
+    }
 
     private async Task<IReadOnlyList<EntryResponse>> BatchAsync(BundleRequest request, CancellationToken ct)
     {
@@ -94,11 +97,12 @@ public sealed class ProcessBundle(
                     continue;
                 }
 
+                var attempts = 0;
                 responses.Add(await store.RunAsync(async session =>
                 {
                     // As for a transaction: each attempt works on its own copy of the entry.
                     var attempt = await ParseAsync((Bundle.EntryComponent)entry.DeepCopy(), index, request.BaseUrl, ct);
-                    await RunAsync(new LockingSession(session), [attempt], transaction: false, ct);
+                    await RunAsync(new LockingSession(session), [attempt], transaction: false, retry: ++attempts > 1, ct);
                     return attempt.Response!;
                 }, ct));
             }
@@ -127,7 +131,8 @@ public sealed class ProcessBundle(
 
     /// <summary>Processes the entries in one session: all of a transaction, or one entry of a batch.</summary>
     /// <param name="afterLocks">See <see cref="BundleRequest.AfterLocks"/>; what it throws is not attributed to an entry.</param>
-    private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, CancellationToken ct,
+    /// <param name="retry">The attempt follows one the database aborted to break a deadlock: see <see cref="LockAsync"/>.</param>
+    private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, bool retry, CancellationToken ct,
         Func<IWriteSession, CancellationToken, Task>? afterLocks = null)
     {
         EntryPlan? at = null;
@@ -136,7 +141,7 @@ public sealed class ProcessBundle(
             var writes = plans.Where(p => p.IsWrite).ToList();
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
-            await LockAsync(session, writes, references, p => at = p, ct);
+            await LockAsync(session, writes, references, retry, p => at = p, ct);
             if (afterLocks is not null)
             {
                 at = null;
@@ -240,11 +245,13 @@ public sealed class ProcessBundle(
     /// the resource of those criteria, or names by id the resource the first one's conditional update matched while
     /// its own conditional update matches one the first one names. PostgreSQL ends the cycle with a deadlock error
     /// after its <c>deadlock_timeout</c> (1 s by default), and the write session retries (<see cref="WriteSessions"/>).
-    /// The adapters never do this: HIS messages about one person run one after another, and township chunks in flight
-    /// never write the same resource or name the same person.
+    /// A retry takes its conditional creates' criteria locks in the first set too, whether they find their resource or
+    /// not: it then waits for others instead of joining the cycle again, so every deadlock leaves fewer transactions
+    /// that can be in one. The adapters never do this: HIS messages about one person run one after another, and
+    /// township chunks in flight never write the same resource or name the same person.
     /// </summary>
-    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, Action<EntryPlan> at,
-        CancellationToken ct)
+    private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, bool retry,
+        Action<EntryPlan> at, CancellationToken ct)
     {
         // One round trip: the conditional updates' criteria locks and the locks of the ids the entries name, then,
         // under them, every search the entries need: the conditional updates', the conditional creates' and the
@@ -253,9 +260,10 @@ public sealed class ProcessBundle(
         // versions of the named ids. Each is then answered from the session, a conditional create's match too (read
         // with its search).
         var named = writes.Where(p => p.Id is not null).Select(p => (p.ResourceType, Id: p.Id!)).ToList();
-        await session.LockAllAsync(writes.Where(p => p.Criteria is not null).Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.Criteria!)).ToList(), ct);
-        await session.LockAllAsync(named.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
         var creates = writes.Where(p => p.Criteria is null && p.IfNoneExist is { IsEmpty: false }).ToList();
+        await session.LockAllAsync(writes.Where(p => p.Criteria is not null).Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.Criteria!))
+            .Concat(retry ? creates.Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.IfNoneExist!)) : []).ToList(), ct);
+        await session.LockAllAsync(named.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
         var written = writes.Select(p => (p.Criteria ?? p.IfNoneExist)?.Canonical(p.ResourceType)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         await session.FindAheadAsync(writes.Where(p => p.Id is null && p.Criteria is { IsEmpty: false }).Select(p => (p.ResourceType, p.Criteria!, 2))
             .Concat(creates.Select(p => (p.ResourceType, p.IfNoneExist!, 2)))
