@@ -308,6 +308,41 @@ public abstract class PatchTests(HubFactory hub)
         Assert.Equal("Parameters.parameter[0]", issue.Expression.Single());
     }
 
+    [Theory]
+    [InlineData("%foo.gender", "foo")]
+    [InlineData("Patient.name.single()", "Patient.name.single()")]
+    [InlineData("Patient.telecom.value.substring('a')", "substring")]
+    public async Task A_fhirpath_patch_path_that_fails_when_run_is_400_naming_it_and_writes_nothing(string path, string expected)
+    {
+        var patient = Fhir.Patient();
+        patient.Name.Add(new HumanName { Family = "王" });
+        patient.Telecom.Add(new ContactPoint(ContactPoint.ContactPointSystem.Phone, null, "0731-1111"));
+        var id = await CreateAsync(patient);
+
+        var response = await FhirPathPatchAsync(id, Operation("replace", path, value: new FhirString("x")));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue[0];
+        Assert.Contains(expected, issue.Diagnostics);
+        Assert.Equal("Parameters.parameter[0]", issue.Expression.Single());
+        Assert.Equal("1", (await ReadAsync(id)).Meta!.VersionId);
+    }
+
+    [Fact]
+    public async Task Fhirpath_patch_paths_may_start_at_the_resource_variables()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+
+        var response = await FhirPathPatchAsync(id,
+            Operation("replace", "%resource.birthDate", value: new Date("1931-01-01")),
+            Operation("add", "%rootResource", name: "active", value: new FhirBoolean(true)));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var patched = await ReadAsync(id);
+        Assert.Equal("1931-01-01", patched.BirthDate);
+        Assert.True(patched.Active);
+    }
+
     [Fact]
     public async Task Fhirpath_patch_errors_while_applying_are_422_and_write_nothing()
     {

@@ -121,7 +121,7 @@ public sealed class FhirPathPatch : IResourcePatch
         {
             // The tree changes with every operation, so each one selects on a fresh view of it.
             var root = resource.ToPocoNode();
-            var targets = Expression.Invoke([root], new FhirEvaluationContext()).ToList();
+            var targets = Select(root, Expression, Path);
             switch (Type)
             {
                 case "add":
@@ -250,7 +250,7 @@ public sealed class FhirPathPatch : IResourcePatch
                 throw Failed("the path matches nothing");
             }
 
-            var owners = Compiler.GetCompiledExpression(Path[..dot]).Invoke([root], new FhirEvaluationContext()).ToList();
+            var owners = Select(root, Compiler.GetCompiledExpression(Path[..dot]), Path[..dot]);
             var owner = Single(owners).Poco;
             var listMapping = Mapping(owner, child);
             if (!listMapping.IsCollection)
@@ -259,6 +259,22 @@ public sealed class FhirPathPatch : IResourcePatch
             }
 
             return (owner, ListOf(listMapping, owner), listMapping);
+        }
+
+        /// <summary>
+        /// What the path selects, with <c>%resource</c> and <c>%rootResource</c> the resource patched. A path that fails
+        /// when run (an unknown variable, <c>single()</c> over several items) is the document's error: 400 naming it.
+        /// </summary>
+        private List<PocoNode> Select(PocoNode root, CompiledExpression expression, string path)
+        {
+            try
+            {
+                return expression.Invoke([root], new FhirEvaluationContext { Resource = root, RootResource = root }).ToList();
+            }
+            catch (Exception e) when (e is not FhirException)
+            {
+                throw new InvalidInputException($"{Where} has path '{path}', which cannot be evaluated on the resource: {e.Message}", Where);
+            }
         }
 
         private PropertyMapping Mapping(Base owner, string name) =>
