@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text;
 using Hl7.Fhir.Model;
+using InteropHub.Fhir.Resources;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using static Hl7.Fhir.Model.Bundle;
 
 namespace InteropHub.Server.Tests;
@@ -316,6 +319,36 @@ public abstract class TransactionTests(HubFactory hub)
         Assert.All(new[] { 1, 2, 4, 6 }, i => Assert.Contains($"Bundle.entry[{i}]", ((OperationOutcome)bundle.Entry[i].Response!.Outcome!).Issue[0].Expression.First()));
         Assert.Equal(1, await CountAsync(number));
         Assert.Equal(BundleType.History, ((Bundle)bundle.Entry[5].Resource!).Type);
+    }
+
+    [Fact]
+    public async Task A_batch_entry_that_fails_unexpectedly_is_a_500_entry_and_the_other_entries_are_still_answered()
+    {
+        await using var failing = hub.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IWriteRule, FailsOnFamilyName>()));
+        var client = failing.CreateClient();
+        var number = NewNumber();
+        var bundle = NewBundle(BundleType.Batch,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(identifier: number)),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(FailsOnFamilyName.Family, "三")),
+            Entry(HTTPVerb.GET, $"Patient?identifier={IdSystem}|{number}"));
+
+        var response = await client.PostAsync("/fhir", Fhir.Content(bundle));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await Fhir.Read<Bundle>(response);
+        Assert.Equal(["201 Created", "500 Internal Server Error", "200 OK"], answer.Entry.Select(e => e.Response!.Status));
+        Assert.Equal("Bundle.entry[1]", ((OperationOutcome)answer.Entry[1].Response!.Outcome!).Issue[0].Expression.Single());
+        Assert.Single(((Bundle)answer.Entry[2].Resource!).Entry);
+    }
+
+    /// <summary>A rule that breaks (as a bug would) on one family name.</summary>
+    private sealed class FailsOnFamilyName : IWriteRule
+    {
+        public const string Family = "故障";
+
+        public Task CheckAsync(InteropHub.Fhir.Storage.IWriteSession session, Resource next, InteropHub.Fhir.Storage.StoredResource? previous,
+            CancellationToken ct) =>
+            next is Patient { Name: [{ Family: Family }, ..] } ? throw new InvalidOperationException("A broken rule.") : Task.CompletedTask;
     }
 
     [Fact]

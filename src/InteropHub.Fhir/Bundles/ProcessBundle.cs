@@ -12,6 +12,7 @@ using InteropHub.Fhir.Resources.Update;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Storage;
+using Microsoft.Extensions.Logging;
 using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Bundles;
@@ -42,7 +43,8 @@ public sealed class ProcessBundle(
     SearchResources search,
     ReadHistory history,
     SearchParser parser,
-    LocalTerminology terminology)
+    LocalTerminology terminology,
+    ILogger<ProcessBundle> logger)
 {
     private static readonly HashSet<string> HistoryParameters = new(StringComparer.Ordinal) { "_since", "_count", Paging.CursorParameter };
 
@@ -109,6 +111,14 @@ public sealed class ProcessBundle(
             catch (FhirException e)
             {
                 responses.Add(new EntryResponse((int)e.Status, Outcome: e.Outcome));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The entries before it may have been written: the client must still learn what became of each one.
+                logger.LogError(e, "Batch entry {Index} failed unexpectedly", index);
+                responses.Add(new EntryResponse(500, Outcome: FhirException.Issue(OperationOutcome.IssueType.Exception,
+                    $"Bundle.entry[{index}] failed with an internal error; the details are in the server log. The other entries were processed.",
+                    $"Bundle.entry[{index}]")));
             }
         }
 
