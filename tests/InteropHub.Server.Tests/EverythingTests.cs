@@ -77,6 +77,19 @@ public abstract class EverythingTests(HubFactory hub)
         Assert.Equal([changed], recent.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
     }
 
+    [Fact]
+    public async Task Everything_with_count_zero_is_an_empty_page()
+    {
+        var (patient, _) = await PatientWithRecordsAsync();
+
+        var response = await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_count=0");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Empty(bundle.Entry);
+        Assert.Null(bundle.NextLink);
+    }
+
     [Theory]
     [InlineData("/fhir/Patient/nobody/$everything", HttpStatusCode.NotFound)]
     [InlineData("/fhir/Patient/{id}/$everything?start=2020-01-01", HttpStatusCode.BadRequest)]

@@ -39,7 +39,8 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);
         var resources = new List<StoredResource>();
         string? next = null;
-        for (; partIndex < parts.Count && next is null; partIndex++, afterRid = null)
+        // _count=0 asks for no resources (search.html#count): an empty page, without a next link.
+        for (; count > 0 && partIndex < parts.Count && next is null; partIndex++, afterRid = null)
         {
             var matches = await store.FindAsync(parts[partIndex], [], afterRid is { } rid ? new SearchCursor([], rid) : null, count - resources.Count + 1, ct);
             var room = count - resources.Count;
