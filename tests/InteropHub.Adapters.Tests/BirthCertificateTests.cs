@@ -128,6 +128,13 @@ public sealed class BirthCertificateTests
     [InlineData("<IssueDate>2025-03-17</IssueDate>", "<IssueDate>2025-07-17</IssueDate>", "IMPOSSIBLE_DATE")]
     [InlineData("<Name>王秀英</Name>", "<Name></Name>", "MISSING_REQUIRED")]
     [InlineData("<Plurality>1</Plurality>", "<Plurality>one</Plurality>", "MALFORMED")]
+    [InlineData("<BirthDateTime>2025-03-15T08:42:00+08:00</BirthDateTime>", "<BirthDateTime>0001-01-01T00:00:00+08:00</BirthDateTime>", "IMPOSSIBLE_DATE")]
+    [InlineData("<BirthDateTime>2025-03-15T08:42:00+08:00</BirthDateTime>", "<BirthDateTime>9999-12-31T23:00:00-08:00</BirthDateTime>", "IMPOSSIBLE_DATE")]
+    [InlineData("<AdministeredAt>2025-03-15T10:20:00+08:00</AdministeredAt>", "<AdministeredAt>0001-01-01T00:00:00+08:00</AdministeredAt>", "IMPOSSIBLE_DATE")]
+    [InlineData("<LastModified>2025-03-17T11:02:00+08:00</LastModified>", "<LastModified>0001-01-01T00:00:00+08:00</LastModified>", "IMPOSSIBLE_DATE")]
+    [InlineData("<BirthWeight unit=\"g\">3350</BirthWeight>", "<BirthWeight unit=\"g\">99999999999</BirthWeight>", "MALFORMED")]
+    [InlineData("<RecordVersion>1</RecordVersion>", "<RecordVersion>99999999999999999999</RecordVersion>", "MALFORMED")]
+    [InlineData("doseNo=\"1\"", "doseNo=\"99999999999\"", "MALFORMED")]
     public void Invalid_certificates_are_rejected_with_the_first_failing_check(string from, string to, string code)
     {
         var xml = Sample("Q360418201");

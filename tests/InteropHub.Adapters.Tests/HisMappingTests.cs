@@ -98,6 +98,8 @@ public sealed class HisMappingTests
     [InlineData("PID", 10, "99^火星族^GB3304", "UNKNOWN_CODE", "PID^1^10")]
     [InlineData("PID", 7, "19580231", "IMPOSSIBLE_DATE", "PID^1^7")]
     [InlineData("PID", 7, "20260101", "IMPOSSIBLE_DATE", "PID^1^7")]
+    [InlineData("PID", 7, "00010101", "IMPOSSIBLE_DATE", "PID^1^7")]
+    [InlineData("PV1", 44, "00010101", "IMPOSSIBLE_DATE", "PV1^1^44")]
     [InlineData("PV1", 2, "Z", "UNKNOWN_CODE", "PV1^1^2")]
     [InlineData("PV1", 19, "", "MISSING_REQUIRED", "PV1^1^19")]
     [InlineData("PV1", 44, "", "MISSING_REQUIRED", "PV1^1^44")]
@@ -109,6 +111,18 @@ public sealed class HisMappingTests
         var error = outcome.SingleError();
         Assert.Equal(AckCode.AE, outcome.AckCode);
         Assert.Equal((reason, erl), (error.Reason.Code(), error.Location!.ToErl()));
+    }
+
+    [Theory]
+    [InlineData("00010101")]
+    [InlineData("99991231235959-1200")]
+    public void A_message_time_outside_the_representable_years_is_rejected_AR_at_MSH_7(string value)
+    {
+        var outcome = Er7.Sample("16_").With("MSH", 7, value).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AR, outcome.AckCode);
+        Assert.Equal(("MALFORMED", "MSH^1^7"), (error.Reason.Code(), error.Location!.ToErl()));
     }
 
     [Fact]

@@ -99,7 +99,7 @@ public static class BirthCertificateReader
         }
 
         var warnings = new List<CertificateIssue>();
-        var issue = Codes(certificate) ?? Identifiers(certificate) ?? Dates(certificate, receivedAt, warnings);
+        var issue = OutOfRange(certificate) ?? Codes(certificate) ?? Identifiers(certificate) ?? Dates(certificate, receivedAt, warnings);
         if (issue is not null)
         {
             return Reject(issue);
@@ -220,6 +220,51 @@ public static class BirthCertificateReader
         value.Length is 6 or 9 or 12 && value.All(char.IsAsciiDigit)
         && int.Parse(value.AsSpan(0, 2), CultureInfo.InvariantCulture) is (>= 11 and <= 15) or (>= 21 and <= 23) or (>= 31 and <= 37)
             or (>= 41 and <= 46) or (>= 50 and <= 54) or (>= 61 and <= 65) or 71 or 81 or 82;
+
+    private static readonly string[] IntegerPaths = ["RecordVersion", "Newborn/BirthWeight", "Newborn/Plurality", "Newborn/BirthOrder", "Mother/Age"];
+
+    /// <summary>
+    /// The schema's types are unbounded (xs:positiveInteger, xs:dateTime from year 1): a value the checks and the
+    /// mapping cannot hold, or a date outside 1900–2100, is refused here naming its element.
+    /// </summary>
+    private static CertificateIssue? OutOfRange(XElement c)
+    {
+        var dates = new[] { c.XPathElement("Newborn/BirthDateTime"), c.Element("LastModified") }
+            .Concat(c.Elements("BirthDoseVaccinations").Elements("Vaccination").Select(v => v.Element("AdministeredAt")));
+        foreach (var element in dates.OfType<XElement>())
+        {
+            if (!DateTimeOffset.TryParse(element.Value.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) || at.Year is < 1900 or > 2100)
+            {
+                return Issue(element, RejectionReason.ImpossibleDate, $"{element.Name.LocalName} {element.Value.Trim()} 不在 1900–2100 年之间");
+            }
+        }
+
+        if (c.Element("IssueDate") is { } issued
+            && (!DateOnly.TryParseExact(issued.Value.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day.Year is < 1900 or > 2100))
+        {
+            return Issue(issued, RejectionReason.ImpossibleDate, $"IssueDate {issued.Value.Trim()} 不在 1900–2100 年之间");
+        }
+
+        var numbers = IntegerPaths.Select(path => (XObject?)c.XPathElement(path))
+            .Append(c.XPathElement("Newborn/GestationalAge")?.Attribute("weeks"))
+            .Append(c.XPathElement("Newborn/GestationalAge")?.Attribute("days"))
+            .Concat(c.Elements("BirthDoseVaccinations").Elements("Vaccination").Select(v => (XObject?)v.Attribute("doseNo")));
+        foreach (var at in numbers.OfType<XObject>())
+        {
+            var (name, value) = at is XAttribute a ? ("@" + a.Name.LocalName, a.Value.Trim()) : (((XElement)at).Name.LocalName, ((XElement)at).Value.Trim());
+            if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
+            {
+                return Issue(at, RejectionReason.Malformed, $"{name} {value} 超出可处理的数值范围");
+            }
+        }
+
+        if (c.XPathElement("Newborn/BirthLength") is { } length && !decimal.TryParse(length.Value.Trim(), NumberStyles.Number, CultureInfo.InvariantCulture, out _))
+        {
+            return Issue(length, RejectionReason.Malformed, $"BirthLength {length.Value.Trim()} 超出可处理的数值范围");
+        }
+
+        return null;
+    }
 
     private static CertificateIssue? Identifiers(XElement c)
     {

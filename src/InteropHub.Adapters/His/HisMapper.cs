@@ -42,15 +42,12 @@ public static class HisMapper
             return new HisRejected(null, AckCode.AR, [new HisIssue(RejectionReason.Malformed, e.Location, e.Message, IssueSeverity.Error, code)]);
         }
 
-        var headerIssues = CheckHeader(message, out var messageTime);
-        if (headerIssues.Any(i => i.Severity == IssueSeverity.Error))
-        {
-            return new HisRejected(message, AckCode.AR, headerIssues);
-        }
-
         try
         {
-            return MapMessage(message, messageTime, headerIssues);
+            var headerIssues = CheckHeader(message, out var messageTime);
+            return headerIssues.Any(i => i.Severity == IssueSeverity.Error)
+                ? new HisRejected(message, AckCode.AR, headerIssues)
+                : MapMessage(message, messageTime, headerIssues);
         }
         catch (Exception e)
         {

@@ -139,8 +139,26 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
     }
 
-    /// <summary>Processes (again) a stored message of any source: a replay of a dead letter, or recovery after a crash.</summary>
+    /// <summary>
+    /// Processes (again) a stored message of any source: a new one, a replay of a dead letter, or recovery after a crash.
+    /// What fails unexpectedly (a defect in a mapping, a store error) makes the message a dead letter that says so,
+    /// to be replayed once the cause is fixed; it never stays Received for every start-up to trip over again.
+    /// </summary>
     public async Task<IngestResult> ProcessAsync(InboxMessage message, CancellationToken ct)
+    {
+        try
+        {
+            return await ProcessUnguardedAsync(message, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return await CompleteAsync(message, Outcome(OperationOutcome.IssueType.Exception,
+                $"Processing failed with an internal error ({Describe(e)}); the message is kept as dead letter {message.Id} and can be replayed once the cause is fixed."),
+                failed: true, ct);
+        }
+    }
+
+    private async Task<IngestResult> ProcessUnguardedAsync(InboxMessage message, CancellationToken ct)
     {
         if (message.Source == IngestSources.His)
         {

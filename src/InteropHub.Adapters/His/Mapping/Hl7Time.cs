@@ -58,7 +58,8 @@ public readonly record struct Hl7Time(DateTimeOffset Value, int Digits)
             padded = text.Length == 4 ? text + "0101000000" : text + "01000000";
         }
 
-        if (!DateTime.TryParseExact(padded, "yyyyMMddHHmmss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+        // A year outside 1800–2199 is no real time of care or of birth (and year 1 at +08:00 is before DateTimeOffset's range).
+        if (!DateTime.TryParseExact(padded, "yyyyMMddHHmmss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local) || local.Year is < 1800 or > 2199)
         {
             return false;
         }
