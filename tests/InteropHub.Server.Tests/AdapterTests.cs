@@ -669,6 +669,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("Processed", replayed.GetProperty("status").GetString());
         Assert.DoesNotContain((await GetJsonAsync("/adapters/dead-letters")).EnumerateArray(), d => d.GetProperty("id").GetInt64() == letter.GetProperty("id").GetInt64());
 
+        // Applied now, it is no dead letter: replaying it again would reapply an old event.
+        var again = await Client.PostAsync(new Uri($"/adapters/dead-letters/{letter.GetProperty("id").GetInt64()}/replay", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Contains("not a dead letter", await again.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
         // A batch replay with nothing left to fix changes nothing.
         var all = await Client.PostAsync(new Uri("/adapters/dead-letters/replay", UriKind.Relative), null);
         Assert.Equal(HttpStatusCode.OK, all.StatusCode);

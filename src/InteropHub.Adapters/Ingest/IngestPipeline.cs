@@ -208,9 +208,22 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary>Re-runs a dead letter; null when there is no such message.</summary>
-    public async Task<IngestResult?> ReplayAsync(long id, CancellationToken ct) =>
-        await inbox.GetAsync(id, ct) is { } message ? await ProcessAsync(message, ct) : null;
+    /// <summary>
+    /// Re-runs a dead letter; null when there is no such message. A message that was applied (or is being processed)
+    /// is refused with 409: running it again would reapply an old event over what came after it.
+    /// </summary>
+    public async Task<IngestResult?> ReplayAsync(long id, CancellationToken ct)
+    {
+        if (await inbox.GetAsync(id, ct) is not { } message)
+        {
+            return null;
+        }
+
+        return message.Status == InboxStatus.Failed
+            ? await ProcessAsync(message, ct)
+            : throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"Inbox message {id} is {message.Status}, not a dead letter; only dead letters are replayed.");
+    }
 
     /// <summary>Re-runs every dead letter (of one source, or all), oldest first.</summary>
     public async Task<IReadOnlyList<IngestResult>> ReplayAllAsync(string? source, CancellationToken ct)
