@@ -44,6 +44,20 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
+    public async Task The_demo_county_persons_are_found_by_the_ethnicity_the_adapters_recorded()
+    {
+        const string Gb3304 = "urn:oid:2.16.156.10011.2.3.3.3";
+        var patients = await AllAsync<Patient>("Patient");
+        var han = patients.Where(p => p.GetExtensionValue<Coding>("https://interophub.dev/fhir/StructureDefinition/ethnicity") is { System: Gb3304, Code: "01" })
+            .Select(p => p.Id).Order().ToList();
+
+        var found = await AllAsync<Patient>($"Patient?ethnicity={Gb3304}|01");
+
+        Assert.True(han.Count > 10, $"{han.Count} Han persons in the demo county");
+        Assert.Equal(han, found.Select(p => p.Id).Order());
+    }
+
+    [Fact]
     public async Task The_demo_county_holds_the_three_referrals_in_their_final_states()
     {
         var tasks = await AllAsync<FhirTask>("Task");

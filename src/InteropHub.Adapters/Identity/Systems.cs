@@ -60,7 +60,7 @@ public static class Systems
 /// <summary>Extensions the adapters write where R4 has no element.</summary>
 public static class ExtensionUrls
 {
-    public const string Ethnicity = "urn:interophub:ext:ethnicity";
+    public const string Ethnicity = "https://interophub.dev/fhir/StructureDefinition/ethnicity";
     public const string RegisteredPoor = "urn:interophub:ext:registered-poor";
     public const string FamilyDoctorContract = "urn:interophub:ext:family-doctor-contract";
     public const string PaymentMethod = "urn:interophub:ext:payment-method";
