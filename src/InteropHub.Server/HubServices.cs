@@ -67,6 +67,7 @@ public static class HubServices
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
         services.AddSingleton<InteropHub.Fhir.Resources.Validate.ValidateResource>();
+        services.AddSingleton<InteropHub.Fhir.Resources.Translate.TranslateConcept>();
         services.AddSingleton<ReadResource>();
         services.AddSingleton<UpdateResource>();
         services.AddSingleton<DeleteResource>();

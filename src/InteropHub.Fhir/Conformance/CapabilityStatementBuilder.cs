@@ -133,6 +133,17 @@ public static class CapabilityStatementBuilder
             });
         }
 
+        if (type == "ConceptMap")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "translate",
+                Definition = "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
+                Documentation = "Translates a code with the ConceptMaps stored here (the county's local codes, from mappings/): by map id or url, "
+                    + "or every map of the code's system; reverse and targetsystem supported.",
+            });
+        }
+
         if (type is "Patient" or "Group")
         {
             component.Operation.Add(new CapabilityStatement.OperationComponent
