@@ -168,6 +168,27 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Criteria_may_name_a_system_url_unencoded_in_entry_urls_and_conditional_references()
+    {
+        const string System = "http://hospital.example/mrn";
+        var number = NewNumber();
+        var patient = Fhir.Patient();
+        patient.Identifier = [new Identifier(System, number)];
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.PUT, $"Patient?identifier={System}|{number}", patient),
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={System}|{number}")));
+        var read = await PostAsync(BundleType.Batch, Entry(HTTPVerb.GET, $"Patient?identifier={System}|{number}"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal("201 Created", bundle.Entry[0].Response!.Status);
+        Assert.Equal($"Patient/{bundle.Entry[0].Resource!.Id}", ((Observation)bundle.Entry[1].Resource!).Subject!.Reference);
+        var found = (Bundle)(await Fhir.Read<Bundle>(read)).Entry[0].Resource!;
+        Assert.Equal(bundle.Entry[0].Resource!.Id, Assert.Single(found.Entry).Resource!.Id);
+    }
+
+    [Fact]
     public async Task Conditional_create_inside_a_transaction_reuses_a_match_and_references_to_it_follow()
     {
         var known = NewNumber();

@@ -178,7 +178,8 @@ internal sealed class BundleReferences(SearchParser parser)
     private ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
     {
         var mark = value.IndexOf('?', StringComparison.Ordinal);
-        if (mark <= 0 || value.Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
+        // Only the part before the query tells an absolute URL: the criteria may name a system URL unencoded.
+        if (mark <= 0 || value[..mark].Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
         {
             return null;
         }
