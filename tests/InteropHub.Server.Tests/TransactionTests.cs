@@ -397,9 +397,13 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task Prefer_return_minimal_leaves_the_resources_out()
+    public async Task Prefer_return_minimal_leaves_the_written_resources_out_but_not_what_was_read()
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Transaction, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };
+        var id = await CreateAsync(Fhir.Patient());
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir")
+        {
+            Content = Fhir.Content(NewBundle(BundleType.Transaction, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()), Entry(HTTPVerb.GET, $"Patient/{id}"))),
+        };
         request.Headers.Add("Prefer", "return=minimal");
 
         var bundle = await Fhir.Read<Bundle>(await _client.SendAsync(request));
@@ -407,6 +411,7 @@ public abstract class TransactionTests(HubFactory hub)
         Assert.Null(bundle.Entry[0].Resource);
         Assert.Equal("201 Created", bundle.Entry[0].Response!.Status);
         Assert.NotNull(bundle.Entry[0].Response!.Location);
+        Assert.Equal(id, bundle.Entry[1].Resource!.Id);
     }
 
     [Fact]

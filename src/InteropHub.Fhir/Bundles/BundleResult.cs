@@ -28,6 +28,7 @@ public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryRes
 /// <param name="Search">For a search: the page of matches, which becomes a searchset Bundle.</param>
 /// <param name="History">For a history read: the page of versions, which becomes a history Bundle.</param>
 /// <param name="Url">The entry's request URL (relative), for the links of a nested search or history Bundle.</param>
+/// <param name="IsRead">A GET's answer: its body is what was asked for, whatever <c>Prefer: return</c> says about writes.</param>
 public sealed record EntryResponse(
     int Status,
     StoredResource? Resource = null,
@@ -36,4 +37,5 @@ public sealed record EntryResponse(
     SearchPage? Search = null,
     HistoryPage? History = null,
     string? Url = null,
-    bool WithBody = true);
+    bool WithBody = true,
+    bool IsRead = false);

@@ -384,17 +384,17 @@ public sealed class ProcessBundle(
 
                 return NotModified(plan, current)
                     ? new EntryResponse(304, current, WithBody: false)
-                    : new EntryResponse(200, current, WithBody: withBody);
+                    : new EntryResponse(200, current, WithBody: withBody, IsRead: true);
             case ReadKind.VRead:
                 var version = await ReadVersionAsync(plan, session, ct);
                 return version.IsDeleted
                     ? throw new ResourceGoneException($"Version {version.VersionId} of {type}/{plan.Id} is a deletion.")
-                    : new EntryResponse(200, version, WithBody: withBody);
+                    : new EntryResponse(200, version, WithBody: withBody, IsRead: true);
             case ReadKind.Search:
                 var page = session is null
                     ? await search.HandleAsync(new SearchRequest(type, plan.Query), ct)
                     : await SearchAsync(plan, session, ct);
-                return new EntryResponse(200, Search: page, Url: plan.Url, WithBody: withBody);
+                return new EntryResponse(200, Search: page, Url: plan.Url, WithBody: withBody, IsRead: true);
             default:
                 if (session is not null)
                 {
@@ -410,7 +410,7 @@ public sealed class ProcessBundle(
                 var versions = await history.HandleAsync(new HistoryRequest(
                     plan.ResourceType.Length == 0 ? null : plan.ResourceType, plan.Id, Last(plan, "_since"), Last(plan, "_count"),
                     Last(plan, Paging.CursorParameter)), ct);
-                return new EntryResponse(200, History: versions, Url: plan.Url, WithBody: withBody);
+                return new EntryResponse(200, History: versions, Url: plan.Url, WithBody: withBody, IsRead: true);
         }
     }
 

@@ -32,7 +32,7 @@ public static class BundleWriter
 
     /// <summary>
     /// A batch-response or transaction-response (http.html#transaction-response): one entry per request entry with
-    /// its status, location, etag and lastModified, the resource (unless <c>Prefer: return=minimal</c>), and the
+    /// its status, location, etag and lastModified, the resource (of a write, unless <c>Prefer: return=minimal</c>), and the
     /// OperationOutcome of a failed batch entry. Reads and searches inside the bundle return their resource or
     /// their searchset or history Bundle as the entry's resource.
     /// </summary>
@@ -52,7 +52,7 @@ public static class BundleWriter
                     writer.WriteString("fullUrl", $"{baseUrl}/{resource.ResourceType}/{resource.Id}");
                 }
 
-                if (entry.WithBody && prefer == "representation")
+                if (entry.WithBody && (entry.IsRead || prefer == "representation"))
                 {
                     Body(writer, entry, baseUrl, serializers);
                 }
