@@ -10,6 +10,20 @@ public abstract class FormatTests(HubFactory hub)
     private readonly HttpClient _client = hub.CreateClient();
 
     [Fact]
+    public async Task Bundles_without_entries_have_no_empty_entry_array()
+    {
+        var searchset = await _client.GetStringAsync("/fhir/Patient?identifier=urn:test|nobody-has-this");
+        var history = await _client.GetStringAsync("/fhir/Patient/_history?_since=2999-01-01T00:00:00Z");
+        var transaction = await (await _client.PostAsync("/fhir", Fhir.Content(new Bundle { Type = Bundle.BundleType.Transaction }))).Content.ReadAsStringAsync();
+
+        Assert.All(new[] { searchset, history, transaction }, json =>
+        {
+            Assert.Contains("\"resourceType\":\"Bundle\"", json, StringComparison.Ordinal);
+            Assert.DoesNotContain("\"entry\"", json, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
     public async Task Chinese_names_and_addresses_round_trip_byte_exact_in_json()
     {
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("欧阳", "娜娜")));

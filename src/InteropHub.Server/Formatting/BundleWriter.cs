@@ -41,7 +41,7 @@ public static class BundleWriter
         var baseUrl = FhirResults.BaseUrl(request);
         var prefer = FhirResults.Prefer(request);
         var type = result.Type == Bundle.BundleType.TransactionResponse ? "transaction-response" : "batch-response";
-        return Write(type, baseUrl, null, null, writer =>
+        return Write(type, baseUrl, null, null, result.Entries.Count > 0, writer =>
         {
             foreach (var entry in result.Entries)
             {
@@ -134,7 +134,7 @@ public static class BundleWriter
 
     private static PooledJson History(HistoryPage page, string baseUrl, string self, string? next)
     {
-        return Write("history", self, next, null, writer =>
+        return Write("history", self, next, null, page.Entries.Count > 0, writer =>
         {
             foreach (var entry in page.Entries)
             {
@@ -169,7 +169,7 @@ public static class BundleWriter
         var next = page.NextQuery is { } query ? $"{path}?{query}" : null;
         var previous = page.PreviousQuery is { } back ? $"{path}?{back}" : null;
         var outcome = page.Outcome is { } issues ? serializers.ToJsonBytes(issues) : null;
-        return Write("searchset", self, next, page.Total, writer =>
+        return Write("searchset", self, next, page.Total, page.Matches.Count + page.Included.Count > 0 || outcome is not null, writer =>
         {
             foreach (var resource in page.Matches)
             {
@@ -213,7 +213,8 @@ public static class BundleWriter
         return path.EndsWith("/_search", StringComparison.Ordinal) ? path[..^"/_search".Length] : path;
     }
 
-    private static PooledJson Write(string type, string self, string? next, long? total, Action<Utf8JsonWriter> entries, string? previous = null)
+    /// <param name="hasEntries">Whether <paramref name="entries"/> writes any: FHIR JSON has no empty arrays, so a Bundle without entries has no <c>entry</c>.</param>
+    private static PooledJson Write(string type, string self, string? next, long? total, bool hasEntries, Action<Utf8JsonWriter> entries, string? previous = null)
     {
         var buffer = new PooledJson();
         try
@@ -244,9 +245,13 @@ public static class BundleWriter
             }
 
             writer.WriteEndArray();
-            writer.WriteStartArray("entry");
-            entries(writer);
-            writer.WriteEndArray();
+            if (hasEntries)
+            {
+                writer.WriteStartArray("entry");
+                entries(writer);
+                writer.WriteEndArray();
+            }
+
             writer.WriteEndObject();
         }
         catch
