@@ -99,6 +99,36 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_relative_reference_to_an_entry_with_an_absolute_full_url_follows_the_id_it_is_given()
+    {
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("外", "院"), "http://other.example/fhir/Patient/ext1"),
+            Entry(HTTPVerb.POST, "Observation", Observation("Patient/ext1")),
+            Entry(HTTPVerb.POST, "Observation", Observation("http://other.example/fhir/Patient/ext1")));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        var patient = $"Patient/{bundle.Entry[0].Resource!.Id}";
+        Assert.NotEqual("Patient/ext1", patient);
+        Assert.Equal(patient, ((Observation)bundle.Entry[1].Resource!).Subject!.Reference);
+        Assert.Equal(patient, ((Observation)bundle.Entry[2].Resource!).Subject!.Reference);
+    }
+
+    [Fact]
+    public async Task A_batch_entry_referring_to_a_placeholder_fails_alone_since_batch_entries_resolve_none()
+    {
+        const string Placeholder = "urn:uuid:c0000000-0000-0000-0000-000000000001";
+
+        var response = await PostAsync(BundleType.Batch,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), Placeholder),
+            Entry(HTTPVerb.POST, "Observation", Observation(Placeholder)));
+
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Equal(["201 Created", "400 Bad Request"], bundle.Entry.Select(e => e.Response!.Status));
+        Assert.Contains("transaction", ((OperationOutcome)bundle.Entry[1].Response!.Outcome!).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_failing_entry_rolls_the_whole_transaction_back_including_history_and_index()
     {
         var number = NewNumber();

@@ -62,24 +62,31 @@ internal sealed class BundleReferences(SearchParser parser)
     }
 
     /// <summary>
-    /// Replaces every placeholder with the <c>Type/id</c> its entry resolved to. In a transaction a
-    /// <c>urn:uuid:</c>/<c>urn:oid:</c> reference that no entry declares cannot be resolved and fails the
-    /// transaction; other references to unknown targets are left as they are.
+    /// Replaces every placeholder with the <c>Type/id</c> its entry resolved to (<paramref name="targets"/>, for a
+    /// transaction; a batch, whose entries stand alone, has none). A <c>urn:uuid:</c>/<c>urn:oid:</c> reference that
+    /// cannot be resolved fails the transaction, or the batch entry; other references to unknown targets are left as
+    /// they are.
     /// </summary>
-    public void ReplacePlaceholders(IReadOnlyDictionary<string, string> targets)
+    public void ReplacePlaceholders(IReadOnlyDictionary<string, string>? targets)
     {
         foreach (var (entry, reference) in _references)
         {
             var value = reference.Reference!;
-            if (targets.TryGetValue(value, out var target))
+            if (targets is not null && targets.TryGetValue(value, out var target))
             {
                 reference.Reference = target;
             }
             else if (IsPlaceholder(value))
             {
-                throw new InvalidInputException(
-                    $"{entry.Where} refers to '{value}', but no entry of the transaction has that fullUrl.", $"{entry.Where}.resource");
+                throw new InvalidInputException(targets is null
+                    ? $"{entry.Where} refers to '{value}', a placeholder: the entries of a batch stand alone and resolve none; send a transaction to refer to another entry."
+                    : $"{entry.Where} refers to '{value}', but no entry of the transaction has that fullUrl.", $"{entry.Where}.resource");
             }
+        }
+
+        if (targets is null)
+        {
+            return;
         }
 
         foreach (var uri in _uris)

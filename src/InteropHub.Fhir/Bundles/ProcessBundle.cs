@@ -205,10 +205,7 @@ public sealed class ProcessBundle(
             }
 
             at = null;
-            if (transaction)
-            {
-                references.ReplacePlaceholders(Targets(writes));
-            }
+            references.ReplacePlaceholders(transaction ? Targets(writes) : null);
 
             await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
             at = null;
@@ -505,11 +502,16 @@ public sealed class ProcessBundle(
         }
     }
 
-    /// <summary>fullUrl → the <c>Type/id</c> its entry writes, for placeholder replacement (bdl-7: fullUrls are unique).</summary>
+    /// <summary>
+    /// fullUrl → the <c>Type/id</c> its entry writes, for placeholder replacement (bdl-7: fullUrls are unique). An
+    /// absolute fullUrl <c>…/Type/id</c> also stands for its relative form <c>Type/id</c>, which other entries use to
+    /// refer to it (bundle.html#references), unless two entries' fullUrls end the same.
+    /// </summary>
     private static Dictionary<string, string> Targets(List<EntryPlan> writes)
     {
         var targets = new Dictionary<string, string>(StringComparer.Ordinal);
         var owners = new Dictionary<string, EntryPlan>(StringComparer.Ordinal);
+        var relative = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var plan in writes.Where(p => p.FullUrl is not null && p.Method != Bundle.HTTPVerb.DELETE))
         {
             if (!owners.TryAdd(plan.FullUrl!, plan))
@@ -519,10 +521,35 @@ public sealed class ProcessBundle(
                     $"{plan.Where}.fullUrl");
             }
 
-            targets[plan.FullUrl!] = $"{plan.ResourceType}/{plan.ResolvedId}";
+            var target = $"{plan.ResourceType}/{plan.ResolvedId}";
+            targets[plan.FullUrl!] = target;
+            if (RelativeForm(plan.FullUrl!) is { } key)
+            {
+                relative[key] = relative.ContainsKey(key) ? null : target;
+            }
+        }
+
+        foreach (var (key, target) in relative)
+        {
+            if (target is not null)
+            {
+                targets.TryAdd(key, target);
+            }
         }
 
         return targets;
+    }
+
+    /// <summary><c>Type/id</c> of an absolute http(s) fullUrl that ends so, else null.</summary>
+    private static string? RelativeForm(string fullUrl)
+    {
+        if (!fullUrl.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !fullUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var parts = fullUrl.TrimEnd('/').Split('/');
+        return parts.Length >= 5 && ResourceTypes.IsKnown(parts[^2]) && parts[^1].Length > 0 ? $"{parts[^2]}/{parts[^1]}" : null;
     }
 
     private static CreateRequest CreateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Resource!, plan.IfNoneExist);
