@@ -699,6 +699,27 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_message_that_leaves_fields_empty_keeps_what_earlier_messages_recorded_about_the_person()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 91_001;
+        var first = Encoding.UTF8.GetString(LegacyData.Hl7Registration(N));
+        // The first message also records a death (PID-29, PID-30); the second sends no ethnicity (PID-10) and no death.
+        var died = first.Replace("^369921\r", "^369921" + new string('|', 18) + "20200101|Y\r", StringComparison.Ordinal);
+        var later = first.Replace($"BENCH-{N:D9}", $"KEEP-{N:D9}", StringComparison.Ordinal).Replace("|01^汉族^GB3304|", "||", StringComparison.Ordinal);
+        Assert.NotEqual(first, died);
+        Assert.NotEqual(first.Replace($"BENCH-{N:D9}", $"KEEP-{N:D9}", StringComparison.Ordinal), later);
+
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(died))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(later))).Ack));
+
+        var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={7_000_000 + N:D10}"));
+        Assert.Equal("2", patient.Meta!.VersionId);
+        Assert.Equal("2020-01-01", Assert.IsType<FhirDateTime>(patient.Deceased).Value);
+        Assert.Equal("01", patient.GetExtensionValue<Coding>("https://interophub.dev/fhir/StructureDefinition/ethnicity")?.Code);
+    }
+
+    [Fact]
     public async Task After_an_A40_merge_the_retired_MRN_records_belong_to_the_survivor_and_a_message_naming_it_is_AE_UNKNOWN_REFERENCE()
     {
         await SeedOrganizationsAsync();

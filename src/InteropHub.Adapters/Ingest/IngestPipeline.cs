@@ -565,11 +565,44 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
-            patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
-            patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.IsExactly(t))).ToList());
-            patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.IsExactly(a))).ToList());
-            patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
-            patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
+            KeepWhatTheMessageLacks(patient, current);
+        }
+    }
+
+    /// <summary>
+    /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
+    /// identifier; telecoms of a system and use, addresses and names of a use the message does not give; extensions
+    /// of a URL it does not give (ethnicity, registered poor, …); and each single element it leaves empty (death,
+    /// marital status, managing organisation, …).
+    /// </summary>
+    private static void KeepWhatTheMessageLacks(Patient patient, Patient current)
+    {
+        patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+        patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.System == t.System && n.Use == t.Use)).ToList());
+        patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.Use == a.Use && n.Type == a.Type)).ToList());
+        patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
+        patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
+        patient.Extension.AddRange(current.Extension.Where(e => !patient.Extension.Any(n => n.Url == e.Url)).ToList());
+        patient.ActiveElement ??= current.ActiveElement;
+        patient.Gender ??= current.Gender;
+        patient.BirthDateElement ??= current.BirthDateElement;
+        patient.Deceased ??= current.Deceased;
+        patient.MaritalStatus ??= current.MaritalStatus;
+        patient.MultipleBirth ??= current.MultipleBirth;
+        patient.ManagingOrganization ??= current.ManagingOrganization;
+        if (patient.Communication.Count == 0)
+        {
+            patient.Communication.AddRange(current.Communication);
+        }
+
+        if (patient.GeneralPractitioner.Count == 0)
+        {
+            patient.GeneralPractitioner.AddRange(current.GeneralPractitioner);
+        }
+
+        if (patient.Contact.Count == 0)
+        {
+            patient.Contact.AddRange(current.Contact);
         }
     }
 
