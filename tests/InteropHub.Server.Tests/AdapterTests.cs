@@ -699,6 +699,34 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Admission_transfer_and_discharge_build_one_visit_history_and_a_discharged_visit_cannot_be_cancelled()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7", "19_ADT_A01_county_lidefu.hl7", "22_ADT_A02_county_lidefu_transfer.hl7",
+            "23_ADT_A03_county_lidefu_discharge.hl7");
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2025001873"));
+        Assert.Equal(Encounter.EncounterStatus.Finished, visit.Status);
+        Assert.True(visit.Location.Count >= 2, string.Join(", ", visit.Location.Select(l => l.Location!.Reference)));
+        Assert.All(visit.Location, l => Assert.Equal(Encounter.EncounterLocationStatus.Completed, l.Status));
+        Assert.Contains(visit.ReasonCode, r => r.Coding.Any(c => c.Code == "I10"));
+        Assert.Contains(visit.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "AD"));
+        Assert.Contains(visit.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "DD"));
+        Assert.Equal("2025-05-07T09:15:00+08:00", visit.Period!.Start);
+
+        // A11 cancels an admission whose visit has no A03 (§5); this one was discharged.
+        var admission = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "19_ADT_A01_county_lidefu.hl7"));
+        var cancel = string.Join('\r', admission.Split('\r').Where(l => l.Split('|')[0] is "MSH" or "EVN" or "PID" or "PV1"))
+            .Replace("ADT^A01^ADT_A01", "ADT^A11^ADT_A09", StringComparison.Ordinal).Replace("EVN|A01|", "EVN|A11|", StringComparison.Ordinal)
+            .Replace("QX2100012-20250507-000318", "CANCEL-AFTER-A03-1", StringComparison.Ordinal);
+        var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(cancel));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
+        Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2025001873")).Status);
+    }
+
+    [Fact]
     public async Task A_message_that_leaves_fields_empty_keeps_what_earlier_messages_recorded_about_the_person()
     {
         await SeedOrganizationsAsync();

@@ -441,7 +441,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             return (AckCode.AA, accepted.Warnings, true);
         }
-        catch (RetiredPatientException e)
+        catch (RefusedMessageException e)
         {
             return (AckCode.AE, [e.Issue], false);
         }
@@ -488,22 +488,114 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// transaction once it holds its locks (<see cref="BundleRequest.AfterLocks"/>), so the stored Patient cannot change
     /// between this read and the write.
     /// </summary>
-    private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
+    private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
         KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
+        await KeepVisitHistoryAsync(session, entries, ct);
+    }
 
     /// <summary>
     /// <see cref="KeepOtherSourcesAsync"/> after the retirement check of HIS messages: a message naming a retired
-    /// Patient is refused (<see cref="RetiredPatientException"/>) and nothing of its transaction is written.
+    /// Patient is refused (<see cref="RefusedMessageException"/>) and nothing of its transaction is written.
     /// </summary>
     private async Task CheckPatientsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
         var patients = await ReadPatientsAsync(session, entries, ct);
         if (Retired(entries, patients) is { } retired)
         {
-            throw new RetiredPatientException(retired);
+            throw new RefusedMessageException(retired);
         }
 
         KeepOtherSources(entries, patients);
+        await KeepVisitHistoryAsync(session, entries, ct);
+    }
+
+    /// <summary>
+    /// An ADT event is one moment of a visit (his-hl7v2.md §5): before its conditional update replaces the stored
+    /// Encounter, what the stored one has and the event does not carry is kept (<see cref="KeepVisitHistory"/>). A
+    /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03.
+    /// </summary>
+    private async Task KeepVisitHistoryAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        foreach (var entry in entries)
+        {
+            if (entry is not { Resource: Encounter encounter, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
+                || !url.StartsWith("Encounter?", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var matches = await session.FindAsync("Encounter", parser.ParseCriteria("Encounter", SearchParser.SplitQueryString("Encounter", url)), 2, ct);
+            if (matches is not [var match] || await session.ReadCurrentAsync("Encounter", match.Id, ct) is not { IsDeleted: false } stored)
+            {
+                continue;
+            }
+
+            var current = (Encounter)serializers.ParseStored(stored.Json);
+            if (encounter.Status == Encounter.EncounterStatus.EnteredInError && current.Class?.Code == "IMP" && current.Period?.End is not null
+                && current.Status != Encounter.EncounterStatus.EnteredInError)
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 已出院 (ADT^A03)，不能取消入院；请先取消出院 (ADT^A13)", IssueSeverity.Error));
+            }
+
+            KeepVisitHistory(encounter, current);
+        }
+    }
+
+    /// <summary>
+    /// Keeps in the Encounter an event writes what the stored one has and the event does not carry: every location
+    /// (Encounter.location is the visit's history of places; one the event names again takes the event's status, the
+    /// others it no longer names are completed once it names a place), diagnoses of other conditions, participants of
+    /// another role, the reason, type, priority, service, provider, admission details and the period's start; the
+    /// period's end and the discharge disposition only while the visit stays finished (A13 undoes a discharge).
+    /// </summary>
+    private static void KeepVisitHistory(Encounter encounter, Encounter current)
+    {
+        var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
+        var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference)).ToList();
+        if (encounter.Location.Count > 0)
+        {
+            foreach (var left in earlier.Where(l => l.Status is Encounter.EncounterLocationStatus.Active or Encounter.EncounterLocationStatus.Planned))
+            {
+                left.Status = Encounter.EncounterLocationStatus.Completed;
+            }
+        }
+
+        encounter.Location.InsertRange(0, earlier);
+        var conditions = encounter.Diagnosis.Select(d => d.Condition?.Reference).ToHashSet(StringComparer.Ordinal);
+        encounter.Diagnosis.InsertRange(0, current.Diagnosis.Where(d => !conditions.Contains(d.Condition?.Reference)));
+        var roles = encounter.Participant.SelectMany(p => p.Type).SelectMany(t => t.Coding).Select(c => c.Code).ToHashSet(StringComparer.Ordinal);
+        encounter.Participant.AddRange(current.Participant.Where(p => !p.Type.SelectMany(t => t.Coding).Any(c => roles.Contains(c.Code))));
+        encounter.Extension.AddRange(current.Extension.Where(e => !encounter.Extension.Any(n => n.Url == e.Url)));
+        if (encounter.ReasonCode.Count == 0)
+        {
+            encounter.ReasonCode.AddRange(current.ReasonCode);
+        }
+
+        if (encounter.Type.Count == 0)
+        {
+            encounter.Type.AddRange(current.Type);
+        }
+
+        encounter.Priority ??= current.Priority;
+        encounter.ServiceType ??= current.ServiceType;
+        encounter.ServiceProvider ??= current.ServiceProvider;
+        var finished = encounter.Status != Encounter.EncounterStatus.InProgress;
+        if (current.Hospitalization is { } stay)
+        {
+            encounter.Hospitalization ??= new Encounter.HospitalizationComponent();
+            encounter.Hospitalization.AdmitSource ??= stay.AdmitSource;
+            encounter.Hospitalization.Destination ??= finished ? stay.Destination : null;
+            encounter.Hospitalization.DischargeDisposition ??= finished ? stay.DischargeDisposition : null;
+        }
+
+        if (current.Period is { } period)
+        {
+            encounter.Period ??= new Period();
+            encounter.Period.StartElement ??= period.StartElement;
+            encounter.Period.EndElement ??= finished ? period.EndElement : null;
+        }
     }
 
     /// <summary>
@@ -533,8 +625,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return patients;
     }
 
-    /// <summary>A message names a retired Patient (see <see cref="Retired"/>); nothing of its transaction is written.</summary>
-    private sealed class RetiredPatientException(HisIssue issue) : Exception(issue.Detail)
+    /// <summary>What the stored records refuse of a message (it names a retired Patient, see <see cref="Retired"/>; it cancels a discharged visit); nothing of its transaction is written.</summary>
+    private sealed class RefusedMessageException(HisIssue issue) : Exception(issue.Detail)
     {
         public HisIssue Issue => issue;
     }
