@@ -702,10 +702,17 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task Admission_transfer_and_discharge_build_one_visit_history_and_a_discharged_visit_cannot_be_cancelled()
     {
         await SeedOrganizationsAsync();
-        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7", "19_ADT_A01_county_lidefu.hl7", "22_ADT_A02_county_lidefu_transfer.hl7",
-            "23_ADT_A03_county_lidefu_discharge.hl7");
+        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7");
+        // The samples' visit under a number of its own (other tests send the A02 before the A01), each message with a new control ID.
+        async Task<string> OwnVisitAsync(string sample) =>
+            (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZY2025001873", "ZY2099000001", StringComparison.Ordinal)
+                .Replace("|QX2100012-2025", "|HISTORY-2025", StringComparison.Ordinal);
+        foreach (var sample in new[] { "19_ADT_A01_county_lidefu.hl7", "22_ADT_A02_county_lidefu_transfer.hl7", "23_ADT_A03_county_lidefu_discharge.hl7" })
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(await OwnVisitAsync(sample)))).Ack));
+        }
 
-        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2025001873"));
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001"));
         Assert.Equal(Encounter.EncounterStatus.Finished, visit.Status);
         Assert.True(visit.Location.Count >= 2, string.Join(", ", visit.Location.Select(l => l.Location!.Reference)));
         Assert.All(visit.Location, l => Assert.Equal(Encounter.EncounterLocationStatus.Completed, l.Status));
@@ -715,15 +722,15 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("2025-05-07T09:15:00+08:00", visit.Period!.Start);
 
         // A11 cancels an admission whose visit has no A03 (§5); this one was discharged.
-        var admission = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "19_ADT_A01_county_lidefu.hl7"));
+        var admission = await OwnVisitAsync("19_ADT_A01_county_lidefu.hl7");
         var cancel = string.Join('\r', admission.Split('\r').Where(l => l.Split('|')[0] is "MSH" or "EVN" or "PID" or "PV1"))
             .Replace("ADT^A01^ADT_A01", "ADT^A11^ADT_A09", StringComparison.Ordinal).Replace("EVN|A01|", "EVN|A11|", StringComparison.Ordinal)
-            .Replace("QX2100012-20250507-000318", "CANCEL-AFTER-A03-1", StringComparison.Ordinal);
+            .Replace("HISTORY-20250507-000318", "CANCEL-AFTER-A03-1", StringComparison.Ordinal);
         var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(cancel));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("AE", Msa(ack));
         Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
-        Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2025001873")).Status);
+        Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001")).Status);
     }
 
     [Fact]

@@ -58,6 +58,18 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
+    public async Task A_birth_dose_reported_by_the_HIS_and_then_the_certificate_keeps_what_only_the_HIS_said()
+    {
+        var client = _county.CreateClient();
+
+        var dose = await Fhir.Read<Immunization>(await client.GetAsync("/fhir/Immunization/8016824ffbe2eb444fa7873bcf695364"));
+
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+        Assert.NotNull(dose.Route);
+        Assert.NotNull(dose.Site);
+    }
+
+    [Fact]
     public async Task The_demo_county_holds_the_three_referrals_in_their_final_states()
     {
         var tasks = await AllAsync<FhirTask>("Task");

@@ -492,6 +492,43 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
         await KeepVisitHistoryAsync(session, entries, ct);
+        await KeepUnsentAsync(session, entries, ct);
+    }
+
+    /// <summary>The records several messages write by one id, each carrying part of them.</summary>
+    private static readonly HashSet<string> SharedRecords = new(StringComparer.Ordinal) { "Immunization", "DiagnosticReport", "ServiceRequest" };
+
+    /// <summary>
+    /// A dose is one Immunization whichever source reports it (the HIS, the township export, the certificate), a
+    /// report's correction may carry only the results it corrects (his-hl7v2.md §5), and an I14 names a referral
+    /// without its diagnoses and summary: before a PUT by id replaces such a stored record, what the message leaves
+    /// empty is kept (<see cref="UnsentElements"/>), with every identifier of the dose and every result of the report.
+    /// </summary>
+    private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        foreach (var entry in entries)
+        {
+            if (entry is not { Resource: { } next, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !SharedRecords.Contains(next.TypeName)
+                || url.Contains('?', StringComparison.Ordinal) || next.Id is not { Length: > 0 } id
+                || await session.ReadCurrentAsync(next.TypeName, id, ct) is not { IsDeleted: false } stored)
+            {
+                continue;
+            }
+
+            var current = serializers.ParseStored(stored.Json);
+            switch (next, current)
+            {
+                case (Immunization dose, Immunization had):
+                    dose.Identifier.AddRange(had.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                    break;
+                case (DiagnosticReport report, DiagnosticReport had):
+                    var results = report.Result.Select(r => r.Reference).ToHashSet(StringComparer.Ordinal);
+                    report.Result.InsertRange(0, had.Result.Where(r => !results.Contains(r.Reference)).ToList());
+                    break;
+            }
+
+            UnsentElements.Keep(next, current);
+        }
     }
 
     /// <summary>
@@ -508,6 +545,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         KeepOtherSources(entries, patients);
         await KeepVisitHistoryAsync(session, entries, ct);
+        await KeepUnsentAsync(session, entries, ct);
     }
 
     /// <summary>

@@ -1,0 +1,44 @@
+using System.Collections;
+using Hl7.Fhir.Model;
+
+namespace InteropHub.Adapters.Ingest;
+
+/// <summary>
+/// "Not sent" is not "delete" (his-hl7v2.md §2): the elements of a stored record that a message's version of it leaves
+/// empty are copied into that version, top-level elements only (a list the message gives replaces the stored one).
+/// </summary>
+public static class UnsentElements
+{
+    /// <summary>What the resource itself keeps: its id and meta are the write's, its narrative is made from its content.</summary>
+    private static readonly HashSet<string> Skipped = new(StringComparer.Ordinal) { "id", "meta", "implicitRules", "language", "text", "contained" };
+
+    public static void Keep(Resource next, Resource stored)
+    {
+        if (next.GetType() != stored.GetType())
+        {
+            return;
+        }
+
+        var mapping = ModelInfo.ModelInspector.FindOrImportClassMapping(next.GetType())
+            ?? throw new InvalidOperationException($"{next.TypeName} is not a FHIR model type.");
+        foreach (var element in mapping.PropertyMappings.Where(p => !Skipped.Contains(p.Name) && p.NativeProperty is not null))
+        {
+            var property = element.NativeProperty!;
+            var had = property.GetValue(stored);
+            if (element.IsCollection)
+            {
+                if (property.GetValue(next) is IList { Count: 0 } list && had is IList { Count: > 0 } kept)
+                {
+                    foreach (var item in kept)
+                    {
+                        list.Add(item);
+                    }
+                }
+            }
+            else if (property.GetValue(next) is null && had is not null && property.CanWrite)
+            {
+                property.SetValue(next, had);
+            }
+        }
+    }
+}
