@@ -391,6 +391,15 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 
         Assert.Equal(first, await PostAsync(again));
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+
+        // The same batch id with other content (another manifest) is rejected whole, and kept as a dead letter of its own.
+        var other = Rewrite(zip, "residents.csv", lines => lines[1] = lines[1].Replace("居民860001", "别人860001", StringComparison.Ordinal));
+        var rejected = await PostAsync(other);
+        Assert.NotEqual(first, rejected);
+        var outcome = await GetJsonAsync(rejected.ToString());
+        Assert.Equal("Failed", outcome.GetProperty("status").GetString());
+        Assert.Contains("INTEGRITY", outcome.GetProperty("outcome").ToString(), StringComparison.Ordinal);
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
     }
 
     [Fact]

@@ -127,8 +127,40 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>Stores a township batch (a zip) and applies its valid rows; the outcome lists every problem by file and row.</summary>
     public async Task<IngestResult> ReceiveTownshipAsync(byte[] zip, CancellationToken ct)
     {
-        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.Township, BatchId(zip), "application/zip", zip, ct);
+        var batchId = BatchId(zip);
+        var (stored, duplicate) = await inbox.AcceptAsync(IngestSources.Township, batchId, "application/zip", zip, ct);
+        if (duplicate && !SameManifest(stored.Body, zip))
+        {
+            // township-export.md §1: the same batch_id with a different manifest is rejected whole (INTEGRITY). It is kept
+            // under an id of its own, as a dead letter, so nothing sent is lost.
+            var (other, _) = await inbox.AcceptAsync(IngestSources.Township, $"{batchId}|sha256:{Convert.ToHexStringLower(SHA256.HashData(zip))}",
+                "application/zip", zip, ct);
+            var outcome = new OperationOutcome();
+            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Integrity.Code(),
+                $"批次号 {batchId} 已用于另一份清单不同的批次 (收件 {stored.Id})，整批拒收", "manifest.json"));
+            return await CompleteAsync(other, outcome, failed: true, ct);
+        }
+
         return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
+    }
+
+    /// <summary>
+    /// Whether two batches carry the same manifest (a re-delivery, township-export.md §1): the same JSON, however it is
+    /// laid out, so a batch zipped anew is still the same batch.
+    /// </summary>
+    private static bool SameManifest(byte[] stored, byte[] received)
+    {
+        try
+        {
+            return TownshipBatchReader.FromZip(stored).GetValueOrDefault("manifest.json") is { } a
+                && TownshipBatchReader.FromZip(received).GetValueOrDefault("manifest.json") is { } b
+                && System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(a), System.Text.Json.Nodes.JsonNode.Parse(b));
+        }
+        catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)
+        {
+            // Not zips, or no readable manifest: their id is their content hash, so the same id is the same bytes.
+            return true;
+        }
     }
 
     /// <summary>Stores a birth-certificate document (one certificate or a batch) and applies each valid certificate.</summary>
