@@ -221,6 +221,19 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_dose_number_below_one_is_MALFORMED()
+    {
+        var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"
+            + "JZ-QX2110026-0000931,36992110120100023,0101,0,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
+
+        var issue = Assert.Single(result.Issues);
+        Assert.Equal(("MALFORMED", "dose_no (column 4)"), (issue.Code, issue.Column));
+        Assert.Empty(result.Rows);
+    }
+
+    [Fact]
     public void Full_width_digits_in_numbers_and_identifiers_are_read_as_ASCII()
     {
         var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,dose_ml,vacc_org_code,record_source,org_code,status,updated_at\r\n"

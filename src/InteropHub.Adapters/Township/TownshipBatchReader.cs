@@ -359,12 +359,18 @@ public static class TownshipBatchReader
                     continue;
                 }
 
+                var integer = 0;
                 var ok = column.Type == ColumnType.Int
-                    ? int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                    ? int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out integer)
                     : decimal.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out _);
                 if (!ok)
                 {
                     return Fail(RejectionReason.Malformed, column.Name, $"{column.Name} {value} 不是数字");
+                }
+
+                if (column.Type == ColumnType.Int && integer < column.Min)
+                {
+                    return Fail(RejectionReason.Malformed, column.Name, $"{column.Name} {value} 应不小于 {column.Min}");
                 }
             }
 

@@ -17,10 +17,11 @@ internal enum ColumnType
 
 /// <summary>
 /// A column of a township table (township-export.md §3). <see cref="Planned"/> dates lie in the future by design
-/// (edd, end dates, next visits) and are exempt from the "after export time" check.
+/// (edd, end dates, next visits) and are exempt from the "after export time" check. <see cref="Min"/>: the least an
+/// integer may be (integers are never negative).
 /// </summary>
 internal sealed record Column(string Name, ColumnType Type, bool Required = false, IReadOnlySet<string>? Codes = null,
-    bool Multi = false, bool Planned = false);
+    bool Multi = false, bool Planned = false, int Min = 0);
 
 /// <summary>The tables in the order they are applied (residents first, so that references resolve).</summary>
 internal sealed record TableSchema(string Table, string Key, IReadOnlyList<Column> Columns, bool ReferencesResident = true);
@@ -86,7 +87,7 @@ internal static class TownshipSchema
         [
             new("vacc_id", ColumnType.Text, true), new("record_no", ColumnType.Text, true),
             new("vaccine_code", ColumnType.Code, true, CountyCodes.Vaccines.Keys.ToFrozenSet(StringComparer.Ordinal)),
-            new("dose_no", ColumnType.Int, true), new("vacc_date", ColumnType.Date, true), new("lot_no", ColumnType.Text),
+            new("dose_no", ColumnType.Int, true, Min: 1), new("vacc_date", ColumnType.Date, true), new("lot_no", ColumnType.Text),
             new("manufacturer_code", ColumnType.Code, Codes: CountyCodes.Manufacturers.Keys.ToFrozenSet(StringComparer.Ordinal)),
             new("expiry_date", ColumnType.Date, Planned: true), new("dose_ml", ColumnType.Dec),
             new("route_code", ColumnType.Code, Codes: Set("1", "2", "3", "4")),
@@ -122,7 +123,7 @@ internal static class TownshipSchema
         [
             new("reg_id", ColumnType.Text, true), new("record_no", ColumnType.Text, true), new("register_date", ColumnType.Date, true),
             new("lmp_date", ColumnType.Date, true), new("edd", ColumnType.Date, true, Planned: true),
-            new("gest_weeks", ColumnType.Int, true), new("gest_days", ColumnType.Int, true), new("gravidity", ColumnType.Int, true),
+            new("gest_weeks", ColumnType.Int, true), new("gest_days", ColumnType.Int, true), new("gravidity", ColumnType.Int, true, Min: 1),
             new("parity_vaginal", ColumnType.Int, true), new("parity_cesarean", ColumnType.Int, true),
             new("height_cm", ColumnType.Dec), new("weight_kg", ColumnType.Dec), new("sbp", ColumnType.Int), new("dbp", ColumnType.Int),
             new("hb_gl", ColumnType.Int), new("hbsag", ColumnType.Code, Codes: Set("1", "2", "9")),
