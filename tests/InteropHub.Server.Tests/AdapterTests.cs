@@ -486,6 +486,22 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         return buffer.ToArray();
     }
 
+    [Theory]
+    [InlineData("x-application/hl7-v2+er7")]
+    [InlineData("application/hl7-v2; charset=utf-8")]
+    [InlineData("text/plain")]
+    public async Task Every_media_type_the_interface_names_is_accepted(string mediaType)
+    {
+        await SeedOrganizationsAsync();
+        using var content = new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7")));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(mediaType);
+
+        var response = await Client.PostAsync(new Uri("/adapters/his/hl7v2", UriKind.Relative), content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("AA", Msa(await response.Content.ReadAsStringAsync()));
+    }
+
     [Fact]
     public async Task Damaged_or_empty_bodies_are_answered_4xx_or_a_NAK_and_never_500()
     {

@@ -89,6 +89,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 if (mapped.Message is { } message && stored.MessageId == messageId && !SameContent(stored.Body, message))
                 {
+                    if (mapped is HisRejected { Code: AckCode.AR } refused)
+                    {
+                        // Refused whole (an unsupported version or event, a bad header): why comes first, the reused
+                        // control ID is then beside the point.
+                        return Reply(mapped.Message, AckCode.AR, null, refused.Errors);
+                    }
+
                     return Reply(mapped.Message, AckCode.AE, stored.Id,
                         [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {message.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)]);
                 }

@@ -18,7 +18,7 @@ namespace InteropHub.Server.Adapters;
 /// </summary>
 public static class AdapterEndpoints
 {
-    private static readonly string[] Hl7MediaTypes = ["x-application/hl7-v2+er7", "text/plain"];
+    private static readonly string[] Hl7MediaTypes = ["x-application/hl7-v2+er7", "application/hl7-v2", "text/plain"];
 
     public static IEndpointRouteBuilder MapAdapterEndpoints(this IEndpointRouteBuilder app)
     {
@@ -40,7 +40,7 @@ public static class AdapterEndpoints
         if (!Hl7MediaTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
         {
             throw new UnsupportedMediaTypeException(
-                $"An HL7 v2 message is sent as x-application/hl7-v2+er7 or text/plain, not '{request.ContentType}'.");
+                $"An HL7 v2 message is sent as x-application/hl7-v2+er7, application/hl7-v2 or text/plain, not '{request.ContentType}'.");
         }
 
         var body = await ReadBodyAsync(request, options, ct);
