@@ -101,7 +101,8 @@ public static class HubServices
             var export = new ExportOptions();
             configuration.GetSection("InteropHub:Export").Bind(export);
             return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), sp.GetRequiredService<IResourceStore>(), sp.GetRequiredService<SearchParser>(),
-                sp.GetRequiredService<FhirSerializers>(), export, sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<InteropHub.Fhir.Search.Terminology.LocalTerminology>(), sp.GetRequiredService<FhirSerializers>(), export,
+                sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton(sp => (IImportJobStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp =>

@@ -63,8 +63,8 @@ public sealed record ExportFile(string Type, string FileName, long Count);
 /// compartment: resources whose reference parameters that may point to a Patient point to one of the patients).
 /// The transaction time is fixed at kick-off: a resource changed after it waits for the next export (with <c>_since</c>).
 /// </summary>
-public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Serialization.FhirSerializers serializers,
-    ExportOptions options, TimeProvider clock)
+public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Search.Terminology.LocalTerminology terminology,
+    Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock)
     : IDisposable
 {
     /// <summary>Group members per query: a query names them all as OR-ed values.</summary>
@@ -104,7 +104,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
             }
         }
 
-        ParseFilters(request);
+        await ParseFiltersAsync(request, ct);
         if (request.Level == ExportLevel.Group)
         {
             await GroupMembersAsync(request.GroupId!, ct);
@@ -172,7 +172,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         {
             var request = job.Request;
             var types = request.Types.Count > 0 ? request.Types : request.Level == ExportLevel.System ? ResourceTypes.All : CompartmentTypes;
-            var filters = ParseFilters(request);
+            var filters = await ParseFiltersAsync(request, ct);
             var members = request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null;
             var output = new List<ExportFile>();
             long exported = 0;
@@ -298,9 +298,10 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
 
     /// <summary>
     /// <c>_typeFilter</c>: each value is <c>Type?search</c>, parsed by the hub's search parser (criteria only: no
-    /// result parameters); a type that is not exported, or a parameter the hub does not support, is a 400 naming it.
+    /// result parameters) with its terminology modifiers (<c>:in</c>, <c>:below</c>, …) expanded from what is stored
+    /// here; a type that is not exported, or a parameter the hub cannot answer, is a 400 naming it at kick-off.
     /// </summary>
-    private Dictionary<string, IReadOnlyList<SearchCriteria>> ParseFilters(ExportRequest request)
+    private async Task<Dictionary<string, IReadOnlyList<SearchCriteria>>> ParseFiltersAsync(ExportRequest request, CancellationToken ct)
     {
         var filters = new Dictionary<string, List<SearchCriteria>>(StringComparer.Ordinal);
         foreach (var filter in request.TypeFilters ?? [])
@@ -336,7 +337,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                     filters[type] = list = [];
                 }
 
-                list.Add(query.Criteria);
+                list.Add(await terminology.ExpandAsync(query.Criteria, ct));
             }
             catch (InvalidInputException e)
             {
