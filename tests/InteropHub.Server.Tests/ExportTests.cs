@@ -44,7 +44,8 @@ public abstract class ExportTests(HubFactory hub)
         var before = await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("孔", "前"))));
         await System.Threading.Tasks.Task.Delay(20);
         var after = await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("孔", "后"))));
-        var since = Uri.EscapeDataString(after.Meta!.LastUpdated!.Value.ToString("o", System.Globalization.CultureInfo.InvariantCulture));
+        // Written at +08:00 with the '+' unencoded, as clients often send it (it arrives as a space).
+        var since = after.Meta!.LastUpdated!.Value.ToOffset(TimeSpan.FromHours(8)).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffffzzz", System.Globalization.CultureInfo.InvariantCulture);
 
         var manifest = await ExportAsync($"/fhir/$export?_type=Patient&_since={since}");
 
@@ -152,6 +153,8 @@ public abstract class ExportTests(HubFactory hub)
     [InlineData("/fhir/$export?_typeFilter=Patient%3Fgender%3Dmale%26_sort%3Dbirthdate", true)]
     [InlineData("/fhir/$export?_type=Observation&_typeFilter=Patient%3Fgender%3Dmale", true)]
     [InlineData("/fhir/$export?_typeFilter=gender%3Dmale", true)]
+    [InlineData("/fhir/$export?_since=11%2F26%2F2026", true)]
+    [InlineData("/fhir/$export?_since=2026-11-26", true)]
     [InlineData("/fhir/$export?_type=Observation&_typeFilter=Observation%3Fcode%3Ain%3Dhttp%3A%2F%2Fnowhere.example%2Fvs", true)]
     [InlineData("/fhir/Patient/$export?_type=Organization", true)]
     [InlineData("/fhir/Patient/$export?_typeFilter=Organization%3Fname%3Dx", true)]

@@ -11,7 +11,7 @@ namespace InteropHub.Server.Operations.Export;
 /// a status URL; polling → 202 with <c>X-Progress</c> until the 200 manifest; the NDJSON files are served here;
 /// DELETE on the status URL cancels and removes the job.
 /// </summary>
-public static class ExportEndpoints
+public static partial class ExportEndpoints
 {
     private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter" };
 
@@ -99,8 +99,13 @@ public static class ExportEndpoints
             return null;
         }
 
-        return DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)
+        // A FHIR instant; an offset's '+' sent unencoded arrives as a space, and is read as the '+' it was.
+        var text = raw.Length > 6 && raw[^6] == ' ' ? string.Concat(raw.AsSpan(0, raw.Length - 6), "+", raw.AsSpan(raw.Length - 5)) : raw;
+        return Instant().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)
             ? since
             : throw new InvalidInputException($"_since must be an instant such as 2024-01-31T08:00:00Z, not '{raw}'.", "_since");
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")]
+    private static partial System.Text.RegularExpressions.Regex Instant();
 }
