@@ -47,7 +47,7 @@ public abstract class ExportTests(HubFactory hub)
         // Written at +08:00 with the '+' unencoded, as clients often send it (it arrives as a space).
         var since = after.Meta!.LastUpdated!.Value.ToOffset(TimeSpan.FromHours(8)).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffffzzz", System.Globalization.CultureInfo.InvariantCulture);
 
-        var manifest = await ExportAsync($"/fhir/$export?_type=Patient&_since={since}");
+        var manifest = await ExportAsync($"/fhir/$export?_type=Patient&_since={since}&_outputFormat=application/fhir+ndjson");
 
         var url = manifest.GetProperty("output").EnumerateArray().Single().GetProperty("url").GetString()!;
         var text = await _client.GetStringAsync(new Uri(url).PathAndQuery);

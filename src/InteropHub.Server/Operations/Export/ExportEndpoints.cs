@@ -41,7 +41,8 @@ public static partial class ExportEndpoints
         }
 
         var format = request.Query["_outputFormat"].ToString();
-        if (format.Length > 0 && format is not ("application/fhir+ndjson" or "application/ndjson" or "ndjson"))
+        // "application/fhir ndjson": the '+' sent unencoded, which a query string reads as a space.
+        if (format.Length > 0 && format is not ("application/fhir+ndjson" or "application/fhir ndjson" or "application/ndjson" or "ndjson"))
         {
             throw new InvalidInputException($"_outputFormat '{format}' is not supported; exports are application/fhir+ndjson.", "_outputFormat");
         }
