@@ -69,6 +69,8 @@ public abstract class ImportTests(HubFactory hub)
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => (OperationOutcome)Json.DeserializeResource(l)).ToList();
         var diagnostics = outcomes.Select(o => o.Issue[0].Diagnostics).ToList();
         Assert.Equal(4, diagnostics.Count);
+        // Named under the import folder, as the client knows it, not by the server's own path.
+        file = Path.GetRelativePath(HubFactory.ImportRoot, file).Replace(Path.DirectorySeparatorChar, '/');
         Assert.StartsWith($"{file} line 2: ", diagnostics[0], StringComparison.Ordinal);
         Assert.StartsWith($"{file} line 3: ", diagnostics[1], StringComparison.Ordinal);
         Assert.StartsWith($"{file} line 4: ", diagnostics[2], StringComparison.Ordinal);

@@ -112,6 +112,13 @@ public static class ImportEndpoints
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
 
+    /// <summary>A file under the import folder as the client names it (relative to the folder), not by the server's own path.</summary>
+    private static string Shown(string input, string root) =>
+        Path.IsPathFullyQualified(input) && Path.GetRelativePath(root, input) is var relative && !relative.StartsWith("..", StringComparison.Ordinal)
+            && !Path.IsPathFullyQualified(relative)
+            ? relative.Replace(Path.DirectorySeparatorChar, '/')
+            : input;
+
     /// <summary>One OperationOutcome per failed line, naming the input and the line, streamed page by page from the store.</summary>
     private static async Task ErrorsAsync(string job, HttpContext context, ImportJobs jobs, FhirSerializers serializers, CancellationToken ct)
     {
@@ -123,7 +130,7 @@ public static class ImportEndpoints
             var errors = await jobs.ErrorsAsync(job, input, line, 1000, ct);
             foreach (var error in errors)
             {
-                var where = $"{status.Request.Inputs[error.Input].Url} line {error.Line}";
+                var where = $"{Shown(status.Request.Inputs[error.Input].Url, jobs.Root)} line {error.Line}";
                 var outcome = FhirException.Issue(OperationOutcome.IssueType.Invalid, $"{where}: {error.Message}");
                 outcome.Issue[0].Location = [where];
                 await context.Response.Body.WriteAsync(serializers.ToJsonBytes(outcome), ct);
