@@ -135,6 +135,12 @@ public sealed class BirthCertificateTests
     [InlineData("<BirthWeight unit=\"g\">3350</BirthWeight>", "<BirthWeight unit=\"g\">99999999999</BirthWeight>", "MALFORMED")]
     [InlineData("<RecordVersion>1</RecordVersion>", "<RecordVersion>99999999999999999999</RecordVersion>", "MALFORMED")]
     [InlineData("doseNo=\"1\"", "doseNo=\"99999999999\"", "MALFORMED")]
+    [InlineData("<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode>01</EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X",
+        "<NationalityCode>ZZZ</NationalityCode>\n    <EthnicityCode></EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X", "UNKNOWN_CODE")]
+    [InlineData("<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode>01</EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X",
+        "<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode></EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X", "MISSING_REQUIRED")]
+    [InlineData("<IssueType>1</IssueType>", "<IssueType>2</IssueType>", "MISSING_REQUIRED")]
+    [InlineData("<BirthOrder>1</BirthOrder>", "<BirthOrder>2</BirthOrder>", "MALFORMED")]
     public void Invalid_certificates_are_rejected_with_the_first_failing_check(string from, string to, string code)
     {
         var xml = Sample("Q360418201");
@@ -145,6 +151,21 @@ public sealed class BirthCertificateTests
         var rejected = Assert.IsType<CertificateRejected>(outcome);
         Assert.Equal(code, rejected.Errors[0].Code);
         Assert.True(rejected.Errors[0].Line > 0);
+    }
+
+    [Fact]
+    public void A_foreign_mother_without_an_ethnicity_is_accepted_and_with_one_refused_saying_it_must_be_empty()
+    {
+        var xml = Sample("Q360418201");
+        const string Chinese = "<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode>01</EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X</IdDocument>";
+        Assert.Contains(Chinese, xml, StringComparison.Ordinal);
+
+        var without = Read(xml.Replace(Chinese, "<NationalityCode>VNM</NationalityCode>\n    <EthnicityCode></EthnicityCode>\n    <IdDocument typeCode=\"03\">C1234567</IdDocument>", StringComparison.Ordinal));
+        var with = Read(xml.Replace(Chinese, "<NationalityCode>VNM</NationalityCode>\n    <EthnicityCode>01</EthnicityCode>\n    <IdDocument typeCode=\"03\">C1234567</IdDocument>", StringComparison.Ordinal));
+
+        Assert.True(Assert.Single(without.Certificates) is CertificateAccepted, string.Join("; ", (without.Certificates[0] as CertificateRejected)?.Errors.Select(e => e.Code + " " + e.Detail) ?? []));
+        var rejected = Assert.IsType<CertificateRejected>(Assert.Single(with.Certificates));
+        Assert.Contains("应为空", rejected.Errors[0].Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -221,6 +221,20 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_nationality_outside_ISO_3166_is_UNKNOWN_CODE()
+    {
+        var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,nationality_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"
+            + "36992110120100951,甲,1,1970-01-01,03,E1234567,,XXX,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100952,乙,1,1970-01-01,03,E1234568,,VNM,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        var issue = Assert.Single(result.Issues, i => i.Severity == IssueSeverity.Error);
+        Assert.Equal(("36992110120100951", "UNKNOWN_CODE"), (issue.Key, issue.Code));
+        Assert.Equal("36992110120100952", Assert.Single(result.Rows).Key);
+    }
+
+    [Fact]
     public void A_dose_number_below_one_is_MALFORMED()
     {
         var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"

@@ -93,9 +93,21 @@ public static class BirthCertificateReader
             }
         }
 
+        if (Text(certificate, "IssueType") is "2" or "3" && Text(certificate, "Replaces/CertificateNo").Length == 0)
+        {
+            return Reject(Issue(certificate.Element("IssueType")!, RejectionReason.MissingRequired,
+                $"IssueType {Text(certificate, "IssueType")} (补发/换发) 需要 Replaces/CertificateNo"));
+        }
+
         if (Validate(certificate) is { } schemaError)
         {
             return Reject(schemaError);
+        }
+
+        if (int.TryParse(Text(certificate, "Newborn/BirthOrder"), out var order) && int.TryParse(Text(certificate, "Newborn/Plurality"), out var plurality)
+            && order > plurality)
+        {
+            return Reject(Issue(certificate.XPathElement("Newborn/BirthOrder")!, RejectionReason.Malformed, $"BirthOrder {order} 大于胎数 Plurality {plurality}"));
         }
 
         var warnings = new List<CertificateIssue>();
@@ -182,8 +194,19 @@ public static class BirthCertificateReader
                 continue;
             }
 
-            var chinese = Text(person, "NationalityCode") == "CHN";
-            issue = Check($"{parent}/EthnicityCode", v => chinese ? CountyCodes.Ethnicities.ContainsKey(v) : v.Length == 0, " GB/T 3304 ")
+            var nationality = Text(person, "NationalityCode");
+            var chinese = nationality == "CHN";
+            var ethnicity = person.Element("EthnicityCode");
+            issue = (nationality.Length > 0 && !Iso3166.Alpha3.Contains(nationality)
+                    ? Issue(person.Element("NationalityCode")!, RejectionReason.UnknownCode, $"{parent}/NationalityCode {nationality} 不是 ISO 3166 三字母国家代码")
+                    : null)
+                ?? (!chinese && ethnicity is not null && ethnicity.Value.Trim().Length > 0
+                    ? Issue(ethnicity, RejectionReason.UnknownCode, $"{parent}/EthnicityCode 仅在国籍为 CHN 时填写，国籍 {nationality} 时应为空")
+                    : null)
+                ?? (chinese && (ethnicity is null || ethnicity.Value.Trim().Length == 0)
+                    ? Issue(ethnicity ?? person, RejectionReason.MissingRequired, $"{parent}/EthnicityCode 在国籍为 CHN 时必填")
+                    : null)
+                ?? (chinese ? Check($"{parent}/EthnicityCode", CountyCodes.Ethnicities.ContainsKey, " GB/T 3304 ") : null)
                 ?? (idTypes.Contains((string?)person.Element("IdDocument")?.Attribute("typeCode"))
                     ? null
                     : Issue(person.Element("IdDocument")!, RejectionReason.UnknownCode, $"{parent}/IdDocument typeCode 不在 CV02.01.101 中"));

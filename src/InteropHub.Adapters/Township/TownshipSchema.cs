@@ -66,7 +66,7 @@ internal static class TownshipSchema
             new("id_type", ColumnType.Code, Codes: Set("01", "02", "03", "04", "05", "06", "07", "99")),
             new("id_no", ColumnType.Text),
             new("ethnicity_code", ColumnType.Code, Codes: CountyCodes.Ethnicities.Keys.ToFrozenSet(StringComparer.Ordinal)),
-            new("nationality_code", ColumnType.Text),
+            new("nationality_code", ColumnType.Code, Codes: Iso3166.Alpha3),
             new("marital_status_code", ColumnType.Code, Codes: Set("10", "20", "21", "22", "23", "30", "40", "90")),
             new("phone", ColumnType.Text),
             new("division_code", ColumnType.Text, true),
