@@ -418,10 +418,14 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
         var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
 
-        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var stored = await GetJsonAsync(response.Headers.Location!.ToString());
+        var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
         Assert.Equal("immunizations.csv:50", error.GetProperty("location")[0].GetString());
+        Assert.Equal("UNKNOWN_REFERENCE", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
         Assert.Contains("299 of 300 rows applied", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        // A row the hub refuses is the row's fault, not the hub's: the batch is processed, not a dead letter.
+        Assert.Equal("Processed", stored.GetProperty("status").GetString());
     }
 
     [Fact]

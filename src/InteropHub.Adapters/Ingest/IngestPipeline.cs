@@ -1010,7 +1010,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// Applies a chunk of rows as one transaction, with one Provenance per institution of its rows
     /// (<see cref="TownshipMapper.Provenance"/>) and each row's <c>updated_at</c> (<see cref="RowState"/>); when it
-    /// fails, row by row, so one refused row costs only itself and is reported alone. Entries that several rows share
+    /// fails, row by row, so one refused row costs only itself and is reported alone (Failed counts the store's own
+    /// failures only, which make the batch a dead letter). Entries that several rows share
     /// (the same conditional create) are sent once.
     /// </summary>
     private async Task<(int Applied, int Failed)> ApplyRowsAsync(TownshipManifest manifest, List<(TownshipRow Row, Bundle Transaction)> rows,
@@ -1038,11 +1039,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 await ApplyTogetherAsync(manifest, [row], ct);
                 applied++;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
             {
-                failed++;
+                // The hub refused the row (a resident it does not know, one that several records match): the row is
+                // rejected alone and the rest of the batch stands (township-export.md §2).
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
                     $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: {Describe(e)}", Where(row.Row.File, row.Row.Row, null)));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The hub's own failure (the store): reported, and the batch kept as a dead letter for a replay.
+                failed++;
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: not stored, the batch can be replayed: {Describe(e)}",
+                    Where(row.Row.File, row.Row.Row, null)));
             }
         }
 
