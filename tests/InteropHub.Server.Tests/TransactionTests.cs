@@ -348,6 +348,25 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_json_patch_entry_may_refer_to_another_entry_by_its_placeholder()
+    {
+        var patient = await CreateAsync(Fhir.Patient());
+        const string Placeholder = "urn:uuid:a0000000-0000-0000-0000-000000000001";
+
+        var response = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Organization", new Organization { Name = "白沙镇卫生院" }, Placeholder),
+            Entry(HTTPVerb.PATCH, $"Patient/{patient}", JsonPatch($$$"""[{"op":"add","path":"/managingOrganization","value":{"reference":"{{{Placeholder}}}"}}]""")));
+        var dangling = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.PATCH, $"Patient/{patient}", JsonPatch("""[{"op":"add","path":"/generalPractitioner","value":[{"reference":"urn:uuid:b0000000-0000-0000-0000-000000000009"}]}]""")));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var organization = (await Fhir.Read<Bundle>(response)).Entry[0].Resource!.Id;
+        Assert.Equal($"Organization/{organization}", (await ReadAsync<Patient>($"Patient/{patient}")).ManagingOrganization!.Reference);
+        Assert.Equal(HttpStatusCode.BadRequest, dangling.StatusCode);
+        Assert.Contains("Bundle.entry[0]", (await Fhir.Read<OperationOutcome>(dangling)).Issue[0].Expression.First());
+    }
+
+    [Fact]
     public async Task A_batch_answers_every_entry_and_keeps_what_succeeded()
     {
         var id = await CreateAsync(Fhir.Patient());

@@ -205,7 +205,19 @@ public sealed class ProcessBundle(
             }
 
             at = null;
-            references.ReplacePlaceholders(transaction ? Targets(writes) : null);
+            var targets = transaction ? Targets(writes) : null;
+            references.ReplacePlaceholders(targets);
+            foreach (var plan in writes.Where(p => p.Patch is JsonPatch))
+            {
+                at = plan;
+                ((JsonPatch)plan.Patch!).ReplaceReferences(value => targets is not null && targets.TryGetValue(value, out var target) ? target
+                    : BundleReferences.IsPlaceholder(value) ? throw new InvalidInputException(targets is null
+                        ? $"{plan.Where}'s JSON Patch refers to '{value}', a placeholder: the entries of a batch stand alone and resolve none."
+                        : $"{plan.Where}'s JSON Patch refers to '{value}', but no entry of the transaction has that fullUrl.", $"{plan.Where}.resource")
+                    : null);
+            }
+
+            at = null;
 
             await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
             at = null;

@@ -47,6 +47,47 @@ public sealed class JsonPatch : IResourcePatch
         return new JsonPatch(operations);
     }
 
+    /// <summary>
+    /// Offers every <c>reference</c> member of the operations' values (a Reference at any depth) to
+    /// <paramref name="replace"/>, which returns its new value or null to keep it: a transaction rewrites its
+    /// placeholders here as in its resources.
+    /// </summary>
+    public void ReplaceReferences(Func<string, string?> replace)
+    {
+        foreach (var operation in _operations)
+        {
+            Walk(operation.Value);
+        }
+
+        void Walk(JsonNode? node)
+        {
+            switch (node)
+            {
+                case JsonObject members:
+                    foreach (var (name, child) in members.ToList())
+                    {
+                        if (name == "reference" && child is JsonValue value && value.TryGetValue<string>(out var text) && replace(text) is { } replaced)
+                        {
+                            members[name] = replaced;
+                        }
+                        else
+                        {
+                            Walk(child);
+                        }
+                    }
+
+                    break;
+                case JsonArray items:
+                    foreach (var item in items)
+                    {
+                        Walk(item);
+                    }
+
+                    break;
+            }
+        }
+    }
+
     public Resource Apply(StoredResource current, FhirSerializers serializers)
     {
         var document = JsonNode.Parse(current.Json);
