@@ -187,7 +187,7 @@ public static class SearchSql
         // A union whose parts could each drive (name reads family's and given's rows too, Encounter's patient subject's
         // of type Patient) drives like its parts.
         var driver = criteria.Criteria.FirstOrDefault(c => Drives(c, index => index is { Negated: false } && !IsBareCode(index), null))
-            ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(HasCriterion)))
+            ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(HasCriterion)) || c is ReferencedByCriterion)
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, index => !index.Negated, null))
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(CompositeCriterion)) || Drives(c, null, typeof(ChainCriterion))
                 || c is MissingCriterion { Missing: false, Param: not LastUpdated });
@@ -398,7 +398,7 @@ public static class SearchSql
         /// <summary>What <see cref="Render"/> answers as <c>r.rid IN (…)</c> of an index subquery.</summary>
         private static bool AnsweredByRid(Criterion criterion) =>
             criterion is IndexCriterion { Negated: false, Param: not LastUpdated } or MissingCriterion { Missing: false, Param: not LastUpdated }
-                or CompositeCriterion or ChainCriterion or HasCriterion;
+                or CompositeCriterion or ChainCriterion or HasCriterion or ReferencedByCriterion;
 
         private string Alias(string prefix) => prefix + (_aliases++).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
@@ -475,7 +475,7 @@ public static class SearchSql
                     break;
                 }
 
-                case MissingCriterion or IndexCriterion or CompositeCriterion or ChainCriterion or HasCriterion:
+                case MissingCriterion or IndexCriterion or CompositeCriterion or ChainCriterion or HasCriterion or ReferencedByCriterion:
                     Text.Append(r).Append(".rid IN (");
                     RidSubquery(criterion, r, types);
                     Text.Append(')');
@@ -668,6 +668,29 @@ public static class SearchSql
 
                     Text.Append(" AND NOT ").Append(t).Append(".deleted AND ").Append(x).Append(".rid IN (");
                     Nested(x, has.SourceType, has.Inner);
+                    Text.Append(')');
+                    break;
+                }
+
+                case ReferencedByCriterion referenced:
+                {
+                    // The targets of the sources' reference rows, through their logical ids (as _has); the sources are
+                    // a rid subquery of their own (a patient's compartment: one index lookup per link parameter).
+                    var x = Alias("b");
+                    var t = Alias("t");
+                    Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
+                        .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ")
+                        .Append(x).Append(".target_id <> ''");
+                    if (types.Count > 0)
+                    {
+                        Text.Append(" AND ");
+                        TypeFilter(x, types, "target_type");
+                    }
+
+                    Text.Append(" AND NOT ").Append(t).Append(".deleted");
+                    AfterRid(t, r);
+                    Text.Append(" AND ").Append(x).Append(".rid IN (");
+                    RidSubquery(referenced.Sources, "s", referenced.SourceTypes);
                     Text.Append(')');
                     break;
                 }

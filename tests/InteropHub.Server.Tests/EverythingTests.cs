@@ -78,6 +78,43 @@ public abstract class EverythingTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Everything_ends_with_what_the_record_refers_to_outside_the_compartment()
+    {
+        var organization = await CreateAsync(new Organization { Name = "白沙镇卫生院" });
+        var practitioner = await CreateAsync(new Practitioner { Name = [new HumanName { Family = "许" }] });
+        var unrelated = await CreateAsync(new Organization { Name = "龙泉镇卫生院" });
+        var patient = Fhir.Patient("沈", "引");
+        patient.ManagingOrganization = new ResourceReference($"Organization/{organization}");
+        var patientId = await CreateAsync(patient);
+        var encounter = await CreateAsync(new Encounter
+        {
+            Status = Encounter.EncounterStatus.Finished,
+            Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+            Subject = new ResourceReference($"Patient/{patientId}"),
+            ServiceProvider = new ResourceReference($"Organization/{organization}"),
+            Participant = [new Encounter.ParticipantComponent { Individual = new ResourceReference($"Practitioner/{practitioner}") }],
+        });
+
+        var all = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patientId}/$everything"));
+        var organizations = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patientId}/$everything?_type=Organization"));
+
+        Assert.Equal([$"Patient/{patientId}", $"Encounter/{encounter}", $"Organization/{organization}", $"Practitioner/{practitioner}"],
+            all.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+        Assert.Equal([$"Organization/{organization}"], organizations.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+        Assert.DoesNotContain(all.Entry, e => e.Resource!.Id == unrelated);
+
+        var paged = new List<string>();
+        for (var url = $"/fhir/Patient/{patientId}/$everything?_count=1"; url is not null;)
+        {
+            var page = await Fhir.Read<Bundle>(await _client.GetAsync(url));
+            paged.AddRange(page.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+            url = page.NextLink?.PathAndQuery;
+        }
+
+        Assert.Equal(all.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"), paged);
+    }
+
+    [Fact]
     public async Task Everything_with_count_zero_is_an_empty_page()
     {
         var (patient, _) = await PatientWithRecordsAsync();
@@ -93,7 +130,7 @@ public abstract class EverythingTests(HubFactory hub)
     [Theory]
     [InlineData("/fhir/Patient/nobody/$everything", HttpStatusCode.NotFound)]
     [InlineData("/fhir/Patient/{id}/$everything?start=2020-01-01", HttpStatusCode.BadRequest)]
-    [InlineData("/fhir/Patient/{id}/$everything?_type=Organization", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?_type=Nonsense", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/{id}/$everything?_cursor=zz", HttpStatusCode.BadRequest)]
     public async Task Everything_refuses_what_it_cannot_answer(string url, HttpStatusCode status)
     {

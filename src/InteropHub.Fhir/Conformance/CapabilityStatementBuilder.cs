@@ -123,7 +123,7 @@ public static class CapabilityStatementBuilder
             {
                 Name = "everything",
                 Definition = "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                Documentation = "The patient and every resource in its compartment; _since, _type, _count with paging.",
+                Documentation = "The patient, every resource in its compartment and what they refer to outside it (organisations, practitioners, locations, …); _since, _type, _count with paging.",
             });
             component.Operation.Add(new CapabilityStatement.OperationComponent
             {

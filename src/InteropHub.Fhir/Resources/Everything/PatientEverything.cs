@@ -13,8 +13,10 @@ public sealed record EverythingRequest(string PatientId, string? Since, string? 
 
 /// <summary>
 /// <c>GET [base]/Patient/[id]/$everything</c> (patient-operation-everything.html): the patient and every resource in
-/// its compartment (see <see cref="Compartments"/>), keyset-paged with <c>_count</c> in three parts: the patient, the
-/// patients linked to it, then every other type together in the order they were created; <c>_since</c> keeps what
+/// its compartment (see <see cref="Compartments"/>), and the resources the record refers to outside it ("whatever
+/// resources are needed to support the records": organisations, practitioners, locations, medications), keyset-paged
+/// with <c>_count</c> in four parts: the patient, the patients linked to it, every other type of the compartment
+/// together in the order they were created, then what they refer to; <c>_since</c> keeps what
 /// changed at or after an instant, <c>_type</c> limits the types. Each part is one search (the other types' links are
 /// one union of index lookups, not a search per type), and the cursor is the part and the row id within it
 /// (<c>part:rid</c>), so pages stay stable.
@@ -80,9 +82,18 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
             }
         }
 
-        if (types.Where(t => t != "Patient").ToList() is { Count: > 0 } others)
+        var key = new ResourceKey("Patient", patientId);
+        if (types.Where(t => t != "Patient" && _compartmentTypes.Value.Contains(t)).ToList() is { Count: > 0 } others)
         {
-            parts.Add(Compartments.Restrict(parser.ParseQuery(others, filter, lenient: false).Criteria, new ResourceKey("Patient", patientId), parser.Registry));
+            parts.Add(Compartments.Restrict(parser.ParseQuery(others, filter, lenient: false).Criteria, key, parser.Registry));
+        }
+
+        if (types.Where(t => !_compartmentTypes.Value.Contains(t)).ToList() is { Count: > 0 } referenced)
+        {
+            // What the record refers to outside the compartment (its organisations, practitioners, locations,
+            // medications): the targets of the reference rows of the patient and of every resource in its compartment.
+            var record = Compartments.Restrict(parser.ParseQuery(_compartmentTypes.Value, [], lenient: false).Criteria, key, parser.Registry);
+            parts.Add(parser.ParseQuery(referenced, filter, lenient: false).Criteria.And(new ReferencedByCriterion(_compartmentTypes.Value, record.Criteria[^1])));
         }
 
         return parts;
@@ -103,20 +114,22 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         return page.Select(m => rows.GetValueOrDefault((m.ResourceType, m.Id))).OfType<StoredResource>().ToList();
     }
 
+    /// <summary>The compartment's types first (the patient leading), then every other type, which a record may refer to.</summary>
     private List<string> Types(string? requested)
     {
+        var all = _compartmentTypes.Value.Concat(ResourceTypes.All.Where(t => !_compartmentTypes.Value.Contains(t)).Order(StringComparer.Ordinal));
         if (string.IsNullOrEmpty(requested))
         {
-            return [.. _compartmentTypes.Value];
+            return [.. all];
         }
 
         var named = requested.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in named.Where(n => !_compartmentTypes.Value.Contains(n)))
+        foreach (var name in named.Where(n => !ResourceTypes.IsKnown(n)))
         {
-            throw new InvalidInputException($"'{name}' in _type is not a resource type that can be in a patient's compartment.", "_type");
+            throw new InvalidInputException($"'{name}' in _type is not a resource type.", "_type");
         }
 
-        return _compartmentTypes.Value.Where(named.Contains).ToList();
+        return all.Where(named.Contains).ToList();
     }
 
     private static (int PartIndex, long? AfterRid) DecodeCursor(string? cursor, int partCount)

@@ -138,3 +138,10 @@ public sealed record AnyCriterion(IReadOnlyList<Criterion> Any, bool OnePersonsR
 /// is read as each type defines it, and a compartment link counts for the types whose parameter it is.
 /// </summary>
 public sealed record OfTypeCriterion(IReadOnlyList<string> ResourceTypes, Criterion Inner) : Criterion;
+
+/// <summary>
+/// The resources that a resource of <paramref name="SourceTypes"/> meeting <paramref name="Sources"/> refers to, through
+/// any reference search parameter: what a patient's record refers to (its organisations, practitioners, locations,
+/// medications), for <c>$everything</c>.
+/// </summary>
+public sealed record ReferencedByCriterion(IReadOnlyList<string> SourceTypes, Criterion Sources) : Criterion;
