@@ -666,7 +666,9 @@ public static class SearchSql
                         TypeFilter(x, types, "target_type");
                     }
 
-                    Text.Append(" AND NOT ").Append(t).Append(".deleted AND ").Append(x).Append(".rid IN (");
+                    Text.Append(" AND NOT ").Append(t).Append(".deleted");
+                    AfterRid(t, r);
+                    Text.Append(" AND ").Append(x).Append(".rid IN (");
                     Nested(x, has.SourceType, has.Inner);
                     Text.Append(')');
                     break;

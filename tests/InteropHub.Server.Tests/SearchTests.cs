@@ -180,6 +180,35 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_reverse_chain_pages_through_next_links_without_repeating_a_page()
+    {
+        var code = Guid.NewGuid().ToString("N")[..10];
+        var patients = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var patient = await CreateAsync(Fhir.Patient("反", $"{i}"));
+            patients.Add(patient);
+            await CreateAsync(new Observation
+            {
+                Status = ObservationStatus.Final,
+                Code = new CodeableConcept("urn:test:has", code),
+                Subject = new ResourceReference($"Patient/{patient}"),
+            });
+        }
+
+        var seen = new List<string>();
+        string? url = $"/fhir/Patient?_has:Observation:subject:code=urn:test:has|{code}&_count=2";
+        while (url is not null && seen.Count < 20)
+        {
+            var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(url));
+            seen.AddRange(bundle.Entry.Select(e => e.Resource!.Id!));
+            url = bundle.NextLink?.PathAndQuery;
+        }
+
+        Assert.Equal(patients.Order(), seen.Order());
+    }
+
+    [Fact]
     public async Task A_search_by_post_form_answers_like_the_get_and_links_as_a_get()
     {
         var family = await CreatePatientAsync();
