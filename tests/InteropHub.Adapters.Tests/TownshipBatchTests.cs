@@ -235,6 +235,22 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_child_under_one_without_an_id_number_needs_the_mother_s_or_the_birth_certificate_s()
+    {
+        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,mother_id_no,birth_cert_no,created_date,archive_status,org_code,status,updated_at\r\n";
+        var csv = Header
+            + "36992110120100961,王秀英之女,2,2025-03-15,,,01,369921101201,1,0,,,2025-04-01,1,QX2110026,active,2025-04-01 08:00:00\r\n"
+            + "36992110120100962,王秀英之子,1,2025-03-15,,,01,369921101201,1,0,,Q360418299,2025-04-01,1,QX2110026,active,2025-04-01 08:00:00\r\n"
+            + "36992110120100963,甲,1,2020-03-15,,,01,369921101201,1,0,,,2025-04-01,1,QX2110026,active,2025-04-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        var issue = Assert.Single(result.Issues, i => i.Severity == IssueSeverity.Error);
+        Assert.Equal(("36992110120100961", "MISSING_REQUIRED"), (issue.Key, issue.Code));
+        Assert.Equal(["36992110120100962", "36992110120100963"], result.Rows.Select(r => r.Key));
+    }
+
+    [Fact]
     public void A_dose_number_below_one_is_MALFORMED()
     {
         var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"
