@@ -527,6 +527,12 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             var response = await Client.PostAsync(new Uri(url, UriKind.Relative), content);
             var status = (int)response.StatusCode;
             Assert.True(status is (>= 400 and < 500) or 202, $"{url} {type} {body.Length} bytes: {status}");
+            if (status == 202)
+            {
+                // A batch that is no zip is stored, and its outcome gives the reason code.
+                var stored = await GetJsonAsync(response.Headers.Location!.ToString());
+                Assert.Contains("MALFORMED", stored.GetProperty("outcome").ToString(), StringComparison.Ordinal);
+            }
         }
 
         Assert.Equal(HttpStatusCode.NotFound, (await Client.PostAsync(new Uri("/adapters/dead-letters/999999999/replay", UriKind.Relative), null)).StatusCode);

@@ -869,7 +869,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
         catch (InvalidDataException e)
         {
-            return (Outcome(OperationOutcome.IssueType.Invalid, $"The batch is not a readable zip: {e.Message}"), true);
+            var unreadable = new OperationOutcome();
+            unreadable.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(), $"批次不是可读的 zip 文件: {e.Message}", null));
+            return (unreadable, true);
         }
 
         var outcome = new OperationOutcome();
