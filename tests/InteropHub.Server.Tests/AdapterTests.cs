@@ -429,6 +429,30 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Deleting_a_row_the_hub_never_had_is_a_warning_and_the_batch_is_processed()
+    {
+        await SeedOrganizationsAsync();
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 890_001, residents: 3), "immunizations.csv", lines =>
+        {
+            var cells = lines[2].Split(',');
+            cells[0] = "JZ-QX2110026-999999999";
+            cells[16] = "deleted";
+            lines[2] = string.Join(',', cells);
+        });
+        using var content = new ByteArrayContent(batch);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+
+        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+
+        var stored = await GetJsonAsync(response.Headers.Location!.ToString());
+        Assert.Equal("Processed", stored.GetProperty("status").GetString());
+        var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+        var warning = Assert.Single(issues, i => i.GetProperty("diagnostics").GetString()!.Contains("holds nothing", StringComparison.Ordinal));
+        Assert.Equal("immunizations.csv:2", warning.GetProperty("location")[0].GetString());
+    }
+
+    [Fact]
     public async Task A_second_record_of_a_resident_whose_first_is_in_a_chunk_still_in_flight_applies_after_it()
     {
         await SeedOrganizationsAsync();

@@ -505,11 +505,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
     /// <param name="checkPatients">What to do with the stored Patients the transaction updates, once it holds their locks and
     /// read them (no round trip of its own, and nothing can change them meanwhile): by default <see cref="KeepOtherSourcesAsync"/>.</param>
-    private async Task ApplyAsync(Bundle transaction, CancellationToken ct, Func<IWriteSession, CancellationToken, Task>? beforeCommit = null,
+    private async Task<BundleResult> ApplyAsync(Bundle transaction, CancellationToken ct, Func<IWriteSession, CancellationToken, Task>? beforeCommit = null,
         Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, Task>? checkPatients = null)
     {
-        await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit, checkPatients ?? KeepOtherSourcesAsync), ct);
+        var result = await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit, checkPatients ?? KeepOtherSourcesAsync), ct);
         CountUnmapped(transaction);
+        return result;
     }
 
     private void CountUnmapped(Bundle transaction)
@@ -1023,7 +1024,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             try
             {
-                await ApplyTogetherAsync(manifest, rows, ct);
+                WarnDeletedNothing(await ApplyTogetherAsync(manifest, rows, ct), outcome);
                 return (rows.Count, 0);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -1038,7 +1039,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             try
             {
-                await ApplyTogetherAsync(manifest, [row], ct);
+                WarnDeletedNothing(await ApplyTogetherAsync(manifest, [row], ct), outcome);
+                applied++;
+            }
+            catch (ResourceNotFoundException) when (row.Row.Deleted)
+            {
+                // A retraction of what the hub never had: nothing to do, and a warning (§2 "Retraction").
+                WarnDeletedNothing([row.Row], outcome);
                 applied++;
             }
             catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
@@ -1061,7 +1068,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return (applied, failed);
     }
 
-    private async Task ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    private static void WarnDeletedNothing(IEnumerable<TownshipRow> rows, OperationOutcome outcome)
+    {
+        foreach (var row in rows)
+        {
+            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: deleted, but the hub holds nothing of it", Where(row.File, row.Row, null)));
+        }
+    }
+
+    /// <summary>Applies the rows in one transaction; the deleted rows whose deletion found nothing to delete.</summary>
+    private async Task<List<TownshipRow>> ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
     {
         var combined = new Bundle { Type = Bundle.BundleType.Transaction };
         var fullUrls = new HashSet<string>(StringComparer.Ordinal);
@@ -1078,7 +1095,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var held = await LockPersonsAsync(combined, ct);
         try
         {
-            await ApplyAsync(combined, ct, (session, token) => session.WriteStatesAsync(states, token));
+            var result = await ApplyAsync(combined, ct, (session, token) => session.WriteStatesAsync(states, token));
+            return rows.Where(r => r.Row.Deleted
+                    && r.Transaction.Entry.Where(e => e.Request?.Method == Bundle.HTTPVerb.DELETE).Select(e => combined.Entry.IndexOf(e)).ToList() is { Count: > 0 } deletes
+                    && deletes.All(i => i >= 0 && result.Entries[i].Resource is null))
+                .Select(r => r.Row).ToList();
         }
         finally
         {
