@@ -432,7 +432,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task Deleting_a_row_the_hub_never_had_is_a_warning_and_the_batch_is_processed()
     {
         await SeedOrganizationsAsync();
-        var batch = Rewrite(LegacyData.TownshipBatch(first: 890_001, residents: 3), "immunizations.csv", lines =>
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 897_001, residents: 3), "immunizations.csv", lines =>
         {
             var cells = lines[2].Split(',');
             cells[0] = "JZ-QX2110026-999999999";
