@@ -346,6 +346,18 @@ public sealed class HisMappingTests
         Assert.Contains(outcome.Transaction.Entry, e => e.Request!.Method == Bundle.HTTPVerb.DELETE && e.Request.Url == $"Immunization/{id}");
     }
 
+    [Theory]
+    [InlineData("18_", "QX2110026")]
+    [InlineData("15_", "QX2100012")]
+    public void A_referral_status_sent_by_the_wrong_side_is_INVALID_TRANSITION_at_MSH_4(string sample, string sender)
+    {
+        var outcome = Er7.Sample(sample).With("MSH", 4, sender).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal(("INVALID_TRANSITION", "MSH^1^4"), (error.Reason.Code(), error.Location!.ToErl()));
+    }
+
     [Fact]
     public void An_up_referral_is_a_service_request_and_a_requested_task_owned_by_the_receiver()
     {

@@ -94,6 +94,17 @@ internal static class ReferralMapping
             return;
         }
 
+        // §6 "sent by": the originator sends I12, I14 and an I13 P (content change); the receiver every other I13.
+        var byReceiver = trigger == "I13" && statusCode != "P";
+        var sender = context.Message.SendingFacility;
+        var party = Institution(context, byReceiver ? "RT" : "RP");
+        if (sender.Length > 0 && party.Length > 0 && sender != party)
+        {
+            context.Error(RejectionReason.InvalidTransition, new Hl7Location("MSH", 1, 4),
+                $"转诊状态 {statusCode} 应由{(byReceiver ? "接收" : "转出")}机构 {party} 发送，本消息发送机构为 {sender}");
+            return;
+        }
+
         var identifier = new Identifier(Systems.Referral, key);
         var id = ResourceIds.From(key);
         var requestReference = new ResourceReference($"ServiceRequest/{id}");
@@ -230,6 +241,10 @@ internal static class ReferralMapping
     }
 
     /// <summary>PRD of a role: the named provider (PRD-7 staff code) and the institution (PRD-4.4).</summary>
+    /// <summary>The institution code of the PRD of a role (RP referring, RT referred to), or "".</summary>
+    private static string Institution(HisContext context, string role) =>
+        context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase))?[4].Component(4).Subcomponent(1).Value ?? "";
+
     private static (ResourceReference? Practitioner, ResourceReference? Organization) Provider(HisContext context, string role)
     {
         var prd = context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase));
