@@ -85,6 +85,15 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void A_stated_sex_that_disagrees_with_the_ID_number_is_a_warning_not_a_rejection()
+    {
+        var outcome = Er7.Sample("16_").With("PID", 8, "F").Map();
+
+        var accepted = Assert.IsType<HisAccepted>(outcome);
+        Assert.Contains(accepted.Warnings, w => w.Location!.ToErl() == "PID^1^8");
+    }
+
+    [Fact]
     public void Sex_9_keeps_its_original_code()
     {
         var patient = Single<Patient>(Er7.Sample("16_").With("PID", 8, "9").Map());

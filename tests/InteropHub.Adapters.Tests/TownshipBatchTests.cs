@@ -251,6 +251,22 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_sex_code_that_disagrees_with_the_ID_number_and_an_upgraded_15_digit_number_are_warnings()
+    {
+        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
+        var csv = Header
+            + "36992110120100971,甲,2,1958-04-12,01,369902195804121372,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100972,乙,1,1958-04-12,01,369902580412137,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        Assert.Equal(2, result.Rows.Count);
+        Assert.Equal(
+            [("36992110120100971", "sex_code"), ("36992110120100972", "id_no")],
+            result.Issues.Where(i => i.Severity == IssueSeverity.Warning).Select(i => (i.Key!, i.Column!.Split(' ')[0])));
+    }
+
+    [Fact]
     public void A_dose_number_below_one_is_MALFORMED()
     {
         var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"

@@ -194,6 +194,23 @@ public static class TownshipBatchReader
             }
 
             var deleted = row["status"] == "deleted";
+            if (schema.Table == "residents" && !deleted && row["id_type"] == "01" && row["id_no"].Length > 0)
+            {
+                // Warnings never reject (README "Rejection reasons"): an upgraded 15-digit number, a sex digit that
+                // disagrees with the stated sex.
+                var check = ResidentIdNumber.Check(TextNormalizer.Number(row["id_no"]), DateOnly.MaxValue);
+                if (check.Upgraded)
+                {
+                    issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "id_no", key, "WARNING", $"15位身份证号已升级为 {check.Value}", IssueSeverity.Warning));
+                }
+
+                if (check.IsValid && row["sex_code"] is "1" or "2" && check.IsMale != (row["sex_code"] == "1"))
+                {
+                    issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "sex_code", key, "WARNING",
+                        $"sex_code {row["sex_code"]} 与身份证号第17位所示性别不符", IssueSeverity.Warning));
+                }
+            }
+
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
             Func<Bundle?>? mapping = deleted && schema.Table == "residents"

@@ -40,6 +40,7 @@ internal static class PatientMapping
         var birth = ReadBirth(context, pid, patient);
         ReadNames(context, pid, patient);
         ReadGender(context, pid, patient);
+        WarnSexDigit(context, pid, patient);
         ReadEthnicity(context, pid, patient);
         ReadAddresses(context, pid, patient);
         ReadTelecoms(pid, 13, patient.Telecom);
@@ -58,6 +59,17 @@ internal static class PatientMapping
         var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking);
         MapKin(context, info);
         return info;
+    }
+
+    /// <summary>Digit 17 of an ID number is odd for men and even for women; disagreeing with PID-8 is a warning (README).</summary>
+    private static void WarnSexDigit(HisContext context, Hl7Segment pid, Patient patient)
+    {
+        if (patient.Gender is AdministrativeGender.Male or AdministrativeGender.Female
+            && patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { Length: 18 } id && char.IsAsciiDigit(id[16])
+            && ((id[16] - '0') % 2 == 1) != (patient.Gender == AdministrativeGender.Male))
+        {
+            context.Warn(pid.Location(8), $"PID-8 性别与身份证号 {id} 第17位所示性别不符");
+        }
     }
 
     /// <summary>Validates an ID number field and returns its identifier, or null after recording the error.</summary>
