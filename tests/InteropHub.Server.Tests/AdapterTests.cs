@@ -793,6 +793,24 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Deleting_a_dose_the_hub_never_received_is_AE_UNKNOWN_REFERENCE_at_RXA_21()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("05_ADT_A01_county_newborn.hl7");
+        var message = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "06_VXU_V04_county_newborn_birthdoses.hl7")))
+            .Replace("QX2100012-20250316-000241", "DELETE-UNKNOWN-1", StringComparison.Ordinal)
+            .Replace("RXA|0|1|20250315102000|", "RXA|0|1|20250315070000|", StringComparison.Ordinal)
+            .Replace("|||CP|A\r", "|||CP|D\r", StringComparison.Ordinal);
+
+        var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(message));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        Assert.Contains("RXA^1^21", ack, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_message_that_leaves_fields_empty_keeps_what_earlier_messages_recorded_about_the_person()
     {
         await SeedOrganizationsAsync();

@@ -86,6 +86,9 @@ internal static class ImmunizationMapping
             : ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
         if (string.Equals(rxa[21].Value, "D", StringComparison.OrdinalIgnoreCase))
         {
+            // D matches an earlier dose (§4 RXA-21); one the hub never received is named as such, not as a store error.
+            context.Preconditions.Add(new MustExist($"Immunization?_id={id}", rxa.Location(21),
+                $"RXA-21 删除的接种记录不存在 (疫苗 {vaccine.Code}，{given.Value.ToFhirDate()})"));
             context.Builder.Delete("Immunization", id);
             return;
         }
