@@ -799,7 +799,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         await PostSamplesAcknowledgedAsync("05_ADT_A01_county_newborn.hl7");
         var message = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "06_VXU_V04_county_newborn_birthdoses.hl7")))
             .Replace("QX2100012-20250316-000241", "DELETE-UNKNOWN-1", StringComparison.Ordinal)
-            .Replace("RXA|0|1|20250315102000|", "RXA|0|1|20250315070000|", StringComparison.Ordinal)
+            .Replace("RXA|0|1|20250315102000|", "RXA|0|1|20250316070000|", StringComparison.Ordinal)
             .Replace("|||CP|A\r", "|||CP|D\r", StringComparison.Ordinal);
 
         var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(message));
