@@ -159,7 +159,8 @@ public static class SearchSql
             sql.Text.Append(i == 0 ? " WHERE " : " AND ");
             if (NeedsResourceRow(rest[i]))
             {
-                // Beside one person's compartment only (see Driver): checked on each candidate's row, found by its key.
+                // Beside one person's compartment, or what it refers to, only (see Driver): checked on each candidate's
+                // row, found by its key.
                 sql.Text.Append("EXISTS (SELECT 1 FROM resource dr WHERE dr.rid = d.rid AND ");
                 builder.Render(rest[i], "dr", criteria.ResourceTypes);
                 sql.Text.Append(')');
@@ -197,7 +198,8 @@ public static class SearchSql
         // which is few resources; beside anything else (a practitioner or an organisation may have half a million
         // resources behind it, a subscription adds the written resource's _id) the resource table itself is searched,
         // where its own indexes serve.
-        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c) || driver is AnyCriterion { OnePersonsRecord: true })
+        return driver is not null && criteria.Criteria.All(c => ReferenceEquals(c, driver) || !NeedsResourceRow(c)
+                || driver is AnyCriterion { OnePersonsRecord: true } or ReferencedByCriterion { Sources: AnyCriterion { OnePersonsRecord: true } })
             ? driver
             : null;
 

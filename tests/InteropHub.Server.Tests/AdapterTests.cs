@@ -399,6 +399,10 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var outcome = await GetJsonAsync(rejected.ToString());
         Assert.Equal("Failed", outcome.GetProperty("status").GetString());
         Assert.Contains("INTEGRITY", outcome.GetProperty("outcome").ToString(), StringComparison.Ordinal);
+        // A replay refuses it again: nothing of it is ever applied.
+        var id = rejected.ToString().Split('/')[^1];
+        var replay = await Client.PostAsync(new Uri($"/adapters/dead-letters/{id}/replay", UriKind.Relative), null);
+        Assert.Equal("Failed", JsonDocument.Parse(await replay.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString());
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
     }
 

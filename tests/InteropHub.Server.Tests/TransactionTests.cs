@@ -362,6 +362,14 @@ public abstract class TransactionTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var organization = (await Fhir.Read<Bundle>(response)).Entry[0].Resource!.Id;
         Assert.Equal($"Organization/{organization}", (await ReadAsync<Patient>($"Patient/{patient}")).ManagingOrganization!.Reference);
+
+        // The value may be the reference string itself.
+        var bare = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Organization", new Organization { Name = "龙泉镇卫生院" }, "urn:uuid:a0000000-0000-0000-0000-000000000002"),
+            Entry(HTTPVerb.PATCH, $"Patient/{patient}", JsonPatch("""[{"op":"replace","path":"/managingOrganization/reference","value":"urn:uuid:a0000000-0000-0000-0000-000000000002"}]""")));
+        Assert.Equal(HttpStatusCode.OK, bare.StatusCode);
+        var second = (await Fhir.Read<Bundle>(bare)).Entry[0].Resource!.Id;
+        Assert.Equal($"Organization/{second}", (await ReadAsync<Patient>($"Patient/{patient}")).ManagingOrganization!.Reference);
         Assert.Equal(HttpStatusCode.BadRequest, dangling.StatusCode);
         Assert.Contains("Bundle.entry[0]", (await Fhir.Read<OperationOutcome>(dangling)).Issue[0].Expression.First());
     }

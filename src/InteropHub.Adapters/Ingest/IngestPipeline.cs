@@ -139,16 +139,26 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         if (duplicate && !SameManifest(stored.Body, zip))
         {
             // township-export.md §1: the same batch_id with a different manifest is rejected whole (INTEGRITY). It is kept
-            // under an id of its own, as a dead letter, so nothing sent is lost.
-            var (other, _) = await inbox.AcceptAsync(IngestSources.Township, $"{batchId}|sha256:{Convert.ToHexStringLower(SHA256.HashData(zip))}",
+            // under an id of its own (ConflictingBatch), as a dead letter that processing, recovery and replay only
+            // ever refuse, so nothing sent is lost and nothing of it is applied.
+            var (other, _) = await inbox.AcceptAsync(IngestSources.Township, $"{batchId}{ConflictingBatch}{Convert.ToHexStringLower(SHA256.HashData(zip))}",
                 "application/zip", zip, ct);
-            var outcome = new OperationOutcome();
-            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Integrity.Code(),
-                $"批次号 {batchId} 已用于另一份清单不同的批次 (收件 {stored.Id})，整批拒收", "manifest.json"));
-            return await CompleteAsync(other, outcome, failed: true, ct);
+            return await ProcessAsync(other, ct);
         }
 
         return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
+    }
+
+    /// <summary>Marks the inbox id of a batch refused for reusing another's batch_id: <c>{batch_id}|conflict-sha256:{hash}</c>.</summary>
+    private const string ConflictingBatch = "|conflict-sha256:";
+
+    private static OperationOutcome ConflictingBatchOutcome(InboxMessage message)
+    {
+        var outcome = new OperationOutcome();
+        var batchId = message.MessageId[..message.MessageId.IndexOf(ConflictingBatch, StringComparison.Ordinal)];
+        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Integrity.Code(),
+            $"批次号 {batchId} 已用于另一份清单不同的批次，整批拒收", "manifest.json"));
+        return outcome;
     }
 
     /// <summary>
@@ -210,6 +220,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             var (outcome, failed) = message.Source switch
             {
+                IngestSources.Township when message.MessageId.Contains(ConflictingBatch, StringComparison.Ordinal) => (ConflictingBatchOutcome(message), true),
                 IngestSources.Township => await ApplyTownshipAsync(message.Body, ct),
                 IngestSources.BirthCertificate => WithFailed(await ApplyCertificatesAsync(message.Body, message.ReceivedAt, ct)),
                 _ => WithFailed(Outcome(OperationOutcome.IssueType.NotSupported, $"The inbox source '{message.Source}' has no adapter.")),
@@ -532,6 +543,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
         await KeepVisitHistoryAsync(session, entries, ct);
+    }
+
+    /// <summary>
+    /// <see cref="KeepOtherSourcesAsync"/>, and the shared records a message leaves partly empty (<see cref="KeepUnsentAsync"/>):
+    /// for certificates. Township rows are replaced whole (township-export.md §2), so their transactions do not keep them.
+    /// </summary>
+    private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        await KeepOtherSourcesAsync(session, entries, ct);
         await KeepUnsentAsync(session, entries, ct);
     }
 
@@ -645,7 +665,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         encounter.Diagnosis.InsertRange(0, current.Diagnosis.Where(d => !conditions.Contains(d.Condition?.Reference)));
         var roles = encounter.Participant.SelectMany(p => p.Type).SelectMany(t => t.Coding).Select(c => c.Code).ToHashSet(StringComparer.Ordinal);
         encounter.Participant.AddRange(current.Participant.Where(p => !p.Type.SelectMany(t => t.Coding).Any(c => roles.Contains(c.Code))));
-        encounter.Extension.AddRange(current.Extension.Where(e => !encounter.Extension.Any(n => n.Url == e.Url)));
+        encounter.Extension.AddRange(current.Extension.Where(e => !encounter.Extension.Any(n => n.Url == e.Url)).ToList());
         if (encounter.ReasonCode.Count == 0)
         {
             encounter.ReasonCode.AddRange(current.ReasonCode);
@@ -1042,12 +1062,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 WarnDeletedNothing(await ApplyTogetherAsync(manifest, [row], ct), outcome);
                 applied++;
             }
-            catch (ResourceNotFoundException) when (row.Row.Deleted)
-            {
-                // A retraction of what the hub never had: nothing to do, and a warning (§2 "Retraction").
-                WarnDeletedNothing([row.Row], outcome);
-                applied++;
-            }
             catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
             {
                 // The hub refused the row (a resident it does not know, one that several records match): the row is
@@ -1204,7 +1218,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 try
                 {
                     await SupersedeAsync(accepted, ct);
-                    await ApplyAsync(accepted.Transaction, ct);
+                    await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

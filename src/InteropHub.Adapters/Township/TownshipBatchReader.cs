@@ -365,8 +365,7 @@ public static class TownshipBatchReader
                 // A child under one without an ID number is found through its mother or its birth certificate.
                 var exported = DateOnly.FromDateTime(state.Manifest.ExportTime.ToOffset(China).DateTime);
                 if (row["id_no"].Length == 0 && row["mother_id_no"].Length == 0 && row["birth_cert_no"].Length == 0
-                    && DateOnly.TryParseExact(row["birth_date"], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var born)
-                    && born > exported.AddYears(-1))
+                    && ParseDate(row["birth_date"]) is { } born && born > exported.AddYears(-1))
                 {
                     return Fail(RejectionReason.MissingRequired, "mother_id_no", "未满 1 岁且无 id_no 的儿童需填写 mother_id_no 或 birth_cert_no");
                 }

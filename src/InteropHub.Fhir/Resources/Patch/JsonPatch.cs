@@ -17,9 +17,9 @@ namespace InteropHub.Fhir.Resources.Patch;
 /// </summary>
 public sealed class JsonPatch : IResourcePatch
 {
-    private readonly IReadOnlyList<Operation> _operations;
+    private readonly List<Operation> _operations;
 
-    private JsonPatch(IReadOnlyList<Operation> operations) => _operations = operations;
+    private JsonPatch(List<Operation> operations) => _operations = operations;
 
     public static JsonPatch Parse(ReadOnlySpan<byte> body)
     {
@@ -54,9 +54,18 @@ public sealed class JsonPatch : IResourcePatch
     /// </summary>
     public void ReplaceReferences(Func<string, string?> replace)
     {
-        foreach (var operation in _operations)
+        for (var i = 0; i < _operations.Count; i++)
         {
-            Walk(operation.Value);
+            var operation = _operations[i];
+            if (operation.Path is [.., "reference"] && operation.Value is JsonValue bare && bare.TryGetValue<string>(out var text) && replace(text) is { } replaced)
+            {
+                // The value is the reference itself (path …/reference).
+                _operations[i] = operation with { Value = JsonValue.Create(replaced) };
+            }
+            else
+            {
+                Walk(operation.Value);
+            }
         }
 
         void Walk(JsonNode? node)
