@@ -99,12 +99,14 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task A_relative_reference_to_an_entry_with_an_absolute_full_url_follows_the_id_it_is_given()
+    public async Task A_relative_reference_from_an_entry_on_the_same_absolute_base_follows_the_id_the_target_is_given()
     {
         var response = await PostAsync(BundleType.Transaction,
             Entry(HTTPVerb.POST, "Patient", Fhir.Patient("外", "院"), "http://other.example/fhir/Patient/ext1"),
-            Entry(HTTPVerb.POST, "Observation", Observation("Patient/ext1")),
-            Entry(HTTPVerb.POST, "Observation", Observation("http://other.example/fhir/Patient/ext1")));
+            Entry(HTTPVerb.POST, "Observation", Observation("Patient/ext1"), "http://other.example/fhir/Observation/o1"),
+            Entry(HTTPVerb.POST, "Observation", Observation("http://other.example/fhir/Patient/ext1")),
+            Entry(HTTPVerb.PUT, "Patient/ext1", WithId(Fhir.Patient("本", "院"), "ext1")),
+            Entry(HTTPVerb.POST, "Observation", Observation("Patient/ext1")));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var bundle = await Fhir.Read<Bundle>(response);
@@ -112,6 +114,8 @@ public abstract class TransactionTests(HubFactory hub)
         Assert.NotEqual("Patient/ext1", patient);
         Assert.Equal(patient, ((Observation)bundle.Entry[1].Resource!).Subject!.Reference);
         Assert.Equal(patient, ((Observation)bundle.Entry[2].Resource!).Subject!.Reference);
+        // Without an absolute fullUrl of its own, Patient/ext1 is this server's (bundle.html#references).
+        Assert.Equal("Patient/ext1", ((Observation)bundle.Entry[4].Resource!).Subject!.Reference);
     }
 
     [Fact]

@@ -72,7 +72,7 @@ internal sealed class BundleReferences(SearchParser parser)
         foreach (var (entry, reference) in _references)
         {
             var value = reference.Reference!;
-            if (targets is not null && targets.TryGetValue(value, out var target))
+            if (targets is not null && (targets.TryGetValue(value, out var target) || targets.TryGetValue(Absolute(value, entry.FullUrl) ?? "", out target)))
             {
                 reference.Reference = target;
             }
@@ -116,6 +116,23 @@ internal sealed class BundleReferences(SearchParser parser)
 
             narrative.Value = html;
         }
+    }
+
+    /// <summary>
+    /// A relative <c>Type/id</c> reference as the absolute URL it stands for in an entry whose fullUrl is absolute: on
+    /// that fullUrl's base (bundle.html#references); null when the entry has no such fullUrl (the reference is then to
+    /// this server).
+    /// </summary>
+    private static string? Absolute(string value, string? fullUrl)
+    {
+        if (fullUrl is null || !fullUrl.StartsWith("http", StringComparison.OrdinalIgnoreCase) || value.Contains(':', StringComparison.Ordinal)
+            || value.Split('/') is not [var type, { Length: > 0 }] || !ResourceTypes.IsKnown(type))
+        {
+            return null;
+        }
+
+        var segments = fullUrl.TrimEnd('/').Split('/');
+        return segments.Length >= 5 && ResourceTypes.IsKnown(segments[^2]) ? $"{string.Join('/', segments[..^2])}/{value}" : null;
     }
 
     public static bool IsPlaceholder(string value) =>

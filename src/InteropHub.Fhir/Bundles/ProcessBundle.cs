@@ -514,16 +514,11 @@ public sealed class ProcessBundle(
         }
     }
 
-    /// <summary>
-    /// fullUrl → the <c>Type/id</c> its entry writes, for placeholder replacement (bdl-7: fullUrls are unique). An
-    /// absolute fullUrl <c>…/Type/id</c> also stands for its relative form <c>Type/id</c>, which other entries use to
-    /// refer to it (bundle.html#references), unless two entries' fullUrls end the same.
-    /// </summary>
+    /// <summary>fullUrl → the <c>Type/id</c> its entry writes, for placeholder replacement (bdl-7: fullUrls are unique).</summary>
     private static Dictionary<string, string> Targets(List<EntryPlan> writes)
     {
         var targets = new Dictionary<string, string>(StringComparer.Ordinal);
         var owners = new Dictionary<string, EntryPlan>(StringComparer.Ordinal);
-        var relative = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var plan in writes.Where(p => p.FullUrl is not null && p.Method != Bundle.HTTPVerb.DELETE))
         {
             if (!owners.TryAdd(plan.FullUrl!, plan))
@@ -533,35 +528,10 @@ public sealed class ProcessBundle(
                     $"{plan.Where}.fullUrl");
             }
 
-            var target = $"{plan.ResourceType}/{plan.ResolvedId}";
-            targets[plan.FullUrl!] = target;
-            if (RelativeForm(plan.FullUrl!) is { } key)
-            {
-                relative[key] = relative.ContainsKey(key) ? null : target;
-            }
-        }
-
-        foreach (var (key, target) in relative)
-        {
-            if (target is not null)
-            {
-                targets.TryAdd(key, target);
-            }
+            targets[plan.FullUrl!] = $"{plan.ResourceType}/{plan.ResolvedId}";
         }
 
         return targets;
-    }
-
-    /// <summary><c>Type/id</c> of an absolute http(s) fullUrl that ends so, else null.</summary>
-    private static string? RelativeForm(string fullUrl)
-    {
-        if (!fullUrl.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !fullUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-        {
-            return null;
-        }
-
-        var parts = fullUrl.TrimEnd('/').Split('/');
-        return parts.Length >= 5 && ResourceTypes.IsKnown(parts[^2]) && parts[^1].Length > 0 ? $"{parts[^2]}/{parts[^1]}" : null;
     }
 
     private static CreateRequest CreateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Resource!, plan.IfNoneExist);
