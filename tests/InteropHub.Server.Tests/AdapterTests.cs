@@ -822,7 +822,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var first = Encoding.UTF8.GetString(LegacyData.Hl7Registration(N));
         // The first message also records a death (PID-29, PID-30); the second sends no ethnicity (PID-10) and no death.
         var died = first.Replace("^369921\r", "^369921" + new string('|', 18) + "20200101|Y\r", StringComparison.Ordinal);
-        var later = first.Replace($"BENCH-{N:D9}", $"KEEP-{N:D9}", StringComparison.Ordinal).Replace("|01^汉族^GB3304|", "||", StringComparison.Ordinal);
+        var later = first.Replace($"BENCH-{N:D9}", $"KEEP-{N:D9}", StringComparison.Ordinal).Replace("|01^汉族^GB3304|", "||", StringComparison.Ordinal)
+            .Replace("沙坪村1组", "沙坪村2组", StringComparison.Ordinal);
         Assert.NotEqual(first, died);
         Assert.NotEqual(first.Replace($"BENCH-{N:D9}", $"KEEP-{N:D9}", StringComparison.Ordinal), later);
 
@@ -833,6 +834,19 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("2", patient.Meta!.VersionId);
         Assert.Equal("2020-01-01", Assert.IsType<FhirDateTime>(patient.Deceased).Value);
         Assert.Equal("01", patient.GetExtensionValue<Coding>("https://interophub.dev/fhir/StructureDefinition/ethnicity")?.Code);
+        // A moved home address replaces the one of its use instead of piling up.
+        var address = Assert.Single(patient.Address);
+        Assert.Contains("沙坪村2组", string.Concat(address.Line) + address.Text, StringComparison.Ordinal);
+
+        // "" deletes a stored value (§2): PID-10 and PID-29 sent so, PID-30 N (alive).
+        var deleting = first.Replace($"BENCH-{N:D9}", $"CLEAR-{N:D9}", StringComparison.Ordinal).Replace("|01^汉族^GB3304|", "|\"\"|", StringComparison.Ordinal)
+            .Replace("^369921\r", "^369921" + new string('|', 18) + "\"\"|N\r", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(deleting))).Ack));
+
+        var cleared = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={7_000_000 + N:D10}"));
+        Assert.Null(cleared.Deceased);
+        Assert.Null(cleared.GetExtensionValue<Coding>("https://interophub.dev/fhir/StructureDefinition/ethnicity"));
+        Assert.DoesNotContain(cleared.Extension, e => e.Url == "urn:interophub:ext:cleared");
     }
 
     [Fact]

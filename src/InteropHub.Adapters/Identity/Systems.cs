@@ -61,6 +61,12 @@ public static class Systems
 public static class ExtensionUrls
 {
     public const string Ethnicity = "https://interophub.dev/fhir/StructureDefinition/ethnicity";
+
+    /// <summary>
+    /// In a HIS transaction only, never stored: a Patient element the message deleted with <c>""</c> (his-hl7v2.md §2),
+    /// which the ingest pipeline then does not keep from the stored Patient (valueCode: an element name or an extension URL).
+    /// </summary>
+    public const string Cleared = "urn:interophub:ext:cleared";
     public const string RegisteredPoor = "urn:interophub:ext:registered-poor";
     public const string FamilyDoctorContract = "urn:interophub:ext:family-doctor-contract";
     public const string PaymentMethod = "urn:interophub:ext:payment-method";

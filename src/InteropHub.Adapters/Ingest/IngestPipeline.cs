@@ -7,6 +7,7 @@ using InteropHub.Adapters.BirthCertificate;
 using InteropHub.Adapters.His;
 using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Parsing;
+using InteropHub.Adapters.Identity;
 using InteropHub.Adapters.Township;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Errors;
@@ -733,6 +734,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private void KeepOtherSources(IEnumerable<Bundle.EntryComponent> entries, Dictionary<string, IReadOnlyList<StoredResource>> patients)
     {
         var all = entries.ToList();
+        var cleared = new Dictionary<Patient, HashSet<string>>(ReferenceEqualityComparer.Instance);
+        foreach (var patient in all.Select(e => e.Resource).OfType<Patient>())
+        {
+            // The fields the message deleted with "" (PatientMapping.MarkCleared): noted, and never stored.
+            cleared[patient] = patient.Extension.Where(e => e.Url == ExtensionUrls.Cleared).Select(e => (e.Value as Code)?.Value).OfType<string>()
+                .ToHashSet(StringComparer.Ordinal);
+            patient.Extension.RemoveAll(e => e.Url == ExtensionUrls.Cleared);
+        }
+
         foreach (var entry in all)
         {
             if (entry is not { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
@@ -755,7 +765,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
-            KeepWhatTheMessageLacks(patient, current);
+            KeepWhatTheMessageLacks(patient, current, cleared[patient]);
         }
     }
 
@@ -765,19 +775,28 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// of a URL it does not give (ethnicity, registered poor, …); and each single element it leaves empty (death,
     /// marital status, managing organisation, …).
     /// </summary>
-    private static void KeepWhatTheMessageLacks(Patient patient, Patient current)
+    /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep.</param>
+    private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
-        patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.System == t.System && n.Use == t.Use)).ToList());
-        patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.Use == a.Use && n.Type == a.Type)).ToList());
+        if (!cleared.Contains("telecom"))
+        {
+            patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.System == t.System && n.Use == t.Use)).ToList());
+        }
+
+        if (!cleared.Contains("address"))
+        {
+            patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.Use == a.Use && n.Type == a.Type)).ToList());
+        }
+
         patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
         patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
-        patient.Extension.AddRange(current.Extension.Where(e => !patient.Extension.Any(n => n.Url == e.Url)).ToList());
+        patient.Extension.AddRange(current.Extension.Where(e => !cleared.Contains(e.Url ?? "") && !patient.Extension.Any(n => n.Url == e.Url)).ToList());
         patient.ActiveElement ??= current.ActiveElement;
         patient.Gender ??= current.Gender;
         patient.BirthDateElement ??= current.BirthDateElement;
-        patient.Deceased ??= current.Deceased;
-        patient.MaritalStatus ??= current.MaritalStatus;
+        patient.Deceased ??= cleared.Contains("deceased") ? null : current.Deceased;
+        patient.MaritalStatus ??= cleared.Contains("maritalStatus") ? null : current.MaritalStatus;
         patient.MultipleBirth ??= current.MultipleBirth;
         patient.ManagingOrganization ??= current.ManagingOrganization;
         if (patient.Communication.Count == 0)

@@ -48,6 +48,7 @@ internal static class PatientMapping
         ReadOther(context, pid, patient);
         ReadZpi(context, patient, linking);
         ReadNewbornKey(context, pid, patient, linking, birth);
+        MarkCleared(pid, patient);
 
         if (mrn.Length == 0 || linking.Count == 0)
         {
@@ -59,6 +60,47 @@ internal static class PatientMapping
         var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking);
         MapKin(context, info);
         return info;
+    }
+
+    /// <summary>
+    /// §2: <c>""</c> deletes the stored value, where an empty field leaves it. The fields deleted so are named in
+    /// <see cref="ExtensionUrls.Cleared"/> extensions, which the ingest pipeline removes when it merges the Patient with
+    /// the stored one, keeping those elements out of it; PID-30 <c>N</c> (alive) clears a recorded death the same way.
+    /// </summary>
+    private static void MarkCleared(Hl7Segment pid, Patient patient)
+    {
+        var cleared = new List<string>();
+        if (pid[10].IsDelete)
+        {
+            cleared.Add(ExtensionUrls.Ethnicity);
+        }
+
+        if (pid[11].IsDelete)
+        {
+            cleared.Add("address");
+        }
+
+        if (pid[13].IsDelete || pid[14].IsDelete)
+        {
+            cleared.Add("telecom");
+        }
+
+        if (pid[16].IsDelete)
+        {
+            cleared.Add("maritalStatus");
+        }
+
+        if (pid[28].IsDelete)
+        {
+            cleared.Add(ExtensionUrls.Nationality);
+        }
+
+        if (patient.Deceased is null && (pid[29].IsDelete || string.Equals(pid[30].Value, "N", StringComparison.OrdinalIgnoreCase)))
+        {
+            cleared.Add("deceased");
+        }
+
+        patient.Extension.AddRange(cleared.Select(c => new Extension(ExtensionUrls.Cleared, new Code(c))));
     }
 
     /// <summary>Digit 17 of an ID number is odd for men and even for women; disagreeing with PID-8 is a warning (README).</summary>

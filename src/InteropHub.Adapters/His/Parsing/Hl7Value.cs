@@ -31,7 +31,7 @@ public readonly struct Hl7Value : IEquatable<Hl7Value>
 
     /// <summary>
     /// The whole value unescaped, structure characters included (for TX/FT text and for messages to people). The
-    /// delete marker <c>""</c> reads as empty: the mappers replace whole resources, so an absent value is deleted.
+    /// delete marker <c>""</c> reads as empty; the Patient mapping names the fields deleted so (PatientMapping.MarkCleared).
     /// </summary>
     public string Text => _syntax is null || IsEmpty ? Raw : IsDelete ? "" : _syntax.Unescape(Raw);
 
