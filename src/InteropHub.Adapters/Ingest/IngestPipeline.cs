@@ -544,15 +544,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
         await KeepVisitHistoryAsync(session, entries, ct);
+
+        // Township rows are replaced whole (township-export.md §2): a shared record the township wrote last is replaced,
+        // one another source wrote keeps what the row leaves empty.
+        await KeepUnsentAsync(session, entries, ct, overTownship: false);
     }
 
-    /// <summary>
-    /// <see cref="KeepOtherSourcesAsync"/>, and the shared records a message leaves partly empty (<see cref="KeepUnsentAsync"/>):
-    /// for certificates. Township rows are replaced whole (township-export.md §2), so their transactions do not keep them.
-    /// </summary>
+    /// <summary><see cref="KeepOtherSourcesAsync"/>, keeping what a message leaves empty of every shared record: for certificates.</summary>
     private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
-        await KeepOtherSourcesAsync(session, entries, ct);
+        KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
+        await KeepVisitHistoryAsync(session, entries, ct);
         await KeepUnsentAsync(session, entries, ct);
     }
 
@@ -565,7 +567,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// without its diagnoses and summary: before a PUT by id replaces such a stored record, what the message leaves
     /// empty is kept (<see cref="UnsentElements"/>), with every identifier of the dose and every result of the report.
     /// </summary>
-    private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>
+    private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct, bool overTownship = true)
     {
         foreach (var entry in entries)
         {
@@ -577,6 +580,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var current = serializers.ParseStored(stored.Json);
+            if (!overTownship && current.Meta?.Source is { } source && source.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
             switch (next, current)
             {
                 case (Immunization dose, Immunization had):

@@ -215,7 +215,7 @@ public static class TownshipBatchReader
             var resident = state.Resident(row["record_no"]);
             Func<Bundle?>? mapping = deleted && schema.Table == "residents"
                 ? null
-                : () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"urn:interophub:township:{state.Manifest.BatchId}#{file.Name}:{row.Number}");
+                : () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}");
             if (deleted && schema.Table == "residents")
             {
                 issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));

@@ -16,6 +16,9 @@ internal static class TownshipMapper
     public const string MappingVersion = "0.2.0";
     public const string MappingPolicy = "urn:interophub:mapping:township-export";
 
+    /// <summary>How <c>meta.source</c> of what a township row writes begins.</summary>
+    public const string SourcePrefix = "urn:interophub:township:";
+
     /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
     /// <param name="source">The row's place in its batch, which every resource it writes names in <c>meta.source</c>
     /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>).</param>
