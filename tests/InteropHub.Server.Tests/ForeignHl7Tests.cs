@@ -58,7 +58,12 @@ public abstract class ForeignHl7Tests(HubFactory hub)
 
             var ack = await (await client.PostAsync(new Uri("/adapters/his/hl7v2", UriKind.Relative), content)).Content.ReadAsStringAsync();
 
+            Assert.Contains("MSA|A", ack, StringComparison.Ordinal);
             Assert.DoesNotContain("DUPLICATE_KEY", ack, StringComparison.Ordinal);
+            if (ack.Contains("MSA|AR", StringComparison.Ordinal))
+            {
+                Assert.Matches(@"ERR\|[^\r]*\|(UNSUPPORTED|MALFORMED|MISSING_REQUIRED)\^", ack);
+            }
         }
     }
 }

@@ -272,8 +272,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         return message.Status == InboxStatus.Failed
             ? await ProcessAsync(message, ct)
-            : throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
-                $"Inbox message {id} is {message.Status}, not a dead letter; only dead letters are replayed.");
+            : throw new ConflictException($"Inbox message {id} is {message.Status}, not a dead letter; only dead letters are replayed.");
     }
 
     /// <summary>Re-runs every dead letter (of one source, or all), oldest first.</summary>
@@ -515,8 +514,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
-    /// <param name="checkPatients">What to do with the stored Patients the transaction updates, once it holds their locks and
-    /// read them (no round trip of its own, and nothing can change them meanwhile): by default <see cref="KeepOtherSourcesAsync"/>.</param>
+    /// <param name="checkPatients">What to do with the stored records the transaction updates (Patients, visits, shared
+    /// records), once it holds their locks and read them (no round trip of its own, and nothing can change them
+    /// meanwhile): by default <see cref="KeepOtherSourcesAsync"/>.</param>
     private async Task<BundleResult> ApplyAsync(Bundle transaction, CancellationToken ct, Func<IWriteSession, CancellationToken, Task>? beforeCommit = null,
         Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, Task>? checkPatients = null)
     {
@@ -534,11 +534,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// A message is one source's view of a person: before a conditional update replaces the stored Patient, the
-    /// identifiers, telecoms and addresses it does not carry, and names of a use it does not carry, are copied over
-    /// from the stored one, so what the other sources said survives (docs/architecture.md, adapters). Runs inside the
-    /// transaction once it holds its locks (<see cref="BundleRequest.AfterLocks"/>), so the stored Patient cannot change
-    /// between this read and the write.
+    /// A message is one source's view of a person, a visit or a shared record: before it replaces what is stored, what
+    /// it does not carry is copied over from the stored version (<see cref="KeepWhatTheMessageLacks"/>,
+    /// <see cref="KeepVisitHistory"/>, <see cref="KeepUnsentAsync"/>), so what the other sources said survives
+    /// (docs/architecture.md, adapters). Runs inside the transaction once it holds its locks
+    /// (<see cref="BundleRequest.AfterLocks"/>), so the stored versions cannot change between this read and the write.
     /// </summary>
     private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {

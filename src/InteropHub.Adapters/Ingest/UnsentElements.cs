@@ -1,4 +1,6 @@
 using System.Collections;
+using System.Collections.Concurrent;
+using System.Reflection;
 using Hl7.Fhir.Model;
 
 namespace InteropHub.Adapters.Ingest;
@@ -12,6 +14,9 @@ public static class UnsentElements
     /// <summary>What the resource itself keeps: its id and meta are the write's, its narrative is made from its content.</summary>
     private static readonly HashSet<string> Skipped = new(StringComparer.Ordinal) { "id", "meta", "implicitRules", "language", "text", "contained" };
 
+    /// <summary>Each type's top-level elements, looked up once.</summary>
+    private static readonly ConcurrentDictionary<Type, (PropertyInfo Property, bool IsCollection)[]> Elements = new();
+
     public static void Keep(Resource next, Resource stored)
     {
         if (next.GetType() != stored.GetType())
@@ -19,13 +24,10 @@ public static class UnsentElements
             return;
         }
 
-        var mapping = ModelInfo.ModelInspector.FindOrImportClassMapping(next.GetType())
-            ?? throw new InvalidOperationException($"{next.TypeName} is not a FHIR model type.");
-        foreach (var element in mapping.PropertyMappings.Where(p => !Skipped.Contains(p.Name) && p.NativeProperty is not null))
+        foreach (var (property, isCollection) in Elements.GetOrAdd(next.GetType(), ElementsOf))
         {
-            var property = element.NativeProperty!;
             var had = property.GetValue(stored);
-            if (element.IsCollection)
+            if (isCollection)
             {
                 if (property.GetValue(next) is IList { Count: 0 } list && had is IList { Count: > 0 } kept)
                 {
@@ -41,4 +43,9 @@ public static class UnsentElements
             }
         }
     }
+
+    private static (PropertyInfo, bool)[] ElementsOf(Type type) =>
+        (ModelInfo.ModelInspector.FindOrImportClassMapping(type) ?? throw new InvalidOperationException($"{type.Name} is not a FHIR model type."))
+            .PropertyMappings.Where(p => !Skipped.Contains(p.Name) && p.NativeProperty is not null)
+            .Select(p => (p.NativeProperty!, p.IsCollection)).ToArray();
 }

@@ -135,6 +135,16 @@ internal sealed class BundleReferences(SearchParser parser)
         return segments.Length >= 5 && ResourceTypes.IsKnown(segments[^2]) ? $"{string.Join('/', segments[..^2])}/{value}" : null;
     }
 
+    /// <summary>
+    /// Whether a URL (a reference, an entry's request.url) is absolute: only the part before its query tells, since
+    /// search criteria may name a system URL unencoded (<c>Patient?identifier=http://…|1</c>).
+    /// </summary>
+    public static bool IsAbsoluteUrl(string value)
+    {
+        var mark = value.IndexOf('?', StringComparison.Ordinal);
+        return (mark < 0 ? value : value[..mark]).Contains("://", StringComparison.Ordinal);
+    }
+
     public static bool IsPlaceholder(string value) =>
         value.StartsWith("urn:uuid:", StringComparison.Ordinal) || value.StartsWith("urn:oid:", StringComparison.Ordinal);
 
@@ -202,8 +212,7 @@ internal sealed class BundleReferences(SearchParser parser)
     private ConditionalReference? ParseConditional(ResourceReference reference, string value, EntryPlan entry)
     {
         var mark = value.IndexOf('?', StringComparison.Ordinal);
-        // Only the part before the query tells an absolute URL: the criteria may name a system URL unencoded.
-        if (mark <= 0 || value[..mark].Contains("://", StringComparison.Ordinal) || value.StartsWith('#') || IsPlaceholder(value))
+        if (mark <= 0 || IsAbsoluteUrl(value) || value.StartsWith('#') || IsPlaceholder(value))
         {
             return null;
         }

@@ -198,10 +198,8 @@ internal sealed class EntryPlan
         }
 
         var trimmed = url.Trim();
-        var mark = trimmed.IndexOf('?', StringComparison.Ordinal);
-        if ((mark < 0 ? trimmed : trimmed[..mark]).Contains("://", StringComparison.Ordinal))
+        if (BundleReferences.IsAbsoluteUrl(trimmed))
         {
-            // Absolute only when the path is: a query may carry an unencoded system URL (Patient?identifier=http://…|1).
             var prefix = baseUrl.TrimEnd('/') + "/";
             return trimmed.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
                 ? trimmed[prefix.Length..]

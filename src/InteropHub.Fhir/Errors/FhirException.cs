@@ -74,6 +74,10 @@ public sealed class PayloadTooLargeException(long limit)
     : FhirException(HttpStatusCode.RequestEntityTooLarge, OperationOutcome.IssueType.TooCostly,
         $"The request body is larger than the configured limit of {limit} bytes (InteropHub:MaxBodyBytes).");
 
+/// <summary>The request conflicts with the state of what it acts on (HTTP 409).</summary>
+public sealed class ConflictException(string diagnostics)
+    : FhirException(HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict, diagnostics);
+
 /// <summary>A write that kept colliding with concurrent writes and was rolled back (HTTP 409); the client may retry.</summary>
 public sealed class WriteConflictException(string diagnostics)
     : FhirException(HttpStatusCode.Conflict, OperationOutcome.IssueType.Transient, diagnostics);

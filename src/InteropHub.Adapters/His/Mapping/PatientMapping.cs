@@ -107,8 +107,8 @@ internal static class PatientMapping
     private static void WarnSexDigit(HisContext context, Hl7Segment pid, Patient patient)
     {
         if (patient.Gender is AdministrativeGender.Male or AdministrativeGender.Female
-            && patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { Length: 18 } id && char.IsAsciiDigit(id[16])
-            && ((id[16] - '0') % 2 == 1) != (patient.Gender == AdministrativeGender.Male))
+            && patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { } id
+            && ResidentIdNumber.Check(id, DateOnly.MaxValue) is { IsValid: true } check && check.IsMale != (patient.Gender == AdministrativeGender.Male))
         {
             context.Warn(pid.Location(8), $"PID-8 性别与身份证号 {id} 第17位所示性别不符");
         }

@@ -240,14 +240,17 @@ internal static class ReferralMapping
         return request;
     }
 
-    /// <summary>PRD of a role: the named provider (PRD-7 staff code) and the institution (PRD-4.4).</summary>
-    /// <summary>The institution code of the PRD of a role (RP referring, RT referred to), or "".</summary>
-    private static string Institution(HisContext context, string role) =>
-        context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase))?[4].Component(4).Subcomponent(1).Value ?? "";
+    /// <summary>The PRD of a role (RP referring, RT referred to).</summary>
+    private static Hl7Segment? Prd(HisContext context, string role) =>
+        context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>The institution code (PRD-4.4) of the PRD of a role, or "".</summary>
+    private static string Institution(HisContext context, string role) => Prd(context, role)?[4].Component(4).Subcomponent(1).Value ?? "";
+
+    /// <summary>PRD of a role: the named provider (PRD-7 staff code) and the institution (PRD-4.4).</summary>
     private static (ResourceReference? Practitioner, ResourceReference? Organization) Provider(HisContext context, string role)
     {
-        var prd = context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase));
+        var prd = Prd(context, role);
         if (prd is null)
         {
             context.Error(RejectionReason.MissingRequired, new Hl7Location("PRD"), $"缺少角色为 {role} 的 PRD 段");
