@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Search;
@@ -47,10 +49,8 @@ public static class Compartments
                 links.Add(new OfTypeCriterion([compartment.ResourceType], new IdCriterion([compartment.Id])));
             }
 
-            links.AddRange(criteria.ResourceTypes
-                .SelectMany(t => Links(t, compartment.ResourceType, [target], registry).Select(link => (Type: t, link.Param)))
-                .GroupBy(l => l.Param, StringComparer.Ordinal)
-                .Select(g => new OfTypeCriterion(g.Select(l => l.Type).ToList(), new IndexCriterion(g.Key, IndexTable.References, [target]))));
+            links.AddRange(LinkParameters(criteria.ResourceTypes, compartment.ResourceType, registry)
+                .Select(g => new OfTypeCriterion(g.Types, new IndexCriterion(g.Param, IndexTable.References, [target]))));
         }
 
         if (links.Count == 0)
@@ -59,6 +59,39 @@ public static class Compartments
         }
 
         return criteria.And(new AnyCriterion(links, OnePersonsRecord: compartment.ResourceType is "Patient" or "Encounter" or "RelatedPerson"));
+    }
+
+    /// <summary>Each registry's link parameters per (compartment type, resource types), for its version.</summary>
+    private static readonly ConditionalWeakTable<SearchParameterRegistry, ConcurrentDictionary<(int Version, string Key), IReadOnlyList<(IReadOnlyList<string> Types, string Param)>>> LinkCache = new();
+
+    /// <summary>
+    /// The reference parameters that link resources of <paramref name="types"/> to a <paramref name="compartmentType"/>,
+    /// each with the types that have it. A patient's record asks this of some eighty types on every <c>$everything</c>;
+    /// the answer depends only on the registry, so it is kept per registry version (a custom SearchParameter changes it).
+    /// </summary>
+    private static IReadOnlyList<(IReadOnlyList<string> Types, string Param)> LinkParameters(IReadOnlyList<string> types, string compartmentType,
+        SearchParameterRegistry registry)
+    {
+        var cache = LinkCache.GetOrCreateValue(registry);
+        var key = (registry.Version, compartmentType + "|" + string.Join(',', types));
+        if (cache.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        IReadOnlyList<(IReadOnlyList<string> Types, string Param)> found = types
+            .SelectMany(t => Links(t, compartmentType, [], registry).Select(link => (Type: t, link.Param)))
+            .GroupBy(l => l.Param, StringComparer.Ordinal)
+            .Select(g => ((IReadOnlyList<string>)g.Select(l => l.Type).ToList(), g.Key))
+            .ToList();
+        if (cache.Count > 1000)
+        {
+            // Type lists come from requests (_type): bounded, not grown without end.
+            cache.Clear();
+        }
+
+        cache[key] = found;
+        return found;
     }
 
     /// <summary>
