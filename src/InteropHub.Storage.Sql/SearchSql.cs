@@ -656,21 +656,7 @@ public static class SearchSql
                 {
                     // The referenced resources' row ids, through their logical ids (the (resource_type, id) index
                     // carries rid): a _has criterion is then answered by row id like any other and can drive a search.
-                    var x = Alias("h");
-                    var t = Alias("t");
-                    Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
-                        .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ");
-                    IndexScope(x, [has.SourceType], has.Param);
-                    Text.Append(" AND ").Append(x).Append(".target_id <> ''");
-                    if (types.Count > 0)
-                    {
-                        Text.Append(" AND ");
-                        TypeFilter(x, types, "target_type");
-                    }
-
-                    Text.Append(" AND NOT ").Append(t).Append(".deleted");
-                    AfterRid(t, r);
-                    Text.Append(" AND ").Append(x).Append(".rid IN (");
+                    var x = Targets("h", r, types, has.Param, [has.SourceType]);
                     Nested(x, has.SourceType, has.Inner);
                     Text.Append(')');
                     break;
@@ -678,22 +664,9 @@ public static class SearchSql
 
                 case ReferencedByCriterion referenced:
                 {
-                    // The targets of the sources' reference rows, through their logical ids (as _has); the sources are
-                    // a rid subquery of their own (a patient's compartment: one index lookup per link parameter).
-                    var x = Alias("b");
-                    var t = Alias("t");
-                    Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
-                        .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ")
-                        .Append(x).Append(".target_id <> ''");
-                    if (types.Count > 0)
-                    {
-                        Text.Append(" AND ");
-                        TypeFilter(x, types, "target_type");
-                    }
-
-                    Text.Append(" AND NOT ").Append(t).Append(".deleted");
-                    AfterRid(t, r);
-                    Text.Append(" AND ").Append(x).Append(".rid IN (");
+                    // The targets of the sources' reference rows, whatever their parameter; the sources are a rid
+                    // subquery of their own (a patient's compartment: one index lookup per link parameter).
+                    Targets("b", r, types, null, []);
                     RidSubquery(referenced.Sources, "s", referenced.SourceTypes);
                     Text.Append(')');
                     break;
@@ -702,6 +675,37 @@ public static class SearchSql
                 default:
                     throw new NotSupportedException($"No rid subquery for {criterion.GetType().Name}.");
             }
+        }
+
+        /// <summary>
+        /// <c>SELECT t.rid FROM search_reference x JOIN resource t …</c>: the live targets, of <paramref name="types"/>, of
+        /// reference rows (of <paramref name="param"/> in <paramref name="sourceTypes"/>, when given), up to
+        /// <c>AND x.rid IN (</c>, which the caller completes with the sources' row ids and a closing parenthesis.
+        /// Returns the alias of the reference rows.
+        /// </summary>
+        private string Targets(string prefix, string r, IReadOnlyList<string> types, string? param, IReadOnlyList<string> sourceTypes)
+        {
+            var x = Alias(prefix);
+            var t = Alias("t");
+            Text.Append("SELECT ").Append(t).Append(".rid FROM search_reference ").Append(x).Append(" JOIN resource ").Append(t).Append(" ON ")
+                .Append(t).Append(".resource_type = ").Append(x).Append(".target_type AND ").Append(t).Append(".id = ").Append(x).Append(".target_id WHERE ");
+            if (param is not null)
+            {
+                IndexScope(x, sourceTypes, param);
+                Text.Append(" AND ");
+            }
+
+            Text.Append(x).Append(".target_id <> ''");
+            if (types.Count > 0)
+            {
+                Text.Append(" AND ");
+                TypeFilter(x, types, "target_type");
+            }
+
+            Text.Append(" AND NOT ").Append(t).Append(".deleted");
+            AfterRid(t, r);
+            Text.Append(" AND ").Append(x).Append(".rid IN (");
+            return x;
         }
 
         private void RenderComposite(CompositeCriterion composite, string r, IReadOnlyList<string> types)
