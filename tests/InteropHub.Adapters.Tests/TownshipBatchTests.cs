@@ -267,6 +267,21 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_row_whose_quote_never_closes_or_that_has_more_cells_than_columns_is_MALFORMED()
+    {
+        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
+        var csv = Header
+            + "36992110120100981,甲,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100982,乙,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00,extra\r\n"
+            + "36992110120100983,\"丙,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        Assert.Equal([(2, "MALFORMED"), (3, "MALFORMED")], result.Issues.Where(i => i.Severity == IssueSeverity.Error).Select(i => (i.Row, i.Code)));
+        Assert.Equal("36992110120100981", Assert.Single(result.Rows).Key);
+    }
+
+    [Fact]
     public void A_dose_number_below_one_is_MALFORMED()
     {
         var csv = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"

@@ -26,6 +26,9 @@ public sealed class CsvRow
 
     /// <summary>The raw cells, for comparing two occurrences of one key (DUPLICATE_KEY).</summary>
     public string Content => string.Join('\u001F', _cells);
+
+    /// <summary>Why the row cannot be read as cells of its columns (a quote never closed, more cells than columns), or null.</summary>
+    public string? Unreadable { get; internal init; }
 }
 
 /// <summary>
@@ -74,7 +77,12 @@ public sealed class CsvTable
                 }
             }
 
-            rows.Add(new CsvRow(i, records[i].Line, columns, cells));
+            rows.Add(new CsvRow(i, records[i].Line, columns, cells)
+            {
+                Unreadable = records[i].Unclosed ? "引号未闭合，该行读到了文件末尾"
+                    : cells.Count > header.Count ? $"该行有 {cells.Count} 个字段，多于表头的 {header.Count} 列(引号不成对或多余的逗号)"
+                    : null,
+            });
         }
 
         return new CsvTable(header, rows);
@@ -91,7 +99,8 @@ public sealed class CsvTable
         return value.TrimStart('\'', '\t').Trim();
     }
 
-    private static IEnumerable<(int Line, List<string> Cells)> Records(string text)
+    /// <summary>The records of the text: the line each starts on, its cells, and whether a quoted cell was still open at the end.</summary>
+    private static IEnumerable<(int Line, List<string> Cells, bool Unclosed)> Records(string text)
     {
         var line = 1;
         var i = 0;
@@ -171,7 +180,7 @@ public sealed class CsvTable
                 continue; // empty line
             }
 
-            yield return (start, cells);
+            yield return (start, cells, quoted);
         }
     }
 }

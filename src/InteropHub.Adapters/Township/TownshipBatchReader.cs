@@ -303,6 +303,12 @@ public static class TownshipBatchReader
         /// <param name="earlier">The content of an earlier row with the same key in this file, if any.</param>
         public TownshipIssue? Validate(string? earlier)
         {
+            if (row.Unreadable is { } why)
+            {
+                // Its cells are not where the header says: no column can be checked, the row is refused as it stands.
+                return Fail(RejectionReason.Malformed, schema.Key, why);
+            }
+
             var key = row[schema.Key];
             if (key.Length == 0)
             {
