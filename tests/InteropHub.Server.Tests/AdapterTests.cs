@@ -535,6 +535,18 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_message_that_cannot_be_parsed_past_a_readable_MSH_is_refused_with_its_control_id_in_MSA_2()
+    {
+        var message = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7")))
+            .Replace("\rPID|", "\rpid|", StringComparison.Ordinal);
+
+        var (status, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(message));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("MSA|AR|QX2110026-20250506-000412", ack, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Damaged_or_empty_bodies_are_answered_4xx_or_a_NAK_and_never_500()
     {
         var garbage = new byte[] { 0x50, 0x4B, 0x03, 0x04, 0xFF, 0x00, 0x13, 0x37, 0x0B, 0x1C, 0x0D };

@@ -39,7 +39,10 @@ public static class HisMapper
         catch (Hl7ParseException e)
         {
             var code = e.Location.Field > 0 || e.SegmentIndex > 1 ? 102 : 100;
-            return new HisRejected(null, AckCode.AR, [new HisIssue(RejectionReason.Malformed, e.Location, e.Message, IssueSeverity.Error, code)]);
+            return new HisRejected(null, AckCode.AR, [new HisIssue(RejectionReason.Malformed, e.Location, e.Message, IssueSeverity.Error, code)])
+            {
+                UnreadControlId = Hl7Parser.PeekControlId(raw),
+            };
         }
 
         try

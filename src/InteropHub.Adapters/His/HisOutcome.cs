@@ -37,6 +37,9 @@ public sealed record HisAccepted(
 public sealed record HisRejected(Hl7Message? Rejected, AckCode Code, IReadOnlyList<HisIssue> Errors) : HisOutcome(Rejected, Errors)
 {
     public override AckCode AckCode => Code;
+
+    /// <summary>MSH-10 read from the first line of a message that could not be parsed (for MSA-2), else null.</summary>
+    public string? UnreadControlId { get; init; }
 }
 
 /// <summary>A check against stored data that the pure mapper cannot make.</summary>

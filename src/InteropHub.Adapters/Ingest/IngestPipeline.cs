@@ -344,7 +344,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 await inbox.CompleteAsync(message.Id, status, outcome, ct);
             }
 
-            return Reply(mapped.Message, code, message.Id, issues);
+            return Reply(mapped.Message, code, message.Id, issues, (mapped as HisRejected)?.UnreadControlId);
         }
     }
 
@@ -1290,9 +1290,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         new(message, processed && message.Status == InboxStatus.Processed,
             message.Outcome is { } json ? (OperationOutcome)serializers.ParseStored(Encoding.UTF8.GetBytes(json)) : new OperationOutcome());
 
-    private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues)
+    private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues, string? unreadControlId = null)
     {
-        var ack = Hl7Ack.Build(answered, code, issues, $"IHUB{inboxId}", clock.GetLocalNow());
+        var ack = Hl7Ack.Build(answered, code, issues, $"IHUB{inboxId}", clock.GetLocalNow(), unreadControlId: unreadControlId);
         return new HisReply(code, Hl7Ack.Encode(ack, answered), inboxId);
     }
 

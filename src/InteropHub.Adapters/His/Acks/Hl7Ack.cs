@@ -41,9 +41,10 @@ public static class Hl7Ack
     };
 
     /// <summary>The answer as ER7 text with CR segment terminators.</summary>
-    /// <param name="answered">The message answered; null when its MSH could not be read.</param>
+    /// <param name="answered">The message answered; null when it could not be parsed.</param>
+    /// <param name="unreadControlId">MSH-10 of an unparsed message whose first line was readable, for MSA-2.</param>
     public static string Build(Hl7Message? answered, AckCode code, IReadOnlyList<HisIssue> issues, string controlId,
-        DateTimeOffset time, AckSender? sender = null)
+        DateTimeOffset time, AckSender? sender = null, string? unreadControlId = null)
     {
         sender ??= AckSender.Hub;
         var syntax = answered?.Syntax ?? Hl7Syntax.Default;
@@ -73,7 +74,7 @@ public static class Hl7Ack
 
         var errors = issues.Where(i => i.Severity == IssueSeverity.Error).ToList();
         text.Append("MSA").Append(f).Append(code)
-            .Append(f).Append(answered is null ? "" : E(answered.ControlId));
+            .Append(f).Append(answered is null ? E(unreadControlId ?? "") : E(answered.ControlId));
         if (errors.Count > 0)
         {
             text.Append(f).Append(T(errors[0].Summary));

@@ -24,6 +24,30 @@ public static class Hl7Parser
     /// <summary>GB 18030 with exception fallbacks (for answers in the sender's character set).</summary>
     public static Encoding Gb18030 => StrictGb18030;
 
+    /// <summary>
+    /// MSH-10 of a message that cannot be parsed as a whole but whose first line is a readable MSH (a later segment
+    /// broken, bytes not in its character set), so that its NAK still names it in MSA-2; null otherwise.
+    /// </summary>
+    public static string? PeekControlId(ReadOnlySpan<byte> bytes)
+    {
+        bytes = SkipPreamble(bytes);
+        if (bytes.Length < 8 || !bytes.StartsWith("MSH"u8))
+        {
+            return null;
+        }
+
+        var headerEnd = bytes.IndexOfAny((byte)'\r', (byte)'\n');
+        var header = headerEnd < 0 ? bytes : bytes[..headerEnd];
+        if (header.ContainsAnyExceptInRange((byte)0x20, (byte)0x7E))
+        {
+            return null;
+        }
+
+        // MSH-1 is the field separator itself, so MSH-10 is the tenth part after "MSH".
+        var fields = Encoding.ASCII.GetString(header).Split((char)header[3]);
+        return fields.Length > 9 && fields[9].Trim() is { Length: > 0 } id ? id : null;
+    }
+
     public static Hl7Message Parse(ReadOnlySpan<byte> bytes)
     {
         bytes = SkipPreamble(bytes);
