@@ -209,16 +209,24 @@ public sealed class ProcessBundle(
             references.ReplacePlaceholders(targets);
             foreach (var plan in writes.Where(p => p.Patch is JsonPatch))
             {
+                // A JSON Patch's values are JSON, not resources the reference walk reaches: its placeholders are rewritten here.
                 at = plan;
-                ((JsonPatch)plan.Patch!).ReplaceReferences(value => targets is not null && targets.TryGetValue(value, out var target) ? target
-                    : BundleReferences.IsPlaceholder(value) ? throw new InvalidInputException(targets is null
-                        ? $"{plan.Where}'s JSON Patch refers to '{value}', a placeholder: the entries of a batch stand alone and resolve none."
-                        : $"{plan.Where}'s JSON Patch refers to '{value}', but no entry of the transaction has that fullUrl.", $"{plan.Where}.resource")
-                    : null);
+                ((JsonPatch)plan.Patch!).ReplaceReferences(value =>
+                {
+                    if (targets is not null && targets.TryGetValue(value, out var target))
+                    {
+                        return target;
+                    }
+
+                    return BundleReferences.IsPlaceholder(value)
+                        ? throw new InvalidInputException(targets is null
+                            ? $"{plan.Where}'s JSON Patch refers to '{value}', a placeholder: the entries of a batch stand alone and resolve none."
+                            : $"{plan.Where}'s JSON Patch refers to '{value}', but no entry of the transaction has that fullUrl.", $"{plan.Where}.resource")
+                        : null;
+                });
             }
 
             at = null;
-
             await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
             at = null;
             await session.PrefetchAsync(plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH && p.ResolvedId is not null)
