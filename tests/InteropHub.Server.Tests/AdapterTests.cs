@@ -806,6 +806,16 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AE", Msa(ack));
         Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
         Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001")).Status);
+
+        // A13 undoes the discharge: in progress again, without its end or discharge disposition, its history kept.
+        var undo = admission.Replace("ADT^A01^ADT_A01", "ADT^A13^ADT_A01", StringComparison.Ordinal).Replace("EVN|A01|", "EVN|A13|", StringComparison.Ordinal)
+            .Replace("HISTORY-20250507-000318", "UNDO-A03-1", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(undo))).Ack));
+        var reopened = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001"));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, reopened.Status);
+        Assert.Null(reopened.Period!.End);
+        Assert.Null(reopened.Hospitalization?.DischargeDisposition);
+        Assert.True(reopened.Location.Count >= 2);
     }
 
     [Fact]

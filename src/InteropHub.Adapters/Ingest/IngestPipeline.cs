@@ -691,10 +691,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var finished = encounter.Status != Encounter.EncounterStatus.InProgress;
         if (current.Hospitalization is { } stay)
         {
-            encounter.Hospitalization ??= new Encounter.HospitalizationComponent();
-            encounter.Hospitalization.AdmitSource ??= stay.AdmitSource;
-            encounter.Hospitalization.Destination ??= finished ? stay.Destination : null;
-            encounter.Hospitalization.DischargeDisposition ??= finished ? stay.DischargeDisposition : null;
+            var kept = encounter.Hospitalization ?? new Encounter.HospitalizationComponent();
+            kept.AdmitSource ??= stay.AdmitSource;
+            kept.Destination ??= finished ? stay.Destination : null;
+            kept.DischargeDisposition ??= finished ? stay.DischargeDisposition : null;
+
+            // Never an empty element (FHIR JSON has none): a cancelled discharge may leave nothing of it.
+            encounter.Hospitalization = kept.EnumerateElements().Any() ? kept : null;
         }
 
         if (current.Period is { } period)
