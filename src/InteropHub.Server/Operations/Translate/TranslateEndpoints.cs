@@ -14,6 +14,8 @@ namespace InteropHub.Server.Operations.Translate;
 /// </summary>
 public static class TranslateEndpoints
 {
+    private const string Operation = "$translate";
+
     private static readonly HashSet<string> Known = new(StringComparer.Ordinal)
     {
         "url", "conceptMap", "conceptMapVersion", "code", "system", "version", "source", "coding", "codeableConcept", "target",
@@ -46,36 +48,36 @@ public static class TranslateEndpoints
         }
 
         var codings = new List<Coding>();
-        var code = Text(parameters, "code");
+        var code = parameters.Text("code", Operation);
         if (code is not null)
         {
-            codings.Add(new Coding(Text(parameters, "system"), code) { Version = Text(parameters, "version") });
+            codings.Add(new Coding(parameters.Text("system", Operation), code) { Version = parameters.Text("version", Operation) });
         }
 
-        if (One(parameters, "coding")?.Value is { } coding)
+        if (parameters.One("coding", Operation)?.Value is { } coding)
         {
             codings.Add(coding as Coding ?? throw new InvalidInputException("coding must be a Coding.", "coding"));
         }
 
-        if (One(parameters, "codeableConcept")?.Value is { } concept)
+        if (parameters.One("codeableConcept", Operation)?.Value is { } concept)
         {
             codings.AddRange((concept as CodeableConcept ?? throw new InvalidInputException("codeableConcept must be a CodeableConcept.", "codeableConcept")).Coding);
         }
 
-        var reverse = Text(parameters, "reverse") switch
+        var reverse = parameters.Text("reverse", Operation) switch
         {
             null or "false" => false,
             "true" => true,
             var other => throw new InvalidInputException($"reverse must be true or false, not '{other}'.", "reverse"),
         };
-        var map = One(parameters, "conceptMap")?.Resource switch
+        var map = parameters.One("conceptMap", Operation)?.Resource switch
         {
             null => null,
             ConceptMap given => given,
             var other => throw new InvalidInputException($"conceptMap must be a ConceptMap, not a {other.TypeName}.", "conceptMap"),
         };
-        var answer = await handler.HandleAsync(new TranslateRequest(codings, id, map, Text(parameters, "url"), Text(parameters, "conceptMapVersion"),
-            Text(parameters, "source"), Text(parameters, "target"), Text(parameters, "targetsystem"), reverse), ct);
+        var answer = await handler.HandleAsync(new TranslateRequest(codings, id, map, parameters.Text("url", Operation), parameters.Text("conceptMapVersion", Operation),
+            parameters.Text("source", Operation), parameters.Text("target", Operation), parameters.Text("targetsystem", Operation), reverse), ct);
         return FhirResults.Json(serializers.ToJsonBytes(answer));
     }
 
@@ -105,14 +107,4 @@ public static class TranslateEndpoints
     private static async Task<Parameters> FromBodyAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct) =>
         await reader.ReadResourceAsync(request, ct) as Parameters
         ?? throw new InvalidInputException("POST $translate takes a Parameters resource.", "Parameters");
-
-    private static string? Text(Parameters parameters, string name) => (One(parameters, name)?.Value as PrimitiveType)?.ToString();
-
-    private static Parameters.ParameterComponent? One(Parameters parameters, string name) =>
-        parameters.Parameter.Where(p => p.Name == name).ToList() switch
-        {
-            [] => null,
-            [var one] => one,
-            _ => throw new InvalidInputException($"The $translate parameter '{name}' is given more than once.", name),
-        };
 }

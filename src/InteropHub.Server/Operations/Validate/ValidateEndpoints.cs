@@ -51,9 +51,9 @@ public static class ValidateEndpoints
 
         if (resource is Parameters parameters && type != "Parameters")
         {
-            resource = One(parameters, "resource")?.Resource;
-            mode = (One(parameters, "mode")?.Value as PrimitiveType)?.ToString() ?? mode;
-            profile = (One(parameters, "profile")?.Value as PrimitiveType)?.ToString() ?? profile;
+            resource = parameters.One("resource", "$validate")?.Resource;
+            mode = parameters.Text("mode", "$validate") ?? mode;
+            profile = parameters.Text("profile", "$validate") ?? profile;
         }
 
         if (!string.IsNullOrEmpty(profile))
@@ -71,12 +71,4 @@ public static class ValidateEndpoints
         };
         return FhirResults.Outcome(await handler.HandleAsync(new ValidateRequest(type, id, resource, validationMode), ct), StatusCodes.Status200OK);
     }
-
-    private static Parameters.ParameterComponent? One(Parameters parameters, string name) =>
-        parameters.Parameter.Where(p => p.Name == name).ToList() switch
-        {
-            [] => null,
-            [var one] => one,
-            _ => throw new InvalidInputException($"The $validate parameter '{name}' is given more than once.", name),
-        };
 }
