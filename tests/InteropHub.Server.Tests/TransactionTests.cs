@@ -518,6 +518,35 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Compartment_and_system_searches_run_as_entries_and_a_transaction_sees_its_own_writes_in_a_compartment()
+    {
+        var number = NewNumber();
+        var patient = await CreateAsync(Fhir.Patient("Zhou", "Wu", number));
+        var other = await CreateAsync(Fhir.Patient());
+        await _client.PostAsync("/fhir/Observation", Fhir.Content(Observation($"Patient/{patient}")));
+        await _client.PostAsync("/fhir/Observation", Fhir.Content(Observation($"Patient/{other}")));
+
+        var batch = await Fhir.Read<Bundle>(await PostAsync(BundleType.Batch,
+            Entry(HTTPVerb.GET, $"Patient/{patient}/Observation?_total=accurate"),
+            Entry(HTTPVerb.GET, $"?_type=Patient&identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.GET, $"Patient/{patient}/Nonsense")));
+        var transaction = await Fhir.Read<Bundle>(await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient/{patient}")),
+            Entry(HTTPVerb.GET, $"Patient/{patient}/Observation?_count=10")));
+        var everyType = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, "?_type=Patient"));
+
+        var inCompartment = (Bundle)batch.Entry[0].Resource!;
+        Assert.Equal(1, inCompartment.Total);
+        Assert.Equal($"Patient/{patient}", ((Observation)inCompartment.Entry[0].Resource!).Subject!.Reference);
+        var system = (Bundle)batch.Entry[1].Resource!;
+        Assert.Equal([number], system.Entry.Select(e => ((Patient)e.Resource!).Identifier[0].Value));
+        Assert.StartsWith("400", batch.Entry[2].Response!.Status);
+        Assert.Equal(2, ((Bundle)transaction.Entry[1].Resource!).Entry.Count);
+        Assert.Equal(HttpStatusCode.BadRequest, everyType.StatusCode);
+        Assert.Contains("every type", (await Fhir.Read<OperationOutcome>(everyType)).Issue[0].Diagnostics);
+    }
+
+    [Fact]
     public async Task Prefer_return_operation_outcome_puts_an_outcome_in_every_entry()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Batch, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };

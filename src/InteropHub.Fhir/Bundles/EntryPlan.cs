@@ -35,6 +35,7 @@ internal sealed class EntryPlan
         Criteria = target.Criteria;
         Read = target.Read;
         Query = target.Query ?? [];
+        Compartment = target.Compartment;
     }
 
     public int Index { get; }
@@ -63,6 +64,9 @@ internal sealed class EntryPlan
     public DateTimeOffset? IfModifiedSince { get; private init; }
 
     public ReadKind Read { get; }
+
+    /// <summary>A compartment search's compartment (<c>GET Patient/123/Observation</c>); its type is <see cref="ResourceType"/>.</summary>
+    public Storage.ResourceKey? Compartment { get; }
 
     /// <summary>The query of a search or history entry, in order, URL-decoded.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Query { get; }
@@ -144,12 +148,15 @@ internal sealed class EntryPlan
 
     private static Target Build(Bundle.HTTPVerb method, string url, string[] segments, string? query, string where, SearchParser parser)
     {
+        var read = method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD;
         if (segments.Length == 0)
         {
-            throw BadUrl(url, where, "it names no resource type");
+            // A system search ("?_type=Patient,Observation&…"), as GET [base]?… would be.
+            return read && query is not null
+                ? new Target("", Read: ReadKind.Search, Query: Pairs(query))
+                : throw BadUrl(url, where, "it names no resource type");
         }
 
-        var read = method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD;
         if (segments is ["_history"] && read)
         {
             return new Target("", Read: ReadKind.History, Query: Pairs(query));
@@ -171,7 +178,10 @@ internal sealed class EntryPlan
                 [_, var id] when query is null => new Target(type, CheckedId(id, where), Read: ReadKind.Read),
                 [_, var id, "_history"] => new Target(type, CheckedId(id, where), Read: ReadKind.History, Query: Pairs(query)),
                 [_, var id, "_history", var vid] when query is null => new Target(type, CheckedId(id, where), vid, Read: ReadKind.VRead),
-                _ => throw BadUrl(url, where, "a GET reads [type]/[id], [type]/[id]/_history/[vid], searches [type]?… or reads history"),
+                [_, var id, var member] when ResourceTypes.IsKnown(member) => new Target(member, Read: ReadKind.Search, Query: Pairs(query),
+                    Compartment: new Storage.ResourceKey(type, CheckedId(id, where))),
+                _ => throw BadUrl(url, where,
+                    "a GET reads [type]/[id], [type]/[id]/_history/[vid], searches [type]?…, [compartment]/[id]/[type]?… or ?_type=… or reads history"),
             };
         }
 
@@ -256,7 +266,7 @@ internal sealed class EntryPlan
     }
 
     private sealed record Target(string ResourceType, string? Id = null, string? VersionId = null, SearchCriteria? Criteria = null,
-        ReadKind Read = ReadKind.Read, IReadOnlyList<KeyValuePair<string, string>>? Query = null);
+        ReadKind Read = ReadKind.Read, IReadOnlyList<KeyValuePair<string, string>>? Query = null, Storage.ResourceKey? Compartment = null);
 
     private static InvalidInputException BadUrl(string url, string where, string why) =>
         new($"{where}: request.url '{url}' cannot be processed: {why}.", $"{where}.request.url");

@@ -409,7 +409,7 @@ public sealed class ProcessBundle(
                     : new EntryResponse(200, version, WithBody: withBody, IsRead: true);
             case ReadKind.Search:
                 var page = session is null
-                    ? await search.HandleAsync(new SearchRequest(type, plan.Query), ct)
+                    ? await search.HandleAsync(new SearchRequest(type.Length == 0 ? null : type, plan.Query, Compartment: plan.Compartment), ct)
                     : await SearchAsync(plan, session, ct);
                 return new EntryResponse(200, Search: page, Url: plan.Url, WithBody: withBody, IsRead: true);
             default:
@@ -453,6 +453,11 @@ public sealed class ProcessBundle(
     /// </summary>
     private async Task<SearchPage> SearchAsync(EntryPlan plan, LockingSession session, CancellationToken ct)
     {
+        if (plan.ResourceType.Length == 0)
+        {
+            throw new InvalidInputException("A search of every type cannot run inside a transaction; use a batch, or search one type.", plan.Where);
+        }
+
         var query = await terminology.ExpandAsync(parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false), lenient: false, ct);
         var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name != "_count");
         if (unsupported is not null || query.Cursor is not null)
@@ -463,7 +468,8 @@ public sealed class ProcessBundle(
         }
 
         var applied = query.Criteria.Applied.Concat(query.ResultParameters).ToList();
-        var matches = query.Count == 0 ? [] : await session.FindAsync(plan.ResourceType, query.Criteria, query.Count + 1, ct);
+        var criteria = plan.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
+        var matches = query.Count == 0 ? [] : await session.FindAsync(plan.ResourceType, criteria, query.Count + 1, ct);
         var more = matches.Count > query.Count;
         var page = more ? matches.Take(query.Count).ToList() : matches;
         var resources = new List<StoredResource>();
