@@ -41,6 +41,41 @@ public sealed partial class PostgresResourceStore : IHubStateStore
         return values;
     }
 
+    public async Task<IReadOnlyDictionary<string, string>> ReadStatesStartingWithAsync(string prefix, CancellationToken ct)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var command = _dataSource.CreateCommand("SELECT name, value FROM hub_state WHERE starts_with(name, @p)");
+        command.Parameters.Add(new NpgsqlParameter<string>("p", prefix));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            values[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return values;
+    }
+
+    /// <summary>
+    /// Adds to counters for a write session's batch. The rows are locked in name order, so transactions adding to the
+    /// same counters wait for each other instead of deadlocking; a repeated name is added once with its sum.
+    /// </summary>
+    internal static NpgsqlBatchCommand AddToCountsCommand(IReadOnlyList<KeyValuePair<string, long>> counts)
+    {
+        var sums = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (name, count) in counts)
+        {
+            sums[name] = sums.GetValueOrDefault(name) + count;
+        }
+
+        var command = new NpgsqlBatchCommand("""
+            INSERT INTO hub_state (name, value) SELECT n, d::text FROM unnest($1::text[], $2::bigint[]) AS t(n, d) ORDER BY n
+            ON CONFLICT (name) DO UPDATE SET value = (hub_state.value::bigint + excluded.value::bigint)::text
+            """);
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. sums.Keys]));
+        command.Parameters.Add(PostgresWriteSession.Positional<long[]>([.. sums.Values]));
+        return command;
+    }
+
     /// <summary>An upsert of named values for a write session's batch (one statement whatever their number).</summary>
     internal static NpgsqlBatchCommand WriteStatesCommand(IReadOnlyList<KeyValuePair<string, string>> states)
     {

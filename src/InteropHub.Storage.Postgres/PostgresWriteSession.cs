@@ -403,6 +403,17 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         return Task.CompletedTask;
     }
 
+    /// <summary>Sent with the commit: the counter rows stay locked only while it commits.</summary>
+    public Task AddToCountsAsync(IReadOnlyList<KeyValuePair<string, long>> counts, CancellationToken ct)
+    {
+        if (counts.Count > 0)
+        {
+            _beforeCommit.Add(PostgresResourceStore.AddToCountsCommand(counts));
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <summary>Sent with the commit: the completion costs no round trip of its own and commits with the writes.</summary>
     public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct)
     {

@@ -57,6 +57,42 @@ public sealed partial class SqliteResourceStore : IHubStateStore
         return values;
     }
 
+    public async Task<IReadOnlyDictionary<string, string>> ReadStatesStartingWithAsync(string prefix, CancellationToken ct)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, value FROM hub_state WHERE substr(name, 1, length(@p)) = @p";
+        command.Parameters.AddWithValue("@p", prefix);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            values[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return values;
+    }
+
+    /// <summary>Adds to counters in a write session's transaction (SQLite has one writer: no add is lost).</summary>
+    private static async Task AddToCountsAsync(SqliteConnection connection, SqliteTransaction transaction,
+        IReadOnlyList<KeyValuePair<string, long>> counts, CancellationToken ct)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO hub_state (name, value) VALUES (@n, @v)
+            ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(hub_state.value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)
+            """;
+        var name = command.Parameters.Add("@n", SqliteType.Text);
+        var value = command.Parameters.Add("@v", SqliteType.Text);
+        foreach (var (counter, count) in counts)
+        {
+            name.Value = counter;
+            value.Value = count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await command.ExecuteNonQueryAsync(ct);
+        }
+    }
+
     /// <summary>Upserts named values in a write session's transaction (a repeated name keeps its last value).</summary>
     private static async Task WriteStatesAsync(SqliteConnection connection, SqliteTransaction transaction,
         IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct)

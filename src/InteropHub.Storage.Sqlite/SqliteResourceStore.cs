@@ -382,6 +382,9 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         public Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct) =>
             SqliteResourceStore.WriteStatesAsync(connection, transaction, states, ct);
 
+        public Task AddToCountsAsync(IReadOnlyList<KeyValuePair<string, long>> counts, CancellationToken ct) =>
+            SqliteResourceStore.AddToCountsAsync(connection, transaction, counts, ct);
+
         public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
             SqliteResourceStore.CompleteAsync(connection, transaction, id, status, outcome, ct);
 

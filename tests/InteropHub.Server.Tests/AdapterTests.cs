@@ -176,6 +176,30 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_unmapped_local_code_is_counted_in_the_status_once_per_applied_message_and_a_resend_adds_nothing()
+    {
+        await SeedOrganizationsAsync();
+        var code = $"U{Guid.NewGuid():N}"[..10].ToUpperInvariant();
+        var sample = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "29_ORU_R01_countyLIS_dengxiaojun_critical_LF.hl7"));
+        byte[] Message(string controlId) => Encoding.UTF8.GetBytes(sample
+            .Replace("QX2100012-LIS-20250603-000032", controlId, StringComparison.Ordinal)
+            .Replace("UREA^尿素", $"{code}^尿素", StringComparison.Ordinal));
+        async Task<long?> CountedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("unmappedCodes").EnumerateArray()
+            .Where(c => c.GetProperty("code").GetString()!.EndsWith($"|{code}", StringComparison.Ordinal))
+            .Select(c => (long?)c.GetProperty("count").GetInt64()).SingleOrDefault();
+
+        var before = await CountedAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
+        var once = await CountedAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-02"))).Ack));
+
+        Assert.Null(before);
+        Assert.Equal(1, once);
+        Assert.Equal(2, await CountedAsync());
+    }
+
+    [Fact]
     public async Task Resending_a_message_answers_AA_again_and_writes_nothing_while_a_reused_control_id_is_DUPLICATE_KEY()
     {
         await SeedOrganizationsAsync();

@@ -42,4 +42,26 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(new Dictionary<string, string> { ["row:a"] = "new", ["row:b"] = "2" }, read);
         Assert.Empty(await state.ReadStatesAsync([], Ct));
     }
+
+    [Fact]
+    public async Task Counters_add_up_under_concurrent_sessions_and_a_rolled_back_add_counts_nothing()
+    {
+        var state = (IHubStateStore)Store;
+        await state.WriteStateAsync("tally:unrelated", "x", Ct);
+
+        await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
+        {
+            await using var session = await Store.BeginWriteAsync(Ct);
+            await session.AddToCountsAsync([new("tally:b", 1), new("tally:a", 2), new("tally:b", i)], Ct);
+            await session.CommitAsync(Ct);
+        }));
+        await using (var session = await Store.BeginWriteAsync(Ct))
+        {
+            await session.AddToCountsAsync([new("tally:a", 100), new("tally:c", 1)], Ct);
+        }
+
+        var counted = await ((IHubStateStore)Track(OpenStore(Location))).ReadStatesStartingWithAsync("tally:", Ct);
+        Assert.Equal(new Dictionary<string, string> { ["tally:a"] = "16", ["tally:b"] = "36", ["tally:unrelated"] = "x" }, counted);
+        Assert.Empty(await state.ReadStatesStartingWithAsync("tally:none", Ct));
+    }
 }

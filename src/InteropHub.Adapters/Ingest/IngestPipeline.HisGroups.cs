@@ -171,6 +171,8 @@ public sealed partial class IngestPipeline
                     {
                         await member.Complete(session, token);
                     }
+
+                    await session.AddToCountsAsync(UnmappedCounts(members.Select(m => m.Accepted.Transaction)), token);
                 }, CheckPatientsAsync), ct);
                 committed = true;
             }
@@ -189,7 +191,6 @@ public sealed partial class IngestPipeline
                 foreach (var member in members)
                 {
                     member.Applied.SetResult((AckCode.AA, member.Accepted.Warnings, true));
-                    CountUnmapped(member.Accepted.Transaction);
                 }
             }
 

@@ -54,10 +54,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
     private readonly SemaphoreSlim _worker = new(1, 1);
     private readonly Dictionary<string, PersonGate> _persons = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, long> _unmapped = new(StringComparer.Ordinal);
+    /// <summary>The prefix of the counters of unmapped local codes in the hub's state (<see cref="IHubStateStore"/>).</summary>
+    private const string UnmappedCounter = "unmapped-code:";
 
-    /// <summary>Local codes written without a standard equivalent since start-up ("system|code" → times), for the status page.</summary>
-    public IReadOnlyDictionary<string, long> UnmappedCodes => _unmapped;
+    /// <summary>
+    /// Local codes written without a standard equivalent ("system|code" → how many applied messages wrote them), for
+    /// the status page. The counts are kept in the database, added to in the transaction that writes the code.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> UnmappedCodesAsync(CancellationToken ct) =>
+        (await state.ReadStatesStartingWithAsync(UnmappedCounter, ct)).ToDictionary(
+            p => p.Key[UnmappedCounter.Length..], p => long.Parse(p.Value, CultureInfo.InvariantCulture), StringComparer.Ordinal);
 
     /// <summary>
     /// Stores one HIS message, processes it and answers it. A resend of a stored message (same MSH-4 and MSH-10)
@@ -520,18 +526,21 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private async Task<BundleResult> ApplyAsync(Bundle transaction, CancellationToken ct, Func<IWriteSession, CancellationToken, Task>? beforeCommit = null,
         Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, Task>? checkPatients = null)
     {
-        var result = await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, beforeCommit, checkPatients ?? KeepOtherSourcesAsync), ct);
-        CountUnmapped(transaction);
-        return result;
+        var unmapped = UnmappedCounts([transaction]);
+        return await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, async (session, token) =>
+        {
+            if (beforeCommit is not null)
+            {
+                await beforeCommit(session, token);
+            }
+
+            await session.AddToCountsAsync(unmapped, token);
+        }, checkPatients ?? KeepOtherSourcesAsync), ct);
     }
 
-    private void CountUnmapped(Bundle transaction)
-    {
-        foreach (var coding in Codes.UnmappedCodes.In(transaction))
-        {
-            _unmapped.AddOrUpdate($"{coding.System}|{coding.Code}", 1, (_, n) => n + 1);
-        }
-    }
+    /// <summary>One count per message and unmapped local code it writes (<see cref="UnmappedCodesAsync"/>).</summary>
+    private static List<KeyValuePair<string, long>> UnmappedCounts(IEnumerable<Bundle> transactions) =>
+        transactions.SelectMany(Codes.UnmappedCodes.In).Select(c => new KeyValuePair<string, long>($"{UnmappedCounter}{c.System}|{c.Code}", 1)).ToList();
 
     /// <summary>
     /// A message is one source's view of a person, a visit or a shared record: before it replaces what is stored, what

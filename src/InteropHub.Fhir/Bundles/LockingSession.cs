@@ -174,6 +174,8 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     public Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct) => inner.WriteStatesAsync(states, ct);
 
+    public Task AddToCountsAsync(IReadOnlyList<KeyValuePair<string, long>> counts, CancellationToken ct) => inner.AddToCountsAsync(counts, ct);
+
     public Task CompleteInboxAsync(long id, InboxStatus status, string? outcome, CancellationToken ct) =>
         inner.CompleteInboxAsync(id, status, outcome, ct);
 

@@ -14,4 +14,7 @@ public interface IHubStateStore
 
     /// <summary>The values of those of <paramref name="names"/> that were written, in one query.</summary>
     Task<IReadOnlyDictionary<string, string>> ReadStatesAsync(IReadOnlyCollection<string> names, CancellationToken ct);
+
+    /// <summary>The values whose names start with <paramref name="prefix"/> (e.g. counters of one kind).</summary>
+    Task<IReadOnlyDictionary<string, string>> ReadStatesStartingWithAsync(string prefix, CancellationToken ct);
 }

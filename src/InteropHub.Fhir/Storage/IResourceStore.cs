@@ -110,6 +110,12 @@ public interface IWriteSession : IAsyncDisposable
     /// </summary>
     Task WriteStatesAsync(IReadOnlyList<KeyValuePair<string, string>> states, CancellationToken ct);
 
+    /// <summary>
+    /// Adds to named counters (<see cref="IHubStateStore"/>; a value is a decimal count, a new name starts at zero) in
+    /// this session's transaction: an add commits with the writes it counts, and concurrent adds never lose one.
+    /// </summary>
+    Task AddToCountsAsync(IReadOnlyList<KeyValuePair<string, long>> counts, CancellationToken ct);
+
     /// <summary>Which of the given ids exist as resources of the type, deleted or not (bulk import: new or a new version?).</summary>
     Task<IReadOnlySet<string>> ExistingIdsAsync(string resourceType, IReadOnlyCollection<string> ids, CancellationToken ct);
 

@@ -89,7 +89,7 @@ public static class AdapterEndpoints
         return Results.Json(new
         {
             sources = counts.Select(c => new { source = c.Source, received = c.Received, processed = c.Processed, failed = c.Failed }),
-            unmappedCodes = pipeline.UnmappedCodes.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new { code = p.Key, count = p.Value }),
+            unmappedCodes = (await pipeline.UnmappedCodesAsync(ct)).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new { code = p.Key, count = p.Value }),
             hisSharedTransactions = pipeline.HisGroups,
         });
     }
