@@ -64,6 +64,20 @@ public sealed class CrossSourceTests
         Assert.Subset(township, his);
     }
 
+    [Theory]
+    [InlineData("05_", "Q360418201")]
+    [InlineData("11_", "Q360418266_twin1")]
+    public void A_newborns_mother_named_by_the_HIS_and_by_the_certificate_is_one_RelatedPerson(string his, string certificate)
+    {
+        static string Mother(Bundle bundle) => bundle.Entry.Single(e => e.Resource is RelatedPerson r
+            && r.Relationship.Any(c => c.Coding.Any(x => x.Code == "MTH"))).Request!.Url!;
+
+        var fromHis = Mother(Assert.IsType<HisAccepted>(HisMapper.Map(SampleFiles.His(his))).Transaction);
+
+        Assert.StartsWith("RelatedPerson/", fromHis, StringComparison.Ordinal);
+        Assert.Equal(fromHis, Mother(Certificate(certificate)));
+    }
+
     [Fact]
     public void The_newborn_key_links_the_HIS_admission_the_certificate_and_the_township_record()
     {

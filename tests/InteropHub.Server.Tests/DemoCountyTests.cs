@@ -91,7 +91,7 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
-    public async Task The_demo_county_holds_36_immunizations_8_certificates_and_7_mother_links()
+    public async Task The_demo_county_holds_36_immunizations_8_certificates_and_one_mother_for_each_of_7_newborns()
     {
         var documents = await AllAsync<DocumentReference>("DocumentReference");
         var mothers = await AllAsync<RelatedPerson>("RelatedPerson?relationship=MTH");
@@ -99,7 +99,13 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
         Assert.Equal(36, (await AllAsync<Immunization>("Immunization")).Count);
         Assert.Equal(8, documents.Count);
         Assert.Equal(7, documents.Count(d => d.Status == DocumentReferenceStatus.Current));
+        // One mother per newborn, though the HIS (NK1) and the certificate both name her.
+        Assert.Equal(7, mothers.Count);
         Assert.Equal(7, mothers.Select(m => m.Patient!.Reference).Distinct().Count());
+        // The certificate, applied last, keeps the phone only the HIS gave and adds the address.
+        var wang = Assert.Single(mothers, m => m.Name[0].Text == "王秀英");
+        Assert.Equal("13900003344", Assert.Single(wang.Telecom).Value);
+        Assert.Contains("新塘村5组8号", Assert.Single(wang.Address).Text, StringComparison.Ordinal);
     }
 }
 

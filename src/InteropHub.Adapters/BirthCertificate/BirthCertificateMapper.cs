@@ -80,15 +80,16 @@ internal static class BirthCertificateMapper
 
         // The birth event's key survives a 换发: the newborn key, else the first certificate of the chain.
         var birthKey = newbornKey ?? replaced ?? number;
-        Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey);
+        var personKey = DoseIds.PersonKey(newbornKey, null);
+        Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey, personKey);
         if (c.Element("Father") is { } fatherElement)
         {
-            Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey);
+            Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey, personKey);
         }
 
         var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
         BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
-        Doses(builder, c, newbornReference, DoseIds.PersonKey(newbornKey, null) ?? $"certificate:{birthKey}");
+        Doses(builder, c, newbornReference, personKey ?? $"certificate:{birthKey}");
         Document(builder, c, number, version, replaced, newbornReference, issuer);
 
         var provenance = new Provenance
@@ -198,8 +199,9 @@ internal static class BirthCertificateMapper
         return address;
     }
 
+    /// <param name="personKey">The newborn's cross-source key, when it has one: the parent then gets the id the HIS gives it.</param>
     private static void Kin(TransactionBuilder builder, XElement parent, Identifier identifier, string role, string display,
-        ResourceReference newborn, string birthKey)
+        ResourceReference newborn, string birthKey, string? personKey)
     {
         var person = new RelatedPerson
         {
@@ -214,7 +216,7 @@ internal static class BirthCertificateMapper
             person.Address.Add(Address(address));
         }
 
-        builder.Put(person, ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role));
+        builder.Put(person, personKey is null ? ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role) : KinIds.For(personKey, role));
     }
 
     private static ResourceReference BirthEncounter(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn, string birthKey)

@@ -568,12 +568,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>The records several messages write by one id, each carrying part of them.</summary>
-    private static readonly HashSet<string> SharedRecords = new(StringComparer.Ordinal) { "Immunization", "DiagnosticReport", "ServiceRequest" };
+    private static readonly HashSet<string> SharedRecords = new(StringComparer.Ordinal) { "Immunization", "DiagnosticReport", "ServiceRequest", "RelatedPerson" };
 
     /// <summary>
     /// A dose is one Immunization whichever source reports it (the HIS, the township export, the certificate), a
     /// report's correction may carry only the results it corrects (his-hl7v2.md §5), and an I14 names a referral
-    /// without its diagnoses and summary: before a PUT by id replaces such a stored record, what the message leaves
+    /// without its diagnoses and summary, and a newborn's mother is one RelatedPerson whether the HIS or the certificate
+    /// names her (<see cref="Identity.KinIds"/>): before a PUT by id replaces such a stored record, what the message leaves
     /// empty is kept (<see cref="UnsentElements"/>), with every identifier of the dose and every result of the report.
     /// </summary>
     /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>

@@ -599,7 +599,10 @@ internal static class PatientMapping
                 person.Identifier.Add(identifier);
             }
 
-            var key = ResourceIds.Hashed("RelatedPerson", patient.MrnInstitution, patient.Mrn, relationship, name);
+            // A parent of a child every source can name is the same RelatedPerson as the certificate's (KinIds).
+            var key = relationship is "MTH" or "FTH" && patient.PersonKey is { } personKey
+                ? KinIds.For(personKey, relationship)
+                : ResourceIds.Hashed("RelatedPerson", patient.MrnInstitution, patient.Mrn, relationship, name);
             context.Builder.Put(person, key);
         }
     }
