@@ -647,8 +647,8 @@ public abstract class TransactionTests(HubFactory hub)
         {
             var (first, second) = i % 2 == 0 ? (a, b) : (b, a);
             return PostAsync(BundleType.Transaction,
-                Entry(HTTPVerb.PUT, $"Patient/{first}", WithId(Fhir.Patient(), first), ifMatch: "W/\"1\""),
-                Entry(HTTPVerb.PUT, $"Patient/{second}", WithId(Fhir.Patient(), second), ifMatch: "W/\"1\""));
+                Entry(HTTPVerb.PUT, $"Patient/{first}", WithId(Fhir.Patient("改", $"{i}"), first), ifMatch: "W/\"1\""),
+                Entry(HTTPVerb.PUT, $"Patient/{second}", WithId(Fhir.Patient("改", $"{i}"), second), ifMatch: "W/\"1\""));
         }));
 
         Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);

@@ -11,6 +11,7 @@ public abstract class VersioningTests(HubFactory hub)
     public async Task If_Match_with_the_current_version_updates()
     {
         var patient = await CreateAsync();
+        patient.BirthDate = "1980-02-03";
 
         var response = await PutAsync(patient, "W/\"1\"");
 
@@ -19,9 +20,33 @@ public abstract class VersioningTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task An_update_or_patch_that_changes_nothing_answers_the_stored_version_and_adds_no_history()
+    {
+        var patient = await CreateAsync();
+        patient.Meta!.LastUpdated = patient.Meta.LastUpdated!.Value.AddDays(-1);
+        patient.Meta.VersionId = "9";
+        var patch = new HttpRequestMessage(HttpMethod.Patch, $"/fhir/Patient/{patient.Id}")
+        {
+            Content = new StringContent($$"""[{"op":"replace","path":"/gender","value":"{{patient.Gender!.Value.ToString().ToLowerInvariant()}}"}]""",
+                System.Text.Encoding.UTF8, "application/json-patch+json"),
+        };
+
+        var put = await PutAsync(patient, "W/\"1\"");
+        var patched = await _client.SendAsync(patch);
+
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal("W/\"1\"", put.Headers.ETag?.ToString());
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        Assert.Equal("W/\"1\"", patched.Headers.ETag?.ToString());
+        var history = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient.Id}/_history"));
+        Assert.Single(history.Entry);
+    }
+
+    [Fact]
     public async Task If_Match_with_a_stale_version_is_412_and_writes_nothing()
     {
         var patient = await CreateAsync();
+        patient.BirthDate = "1980-02-03";
         await PutAsync(patient, null);
 
         var response = await PutAsync(patient, "W/\"1\"");

@@ -378,7 +378,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     {
         await PutAsync(NewPatient("p1"));
         await PutAsync(NewPatient("other"));
-        await PutAsync(NewPatient("p1"));
+        await PutAsync(Revised(NewPatient("p1"), 2));
         await DeleteAsync("Patient", "p1");
 
         var history = await Store.ReadHistoryAsync(new HistoryQuery("Patient", "p1", null, 10, null), Ct);
@@ -395,7 +395,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await PutAsync(NewPatient("p1"));
         await PutAsync(NewOrganization("org1"));
         await PutAsync(NewPatient("p2"));
-        await PutAsync(NewPatient("p1"));
+        await PutAsync(Revised(NewPatient("p1"), 2));
 
         var patients = await Store.ReadHistoryAsync(new HistoryQuery("Patient", null, null, 10, null), Ct);
         var everything = await Store.ReadHistoryAsync(new HistoryQuery(null, null, null, 10, null), Ct);
@@ -412,8 +412,8 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await PutAsync(NewOrganization("org1"));
         // lastUpdated has millisecond precision: keep the versions apart by more than that.
         await Task.Delay(20);
-        var second = await PutAsync(NewPatient("p1"));
-        await PutAsync(NewPatient("p1"));
+        var second = await PutAsync(Revised(NewPatient("p1"), 2));
+        await PutAsync(Revised(NewPatient("p1"), 3));
 
         var instance = await Store.ReadHistoryAsync(new HistoryQuery("Patient", "p1", second.LastUpdated, 10, null), Ct);
         var system = await Store.ReadHistoryAsync(new HistoryQuery(null, null, second.LastUpdated, 10, null), Ct);
@@ -429,7 +429,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     {
         for (var i = 0; i < 5; i++)
         {
-            await PutAsync(NewPatient("p1"));
+            await PutAsync(Revised(NewPatient("p1"), i + 1));
         }
 
         var first = await Store.ReadHistoryAsync(new HistoryQuery("Patient", "p1", null, 2, null), Ct);
@@ -439,6 +439,23 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         Assert.Equal([5, 4], first.Select(h => h.Resource.VersionId));
         Assert.Equal([3, 2], second.Select(h => h.Resource.VersionId));
         Assert.Equal([1], third.Select(h => h.Resource.VersionId));
+    }
+
+    [Fact]
+    public async Task An_update_that_changes_nothing_writes_no_version_and_answers_the_stored_one()
+    {
+        var first = await PutAsync(NewPatient("p1"));
+        var again = await PutAsync(NewPatient("p1"));
+        var changed = await PutAsync(Revised(NewPatient("p1"), 2));
+        await DeleteAsync("Patient", "p1");
+        var restored = await PutAsync(Revised(NewPatient("p1"), 2));
+
+        Assert.Equal((1, first.LastUpdated), (again.VersionId, again.LastUpdated));
+        Assert.Equal(first.Json, again.Json);
+        Assert.Equal(2, changed.VersionId);
+        Assert.Equal(4, restored.VersionId);
+        var history = await Store.ReadHistoryAsync(new HistoryQuery("Patient", "p1", null, 10, null), Ct);
+        Assert.Equal([4, 3, 2, 1], history.Select(h => h.Resource.VersionId));
     }
 
     // ---- search ----
@@ -631,8 +648,8 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         var criteria = Criteria("Patient", $"identifier={Mrn}|42");
         var update = new UpdateResource(Store, _writer);
 
-        var outcomes = await InParallelAsync(8, _ =>
-            update.HandleAsync(new UpdateRequest("Patient", null, criteria, NewPatient(null, new Identifier(Mrn, "42")), null), Ct));
+        var outcomes = await InParallelAsync(8, i =>
+            update.HandleAsync(new UpdateRequest("Patient", null, criteria, Revised(NewPatient(null, new Identifier(Mrn, "42")), i + 1), null), Ct));
 
         Assert.Single(outcomes, o => o.Status == WriteStatus.Created);
         Assert.Equal(7, outcomes.Count(o => o.Status == WriteStatus.Updated));
@@ -673,7 +690,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await PutAsync(NewPatient("p1"));
         var update = new UpdateResource(Store, _writer);
 
-        var outcomes = await InParallelAsync(8, _ => update.HandleAsync(new UpdateRequest("Patient", "p1", null, NewPatient("p1"), null), Ct));
+        var outcomes = await InParallelAsync(8, i => update.HandleAsync(new UpdateRequest("Patient", "p1", null, Revised(NewPatient("p1"), i + 2), null), Ct));
 
         Assert.Equal(Enumerable.Range(2, 8), outcomes.Select(o => o.Resource!.VersionId).Order());
         Assert.Equal(9, (await Store.ReadAsync("Patient", "p1", Ct))!.VersionId);
@@ -741,6 +758,13 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         Gender = AdministrativeGender.Male,
         Address = [new Address { Text = "云南省清溪县城关镇", City = "清溪县", State = "云南省" }],
     };
+
+    /// <summary>The patient with a birth date of its own, so that an update with it changes the stored resource.</summary>
+    private static Patient Revised(Patient patient, int revision)
+    {
+        patient.BirthDate = $"1990-01-{revision:D2}";
+        return patient;
+    }
 
     private static Organization NewOrganization(string id, params Identifier[] identifiers) => new()
     {

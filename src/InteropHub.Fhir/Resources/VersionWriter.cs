@@ -43,6 +43,11 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         string method, CancellationToken ct)
     {
         await CheckRulesAsync(session, resource, previous, ct);
+        if (previous is { IsDeleted: false } && Unchanged(resource, id, previous))
+        {
+            return previous;
+        }
+
         var (row, index) = Prepare(resource, id, (previous?.VersionId ?? 0) + 1, method);
         await session.WriteAsync(row, index, ct);
         if (subscriptions is not null)
@@ -51,6 +56,21 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         }
 
         return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
+    }
+
+    /// <summary>
+    /// Whether an update would write what is stored already: the resource, stamped with the stored version's meta,
+    /// serialises to the stored bytes. Such an update writes no version (as HAPI and the Microsoft server do), so an
+    /// unchanged resource sent again (a nightly sync, a replayed message, a resumed import) adds no history, notifies
+    /// no Subscription and does not show in <c>_since</c>; the answer is the stored version.
+    /// </summary>
+    private bool Unchanged(Resource resource, string id, StoredResource previous)
+    {
+        resource.Id = id;
+        resource.Meta ??= new Meta();
+        resource.Meta.VersionId = previous.VersionId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        resource.Meta.LastUpdated = previous.LastUpdated;
+        return serializers.ToJsonBytes(resource).AsSpan().SequenceEqual(previous.Json);
     }
 
     /// <summary>The business rules a version must pass (see <see cref="IWriteRule"/>); a bulk load checks them before <see cref="Prepare"/>.</summary>
