@@ -100,6 +100,70 @@ public abstract class ExportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task The_patient_parameter_narrows_a_patient_or_group_export_given_in_the_query_or_a_posted_Parameters()
+    {
+        var members = new[] { await CreateAsync(Fhir.Patient("蒋", "甲")), await CreateAsync(Fhir.Patient("蒋", "乙")) };
+        var outsider = await CreateAsync(Fhir.Patient("蒋", "丙"));
+        var observations = new List<Observation>();
+        foreach (var patient in members.Append(outsider))
+        {
+            observations.Add(await CreateAsync(ImportTests.Observation(patient.Id!)));
+        }
+
+        var group = await CreateAsync(new Group
+        {
+            Type = Group.GroupType.Person,
+            Actual = true,
+            Member = members.Select(m => new Group.MemberComponent { Entity = new ResourceReference($"Patient/{m.Id}") }).ToList(),
+        });
+        var body = new Parameters();
+        body.Add("_type", new FhirString("Patient"));
+        body.Add("_type", new FhirString("Observation"));
+        body.Add("_since", new Instant(DateTimeOffset.UtcNow.AddHours(-1)));
+        body.Add("patient", new ResourceReference($"Patient/{members[1].Id}"));
+        var post = new HttpRequestMessage(HttpMethod.Post, $"/fhir/Group/{group.Id}/$export") { Content = Fhir.Content(body) };
+
+        var fromQuery = await ExportedIdsAsync($"/fhir/Patient/$export?_type=Patient,Observation&patient=Patient/{outsider.Id}");
+        var posted = await ExportedIdsAsync(post);
+
+        Assert.Equal([$"Observation/{observations[2].Id}", $"Patient/{outsider.Id}"], fromQuery.Order());
+        Assert.Equal([$"Observation/{observations[1].Id}", $"Patient/{members[1].Id}"], posted.Order());
+    }
+
+    [Fact]
+    public async Task A_patient_outside_the_group_unknown_or_at_system_level_is_400_and_lenient_handling_ignores_what_is_not_supported()
+    {
+        var member = await CreateAsync(Fhir.Patient("沈", "甲"));
+        var outsider = await CreateAsync(Fhir.Patient("沈", "乙"));
+        var group = await CreateAsync(new Group
+        {
+            Type = Group.GroupType.Person,
+            Actual = true,
+            Member = [new Group.MemberComponent { Entity = new ResourceReference($"Patient/{member.Id}") }],
+        });
+        async Task<HttpResponseMessage> KickOff(string url, string prefer = "respond-async")
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, url);
+            request.Headers.TryAddWithoutValidation("Prefer", prefer);
+            return await _client.SendAsync(request);
+        }
+
+        var notMember = await KickOff($"/fhir/Group/{group.Id}/$export?patient=Patient/{outsider.Id}");
+        var unknown = await KickOff($"/fhir/Patient/$export?patient=Patient/{Guid.NewGuid():N}");
+        var system = await KickOff($"/fhir/$export?patient=Patient/{member.Id}");
+        var strict = await KickOff("/fhir/$export?_type=Patient&includeAssociatedData=LatestProvenanceResources");
+        var lenient = await KickOff("/fhir/$export?_type=Patient&includeAssociatedData=LatestProvenanceResources", "respond-async, handling=lenient");
+
+        Assert.Contains("not a member", (await Fhir.Read<OperationOutcome>(notMember)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("not known", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("system export", (await Fhir.Read<OperationOutcome>(system)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(
+            (HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.Accepted),
+            (notMember.StatusCode, unknown.StatusCode, system.StatusCode, strict.StatusCode, lenient.StatusCode));
+        await BulkJobStatus.WaitAsync(_client, lenient.Content.Headers.ContentLocation!.PathAndQuery, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public async Task A_group_export_of_an_unknown_group_is_404()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Group/{Guid.NewGuid():N}/$export");
@@ -133,9 +197,11 @@ public abstract class ExportTests(HubFactory hub)
         await Fhir.Read<T>(await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource)));
 
     /// <summary>Type/id of every exported resource that this test class created in its own database.</summary>
-    private async Task<List<string>> ExportedIdsAsync(string url)
+    private Task<List<string>> ExportedIdsAsync(string url) => ExportedIdsAsync(new HttpRequestMessage(HttpMethod.Get, url));
+
+    private async Task<List<string>> ExportedIdsAsync(HttpRequestMessage kickOff)
     {
-        var manifest = await ExportAsync(url);
+        var manifest = await BulkJobStatus.WaitAsync(_client, await KickOffAsync(_client, kickOff), TimeSpan.FromSeconds(30));
         var ids = new List<string>();
         foreach (var output in manifest.GetProperty("output").EnumerateArray())
         {
@@ -188,9 +254,10 @@ public abstract class ExportTests(HubFactory hub)
 
     private Task<JsonElement> ExportAsync(string url) => ExportAsync(_client, url);
 
-    internal static async Task<string> KickOffAsync(HttpClient client, string url)
+    internal static Task<string> KickOffAsync(HttpClient client, string url) => KickOffAsync(client, new HttpRequestMessage(HttpMethod.Get, url));
+
+    private static async Task<string> KickOffAsync(HttpClient client, HttpRequestMessage request)
     {
-        var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.Add("Prefer", "respond-async");
         request.Headers.Add("Accept", "application/fhir+json");
         var response = await client.SendAsync(request);

@@ -32,8 +32,10 @@ public enum ExportLevel
 /// <param name="Since">Only resources changed at or after this instant (<c>_since</c>).</param>
 /// <param name="RequestUrl">The kick-off URL, echoed in the manifest.</param>
 /// <param name="TypeFilters"><c>_typeFilter</c> values (<c>Type?search</c>): a type with filters exports what matches any of them.</param>
+/// <param name="Patients">The <c>patient</c> parameter (Patient and Group level): only these patients' compartments.</param>
 public sealed record ExportRequest(IReadOnlyList<string> Types, DateTimeOffset? Since, string RequestUrl,
-    ExportLevel Level = ExportLevel.System, string? GroupId = null, IReadOnlyList<string>? TypeFilters = null);
+    ExportLevel Level = ExportLevel.System, string? GroupId = null, IReadOnlyList<string>? TypeFilters = null,
+    IReadOnlyList<string>? Patients = null);
 
 public enum ExportState
 {
@@ -105,10 +107,8 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
 
         await ParseFiltersAsync(request, ct);
-        if (request.Level == ExportLevel.Group)
-        {
-            await GroupMembersAsync(request.GroupId!, ct);
-        }
+        var members = request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null;
+        await CheckPatientsAsync(request, members, ct);
 
         var job = new ExportJob(Guid.NewGuid().ToString("N"), ExportState.InProgress, request, clock.GetUtcNow(), 0, null, [], null);
         Directory.CreateDirectory(JobFolder(job.Id));
@@ -173,7 +173,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
             var request = job.Request;
             var types = request.Types.Count > 0 ? request.Types : request.Level == ExportLevel.System ? ResourceTypes.All : CompartmentTypes;
             var filters = await ParseFiltersAsync(request, ct);
-            var members = request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null;
+            var members = request.Patients ?? (request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null);
             var output = new List<ExportFile>();
             long exported = 0;
             foreach (var type in types)
@@ -237,7 +237,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         List<Criterion?> scopes = level switch
         {
             ExportLevel.System => [null],
-            ExportLevel.Patient => [type == "Patient" ? null : AnyPatient(type)],
+            ExportLevel.Patient when members is null => [type == "Patient" ? null : AnyPatient(type)],
             _ => members!.Chunk(MembersPerQuery).Select(chunk => (Criterion?)Members(type, chunk)).ToList(),
         };
 
@@ -280,6 +280,36 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
     private Criterion Members(string type, IReadOnlyList<string> patients) => type == "Patient"
         ? new IdCriterion(patients)
         : new AnyCriterion(Compartments.Links(type, "Patient", patients.Select(id => new ReferenceCondition("Patient", id, null)).ToList(), parser.Registry));
+
+    /// <summary>
+    /// The <c>patient</c> parameter (Bulk Data export.html): not at system level; each a live Patient, and at Group
+    /// level a member of the group, else the kick-off is refused with a 400 naming it.
+    /// </summary>
+    private async Task CheckPatientsAsync(ExportRequest request, IReadOnlyList<string>? members, CancellationToken ct)
+    {
+        if (request.Patients is not { } patients)
+        {
+            return;
+        }
+
+        if (request.Level == ExportLevel.System)
+        {
+            throw new InvalidInputException("The patient parameter applies to Patient and Group level exports, not to a system export.", "patient");
+        }
+
+        foreach (var id in patients)
+        {
+            if (await store.ReadAsync("Patient", id, ct) is not { IsDeleted: false })
+            {
+                throw new InvalidInputException($"patient 'Patient/{id}' is not known.", "patient");
+            }
+
+            if (members is not null && !members.Contains(id, StringComparer.Ordinal))
+            {
+                throw new InvalidInputException($"patient 'Patient/{id}' is not a member of Group/{request.GroupId}.", "patient");
+            }
+        }
+    }
 
     /// <summary>The ids of the Patients a Group lists as (active) members.</summary>
     private async Task<IReadOnlyList<string>> GroupMembersAsync(string groupId, CancellationToken ct)

@@ -13,21 +13,31 @@ namespace InteropHub.Server.Operations.Export;
 /// </summary>
 public static partial class ExportEndpoints
 {
-    private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter" };
+    private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter", "patient" };
 
     public static IEndpointRouteBuilder MapExportEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/fhir/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) => KickOffAsync(request, jobs, ExportLevel.System, null, ct));
-        app.MapGet("/fhir/Patient/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) => KickOffAsync(request, jobs, ExportLevel.Patient, null, ct));
+        app.MapGet("/fhir/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) =>
+            KickOffAsync(request, QueryParameters(request), jobs, ExportLevel.System, null, ct));
+        app.MapGet("/fhir/Patient/$export", (HttpRequest request, ExportJobs jobs, CancellationToken ct) =>
+            KickOffAsync(request, QueryParameters(request), jobs, ExportLevel.Patient, null, ct));
         app.MapGet("/fhir/Group/{id}/$export", (string id, HttpRequest request, ExportJobs jobs, CancellationToken ct) =>
-            KickOffAsync(request, jobs, ExportLevel.Group, id, ct));
+            KickOffAsync(request, QueryParameters(request), jobs, ExportLevel.Group, id, ct));
+        app.MapPost("/fhir/$export", async (HttpRequest request, FhirRequestReader reader, ExportJobs jobs, CancellationToken ct) =>
+            await KickOffAsync(request, await BodyParametersAsync(request, reader, ct), jobs, ExportLevel.System, null, ct));
+        app.MapPost("/fhir/Patient/$export", async (HttpRequest request, FhirRequestReader reader, ExportJobs jobs, CancellationToken ct) =>
+            await KickOffAsync(request, await BodyParametersAsync(request, reader, ct), jobs, ExportLevel.Patient, null, ct));
+        app.MapPost("/fhir/Group/{id}/$export", async (string id, HttpRequest request, FhirRequestReader reader, ExportJobs jobs, CancellationToken ct) =>
+            await KickOffAsync(request, await BodyParametersAsync(request, reader, ct), jobs, ExportLevel.Group, id, ct));
         app.MapGet("/fhir/$export-status/{job}", Status);
         app.MapDelete("/fhir/$export-status/{job}", Cancel);
         app.MapGet("/fhir/$export-file/{job}/{file}", File);
         return app;
     }
 
-    private static async Task<IResult> KickOffAsync(HttpRequest request, ExportJobs jobs, ExportLevel level, string? groupId, CancellationToken ct)
+    /// <param name="parameters">The kick-off's parameters, from the query (GET) or a Parameters body (POST), in order.</param>
+    private static async Task<IResult> KickOffAsync(HttpRequest request, List<KeyValuePair<string, string>> parameters, ExportJobs jobs,
+        ExportLevel level, string? groupId, CancellationToken ct)
     {
         var prefer = request.Headers["Prefer"].ToString();
         if (!prefer.Contains("respond-async", StringComparison.Ordinal))
@@ -35,24 +45,41 @@ public static partial class ExportEndpoints
             throw new InvalidInputException("A bulk export runs asynchronously: send the header 'Prefer: respond-async'.", "Prefer");
         }
 
-        foreach (var name in request.Query.Keys.Where(k => !KickOffParameters.Contains(k)))
+        // export.html: a parameter the server does not support is an error, unless the client asked for lenient handling.
+        var lenient = prefer.Contains("handling=lenient", StringComparison.Ordinal);
+        foreach (var name in parameters.Select(p => p.Key).Where(k => !KickOffParameters.Contains(k)))
         {
-            throw new InvalidInputException($"Export parameter '{name}' is not supported; use _type, _since, _typeFilter, _outputFormat.", name);
+            if (!lenient)
+            {
+                throw new InvalidInputException(
+                    $"Export parameter '{name}' is not supported; use _type, _since, _typeFilter, _outputFormat, patient (or send Prefer: handling=lenient to have it ignored).",
+                    name);
+            }
         }
 
-        var format = request.Query["_outputFormat"].ToString();
+        string[] Values(string name) => parameters.Where(p => p.Key == name).Select(p => p.Value).ToArray();
+        string Single(string name) => Values(name) switch
+        {
+            [] => "",
+            [var one] => one,
+            _ => throw new InvalidInputException($"Export parameter '{name}' is given more than once.", name),
+        };
+        var format = Single("_outputFormat");
         // "application/fhir ndjson": the '+' sent unencoded, which a query string reads as a space.
         if (format.Length > 0 && format is not ("application/fhir+ndjson" or "application/fhir ndjson" or "application/ndjson" or "ndjson"))
         {
             throw new InvalidInputException($"_outputFormat '{format}' is not supported; exports are application/fhir+ndjson.", "_outputFormat");
         }
 
-        var types = request.Query["_type"].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var types = Values("_type").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .Distinct(StringComparer.Ordinal).ToList();
-        var typeFilters = request.Query["_typeFilter"].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var typeFilters = Values("_typeFilter").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .ToList();
-        var job = await jobs.StartAsync(new ExportRequest(types, Since(request.Query["_since"]),
-            $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters), ct);
+        var patients = Values("patient").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Select(PatientId).Distinct(StringComparer.Ordinal).ToList();
+        var job = await jobs.StartAsync(new ExportRequest(types, Since(Single("_since")),
+            $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters,
+            patients.Count > 0 ? patients : null), ct);
         request.HttpContext.Response.Headers.ContentLocation = $"{FhirResults.BaseUrl(request)}/$export-status/{job.Id}";
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
@@ -92,6 +119,40 @@ public static partial class ExportEndpoints
 
     private static IResult File(string job, string file, ExportJobs jobs) =>
         Results.File(jobs.FilePath(job, file), "application/fhir+ndjson");
+
+    private static List<KeyValuePair<string, string>> QueryParameters(HttpRequest request) =>
+        request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+
+    /// <summary>
+    /// A POST kick-off's Parameters (export.html, "POST"): each parameter as the text a query would give it; a
+    /// <c>patient</c> is a valueReference.
+    /// </summary>
+    private static async Task<List<KeyValuePair<string, string>>> BodyParametersAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct)
+    {
+        var parameters = await reader.ReadResourceAsync(request, ct) as Hl7.Fhir.Model.Parameters
+            ?? throw new InvalidInputException("POST $export takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
+        return parameters.Parameter.Select((p, i) => new KeyValuePair<string, string>(p.Name ?? "", p.Value switch
+        {
+            Hl7.Fhir.Model.ResourceReference reference => reference.Reference ?? "",
+            Hl7.Fhir.Model.Instant { Value: { } instant } => instant.ToString("o", CultureInfo.InvariantCulture),
+            Hl7.Fhir.Model.PrimitiveType primitive => primitive.ToString() ?? "",
+            null when p.Name is "_outputFormat" or "_since" or "_type" or "_typeFilter" or "patient" =>
+                throw new InvalidInputException($"Parameters.parameter[{i}] ('{p.Name}') has no value.", $"Parameters.parameter[{i}]"),
+            _ => "",
+        })).ToList();
+    }
+
+    /// <summary>A <c>patient</c> value: <c>Patient/[id]</c>.</summary>
+    private static string PatientId(string reference)
+    {
+        var id = reference.StartsWith("Patient/", StringComparison.Ordinal) ? reference["Patient/".Length..] : "";
+        if (id.Length == 0 || id.Contains('/', StringComparison.Ordinal))
+        {
+            throw new InvalidInputException($"patient '{reference}' must be a reference Patient/[id].", "patient");
+        }
+
+        return id;
+    }
 
     private static DateTimeOffset? Since(string? raw)
     {
