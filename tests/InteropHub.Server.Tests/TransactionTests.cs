@@ -547,6 +547,51 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_conditional_url_naming_another_entrys_placeholder_searches_for_what_that_entry_resolves_to()
+    {
+        var number = NewNumber();
+        const string patient = "urn:uuid:5b0c8a52-1f3e-4a8e-9d7c-0a1b2c3d4e5f";
+        Task<HttpResponseMessage> Send(decimal length) => PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Observation", Observation(patient), ifNoneExist: $"subject={patient}&code=http://loinc.org|8339-4"),
+            Entry(HTTPVerb.PUT, $"Observation?subject={Uri.EscapeDataString(patient)}&code=http://loinc.org|8302-2",
+                new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8302-2"), Subject = new ResourceReference(patient), Value = new Quantity(length, "cm") }),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("严", "一", number), patient, ifNoneExist: $"identifier={IdSystem}|{number}"));
+
+        var first = await Fhir.Read<Bundle>(await Send(50));
+        var second = await Fhir.Read<Bundle>(await Send(51));
+
+        Assert.Equal(["201 Created", "201 Created", "201 Created"], first.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(["200 OK", "200 OK", "200 OK"], second.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(first.Entry.Select(e => e.Response!.Location!.Split("/_history")[0]), second.Entry.Select(e => e.Response!.Location!.Split("/_history")[0]));
+        var id = first.Entry[2].Response!.Location!.Split('/')[1];
+        var observations = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Observation?subject=Patient/{id}"));
+        Assert.Equal(2, observations.Entry.Count);
+        Assert.Contains(observations.Entry, e => ((Observation)e.Resource!).Value is Quantity { Value: 51m });
+    }
+
+    [Fact]
+    public async Task A_placeholder_in_a_conditional_url_is_refused_in_a_batch_when_unknown_or_when_its_entry_resolves_later()
+    {
+        const string patient = "urn:uuid:7d1e2f30-4a5b-4c6d-8e9f-a0b1c2d3e4f5";
+        var inBatch = await Fhir.Read<Bundle>(await PostAsync(BundleType.Batch,
+            Entry(HTTPVerb.POST, "Observation", Observation("Patient/x"), ifNoneExist: $"subject={patient}"),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), patient)));
+        var unknown = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), "urn:uuid:00000000-0000-0000-0000-0000000000aa"),
+            Entry(HTTPVerb.POST, "Observation", Observation("urn:uuid:00000000-0000-0000-0000-0000000000aa"), ifNoneExist: $"subject={patient}"));
+        var later = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Observation", Observation(patient), ifNoneExist: $"subject={patient}"),
+            Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{NewNumber()}", Fhir.Patient(), patient));
+
+        Assert.StartsWith("400", inBatch.Entry[0].Response!.Status);
+        Assert.StartsWith("201", inBatch.Entry[1].Response!.Status);
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("no entry of the bundle", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, later.StatusCode);
+        Assert.Contains("only after this one", (await Fhir.Read<OperationOutcome>(later)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Prefer_return_operation_outcome_puts_an_outcome_in_every_entry()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(NewBundle(BundleType.Batch, Entry(HTTPVerb.POST, "Patient", Fhir.Patient()))) };

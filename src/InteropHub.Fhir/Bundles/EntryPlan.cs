@@ -36,7 +36,11 @@ internal sealed class EntryPlan
         Read = target.Read;
         Query = target.Query ?? [];
         Compartment = target.Compartment;
+        _conditions = target.Conditions;
     }
+
+    /// <summary>The search parameters of the conditional URL (<see cref="Criteria"/> or <see cref="IfNoneExist"/>), as given.</summary>
+    private IReadOnlyList<KeyValuePair<string, string>>? _conditions;
 
     public int Index { get; }
 
@@ -88,6 +92,42 @@ internal sealed class EntryPlan
     /// <summary>The entry's answer, once processed.</summary>
     public EntryResponse? Response { get; set; }
 
+    /// <summary>
+    /// The placeholders of other entries that the conditional URL names as values (<c>Observation?subject=urn:uuid:…</c>):
+    /// its criteria hold once those entries have their ids (<see cref="ResolvePlaceholdersAsync"/>). A <c>urn:oid:</c>
+    /// value that is no entry's fullUrl is an ordinary value (an identifier system); a <c>urn:uuid:</c> one is refused.
+    /// </summary>
+    public IReadOnlyList<string> CriteriaPlaceholders(IReadOnlySet<string> fullUrls)
+    {
+        var values = (_conditions ?? []).SelectMany(p => p.Value.Split(',')).Where(BundleReferences.IsPlaceholder).Distinct(StringComparer.Ordinal).ToList();
+        var unknown = values.FirstOrDefault(v => !fullUrls.Contains(v) && v.StartsWith("urn:uuid:", StringComparison.Ordinal));
+        return unknown is null
+            ? values.Where(fullUrls.Contains).ToList()
+            : throw new InvalidInputException($"{Where}'s conditional URL names '{unknown}', but no entry of the bundle has that fullUrl.", $"{Where}.request");
+    }
+
+    /// <summary>
+    /// Rewrites the placeholders of the conditional URL to the references of their entries and parses its criteria again
+    /// (with their terminology expanded), so the conditional create, update or patch searches for what they name.
+    /// </summary>
+    public async Task ResolvePlaceholdersAsync(IReadOnlyDictionary<string, string> targets, SearchParser parser, LocalTerminology terminology,
+        CancellationToken ct)
+    {
+        var pairs = _conditions!.Select(p => new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',')
+            .Select(v => targets.GetValueOrDefault(v, v))))).ToList();
+        var criteria = await terminology.ExpandAsync(parser.ParseCriteria(ResourceType, pairs), ct);
+        if (Method == Bundle.HTTPVerb.POST)
+        {
+            IfNoneExist = criteria;
+        }
+        else
+        {
+            Criteria = criteria;
+        }
+
+        _conditions = null;
+    }
+
     public bool IsWrite => Method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH or Bundle.HTTPVerb.DELETE;
 
     public string Where => $"Bundle.entry[{Index}]";
@@ -131,15 +171,21 @@ internal sealed class EntryPlan
 
         var target = Build(method, url, path.Length == 0 ? [] : segments, query, where, parser);
         var resource = entry.Resource;
+        var ifNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
+            : method == Bundle.HTTPVerb.POST ? SearchParser.SplitQueryString(target.ResourceType, request.IfNoneExist)
+            : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist");
+        if (ifNoneExist is not null)
+        {
+            target = target with { Conditions = ifNoneExist };
+        }
+
         return new EntryPlan(index, method, url, target)
         {
             FullUrl = string.IsNullOrEmpty(entry.FullUrl) ? null : entry.FullUrl,
             IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersion(request.IfMatch, $"{where}.request.ifMatch"),
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
             IfModifiedSince = request.IfModifiedSince,
-            IfNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
-                : method == Bundle.HTTPVerb.POST ? parser.ParseCriteria(target.ResourceType, SearchParser.SplitQueryString(target.ResourceType, request.IfNoneExist))
-                : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist"),
+            IfNoneExist = ifNoneExist is null ? null : parser.ParseCriteria(target.ResourceType, ifNoneExist),
             Resource = method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT ? Body(resource, target.ResourceType, where)
                 : method == Bundle.HTTPVerb.PATCH && resource is Parameters parameters ? parameters : null,
             Patch = method == Bundle.HTTPVerb.PATCH ? PatchOf(resource, where) : null,
@@ -194,7 +240,8 @@ internal sealed class EntryPlan
 
         return segments switch
         {
-            [_] when query is not null => new Target(type, Criteria: parser.ParseCriteria(type, SearchParser.SplitQueryString(type, query))),
+            [_] when query is not null && SearchParser.SplitQueryString(type, query) is var conditions =>
+                new Target(type, Criteria: parser.ParseCriteria(type, conditions), Conditions: conditions),
             [_, var id] when query is null => new Target(type, CheckedId(id, where)),
             _ => throw BadUrl(url, where, $"a {method} goes to [type]/[id] or, conditionally, to [type]?criteria"),
         };
@@ -266,7 +313,8 @@ internal sealed class EntryPlan
     }
 
     private sealed record Target(string ResourceType, string? Id = null, string? VersionId = null, SearchCriteria? Criteria = null,
-        ReadKind Read = ReadKind.Read, IReadOnlyList<KeyValuePair<string, string>>? Query = null, Storage.ResourceKey? Compartment = null);
+        ReadKind Read = ReadKind.Read, IReadOnlyList<KeyValuePair<string, string>>? Query = null, Storage.ResourceKey? Compartment = null,
+        IReadOnlyList<KeyValuePair<string, string>>? Conditions = null);
 
     private static InvalidInputException BadUrl(string url, string where, string why) =>
         new($"{where}: request.url '{url}' cannot be processed: {why}.", $"{where}.request.url");

@@ -149,9 +149,11 @@ public sealed class ProcessBundle(
         try
         {
             var writes = plans.Where(p => p.IsWrite).ToList();
+            var waiting = WaitingForPlaceholders(writes, transaction, p => at = p);
+            at = null;
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
-            await LockAsync(session, writes, references, retry, p => at = p, ct);
+            await LockAsync(session, writes.Where(p => !waiting.ContainsKey(p)).ToList(), references, retry, p => at = p, ct);
             if (afterLocks is not null)
             {
                 at = null;
@@ -174,7 +176,8 @@ public sealed class ProcessBundle(
                 plan.Response = Written(outcome);
             }
 
-            foreach (var plan in Of(plans, Bundle.HTTPVerb.POST))
+            var posts = Of(plans, Bundle.HTTPVerb.POST).ToList();
+            while (await NextAsync(posts, waiting, writes, p => at = p, ct) is { } plan)
             {
                 at = plan;
                 ClaimCriteria(conditionalWrites, plan, plan.IfNoneExist);
@@ -183,7 +186,8 @@ public sealed class ProcessBundle(
                 Claim(identities, plan, plan.ResolvedId);
             }
 
-            foreach (var plan in plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH))
+            var updates = plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH).ToList();
+            while (await NextAsync(updates, waiting, writes, p => at = p, ct) is { } plan)
             {
                 at = plan;
                 if (plan.Method == Bundle.HTTPVerb.PUT)
@@ -259,6 +263,73 @@ public sealed class ProcessBundle(
         {
             throw Attribute(at.Where, at.ToString(), e);
         }
+    }
+
+    /// <summary>
+    /// The entries whose conditional URL names other entries' placeholders (<c>POST Observation</c> with
+    /// <c>ifNoneExist=subject=urn:uuid:…</c>, as HAPI allows), with those placeholders. Only a transaction resolves
+    /// them, and only for creates, updates and patches: deletes run before any entry has its id.
+    /// </summary>
+    private static Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, bool transaction, Action<EntryPlan> at)
+    {
+        var fullUrls = writes.Select(p => p.FullUrl).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var waiting = new Dictionary<EntryPlan, IReadOnlyList<string>>();
+        foreach (var plan in writes)
+        {
+            at(plan);
+            if (plan.CriteriaPlaceholders(fullUrls) is not [var first, ..] placeholders)
+            {
+                continue;
+            }
+
+            if (!transaction || plan.Method == Bundle.HTTPVerb.DELETE)
+            {
+                throw new InvalidInputException(!transaction
+                    ? $"{plan.Where}'s conditional URL names '{first}', a placeholder: the entries of a batch stand alone and resolve none."
+                    : $"{plan.Where}'s conditional delete names '{first}', a placeholder: deletes run before any entry has its id.", $"{plan.Where}.request.url");
+            }
+
+            waiting[plan] = placeholders;
+        }
+
+        return waiting;
+    }
+
+    /// <summary>
+    /// Takes the next entry to run from <paramref name="pending"/> (null when none is left): the first in bundle order,
+    /// except that one whose conditional URL names placeholders waits until the entries with those fullUrls have their
+    /// ids, and then has its criteria rewritten to them (<see cref="EntryPlan.ResolvePlaceholdersAsync"/>). An entry
+    /// waiting on one that never gets its id first (a cycle, or a create naming a conditional update) is a 400.
+    /// </summary>
+    private async Task<EntryPlan?> NextAsync(List<EntryPlan> pending, Dictionary<EntryPlan, IReadOnlyList<string>> waiting,
+        List<EntryPlan> writes, Action<EntryPlan> at, CancellationToken ct)
+    {
+        string? Target(string fullUrl) => writes.FirstOrDefault(w => w.FullUrl == fullUrl && w.Method != Bundle.HTTPVerb.DELETE) is { } owner
+            && (owner.ResolvedId ?? owner.Id) is { } id ? $"{owner.ResourceType}/{id}" : null;
+
+        if (pending.Count == 0)
+        {
+            return null;
+        }
+
+        var next = pending.FirstOrDefault(p => !waiting.TryGetValue(p, out var names) || names.All(n => Target(n) is not null));
+        if (next is null)
+        {
+            var stuck = pending.First(waiting.ContainsKey);
+            at(stuck);
+            throw new InvalidInputException(
+                $"{stuck.Where}'s conditional URL names '{waiting[stuck].First(n => Target(n) is null)}', an entry that gets its id only after this one.",
+                $"{stuck.Where}.request");
+        }
+
+        pending.Remove(next);
+        if (waiting.TryGetValue(next, out var placeholders))
+        {
+            at(next);
+            await next.ResolvePlaceholdersAsync(placeholders.ToDictionary(n => n, n => Target(n)!, StringComparer.Ordinal), parser, terminology, ct);
+        }
+
+        return next;
     }
 
     /// <summary>
