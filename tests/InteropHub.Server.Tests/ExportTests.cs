@@ -123,7 +123,7 @@ public abstract class ExportTests(HubFactory hub)
         body.Add("patient", new ResourceReference($"Patient/{members[1].Id}"));
         var post = new HttpRequestMessage(HttpMethod.Post, $"/fhir/Group/{group.Id}/$export") { Content = Fhir.Content(body) };
 
-        var fromQuery = await ExportedIdsAsync($"/fhir/Patient/$export?_type=Patient,Observation&patient=Patient/{outsider.Id}");
+        var fromQuery = await ExportedIdsAsync($"/fhir/Patient/$export?_type=Patient,Observation&patient={_client.BaseAddress}fhir/Patient/{outsider.Id}");
         var posted = await ExportedIdsAsync(post);
 
         Assert.Equal([$"Observation/{observations[2].Id}", $"Patient/{outsider.Id}"], fromQuery.Order());
@@ -151,15 +151,24 @@ public abstract class ExportTests(HubFactory hub)
         var notMember = await KickOff($"/fhir/Group/{group.Id}/$export?patient=Patient/{outsider.Id}");
         var unknown = await KickOff($"/fhir/Patient/$export?patient=Patient/{Guid.NewGuid():N}");
         var system = await KickOff($"/fhir/$export?patient=Patient/{member.Id}");
+        var empty = await KickOff("/fhir/Patient/$export?patient=");
+        var byIdentifier = new Parameters();
+        byIdentifier.Add("patient", new ResourceReference { Identifier = new Identifier("urn:oid:2.16.156.10011.1.3", "1") });
+        var posted = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient/$export") { Content = Fhir.Content(byIdentifier) };
+        posted.Headers.Add("Prefer", "respond-async");
+        var identifier = await _client.SendAsync(posted);
         var strict = await KickOff("/fhir/$export?_type=Patient&includeAssociatedData=LatestProvenanceResources");
         var lenient = await KickOff("/fhir/$export?_type=Patient&includeAssociatedData=LatestProvenanceResources", "respond-async, handling=lenient");
 
         Assert.Contains("not a member", (await Fhir.Read<OperationOutcome>(notMember)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Contains("not known", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Contains("system export", (await Fhir.Read<OperationOutcome>(system)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        // Given but naming no patient, patient must not widen the export to every patient.
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Contains("identifier", (await Fhir.Read<OperationOutcome>(identifier)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(
-            (HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.Accepted),
-            (notMember.StatusCode, unknown.StatusCode, system.StatusCode, strict.StatusCode, lenient.StatusCode));
+            (HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.Accepted),
+            (notMember.StatusCode, unknown.StatusCode, system.StatusCode, identifier.StatusCode, strict.StatusCode, lenient.StatusCode));
         await BulkJobStatus.WaitAsync(_client, lenient.Content.Headers.ContentLocation!.PathAndQuery, TimeSpan.FromSeconds(30));
     }
 

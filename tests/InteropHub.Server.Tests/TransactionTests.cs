@@ -570,25 +570,31 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task A_placeholder_in_a_conditional_url_is_refused_in_a_batch_when_unknown_or_when_its_entry_resolves_later()
+    public async Task A_placeholder_in_a_conditional_url_is_refused_in_a_batch_and_when_its_entry_resolves_later_and_other_urns_are_plain_values()
     {
         const string patient = "urn:uuid:7d1e2f30-4a5b-4c6d-8e9f-a0b1c2d3e4f5";
         var inBatch = await Fhir.Read<Bundle>(await PostAsync(BundleType.Batch,
             Entry(HTTPVerb.POST, "Observation", Observation("Patient/x"), ifNoneExist: $"subject={patient}"),
             Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), patient)));
-        var unknown = await PostAsync(BundleType.Transaction,
-            Entry(HTTPVerb.POST, "Patient", Fhir.Patient(), "urn:uuid:00000000-0000-0000-0000-0000000000aa"),
-            Entry(HTTPVerb.POST, "Observation", Observation("urn:uuid:00000000-0000-0000-0000-0000000000aa"), ifNoneExist: $"subject={patient}"));
         var later = await PostAsync(BundleType.Transaction,
             Entry(HTTPVerb.POST, "Observation", Observation(patient), ifNoneExist: $"subject={patient}"),
             Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{NewNumber()}", Fhir.Patient(), patient));
+        // A urn:uuid that is no entry's fullUrl is searched for as it is: here, an identifier value.
+        var value = $"urn:uuid:{Guid.NewGuid()}";
+        var named = Fhir.Patient();
+        named.Identifier = [new Identifier("urn:ietf:rfc:3986", value)];
+        Task<HttpResponseMessage> Send() => PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", named, "urn:uuid:00000000-0000-0000-0000-0000000000aa", ifNoneExist: $"identifier={value}"));
+
+        var created = await Fhir.Read<Bundle>(await Send());
+        var found = await Fhir.Read<Bundle>(await Send());
 
         Assert.StartsWith("400", inBatch.Entry[0].Response!.Status);
+        Assert.Contains("batch", ((OperationOutcome)inBatch.Entry[0].Response!.Outcome!).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.StartsWith("201", inBatch.Entry[1].Response!.Status);
-        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
-        Assert.Contains("no entry of the bundle", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, later.StatusCode);
         Assert.Contains("only after this one", (await Fhir.Read<OperationOutcome>(later)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(("201 Created", "200 OK"), (created.Entry[0].Response!.Status, found.Entry[0].Response!.Status));
     }
 
     [Fact]

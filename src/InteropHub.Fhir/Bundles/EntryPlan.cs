@@ -94,17 +94,12 @@ internal sealed class EntryPlan
 
     /// <summary>
     /// The placeholders of other entries that the conditional URL names as values (<c>Observation?subject=urn:uuid:…</c>):
-    /// its criteria hold once those entries have their ids (<see cref="ResolvePlaceholdersAsync"/>). A <c>urn:oid:</c>
-    /// value that is no entry's fullUrl is an ordinary value (an identifier system); a <c>urn:uuid:</c> one is refused.
+    /// its criteria hold once those entries have their ids (<see cref="ResolvePlaceholdersAsync"/>). A <c>urn:uuid:</c> or
+    /// <c>urn:oid:</c> value that is no entry's fullUrl is an ordinary value (an identifier, an identifier system).
     /// </summary>
-    public IReadOnlyList<string> CriteriaPlaceholders(IReadOnlySet<string> fullUrls)
-    {
-        var values = (_conditions ?? []).SelectMany(p => p.Value.Split(',')).Where(BundleReferences.IsPlaceholder).Distinct(StringComparer.Ordinal).ToList();
-        var unknown = values.FirstOrDefault(v => !fullUrls.Contains(v) && v.StartsWith("urn:uuid:", StringComparison.Ordinal));
-        return unknown is null
-            ? values.Where(fullUrls.Contains).ToList()
-            : throw new InvalidInputException($"{Where}'s conditional URL names '{unknown}', but no entry of the bundle has that fullUrl.", $"{Where}.request");
-    }
+    public IReadOnlyList<string> CriteriaPlaceholders(IReadOnlySet<string> fullUrls) =>
+        (_conditions ?? []).SelectMany(p => p.Value.Split(',')).Where(v => BundleReferences.IsPlaceholder(v) && fullUrls.Contains(v) && v != FullUrl)
+            .Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Rewrites the placeholders of the conditional URL to the references of their entries and parses its criteria again

@@ -86,6 +86,8 @@ public sealed class ProcessBundle(
     private async Task<IReadOnlyList<EntryResponse>> BatchAsync(BundleRequest request, CancellationToken ct)
     {
         var responses = new List<EntryResponse>(request.Bundle.Entry.Count);
+        // Each entry runs alone, yet one that names another's fullUrl in its conditional URL must learn that it resolves nothing.
+        var fullUrls = request.Bundle.Entry.Select(e => e.FullUrl).OfType<string>().ToHashSet(StringComparer.Ordinal);
         for (var i = 0; i < request.Bundle.Entry.Count; i++)
         {
             var entry = request.Bundle.Entry[i];
@@ -104,7 +106,7 @@ public sealed class ProcessBundle(
                 {
                     // As for a transaction: each attempt works on its own copy of the entry.
                     var attempt = await ParseAsync((Bundle.EntryComponent)entry.DeepCopy(), index, request.BaseUrl, ct);
-                    await RunAsync(new LockingSession(session), [attempt], transaction: false, retry: ++attempts > 1, ct);
+                    await RunAsync(new LockingSession(session), [attempt], transaction: false, retry: ++attempts > 1, ct, fullUrls: fullUrls);
                     return attempt.Response!;
                 }, ct));
             }
@@ -142,14 +144,16 @@ public sealed class ProcessBundle(
     /// <summary>Processes the entries in one session: all of a transaction, or one entry of a batch.</summary>
     /// <param name="afterLocks">See <see cref="BundleRequest.AfterLocks"/>; what it throws is not attributed to an entry.</param>
     /// <param name="retry">The attempt follows one the database aborted to break a deadlock: see <see cref="LockAsync"/>.</param>
+    /// <param name="fullUrls">A batch entry's: every fullUrl of the bundle (a transaction's are its entries').</param>
     private async Task RunAsync(LockingSession session, List<EntryPlan> plans, bool transaction, bool retry, CancellationToken ct,
-        Func<IWriteSession, CancellationToken, Task>? afterLocks = null)
+        Func<IWriteSession, CancellationToken, Task>? afterLocks = null, IReadOnlySet<string>? fullUrls = null)
     {
         EntryPlan? at = null;
         try
         {
             var writes = plans.Where(p => p.IsWrite).ToList();
-            var waiting = WaitingForPlaceholders(writes, transaction, p => at = p);
+            var waiting = WaitingForPlaceholders(writes, fullUrls ?? writes.Select(p => p.FullUrl).OfType<string>().ToHashSet(StringComparer.Ordinal),
+                transaction, p => at = p);
             at = null;
             var references = BundleReferences.Collect(writes, parser);
             await references.ExpandAsync(terminology, ct);
@@ -270,9 +274,9 @@ public sealed class ProcessBundle(
     /// <c>ifNoneExist=subject=urn:uuid:…</c>, as HAPI allows), with those placeholders. Only a transaction resolves
     /// them, and only for creates, updates and patches: deletes run before any entry has its id.
     /// </summary>
-    private static Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, bool transaction, Action<EntryPlan> at)
+    private static Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, IReadOnlySet<string> fullUrls, bool transaction,
+        Action<EntryPlan> at)
     {
-        var fullUrls = writes.Select(p => p.FullUrl).OfType<string>().ToHashSet(StringComparer.Ordinal);
         var waiting = new Dictionary<EntryPlan, IReadOnlyList<string>>();
         foreach (var plan in writes)
         {

@@ -75,11 +75,14 @@ public static partial class ExportEndpoints
             .Distinct(StringComparer.Ordinal).ToList();
         var typeFilters = Values("_typeFilter").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .ToList();
-        var patients = Values("patient").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            .Select(PatientId).Distinct(StringComparer.Ordinal).ToList();
+        // Given at all, patient narrows the export: a value that names no patient is refused, never read as "every patient".
+        var baseUrl = FhirResults.BaseUrl(request);
+        var patientValues = Values("patient");
+        var patients = patientValues.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries))
+            .Select(v => PatientId(v, baseUrl)).Distinct(StringComparer.Ordinal).ToList();
         var job = await jobs.StartAsync(new ExportRequest(types, Since(Single("_since")),
             $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters,
-            patients.Count > 0 ? patients : null), ct);
+            patientValues.Length > 0 ? patients : null), ct);
         request.HttpContext.Response.Headers.ContentLocation = $"{FhirResults.BaseUrl(request)}/$export-status/{job.Id}";
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
@@ -133,7 +136,10 @@ public static partial class ExportEndpoints
             ?? throw new InvalidInputException("POST $export takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
         return parameters.Parameter.Select((p, i) => new KeyValuePair<string, string>(p.Name ?? "", p.Value switch
         {
-            Hl7.Fhir.Model.ResourceReference reference => reference.Reference ?? "",
+            Hl7.Fhir.Model.ResourceReference { Reference: { } reference } => reference,
+            Hl7.Fhir.Model.ResourceReference => throw new InvalidInputException(
+                $"Parameters.parameter[{i}] ('{p.Name}') names no resource: give its reference, Patient/[id] (a reference by identifier is not supported).",
+                $"Parameters.parameter[{i}]"),
             Hl7.Fhir.Model.Instant { Value: { } instant } => instant.ToString("o", CultureInfo.InvariantCulture),
             Hl7.Fhir.Model.PrimitiveType primitive => primitive.ToString() ?? "",
             null when p.Name is "_outputFormat" or "_since" or "_type" or "_typeFilter" or "patient" =>
@@ -142,10 +148,11 @@ public static partial class ExportEndpoints
         })).ToList();
     }
 
-    /// <summary>A <c>patient</c> value: <c>Patient/[id]</c>.</summary>
-    private static string PatientId(string reference)
+    /// <summary>A <c>patient</c> value: <c>Patient/[id]</c>, or that on this server's base.</summary>
+    private static string PatientId(string reference, string baseUrl)
     {
-        var id = reference.StartsWith("Patient/", StringComparison.Ordinal) ? reference["Patient/".Length..] : "";
+        var relative = reference.StartsWith(baseUrl + "/", StringComparison.OrdinalIgnoreCase) ? reference[(baseUrl.Length + 1)..] : reference;
+        var id = relative.StartsWith("Patient/", StringComparison.Ordinal) ? relative["Patient/".Length..] : "";
         if (id.Length == 0 || id.Contains('/', StringComparison.Ordinal))
         {
             throw new InvalidInputException($"patient '{reference}' must be a reference Patient/[id].", "patient");
