@@ -200,6 +200,24 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_spouse_the_HIS_sends_again_without_a_phone_loses_it_as_kin_the_HIS_alone_writes_whole()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] WithSpouse(int n, string controlId, string phone) => Encoding.UTF8.GetBytes(
+            Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace($"BENCH-{n:D9}", controlId, StringComparison.Ordinal)
+            + $"NK1|1|钱丽|SPO^配偶^HL70063||{phone}\r");
+
+        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-1", "^PRN^CP^^^^^^^^^13900009999"))).Ack));
+        var before = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
+        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-2", ""))).Ack));
+        var after = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
+
+        Assert.Equal("13900009999", Assert.Single(before.Telecom).Value);
+        Assert.Equal(before.Id, after.Id);
+        Assert.Empty(after.Telecom);
+    }
+
+    [Fact]
     public async Task Resending_a_message_answers_AA_again_and_writes_nothing_while_a_reused_control_id_is_DUPLICATE_KEY()
     {
         await SeedOrganizationsAsync();

@@ -573,8 +573,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// A dose is one Immunization whichever source reports it (the HIS, the township export, the certificate), a
     /// report's correction may carry only the results it corrects (his-hl7v2.md §5), and an I14 names a referral
-    /// without its diagnoses and summary, and a newborn's mother is one RelatedPerson whether the HIS or the certificate
-    /// names her (<see cref="Identity.KinIds"/>): before a PUT by id replaces such a stored record, what the message leaves
+    /// without its diagnoses and summary, and a newborn's parent is one RelatedPerson whether the HIS or the certificate
+    /// names them (<see cref="Identity.KinIds"/>; other kin the HIS alone writes, whole): before a PUT by id replaces such a stored record, what the message leaves
     /// empty is kept (<see cref="UnsentElements"/>), with every identifier of the dose and every result of the report.
     /// </summary>
     /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>
@@ -583,6 +583,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         foreach (var entry in entries)
         {
             if (entry is not { Resource: { } next, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !SharedRecords.Contains(next.TypeName)
+                || next is RelatedPerson kin && !Identity.KinIds.IsParent(kin)
                 || url.Contains('?', StringComparison.Ordinal) || next.Id is not { Length: > 0 } id
                 || await session.ReadCurrentAsync(next.TypeName, id, ct) is not { IsDeleted: false } stored)
             {

@@ -599,8 +599,8 @@ internal static class PatientMapping
                 person.Identifier.Add(identifier);
             }
 
-            // A parent of a child every source can name is the same RelatedPerson as the certificate's (KinIds).
-            var key = relationship is "MTH" or "FTH" && patient.PersonKey is { } personKey
+            // A newborn's parent is the same RelatedPerson as the certificate's (KinIds).
+            var key = relationship is "MTH" or "FTH" && KinIds.OfNewborn(patient.PersonKey) is { } personKey
                 ? KinIds.For(personKey, relationship)
                 : ResourceIds.Hashed("RelatedPerson", patient.MrnInstitution, patient.Mrn, relationship, name);
             context.Builder.Put(person, key);
