@@ -62,8 +62,10 @@ public sealed partial class SqliteResourceStore : IHubStateStore
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, value FROM hub_state WHERE substr(name, 1, length(@p)) = @p";
+        // A range in the key's byte order finds the prefix by the primary key's index.
+        command.CommandText = "SELECT name, value FROM hub_state WHERE name >= @p AND name < @e AND substr(name, 1, length(@p)) = @p";
         command.Parameters.AddWithValue("@p", prefix);
+        command.Parameters.AddWithValue("@e", Sql.StatePrefix.End(prefix));
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {

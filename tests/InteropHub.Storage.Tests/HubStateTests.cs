@@ -48,6 +48,8 @@ public abstract partial class StoreConformanceTests
     {
         var state = (IHubStateStore)Store;
         await state.WriteStateAsync("tally:unrelated", "x", Ct);
+        await state.WriteStateAsync("tally;next", "not in the prefix", Ct);
+        await state.WriteStateAsync("tally", "not in the prefix", Ct);
 
         await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
         {
