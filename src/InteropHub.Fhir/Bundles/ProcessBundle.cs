@@ -272,7 +272,10 @@ public sealed class ProcessBundle(
     /// <summary>
     /// The entries whose conditional URL names other entries' placeholders (<c>POST Observation</c> with
     /// <c>ifNoneExist=subject=urn:uuid:…</c>, as HAPI allows), with those placeholders. Only a transaction resolves
-    /// them, and only for creates, updates and patches: deletes run before any entry has its id.
+    /// them, and only for creates, updates and patches: deletes run before any entry has its id. Such an entry takes
+    /// its criteria and id locks when it runs, after <see cref="LockAsync"/> took the others': two such transactions
+    /// over the same resources can wait on each other, which PostgreSQL ends with a deadlock error, and the write
+    /// session runs the loser again.
     /// </summary>
     private static Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, IReadOnlySet<string> fullUrls, bool transaction,
         Action<EntryPlan> at)
