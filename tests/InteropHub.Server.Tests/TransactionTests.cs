@@ -555,14 +555,28 @@ public abstract class TransactionTests(HubFactory hub)
             Entry(HTTPVerb.POST, "Observation", Observation(patient), ifNoneExist: $"subject={patient}&code=http://loinc.org|8339-4"),
             Entry(HTTPVerb.PUT, $"Observation?subject={Uri.EscapeDataString(patient)}&code=http://loinc.org|8302-2",
                 new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8302-2"), Subject = new ResourceReference(patient), Value = new Quantity(length, "cm") }),
-            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("严", "一", number), patient, ifNoneExist: $"identifier={IdSystem}|{number}"));
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("严", "一", number), patient, ifNoneExist: $"identifier={IdSystem}|{number}"),
+            Entry(HTTPVerb.POST, "DiagnosticReport", new DiagnosticReport
+            {
+                Status = DiagnosticReport.DiagnosticReportStatus.Final,
+                Code = new CodeableConcept("http://loinc.org", "8339-4"),
+                Result = [new ResourceReference($"Observation?subject={patient}&code=http://loinc.org|8339-4")],
+            }));
 
         var first = await Fhir.Read<Bundle>(await Send(50));
         var second = await Fhir.Read<Bundle>(await Send(51));
 
-        Assert.Equal(["201 Created", "201 Created", "201 Created"], first.Entry.Select(e => e.Response!.Status));
-        Assert.Equal(["200 OK", "200 OK", "200 OK"], second.Entry.Select(e => e.Response!.Status));
-        Assert.Equal(first.Entry.Select(e => e.Response!.Location!.Split("/_history")[0]), second.Entry.Select(e => e.Response!.Location!.Split("/_history")[0]));
+        Assert.Equal(["201 Created", "201 Created", "201 Created", "201 Created"], first.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "201 Created"], second.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(first.Entry.Take(3).Select(e => e.Response!.Location!.Split("/_history")[0]),
+            second.Entry.Take(3).Select(e => e.Response!.Location!.Split("/_history")[0]));
+        // A conditional reference naming the placeholder finds the observation of this bundle, then the stored one.
+        foreach (var sent in new[] { first, second })
+        {
+            var report = await ReadAsync<DiagnosticReport>(sent.Entry[3].Response!.Location!.Split("/_history")[0]);
+            Assert.Equal(sent.Entry[0].Response!.Location!.Split("/_history")[0], report.Result[0].Reference);
+        }
+
         var id = first.Entry[2].Response!.Location!.Split('/')[1];
         var observations = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Observation?subject=Patient/{id}"));
         Assert.Equal(2, observations.Entry.Count);

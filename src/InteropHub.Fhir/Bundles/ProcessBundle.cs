@@ -235,7 +235,7 @@ public sealed class ProcessBundle(
             }
 
             at = null;
-            await ResolveConditionalReferencesAsync(session, references, conditionalWrites, p => at = p, ct);
+            await ResolveConditionalReferencesAsync(session, references, conditionalWrites, targets, p => at = p, ct);
             at = null;
             await session.PrefetchAsync(plans.Where(p => p.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.PATCH && p.ResolvedId is not null)
                 .Select(p => (p.ResourceType, p.ResolvedId!)), ct);
@@ -423,16 +423,18 @@ public sealed class ProcessBundle(
     /// <summary>
     /// Replaces each <c>Type?criteria</c> reference by the one resource it matches (http.html#trules): a
     /// conditional create or update of the same bundle with the same criteria, or else a search in the session.
-    /// No match is 400, several are 412.
+    /// No match is 400, several are 412. In a transaction, criteria may name other entries' placeholders
+    /// (<c>Observation?subject=urn:uuid:…&amp;code=…</c>), which are searched as what those entries resolved to.
     /// </summary>
-    private static async Task ResolveConditionalReferencesAsync(LockingSession session, BundleReferences references,
-        Dictionary<string, EntryPlan> conditionalWrites, Action<EntryPlan> at, CancellationToken ct)
+    private async Task ResolveConditionalReferencesAsync(LockingSession session, BundleReferences references,
+        Dictionary<string, EntryPlan> conditionalWrites, IReadOnlyDictionary<string, string>? targets, Action<EntryPlan> at, CancellationToken ct)
     {
         var resolved = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var reference in references.Conditional)
         {
             at(reference.Entry);
-            var key = reference.Criteria.Canonical(reference.ResourceType);
+            var criteria = targets is null ? reference.Criteria : await WithPlaceholdersResolvedAsync(reference, targets, ct);
+            var key = criteria.Canonical(reference.ResourceType);
             if (!resolved.TryGetValue(key, out var target))
             {
                 if (conditionalWrites.TryGetValue(key, out var writer))
@@ -441,7 +443,7 @@ public sealed class ProcessBundle(
                 }
                 else
                 {
-                    var matches = await session.FindAsync(reference.ResourceType, reference.Criteria, 2, ct);
+                    var matches = await session.FindAsync(reference.ResourceType, criteria, 2, ct);
                     target = matches.Count switch
                     {
                         1 => $"{reference.ResourceType}/{matches[0].Id}",
@@ -457,6 +459,21 @@ public sealed class ProcessBundle(
 
             reference.Reference.Reference = target;
         }
+    }
+
+    /// <summary>A conditional reference's criteria with the placeholders of other entries rewritten to their references.</summary>
+    private async Task<SearchCriteria> WithPlaceholdersResolvedAsync(ConditionalReference reference, IReadOnlyDictionary<string, string> targets,
+        CancellationToken ct)
+    {
+        var pairs = SearchParser.SplitQueryString(reference.ResourceType, reference.Reference.Reference!);
+        if (!pairs.Any(p => p.Value.Split(',').Any(v => BundleReferences.IsPlaceholder(v) && targets.ContainsKey(v))))
+        {
+            return reference.Criteria;
+        }
+
+        var rewritten = pairs.Select(p => new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',')
+            .Select(v => BundleReferences.IsPlaceholder(v) ? targets.GetValueOrDefault(v, v) : v)))).ToList();
+        return await terminology.ExpandAsync(parser.ParseCriteria(reference.ResourceType, rewritten), ct);
     }
 
     private async Task<EntryResponse> ReadAsync(EntryPlan plan, LockingSession? session, CancellationToken ct)
