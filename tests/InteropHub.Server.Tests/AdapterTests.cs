@@ -176,48 +176,6 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task An_unmapped_local_code_is_counted_in_the_status_once_per_applied_message_and_a_resend_adds_nothing()
-    {
-        await SeedOrganizationsAsync();
-        var code = $"U{Guid.NewGuid():N}"[..10].ToUpperInvariant();
-        var sample = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "29_ORU_R01_countyLIS_dengxiaojun_critical_LF.hl7"));
-        byte[] Message(string controlId) => Encoding.UTF8.GetBytes(sample
-            .Replace("QX2100012-LIS-20250603-000032", controlId, StringComparison.Ordinal)
-            .Replace("UREA^尿素", $"{code}^尿素", StringComparison.Ordinal));
-        async Task<long?> CountedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("unmappedCodes").EnumerateArray()
-            .Where(c => c.GetProperty("code").GetString()!.EndsWith($"|{code}", StringComparison.Ordinal))
-            .Select(c => (long?)c.GetProperty("count").GetInt64()).SingleOrDefault();
-
-        var before = await CountedAsync();
-        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
-        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
-        var once = await CountedAsync();
-        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-02"))).Ack));
-
-        Assert.Null(before);
-        Assert.Equal(1, once);
-        Assert.Equal(2, await CountedAsync());
-    }
-
-    [Fact]
-    public async Task A_spouse_the_HIS_sends_again_without_a_phone_loses_it_as_kin_the_HIS_alone_writes_whole()
-    {
-        await SeedOrganizationsAsync();
-        static byte[] WithSpouse(int n, string controlId, string phone) => Encoding.UTF8.GetBytes(
-            Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace($"BENCH-{n:D9}", controlId, StringComparison.Ordinal)
-            + $"NK1|1|钱丽|SPO^配偶^HL70063||{phone}\r");
-
-        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-1", "^PRN^CP^^^^^^^^^13900009999"))).Ack));
-        var before = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
-        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-2", ""))).Ack));
-        var after = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
-
-        Assert.Equal("13900009999", Assert.Single(before.Telecom).Value);
-        Assert.Equal(before.Id, after.Id);
-        Assert.Empty(after.Telecom);
-    }
-
-    [Fact]
     public async Task Resending_a_message_answers_AA_again_and_writes_nothing_while_a_reused_control_id_is_DUPLICATE_KEY()
     {
         await SeedOrganizationsAsync();
@@ -687,6 +645,48 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 /// <summary>Dead letters and replay, on a database of their own: the order of arrival is the point of the test.</summary>
 public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 {
+    [Fact]
+    public async Task An_unmapped_local_code_is_counted_in_the_status_once_per_applied_message_and_a_resend_adds_nothing()
+    {
+        await SeedOrganizationsAsync();
+        var code = $"U{Guid.NewGuid():N}"[..10].ToUpperInvariant();
+        var sample = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "29_ORU_R01_countyLIS_dengxiaojun_critical_LF.hl7"));
+        byte[] Message(string controlId) => Encoding.UTF8.GetBytes(sample
+            .Replace("QX2100012-LIS-20250603-000032", controlId, StringComparison.Ordinal)
+            .Replace("UREA^尿素", $"{code}^尿素", StringComparison.Ordinal));
+        async Task<long?> CountedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("unmappedCodes").EnumerateArray()
+            .Where(c => c.GetProperty("code").GetString()!.EndsWith($"|{code}", StringComparison.Ordinal))
+            .Select(c => (long?)c.GetProperty("count").GetInt64()).SingleOrDefault();
+
+        var before = await CountedAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-01"))).Ack));
+        var once = await CountedAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("UNMAPPED-COUNT-02"))).Ack));
+
+        Assert.Null(before);
+        Assert.Equal(1, once);
+        Assert.Equal(2, await CountedAsync());
+    }
+
+    [Fact]
+    public async Task A_spouse_the_HIS_sends_again_without_a_phone_loses_it_as_kin_the_HIS_alone_writes_whole()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] WithSpouse(int n, string controlId, string phone) => Encoding.UTF8.GetBytes(
+            Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace($"BENCH-{n:D9}", controlId, StringComparison.Ordinal)
+            + $"NK1|1|钱丽|SPO^配偶^HL70063||{phone}\r");
+
+        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-1", "^PRN^CP^^^^^^^^^13900009999"))).Ack));
+        var before = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
+        Assert.Equal("AA", Msa((await PostHl7Async(WithSpouse(990_001, "KIN-PHONE-2", ""))).Ack));
+        var after = Assert.Single(await SearchAsync<RelatedPerson>("RelatedPerson?name=钱丽"));
+
+        Assert.Equal("13900009999", Assert.Single(before.Telecom).Value);
+        Assert.Equal(before.Id, after.Id);
+        Assert.Empty(after.Telecom);
+    }
+
     [Fact]
     public async Task HIS_messages_about_different_persons_arriving_together_share_transactions_and_one_the_store_refuses_costs_only_itself()
     {
