@@ -10,7 +10,9 @@ using Task = System.Threading.Tasks.Task;
 namespace InteropHub.Fhir.Bundles;
 
 /// <summary>A conditional reference (<c>Patient?identifier=…</c>, http.html#trules) found in an entry's resource.</summary>
-internal sealed record ConditionalReference(ResourceReference Reference, string ResourceType, SearchCriteria Criteria, EntryPlan Entry);
+/// <param name="Conditions">The search parameters of its criteria, as given.</param>
+internal sealed record ConditionalReference(ResourceReference Reference, string ResourceType, SearchCriteria Criteria, EntryPlan Entry,
+    IReadOnlyList<KeyValuePair<string, string>> Conditions);
 
 /// <summary>
 /// The places in an entry's resource that may point at other entries of the bundle. R4 http.html#trules: when
@@ -226,7 +228,8 @@ internal sealed class BundleReferences(SearchParser parser)
 
         try
         {
-            return new ConditionalReference(reference, type, parser.ParseCriteria(type, SearchParser.SplitQueryString(type, value[(mark + 1)..])), entry);
+            var conditions = SearchParser.SplitQueryString(type, value[(mark + 1)..]);
+            return new ConditionalReference(reference, type, parser.ParseCriteria(type, conditions), entry, conditions);
         }
         catch (InvalidInputException e)
         {

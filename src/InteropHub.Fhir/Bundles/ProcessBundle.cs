@@ -465,7 +465,7 @@ public sealed class ProcessBundle(
     private async Task<SearchCriteria> WithPlaceholdersResolvedAsync(ConditionalReference reference, IReadOnlyDictionary<string, string> targets,
         CancellationToken ct)
     {
-        var pairs = SearchParser.SplitQueryString(reference.ResourceType, reference.Reference.Reference!);
+        var pairs = reference.Conditions;
         if (!pairs.Any(p => p.Value.Split(',').Any(v => BundleReferences.IsPlaceholder(v) && targets.ContainsKey(v))))
         {
             return reference.Criteria;
