@@ -3,9 +3,9 @@ using InteropHub.Adapters.Bundles;
 namespace InteropHub.Adapters.Identity;
 
 /// <summary>
-/// A newborn's mother and father are named by the HIS (NK1) and by the birth certificate: when both sources know the
-/// child by a key every source can compute (<see cref="DoseIds.PersonKey"/>), a parent gets the same RelatedPerson id
-/// from either, so the mother is one RelatedPerson of the child, not one per source.
+/// A newborn's mother and father are named by the HIS (NK1) and by the birth certificate: both know the child by its
+/// newborn key (<see cref="DoseIds.PersonKey"/>), so a parent gets the same RelatedPerson id from either, and the mother
+/// is one RelatedPerson of the child, not one per source.
 /// </summary>
 public static class KinIds
 {
