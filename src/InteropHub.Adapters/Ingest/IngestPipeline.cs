@@ -575,7 +575,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// report's correction may carry only the results it corrects (his-hl7v2.md §5), and an I14 names a referral
     /// without its diagnoses and summary, and a newborn's parent is one RelatedPerson whether the HIS or the certificate
     /// names them (<see cref="Identity.KinIds"/>; other kin the HIS alone writes, whole): before a PUT by id replaces
-    /// such a stored record, what the message leaves empty is kept (<see cref="UnsentElements"/>), with every identifier of the dose and every result of the report.
+    /// such a stored record, what the message leaves empty is kept (<see cref="UnsentElements"/>), with every
+    /// identifier of the dose and every result of the report.
     /// </summary>
     /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>
     private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct, bool overTownship = true)
