@@ -115,6 +115,29 @@ public abstract class EverythingTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Everything_by_POST_takes_its_parameters_in_a_Parameters_body_and_pages_by_GET()
+    {
+        var (patient, mine) = await PatientWithRecordsAsync();
+        var body = new Parameters();
+        body.Add("_type", new FhirString("Observation"));
+        body.Add("_type", new FhirString("Encounter"));
+        body.Add("_since", new Instant(DateTimeOffset.UtcNow.AddHours(-1)));
+        body.Add("_count", new Integer(2));
+        var refused = new Parameters();
+        refused.Add("start", new Date("2020-01-01"));
+
+        var first = await Fhir.Read<Bundle>(await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(body)));
+        var second = await Fhir.Read<Bundle>(await _client.GetAsync(first.NextLink!.PathAndQuery));
+        var unsupported = await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(refused));
+
+        Assert.Equal(mine.Where(m => !m.StartsWith("Immunization/", StringComparison.Ordinal)).Order(),
+            first.Entry.Concat(second.Entry).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+        Assert.Null(second.NextLink);
+        Assert.Equal(HttpStatusCode.BadRequest, unsupported.StatusCode);
+        Assert.Contains("start", (await Fhir.Read<OperationOutcome>(unsupported)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Everything_with_count_zero_is_an_empty_page()
     {
         var (patient, _) = await PatientWithRecordsAsync();

@@ -1,3 +1,5 @@
+using System.Globalization;
+using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Everything;
@@ -5,7 +7,10 @@ using InteropHub.Server.Formatting;
 
 namespace InteropHub.Server.Operations.Everything;
 
-/// <summary><c>GET [base]/Patient/[id]/$everything</c>, mapped literally so the compartment-search route does not take it.</summary>
+/// <summary>
+/// <c>[base]/Patient/[id]/$everything</c>, by GET with the parameters in the query or by POST with a Parameters body
+/// (operations.html), mapped literally so the compartment-search route does not take it.
+/// </summary>
 public static class EverythingEndpoints
 {
     private static readonly HashSet<string> Parameters = new(StringComparer.Ordinal) { "_since", "_type", "_count", "_format", "_pretty", Paging.CursorParameter };
@@ -13,6 +18,7 @@ public static class EverythingEndpoints
     public static IEndpointRouteBuilder MapEverythingEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/fhir/Patient/{id}/$everything", Everything);
+        app.MapPost("/fhir/Patient/{id}/$everything", EverythingByPost);
         return app;
     }
 
@@ -21,11 +27,39 @@ public static class EverythingEndpoints
         ResourceTypes.EnsureValidId(id);
         foreach (var name in request.Query.Keys.Where(k => !Parameters.Contains(k)))
         {
-            throw new InvalidInputException($"$everything parameter '{name}' is not supported; use _since, _type, _count.", name);
+            throw Unsupported(name);
         }
 
         var page = await handler.HandleAsync(new EverythingRequest(id, request.Query["_since"], request.Query["_type"], request.Query["_count"],
             request.Query[Paging.CursorParameter]), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
+
+    /// <summary>The parameters in a Parameters body; the next page's link is a GET with them in its query.</summary>
+    private static async Task<IResult> EverythingByPost(string id, HttpRequest request, FhirRequestReader reader, PatientEverything handler,
+        CancellationToken ct)
+    {
+        ResourceTypes.EnsureValidId(id);
+        var parameters = await reader.ReadResourceAsync(request, ct) as Parameters
+            ?? throw new InvalidInputException("POST $everything takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
+        foreach (var name in parameters.Parameter.Select(p => p.Name ?? "").Where(n => n is not ("_since" or "_type" or "_count")))
+        {
+            throw Unsupported(name);
+        }
+
+        var since = parameters.One("_since", "$everything")?.Value switch
+        {
+            null => null,
+            Instant { Value: { } instant } => instant.ToString("yyyy-MM-dd'T'HH:mm:ss.fffzzz", CultureInfo.InvariantCulture),
+            PrimitiveType primitive => primitive.ToString(),
+            _ => throw new InvalidInputException("The $everything parameter '_since' is an instant.", "_since"),
+        };
+        var types = parameters.Parameter.Where(p => p.Name == "_type").Select(p => (p.Value as PrimitiveType)?.ToString()).OfType<string>().ToList();
+        var page = await handler.HandleAsync(new EverythingRequest(id, since, types.Count == 0 ? null : string.Join(',', types),
+            parameters.Text("_count", "$everything"), null), ct);
+        return FhirResults.Json(BundleWriter.SearchSet(page, request));
+    }
+
+    private static InvalidInputException Unsupported(string name) =>
+        new($"$everything parameter '{name}' is not supported; use _since, _type, _count.", name);
 }
