@@ -125,16 +125,24 @@ public abstract class EverythingTests(HubFactory hub)
         body.Add("_count", new Integer(2));
         var refused = new Parameters();
         refused.Add("start", new Date("2020-01-01"));
+        var coded = new Parameters();
+        coded.Add("_type", new Coding("http://hl7.org/fhir/resource-types", "Observation"));
 
         var first = await Fhir.Read<Bundle>(await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(body)));
         var second = await Fhir.Read<Bundle>(await _client.GetAsync(first.NextLink!.PathAndQuery));
         var unsupported = await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(refused));
+        var notAString = await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(coded));
+        var inQuery = await _client.PostAsync($"/fhir/Patient/{patient}/$everything?_count=1", Fhir.Content(body));
+        var noBody = await Fhir.Read<Bundle>(await _client.PostAsync($"/fhir/Patient/{patient}/$everything", null));
 
         Assert.Equal(mine.Where(m => !m.StartsWith("Immunization/", StringComparison.Ordinal)).Order(),
             first.Entry.Concat(second.Entry).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
         Assert.Null(second.NextLink);
         Assert.Equal(HttpStatusCode.BadRequest, unsupported.StatusCode);
         Assert.Contains("start", (await Fhir.Read<OperationOutcome>(unsupported)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        // A _type it cannot read, or a parameter in the query, would widen or change the answer unseen: refused.
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (notAString.StatusCode, inQuery.StatusCode));
+        Assert.Equal(mine.Append($"Patient/{patient}").Order(), noBody.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
     }
 
     [Fact]

@@ -593,12 +593,14 @@ public abstract class TransactionTests(HubFactory hub)
         var later = await PostAsync(BundleType.Transaction,
             Entry(HTTPVerb.POST, "Observation", Observation(patient), ifNoneExist: $"subject={patient}"),
             Entry(HTTPVerb.PUT, $"Patient?identifier={IdSystem}|{NewNumber()}", Fhir.Patient(), patient));
-        // A urn:uuid that is no entry's fullUrl is searched for as it is: here, an identifier value.
+        // Outside a reference parameter a urn:uuid is searched for as it is, even an entry's fullUrl: here, an identifier
+        // value that is also the patient's fullUrl, named by the patient's ifNoneExist and the observation's reference.
         var value = $"urn:uuid:{Guid.NewGuid()}";
         var named = Fhir.Patient();
         named.Identifier = [new Identifier("urn:ietf:rfc:3986", value)];
         Task<HttpResponseMessage> Send() => PostAsync(BundleType.Transaction,
-            Entry(HTTPVerb.POST, "Patient", named, "urn:uuid:00000000-0000-0000-0000-0000000000aa", ifNoneExist: $"identifier={value}"));
+            Entry(HTTPVerb.POST, "Patient", named, value, ifNoneExist: $"identifier={value}"),
+            Entry(HTTPVerb.POST, "Observation", Observation($"Patient?identifier={value}")));
 
         var created = await Fhir.Read<Bundle>(await Send());
         var found = await Fhir.Read<Bundle>(await Send());
@@ -609,6 +611,11 @@ public abstract class TransactionTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.BadRequest, later.StatusCode);
         Assert.Contains("only after this one", (await Fhir.Read<OperationOutcome>(later)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(("201 Created", "200 OK"), (created.Entry[0].Response!.Status, found.Entry[0].Response!.Status));
+        foreach (var sent in new[] { created, found })
+        {
+            var observation = await ReadAsync<Observation>(sent.Entry[1].Response!.Location!.Split("/_history")[0]);
+            Assert.Equal(created.Entry[0].Response!.Location!.Split("/_history")[0], observation.Subject!.Reference);
+        }
     }
 
     [Fact]

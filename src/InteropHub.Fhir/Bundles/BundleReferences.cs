@@ -150,6 +150,29 @@ internal sealed class BundleReferences(SearchParser parser)
     public static bool IsPlaceholder(string value) =>
         value.StartsWith("urn:uuid:", StringComparison.Ordinal) || value.StartsWith("urn:oid:", StringComparison.Ordinal);
 
+    /// <summary>
+    /// Whether a search parameter of criteria (<c>subject</c>, <c>subject:Patient</c>) names a resource by reference,
+    /// the only kind whose value may be another entry's placeholder: a token, a uri, a chain (<c>subject.name</c>) or
+    /// <c>:identifier</c> takes it as a plain value.
+    /// </summary>
+    public static bool NamesReference(SearchParser parser, string resourceType, string parameter)
+    {
+        var colon = parameter.IndexOf(':', StringComparison.Ordinal);
+        var name = colon < 0 ? parameter : parameter[..colon];
+        return (colon < 0 || parameter[(colon + 1)..] != "identifier") && !name.Contains('.', StringComparison.Ordinal)
+            && parser.Registry.For(resourceType).TryGetValue(name, out var definition) && definition.Type == Hl7.Fhir.Model.SearchParamType.Reference;
+    }
+
+    /// <summary>
+    /// The search parameters with the values of reference parameters that are keys of <paramref name="targets"/>
+    /// (other entries' placeholders) rewritten to those entries' references.
+    /// </summary>
+    public static List<KeyValuePair<string, string>> WithTargets(SearchParser parser, string resourceType,
+        IReadOnlyList<KeyValuePair<string, string>> conditions, IReadOnlyDictionary<string, string> targets) =>
+        conditions.Select(p => NamesReference(parser, resourceType, p.Key)
+            ? new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',').Select(v => targets.GetValueOrDefault(v, v))))
+            : p).ToList();
+
     private void Walk(Base node, EntryPlan entry)
     {
         switch (node)

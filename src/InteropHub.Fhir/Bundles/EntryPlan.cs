@@ -93,13 +93,14 @@ internal sealed class EntryPlan
     public EntryResponse? Response { get; set; }
 
     /// <summary>
-    /// The placeholders of other entries that the conditional URL names as values (<c>Observation?subject=urn:uuid:…</c>):
-    /// its criteria hold once those entries have their ids (<see cref="ResolvePlaceholdersAsync"/>). A <c>urn:uuid:</c> or
-    /// <c>urn:oid:</c> value that is no entry's fullUrl is an ordinary value (an identifier, an identifier system).
+    /// The placeholders of other entries that the conditional URL names as values of reference parameters
+    /// (<c>Observation?subject=urn:uuid:…</c>): its criteria hold once those entries have their ids
+    /// (<see cref="ResolvePlaceholdersAsync"/>). Any other <c>urn:uuid:</c> or <c>urn:oid:</c> value (an identifier, an
+    /// identifier system, a value no entry has as its fullUrl) is an ordinary value.
     /// </summary>
-    public IReadOnlyList<string> CriteriaPlaceholders(IReadOnlySet<string> fullUrls) =>
-        (_conditions ?? []).SelectMany(p => p.Value.Split(',')).Where(v => BundleReferences.IsPlaceholder(v) && fullUrls.Contains(v) && v != FullUrl)
-            .Distinct(StringComparer.Ordinal).ToList();
+    public IReadOnlyList<string> CriteriaPlaceholders(IReadOnlySet<string> fullUrls, SearchParser parser) =>
+        (_conditions ?? []).Where(p => BundleReferences.NamesReference(parser, ResourceType, p.Key)).SelectMany(p => p.Value.Split(','))
+            .Where(v => BundleReferences.IsPlaceholder(v) && fullUrls.Contains(v) && v != FullUrl).Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Rewrites the placeholders of the conditional URL to the references of their entries and parses its criteria again
@@ -108,9 +109,7 @@ internal sealed class EntryPlan
     public async Task ResolvePlaceholdersAsync(IReadOnlyDictionary<string, string> targets, SearchParser parser, LocalTerminology terminology,
         CancellationToken ct)
     {
-        var pairs = _conditions!.Select(p => new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',')
-            .Select(v => targets.GetValueOrDefault(v, v))))).ToList();
-        var criteria = await terminology.ExpandAsync(parser.ParseCriteria(ResourceType, pairs), ct);
+        var criteria = await terminology.ExpandAsync(parser.ParseCriteria(ResourceType, BundleReferences.WithTargets(parser, ResourceType, _conditions!, targets)), ct);
         if (Method == Bundle.HTTPVerb.POST)
         {
             IfNoneExist = criteria;

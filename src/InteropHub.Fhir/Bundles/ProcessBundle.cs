@@ -277,14 +277,14 @@ public sealed class ProcessBundle(
     /// over the same resources can wait on each other, which PostgreSQL ends with a deadlock error, and the write
     /// session runs the loser again.
     /// </summary>
-    private static Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, IReadOnlySet<string> fullUrls, bool transaction,
+    private Dictionary<EntryPlan, IReadOnlyList<string>> WaitingForPlaceholders(List<EntryPlan> writes, IReadOnlySet<string> fullUrls, bool transaction,
         Action<EntryPlan> at)
     {
         var waiting = new Dictionary<EntryPlan, IReadOnlyList<string>>();
         foreach (var plan in writes)
         {
             at(plan);
-            if (plan.CriteriaPlaceholders(fullUrls) is not [var first, ..] placeholders)
+            if (plan.CriteriaPlaceholders(fullUrls, parser) is not [var first, ..] placeholders)
             {
                 continue;
             }
@@ -324,9 +324,10 @@ public sealed class ProcessBundle(
         {
             var stuck = pending.First(waiting.ContainsKey);
             at(stuck);
-            throw new InvalidInputException(
-                $"{stuck.Where}'s conditional URL names '{waiting[stuck].First(n => Target(n) is null)}', an entry that gets its id only after this one.",
-                $"{stuck.Where}.request");
+            var name = waiting[stuck].First(n => Target(n) is null);
+            throw new InvalidInputException(writes.Any(w => w.FullUrl == name && w.Method == Bundle.HTTPVerb.DELETE)
+                ? $"{stuck.Where}'s conditional URL names '{name}', the fullUrl of a delete: a deleted resource cannot be searched for."
+                : $"{stuck.Where}'s conditional URL names '{name}', an entry that gets its id only after this one.", $"{stuck.Where}.request");
         }
 
         pending.Remove(next);
@@ -466,13 +467,13 @@ public sealed class ProcessBundle(
         CancellationToken ct)
     {
         var pairs = reference.Conditions;
-        if (!pairs.Any(p => p.Value.Split(',').Any(v => BundleReferences.IsPlaceholder(v) && targets.ContainsKey(v))))
+        if (!pairs.Any(p => p.Value.Split(',').Any(v => BundleReferences.IsPlaceholder(v) && targets.ContainsKey(v))
+            && BundleReferences.NamesReference(parser, reference.ResourceType, p.Key)))
         {
             return reference.Criteria;
         }
 
-        var rewritten = pairs.Select(p => new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',')
-            .Select(v => BundleReferences.IsPlaceholder(v) ? targets.GetValueOrDefault(v, v) : v)))).ToList();
+        var rewritten = BundleReferences.WithTargets(parser, reference.ResourceType, pairs, targets);
         return await terminology.ExpandAsync(parser.ParseCriteria(reference.ResourceType, rewritten), ct);
     }
 

@@ -40,7 +40,13 @@ public static class EverythingEndpoints
         CancellationToken ct)
     {
         ResourceTypes.EnsureValidId(id);
-        var parameters = await reader.ReadResourceAsync(request, ct) as Parameters
+        if (request.Query.Keys.FirstOrDefault(k => k is not ("_format" or "_pretty")) is { } inQuery)
+        {
+            throw new InvalidInputException($"POST $everything takes its parameters in the Parameters body, not '{inQuery}' in the query.", inQuery);
+        }
+
+        // No body at all: no parameters.
+        var parameters = request.ContentLength == 0 || request.ContentLength is null && request.ContentType is null ? new Parameters() : await reader.ReadResourceAsync(request, ct) as Parameters
             ?? throw new InvalidInputException("POST $everything takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
         foreach (var name in parameters.Parameter.Select(p => p.Name ?? "").Where(n => n is not ("_since" or "_type" or "_count")))
         {
@@ -54,7 +60,8 @@ public static class EverythingEndpoints
             PrimitiveType primitive => primitive.ToString(),
             _ => throw new InvalidInputException("The $everything parameter '_since' is an instant.", "_since"),
         };
-        var types = parameters.Parameter.Where(p => p.Name == "_type").Select(p => (p.Value as PrimitiveType)?.ToString()).OfType<string>().ToList();
+        var types = parameters.Parameter.Where(p => p.Name == "_type").Select(p => p.Value is FhirString or Code { Value: not null } ? ((PrimitiveType)p.Value).ToString()!
+            : throw new InvalidInputException("The $everything parameter '_type' is a string of resource types (valueString).", "_type")).ToList();
         var page = await handler.HandleAsync(new EverythingRequest(id, since, types.Count == 0 ? null : string.Join(',', types),
             parameters.Text("_count", "$everything"), null), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
