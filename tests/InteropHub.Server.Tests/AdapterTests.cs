@@ -59,6 +59,14 @@ public abstract class AdapterTestBase(HubFactory hub)
         await services.GetRequiredService<ProcessBundle>().HandleAsync(new BundleRequest(transaction, "http://localhost/fhir"), CancellationToken.None);
     }
 
+    /// <summary>Posts a township batch (a zip) to <c>/adapters/township/batches</c>.</summary>
+    protected async Task<HttpResponseMessage> PostTownshipAsync(byte[] zip)
+    {
+        using var content = new ByteArrayContent(zip);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        return await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+    }
+
     protected async Task<(HttpStatusCode Status, string Ack)> PostHl7Async(byte[] body)
     {
         using var content = new ByteArrayContent(body);
@@ -211,9 +219,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task A_township_batch_is_accepted_with_202_and_its_report_names_exactly_the_three_invalid_rows()
     {
         await SeedOrganizationsAsync();
-        using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        var response = await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var location = response.Headers.Location!;
 
@@ -254,9 +260,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var put = await Client.PutAsync(new Uri($"/fhir/Provenance/{earlier.Id}", UriKind.Relative), Fhir.Content(earlier));
         Assert.Equal(HttpStatusCode.Created, put.StatusCode);
 
-        using var content = new ByteArrayContent(LegacyData.TownshipBatch(first: 77_001, residents: 2));
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        var response = await PostTownshipAsync(LegacyData.TownshipBatch(first: 77_001, residents: 2));
 
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var stale = Assert.Single(issues, i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "STALE");
@@ -271,9 +275,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         await SeedOrganizationsAsync();
         foreach (var name in new[] { "batch-001", "batch-002" })
         {
-            using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", name)));
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            var response = await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", name)));
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             if (name == "batch-002")
             {
@@ -350,10 +352,8 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             .Replace("QX2110026-20250506-000412", $"CONCURRENT-{i:D4}", StringComparison.Ordinal)
             .Replace("0000021875^^^QX2110026^MR", $"77{i:D8}^^^QX2110026^MR", StringComparison.Ordinal)
             .Replace("MZ20250506000087", $"MZ2025050699{i:D4}", StringComparison.Ordinal))).ToList();
-        using var batch = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
-        batch.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
 
-        var township = Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), batch);
+        var township = PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
         var acks = await Task.WhenAll(messages.Select(PostHl7Async));
         Assert.Equal(HttpStatusCode.Accepted, (await township).StatusCode);
 
@@ -376,9 +376,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var zip = LegacyData.TownshipBatch(first: 860_001, residents: 20);
         async Task<Uri> PostAsync(byte[] batch)
         {
-            using var content = new ByteArrayContent(batch);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            var response = await PostTownshipAsync(batch);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             return response.Headers.Location!;
         }
@@ -418,9 +416,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             cells[1] = "36992110129999";
             lines[50] = string.Join(',', cells);
         });
-        using var content = new ByteArrayContent(batch);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        var response = await PostTownshipAsync(batch);
 
         var stored = await GetJsonAsync(response.Headers.Location!.ToString());
         var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
@@ -443,10 +439,8 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             cells[16] = "deleted";
             lines[2] = string.Join(',', cells);
         });
-        using var content = new ByteArrayContent(batch);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
 
-        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        var response = await PostTownshipAsync(batch);
 
         var stored = await GetJsonAsync(response.Headers.Location!.ToString());
         Assert.Equal("Processed", stored.GetProperty("status").GetString());
@@ -468,9 +462,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             lines[120] = lines[20].Replace("36992110120190020", "36992110120190120", StringComparison.Ordinal)
                 .Replace("居民890020", "居民改名", StringComparison.Ordinal);
         });
-        using var content = new ByteArrayContent(batch);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+        var response = await PostTownshipAsync(batch);
 
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
@@ -806,9 +798,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var message = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7")))
             .Replace("QX2110026-20250506-000412", "MERGE-TEST-0001", StringComparison.Ordinal);
         Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(message))).Ack));
-        using var content = new ByteArrayContent(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        Assert.Equal(HttpStatusCode.Accepted, (await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content)).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")))).StatusCode);
 
         var patient = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
         Assert.Contains(patient.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2" && i.Value == "36992110120100023");
