@@ -549,22 +549,24 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// (docs/architecture.md, adapters). Runs inside the transaction once it holds its locks
     /// (<see cref="BundleRequest.AfterLocks"/>), so the stored versions cannot change between this read and the write.
     /// </summary>
-    private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
-    {
-        KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
-        await KeepVisitHistoryAsync(session, entries, ct);
-
-        // Township rows are replaced whole (township-export.md §2): a shared record the township wrote last is replaced,
-        // one another source wrote keeps what the row leaves empty.
-        await KeepUnsentAsync(session, entries, ct, overTownship: false);
-    }
+    /// <remarks>
+    /// Township rows are replaced whole (township-export.md §2): a shared record the township wrote last is replaced,
+    /// one another source wrote keeps what the row leaves empty.
+    /// </remarks>
+    private async Task KeepOtherSourcesAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
+        await KeepAsync(session, entries, await ReadPatientsAsync(session, entries, ct), overTownship: false, ct);
 
     /// <summary><see cref="KeepOtherSourcesAsync"/>, keeping what a message leaves empty of every shared record: for certificates.</summary>
-    private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
+        await KeepAsync(session, entries, await ReadPatientsAsync(session, entries, ct), overTownship: true, ct);
+
+    /// <summary>The three merges, over the stored Patients the transaction read: person, visit, shared records.</summary>
+    private async Task KeepAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
+        Dictionary<string, IReadOnlyList<StoredResource>> patients, bool overTownship, CancellationToken ct)
     {
-        KeepOtherSources(entries, await ReadPatientsAsync(session, entries, ct));
+        KeepOtherSources(entries, patients);
         await KeepVisitHistoryAsync(session, entries, ct);
-        await KeepUnsentAsync(session, entries, ct);
+        await KeepUnsentAsync(session, entries, overTownship, ct);
     }
 
     /// <summary>The records several messages write by one id, each carrying part of them.</summary>
@@ -579,7 +581,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// identifier of the dose and every result of the report.
     /// </summary>
     /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>
-    private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct, bool overTownship = true)
+    private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, bool overTownship, CancellationToken ct)
     {
         foreach (var entry in entries)
         {
@@ -624,9 +626,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             throw new RefusedMessageException(retired);
         }
 
-        KeepOtherSources(entries, patients);
-        await KeepVisitHistoryAsync(session, entries, ct);
-        await KeepUnsentAsync(session, entries, ct);
+        await KeepAsync(session, entries, patients, overTownship: true, ct);
     }
 
     /// <summary>

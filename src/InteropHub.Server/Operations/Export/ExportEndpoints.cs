@@ -47,14 +47,11 @@ public static partial class ExportEndpoints
 
         // export.html: a parameter the server does not support is an error, unless the client asked for lenient handling.
         var lenient = prefer.Contains("handling=lenient", StringComparison.Ordinal);
-        foreach (var name in parameters.Select(p => p.Key).Where(k => !KickOffParameters.Contains(k)))
+        if (!lenient && parameters.Select(p => p.Key).FirstOrDefault(k => !KickOffParameters.Contains(k)) is { } unsupported)
         {
-            if (!lenient)
-            {
-                throw new InvalidInputException(
-                    $"Export parameter '{name}' is not supported; use _type, _since, _typeFilter, _outputFormat, patient (or send Prefer: handling=lenient to have it ignored).",
-                    name);
-            }
+            throw new InvalidInputException(
+                $"Export parameter '{unsupported}' is not supported; use _type, _since, _typeFilter, _outputFormat, patient (or send Prefer: handling=lenient to have it ignored).",
+                unsupported);
         }
 
         string[] Values(string name) => parameters.Where(p => p.Key == name).Select(p => p.Value).ToArray();
