@@ -250,11 +250,13 @@ public sealed class TownshipBatchTests
         Assert.Equal(["36992110120100962", "36992110120100963"], result.Rows.Select(r => r.Key));
     }
 
+    /// <summary>The columns a residents.csv of the tests below needs.</summary>
+    private const string ResidentsHeader = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
+
     [Fact]
     public void A_sex_code_that_disagrees_with_the_ID_number_and_an_upgraded_15_digit_number_are_warnings()
     {
-        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
-        var csv = Header
+        var csv = ResidentsHeader
             + "36992110120100971,甲,2,1958-04-12,01,369902195804121372,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
             + "36992110120100972,乙,1,1958-04-12,01,369902580412137,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
 
@@ -269,8 +271,7 @@ public sealed class TownshipBatchTests
     [Fact]
     public void A_row_whose_quote_never_closes_or_that_has_more_cells_than_columns_is_MALFORMED()
     {
-        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
-        var csv = Header
+        var csv = ResidentsHeader
             + "36992110120100981,甲,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
             + "36992110120100982,乙,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00,extra\r\n"
             + "36992110120100983,\"丙,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
