@@ -458,6 +458,25 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         Assert.Equal([4, 3, 2, 1], history.Select(h => h.Resource.VersionId));
     }
 
+    [Fact]
+    public async Task Only_the_stored_versionId_and_lastUpdated_are_ignored_when_an_update_is_compared()
+    {
+        Patient Quoting(string? source)
+        {
+            var patient = NewPatient("quoted");
+            patient.Name[0].Text = "\"meta\":{\"versionId\":\"9\",\"lastUpdated\":\"x\"}";
+            patient.Meta = source is null ? null : new Meta { Source = source };
+            return patient;
+        }
+
+        var first = await PutAsync(Quoting(null));
+        var same = await PutAsync(Quoting(null));
+        var sourced = await PutAsync(Quoting("urn:interophub:test"));
+
+        Assert.Equal((1, 1), (first.VersionId, same.VersionId));
+        Assert.Equal(2, sourced.VersionId);
+    }
+
     // ---- search ----
 
     [Fact]

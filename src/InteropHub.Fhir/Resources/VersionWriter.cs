@@ -43,12 +43,13 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         string method, CancellationToken ct)
     {
         await CheckRulesAsync(session, resource, previous, ct);
-        if (previous is { IsDeleted: false } && Unchanged(resource, id, previous))
+        var row = Stamp(resource, id, (previous?.VersionId ?? 0) + 1, method);
+        if (previous is { IsDeleted: false } && SameButForVersion(row.Json, previous.Json))
         {
             return previous;
         }
 
-        var (row, index) = Prepare(resource, id, (previous?.VersionId ?? 0) + 1, method);
+        var index = _indexer.Extract(resource);
         await session.WriteAsync(row, index, ct);
         if (subscriptions is not null)
         {
@@ -58,19 +59,45 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
     }
 
+    private static ReadOnlySpan<byte> VersionIdStart => "\"meta\":{\"versionId\":\""u8;
+
+    private static ReadOnlySpan<byte> LastUpdatedStart => "\",\"lastUpdated\":\""u8;
+
     /// <summary>
-    /// Whether an update would write what is stored already: the resource, stamped with the stored version's meta,
-    /// serialises to the stored bytes. Such an update writes no version (as HAPI and the Microsoft server do), so an
-    /// unchanged resource sent again (a nightly sync, a replayed message, a resumed import) adds no history, notifies
-    /// no Subscription and does not show in <c>_since</c>; the answer is the stored version.
+    /// Whether an update would write what is stored already: the two serialisations differ at most in the root's
+    /// <c>meta.versionId</c> and <c>meta.lastUpdated</c>. Such an update writes no version (as HAPI and the Microsoft
+    /// server do), so an unchanged resource sent again (a nightly sync, a replayed message, a resumed import) adds no
+    /// history, notifies no Subscription and does not show in <c>_since</c>; the answer is the stored version. Both
+    /// are this serialiser's output, whose root begins <c>{"resourceType":…,"id":…,"meta":{"versionId":…,"lastUpdated":…</c>
+    /// (element order); a quote inside a string value is escaped, so that text cannot occur earlier.
     /// </summary>
-    private bool Unchanged(Resource resource, string id, StoredResource previous)
+    private static bool SameButForVersion(ReadOnlySpan<byte> written, ReadOnlySpan<byte> stored)
     {
-        resource.Id = id;
-        resource.Meta ??= new Meta();
-        resource.Meta.VersionId = previous.VersionId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        resource.Meta.LastUpdated = previous.LastUpdated;
-        return serializers.ToJsonBytes(resource).AsSpan().SequenceEqual(previous.Json);
+        static bool Split(ReadOnlySpan<byte> json, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail)
+        {
+            head = tail = default;
+            var meta = json.IndexOf(VersionIdStart);
+            if (meta < 0)
+            {
+                return false;
+            }
+
+            var afterVersion = json[(meta + VersionIdStart.Length)..];
+            var updated = afterVersion.IndexOf(LastUpdatedStart);
+            if (updated < 0)
+            {
+                return false;
+            }
+
+            var instant = afterVersion[(updated + LastUpdatedStart.Length)..];
+            var end = instant.IndexOf((byte)'"');
+            head = json[..(meta + VersionIdStart.Length)];
+            tail = end < 0 ? default : instant[end..];
+            return end >= 0;
+        }
+
+        return Split(written, out var writtenHead, out var writtenTail) && Split(stored, out var storedHead, out var storedTail)
+            && writtenHead.SequenceEqual(storedHead) && writtenTail.SequenceEqual(storedTail);
     }
 
     /// <summary>The business rules a version must pass (see <see cref="IWriteRule"/>); a bulk load checks them before <see cref="Prepare"/>.</summary>
@@ -95,14 +122,18 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     /// Stamps and serialises a version and extracts its index rows without writing them: <see cref="SaveAsync"/>
     /// hands the result to a write session, a bulk load (<see cref="IBulkLoader"/>) many results at once.
     /// </summary>
-    public (VersionRow Row, SearchIndexEntries Index) Prepare(Resource resource, string id, int version, string method)
+    public (VersionRow Row, SearchIndexEntries Index) Prepare(Resource resource, string id, int version, string method) =>
+        (Stamp(resource, id, version, method), _indexer.Extract(resource));
+
+    /// <summary>Stamps id, versionId and lastUpdated into the resource and serialises it once, to the bytes reads return.</summary>
+    private VersionRow Stamp(Resource resource, string id, int version, string method)
     {
         var key = VersionKeys.Next(clock);
         resource.Id = id;
         resource.Meta ??= new Meta();
         resource.Meta.VersionId = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
         resource.Meta.LastUpdated = VersionKeys.ToInstant(key);
-        return (new VersionRow(resource.TypeName, id, version, key, method, false, serializers.ToJsonBytes(resource)), _indexer.Extract(resource));
+        return new VersionRow(resource.TypeName, id, version, key, method, false, serializers.ToJsonBytes(resource));
     }
 
     public async Task<StoredResource> DeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)
