@@ -124,7 +124,7 @@ public abstract class EverythingTests(HubFactory hub)
         body.Add("_since", new Instant(DateTimeOffset.UtcNow.AddHours(-1)));
         body.Add("_count", new Integer(2));
         var refused = new Parameters();
-        refused.Add("start", new Date("2020-01-01"));
+        refused.Add("_sort", new FhirString("date"));
         var coded = new Parameters();
         coded.Add("_type", new Coding("http://hl7.org/fhir/resource-types", "Observation"));
 
@@ -139,10 +139,72 @@ public abstract class EverythingTests(HubFactory hub)
             first.Entry.Concat(second.Entry).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
         Assert.Null(second.NextLink);
         Assert.Equal(HttpStatusCode.BadRequest, unsupported.StatusCode);
-        Assert.Contains("start", (await Fhir.Read<OperationOutcome>(unsupported)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("_sort", (await Fhir.Read<OperationOutcome>(unsupported)).Issue[0].Diagnostics, StringComparison.Ordinal);
         // A _type it cannot read, or a parameter in the query, would widen or change the answer unseen: refused.
         Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (notAString.StatusCode, inQuery.StatusCode));
         Assert.Equal(mine.Append($"Patient/{patient}").Order(), noBody.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+    }
+
+    [Fact]
+    public async Task Start_and_end_keep_the_care_given_in_the_range_and_what_has_no_care_date()
+    {
+        var patient = await CreateAsync(Fhir.Patient("沈", "期"));
+        var subject = new ResourceReference($"Patient/{patient}");
+        Encounter Visit(string start, string end) => new()
+        {
+            Status = Encounter.EncounterStatus.Finished,
+            Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "IMP"),
+            Subject = subject,
+            Period = new Period(new FhirDateTime(start), new FhirDateTime(end)),
+        };
+        Observation Result(string? effective) => new()
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "718-7"),
+            Subject = subject,
+            Effective = effective is null ? null : new FhirDateTime(effective),
+        };
+        // A stay across new year overlaps 2020; an undated result and a referral authored in 2019 do not.
+        var acrossNewYear = "Encounter/" + await CreateAsync(Visit("2019-12-30", "2020-01-03"));
+        var in2023 = "Encounter/" + await CreateAsync(Visit("2023-06-01", "2023-06-02"));
+        var result2020 = "Observation/" + await CreateAsync(Result("2020-03-02T08:00:00+08:00"));
+        var undatedResult = "Observation/" + await CreateAsync(Result(null));
+        var referral2019 = "ServiceRequest/" + await CreateAsync(new ServiceRequest
+        {
+            Status = RequestStatus.Active, Intent = RequestIntent.Order, Subject = subject, AuthoredOnElement = new FhirDateTime("2019-05-01"),
+        });
+        // No care date: a family member and a possibly ongoing condition stay in whatever the range.
+        var mother = "RelatedPerson/" + await CreateAsync(new RelatedPerson { Patient = subject, Name = [new HumanName { Family = "沈", Given = ["母"] }] });
+        var condition = "Condition/" + await CreateAsync(new Condition { Subject = subject, Code = new CodeableConcept("http://hl7.org/fhir/sid/icd-10", "I10"), Onset = new FhirDateTime("2010") });
+
+        var in2020 = await EverythingAsync($"/fhir/Patient/{patient}/$everything?start=2020-01-01&end=2020-12-31");
+        var until2019 = await EverythingAsync($"/fhir/Patient/{patient}/$everything?end=2019-12-31&_count=1");
+        var from2021 = await EverythingAsync($"/fhir/Patient/{patient}/$everything?start=2021");
+        var body = new Parameters();
+        body.Add("start", new Date("2020-01-01"));
+        body.Add("end", new Date("2020-12-31"));
+        var byPost = await Fhir.Read<Bundle>(await _client.PostAsync($"/fhir/Patient/{patient}/$everything", Fhir.Content(body)));
+
+        string[] undated = [$"Patient/{patient}", mother, condition];
+        Assert.Equal(undated.Concat([acrossNewYear, result2020]).Order(), in2020.Order());
+        Assert.Equal(undated.Concat([acrossNewYear, referral2019]).Order(), until2019.Order());
+        Assert.Equal(undated.Append(in2023).Order(), from2021.Order());
+        Assert.Equal(in2020.Order(), byPost.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+        Assert.DoesNotContain(undatedResult, in2020.Concat(until2019).Concat(from2021));
+    }
+
+    /// <summary>Every page of an $everything, following next links.</summary>
+    private async Task<List<string>> EverythingAsync(string url)
+    {
+        var seen = new List<string>();
+        for (var next = url; next is not null;)
+        {
+            var page = await Fhir.Read<Bundle>(await _client.GetAsync(next));
+            seen.AddRange(page.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
+            next = page.NextLink?.PathAndQuery;
+        }
+
+        return seen;
     }
 
     [Fact]
@@ -160,7 +222,9 @@ public abstract class EverythingTests(HubFactory hub)
 
     [Theory]
     [InlineData("/fhir/Patient/nobody/$everything", HttpStatusCode.NotFound)]
-    [InlineData("/fhir/Patient/{id}/$everything?start=2020-01-01", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?_sort=date", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?start=last-spring", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?end=2020-13-01", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/{id}/$everything?_type=Nonsense", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/{id}/$everything?_cursor=zz", HttpStatusCode.BadRequest)]
     public async Task Everything_refuses_what_it_cannot_answer(string url, HttpStatusCode status)

@@ -123,7 +123,7 @@ public static class CapabilityStatementBuilder
             {
                 Name = "everything",
                 Definition = "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                Documentation = "The patient, every resource in its compartment and what they refer to outside it (organisations, practitioners, locations, …); _since, _type, _count with paging.",
+                Documentation = "The patient, every resource in its compartment and what they refer to outside it (organisations, practitioners, locations, …); _since, _type, _count with paging; start/end keep the care given in a date range (each type's clinical date, an order's authored date; resources without one stay in).",
             });
             component.Operation.Add(new CapabilityStatement.OperationComponent
             {

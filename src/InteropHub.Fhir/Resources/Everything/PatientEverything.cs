@@ -9,7 +9,9 @@ using InteropHub.Fhir.Storage;
 namespace InteropHub.Fhir.Resources.Everything;
 
 /// <param name="Types">The <c>_type</c> list, comma-separated, or null for every type in the compartment.</param>
-public sealed record EverythingRequest(string PatientId, string? Since, string? Types, string? Count, string? Cursor);
+/// <param name="Start">The first day of care asked for (a date), or null.</param>
+/// <param name="End">The last day of care asked for (a date), or null.</param>
+public sealed record EverythingRequest(string PatientId, string? Since, string? Types, string? Count, string? Cursor, string? Start = null, string? End = null);
 
 /// <summary>
 /// <c>GET [base]/Patient/[id]/$everything</c> (patient-operation-everything.html): the patient and every resource in
@@ -17,7 +19,8 @@ public sealed record EverythingRequest(string PatientId, string? Since, string? 
 /// resources are needed to support the records": organisations, practitioners, locations, medications), keyset-paged
 /// with <c>_count</c> in four parts: the patient, the patients linked to it, every other type of the compartment
 /// together in the order they were created, then what they refer to; <c>_since</c> keeps what
-/// changed at or after an instant, <c>_type</c> limits the types. Each part is one search (the other types' links are
+/// changed at or after an instant, <c>_type</c> limits the types, <c>start</c>/<c>end</c> keep the care given in a
+/// date range (see <see cref="CareDate"/>). Each part is one search (the other types' links are
 /// one union of index lookups, not a search per type), and the cursor is the part and the row id within it
 /// (<c>part:rid</c>), so pages stay stable.
 /// </summary>
@@ -36,7 +39,9 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         }
 
         var filter = request.Since is { Length: > 0 } since ? new List<KeyValuePair<string, string>> { new("_lastUpdated", "ge" + since) } : [];
-        var parts = Parts(Types(request.Types), request.PatientId, filter);
+        var care = new[] { ("ge", Date("start", request.Start)), ("le", Date("end", request.End)) }.Where(c => c.Item2 is not null)
+            .Select(c => c.Item1 + c.Item2).ToList();
+        var parts = Parts(Types(request.Types), request.PatientId, filter, care);
         var count = Paging.Count(request.Count, options);
         var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);
         var resources = new List<StoredResource>();
@@ -62,13 +67,16 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         AddIf(applied, "_since", request.Since);
         AddIf(applied, "_type", request.Types);
         AddIf(applied, "_count", request.Count);
+        AddIf(applied, "start", request.Start);
+        AddIf(applied, "end", request.End);
         var self = request.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, request.Cursor)];
         return new SearchPage(resources, [], null, null, SearchCursorText.Query(self),
             next is null ? null : SearchCursorText.Query([.. applied, new(Paging.CursorParameter, next)]));
     }
 
     /// <summary>The searches of the parts, in order: the patient, the patients linked to it, every other type.</summary>
-    private List<SearchCriteria> Parts(List<string> types, string patientId, List<KeyValuePair<string, string>> filter)
+    /// <param name="care">The care dates' search values (<c>ge</c> start, <c>le</c> end), or empty.</param>
+    private List<SearchCriteria> Parts(List<string> types, string patientId, List<KeyValuePair<string, string>> filter, List<string> care)
     {
         var parts = new List<SearchCriteria>();
         if (types.Contains("Patient"))
@@ -83,9 +91,19 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         }
 
         var key = new ResourceKey("Patient", patientId);
-        if (types.Where(t => t != "Patient" && _compartmentTypes.Value.Contains(t)).ToList() is { Count: > 0 } others)
+        var others = types.Where(t => t != "Patient" && _compartmentTypes.Value.Contains(t)).ToList();
+        var dated = care.Count == 0 ? [] : others.Where(t => CareDate(t) is not null).ToList();
+        if (others.Except(dated).ToList() is { Count: > 0 } undated)
         {
-            parts.Add(Compartments.Restrict(parser.ParseQuery(others, filter, lenient: false).Criteria, key, parser.Registry));
+            parts.Add(Compartments.Restrict(parser.ParseQuery(undated, filter, lenient: false).Criteria, key, parser.Registry));
+        }
+
+        if (dated.Count > 0)
+        {
+            // Each type's care date in the range: a period (an encounter's, a care plan's) overlapping it counts (search.html#prefix).
+            var inRange = dated.Select(t => (Criterion)new OfTypeCriterion([t],
+                new AllCriterion(parser.ParseQuery([t], care.Select(c => new KeyValuePair<string, string>(CareDate(t)!, c)).ToList(), lenient: false).Criteria.Criteria)));
+            parts.Add(Compartments.Restrict(parser.ParseQuery(dated, filter, lenient: false).Criteria, key, parser.Registry).And(new AnyCriterion([.. inRange])));
         }
 
         if (types.Where(t => !_compartmentTypes.Value.Contains(t)).ToList() is { Count: > 0 } referenced)
@@ -98,6 +116,35 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
 
         return parts;
     }
+
+    /// <summary>
+    /// The search parameter holding a type's care date, which <c>start</c>/<c>end</c> filter on ("care dates, not record
+    /// currency dates", patient-operation-everything.html): its clinical <c>date</c> (an encounter's or care plan's
+    /// period, an observation's or report's effective time, an immunization's occurrence), or for an order when it was
+    /// authored. Null for a type without one (a related person, a condition that may be ongoing, a coverage): its
+    /// resources stay in whatever the range, as do the patient and what the record refers to.
+    /// </summary>
+    private string? CareDate(string type)
+    {
+        var name = type switch
+        {
+            "ServiceRequest" or "CommunicationRequest" or "QuestionnaireResponse" => "authored",
+            "Task" or "DeviceRequest" => "authored-on",
+            "MedicationRequest" => "authoredon",
+            "MedicationAdministration" => "effective-time",
+            "MedicationDispense" => "whenhandedover",
+            "Specimen" => "collected",
+            _ => "date",
+        };
+        return parser.Registry.Find(type, name) is { Type: SearchParamType.Date } ? name : null;
+    }
+
+    private static string? Date(string name, string? value) => value switch
+    {
+        null or "" => null,
+        _ when FhirDateTime.IsValidValue(value) => value,
+        _ => throw new InvalidInputException($"The $everything parameter '{name}' is a date (YYYY, YYYY-MM or YYYY-MM-DD), not '{value}'.", name),
+    };
 
     /// <summary>The current rows of a page's matches, in the page's order.</summary>
     private async Task<List<StoredResource>> ReadInOrderAsync(IReadOnlyList<ResourceMatch> page, CancellationToken ct)

@@ -13,7 +13,7 @@ namespace InteropHub.Server.Operations.Everything;
 /// </summary>
 public static class EverythingEndpoints
 {
-    private static readonly HashSet<string> Parameters = new(StringComparer.Ordinal) { "_since", "_type", "_count", "_format", "_pretty", Paging.CursorParameter };
+    private static readonly HashSet<string> Parameters = new(StringComparer.Ordinal) { "_since", "_type", "_count", "start", "end", "_format", "_pretty", Paging.CursorParameter };
 
     public static IEndpointRouteBuilder MapEverythingEndpoints(this IEndpointRouteBuilder app)
     {
@@ -31,7 +31,7 @@ public static class EverythingEndpoints
         }
 
         var page = await handler.HandleAsync(new EverythingRequest(id, request.Query["_since"], request.Query["_type"], request.Query["_count"],
-            request.Query[Paging.CursorParameter]), ct);
+            request.Query[Paging.CursorParameter], request.Query["start"], request.Query["end"]), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
 
@@ -48,7 +48,7 @@ public static class EverythingEndpoints
         // No body at all: no parameters.
         var parameters = request.ContentLength == 0 || request.ContentLength is null && request.ContentType is null ? new Parameters() : await reader.ReadResourceAsync(request, ct) as Parameters
             ?? throw new InvalidInputException("POST $everything takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
-        foreach (var name in parameters.Parameter.Select(p => p.Name ?? "").Where(n => n is not ("_since" or "_type" or "_count")))
+        foreach (var name in parameters.Parameter.Select(p => p.Name ?? "").Where(n => n is not ("_since" or "_type" or "_count" or "start" or "end")))
         {
             throw Unsupported(name);
         }
@@ -63,10 +63,19 @@ public static class EverythingEndpoints
         var types = parameters.Parameter.Where(p => p.Name == "_type").Select(p => p.Value is FhirString or Code { Value: not null } ? ((PrimitiveType)p.Value).ToString()!
             : throw new InvalidInputException("The $everything parameter '_type' is a string of resource types (valueString).", "_type")).ToList();
         var page = await handler.HandleAsync(new EverythingRequest(id, since, types.Count == 0 ? null : string.Join(',', types),
-            parameters.Text("_count", "$everything"), null), ct);
+            parameters.Text("_count", "$everything"), null, CareDate(parameters, "start"), CareDate(parameters, "end")), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
 
+    /// <summary><c>start</c> or <c>end</c>: a valueDate (the operation's type), or a valueDateTime.</summary>
+    private static string? CareDate(Parameters parameters, string name) => parameters.One(name, "$everything")?.Value switch
+    {
+        null => null,
+        Date date => date.Value,
+        FhirDateTime dateTime => dateTime.Value,
+        _ => throw new InvalidInputException($"The $everything parameter '{name}' is a date (valueDate).", name),
+    };
+
     private static InvalidInputException Unsupported(string name) =>
-        new($"$everything parameter '{name}' is not supported; use _since, _type, _count.", name);
+        new($"$everything parameter '{name}' is not supported; use _since, _type, _count, start, end.", name);
 }
