@@ -173,6 +173,60 @@ public abstract class ExportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Elements_keep_the_named_elements_of_the_types_they_name_tagged_subsetted()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var patient = Fhir.Patient("褚", "元");
+        patient.Identifier.Add(new Identifier("urn:test:marker", marker));
+        patient.Gender = AdministrativeGender.Female;
+        patient.BirthDate = "1990-05-01";
+        patient = await CreateAsync(patient);
+        var observation = ImportTests.Observation(patient.Id!);
+        observation.Identifier.Add(new Identifier("urn:test:marker", marker));
+        observation = await CreateAsync(observation);
+        var byPost = new Parameters();
+        byPost.Add("_type", new FhirString("Patient,Observation"));
+        byPost.Add("_elements", new FhirString("Patient.identifier,Patient.gender"));
+        var posted = new HttpRequestMessage(HttpMethod.Post, "/fhir/$export") { Content = Fhir.Content(byPost) };
+        posted.Headers.Add("Prefer", "respond-async");
+        var kickOff = await _client.SendAsync(posted);
+        Assert.Equal(HttpStatusCode.Accepted, kickOff.StatusCode);
+
+        var manifest = await BulkJobStatus.WaitAsync(_client, kickOff.Content.Headers.ContentLocation!.PathAndQuery, TimeSpan.FromSeconds(30));
+        var bare = await ExportAsync("/fhir/$export?_type=Observation&_elements=identifier,subject");
+
+        var exported = await ResourcesAsync(manifest);
+        var subsetPatient = (Patient)exported.Single(r => r is Patient p && p.Identifier.Any(i => i.Value == marker));
+        Assert.Equal((AdministrativeGender?)AdministrativeGender.Female, subsetPatient.Gender);
+        Assert.Empty(subsetPatient.Name);
+        Assert.Null(subsetPatient.BirthDate);
+        Assert.Equal(patient.Meta!.VersionId, subsetPatient.Meta!.VersionId);
+        Assert.Contains(subsetPatient.Meta.Tag, t => t.Code == "SUBSETTED");
+        // A type _elements does not name is exported whole.
+        var wholeObservation = (Observation)exported.Single(r => r is Observation o && o.Identifier.Any(i => i.Value == marker));
+        Assert.NotNull(wholeObservation.Value);
+        Assert.DoesNotContain(wholeObservation.Meta!.Tag, t => t.Code == "SUBSETTED");
+        // A bare element applies to every type that has it; the mandatory elements (status, code) stay.
+        var subsetObservation = (Observation)(await ResourcesAsync(bare)).Single(r => r is Observation o && o.Identifier.Any(i => i.Value == marker));
+        Assert.Null(subsetObservation.Value);
+        Assert.Equal($"Patient/{patient.Id}", subsetObservation.Subject!.Reference);
+        Assert.Equal(observation.Code!.Coding[0].Code, subsetObservation.Code!.Coding[0].Code);
+        Assert.Contains(subsetObservation.Meta!.Tag, t => t.Code == "SUBSETTED");
+    }
+
+    private async Task<List<Resource>> ResourcesAsync(JsonElement manifest)
+    {
+        var resources = new List<Resource>();
+        foreach (var file in manifest.GetProperty("output").EnumerateArray())
+        {
+            var text = await _client.GetStringAsync(new Uri(file.GetProperty("url").GetString()!).PathAndQuery);
+            resources.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Json.DeserializeResource(l)));
+        }
+
+        return resources;
+    }
+
+    [Fact]
     public async Task A_group_export_of_an_unknown_group_is_404()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Group/{Guid.NewGuid():N}/$export");
@@ -234,7 +288,10 @@ public abstract class ExportTests(HubFactory hub)
     [InlineData("/fhir/Patient/$export?_type=Organization", true)]
     [InlineData("/fhir/Patient/$export?_typeFilter=Organization%3Fname%3Dx", true)]
     [InlineData("/fhir/$export?_outputFormat=text/csv", true)]
-    [InlineData("/fhir/$export?_elements=id", true)]
+    [InlineData("/fhir/$export?_elements=Patientt.name", true)]
+    [InlineData("/fhir/$export?_elements=Patient.nickname", true)]
+    [InlineData("/fhir/$export?_elements=Patient.name.family", true)]
+    [InlineData("/fhir/$export?_type=Observation&_elements=gender", true)]
     public async Task A_kick_off_the_server_cannot_honour_is_400(string url, bool preferAsync)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, url);

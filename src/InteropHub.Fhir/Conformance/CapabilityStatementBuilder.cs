@@ -47,7 +47,7 @@ public static class CapabilityStatementBuilder
         {
             Name = "export",
             Definition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-            Documentation = "System-level Bulk Data export (GET or POST Parameters; _type, _since, _typeFilter) to NDJSON files served by the hub.",
+            Documentation = "System-level Bulk Data export (GET or POST Parameters; _type, _since, _typeFilter, _elements) to NDJSON files served by the hub.",
         });
         rest.Operation.Add(new CapabilityStatement.OperationComponent
         {
@@ -152,7 +152,7 @@ public static class CapabilityStatementBuilder
                 Definition = $"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{type.ToLowerInvariant()}-export",
                 Documentation = type == "Patient"
                     ? "Bulk Data export of every patient (or those named by patient) and their compartments (GET or POST Parameters; _type, _since, _typeFilter, patient)."
-                    : "Bulk Data export of the Group's member patients (or those of them named by patient) and their compartments (GET or POST Parameters; _type, _since, _typeFilter, patient).",
+                    : "Bulk Data export of the Group's member patients (or those of them named by patient) and their compartments (GET or POST Parameters; _type, _since, _typeFilter, _elements, patient).",
             });
         }
 

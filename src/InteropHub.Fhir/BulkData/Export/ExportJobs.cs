@@ -33,9 +33,10 @@ public enum ExportLevel
 /// <param name="RequestUrl">The kick-off URL, echoed in the manifest.</param>
 /// <param name="TypeFilters"><c>_typeFilter</c> values (<c>Type?search</c>): a type with filters exports what matches any of them.</param>
 /// <param name="Patients">The <c>patient</c> parameter (Patient and Group level): only these patients' compartments.</param>
+/// <param name="Elements">The <c>_elements</c> values, <c>Type.element</c> or <c>element</c> (every type that has it).</param>
 public sealed record ExportRequest(IReadOnlyList<string> Types, DateTimeOffset? Since, string RequestUrl,
     ExportLevel Level = ExportLevel.System, string? GroupId = null, IReadOnlyList<string>? TypeFilters = null,
-    IReadOnlyList<string>? Patients = null);
+    IReadOnlyList<string>? Patients = null, IReadOnlyList<string>? Elements = null);
 
 public enum ExportState
 {
@@ -64,6 +65,8 @@ public sealed record ExportFile(string Type, string FileName, long Count);
 /// a Patient or Group export, or a filtered type, pages through the search index in row-id order (the patient
 /// compartment: resources whose reference parameters that may point to a Patient point to one of the patients).
 /// The transaction time is fixed at kick-off: a resource changed after it waits for the next export (with <c>_since</c>).
+/// With <c>_elements</c>, a type it names is parsed and written with those elements, its mandatory ones and meta,
+/// tagged SUBSETTED; the other types are still written as stored.
 /// </summary>
 public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Search.Terminology.LocalTerminology terminology,
     Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock)
@@ -107,6 +110,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
 
         await ParseFiltersAsync(request, ct);
+        CheckElements(request);
         var members = request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null;
         await CheckPatientsAsync(request, members, ct);
 
@@ -181,6 +185,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                 var fileName = $"{type}.ndjson";
                 var path = Path.Combine(JobFolder(job.Id), fileName);
                 long count = 0;
+                var elements = ElementsOf(type, request.Elements);
                 await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16, useAsync: true))
                 {
                     var resources = request.Level == ExportLevel.System && !filters.ContainsKey(type)
@@ -188,7 +193,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                         : SearchAsync(type, filters.GetValueOrDefault(type), request.Level, members, request.Since, job.TransactionTime, ct);
                     await foreach (var resource in resources)
                     {
-                        await file.WriteAsync(resource.Json, ct);
+                        await file.WriteAsync(elements is null ? resource.Json : Subset(resource.Json, elements), ct);
                         await file.WriteAsync(NewLine, ct);
                         count++;
                         if (++exported % 10_000 == 0)
@@ -376,6 +381,56 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
 
         return filters.ToDictionary(f => f.Key, f => (IReadOnlyList<SearchCriteria>)f.Value, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// <c>_elements</c> (export.html): each value is <c>Type.element</c> or a bare element of the root (no paths); a type
+    /// that does not exist, or an element that no exported type has, is a 400 at kick-off rather than an export that
+    /// silently leaves it out.
+    /// </summary>
+    private void CheckElements(ExportRequest request)
+    {
+        var exported = request.Types.Count > 0 ? request.Types : request.Level == ExportLevel.System ? ResourceTypes.All : CompartmentTypes;
+        foreach (var value in request.Elements ?? [])
+        {
+            var dot = value.IndexOf('.', StringComparison.Ordinal);
+            var (type, element) = dot < 0 ? (null, value) : (value[..dot], value[(dot + 1)..]);
+            if (type is not null && !ResourceTypes.IsKnown(type))
+            {
+                throw new InvalidInputException($"_elements '{value}': '{type}' is not a resource type.", "_elements");
+            }
+
+            if (element.Length == 0 || element.Contains('.', StringComparison.Ordinal))
+            {
+                throw new InvalidInputException($"_elements '{value}' must be Type.element or element, an element of the resource's root (e.g. Patient.name, id).", "_elements");
+            }
+
+            if (!(type is null ? exported : [type]).Any(t => HasElement(t, element)))
+            {
+                throw new InvalidInputException(type is null
+                    ? $"_elements '{value}': no exported resource type has an element '{element}'."
+                    : $"_elements '{value}': {type} has no element '{element}'.", "_elements");
+            }
+        }
+    }
+
+    /// <summary>The elements to keep of a type's resources, or null to write them whole.</summary>
+    private static string[]? ElementsOf(string type, IReadOnlyList<string>? elements)
+    {
+        var names = (elements ?? []).Select(e => e.StartsWith(type + ".", StringComparison.Ordinal) ? e[(type.Length + 1)..] : e.Contains('.', StringComparison.Ordinal) ? null : e)
+            .OfType<string>().Where(e => HasElement(type, e)).ToList();
+        return names.Count == 0 ? null : [.. names, "meta"];
+    }
+
+    private static bool HasElement(string type, string element) =>
+        ModelInfo.ModelInspector.FindClassMapping(type)?.FindMappedElementByName(element) is not null;
+
+    private byte[] Subset(byte[] json, string[] elements)
+    {
+        var resource = serializers.ParseStored(json);
+        resource.Meta ??= new Meta();
+        resource.Meta.Tag.Add(SearchResources.Subsetted);
+        return serializers.ToJsonBytes(resource, () => Hl7.Fhir.Serialization.SerializationFilter.ForElements(elements));
     }
 
     private void Save(ExportJob job)

@@ -43,7 +43,8 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
 {
     private const int MaxIterations = 4;
 
-    private static readonly Coding Subsetted = new("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED", "subsetted");
+    /// <summary>The tag of a resource served with only some of its elements (search.html#summary).</summary>
+    internal static readonly Coding Subsetted = new("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED", "subsetted");
 
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {

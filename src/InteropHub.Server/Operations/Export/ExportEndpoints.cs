@@ -13,7 +13,7 @@ namespace InteropHub.Server.Operations.Export;
 /// </summary>
 public static partial class ExportEndpoints
 {
-    private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter", "patient" };
+    private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter", "patient", "_elements" };
 
     public static IEndpointRouteBuilder MapExportEndpoints(this IEndpointRouteBuilder app)
     {
@@ -50,7 +50,7 @@ public static partial class ExportEndpoints
         if (!lenient && parameters.Select(p => p.Key).FirstOrDefault(k => !KickOffParameters.Contains(k)) is { } unsupported)
         {
             throw new InvalidInputException(
-                $"Export parameter '{unsupported}' is not supported; use _type, _since, _typeFilter, _outputFormat, patient (or send Prefer: handling=lenient to have it ignored).",
+                $"Export parameter '{unsupported}' is not supported; use _type, _since, _typeFilter, _elements, _outputFormat, patient (or send Prefer: handling=lenient to have it ignored).",
                 unsupported);
         }
 
@@ -79,7 +79,8 @@ public static partial class ExportEndpoints
             .Select(v => PatientId(v, baseUrl)).Distinct(StringComparer.Ordinal).ToList();
         var job = await jobs.StartAsync(new ExportRequest(types, Since(Single("_since")),
             $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters,
-            patientValues.Length > 0 ? patients : null), ct);
+            patientValues.Length > 0 ? patients : null,
+            Values("_elements").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList()), ct);
         request.HttpContext.Response.Headers.ContentLocation = $"{FhirResults.BaseUrl(request)}/$export-status/{job.Id}";
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
@@ -144,7 +145,7 @@ public static partial class ExportEndpoints
                 $"Parameters.parameter[{i}]"),
             Hl7.Fhir.Model.Instant { Value: { } instant } => instant.ToString("o", CultureInfo.InvariantCulture),
             Hl7.Fhir.Model.PrimitiveType primitive => primitive.ToString() ?? "",
-            null when p.Name is "_outputFormat" or "_since" or "_type" or "_typeFilter" or "patient" =>
+            null when p.Name is "_outputFormat" or "_since" or "_type" or "_typeFilter" or "_elements" or "patient" =>
                 throw new InvalidInputException($"Parameters.parameter[{i}] ('{p.Name}') has no value.", $"Parameters.parameter[{i}]"),
             _ => "",
         })).ToList();
