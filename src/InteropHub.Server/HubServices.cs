@@ -66,6 +66,7 @@ public static class HubServices
         services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();
+        services.AddSingleton<InteropHub.Fhir.Resources.Validate.ProfileValidator>();
         services.AddSingleton<InteropHub.Fhir.Resources.Validate.ValidateResource>();
         services.AddSingleton<InteropHub.Fhir.Resources.Translate.TranslateConcept>();
         services.AddSingleton<ReadResource>();

@@ -115,7 +115,7 @@ public static class CapabilityStatementBuilder
         {
             Name = "validate",
             Definition = "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-            Documentation = "The checks of a create, an update (mode=update) or a delete (mode=delete), nothing written; no profile validation.",
+            Documentation = "The checks of a create, an update (mode=update) or a delete (mode=delete), nothing written; then conformance to the R4 definition of the type, to meta.profile and to profile (the specification's profiles or a StructureDefinition stored here).",
         });
         if (type == "Patient")
         {

@@ -154,6 +154,10 @@ public sealed class FhirSerializers
 
     private static OperationOutcome ToOutcome(DeserializationFailedException e)
     {
+        // The SDK names the resource's root "$this" in some checks (a missing required element): its type, as a
+        // FHIRPath expression starts.
+        var root = (e.PartialResult as Resource)?.TypeName;
+        string Rooted(string text) => root is null ? text : text.Replace("$this", root, StringComparison.Ordinal);
         var outcome = new OperationOutcome();
         foreach (var error in e.Exceptions)
         {
@@ -161,14 +165,14 @@ public sealed class FhirSerializers
             {
                 Severity = OperationOutcome.IssueSeverity.Error,
                 Code = OperationOutcome.IssueType.Structure,
-                Diagnostics = error.Message,
+                Diagnostics = Rooted(error.Message),
             };
             if (error is ExtendedCodedException located)
             {
                 issue.Code = located.IssueType;
                 if (!string.IsNullOrEmpty(located.InstancePath))
                 {
-                    issue.Expression = [located.InstancePath];
+                    issue.Expression = [Rooted(located.InstancePath)];
                 }
 
                 if (located.LineNumber is { } line && located.Position is { } position)

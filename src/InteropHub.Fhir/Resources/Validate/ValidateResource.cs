@@ -13,28 +13,52 @@ public enum ValidationMode
 
 /// <param name="Id">The id of <c>[type]/[id]/$validate</c>, or null at type level.</param>
 /// <param name="Resource">The resource to check; null only for a delete.</param>
-public sealed record ValidateRequest(string ResourceType, string? Id, Resource? Resource, ValidationMode Mode);
+/// <param name="Profile">The canonical URL of a profile to check the resource against as well, or null.</param>
+public sealed record ValidateRequest(string ResourceType, string? Id, Resource? Resource, ValidationMode Mode, string? Profile = null);
 
 /// <summary>
 /// <c>$validate</c> (resource-operation-validate.html): whether the hub would accept the resource as a create, as an
 /// update of its id, or a delete, with nothing written. The checks are the write's own: the body parsed strictly
 /// (the caller reports a body that does not parse), the type and id, the business rules (referral state machine,
-/// SearchParameter and Subscription definitions…) against the stored version, and the index rows. The answer is an
-/// OperationOutcome whatever the verdict: its errors say what the write would refuse, and where. Profiles are not
-/// checked (the hub has no StructureDefinition validator).
+/// SearchParameter and Subscription definitions…) against the stored version, and the index rows; then the
+/// resource's conformance to the R4 definition of its type and to its profiles (<see cref="ProfileValidator"/>), which
+/// the hub's writes do not check. The answer is an OperationOutcome whatever the verdict: its errors say what the
+/// write would refuse or where the resource does not conform, and where.
 /// </summary>
-public sealed class ValidateResource(IResourceStore store, VersionWriter writer)
+public sealed class ValidateResource(IResourceStore store, VersionWriter writer, ProfileValidator profiles)
 {
     public async Task<OperationOutcome> HandleAsync(ValidateRequest request, CancellationToken ct)
     {
+        OperationOutcome rules;
         try
         {
-            return await store.RunAsync(session => CheckAsync(session, request, ct), ct);
+            rules = await store.RunAsync(session => CheckAsync(session, request, ct), ct);
         }
         catch (FhirException e) when (e is InvalidInputException or BusinessRuleException or UnprocessableResourceException)
         {
-            return e.Outcome;
+            rules = e.Outcome;
         }
+
+        if (request.Mode == ValidationMode.Delete || request.Resource is not { } resource || resource.TypeName != request.ResourceType)
+        {
+            return rules;
+        }
+
+        var conformance = await profiles.ValidateAsync(resource, request.Profile, ct);
+        var checkedAgainst = $"Checked against the FHIR R4 definition of {resource.TypeName}"
+            + string.Concat((resource.Meta?.Profile ?? []).Append(request.Profile).OfType<string>().Distinct().Select(p => $", {p}")) + ".";
+        if (conformance.Issue.Count == 0)
+        {
+            rules.Issue.Add(Valid(checkedAgainst).Issue[0]);
+            return rules;
+        }
+
+        // The write's verdict (when it refuses) and then what does not conform; an information-only verdict gives way.
+        return new OperationOutcome
+        {
+            Issue = [.. rules.Issue.Where(i => i.Severity is not OperationOutcome.IssueSeverity.Information), .. conformance.Issue,
+                .. Valid(checkedAgainst).Issue],
+        };
     }
 
     private async Task<OperationOutcome> CheckAsync(IWriteSession session, ValidateRequest request, CancellationToken ct)
@@ -70,8 +94,8 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer)
         await writer.ValidateRulesAsync(session, resource, previous, ct);
         writer.Prepare(resource, newId, (previous?.VersionId ?? 0) + 1, request.Mode == ValidationMode.Update ? "PUT" : "POST");
         return Valid(request.Mode == ValidationMode.Update
-            ? $"The resource is valid as {(previous is null || previous.IsDeleted ? "the first" : "the next")} version of {request.ResourceType}/{newId} (no profile was checked)."
-            : $"The resource is valid as a new {request.ResourceType} (no profile was checked).");
+            ? $"The hub would accept the resource as {(previous is null || previous.IsDeleted ? "the first" : "the next")} version of {request.ResourceType}/{newId}."
+            : $"The hub would accept the resource as a new {request.ResourceType}.");
     }
 
     private static OperationOutcome Valid(string diagnostics) =>

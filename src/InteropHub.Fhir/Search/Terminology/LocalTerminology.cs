@@ -364,7 +364,7 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
     private Task<CodeSystem?> CodeSystemAsync(string url, string? version, CancellationToken ct) => ByUrlAsync<CodeSystem>("CodeSystem", url, version, ct);
 
     /// <summary>The stored resource with the canonical URL (and version, when given); of several, the one written last.</summary>
-    private async Task<T?> ByUrlAsync<T>(string type, string url, string? version, CancellationToken ct)
+    public async Task<T?> ByUrlAsync<T>(string type, string url, string? version, CancellationToken ct)
         where T : Resource, IVersionableConformanceResource
     {
         var criteria = new SearchCriteria([type], [new IndexCriterion("url", IndexTable.Uris, [new UriCondition(UriMatch.Exact, url)])], [], []);

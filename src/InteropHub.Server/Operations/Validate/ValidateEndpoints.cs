@@ -11,7 +11,8 @@ namespace InteropHub.Server.Operations.Validate;
 /// <c>POST [base]/[type]/$validate</c> and <c>POST [base]/[type]/[id]/$validate</c>: the body is the resource, or a
 /// Parameters with <c>resource</c> (and <c>mode</c>); <c>mode</c> is create (default), update or delete. The answer is
 /// 200 with an OperationOutcome whether or not the resource is valid, as the operation defines; a body that does not
-/// parse is reported the same way, with where it fails.
+/// parse is reported the same way, with where it fails. <c>profile</c> (query or parameter) names a profile to check
+/// the resource against besides its type's definition and its own <c>meta.profile</c>.
 /// </summary>
 public static class ValidateEndpoints
 {
@@ -56,12 +57,6 @@ public static class ValidateEndpoints
             profile = parameters.Text("profile", "$validate") ?? profile;
         }
 
-        if (!string.IsNullOrEmpty(profile))
-        {
-            throw new FhirException(HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
-                $"Validation against a profile ('{profile}') is not supported: this hub checks a resource as its writes do (FHIR R4 structure and its own rules).", "profile");
-        }
-
         var validationMode = mode switch
         {
             null or "" or "create" => ValidationMode.Create,
@@ -69,6 +64,6 @@ public static class ValidateEndpoints
             "delete" => ValidationMode.Delete,
             _ => throw new InvalidInputException($"mode must be create, update or delete, not '{mode}'.", "mode"),
         };
-        return FhirResults.Outcome(await handler.HandleAsync(new ValidateRequest(type, id, resource, validationMode), ct), StatusCodes.Status200OK);
+        return FhirResults.Outcome(await handler.HandleAsync(new ValidateRequest(type, id, resource, validationMode, string.IsNullOrEmpty(profile) ? null : profile), ct), StatusCodes.Status200OK);
     }
 }
