@@ -290,6 +290,34 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
     }
 
+    [Fact]
+    public async Task Dates_at_the_ends_of_the_calendar_are_indexed_and_searched_without_overflowing()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        Observation At(string effective) => new()
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("urn:test:calendar-ends", marker),
+            Effective = new FhirDateTime(effective),
+        };
+        // 9999-12-31T23:59:59 is the HIS's "open-ended"; with a zone west of UTC it lies past the calendar's end in UTC.
+        var lastSecond = await CreateAsync(At("9999-12-31T23:59:59Z"));
+        var lastYear = await CreateAsync(At("9999"));
+        var firstDay = await CreateAsync(At("0001-01-01"));
+
+        var late = await SearchAsync($"Observation?code=urn:test:calendar-ends|{marker}&date=ge9999-12-31T00:00:00Z");
+        var westOfTheEnd = await SearchAsync($"Observation?code=urn:test:calendar-ends|{marker}&date={Uri.EscapeDataString("9999-12-31T23:59:59-05:00")}");
+        var eastOfTheStart = await SearchAsync($"Observation?code=urn:test:calendar-ends|{marker}&date={Uri.EscapeDataString("0001-01-01T00:00:00+14:00")}");
+        var early = await SearchAsync($"Observation?code=urn:test:calendar-ends|{marker}&date=lt0001-01-02");
+        var undated = await SearchAsync($"Observation?code=urn:test:calendar-ends|{marker}&date:missing=true");
+
+        Assert.Equal(new[] { lastSecond, lastYear }.Order(), late.Entry.Select(e => e.Resource!.Id).Order());
+        // Moments past the calendar's ends in UTC are searchable (a 200, not an overflow); no stored value lies inside them.
+        Assert.Empty(westOfTheEnd.Entry.Concat(eastOfTheStart.Entry));
+        Assert.Equal([firstDay], early.Entry.Select(e => e.Resource!.Id));
+        Assert.Empty(undated.Entry);
+    }
+
     private async Task<string> CreatePatientAsync(string? family = null, string birthDate = "1990-01-01")
     {
         family ??= "欧阳" + Guid.NewGuid().ToString("N")[..8];
@@ -302,7 +330,7 @@ public abstract class SearchTests(HubFactory hub)
     private async Task<string> CreateAsync(Resource resource)
     {
         var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return response.Headers.Location!.OriginalString.Split('/')[^3];
     }
 

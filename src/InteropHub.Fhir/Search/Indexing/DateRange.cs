@@ -117,14 +117,11 @@ public readonly record struct DateRange(long Low, long High)
             }
         }
 
-        var local = new DateTime(year, month, day, hour, minute, second, DateTimeKind.Unspecified).AddTicks(fraction);
-        var utc = local - offset;
-        if (utc < DateTime.MinValue.AddDays(1) || utc > DateTime.MaxValue.AddDays(-1))
-        {
-            return false;
-        }
-
-        range = new DateRange(utc.Ticks, utc.Ticks + step);
+        // In ticks, not DateTime arithmetic: the first and last moments of the calendar (9999-12-31T23:59:59-05:00, a
+        // common "open-ended" value) move past its ends in UTC; the range is clamped to them.
+        var utc = new DateTime(year, month, day, hour, minute, second, DateTimeKind.Unspecified).Ticks + fraction - offset.Ticks;
+        var low = Math.Clamp(utc, Min, Max - 1);
+        range = new DateRange(low, Math.Clamp(utc + step, low + 1, Max));
         return true;
     }
 
