@@ -157,6 +157,29 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Contains(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.Equal("1990-01-01", summary.BirthDate);
         Assert.Contains(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.NotNull(elements.Id);
+        Assert.Single(elements.Meta.Tag, t => t.System == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue" && t.Code == "SUBSETTED");
+    }
+
+    [Fact]
+    public async Task A_read_and_a_vread_take_summary_and_elements_like_a_search()
+    {
+        var id = await IdOfAsync(await CreatePatientAsync());
+
+        var elements = await Fhir.Read<Patient>(await _client.GetAsync($"/fhir/Patient/{id}?_elements=birthDate"));
+        var summary = await Fhir.Read<Patient>(await _client.GetAsync($"/fhir/Patient/{id}/_history/1?_summary=true"));
+        var whole = await Fhir.Read<Patient>(await _client.GetAsync($"/fhir/Patient/{id}?_summary=false"));
+        var count = await _client.GetAsync($"/fhir/Patient/{id}?_summary=count");
+        var bogus = await _client.GetAsync($"/fhir/Patient/{id}?_summary=bogus");
+
+        Assert.Equal((id, "1990-01-01"), (elements.Id, elements.BirthDate));
+        Assert.Empty(elements.Name);
+        Assert.Contains(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Equal("1990-01-01", summary.BirthDate);
+        Assert.Contains(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.NotEmpty(whole.Name);
+        Assert.DoesNotContain(whole.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (count.StatusCode, bogus.StatusCode));
     }
 
     [Fact]

@@ -101,7 +101,7 @@ public static class FhirEndpoints
         return FhirResults.Written(await handler.HandleAsync(new PatchRequest(type, null, criteria, patch, Preconditions.IfMatch(request)), ct));
     }
 
-    private static async Task<IResult> Read(string type, string id, HttpRequest request, ReadResource handler, CancellationToken ct)
+    private static async Task<IResult> Read(string type, string id, HttpRequest request, ReadResource handler, FhirSerializers serializers, CancellationToken ct)
     {
         var resource = await handler.ReadAsync(type, id, ct);
         if (resource.IsDeleted)
@@ -109,13 +109,18 @@ public static class FhirEndpoints
             return FhirResults.Gone(resource);
         }
 
-        return Preconditions.NotModified(request, resource) ? FhirResults.NotModified(resource) : FhirResults.Resource(resource);
+        return Preconditions.NotModified(request, resource)
+            ? FhirResults.NotModified(resource)
+            : FhirResults.Resource(ReadResource.Subset(resource, request.Query["_summary"], request.Query["_elements"], serializers));
     }
 
-    private static async Task<IResult> ReadVersion(string type, string id, string vid, ReadResource handler, CancellationToken ct)
+    private static async Task<IResult> ReadVersion(string type, string id, string vid, HttpRequest request, ReadResource handler, FhirSerializers serializers,
+        CancellationToken ct)
     {
         var resource = await handler.ReadVersionAsync(type, id, vid, ct);
-        return resource.IsDeleted ? FhirResults.Gone(resource) : FhirResults.Resource(resource);
+        return resource.IsDeleted
+            ? FhirResults.Gone(resource)
+            : FhirResults.Resource(ReadResource.Subset(resource, request.Query["_summary"], request.Query["_elements"], serializers));
     }
 
     private static Task<IResult> InstanceHistory(string type, string id, HttpRequest request, ReadHistory handler, CancellationToken ct) =>

@@ -419,19 +419,15 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
     {
         var names = (elements ?? []).Select(e => e.StartsWith(type + ".", StringComparison.Ordinal) ? e[(type.Length + 1)..] : e.Contains('.', StringComparison.Ordinal) ? null : e)
             .OfType<string>().Where(e => HasElement(type, e)).ToList();
-        return names.Count == 0 ? null : [.. names, "meta"];
+        return names.Count == 0 ? null : [.. names, "id", "meta"];
     }
 
     private static bool HasElement(string type, string element) =>
         ModelInfo.ModelInspector.FindClassMapping(type)?.FindMappedElementByName(element) is not null;
 
-    private byte[] Subset(byte[] json, string[] elements)
-    {
-        var resource = serializers.ParseStored(json);
-        resource.Meta ??= new Meta();
-        resource.Meta.Tag.Add(SearchResources.Subsetted);
-        return serializers.ToJsonBytes(resource, () => Hl7.Fhir.Serialization.SerializationFilter.ForElements(elements));
-    }
+    /// <summary>The resource with only the elements (and its mandatory ones), tagged SUBSETTED by the SDK's filter.</summary>
+    private byte[] Subset(byte[] json, string[] elements) =>
+        serializers.ToJsonBytes(serializers.ParseStored(json), () => Hl7.Fhir.Serialization.SerializationFilter.ForElements(elements));
 
     private void Save(ExportJob job)
     {

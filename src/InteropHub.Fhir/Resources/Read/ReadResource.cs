@@ -1,4 +1,7 @@
 using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources.Search;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 
 namespace InteropHub.Fhir.Resources.Read;
@@ -24,5 +27,31 @@ public sealed class ReadResource(IResourceStore store)
 
         return await store.ReadVersionAsync(resourceType, id, version, ct)
             ?? throw new ResourceNotFoundException($"Version {version} of {resourceType}/{id} is not known.");
+    }
+
+    /// <summary>
+    /// <c>_summary</c> (true, text, data, false) or <c>_elements</c> on a read or vread, as on a search: the resource with
+    /// the parts asked for, tagged SUBSETTED; without them, the stored bytes as they are.
+    /// </summary>
+    public static StoredResource Subset(StoredResource resource, string? summary, string? elements, FhirSerializers serializers)
+    {
+        var mode = summary switch
+        {
+            null or "" or "false" => SummaryMode.False,
+            "true" => SummaryMode.True,
+            "text" => SummaryMode.Text,
+            "data" => SummaryMode.Data,
+            "count" => throw new InvalidInputException("_summary=count counts the matches of a search; a read has one resource.", "_summary"),
+            _ => throw new InvalidInputException($"_summary must be true, text, data or false, not '{summary}'.", "_summary"),
+        };
+        if (mode != SummaryMode.False && !string.IsNullOrEmpty(elements))
+        {
+            throw new InvalidInputException("_summary and _elements cannot be used together.", "_elements");
+        }
+
+        var names = string.IsNullOrEmpty(elements) ? null : elements.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return SearchResources.Filter(mode, names) is { } filter
+            ? resource with { Json = serializers.ToJsonBytes(serializers.ParseStored(resource.Json), filter) }
+            : resource;
     }
 }

@@ -43,8 +43,6 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
 {
     private const int MaxIterations = 4;
 
-    /// <summary>The tag of a resource served with only some of its elements (search.html#summary).</summary>
-    internal static readonly Coding Subsetted = new("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED", "subsetted");
 
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {
@@ -201,30 +199,24 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         return included;
     }
 
-    /// <summary>_summary and _elements (search.html#summary, #elements): the parts asked for, tagged SUBSETTED.</summary>
-    private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query)
-    {
-        Func<SerializationFilter>? filter = query.Summary switch
-        {
-            SummaryMode.True => SerializationFilter.ForSummary,
-            SummaryMode.Text => SerializationFilter.ForText,
-            SummaryMode.Data => SerializationFilter.ForData,
-            _ when query.Elements is { } elements => () => SerializationFilter.ForElements([.. elements, "meta"]),
-            _ => null,
-        };
-        if (filter is null)
-        {
-            return resources;
-        }
+    /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
+    private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
+        Filter(query.Summary, query.Elements) is { } filter
+            ? resources.Select(stored => stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), filter) }).ToList()
+            : resources;
 
-        return resources.Select(stored =>
-        {
-            var resource = serializers.ParseStored(stored.Json);
-            resource.Meta ??= new Meta();
-            resource.Meta.Tag.Add(Subsetted);
-            return stored with { Json = serializers.ToJsonBytes(resource, filter) };
-        }).ToList();
-    }
+    /// <summary>
+    /// The SDK's serialisation filter for _summary or _elements: the parts asked for, with id and meta, tagged SUBSETTED
+    /// by the filter itself (with the tag's R4 system and the older http://hl7.org/fhir/v3 one); null for the whole resource.
+    /// </summary>
+    public static Func<SerializationFilter>? Filter(SummaryMode summary, IReadOnlyList<string>? elements) => summary switch
+    {
+        SummaryMode.True => SerializationFilter.ForSummary,
+        SummaryMode.Text => SerializationFilter.ForText,
+        SummaryMode.Data => SerializationFilter.ForData,
+        _ when elements is not null => () => SerializationFilter.ForElements([.. elements, "id", "meta"]),
+        _ => null,
+    };
 
     private static OperationOutcome? Outcome(List<OperationOutcome.IssueComponent> issues) =>
         issues.Count == 0 ? null : new OperationOutcome { Issue = issues };
