@@ -256,6 +256,22 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal([$"Organization/{organization}", $"Patient/{patientId}"],
             bundle.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order(StringComparer.Ordinal));
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+
+        // The links carry _type once, page after page.
+        var first = await SearchAsync($"?_type=Patient,Organization&_id={patientId},{organization}&_count=1");
+        var second = await Fhir.Read<Bundle>(await _client.GetAsync(first.NextLink!.PathAndQuery));
+        Assert.All(new[] { first.SelfLink!, first.NextLink!, second.SelfLink! },
+            link => Assert.Single(Uri.UnescapeDataString(link.Query).Split('&'), p => p.TrimStart('?').StartsWith("_type=", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_count_above_the_maximum_is_shown_as_the_maximum_in_the_links()
+    {
+        var bundle = await SearchAsync($"Patient?family={Uri.EscapeDataString(await CreatePatientAsync())}&_count=5000");
+
+        // The tests' hub allows 100 per page.
+        Assert.Contains("_count=100", bundle.SelfLink!.Query, StringComparison.Ordinal);
+        Assert.DoesNotContain("5000", bundle.SelfLink.Query, StringComparison.Ordinal);
     }
 
     [Fact]

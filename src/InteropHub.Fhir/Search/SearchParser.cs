@@ -105,7 +105,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
                 if (name != Resources.Paging.CursorParameter)
                 {
-                    result.Add(new(name, value));
+                    // The links say what was applied: a _count above the server's maximum reads as the maximum.
+                    result.Add(new(name, name == "_count" ? count.ToString(System.Globalization.CultureInfo.InvariantCulture) : value));
                 }
             }
             catch (InvalidInputException e) when (lenient)

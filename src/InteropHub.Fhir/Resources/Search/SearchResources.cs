@@ -50,11 +50,8 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         var query = await terminology.ExpandAsync(parser.ParseQuery(types, request.Query, request.Lenient), request.Lenient, ct);
         var criteria = request.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
         var issues = new List<OperationOutcome.IssueComponent>(criteria.Ignored);
+        // _type is among the result parameters, as given.
         var applied = criteria.Applied.Concat(query.ResultParameters).ToList();
-        if (request.ResourceType is null && types.Count > 0)
-        {
-            applied.Insert(0, new("_type", string.Join(',', types)));
-        }
 
         if (query.Summary == SummaryMode.Count)
         {
