@@ -39,6 +39,13 @@ public abstract class CustomSearchParameterTests(HubFactory hub)
         Assert.Equal([accepted], await IdsAsync($"Task?business-status=accepted&identifier=urn:test|{marker}"));
         var stored = await Fhir.Read<SearchParameter>(await _client.GetAsync("/fhir/SearchParameter/immunization-dose-number"));
         Assert.Equal("dose-number", stored.Code);
+        // The CapabilityStatement lists them with the specification's.
+        var capabilities = await Fhir.Read<CapabilityStatement>(await _client.GetAsync("/fhir/metadata"));
+        var rest = capabilities.Rest.Single().Resource;
+        Assert.Contains(rest.Single(r => r.Type == "Immunization").SearchParam, p => p.Name == "dose-number" && p.Definition == stored.Url);
+        Assert.Contains(rest.Single(r => r.Type == "Patient").SearchParam, p => p.Name == "ethnicity");
+        Assert.Contains(rest.Single(r => r.Type == "Patient").SearchParam, p => p.Name == "birthdate");
+        Assert.Equal(CapabilityStatement.ConditionalReadStatus.FullSupport, rest.Single(r => r.Type == "Patient").ConditionalRead);
 
         // Conditional writes take custom parameters too: this create finds the 土家族 patient and writes nothing.
         var again = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient("王", "芳")) };

@@ -59,6 +59,8 @@ public abstract class FormatTests(HubFactory hub)
     [Theory]
     [InlineData("_format=xml", Fhir.XmlType)]
     [InlineData("_format=application/fhir%2Bxml", Fhir.XmlType)]
+    [InlineData("_format=application/fhir+xml", Fhir.XmlType)]
+    [InlineData("_format=application/fhir+json", Fhir.JsonType)]
     [InlineData("_format=json", Fhir.JsonType)]
     [InlineData("_format=application/json", "application/json")]
     [InlineData("_format=application/xml", "application/xml")]

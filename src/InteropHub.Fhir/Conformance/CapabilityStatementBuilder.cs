@@ -24,7 +24,8 @@ public static class CapabilityStatementBuilder
         CapabilityStatement.TypeRestfulInteraction.SearchType,
     ];
 
-    public static CapabilityStatement Build(string softwareVersion, DateTimeOffset startedAt)
+    /// <param name="registry">The hub's search parameters, its custom ones included.</param>
+    public static CapabilityStatement Build(string softwareVersion, DateTimeOffset startedAt, SearchParameterRegistry registry)
     {
         var rest = new CapabilityStatement.RestComponent
         {
@@ -59,7 +60,7 @@ public static class CapabilityStatementBuilder
 
         foreach (var type in ResourceTypes.All)
         {
-            rest.Resource.Add(Resource(type));
+            rest.Resource.Add(Resource(type, registry));
         }
 
         return new CapabilityStatement
@@ -79,7 +80,7 @@ public static class CapabilityStatementBuilder
         };
     }
 
-    private static CapabilityStatement.ResourceComponent Resource(string type)
+    private static CapabilityStatement.ResourceComponent Resource(string type, SearchParameterRegistry registry)
     {
         var component = new CapabilityStatement.ResourceComponent
         {
@@ -90,13 +91,15 @@ public static class CapabilityStatementBuilder
             ReadHistory = true,
             UpdateCreate = true,
             ConditionalCreate = true,
-            ConditionalRead = CapabilityStatement.ConditionalReadStatus.NotSupported,
+            // If-None-Match and If-Modified-Since answer 304 (http.html#cread).
+            ConditionalRead = CapabilityStatement.ConditionalReadStatus.FullSupport,
             ConditionalUpdate = true,
             ConditionalDelete = CapabilityStatement.ConditionalDeleteStatus.Single,
         };
 
-        // Every parameter the registry indexes for the type (search.html): the specification's and the common ones.
-        foreach (var param in SearchParameterRegistry.Default.For(type).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
+        // Every parameter the registry indexes for the type (search.html): the specification's, the common ones and the
+        // hub's custom SearchParameters.
+        foreach (var param in registry.For(type).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
             component.SearchParam.Add(new CapabilityStatement.SearchParamComponent { Name = param.Name, Definition = param.Url, Type = param.Type });
         }

@@ -21,7 +21,8 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
     public static ResponseFormat For(HttpRequest request)
     {
         var pretty = string.Equals(request.Query["_pretty"], "true", StringComparison.OrdinalIgnoreCase);
-        var format = request.Query["_format"].ToString();
+        // "_format=application/fhir+json" typed into a URL arrives with the '+' read as a space.
+        var format = request.Query["_format"].ToString().Replace(' ', '+');
         if (format.Length > 0)
         {
             return Match(format, pretty) ?? throw new NotAcceptableException(
