@@ -64,6 +64,31 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Revinclude_with_a_wildcard_adds_what_refers_through_any_parameter()
+    {
+        var patientId = await IdOfAsync(await CreatePatientAsync());
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}"),
+        });
+        var immunization = await CreateAsync(new Immunization
+        {
+            Status = Immunization.ImmunizationStatusCodes.Completed,
+            VaccineCode = new CodeableConcept("urn:oid:2.16.156.10011.2.3.3.24", "0101"),
+            Patient = new ResourceReference($"Patient/{patientId}"),
+            Occurrence = new FhirDateTime("2025-04-30"),
+        });
+        var mother = await CreateAsync(new RelatedPerson { Patient = new ResourceReference($"Patient/{patientId}") });
+
+        var all = await SearchAsync($"Patient?_id={patientId}&_revinclude=*");
+        var observations = await SearchAsync($"Patient?_id={patientId}&_revinclude=Observation:*");
+
+        Assert.Equal(new[] { $"include Immunization/{immunization}", $"include Observation/{observation}", $"include RelatedPerson/{mother}", $"match Patient/{patientId}" },
+            Modes(all).Order(StringComparer.Ordinal));
+        Assert.Equal([$"match Patient/{patientId}", $"include Observation/{observation}"], Modes(observations));
+    }
+
+    [Fact]
     public async Task Includes_past_the_configured_cap_stop_with_a_warning()
     {
         var family = await CreatePatientAsync();

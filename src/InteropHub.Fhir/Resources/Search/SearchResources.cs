@@ -168,12 +168,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
                 }
             }
 
-            foreach (var include in query.RevIncludes.Where(i => (round == 0 || i.Iterate) && i.Param is not null))
+            foreach (var include in query.RevIncludes.Where(i => round == 0 || i.Iterate))
             {
-                var targets = frontier.Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
-                Criterion criterion = new IndexCriterion(include.Param!, IndexTable.References, targets);
-                var referring = new SearchCriteria([include.SourceType], [include.Subset?.Widen(criterion) ?? criterion], [], []);
-                found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
+                var targets = frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType)
+                    .Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
+                if (targets.Count > 0 && Referring(include, targets, frontier.Select(m => m.ResourceType).ToHashSet()) is { } referring)
+                {
+                    found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
+                }
             }
 
             var fresh = found.Where(m => seen.Add((m.ResourceType, m.Id))).ToList();
@@ -194,6 +196,31 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         }
 
         return included;
+    }
+
+    /// <summary>
+    /// The search for what refers to the targets through a revinclude's parameter, or, for <c>Type:*</c> and <c>*</c>,
+    /// through any reference parameter of the type (of every type) that may point to one of them: one union, each
+    /// parameter's lookup scoped to the types that have it (parameters read through a wider one's rows are left to it).
+    /// </summary>
+    private SearchCriteria? Referring(IncludeSpec include, List<IndexCondition> targets, HashSet<string> targetTypes)
+    {
+        if (include.Param is { } param)
+        {
+            Criterion criterion = new IndexCriterion(param, IndexTable.References, targets);
+            return new SearchCriteria([include.SourceType], [include.Subset?.Widen(criterion) ?? criterion], [], []);
+        }
+
+        var links = (include.SourceType == "*" ? ResourceTypes.All : [include.SourceType])
+            .SelectMany(type => parser.Registry.For(type).Values
+                .Where(p => p.Type == SearchParamType.Reference && p.SubsetOf is null && p.UnionOf is null
+                    && (p.Targets.Count == 0 || p.Targets.Any(targetTypes.Contains)))
+                .Select(p => (Type: type, p.Name)))
+            .GroupBy(link => link.Name, StringComparer.Ordinal)
+            .Select(g => (Type: g.Select(l => l.Type).ToList(), Param: g.Key))
+            .ToList();
+        return links.Count == 0 ? null : new SearchCriteria(links.SelectMany(l => l.Type).Distinct().ToList(),
+            [new AnyCriterion([.. links.Select(l => (Criterion)new OfTypeCriterion(l.Type, new IndexCriterion(l.Param, IndexTable.References, targets)))])], [], []);
     }
 
     /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
