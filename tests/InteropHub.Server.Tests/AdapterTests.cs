@@ -821,7 +821,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
         var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001"));
         Assert.Equal(Encounter.EncounterStatus.Finished, visit.Status);
-        Assert.True(visit.Location.Count >= 2, string.Join(", ", visit.Location.Select(l => l.Location!.Reference)));
+        // Each place once, in the order the patient was there: the CCU, then the cardiology ward.
+        Assert.Equal(["心内科CCU", "心血管内科"], visit.Location.Select(l => l.Location!.Display!.Split(' ')[0]));
+        Assert.Equal(2, visit.Location.Select(l => l.Location!.Reference).Distinct().Count());
         Assert.All(visit.Location, l => Assert.Equal(Encounter.EncounterLocationStatus.Completed, l.Status));
         Assert.Contains(visit.ReasonCode, r => r.Coding.Any(c => c.Code == "I10"));
         Assert.Contains(visit.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "AD"));
@@ -839,6 +841,16 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
         Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001")).Status);
 
+        // An A08 that leaves PV1-45 empty ("not sent", §2) does not reopen the visit: only an A13 undoes a discharge.
+        var update = admission.Replace("ADT^A01^ADT_A01", "ADT^A08^ADT_A01", StringComparison.Ordinal).Replace("EVN|A01|", "EVN|A08|", StringComparison.Ordinal)
+            .Replace("HISTORY-20250507-000318", "UPDATE-AFTER-A03-1", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(update))).Ack));
+        var updated = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001"));
+        Assert.Equal(Encounter.EncounterStatus.Finished, updated.Status);
+        Assert.Equal(visit.Period.End, updated.Period!.End);
+        Assert.Equal("3", updated.Hospitalization!.DischargeDisposition!.Coding[0].Code);
+        Assert.All(updated.Location, l => Assert.Equal(Encounter.EncounterLocationStatus.Completed, l.Status));
+
         // A13 undoes the discharge: in progress again, without its end or discharge disposition, its history kept.
         var undo = admission.Replace("ADT^A01^ADT_A01", "ADT^A13^ADT_A01", StringComparison.Ordinal).Replace("EVN|A01|", "EVN|A13|", StringComparison.Ordinal)
             .Replace("HISTORY-20250507-000318", "UNDO-A03-1", StringComparison.Ordinal);
@@ -848,6 +860,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Null(reopened.Period!.End);
         Assert.Null(reopened.Hospitalization?.DischargeDisposition);
         Assert.True(reopened.Location.Count >= 2);
+
+        // A second A13 has no discharge left to undo.
+        var (againStatus, againAck) = await PostHl7Async(Encoding.UTF8.GetBytes(undo.Replace("UNDO-A03-1", "UNDO-A03-2", StringComparison.Ordinal)));
+        Assert.Equal((HttpStatusCode.BadRequest, "AE"), (againStatus, Msa(againAck)));
+        Assert.Contains("INVALID_TRANSITION", againAck, StringComparison.Ordinal);
     }
 
     [Fact]

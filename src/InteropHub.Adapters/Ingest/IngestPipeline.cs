@@ -6,6 +6,7 @@ using Hl7.Fhir.Model;
 using InteropHub.Adapters.BirthCertificate;
 using InteropHub.Adapters.His;
 using InteropHub.Adapters.His.Acks;
+using InteropHub.Adapters.His.Mapping;
 using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Identity;
 using InteropHub.Adapters.Township;
@@ -632,10 +633,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// An ADT event is one moment of a visit (his-hl7v2.md §5): before its conditional update replaces the stored
     /// Encounter, what the stored one has and the event does not carry is kept (<see cref="KeepVisitHistory"/>). A
-    /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03.
+    /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03;
+    /// so is a cancel of discharge (A13) of a visit with no discharge to undo.
     /// </summary>
     private async Task KeepVisitHistoryAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
+        var created = entries.Where(e => e is { FullUrl: not null, Request: { Method: Bundle.HTTPVerb.POST, Url: not null, IfNoneExist: not null } })
+            .ToDictionary(e => e.FullUrl!, e => (Type: e.Request!.Url!, Criteria: e.Request.IfNoneExist!), StringComparer.Ordinal);
         foreach (var entry in entries)
         {
             if (entry is not { Resource: Encounter encounter, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
@@ -658,7 +662,24 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 已出院 (ADT^A03)，不能取消入院；请先取消出院 (ADT^A13)", IssueSeverity.Error));
             }
 
-            KeepVisitHistory(encounter, current);
+            var visitEvent = encounter.Annotations(typeof(VisitEvent)).OfType<VisitEvent>().Select(e => (VisitEvent?)e).FirstOrDefault();
+            if (visitEvent == VisitEvent.CancelDischarge && (current.Status != Encounter.EncounterStatus.Finished || current.Period?.End is null))
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 没有可取消的出院 (ADT^A03)", IssueSeverity.Error));
+            }
+
+            // The event's places as stored references: a place it creates when absent is named by a placeholder.
+            foreach (var place in encounter.Location)
+            {
+                if (place.Location?.Reference is { } placeholder && created.TryGetValue(placeholder, out var creates)
+                    && await session.FindAsync(creates.Type, parser.ParseCriteria(creates.Type, SearchParser.SplitQueryString(creates.Type, creates.Criteria)), 2, ct) is [var found])
+                {
+                    place.Location = new ResourceReference($"{creates.Type}/{found.Id}", place.Location.Display);
+                }
+            }
+
+            KeepVisitHistory(encounter, current, visitEvent);
         }
     }
 
@@ -667,10 +688,21 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// (Encounter.location is the visit's history of places; one the event names again takes the event's status, the
     /// others it no longer names are completed once it names a place), diagnoses of other conditions, participants of
     /// another role, the reason, type, priority, service, provider, admission details and the period's start; the
-    /// period's end and the discharge disposition only while the visit stays finished (A13 undoes a discharge).
+    /// period's end and the discharge disposition only while the visit stays finished: a discharge stands until an A13
+    /// undoes it, so an update or a result that does not carry it (PV1-45 empty is "not sent", §2) leaves it finished.
     /// </summary>
-    private static void KeepVisitHistory(Encounter encounter, Encounter current)
+    private static void KeepVisitHistory(Encounter encounter, Encounter current, VisitEvent? visitEvent)
     {
+        if (current is { Status: Encounter.EncounterStatus.Finished, Period.End: not null } && encounter.Status == Encounter.EncounterStatus.InProgress
+            && visitEvent != VisitEvent.CancelDischarge)
+        {
+            encounter.Status = Encounter.EncounterStatus.Finished;
+            foreach (var place in encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Active))
+            {
+                place.Status = Encounter.EncounterLocationStatus.Completed;
+            }
+        }
+
         var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
         var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference)).ToList();
         if (encounter.Location.Count > 0)

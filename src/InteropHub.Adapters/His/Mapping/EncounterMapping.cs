@@ -117,6 +117,8 @@ internal static class EncounterMapping
             _ => Encounter.EncounterStatus.InProgress,
         };
 
+        // The event, for the merge with the stored visit (IngestPipeline.KeepVisitHistory): only an A13 undoes a discharge.
+        encounter.AddAnnotation(visitEvent);
         MapDetails(context, pv1, encounter, institution);
         MapLocations(context, pv1, encounter, visitEvent);
         var criteria = Criteria.Identifier(identifierSystem, visitNumber);
