@@ -128,6 +128,50 @@ public abstract class AdapterTestBase(HubFactory hub)
 
         return folder?.FullName ?? throw new InvalidOperationException("InteropHub.sln not found above the test binaries.");
     }
+
+    /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
+    /// <param name="batchId">A new batch id for the manifest, or null to keep it.</param>
+    protected static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit, string? batchId = null)
+    {
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        using (var archive = new System.IO.Compression.ZipArchive(new MemoryStream(zip)))
+        {
+            foreach (var entry in archive.Entries)
+            {
+                using var stream = entry.Open();
+                using var copy = new MemoryStream();
+                stream.CopyTo(copy);
+                files[entry.FullName] = copy.ToArray();
+            }
+        }
+
+        var lines = Encoding.UTF8.GetString(files[file]).Split("\r\n").ToList();
+        edit(lines);
+        files[file] = Encoding.UTF8.GetBytes(string.Join("\r\n", lines));
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!;
+        foreach (var listed in manifest["files"]!.AsArray().Where(f => (string?)f!["name"] == file))
+        {
+            listed!["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(files[file]));
+        }
+
+        if (batchId is not null)
+        {
+            manifest["batch_id"] = batchId;
+        }
+
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        using var buffer = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(buffer, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in files)
+            {
+                using var entry = archive.CreateEntry(name).Open();
+                entry.Write(bytes);
+            }
+        }
+
+        return buffer.ToArray();
+    }
 }
 
 /// <summary>
@@ -472,43 +516,6 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains(resident.Identifier, i => i.Value == "36992110120190120");
     }
 
-    /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
-    private static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit)
-    {
-        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        using (var archive = new System.IO.Compression.ZipArchive(new MemoryStream(zip)))
-        {
-            foreach (var entry in archive.Entries)
-            {
-                using var stream = entry.Open();
-                using var copy = new MemoryStream();
-                stream.CopyTo(copy);
-                files[entry.FullName] = copy.ToArray();
-            }
-        }
-
-        var lines = Encoding.UTF8.GetString(files[file]).Split("\r\n").ToList();
-        edit(lines);
-        files[file] = Encoding.UTF8.GetBytes(string.Join("\r\n", lines));
-        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!;
-        foreach (var listed in manifest["files"]!.AsArray().Where(f => (string?)f!["name"] == file))
-        {
-            listed!["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(files[file]));
-        }
-
-        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
-        using var buffer = new MemoryStream();
-        using (var archive = new System.IO.Compression.ZipArchive(buffer, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var (name, bytes) in files)
-            {
-                using var entry = archive.CreateEntry(name).Open();
-                entry.Write(bytes);
-            }
-        }
-
-        return buffer.ToArray();
-    }
 
     [Theory]
     [InlineData("x-application/hl7-v2+er7")]
@@ -803,6 +810,43 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var patient = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902195804121372"));
         Assert.Contains(patient.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2" && i.Value == "36992110120100023");
         Assert.Contains(patient.Identifier, i => i.Value == "0000021875");
+    }
+
+    [Fact]
+    public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
+    {
+        await SeedOrganizationsAsync();
+        foreach (var name in new[] { "batch-001", "batch-002" })
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", name)))).StatusCode);
+        }
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=GXY-QX2110026-0000201"));
+        var items = await SearchAsync<Observation>($"Observation?encounter=Encounter/{visit.Id}");
+        Assert.Contains(items, o => o.Code.Coding.Any(c => c.Code == "85354-9"));
+        Assert.True(items.Count > 3, $"{items.Count} observations");
+
+        // A later batch deletes the row: only its key, status and updated_at (township-export.md §2 "Retraction").
+        var deletion = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "followups_hypertension.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = new string[header.Length];
+            Array.Fill(cells, "");
+            cells[0] = "GXY-QX2110026-0000201";
+            cells[Array.IndexOf(header, "status")] = "deleted";
+            cells[Array.IndexOf(header, "updated_at")] = "2025-07-30 09:00:00";
+            lines.RemoveRange(1, lines.Count - 1);
+            lines.Add(string.Join(',', cells));
+            lines.Add("");
+        }, batchId: "QX2110026-20250731-902");
+        var response = await PostTownshipAsync(deletion);
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.DoesNotContain(issues, i => i.GetProperty("diagnostics").GetString()!.Contains("holds nothing", StringComparison.Ordinal));
+        Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=GXY-QX2110026-0000201"));
+        Assert.Empty(await SearchAsync<Observation>($"Observation?encounter=Encounter/{visit.Id}"));
+        Assert.Equal(HttpStatusCode.Gone, (await Client.GetAsync($"/fhir/Observation/{items[0].Id}")).StatusCode);
     }
 
     [Fact]

@@ -154,6 +154,33 @@ internal static class TownshipCareMapping
         Items(builder, row, "child_checkups", patient, encounter, row["checkup_id"], row["checkup_date"], null);
     }
 
+    /// <summary>
+    /// A deleted row retracts what the hub derived from it (§2 "Retraction"): a contract's or a registration's
+    /// EpisodeOfCare, and a visit's Encounter with every Observation <see cref="Items"/> may have written for it (the
+    /// row's cells are not sent, so every item its table can have). By <c>_id</c>, conditionally: a key the hub never
+    /// had deletes nothing (a warning) instead of failing the chunk.
+    /// </summary>
+    public static void Retract(TransactionBuilder builder, string table, string key)
+    {
+        if (table is "contracts" or "maternal_registrations")
+        {
+            builder.DeleteWhere("EpisodeOfCare", $"_id={ResourceIds.From(key)}");
+        }
+
+        if (table == "contracts")
+        {
+            return;
+        }
+
+        // A registration is also the first antenatal visit (MaternalRegistration).
+        builder.DeleteWhere("Encounter", $"_id={ResourceIds.From((table == "maternal_registrations" ? $"{key}.first" : key).Replace('.', '-'))}");
+        var schema = TownshipSchema.Find(table)!;
+        foreach (var item in schema.Columns.Where(c => !Structural.Contains(c.Name) && c.Name != schema.Key).Select(c => c.Name).Concat(["bp", "gestational-age"]))
+        {
+            builder.DeleteWhere("Observation", $"_id={ResourceIds.From(key, item.Replace('_', '-'))}");
+        }
+    }
+
     private static ResourceReference Patient(CsvRow row) =>
         new($"Patient?{Criteria.Identifier(Systems.HealthRecord, TextNormalizer.Number(row["record_no"]))}");
 

@@ -38,13 +38,7 @@ internal static class TownshipMapper
                 Immunization(builder, row, resident);
                 break;
             case var _ when deleted:
-                // A deleted row retracts what the hub derived from it: the row's own resource (§2 "Retraction"). By
-                // _id, conditionally: a key the hub never had deletes nothing (a warning) instead of failing the chunk.
-                builder.DeleteWhere(table switch
-                {
-                    "contracts" or "maternal_registrations" => "EpisodeOfCare",
-                    _ => "Encounter",
-                }, $"_id={ResourceIds.From(row[TownshipSchema.Find(table)!.Key])}");
+                TownshipCareMapping.Retract(builder, table, row[TownshipSchema.Find(table)!.Key]);
                 break;
             case "contracts":
                 TownshipCareMapping.Contract(builder, row);
