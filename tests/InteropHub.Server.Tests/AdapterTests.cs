@@ -813,6 +813,55 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_deleted_resident_row_retracts_the_health_record_and_rows_naming_it_afterwards_are_unknown_references()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 870_001, residents: 2))).StatusCode);
+        var record = "36992110120170001";
+        Assert.Single(await SearchAsync<Patient>($"Patient?identifier={record}"));
+
+        static void Delete(List<string> lines, int line, string key, string updatedAt)
+        {
+            var header = lines[0].Split(',');
+            var cells = new string[header.Length];
+            Array.Fill(cells, "");
+            cells[0] = key;
+            cells[Array.IndexOf(header, "status")] = "deleted";
+            cells[Array.IndexOf(header, "updated_at")] = updatedAt;
+            lines[line] = string.Join(',', cells);
+        }
+
+        static void Touch(List<string> lines, int line, string updatedAt) =>
+            lines[line] = string.Join(',', lines[line].Split(',')[..^1].Append(updatedAt));
+
+        // Batch 2: resident 1 deleted, then a changed dose of theirs (in the same batch); a deletion of a record never sent.
+        var second = Rewrite(LegacyData.TownshipBatch(first: 870_001, residents: 2, sequence: 2), "residents.csv", lines =>
+        {
+            Delete(lines, 1, record, "2025-06-01 08:00:00");
+            Delete(lines, 2, "36992110120179999", "2025-06-01 08:00:00");
+        });
+        second = Rewrite(second, "immunizations.csv", lines => Touch(lines, 1, "2025-06-02 08:00:00"));
+        var issues = (await GetJsonAsync((await PostTownshipAsync(second)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+
+        var sameBatch = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal(("immunizations.csv:1:record_no (column 2)", "UNKNOWN_REFERENCE"),
+            (sameBatch.GetProperty("location")[0].GetString(), sameBatch.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()));
+        Assert.Single(issues, i => i.GetProperty("diagnostics").GetString()!.Contains("36992110120179999", StringComparison.Ordinal)
+            && i.GetProperty("diagnostics").GetString()!.Contains("holds nothing", StringComparison.Ordinal));
+        // The person stays, without the health record; the other resident keeps theirs.
+        Assert.Empty(await SearchAsync<Patient>($"Patient?identifier={record}"));
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(870_001)}"));
+        Assert.DoesNotContain(person.Identifier, i => i.Value == record);
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120170002"));
+
+        // Batch 3: a later dose of the deleted resident is an unknown reference too.
+        var third = Rewrite(LegacyData.TownshipBatch(first: 870_001, residents: 1, sequence: 3), "immunizations.csv", lines => Touch(lines, 1, "2025-06-03 08:00:00"));
+        var later = (await GetJsonAsync((await PostTownshipAsync(third)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var unknown = Assert.Single(later, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal("UNKNOWN_REFERENCE", unknown.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -52,6 +52,18 @@ internal sealed class TransactionBuilder
         });
     }
 
+    /// <summary>Conditional FHIRPath Patch (http.html#patch) of the one resource matching <paramref name="criteria"/>.</summary>
+    public void PatchWhere(string type, string criteria, Parameters patch)
+    {
+        var url = $"{type}?{criteria}";
+        _bundle.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = Urn(url + "#patch"),
+            Resource = patch,
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PATCH, Url = url },
+        });
+    }
+
     /// <summary>Conditional delete: removes the resources matching <paramref name="criteria"/>.</summary>
     public void DeleteWhere(string type, string criteria)
     {

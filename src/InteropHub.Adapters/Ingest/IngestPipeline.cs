@@ -1136,6 +1136,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 WarnDeletedNothing(await ApplyTogetherAsync(manifest, [row], ct), outcome);
                 applied++;
             }
+            catch (FhirException e) when (row.Row.Deleted && e.Status == System.Net.HttpStatusCode.NotFound)
+            {
+                // A deleted resident the hub never had: nothing to retract, a warning (township-export.md §2).
+                WarnDeletedNothing([row.Row], outcome);
+                applied++;
+            }
             catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
             {
                 // The hub refused the row (a resident it does not know, one that several records match): the row is

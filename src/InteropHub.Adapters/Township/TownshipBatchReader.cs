@@ -213,15 +213,17 @@ public static class TownshipBatchReader
 
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
-            Func<Bundle?>? mapping = deleted && schema.Table == "residents"
-                ? null
-                : () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}");
+            Func<Bundle?> mapping = () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}");
             if (deleted && schema.Table == "residents")
             {
-                issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "居民档案的删除尚未实现，未应用", IssueSeverity.Warning));
+                // Its later rows in this batch name a resident who is no longer known (§2 "References").
+                state.Deleted(key);
+            }
+            else
+            {
+                state.Accepted(schema.Table, key, row);
             }
 
-            state.Accepted(schema.Table, key, row);
             var residents = schema.ReferencesResident && !state.ResidentInBatch(row["record_no"]) ? new[] { row["record_no"] } : [];
             // A deleted row may carry only its key: the exporting institution of the batch is then its author.
             var institution = string.IsNullOrEmpty(row["org_code"]) ? state.Manifest.Institution : row["org_code"];
@@ -234,6 +236,7 @@ public static class TownshipBatchReader
     {
         private readonly Dictionary<string, CsvRow> _residents = new(StringComparer.Ordinal);
         private readonly HashSet<string> _rejectedResidents = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _deletedResidents = new(StringComparer.Ordinal);
         private readonly Dictionary<string, CsvRow> _registrations = new(StringComparer.Ordinal);
         private readonly HashSet<string> _rejectedRegistrations = new(StringComparer.Ordinal);
 
@@ -242,6 +245,14 @@ public static class TownshipBatchReader
         public bool ResidentInBatch(string recordNo) => _residents.ContainsKey(recordNo);
 
         public bool ResidentRejected(string recordNo) => _rejectedResidents.Contains(recordNo);
+
+        public bool ResidentDeleted(string recordNo) => _deletedResidents.Contains(recordNo);
+
+        public void Deleted(string recordNo)
+        {
+            _deletedResidents.Add(recordNo);
+            _residents.Remove(recordNo);
+        }
 
         public bool RegistrationRejected(string regId) => _rejectedRegistrations.Contains(regId);
 
@@ -567,6 +578,11 @@ public static class TownshipBatchReader
             if (schema.ReferencesResident && state.ResidentRejected(row["record_no"]))
             {
                 return Fail(RejectionReason.UnknownReference, "record_no", $"record_no {row["record_no"]} 的居民档案已被拒绝");
+            }
+
+            if (schema.ReferencesResident && state.ResidentDeleted(row["record_no"]))
+            {
+                return Fail(RejectionReason.UnknownReference, "record_no", $"record_no {row["record_no"]} 的居民档案已在本批次中删除");
             }
 
             if (schema.Table == "maternal_visits" && state.RegistrationRejected(row["reg_id"]))

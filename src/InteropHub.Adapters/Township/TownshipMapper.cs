@@ -27,6 +27,9 @@ internal static class TownshipMapper
         var builder = new TransactionBuilder();
         switch (table)
         {
+            case "residents" when deleted:
+                RetractResident(builder, row);
+                break;
             case "residents":
                 Resident(builder, row);
                 break;
@@ -90,7 +93,7 @@ internal static class TownshipMapper
             var reference = entry.Request switch
             {
                 { Method: Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE, Url: { } byId } when !byId.Contains('?') => byId,
-                { Method: Bundle.HTTPVerb.DELETE } => null,
+                { Method: Bundle.HTTPVerb.DELETE or Bundle.HTTPVerb.PATCH } => null,
                 _ => entry.FullUrl,
             };
             if (reference is not null && seen.Add(reference))
@@ -151,6 +154,27 @@ internal static class TownshipMapper
     public const string BatchSystem = "urn:interophub:sid:township-batch";
 
     /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
+    /// <summary>
+    /// A deleted resident row retracts the health record (§2 "Retraction"): its number leaves the Patient, so the rows
+    /// that name it afterwards are <c>UNKNOWN_REFERENCE</c> ("not deleted", §2 "References"). The person stays: the HIS,
+    /// the certificates and the resident's earlier rows refer to the Patient, which holds what they said.
+    /// </summary>
+    private static void RetractResident(TransactionBuilder builder, CsvRow row)
+    {
+        var recordNo = TextNormalizer.Number(row["record_no"]);
+        var patch = new Parameters();
+        patch.Parameter.Add(new Parameters.ParameterComponent
+        {
+            Name = "operation",
+            Part =
+            [
+                new Parameters.ParameterComponent { Name = "type", Value = new Code("delete") },
+                new Parameters.ParameterComponent { Name = "path", Value = new FhirString($"Patient.identifier.where(system = '{Systems.HealthRecord}' and value = '{recordNo}')") },
+            ],
+        });
+        builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo), patch);
+    }
+
     private static void Resident(TransactionBuilder builder, CsvRow row)
     {
         var linking = new List<Identifier>();
