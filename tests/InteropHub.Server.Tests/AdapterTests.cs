@@ -862,6 +862,32 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_later_resident_row_replaces_what_the_townships_earlier_row_gave()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 871_001, residents: 1))).StatusCode);
+        var before = Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120171001"));
+        Assert.NotEmpty(before.Telecom);
+
+        // The same row, updated later, without the phone and the marital status: rows are replaced whole (§2).
+        var update = Rewrite(LegacyData.TownshipBatch(first: 871_001, residents: 1, sequence: 2), "residents.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = lines[1].Split(',');
+            cells[Array.IndexOf(header, "phone")] = "";
+            cells[Array.IndexOf(header, "marital_status_code")] = "";
+            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
+            lines[1] = string.Join(',', cells);
+        });
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(update)).StatusCode);
+
+        var after = Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120171001"));
+        Assert.Empty(after.Telecom);
+        Assert.Null(after.MaritalStatus);
+        Assert.Equal(before.Name[0].Text, after.Name[0].Text);
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -820,9 +820,22 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
+            if (FromTownship(patient) && FromTownship(current))
+            {
+                // Township rows are replaced whole (township-export.md §2): what the township's own last version gave
+                // and this row leaves empty is not kept (what other sources gave, it kept in that version).
+                current.Telecom.RemoveAll(t => t is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile }
+                    && patient.Telecom.Count == 0);
+                current.MaritalStatus = patient.MaritalStatus;
+                current.Deceased = patient.Deceased;
+                current.Extension.RemoveAll(e => e.Url == ExtensionUrls.PaymentMethod && patient.Extension.All(n => n.Url != e.Url));
+            }
+
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
         }
     }
+
+    private static bool FromTownship(Resource resource) => resource.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
