@@ -888,6 +888,37 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_second_institutions_MRN_on_a_result_or_referral_joins_the_person_without_changing_their_demographics()
+    {
+        await SeedOrganizationsAsync();
+        // The person as the county hospital's ADT keeps them, under a name of its own.
+        var admission = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250401080000||ADT^A28^ADT_A05|SECOND-MRN-A28-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250401080000\r"
+            + "PID|1||0000390412^^^QX2100012^MR~369902196302140930^^^&2.16.156.10011.1.3&ISO^NNCHN||赵建华甲||19630214|M\r"
+            + "PV1|1|N\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(admission))).Ack));
+
+        // A referral from 白沙镇卫生院 names them by its own MRN and the ID number (sample 14).
+        var referral = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "14_REF_I12_baisha_zhaojianhua_up.hl7")))
+            .Replace("QX2110026-20250416-000233", "SECOND-MRN-REF-1", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(referral))).Ack));
+
+        // Later 白沙 names them by its MRN alone: the same person, not a new Patient.
+        var byMrnAlone = "MSH|^~\\&|QXHIS|QX2110026|IHUB|QX-PLATFORM|20250501100000||ADT^A31^ADT_A05|SECOND-MRN-A31-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A31|20250501100000\r"
+            + "PID|1||0000019342^^^QX2110026^MR||赵建华甲||19630214|M\r"
+            + "PV1|1|N\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(byMrnAlone))).Ack));
+
+        var person = Assert.Single(await SearchAsync<Patient>("Patient?identifier=369902196302140930"));
+        Assert.Contains(person.Identifier, i => i.Value == "0000390412");
+        Assert.Contains(person.Identifier, i => i.Value == "0000019342");
+        Assert.Equal(person.Id, Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000019342")).Id);
+        // The referral's PID did not rename them.
+        Assert.Equal("赵建华甲", person.Name[0].Text ?? person.Name[0].Family + string.Concat(person.Name[0].Given));
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -67,6 +67,13 @@ public static class ExtensionUrls
     /// which the ingest pipeline then does not keep from the stored Patient (valueCode: an element name or an extension URL).
     /// </summary>
     public const string Cleared = "urn:interophub:ext:cleared";
+
+    /// <summary>
+    /// In a HIS transaction only, never stored: the Patient of a message that does not maintain the person (ORU, VXU,
+    /// REF, visit events): created from the message when absent; when stored, only the identifiers it lacks are added
+    /// (a second institution's MRN joins the person, legacy/README.md linking rule 2), its demographics left alone.
+    /// </summary>
+    public const string IdentifiersOnly = "urn:interophub:ext:identifiers-only";
     public const string RegisteredPoor = "urn:interophub:ext:registered-poor";
     public const string FamilyDoctorContract = "urn:interophub:ext:family-doctor-contract";
     public const string PaymentMethod = "urn:interophub:ext:payment-method";

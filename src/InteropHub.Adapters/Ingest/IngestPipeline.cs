@@ -790,12 +790,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         var all = entries.ToList();
         var cleared = new Dictionary<Patient, HashSet<string>>(ReferenceEqualityComparer.Instance);
+        var identifiersOnly = new HashSet<Patient>(ReferenceEqualityComparer.Instance);
         foreach (var patient in all.Select(e => e.Resource).OfType<Patient>())
         {
             // The fields the message deleted with "" (PatientMapping.MarkCleared): noted, and never stored.
             cleared[patient] = patient.Extension.Where(e => e.Url == ExtensionUrls.Cleared).Select(e => (e.Value as Code)?.Value).OfType<string>()
                 .ToHashSet(StringComparer.Ordinal);
             patient.Extension.RemoveAll(e => e.Url == ExtensionUrls.Cleared);
+            if (patient.Extension.RemoveAll(e => e.Url == ExtensionUrls.IdentifiersOnly) > 0)
+            {
+                identifiersOnly.Add(patient);
+            }
         }
 
         foreach (var entry in all)
@@ -817,6 +822,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 survivor?.Identifier.AddRange(current.Identifier
                     .Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
                     .Where(i => !survivor.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                continue;
+            }
+
+            if (identifiersOnly.Contains(patient))
+            {
+                // A message that does not maintain the person: the stored Patient as it is, plus the identifiers it lacks.
+                var added = patient.Identifier.Where(i => !current.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList();
+                current.CopyTo(patient);
+                patient.Identifier.AddRange(added);
                 continue;
             }
 

@@ -25,7 +25,8 @@ internal static class PatientMapping
 {
     private const string V2IdentifierType = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
-    /// <param name="upsert">ADT events that maintain the person replace the Patient; other messages only create it when absent.</param>
+    /// <param name="upsert">ADT events that maintain the person replace the Patient; other messages create it when absent
+    /// and otherwise add only its identifiers (<see cref="ExtensionUrls.IdentifiersOnly"/>).</param>
     public static PatientInfo? Map(HisContext context, bool upsert)
     {
         var pid = context.Required("PID");
@@ -56,7 +57,12 @@ internal static class PatientMapping
         }
 
         var criteria = Criteria.Identifier(linking);
-        var reference = upsert ? context.Builder.Upsert(patient, criteria) : context.Builder.CreateIfAbsent(patient, criteria);
+        if (!upsert)
+        {
+            patient.Extension.Add(new Extension(ExtensionUrls.IdentifiersOnly, new FhirBoolean(true)));
+        }
+
+        var reference = context.Builder.Upsert(patient, criteria);
         var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking);
         MapKin(context, info);
         return info;
