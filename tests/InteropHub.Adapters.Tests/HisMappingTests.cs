@@ -24,6 +24,19 @@ public sealed class HisMappingTests
         Assert.Equal(Bundle.HTTPVerb.PUT, entry.Request.Method);
     }
 
+    [Theory]
+    [InlineData("10^9/L")]
+    [InlineData("10\\S\\9/L")]
+    [InlineData("10*9/L")]
+    public void A_count_unit_sent_with_or_without_its_caret_escaped_is_UCUM_10_9_per_litre(string unit)
+    {
+        var observation = All<Observation>(Er7.Sample("29_").With("OBX", 6, unit).Map()).First();
+
+        var quantity = Assert.IsType<Quantity>(observation.Value);
+        Assert.Equal(("http://unitsofmeasure.org", "10*9/L"), (quantity.System, quantity.Code));
+        Assert.Equal("10*9/L", observation.ReferenceRange.Single().Low!.Code);
+    }
+
     [Fact]
     public void A_wrong_check_character_is_rejected_AE_naming_the_repetition_and_the_expected_character()
     {

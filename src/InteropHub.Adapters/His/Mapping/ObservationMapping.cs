@@ -196,7 +196,7 @@ internal static class ObservationMapping
     /// <summary>A quantity with the unit as printed and, when known, its UCUM code (µ/μ/u variants unified, §9).</summary>
     internal static Quantity ToQuantity(decimal value, Hl7Value unitField)
     {
-        var printed = unitField.Component(1).Text.Trim().Replace('\u00B5', '\u03BC');
+        var printed = PrintedUnit(unitField).Replace('\u00B5', '\u03BC');
         var quantity = new Quantity { Value = value };
         if (printed.Length == 0)
         {
@@ -211,6 +211,18 @@ internal static class ObservationMapping
         }
 
         return quantity;
+    }
+
+    /// <summary>
+    /// OBX-6 as the LIS printed it. A unit such as <c>10^9/L</c> sent unescaped splits at the component separator into
+    /// <c>10</c> and <c>9/L</c> (his-hl7v2.md §9): a number followed by a component that starts with a digit is joined
+    /// back, where a coded unit's second component is its text.
+    /// </summary>
+    private static string PrintedUnit(Hl7Value unitField)
+    {
+        var first = unitField.Component(1).Text.Trim();
+        var second = unitField.Component(2).Text.Trim();
+        return first.Length > 0 && first.All(char.IsAsciiDigit) && second.Length > 0 && char.IsAsciiDigit(second[0]) ? $"{first}^{second}" : first;
     }
 
     internal static string? Ucum(string unit) => unit switch
