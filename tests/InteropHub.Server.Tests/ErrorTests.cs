@@ -19,6 +19,23 @@ public abstract class ErrorTests(HubFactory hub)
         Assert.Contains("position", diagnostics);
     }
 
+    [Theory]
+    [InlineData("GET", "/fhir/Patient/$foo", "$foo", "Patient type")]
+    [InlineData("GET", "/fhir/Patient/p1/$foo", "$foo", "Patient instance")]
+    [InlineData("GET", "/fhir/$validate", "$validate", "system level")]
+    [InlineData("GET", "/fhir/Patient/p1/$meta-add", "$meta-add", "Patient instance")]
+    [InlineData("DELETE", "/fhir/Patient/$everything", "$everything", "Patient type")]
+    public async Task An_operation_the_hub_does_not_have_is_400_naming_it_not_an_unknown_type_or_id(string method, string url, string operation, string level)
+    {
+        var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), url));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue);
+        Assert.Equal(OperationOutcome.IssueType.NotSupported, issue.Code);
+        Assert.Contains($"'{operation}' is not supported at", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Contains(level, issue.Diagnostics, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task An_unknown_element_is_400_naming_the_element()
     {

@@ -30,7 +30,9 @@ public static class FhirEndpoints
 
         var type = fhir.MapGroup("/{type}").AddEndpointFilter(async (context, next) =>
         {
-            ResourceTypes.EnsureKnown((string)context.HttpContext.Request.RouteValues["type"]!);
+            var request = context.HttpContext.Request;
+            EnsureNoOperation(request);
+            ResourceTypes.EnsureKnown((string)request.RouteValues["type"]!);
             return await next(context);
         });
         type.MapPost("/", Create);
@@ -48,6 +50,29 @@ public static class FhirEndpoints
         type.MapGet("/{id}/_history/{vid}", ReadVersion);
         type.MapGet("/{id}/{compartmentType}", CompartmentSearch);
         return app;
+    }
+
+    /// <summary>
+    /// A <c>$name</c> segment that no operation route took is an operation this hub does not have at that level or
+    /// with that method: said so (a 400 naming it), not read as a resource type, id or compartment.
+    /// </summary>
+    private static void EnsureNoOperation(HttpRequest request)
+    {
+        foreach (var key in new[] { "type", "id", "compartmentType", "vid" })
+        {
+            if (request.RouteValues[key] is string segment && segment.StartsWith('$'))
+            {
+                var level = key switch
+                {
+                    "type" => "the system level",
+                    "id" => $"the {request.RouteValues["type"]} type",
+                    _ => $"a {request.RouteValues["type"]} instance",
+                };
+                throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                    $"Operation '{segment}' is not supported at {level} with {request.Method}; the operations this hub has are listed in its CapabilityStatement (GET [base]/metadata).",
+                    segment);
+            }
+        }
     }
 
     private static async Task<IResult> BatchOrTransaction(HttpRequest request, FhirRequestReader reader, ProcessBundle handler,
