@@ -18,6 +18,8 @@ public abstract class SearchTests(HubFactory hub)
     [InlineData("_sort=nonsense", "_sort")]
     [InlineData("_include=Observation:nonsense", "_include")]
     [InlineData("_summary=maybe", "_summary")]
+    [InlineData("_sort:desc=birthdate", "_sort:desc")]
+    [InlineData("_count:exact=5", "_count:exact")]
     public async Task A_parameter_modifier_or_prefix_the_hub_does_not_understand_is_400_naming_it(string query, string named)
     {
         var response = await _client.GetAsync($"/fhir/Patient?{query}");
@@ -61,6 +63,10 @@ public abstract class SearchTests(HubFactory hub)
 
         Assert.Equal([$"match Observation/{observation}", $"include Patient/{patientId}"], Modes(included));
         Assert.Equal([$"match Patient/{patientId}", $"include Observation/{observation}"], Modes(revIncluded));
+
+        // STU3's :recurse reads as :iterate: the observation's patient, then what refers to that patient.
+        var recursed = await SearchAsync($"Observation?_id={observation}&_include:recurse=Observation:subject&_revinclude:recurse=Observation:subject");
+        Assert.Equal([$"match Observation/{observation}", $"include Patient/{patientId}"], Modes(recursed));
     }
 
     [Fact]

@@ -24,6 +24,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     private static readonly HashSet<string> ResultNames = new(StringComparer.Ordinal)
     {
         "_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude", "_include:iterate", "_revinclude:iterate",
+        // STU3's name of :iterate, which clients still send.
+        "_include:recurse", "_revinclude:recurse",
         "_format", "_pretty", Resources.Paging.CursorParameter, "_type",
     };
 
@@ -95,10 +97,10 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     case "_elements":
                         elements = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                         break;
-                    case "_include" or "_include:iterate":
+                    case "_include" or "_include:iterate" or "_include:recurse":
                         includes.Add(ParseInclude(resourceTypes, value, name, reverse: false));
                         break;
-                    case "_revinclude" or "_revinclude:iterate":
+                    case "_revinclude" or "_revinclude:iterate" or "_revinclude:recurse":
                         revIncludes.Add(ParseInclude(resourceTypes, value, name, reverse: true));
                         break;
                 }
@@ -175,6 +177,13 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     private Criterion ParseParameter(IReadOnlyList<string> resourceTypes, string name, string value)
     {
+        if (ResultNames.Contains(HeadName(name)))
+        {
+            // _sort:desc, _count:x…: a result parameter with a modifier it does not take (descending order is -param).
+            throw new InvalidInputException($"'{name}': {HeadName(name)} takes no modifier '{name[HeadName(name).Length..]}'"
+                + (HeadName(name) == "_sort" ? "; sort descending with a minus sign, _sort=-date." : "."), name);
+        }
+
         if (resourceTypes.Count == 1)
         {
             return Parse(resourceTypes[0], name, value, 0);
@@ -643,7 +652,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     private IncludeSpec ParseInclude(IReadOnlyList<string> resourceTypes, string value, string name, bool reverse)
     {
-        var iterate = name.EndsWith(":iterate", StringComparison.Ordinal);
+        var iterate = name.EndsWith(":iterate", StringComparison.Ordinal) || name.EndsWith(":recurse", StringComparison.Ordinal);
         if (value == "*")
         {
             return new IncludeSpec("*", null, null, iterate);
