@@ -37,6 +37,31 @@ public abstract class ErrorTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_conditional_reference_outside_a_transaction_is_400_naming_where_it_is()
+    {
+        var observation = new Observation
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "8867-4"),
+            Subject = new ResourceReference("Patient?identifier=urn:oid:2.16.156.10011.1.3|330102199001010024"),
+        };
+        var update = new Observation
+        {
+            Id = "conditional-reference-1",
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "8867-4"),
+            Performer = [new ResourceReference("Organization/o1"), new ResourceReference("Practitioner?identifier=x|1")],
+        };
+
+        var created = await _client.PostAsync("/fhir/Observation", Fhir.Content(observation));
+        var updated = await _client.PutAsync("/fhir/Observation/conditional-reference-1", Fhir.Content(update));
+
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (created.StatusCode, updated.StatusCode));
+        Assert.Equal("Observation.subject", Assert.Single((await Fhir.Read<OperationOutcome>(created)).Issue).Expression.Single());
+        Assert.Equal("Observation.performer[1]", Assert.Single((await Fhir.Read<OperationOutcome>(updated)).Issue).Expression.Single());
+    }
+
+    [Fact]
     public async Task An_unknown_element_is_400_naming_the_element()
     {
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\n \"nmae\":[{\"family\":\"张\"}]}"));
