@@ -506,6 +506,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             return null;
         }
+        catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed)
+        {
+            // The identifiers the message names belong to more than one stored record (an MRN of one person, the ID
+            // number of another): the message's keys conflict, which the sender must resolve (a merge, a correction).
+            return (AckCode.AE, [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("PID", 1, 3),
+                $"消息中的标识符属于多个已存储的记录，无法确定是哪一个: {Describe(e.Outcome)}", IssueSeverity.Error, 205, "标识符冲突")], false);
+        }
         catch (FhirException e)
         {
             // The message is valid HL7 but the hub refused what it maps to: AE names why, and the stored message
