@@ -921,6 +921,33 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_referral_completed_without_any_visit_is_completed_with_the_notice_as_its_summary()
+    {
+        await SeedOrganizationsAsync();
+        // 李德福's up-referral under a key of its own; the arrival (IP) and the completion (C) name no visit (PV1 is optional, §6).
+        async Task<byte[]> OwnReferralAsync(string sample, string controlId) => Encoding.UTF8.GetBytes(string.Join('\r',
+            (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-9007", StringComparison.Ordinal)
+                .Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
+                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l)));
+        foreach (var (sample, controlId) in new[]
+        {
+            ("17_REF_I12_baisha_lidefu_up.hl7", "NOVISIT-REF-1"), ("18_REF_I13_county_lidefu_accepted.hl7", "NOVISIT-REF-2"),
+            ("20_REF_I13_county_lidefu_arrived.hl7", "NOVISIT-REF-3"), ("24_REF_I13_county_lidefu_completed.hl7", "NOVISIT-REF-4"),
+        })
+        {
+            var (_, ack) = await PostHl7Async(await OwnReferralAsync(sample, controlId));
+            Assert.True(Msa(ack) == "AA", $"{sample}: {ack}");
+        }
+
+        var task = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>("Task?identifier=ZZ-QX2110026-20250506-9007"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Completed, task.Status);
+        var notice = Assert.Single(task.Output, o => o.Value is ResourceReference { Reference: { } r } && r.StartsWith("DocumentReference/", StringComparison.Ordinal));
+        var document = await Fhir.Read<DocumentReference>(await Client.GetAsync(new Uri("/fhir/" + ((ResourceReference)notice.Value).Reference, UriKind.Relative)));
+        Assert.Equal(task.For!.Reference, document.Subject!.Reference);
+        Assert.NotEmpty(document.Content.Single().Attachment.Data!);
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

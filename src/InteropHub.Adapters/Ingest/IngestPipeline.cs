@@ -513,6 +513,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             return (AckCode.AE, [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("PID", 1, 3),
                 $"消息中的标识符属于多个已存储的记录，无法确定是哪一个: {Describe(e.Outcome)}", IssueSeverity.Error, 205, "标识符冲突")], false);
         }
+        catch (FhirException e) when ((int)e.Status == 422)
+        {
+            // A rule of the hub's workflows (the referral state machine) refuses what the message asks for.
+            return (AckCode.AE, [new HisIssue(RejectionReason.InvalidTransition, null, Describe(e.Outcome), IssueSeverity.Error)], false);
+        }
         catch (FhirException e)
         {
             // The message is valid HL7 but the hub refused what it maps to: AE names why, and the stored message
@@ -962,9 +967,25 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         // Each REF message is one moment of the referral: what earlier ones put in Task.output (the treatment
         // Encounter reported on arrival) stays, so an I13 C without a PV1 still points at it (his-hl7v2.md §6).
-        foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
+        foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId).ToList())
         {
             task.Output.AddRange(current.Output.Where(o => !task.Output.Any(n => n.IsExactly(o))).Select(o => (Hl7.Fhir.Model.Task.OutputComponent)o.DeepCopy()).ToList());
+
+            // A completion naming no visit brings its notice as the summary (ReferralMapping); when an earlier message
+            // reported the treatment Encounter, that Encounter is the summary and the notice is not written.
+            if (task.Output.Any(o => o.Value is ResourceReference { Reference: { } r } && r.StartsWith("Encounter/", StringComparison.Ordinal)))
+            {
+                foreach (var notice in task.Output.Where(o => o.Type?.Coding.Any(c => c.Code == "completion-notice") == true).ToList())
+                {
+                    task.Output.Remove(notice);
+                    var reference = (notice.Value as ResourceReference)?.Reference;
+                    bundle.Entry.RemoveAll(e => e.Request?.Url is { } url && url == reference);
+                    foreach (var provenance in bundle.Entry.Select(e => e.Resource).OfType<Provenance>())
+                    {
+                        provenance.Target.RemoveAll(t => t.Reference == reference);
+                    }
+                }
+            }
         }
 
         if (transition.KeepsStatus || (transition.MayBeAbsent && status == transition.To))

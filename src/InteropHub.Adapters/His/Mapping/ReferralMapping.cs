@@ -151,11 +151,45 @@ internal static class ReferralMapping
                 Value = visit.Reference,
             });
         }
+        else if (state.Status == FhirTask.TaskStatus.Completed)
+        {
+            // PV1 is optional in REF (§6): a completion that names no visit hands the patient back with the notice
+            // itself as the summary a completed referral carries (its notes, who completed it, when).
+            task.Output.Add(new FhirTask.OutputComponent
+            {
+                Type = FhirValues.Coded(Systems.Local("referral-output"), "completion-notice", "转诊完成通知"),
+                Value = CompletionNotice(context, key, patient, requestReference, owner, changed, notes),
+            });
+        }
 
         context.Builder.Put(task, id);
         context.Preconditions.Add(new TaskTransition(id, AllowedFrom[state.Status], state.Status.GetLiteral(),
             KeepsStatus: statusCode == "P", MayBeAbsent: trigger == "I12", rf1.Location(1),
             trigger == "I12" ? $"转诊单 {key} 已存在且状态不允许修改" : $"转诊单 {key} 当前状态不允许变更为 {state.Display}"));
+    }
+
+    private static ResourceReference CompletionNotice(HisContext context, string key, PatientInfo patient, ResourceReference request,
+        ResourceReference owner, Hl7Time at, List<string> notes)
+    {
+        var text = notes.Count > 0 ? string.Join('\n', notes) : $"转诊 {key} 已完成";
+        var notice = new DocumentReference
+        {
+            Status = DocumentReferenceStatus.Current,
+            Type = FhirValues.Coded(Systems.Loinc, "57133-1", "Referral note"),
+            Subject = patient.Reference,
+            DateElement = new Instant(at.Value),
+            Author = [owner],
+            Description = $"转诊完成通知 {key}",
+            Content =
+            [
+                new DocumentReference.ContentComponent
+                {
+                    Attachment = new Attachment { ContentType = "text/plain; charset=utf-8", Data = System.Text.Encoding.UTF8.GetBytes(text), Title = "转诊完成通知" },
+                },
+            ],
+            Context = new DocumentReference.ContextComponent { Related = [request] },
+        };
+        return context.Builder.Put(notice, ResourceIds.From(key, "completion-notice"));
     }
 
     private static ServiceRequest Request(HisContext context, Hl7Segment rf1, Identifier identifier, string direction, PatientInfo patient,
