@@ -145,14 +145,20 @@ public abstract class AdapterTestBase(HubFactory hub)
             }
         }
 
-        var lines = Encoding.UTF8.GetString(files[file]).Split("\r\n").ToList();
+        // A file the batch lacks is added (its table named after it).
+        var lines = files.TryGetValue(file, out var original) ? Encoding.UTF8.GetString(original).Split("\r\n").ToList() : [];
         edit(lines);
         files[file] = Encoding.UTF8.GetBytes(string.Join("\r\n", lines));
         var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!;
-        foreach (var listed in manifest["files"]!.AsArray().Where(f => (string?)f!["name"] == file))
+        var listed = manifest["files"]!.AsArray().FirstOrDefault(f => (string?)f!["name"] == file);
+        if (listed is null)
         {
-            listed!["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(files[file]));
+            listed = new System.Text.Json.Nodes.JsonObject { ["name"] = file, ["table"] = file[..^".csv".Length] };
+            manifest["files"]!.AsArray().Add(listed);
         }
+
+        listed["rows"] = lines.Count(l => l.Length > 0) - 1;
+        listed["sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(files[file]));
 
         if (batchId is not null)
         {
@@ -945,6 +951,45 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var document = await Fhir.Read<DocumentReference>(await Client.GetAsync(new Uri("/fhir/" + ((ResourceReference)notice.Value).Reference, UriKind.Relative)));
         Assert.Equal(task.For!.Reference, document.Subject!.Reference);
         Assert.NotEmpty(document.Content.Single().Attachment.Data!);
+    }
+
+    [Fact]
+    public async Task A_maternal_visit_must_name_a_registration_the_hub_has_for_the_same_woman()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")))).StatusCode);
+        var template = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_visits.csv"));
+        string Visit(string visitId, string regId, string recordNo)
+        {
+            var header = template[0].Split(',');
+            var cells = template[1].Split(',');
+            cells[0] = visitId;
+            cells[Array.IndexOf(header, "reg_id")] = regId;
+            cells[Array.IndexOf(header, "record_no")] = recordNo;
+            cells[Array.IndexOf(header, "updated_at")] = "2025-07-30 09:00:00";
+            return string.Join(',', cells);
+        }
+
+        // Registrations of an earlier batch: YC-…0001 is 36992110120200041's; 36992110120100057 is another woman.
+        var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_visits.csv", lines =>
+        {
+            lines.Add(template[0]);
+            lines.Add(Visit("YF-QX2110026-0009901", "YC-QX2110026-9999999", "36992110120200041"));
+            lines.Add(Visit("YF-QX2110026-0009902", "YC-QX2110026-0000001", "36992110120100057"));
+            lines.Add(Visit("YF-QX2110026-0009903", "YC-QX2110026-0000001", "36992110120200041"));
+            lines.Add("");
+        }, batchId: "QX2110026-20250731-903");
+        var issues = (await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray()
+            .Where(i => i.GetProperty("severity").GetString() == "error").ToList();
+
+        Assert.Equal(["maternal_visits.csv:1", "maternal_visits.csv:2"], issues.Select(i => i.GetProperty("location")[0].GetString()!.Split(':')[0] + ":"
+            + i.GetProperty("location")[0].GetString()!.Split(':')[1]).Order(StringComparer.Ordinal));
+        Assert.All(issues, i => Assert.Equal("UNKNOWN_REFERENCE", i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()));
+        Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009901"));
+        Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009902"));
+        var applied = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009903"));
+        var episode = Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
+        Assert.Equal($"EpisodeOfCare/{episode.Id}", applied.EpisodeOfCare.Single().Reference);
     }
 
     [Fact]

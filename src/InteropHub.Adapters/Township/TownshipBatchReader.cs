@@ -213,7 +213,9 @@ public static class TownshipBatchReader
 
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
-            Func<Bundle?> mapping = () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}");
+            var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;
+            Func<Bundle?> mapping = () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}",
+                registrationInBatch);
             if (deleted && schema.Table == "residents")
             {
                 // Its later rows in this batch name a resident who is no longer known (§2 "References").
@@ -588,6 +590,13 @@ public static class TownshipBatchReader
             if (schema.Table == "maternal_visits" && state.RegistrationRejected(row["reg_id"]))
             {
                 return Fail(RejectionReason.UnknownReference, "reg_id", $"reg_id {row["reg_id"]} 的建册记录已被拒绝");
+            }
+
+            // §2 "References": the visit is the registered woman's (a registration of an earlier batch is checked by
+            // the hub when the row applies: TownshipCareMapping.MaternalVisit).
+            if (schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is { } registration && registration["record_no"] != row["record_no"])
+            {
+                return Fail(RejectionReason.UnknownReference, "reg_id", $"reg_id {row["reg_id"]} 是 record_no {registration["record_no"]} 的建册记录，不是 {row["record_no"]} 的");
             }
 
             return null;

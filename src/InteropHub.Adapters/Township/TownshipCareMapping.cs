@@ -136,10 +136,16 @@ internal static class TownshipCareMapping
         Items(builder, row, "maternal_registrations", patient, encounter, row["reg_id"], row["register_date"], null);
     }
 
-    public static void MaternalVisit(TransactionBuilder builder, CsvRow row)
+    /// <param name="registrationInBatch">The registration came in this batch (the reader checked it is the woman's); one
+    /// of an earlier batch is named by a conditional reference to the woman's registration, so a visit whose reg_id
+    /// the hub does not have, or has for another woman, is refused UNKNOWN_REFERENCE (§2 "References").</param>
+    public static void MaternalVisit(TransactionBuilder builder, CsvRow row, bool registrationInBatch)
     {
         var patient = Patient(row);
-        var episode = new ResourceReference($"EpisodeOfCare/{ResourceIds.From(row["reg_id"])}");
+        var episode = registrationInBatch
+            ? new ResourceReference($"EpisodeOfCare/{ResourceIds.From(row["reg_id"])}")
+            : new ResourceReference($"EpisodeOfCare?{Criteria.Identifier("urn:interophub:sid:maternal-registration", row["reg_id"])}"
+                + $"&patient.identifier={Systems.HealthRecord}|{TextNormalizer.Number(row["record_no"])}");
         var display = row["visit_type"] switch { "AN" => "产前随访", "PP" => "产后访视", _ => "产后42天健康检查" };
         var encounter = Visit(builder, row, patient, row["visit_id"], row["visit_date"], "maternal_visits", display,
             row["visit_type"] == "PP" ? ("HH", "home health") : ("AMB", "ambulatory"), episode);

@@ -22,7 +22,8 @@ internal static class TownshipMapper
     /// <param name="resident">The row's resident when it was accepted earlier in the same batch (for cross-source dose ids).</param>
     /// <param name="source">The row's place in its batch, which every resource it writes names in <c>meta.source</c>
     /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>).</param>
-    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source)
+    /// <param name="registrationInBatch">A maternal visit's registration was accepted earlier in the same batch.</param>
+    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source, bool registrationInBatch = false)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -53,7 +54,7 @@ internal static class TownshipMapper
                 TownshipCareMapping.MaternalRegistration(builder, row);
                 break;
             case "maternal_visits":
-                TownshipCareMapping.MaternalVisit(builder, row);
+                TownshipCareMapping.MaternalVisit(builder, row, registrationInBatch);
                 break;
             case "child_checkups":
                 TownshipCareMapping.ChildCheckup(builder, row);
