@@ -993,6 +993,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_corrected_certificate_updates_the_mother_from_the_new_document()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_301));
+        var motherId = System.Text.RegularExpressions.Regex.Match(first, "<IdDocument typeCode=\"01\">([0-9X]+)</IdDocument>").Groups[1].Value;
+        async Task<string> SendAsync(string xml)
+        {
+            using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
+            var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue, i => i.Details?.Coding[0].Code is "APPLIED" or "UNCHANGED" or "STALE").Details!.Coding[0].Code!;
+        }
+
+        Assert.Equal("APPLIED", await SendAsync(first));
+        Assert.Equal("母亲7301", Assert.Single(await SearchAsync<Patient>($"Patient?identifier={motherId}")).Name[0].Text);
+
+        // 信息更正: the same certificate, RecordVersion 2, the mother's name corrected (§3 "update the stored data").
+        var corrected = first.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Name>母亲7301</Name>", "<Name>母亲七三零一</Name>", StringComparison.Ordinal)
+            .Replace("<LastModified>", "<Corrections><Correction><Field>Mother/Name</Field><OldValue>母亲7301</OldValue><NewValue>母亲七三零一</NewValue>"
+                + "<Reason>姓名录入错误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><LastModified>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", await SendAsync(corrected));
+
+        var mother = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={motherId}"));
+        Assert.Equal("母亲七三零一", mother.Name[0].Text);
+        Assert.NotEmpty(mother.Address);
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

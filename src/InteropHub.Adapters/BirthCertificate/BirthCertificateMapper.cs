@@ -46,8 +46,17 @@ internal static class BirthCertificateMapper
             ? NewbornKeys.For(motherIdentifier.Value!, birthDate, gender, order)
             : null;
         var mother = Parent(motherElement, motherIdentifier, AdministrativeGender.Female, issuer);
-        // The mother is found or created by her ID document, never overwritten from a certificate (§3).
-        builder.CreateIfAbsent(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));
+        // A first issue finds or creates the mother by her ID document; a replacement (换发, IssueType 3) or an in-place
+        // correction (RecordVersion > 1) updates her from the new document (§3), keeping what it does not carry.
+        var updatesPersons = Text(c, "IssueType") == "3" || version > 1;
+        if (updatesPersons)
+        {
+            builder.Upsert(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));
+        }
+        else
+        {
+            builder.CreateIfAbsent(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));
+        }
 
         // Newborn.
         var newborn = new Patient { Gender = gender, BirthDate = birthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) };
