@@ -1022,6 +1022,40 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_dose_of_a_resident_of_an_earlier_batch_and_the_same_dose_from_the_HIS_are_one_Immunization()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 872_001, residents: 1))).StatusCode);
+        var id = LegacyData.IdNumber(872_001);
+        var sex = (id[16] - '0') % 2 == 1 ? "M" : "F";
+        var vxu = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20241105120000||VXU^V04^VXU_V04|DOSE-XSRC-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||0000872001^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民872001||{id[6..14]}|{sex}\r"
+            + "ORC|RE||JZ-XSRC-1^QXHIS\r"
+            + "RXA|0|1|20241105100000||1301^流感疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202409A011|20250930|M05^^QXMFR|||CP|A\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(vxu));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        // A later batch reports the same dose; the resident came in the first batch, not in this one.
+        var later = Rewrite(LegacyData.TownshipBatch(first: 872_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        later = Rewrite(later, "immunizations.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = lines[1].Split(',');
+            cells[0] = "JZ-QX2110026-XSRC00001";
+            cells[Array.IndexOf(header, "vacc_date")] = "2024-11-05";
+            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
+            lines[1] = string.Join(',', cells);
+        });
+        var issues = (await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        var doses = await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-05");
+        var dose = Assert.Single(doses);
+        Assert.Contains(dose.Identifier, i => i.Value == "JZ-QX2110026-XSRC00001");
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -1080,6 +1080,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // dropped once its chunk is done.
         var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
+        var storedPersons = await StoredPersonKeysAsync(rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false })
+            .SelectMany(r => r.ReferencedResidents), ct);
         (string Table, string File)? file = null;
         try
         {
@@ -1100,7 +1102,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 Bundle? transaction;
                 try
                 {
-                    transaction = row.Map();
+                    transaction = row.Map(row.ReferencedResidents is [var recordNo] ? storedPersons.GetValueOrDefault(TextNormalizer.Number(recordNo)) : null);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -1254,6 +1256,37 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             Release(held);
         }
+    }
+
+    /// <summary>
+    /// The person keys (<see cref="Identity.DoseIds.PersonKey"/>: newborn key, else ID number) of the stored Patients
+    /// with these health-record numbers, read two hundred per query: a dose of a resident of an earlier batch then gets
+    /// the id the HIS and the certificates give the same dose (one Immunization per person, vaccine and date).
+    /// </summary>
+    private async Task<Dictionary<string, string>> StoredPersonKeysAsync(IEnumerable<string> recordNos, CancellationToken ct)
+    {
+        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var page in recordNos.Select(TextNormalizer.Number).Distinct(StringComparer.Ordinal).Chunk(200))
+        {
+            var criteria = parser.ParseCriteria("Patient", [new("identifier", string.Join(',', page.Select(n => $"{Systems.HealthRecord}|{n}")))]);
+            var matches = await store.FindAsync("Patient", criteria, null, page.Length * 2, ct);
+            foreach (var stored in await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct))
+            {
+                var patient = (Patient)serializers.ParseStored(stored.Json);
+                string? Value(string system) => patient.Identifier.FirstOrDefault(i => i.System == system)?.Value;
+                if (DoseIds.PersonKey(Value(Systems.NewbornKey), Value(Systems.ResidentId)) is not { } key)
+                {
+                    continue;
+                }
+
+                foreach (var recordNo in patient.Identifier.Where(i => i.System == Systems.HealthRecord).Select(i => i.Value).OfType<string>())
+                {
+                    keys[recordNo] = key;
+                }
+            }
+        }
+
+        return keys;
     }
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>

@@ -214,8 +214,8 @@ public static class TownshipBatchReader
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
             var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;
-            Func<Bundle?> mapping = () => TownshipMapper.Map(schema.Table, row, deleted, resident, $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}",
-                registrationInBatch);
+            Func<string?, Bundle?> mapping = storedPersonKey => TownshipMapper.Map(schema.Table, row, deleted, resident,
+                $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}", registrationInBatch, storedPersonKey);
             if (deleted && schema.Table == "residents")
             {
                 // Its later rows in this batch name a resident who is no longer known (§2 "References").

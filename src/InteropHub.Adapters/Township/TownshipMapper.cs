@@ -23,7 +23,9 @@ internal static class TownshipMapper
     /// <param name="source">The row's place in its batch, which every resource it writes names in <c>meta.source</c>
     /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>).</param>
     /// <param name="registrationInBatch">A maternal visit's registration was accepted earlier in the same batch.</param>
-    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source, bool registrationInBatch = false)
+    /// <param name="storedPersonKey">The person key of a dose's resident stored before this batch (for its cross-source id).</param>
+    public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source, bool registrationInBatch = false,
+        string? storedPersonKey = null)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -39,7 +41,7 @@ internal static class TownshipMapper
                 builder.DeleteWhere("Immunization", Criteria.Identifier(VaccinationSystem, row["vacc_id"]));
                 break;
             case "immunizations":
-                Immunization(builder, row, resident);
+                Immunization(builder, row, resident, storedPersonKey);
                 break;
             case var _ when deleted:
                 TownshipCareMapping.Retract(builder, table, row[TownshipSchema.Find(table)!.Key]);
@@ -283,8 +285,11 @@ internal static class TownshipMapper
 
     private const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
 
-    /// <summary>§3.2 → Immunization, keyed by person, vaccine and date when the resident is known in this batch, else by vacc_id.</summary>
-    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident)
+    /// <summary>
+    /// §3.2 → Immunization, keyed by person, vaccine and date (one dose whichever source reports it) when the person is
+    /// known: from the resident row of this batch, or from the stored Patient of an earlier one; else by vacc_id.
+    /// </summary>
+    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident, string? storedPersonKey)
     {
         var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
         var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
@@ -373,7 +378,7 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
-        var personKey = resident is null ? null : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
+        var personKey = resident is null ? storedPersonKey : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
             ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
             : null);
         builder.Put(immunization, personKey is null

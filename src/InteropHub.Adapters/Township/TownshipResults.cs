@@ -29,9 +29,11 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// <see cref="Institution"/> (the row's <c>org_code</c>, else the batch's) is the author its Provenance names.
 /// </summary>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    string Institution, Func<Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
+    string Institution, Func<string?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
 {
-    public Bundle? Map() => Mapping?.Invoke();
+    /// <param name="storedPersonKey">For a dose of a resident of an earlier batch, the person key (<see cref="Identity.DoseIds.PersonKey"/>)
+    /// of the stored Patient, so the dose gets the id the HIS and the certificates give it.</param>
+    public Bundle? Map(string? storedPersonKey = null) => Mapping?.Invoke(storedPersonKey);
 }
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
