@@ -322,22 +322,33 @@ public sealed class TownshipBatchTests
         Assert.Equal(code, result.Issues.FirstOrDefault(i => i.Severity == IssueSeverity.Error)?.Code);
     }
 
-    [Fact]
-    public void A_zipped_batch_in_a_folder_reads_like_the_folder()
+    [Theory]
+    [InlineData("/")]
+    [InlineData("\\")]
+    public void A_zipped_batch_in_a_folder_reads_like_the_folder_whatever_its_separator_and_macOS_metadata(string separator)
     {
         using var zip = new MemoryStream();
         using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
         {
-            foreach (var (name, bytes) in Batch("batch-002"))
+            void Add(string path, byte[] bytes)
             {
-                using var entry = archive.CreateEntry($"QX2110026-20250731-002/{name}").Open();
+                using var entry = archive.CreateEntry(path).Open();
                 entry.Write(bytes);
             }
+
+            foreach (var (name, bytes) in Batch("batch-002"))
+            {
+                Add($"QX2110026-20250731-002{separator}{name}", bytes);
+                Add($"__MACOSX/QX2110026-20250731-002/._{name}", [0, 5, 22, 7]);
+            }
+
+            Add("QX2110026-20250731-002/.DS_Store", [0, 0, 0, 1]);
         }
 
         var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip.ToArray()));
 
         Assert.Equal(TownshipBatchReader.Read(Batch("batch-002")).Rows.Count, result.Rows.Count);
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
     }
 
     private static Dictionary<string, byte[]> Files(params (string Name, string Table, string Csv)[] tables)

@@ -644,6 +644,16 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("ID_CHECK_DIGIT", nak, StringComparison.Ordinal);
         Assert.Equal("AR", Msa(await ReadAckAsync(reader)));
         Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
+
+        // A frame over the size limit (4 MiB) is refused AR, its readable MSH answered in MSA-2; the connection goes on.
+        var oversize = MllpStream.Frame([.. await File.ReadAllBytesAsync(Path.Combine(his, "16_ADT_A04_baisha_lidefu.hl7")),
+            .. "NTE|1||"u8.ToArray(), .. Enumerable.Repeat((byte)'x', 5 << 20), (byte)'\r']);
+        await stream.WriteAsync(oversize);
+        var refused = await ReadAckAsync(reader);
+        Assert.Equal("AR", Msa(refused));
+        Assert.Contains("MSA|AR|QX2110026-20250506-000412", refused, StringComparison.Ordinal);
+        await stream.WriteAsync(first);
+        Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
     }
 }
 

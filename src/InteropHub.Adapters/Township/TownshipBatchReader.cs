@@ -21,17 +21,27 @@ public static class TownshipBatchReader
     private static readonly TimeSpan China = TimeSpan.FromHours(8);
     private static readonly Encoding StrictUtf8 = new UTF8Encoding(false, true);
 
-    /// <summary>The files of a zipped batch, at the zip root or inside one folder.</summary>
+    /// <summary>
+    /// The files of a zipped batch, at the zip root or inside one folder. Windows tools may write the folder with a
+    /// backslash; the metadata macOS adds (<c>__MACOSX/</c>, <c>._name</c>, <c>.DS_Store</c>) is not part of the batch.
+    /// </summary>
     public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip)
     {
         using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var entry in archive.Entries.Where(e => e.Name.Length > 0))
+        foreach (var entry in archive.Entries)
         {
+            var path = entry.FullName.Replace('\\', '/');
+            var name = path[(path.LastIndexOf('/') + 1)..];
+            if (name.Length == 0 || path.StartsWith("__MACOSX/", StringComparison.Ordinal) || name.StartsWith("._", StringComparison.Ordinal) || name == ".DS_Store")
+            {
+                continue;
+            }
+
             using var stream = entry.Open();
             using var copy = new MemoryStream();
             stream.CopyTo(copy);
-            files[entry.Name] = copy.ToArray();
+            files[name] = copy.ToArray();
         }
 
         return files;

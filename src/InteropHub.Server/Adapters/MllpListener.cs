@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Mllp;
+using InteropHub.Adapters.His.Parsing;
 using InteropHub.Adapters.Ingest;
 
 namespace InteropHub.Server.Adapters;
@@ -106,9 +107,14 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
                 byte[] ack;
                 try
                 {
-                    ack = frame.Kind == MllpFrameKind.Message
-                        ? (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack
-                        : Reject($"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)");
+                    ack = frame.Kind switch
+                    {
+                        MllpFrameKind.Message => (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack,
+                        // The kept start of the frame names the message when its MSH is readable: MSA-2 answers it.
+                        MllpFrameKind.Oversize => Reject($"消息长度 {frame.Length} 字节超过上限 {options.MaxMessageBytes} 字节，未保存", 100,
+                            Hl7Parser.PeekControlId(frame.Bytes.Span)),
+                        _ => Reject($"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)", 100, Hl7Parser.PeekControlId(frame.Bytes.Span)),
+                    };
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -128,11 +134,12 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
         }
     }
 
-    private byte[] Reject(string detail, int errorCode = 100)
+    /// <param name="controlId">MSH-10 of the refused message when its MSH was readable, for MSA-2.</param>
+    private byte[] Reject(string detail, int errorCode = 100, string? controlId = null)
     {
         var issue = new InteropHub.Adapters.His.HisIssue(InteropHub.Adapters.RejectionReason.Malformed, null, detail,
             InteropHub.Adapters.His.IssueSeverity.Error, errorCode);
-        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], "IHUB-MLLP", clock.GetLocalNow()), null);
+        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], "IHUB-MLLP", clock.GetLocalNow(), unreadControlId: controlId), null);
     }
 
     public override void Dispose()
