@@ -235,6 +235,21 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_division_code_that_is_not_a_village_of_the_county_is_UNKNOWN_CODE()
+    {
+        var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,nationality_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"
+            + "36992110120100961,甲,1,1970-01-01,03,E1234561,,VNM,369921999999,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100962,乙,1,1970-01-01,03,E1234562,,VNM,369921101,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n"
+            + "36992110120100963,丙,1,1970-01-01,03,E1234563,,VNM,369921202202,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        Assert.Equal([("36992110120100961", "UNKNOWN_CODE"), ("36992110120100962", "UNKNOWN_CODE")],
+            result.Issues.Where(i => i.Severity == IssueSeverity.Error).Select(i => (i.Key!, i.Code)));
+        Assert.Equal("36992110120100963", Assert.Single(result.Rows).Key);
+    }
+
+    [Fact]
     public void A_child_under_one_without_an_id_number_needs_the_mother_s_or_the_birth_certificate_s()
     {
         const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,mother_id_no,birth_cert_no,created_date,archive_status,org_code,status,updated_at\r\n";

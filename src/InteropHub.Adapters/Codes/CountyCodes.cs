@@ -8,6 +8,23 @@ namespace InteropHub.Adapters.Codes;
 /// </summary>
 public static class CountyCodes
 {
+    /// <summary>The county's villages: 12-digit division codes (行政区划代码) with their names (the institution table's villages).</summary>
+    public static readonly FrozenDictionary<string, string> Villages = new Dictionary<string, string>
+    {
+        ["369921100201"] = "河口村",
+        ["369921100202"] = "杨柳村",
+        ["369921101201"] = "沙坪村",
+        ["369921101202"] = "新塘村",
+        ["369921102201"] = "石门村",
+        ["369921102202"] = "松林村",
+        ["369921200201"] = "桃花村",
+        ["369921200202"] = "溪口村",
+        ["369921201201"] = "龙井村",
+        ["369921201202"] = "竹园村",
+        ["369921202201"] = "梅林村",
+        ["369921202202"] = "高坪村",
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
     /// <summary>Institution codes (机构代码) with their names: hospitals, CDC, township centres, village clinics.</summary>
     public static readonly FrozenDictionary<string, string> Institutions = new Dictionary<string, string>
     {

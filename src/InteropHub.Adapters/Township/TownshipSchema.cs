@@ -69,7 +69,8 @@ internal static class TownshipSchema
             new("nationality_code", ColumnType.Code, Codes: Iso3166.Alpha3),
             new("marital_status_code", ColumnType.Code, Codes: Set("10", "20", "21", "22", "23", "30", "40", "90")),
             new("phone", ColumnType.Text),
-            new("division_code", ColumnType.Text, true),
+            // township-export.md §3.1: the 12-digit village code of the README table.
+            new("division_code", ColumnType.Code, true, CountyCodes.Villages.Keys.ToFrozenSet(StringComparer.Ordinal)),
             new("address_detail", ColumnType.Text),
             new("residence_type", ColumnType.Code, true, Set("1", "2")),
             new("health_card_no", ColumnType.Text),
