@@ -296,6 +296,21 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Count_zero_answers_how_many_match_without_resources()
+    {
+        var family = await CreatePatientAsync();
+        await CreatePatientAsync(family);
+
+        var counted = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_count=0");
+        var none = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_count=0&_total=none");
+
+        Assert.Equal(2, counted.Total);
+        Assert.Empty(counted.Entry);
+        Assert.Null(counted.NextLink);
+        Assert.Null(none.Total);
+    }
+
+    [Fact]
     public async Task A_count_above_the_maximum_is_shown_as_the_maximum_in_the_links()
     {
         var bundle = await SearchAsync($"Patient?family={Uri.EscapeDataString(await CreatePatientAsync())}&_count=5000");

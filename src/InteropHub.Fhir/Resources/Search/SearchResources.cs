@@ -53,7 +53,9 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         // _type is among the result parameters, as given.
         var applied = criteria.Applied.Concat(query.ResultParameters).ToList();
 
-        if (query.Summary == SummaryMode.Count)
+        // _count=0 asks for no resources, only how many match (as _summary=count, as R5 states), unless _total=none.
+        if (query.Summary == SummaryMode.Count
+            || (query.Count == 0 && query.Cursor is null && !query.ResultParameters.Any(p => p is { Key: "_total", Value: "none" })))
         {
             var count = await store.CountAsync(criteria, ct);
             return new SearchPage([], [], Outcome(issues), count, SearchCursorText.Query(applied), null);
