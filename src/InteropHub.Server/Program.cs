@@ -32,6 +32,28 @@ await app.Services.GetRequiredService<SeedLoader>().LoadMappingsAsync(app.Lifeti
 await app.Services.GetRequiredService<ProfileLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 
+// HEAD is a GET without the body (RFC 9110 §9.3.2): answered by the GET endpoint, with its status and headers only.
+app.Use(async (context, next) =>
+{
+    if (!HttpMethods.IsHead(context.Request.Method))
+    {
+        await next(context);
+        return;
+    }
+
+    context.Request.Method = HttpMethods.Get;
+    var body = context.Response.Body;
+    context.Response.Body = Stream.Null;
+    try
+    {
+        await next(context);
+    }
+    finally
+    {
+        context.Response.Body = body;
+    }
+});
+app.UseRouting();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
 app.UseMiddleware<CallerOrganizationMiddleware>();

@@ -8,6 +8,21 @@ public abstract class CrudTests(HubFactory hub)
     private readonly HttpClient _client = hub.CreateClient();
 
     [Fact]
+    public async Task HEAD_answers_what_GET_would_with_its_headers_and_no_body()
+    {
+        var id = await CreateAsync(Fhir.Patient("李", "头"));
+
+        var read = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/fhir/Patient/{id}"));
+        var search = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/fhir/Patient?_id={id}"));
+        var missing = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/fhir/Patient/no-such-patient"));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.NotFound), (read.StatusCode, search.StatusCode, missing.StatusCode));
+        Assert.Equal("W/\"1\"", read.Headers.ETag?.ToString());
+        Assert.Equal("application/fhir+json", read.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(await read.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
     public async Task Create_assigns_an_id_and_answers_201_with_location_etag_and_last_modified()
     {
         var patient = Fhir.Patient();
