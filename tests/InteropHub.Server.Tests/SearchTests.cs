@@ -296,6 +296,30 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_reference_absolute_on_the_hubs_own_base_is_stored_relative_and_searched_as_local()
+    {
+        var patientId = await IdOfAsync(await CreatePatientAsync());
+        var absolute = new Uri(_client.BaseAddress!, $"/fhir/Patient/{patientId}").ToString();
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference(absolute),
+        });
+        var elsewhere = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"),
+            Subject = new ResourceReference($"https://other.example/fhir/Patient/{patientId}"),
+        });
+
+        var stored = await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/Observation/{observation}"));
+        var found = await SearchAsync($"Observation?subject=Patient/{patientId}&_include=Observation:subject");
+
+        Assert.Equal($"Patient/{patientId}", stored.Subject!.Reference);
+        Assert.Equal([$"match Observation/{observation}", $"include Patient/{patientId}"], Modes(found));
+        Assert.Equal($"https://other.example/fhir/Patient/{patientId}",
+            (await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/Observation/{elsewhere}"))).Subject!.Reference);
+    }
+
+    [Fact]
     public async Task Count_zero_answers_how_many_match_without_resources()
     {
         var family = await CreatePatientAsync();

@@ -15,11 +15,8 @@ public sealed record CreateRequest(string ResourceType, Resource Resource, Searc
 /// </summary>
 public sealed class CreateResource(IResourceStore store, VersionWriter writer)
 {
-    public Task<WriteOutcome> HandleAsync(CreateRequest request, CancellationToken ct)
-    {
-        ConditionalReferences.Refuse(request.Resource);
-        return store.RunAsync(session => ExecuteAsync(session, request, ct), ct);
-    }
+    public Task<WriteOutcome> HandleAsync(CreateRequest request, CancellationToken ct) =>
+        store.RunAsync(session => ExecuteAsync(session, request, ct), ct);
 
     /// <summary>The create inside a session the caller commits (a transaction runs many in one session).</summary>
     public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, CreateRequest request, CancellationToken ct)

@@ -18,7 +18,6 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
 {
     public Task<WriteOutcome> HandleAsync(UpdateRequest request, CancellationToken ct)
     {
-        ConditionalReferences.Refuse(request.Resource);
         var bodyId = request.Resource.Id;
         return store.RunAsync(session =>
         {
