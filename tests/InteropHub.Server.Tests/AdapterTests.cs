@@ -1066,6 +1066,30 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_delete_marker_in_ZPI_removes_the_payment_method_and_the_registered_poor_flag()
+    {
+        await SeedOrganizationsAsync();
+        var id = LegacyData.IdNumber(990_777);
+        var sex = (id[16] - '0') % 2 == 1 ? "M" : "F";
+        byte[] A31(string controlId, string zpi) => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250601100000||ADT^A31^ADT_A05|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A31|20250601100000\r"
+            + $"PID|1||0990777^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||测试付费||{id[6..14]}|{sex}\r"
+            + $"{zpi}\r"
+            + "PV1|1|N\r");
+
+        Assert.Equal("AA", Msa((await PostHl7Async(A31("ZPI-DELETE-1", "ZPI|1|02^城乡居民基本医疗保险||1"))).Ack));
+        var before = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        Assert.Contains(before.Extension, e => e.Url == "urn:interophub:ext:payment-method");
+        Assert.Contains(before.Extension, e => e.Url == "urn:interophub:ext:registered-poor");
+
+        // §2: "" deletes the stored value, where an empty field would leave it.
+        Assert.Equal("AA", Msa((await PostHl7Async(A31("ZPI-DELETE-2", "ZPI|1|\"\"||\"\""))).Ack));
+        var after = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        Assert.DoesNotContain(after.Extension, e => e.Url is "urn:interophub:ext:payment-method" or "urn:interophub:ext:registered-poor");
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -49,7 +49,7 @@ internal static class PatientMapping
         ReadOther(context, pid, patient);
         ReadZpi(context, patient, linking);
         ReadNewbornKey(context, pid, patient, linking, birth);
-        MarkCleared(pid, patient);
+        MarkCleared(pid, context.Message.First("ZPI"), patient);
 
         if (mrn.Length == 0 || linking.Count == 0)
         {
@@ -73,9 +73,19 @@ internal static class PatientMapping
     /// <see cref="ExtensionUrls.Cleared"/> extensions, which the ingest pipeline removes when it merges the Patient with
     /// the stored one, keeping those elements out of it; PID-30 <c>N</c> (alive) clears a recorded death the same way.
     /// </summary>
-    private static void MarkCleared(Hl7Segment pid, Patient patient)
+    private static void MarkCleared(Hl7Segment pid, Hl7Segment? zpi, Patient patient)
     {
         var cleared = new List<string>();
+        if (zpi?[2].IsDelete == true)
+        {
+            cleared.Add(ExtensionUrls.PaymentMethod);
+        }
+
+        if (zpi?[4].IsDelete == true)
+        {
+            cleared.Add(ExtensionUrls.RegisteredPoor);
+        }
+
         if (pid[10].IsDelete)
         {
             cleared.Add(ExtensionUrls.Ethnicity);
