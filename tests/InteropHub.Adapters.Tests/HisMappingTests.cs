@@ -37,6 +37,20 @@ public sealed class HisMappingTests
         Assert.Equal("10*9/L", observation.ReferenceRange.Single().Low!.Code);
     }
 
+    [Theory]
+    [InlineData("99999919580412137", true)]
+    [InlineData("36995519580412137", true)]
+    [InlineData("36990219580412137", false)]
+    [InlineData("11010119580412137", false)]
+    public void An_id_number_whose_area_code_is_no_division_is_accepted_with_a_warning(string first17, bool warned)
+    {
+        var id = first17 + ResidentIdNumber.CheckCharacter(first17);
+
+        var outcome = Assert.IsType<HisAccepted>(Er7.Sample("16_").With("PID", 3, $"0000021875^^^QX2110026^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN").Map());
+
+        Assert.Equal(warned, outcome.Warnings.Any(w => w.Detail.Contains($"地区码 {id[..6]}", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public void A_wrong_check_character_is_rejected_AE_naming_the_repetition_and_the_expected_character()
     {

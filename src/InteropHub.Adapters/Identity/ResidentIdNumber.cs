@@ -48,6 +48,29 @@ public static class ResidentIdNumber
         return new ResidentIdCheck(value, null, null, upgraded, birth, (value[16] - '0') % 2 == 1);
     }
 
+    /// <summary>GB/T 2260 province codes (the first two digits of an area code).</summary>
+    private static readonly HashSet<string> Provinces =
+    [
+        "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46",
+        "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
+    ];
+
+    /// <summary>The county's fictional prefectures and their codes (legacy/README.md), which no national table lists.</summary>
+    private static readonly Dictionary<string, string[]> LocalPrefectures = new(StringComparer.Ordinal)
+    {
+        ["3699"] = ["369900", "369921", "369902"],
+        ["4399"] = ["439900", "439923"],
+    };
+
+    /// <summary>
+    /// Whether a valid number's 6-digit area code can be a division (a warning otherwise, never a rejection; README
+    /// "Linking persons"): its province exists, and within the county's fictional prefectures it is one of their codes.
+    /// Elsewhere only the province is checked, as the national county table is not carried here.
+    /// </summary>
+    public static bool KnownArea(string value) =>
+        value.Length >= 6 && Provinces.Contains(value[..2])
+        && (!LocalPrefectures.TryGetValue(value[..4], out var codes) || codes.Contains(value[..6]));
+
     /// <summary>Trim, full-width to ASCII (NFKC), lower-case x to X.</summary>
     public static string Normalize(string sent) =>
         sent.Normalize(NormalizationForm.FormKC).Trim().Replace('x', 'X');

@@ -214,6 +214,12 @@ public static class TownshipBatchReader
                     issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "id_no", key, "WARNING", $"15位身份证号已升级为 {check.Value}", IssueSeverity.Warning));
                 }
 
+                if (check.IsValid && !ResidentIdNumber.KnownArea(check.Value))
+                {
+                    issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "id_no", key, "WARNING",
+                        $"身份证号 {check.Value} 的地区码 {check.Value[..6]} 不在行政区划表中", IssueSeverity.Warning));
+                }
+
                 if (check.IsValid && row["sex_code"] is "1" or "2" && check.IsMale != (row["sex_code"] == "1"))
                 {
                     issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "sex_code", key, "WARNING",

@@ -145,6 +145,11 @@ internal static class PatientMapping
             context.Warn(location, $"{location} 15位身份证号 {sent} 已升级为 {check.Value}");
         }
 
+        if (!ResidentIdNumber.KnownArea(check.Value))
+        {
+            context.Warn(location, $"{location} 身份证号 {check.Value} 的地区码 {check.Value[..6]} 不在行政区划表中");
+        }
+
         return new Identifier(Systems.ResidentId, check.Value) { Use = Identifier.IdentifierUse.Official };
     }
 
