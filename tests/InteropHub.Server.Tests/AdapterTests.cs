@@ -131,7 +131,8 @@ public abstract class AdapterTestBase(HubFactory hub)
 
     /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
     /// <param name="batchId">A new batch id for the manifest, or null to keep it.</param>
-    protected static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit, string? batchId = null)
+    /// <param name="sourceSystem">A new source system for the manifest, or null to keep it.</param>
+    protected static byte[] Rewrite(byte[] zip, string file, Action<List<string>> edit, string? batchId = null, string? sourceSystem = null)
     {
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         using (var archive = new System.IO.Compression.ZipArchive(new MemoryStream(zip)))
@@ -163,6 +164,11 @@ public abstract class AdapterTestBase(HubFactory hub)
         if (batchId is not null)
         {
             manifest["batch_id"] = batchId;
+        }
+
+        if (sourceSystem is not null)
+        {
+            manifest["source_system"] = sourceSystem;
         }
 
         files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
@@ -1087,6 +1093,27 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AA", Msa((await PostHl7Async(A31("ZPI-DELETE-2", "ZPI|1|\"\"||\"\""))).Ack));
         var after = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
         Assert.DoesNotContain(after.Extension, e => e.Url is "urn:interophub:ext:payment-method" or "urn:interophub:ext:registered-poor");
+    }
+
+    [Fact]
+    public async Task A_gap_in_a_sources_batch_sequence_is_a_warning_and_the_batch_is_applied()
+    {
+        await SeedOrganizationsAsync();
+        async Task<List<System.Text.Json.JsonElement>> PostAsync(int sequence) =>
+            (await GetJsonAsync((await PostTownshipAsync(Rewrite(LegacyData.TownshipBatch(first: 874_001, residents: 1, sequence), "residents.csv", _ => { },
+                sourceSystem: "QX-PHS-GAP"))).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        static bool Gap(System.Text.Json.JsonElement issue) => issue.GetProperty("diagnostics").GetString()!.Contains("have not arrived", StringComparison.Ordinal);
+
+        var first = await PostAsync(1);
+        var second = await PostAsync(2);
+        var fifth = await PostAsync(5);
+        var late = await PostAsync(3);
+
+        Assert.DoesNotContain(first.Concat(second).Concat(late), Gap);
+        var gap = Assert.Single(fifth, Gap);
+        Assert.Equal("warning", gap.GetProperty("severity").GetString());
+        Assert.Contains("sequence 5 follows 2", gap.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(fifth, i => i.GetProperty("severity").GetString() == "error");
     }
 
     [Fact]

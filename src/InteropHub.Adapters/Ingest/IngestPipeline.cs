@@ -1030,6 +1030,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, issue.ToString(), Where(issue.File, issue.Row, issue.Column)));
         }
 
+        if (batch.Manifest is { } manifest)
+        {
+            await CheckSequenceAsync(manifest, outcome, ct);
+        }
+
         // Up to three chunks are applied at once, in transactions of their own, so the database and the hub work side by
         // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
         // in flight to finish, so rows about one resource or one person still apply in file order; so does a new file.
@@ -1287,6 +1292,28 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         return keys;
+    }
+
+    /// <summary>
+    /// township-export.md §1: batches of one source come in <c>sequence</c> order, and a gap is a warning only (each row's
+    /// <c>updated_at</c> keeps a late batch from overwriting newer data). The highest sequence seen per institution and
+    /// source system is kept in the hub's state.
+    /// </summary>
+    private async Task CheckSequenceAsync(TownshipManifest manifest, OperationOutcome outcome, CancellationToken ct)
+    {
+        var name = $"township-sequence:{manifest.Institution}:{manifest.SourceSystem}";
+        var last = await state.ReadStateAsync(name, ct) is { } text && int.TryParse(text, CultureInfo.InvariantCulture, out var seen) ? seen : (int?)null;
+        if (last is { } previous && manifest.Sequence > previous + 1)
+        {
+            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                $"batch {manifest.BatchId}: sequence {manifest.Sequence} follows {previous}; batches {previous + 1}–{manifest.Sequence - 1} of {manifest.Institution} have not arrived",
+                "manifest.json"));
+        }
+
+        if (last is null || manifest.Sequence > last)
+        {
+            await state.WriteStateAsync(name, manifest.Sequence.ToString(CultureInfo.InvariantCulture), ct);
+        }
     }
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
