@@ -1117,6 +1117,23 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_certificate_replacing_one_the_hub_never_received_is_applied_with_a_warning()
+    {
+        await SeedOrganizationsAsync();
+        var xml = (await File.ReadAllTextAsync(Path.Combine(Legacy, "birth-certificate", "R360007315_reissue_of_Q360418201.xml")))
+            .Replace("R360007315", "R369990001", StringComparison.Ordinal).Replace("Q360418201", "Q369990001", StringComparison.Ordinal);
+        using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
+
+        var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+
+        var issues = (await Fhir.Read<OperationOutcome>(response)).Issue;
+        Assert.Contains(issues, i => i.Details?.Coding[0].Code == "APPLIED");
+        var warning = Assert.Single(issues, i => i.Severity == OperationOutcome.IssueSeverity.Warning && (i.Diagnostics ?? "").Contains("never received", StringComparison.Ordinal));
+        Assert.Contains("Q369990001", warning.Diagnostics, StringComparison.Ordinal);
+        Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=R369990001"));
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

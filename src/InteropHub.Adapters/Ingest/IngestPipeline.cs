@@ -1360,23 +1360,25 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// DocumentReference becomes <c>superseded</c> in the same transaction as the new one (If-Match on the version
     /// read, so a concurrent change fails the transaction rather than being overwritten).
     /// </summary>
-    private async Task SupersedeAsync(CertificateAccepted accepted, CancellationToken ct)
+    /// <returns>A warning when the certificate replaces one the hub never received (birth-certificate.md §3: accepted,
+    /// with a warning; the newborn is then linked by the mother's ID number and the birth).</returns>
+    private async Task<string?> SupersedeAsync(CertificateAccepted accepted, CancellationToken ct)
     {
         if (accepted.Supersedes is not { } replaced)
         {
-            return;
+            return null;
         }
 
         var id = Bundles.ResourceIds.From(replaced);
         if (await store.ReadAsync("DocumentReference", id, ct) is not { IsDeleted: false } stored)
         {
-            return;
+            return $"certificate {accepted.Number} replaces {replaced}, which the hub never received";
         }
 
         var document = (DocumentReference)serializers.ParseStored(stored.Json);
         if (document.Status == DocumentReferenceStatus.Superseded)
         {
-            return;
+            return null;
         }
 
         document.Status = DocumentReferenceStatus.Superseded;
@@ -1386,6 +1388,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             Resource = document,
             Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"DocumentReference/{id}", IfMatch = stored.ETag },
         });
+        return null;
     }
 
     private async Task<OperationOutcome> ApplyCertificatesAsync(byte[] xml, DateTimeOffset receivedAt, CancellationToken ct)
@@ -1412,9 +1415,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 var held = await LockPersonsAsync(accepted.Transaction, ct);
                 try
                 {
-                    await SupersedeAsync(accepted, ct);
+                    var unknownReplaced = await SupersedeAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
+                    if (unknownReplaced is not null)
+                    {
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", unknownReplaced, where));
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
