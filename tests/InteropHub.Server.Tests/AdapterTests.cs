@@ -1204,6 +1204,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("AE", Msa(ack));
         Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
+        // A visit's state, not a referral's: the text the HIS shows says so.
+        Assert.Contains("就诊状态变更不允许", ack, StringComparison.Ordinal);
+        Assert.DoesNotContain("转诊", ack, StringComparison.Ordinal);
         Assert.Equal(Encounter.EncounterStatus.Finished, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000001")).Status);
 
         // An A08 that leaves PV1-45 empty ("not sent", §2) does not reopen the visit: only an A13 undoes a discharge.

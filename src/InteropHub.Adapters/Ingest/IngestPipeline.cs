@@ -671,14 +671,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 && current.Status != Encounter.EncounterStatus.EnteredInError)
             {
                 throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
-                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 已出院 (ADT^A03)，不能取消入院；请先取消出院 (ADT^A13)", IssueSeverity.Error));
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 已出院 (ADT^A03)，不能取消入院；请先取消出院 (ADT^A13)", IssueSeverity.Error,
+                    SummaryText: "就诊状态变更不允许"));
             }
 
             var visitEvent = encounter.Annotations(typeof(VisitEvent)).OfType<VisitEvent>().Select(e => (VisitEvent?)e).FirstOrDefault();
             if (visitEvent == VisitEvent.CancelDischarge && (current.Status != Encounter.EncounterStatus.Finished || current.Period?.End is null))
             {
                 throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
-                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 没有可取消的出院 (ADT^A03)", IssueSeverity.Error));
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 没有可取消的出院 (ADT^A03)", IssueSeverity.Error,
+                    SummaryText: "就诊状态变更不允许"));
             }
 
             // The event's places as stored references: a place it creates when absent is named by a placeholder.
