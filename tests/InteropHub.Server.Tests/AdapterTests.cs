@@ -1134,6 +1134,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_resent_rejected_message_is_rejected_again_for_the_same_reason()
+    {
+        await SeedOrganizationsAsync();
+        async Task<byte[]> OwnVisitAsync(string sample) => Encoding.UTF8.GetBytes((await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+            .Replace("ZY2025001873", "ZY2099000077", StringComparison.Ordinal).Replace("|QX2100012-2025", "|RESEND-2025", StringComparison.Ordinal));
+        var transfer = await OwnVisitAsync("22_ADT_A02_county_lidefu_transfer.hl7");
+
+        // The transfer arrives before the admission: the visit is unknown (§1 "Order").
+        var (_, first) = await PostHl7Async(transfer);
+        Assert.Equal("AE", Msa(first));
+        Assert.Contains("UNKNOWN_REFERENCE", first, StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(await OwnVisitAsync("19_ADT_A01_county_lidefu.hl7"))).Ack));
+
+        // The same message again: rejected again, for the same reason, and not applied (§1 "Durability and idempotency").
+        var (status, again) = await PostHl7Async(transfer);
+        Assert.Equal((HttpStatusCode.BadRequest, "AE"), (status, Msa(again)));
+        Assert.Contains("UNKNOWN_REFERENCE", again, StringComparison.Ordinal);
+        Assert.Contains("PV1^1^19", again, StringComparison.Ordinal);
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000077"));
+        Assert.All(visit.Location, l => Assert.DoesNotContain("心血管内科", l.Location!.Display ?? "", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -112,10 +112,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     return Reply(mapped.Message, AckCode.AA, stored.Id, []);
                 }
+
+                if (stored.Status == InboxStatus.Failed && RejectedForItsContent(stored) is { } earlier)
+                {
+                    // his-hl7v2.md §1: a repeat of a rejected message is rejected again, for the same reason. The sender
+                    // sends a new message once the cause is mended; an operator may replay the dead letter. A failure of
+                    // the hub's own (MALFORMED: the store, a mapping fault) is tried again instead.
+                    return Reply(mapped.Message, earlier.Code, stored.Id, earlier.Issues);
+                }
             }
 
-            // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter whose cause
-            // may have been fixed): process the stored copy, whose mapping is at hand when it is these bytes and no
+            // A new message, or a resend of one that was not applied yet (interrupted, or a dead letter of the hub's
+            // own failure): process the stored copy, whose mapping is at hand when it is these bytes and no
             // transaction changed it yet (the conditional updates take in what the stored Patients had). One whose
             // group just failed is applied alone (in a group again, it could fail the next group too).
             return await ProcessLockedHisAsync(stored, !tried && stored.Body.AsSpan().SequenceEqual(raw) ? mapped : null, inGroup: !tried, ct);
@@ -1466,6 +1474,39 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private IngestResult Stored(InboxMessage message, bool processed) =>
         new(message, processed && message.Status == InboxStatus.Processed,
             message.Outcome is { } json ? (OperationOutcome)serializers.ParseStored(Encoding.UTF8.GetBytes(json)) : new OperationOutcome());
+
+    /// <summary>The answer a stored message got when it was refused for its content (no MALFORMED among its errors), or null.</summary>
+    private (AckCode Code, List<HisIssue> Issues)? RejectedForItsContent(InboxMessage stored)
+    {
+        if (stored.Outcome is not { Length: > 0 } json || serializers.ParseStored(Encoding.UTF8.GetBytes(json)) is not OperationOutcome outcome)
+        {
+            return null;
+        }
+
+        var ack = outcome.Issue.FirstOrDefault()?.Details?.Coding.FirstOrDefault()?.Code;
+        if (ack is not ("AE" or "AR"))
+        {
+            return null;
+        }
+
+        var issues = new List<HisIssue>();
+        foreach (var issue in outcome.Issue.Skip(1))
+        {
+            var reason = Enum.GetValues<RejectionReason>().Cast<RejectionReason?>().FirstOrDefault(r => r!.Value.Code() == issue.Details?.Coding.FirstOrDefault()?.Code);
+            var severity = issue.Severity == OperationOutcome.IssueSeverity.Error ? IssueSeverity.Error : IssueSeverity.Warning;
+            if (severity == IssueSeverity.Error && reason is null or RejectionReason.Malformed)
+            {
+                return null;
+            }
+
+            if (reason is { } known)
+            {
+                issues.Add(new HisIssue(known, Hl7Location.FromErl(issue.Location.FirstOrDefault()), issue.Diagnostics ?? "", severity));
+            }
+        }
+
+        return issues.Any(i => i.Severity == IssueSeverity.Error) ? (ack == "AR" ? AckCode.AR : AckCode.AE, issues) : null;
+    }
 
     private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues, string? unreadControlId = null)
     {

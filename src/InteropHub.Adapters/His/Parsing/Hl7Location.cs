@@ -29,6 +29,27 @@ public sealed record Hl7Location(string SegmentId, int Sequence = 1, int Field =
         return text.ToString();
     }
 
+    /// <summary>An ERL value as <see cref="ToErl"/> writes it, or null when it is not one.</summary>
+    public static Hl7Location? FromErl(string? erl)
+    {
+        var parts = (erl ?? "").Split('^');
+        if (parts[0].Length != 3)
+        {
+            return null;
+        }
+
+        var levels = new int[5];
+        for (var i = 1; i < parts.Length && i <= levels.Length; i++)
+        {
+            if (parts[i].Length > 0 && !int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out levels[i - 1]))
+            {
+                return null;
+            }
+        }
+
+        return new Hl7Location(parts[0], levels[0] == 0 ? 1 : levels[0], levels[1], levels[2], levels[3], levels[4]);
+    }
+
     /// <summary>The conventional short form used in messages to people, e.g. <c>PID-3</c> or <c>PID-3.4</c>.</summary>
     public override string ToString()
     {
