@@ -35,7 +35,9 @@ await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.Appli
 // HEAD is a GET without the body (RFC 9110 §9.3.2): answered by the GET endpoint, with its status and headers only.
 app.Use(async (context, next) =>
 {
-    if (!HttpMethods.IsHead(context.Request.Method))
+    // Not for the bulk-data operations, whose GETs start a job or stream a whole file.
+    if (!HttpMethods.IsHead(context.Request.Method) || context.Request.Path.Value?.Contains("/$export", StringComparison.Ordinal) == true
+        || context.Request.Path.Value?.Contains("/$import", StringComparison.Ordinal) == true)
     {
         await next(context);
         return;

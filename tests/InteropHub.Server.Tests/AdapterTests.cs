@@ -886,32 +886,6 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task A_later_resident_row_replaces_what_the_townships_earlier_row_gave()
-    {
-        await SeedOrganizationsAsync();
-        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 871_001, residents: 1))).StatusCode);
-        var before = Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120171001"));
-        Assert.NotEmpty(before.Telecom);
-
-        // The same row, updated later, without the phone and the marital status: rows are replaced whole (§2).
-        var update = Rewrite(LegacyData.TownshipBatch(first: 871_001, residents: 1, sequence: 2), "residents.csv", lines =>
-        {
-            var header = lines[0].Split(',');
-            var cells = lines[1].Split(',');
-            cells[Array.IndexOf(header, "phone")] = "";
-            cells[Array.IndexOf(header, "marital_status_code")] = "";
-            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
-            lines[1] = string.Join(',', cells);
-        });
-        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(update)).StatusCode);
-
-        var after = Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120171001"));
-        Assert.Empty(after.Telecom);
-        Assert.Null(after.MaritalStatus);
-        Assert.Equal(before.Name[0].Text, after.Name[0].Text);
-    }
-
-    [Fact]
     public async Task A_second_institutions_MRN_on_a_result_or_referral_joins_the_person_without_changing_their_demographics()
     {
         await SeedOrganizationsAsync();
@@ -1154,6 +1128,49 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("PV1^1^19", again, StringComparison.Ordinal);
         var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000077"));
         Assert.All(visit.Location, l => Assert.DoesNotContain("心血管内科", l.Location!.Display ?? "", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_updated_dose_row_of_a_resident_of_an_earlier_batch_updates_its_Immunization_instead_of_adding_one()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 875_001, residents: 1))).StatusCode);
+
+        // The dose's date corrected in a later batch that does not repeat the resident.
+        var later = Rewrite(LegacyData.TownshipBatch(first: 875_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        later = Rewrite(later, "immunizations.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = lines[1].Split(',');
+            cells[Array.IndexOf(header, "vacc_date")] = "2024-12-01";
+            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
+            lines[1] = string.Join(',', cells);
+        });
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(later)).StatusCode);
+
+        var dose = Assert.Single(await SearchAsync<Immunization>("Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-000875001"));
+        Assert.Equal("2024-12-01", ((FhirDateTime)dose.Occurrence!).Value);
+    }
+
+    [Fact]
+    public async Task A_voided_certificate_leaves_the_mother_as_she_is()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_302));
+        var motherId = System.Text.RegularExpressions.Regex.Match(first, "<IdDocument typeCode=\"01\">([0-9X]+)</IdDocument>").Groups[1].Value;
+        async Task SendAsync(string xml)
+        {
+            using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
+            Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content)).StatusCode);
+        }
+
+        await SendAsync(first);
+        await SendAsync(first.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Status>1</Status>", "<Status>2</Status>", StringComparison.Ordinal)
+            .Replace("<Name>母亲7302</Name>", "<Name>作废文书上的名字</Name>", StringComparison.Ordinal));
+
+        Assert.Equal("母亲7302", Assert.Single(await SearchAsync<Patient>($"Patient?identifier={motherId}")).Name[0].Text);
+        Assert.Equal(DocumentReferenceStatus.EnteredInError, Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=Q360007302")).Status);
     }
 
     [Fact]

@@ -46,9 +46,11 @@ internal static class BirthCertificateMapper
             ? NewbornKeys.For(motherIdentifier.Value!, birthDate, gender, order)
             : null;
         var mother = Parent(motherElement, motherIdentifier, AdministrativeGender.Female, issuer);
-        // A first issue finds or creates the mother by her ID document; a replacement (换发, IssueType 3) or an in-place
-        // correction (RecordVersion > 1) updates her from the new document (§3), keeping what it does not carry.
-        var updatesPersons = Text(c, "IssueType") == "3" || version > 1;
+        // A first issue finds or creates the mother by her ID document; a replacement (换发, IssueType 3), or an in-place
+        // correction (RecordVersion > 1) whose corrections name the mother, updates her from the new document (§3),
+        // keeping what it does not carry. A void (Status 2) or a correction of the newborn alone leaves her as she is.
+        var correctsMother = c.Element("Corrections")?.Elements("Correction").Any(x => Text(x, "Field").StartsWith("Mother/", StringComparison.Ordinal)) == true;
+        var updatesPersons = Text(c, "Status") != "2" && (Text(c, "IssueType") == "3" || (version > 1 && correctsMother));
         if (updatesPersons)
         {
             builder.Upsert(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));

@@ -514,7 +514,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             return null;
         }
-        catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed)
+        catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("Patient?", StringComparison.Ordinal))
         {
             // The identifiers the message names belong to more than one stored record (an MRN of one person, the ID
             // number of another): the message's keys conflict, which the sender must resolve (a merge, a correction).
@@ -850,28 +850,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             if (identifiersOnly.Contains(patient))
             {
                 // A message that does not maintain the person: the stored Patient as it is, plus the identifiers it lacks.
-                var added = patient.Identifier.Where(i => !current.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList();
+                // Not a second ID number or newborn key: one that differs from the stored one is the message's mistake, and would
+                // become a key that links other records to this person.
+                var added = patient.Identifier.Where(i => !current.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
+                    .Where(i => i.System is not (Systems.ResidentId or Systems.NewbornKey) || current.Identifier.All(n => n.System != i.System)).ToList();
                 current.CopyTo(patient);
                 patient.Identifier.AddRange(added);
                 continue;
             }
 
-            if (FromTownship(patient) && FromTownship(current))
-            {
-                // Township rows are replaced whole (township-export.md §2): what the township's own last version gave
-                // and this row leaves empty is not kept (what other sources gave, it kept in that version).
-                current.Telecom.RemoveAll(t => t is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile }
-                    && patient.Telecom.Count == 0);
-                current.MaritalStatus = patient.MaritalStatus;
-                current.Deceased = patient.Deceased;
-                current.Extension.RemoveAll(e => e.Url == ExtensionUrls.PaymentMethod && patient.Extension.All(n => n.Url != e.Url));
-            }
-
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
         }
     }
-
-    private static bool FromTownship(Resource resource) => resource.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
@@ -1095,8 +1085,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // dropped once its chunk is done.
         var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
-        var storedPersons = await StoredPersonKeysAsync(rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false })
-            .SelectMany(r => r.ReferencedResidents), ct);
+        // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
+        // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
+        var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false, ReferencedResidents.Count: > 0 }).ToList();
+        var storedResidents = await StoredResidentsAsync(earlierDoses.SelectMany(r => r.ReferencedResidents)
+            .Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key)), ct);
+        var storedDoses = await StoredDoseIdsAsync(earlierDoses.Select(r => r.Key), ct);
         (string Table, string File)? file = null;
         try
         {
@@ -1114,10 +1108,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     continue;
                 }
 
+                if (row is { Table: "residents", Deleted: true } && !storedResidents.ContainsKey(TextNormalizer.Number(row.Key)))
+                {
+                    WarnDeletedNothing([row], outcome);
+                    continue;
+                }
+
                 Bundle? transaction;
                 try
                 {
-                    transaction = row.Map(row.ReferencedResidents is [var recordNo] ? storedPersons.GetValueOrDefault(TextNormalizer.Number(recordNo)) : null);
+                    transaction = row is { Table: "immunizations", ReferencedResidents: [var recordNo] }
+                        ? row.Map(new StoredDose(storedDoses.GetValueOrDefault(row.Key), PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo)))))
+                        : row.Map();
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -1273,14 +1275,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary>
-    /// The person keys (<see cref="Identity.DoseIds.PersonKey"/>: newborn key, else ID number) of the stored Patients
-    /// with these health-record numbers, read two hundred per query: a dose of a resident of an earlier batch then gets
-    /// the id the HIS and the certificates give the same dose (one Immunization per person, vaccine and date).
-    /// </summary>
-    private async Task<Dictionary<string, string>> StoredPersonKeysAsync(IEnumerable<string> recordNos, CancellationToken ct)
+    /// <summary>The stored Patients with these health-record numbers, by number, read two hundred per query.</summary>
+    private async Task<Dictionary<string, Patient>> StoredResidentsAsync(IEnumerable<string> recordNos, CancellationToken ct)
     {
-        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var residents = new Dictionary<string, Patient>(StringComparer.Ordinal);
         foreach (var page in recordNos.Select(TextNormalizer.Number).Distinct(StringComparer.Ordinal).Chunk(200))
         {
             var criteria = parser.ParseCriteria("Patient", [new("identifier", string.Join(',', page.Select(n => $"{Systems.HealthRecord}|{n}")))]);
@@ -1288,21 +1286,23 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             foreach (var stored in await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct))
             {
                 var patient = (Patient)serializers.ParseStored(stored.Json);
-                string? Value(string system) => patient.Identifier.FirstOrDefault(i => i.System == system)?.Value;
-                if (DoseIds.PersonKey(Value(Systems.NewbornKey), Value(Systems.ResidentId)) is not { } key)
-                {
-                    continue;
-                }
-
                 foreach (var recordNo in patient.Identifier.Where(i => i.System == Systems.HealthRecord).Select(i => i.Value).OfType<string>())
                 {
-                    keys[recordNo] = key;
+                    residents[recordNo] = patient;
                 }
             }
         }
 
-        return keys;
+        return residents;
     }
+
+    /// <summary>
+    /// A stored resident's person key (<see cref="Identity.DoseIds.PersonKey"/>: newborn key, else ID number): a dose of a
+    /// resident of an earlier batch then gets the id the HIS and the certificates give the same dose.
+    /// </summary>
+    private static string? PersonKey(Patient? patient) =>
+        patient is null ? null : DoseIds.PersonKey(patient.Identifier.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
+            patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
 
     /// <summary>
     /// township-export.md §1: batches of one source come in <c>sequence</c> order, and a gap is a warning only (each row's
@@ -1324,6 +1324,27 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             await state.WriteStateAsync(name, manifest.Sequence.ToString(CultureInfo.InvariantCulture), ct);
         }
+    }
+
+    /// <summary>The ids of the Immunizations that dose rows (by <c>vacc_id</c>) wrote before, two hundred per query.</summary>
+    private async Task<Dictionary<string, string>> StoredDoseIdsAsync(IEnumerable<string> vaccinationIds, CancellationToken ct)
+    {
+        var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var page in vaccinationIds.Distinct(StringComparer.Ordinal).Chunk(200))
+        {
+            var criteria = parser.ParseCriteria("Immunization", [new("identifier", string.Join(',', page.Select(v => $"{TownshipMapper.VaccinationSystem}|{v}")))]);
+            var matches = await store.FindAsync("Immunization", criteria, null, page.Length * 2, ct);
+            foreach (var stored in await store.ReadManyAsync("Immunization", matches.Select(m => m.Id).ToList(), ct))
+            {
+                foreach (var value in ((Immunization)serializers.ParseStored(stored.Json)).Identifier
+                    .Where(i => i.System == TownshipMapper.VaccinationSystem).Select(i => i.Value).OfType<string>())
+                {
+                    ids[value] = stored.Id;
+                }
+            }
+        }
+
+        return ids;
     }
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>

@@ -230,15 +230,16 @@ public static class TownshipBatchReader
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
             var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;
-            Func<string?, Bundle?> mapping = storedPersonKey => TownshipMapper.Map(schema.Table, row, deleted, resident,
-                $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}", registrationInBatch, storedPersonKey);
+            Func<StoredDose?, Bundle?> mapping = stored => TownshipMapper.Map(schema.Table, row, deleted, resident,
+                $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}", registrationInBatch, stored);
             if (deleted && schema.Table == "residents")
             {
                 // Its later rows in this batch name a resident who is no longer known (§2 "References").
                 state.Deleted(key);
             }
-            else
+            else if (!deleted)
             {
+                // A deleted registration is no registration its visits can name.
                 state.Accepted(schema.Table, key, row);
             }
 
@@ -610,7 +611,8 @@ public static class TownshipBatchReader
 
             // §2 "References": the visit is the registered woman's (a registration of an earlier batch is checked by
             // the hub when the row applies: TownshipCareMapping.MaternalVisit).
-            if (schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is { } registration && registration["record_no"] != row["record_no"])
+            if (schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is { } registration
+                && TextNormalizer.Number(registration["record_no"]) != TextNormalizer.Number(row["record_no"]))
             {
                 return Fail(RejectionReason.UnknownReference, "reg_id", $"reg_id {row["reg_id"]} 是 record_no {registration["record_no"]} 的建册记录，不是 {row["record_no"]} 的");
             }

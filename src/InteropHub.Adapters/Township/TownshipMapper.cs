@@ -23,9 +23,9 @@ internal static class TownshipMapper
     /// <param name="source">The row's place in its batch, which every resource it writes names in <c>meta.source</c>
     /// (<c>urn:interophub:township:{batch}#{file}:{row}</c>).</param>
     /// <param name="registrationInBatch">A maternal visit's registration was accepted earlier in the same batch.</param>
-    /// <param name="storedPersonKey">The person key of a dose's resident stored before this batch (for its cross-source id).</param>
+    /// <param name="stored">What the hub holds for a dose of a resident stored before this batch (its id, the person key).</param>
     public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source, bool registrationInBatch = false,
-        string? storedPersonKey = null)
+        StoredDose? stored = null)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -41,7 +41,7 @@ internal static class TownshipMapper
                 builder.DeleteWhere("Immunization", Criteria.Identifier(VaccinationSystem, row["vacc_id"]));
                 break;
             case "immunizations":
-                Immunization(builder, row, resident, storedPersonKey);
+                Immunization(builder, row, resident, stored);
                 break;
             case var _ when deleted:
                 TownshipCareMapping.Retract(builder, table, row[TownshipSchema.Find(table)!.Key]);
@@ -283,13 +283,13 @@ internal static class TownshipMapper
         builder.Upsert(patient, Criteria.Identifier(linking));
     }
 
-    private const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
+    internal const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
 
     /// <summary>
     /// §3.2 → Immunization, keyed by person, vaccine and date (one dose whichever source reports it) when the person is
     /// known: from the resident row of this batch, or from the stored Patient of an earlier one; else by vacc_id.
     /// </summary>
-    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident, string? storedPersonKey)
+    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident, StoredDose? stored)
     {
         var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
         var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);
@@ -378,12 +378,12 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
-        var personKey = resident is null ? storedPersonKey : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
+        var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
             ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
             : null);
-        builder.Put(immunization, personKey is null
+        builder.Put(immunization, stored?.Id ?? (personKey is null
             ? ResourceIds.From(row["vacc_id"])
-            : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value));
+            : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value)));
     }
 
     /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>

@@ -29,12 +29,17 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// <see cref="Institution"/> (the row's <c>org_code</c>, else the batch's) is the author its Provenance names.
 /// </summary>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    string Institution, Func<string?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
+    string Institution, Func<StoredDose?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
 {
-    /// <param name="storedPersonKey">For a dose of a resident of an earlier batch, the person key (<see cref="Identity.DoseIds.PersonKey"/>)
-    /// of the stored Patient, so the dose gets the id the HIS and the certificates give it.</param>
-    public Bundle? Map(string? storedPersonKey = null) => Mapping?.Invoke(storedPersonKey);
+    /// <param name="stored">For a dose of a resident of an earlier batch, what the hub holds: see <see cref="StoredDose"/>.</param>
+    public Bundle? Map(StoredDose? stored = null) => Mapping?.Invoke(stored);
 }
+
+/// <summary>What the hub holds for a dose row of a resident of an earlier batch.</summary>
+/// <param name="Id">The id of the Immunization the row wrote before (kept, so an update never makes a second one).</param>
+/// <param name="PersonKey">The stored Patient's person key (<see cref="Identity.DoseIds.PersonKey"/>), for the id the
+/// HIS and the certificates give the same dose.</param>
+public sealed record StoredDose(string? Id, string? PersonKey);
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
 public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)

@@ -100,9 +100,13 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
 
         if (dated.Count > 0)
         {
-            // Each type's care date in the range: a period (an encounter's, a care plan's) overlapping it counts (search.html#prefix).
-            var inRange = dated.Select(t => (Criterion)new OfTypeCriterion([t],
-                new AllCriterion(parser.ParseQuery([t], care.Select(c => new KeyValuePair<string, string>(CareDate(t)!, c)).ToList(), lenient: false).Criteria.Criteria)));
+            // Each type's care date in the range: a period (an encounter's, a care plan's) overlapping it counts (search.html#prefix);
+            // a resource of the type without one (a result with no effective time) stays in, as it cannot be placed outside.
+            var inRange = dated.Select(t => (Criterion)new OfTypeCriterion([t], new AnyCriterion(
+            [
+                new AllCriterion(parser.ParseQuery([t], care.Select(c => new KeyValuePair<string, string>(CareDate(t)!, c)).ToList(), lenient: false).Criteria.Criteria),
+                .. parser.ParseQuery([t], [new($"{CareDate(t)}:missing", "true")], lenient: false).Criteria.Criteria,
+            ])));
             parts.Add(Compartments.Restrict(parser.ParseQuery(dated, filter, lenient: false).Criteria, key, parser.Registry).And(new AnyCriterion([.. inRange])));
         }
 

@@ -174,9 +174,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             {
                 var targets = frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType)
                     .Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
-                if (targets.Count > 0 && Referring(include, targets, frontier.Select(m => m.ResourceType).ToHashSet()) is { } referring)
+                // A wildcard names the targets once per reference parameter: in slices of a hundred, so one query's
+                // parameters stay within what the databases take.
+                foreach (var slice in targets.Chunk(include.Param is null ? 100 : Math.Max(1, targets.Count)))
                 {
-                    found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
+                    if (Referring(include, [.. slice], frontier.Select(m => m.ResourceType).ToHashSet()) is { } referring)
+                    {
+                        found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
+                    }
                 }
             }
 

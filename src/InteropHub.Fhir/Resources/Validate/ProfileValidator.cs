@@ -36,7 +36,16 @@ public sealed class ProfileValidator(LocalTerminology stored)
             var definitions = new SnapshotSource(new MultiResolver(package, new CachedResolver(new StoredDefinitions(stored, ct))));
             var schemas = new MultiElementSchemaResolver(packageSchemas, StructureDefinitionToElementSchemaResolver.Create(definitions));
             var validator = new Validator(definitions, new LocalTerminologyService(definitions), null, null, schemas);
-            return profile is null ? validator.Validate(resource) : validator.Validate(resource, profile);
+            try
+            {
+                return profile is null ? validator.Validate(resource) : validator.Validate(resource, profile);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A stored definition the validator cannot use (a broken snapshot, an unknown base): said, not a 500.
+                return Errors.FhirException.Issue(OperationOutcome.IssueType.Exception,
+                    $"The resource could not be validated against its profiles: {e.Message}");
+            }
         }, ct);
 #pragma warning restore ExperimentalApi
 
