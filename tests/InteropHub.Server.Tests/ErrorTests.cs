@@ -36,6 +36,18 @@ public abstract class ErrorTests(HubFactory hub)
         Assert.Contains(level, issue.Diagnostics, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("{\"resourceType\":\"Patient\"}", "application/fhir+json")]
+    [InlineData("<Patient xmlns=\"http://hl7.org/fhir\"/>", "application/fhir+xml")]
+    public async Task A_resource_with_no_element_but_its_type_is_created_and_an_empty_element_inside_it_is_still_400(string body, string mediaType)
+    {
+        var created = await _client.PostAsync("/fhir/Patient", new StringContent(body, Encoding.UTF8, mediaType));
+        var emptyName = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"name\":[{}]}"));
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, emptyName.StatusCode);
+    }
+
     [Fact]
     public async Task A_conditional_reference_outside_a_transaction_is_400_naming_where_it_is()
     {

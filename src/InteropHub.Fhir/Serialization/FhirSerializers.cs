@@ -46,6 +46,10 @@ public sealed class FhirSerializers
         {
             return _strictJson.DeserializeResource(ref reader);
         }
+        catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
+        {
+            return empty;
+        }
         catch (DeserializationFailedException e)
         {
             throw new InvalidInputException(ToOutcome(e));
@@ -71,6 +75,10 @@ public sealed class FhirSerializers
         try
         {
             return _strictXml.DeserializeResource(reader);
+        }
+        catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
+        {
+            return empty;
         }
         catch (DeserializationFailedException e)
         {
@@ -151,6 +159,14 @@ public sealed class FhirSerializers
 
         return buffer.WrittenSpan.ToArray();
     }
+
+    /// <summary>
+    /// A resource with no element but its type (<c>{"resourceType":"Patient"}</c>): valid FHIR, as every element of most
+    /// resources is optional, which the SDK's strict reader refuses as an empty object; anything else wrong is not this.
+    /// </summary>
+    private static Resource? EmptyResource(DeserializationFailedException e) =>
+        e.PartialResult is Resource resource && e.Exceptions.All(x => x is ExtendedCodedException { ErrorCode: "JSON120" or "PVAL129" } coded
+            && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName)) ? resource : null;
 
     private static OperationOutcome ToOutcome(DeserializationFailedException e)
     {
