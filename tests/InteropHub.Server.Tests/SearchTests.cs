@@ -315,6 +315,9 @@ public abstract class SearchTests(HubFactory hub)
 
         Assert.Equal($"Patient/{patientId}", stored.Subject!.Reference);
         Assert.Equal([$"match Observation/{observation}", $"include Patient/{patientId}"], Modes(found));
+        // A search value absolute on the hub's base is local too.
+        var byAbsolute = await SearchAsync($"Observation?subject={Uri.EscapeDataString(absolute)}");
+        Assert.Equal([$"match Observation/{observation}"], Modes(byAbsolute));
         Assert.Equal($"https://other.example/fhir/Patient/{patientId}",
             (await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/Observation/{elsewhere}"))).Subject!.Reference);
     }

@@ -25,6 +25,7 @@ public abstract class ValidateTests(HubFactory hub)
     [InlineData("""{"resourceType":"Observation","status":"final","code":{"text":"x"}}""", "Observation")]
     [InlineData("""{"resourceType":"Patient",""", "")]
     [InlineData("""{"resourceType":"Encounter","status":"finished"}""", "Encounter.class")]
+    [InlineData("""{"resourceType":"Patient","managingOrganization":{"reference":"Organization?identifier=x|1"}}""", "Patient.managingOrganization")]
     public async Task An_invalid_resource_gets_200_with_errors_that_say_where(string body, string where)
     {
         var type = body.Contains("Encounter", StringComparison.Ordinal) ? "Encounter" : "Patient";

@@ -190,7 +190,7 @@ public static class FhirEndpoints
     {
         // search.html#errors: Prefer: handling=lenient ignores what the server does not understand (and says so).
         var lenient = request.Headers["Prefer"].Any(p => p is not null && p.Contains("handling=lenient", StringComparison.Ordinal));
-        var page = await handler.HandleAsync(new SearchRequest(type, query, lenient, compartment), ct);
+        var page = await handler.HandleAsync(new SearchRequest(type, query, lenient, compartment, FhirResults.BaseUrl(request)), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
 

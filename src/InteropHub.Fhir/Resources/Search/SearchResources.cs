@@ -13,11 +13,13 @@ namespace InteropHub.Fhir.Resources.Search;
 /// <param name="ResourceType">The type searched, or null for a system search (<c>_type</c> names the types).</param>
 /// <param name="Lenient"><c>Prefer: handling=lenient</c>: unknown parameters are ignored and reported, not refused.</param>
 /// <param name="Compartment">For <c>GET [base]/Patient/123/Encounter</c>: the compartment's type and id.</param>
+/// <param name="BaseUrl">The FHIR base the request came to: a reference value absolute on it is local (search.html#reference).</param>
 public sealed record SearchRequest(
     string? ResourceType,
     IReadOnlyList<KeyValuePair<string, string>> Query,
     bool Lenient = false,
-    ResourceKey? Compartment = null);
+    ResourceKey? Compartment = null,
+    string? BaseUrl = null);
 
 /// <param name="Matches">The page's matches (search.mode = match), already subsetted for _summary/_elements.</param>
 /// <param name="Included">Resources added by _include/_revinclude (search.mode = include).</param>
@@ -47,7 +49,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {
         var types = Types(request);
-        var query = await terminology.ExpandAsync(parser.ParseQuery(types, request.Query, request.Lenient), request.Lenient, ct);
+        var query = await terminology.ExpandAsync(parser.ParseQuery(types, LocalValues(request, types), request.Lenient), request.Lenient, ct);
         var criteria = request.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
         var issues = new List<OperationOutcome.IssueComponent>(criteria.Ignored);
         // _type is among the result parameters, as given.
@@ -92,6 +94,29 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             : page.Count == 0 && cursor is { Before: false } ? Link(new ResourceMatch(cursor.Rid, "", "", cursor.SortValues), true)
             : null;
         return new SearchPage(Subset(resources, query), included, Outcome(issues), total, SearchCursorText.Query(self), next, previous);
+    }
+
+    /// <summary>
+    /// The query with each value of a reference parameter that is absolute on the request's base made relative
+    /// (<c>subject=http://host/fhir/Patient/1</c> is <c>Patient/1</c>), as the hub stores such references.
+    /// </summary>
+    private IReadOnlyList<KeyValuePair<string, string>> LocalValues(SearchRequest request, List<string> types)
+    {
+        if (request.BaseUrl is not { } baseUrl || types.Count == 0)
+        {
+            return request.Query;
+        }
+
+        var prefix = baseUrl.TrimEnd('/') + "/";
+        return request.Query.Select(p =>
+        {
+            var name = p.Key.Split(':', 2)[0];
+            return !name.Contains('.', StringComparison.Ordinal) && p.Value.Contains(prefix, StringComparison.OrdinalIgnoreCase)
+                && types.All(t => parser.Registry.Find(t, name) is { Type: Hl7.Fhir.Model.SearchParamType.Reference })
+                ? new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',').Select(v =>
+                    v.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) ? v[prefix.Length..] : v)))
+                : p;
+        }).ToList();
     }
 
     private static List<string> Types(SearchRequest request)

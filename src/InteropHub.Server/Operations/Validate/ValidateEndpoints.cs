@@ -64,6 +64,19 @@ public static class ValidateEndpoints
             "delete" => ValidationMode.Delete,
             _ => throw new InvalidInputException($"mode must be create, update or delete, not '{mode}'.", "mode"),
         };
+        if (resource is not null && validationMode != ValidationMode.Delete)
+        {
+            try
+            {
+                // The reference rules of a create or update (a conditional reference is refused outside a transaction).
+                LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
+            }
+            catch (InvalidInputException e)
+            {
+                return FhirResults.Outcome(e.Outcome, StatusCodes.Status200OK);
+            }
+        }
+
         return FhirResults.Outcome(await handler.HandleAsync(new ValidateRequest(type, id, resource, validationMode, string.IsNullOrEmpty(profile) ? null : profile), ct), StatusCodes.Status200OK);
     }
 }
