@@ -1174,6 +1174,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_dose_before_the_birth_of_a_resident_of_an_earlier_batch_is_IMPOSSIBLE_DATE()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 876_001, residents: 1))).StatusCode);
+
+        var later = Rewrite(LegacyData.TownshipBatch(first: 876_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        later = Rewrite(later, "immunizations.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = lines[1].Split(',');
+            cells[0] = "JZ-QX2110026-BEFOREBIRTH";
+            cells[Array.IndexOf(header, "vacc_date")] = "1930-05-01";
+            lines[1] = string.Join(',', cells);
+        });
+        var issues = (await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+
+        var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal("IMPOSSIBLE_DATE", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+        Assert.Contains("vacc_date", error.GetProperty("location")[0].GetString(), StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<Immunization>("Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-BEFOREBIRTH"));
+    }
+
+    [Fact]
     public async Task A_deleted_follow_up_row_retracts_its_visit_and_every_observation_of_it()
     {
         await SeedOrganizationsAsync();

@@ -1088,7 +1088,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
         var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false, ReferencedResidents.Count: > 0 }).ToList();
-        var storedResidents = await StoredResidentsAsync(earlierDoses.SelectMany(r => r.ReferencedResidents)
+        var storedResidents = await StoredResidentsAsync(rowsToApply.Where(r => r.EarliestEvent is not null).SelectMany(r => r.ReferencedResidents)
             .Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key)), ct);
         var storedDoses = await StoredDoseIdsAsync(earlierDoses.Select(r => r.Key), ct);
         (string Table, string File)? file = null;
@@ -1111,6 +1111,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 if (row is { Table: "residents", Deleted: true } && !storedResidents.ContainsKey(TextNormalizer.Number(row.Key)))
                 {
                     WarnDeletedNothing([row], outcome);
+                    continue;
+                }
+
+                // §2 "Impossible dates": an event before the birth of a resident of an earlier batch.
+                if (row is { EarliestEvent: { } earliest, ReferencedResidents: [var resident] }
+                    && storedResidents.GetValueOrDefault(TextNormalizer.Number(resident))?.BirthDate is { Length: >= 10 } born
+                    && DateOnly.TryParseExact(born[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var birth) && earliest.Date < birth)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {earliest.Column} {earliest.Date:yyyy-MM-dd} 早于出生日期 {born[..10]}",
+                        Where(row.File, row.Row, earliest.Column)));
                     continue;
                 }
 

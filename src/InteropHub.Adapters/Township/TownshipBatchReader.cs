@@ -246,7 +246,11 @@ public static class TownshipBatchReader
             var residents = schema.ReferencesResident && !state.ResidentInBatch(row["record_no"]) ? new[] { row["record_no"] } : [];
             // A deleted row may carry only its key: the exporting institution of the batch is then its author.
             var institution = string.IsNullOrEmpty(row["org_code"]) ? state.Manifest.Institution : row["org_code"];
-            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents));
+            var earliest = residents.Length == 0 || deleted ? null : TownshipSchema.ColumnsOf(schema)
+                .Where(c => c.Type == ColumnType.Date && !c.Planned)
+                .Select(c => (Column: c.Name, Date: RowValidator.ParseDate(row[c.Name])))
+                .Where(e => e.Date is not null).OrderBy(e => e.Date).Select(e => ((string, DateOnly)?)(e.Column, e.Date!.Value)).FirstOrDefault();
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest));
         }
     }
 

@@ -28,8 +28,11 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// that the residents in <see cref="ReferencedResidents"/> exist when they were not accepted in this batch.
 /// <see cref="Institution"/> (the row's <c>org_code</c>, else the batch's) is the author its Provenance names.
 /// </summary>
+/// <param name="EarliestEvent">For a row about a resident of an earlier batch, its earliest event date (no planned date) and
+/// the column: the ingest checks it against the stored birth date, as the reader does for a resident of the batch.</param>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    string Institution, Func<StoredDose?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents)
+    string Institution, Func<StoredDose?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
+    (string Column, DateOnly Date)? EarliestEvent = null)
 {
     /// <param name="stored">For a dose of a resident of an earlier batch, what the hub holds: see <see cref="StoredDose"/>.</param>
     public Bundle? Map(StoredDose? stored = null) => Mapping?.Invoke(stored);
