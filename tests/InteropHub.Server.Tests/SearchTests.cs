@@ -318,6 +318,18 @@ public abstract class SearchTests(HubFactory hub)
         // A search value absolute on the hub's base is local too.
         var byAbsolute = await SearchAsync($"Observation?subject={Uri.EscapeDataString(absolute)}");
         Assert.Equal([$"match Observation/{observation}"], Modes(byAbsolute));
+
+        // So is such a reference in a transaction entry.
+        var transaction = new Bundle { Type = Bundle.BundleType.Transaction };
+        transaction.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+            Resource = new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8462-4"), Subject = new ResourceReference(absolute) },
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Observation" },
+        });
+        var response = await Fhir.Read<Bundle>(await _client.PostAsync("/fhir", Fhir.Content(transaction)));
+        var inTransaction = response.Entry[0].Response!.Location!.Split('/')[1];
+        Assert.Equal($"Patient/{patientId}", (await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/Observation/{inTransaction}"))).Subject!.Reference);
         Assert.Equal($"https://other.example/fhir/Patient/{patientId}",
             (await Fhir.Read<Observation>(await _client.GetAsync($"/fhir/Observation/{elsewhere}"))).Subject!.Reference);
     }

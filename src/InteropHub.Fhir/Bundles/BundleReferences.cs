@@ -66,8 +66,9 @@ internal sealed class BundleReferences(SearchParser parser)
     /// <summary>
     /// Replaces every placeholder with the <c>Type/id</c> its entry resolved to (<paramref name="targets"/>, for a
     /// transaction; a batch, whose entries stand alone, has none). A <c>urn:uuid:</c>/<c>urn:oid:</c> reference that
-    /// cannot be resolved fails the transaction, or the batch entry; other references to unknown targets are left as
-    /// they are.
+    /// cannot be resolved fails the transaction, or the batch entry; a reference absolute on the base the bundle was
+    /// posted to is made relative, as a single write does (<see cref="Resources.LocalReferences"/>); other references to
+    /// unknown targets are left as they are.
     /// </summary>
     public void ReplacePlaceholders(IReadOnlyDictionary<string, string>? targets)
     {
@@ -77,6 +78,10 @@ internal sealed class BundleReferences(SearchParser parser)
             if (targets is not null && (targets.TryGetValue(value, out var target) || targets.TryGetValue(Absolute(value, entry.FullUrl) ?? "", out target)))
             {
                 reference.Reference = target;
+            }
+            else if (Resources.LocalReferences.Relative(value, entry.BaseUrl) is { } local)
+            {
+                reference.Reference = local;
             }
             else if (IsPlaceholder(value))
             {

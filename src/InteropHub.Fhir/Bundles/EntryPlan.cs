@@ -83,6 +83,9 @@ internal sealed class EntryPlan
     /// <summary>A <c>urn:uuid:</c>/<c>urn:oid:</c> placeholder or other fullUrl that references in the bundle may use.</summary>
     public string? FullUrl { get; private init; }
 
+    /// <summary>The FHIR base the bundle was posted to: a reference absolute on it is local (<see cref="Resources.LocalReferences"/>).</summary>
+    public string BaseUrl { get; private init; } = "";
+
     /// <summary>The id the entry writes, once resolved.</summary>
     public string? ResolvedId { get; set; }
 
@@ -176,6 +179,7 @@ internal sealed class EntryPlan
         return new EntryPlan(index, method, url, target)
         {
             FullUrl = string.IsNullOrEmpty(entry.FullUrl) ? null : entry.FullUrl,
+            BaseUrl = baseUrl,
             IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersion(request.IfMatch, $"{where}.request.ifMatch"),
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
             IfModifiedSince = request.IfModifiedSince,

@@ -13,7 +13,7 @@ namespace InteropHub.Fhir.Resources;
 public static class LocalReferences
 {
     /// <param name="baseUrl">The FHIR base the request came to, e.g. <c>http://localhost:8080/fhir</c>.</param>
-    public static void Prepare(Resource resource, string baseUrl) => Walk(resource, resource.TypeName, baseUrl.TrimEnd('/') + "/");
+    public static void Prepare(Resource resource, string baseUrl) => Walk(resource, resource.TypeName, baseUrl);
 
     private static void Walk(Base node, string path, string baseUrl)
     {
@@ -36,12 +36,20 @@ public static class LocalReferences
         }
     }
 
+    /// <summary>The reference relative to <paramref name="baseUrl"/> when it is absolute on it (<c>Patient/1</c>), else null.</summary>
+    public static string? Relative(string reference, string baseUrl)
+    {
+        var prefix = baseUrl.TrimEnd('/') + "/";
+        return baseUrl.Length > 0 && reference.Length > prefix.Length && reference.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
+            ? reference[prefix.Length..]
+            : null;
+    }
+
     private static void Check(Base element, string path, string baseUrl)
     {
-        if (element is ResourceReference { Reference: { } absolute } local && absolute.StartsWith(baseUrl, StringComparison.OrdinalIgnoreCase)
-            && absolute.Length > baseUrl.Length)
+        if (element is ResourceReference { Reference: { } absolute } local && Relative(absolute, baseUrl) is { } relative)
         {
-            local.Reference = absolute[baseUrl.Length..];
+            local.Reference = relative;
         }
 
         if (element is ResourceReference { Reference: { } reference } && reference.IndexOf('?', StringComparison.Ordinal) > 0

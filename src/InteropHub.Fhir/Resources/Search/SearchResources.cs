@@ -107,14 +107,12 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             return request.Query;
         }
 
-        var prefix = baseUrl.TrimEnd('/') + "/";
         return request.Query.Select(p =>
         {
             var name = p.Key.Split(':', 2)[0];
-            return !name.Contains('.', StringComparison.Ordinal) && p.Value.Contains(prefix, StringComparison.OrdinalIgnoreCase)
+            return !name.Contains('.', StringComparison.Ordinal) && p.Value.Contains("://", StringComparison.Ordinal)
                 && types.All(t => parser.Registry.Find(t, name) is { Type: Hl7.Fhir.Model.SearchParamType.Reference })
-                ? new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',').Select(v =>
-                    v.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) ? v[prefix.Length..] : v)))
+                ? new KeyValuePair<string, string>(p.Key, string.Join(',', p.Value.Split(',').Select(v => LocalReferences.Relative(v, baseUrl) ?? v)))
                 : p;
         }).ToList();
     }
