@@ -129,6 +129,39 @@ public abstract class AdapterTestBase(HubFactory hub)
         return folder?.FullName ?? throw new InvalidOperationException("InteropHub.sln not found above the test binaries.");
     }
 
+    /// <summary>A later batch (sequence 2) of generated resident <paramref name="first"/> that repeats only its dose row, with cells changed.</summary>
+    protected static byte[] LaterDoseBatch(int first, params (string Column, string Value)[] changes)
+    {
+        var batch = Rewrite(LegacyData.TownshipBatch(first, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        return Rewrite(batch, "immunizations.csv", lines => lines[1] = WithCells(lines[0], lines[1], changes));
+    }
+
+    /// <summary>A CSV line with the named cells (by the header's column names) replaced.</summary>
+    protected static string WithCells(string header, string line, params (string Column, string Value)[] changes)
+    {
+        var names = header.Split(',');
+        var cells = line.Split(',');
+        foreach (var (column, value) in changes)
+        {
+            cells[Array.IndexOf(names, column)] = value;
+        }
+
+        return string.Join(',', cells);
+    }
+
+    /// <summary>Posts birth-certificate XML; the outcome's issues.</summary>
+    protected async Task<List<OperationOutcome.IssueComponent>> PostCertificateAsync(string xml)
+    {
+        using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
+        var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await Fhir.Read<OperationOutcome>(response)).Issue;
+    }
+
+    /// <summary>The mother's ID number in certificate XML.</summary>
+    protected static string MotherIdOf(string xml) =>
+        System.Text.RegularExpressions.Regex.Match(xml, "<IdDocument typeCode=\"01\">([0-9X]+)</IdDocument>").Groups[1].Value;
+
     /// <summary>A township batch zip with one file's lines edited and the manifest's checksum of it updated.</summary>
     /// <param name="batchId">A new batch id for the manifest, or null to keep it.</param>
     /// <param name="sourceSystem">A new source system for the manifest, or null to keep it.</param>
@@ -987,14 +1020,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_301));
-        var motherId = System.Text.RegularExpressions.Regex.Match(first, "<IdDocument typeCode=\"01\">([0-9X]+)</IdDocument>").Groups[1].Value;
-        async Task<string> SendAsync(string xml)
-        {
-            using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
-            var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            return Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue, i => i.Details?.Coding[0].Code is "APPLIED" or "UNCHANGED" or "STALE").Details!.Coding[0].Code!;
-        }
+        var motherId = MotherIdOf(first);
+        async Task<string> SendAsync(string xml) =>
+            Assert.Single(await PostCertificateAsync(xml), i => i.Details?.Coding[0].Code is "APPLIED" or "UNCHANGED" or "STALE").Details!.Coding[0].Code!;
 
         Assert.Equal("APPLIED", await SendAsync(first));
         Assert.Equal("母亲7301", Assert.Single(await SearchAsync<Patient>($"Patient?identifier={motherId}")).Name[0].Text);
@@ -1026,16 +1054,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.True(Msa(ack) == "AA", ack);
 
         // A later batch reports the same dose; the resident came in the first batch, not in this one.
-        var later = Rewrite(LegacyData.TownshipBatch(first: 872_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
-        later = Rewrite(later, "immunizations.csv", lines =>
-        {
-            var header = lines[0].Split(',');
-            var cells = lines[1].Split(',');
-            cells[0] = "JZ-QX2110026-XSRC00001";
-            cells[Array.IndexOf(header, "vacc_date")] = "2024-11-05";
-            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
-            lines[1] = string.Join(',', cells);
-        });
+        var later = LaterDoseBatch(872_001, ("vacc_id", "JZ-QX2110026-XSRC00001"), ("vacc_date", "2024-11-05"), ("updated_at", "2025-06-01 08:00:00"));
         var issues = (await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
 
@@ -1096,11 +1115,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         await SeedOrganizationsAsync();
         var xml = (await File.ReadAllTextAsync(Path.Combine(Legacy, "birth-certificate", "R360007315_reissue_of_Q360418201.xml")))
             .Replace("R360007315", "R369990001", StringComparison.Ordinal).Replace("Q360418201", "Q369990001", StringComparison.Ordinal);
-        using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
 
-        var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+        var issues = await PostCertificateAsync(xml);
 
-        var issues = (await Fhir.Read<OperationOutcome>(response)).Issue;
         Assert.Contains(issues, i => i.Details?.Coding[0].Code == "APPLIED");
         var warning = Assert.Single(issues, i => i.Severity == OperationOutcome.IssueSeverity.Warning && (i.Diagnostics ?? "").Contains("never received", StringComparison.Ordinal));
         Assert.Contains("Q369990001", warning.Diagnostics, StringComparison.Ordinal);
@@ -1137,15 +1154,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 875_001, residents: 1))).StatusCode);
 
         // The dose's date corrected in a later batch that does not repeat the resident.
-        var later = Rewrite(LegacyData.TownshipBatch(first: 875_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
-        later = Rewrite(later, "immunizations.csv", lines =>
-        {
-            var header = lines[0].Split(',');
-            var cells = lines[1].Split(',');
-            cells[Array.IndexOf(header, "vacc_date")] = "2024-12-01";
-            cells[Array.IndexOf(header, "updated_at")] = "2025-06-01 08:00:00";
-            lines[1] = string.Join(',', cells);
-        });
+        var later = LaterDoseBatch(875_001, ("vacc_date", "2024-12-01"), ("updated_at", "2025-06-01 08:00:00"));
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(later)).StatusCode);
 
         var dose = Assert.Single(await SearchAsync<Immunization>("Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-000875001"));
@@ -1157,15 +1166,10 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_302));
-        var motherId = System.Text.RegularExpressions.Regex.Match(first, "<IdDocument typeCode=\"01\">([0-9X]+)</IdDocument>").Groups[1].Value;
-        async Task SendAsync(string xml)
-        {
-            using var content = new StringContent(xml, Encoding.UTF8, "application/xml");
-            Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content)).StatusCode);
-        }
+        var motherId = MotherIdOf(first);
 
-        await SendAsync(first);
-        await SendAsync(first.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+        await PostCertificateAsync(first);
+        await PostCertificateAsync(first.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
             .Replace("<Status>1</Status>", "<Status>2</Status>", StringComparison.Ordinal)
             .Replace("<Name>母亲7302</Name>", "<Name>作废文书上的名字</Name>", StringComparison.Ordinal));
 
@@ -1179,15 +1183,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         await SeedOrganizationsAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 876_001, residents: 1))).StatusCode);
 
-        var later = Rewrite(LegacyData.TownshipBatch(first: 876_001, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1));
-        later = Rewrite(later, "immunizations.csv", lines =>
-        {
-            var header = lines[0].Split(',');
-            var cells = lines[1].Split(',');
-            cells[0] = "JZ-QX2110026-BEFOREBIRTH";
-            cells[Array.IndexOf(header, "vacc_date")] = "1930-05-01";
-            lines[1] = string.Join(',', cells);
-        });
+        var later = LaterDoseBatch(876_001, ("vacc_id", "JZ-QX2110026-BEFOREBIRTH"), ("vacc_date", "1930-05-01"));
         var issues = (await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
 
         var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");

@@ -1088,9 +1088,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
         var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false, ReferencedResidents.Count: > 0 }).ToList();
-        var storedResidents = await StoredResidentsAsync(rowsToApply.Where(r => r.EarliestEvent is not null).SelectMany(r => r.ReferencedResidents)
-            .Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key)), ct);
-        var storedDoses = await StoredDoseIdsAsync(earlierDoses.Select(r => r.Key), ct);
+        var storedResidents = (await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, rowsToApply.Where(r => r.EarliestEvent is not null)
+            .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
+            .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
+        var storedDoses = (await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct))
+            .ToDictionary(p => p.Key, p => p.Value.Id, StringComparer.Ordinal);
         (string Table, string File)? file = null;
         try
         {
@@ -1286,25 +1288,31 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary>The stored Patients with these health-record numbers, by number, read two hundred per query.</summary>
-    private async Task<Dictionary<string, Patient>> StoredResidentsAsync(IEnumerable<string> recordNos, CancellationToken ct)
+    /// <summary>
+    /// The stored resources of a type carrying one of these identifier values of a system, by value (two hundred values
+    /// per query): the residents a township batch names by health-record number, the doses by <c>vacc_id</c>.
+    /// </summary>
+    private async Task<Dictionary<string, (string Id, T Resource)>> StoredByIdentifierAsync<T>(string system, IEnumerable<string> values,
+        Func<T, List<Identifier>> identifiers, CancellationToken ct)
+        where T : DomainResource
     {
-        var residents = new Dictionary<string, Patient>(StringComparer.Ordinal);
-        foreach (var page in recordNos.Select(TextNormalizer.Number).Distinct(StringComparer.Ordinal).Chunk(200))
+        var type = ModelInfo.GetFhirTypeNameForType(typeof(T))!;
+        var found = new Dictionary<string, (string, T)>(StringComparer.Ordinal);
+        foreach (var page in values.Distinct(StringComparer.Ordinal).Chunk(200))
         {
-            var criteria = parser.ParseCriteria("Patient", [new("identifier", string.Join(',', page.Select(n => $"{Systems.HealthRecord}|{n}")))]);
-            var matches = await store.FindAsync("Patient", criteria, null, page.Length * 2, ct);
-            foreach (var stored in await store.ReadManyAsync("Patient", matches.Select(m => m.Id).ToList(), ct))
+            var criteria = parser.ParseCriteria(type, [new("identifier", string.Join(',', page.Select(v => $"{system}|{v}")))]);
+            var matches = await store.FindAsync(type, criteria, null, page.Length * 2, ct);
+            foreach (var stored in await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct))
             {
-                var patient = (Patient)serializers.ParseStored(stored.Json);
-                foreach (var recordNo in patient.Identifier.Where(i => i.System == Systems.HealthRecord).Select(i => i.Value).OfType<string>())
+                var resource = (T)serializers.ParseStored(stored.Json);
+                foreach (var value in identifiers(resource).Where(i => i.System == system).Select(i => i.Value).OfType<string>())
                 {
-                    residents[recordNo] = patient;
+                    found[value] = (stored.Id, resource);
                 }
             }
         }
 
-        return residents;
+        return found;
     }
 
     /// <summary>
@@ -1335,27 +1343,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             await state.WriteStateAsync(name, manifest.Sequence.ToString(CultureInfo.InvariantCulture), ct);
         }
-    }
-
-    /// <summary>The ids of the Immunizations that dose rows (by <c>vacc_id</c>) wrote before, two hundred per query.</summary>
-    private async Task<Dictionary<string, string>> StoredDoseIdsAsync(IEnumerable<string> vaccinationIds, CancellationToken ct)
-    {
-        var ids = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var page in vaccinationIds.Distinct(StringComparer.Ordinal).Chunk(200))
-        {
-            var criteria = parser.ParseCriteria("Immunization", [new("identifier", string.Join(',', page.Select(v => $"{TownshipMapper.VaccinationSystem}|{v}")))]);
-            var matches = await store.FindAsync("Immunization", criteria, null, page.Length * 2, ct);
-            foreach (var stored in await store.ReadManyAsync("Immunization", matches.Select(m => m.Id).ToList(), ct))
-            {
-                foreach (var value in ((Immunization)serializers.ParseStored(stored.Json)).Identifier
-                    .Where(i => i.System == TownshipMapper.VaccinationSystem).Select(i => i.Value).OfType<string>())
-                {
-                    ids[value] = stored.Id;
-                }
-            }
-        }
-
-        return ids;
     }
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
