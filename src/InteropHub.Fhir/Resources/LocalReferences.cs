@@ -39,9 +39,11 @@ public static class LocalReferences
     /// <summary>The reference relative to <paramref name="baseUrl"/> when it is absolute on it (<c>Patient/1</c>), else null.</summary>
     public static string? Relative(string reference, string baseUrl)
     {
-        var prefix = baseUrl.TrimEnd('/') + "/";
-        return baseUrl.Length > 0 && reference.Length > prefix.Length && reference.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
-            ? reference[prefix.Length..]
+        // Without allocating: a transaction asks this of every reference it holds.
+        var length = baseUrl.AsSpan().TrimEnd('/').Length;
+        return length > 0 && reference.Length > length + 1 && reference[length] == '/'
+            && reference.AsSpan(0, length).Equals(baseUrl.AsSpan(0, length), StringComparison.OrdinalIgnoreCase)
+            ? reference[(length + 1)..]
             : null;
     }
 
