@@ -160,32 +160,14 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     public async Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand();
-        var where = new List<string>();
-        if (query.ResourceType is not null)
-        {
-            where.Add("resource_type = @t");
-            command.Parameters.Add(new NpgsqlParameter<string>("t", query.ResourceType));
-        }
-
-        if (query.Id is not null)
-        {
-            where.Add("id = @id");
-            command.Parameters.Add(new NpgsqlParameter<string>("id", query.Id));
-        }
-
-        if (query.Since is { } since)
-        {
-            where.Add("key >= @since");
-            command.Parameters.Add(new NpgsqlParameter<long>("since", VersionKeys.FromInstant(since)));
-        }
-
+        var where = HistoryWhere(command, query);
         if (query.BeforeKey is { } before)
         {
             where.Add("key < @before");
             command.Parameters.Add(new NpgsqlParameter<long>("before", before));
         }
 
-        command.CommandText = $"SELECT {HistoryColumns} FROM resource_history"
+        command.CommandText = $"SELECT {HistoryColumns} FROM resource_history h"
             + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "")
             + " ORDER BY key DESC LIMIT @n";
         command.Parameters.Add(new NpgsqlParameter<int>("n", query.Count));
@@ -198,6 +180,52 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         }
 
         return entries;
+    }
+
+    public async Task<long> CountHistoryAsync(HistoryQuery query, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand();
+        var where = HistoryWhere(command, query);
+        command.CommandText = "SELECT count(*) FROM resource_history h" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "");
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The history query's filters: type, id, <c>_since</c> and <c>_at</c> (a version is current from its key to its successor's).</summary>
+    private static List<string> HistoryWhere(NpgsqlCommand command, HistoryQuery query)
+    {
+        var where = new List<string>();
+        if (query.ResourceType is not null)
+        {
+            where.Add("h.resource_type = @t");
+            command.Parameters.Add(new NpgsqlParameter<string>("t", query.ResourceType));
+        }
+
+        if (query.Id is not null)
+        {
+            where.Add("h.id = @id");
+            command.Parameters.Add(new NpgsqlParameter<string>("id", query.Id));
+        }
+
+        if (query.Since is { } since)
+        {
+            where.Add("h.key >= @since");
+            command.Parameters.Add(new NpgsqlParameter<long>("since", VersionKeys.FromInstant(since)));
+        }
+
+        if (query.AtTo is { } to)
+        {
+            where.Add("h.key < @at_to");
+            command.Parameters.Add(new NpgsqlParameter<long>("at_to", to));
+        }
+
+        if (query.AtFrom is { } from)
+        {
+            where.Add("NOT EXISTS (SELECT 1 FROM resource_history n WHERE n.resource_type = h.resource_type AND n.id = h.id"
+                + " AND n.version > h.version AND n.key <= @at_from)");
+            command.Parameters.Add(new NpgsqlParameter<long>("at_from", from));
+        }
+
+        return where;
     }
 
     public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,

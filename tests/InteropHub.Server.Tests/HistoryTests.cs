@@ -78,6 +78,50 @@ public abstract class HistoryTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task At_keeps_the_versions_current_at_some_moment_of_its_interval()
+    {
+        var patient = await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient())));
+        var written = new List<DateTimeOffset> { patient.Meta!.LastUpdated!.Value };
+        foreach (var gender in new[] { AdministrativeGender.Female, AdministrativeGender.Male })
+        {
+            await Task.Delay(40);
+            patient.Gender = gender;
+            patient = await Fhir.Read<Patient>(await _client.PutAsync($"/fhir/Patient/{patient.Id}", Fhir.Content(patient)));
+            written.Add(patient.Meta!.LastUpdated!.Value);
+        }
+
+        async Task<string[]> VersionsAt(string at)
+        {
+            var bundle = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient.Id}/_history?_at={Uri.EscapeDataString(at)}"));
+            Assert.Equal(bundle.Entry.Count, bundle.Total);
+            return bundle.Entry.Select(e => e.Resource!.Meta!.VersionId!).ToArray();
+        }
+
+        string Between(int first) =>
+            (written[first] + (written[first + 1] - written[first]) / 2).ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.Equal(["1"], await VersionsAt(Between(0)));
+        Assert.Equal(["2"], await VersionsAt("eq" + Between(1)));
+        Assert.Equal(["3", "2"], await VersionsAt("ge" + Between(1)));
+        Assert.Equal(["2", "1"], await VersionsAt("lt" + Between(1)));
+        Assert.Equal(["3", "2", "1"], await VersionsAt(written[0].Year.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Empty(await VersionsAt("2020"));
+    }
+
+    [Fact]
+    public async Task Instance_history_states_its_total_on_every_page_and_type_history_does_not()
+    {
+        var id = await CreateUpdateDeleteAsync();
+
+        var page = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{id}/_history?_count=1"));
+        var type = await Fhir.Read<Bundle>(await _client.GetAsync("/fhir/Patient/_history?_count=1"));
+
+        Assert.Single(page.Entry);
+        Assert.Equal(3, page.Total);
+        Assert.Null(type.Total);
+    }
+
+    [Fact]
     public async Task History_of_an_unknown_resource_is_404()
     {
         Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Patient/nobody/_history")).StatusCode);
@@ -89,7 +133,9 @@ public abstract class HistoryTests(HubFactory hub)
     [InlineData("_count=99999999999")]
     [InlineData("_count=-1")]
     [InlineData("_cursor=abc")]
-    [InlineData("_at=2020")]
+    [InlineData("_at=yesterday")]
+    [InlineData("_at=ap2020")]
+    [InlineData("_elements=id")]
     public async Task Bad_history_parameters_are_400(string query)
     {
         var response = await _client.GetAsync($"/fhir/_history?{query}");

@@ -46,7 +46,6 @@ public sealed class ProcessBundle(
     LocalTerminology terminology,
     ILogger<ProcessBundle> logger)
 {
-    private static readonly HashSet<string> HistoryParameters = new(StringComparer.Ordinal) { "_since", "_count", Paging.CursorParameter };
 
     public async Task<BundleResult> HandleAsync(BundleRequest request, CancellationToken ct) => request.Bundle.Type switch
     {
@@ -514,15 +513,15 @@ public sealed class ProcessBundle(
                     throw new InvalidInputException("History cannot be read inside a transaction; read it in a batch or on its own.");
                 }
 
-                var unknown = plan.Query.FirstOrDefault(p => !HistoryParameters.Contains(p.Key)).Key;
+                var unknown = plan.Query.FirstOrDefault(p => !ReadHistory.Parameters.Contains(p.Key)).Key;
                 if (unknown is not null)
                 {
-                    throw new InvalidInputException($"History parameter '{unknown}' is not supported; use _since, _count.", unknown);
+                    throw ReadHistory.Unsupported(unknown);
                 }
 
                 var versions = await history.HandleAsync(new HistoryRequest(
                     plan.ResourceType.Length == 0 ? null : plan.ResourceType, plan.Id, Last(plan, "_since"), Last(plan, "_count"),
-                    Last(plan, Paging.CursorParameter)), ct);
+                    Last(plan, Paging.CursorParameter), Last(plan, "_at")), ct);
                 return new EntryResponse(200, History: versions, Url: plan.Url, WithBody: withBody, IsRead: true);
         }
     }

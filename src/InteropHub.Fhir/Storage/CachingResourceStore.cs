@@ -74,6 +74,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
     public Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct) => inner.ReadHistoryAsync(query, ct);
 
+    public Task<long> CountHistoryAsync(HistoryQuery query, CancellationToken ct) => inner.CountHistoryAsync(query, ct);
+
     public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
         inner.FindAsync(resourceType, criteria, afterRid, limit, ct);
 

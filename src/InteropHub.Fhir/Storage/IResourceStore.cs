@@ -23,6 +23,9 @@ public interface IResourceStore
     /// <summary>Versions newest first, filtered by type, id and <c>_since</c>, keyset-paged on the version key.</summary>
     Task<IReadOnlyList<HistoryEntry>> ReadHistoryAsync(HistoryQuery query, CancellationToken ct);
 
+    /// <summary>How many versions the query's filters select, ignoring its count and paging key.</summary>
+    Task<long> CountHistoryAsync(HistoryQuery query, CancellationToken ct);
+
     /// <summary>
     /// Live resources of the criteria's types matching them, ordered by <paramref name="sort"/> and then by row id,
     /// starting after <paramref name="after"/> (keyset paging: the cursor holds the sort values and row id of the

@@ -26,12 +26,19 @@ public sealed record VersionRow(
     bool IsDeleted,
     byte[] Json);
 
+/// <param name="AtFrom">
+/// <c>_at</c>'s lower bound as a version key: only versions still current at it or created after it (no later version
+/// of the same resource was written at or before it).
+/// </param>
+/// <param name="AtTo"><c>_at</c>'s upper bound as a version key: only versions created before it.</param>
 public sealed record HistoryQuery(
     string? ResourceType,
     string? Id,
     DateTimeOffset? Since,
     int Count,
-    long? BeforeKey);
+    long? BeforeKey,
+    long? AtFrom = null,
+    long? AtTo = null);
 
 public sealed record HistoryEntry(long Key, StoredResource Resource);
 

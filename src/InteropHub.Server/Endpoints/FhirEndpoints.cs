@@ -152,13 +152,16 @@ public static class FhirEndpoints
     }
 
     private static Task<IResult> InstanceHistory(string type, string id, HttpRequest request, ReadHistory handler, CancellationToken ct) =>
-        History(new HistoryRequest(type, id, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+        History(new HistoryRequest(type, id, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter],
+            request.Query["_at"]), request, handler, ct);
 
     private static Task<IResult> TypeHistory(string type, HttpRequest request, ReadHistory handler, CancellationToken ct) =>
-        History(new HistoryRequest(type, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+        History(new HistoryRequest(type, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter],
+            request.Query["_at"]), request, handler, ct);
 
     private static Task<IResult> SystemHistory(HttpRequest request, ReadHistory handler, CancellationToken ct) =>
-        History(new HistoryRequest(null, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter]), request, handler, ct);
+        History(new HistoryRequest(null, null, request.Query["_since"], request.Query["_count"], request.Query[Paging.CursorParameter],
+            request.Query["_at"]), request, handler, ct);
 
     private static async Task<IResult> History(HistoryRequest history, HttpRequest request, ReadHistory handler, CancellationToken ct)
     {
@@ -223,18 +226,16 @@ public static class FhirEndpoints
     }
 }
 
-/// <summary>History takes only <c>_since</c>, <c>_count</c> and the paging key; anything else is named in a 400.</summary>
+/// <summary>History takes <see cref="ReadHistory.Parameters"/> and the formatting ones; anything else is named in a 400.</summary>
 internal static class HistoryParameters
 {
-    private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "_since", "_count", "_format", "_pretty", Paging.CursorParameter };
-
     public static void EnsureKnown(HttpRequest request)
     {
         foreach (var key in request.Query.Keys)
         {
-            if (!Known.Contains(key))
+            if (!ReadHistory.Parameters.Contains(key) && key is not ("_format" or "_pretty"))
             {
-                throw new Fhir.Errors.InvalidInputException($"History parameter '{key}' is not supported; use _since, _count.", key);
+                throw ReadHistory.Unsupported(key);
             }
         }
     }

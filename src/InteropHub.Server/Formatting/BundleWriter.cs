@@ -134,7 +134,7 @@ public static class BundleWriter
 
     private static PooledJson History(HistoryPage page, string baseUrl, string self, string? next)
     {
-        return Write("history", self, next, null, page.Entries.Count > 0, writer =>
+        return Write("history", self, next, page.Total, page.Entries.Count > 0, writer =>
         {
             foreach (var entry in page.Entries)
             {
