@@ -134,7 +134,29 @@ public static class HubServices
         });
         services.AddHostedService<TownshipDropFolder>();
         services.AddSubscriptions(configuration);
+        services.AddCors(cors => cors.AddDefaultPolicy(policy => AllowOrigins(policy, configuration.GetSection("InteropHub:Cors:Origins").Get<string[]>())));
         return services;
+    }
+
+    /// <summary>
+    /// Browser apps on other origins (a SMART app, a regional portal) may call the API: the origins configured, any
+    /// when none is. The headers a FHIR client reads from answers (Location, ETag, the bulk-data polling headers) are
+    /// exposed. No credentials: the hub has no cookies to share.
+    /// </summary>
+    private static void AllowOrigins(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, string[]? origins)
+    {
+        if (origins is null or [] or ["*"])
+        {
+            policy.AllowAnyOrigin();
+        }
+        else
+        {
+            policy.WithOrigins(origins);
+        }
+
+        policy.AllowAnyMethod().AllowAnyHeader()
+            .WithExposedHeaders("Location", "Content-Location", "ETag", "Last-Modified", "X-Progress", "Retry-After", "Expires")
+            .SetPreflightMaxAge(TimeSpan.FromHours(1));
     }
 
     private static IResourceStore CreateStore(IConfiguration configuration)

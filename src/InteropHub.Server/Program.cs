@@ -56,6 +56,7 @@ app.Use(async (context, next) =>
     }
 });
 app.UseRouting();
+app.UseCors();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
 app.UseMiddleware<CallerOrganizationMiddleware>();

@@ -56,6 +56,73 @@ public abstract class FormatTests(HubFactory hub)
         Assert.Contains("\"family\":\"赵\"", json);
     }
 
+    [Fact]
+    public async Task Without_an_accept_header_an_xml_body_is_answered_in_xml()
+    {
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.XmlContent(Fhir.Patient("钱", "小梅")));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(Fhir.XmlType, response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<Patient xmlns=\"http://hl7.org/fhir\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("application/fhir+json; fhirVersion=4.0", HttpStatusCode.OK)]
+    [InlineData("application/fhir+json; fhirVersion=4.0.1", HttpStatusCode.OK)]
+    [InlineData("application/fhir+json; fhirVersion=3.0", HttpStatusCode.NotAcceptable)]
+    [InlineData("application/fhir+xml; fhirVersion=5.0, application/fhir+json; q=0.5", HttpStatusCode.OK)]
+    public async Task Accept_may_name_the_fhir_version_and_only_r4_is_served(string accept, HttpStatusCode expected)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        request.Headers.TryAddWithoutValidation("Accept", accept);
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(expected, response.StatusCode);
+        var outcome = await response.Content.ReadAsStringAsync();
+        Assert.Equal(Fhir.JsonType, response.Content.Headers.ContentType?.MediaType);
+        if (expected == HttpStatusCode.NotAcceptable)
+        {
+            Assert.Contains("fhirVersion=4.0", outcome, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_body_of_another_fhir_version_is_415()
+    {
+        var body = new StringContent("{\"resourceType\":\"Patient\"}");
+        body.Headers.Remove("Content-Type");
+        body.Headers.TryAddWithoutValidation("Content-Type", "application/fhir+json; fhirVersion=5.0");
+
+        var response = await _client.PostAsync("/fhir/Patient", body);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Contains("R4", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Browser_apps_on_other_origins_may_call_the_api_and_read_its_headers()
+    {
+        var preflight = new HttpRequestMessage(HttpMethod.Options, "/fhir/Patient/any");
+        preflight.Headers.Add("Origin", "https://portal.example.cn");
+        preflight.Headers.Add("Access-Control-Request-Method", "PUT");
+        preflight.Headers.Add("Access-Control-Request-Headers", "content-type,if-match");
+        var read = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient()) };
+        read.Headers.Add("Origin", "https://portal.example.cn");
+
+        var allowed = await _client.SendAsync(preflight);
+        var created = await _client.SendAsync(read);
+
+        Assert.Equal(HttpStatusCode.NoContent, allowed.StatusCode);
+        Assert.Equal("*", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Contains("PUT", allowed.Headers.GetValues("Access-Control-Allow-Methods").Single(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal("*", created.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var exposed = created.Headers.GetValues("Access-Control-Expose-Headers").Single();
+        Assert.Contains("Location", exposed, StringComparison.Ordinal);
+        Assert.Contains("ETag", exposed, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("_format=xml", Fhir.XmlType)]
     [InlineData("_format=application/fhir%2Bxml", Fhir.XmlType)]

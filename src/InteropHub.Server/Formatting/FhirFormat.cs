@@ -15,8 +15,9 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
     public static readonly ResponseFormat DefaultJson = new(FhirFormat.Json, "application/fhir+json", false);
 
     /// <summary>
-    /// <c>_format</c> wins over <c>Accept</c> (http.html#mime-type); <c>*/*</c> or no preference means JSON.
-    /// A request for a representation the server cannot produce is 406.
+    /// <c>_format</c> wins over <c>Accept</c> (http.html#mime-type); with no preference (or <c>*/*</c>) the answer is
+    /// in the request body's format, else JSON. A media type naming a <c>fhirVersion</c> other than R4's (4.0) is not
+    /// one this hub produces (http.html#version-parameter). A request for a representation it cannot produce is 406.
     /// </summary>
     public static ResponseFormat For(HttpRequest request)
     {
@@ -32,15 +33,22 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
         var accept = request.Headers.Accept.ToString();
         if (accept.Length == 0 || !MediaTypeHeaderValue.TryParseList([accept], out var ranges))
         {
-            return DefaultJson with { Pretty = pretty };
+            return AsTheBody(request, pretty);
         }
 
+        var otherVersion = false;
         foreach (var range in ranges.OrderByDescending(r => r.Quality ?? 1.0))
         {
+            if (!IsR4(range))
+            {
+                otherVersion = true;
+                continue;
+            }
+
             var mediaType = range.MediaType.ToString();
             if (mediaType is "*/*" or "application/*")
             {
-                return DefaultJson with { Pretty = pretty };
+                return AsTheBody(request, pretty);
             }
 
             if (Match(mediaType, pretty) is { } matched)
@@ -49,7 +57,25 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
             }
         }
 
-        throw new NotAcceptableException($"None of the media types in Accept '{accept}' is supported; use application/fhir+json or application/fhir+xml.");
+        throw new NotAcceptableException(otherVersion
+            ? $"Accept '{accept}' asks for a FHIR version this server does not speak; it serves FHIR R4 (fhirVersion=4.0)."
+            : $"None of the media types in Accept '{accept}' is supported; use application/fhir+json or application/fhir+xml.");
+    }
+
+    /// <summary>
+    /// No preference: a FHIR request body's format (an XML client reads XML), else JSON. Only on the FHIR API: the
+    /// adapters' answers stay JSON whatever their legacy systems post.
+    /// </summary>
+    private static ResponseFormat AsTheBody(HttpRequest request, bool pretty) =>
+        request.Path.StartsWithSegments("/fhir", StringComparison.Ordinal) && MediaTypeHeaderValue.TryParse(request.ContentType, out var body) && Match(body.MediaType.ToString(), pretty) is { Format: FhirFormat.Xml } xml
+            ? xml
+            : DefaultJson with { Pretty = pretty };
+
+    /// <summary>A media type without <c>fhirVersion</c>, or with R4's: 4.0, or a 4.0.x release.</summary>
+    private static bool IsR4(MediaTypeHeaderValue mediaType)
+    {
+        var version = mediaType.Parameters.FirstOrDefault(p => p.Name.Equals("fhirVersion", StringComparison.OrdinalIgnoreCase))?.Value.ToString().Trim('"');
+        return version is null or "4.0" || version.StartsWith("4.0.", StringComparison.Ordinal);
     }
 
     /// <summary>The format of a request body from its Content-Type; anything else is 415.</summary>
@@ -64,6 +90,11 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
         if (!MediaTypeHeaderValue.TryParse(contentType, out var parsed))
         {
             throw new UnsupportedMediaTypeException($"Content-Type '{contentType}' cannot be parsed.");
+        }
+
+        if (!IsR4(parsed))
+        {
+            throw new UnsupportedMediaTypeException($"Content-Type '{contentType}' names a FHIR version this server does not read; it takes FHIR R4 (fhirVersion=4.0).");
         }
 
         var charset = parsed.Charset.ToString();
