@@ -977,6 +977,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_down_referral_naming_an_up_referral_never_received_is_applied_with_a_warning_at_RF1_11()
+    {
+        await SeedOrganizationsAsync();
+        async Task<string> PostAsync(string sample, string controlId, string upKey, string downKey)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+                .Replace("ZZ-QX2110026-20250506-0007", upKey, StringComparison.Ordinal)
+                .Replace("ZZ-QX2100012-20250514-0031", downKey, StringComparison.Ordinal);
+            var lines = text.Split('\r').Select(l => l.StartsWith("MSH|", StringComparison.Ordinal)
+                ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l);
+            var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)));
+            Assert.True(Msa(ack) == "AA", ack);
+            return ack;
+        }
+
+        var unknown = await PostAsync("25_REF_I12_county_lidefu_down.hl7", "RF111-DOWN-1", "ZZ-QX2110026-20250506-9911", "ZZ-QX2100012-20250514-9931");
+        await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "RF111-UP-2", "ZZ-QX2110026-20250506-9912", "-");
+        var known = await PostAsync("25_REF_I12_county_lidefu_down.hl7", "RF111-DOWN-2", "ZZ-QX2110026-20250506-9912", "ZZ-QX2100012-20250514-9932");
+
+        var warning = Assert.Single(unknown.Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal));
+        Assert.StartsWith("ERR||RF1^1^11|", warning, StringComparison.Ordinal);
+        Assert.Contains("|W|", warning, StringComparison.Ordinal);
+        Assert.Contains("ZZ-QX2110026-20250506-9911", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain(known.Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal));
+        var request = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2100012-20250514-9931"));
+        Assert.Equal("ZZ-QX2110026-20250506-9911", Assert.Single(request.BasedOn).Identifier!.Value);
+    }
+
+    [Fact]
     public async Task A_maternal_visit_must_name_a_registration_the_hub_has_for_the_same_woman()
     {
         await SeedOrganizationsAsync();

@@ -52,6 +52,12 @@ public abstract record HisPrecondition(Hl7Location Location, string Detail);
 public sealed record MustExist(string Search, Hl7Location Location, string Detail) : HisPrecondition(Location, Detail);
 
 /// <summary>
+/// A resource matching <see cref="Search"/> is expected to exist; when none does the message is still applied, with
+/// a warning (e.g. a down-referral naming an up-referral the hub never received, his-hl7v2.md §4 RF1-11).
+/// </summary>
+public sealed record ShouldExist(string Search, Hl7Location Location, string Detail) : HisPrecondition(Location, Detail);
+
+/// <summary>
 /// The stored referral Task (<c>Task/{TaskId}</c>) must be in one of <see cref="AllowedFrom"/> (his-hl7v2.md §6),
 /// otherwise <see cref="RejectionReason.InvalidTransition"/>. A missing Task is
 /// <see cref="RejectionReason.UnknownReference"/> unless <see cref="MayBeAbsent"/> (a new I12). When

@@ -335,7 +335,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked; <paramref name="inGroup"/>: a plain message is first tried in a group.</summary>
     private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
-        mapped ??= HisMapper.Map(message.Body);
+        mapped = await WithStoreWarningsAsync(mapped ?? HisMapper.Map(message.Body), ct);
 
         // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
         for (var attempt = inGroup && mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
@@ -349,7 +349,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             };
             if (code == AckCode.AR && issues.Count == 0)
             {
-                mapped = HisMapper.Map(message.Body);
+                mapped = await WithStoreWarningsAsync(HisMapper.Map(message.Body), ct);
                 continue;
             }
 
@@ -939,12 +939,40 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return null;
     }
 
-    private async Task<HisIssue?> CheckExistsAsync(MustExist precondition, CancellationToken ct)
+    private async Task<HisIssue?> CheckExistsAsync(MustExist precondition, CancellationToken ct) =>
+        await ExistsAsync(precondition.Search, ct)
+            ? null
+            : new HisIssue(RejectionReason.UnknownReference, precondition.Location, precondition.Detail, IssueSeverity.Error);
+
+    private async Task<bool> ExistsAsync(string search, CancellationToken ct)
     {
-        var type = precondition.Search.Split('?', 2)[0];
-        var criteria = parser.ParseCriteria(type, SearchParser.SplitQueryString(type, precondition.Search));
-        var matches = await store.FindAsync(type, criteria, null, 1, ct);
-        return matches.Count > 0 ? null : new HisIssue(RejectionReason.UnknownReference, precondition.Location, precondition.Detail, IssueSeverity.Error);
+        var type = search.Split('?', 2)[0];
+        var criteria = parser.ParseCriteria(type, SearchParser.SplitQueryString(type, search));
+        return (await store.FindAsync(type, criteria, null, 1, ct)).Count > 0;
+    }
+
+    /// <summary>
+    /// The checks that only warn (<see cref="ShouldExist"/>), made before the message's transaction: their warnings
+    /// join the mapper's, in the ACK and in the stored outcome. Nothing is refused for them, so they need no lock.
+    /// </summary>
+    private async Task<HisOutcome> WithStoreWarningsAsync(HisOutcome mapped, CancellationToken ct)
+    {
+        if (mapped is not HisAccepted accepted || !accepted.Preconditions.Any(p => p is ShouldExist))
+        {
+            return mapped;
+        }
+
+        var warnings = accepted.Warnings.ToList();
+        foreach (var check in accepted.Preconditions.OfType<ShouldExist>())
+        {
+            if (!await ExistsAsync(check.Search, ct))
+            {
+                warnings.Add(HisIssue.Warning(check.Location, check.Detail));
+            }
+        }
+
+        return new HisAccepted(accepted.Acknowledged, accepted.Transaction, accepted.Provenance,
+            accepted.Preconditions.Where(p => p is not ShouldExist).ToList(), accepted.Merge, accepted.ContentHash, warnings);
     }
 
     /// <summary>

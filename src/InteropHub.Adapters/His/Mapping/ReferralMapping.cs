@@ -252,6 +252,8 @@ internal static class ReferralMapping
         if (TextNormalizer.Number(rf1[11].Component(1).Text) is { Length: > 0 } returned)
         {
             request.BasedOn.Add(new ResourceReference { Identifier = new Identifier(Systems.Referral, returned), Type = "ServiceRequest" });
+            context.Preconditions.Add(new ShouldExist($"ServiceRequest?{Criteria.Identifier(Systems.Referral, returned)}", rf1.Location(11),
+                $"RF1-11 关联转诊单号 {returned} 未收到过，按逻辑引用保存"));
         }
 
         // Supporting information: OBR REFSUM with vital signs and a free-text summary (§6).
