@@ -106,6 +106,21 @@ public sealed class BirthCertificateTests
     }
 
     [Fact]
+    public void A_mothers_15_digit_id_number_is_upgraded_with_a_warning()
+    {
+        var xml = Sample("Q360418201").Replace("<IdDocument typeCode=\"01\">36992119960823078X</IdDocument>",
+            "<IdDocument typeCode=\"01\">369921960823078</IdDocument>", StringComparison.Ordinal);
+
+        var accepted = Assert.IsType<CertificateAccepted>(Assert.Single(Read(xml).Certificates));
+
+        var warning = Assert.Single(accepted.Warnings);
+        Assert.Contains("369921960823078", warning.Detail, StringComparison.Ordinal);
+        Assert.Contains("36992119960823078X", warning.Detail, StringComparison.Ordinal);
+        Assert.Contains(accepted.Transaction.Entry.Select(e => e.Resource).OfType<Patient>(),
+            p => p.Identifier.Any(i => i.System == Systems.ResidentId && i.Value == "36992119960823078X"));
+    }
+
+    [Fact]
     public void A_DTD_or_external_entity_is_refused_as_MALFORMED()
     {
         var xml = "<?xml version=\"1.0\"?><!DOCTYPE BirthCertificate [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"

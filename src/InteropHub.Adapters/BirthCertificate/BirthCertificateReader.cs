@@ -111,7 +111,7 @@ public static class BirthCertificateReader
         }
 
         var warnings = new List<CertificateIssue>();
-        var issue = OutOfRange(certificate) ?? Codes(certificate) ?? Identifiers(certificate) ?? Dates(certificate, receivedAt, warnings);
+        var issue = OutOfRange(certificate) ?? Codes(certificate) ?? Identifiers(certificate, warnings) ?? Dates(certificate, receivedAt, warnings);
         if (issue is not null)
         {
             return Reject(issue);
@@ -289,7 +289,11 @@ public static class BirthCertificateReader
         return null;
     }
 
-    private static CertificateIssue? Identifiers(XElement c)
+    /// <summary>
+    /// The parents' resident ID numbers (type 01): an invalid one rejects the certificate; a 15-digit one (upgraded) or
+    /// one whose area code is no division is accepted with a warning (README "Rejection reasons").
+    /// </summary>
+    private static CertificateIssue? Identifiers(XElement c, List<CertificateIssue> warnings)
     {
         var birth = DateOnly.FromDateTime(DateTimeOffset.Parse(Text(c, "Newborn/BirthDateTime"), CultureInfo.InvariantCulture).DateTime);
         foreach (var parent in new[] { "Mother", "Father" })
@@ -304,6 +308,17 @@ public static class BirthCertificateReader
             if (!check.IsValid)
             {
                 return Issue(document, check.Failure!.Value, $"{parent}/IdDocument {check.Detail}");
+            }
+
+            if (check.Upgraded)
+            {
+                warnings.Add(Issue(document, RejectionReason.IdFormat, $"{parent}/IdDocument 15位身份证号 {document.Value.Trim()} 已升级为 {check.Value}", IssueSeverity.Warning));
+            }
+
+            if (!ResidentIdNumber.KnownArea(check.Value))
+            {
+                warnings.Add(Issue(document, RejectionReason.IdFormat,
+                    $"{parent}/IdDocument 身份证号 {check.Value} 的地区码 {check.Value[..6]} 不在行政区划表中", IssueSeverity.Warning));
             }
         }
 
