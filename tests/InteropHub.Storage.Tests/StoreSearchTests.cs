@@ -133,6 +133,26 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task Code_value_date_finds_a_value_given_as_a_dateTime_as_well_as_a_period()
+    {
+        // R4 writes this composite's value as value.as(DateTime): the FHIRPath system type of a FHIR dateTime.
+        await PutAsync(new Observation
+        {
+            Id = "vdt", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "11111-1"), Value = new FhirDateTime("2019-07-04T10:00:00Z"),
+        });
+        await PutAsync(new Observation
+        {
+            Id = "vper", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "11111-1"),
+            Value = new Period(new FhirDateTime("2017-12-01"), new FhirDateTime("2018-01-10")),
+        });
+
+        Assert.Equal(["vdt"], await FindIdsAsync("Observation", "code-value-date=11111-1$2019"));
+        Assert.Equal(["vper"], await FindIdsAsync("Observation", "code-value-date=11111-1$le2018-01-15"));
+        Assert.Equal(["vdt"], await FindIdsAsync("Observation", "value-date=2019-07-04"));
+        Assert.Empty(await FindIdsAsync("Observation", "code-value-date:missing=true&code=11111-1"));
+    }
+
+    [Fact]
     public async Task A_parameter_narrowing_another_to_a_type_matches_only_references_to_that_type()
     {
         // Observation's patient is subject.where(resolve() is Patient): a local subject is kept once, as a subject

@@ -147,8 +147,12 @@ public sealed class ElementPath
         (found ??= []).Add(node);
     }
 
+    /// <summary>
+    /// Case aside: an expression may name a primitive by its FHIRPath system type (R4's <c>code-value-date</c> says
+    /// <c>value.as(DateTime)</c> for a <c>dateTime</c>); no two FHIR types differ only by case.
+    /// </summary>
     private static bool IsOfType(Base node, string type) =>
-        node.TypeName == type || (type == "Quantity" && node is Quantity) || (type == "string" && node is FhirString);
+        string.Equals(node.TypeName, type, StringComparison.OrdinalIgnoreCase) || (type == "Quantity" && node is Quantity) || (type == "string" && node is FhirString);
 
     /// <summary>Parses one union term into steps; false when the term needs the FHIRPath engine.</summary>
     private static bool TryParseTerm(string term, string? resourceType, out Step[] steps, out bool applies)
