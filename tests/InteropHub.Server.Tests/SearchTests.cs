@@ -48,6 +48,25 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal($"?family={family}&_count=5", self);
     }
 
+    [Theory]
+    [InlineData("birthdate=2020-13", "birthdate")]
+    [InlineData("birthdate=bad", "birthdate")]
+    [InlineData("_summary=maybe", "_summary")]
+    [InlineData("general-practitioner=a/b/c/d", "general-practitioner")]
+    public async Task Lenient_handling_still_refuses_a_malformed_value_of_a_known_parameter(string query, string named)
+    {
+        // Ignoring it would widen the search to what the client did not ask for (search.html#errors: lenient is for
+        // parameters the server does not know or support).
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?{query}");
+        request.Headers.Add("Prefer", "handling=lenient");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal((named, OperationOutcome.IssueType.Invalid), (issue.Expression.Single(), issue.Code));
+    }
+
     [Fact]
     public async Task Include_and_revinclude_add_the_related_resources_marked_include()
     {

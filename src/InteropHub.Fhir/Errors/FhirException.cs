@@ -44,10 +44,15 @@ public sealed class ResourceNotFoundException(string diagnostics)
 public sealed class ResourceGoneException(string diagnostics)
     : FhirException(HttpStatusCode.Gone, OperationOutcome.IssueType.Deleted, diagnostics);
 
-public sealed class InvalidInputException : FhirException
+public class InvalidInputException : FhirException
 {
     public InvalidInputException(string diagnostics, string? expression = null)
         : base(HttpStatusCode.BadRequest, OperationOutcome.IssueType.Invalid, diagnostics, expression)
+    {
+    }
+
+    protected InvalidInputException(OperationOutcome.IssueType code, string diagnostics, string? expression)
+        : base(HttpStatusCode.BadRequest, code, diagnostics, expression)
     {
     }
 
@@ -56,6 +61,14 @@ public sealed class InvalidInputException : FhirException
     {
     }
 }
+
+/// <summary>
+/// A search parameter or modifier the server does not know or support (400, <c>not-supported</c>): what
+/// <c>Prefer: handling=lenient</c> ignores. A malformed value of a known parameter stays an
+/// <see cref="InvalidInputException"/>, refused however the client prefers (search.html#errors).
+/// </summary>
+public sealed class UnsupportedSearchException(string diagnostics, string? expression = null)
+    : InvalidInputException(OperationOutcome.IssueType.NotSupported, diagnostics, expression);
 
 /// <summary>A well-formed request that a business rule refuses (HTTP 422).</summary>
 public sealed class BusinessRuleException(string diagnostics, string? expression = null)

@@ -111,7 +111,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     result.Add(new(name, name == "_count" ? count.ToString(System.Globalization.CultureInfo.InvariantCulture) : value));
                 }
             }
-            catch (InvalidInputException e) when (lenient)
+            catch (UnsupportedSearchException e) when (lenient)
             {
                 ignored.Add(Warning(name, e.Message));
             }
@@ -166,7 +166,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 criteria.Add(ParseParameter(resourceTypes, name, value));
                 applied.Add(new(name, value));
             }
-            catch (InvalidInputException e) when (lenient)
+            catch (UnsupportedSearchException e) when (lenient)
             {
                 ignored.Add(Warning(name, e.Message));
             }
@@ -180,7 +180,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         if (ResultNames.Contains(HeadName(name)))
         {
             // _sort:desc, _count:x…: a result parameter with a modifier it does not take (descending order is -param).
-            throw new InvalidInputException($"'{name}': {HeadName(name)} takes no modifier '{name[HeadName(name).Length..]}'"
+            throw new UnsupportedSearchException($"'{name}': {HeadName(name)} takes no modifier '{name[HeadName(name).Length..]}'"
                 + (HeadName(name) == "_sort" ? "; sort descending with a minus sign, _sort=-date." : "."), name);
         }
 
@@ -193,7 +193,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var head = HeadName(name);
         if (registry.Shared(resourceTypes).All(p => p.Name != head))
         {
-            throw new InvalidInputException(resourceTypes.Count == 0
+            throw new UnsupportedSearchException(resourceTypes.Count == 0
                 ? $"Search parameter '{name}' cannot be used in a search across all types; use _type to name the types, or one of _id, _lastUpdated, _tag, _profile, _security, _source."
                 : $"Search parameter '{name}' is not defined for every one of the types {string.Join(", ", resourceTypes)}.", name);
         }
@@ -236,7 +236,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var code = colon < 0 ? head : head[..colon];
         var modifier = colon < 0 ? null : head[(colon + 1)..];
         var param = Searchable(registry.Find(resourceType, code), name)
-            ?? throw new InvalidInputException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
+            ?? throw new UnsupportedSearchException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
 
         if (dot < 0 && param.UnionOf is { } parts)
         {
@@ -300,7 +300,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         if (targets.Count == 0)
         {
-            throw last ?? new InvalidInputException(
+            throw last ?? new UnsupportedSearchException(
                 $"Search parameter '{HeadName(rest)}' is not defined for {string.Join(" or ", candidates)}, the types {resourceType}.{param.Name} refers to.", name);
         }
 
@@ -421,7 +421,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
                 return ParseComposite(param, name, values);
             default:
-                throw new InvalidInputException($"Search parameter '{param.Name}' of {resourceType} is not supported.", name);
+                throw new UnsupportedSearchException($"Search parameter '{param.Name}' of {resourceType} is not supported.", name);
         }
     }
 
@@ -698,10 +698,10 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     /// </summary>
     private SearchParam? Searchable(SearchParam? param, string name) =>
         param is not null && registry.Pending(param) is { } reason
-            ? throw new InvalidInputException($"Search parameter '{param.Name}' cannot be used yet: {reason}", name)
+            ? throw new UnsupportedSearchException($"Search parameter '{param.Name}' cannot be used yet: {reason}", name)
             : param;
 
-    private static InvalidInputException UnknownModifier(SearchParam param, string modifier, string name) =>
+    private static UnsupportedSearchException UnknownModifier(SearchParam param, string modifier, string name) =>
         new($"Modifier ':{modifier}' is not supported for the {Lower(param.Type)} parameter '{param.Name}'.", name);
 
     private static string Lower(SearchParamType type) => type.ToString().ToLowerInvariant();
