@@ -1,0 +1,52 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir;
+using InteropHub.Fhir.BulkData.Export;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Terminology;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Storage.Tests;
+
+/// <summary>Bulk export over each store: the files hold the data as it was at the transaction time.</summary>
+public abstract partial class StoreConformanceTests
+{
+    [Theory]
+    [InlineData(null, "edited,kept,removed")]
+    // A filtered export finds resources by their current index rows: one deleted meanwhile is not found.
+    [InlineData("Patient?gender=female", "edited,kept")]
+    public async Task An_export_holds_each_resource_as_it_was_at_the_transaction_time_though_it_changed_during_the_export(string? typeFilter, string expected)
+    {
+        await PutAsync(new Patient { Id = "kept", Gender = AdministrativeGender.Female });
+        await PutAsync(new Patient { Id = "edited", Gender = AdministrativeGender.Female, Active = true });
+        await PutAsync(new Patient { Id = "removed", Gender = AdministrativeGender.Female });
+        await Task.Delay(5);
+        var clock = new StoppedClock(DateTimeOffset.UtcNow);
+        await Task.Delay(5);
+        // Written after the transaction time, as if while the export ran.
+        await PutAsync(new Patient { Id = "edited", Gender = AdministrativeGender.Female, Active = false });
+        await DeleteAsync("Patient", "removed");
+        await PutAsync(new Patient { Id = "born-later", Gender = AdministrativeGender.Female });
+
+        var folder = Path.Combine(Path.GetTempPath(), "interophub-export-tests", Guid.NewGuid().ToString("N"));
+        using var jobs = new ExportJobs((IResourceScanner)Store, Store, SearchParser.Default, new LocalTerminology(Store, Serializers), Serializers,
+            new ExportOptions { Folder = folder }, clock);
+        var job = await jobs.StartAsync(new ExportRequest(["Patient"], null, "$export", TypeFilters: typeFilter is null ? [] : [typeFilter]), Ct);
+        while (jobs.Get(job.Id).State == ExportState.InProgress)
+        {
+            await Task.Delay(20);
+        }
+
+        var lines = await File.ReadAllLinesAsync(jobs.FilePath(job.Id, "Patient.ndjson"));
+        var exported = lines.Select(l => (Patient)Serializers.ParseJson(System.Text.Encoding.UTF8.GetBytes(l))).ToDictionary(p => p.Id!);
+        Assert.Equal(expected.Split(','), exported.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(("1", true), (exported["edited"].Meta!.VersionId, exported["edited"].Active));
+        Directory.Delete(folder, recursive: true);
+    }
+
+    private sealed class StoppedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+}
