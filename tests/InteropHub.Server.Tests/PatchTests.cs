@@ -120,6 +120,40 @@ public abstract class PatchTests(HubFactory hub)
         Assert.Equal("1", (await ReadAsync(id)).Meta!.VersionId);
     }
 
+    [Fact]
+    public async Task Json_patch_that_misaligns_a_repeating_primitive_with_its_extensions_is_422_and_a_body_so_written_is_400()
+    {
+        // given[1] ("b") carries an extension in _given[1]; inserting a value before it without its placeholder in
+        // _given would hand that extension to "a".
+        const string patient = """
+            {"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{"extension":[{"url":"http://example.org/only-b","valueString":"b"}]}]}]}
+            """;
+        var id = (await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Raw(patient)))).Id;
+
+        var patched = await JsonPatchAsync($"/fhir/Patient/{id}", """[{"op":"add","path":"/name/0/given/0","value":"new"}]""");
+        var put = await _client.PutAsync($"/fhir/Patient/{id}", Fhir.Raw($$"""
+            {"resourceType":"Patient","id":"{{id}}","name":[{"given":["b"],"_given":[null,{"extension":[{"url":"http://example.org/only-b","valueString":"b"}]}]}]}
+            """));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, patched.StatusCode);
+        Assert.Equal("Patient.name[0].given", (await Fhir.Read<OperationOutcome>(patched)).Issue[0].Expression.Single());
+        Assert.Equal(HttpStatusCode.BadRequest, put.StatusCode);
+        Assert.Contains("_given", (await Fhir.Read<OperationOutcome>(put)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        var stored = await ReadAsync(id!);
+        Assert.Equal(("1", "http://example.org/only-b"), (stored.Meta!.VersionId, stored.Name[0].GivenElement[1].Extension.Single().Url));
+    }
+
+    [Fact]
+    public async Task Json_patch_replacing_an_absent_element_says_to_add_it()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+
+        var response = await JsonPatchAsync($"/fhir/Patient/{id}", """[{"op":"replace","path":"/multipleBirthBoolean","value":true}]""");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains("use 'add'", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("""[{"op":"replace","path":"/id","value":"someone-else"}]""", "id")]
     [InlineData("""[{"op":"remove","path":"/id"}]""", "id")]

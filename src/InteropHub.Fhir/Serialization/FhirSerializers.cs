@@ -44,7 +44,13 @@ public sealed class FhirSerializers
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         try
         {
-            return _strictJson.DeserializeResource(ref reader);
+            var resource = _strictJson.DeserializeResource(ref reader);
+            if (body.IndexOf("\"_"u8) >= 0)
+            {
+                CheckRepeatingPrimitives(body);
+            }
+
+            return resource;
         }
         catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
         {
@@ -64,6 +70,55 @@ public sealed class FhirSerializers
         {
             // The SDK throws other exception types on some shapes it cannot start on (e.g. a top-level array).
             throw new InvalidInputException($"The body is not a FHIR JSON resource: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// A repeating primitive's values and their ids and extensions (the <c>_</c> array) line up one to one
+    /// (json.html#primitive), nulls holding the places. The SDK's reader pads arrays of different lengths, which
+    /// would hand an extension to another value; such a body is refused, naming the element.
+    /// </summary>
+    private static void CheckRepeatingPrimitives(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body);
+        using var document = JsonDocument.ParseValue(ref reader);
+        Walk(document.RootElement, document.RootElement.TryGetProperty("resourceType", out var type) ? type.GetString() ?? "" : "");
+
+        static void Walk(JsonElement element, string path)
+        {
+            if (element.ValueKind == JsonValueKind.Array)
+            {
+                var i = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    Walk(item, $"{path}[{i++}]");
+                }
+
+                return;
+            }
+
+            if (element.ValueKind != JsonValueKind.Object)
+            {
+                return;
+            }
+
+            foreach (var property in element.EnumerateObject())
+            {
+                var name = property.Name;
+                var here = path.Length == 0 ? name : $"{path}.{name}";
+                if (!name.StartsWith('_') && property.Value.ValueKind == JsonValueKind.Array
+                    && element.TryGetProperty("_" + name, out var extra) && extra.ValueKind == JsonValueKind.Array
+                    && extra.GetArrayLength() != property.Value.GetArrayLength())
+                {
+                    throw new InvalidInputException(
+                        $"{here} has {property.Value.GetArrayLength()} values but _{name} has {extra.GetArrayLength()} entries: the two arrays of a repeating "
+                        + "primitive line up one to one, with null where a value or its extensions are absent (json.html#primitive).", here);
+                }
+
+                Walk(property.Value, property.Value.ValueKind == JsonValueKind.Object && property.Value.TryGetProperty("resourceType", out var inner)
+                    ? inner.GetString() ?? here
+                    : here);
+            }
         }
     }
 

@@ -105,6 +105,11 @@ public sealed class JsonPatch : IResourcePatch
             document = operation.Apply(document ?? throw PatchErrors.Failed("A JSON Patch operation replaced the whole resource with null."));
         }
 
+        if (document is JsonObject patched && patched["resourceType"] is JsonValue type && type.TryGetValue<string>(out var typeName) && typeName != current.ResourceType)
+        {
+            throw PatchErrors.Failed($"The patch changes the resource type from {current.ResourceType} to {typeName}; a patch may not do that.", "resourceType");
+        }
+
         var bytes = Encoding.UTF8.GetBytes(document?.ToJsonString() ?? "null");
         try
         {
@@ -230,7 +235,8 @@ public sealed class JsonPatch : IResourcePatch
                     array.RemoveAt(Index(last, array.Count));
                     break;
                 default:
-                    throw Failed($"there is nothing at '{string.Join('/', path.Prepend(""))}' to remove");
+                    throw Failed($"there is nothing at '{string.Join('/', path.Prepend(""))}' to {(Op == "remove" ? "remove" : Op == "move" ? "move" : "replace")}"
+                        + (Op == "replace" ? "; use 'add' to set an element that is absent" : ""));
             }
         }
 
