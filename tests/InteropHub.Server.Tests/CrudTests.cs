@@ -156,9 +156,15 @@ public abstract class CrudTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task Deleting_an_id_that_never_existed_is_404()
+    public async Task Deleting_an_id_that_never_existed_succeeds_with_nothing_written_unless_a_version_is_asked_for()
     {
-        Assert.Equal(HttpStatusCode.NotFound, (await _client.DeleteAsync("/fhir/Patient/never-was")).StatusCode);
+        var ifMatch = new HttpRequestMessage(HttpMethod.Delete, "/fhir/Patient/never-was-either");
+        ifMatch.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await _client.DeleteAsync("/fhir/Patient/never-was")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Patient/never-was")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Patient/never-was/_history")).StatusCode);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await _client.SendAsync(ifMatch)).StatusCode);
     }
 
     [Theory]

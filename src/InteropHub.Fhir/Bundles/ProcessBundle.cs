@@ -171,9 +171,9 @@ public sealed class ProcessBundle(
             {
                 at = plan;
                 var outcome = await delete.ExecuteAsync(session, new DeleteRequest(plan.ResourceType, plan.Id, plan.Criteria, plan.IfMatch), ct);
-                if (outcome.Resource is { } deleted)
+                if ((outcome.Resource?.Id ?? plan.Id) is { } deleted)
                 {
-                    Claim(identities, plan, deleted.Id);
+                    Claim(identities, plan, deleted);
                 }
 
                 plan.Response = Written(outcome);

@@ -9,7 +9,8 @@ public sealed record DeleteRequest(string ResourceType, string? Id, SearchCriter
 /// <summary>
 /// <c>DELETE [base]/[type]/[id]</c> (http.html#delete) and the conditional form with criteria (single match;
 /// several matches are 412, as a server declaring conditionalDelete = single does). Deleting writes a deletion
-/// version, so a later read answers 410 Gone and history keeps every earlier version.
+/// version, so a later read answers 410 Gone and history keeps every earlier version. Deleting what is deleted or
+/// never existed changes nothing and succeeds.
 /// </summary>
 public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
 {
@@ -56,7 +57,11 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
         var current = await session.ReadCurrentAsync(resourceType, id, ct);
         if (current is null)
         {
-            throw new ResourceNotFoundException($"{resourceType}/{id} does not exist.");
+            // http.html#delete: deleting is idempotent; "if the resource does not exist at all" the answer is a success
+            // too (204). Only a version asked for with If-Match cannot be matched.
+            return ifMatch is { } version
+                ? throw new PreconditionFailedException($"If-Match expected version {version} of {resourceType}/{id}, which does not exist.")
+                : new WriteOutcome(WriteStatus.NothingToDelete, null);
         }
 
         if (ifMatch is { } expected && current.VersionId != expected)
