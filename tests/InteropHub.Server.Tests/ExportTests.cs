@@ -201,7 +201,7 @@ public abstract class ExportTests(HubFactory hub)
         Assert.Empty(subsetPatient.Name);
         Assert.Null(subsetPatient.BirthDate);
         Assert.Equal(patient.Meta!.VersionId, subsetPatient.Meta!.VersionId);
-        Assert.Contains(subsetPatient.Meta.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(subsetPatient.Meta.Tag, t => t.Code == "SUBSETTED");
         // A type _elements does not name is exported whole.
         var wholeObservation = (Observation)exported.Single(r => r is Observation o && o.Identifier.Any(i => i.Value == marker));
         Assert.NotNull(wholeObservation.Value);
@@ -211,7 +211,7 @@ public abstract class ExportTests(HubFactory hub)
         Assert.Null(subsetObservation.Value);
         Assert.Equal($"Patient/{patient.Id}", subsetObservation.Subject!.Reference);
         Assert.Equal(observation.Code!.Coding[0].Code, subsetObservation.Code!.Coding[0].Code);
-        Assert.Contains(subsetObservation.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(subsetObservation.Meta!.Tag, t => t.Code == "SUBSETTED");
     }
 
     private async Task<List<Resource>> ResourcesAsync(JsonElement manifest)

@@ -204,9 +204,9 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal(family, elements.Name.Single().Family);
         Assert.Null(elements.BirthDate);
         Assert.Empty(elements.Address);
-        Assert.Contains(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.Equal("1990-01-01", summary.BirthDate);
-        Assert.Contains(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.NotNull(elements.Id);
         Assert.Single(elements.Meta.Tag, t => t.System == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue" && t.Code == "SUBSETTED");
     }
@@ -224,9 +224,9 @@ public abstract class SearchTests(HubFactory hub)
 
         Assert.Equal((id, "1990-01-01"), (elements.Id, elements.BirthDate));
         Assert.Empty(elements.Name);
-        Assert.Contains(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(elements.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.Equal("1990-01-01", summary.BirthDate);
-        Assert.Contains(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Single(summary.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.NotEmpty(whole.Name);
         Assert.DoesNotContain(whole.Meta!.Tag, t => t.Code == "SUBSETTED");
         Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (count.StatusCode, bogus.StatusCode));

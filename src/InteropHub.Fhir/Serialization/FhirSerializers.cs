@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Xml;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
@@ -184,6 +185,21 @@ public sealed class FhirSerializers
         using (var writer = new Utf8JsonWriter(buffer, CompactWriter))
         {
             _json.Serialize(instance, writer, filter);
+        }
+
+        // The SDK's filters tag SUBSETTED twice: with R4's system and with the pre-R4 one, which R4 readers do not know.
+        var subset = JsonNode.Parse(buffer.WrittenSpan);
+        if (subset?["meta"]?["tag"] is JsonArray tags
+            && tags.FirstOrDefault(t => t?["system"]?.GetValue<string>() == "http://hl7.org/fhir/v3/ObservationValue" && t["code"]?.GetValue<string>() == "SUBSETTED") is { } obsolete)
+        {
+            tags.Remove(obsolete);
+            var trimmed = new ArrayBufferWriter<byte>(buffer.WrittenCount);
+            using (var writer = new Utf8JsonWriter(trimmed, CompactWriter))
+            {
+                subset.WriteTo(writer);
+            }
+
+            return trimmed.WrittenSpan.ToArray();
         }
 
         return buffer.WrittenSpan.ToArray();
