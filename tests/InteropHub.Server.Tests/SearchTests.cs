@@ -20,6 +20,10 @@ public abstract class SearchTests(HubFactory hub)
     [InlineData("_summary=maybe", "_summary")]
     [InlineData("_sort:desc=birthdate", "_sort:desc")]
     [InlineData("_count:exact=5", "_count:exact")]
+    [InlineData("_sort=birthdate&_sort=gender", "_sort")]
+    [InlineData("_count=1&_count=3", "_count")]
+    [InlineData("gender:of-type=a|b|c", "gender:of-type")]
+    [InlineData("_text=cough", "_text")]
     public async Task A_parameter_modifier_or_prefix_the_hub_does_not_understand_is_400_naming_it(string query, string named)
     {
         var response = await _client.GetAsync($"/fhir/Patient?{query}");
@@ -27,6 +31,32 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
         Assert.Equal(named, issue.Expression.Single());
+    }
+
+    [Theory]
+    [InlineData("birthdate=bad", "'bad' in 'birthdate' is not a date")]
+    [InlineData("_text=cough", "not supported by this server")]
+    public async Task Refusals_say_what_is_wrong_with_the_value_or_parameter(string query, string expected)
+    {
+        var response = await _client.GetAsync($"/fhir/Patient?{query}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(expected, (await Fhir.Read<OperationOutcome>(response)).Issue.Single().Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_first_page_holding_every_match_states_the_total_unless_total_none_is_asked()
+    {
+        var family = await CreatePatientAsync();
+        await CreatePatientAsync();
+
+        var whole = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}");
+        var none = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_total=none");
+        var partial = await SearchAsync("Patient?_count=1");
+
+        Assert.Equal(1, whole.Total);
+        Assert.Null(none.Total);
+        Assert.Null(partial.Total);
     }
 
     [Fact]

@@ -39,6 +39,12 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     public SearchParameterRegistry Registry => registry;
 
+    /// <summary>Parameters the specification defines for every resource that this server does not implement.</summary>
+    private static readonly HashSet<string> UnsupportedStandard = new(StringComparer.Ordinal)
+    {
+        "_text", "_content", "_list", "_filter", "_query", "_contained", "_containedType", "_graph", "_language",
+    };
+
     /// <summary>Criteria only (conditional interactions): result parameters are not allowed to change what matches, so they are skipped.</summary>
     public SearchCriteria ParseCriteria(string resourceType, IEnumerable<KeyValuePair<string, string>> query) =>
         Criteria([resourceType], query.Where(p => !ResultNames.Contains(p.Key)), lenient: false);
@@ -58,8 +64,17 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var summary = SummaryMode.False;
         IReadOnlyList<string>? elements = null;
 
+        var given = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, value) in query.Where(p => ResultNames.Contains(p.Key)))
         {
+            // One value each: a second _sort or _count would otherwise silently replace the first (keys of a sort are
+            // listed in one _sort, comma-separated).
+            if (name is "_sort" or "_count" or "_total" or "_summary" or "_elements" && !given.Add(name))
+            {
+                throw new InvalidInputException($"{name} is given more than once; give it once"
+                    + (name is "_sort" or "_elements" ? $", with its values separated by commas ({name}=a,b)." : "."), name);
+            }
+
             try
             {
                 switch (name)
@@ -236,7 +251,9 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var code = colon < 0 ? head : head[..colon];
         var modifier = colon < 0 ? null : head[(colon + 1)..];
         var param = Searchable(registry.Find(resourceType, code), name)
-            ?? throw new UnsupportedSearchException($"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
+            ?? throw new UnsupportedSearchException(UnsupportedStandard.Contains(code)
+                ? $"Search parameter '{code}' (search.html) is not supported by this server."
+                : $"Search parameter '{code}' is not defined for resource type {resourceType}.", name);
 
         if (dot < 0 && param.UnionOf is { } parts)
         {
@@ -378,7 +395,9 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     "not" => new IndexCriterion(param.Name, IndexTable.Tokens, values.Select(ParseToken).ToList(), Negated: true),
                     "text" => new IndexCriterion(param.Name, IndexTable.Tokens,
                         values.Select(v => (IndexCondition)new TokenTextCondition(TextNormalizer.Normalize(SearchValueText.Unescape(v)))).ToList()),
-                    "of-type" => new IndexCriterion(SearchParam.OfTypeKey(param.Name), IndexTable.Tokens, values.Select(v => ParseOfType(v, name)).ToList()),
+                    // :of-type is for Identifier elements (search.html#token); their expressions name an identifier.
+                    "of-type" when param.Expression.Contains("identifier", StringComparison.OrdinalIgnoreCase) =>
+                        new IndexCriterion(SearchParam.OfTypeKey(param.Name), IndexTable.Tokens, values.Select(v => ParseOfType(v, name)).ToList()),
                     "in" or "not-in" => new ValueSetCriterion(param.Name, name, values.Select(v => SearchValueText.Unescape(v)).ToList(), Negated: modifier == "not-in"),
                     "above" or "below" => new SubsumptionCriterion(param.Name, name, values.Select(v => ParseCode(v, name)).ToList(), Above: modifier == "above"),
                     _ => throw UnknownModifier(param, modifier, name),
@@ -545,7 +564,9 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         {
             if (!Prefixes.TryGetValue(text[..2], out prefix))
             {
-                throw new InvalidInputException($"'{text[..2]}' in '{name}={value}' is not a search prefix (eq, ne, gt, lt, ge, le, sa, eb, ap).", name);
+                throw new InvalidInputException(type == SearchParamType.Date
+                    ? $"'{value}' in '{name}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]), with an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap)."
+                    : $"'{value}' in '{name}' is not a number or quantity with an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap).", name);
             }
 
             text = text[2..];

@@ -74,11 +74,13 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             page = page.Reverse().ToList();
         }
         var resources = await ReadAsync(page, ct);
+        // A first page that holds every match is its own exact total: said unless _total=none asks not to.
+        var wholeResult = query.Cursor is null && !more && query.Count > 0;
         long? total = query.Total switch
         {
+            TotalMode.None when wholeResult && !query.ResultParameters.Any(p => p.Key == "_total") => page.Count,
             TotalMode.None => null,
-            // A first page that holds every match is its own exact total.
-            _ when query.Cursor is null && !more && query.Count > 0 => page.Count,
+            _ when wholeResult => page.Count,
             TotalMode.Estimate => await store.EstimateCountAsync(criteria, ct),
             _ => await store.CountAsync(criteria, ct),
         };
