@@ -51,6 +51,24 @@ public abstract class HistoryTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Since_reads_an_unencoded_plus_of_an_offset_and_a_bare_date_as_export_and_everything_do()
+    {
+        var id = await CreateUpdateDeleteAsync();
+        var all = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{id}/_history"));
+        var second = all.Entry[1].Response!.LastModified!.Value.ToOffset(TimeSpan.FromHours(8));
+
+        // The '+' of +08:00 left unencoded arrives as a space.
+        var plus = await Fhir.Read<Bundle>(await _client.GetAsync(
+            $"/fhir/Patient/{id}/_history?_since={second.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture)}"));
+        var date = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{id}/_history?_since=2000-01-01"));
+        var everything = await _client.GetAsync($"/fhir/Patient/{id}/$everything?_since=2000-01-01");
+
+        Assert.Equal(["3", "2"], plus.Entry.Select(e => e.Response!.Etag!.Trim('W', '/', '"')));
+        Assert.Equal(3, date.Entry.Count);
+        Assert.NotEqual(HttpStatusCode.BadRequest, everything.StatusCode);
+    }
+
+    [Fact]
     public async Task Paging_through_history_with_next_links_sees_each_version_once()
     {
         var id = (await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient())))).Id;

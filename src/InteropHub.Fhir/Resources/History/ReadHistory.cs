@@ -38,7 +38,7 @@ public sealed class ReadHistory(IResourceStore store, HubOptions options)
             }
         }
 
-        var since = ParseSince(request.Since);
+        var since = SinceParameter.Parse(request.Since);
         var (atFrom, atTo) = ParseAt(request.At);
         var count = Paging.Count(request.Count, options);
         var cursor = Paging.Cursor(request.Cursor);
@@ -85,31 +85,5 @@ public sealed class ReadHistory(IResourceStore store, HubOptions options)
             "lt" => (null, Key(range.Low)),
             _ => (Key(range.Low), Key(range.High)),
         };
-    }
-
-    private static DateTimeOffset? ParseSince(string? raw)
-    {
-        if (string.IsNullOrEmpty(raw))
-        {
-            return null;
-        }
-
-        // _since is an instant; a date or a time without zone is read as UTC rather than refused.
-        if (FhirDateTime.IsValidValue(raw))
-        {
-            try
-            {
-                return new FhirDateTime(raw).ToDateTimeOffset(TimeSpan.Zero);
-            }
-            catch (FormatException)
-            {
-                // Shaped like an instant but not one (e.g. a +25:00 offset): refused below.
-            }
-            catch (ArgumentOutOfRangeException)
-            {
-            }
-        }
-
-        throw new InvalidInputException($"_since must be an instant such as 2024-01-31T08:00:00Z, not '{raw}'.", "_since");
     }
 }

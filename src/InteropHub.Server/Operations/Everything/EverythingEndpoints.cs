@@ -13,6 +13,10 @@ namespace InteropHub.Server.Operations.Everything;
 /// </summary>
 public static class EverythingEndpoints
 {
+    /// <summary>_since read as history and $export read it, handed on as an instant.</summary>
+    private static string? Since(string? raw) =>
+        SinceParameter.Parse(raw)?.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffffzzz", CultureInfo.InvariantCulture);
+
     private static readonly HashSet<string> Parameters = new(StringComparer.Ordinal) { "_since", "_type", "_count", "start", "end", "_format", "_pretty", Paging.CursorParameter };
 
     public static IEndpointRouteBuilder MapEverythingEndpoints(this IEndpointRouteBuilder app)
@@ -30,7 +34,7 @@ public static class EverythingEndpoints
             throw Unsupported(name);
         }
 
-        var page = await handler.HandleAsync(new EverythingRequest(id, request.Query["_since"], request.Query["_type"], request.Query["_count"],
+        var page = await handler.HandleAsync(new EverythingRequest(id, Since(request.Query["_since"]), request.Query["_type"], request.Query["_count"],
             request.Query[Paging.CursorParameter], request.Query["start"], request.Query["end"]), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
@@ -57,7 +61,7 @@ public static class EverythingEndpoints
         {
             null => null,
             Instant { Value: { } instant } => instant.ToString("yyyy-MM-dd'T'HH:mm:ss.fffzzz", CultureInfo.InvariantCulture),
-            PrimitiveType primitive => primitive.ToString(),
+            PrimitiveType primitive => Since(primitive.ToString()),
             _ => throw new InvalidInputException("The $everything parameter '_since' is an instant.", "_since"),
         };
         var types = parameters.Parameter.Where(p => p.Name == "_type").Select(p => p.Value is FhirString or Code { Value: not null } ? ((PrimitiveType)p.Value).ToString()!

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using InteropHub.Fhir.BulkData.Export;
 using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
 using InteropHub.Server.Formatting;
 
 namespace InteropHub.Server.Operations.Export;
@@ -11,7 +12,7 @@ namespace InteropHub.Server.Operations.Export;
 /// a status URL; polling → 202 with <c>X-Progress</c> until the 200 manifest; the NDJSON files are served here;
 /// DELETE on the status URL cancels and removes the job.
 /// </summary>
-public static partial class ExportEndpoints
+public static class ExportEndpoints
 {
     private static readonly HashSet<string> KickOffParameters = new(StringComparer.Ordinal) { "_type", "_since", "_outputFormat", "_typeFilter", "patient", "_elements" };
 
@@ -77,7 +78,7 @@ public static partial class ExportEndpoints
         var patientValues = Values("patient");
         var patients = patientValues.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries))
             .Select(v => PatientId(v, baseUrl)).Distinct(StringComparer.Ordinal).ToList();
-        var job = await jobs.StartAsync(new ExportRequest(types, Since(Single("_since")),
+        var job = await jobs.StartAsync(new ExportRequest(types, SinceParameter.Parse(Single("_since")),
             $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}", level, groupId, typeFilters,
             patientValues.Length > 0 ? patients : null,
             Values("_elements").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList()), ct);
@@ -163,21 +164,4 @@ public static partial class ExportEndpoints
 
         return id;
     }
-
-    private static DateTimeOffset? Since(string? raw)
-    {
-        if (string.IsNullOrEmpty(raw))
-        {
-            return null;
-        }
-
-        // A FHIR instant; an offset's '+' sent unencoded arrives as a space, and is read as the '+' it was.
-        var text = raw.Length > 6 && raw[^6] == ' ' ? string.Concat(raw.AsSpan(0, raw.Length - 6), "+", raw.AsSpan(raw.Length - 5)) : raw;
-        return Instant().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)
-            ? since
-            : throw new InvalidInputException($"_since must be an instant such as 2024-01-31T08:00:00Z, not '{raw}'.", "_since");
-    }
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")]
-    private static partial System.Text.RegularExpressions.Regex Instant();
 }
