@@ -49,6 +49,24 @@ public abstract class ErrorTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_resource_with_no_element_but_its_type_is_a_valid_bundle_entry_and_an_empty_entry_element_is_still_400()
+    {
+        const string Batch = """
+            {"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]}
+            """;
+        const string EmptyRequest = """
+            {"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{}}]}
+            """;
+
+        var batch = await _client.PostAsync("/fhir", Fhir.Raw(Batch));
+        var emptyRequest = await _client.PostAsync("/fhir", Fhir.Raw(EmptyRequest));
+
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        Assert.Equal("201 Created", (await Fhir.Read<Bundle>(batch)).Entry.Single().Response!.Status);
+        Assert.Equal(HttpStatusCode.BadRequest, emptyRequest.StatusCode);
+    }
+
+    [Fact]
     public async Task A_conditional_reference_outside_a_transaction_is_400_naming_where_it_is()
     {
         var observation = new Observation

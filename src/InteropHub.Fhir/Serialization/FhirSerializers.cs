@@ -235,9 +235,14 @@ public sealed class FhirSerializers
     /// A resource with no element but its type (<c>{"resourceType":"Patient"}</c>): valid FHIR, as every element of most
     /// resources is optional, which the SDK's strict reader refuses as an empty object; anything else wrong is not this.
     /// </summary>
+    /// <summary>
+    /// A resource with nothing but its type (<c>{"resourceType":"Patient"}</c>), which FHIR allows, is refused by the
+    /// SDK as an empty object; the parse is otherwise complete. So is such a resource as a Bundle entry's.
+    /// </summary>
     private static Resource? EmptyResource(DeserializationFailedException e) =>
         e.PartialResult is Resource resource && e.Exceptions.All(x => x is ExtendedCodedException { ErrorCode: "JSON120" or "PVAL129" } coded
-            && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName)) ? resource : null;
+            && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName
+                || (resource is Bundle && coded.InstancePath is { } path && path.EndsWith(".resource", StringComparison.Ordinal)))) ? resource : null;
 
     private static OperationOutcome ToOutcome(DeserializationFailedException e)
     {
