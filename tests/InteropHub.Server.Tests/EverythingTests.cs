@@ -19,6 +19,8 @@ public abstract class EverythingTests(HubFactory hub)
         Assert.Equal(Bundle.BundleType.Searchset, bundle.Type);
         Assert.Equal($"Patient/{patient}", $"{bundle.Entry[0].Resource!.TypeName}/{bundle.Entry[0].Resource!.Id}");
         Assert.Equal(mine.Order(), bundle.Entry.Skip(1).Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order());
+        Assert.Equal(bundle.Entry.Count, bundle.Total);
+        Assert.All(bundle.Entry, e => Assert.Equal(Bundle.SearchEntryMode.Match, e.Search!.Mode));
     }
 
     [Fact]
@@ -32,6 +34,7 @@ public abstract class EverythingTests(HubFactory hub)
         {
             var bundle = await Fhir.Read<Bundle>(await _client.GetAsync(url));
             Assert.InRange(bundle.Entry.Count, 1, 2);
+            Assert.Null(bundle.Total);
             seen.AddRange(bundle.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}"));
             url = bundle.NextLink?.PathAndQuery;
         }

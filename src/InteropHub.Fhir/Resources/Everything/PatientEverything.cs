@@ -70,7 +70,8 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         AddIf(applied, "start", request.Start);
         AddIf(applied, "end", request.End);
         var self = request.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, request.Cursor)];
-        return new SearchPage(resources, [], null, null, SearchCursorText.Query(self),
+        // A first page that holds the whole record states how many resources it has, as a search does.
+        return new SearchPage(resources, [], null, request.Cursor is null && next is null ? resources.Count : null, SearchCursorText.Query(self),
             next is null ? null : SearchCursorText.Query([.. applied, new(Paging.CursorParameter, next)]));
     }
 
