@@ -252,6 +252,25 @@ public abstract class PatchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Fhirpath_patch_takes_a_choice_part_by_its_json_name_and_says_how_to_name_a_choice_in_a_path()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+        var extension = new Parameters.ParameterComponent
+        {
+            Name = "value",
+            Part = [new() { Name = "url", Value = new FhirUri("http://example.org/weight-at-birth") }, new() { Name = "valueQuantity", Value = new Quantity(3.2m, "kg") }],
+        };
+
+        var added = await FhirPathPatchAsync(id, Operation("add", "Patient", name: "extension", valuePart: extension));
+        var typedPath = await FhirPathPatchAsync(id, Operation("replace", "Patient.extension[0].valueQuantity.value", value: new FhirDecimal(3.3m)));
+
+        Assert.Equal(HttpStatusCode.OK, added.StatusCode);
+        Assert.Equal(3.2m, ((Quantity)(await Fhir.Read<Patient>(added)).Extension.Single().Value!).Value);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, typedPath.StatusCode);
+        Assert.Contains("value.ofType(Quantity)", (await Fhir.Read<OperationOutcome>(typedPath)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Fhirpath_patch_adds_replaces_and_deletes_complex_values_and_anonymous_types()
     {
         var id = await CreateAsync(Fhir.Patient());

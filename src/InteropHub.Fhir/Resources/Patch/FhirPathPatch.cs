@@ -213,7 +213,7 @@ public sealed class FhirPathPatch : IResourcePatch
         private PocoNode Single(List<PocoNode> targets) => targets.Count switch
         {
             1 => targets[0],
-            0 => throw Failed("the path matches nothing"),
+            0 => throw Failed("the path matches nothing" + ChoiceHint(Path)),
             _ => throw Failed($"the path matches {targets.Count} elements; it must match exactly one"),
         };
 
@@ -247,7 +247,7 @@ public sealed class FhirPathPatch : IResourcePatch
             var child = dot < 0 ? "" : Path[(dot + 1)..];
             if (dot < 0 || child.Length == 0 || !child.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
             {
-                throw Failed("the path matches nothing");
+                throw Failed("the path matches nothing" + ChoiceHint(Path));
             }
 
             var owners = Select(root, Compiler.GetCompiledExpression(Path[..dot]), Path[..dot]);
@@ -278,8 +278,24 @@ public sealed class FhirPathPatch : IResourcePatch
         }
 
         private PropertyMapping Mapping(Base owner, string name) =>
-            ClassOf(owner.GetType()).FindMappedElementByName(name)
+            Element(ClassOf(owner.GetType()), name)
             ?? throw Failed($"{owner.TypeName} has no element '{name}'");
+
+        /// <summary>
+        /// An element by name; a choice element also by its JSON name (<c>valueQuantity</c> for <c>value</c>), as
+        /// clients often write a part's name.
+        /// </summary>
+        private static PropertyMapping? Element(ClassMapping type, string name) =>
+            type.FindMappedElementByName(name)
+            ?? type.PropertyMappings.FirstOrDefault(m => m.Choice == ChoiceType.DatatypeChoice && name.Length > m.Name.Length
+                && name.StartsWith(m.Name, StringComparison.Ordinal) && char.IsUpper(name[m.Name.Length])
+                && m.FhirType.Any(t => string.Equals(ModelInfo.ModelInspector.FindClassMapping(t)?.Name, name[m.Name.Length..], StringComparison.OrdinalIgnoreCase)));
+
+        /// <summary>A path naming a choice element with its type (<c>Observation.valueQuantity</c>) matches nothing in FHIRPath: say how to name it.</summary>
+        private static string ChoiceHint(string path) =>
+            System.Text.RegularExpressions.Regex.Match(path, @"\.(value|effective|onset|occurrence|deceased|multipleBirth|abatement|performed|timing|born|answer|serviced|item|product|medication|subject|reported|allowed|used)([A-Z]\w*)") is { Success: true } m
+                ? $"; FHIRPath names a choice element without its type: '{m.Groups[1].Value}' or '{m.Groups[1].Value}.ofType({m.Groups[2].Value})', not '{m.Groups[1].Value}{m.Groups[2].Value}'"
+                : "";
 
         private UnprocessableResourceException Failed(string reason) =>
             PatchErrors.Failed($"{Where} ({Type} at '{Path}') cannot be applied: {reason}.", Where);
@@ -331,7 +347,7 @@ public sealed class FhirPathPatch : IResourcePatch
             var instance = type.CreateInstance();
             foreach (var child in part.Part)
             {
-                var childMapping = type.FindMappedElementByName(child.Name ?? "")
+                var childMapping = Element(type, child.Name ?? "")
                     ?? throw new InvalidInputException($"{where}: {type.Name} has no element '{child.Name}'.", where);
                 var childValue = Build(childMapping, child, where);
                 if (childMapping.IsCollection)
