@@ -66,6 +66,22 @@ public abstract class ErrorTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.BadRequest, emptyRequest.StatusCode);
     }
 
+    [Theory]
+    [InlineData("POST", "/fhir/Patient")]
+    [InlineData("PUT", "/fhir/Patient/typed-1")]
+    [InlineData("PUT", "/fhir/Patient?identifier=urn:test|typed-1")]
+    public async Task A_body_of_another_type_than_the_url_is_400_saying_so_before_what_that_type_would_need(string method, string url)
+    {
+        var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), url)
+        {
+            Content = Fhir.Raw("{\"resourceType\":\"Observation\",\"id\":\"typed-1\"}"),
+        });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal("The body is a Observation but the request URL is for Patient.", issue.Diagnostics);
+    }
+
     [Fact]
     public async Task A_conditional_reference_outside_a_transaction_is_400_naming_where_it_is()
     {

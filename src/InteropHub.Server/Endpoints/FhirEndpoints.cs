@@ -86,7 +86,7 @@ public static class FhirEndpoints
 
     private static async Task<IResult> Create(string type, HttpRequest request, FhirRequestReader reader, CreateResource handler, CancellationToken ct)
     {
-        var resource = await reader.ReadResourceAsync(request, ct);
+        var resource = await reader.ReadResourceAsync(request, ct, type);
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
         var ifNoneExist = request.Headers["If-None-Exist"].ToString();
         var criteria = ifNoneExist.Length > 0 ? await ConditionalAsync(type, ifNoneExist, request, ct) : null;
@@ -95,7 +95,7 @@ public static class FhirEndpoints
 
     private static async Task<IResult> Update(string type, string id, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
     {
-        var resource = await reader.ReadResourceAsync(request, ct);
+        var resource = await reader.ReadResourceAsync(request, ct, type);
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
         var update = new UpdateRequest(type, id, null, resource, Preconditions.IfMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));
@@ -104,7 +104,7 @@ public static class FhirEndpoints
     private static async Task<IResult> ConditionalUpdate(string type, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
     {
         var criteria = await CriteriaAsync(type, request, ct);
-        var resource = await reader.ReadResourceAsync(request, ct);
+        var resource = await reader.ReadResourceAsync(request, ct, type);
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
         var update = new UpdateRequest(type, null, criteria, resource, Preconditions.IfMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));

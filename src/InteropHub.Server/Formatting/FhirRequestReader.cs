@@ -16,7 +16,9 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 
     private static readonly byte[] Utf8Bom = [0xEF, 0xBB, 0xBF];
 
-    public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct)
+    /// <param name="expectedType">The type the URL names (create, update): a body of another type is refused as that,
+    /// before a parse would report what the other type lacks.</param>
+    public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct, string? expectedType = null)
     {
         var format = ResponseFormat.ForBody(request);
         // A transaction Bundle is often hundreds of kilobytes: it is read into a pooled buffer, not a new array on the
@@ -29,6 +31,11 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
             if (content.Span.StartsWith(Utf8Bom))
             {
                 content = content[Utf8Bom.Length..];
+            }
+
+            if (expectedType is not null && format == FhirFormat.Json && TopLevelType(content.Span) is { } bodyType && bodyType != expectedType)
+            {
+                throw new InvalidInputException($"The body is a {bodyType} but the request URL is for {expectedType}.", "resourceType");
             }
 
             return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
@@ -63,6 +70,34 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
             ? FhirPathPatch.Parse(parameters)
             : throw new InvalidInputException(
                 $"A PATCH body is a JSON Patch document ({JsonPatchMediaType}) or a FHIRPath Patch (a Parameters resource).");
+    }
+
+    /// <summary>The top-level <c>resourceType</c> of a JSON body, or null when it cannot be read (the parse then says why).</summary>
+    private static string? TopLevelType(ReadOnlySpan<byte> json)
+    {
+        var reader = new System.Text.Json.Utf8JsonReader(json);
+        try
+        {
+            if (!reader.Read() || reader.TokenType != System.Text.Json.JsonTokenType.StartObject)
+            {
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("resourceType"u8))
+                {
+                    return reader.Read() && reader.TokenType == System.Text.Json.JsonTokenType.String ? reader.GetString() : null;
+                }
+
+                reader.Skip();
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        return null;
     }
 
     /// <summary>The body in a buffer rented from the shared pool (the caller returns it), refused past the size limit or when empty.</summary>
