@@ -15,12 +15,13 @@ public static class Paging
             return options.DefaultPageSize;
         }
 
-        if (!int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
+        if (raw.All(char.IsAsciiDigit))
         {
-            throw new InvalidInputException($"_count must be a non-negative integer, not '{raw}'.", "_count");
+            // Any number of digits: a count above the largest page asks for the largest page.
+            return int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out var count) ? Math.Min(count, options.MaxPageSize) : options.MaxPageSize;
         }
 
-        return Math.Min(count, options.MaxPageSize);
+        throw new InvalidInputException($"_count must be a non-negative integer, not '{raw}'.", "_count");
     }
 
     public static long? Cursor(string? raw)
