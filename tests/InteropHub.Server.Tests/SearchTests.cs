@@ -424,6 +424,23 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_wildcard_compartment_search_finds_every_type_in_the_compartment_and_type_narrows_it()
+    {
+        var patientId = await IdOfAsync(await CreatePatientAsync());
+        var otherId = await IdOfAsync(await CreatePatientAsync());
+        var encounter = await CreateAsync(new Encounter { Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"), Subject = new ResourceReference($"Patient/{patientId}") });
+        var observation = await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}") });
+        await CreateAsync(new Observation { Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{otherId}") });
+
+        var all = await SearchAsync($"Patient/{patientId}/*");
+        var observations = await SearchAsync($"Patient/{patientId}/*?_type=Observation");
+
+        Assert.Equal(new[] { $"Encounter/{encounter}", $"Observation/{observation}", $"Patient/{patientId}" },
+            all.Entry.Select(e => $"{e.Resource!.TypeName}/{e.Resource.Id}").Order(StringComparer.Ordinal));
+        Assert.Equal([observation], observations.Entry.Select(e => e.Resource!.Id));
+    }
+
+    [Fact]
     public async Task A_patients_compartment_of_patients_is_the_patient_and_the_patients_linked_to_it()
     {
         var patientId = await IdOfAsync(await CreatePatientAsync());

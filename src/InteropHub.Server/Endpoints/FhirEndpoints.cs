@@ -181,9 +181,16 @@ public static class FhirEndpoints
     private static async Task<IResult> SystemSearchByForm(HttpRequest request, SearchResources handler, CancellationToken ct) =>
         await SearchAsync(null, null, await FormPairsAsync(request, ct), request, handler, ct);
 
+    /// <summary><c>GET [base]/Patient/123/Encounter</c>, or <c>…/Patient/123/*</c> for every type in the compartment (narrowed by <c>_type</c>).</summary>
     private static Task<IResult> CompartmentSearch(string type, string id, string compartmentType, HttpRequest request, SearchResources handler,
         CancellationToken ct)
     {
+        if (compartmentType == "*")
+        {
+            ResourceTypes.EnsureKnown(type);
+            return SearchAsync(null, new Fhir.Storage.ResourceKey(type, id), QueryPairs(request.Query), request, handler, ct);
+        }
+
         ResourceTypes.EnsureKnown(compartmentType);
         return SearchAsync(compartmentType, new Fhir.Storage.ResourceKey(type, id), QueryPairs(request.Query), request, handler, ct);
     }

@@ -21,6 +21,10 @@ public static class Compartments
 {
     private static readonly HashSet<string> CompartmentTypes = new(StringComparer.Ordinal) { "Patient", "Encounter", "RelatedPerson", "Practitioner", "Device" };
 
+    /// <summary>The types whose resources can be in a compartment of <paramref name="compartmentType"/>, itself among them.</summary>
+    public static IReadOnlyList<string> MemberTypes(string compartmentType, SearchParameterRegistry registry) =>
+        ResourceTypes.All.Where(t => t == compartmentType || Links(t, compartmentType, [], registry).Count > 0).ToList();
+
     public static SearchCriteria Restrict(SearchCriteria criteria, ResourceKey compartment, SearchParameterRegistry registry)
     {
         if (!CompartmentTypes.Contains(compartment.ResourceType))

@@ -119,7 +119,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         }).ToList();
     }
 
-    private static List<string> Types(SearchRequest request)
+    private List<string> Types(SearchRequest request)
     {
         var named = request.Query.Where(p => p.Key == "_type").SelectMany(p => p.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             .Distinct(StringComparer.Ordinal).ToList();
@@ -141,7 +141,8 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             }
         }
 
-        return named;
+        // GET [base]/Patient/123/* (http.html#search): every type that can be in the compartment.
+        return named.Count == 0 && request.Compartment is { } compartment ? [.. Compartments.MemberTypes(compartment.ResourceType, parser.Registry)] : named;
     }
 
     private async Task<List<StoredResource>> ReadAsync(IReadOnlyList<ResourceMatch> matches, CancellationToken ct)
