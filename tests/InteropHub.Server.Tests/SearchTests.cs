@@ -24,6 +24,8 @@ public abstract class SearchTests(HubFactory hub)
     [InlineData("_count=1&_count=3", "_count")]
     [InlineData("gender:of-type=a|b|c", "gender:of-type")]
     [InlineData("_text=cough", "_text")]
+    [InlineData("_elements=nonsense", "_elements")]
+    [InlineData("_elements=Observation.code", "_elements")]
     public async Task A_parameter_modifier_or_prefix_the_hub_does_not_understand_is_400_naming_it(string query, string named)
     {
         var response = await _client.GetAsync($"/fhir/Patient?{query}");
@@ -42,6 +44,18 @@ public abstract class SearchTests(HubFactory hub)
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains(expected, (await Fhir.Read<OperationOutcome>(response)).Issue.Single().Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Elements_may_name_an_element_with_its_type()
+    {
+        var family = await CreatePatientAsync();
+
+        var bundle = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&_elements=Patient.name");
+
+        var patient = (Patient)bundle.Entry.Single().Resource!;
+        Assert.Equal(family, patient.Name[0].Family);
+        Assert.Null(patient.Gender);
     }
 
     [Fact]

@@ -110,7 +110,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                         };
                         break;
                     case "_elements":
-                        elements = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        elements = ParseElements(value, resourceTypes);
                         break;
                     case "_include" or "_include:iterate" or "_include:recurse":
                         includes.Add(ParseInclude(resourceTypes, value, name, reverse: false));
@@ -139,6 +139,32 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         var all = ignored.Count == 0 ? criteria : new SearchCriteria(criteria.ResourceTypes, criteria.Criteria, criteria.Applied, [.. criteria.Ignored, .. ignored]);
         return new SearchQuery(all, sort, count, cursor, total, summary, elements, includes, revIncludes, result);
+    }
+
+    /// <summary>
+    /// <c>_elements</c> (search.html#elements): element names, each also as <c>Type.name</c> (as clients often write
+    /// them); a name that is no element of the types searched is a 400 rather than an empty resource.
+    /// </summary>
+    public static string[] ParseElements(string value, IReadOnlyList<string> resourceTypes)
+    {
+        var types = resourceTypes.Count > 0 ? resourceTypes : ResourceTypes.All;
+        var names = new List<string>();
+        foreach (var given in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var dot = given.IndexOf('.', StringComparison.Ordinal);
+            var owners = dot < 0 ? types : types.Where(t => t == given[..dot]).ToList();
+            var name = dot < 0 ? given : given[(dot + 1)..];
+            if (!owners.Any(t => Hl7.Fhir.Model.ModelInfo.ModelInspector.FindClassMapping(t)?.FindMappedElementByName(name) is not null))
+            {
+                throw new InvalidInputException(dot >= 0 && owners.Count == 0
+                    ? $"_elements '{given}' names the type {given[..dot]}, which is not searched here."
+                    : $"_elements '{given}': {(resourceTypes.Count == 1 ? resourceTypes[0] + " has" : "none of the types searched has")} no element '{name}'.", "_elements");
+            }
+
+            names.Add(name);
+        }
+
+        return [.. names.Distinct(StringComparer.Ordinal)];
     }
 
     /// <summary>Splits <c>Type?a=1&amp;b=2</c> (or just the query) into decoded pairs.</summary>

@@ -49,7 +49,7 @@ public sealed class ReadResource(IResourceStore store)
             throw new InvalidInputException("_summary and _elements cannot be used together.", "_elements");
         }
 
-        var names = string.IsNullOrEmpty(elements) ? null : elements.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var names = string.IsNullOrEmpty(elements) ? null : SearchParser.ParseElements(elements, [resource.ResourceType]);
         return SearchResources.Filter(mode, names) is { } filter
             ? resource with { Json = serializers.ToJsonBytes(serializers.ParseStored(resource.Json), filter) }
             : resource;
