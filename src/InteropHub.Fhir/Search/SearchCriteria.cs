@@ -54,6 +54,8 @@ public sealed class SearchCriteria
             text.Append(name).Append('=').Append(value).Append('&');
         }
 
+        // It is shown in messages too: no trailing separator (nor a '?' for no criteria).
+        text.Length--;
         var canonical = new CanonicalText(resourceType, text.ToString());
         _canonical = canonical;
         return canonical.Text;
