@@ -690,7 +690,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
             if (param is null || param.Table == IndexTable.None)
             {
-                throw new InvalidInputException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
+                throw new UnsupportedSearchException($"Cannot sort on '{name}': it is not a search parameter of {string.Join(", ", resourceTypes)} that has values to sort.", "_sort");
             }
 
             yield return new SortClause(name, param.Table, descending, param.UnionOf, param.SubsetOf);
@@ -726,7 +726,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var param = registry.Find(source, code);
         if (param is null || param.Type != SearchParamType.Reference)
         {
-            throw new InvalidInputException($"'{code}' in {name}={value} is not a reference search parameter of {source}.", name);
+            throw new UnsupportedSearchException($"'{code}' in {name}={value} is not a reference search parameter of {source}.", name);
         }
 
         if (!iterate && resourceTypes.Count == 1 && (reverse ? param.Targets.Count > 0 && !param.Targets.Contains(resourceTypes[0]) : source != resourceTypes[0]))
