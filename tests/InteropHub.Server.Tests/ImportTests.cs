@@ -143,6 +143,29 @@ public abstract class ImportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task An_http_input_must_be_under_an_allowed_url_and_without_a_list_may_not_reach_this_machine()
+    {
+        await using var unlisted = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Import:AllowedUrls:0", ""));
+        var client = unlisted.CreateClient();
+        static HttpRequestMessage KickOff(string url)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/$import") { Content = Fhir.Content(Input("Patient", url)) };
+            request.Headers.Add("Prefer", "respond-async");
+            return request;
+        }
+
+        var notListed = await _client.SendAsync(KickOff("http://localhost:1/Patient.ndjson"));
+        var loopback = await client.SendAsync(KickOff("http://127.0.0.1:1/Patient.ndjson"));
+        var metadata = await client.SendAsync(KickOff("http://169.254.169.254/latest/meta-data"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, notListed.StatusCode);
+        Assert.Contains("InteropHub:Import:AllowedUrls", (await Fhir.Read<OperationOutcome>(notListed)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, loopback.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, metadata.StatusCode);
+        Assert.Contains("link-local", (await Fhir.Read<OperationOutcome>(metadata)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_input_that_cannot_be_read_fails_the_job_with_an_outcome_naming_it()
     {
         var url = $"http://127.0.0.1:{AdapterTestBase.FreePort()}/Patient.ndjson";

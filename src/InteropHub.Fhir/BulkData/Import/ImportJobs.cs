@@ -20,6 +20,13 @@ public sealed class ImportOptions
 
     /// <summary>Lines per transaction: each batch commits its resources and the position after it together.</summary>
     public int BatchSize { get; set; } = 2000;
+
+    /// <summary>
+    /// The URL prefixes an <c>$import</c> may read from (e.g. <c>https://platform.example.cn/bulk/</c>). Empty: any
+    /// http(s) URL except those reaching this machine or a link-local address (a cloud's metadata service), so
+    /// that a kick-off cannot make the hub probe what only it can reach.
+    /// </summary>
+    public string[] AllowedUrls { get; set; } = [];
 }
 
 /// <param name="Type">The resource type of every line, or null when the lines may be of any type.</param>
@@ -67,7 +74,7 @@ public sealed class ImportJobs(
     };
 
     private readonly ConcurrentDictionary<string, Running> _running = new();
-    private readonly HttpClient _http = new();
+    private readonly HttpClient _http = new(new SocketsHttpHandler { ConnectCallback = (context, ct) => ConnectAsync(context, Allowed(options).Length == 0, ct) });
 
     public string Root => Path.GetFullPath(options.Root);
 
@@ -88,6 +95,19 @@ public sealed class ImportJobs(
 
             if (Uri.TryCreate(input.Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
             {
+                var allowed = Allowed(options);
+                if (allowed.Length > 0 && !allowed.Any(prefix => uri.AbsoluteUri.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
+                {
+                    throw new InvalidInputException(
+                        $"Input '{input.Url}' is not under a URL this hub imports from (InteropHub:Import:AllowedUrls: {string.Join(", ", allowed)}).", "input.url");
+                }
+
+                if (allowed.Length == 0 && (uri.IsLoopback || (System.Net.IPAddress.TryParse(uri.DnsSafeHost, out var address) && Internal(address))))
+                {
+                    throw new InvalidInputException(
+                        $"Input '{input.Url}' reaches this machine or a link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.", "input.url");
+                }
+
                 resolved.Add(input with { Url = uri.AbsoluteUri });
                 continue;
             }
@@ -470,6 +490,42 @@ public sealed class ImportJobs(
         return await session.SaveImportProgressAsync(jobId, position.Stored, stored, errors.Select(e => new ImportLineError(at.Input, e.Number, e.Message)).ToList(), ct)
             ? new Position(after, stored)
             : throw new JobMovedOnException();
+    }
+
+    private static string[] Allowed(ImportOptions options) => [.. options.AllowedUrls.Where(u => !string.IsNullOrWhiteSpace(u))];
+
+    /// <summary>This machine, an unspecified or a link-local address.</summary>
+    private static bool Internal(System.Net.IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        return System.Net.IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.Equals(System.Net.IPAddress.Any)
+            || address.Equals(System.Net.IPAddress.IPv6Any) || address.GetAddressBytes() is [169, 254, _, _] or [0, _, _, _];
+    }
+
+    /// <summary>Connects to the host's first reachable address; with no allowlist, never to an internal one (a name may resolve to one).</summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, bool refuseInternal, CancellationToken ct)
+    {
+        var addresses = await System.Net.Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
+        if (refuseInternal && addresses.Any(Internal))
+        {
+            throw new HttpRequestException($"{context.DnsEndPoint.Host} resolves to this machine or a link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.");
+        }
+
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(addresses, context.DnsEndPoint.Port, ct);
+            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     private async Task<Stream> OpenAsync(ImportInput input, long offset, CancellationToken ct)
