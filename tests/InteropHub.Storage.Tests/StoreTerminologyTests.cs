@@ -27,6 +27,10 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory-vitals", "")]
     [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory-vitals", "t1,t2,t3,t4,t5,t6,t7")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/expanded", "t6")]
+    // filters on the concept hierarchy of a stored code system
+    [InlineData("Observation", "code:in=http://hub.example/ValueSet/filtered", "t1,t2,t7")]
+    [InlineData("Observation", "code:in=http://hub.example/ValueSet/below-pneumonia", "t1")]
+    [InlineData("Observation", "code:in=http://hub.example/ValueSet/not-respiratory", "t3,t5")]
     // an element of type code is indexed without its implied system
     [InlineData("Observation", "status:in=ValueSet/final-states&code:below=http://hub.example/CodeSystem/diagnosis|pneumonia", "t1")]
     [InlineData("Observation", "status:not-in=ValueSet/final-states", "")]
@@ -54,7 +58,7 @@ public abstract partial class StoreConformanceTests
     [InlineData("code:in=http://hub.example/ValueSet/unknown", "is not stored in the hub")]
     [InlineData("code:in=http://hub.example/ValueSet/respiratory|2", "is not stored in the hub")]
     [InlineData("code:in=ValueSet/unknown", "ValueSet/unknown is not stored in the hub")]
-    [InlineData("code:in=http://hub.example/ValueSet/filtered", "by a filter, which needs a terminology server")]
+    [InlineData("code:in=http://hub.example/ValueSet/by-property", "which needs a terminology server")]
     [InlineData("code:in=http://hub.example/ValueSet/all-of-snomed", "http://snomed.info/sct, which is not stored in the hub")]
     [InlineData("code:not-in=http://hub.example/ValueSet/loop", "includes itself")]
     [InlineData("subject:Patient.language:in=ValueSet/unknown", "ValueSet/unknown is not stored in the hub")]
@@ -156,6 +160,14 @@ public abstract partial class StoreConformanceTests
             System = Diagnoses,
             Filter = [new ValueSet.FilterComponent { Property = "concept", Op = FilterOperator.IsA, Value = "respiratory" }],
         });
+        ValueSet Filtered(string id, string property, FilterOperator op, string value) => Set(id, new ValueSet.ConceptSetComponent
+        {
+            System = Diagnoses,
+            Filter = [new ValueSet.FilterComponent { Property = property, Op = op, Value = value }],
+        });
+        var belowPneumonia = Filtered("below-pneumonia", "concept", FilterOperator.DescendentOf, "pneumonia");
+        var notRespiratory = Filtered("not-respiratory", "concept", FilterOperator.IsNotA, "respiratory");
+        var byProperty = Filtered("by-property", "status", FilterOperator.Equal, "retired");
         var snomed = Set("all-of-snomed", new ValueSet.ConceptSetComponent { System = "http://snomed.info/sct" });
         var loop = Set("loop", new ValueSet.ConceptSetComponent { ValueSet = [ValueSets + "loop"] });
 
@@ -169,7 +181,7 @@ public abstract partial class StoreConformanceTests
 
         return
         [
-            diagnoses, respiratory, vitals, vitalsAndCardiac, respiratoryVitals, expanded, finalStates, filtered, snomed, loop,
+            diagnoses, respiratory, vitals, vitalsAndCardiac, respiratoryVitals, expanded, finalStates, filtered, belowPneumonia, notRespiratory, byProperty, snomed, loop,
             new Patient { Id = "pa", Gender = AdministrativeGender.Male },
             new Patient { Id = "pb", Gender = AdministrativeGender.Female },
             Coded("t1", Diagnoses, "bacterial-pneumonia", "pa"),

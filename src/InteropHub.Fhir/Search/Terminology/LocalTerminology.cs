@@ -228,15 +228,12 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
     private async Task<HashSet<(string System, string Code)>> ConceptSetAsync(ValueSet.ConceptSetComponent set, string label, string name,
         HashSet<string> path, CancellationToken ct)
     {
+        HashSet<(string System, string Code)>? codes = null;
         if (set.Filter.Count > 0)
         {
-            throw new InvalidInputException(
-                $"'{name}': ValueSet {label} selects codes of {set.System} by a filter, which needs a terminology server; the hub expands only listed concepts and whole code systems stored in it.",
-                name);
+            codes = await FilteredAsync(set, label, name, ct);
         }
-
-        HashSet<(string System, string Code)>? codes = null;
-        if (set.System is { Length: > 0 } system)
+        else if (set.System is { Length: > 0 } system)
         {
             if (set.Concept.Count > 0)
             {
@@ -271,6 +268,12 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
             throw new InvalidInputException($"'{name}': '{code}' is not a code of the code system {system}.", name);
         }
 
+        return Related(parents, code, above).Select(c => (system, c)).ToHashSet();
+    }
+
+    /// <summary>The code and every code below (or above) it, by the parents of <see cref="Concepts"/>.</summary>
+    private static HashSet<string> Related(Dictionary<string, HashSet<string>> parents, string code, bool above)
+    {
         var children = parents.SelectMany(p => p.Value.Select(parent => (Parent: parent, Child: p.Key)))
             .ToLookup(p => p.Parent, p => p.Child, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal) { code };
@@ -286,7 +289,60 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
             }
         }
 
-        return found.Select(c => (system, c)).ToHashSet();
+        return found;
+    }
+
+    /// <summary>
+    /// An include or exclude that selects codes by filters (valueset.html#compose), over a code system stored in the
+    /// hub: the hierarchy filters of the <c>concept</c> property (is-a, descendent-of, is-not-a, generalizes), and
+    /// =, in, not-in and regex on the code itself. Filters on other properties need a terminology server.
+    /// </summary>
+    private async Task<HashSet<(string System, string Code)>> FilteredAsync(ValueSet.ConceptSetComponent set, string label, string name, CancellationToken ct)
+    {
+        var system = set.System is { Length: > 0 } s ? s : throw new InvalidInputException($"'{name}': ValueSet {label} has a filter without a system.", name);
+        var codeSystem = await CodeSystemAsync(system, set.Version, ct) ?? throw new InvalidInputException(
+            $"'{name}': ValueSet {label} filters the code system {system}, which is not stored in the hub (only local code systems can be expanded).", name);
+        var parents = Concepts(codeSystem, name);
+        IEnumerable<string> codes = parents.Keys;
+        foreach (var filter in set.Filter)
+        {
+            var value = filter.Value ?? "";
+            HashSet<string> Hierarchy(bool above)
+            {
+                return parents.ContainsKey(value)
+                    ? Related(parents, value, above)
+                    : throw new InvalidInputException($"'{name}': ValueSet {label} filters on '{value}', which is not a code of {system}.", name);
+            }
+
+            codes = (filter.Property, filter.Op) switch
+            {
+                ("concept", FilterOperator.IsA) => codes.Intersect(Hierarchy(above: false)),
+                ("concept", FilterOperator.DescendentOf) => codes.Intersect(Hierarchy(above: false).Where(c => c != value)),
+                ("concept", FilterOperator.IsNotA) => codes.Except(Hierarchy(above: false)),
+                ("concept", FilterOperator.Generalizes) => codes.Intersect(Hierarchy(above: true)),
+                ("concept" or "code", FilterOperator.Equal) => codes.Where(c => c == value),
+                ("concept" or "code", FilterOperator.In) => codes.Intersect(value.Split(',', StringSplitOptions.TrimEntries)),
+                ("concept" or "code", FilterOperator.NotIn) => codes.Except(value.Split(',', StringSplitOptions.TrimEntries)),
+                ("concept" or "code", FilterOperator.Regex) => codes.Where(c => Matcher(value, label, name).IsMatch(c)).ToList(),
+                _ => throw new InvalidInputException(
+                    $"'{name}': ValueSet {label} filters {system} by '{filter.Property} {filter.OpElement?.JsonValue}', which needs a terminology server; the hub "
+                    + "expands the concept hierarchy (is-a, descendent-of, is-not-a, generalizes) and =, in, not-in, regex on codes.", name),
+            };
+        }
+
+        return codes.Select(code => (system, code)).ToHashSet();
+    }
+
+    private static System.Text.RegularExpressions.Regex Matcher(string pattern, string label, string name)
+    {
+        try
+        {
+            return new System.Text.RegularExpressions.Regex($"^(?:{pattern})$", System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromMilliseconds(100));
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidInputException($"'{name}': ValueSet {label} has a regex filter that is not a regular expression: {e.Message}", name);
+        }
     }
 
     /// <summary>Every concept of the code system, nested ones included, with its parents (by nesting and by property).</summary>
