@@ -381,6 +381,26 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_row_changed_without_a_later_updated_at_is_ignored_with_a_STALE_warning_and_a_repeated_one_silently()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 898_001, residents: 2))).StatusCode);
+        // The next batch repeats both residents with the same updated_at: the first with another phone, the second as it was.
+        var again = Rewrite(LegacyData.TownshipBatch(first: 898_001, residents: 2, sequence: 2), "residents.csv",
+            lines => lines[1] = WithCells(lines[0], lines[1], ("phone", "13800009999")));
+
+        var response = await PostTownshipAsync(again);
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray()
+            .Where(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "STALE").ToList();
+        var stale = Assert.Single(issues);
+        Assert.Equal("residents.csv:1:updated_at", stale.GetProperty("location")[0].GetString());
+        Assert.Contains("same updated_at", stale.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        var resident = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(898_001)}"));
+        Assert.DoesNotContain(resident.Telecom, t => t.Value == "13800009999");
+    }
+
+    [Fact]
     public async Task Birth_certificates_are_applied_one_outcome_per_certificate()
     {
         await SeedOrganizationsAsync();

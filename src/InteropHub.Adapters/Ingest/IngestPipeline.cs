@@ -1126,12 +1126,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             foreach (var row in rowsToApply)
             {
-                if (appliedAt.TryGetValue(RowState(row), out var earlier) && earlier >= row.UpdatedAt)
+                if (appliedAt.TryGetValue(RowState(row), out var earlier) && earlier.UpdatedAt >= row.UpdatedAt)
                 {
-                    if (earlier > row.UpdatedAt)
+                    if (earlier.UpdatedAt > row.UpdatedAt)
                     {
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
-                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier:yyyy-MM-dd HH:mm:ss} already applied; ignored",
+                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier.UpdatedAt:yyyy-MM-dd HH:mm:ss} already applied; ignored",
+                            Where(row.File, row.Row, "updated_at")));
+                    }
+                    else if (earlier.ContentHash is { Length: > 0 } had && row.ContentHash.Length > 0 && had != row.ContentHash)
+                    {
+                        // §2 "Update": a later updated_at replaces; an equal one with the same content changes nothing. Equal
+                        // with other content means the source changed the row without advancing updated_at.
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
+                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: same updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} as the version applied, but other content; ignored (a changed row needs a later updated_at)",
                             Where(row.File, row.Row, "updated_at")));
                     }
 
@@ -1300,7 +1308,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), r.Row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)))];
+        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row),
+            $"{r.Row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {r.Row.ContentHash}".TrimEnd()))];
         var held = await LockPersonsAsync(combined, ct);
         try
         {
@@ -1377,13 +1386,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
 
     /// <summary>
-    /// The <c>updated_at</c> of the version of each row's (table, key) applied before, by <see cref="RowState"/>, read
-    /// a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
+    /// The <c>updated_at</c> (and content hash) of the version of each row's (table, key) applied before, by
+    /// <see cref="RowState"/>, read a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
     /// and key) recorded it as occurred, and is read instead.
     /// </summary>
-    private async Task<Dictionary<string, DateTimeOffset>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
+    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash)>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
     {
-        var applied = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        var applied = new Dictionary<string, (DateTimeOffset, string?)>(StringComparer.Ordinal);
         foreach (var page in rows.DistinctBy(RowState).Chunk(1000))
         {
             var states = await state.ReadStatesAsync([.. page.Select(RowState)], ct);
@@ -1392,7 +1401,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 if (states.TryGetValue(RowState(row), out var value))
                 {
-                    applied[RowState(row)] = DateTimeOffset.Parse(value, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+                    // "updated_at content-hash"; rows applied before the hash was kept have the time alone.
+                    var parts = value.Split(' ', 2);
+                    applied[RowState(row)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind), parts.Length > 1 ? parts[1] : null);
                 }
                 else
                 {
@@ -1404,7 +1415,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
                 {
-                    applied[RowState(earlier[stored.Id])] = occurred.ToDateTimeOffset(TimeSpan.Zero);
+                    applied[RowState(earlier[stored.Id])] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null);
                 }
             }
         }

@@ -250,7 +250,10 @@ public static class TownshipBatchReader
                 .Where(c => c.Type == ColumnType.Date && !c.Planned)
                 .Select(c => (Column: c.Name, Date: RowValidator.ParseDate(row[c.Name])))
                 .Where(e => e.Date is not null).OrderBy(e => e.Date).Select(e => ((string, DateOnly)?)(e.Column, e.Date!.Value)).FirstOrDefault();
-            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest));
+            // The cells of the schema's columns in its order, so a later batch whose columns come in another order hashes alike.
+            var cells = string.Join('\u001F', columns.Select(c => row[c.Name]));
+            var contentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(cells)).AsSpan(0, 8));
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash));
         }
     }
 
