@@ -1198,6 +1198,25 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_resent_rejected_message_gets_the_same_ERR_segment_with_its_own_error_text()
+    {
+        await SeedOrganizationsAsync();
+        async Task<byte[]> OwnVisitAsync(string sample) => Encoding.UTF8.GetBytes((await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+            .Replace("ZY2025001187", "ZY2099000187", StringComparison.Ordinal).Replace("|QX2100012-2025", "|RESENDERR-2025", StringComparison.Ordinal));
+        Assert.Equal("AA", Msa((await PostHl7Async(await OwnVisitAsync("04_ADT_A01_county_wangxiuying_delivery.hl7"))).Ack));
+        // A cancel-discharge for a visit never discharged: refused with a summary text of its own (就诊状态变更不允许).
+        var cancel = await OwnVisitAsync("08_ADT_A13_county_wangxiuying_cancel_discharge.hl7");
+
+        var (_, first) = await PostHl7Async(cancel);
+        var (_, again) = await PostHl7Async(cancel);
+
+        static string Err(string ack) => Assert.Single(ack.Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal));
+        Assert.Equal("AE", Msa(first));
+        Assert.Contains("就诊状态变更不允许", Err(first), StringComparison.Ordinal);
+        Assert.Equal(Err(first), Err(again));
+    }
+
+    [Fact]
     public async Task An_updated_dose_row_of_a_resident_of_an_earlier_batch_updates_its_Immunization_instead_of_adding_one()
     {
         await SeedOrganizationsAsync();

@@ -1559,7 +1559,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             if (reason is { } known)
             {
-                issues.Add(new HisIssue(known, Hl7Location.FromErl(issue.Location.FirstOrDefault()), issue.Diagnostics ?? "", severity));
+                var err = issue.Details?.Coding.FirstOrDefault(c => c.System == Hl7ErrorCodes);
+                issues.Add(new HisIssue(known, Hl7Location.FromErl(issue.Location.FirstOrDefault()), issue.Diagnostics ?? "", severity,
+                    int.TryParse(err?.Code, NumberStyles.None, CultureInfo.InvariantCulture, out var code) ? code : null, err?.Display));
             }
         }
 
@@ -1609,11 +1611,21 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             code == AckCode.AA ? "applied" : "rejected", null));
         foreach (var issue in issues)
         {
-            outcome.Issue.Add(Issue(Of(issue.Severity), issue.Reason.Code(), issue.Detail, issue.Location?.ToErl()));
+            var recorded = Issue(Of(issue.Severity), issue.Reason.Code(), issue.Detail, issue.Location?.ToErl());
+            if (issue.ErrorCode is not null || issue.SummaryText is not null)
+            {
+                // ERR-3 and ERR-5's text when they are not the reason's own, so a resend is answered with the same ERR.
+                recorded.Details!.Coding.Add(new Coding(Hl7ErrorCodes, issue.Hl7ErrorCode.ToString(CultureInfo.InvariantCulture), issue.Summary));
+            }
+
+            outcome.Issue.Add(recorded);
         }
 
         return outcome;
     }
+
+    /// <summary>HL7 table 0357 (message error condition codes): ERR-3.</summary>
+    private const string Hl7ErrorCodes = "http://terminology.hl7.org/CodeSystem/v2-0357";
 
     private static OperationOutcome.IssueSeverity Of(IssueSeverity severity) =>
         severity == IssueSeverity.Error ? OperationOutcome.IssueSeverity.Error : OperationOutcome.IssueSeverity.Warning;
