@@ -95,6 +95,26 @@ public abstract class VersioningTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task If_Match_star_updates_or_deletes_whatever_version_exists_and_never_creates()
+    {
+        var patient = await CreateAsync();
+        patient.BirthDate = "1980-02-03";
+        var absent = Fhir.Patient();
+        absent.Id = $"star-{Guid.NewGuid():N}"[..20];
+
+        var updated = await PutAsync(patient, "*");
+        var notCreated = await PutAsync(absent, "*");
+        var deleted = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "*" } } });
+        var again = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "*" } } });
+
+        Assert.Equal((HttpStatusCode.OK, "W/\"2\""), (updated.StatusCode, updated.Headers.ETag?.ToString()));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, notCreated.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/fhir/Patient/{absent.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, again.StatusCode);
+    }
+
+    [Fact]
     public async Task If_None_Match_with_the_current_etag_is_304()
     {
         var patient = await CreateAsync();

@@ -60,11 +60,17 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
             // http.html#delete: deleting is idempotent; "if the resource does not exist at all" the answer is a success
             // too (204). Only a version asked for with If-Match cannot be matched.
             return ifMatch is { } version
-                ? throw new PreconditionFailedException($"If-Match expected version {version} of {resourceType}/{id}, which does not exist.")
+                ? throw new PreconditionFailedException(
+                    $"If-Match {(version == ETags.AnyVersion ? "*" : $"expected version {version}")} of {resourceType}/{id}, which does not exist.")
                 : new WriteOutcome(WriteStatus.NothingToDelete, null);
         }
 
-        if (ifMatch is { } expected && current.VersionId != expected)
+        if (ifMatch is ETags.AnyVersion && current.IsDeleted)
+        {
+            throw new PreconditionFailedException($"If-Match * asks for an existing {resourceType}/{id}, but it is deleted.");
+        }
+
+        if (ifMatch is { } expected && expected != ETags.AnyVersion && current.VersionId != expected)
         {
             throw new PreconditionFailedException($"If-Match expected version {expected} of {resourceType}/{id}, but it is at version {current.VersionId}.");
         }

@@ -62,7 +62,7 @@ public sealed class PatchResource(IResourceStore store, VersionWriter writer, Fh
             throw new ResourceGoneException($"{type}/{id} was deleted (version {current.VersionId}); a patch needs a live resource.");
         }
 
-        if (request.IfMatch is { } expected && current.VersionId != expected)
+        if (request.IfMatch is { } expected && expected != ETags.AnyVersion && current.VersionId != expected)
         {
             throw new PreconditionFailedException($"If-Match expected version {expected} of {type}/{id}, but it is at version {current.VersionId}.");
         }

@@ -52,11 +52,12 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
     {
         await session.LockAsync(VersionWriter.IdLock(request.ResourceType, id), ct);
         var current = await session.ReadCurrentAsync(request.ResourceType, id, ct);
-        if (request.IfMatch is { } expected && (current is null || current.IsDeleted || current.VersionId != expected))
+        if (request.IfMatch is { } expected && (current is null || current.IsDeleted || (expected != ETags.AnyVersion && current.VersionId != expected)))
         {
             var actual = current is null ? "does not exist" : current.IsDeleted ? "is deleted" : $"is at version {current.VersionId}";
-            throw new PreconditionFailedException(
-                $"If-Match expected version {expected} of {request.ResourceType}/{id}, but the resource {actual}.");
+            throw new PreconditionFailedException(expected == ETags.AnyVersion
+                ? $"If-Match * asks for an existing {request.ResourceType}/{id}, but the resource {actual}."
+                : $"If-Match expected version {expected} of {request.ResourceType}/{id}, but the resource {actual}.");
         }
 
         var saved = await writer.SaveAsync(session, request.Resource, id, current, "PUT", ct);
