@@ -156,7 +156,10 @@ public abstract class ReferralMetricsTests(HubFactory hub)
 
             if (status == FhirTask.TaskStatus.Completed)
             {
-                task.Output.Add(new FhirTask.OutputComponent { Type = new CodeableConcept { Text = "summary" }, Value = new ResourceReference("Encounter/e-1") });
+                // The treatment's Encounter as the summary: it must exist.
+                var encounter = new Encounter { Id = $"e-{task.Id}", Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "IMP") };
+                Assert.True((await _client.PutAsync($"/fhir/Encounter/{encounter.Id}", Fhir.Content(encounter))).IsSuccessStatusCode);
+                task.Output.Add(new FhirTask.OutputComponent { Type = new CodeableConcept { Text = "summary" }, Value = new ResourceReference($"Encounter/{encounter.Id}") });
             }
 
             var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Task/{task.Id}") { Content = Fhir.Content(task) };

@@ -44,7 +44,15 @@ public abstract class ReferralTests(HubFactory hub)
         }
 
         task.Status = FhirTask.TaskStatus.Completed;
-        task.Output.Add(Output("DocumentReference/summary-1"));
+        task.Output.Add(Output($"DocumentReference/summary-{_suffix}"));
+        var unwritten = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unwritten.StatusCode);
+        Assert.Equal("Task.output", (await Fhir.Read<OperationOutcome>(unwritten)).Issue[0].Expression.Single());
+        await PutAsync(new DocumentReference
+        {
+            Id = $"summary-{_suffix}", Status = DocumentReferenceStatus.Current,
+            Content = [new DocumentReference.ContentComponent { Attachment = new Attachment { ContentType = "text/plain", Data = "出院小结"u8.ToArray() } }],
+        });
         var withoutCarePlan = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, withoutCarePlan.StatusCode);
         task.Output.Add(Output($"CarePlan/nowhere-{_suffix}"));
@@ -111,6 +119,42 @@ public abstract class ReferralTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.Conflict, skipAhead.StatusCode);
         Assert.StartsWith("[referral-transition]", (await Fhir.Read<OperationOutcome>(skipAhead)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, noReason.StatusCode);
+        Assert.Equal("W/\"1\"", (await _client.GetAsync($"/fhir/Task/{task.Id}")).Headers.ETag?.ToString());
+    }
+
+    [Fact]
+    public async Task The_parties_are_those_of_the_stored_task_and_a_third_organisation_can_neither_take_over_nor_delete_it()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+
+        // The stranger names itself the owner and accepts: judged by the stored Task, it is neither party.
+        var takeover = (FhirTask)task.DeepCopy();
+        takeover.Owner = new ResourceReference(Stranger);
+        takeover.Status = FhirTask.TaskStatus.Accepted;
+        var byStranger = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", takeover, Stranger);
+        // The receiver itself may not hand the referral to someone else either, nor may anyone unfocus it.
+        var rerouted = (FhirTask)task.DeepCopy();
+        rerouted.Owner = new ResourceReference(Stranger);
+        var byReceiver = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", rerouted, Hospital);
+        var unfocused = (FhirTask)task.DeepCopy();
+        unfocused.Focus = new ResourceReference("Patient/p-referred");
+        unfocused.Status = FhirTask.TaskStatus.Cancelled;
+        var escaped = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", unfocused, Township);
+        var second = await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township);
+        var deleted = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Task/{task.Id}") { Headers = { { "X-Organization", Township } } });
+        task.Status = FhirTask.TaskStatus.Accepted;
+        var anonymous = await _client.PutAsync($"/fhir/Task/{task.Id}", Fhir.Content(task));
+
+        Assert.Equal(HttpStatusCode.Conflict, byStranger.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, byReceiver.StatusCode);
+        Assert.Equal("Task.owner", (await Fhir.Read<OperationOutcome>(byReceiver)).Issue[0].Expression.Single());
+        Assert.Equal(HttpStatusCode.Conflict, escaped.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, second.StatusCode);
+        Assert.StartsWith("[referral-one-task]", (await Fhir.Read<OperationOutcome>(second)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, deleted.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
         Assert.Equal("W/\"1\"", (await _client.GetAsync($"/fhir/Task/{task.Id}")).Headers.ETag?.ToString());
     }
 

@@ -16,6 +16,9 @@ public interface IWriteRule
     /// <summary>The check alone, for <c>$validate</c>: what <see cref="CheckAsync"/> refuses, without what it sets up for the write.</summary>
     System.Threading.Tasks.Task ValidateAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct) =>
         CheckAsync(session, next, previous, ct);
+
+    /// <summary>Checked before <paramref name="current"/> is deleted; a rule that forbids the delete throws.</summary>
+    System.Threading.Tasks.Task CheckDeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct) => System.Threading.Tasks.Task.CompletedTask;
 }
 
 /// <summary>
@@ -26,10 +29,22 @@ public static class CallerContext
 {
     private static readonly AsyncLocal<string?> Current = new();
 
+    private static readonly AsyncLocal<bool> Http = new();
+
     /// <summary>The caller's organisation as a reference (<c>Organization/QX2100012</c>), or null when unknown.</summary>
     public static string? Organization
     {
         get => Current.Value;
         set => Current.Value = value;
+    }
+
+    /// <summary>
+    /// Whether the write comes from an HTTP client (which can name its organisation) rather than from the hub itself
+    /// (an adapter, a background job), whose writes carry no caller.
+    /// </summary>
+    public static bool OverHttp
+    {
+        get => Http.Value;
+        set => Http.Value = value;
     }
 }

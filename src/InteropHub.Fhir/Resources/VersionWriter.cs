@@ -138,6 +138,11 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
 
     public async Task<StoredResource> DeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)
     {
+        foreach (var rule in _rules)
+        {
+            await rule.CheckDeleteAsync(session, current, ct);
+        }
+
         var key = VersionKeys.Next(clock);
         var version = current.VersionId + 1;
         var row = new VersionRow(current.ResourceType, current.Id, version, key, "DELETE", true, []);

@@ -26,6 +26,9 @@ public enum ReferralParty
 
     /// <summary>Neither requester nor owner.</summary>
     Other,
+
+    /// <summary>An HTTP client that did not name its organisation (X-Organization).</summary>
+    Anonymous,
 }
 
 /// <summary>
@@ -68,7 +71,18 @@ public static class ReferralStateMachine
                     $"A referral Task starts as 'requested', not '{Code(to)}'.");
             }
 
+            if (caller is ReferralParty.Other or ReferralParty.Receiver)
+            {
+                throw Refuse(HttpStatusCode.Conflict, "referral-party", "Only the referring organisation (Task.requester) makes a referral's Task.");
+            }
+
             return;
+        }
+
+        if (caller == ReferralParty.Other)
+        {
+            throw Refuse(HttpStatusCode.Conflict, "referral-party",
+                "A referral Task is written only by its referring (Task.requester) or receiving (Task.owner) organisation.");
         }
 
         if (from == to)
@@ -83,6 +97,13 @@ public static class ReferralStateMachine
                 $"A referral cannot go from '{Code(from)}' to '{Code(to)}'" + (allowed.Length > 0 ? $"; from '{Code(from)}' it may go to: {allowed}." : $"; '{Code(from)}' is final."));
         }
 
+        if (caller == ReferralParty.Anonymous)
+        {
+            throw new FhirException(HttpStatusCode.Forbidden, OperationOutcome.IssueType.Security,
+                $"[referral-caller] Moving a referral from '{Code(from)}' to '{Code(to)}' needs the caller's organisation: send X-Organization: Organization/{{id}}.",
+                "X-Organization");
+        }
+
         if (caller != ReferralParty.Unknown && caller != party)
         {
             throw Refuse(HttpStatusCode.Conflict, "referral-party",
@@ -91,7 +112,7 @@ public static class ReferralStateMachine
 
         if (to == FhirTask.TaskStatus.Rejected && !HasReason(next.StatusReason))
         {
-            throw Refuse(HttpStatusCode.UnprocessableEntity, "referral-reject-reason", "A rejected referral needs Task.statusReason saying why.");
+            throw Refuse(HttpStatusCode.UnprocessableEntity, "referral-reject-reason", "A rejected referral needs Task.statusReason saying why.", "Task.statusReason");
         }
 
         if (to == FhirTask.TaskStatus.Completed)
@@ -111,22 +132,22 @@ public static class ReferralStateMachine
             || r.StartsWith("Encounter/", StringComparison.Ordinal)))
         {
             throw Refuse(HttpStatusCode.UnprocessableEntity, "referral-complete-summary",
-                "A completed referral needs a summary in Task.output: a reference to a DocumentReference, a Composition or the treatment Encounter.");
+                "A completed referral needs a summary in Task.output: a reference to a DocumentReference, a Composition or the treatment Encounter.", "Task.output");
         }
 
         if (direction == ReferralDirection.Down && !outputs.Any(r => r.StartsWith("CarePlan/", StringComparison.Ordinal)))
         {
             throw Refuse(HttpStatusCode.UnprocessableEntity, "referral-complete-careplan",
-                "A completed down-referral needs the follow-up CarePlan for the receiving team in Task.output.");
+                "A completed down-referral needs the follow-up CarePlan for the receiving team in Task.output.", "Task.output");
         }
     }
 
     private static bool HasReason(CodeableConcept? reason) =>
         reason is not null && (!string.IsNullOrWhiteSpace(reason.Text) || reason.Coding.Count > 0);
 
-    private static FhirException Refuse(HttpStatusCode status, string rule, string message) =>
+    private static FhirException Refuse(HttpStatusCode status, string rule, string message, string element = "Task.status") =>
         new(status, status == HttpStatusCode.Conflict ? OperationOutcome.IssueType.Conflict : OperationOutcome.IssueType.BusinessRule,
-            $"[{rule}] {message}", "Task.status");
+            $"[{rule}] {message}", element);
 
     private static string Code(FhirTask.TaskStatus status) => Hl7.Fhir.Utility.EnumUtility.GetLiteral(status) ?? status.ToString();
 }

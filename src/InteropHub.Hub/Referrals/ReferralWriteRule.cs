@@ -1,6 +1,7 @@
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 using FhirTask = Hl7.Fhir.Model.Task;
@@ -66,26 +67,133 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
     }
 
+    /// <summary>
+    /// A referral's Task: one per referral ServiceRequest, between the request's parties, which never change; it moves
+    /// by <see cref="ReferralStateMachine"/>, judged by who the stored Task says the parties are (not by what the new
+    /// version claims). Once a Task is a referral's, every later version is checked, so it cannot be turned into
+    /// another Task's to escape the rules.
+    /// </summary>
     private async System.Threading.Tasks.Task CheckTaskAsync(IWriteSession session, FhirTask task, StoredResource? previous, CancellationToken ct)
+    {
+        var before = previous is { IsDeleted: false } ? serializers.ParseStored(previous.Json) as FhirTask : null;
+        var request = await ReferralOfAsync(session, before ?? task, ct);
+        if (request is null)
+        {
+            return;
+        }
+
+        if (before is not null && CallerContext.OverHttp)
+        {
+            // The adapters map each message whole (an I13 restates the parties); clients change states, not parties.
+            CheckUnchanged(before, task);
+        }
+        else
+        {
+            await CheckNewTaskAsync(session, task, request, ct);
+        }
+
+        var direction = Direction(request);
+        ReferralStateMachine.Check(before, task, Party(before ?? task), direction);
+        if (task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)
+        {
+            await CheckSummaryExistsAsync(session, task, ct);
+            if (direction == ReferralDirection.Down)
+            {
+                await CheckFollowUpCarePlanAsync(session, task, ct);
+            }
+        }
+    }
+
+    /// <summary>The referral ServiceRequest a Task is the workflow of, or null when its focus is none.</summary>
+    private async Task<ServiceRequest?> ReferralOfAsync(IWriteSession session, FhirTask task, CancellationToken ct)
     {
         var focus = task.Focus?.Reference;
         if (focus is null || !focus.StartsWith("ServiceRequest/", StringComparison.Ordinal))
         {
-            return;
+            return null;
         }
 
         var stored = await session.ReadCurrentAsync("ServiceRequest", focus["ServiceRequest/".Length..], ct);
-        if (stored is not { IsDeleted: false } || serializers.ParseStored(stored.Json) is not ServiceRequest request || !IsReferral(request))
+        return stored is { IsDeleted: false } && serializers.ParseStored(stored.Json) is ServiceRequest request && IsReferral(request) ? request : null;
+    }
+
+    /// <summary>Whose referral it is, for whom and about which request does not change once the Task exists.</summary>
+    private static void CheckUnchanged(FhirTask before, FhirTask next)
+    {
+        foreach (var (element, was, now) in new[]
         {
-            return;
+            ("Task.focus", before.Focus?.Reference, next.Focus?.Reference),
+            ("Task.for", before.For?.Reference, next.For?.Reference),
+            ("Task.requester", before.Requester?.Reference, next.Requester?.Reference),
+            ("Task.owner", before.Owner?.Reference, next.Owner?.Reference),
+        })
+        {
+            if (was != now)
+            {
+                throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                    $"[referral-parties] {element} of a referral Task does not change (it is {was ?? "empty"}); a referral to another institution is a new referral.",
+                    element);
+            }
+        }
+    }
+
+    /// <summary>A referral has one Task, made between the parties its ServiceRequest names.</summary>
+    private static async System.Threading.Tasks.Task CheckNewTaskAsync(IWriteSession session, FhirTask task, ServiceRequest request, CancellationToken ct)
+    {
+        var focus = task.Focus!.Reference!;
+        var others = (await session.FindAsync("Task", SearchCriteria.ParseQueryString("Task", $"focus={focus}"), 2, ct)).Where(o => o.Id != task.Id).ToList();
+        if (others.Count > 0)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Duplicate,
+                $"[referral-one-task] {focus} already has its Task (Task/{others[0].Id}).", "Task.focus");
         }
 
-        var before = previous is { IsDeleted: false } ? serializers.ParseStored(previous.Json) as FhirTask : null;
-        var direction = Direction(request);
-        ReferralStateMachine.Check(before, task, Party(task), direction);
-        if (direction == ReferralDirection.Down && task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)
+        if (request.Requester?.Reference is { } requester && requester.StartsWith("Organization/", StringComparison.Ordinal)
+            && task.Requester?.Reference != requester)
         {
-            await CheckFollowUpCarePlanAsync(session, task, ct);
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-parties] The Task of {focus} is requested by {requester}, the referral's requester, not {task.Requester?.Reference ?? "nobody"}.", "Task.requester");
+        }
+
+        var performers = request.Performer.Select(p => p.Reference).OfType<string>().Where(r => r.StartsWith("Organization/", StringComparison.Ordinal)).ToList();
+        if (performers.Count > 0 && !performers.Contains(task.Owner?.Reference ?? ""))
+        {
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-parties] The Task of {focus} is owned by the organisation it refers to ({string.Join(" or ", performers)}), not {task.Owner?.Reference ?? "nobody"}.", "Task.owner");
+        }
+    }
+
+    /// <summary>The summary a completion names (DOMAIN.md §2) must be stored, or be written in the same transaction before it.</summary>
+    private static async System.Threading.Tasks.Task CheckSummaryExistsAsync(IWriteSession session, FhirTask task, CancellationToken ct)
+    {
+        var summaries = task.Output.Select(o => (o.Value as ResourceReference)?.Reference).OfType<string>()
+            .Where(r => r.StartsWith("DocumentReference/", StringComparison.Ordinal) || r.StartsWith("Composition/", StringComparison.Ordinal)
+                || r.StartsWith("Encounter/", StringComparison.Ordinal))
+            .ToList();
+        foreach (var summary in summaries)
+        {
+            var slash = summary.IndexOf('/', StringComparison.Ordinal);
+            if (await session.ReadCurrentAsync(summary[..slash], summary[(slash + 1)..], ct) is { IsDeleted: false })
+            {
+                return;
+            }
+        }
+
+        if (summaries.Count > 0)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-complete-summary] The summary a completed referral names does not exist: {string.Join(", ", summaries)}.", "Task.output");
+        }
+    }
+
+    /// <summary>A referral Task may only be cancelled by its requester, never deleted: its history is the referral's record.</summary>
+    public async System.Threading.Tasks.Task CheckDeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)
+    {
+        if (current.ResourceType == "Task" && current.Json.Length > 0 && serializers.ParseStored(current.Json) is FhirTask task
+            && await ReferralOfAsync(session, task, ct) is not null)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"[referral-delete] Task/{current.Id} is a referral's: it is not deleted; the referring organisation cancels it (status cancelled).", "Task");
         }
     }
 
@@ -134,12 +242,14 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
     }
 
+    /// <summary>Who the caller is to the referral, by the parties of <paramref name="task"/> (the stored version when there is one).</summary>
     private static ReferralParty Party(FhirTask task)
     {
         var caller = CallerContext.Organization;
         if (caller is null)
         {
-            return ReferralParty.Unknown;
+            // The hub's own writes (adapters, jobs) name no caller; an HTTP client that names none is anonymous.
+            return CallerContext.OverHttp ? ReferralParty.Anonymous : ReferralParty.Unknown;
         }
 
         if (caller == task.Owner?.Reference)

@@ -21,6 +21,8 @@ public sealed partial class CallerOrganizationMiddleware(RequestDelegate next)
         }
 
         CallerContext.Organization = value.Length > 0 ? value : null;
+        // The FHIR API's clients; the adapters' endpoints carry legacy messages whose rules the adapters apply.
+        CallerContext.OverHttp = context.Request.Path.StartsWithSegments("/fhir", StringComparison.Ordinal);
         try
         {
             await next(context);
@@ -28,6 +30,7 @@ public sealed partial class CallerOrganizationMiddleware(RequestDelegate next)
         finally
         {
             CallerContext.Organization = null;
+            CallerContext.OverHttp = false;
         }
     }
 

@@ -101,7 +101,17 @@ public sealed class ReferralStateMachineTests
     [Fact]
     public void An_update_that_keeps_the_status_is_not_a_transition()
     {
-        ReferralStateMachine.Check(Referral(S.Completed), Referral(S.Completed), ReferralParty.Other, ReferralDirection.Down);
+        ReferralStateMachine.Check(Referral(S.Completed), Referral(S.Completed), ReferralParty.Requester, ReferralDirection.Down);
+    }
+
+    [Fact]
+    public void A_third_organisation_may_not_write_a_referral_task_and_an_anonymous_client_may_not_move_one()
+    {
+        var other = Assert.Throws<FhirException>(() => ReferralStateMachine.Check(Referral(S.Requested), Referral(S.Requested), ReferralParty.Other, ReferralDirection.Up));
+        var anonymous = Assert.Throws<FhirException>(() => ReferralStateMachine.Check(Referral(S.Requested), Referral(S.Accepted), ReferralParty.Anonymous, ReferralDirection.Up));
+
+        Assert.StartsWith("[referral-party]", other.Message, StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, anonymous.Status);
     }
 
     private static FhirTask Referral(S status) => new()

@@ -126,7 +126,8 @@ internal static class ReferralMapping
             Priority = Priority(rf1),
             Focus = requestReference,
             For = patient.Reference,
-            Requester = requester ?? requesterOrg,
+            // The referring institution (the request names its doctor): the party the referral rules and metrics know.
+            Requester = requesterOrg,
             Owner = owner,
             Code = FhirValues.Coded("http://hl7.org/fhir/CodeSystem/task-code", "fulfill", "Fulfill the focal request"),
         };
