@@ -48,6 +48,30 @@ public abstract class RecognitionWriteTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Only_a_final_or_corrected_result_is_recognizable_and_one_entered_in_error_loses_its_tag()
+    {
+        var grade2 = await OrganizationAsync("st", "2A");
+        var patient = await PatientAsync();
+        var results = new Dictionary<ObservationStatus, Observation>();
+        foreach (var status in new[] { ObservationStatus.Preliminary, ObservationStatus.Cancelled, ObservationStatus.EnteredInError, ObservationStatus.Amended })
+        {
+            var result = Result(patient, grade2, Glucose);
+            result.Status = status;
+            results[status] = await WriteAsync(result);
+        }
+
+        var final = await ResultAsync(patient, grade2, Glucose);
+        final.Status = ObservationStatus.EnteredInError;
+        var retracted = await Fhir.Read<Observation>(await _client.PutAsync($"/fhir/Observation/{final.Id}", Fhir.Content(final)));
+
+        Assert.False(RecognitionTagRule.IsTagged(results[ObservationStatus.Preliminary]));
+        Assert.False(RecognitionTagRule.IsTagged(results[ObservationStatus.Cancelled]));
+        Assert.False(RecognitionTagRule.IsTagged(results[ObservationStatus.EnteredInError]));
+        Assert.True(RecognitionTagRule.IsTagged(results[ObservationStatus.Amended]));
+        Assert.False(RecognitionTagRule.IsTagged(retracted));
+    }
+
+    [Fact]
     public async Task An_imported_result_is_tagged_as_a_written_one_is()
     {
         var grade2 = await OrganizationAsync("i2", "2A");

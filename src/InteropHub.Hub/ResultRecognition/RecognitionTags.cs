@@ -55,10 +55,15 @@ public sealed class RecognitionTagRule(FhirSerializers serializers) : IWriteRule
     /// <summary>Whether a result qualifies under <paramref name="catalogue"/> (null: no catalogue, nothing qualifies).</summary>
     public static async Task<bool> QualifiesAsync(Resource result, RecognitionCatalogue? catalogue, Func<string, Task<Organization?>> organization)
     {
+        // Only a result that stands: final or since corrected. A preliminary, cancelled or entered-in-error one is not
+        // a quality-controlled result another institution must accept (DOMAIN.md §3).
         var (codes, performers) = result switch
         {
-            Observation observation => (observation.Code?.Coding ?? [], observation.Performer),
-            DiagnosticReport report => (report.Code?.Coding ?? [], report.Performer),
+            Observation { Status: ObservationStatus.Final or ObservationStatus.Amended or ObservationStatus.Corrected } observation =>
+                (observation.Code?.Coding ?? [], observation.Performer),
+            DiagnosticReport { Status: DiagnosticReport.DiagnosticReportStatus.Final or DiagnosticReport.DiagnosticReportStatus.Amended
+                or DiagnosticReport.DiagnosticReportStatus.Corrected or DiagnosticReport.DiagnosticReportStatus.Appended } report =>
+                (report.Code?.Coding ?? [], report.Performer),
             _ => ([], []),
         };
         if (catalogue?.Find(codes) is not { } item)
