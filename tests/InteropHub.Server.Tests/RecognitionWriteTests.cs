@@ -217,6 +217,30 @@ public abstract class RecognitionWriteTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task The_reason_is_needed_when_a_practitioner_of_the_institution_orders_and_when_an_update_changes_the_item()
+    {
+        var county = await OrganizationAsync("county", "3B", division: "369921100");
+        var township = await OrganizationAsync("township", "1", division: "369921101");
+        var patient = await PatientAsync();
+        await ResultAsync(patient, county, Glucose);
+        var doctor = await WriteAsync(new Practitioner { Name = [new HumanName { Text = "吴国庆" }] });
+        var role = await WriteAsync(new PractitionerRole { Practitioner = new ResourceReference($"Practitioner/{doctor.Id}"), Organization = new ResourceReference(township) });
+
+        var byRole = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Order(patient, $"PractitionerRole/{role.Id}", "2025-03-03T10:00:00+08:00", null)));
+        var byDoctor = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Order(patient, $"Practitioner/{doctor.Id}", "2025-03-03T10:00:00+08:00", null)));
+        var other = Order(patient, township, "2025-03-03T10:00:00+08:00", null);
+        other.Code = new CodeableConcept("http://loinc.org", "8480-6");
+        var created = await WriteAsync(other);
+        created.Code = new CodeableConcept("http://loinc.org", Glucose);
+        var recoded = await _client.PutAsync($"/fhir/ServiceRequest/{created.Id}", Fhir.Content(created));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, byRole.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, byDoctor.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, recoded.StatusCode);
+        Assert.StartsWith("[non-recognition-reason]", (await Fhir.Read<OperationOutcome>(recoded)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_result_is_found_until_the_last_moment_of_its_window_and_not_after()
     {
         var county = await OrganizationAsync("county", "3B", division: "369921100");

@@ -11,7 +11,9 @@ namespace InteropHub.Hub.ResultRecognition;
 /// (<see cref="RecognizedResults"/>), must say why the test is done again (DOMAIN.md §2): the ServiceRequest carries
 /// the extension <see cref="ReasonExtension"/> with a Coding from the national list kept in
 /// <c>mappings/non-recognition-reason.json</c>; without it, or with a code not on the list, the order is refused
-/// with 422 naming the rule. Checked when an order is created; later updates of the same order are not re-judged.
+/// with 422 naming the rule. Checked when an order is created and when an update changes what it orders. The
+/// requester may be the institution, one of its PractitionerRoles, or a practitioner (whose role names the
+/// institution, else the caller's X-Organization does).
 /// </summary>
 public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirSerializers serializers, TimeProvider clock) : IWriteRule
 {
@@ -21,8 +23,8 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
 
     public async System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
     {
-        if (next is not ServiceRequest order || previous is { IsDeleted: false }
-            || order.Status is RequestStatus.Revoked or RequestStatus.Completed or RequestStatus.EnteredInError)
+        if (next is not ServiceRequest order || order.Status is RequestStatus.Revoked or RequestStatus.Completed or RequestStatus.EnteredInError
+            || (previous is { IsDeleted: false } && SameCodes(order, serializers.ParseStored(previous.Json) as ServiceRequest)))
         {
             return;
         }
@@ -34,9 +36,8 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
             return;
         }
 
-        if (order.Subject?.Reference is not { } subject || !subject.StartsWith("Patient/", StringComparison.Ordinal)
-            || order.Requester?.Reference is not { } requester || !requester.StartsWith("Organization/", StringComparison.Ordinal)
-            || order.Code is null)
+        if (order.Subject?.Reference is not { } subject || !subject.StartsWith("Patient/", StringComparison.Ordinal) || order.Code is null
+            || await RequestingOrganizationAsync(session, order.Requester?.Reference, ct) is not { } requester)
         {
             return;
         }
@@ -64,6 +65,42 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
                     $"GET Patient/{subject["Patient/".Length..]}/$recognized-results lists them.",
                     "ServiceRequest.extension");
             }
+        }
+    }
+
+    private static bool SameCodes(ServiceRequest next, ServiceRequest? before) =>
+        before?.Code is { } had && next.Code is { } has
+        && had.Coding.Select(c => $"{c.System}|{c.Code}").ToHashSet(StringComparer.Ordinal).SetEquals(has.Coding.Select(c => $"{c.System}|{c.Code}"));
+
+    /// <summary>The institution that orders: the requester if an Organization, the organisation of a PractitionerRole, a
+    /// practitioner's (by one of their roles) or else the caller's.</summary>
+    private async Task<string?> RequestingOrganizationAsync(IWriteSession session, string? requester, CancellationToken ct)
+    {
+        switch (requester)
+        {
+            case null:
+                return CallerContext.Organization;
+            case var r when r.StartsWith("Organization/", StringComparison.Ordinal):
+                return r;
+            case var r when r.StartsWith("PractitionerRole/", StringComparison.Ordinal):
+                var stored = await session.ReadCurrentAsync("PractitionerRole", r["PractitionerRole/".Length..], ct);
+                return stored is { IsDeleted: false } && serializers.ParseStored(stored.Json) is PractitionerRole { Organization.Reference: { } organization }
+                    && organization.StartsWith("Organization/", StringComparison.Ordinal)
+                    ? organization
+                    : CallerContext.Organization;
+            case var r when r.StartsWith("Practitioner/", StringComparison.Ordinal):
+                foreach (var role in await session.FindAsync("PractitionerRole", Fhir.Search.SearchCriteria.ParseQueryString("PractitionerRole", $"practitioner={r}"), 5, ct))
+                {
+                    if (role.Current is { IsDeleted: false } current && serializers.ParseStored(current.Json) is PractitionerRole { Organization.Reference: { } employer }
+                        && employer.StartsWith("Organization/", StringComparison.Ordinal))
+                    {
+                        return employer;
+                    }
+                }
+
+                return CallerContext.Organization;
+            default:
+                return CallerContext.Organization;
         }
     }
 
