@@ -114,9 +114,27 @@ public abstract class ReferOperationTests(HubFactory hub)
             $"/fhir/Task?owner={Hospital}&business-status={OverdueReferrals.BusinessStatusSystem}|{OverdueReferrals.Overdue}"));
         Assert.Equal([waiting.Id], found.Entry.Select(e => e.Resource!.Id));
 
-        // The receiver can still accept an overdue referral: the flag is no state of the machine.
+        // The receiver can still accept an overdue referral: the flag is no state of the machine, and an answered
+        // referral is no longer overdue, though the client sends the flag back.
         late.Status = FhirTask.TaskStatus.Accepted;
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{late.Id}", late, Hospital)).StatusCode);
+        var answered = await Send(HttpMethod.Put, $"/fhir/Task/{late.Id}", late, Hospital);
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        Assert.Null((await Fhir.Read<FhirTask>(answered)).BusinessStatus);
+    }
+
+    [Fact]
+    public async Task The_overdue_flag_is_added_beside_the_business_status_already_there()
+    {
+        await OrganisationsAsync();
+        var waiting = await ReferAsync();
+        waiting.Status = FhirTask.TaskStatus.Received;
+        waiting.BusinessStatus = new CodeableConcept("urn:interophub:cs:qxref-status", "RC", "已签收");
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{waiting.Id}", waiting, Hospital)).StatusCode);
+
+        await hub.Services.GetRequiredService<OverdueReferrals>().RunOnceAsync(waiting.AuthoredOnElement!.ToDateTimeOffset(TimeSpan.Zero).AddHours(49), CancellationToken.None);
+
+        var flagged = await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{waiting.Id}"));
+        Assert.Equal(["RC", OverdueReferrals.Overdue], flagged.BusinessStatus!.Coding.Select(c => c.Code));
     }
 
     private async Task<FhirTask> ReferAsync()

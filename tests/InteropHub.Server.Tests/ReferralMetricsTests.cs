@@ -55,6 +55,25 @@ public abstract class ReferralMetricsTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Time_to_accept_is_taken_from_when_the_change_happened_and_a_late_answer_counts_as_overdue()
+    {
+        await OrganisationsAsync();
+        var now = DateTimeOffset.UtcNow;
+        // Made 3 days ago; its acceptance happened 50 h after (Task.lastModified), though the hub hears of it only now.
+        var late = await ReferAsync(Township, Hospital, "UP", now.AddDays(-3));
+        late.Status = FhirTask.TaskStatus.Accepted;
+        late.LastModifiedElement = new FhirDateTime(now.AddDays(-3).AddHours(50));
+        var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Task/{late.Id}") { Content = Fhir.Content(late) };
+        request.Headers.Add("X-Organization", Hospital);
+        Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(request)).StatusCode);
+
+        var report = await EvaluateAsync($"periodStart={Day(now.AddDays(-4))}&periodEnd={Day(now.AddDays(1))}&subject={Township}");
+
+        Assert.InRange(Group(report, "median-time-to-accept").MeasureScore!.Value!.Value, 49.9m, 50.1m);
+        Assert.Equal(1, Count(Group(report, "up"), OverdueReferrals.Overdue));
+    }
+
+    [Fact]
     public async Task The_period_and_the_subject_select_the_referrals_counted()
     {
         await OrganisationsAsync();

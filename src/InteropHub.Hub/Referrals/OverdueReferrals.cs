@@ -20,7 +20,7 @@ public sealed class ReferralOptions
 
 /// <summary>
 /// Flags referrals the receiver has not accepted within <see cref="ReferralOptions.AcceptWithin"/>: the Task stays
-/// requested or received and gets <c>businessStatus</c> overdue (超时未接收), written as a new version through the normal
+/// requested or received and gets a <c>businessStatus</c> coding overdue (超时未接收), written as a new version through the normal
 /// update path, so the state machine sees it (no status change) and history records when it happened. The age of a
 /// referral is counted from <c>Task.authoredOn</c>, or from its first version when that is absent.
 /// </summary>
@@ -63,7 +63,9 @@ public sealed class OverdueReferrals(IResourceStore store, SearchParser parser, 
 
     private async Task<bool> FlagAsync(StoredResource stored, FhirTask task, CancellationToken ct)
     {
-        task.BusinessStatus = new CodeableConcept(BusinessStatusSystem, Overdue, "超时未接收");
+        // Added beside what the business status says already (the HIS's 已签收, a client's own code), not over it.
+        task.BusinessStatus ??= new CodeableConcept();
+        task.BusinessStatus.Coding.Add(new Coding(BusinessStatusSystem, Overdue, "超时未接收"));
         try
         {
             // If-Match: a receiver who accepts at the same moment wins; the next run sees the accepted Task.

@@ -24,7 +24,7 @@ public sealed record ReferralMetricsRequest(DateTimeOffset Start, DateTimeOffset
 /// reason and by ordering organisation.</item>
 /// </list>
 /// </summary>
-public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock)
+public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock, ReferralOptions options)
 {
     public const string MeasureUrl = "https://interophub.dev/fhir/Measure/referral-metrics";
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/referral-metrics";
@@ -70,9 +70,13 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
                 continue;
             }
 
-            var accepted = await FirstAcceptedAsync(stored, task, ct);
+            var (accepted, answered) = await FirstAnswersAsync(stored, task, ct);
+            // Overdue: answered (accepted or rejected) later than the rule allows, or still unanswered past it; whatever
+            // the flag on the current version says (a client may echo it back or drop it).
+            var overdue = (answered ?? (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received ? now : (DateTimeOffset?)null)) - made
+                > options.AcceptWithin;
             referrals.Add(new Referral(ReferralWriteRule.Direction(serviceRequest), requester ?? "", owner ?? "", task.Status,
-                OverdueReferrals.IsFlagged(task), accepted is { } at ? at - made : null));
+                overdue, accepted is { } at ? at - made : null));
         }
 
         var report = new MeasureReport
@@ -197,36 +201,55 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
     private async Task<DateTimeOffset> FirstWrittenAsync(StoredResource stored, CancellationToken ct) =>
         stored.VersionId == 1 ? stored.LastUpdated : (await store.ReadVersionAsync("Task", stored.Id, 1, ct))?.LastUpdated ?? stored.LastUpdated;
 
-    /// <summary>When the Task first reached accepted (or a later state), from its history; null when it never did.</summary>
-    private async Task<DateTimeOffset?> FirstAcceptedAsync(StoredResource stored, FhirTask task, CancellationToken ct)
+    /// <summary>
+    /// From the Task's history: when it was first accepted (or moved past accepted), and when the receiver first answered
+    /// (accepted or rejected); null when it never did. The time is the version's <c>Task.lastModified</c> when that
+    /// version set it (a HIS message says when the change happened, which may be long before the hub heard of it),
+    /// else when the hub stored it.
+    /// </summary>
+    private async Task<(DateTimeOffset? Accepted, DateTimeOffset? Answered)> FirstAnswersAsync(StoredResource stored, FhirTask task, CancellationToken ct)
     {
-        if (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received or FhirTask.TaskStatus.Rejected)
+        if (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received or FhirTask.TaskStatus.Cancelled && stored.VersionId == 1)
         {
-            return null;
+            return (null, null);
         }
 
-        DateTimeOffset? first = null;
+        var versions = new List<(FhirTask Task, DateTimeOffset Stored)>();
         long? before = null;
         while (true)
         {
             var page = await store.ReadHistoryAsync(new HistoryQuery("Task", stored.Id, null, 100, before), ct);
-            foreach (var entry in page)
-            {
-                if (!entry.Resource.IsDeleted && serializers.ParseStored(entry.Resource.Json) is FhirTask version
-                    && version.Status is { } status && AcceptedOrLater.Contains(status))
-                {
-                    // History is newest first: the last one seen is the earliest.
-                    first = entry.Resource.LastUpdated;
-                }
-            }
-
+            versions.AddRange(page.Where(e => !e.Resource.IsDeleted).Select(e => (serializers.ParseStored(e.Resource.Json) as FhirTask, e.Resource.LastUpdated))
+                .Where(v => v.Item1 is not null).Select(v => (v.Item1!, v.LastUpdated)));
             if (page.Count < 100)
             {
-                return first;
+                break;
             }
 
             before = page[^1].Key;
         }
+
+        versions.Reverse();
+        DateTimeOffset? accepted = null;
+        DateTimeOffset? answered = null;
+        for (var i = 0; i < versions.Count && accepted is null; i++)
+        {
+            var (version, storedAt) = versions[i];
+            var changedAt = version.LastModifiedElement is { } modified && (i == 0 || versions[i - 1].Task.LastModified != version.LastModified)
+                ? modified.ToDateTimeOffset(TimeSpan.Zero)
+                : storedAt;
+            if (version.Status is { } status && AcceptedOrLater.Contains(status))
+            {
+                accepted = changedAt;
+                answered ??= changedAt;
+            }
+            else if (version.Status == FhirTask.TaskStatus.Rejected)
+            {
+                answered ??= changedAt;
+            }
+        }
+
+        return (accepted, answered);
     }
 
     private sealed record Referral(ReferralDirection Direction, string Requester, string Owner, FhirTask.TaskStatus? Status, bool Overdue, TimeSpan? TimeToAccept);

@@ -94,6 +94,13 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
         var direction = Direction(request);
         ReferralStateMachine.Check(before, task, Party(before ?? task), direction);
+        if (task.Status is not (FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received) && task.BusinessStatus is { } business
+            && business.Coding.RemoveAll(c => c.System == OverdueReferrals.BusinessStatusSystem && c.Code == OverdueReferrals.Overdue) > 0
+            && business.Coding.Count == 0 && string.IsNullOrEmpty(business.Text))
+        {
+            // Answered: no longer waiting, so no longer overdue (a client echoing the flag back does not keep it).
+            task.BusinessStatus = null;
+        }
         if (task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)
         {
             await CheckSummaryExistsAsync(session, task, ct);
