@@ -32,6 +32,9 @@ public sealed class Receiver : IAsyncDisposable
 
     public Func<int, int> Answer { get; set; } = _ => 200;
 
+    /// <summary>How many requests the receiver has seen, answered or not.</summary>
+    public int Attempts => Volatile.Read(ref _attempt);
+
     public static async Task<Receiver> StartAsync()
     {
         var receiver = new Receiver(FreePort());

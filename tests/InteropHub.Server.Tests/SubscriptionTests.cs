@@ -51,6 +51,25 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_subscription_whose_end_has_passed_is_turned_off_and_gets_nothing()
+    {
+        var ended = await NewReceiverAsync();
+        var running = await NewReceiverAsync();
+        var past = NewSubscription($"Task?owner={OwnerX}", ended.Url, "application/fhir+json", []);
+        past.End = DateTimeOffset.UtcNow.AddDays(-1);
+        var response = await Client.PostAsync("/fhir/Subscription", Fhir.Content(past));
+        await SubscribeAsync($"Task?owner={OwnerX}", running);
+
+        var task = await CreateTaskAsync(OwnerX);
+
+        Assert.Equal(Subscription.SubscriptionStatus.Off, (await Fhir.Read<Subscription>(response)).Status);
+        // The running subscriber gets the Task; a while later the ended one still has had nothing.
+        Assert.Equal(task.Id, Parse<FhirTask>(await running.NextAsync()).Id);
+        await System.Threading.Tasks.Task.Delay(500);
+        Assert.Equal(0, ended.Attempts);
+    }
+
+    [Fact]
     public async Task A_subscription_on_a_narrowing_parameter_gets_the_Tasks_for_its_patient_only()
     {
         // Task's patient is for.where(resolve() is Patient): its local references are rows of subject (Task.for) only.

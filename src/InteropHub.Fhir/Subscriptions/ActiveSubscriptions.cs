@@ -39,9 +39,14 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
     {
         if (next is Subscription subscription)
         {
-            RestHookSubscription.From(subscription, parser);
+            var readable = RestHookSubscription.From(subscription, parser);
             subscription.Status ??= Subscription.SubscriptionStatus.Requested;
-            if (subscription.Status == Subscription.SubscriptionStatus.Requested)
+            if (readable.EndedBy(DateTimeOffset.UtcNow) && subscription.Status is Subscription.SubscriptionStatus.Requested or Subscription.SubscriptionStatus.Active)
+            {
+                // Its end has passed: the server turns it off (subscription.html, Subscription.end).
+                subscription.Status = Subscription.SubscriptionStatus.Off;
+            }
+            else if (subscription.Status == Subscription.SubscriptionStatus.Requested)
             {
                 subscription.Status = Subscription.SubscriptionStatus.Active;
                 subscription.Error = null;
@@ -64,9 +69,10 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
             return;
         }
 
+        var now = DateTimeOffset.UtcNow;
         foreach (var subscription in subscriptions)
         {
-            if (MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)
+            if (!subscription.EndedBy(now) && MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)
             {
                 await session.AddNotificationAsync(subscription.Id, version, ct);
             }

@@ -16,8 +16,12 @@ public sealed record RestHookSubscription(
     SearchCriteria Criteria,
     Uri Endpoint,
     IReadOnlyList<KeyValuePair<string, string>> Headers,
-    string? Payload)
+    string? Payload,
+    DateTimeOffset? End = null)
 {
+    /// <summary>Past <c>Subscription.end</c> the server turns it off (subscription.html): nothing more is sent.</summary>
+    public bool EndedBy(DateTimeOffset now) => End is { } end && end <= now;
+
     /// <summary>The payload mime types the hub can send; empty payload: a notification without body.</summary>
     public static readonly IReadOnlyList<string> PayloadTypes = ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"];
 
@@ -81,6 +85,7 @@ public sealed record RestHookSubscription(
             throw new BusinessRuleException($"Subscription.criteria '{criteria}' cannot be evaluated: {e.Message}", "Subscription.criteria");
         }
 
-        return new RestHookSubscription(subscription.Id ?? "", resourceType, parsed, endpoint, headers, payload);
+        return new RestHookSubscription(subscription.Id ?? "", resourceType, parsed, endpoint, headers, payload,
+            subscription.End);
     }
 }
