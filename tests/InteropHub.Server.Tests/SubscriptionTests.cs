@@ -40,8 +40,9 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
         var taskY = await CreateTaskAsync(OwnerY);
 
         var toX = await forX.NextAsync();
-        Assert.Equal("POST", toX.Method);
-        Assert.Equal("/hook", toX.Path);
+        // With a payload, the endpoint is the receiver's FHIR base and the version comes as an update (R4 rest-hook).
+        Assert.Equal("PUT", toX.Method);
+        Assert.Equal($"/hook/Task/{taskX.Id}", toX.Path);
         Assert.Equal("Bearer token-x", toX.Headers["Authorization"]);
         Assert.StartsWith("application/fhir+json", toX.ContentType, StringComparison.Ordinal);
         Assert.Equal(taskX.Id, Parse<FhirTask>(toX).Id);
@@ -140,6 +141,7 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
         Assert.Equal("POST", notification.Method);
         Assert.Empty(notification.Body);
         var asXml = await xml.NextAsync();
+        Assert.Equal(("PUT", $"/hook/Task/{task.Id}"), (asXml.Method, asXml.Path));
         Assert.StartsWith("application/fhir+xml", asXml.ContentType, StringComparison.Ordinal);
         var parsed = new FhirXmlDeserializer(new DeserializerSettings().UsingMode(DeserializationMode.Recoverable))
             .DeserializeResource(System.Text.Encoding.UTF8.GetString(asXml.Body));

@@ -206,10 +206,16 @@ internal sealed class SubscriptionDelivery : IDisposable
         return null;
     }
 
-    /// <summary>POSTs one notification; returns null on a 2xx answer, else what went wrong.</summary>
+    /// <summary>
+    /// Sends one notification; returns null on a 2xx answer, else what went wrong. As R4's rest-hook channel says
+    /// (subscription-channel-type): with a payload the endpoint is the receiver's FHIR base and the version is sent as
+    /// an update, <c>PUT [endpoint]/[type]/[id]</c>; without one, an empty POST to the endpoint.
+    /// </summary>
     private async Task<string?> SendAsync(RestHookSubscription subscription, OutboxEntry entry, CancellationToken ct)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, subscription.Endpoint);
+        using var request = subscription.Payload is null
+            ? new HttpRequestMessage(HttpMethod.Post, subscription.Endpoint)
+            : new HttpRequestMessage(HttpMethod.Put, new Uri($"{subscription.Endpoint.AbsoluteUri.TrimEnd('/')}/{entry.ResourceType}/{entry.ResourceId}"));
         foreach (var (name, value) in subscription.Headers)
         {
             request.Headers.TryAddWithoutValidation(name, value);
