@@ -90,11 +90,30 @@ public abstract class ReferralMetricsTests(HubFactory hub)
         Assert.Null(Group(elsewhere, "acceptance-rate").MeasureScore);
     }
 
+    [Fact]
+    public async Task A_period_may_be_a_year_or_a_month_and_another_measure_is_404()
+    {
+        await OrganisationsAsync();
+        var now = DateTimeOffset.UtcNow.ToOffset(TimeSpan.FromHours(8));
+        await ReferAsync(Township, Hospital, "UP", now.AddHours(-1));
+        var year = now.AddHours(-1).Year.ToString(CultureInfo.InvariantCulture);
+        var month = now.AddHours(-1).ToString("yyyy-MM", CultureInfo.InvariantCulture);
+
+        var byYear = await EvaluateAsync($"periodStart={year}&periodEnd={year}&subject={Township}");
+        var byMonth = await EvaluateAsync($"periodStart={month}&periodEnd={month}&subject={Township}");
+        var other = await _client.GetAsync("/fhir/Measure/immunization-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025");
+
+        Assert.Equal(1, Count(Group(byYear, "up"), "initial-population"));
+        Assert.Equal(1, Count(Group(byMonth, "up"), "initial-population"));
+        Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
+    }
+
     [Theory]
     [InlineData("periodEnd=2025-12-31", "periodStart")]
     [InlineData("periodStart=2025-01-01&periodEnd=soon", "periodEnd")]
     [InlineData("periodStart=2025-02-01&periodEnd=2025-01-01", "periodEnd")]
     [InlineData("periodStart=2025-01-01&periodEnd=2025-12-31&subject=Patient/1", "subject")]
+    [InlineData("periodStart=2025&periodEnd=2025&reportType=subject-list", "reportType")]
     public async Task A_bad_period_or_subject_is_400_naming_it(string query, string parameter)
     {
         var response = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?{query}");

@@ -10,19 +10,27 @@ namespace InteropHub.Server.Operations.ReferralMetrics;
 /// <summary>
 /// <c>GET [base]/Measure/referral-metrics/$evaluate-measure?periodStart=…&amp;periodEnd=…[&amp;subject=Organization/…]</c>:
 /// the referral indicators (up/down counts, acceptance and completion rate, median time to accept, non-recognition
-/// reasons) for the period as a summary MeasureReport. periodStart and periodEnd are dates (both days included,
-/// China Standard Time) or dateTimes with an offset.
+/// reasons) for the period as a summary MeasureReport. periodStart and periodEnd are dates of any precision (2025,
+/// 2025-05, 2025-05-31; both ends included, China Standard Time) or dateTimes with an offset. Only the summary report is
+/// made (reportType=summary); another Measure is not known here (404).
 /// </summary>
 public static class ReferralMetricsEndpoints
 {
     public static IEndpointRouteBuilder MapReferralMetricsEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/fhir/Measure/referral-metrics/$evaluate-measure", Handle);
+        app.MapGet("/fhir/Measure/{id}/$evaluate-measure", (string id) =>
+            Task.FromException<IResult>(new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics.")));
         return app;
     }
 
     private static async Task<IResult> Handle(HttpRequest request, Hub.Referrals.ReferralMetrics handler, FhirSerializers serializers, CancellationToken ct)
     {
+        if (request.Query["reportType"].ToString() is { Length: > 0 } reportType && reportType != "summary")
+        {
+            throw new InvalidInputException($"reportType '{reportType}' is not supported; the hub makes the summary report.", "reportType");
+        }
+
         var start = Instant(request, "periodStart", endOfDay: false);
         var end = Instant(request, "periodEnd", endOfDay: true);
         if (end <= start)
@@ -49,12 +57,23 @@ public static class ReferralMetricsEndpoints
             return new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.FromHours(8)).AddDays(endOfDay ? 1 : 0);
         }
 
+        // A year or a month: the whole of it.
+        if (DateOnly.TryParseExact(text, "yyyy-MM", CultureInfo.InvariantCulture, DateTimeStyles.None, out var month))
+        {
+            return new DateTimeOffset(month.ToDateTime(TimeOnly.MinValue), TimeSpan.FromHours(8)).AddMonths(endOfDay ? 1 : 0);
+        }
+
+        if (text.Length == 4 && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var year) && year >= 1)
+        {
+            return new DateTimeOffset(year, 1, 1, 0, 0, 0, TimeSpan.FromHours(8)).AddYears(endOfDay ? 1 : 0);
+        }
+
         if (text.Length > 10 && FhirDateTime.IsValidValue(text))
         {
             var instant = new FhirDateTime(text).ToDateTimeOffset(TimeSpan.FromHours(8));
             return endOfDay ? instant.AddTicks(1) : instant;
         }
 
-        throw new InvalidInputException($"$evaluate-measure needs {name} as a date (2025-01-31) or a dateTime with offset, not '{text}'.", name);
+        throw new InvalidInputException($"$evaluate-measure needs {name} as a date (2025, 2025-01 or 2025-01-31) or a dateTime with offset, not '{text}'.", name);
     }
 }
