@@ -45,11 +45,22 @@ public abstract class RecognizedResultsTests(HubFactory hub)
         Assert.Empty(otherCounty.Entry);
     }
 
+    [Fact]
+    public async Task An_unknown_patient_is_404_not_an_empty_list()
+    {
+        var (_, _, township, _) = await ScenarioAsync();
+
+        var response = await _client.GetAsync($"/fhir/Patient/nobody-{_suffix}/$recognized-results?code=http://loinc.org%7C4548-4&requester={township}");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
     [Theory]
     [InlineData("?code=http://loinc.org%7C4548-4")]
     [InlineData("?requester=Organization/x")]
     [InlineData("?code=http://loinc.org%7C4548-4&requester=Organization/nobody")]
     [InlineData("?code=http://loinc.org%7C4548-4&requester=Organization/x&at=soon")]
+    [InlineData("?code=http://loinc.org%7C4548-4,http://loinc.org%7C2345-7&requester=Organization/x")]
     public async Task Incomplete_questions_are_400(string query)
     {
         var response = await _client.GetAsync($"/fhir/Patient/p1/$recognized-results{query}");

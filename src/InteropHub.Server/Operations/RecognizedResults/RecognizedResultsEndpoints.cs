@@ -24,14 +24,15 @@ public static class RecognizedResultsEndpoints
     }
 
     private static async Task<IResult> Handle(string id, HttpRequest request, Hub.ResultRecognition.RecognizedResults handler, FhirSerializers serializers, TimeProvider clock,
-        CancellationToken ct)
+        Fhir.Storage.IResourceStore store, CancellationToken ct)
     {
         ResourceTypes.EnsureValidId(id);
         var code = request.Query["code"].ToString();
-        if (code.Length == 0)
+        if (code.Length == 0 || request.Query["code"].Count > 1 || code.Contains(',', StringComparison.Ordinal))
         {
-            throw new InvalidInputException("$recognized-results needs code=system|code (the item being ordered).", "code");
+            throw new InvalidInputException("$recognized-results needs one code=system|code (the item being ordered); ask once per item.", "code");
         }
+
 
         var requester = request.Query["requester"].ToString() is { Length: > 0 } named ? named : CallerContext.Organization
             ?? throw new InvalidInputException("$recognized-results needs requester=Organization/{id} (or the X-Organization header).", "requester");
@@ -43,6 +44,11 @@ public static class RecognizedResultsEndpoints
         }
 
         var results = await handler.HandleAsync(new RecognizedResultsRequest(id, code, at, requester), ct);
+        if (results.Count == 0 && await store.ReadAsync("Patient", id, ct) is not { IsDeleted: false })
+        {
+            // Nothing to recognise because there is no such patient: say so rather than answer an empty list.
+            throw new ResourceNotFoundException($"Patient/{id} is not known.");
+        }
         var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = results.Count };
         foreach (var result in results)
         {
