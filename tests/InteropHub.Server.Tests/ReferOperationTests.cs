@@ -89,6 +89,23 @@ public abstract class ReferOperationTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Refer_of_a_patient_or_with_a_summary_the_hub_does_not_have_is_400_naming_it()
+    {
+        await OrganisationsAsync();
+        var nobody = Refer(Township, Hospital, "up");
+        nobody.Parameter.Single(p => p.Name == "patient").Value = new ResourceReference($"Patient/nobody-{Guid.NewGuid():N}");
+        var missingReport = Refer(Township, Hospital, "up", new Parameters.ParameterComponent { Name = "supportingInfo", Value = new ResourceReference("DiagnosticReport/not-there") });
+
+        var first = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(nobody));
+        var second = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(missingReport));
+
+        Assert.Equal(HttpStatusCode.BadRequest, first.StatusCode);
+        Assert.Equal("patient", (await Fhir.Read<OperationOutcome>(first)).Issue[0].Expression.Single());
+        Assert.Equal(HttpStatusCode.BadRequest, second.StatusCode);
+        Assert.Equal("supportingInfo", (await Fhir.Read<OperationOutcome>(second)).Issue[0].Expression.Single());
+    }
+
+    [Fact]
     public async Task A_referral_not_accepted_in_time_is_flagged_overdue_in_a_new_version_and_found_by_business_status()
     {
         await OrganisationsAsync();
@@ -149,6 +166,8 @@ public abstract class ReferOperationTests(HubFactory hub)
         await PutAsync(new Organization { Id = Township.Split('/')[1], Name = "白沙镇卫生院", Extension = [new Extension(Partner, new ResourceReference(Hospital))] });
         await PutAsync(new Organization { Id = Hospital.Split('/')[1], Name = "清溪县人民医院", Extension = [new Extension(Partner, new ResourceReference(Township))] });
         await PutAsync(new Organization { Id = Stranger.Split('/')[1], Name = "湘源县医院" });
+        await PutAsync(new Patient { Id = "p-referred", Name = [new HumanName { Text = "李德福" }] });
+        await PutAsync(new DiagnosticReport { Id = "dr-1", Status = DiagnosticReport.DiagnosticReportStatus.Final, Code = new CodeableConcept { Text = "血常规" } });
     }
 
     private async Task PutAsync(Resource resource) =>

@@ -1,6 +1,8 @@
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Storage;
 using FhirTask = Hl7.Fhir.Model.Task;
 
 namespace InteropHub.Hub.Referrals;
@@ -27,7 +29,7 @@ public sealed record ReferOutcome(BundleResult Result, string TaskLocation);
 /// referral ServiceRequest and its Task are built from the parameters and written as one transaction through the
 /// normal transaction path, so the partner rule and the Task state machine apply exactly as for a client's bundle.
 /// </summary>
-public sealed class ReferPatient(ProcessBundle bundles, TimeProvider clock)
+public sealed class ReferPatient(ProcessBundle bundles, IResourceStore store, TimeProvider clock)
 {
     private static readonly HashSet<string> Known = new(StringComparer.Ordinal)
     {
@@ -76,6 +78,16 @@ public sealed class ReferPatient(ProcessBundle bundles, TimeProvider clock)
 
     public async Task<ReferOutcome> HandleAsync(ReferRequest request, string baseUrl, CancellationToken ct)
     {
+        // What the referral names must exist: a referral of nobody, or with a summary that is not there, helps no one.
+        foreach (var (name, reference) in request.SupportingInfo.Select(r => ("supportingInfo", r)).Prepend(("patient", request.Patient)))
+        {
+            var slash = reference.IndexOf('/', StringComparison.Ordinal);
+            if (!ResourceTypes.IsKnown(reference[..slash]) || await store.ReadAsync(reference[..slash], reference[(slash + 1)..], ct) is not { IsDeleted: false })
+            {
+                throw new InvalidInputException($"$refer: {name} {reference} is not known to the hub.", name);
+            }
+        }
+
         var requestUrl = $"urn:uuid:{Guid.NewGuid()}";
         var now = new FhirDateTime(clock.GetUtcNow());
         var serviceRequest = new ServiceRequest
