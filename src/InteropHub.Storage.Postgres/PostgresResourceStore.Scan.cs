@@ -22,10 +22,18 @@ public sealed partial class PostgresResourceStore : IResourceScanner
         var from = since is { } s ? VersionKeys.FromInstant(s) : 0;
         var to = VersionKeys.FromInstant(until);
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        // One statement, one snapshot: each resource row is read once, as current (written before the transaction
+        // time) or, changed or deleted since, as the version of its history current then.
         await using var export = await connection.BeginBinaryExportAsync($"""
             COPY (SELECT id, version, last_key, content FROM resource
                   WHERE resource_type = '{resourceType}' AND NOT deleted AND last_key >= {from} AND last_key < {to}
-                  ORDER BY rid) TO STDOUT (FORMAT BINARY)
+                  UNION ALL
+                  SELECT h.id, h.version, h.key, h.content FROM resource r
+                  CROSS JOIN LATERAL (SELECT id, version, key, content, deleted FROM resource_history
+                                      WHERE resource_type = r.resource_type AND id = r.id AND key < {to}
+                                      ORDER BY version DESC LIMIT 1) h
+                  WHERE r.resource_type = '{resourceType}' AND r.last_key >= {to} AND NOT h.deleted AND h.key >= {from}
+                 ) TO STDOUT (FORMAT BINARY)
             """, ct);
         while (await export.StartRowAsync(ct) != -1)
         {

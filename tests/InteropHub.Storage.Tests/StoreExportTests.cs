@@ -14,8 +14,9 @@ public abstract partial class StoreConformanceTests
 {
     [Theory]
     [InlineData(null, "edited,kept,removed")]
-    // A filtered export finds resources by their current index rows: one deleted meanwhile is not found.
-    [InlineData("Patient?gender=female", "edited,kept")]
+    // A filtered export finds resources by their current index rows: whether the earlier version of one changed or
+    // deleted meanwhile matched is not known, so it is left out (the next export has it).
+    [InlineData("Patient?gender=female", "kept")]
     public async Task An_export_holds_each_resource_as_it_was_at_the_transaction_time_though_it_changed_during_the_export(string? typeFilter, string expected)
     {
         await PutAsync(new Patient { Id = "kept", Gender = AdministrativeGender.Female });
@@ -39,9 +40,15 @@ public abstract partial class StoreConformanceTests
         }
 
         var lines = await File.ReadAllLinesAsync(jobs.FilePath(job.Id, "Patient.ndjson"));
+        // Each resource once (a duplicate id would throw here).
         var exported = lines.Select(l => (Patient)Serializers.ParseJson(System.Text.Encoding.UTF8.GetBytes(l))).ToDictionary(p => p.Id!);
         Assert.Equal(expected.Split(','), exported.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal(("1", true), (exported["edited"].Meta!.VersionId, exported["edited"].Active));
+        if (exported.TryGetValue("edited", out var edited))
+        {
+            Assert.Equal(("1", true), (edited.Meta!.VersionId, edited.Active));
+        }
+
+        Assert.Equal(lines.Length, exported.Count);
         Directory.Delete(folder, recursive: true);
     }
 

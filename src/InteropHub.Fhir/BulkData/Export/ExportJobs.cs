@@ -64,10 +64,10 @@ public sealed record ExportFile(string Type, string FileName, long Count);
 /// bounded by a page of rows whatever the export's size. A system export without <c>_typeFilter</c> scans each type;
 /// a Patient or Group export, or a filtered type, pages through the search index in row-id order (the patient
 /// compartment: resources whose reference parameters that may point to a Patient point to one of the patients).
-/// The transaction time is fixed at kick-off and the export is the data as it was then: a resource changed after it
-/// is written in the version current at it (its change waits for the next export, with <c>_since</c>). A filtered or
-/// compartment export finds resources by their current index rows, so one that matched only before such a change
-/// is not in it.
+/// The transaction time is fixed at kick-off and a type's scan is the data as it was then: a resource changed or deleted
+/// after it is written in the version current at it (its change waits for the next export, with <c>_since</c>). A
+/// filtered or compartment export finds resources by their current index rows, so it leaves out a resource changed
+/// after the transaction time (whether its earlier version matched is not known); the next export has it.
 /// With <c>_elements</c>, a type it names is parsed and written with those elements, its mandatory ones and meta,
 /// tagged SUBSETTED; the other types are still written as stored.
 /// </summary>
@@ -192,7 +192,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                 await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16, useAsync: true))
                 {
                     var resources = request.Level == ExportLevel.System && !filters.ContainsKey(type)
-                        ? ScanAsync(type, request.Since, job.TransactionTime, ct)
+                        ? scanner.ScanAsync(type, request.Since, job.TransactionTime, ct)
                         : SearchAsync(type, filters.GetValueOrDefault(type), request.Level, members, request.Since, job.TransactionTime, ct);
                     await foreach (var resource in resources)
                     {
@@ -235,49 +235,6 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
     }
 
     /// <summary>
-    /// Every resource of the type as it was at the transaction time (the export is a snapshot at it, Bulk Data
-    /// export.html): the current versions written before it, then, for each resource changed or deleted since, the
-    /// version that was current at it. An export running while the hub is written to thus misses nothing.
-    /// </summary>
-    private async IAsyncEnumerable<StoredResource> ScanAsync(string type, DateTimeOffset? since, DateTimeOffset until,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        await foreach (var resource in scanner.ScanAsync(type, since, until, ct))
-        {
-            yield return resource;
-        }
-
-        // The versions written since the transaction time name the resources changed meanwhile (newest first).
-        var changed = new HashSet<string>(StringComparer.Ordinal);
-        long? before = null;
-        while (true)
-        {
-            var page = await store.ReadHistoryAsync(new HistoryQuery(type, null, until, PageSize, before), ct);
-            foreach (var entry in page.Where(e => changed.Add(e.Resource.Id)))
-            {
-                if (await AsOfAsync(type, entry.Resource.Id, since, until, ct) is { } earlier)
-                {
-                    yield return earlier;
-                }
-            }
-
-            if (page.Count < PageSize)
-            {
-                yield break;
-            }
-
-            before = page[^1].Key;
-        }
-    }
-
-    /// <summary>The version of a resource current at <paramref name="until"/> if it was live then and written at or after <paramref name="since"/>.</summary>
-    private async Task<StoredResource?> AsOfAsync(string type, string id, DateTimeOffset? since, DateTimeOffset until, CancellationToken ct) =>
-        await store.ReadHistoryAsync(new HistoryQuery(type, id, null, 1, VersionKeys.FromInstant(until)), ct) is [{ Resource: { IsDeleted: false } resource }]
-            && (since is null || resource.LastUpdated >= since)
-            ? resource
-            : null;
-
-    /// <summary>
     /// The live resources of a type matching any of its filters (none: all of them), restricted to the patient
     /// compartment at Patient level and to the members' compartments at Group level, in row-id pages.
     /// </summary>
@@ -312,13 +269,11 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
                     var ids = page.Where(m => seen?.Add(m.Rid) ?? true).Select(m => m.Id).ToList();
                     foreach (var resource in await store.ReadManyAsync(type, ids, ct))
                     {
+                        // A resource changed since the transaction time is left out here: its index rows are the new
+                        // version's, so whether its version of then matched the filter or compartment is not known.
                         if (resource.LastUpdated < until && (since is null || resource.LastUpdated >= since))
                         {
                             yield return resource;
-                        }
-                        else if (resource.LastUpdated >= until && await AsOfAsync(type, resource.Id, since, until, ct) is { } earlier)
-                        {
-                            yield return earlier;
                         }
                     }
                 }
