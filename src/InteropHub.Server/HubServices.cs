@@ -134,18 +134,27 @@ public static class HubServices
         });
         services.AddHostedService<TownshipDropFolder>();
         services.AddSubscriptions(configuration);
-        services.AddCors(cors => cors.AddDefaultPolicy(policy => AllowOrigins(policy, configuration.GetSection("InteropHub:Cors:Origins").Get<string[]>())));
+        var origins = configuration.GetSection("InteropHub:Cors:Origins").Get<string[]>()?.Where(o => !string.IsNullOrWhiteSpace(o)).ToArray() ?? [];
+        if (origins.Length > 0)
+        {
+            services.AddCors(cors => cors.AddDefaultPolicy(policy => AllowOrigins(policy, origins)));
+        }
+        else
+        {
+            services.AddCors();
+        }
         return services;
     }
 
     /// <summary>
-    /// Browser apps on other origins (a SMART app, a regional portal) may call the API: the origins configured, any
-    /// when none is. The headers a FHIR client reads from answers (Location, ETag, the bulk-data polling headers) are
-    /// exposed. No credentials: the hub has no cookies to share.
+    /// Browser apps on other origins (a SMART app, a regional portal) may call the API when their origins are configured
+    /// (<c>*</c> for any; none by default: the hub has no authentication yet, so a page anywhere could otherwise read it
+    /// from a clinician's browser). The headers a FHIR client reads from answers (Location, ETag, the bulk-data polling
+    /// headers) are exposed. No credentials: the hub has no cookies to share.
     /// </summary>
-    private static void AllowOrigins(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, string[]? origins)
+    private static void AllowOrigins(Microsoft.AspNetCore.Cors.Infrastructure.CorsPolicyBuilder policy, string[] origins)
     {
-        if (origins is null or [] or ["*"])
+        if (origins is ["*"])
         {
             policy.AllowAnyOrigin();
         }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Hosting;
 
 namespace InteropHub.Server.Tests;
 
@@ -98,6 +99,19 @@ public abstract class FormatTests(HubFactory hub)
 
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
         Assert.Contains("R4", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_configured_origins_no_browser_app_elsewhere_may_read_the_api()
+    {
+        await using var closed = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Cors:Origins:0", ""));
+        var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        request.Headers.Add("Origin", "https://portal.example.cn");
+
+        var response = await closed.CreateClient().SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(response.Headers.Contains("Access-Control-Allow-Origin"));
     }
 
     [Fact]

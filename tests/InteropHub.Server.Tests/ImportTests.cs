@@ -155,11 +155,15 @@ public abstract class ImportTests(HubFactory hub)
         }
 
         var notListed = await _client.SendAsync(KickOff("http://localhost:1/Patient.ndjson"));
+        var lookalike = await _client.SendAsync(KickOff("http://127.0.0.1.nip.io:1/Patient.ndjson"));
+        var withUser = await _client.SendAsync(KickOff("http://x@127.0.0.1:1/Patient.ndjson"));
         var loopback = await client.SendAsync(KickOff("http://127.0.0.1:1/Patient.ndjson"));
         var metadata = await client.SendAsync(KickOff("http://169.254.169.254/latest/meta-data"));
 
         Assert.Equal(HttpStatusCode.BadRequest, notListed.StatusCode);
         Assert.Contains("InteropHub:Import:AllowedUrls", (await Fhir.Read<OperationOutcome>(notListed)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, lookalike.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, withUser.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, loopback.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, metadata.StatusCode);
         Assert.Contains("link-local", (await Fhir.Read<OperationOutcome>(metadata)).Issue[0].Diagnostics, StringComparison.Ordinal);

@@ -35,8 +35,6 @@ public static class CapabilityStatementBuilder
                 + "CodeSystems stored in the hub, :in :not-in ValueSets stored in the hub; prefixes, chains, _has, "
                 + "_include/_revinclude, _sort, _total, _summary, _elements); conditional create/update/patch/delete on any criteria; "
                 + "JSON Patch and FHIRPath Patch; batch and atomic transaction Bundles; history with _since, _at and _count.",
-            // Browser apps on other origins may call the API (InteropHub:Cors:Origins; any origin when unset).
-            Security = new CapabilityStatement.SecurityComponent { Cors = true },
             Interaction =
             [
                 new CapabilityStatement.SystemInteractionComponent { Code = CapabilityStatement.SystemRestfulInteraction.Transaction },

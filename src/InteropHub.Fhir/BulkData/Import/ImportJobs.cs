@@ -22,9 +22,10 @@ public sealed class ImportOptions
     public int BatchSize { get; set; } = 2000;
 
     /// <summary>
-    /// The URL prefixes an <c>$import</c> may read from (e.g. <c>https://platform.example.cn/bulk/</c>). Empty: any
-    /// http(s) URL except those reaching this machine or a link-local address (a cloud's metadata service), so
-    /// that a kick-off cannot make the hub probe what only it can reach.
+    /// The places an <c>$import</c> may read from, each a scheme, host, port (<c>:*</c> for any) and path, e.g.
+    /// <c>https://platform.example.cn/bulk/</c>: a URL must have the same scheme, host and port and lie under the path.
+    /// Empty: any http(s) URL except one that reaches a loopback, unspecified or link-local address (a cloud's metadata
+    /// service). Redirects are not followed, so an allowed host cannot send the hub elsewhere.
     /// </summary>
     public string[] AllowedUrls { get; set; } = [];
 }
@@ -74,7 +75,11 @@ public sealed class ImportJobs(
     };
 
     private readonly ConcurrentDictionary<string, Running> _running = new();
-    private readonly HttpClient _http = new(new SocketsHttpHandler { ConnectCallback = (context, ct) => ConnectAsync(context, Allowed(options).Length == 0, ct) });
+    private readonly HttpClient _http = new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        ConnectCallback = (context, ct) => ConnectAsync(context, Allowed(options).Length == 0, ct),
+    });
 
     public string Root => Path.GetFullPath(options.Root);
 
@@ -96,7 +101,7 @@ public sealed class ImportJobs(
             if (Uri.TryCreate(input.Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
             {
                 var allowed = Allowed(options);
-                if (allowed.Length > 0 && !allowed.Any(prefix => uri.AbsoluteUri.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)))
+                if (allowed.Length > 0 && !allowed.Any(place => Within(uri, place)))
                 {
                     throw new InvalidInputException(
                         $"Input '{input.Url}' is not under a URL this hub imports from (InteropHub:Import:AllowedUrls: {string.Join(", ", allowed)}).", "input.url");
@@ -105,7 +110,7 @@ public sealed class ImportJobs(
                 if (allowed.Length == 0 && (uri.IsLoopback || (System.Net.IPAddress.TryParse(uri.DnsSafeHost, out var address) && Internal(address))))
                 {
                     throw new InvalidInputException(
-                        $"Input '{input.Url}' reaches this machine or a link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.", "input.url");
+                        $"Input '{input.Url}' reaches a loopback or link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.", "input.url");
                 }
 
                 resolved.Add(input with { Url = uri.AbsoluteUri });
@@ -494,6 +499,21 @@ public sealed class ImportJobs(
 
     private static string[] Allowed(ImportOptions options) => [.. options.AllowedUrls.Where(u => !string.IsNullOrWhiteSpace(u))];
 
+    /// <summary>Whether a URL is under an allowed place: same scheme, host and port (or <c>:*</c>), and under its path by whole segments.</summary>
+    private static bool Within(Uri uri, string place)
+    {
+        var anyPort = place.Contains(":*", StringComparison.Ordinal);
+        if (!Uri.TryCreate(place.Replace(":*", "", StringComparison.Ordinal), UriKind.Absolute, out var allowed))
+        {
+            return false;
+        }
+
+        var root = allowed.AbsolutePath;
+        return uri.Scheme == allowed.Scheme && string.Equals(uri.IdnHost, allowed.IdnHost, StringComparison.OrdinalIgnoreCase)
+            && (anyPort || uri.Port == allowed.Port) && string.IsNullOrEmpty(uri.UserInfo)
+            && (root == "/" || uri.AbsolutePath == root || uri.AbsolutePath.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal));
+    }
+
     /// <summary>This machine, an unspecified or a link-local address.</summary>
     private static bool Internal(System.Net.IPAddress address)
     {
@@ -506,7 +526,10 @@ public sealed class ImportJobs(
             || address.Equals(System.Net.IPAddress.IPv6Any) || address.GetAddressBytes() is [169, 254, _, _] or [0, _, _, _];
     }
 
-    /// <summary>Connects to the host's first reachable address; with no allowlist, never to an internal one (a name may resolve to one).</summary>
+    /// <summary>
+    /// Connects to the host's first reachable address; with no allowlist, never to an internal one (a name may resolve
+    /// to one). Through a proxy this sees the proxy: <see cref="OpenAsync"/> checks the target's addresses first.
+    /// </summary>
     private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, bool refuseInternal, CancellationToken ct)
     {
         var addresses = await System.Net.Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
@@ -532,6 +555,11 @@ public sealed class ImportJobs(
     {
         if (input.Url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || input.Url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
+            if (Allowed(options).Length == 0 && (await System.Net.Dns.GetHostAddressesAsync(new Uri(input.Url).DnsSafeHost, ct)).Any(Internal))
+            {
+                throw new HttpRequestException($"{new Uri(input.Url).Host} resolves to a loopback or link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.");
+            }
+
             var response = await _http.GetAsync(input.Url, HttpCompletionOption.ResponseHeadersRead, ct);
             if (!response.IsSuccessStatusCode)
             {
