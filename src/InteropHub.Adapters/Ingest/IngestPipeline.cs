@@ -73,7 +73,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     public async Task<HisReply> ReceiveHl7Async(byte[] raw, CancellationToken ct)
     {
-        var mapped = HisMapper.Map(raw);
+        // The checks that only warn are made first, so such a message still takes the fast path below.
+        var mapped = await WithStoreWarningsAsync(HisMapper.Map(raw), ct);
         var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try

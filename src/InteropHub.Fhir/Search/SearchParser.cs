@@ -86,8 +86,10 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                         cursor = value;
                         break;
                     case "_sort":
+                        // All keys or none: under lenient handling an unknown key drops the whole _sort, not its tail.
+                        var clauses = ParseSort(resourceTypes, value).ToList();
                         sort.Clear();
-                        sort.AddRange(ParseSort(resourceTypes, value));
+                        sort.AddRange(clauses);
                         break;
                     case "_total":
                         total = value switch

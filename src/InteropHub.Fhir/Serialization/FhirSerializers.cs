@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Xml;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Serialization;
@@ -83,43 +82,55 @@ public sealed class FhirSerializers
     {
         var reader = new Utf8JsonReader(body);
         using var document = JsonDocument.ParseValue(ref reader);
-        Walk(document.RootElement, document.RootElement.TryGetProperty("resourceType", out var type) ? type.GetString() ?? "" : "");
+        if (Misaligned(document.RootElement) is { } found)
+        {
+            var root = document.RootElement.TryGetProperty("resourceType", out var type) ? type.GetString() : null;
+            var path = root is null ? found.Path : $"{root}.{found.Path}";
+            throw new InvalidInputException(
+                $"{path} has {found.Values} values but _{found.Name} has {found.Extras} entries: the two arrays of a repeating "
+                + "primitive line up one to one, with null where a value or its extensions are absent (json.html#primitive).", path);
+        }
 
-        static void Walk(JsonElement element, string path)
+        // The first misaligned pair under the element, its path relative to it; the path is built only for that one.
+        static (string Path, string Name, int Values, int Extras)? Misaligned(JsonElement element)
         {
             if (element.ValueKind == JsonValueKind.Array)
             {
                 var i = 0;
                 foreach (var item in element.EnumerateArray())
                 {
-                    Walk(item, $"{path}[{i++}]");
+                    if (Misaligned(item) is { } inner)
+                    {
+                        return inner with { Path = $"[{i}]{(inner.Path.StartsWith('[') ? "" : ".")}{inner.Path}" };
+                    }
+
+                    i++;
                 }
 
-                return;
+                return null;
             }
 
             if (element.ValueKind != JsonValueKind.Object)
             {
-                return;
+                return null;
             }
 
             foreach (var property in element.EnumerateObject())
             {
-                var name = property.Name;
-                var here = path.Length == 0 ? name : $"{path}.{name}";
-                if (!name.StartsWith('_') && property.Value.ValueKind == JsonValueKind.Array
-                    && element.TryGetProperty("_" + name, out var extra) && extra.ValueKind == JsonValueKind.Array
+                if (property.Value.ValueKind == JsonValueKind.Array && !property.Name.StartsWith('_')
+                    && element.TryGetProperty("_" + property.Name, out var extra) && extra.ValueKind == JsonValueKind.Array
                     && extra.GetArrayLength() != property.Value.GetArrayLength())
                 {
-                    throw new InvalidInputException(
-                        $"{here} has {property.Value.GetArrayLength()} values but _{name} has {extra.GetArrayLength()} entries: the two arrays of a repeating "
-                        + "primitive line up one to one, with null where a value or its extensions are absent (json.html#primitive).", here);
+                    return (property.Name, property.Name, property.Value.GetArrayLength(), extra.GetArrayLength());
                 }
 
-                Walk(property.Value, property.Value.ValueKind == JsonValueKind.Object && property.Value.TryGetProperty("resourceType", out var inner)
-                    ? inner.GetString() ?? here
-                    : here);
+                if (property.Value.ValueKind is JsonValueKind.Object or JsonValueKind.Array && Misaligned(property.Value) is { } inner)
+                {
+                    return inner with { Path = $"{property.Name}{(inner.Path.StartsWith('[') ? "" : ".")}{inner.Path}" };
+                }
             }
+
+            return null;
         }
     }
 
@@ -188,18 +199,27 @@ public sealed class FhirSerializers
         }
 
         // The SDK's filters tag SUBSETTED twice: with R4's system and with the pre-R4 one, which R4 readers do not know.
-        var subset = JsonNode.Parse(buffer.WrittenSpan);
-        if (subset?["meta"]?["tag"] is JsonArray tags
-            && tags.FirstOrDefault(t => t?["system"]?.GetValue<string>() == "http://hl7.org/fhir/v3/ObservationValue" && t["code"]?.GetValue<string>() == "SUBSETTED") is { } obsolete)
+        // That Coding is cut out of the bytes (it holds no object of its own) with the comma that joins it to the list.
+        var written = buffer.WrittenSpan;
+        var at = written.IndexOf("\"http://hl7.org/fhir/v3/ObservationValue\""u8);
+        if (at >= 0)
         {
-            tags.Remove(obsolete);
-            var trimmed = new ArrayBufferWriter<byte>(buffer.WrittenCount);
-            using (var writer = new Utf8JsonWriter(trimmed, CompactWriter))
+            var open = written[..at].LastIndexOf((byte)'{');
+            var close = written[at..].IndexOf((byte)'}');
+            if (open >= 0 && close >= 0 && written[open..(at + close)].IndexOf("\"SUBSETTED\""u8) >= 0)
             {
-                subset.WriteTo(writer);
-            }
+                var end = at + close + 1;
+                if (end < written.Length && written[end] == (byte)',')
+                {
+                    end++;
+                }
+                else if (open > 0 && written[open - 1] == (byte)',')
+                {
+                    open--;
+                }
 
-            return trimmed.WrittenSpan.ToArray();
+                return [.. written[..open], .. written[end..]];
+            }
         }
 
         return buffer.WrittenSpan.ToArray();
@@ -231,10 +251,6 @@ public sealed class FhirSerializers
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>
-    /// A resource with no element but its type (<c>{"resourceType":"Patient"}</c>): valid FHIR, as every element of most
-    /// resources is optional, which the SDK's strict reader refuses as an empty object; anything else wrong is not this.
-    /// </summary>
     /// <summary>
     /// A resource with nothing but its type (<c>{"resourceType":"Patient"}</c>), which FHIR allows, is refused by the
     /// SDK as an empty object; the parse is otherwise complete. So is such a resource as a Bundle entry's.

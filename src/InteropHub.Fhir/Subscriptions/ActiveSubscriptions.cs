@@ -25,7 +25,7 @@ namespace InteropHub.Fhir.Subscriptions;
 /// <see cref="ReloadAsync"/> (at start-up and every poll of the delivery worker, which is also how other hub
 /// instances' Subscriptions arrive), keeping this instance's recent writes that may not have committed yet.
 /// </summary>
-public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers serializers, ILogger<ActiveSubscriptions> logger) : IWriteRule
+public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers serializers, ILogger<ActiveSubscriptions> logger, TimeProvider clock) : IWriteRule
 {
     /// <summary>How long a Subscription written here wins over the committed state (its transaction may still be open).</summary>
     private static readonly TimeSpan WriteGrace = TimeSpan.FromSeconds(30);
@@ -41,7 +41,7 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
         {
             var readable = RestHookSubscription.From(subscription, parser);
             subscription.Status ??= Subscription.SubscriptionStatus.Requested;
-            if (readable.EndedBy(DateTimeOffset.UtcNow) && subscription.Status is Subscription.SubscriptionStatus.Requested or Subscription.SubscriptionStatus.Active)
+            if (readable.EndedBy(clock.GetUtcNow()) && subscription.Status is Subscription.SubscriptionStatus.Requested or Subscription.SubscriptionStatus.Active)
             {
                 // Its end has passed: the server turns it off (subscription.html, Subscription.end).
                 subscription.Status = Subscription.SubscriptionStatus.Off;
@@ -69,7 +69,7 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
             return;
         }
 
-        var now = DateTimeOffset.UtcNow;
+        var now = clock.GetUtcNow();
         foreach (var subscription in subscriptions)
         {
             if (!subscription.EndedBy(now) && MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)

@@ -70,13 +70,13 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
                 continue;
             }
 
-            var (accepted, answered) = await FirstAnswersAsync(stored, task, ct);
-            // Overdue: answered (accepted or rejected) later than the rule allows, or still unanswered past it; whatever
-            // the flag on the current version says (a client may echo it back or drop it).
-            var overdue = (answered ?? (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received ? now : (DateTimeOffset?)null)) - made
-                > options.AcceptWithin;
+            var (accepted, answered, ended) = await FirstAnswersAsync(stored, task, ct);
+            // Overdue: answered (accepted or rejected) later than the rule allows, or left unanswered past it (still
+            // waiting, or cancelled or failed only after the deadline); whatever the flag on the current version says.
+            var waitedUntil = answered ?? ended ?? (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received ? now : null);
+            var overdue = waitedUntil - made > options.AcceptWithin;
             referrals.Add(new Referral(ReferralWriteRule.Direction(serviceRequest), requester ?? "", owner ?? "", task.Status,
-                overdue, accepted is { } at ? at - made : null));
+                overdue, accepted is { } at ? (at > made ? at - made : TimeSpan.Zero) : null));
         }
 
         var report = new MeasureReport
@@ -207,11 +207,12 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
     /// version set it (a HIS message says when the change happened, which may be long before the hub heard of it),
     /// else when the hub stored it.
     /// </summary>
-    private async Task<(DateTimeOffset? Accepted, DateTimeOffset? Answered)> FirstAnswersAsync(StoredResource stored, FhirTask task, CancellationToken ct)
+    private async Task<(DateTimeOffset? Accepted, DateTimeOffset? Answered, DateTimeOffset? Ended)> FirstAnswersAsync(StoredResource stored, FhirTask task,
+        CancellationToken ct)
     {
         if (task.Status is FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received or FhirTask.TaskStatus.Cancelled && stored.VersionId == 1)
         {
-            return (null, null);
+            return (null, null, null);
         }
 
         var versions = new List<(FhirTask Task, DateTimeOffset Stored)>();
@@ -232,12 +233,19 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
         versions.Reverse();
         DateTimeOffset? accepted = null;
         DateTimeOffset? answered = null;
+        DateTimeOffset? ended = null;
         for (var i = 0; i < versions.Count && accepted is null; i++)
         {
             var (version, storedAt) = versions[i];
+            // Never later than the hub heard of it: a client's lastModified does not move a change into the future.
             var changedAt = version.LastModifiedElement is { } modified && (i == 0 || versions[i - 1].Task.LastModified != version.LastModified)
-                ? modified.ToDateTimeOffset(TimeSpan.Zero)
+                ? Min(modified.ToDateTimeOffset(TimeSpan.Zero), storedAt)
                 : storedAt;
+            if (version.Status is FhirTask.TaskStatus.Cancelled or FhirTask.TaskStatus.Failed)
+            {
+                ended ??= changedAt;
+            }
+
             if (version.Status is { } status && AcceptedOrLater.Contains(status))
             {
                 accepted = changedAt;
@@ -249,8 +257,10 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
             }
         }
 
-        return (accepted, answered);
+        return (accepted, answered, ended);
     }
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     private sealed record Referral(ReferralDirection Direction, string Requester, string Owner, FhirTask.TaskStatus? Status, bool Overdue, TimeSpan? TimeToAccept);
 }

@@ -94,7 +94,8 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
         var direction = Direction(request);
         ReferralStateMachine.Check(before, task, Party(before ?? task), direction);
-        if (task.Status is not (FhirTask.TaskStatus.Requested or FhirTask.TaskStatus.Received) && task.BusinessStatus is { } business
+        if (task.Status is FhirTask.TaskStatus.Accepted or FhirTask.TaskStatus.Rejected or FhirTask.TaskStatus.InProgress or FhirTask.TaskStatus.Completed
+            or FhirTask.TaskStatus.Failed && task.BusinessStatus is { } business
             && business.Coding.RemoveAll(c => c.System == OverdueReferrals.BusinessStatusSystem && c.Code == OverdueReferrals.Overdue) > 0
             && business.Coding.Count == 0 && string.IsNullOrEmpty(business.Text))
         {

@@ -89,16 +89,20 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
                     ? organization
                     : CallerContext.Organization;
             case var r when r.StartsWith("Practitioner/", StringComparison.Ordinal):
-                foreach (var role in await session.FindAsync("PractitionerRole", Fhir.Search.SearchCriteria.ParseQueryString("PractitionerRole", $"practitioner={r}"), 5, ct))
+                // A doctor may work for several institutions of the community: the caller's, when it is one of them;
+                // else the one institution the roles name; several others and no caller: not known.
+                var employers = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var role in await session.FindAsync("PractitionerRole", Fhir.Search.SearchCriteria.ParseQueryString("PractitionerRole", $"practitioner={r}"), 20, ct))
                 {
                     if (role.Current is { IsDeleted: false } current && serializers.ParseStored(current.Json) is PractitionerRole { Organization.Reference: { } employer }
                         && employer.StartsWith("Organization/", StringComparison.Ordinal))
                     {
-                        return employer;
+                        employers.Add(employer);
                     }
                 }
 
-                return CallerContext.Organization;
+                return CallerContext.Organization is { } caller && (employers.Count == 0 || employers.Contains(caller)) ? caller
+                    : employers.Count == 1 ? employers.First() : null;
             default:
                 return CallerContext.Organization;
         }

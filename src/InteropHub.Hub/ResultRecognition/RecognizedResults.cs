@@ -51,6 +51,8 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
         [
             new("subject", $"Patient/{request.PatientId}"),
             new("code", codes),
+            // A result that stands: not a preliminary, cancelled or entered-in-error one (as the tag's rule says).
+            new("status", "final,amended,corrected"),
             new("date", "le" + request.At.ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
             // Only results young enough to be inside the item's window can be recognised: the store skips the rest.
             new("date", "ge" + request.At.AddDays(-item.ValidityDays).ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),

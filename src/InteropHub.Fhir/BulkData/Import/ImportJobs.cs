@@ -585,6 +585,9 @@ public sealed class ImportJobs(
 
         running.Task = Task.Run(async () =>
         {
+            // The job is the hub's, whether a request started it or a restart resumed it: no caller of that request.
+            CallerContext.Organization = null;
+            CallerContext.OverHttp = false;
             try
             {
                 await RunAsync(id, null, running.Cancel.Token);

@@ -323,7 +323,7 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
                 ("concept" or "code", FilterOperator.Equal) => codes.Where(c => c == value),
                 ("concept" or "code", FilterOperator.In) => codes.Intersect(value.Split(',', StringSplitOptions.TrimEntries)),
                 ("concept" or "code", FilterOperator.NotIn) => codes.Except(value.Split(',', StringSplitOptions.TrimEntries)),
-                ("concept" or "code", FilterOperator.Regex) => codes.Where(c => Matcher(value, label, name).IsMatch(c)).ToList(),
+                ("concept" or "code", FilterOperator.Regex) => Matching(codes, Matcher(value, label, name), label, name),
                 _ => throw new InvalidInputException(
                     $"'{name}': ValueSet {label} filters {system} by '{filter.Property} {filter.OpElement?.JsonValue}', which needs a terminology server; the hub "
                     + "expands the concept hierarchy (is-a, descendent-of, is-not-a, generalizes) and =, in, not-in, regex on codes.", name),
@@ -331,6 +331,18 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         }
 
         return codes.Select(code => (system, code)).ToHashSet();
+    }
+
+    private static List<string> Matching(IEnumerable<string> codes, System.Text.RegularExpressions.Regex regex, string label, string name)
+    {
+        try
+        {
+            return codes.Where(c => regex.IsMatch(c)).ToList();
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            throw new InvalidInputException($"'{name}': ValueSet {label} has a regex filter too costly to evaluate.", name);
+        }
     }
 
     private static System.Text.RegularExpressions.Regex Matcher(string pattern, string label, string name)
