@@ -71,6 +71,30 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_subscription_is_turned_off_once_its_end_passes()
+    {
+        var receiver = await NewReceiverAsync();
+        var soon = NewSubscription($"Task?owner={OwnerY}", receiver.Url, "application/fhir+json", []);
+        soon.End = DateTimeOffset.UtcNow.AddSeconds(2);
+        var created = await Fhir.Read<Subscription>(await Client.PostAsync("/fhir/Subscription", Fhir.Content(soon)));
+        Assert.Equal(Subscription.SubscriptionStatus.Active, created.Status);
+
+        Subscription current;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        do
+        {
+            await System.Threading.Tasks.Task.Delay(200);
+            current = await Fhir.Read<Subscription>(await Client.GetAsync($"/fhir/Subscription/{created.Id}"));
+        }
+        while (current.Status == Subscription.SubscriptionStatus.Active && DateTime.UtcNow < deadline);
+
+        Assert.Equal(Subscription.SubscriptionStatus.Off, current.Status);
+        await CreateTaskAsync(OwnerY);
+        await System.Threading.Tasks.Task.Delay(500);
+        Assert.Equal(0, receiver.Attempts);
+    }
+
+    [Fact]
     public async Task A_subscription_on_a_narrowing_parameter_gets_the_Tasks_for_its_patient_only()
     {
         // Task's patient is for.where(resolve() is Patient): its local references are rows of subject (Task.for) only.

@@ -98,6 +98,16 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
     };
 
     /// <summary>Rebuilds the set from the committed active Subscriptions.</summary>
+    /// <summary>The committed active subscriptions whose <c>end</c> has passed, for the delivery worker to turn off.</summary>
+    public IReadOnlyList<string> Ended()
+    {
+        var now = clock.GetUtcNow();
+        lock (_gate)
+        {
+            return [.. _committed.Values.Where(s => s.EndedBy(now)).Select(s => s.Id)];
+        }
+    }
+
     public async Task ReloadAsync(IResourceStore store, CancellationToken ct)
     {
         var committed = new Dictionary<string, RestHookSubscription>(StringComparer.Ordinal);

@@ -96,6 +96,14 @@ internal sealed class SubscriptionDelivery : IDisposable
                 {
                     await _subscriptions.ReloadAsync(_store, ct);
                     _reloadedAt = _clock.GetUtcNow();
+                    foreach (var ended in _subscriptions.Ended())
+                    {
+                        // Subscription.end has passed: the server turns it off (a new version; what is queued waits).
+                        if (await _store.ReadAsync("Subscription", ended, ct) is { IsDeleted: false } stored)
+                        {
+                            await SetStatusAsync(stored, Subscription.SubscriptionStatus.Off, null, ct);
+                        }
+                    }
                 }
 
                 var pending = await _outbox.OutboxSubscriptionsAsync(ct);
@@ -240,9 +248,15 @@ internal sealed class SubscriptionDelivery : IDisposable
     }
 
     /// <summary>Sets the Subscription to <c>error</c> (a new version), unless it changed since delivery started.</summary>
-    private async Task SetErrorAsync(StoredResource delivered, string reason, CancellationToken ct)
+    private Task SetErrorAsync(StoredResource delivered, string reason, CancellationToken ct)
     {
         _logger.LogError("Subscription/{Id} is set to error: {Reason}", delivered.Id, reason);
+        return SetStatusAsync(delivered, Subscription.SubscriptionStatus.Error, reason, ct);
+    }
+
+    /// <summary>Writes the Subscription with another status (a new version), unless it changed since <paramref name="delivered"/> was read.</summary>
+    private async Task SetStatusAsync(StoredResource delivered, Subscription.SubscriptionStatus status, string? reason, CancellationToken ct)
+    {
         await _store.RunAsync(async session =>
         {
             await session.LockAsync(VersionWriter.IdLock("Subscription", delivered.Id), ct);
@@ -253,8 +267,8 @@ internal sealed class SubscriptionDelivery : IDisposable
                 return false;
             }
 
-            subscription.Status = Subscription.SubscriptionStatus.Error;
-            subscription.Error = reason;
+            subscription.Status = status;
+            subscription.Error = reason ?? subscription.Error;
             await _writer.SaveAsync(session, subscription, delivered.Id, current, "PUT", ct);
             return true;
         }, ct);
