@@ -47,6 +47,21 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Elements_named_with_their_type_apply_to_that_type_only_in_a_search_of_several()
+    {
+        var family = await CreatePatientAsync();
+        var practitioner = await CreateAsync(new Practitioner { Name = [new HumanName { Family = family }], Gender = AdministrativeGender.Female });
+
+        var bundle = await SearchAsync($"?_type=Patient,Practitioner&_id={await IdOfAsync(family)},{practitioner.Split('/')[^1]}&_elements=Patient.name,gender");
+
+        var patient = bundle.Entry.Select(e => e.Resource).OfType<Patient>().Single();
+        var other = bundle.Entry.Select(e => e.Resource).OfType<Practitioner>().Single();
+        Assert.Equal(family, patient.Name[0].Family);
+        Assert.Empty(other.Name);
+        Assert.Equal(AdministrativeGender.Female, other.Gender);
+    }
+
+    [Fact]
     public async Task Elements_may_name_an_element_with_its_type()
     {
         var family = await CreatePatientAsync();

@@ -145,7 +145,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     /// <summary>
     /// <c>_elements</c> (search.html#elements): element names, each also as <c>Type.name</c> (as clients often write
-    /// them); a name that is no element of the types searched is a 400 rather than an empty resource.
+    /// them), which then applies to that type only; a name that is no element of the types searched is a 400 rather
+    /// than an empty resource. <see cref="ElementsFor"/> gives a type's names.
     /// </summary>
     public static string[] ParseElements(string value, IReadOnlyList<string> resourceTypes)
     {
@@ -163,11 +164,16 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     : $"_elements '{given}': {(resourceTypes.Count == 1 ? resourceTypes[0] + " has" : "none of the types searched has")} no element '{name}'.", "_elements");
             }
 
-            names.Add(name);
+            names.Add(dot < 0 ? name : given);
         }
 
         return [.. names.Distinct(StringComparer.Ordinal)];
     }
+
+    /// <summary>The element names of <see cref="ParseElements"/> that apply to <paramref name="resourceType"/>, without their type.</summary>
+    public static string[] ElementsFor(IReadOnlyList<string> elements, string resourceType) =>
+        [.. elements.Where(e => !e.Contains('.', StringComparison.Ordinal) || e.StartsWith(resourceType + ".", StringComparison.Ordinal))
+            .Select(e => e.Contains('.', StringComparison.Ordinal) ? e[(resourceType.Length + 1)..] : e).Distinct(StringComparer.Ordinal)];
 
     /// <summary>Splits <c>Type?a=1&amp;b=2</c> (or just the query) into decoded pairs.</summary>
     public static List<KeyValuePair<string, string>> SplitQueryString(string resourceType, string queryString)

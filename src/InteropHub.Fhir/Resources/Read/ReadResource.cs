@@ -49,7 +49,7 @@ public sealed class ReadResource(IResourceStore store)
             throw new InvalidInputException("_summary and _elements cannot be used together.", "_elements");
         }
 
-        var names = string.IsNullOrEmpty(elements) ? null : SearchParser.ParseElements(elements, [resource.ResourceType]);
+        var names = string.IsNullOrEmpty(elements) ? null : SearchParser.ElementsFor(SearchParser.ParseElements(elements, [resource.ResourceType]), resource.ResourceType);
         return SearchResources.Filter(mode, names) is { } filter
             ? resource with { Json = serializers.ToJsonBytes(serializers.ParseStored(resource.Json), filter) }
             : resource;

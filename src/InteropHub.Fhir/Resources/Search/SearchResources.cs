@@ -258,9 +258,13 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
 
     /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
     private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
-        Filter(query.Summary, query.Elements) is { } filter
-            ? resources.Select(stored => stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), filter) }).ToList()
-            : resources;
+        query.Summary == SummaryMode.False && query.Elements is { } elements
+            ? resources.Select(stored => Filter(SummaryMode.False, SearchParser.ElementsFor(elements, stored.ResourceType)) is { } own
+                ? stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), own) }
+                : stored).ToList()
+            : Filter(query.Summary, query.Elements) is { } filter
+                ? resources.Select(stored => stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), filter) }).ToList()
+                : resources;
 
     /// <summary>
     /// The SDK's serialisation filter for _summary or _elements: the parts asked for, with id and meta, tagged SUBSETTED
