@@ -159,6 +159,30 @@ public abstract class ReferralTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_referral_whose_task_names_the_referring_doctor_is_moved_by_the_doctors_institution()
+    {
+        // As the HIS adapter wrote referral Tasks before they named the institution: the doctor, staff of the township.
+        await OrganisationsAsync();
+        await PutAsync(new Organization
+        {
+            Id = Township.Split('/')[1], Name = "白沙镇卫生院", Identifier = [new Identifier("urn:interophub:sid:org-code", $"TS{_suffix}")],
+            Extension = [new Extension(Partner, new ResourceReference(Hospital))],
+        });
+        var doctor = await CreateAsync(new Practitioner { Identifier = [new Identifier($"urn:interophub:sid:staff:TS{_suffix}", "W0107")] });
+        var referral = Referral(Township, Hospital, "UP");
+        referral.Requester = new ResourceReference(doctor);
+        var request = await CreateAsync(referral);
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, doctor, Hospital), Township));
+
+        task.Status = FhirTask.TaskStatus.Cancelled;
+        var byReceiver = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital);
+        var byTownship = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township);
+
+        Assert.Equal(HttpStatusCode.Conflict, byReceiver.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, byTownship.StatusCode);
+    }
+
+    [Fact]
     public async Task A_malformed_caller_header_is_400()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");

@@ -93,7 +93,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
 
         var direction = Direction(request);
-        ReferralStateMachine.Check(before, task, Party(before ?? task), direction);
+        ReferralStateMachine.Check(before, task, await PartyAsync(session, before ?? task, ct), direction);
         if (task.Status is FhirTask.TaskStatus.Accepted or FhirTask.TaskStatus.Rejected or FhirTask.TaskStatus.InProgress or FhirTask.TaskStatus.Completed
             or FhirTask.TaskStatus.Failed && task.BusinessStatus is { } business
             && business.Coding.RemoveAll(c => c.System == OverdueReferrals.BusinessStatusSystem && c.Code == OverdueReferrals.Overdue) > 0
@@ -251,7 +251,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     }
 
     /// <summary>Who the caller is to the referral, by the parties of <paramref name="task"/> (the stored version when there is one).</summary>
-    private static ReferralParty Party(FhirTask task)
+    private async Task<ReferralParty> PartyAsync(IWriteSession session, FhirTask task, CancellationToken ct)
     {
         var caller = CallerContext.Organization;
         if (caller is null)
@@ -265,7 +265,39 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
             return ReferralParty.Receiver;
         }
 
-        return caller == task.Requester?.Reference ? ReferralParty.Requester : ReferralParty.Other;
+        if (caller == task.Requester?.Reference)
+        {
+            return ReferralParty.Requester;
+        }
+
+        return task.Requester?.Reference is { } requester && requester.StartsWith("Practitioner/", StringComparison.Ordinal)
+            && await WorksForAsync(session, requester["Practitioner/".Length..], caller, ct)
+            ? ReferralParty.Requester
+            : ReferralParty.Other;
+    }
+
+    /// <summary>The staff-number system of an institution's practitioners, as the HIS adapter writes it (his-hl7v2.md, XCN).</summary>
+    private const string StaffSystemPrefix = "urn:interophub:sid:staff:";
+
+    private const string OrganizationCodeSystem = "urn:interophub:sid:org-code";
+
+    /// <summary>
+    /// Whether a practitioner is staff of the caller's institution, by the institution code in the system of their
+    /// staff number: HIS referral Tasks written before they named the referring institution name its doctor.
+    /// </summary>
+    private async Task<bool> WorksForAsync(IWriteSession session, string practitionerId, string caller, CancellationToken ct)
+    {
+        if (await session.ReadCurrentAsync("Practitioner", practitionerId, ct) is not { IsDeleted: false } storedPractitioner
+            || serializers.ParseStored(storedPractitioner.Json) is not Practitioner practitioner
+            || await session.ReadCurrentAsync("Organization", caller["Organization/".Length..], ct) is not { IsDeleted: false } storedOrganization
+            || serializers.ParseStored(storedOrganization.Json) is not Organization organization)
+        {
+            return false;
+        }
+
+        var codes = organization.Identifier.Where(i => i.System == OrganizationCodeSystem).Select(i => i.Value).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        return practitioner.Identifier.Any(i => i.System?.StartsWith(StaffSystemPrefix, StringComparison.Ordinal) == true
+            && codes.Contains(i.System[StaffSystemPrefix.Length..]));
     }
 
     private static string? OrganizationId(string? reference) =>
