@@ -20,9 +20,11 @@ public sealed partial class CallerOrganizationMiddleware(RequestDelegate next)
             throw new InvalidInputException($"{Header} must be a reference such as Organization/QX2100012, not '{value}'.", Header);
         }
 
-        CallerContext.Organization = value.Length > 0 ? value : null;
-        // The FHIR API's clients; the adapters' endpoints carry legacy messages whose rules the adapters apply.
-        CallerContext.OverHttp = context.Request.Path.StartsWithSegments("/fhir", StringComparison.Ordinal);
+        // The FHIR API's clients; the adapters' endpoints carry legacy messages whose rules the adapters apply, so a
+        // header sent there names no caller of their writes.
+        var fhir = context.Request.Path.StartsWithSegments("/fhir", StringComparison.Ordinal);
+        CallerContext.Organization = fhir && value.Length > 0 ? value : null;
+        CallerContext.OverHttp = fhir;
         try
         {
             await next(context);
