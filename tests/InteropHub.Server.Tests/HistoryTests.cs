@@ -124,6 +124,10 @@ public abstract class HistoryTests(HubFactory hub)
         Assert.Equal(["2", "1"], await VersionsAt("lt" + Between(1)));
         Assert.Equal(["3", "2", "1"], await VersionsAt(written[0].Year.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Empty(await VersionsAt("2020"));
+        // Far-future bounds, beyond the last version key, do not wrap around into the past: every version was current
+        // before 9999, and the current one still will be then.
+        Assert.Equal(["3", "2", "1"], await VersionsAt("le9999"));
+        Assert.Equal(["3"], await VersionsAt("ge9999"));
     }
 
     [Fact]

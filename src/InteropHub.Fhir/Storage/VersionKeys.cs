@@ -32,6 +32,13 @@ public static class VersionKeys
         return DateTimeOffset.UnixEpoch.AddTicks(ticks - (ticks % TimeSpan.TicksPerMillisecond));
     }
 
-    /// <summary>The smallest key issued at or after the instant.</summary>
-    public static long FromInstant(DateTimeOffset instant) => ((instant - DateTimeOffset.UnixEpoch).Ticks / 10) << 8;
+    /// <summary>
+    /// The smallest key issued at or after the instant. Past the last instant a key can hold (the year 4200 or so), the
+    /// largest key, so a far-future <c>_since</c> or <c>_at</c> bound does not wrap around to a key in the past.
+    /// </summary>
+    public static long FromInstant(DateTimeOffset instant)
+    {
+        var micros = (instant - DateTimeOffset.UnixEpoch).Ticks / 10;
+        return micros > long.MaxValue >> 8 ? long.MaxValue : micros << 8;
+    }
 }
