@@ -997,6 +997,42 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_referral_changed_by_an_I13_P_without_DG1_keeps_its_diagnoses_and_one_without_RF1_10_keeps_its_reason()
+    {
+        await SeedOrganizationsAsync();
+        var original = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7")))
+            .Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-9017", StringComparison.Ordinal);
+        async Task PostAsync(string controlId, Func<string, bool> keep, Func<string, string>? change = null)
+        {
+            var lines = original.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal) && keep(l)).Select(l => l.StartsWith("MSH|", StringComparison.Ordinal)
+                ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : i == 8 && controlId != "I13P-REF-1" ? "REF^I13^REF_I12" : f)) : change?.Invoke(l) ?? l);
+            var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)));
+            Assert.True(Msa(ack) == "AA", ack);
+        }
+
+        static bool IsDiagnosis(CodeableConcept reason) => reason.Coding.Any(c => c.Code == "I10");
+        await PostAsync("I13P-REF-1", _ => true);
+        var sent = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-9017"));
+        Assert.Contains(sent.ReasonCode, IsDiagnosis);
+        Assert.Contains(sent.ReasonCode, r => r.Coding.Any(c => c.Code == "O"));
+
+        // A content change (I13 P) with another RF1-10 and no DG1: the diagnosis stays, the reason is the new one.
+        await PostAsync("I13P-REF-2", l => !l.StartsWith("DG1|", StringComparison.Ordinal),
+            l => l.StartsWith("RF1|", StringComparison.Ordinal) ? l.Replace("O^病情需要^HL70336", "P^患者意愿^HL70336", StringComparison.Ordinal) : l);
+        var changed = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-9017"));
+        Assert.Contains(changed.ReasonCode, IsDiagnosis);
+        Assert.Contains(changed.ReasonCode, r => r.Coding.Any(c => c.Code == "P"));
+        Assert.DoesNotContain(changed.ReasonCode, r => r.Coding.Any(c => c.Code == "O"));
+
+        // One with a diagnosis and no RF1-10: the reason stays.
+        await PostAsync("I13P-REF-3", _ => true, l => l.StartsWith("RF1|", StringComparison.Ordinal) ? l.Replace("P^患者意愿^HL70336", "", StringComparison.Ordinal)
+            .Replace("O^病情需要^HL70336", "", StringComparison.Ordinal) : l);
+        var again = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-9017"));
+        Assert.Single(again.ReasonCode, IsDiagnosis);
+        Assert.Contains(again.ReasonCode, r => r.Coding.Any(c => c.Code == "P"));
+    }
+
+    [Fact]
     public async Task A_down_referral_naming_an_up_referral_never_received_is_applied_with_a_warning_at_RF1_11()
     {
         await SeedOrganizationsAsync();
@@ -1027,12 +1063,12 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task A_maternal_visit_must_name_a_registration_the_hub_has_for_the_same_woman()
+    public async Task A_maternal_visit_must_name_a_registration_the_hub_has_for_the_same_woman_and_not_predate_it()
     {
         await SeedOrganizationsAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")))).StatusCode);
         var template = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_visits.csv"));
-        string Visit(string visitId, string regId, string recordNo)
+        string Visit(string visitId, string regId, string recordNo, string? visitDate = null)
         {
             var header = template[0].Split(',');
             var cells = template[1].Split(',');
@@ -1040,26 +1076,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             cells[Array.IndexOf(header, "reg_id")] = regId;
             cells[Array.IndexOf(header, "record_no")] = recordNo;
             cells[Array.IndexOf(header, "updated_at")] = "2025-07-30 09:00:00";
+            if (visitDate is not null)
+            {
+                cells[Array.IndexOf(header, "visit_date")] = visitDate;
+            }
+
             return string.Join(',', cells);
         }
 
-        // Registrations of an earlier batch: YC-…0001 is 36992110120200041's; 36992110120100057 is another woman.
+        // Registrations of an earlier batch: YC-…0001 is 36992110120200041's (registered 2024-07-22); 36992110120100057 is another woman.
         var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_visits.csv", lines =>
         {
             lines.Add(template[0]);
             lines.Add(Visit("YF-QX2110026-0009901", "YC-QX2110026-9999999", "36992110120200041"));
             lines.Add(Visit("YF-QX2110026-0009902", "YC-QX2110026-0000001", "36992110120100057"));
             lines.Add(Visit("YF-QX2110026-0009903", "YC-QX2110026-0000001", "36992110120200041"));
+            lines.Add(Visit("YF-QX2110026-0009904", "YC-QX2110026-0000001", "36992110120200041", visitDate: "2024-07-21"));
             lines.Add("");
         }, batchId: "QX2110026-20250731-903");
         var issues = (await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray()
-            .Where(i => i.GetProperty("severity").GetString() == "error").ToList();
+            .Where(i => i.GetProperty("severity").GetString() == "error")
+            .Select(i => (Location: i.GetProperty("location")[0].GetString()!, Code: i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()))
+            .OrderBy(i => i.Location, StringComparer.Ordinal).ToList();
 
-        Assert.Equal(["maternal_visits.csv:1", "maternal_visits.csv:2"], issues.Select(i => i.GetProperty("location")[0].GetString()!.Split(':')[0] + ":"
-            + i.GetProperty("location")[0].GetString()!.Split(':')[1]).Order(StringComparer.Ordinal));
-        Assert.All(issues, i => Assert.Equal("UNKNOWN_REFERENCE", i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()));
+        Assert.Equal(["maternal_visits.csv:1", "maternal_visits.csv:2", "maternal_visits.csv:4"], issues.Select(i => string.Join(':', i.Location.Split(':')[..2])));
+        Assert.Equal(["UNKNOWN_REFERENCE", "UNKNOWN_REFERENCE", "IMPOSSIBLE_DATE"], issues.Select(i => i.Code));
+        Assert.EndsWith(":visit_date", issues[2].Location, StringComparison.Ordinal);
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009901"));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009902"));
+        Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009904"));
         var applied = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009903"));
         var episode = Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
         Assert.Equal($"EpisodeOfCare/{episode.Id}", applied.EpisodeOfCare.Single().Reference);
@@ -1426,6 +1471,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var retired = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000517733"));
         Assert.False(retired.Active);
         var survivor = Assert.Single(retired.Link, l => l.Type == Patient.LinkType.ReplacedBy).Other!.Reference;
+        // The retired record keeps what it said of the person (sample 01), under its old MRN alone.
+        Assert.Equal("0000517733", Assert.Single(retired.Identifier).Value);
+        Assert.Equal("1963-02-14", retired.BirthDate);
+        Assert.Equal(AdministrativeGender.Male, retired.Gender);
+        Assert.Contains("沙坪村1组", string.Concat(retired.Address.Single().Line) + retired.Address.Single().Text, StringComparison.Ordinal);
         Assert.Empty(await SearchAsync<Encounter>($"Encounter?subject=Patient/{retired.Id}"));
         var moved = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=MZ20250120000311"));
         Assert.Equal(survivor, moved.Subject!.Reference);

@@ -77,6 +77,9 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
         Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
         Assert.NotNull(dose.Route);
         Assert.NotNull(dose.Site);
+        // The hospital gave it (RXA-9 00); the township's and the certificate's transcriptions of it do not make it second hand.
+        Assert.True(dose.PrimarySource);
+        Assert.Null(dose.ReportOrigin);
     }
 
     [Fact]

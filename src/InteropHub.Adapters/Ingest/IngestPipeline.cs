@@ -625,16 +625,39 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 case (Immunization dose, Immunization had):
                     dose.Identifier.AddRange(had.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                    if (had.PrimarySource == true && dose.PrimarySource != true)
+                    {
+                        // The institution that gave the dose reported it first hand (RXA-9 00, record_source 1); a later
+                        // transcription of it (the certificate's birth doses, a township 历史补录) does not make it second hand.
+                        dose.PrimarySource = true;
+                        dose.ReportOrigin = null;
+                    }
+
                     break;
                 case (DiagnosticReport report, DiagnosticReport had):
                     var results = report.Result.Select(r => r.Reference).ToHashSet(StringComparer.Ordinal);
                     report.Result.InsertRange(0, had.Result.Where(r => !results.Contains(r.Reference)).ToList());
+                    break;
+                case (ServiceRequest referral, ServiceRequest had):
+                    // A referral's reasons are two fields of the message: RF1-10 (why it is referred) and the DG1 diagnoses.
+                    // An I13 P carrying one of them keeps the stored other.
+                    if (referral.ReasonCode.Count > 0)
+                    {
+                        var diagnoses = referral.ReasonCode.Any(IsDiagnosis);
+                        var reason = referral.ReasonCode.Any(c => !IsDiagnosis(c));
+                        referral.ReasonCode.InsertRange(0, had.ReasonCode.Where(c => IsDiagnosis(c) ? !diagnoses : !reason).ToList());
+                    }
+
                     break;
             }
 
             UnsentElements.Keep(next, current);
         }
     }
+
+    /// <summary>A reason of a referral that is a DG1 diagnosis (ICD-10, its clinical edition, or TCM), not its RF1-10.</summary>
+    private static bool IsDiagnosis(CodeableConcept reason) =>
+        reason.Coding.Any(c => c.System is Systems.Icd10 or Systems.Icd10Cn2 or Systems.TcmDiagnosis);
 
     /// <summary>
     /// <see cref="KeepOtherSourcesAsync"/> after the retirement check of HIS messages: a message naming a retired
@@ -839,12 +862,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             if (IsRetirement(patient))
             {
                 // ADT^A40: the retired record keeps only its old MRN; whatever else identified it now identifies the
-                // survivor, so a later message naming the person by those identifiers finds one Patient.
+                // survivor, so a later message naming the person by those identifiers finds one Patient. What else it
+                // held (name, birth date, address…) stays, inactive, as the record the retired MRN stood for.
                 var survivor = all.Select(e => e.Resource).OfType<Patient>().FirstOrDefault(p => p != patient && p.Active == true
                     && p.Link.Any(l => l.Type == Patient.LinkType.Replaces));
                 survivor?.Identifier.AddRange(current.Identifier
                     .Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
                     .Where(i => !survivor.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                UnsentElements.Keep(patient, current);
                 continue;
             }
 
@@ -1122,6 +1147,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
         var storedDoses = (await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct))
             .ToDictionary(p => p.Key, p => p.Value.Id, StringComparer.Ordinal);
+        var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
+            rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
         (string Table, string File)? file = null;
         try
         {
@@ -1161,6 +1188,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {earliest.Column} {earliest.Date:yyyy-MM-dd} 早于出生日期 {born[..10]}",
                         Where(row.File, row.Row, earliest.Column)));
+                    continue;
+                }
+
+                // §2 "Impossible dates": an antenatal visit before its registration of an earlier batch.
+                if (row.AntenatalVisit is { } visit && storedRegistrations.GetValueOrDefault(visit.RegId).Resource?.Period?.Start is { Length: >= 10 } registered
+                    && DateOnly.TryParseExact(registered[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var registeredOn)
+                    && visit.Date < registeredOn)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: visit_date {visit.Date:yyyy-MM-dd} 早于建册日期 {registered[..10]}",
+                        Where(row.File, row.Row, "visit_date")));
                     continue;
                 }
 

@@ -253,7 +253,10 @@ public static class TownshipBatchReader
             // The cells of the schema's columns in its order, so a later batch whose columns come in another order hashes alike.
             var cells = string.Join('\u001F', columns.Select(c => row[c.Name]));
             var contentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(cells)).AsSpan(0, 8));
-            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash));
+            var antenatal = !deleted && !registrationInBatch && schema.Table == "maternal_visits" && row["visit_type"] == "AN"
+                && RowValidator.ParseDate(row["visit_date"]) is { } visitDate ? (row["reg_id"], visitDate) : ((string, DateOnly)?)null;
+            rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash,
+                antenatal));
         }
     }
 

@@ -108,7 +108,7 @@ internal static class TownshipCareMapping
         var outcome = row["pregnancy_outcome"];
         var episode = new EpisodeOfCare
         {
-            Identifier = [new Identifier("urn:interophub:sid:maternal-registration", row["reg_id"])],
+            Identifier = [new Identifier(TownshipMapper.MaternalRegistrationSystem, row["reg_id"])],
             Status = outcome.Length > 0 ? EpisodeOfCare.EpisodeOfCareStatus.Finished : EpisodeOfCare.EpisodeOfCareStatus.Active,
             Type = [FhirValues.Coded(Systems.Local("episode-type"), "pregnancy", "孕产期保健")],
             Patient = patient,
@@ -144,7 +144,7 @@ internal static class TownshipCareMapping
         var patient = Patient(row);
         var episode = registrationInBatch
             ? new ResourceReference($"EpisodeOfCare/{ResourceIds.From(row["reg_id"])}")
-            : new ResourceReference($"EpisodeOfCare?{Criteria.Identifier("urn:interophub:sid:maternal-registration", row["reg_id"])}"
+            : new ResourceReference($"EpisodeOfCare?{Criteria.Identifier(TownshipMapper.MaternalRegistrationSystem, row["reg_id"])}"
                 + $"&patient.identifier={Systems.HealthRecord}|{TextNormalizer.Number(row["record_no"])}");
         var display = row["visit_type"] switch { "AN" => "产前随访", "PP" => "产后访视", _ => "产后42天健康检查" };
         var encounter = Visit(builder, row, patient, row["visit_id"], row["visit_date"], "maternal_visits", display,

@@ -285,6 +285,9 @@ internal static class TownshipMapper
 
     internal const string VaccinationSystem = "urn:interophub:sid:township-vaccination";
 
+    /// <summary>The identifier system of a pregnancy registration's EpisodeOfCare (its <c>reg_id</c>).</summary>
+    internal const string MaternalRegistrationSystem = "urn:interophub:sid:maternal-registration";
+
     /// <summary>
     /// §3.2 → Immunization, keyed by person, vaccine and date (one dose whichever source reports it) when the person is
     /// known: from the resident row of this batch, or from the stored Patient of an earlier one; else by vacc_id.

@@ -32,9 +32,12 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// the column: the ingest checks it against the stored birth date, as the reader does for a resident of the batch.</param>
 /// <param name="ContentHash">A hash of the row's cells as sent, to tell a changed row from a repeated one when both
 /// carry the same <c>updated_at</c>.</param>
+/// <param name="AntenatalVisit">For an antenatal visit whose registration came in an earlier batch, the registration's
+/// <c>reg_id</c> and the visit date: the ingest checks it against the stored registration date, as the reader does for a
+/// registration of the batch.</param>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
     string Institution, Func<StoredDose?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
-    (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "")
+    (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null)
 {
     /// <param name="stored">For a dose of a resident of an earlier batch, what the hub holds: see <see cref="StoredDose"/>.</param>
     public Bundle? Map(StoredDose? stored = null) => Mapping?.Invoke(stored);
