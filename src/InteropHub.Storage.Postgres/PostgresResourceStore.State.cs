@@ -44,9 +44,9 @@ public sealed partial class PostgresResourceStore : IHubStateStore
     public async Task<IReadOnlyDictionary<string, string>> ReadStatesStartingWithAsync(string prefix, CancellationToken ct)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        // A range in byte order (Schema/0302) finds the prefix by index; starts_with keeps it exact.
+        // A range in byte order (the key's collation, Schema/0303) finds the prefix by index; starts_with keeps it exact.
         await using var command = _dataSource.CreateCommand(
-            "SELECT name, value FROM hub_state WHERE name COLLATE \"C\" >= @p AND name COLLATE \"C\" < @e AND starts_with(name, @p)");
+            "SELECT name, value FROM hub_state WHERE name >= @p AND name < @e AND starts_with(name, @p)");
         command.Parameters.Add(new NpgsqlParameter<string>("p", prefix));
         command.Parameters.Add(new NpgsqlParameter<string>("e", Sql.StatePrefix.End(prefix)));
         await using var reader = await command.ExecuteReaderAsync(ct);
