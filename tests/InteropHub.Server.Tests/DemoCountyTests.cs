@@ -83,6 +83,20 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
+    public async Task The_demo_county_reports_the_contract_coverage_of_each_township_from_the_township_export()
+    {
+        var client = _county.CreateClient();
+
+        var report = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025"));
+
+        // 白沙镇卫生院 and its village clinics keep 28 residents' records; 14 have a contract in force in 2025 (township batches 001–002).
+        var baisha = report.Group.Single().Stratifier.Single(s => s.Code[0].Coding[0].Code == "township").Stratum
+            .Single(s => s.Value!.Text == "Organization/QX2110026");
+        Assert.Equal([("initial-population", (int?)28), ("denominator", 28), ("numerator", 14)], baisha.Population.Select(p => (p.Code!.Coding[0].Code, p.Count)));
+        Assert.Equal(0.5m, baisha.MeasureScore!.Value);
+    }
+
+    [Fact]
     public async Task The_demo_county_holds_the_three_referrals_in_their_final_states()
     {
         var tasks = await AllAsync<FhirTask>("Task");

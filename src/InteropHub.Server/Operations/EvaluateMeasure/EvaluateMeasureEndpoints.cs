@@ -2,30 +2,40 @@ using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Serialization;
+using InteropHub.Hub.Indicators;
 using InteropHub.Hub.Referrals;
 using InteropHub.Server.Formatting;
 
-namespace InteropHub.Server.Operations.ReferralMetrics;
+namespace InteropHub.Server.Operations.EvaluateMeasure;
 
 /// <summary>
-/// <c>GET [base]/Measure/referral-metrics/$evaluate-measure?periodStart=…&amp;periodEnd=…[&amp;subject=Organization/…]</c>:
-/// the referral indicators (up/down counts, acceptance and completion rate, median time to accept, non-recognition
-/// reasons) for the period as a summary MeasureReport. periodStart and periodEnd are dates of any precision (2025,
-/// 2025-05, 2025-05-31; both ends included, China Standard Time) or dateTimes with an offset. Only the summary report is
-/// made (reportType=summary); another Measure is not known here (404).
+/// <c>GET [base]/Measure/{id}/$evaluate-measure?periodStart=…&amp;periodEnd=…[&amp;subject=Organization/…]</c>: the plans'
+/// indicators for the period as a summary MeasureReport, for the Measures the hub computes:
+/// <list type="bullet">
+/// <item><c>referral-metrics</c>: up/down counts, acceptance and completion rate, median time to accept, non-recognition
+/// reasons; subject: the referring or receiving organisation;</item>
+/// <item><c>contract-coverage</c>: family-doctor contract coverage of the residents, per township; subject: the township
+/// centre.</item>
+/// </list>
+/// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
+/// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
 /// </summary>
-public static class ReferralMetricsEndpoints
+public static class EvaluateMeasureEndpoints
 {
-    public static IEndpointRouteBuilder MapReferralMetricsEndpoints(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapEvaluateMeasureEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/fhir/Measure/referral-metrics/$evaluate-measure", Handle);
-        app.MapGet("/fhir/Measure/{id}/$evaluate-measure", (string id) =>
-            Task.FromException<IResult>(new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics.")));
+        app.MapGet("/fhir/Measure/{id}/$evaluate-measure", Handle);
         return app;
     }
 
-    private static async Task<IResult> Handle(HttpRequest request, Hub.Referrals.ReferralMetrics handler, FhirSerializers serializers, CancellationToken ct)
+    private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage coverage, FhirSerializers serializers,
+        CancellationToken ct)
     {
+        if (id is not ("referral-metrics" or "contract-coverage"))
+        {
+            throw new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics and Measure/contract-coverage.");
+        }
+
         if (request.Query["reportType"].ToString() is { Length: > 0 } reportType && reportType != "summary")
         {
             throw new InvalidInputException($"reportType '{reportType}' is not supported; the hub makes the summary report.", "reportType");
@@ -44,7 +54,10 @@ public static class ReferralMetricsEndpoints
             throw new InvalidInputException($"subject must be Organization/{{id}}, not '{subject}'.", "subject");
         }
 
-        var report = await handler.HandleAsync(new ReferralMetricsRequest(start, end, subject.Length > 0 ? subject : null), ct);
+        var organization = subject.Length > 0 ? subject : null;
+        MeasureReport report = id == "referral-metrics"
+            ? await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct)
+            : await coverage.HandleAsync(new ContractCoverageRequest(start, end, organization), ct);
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
 
