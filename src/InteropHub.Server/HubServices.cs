@@ -63,6 +63,7 @@ public static class HubServices
         });
         services.AddSingleton<OverdueReferrals>();
         services.AddSingleton<ReferralMetrics>();
+        services.AddSingleton<InteropHub.Hub.Indicators.TownshipResidents>();
         services.AddSingleton<InteropHub.Hub.Indicators.ContractCoverage>();
         services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();

@@ -113,7 +113,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
             {
                 Id = reference.Split('/')[1],
                 Name = reference,
-                Type = [new CodeableConcept(ContractCoverage.Ws218System, type)],
+                Type = [new CodeableConcept(TownshipResidents.Ws218System, type)],
                 PartOf = partOf is null ? null : new ResourceReference(partOf),
             };
             Assert.True((await _client.PutAsync($"/fhir/{reference}", Fhir.Content(organization))).IsSuccessStatusCode);

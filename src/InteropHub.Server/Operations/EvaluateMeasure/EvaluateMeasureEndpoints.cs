@@ -57,7 +57,7 @@ public static class EvaluateMeasureEndpoints
         var organization = subject.Length > 0 ? subject : null;
         MeasureReport report = id == "referral-metrics"
             ? await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct)
-            : await coverage.HandleAsync(new ContractCoverageRequest(start, end, organization), ct);
+            : await coverage.HandleAsync(new IndicatorRequest(start, end, organization), ct);
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
 
