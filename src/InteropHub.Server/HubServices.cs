@@ -65,6 +65,7 @@ public static class HubServices
         services.AddSingleton<ReferralMetrics>();
         services.AddSingleton<InteropHub.Hub.Indicators.TownshipResidents>();
         services.AddSingleton<InteropHub.Hub.Indicators.ContractCoverage>();
+        services.AddSingleton<InteropHub.Hub.Indicators.NipCoverage>();
         services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();
         services.AddSingleton<VersionWriter>();
         services.AddSingleton<CreateResource>();

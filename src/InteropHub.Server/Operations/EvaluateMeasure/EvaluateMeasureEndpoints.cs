@@ -15,7 +15,9 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// <item><c>referral-metrics</c>: up/down counts, acceptance and completion rate, median time to accept, non-recognition
 /// reasons; subject: the referring or receiving organisation;</item>
 /// <item><c>contract-coverage</c>: family-doctor contract coverage of the residents, per township; subject: the township
-/// centre.</item>
+/// centre;</item>
+/// <item><c>nip-coverage</c>: coverage of each dose of the national immunization programme, per township, by the
+/// schedule the stored Measure holds; subject: the township centre.</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
@@ -28,12 +30,13 @@ public static class EvaluateMeasureEndpoints
         return app;
     }
 
-    private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage coverage, FhirSerializers serializers,
-        CancellationToken ct)
+    private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage contracts, NipCoverage immunizations,
+        FhirSerializers serializers, CancellationToken ct)
     {
-        if (id is not ("referral-metrics" or "contract-coverage"))
+        if (id is not ("referral-metrics" or "contract-coverage" or NipCoverage.MeasureId))
         {
-            throw new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics and Measure/contract-coverage.");
+            throw new ResourceNotFoundException(
+                $"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics, Measure/contract-coverage and Measure/nip-coverage.");
         }
 
         if (request.Query["reportType"].ToString() is { Length: > 0 } reportType && reportType != "summary")
@@ -55,9 +58,12 @@ public static class EvaluateMeasureEndpoints
         }
 
         var organization = subject.Length > 0 ? subject : null;
-        MeasureReport report = id == "referral-metrics"
-            ? await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct)
-            : await coverage.HandleAsync(new IndicatorRequest(start, end, organization), ct);
+        var report = id switch
+        {
+            "referral-metrics" => await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct),
+            "contract-coverage" => await contracts.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            _ => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+        };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
 

@@ -1,0 +1,98 @@
+using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
+
+namespace InteropHub.Hub.Indicators;
+
+/// <summary>
+/// Coverage of each dose of the national immunization programme (国家免疫规划疫苗单苗分剂次接种率, DOMAIN.md §3) per
+/// township, as a summary <c>MeasureReport</c> of <c>Measure/nip-coverage</c>. The schedule is the stored Measure's data,
+/// so a county edits it over FHIR: one group per vaccine and dose, whose code lists the vaccine codes that count and whose
+/// extensions give the dose number and the age at which it is due.
+/// <list type="bullet">
+/// <item>denominator: the residents the townships keep records of (<see cref="TownshipResidents"/>) who are under seven
+/// on the period's last day (the programme's ages) and had reached the dose's due age by then;</item>
+/// <item>numerator: those with an Immunization of one of the group's codes, completed and given by the period's last
+/// day, numbered that dose or a later one (a later dose implies the earlier ones, given perhaps elsewhere), or with
+/// that many doses when the numbers are missing;</item>
+/// <item>stratified by township.</item>
+/// </list>
+/// </summary>
+public sealed class NipCoverage(IResourceStore store, TownshipResidents townships, IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock)
+{
+    public const string MeasureId = "nip-coverage";
+    public const string MeasureUrl = "https://interophub.dev/fhir/Measure/nip-coverage";
+    public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/nip-coverage";
+    public const string DoseNumberExtension = "https://interophub.dev/fhir/StructureDefinition/nip-dose-number";
+    public const string DueAgeExtension = "https://interophub.dev/fhir/StructureDefinition/nip-due-age";
+
+    public async Task<MeasureReport> HandleAsync(IndicatorRequest request, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var schedule = await ScheduleAsync(ct);
+        var residents = await townships.ReadAsync(request, now.AddTicks(1), ct);
+        var children = residents.Where(r => r.Value.BirthDate is { } born && born > request.LastDay.AddYears(-7)).ToList();
+
+        // Each child's doses given by the end of the period: the vaccine codings and the dose number when stated.
+        var inChildren = children.Select(c => c.Key).ToHashSet(StringComparer.Ordinal);
+        var doses = new Dictionary<string, List<(List<Coding> Codes, int? Number)>>(StringComparer.Ordinal);
+        await foreach (var stored in scanner.ScanAsync("Immunization", null, now.AddTicks(1), ct))
+        {
+            if (serializers.ParseStored(stored.Json) is not Immunization dose || dose.Status != Immunization.ImmunizationStatusCodes.Completed
+                || dose.Patient?.Reference is not { } patient || !inChildren.Contains(patient)
+                || TownshipResidents.Day((dose.Occurrence as FhirDateTime)?.Value) is not { } given || given > request.LastDay)
+            {
+                continue;
+            }
+
+            var number = dose.ProtocolApplied.Select(p => (p.DoseNumber as PositiveInt)?.Value).FirstOrDefault(n => n is not null);
+            (doses.TryGetValue(patient, out var had) ? had : doses[patient] = []).Add((dose.VaccineCode?.Coding ?? [], number));
+        }
+
+        var report = ProportionReport.Summary(MeasureUrl, request, now);
+        foreach (var (code, number, dueMonths) in schedule)
+        {
+            var due = children.Where(c => c.Value.BirthDate!.Value.AddMonths(dueMonths) <= request.LastDay).ToList();
+            bool Given(string child)
+            {
+                var ofVaccine = doses.GetValueOrDefault(child)?.Where(d => d.Codes.Any(c => code.Coding.Any(g => g.System == c.System && g.Code == c.Code))).ToList();
+                return ofVaccine is not null && (ofVaccine.Any(d => d.Number >= number) || ofVaccine.Count >= number);
+            }
+
+            var given = due.Count(c => Given(c.Key));
+            var group = ProportionReport.Group(code, due.Count, given);
+            group.Stratifier.Add(ProportionReport.ByTownship(new CodeableConcept(GroupSystem, "township", "乡镇"), due, Given));
+            report.Group.Add(group);
+        }
+
+        return report;
+    }
+
+    /// <summary>The stored Measure's groups as (the vaccine codes and the group's name, dose number, due age in months).</summary>
+    private async Task<List<(CodeableConcept Code, int Number, int DueMonths)>> ScheduleAsync(CancellationToken ct)
+    {
+        if (await store.ReadAsync("Measure", MeasureId, ct) is not { IsDeleted: false } stored || serializers.ParseStored(stored.Json) is not Measure measure)
+        {
+            throw new ResourceNotFoundException($"Measure/{MeasureId} is not stored: it holds the immunization schedule (mappings/measure-nip-coverage.json is loaded at start).");
+        }
+
+        var schedule = new List<(CodeableConcept, int, int)>();
+        for (var i = 0; i < measure.Group.Count; i++)
+        {
+            var group = measure.Group[i];
+            if (group.Code is not { Coding.Count: > 0 } code
+                || group.GetExtensionValue<Integer>(DoseNumberExtension)?.Value is not { } number || number < 1
+                || group.GetExtensionValue<Quantity>(DueAgeExtension) is not { Value: { } age } quantity || quantity.Code is not ("mo" or "a"))
+            {
+                throw new BusinessRuleException(
+                    $"Measure/{MeasureId} cannot be evaluated: group {i} needs a code with the vaccine codes, a dose number ({DoseNumberExtension}) and a due age in months or years ({DueAgeExtension}, UCUM mo or a).",
+                    $"Measure.group[{i}]");
+            }
+
+            schedule.Add((code, number, (int)(quantity.Code == "a" ? age * 12 : age)));
+        }
+
+        return schedule;
+    }
+}
