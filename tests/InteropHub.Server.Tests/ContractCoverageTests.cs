@@ -86,7 +86,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
     [Fact]
     public async Task A_measure_the_hub_does_not_compute_is_404_and_a_bad_period_is_400()
     {
-        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Measure/nip-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Measure/hospital-delivery-rate/$evaluate-measure?periodStart=2025&periodEnd=2025")).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync("/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025-13&periodEnd=2025")).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync("/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2024")).StatusCode);
     }
