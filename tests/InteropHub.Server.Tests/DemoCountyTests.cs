@@ -83,7 +83,7 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
-    public async Task The_demo_county_reports_the_contract_and_immunization_coverage_of_each_township_from_the_adapters_records()
+    public async Task The_demo_county_reports_contract_and_immunization_coverage_and_chronic_disease_management_per_township_from_the_adapters_records()
     {
         var client = _county.CreateClient();
 
@@ -101,6 +101,11 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
         var hepB = nip.Group.Single(g => g.Code!.Text!.StartsWith("HepB-1 ", StringComparison.Ordinal));
         Assert.Equal([("Organization/QX2110026", 7, 4)], hepB.Stratifier.Single().Stratum
             .Select(s => (s.Value!.Text, s.Population.Single(p => p.Code!.Coding[0].Code == "denominator").Count, s.Population.Single(p => p.Code!.Coding[0].Code == "numerator").Count)));
+
+        // 白沙 follows up seven hypertension patients; one had four follow-ups in 2025 (township batches 001–002).
+        var chronic = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/chronic-disease-management/$evaluate-measure?periodStart=2025&periodEnd=2025&subject=Organization/QX2110026"));
+        var hypertension = chronic.Group.Single(g => g.Code!.Coding[0].Code == "hypertension");
+        Assert.Equal([("denominator", (int?)7), ("numerator", 1)], hypertension.Population.Skip(1).Select(p => (p.Code!.Coding[0].Code, p.Count)));
     }
 
     [Fact]

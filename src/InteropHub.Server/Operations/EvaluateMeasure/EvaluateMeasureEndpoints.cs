@@ -17,13 +17,17 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// <item><c>contract-coverage</c>: family-doctor contract coverage of the residents, per township; subject: the township
 /// centre;</item>
 /// <item><c>nip-coverage</c>: coverage of each dose of the national immunization programme, per township, by the
-/// schedule the stored Measure holds; subject: the township centre.</item>
+/// schedule the stored Measure holds; subject: the township centre;</item>
+/// <item><c>chronic-disease-management</c>: the standardised management rate of hypertension and diabetes patients (four
+/// follow-ups a year), per township; subject: the township centre.</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
 /// </summary>
 public static class EvaluateMeasureEndpoints
 {
+    private static readonly string[] Measures = ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId];
+
     public static IEndpointRouteBuilder MapEvaluateMeasureEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/fhir/Measure/{id}/$evaluate-measure", Handle);
@@ -31,12 +35,11 @@ public static class EvaluateMeasureEndpoints
     }
 
     private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage contracts, NipCoverage immunizations,
-        FhirSerializers serializers, CancellationToken ct)
+        ChronicDiseaseManagement chronicCare, FhirSerializers serializers, CancellationToken ct)
     {
-        if (id is not ("referral-metrics" or "contract-coverage" or NipCoverage.MeasureId))
+        if (!Measures.Contains(id))
         {
-            throw new ResourceNotFoundException(
-                $"Measure/{id} is not evaluated by this hub; it evaluates Measure/referral-metrics, Measure/contract-coverage and Measure/nip-coverage.");
+            throw new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates {string.Join(", ", Measures.Select(m => $"Measure/{m}"))}.");
         }
 
         if (request.Query["reportType"].ToString() is { Length: > 0 } reportType && reportType != "summary")
@@ -62,7 +65,8 @@ public static class EvaluateMeasureEndpoints
         {
             "referral-metrics" => await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct),
             "contract-coverage" => await contracts.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            _ => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            NipCoverage.MeasureId => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            _ => await chronicCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
         };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
