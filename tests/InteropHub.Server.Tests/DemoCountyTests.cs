@@ -83,7 +83,7 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
-    public async Task The_demo_county_reports_contract_and_immunization_coverage_and_chronic_disease_management_per_township_from_the_adapters_records()
+    public async Task The_demo_county_reports_the_plans_indicators_per_township_from_the_adapters_records()
     {
         var client = _county.CreateClient();
 
@@ -106,6 +106,12 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
         var chronic = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/chronic-disease-management/$evaluate-measure?periodStart=2025&periodEnd=2025&subject=Organization/QX2110026"));
         var hypertension = chronic.Group.Single(g => g.Code!.Coding[0].Code == "hypertension");
         Assert.Equal([("denominator", (int?)7), ("numerator", 1)], hypertension.Population.Skip(1).Select(p => (p.Code!.Coding[0].Code, p.Count)));
+
+        // Two of 白沙's registered pregnancies ended in a hospital delivery in 2025, both registered early and seen five
+        // times before; one has had its 42-day check.
+        var maternal = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/maternal-care/$evaluate-measure?periodStart=2025&periodEnd=2025&subject=Organization/QX2110026"));
+        Assert.Equal([("early-registration", 1m), ("antenatal-5", 1m), ("postpartum-42", 0.5m), ("hospital-delivery", 1m)],
+            maternal.Group.Select(g => (g.Code!.Coding[0].Code, g.MeasureScore!.Value!.Value)));
     }
 
     [Fact]

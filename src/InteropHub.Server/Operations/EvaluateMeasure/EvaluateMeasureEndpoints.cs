@@ -19,14 +19,17 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// <item><c>nip-coverage</c>: coverage of each dose of the national immunization programme, per township, by the
 /// schedule the stored Measure holds; subject: the township centre;</item>
 /// <item><c>chronic-disease-management</c>: the standardised management rate of hypertension and diabetes patients (four
-/// follow-ups a year), per township; subject: the township centre.</item>
+/// follow-ups a year), per township; subject: the township centre;</item>
+/// <item><c>maternal-care</c>: early registration, five antenatal visits, the 42-day postpartum check and hospital
+/// delivery among the period's deliveries, per township; subject: the township centre.</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
 /// </summary>
 public static class EvaluateMeasureEndpoints
 {
-    private static readonly string[] Measures = ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId];
+    private static readonly string[] Measures =
+        ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId];
 
     public static IEndpointRouteBuilder MapEvaluateMeasureEndpoints(this IEndpointRouteBuilder app)
     {
@@ -35,7 +38,7 @@ public static class EvaluateMeasureEndpoints
     }
 
     private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage contracts, NipCoverage immunizations,
-        ChronicDiseaseManagement chronicCare, FhirSerializers serializers, CancellationToken ct)
+        ChronicDiseaseManagement chronicCare, MaternalCare maternalCare, FhirSerializers serializers, CancellationToken ct)
     {
         if (!Measures.Contains(id))
         {
@@ -66,7 +69,8 @@ public static class EvaluateMeasureEndpoints
             "referral-metrics" => await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct),
             "contract-coverage" => await contracts.HandleAsync(new IndicatorRequest(start, end, organization), ct),
             NipCoverage.MeasureId => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            _ => await chronicCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            ChronicDiseaseManagement.MeasureId => await chronicCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            _ => await maternalCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
         };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
