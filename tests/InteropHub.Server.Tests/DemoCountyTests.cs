@@ -112,6 +112,10 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
         var maternal = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/maternal-care/$evaluate-measure?periodStart=2025&periodEnd=2025&subject=Organization/QX2110026"));
         Assert.Equal([("early-registration", 1m), ("antenatal-5", 1m), ("postpartum-42", 0.5m), ("hospital-delivery", 1m)],
             maternal.Group.Select(g => (g.Code!.Coding[0].Code, g.MeasureScore!.Value!.Value)));
+
+        // The HIS samples' visits of 2025: twelve consultations, two of them at township centres.
+        var share = await Fhir.Read<MeasureReport>(await client.GetAsync("/fhir/Measure/primary-care-share/$evaluate-measure?periodStart=2025&periodEnd=2025"));
+        Assert.Equal([("denominator", (int?)12), ("numerator", 2)], share.Group.Single().Population.Skip(1).Select(p => (p.Code!.Coding[0].Code, p.Count)));
     }
 
     [Fact]

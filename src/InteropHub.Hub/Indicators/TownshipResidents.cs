@@ -37,14 +37,18 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
     private static readonly TimeSpan China = TimeSpan.FromHours(8);
 
     /// <summary>Each resident (<c>Patient/{id}</c>) of the request's townships, as of <paramref name="asOf"/>.</summary>
-    public async Task<Dictionary<string, Resident>> ReadAsync(IndicatorRequest request, DateTimeOffset asOf, CancellationToken ct)
+    public async Task<Dictionary<string, Resident>> ReadAsync(IndicatorRequest request, DateTimeOffset asOf, CancellationToken ct) =>
+        await ReadAsync(request, await InstitutionsAsync(asOf, ct), asOf, ct);
+
+    /// <summary><see cref="ReadAsync(IndicatorRequest, DateTimeOffset, CancellationToken)"/> with the institutions already read.</summary>
+    public async Task<Dictionary<string, Resident>> ReadAsync(IndicatorRequest request, IReadOnlyDictionary<string, Institution> institutions,
+        DateTimeOffset asOf, CancellationToken ct)
     {
-        var townships = await TownshipCentresAsync(asOf, ct);
         var residents = new Dictionary<string, Resident>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Patient", null, asOf, ct))
         {
             if (serializers.ParseStored(stored.Json) is not Patient patient || patient.Active == false
-                || patient.ManagingOrganization?.Reference is not { } manager || !townships.TryGetValue(manager, out var township)
+                || patient.ManagingOrganization?.Reference is not { } manager || institutions.GetValueOrDefault(manager)?.Township is not { } township
                 || request.Township is { } only && only != township)
             {
                 continue;
@@ -87,11 +91,15 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
         _ => false,
     };
 
-    /// <summary>Each organisation that keeps residents' records, with its township centre: a centre itself, a clinic through <c>partOf</c>.</summary>
-    private async Task<Dictionary<string, string>> TownshipCentresAsync(DateTimeOffset asOf, CancellationToken ct)
+    /// <summary>
+    /// Every organisation, with its township centre when it has one (a community or township health centre, WS 218 class C,
+    /// is its own; a village clinic's is the centre it is <c>partOf</c>), and whether it is a primary institution (基层医疗卫生
+    /// 机构: class C or D, or part of a centre).
+    /// </summary>
+    public async Task<Dictionary<string, Institution>> InstitutionsAsync(DateTimeOffset asOf, CancellationToken ct)
     {
         var parents = new Dictionary<string, string?>(StringComparer.Ordinal);
-        var centres = new HashSet<string>(StringComparer.Ordinal);
+        var classes = new Dictionary<string, char?>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Organization", null, asOf, ct))
         {
             if (serializers.ParseStored(stored.Json) is not Organization organization)
@@ -101,29 +109,33 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
 
             var reference = $"Organization/{stored.Id}";
             parents[reference] = organization.PartOf?.Reference;
-            if (organization.Type.Any(t => t.Coding.Any(c => c.System == Ws218System && c.Code?.StartsWith('C') == true)))
-            {
-                centres.Add(reference);
-            }
+            classes[reference] = organization.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == Ws218System && c.Code is { Length: > 0 })?.Code![0];
         }
 
-        var townships = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var organization in parents.Keys)
+        var institutions = new Dictionary<string, Institution>(StringComparer.Ordinal);
+        foreach (var (organization, ownClass) in classes)
         {
             // Up the partOf chain to the first centre (a few steps; a cycle ends it).
+            string? township = null;
             var at = organization;
             for (var step = 0; at is not null && step < 8; step++)
             {
-                if (centres.Contains(at))
+                if (classes.GetValueOrDefault(at) == 'C')
                 {
-                    townships[organization] = at;
+                    township = at;
                     break;
                 }
 
                 at = parents.GetValueOrDefault(at);
             }
+
+            institutions[organization] = new Institution(township, township is not null || ownClass is 'C' or 'D');
         }
 
-        return townships;
+        return institutions;
     }
 }
+
+/// <param name="Township">The township centre the organisation is or belongs to, if any.</param>
+/// <param name="Primary">A primary institution (基层医疗卫生机构).</param>
+public sealed record Institution(string? Township, bool Primary);

@@ -21,7 +21,9 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// <item><c>chronic-disease-management</c>: the standardised management rate of hypertension and diabetes patients (four
 /// follow-ups a year), per township; subject: the township centre;</item>
 /// <item><c>maternal-care</c>: early registration, five antenatal visits, the 42-day postpartum check and hospital
-/// delivery among the period's deliveries, per township; subject: the township centre.</item>
+/// delivery among the period's deliveries, per township; subject: the township centre;</item>
+/// <item><c>primary-care-share</c>: the share of the period's visits made at primary institutions, per township of the
+/// patients; subject: the township centre (its residents' visits).</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
@@ -29,7 +31,7 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 public static class EvaluateMeasureEndpoints
 {
     private static readonly string[] Measures =
-        ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId];
+        ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId, PrimaryCareShare.MeasureId];
 
     public static IEndpointRouteBuilder MapEvaluateMeasureEndpoints(this IEndpointRouteBuilder app)
     {
@@ -38,7 +40,7 @@ public static class EvaluateMeasureEndpoints
     }
 
     private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage contracts, NipCoverage immunizations,
-        ChronicDiseaseManagement chronicCare, MaternalCare maternalCare, FhirSerializers serializers, CancellationToken ct)
+        ChronicDiseaseManagement chronicCare, MaternalCare maternalCare, PrimaryCareShare primaryCare, FhirSerializers serializers, CancellationToken ct)
     {
         if (!Measures.Contains(id))
         {
@@ -70,7 +72,8 @@ public static class EvaluateMeasureEndpoints
             "contract-coverage" => await contracts.HandleAsync(new IndicatorRequest(start, end, organization), ct),
             NipCoverage.MeasureId => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
             ChronicDiseaseManagement.MeasureId => await chronicCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            _ => await maternalCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            MaternalCare.MeasureId => await maternalCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            _ => await primaryCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
         };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
