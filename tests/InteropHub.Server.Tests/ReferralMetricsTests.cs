@@ -108,6 +108,37 @@ public abstract class ReferralMetricsTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
     }
 
+    [Fact]
+    public async Task Referrals_are_also_counted_for_the_township_a_village_clinic_belongs_to()
+    {
+        // The township centre (WS 218 C220) and its village clinic (D600), both partners of the hospital.
+        var clinic = $"Organization/clinic-{_suffix}";
+        foreach (var (self, type, partOf) in new[] { (Township, "C220", (string?)null), (clinic, "D600", Township), (Hospital, "A100", null) })
+        {
+            var organization = new Organization
+            {
+                Id = self.Split('/')[1],
+                Type = [new CodeableConcept(InteropHub.Hub.Indicators.TownshipResidents.Ws218System, type)],
+                PartOf = partOf is null ? null : new ResourceReference(partOf),
+                Extension = [.. (self == Hospital ? new[] { Township, clinic } : [Hospital]).Select(p => new Extension(Partner, new ResourceReference(p)))],
+            };
+            Assert.True((await _client.PutAsync($"/fhir/{self}", Fhir.Content(organization))).IsSuccessStatusCode);
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        await ReferAsync(clinic, Hospital, "UP", now.AddHours(-3));
+        await ReferAsync(Township, Hospital, "UP", now.AddHours(-2));
+        await ReferAsync(Hospital, clinic, "DOWN", now.AddHours(-1));
+
+        var report = await EvaluateAsync($"periodStart={Day(now.AddDays(-1))}&periodEnd={Day(now.AddDays(1))}");
+
+        static IEnumerable<(string?, int?)> ByTownship(MeasureReport.GroupComponent group) =>
+            group.Stratifier.Single(s => s.Code[0].Coding[0].Code == "township").Stratum.Select(s => (s.Value!.Text, s.Population[0].Count));
+        Assert.Contains((Township, 2), ByTownship(Group(report, "up")));
+        Assert.Contains((Township, 1), ByTownship(Group(report, "down")));
+        Assert.DoesNotContain(ByTownship(Group(report, "up")), s => s.Item1 == clinic || s.Item1 == Hospital);
+    }
+
     [Theory]
     [InlineData("periodEnd=2025-12-31", "periodStart")]
     [InlineData("periodStart=2025-01-01&periodEnd=soon", "periodEnd")]

@@ -1,6 +1,7 @@
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using InteropHub.Hub.Indicators;
 using InteropHub.Hub.ResultRecognition;
 using FhirTask = Hl7.Fhir.Model.Task;
 
@@ -17,14 +18,16 @@ public sealed record ReferralMetricsRequest(DateTimeOffset Start, DateTimeOffset
 /// <list type="bullet">
 /// <item><c>up</c>, <c>down</c>: referrals made in the period (Task.authoredOn, else its first version), with how many
 /// were accepted (reached accepted at some version), completed, rejected and flagged overdue, stratified by referring
-/// (<c>requester</c>) and receiving (<c>owner</c>) organisation;</item>
+/// (<c>requester</c>) and receiving (<c>owner</c>) organisation, and by township (the township centre the referring
+/// institution of an up-referral, or the receiving one of a down-referral, is or belongs to);</item>
 /// <item><c>acceptance-rate</c>: accepted / referrals; <c>completion-rate</c>: completed / accepted;</item>
 /// <item><c>median-time-to-accept</c>: hours from the referral to its first accepted version;</item>
 /// <item><c>non-recognition-reason</c>: orders placed in the period with a non-recognition reason, stratified by
 /// reason and by ordering organisation.</item>
 /// </list>
 /// </summary>
-public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock, ReferralOptions options)
+public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock, ReferralOptions options,
+    TownshipResidents townships)
 {
     public const string MeasureUrl = "https://interophub.dev/fhir/Measure/referral-metrics";
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/referral-metrics";
@@ -92,8 +95,10 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
             report.Subject = new ResourceReference(subject);
         }
 
-        report.Group.Add(DirectionGroup("up", "上转", referrals.Where(r => r.Direction == ReferralDirection.Up).ToList()));
-        report.Group.Add(DirectionGroup("down", "下转", referrals.Where(r => r.Direction == ReferralDirection.Down).ToList()));
+        var institutions = await townships.InstitutionsAsync(now.AddTicks(1), ct);
+        string? Township(string organization) => institutions.GetValueOrDefault(organization)?.Township;
+        report.Group.Add(DirectionGroup("up", "上转", referrals.Where(r => r.Direction == ReferralDirection.Up).ToList(), Township));
+        report.Group.Add(DirectionGroup("down", "下转", referrals.Where(r => r.Direction == ReferralDirection.Down).ToList(), Township));
         var acceptedCount = referrals.Count(r => r.TimeToAccept is not null);
         var completedCount = referrals.Count(r => r.Status == FhirTask.TaskStatus.Completed);
         report.Group.Add(Rate("acceptance-rate", "接收率", acceptedCount, referrals.Count));
@@ -103,7 +108,8 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
         return report;
     }
 
-    private static MeasureReport.GroupComponent DirectionGroup(string code, string display, IReadOnlyList<Referral> referrals) => new()
+    /// <param name="township">The township centre an organisation is or belongs to (a village clinic's referrals count for its township).</param>
+    private static MeasureReport.GroupComponent DirectionGroup(string code, string display, IReadOnlyList<Referral> referrals, Func<string, string?> township) => new()
     {
         Code = new CodeableConcept(GroupSystem, code, display),
         Population =
@@ -118,6 +124,8 @@ public sealed class ReferralMetrics(IResourceStore store, IResourceScanner scann
         [
             Stratify("requester", referrals.Select(r => r.Requester)),
             Stratify("owner", referrals.Select(r => r.Owner)),
+            // Per township: an up-referral by the township it leaves, a down-referral by the one it goes to.
+            Stratify("township", referrals.Select(r => township(r.Direction == ReferralDirection.Up ? r.Requester : r.Owner)).OfType<string>()),
         ],
     };
 
