@@ -62,7 +62,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task The_subject_narrows_the_report_to_one_township_and_the_numerator_is_counted_by_key_population()
+    public async Task The_subject_narrows_the_report_to_one_township_and_the_numerator_is_counted_by_key_population_by_GET_or_POST()
     {
         await TownshipsAsync();
         await ContractAsync(await ResidentAsync(Baisha, "1950-03-01"), "2025-01-01", "2025-12-31", "1", "2");
@@ -71,6 +71,13 @@ public abstract class ContractCoverageTests(HubFactory hub)
         await ContractAsync(await ResidentAsync(Longquan, "1950-03-01"), "2025-01-01", "2025-12-31", "1");
 
         var report = await EvaluateAsync($"periodStart=2025-06&periodEnd=2025-06&subject={Baisha}");
+        var posted = new Parameters();
+        posted.Add("periodStart", new Date("2025-06"));
+        posted.Add("periodEnd", new Date("2025-06"));
+        posted.Add("subject", new FhirString(Baisha));
+        var byPost = await _client.PostAsync("/fhir/Measure/contract-coverage/$evaluate-measure", Fhir.Content(posted));
+        Assert.Equal(HttpStatusCode.OK, byPost.StatusCode);
+        Assert.Equal(0.6667m, (await Fhir.Read<MeasureReport>(byPost)).Group.Single().MeasureScore!.Value);
 
         Assert.Equal(Baisha, report.Subject!.Reference);
         var group = report.Group.Single();

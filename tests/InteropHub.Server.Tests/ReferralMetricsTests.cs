@@ -145,6 +145,8 @@ public abstract class ReferralMetricsTests(HubFactory hub)
     [InlineData("periodStart=2025-02-01&periodEnd=2025-01-01", "periodEnd")]
     [InlineData("periodStart=2025-01-01&periodEnd=2025-12-31&subject=Patient/1", "subject")]
     [InlineData("periodStart=2025&periodEnd=2025&reportType=subject-list", "reportType")]
+    [InlineData("periodStart=2025&periodEnd=2025&practitioner=Practitioner/1", "practitioner")]
+    [InlineData("periodStart=2025&periodStart=2024&periodEnd=2025", "periodStart")]
     public async Task A_bad_period_or_subject_is_400_naming_it(string query, string parameter)
     {
         var response = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?{query}");

@@ -26,62 +26,91 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// patients; subject: the township centre (its residents' visits).</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
-/// Time) or dateTimes with an offset. Only the summary report is made (reportType=summary); another Measure is 404.
+/// Time) or dateTimes with an offset, in the query (GET) or a Parameters body (POST). Only the summary report is made
+/// (reportType=summary); another parameter is a 400, another Measure a 404.
 /// </summary>
 public static class EvaluateMeasureEndpoints
 {
     private static readonly string[] Measures =
         ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId, PrimaryCareShare.MeasureId];
 
+    private const string Operation = "$evaluate-measure";
+    private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "periodStart", "periodEnd", "subject", "reportType", "_format", "_pretty" };
+
     public static IEndpointRouteBuilder MapEvaluateMeasureEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/fhir/Measure/{id}/$evaluate-measure", Handle);
+        app.MapGet("/fhir/Measure/{id}/$evaluate-measure", (string id, HttpRequest request, IServiceProvider services, FhirSerializers serializers, CancellationToken ct) =>
+            HandleAsync(id, FromQuery(request), services, serializers, ct));
+        app.MapPost("/fhir/Measure/{id}/$evaluate-measure", async (string id, HttpRequest request, FhirRequestReader reader, IServiceProvider services,
+            FhirSerializers serializers, CancellationToken ct) =>
+            await HandleAsync(id, await reader.ReadResourceAsync(request, ct) as Parameters
+                ?? throw new InvalidInputException($"POST {Operation} takes a Parameters resource.", "Parameters"), services, serializers, ct));
         return app;
     }
 
-    private static async Task<IResult> Handle(string id, HttpRequest request, ReferralMetrics referrals, ContractCoverage contracts, NipCoverage immunizations,
-        ChronicDiseaseManagement chronicCare, MaternalCare maternalCare, PrimaryCareShare primaryCare, FhirSerializers serializers, CancellationToken ct)
+    private static async Task<IResult> HandleAsync(string id, Parameters parameters, IServiceProvider services, FhirSerializers serializers, CancellationToken ct)
     {
         if (!Measures.Contains(id))
         {
             throw new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates {string.Join(", ", Measures.Select(m => $"Measure/{m}"))}.");
         }
 
-        if (request.Query["reportType"].ToString() is { Length: > 0 } reportType && reportType != "summary")
+        foreach (var unknown in parameters.Parameter.Select(p => p.Name ?? "").Where(n => !Known.Contains(n)))
+        {
+            throw new InvalidInputException($"{Operation} has no parameter '{unknown}' here (it takes periodStart, periodEnd, subject and reportType=summary).", unknown);
+        }
+
+        if (parameters.Text("reportType", Operation) is { } reportType && reportType != "summary")
         {
             throw new InvalidInputException($"reportType '{reportType}' is not supported; the hub makes the summary report.", "reportType");
         }
 
-        var start = Instant(request, "periodStart", endOfDay: false);
-        var end = Instant(request, "periodEnd", endOfDay: true);
+        var start = Instant(parameters, "periodStart", endOfDay: false);
+        var end = Instant(parameters, "periodEnd", endOfDay: true);
         if (end <= start)
         {
             throw new InvalidInputException("periodEnd is before periodStart.", "periodEnd");
         }
 
-        var subject = request.Query["subject"].ToString();
+        var subject = parameters.Text("subject", Operation) ?? "";
         if (subject.Length > 0 && !(subject.StartsWith("Organization/", StringComparison.Ordinal) && subject.Length > "Organization/".Length))
         {
             throw new InvalidInputException($"subject must be Organization/{{id}}, not '{subject}'.", "subject");
         }
 
         var organization = subject.Length > 0 ? subject : null;
+        var indicator = new IndicatorRequest(start, end, organization);
         var report = id switch
         {
-            "referral-metrics" => await referrals.HandleAsync(new ReferralMetricsRequest(start, end, organization), ct),
-            "contract-coverage" => await contracts.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            NipCoverage.MeasureId => await immunizations.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            ChronicDiseaseManagement.MeasureId => await chronicCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            MaternalCare.MeasureId => await maternalCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
-            _ => await primaryCare.HandleAsync(new IndicatorRequest(start, end, organization), ct),
+            "referral-metrics" => await services.GetRequiredService<ReferralMetrics>().HandleAsync(new ReferralMetricsRequest(start, end, organization), ct),
+            "contract-coverage" => await services.GetRequiredService<ContractCoverage>().HandleAsync(indicator, ct),
+            NipCoverage.MeasureId => await services.GetRequiredService<NipCoverage>().HandleAsync(indicator, ct),
+            ChronicDiseaseManagement.MeasureId => await services.GetRequiredService<ChronicDiseaseManagement>().HandleAsync(indicator, ct),
+            MaternalCare.MeasureId => await services.GetRequiredService<MaternalCare>().HandleAsync(indicator, ct),
+            _ => await services.GetRequiredService<PrimaryCareShare>().HandleAsync(indicator, ct),
         };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
 
-    /// <summary>The period bound as an instant; for periodEnd, the first instant after it.</summary>
-    private static DateTimeOffset Instant(HttpRequest request, string name, bool endOfDay)
+    /// <summary>The query as Parameters, every value a string (a parameter given twice is refused when read).</summary>
+    private static Parameters FromQuery(HttpRequest request)
     {
-        var text = request.Query[name].ToString();
+        var parameters = new Parameters();
+        foreach (var (name, values) in request.Query)
+        {
+            foreach (var value in values.OfType<string>())
+            {
+                parameters.Add(name, new FhirString(value));
+            }
+        }
+
+        return parameters;
+    }
+
+    /// <summary>The period bound as an instant; for periodEnd, the first instant after it.</summary>
+    private static DateTimeOffset Instant(Parameters parameters, string name, bool endOfDay)
+    {
+        var text = parameters.Text(name, Operation) ?? "";
         if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
         {
             return new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.FromHours(8)).AddDays(endOfDay ? 1 : 0);
