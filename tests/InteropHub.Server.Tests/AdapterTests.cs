@@ -1030,6 +1030,42 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var again = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-9017"));
         Assert.Single(again.ReasonCode, IsDiagnosis);
         Assert.Contains(again.ReasonCode, r => r.Coding.Any(c => c.Code == "P"));
+
+        // A diagnosis without its coding system replaces the diagnoses, and the reason still stays.
+        await PostAsync("I13P-REF-4", l => true, l => l.StartsWith("RF1|", StringComparison.Ordinal) ? l.Replace("O^病情需要^HL70336", "", StringComparison.Ordinal)
+            : l.StartsWith("DG1|", StringComparison.Ordinal) ? l.Replace("I10^原发性高血压(3级,很高危)^ICD10", "E11.9^2型糖尿病^", StringComparison.Ordinal) : l);
+        var uncoded = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-9017"));
+        Assert.DoesNotContain(uncoded.ReasonCode, IsDiagnosis);
+        Assert.Contains(uncoded.ReasonCode, r => r.Coding.Any(c => c.Code == "E11.9"));
+        Assert.Contains(uncoded.ReasonCode, r => r.Coding.Any(c => c.Code == "P"));
+    }
+
+    [Fact]
+    public async Task A_dose_the_hospital_reported_first_hand_stays_so_and_keeps_its_identifier_when_the_township_sends_it_again_and_again()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("04_ADT_A01_county_wangxiuying_delivery.hl7", "05_ADT_A01_county_newborn.hl7", "06_VXU_V04_county_newborn_birthdoses.hl7");
+        await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")));
+        const string Row = "Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-0000301";
+        // The township's 历史补录 row of the hospital's HepB birth dose, sent again in two later batches: each writes a version.
+        for (var n = 1; n <= 2; n++)
+        {
+            var day = n;
+            var before = Assert.Single(await SearchAsync<Immunization>(Row)).Meta!.VersionId;
+            var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")), "immunizations.csv", lines =>
+            {
+                lines.RemoveRange(2, lines.Count - 2);
+                lines[1] = string.Join(',', lines[1].Split(',')[..^1].Append($"2025-06-0{day} 08:00:00"));
+            }, batchId: $"QX2110026-2025060{day}-96{day}");
+            Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+            Assert.NotEqual(before, Assert.Single(await SearchAsync<Immunization>(Row)).Meta!.VersionId);
+        }
+
+        var dose = Assert.Single(await SearchAsync<Immunization>(Row));
+        Assert.True(dose.PrimarySource);
+        Assert.Null(dose.ReportOrigin);
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+        Assert.Contains("-962#immunizations.csv:1", dose.Meta!.Source, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -600,7 +600,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// without its diagnoses and summary, and a newborn's parent is one RelatedPerson whether the HIS or the certificate
     /// names them (<see cref="Identity.KinIds"/>; other kin the HIS alone writes, whole): before a PUT by id replaces
     /// such a stored record, what the message leaves empty is kept (<see cref="UnsentElements"/>), with every
-    /// identifier of the dose and every result of the report.
+    /// identifier of the dose (also over a version the township wrote) and every result of the report.
     /// </summary>
     /// <param name="overTownship">Also over a version the township export wrote (its <c>meta.source</c> names a batch row).</param>
     private async Task KeepUnsentAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, bool overTownship, CancellationToken ct)
@@ -616,6 +616,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var current = serializers.ParseStored(stored.Json);
+            if (next is Immunization dose && current is Immunization given)
+            {
+                // Whoever wrote the dose last, it keeps every source's identifier of it, and stays first hand once the
+                // institution that gave it reported so (RXA-9 00, record_source 1): a later transcription of it (the
+                // certificate's birth doses, a township 历史补录) does not make it second hand.
+                dose.Identifier.AddRange(given.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                if (given.PrimarySource == true && dose.PrimarySource != true)
+                {
+                    dose.PrimarySource = true;
+                    dose.ReportOrigin = null;
+                }
+            }
+
             if (!overTownship && current.Meta?.Source is { } source && source.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal))
             {
                 continue;
@@ -623,29 +636,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             switch (next, current)
             {
-                case (Immunization dose, Immunization had):
-                    dose.Identifier.AddRange(had.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
-                    if (had.PrimarySource == true && dose.PrimarySource != true)
-                    {
-                        // The institution that gave the dose reported it first hand (RXA-9 00, record_source 1); a later
-                        // transcription of it (the certificate's birth doses, a township 历史补录) does not make it second hand.
-                        dose.PrimarySource = true;
-                        dose.ReportOrigin = null;
-                    }
-
-                    break;
                 case (DiagnosticReport report, DiagnosticReport had):
                     var results = report.Result.Select(r => r.Reference).ToHashSet(StringComparer.Ordinal);
                     report.Result.InsertRange(0, had.Result.Where(r => !results.Contains(r.Reference)).ToList());
                     break;
                 case (ServiceRequest referral, ServiceRequest had):
-                    // A referral's reasons are two fields of the message: RF1-10 (why it is referred) and the DG1 diagnoses.
-                    // An I13 P carrying one of them keeps the stored other.
+                    // A referral's reasons are two fields of the message: RF1-10 (why it is referred, table 0336) and the
+                    // DG1 diagnoses (any other system). An I13 P carrying one of them keeps the stored other.
                     if (referral.ReasonCode.Count > 0)
                     {
-                        var diagnoses = referral.ReasonCode.Any(IsDiagnosis);
-                        var reason = referral.ReasonCode.Any(c => !IsDiagnosis(c));
-                        referral.ReasonCode.InsertRange(0, had.ReasonCode.Where(c => IsDiagnosis(c) ? !diagnoses : !reason).ToList());
+                        var reason = referral.ReasonCode.Any(IsReferralReason);
+                        var diagnoses = referral.ReasonCode.Any(c => !IsReferralReason(c));
+                        referral.ReasonCode.InsertRange(0, had.ReasonCode.Where(c => IsReferralReason(c) ? !reason : !diagnoses).ToList());
                     }
 
                     break;
@@ -655,9 +657,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
-    /// <summary>A reason of a referral that is a DG1 diagnosis (ICD-10, its clinical edition, or TCM), not its RF1-10.</summary>
-    private static bool IsDiagnosis(CodeableConcept reason) =>
-        reason.Coding.Any(c => c.System is Systems.Icd10 or Systems.Icd10Cn2 or Systems.TcmDiagnosis);
+    /// <summary>A reason of a referral that is its RF1-10 (HL7 table 0336), not a DG1 diagnosis.</summary>
+    private static bool IsReferralReason(CodeableConcept reason) => reason.Coding.Any(c => c.System == ReferralMapping.ReferralReasonSystem);
 
     /// <summary>
     /// <see cref="KeepOtherSourcesAsync"/> after the retirement check of HIS messages: a message naming a retired

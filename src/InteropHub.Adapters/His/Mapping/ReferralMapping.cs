@@ -240,7 +240,9 @@ internal static class ReferralMapping
 
         if (!rf1[10].IsEmpty)
         {
-            request.ReasonCode.Add(HisContext.Concept(rf1[10]));
+            // RF1-10 is coded in HL7 table 0336 (§4), also when the sender leaves CE.3 empty (`P^患者意愿`): its system
+            // is what tells the referral's reason from its DG1 diagnoses when a later message changes one of them.
+            request.ReasonCode.Add(HisContext.Concept(rf1[10], name => name.Length == 0 ? ReferralReasonSystem : HisContext.CodingSystem(name)));
         }
 
         foreach (var dg1 in context.Message.All("DG1").Where(d => !d[3].IsEmpty))
@@ -278,6 +280,9 @@ internal static class ReferralMapping
     }
 
     /// <summary>The PRD of a role (RP referring, RT referred to).</summary>
+    /// <summary>HL7 table 0336 (referral reason), the coding system of RF1-10.</summary>
+    public const string ReferralReasonSystem = "http://terminology.hl7.org/CodeSystem/v2-0336";
+
     private static Hl7Segment? Prd(HisContext context, string role) =>
         context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase));
 
