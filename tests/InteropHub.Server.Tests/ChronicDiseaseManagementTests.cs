@@ -13,7 +13,7 @@ public abstract class ChronicDiseaseManagementTests(HubFactory hub)
     private string Baisha => $"Organization/baisha-{_suffix}";
 
     [Fact]
-    public async Task Standard_management_is_four_follow_ups_in_the_year_among_the_patients_managed_by_its_end()
+    public async Task Standard_management_is_follow_ups_on_four_days_of_the_year_among_the_patients_followed_up_in_it()
     {
         var township = new Organization { Id = Baisha.Split('/')[1], Type = [new CodeableConcept(TownshipResidents.Ws218System, "C220")] };
         Assert.True((await _client.PutAsync($"/fhir/{Baisha}", Fhir.Content(township))).IsSuccessStatusCode);
@@ -25,7 +25,11 @@ public abstract class ChronicDiseaseManagementTests(HubFactory hub)
         var three = await PatientAsync();
         await PlanAsync(three, "hypertension");
         await VisitsAsync(three, "followups_hypertension", "2024-12-20", "2025-03-20", "2025-06-20", "2025-09-20");
-        // Managed since 2024, no follow-up in 2025: managed, not standard.
+        // Four visits, two of them on one day: three follow-ups, managed, not standard.
+        var sameDay = await PatientAsync();
+        await PlanAsync(sameDay, "hypertension");
+        await VisitsAsync(sameDay, "followups_hypertension", "2025-02-10", "2025-05-10", "2025-05-10", "2025-08-10");
+        // Followed up in 2024, not in 2025: not managed in 2025.
         var lapsed = await PatientAsync();
         await PlanAsync(lapsed, "hypertension");
         await VisitsAsync(lapsed, "followups_hypertension", "2024-05-01");
@@ -43,7 +47,7 @@ public abstract class ChronicDiseaseManagementTests(HubFactory hub)
         var report = await EvaluateAsync("periodStart=2025&periodEnd=2025");
 
         Assert.Equal(ChronicDiseaseManagement.MeasureUrl, report.Measure);
-        Assert.Equal((3, 1), Mine(report, "hypertension"));
+        Assert.Equal((3, 1), Mine(report, "hypertension"));  // quarterly, three, same day
         Assert.Equal((1, 0), Mine(report, "diabetes"));
         var subject = await EvaluateAsync($"periodStart=2025&periodEnd=2025&subject={Baisha}");
         Assert.Equal(0.3333m, subject.Group.Single(g => g.Code!.Coding[0].Code == "hypertension").MeasureScore!.Value);

@@ -18,6 +18,10 @@ public abstract class ContractCoverageTests(HubFactory hub)
 
     private string Hospital => $"Organization/hospital-{_suffix}";
 
+    private string Community => $"Organization/community-{_suffix}";
+
+    private string Station => $"Organization/station-{_suffix}";
+
     [Fact]
     public async Task Coverage_is_residents_with_a_contract_in_force_in_the_period_over_the_living_active_residents_per_township()
     {
@@ -45,6 +49,9 @@ public abstract class ContractCoverageTests(HubFactory hub)
         await ContractAsync(longquan, "2025-03-01", "2026-02-28", "1");
         await ContractAsync(await ResidentAsync(null, "1980-01-01"), "2025-01-01", "2025-12-31");
         await ContractAsync(await ResidentAsync(Hospital, "1981-01-01"), "2025-01-01", "2025-12-31");
+        // A community health service centre (B1) keeps its district's records as a township centre does, with its stations'.
+        await ContractAsync(await ResidentAsync(Station, "1975-01-01"), "2025-01-01", "2025-12-31");
+        await ResidentAsync(Community, "1976-01-01");
 
         var report = await EvaluateAsync($"periodStart=2025&periodEnd=2025");
 
@@ -59,6 +66,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
         Assert.Equal(1m, strata[Longquan].MeasureScore!.Value);
         Assert.DoesNotContain(Shaping, strata.Keys);
         Assert.DoesNotContain(Hospital, strata.Keys);
+        Assert.Equal(0.5m, strata[Community].MeasureScore!.Value);
     }
 
     [Fact]
@@ -91,8 +99,12 @@ public abstract class ContractCoverageTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task A_measure_the_hub_does_not_compute_is_404_and_a_bad_period_is_400()
+    public async Task A_measure_the_hub_does_not_compute_is_404_and_a_bad_period_or_a_subject_that_is_no_township_centre_is_400()
     {
+        await TownshipsAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync($"/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025&subject={Shaping}")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync($"/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025&subject={Hospital}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025&subject=Organization/nobody-{_suffix}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Measure/hospital-delivery-rate/$evaluate-measure?periodStart=2025&periodEnd=2025")).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync("/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025-13&periodEnd=2025")).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await _client.GetAsync("/fhir/Measure/contract-coverage/$evaluate-measure?periodStart=2025&periodEnd=2024")).StatusCode);
@@ -114,7 +126,11 @@ public abstract class ContractCoverageTests(HubFactory hub)
     private async Task TownshipsAsync()
     {
         // WS 218 classes: township health centres C220, a village clinic D600 of 白沙, a county hospital A100.
-        foreach (var (reference, type, partOf) in new[] { (Baisha, "C220", (string?)null), (Longquan, "C220", null), (Shaping, "D600", Baisha), (Hospital, "A100", null) })
+        foreach (var (reference, type, partOf) in new[]
+        {
+            (Baisha, "C220", (string?)null), (Longquan, "C220", null), (Shaping, "D600", Baisha), (Hospital, "A100", null), (Community, "B100", null),
+            (Station, "B200", Community),
+        })
         {
             var organization = new Organization
             {

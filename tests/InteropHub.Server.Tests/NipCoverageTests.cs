@@ -33,16 +33,20 @@ public abstract class NipCoverageTests(HubFactory hub)
         // A third dose recorded here implies the first two, given elsewhere; 龙泉's child.
         var third = await ChildAsync(Longquan, "2024-06-01");
         await DoseAsync(third, "0101", "2024-12-01", 3);
+        // Dose 1 recorded twice (two sources, two dates) is one dose: due for 1 and 2 (June), given 1.
+        var twice = await ChildAsync(Baisha, "2025-05-01");
+        await DoseAsync(twice, "0101", "2025-05-01", 1);
+        await DoseAsync(twice, "0101", "2025-05-03", 1);
         // Eight years old: past the programme's ages.
         await DoseAsync(await ChildAsync(Baisha, "2017-05-01"), "0101", "2017-05-01", 1);
 
         var report = await EvaluateAsync("periodStart=2025&periodEnd=2025");
 
         Assert.Equal(NipCoverage.MeasureUrl, report.Measure);
-        Assert.Equal((4, 3), Mine(report, "HepB-1"));
-        Assert.Equal((3, 2), Mine(report, "HepB-2"));
-        Assert.Equal((2, 1), Mine(report, "HepB-3"));
-        Assert.Equal((4, 0), Mine(report, "BCG-1"));
+        Assert.Equal((5, 4), Mine(report, "HepB-1"));
+        Assert.Equal((4, 2), Mine(report, "HepB-2"));
+        Assert.Equal((3, 1), Mine(report, "HepB-3"));
+        Assert.Equal((5, 0), Mine(report, "BCG-1"));
         var longquan = Stratum(report, "HepB-3", Longquan);
         Assert.Equal(1m, longquan.MeasureScore!.Value);
     }
@@ -81,12 +85,20 @@ public abstract class NipCoverageTests(HubFactory hub)
 
             Assert.Equal((1, 1), Mine(await EvaluateAsync("periodStart=2025&periodEnd=2025"), "VarV-1"));
 
-            // A group without its due age cannot be evaluated: 422 naming it.
-            varicella.RemoveExtension(NipCoverage.DueAgeExtension);
-            Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync("/fhir/Measure/nip-coverage", Fhir.Content(edited))).StatusCode);
-            var refused = await _client.GetAsync("/fhir/Measure/nip-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025");
-            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
-            Assert.Contains($"Measure.group[{edited.Group.Count - 1}]", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            // A group without its due age, or with one past the programme's ages, cannot be evaluated: 422 naming it.
+            foreach (var age in new Age?[] { null, new() { Value = 100_000, System = "http://unitsofmeasure.org", Code = "a" } })
+            {
+                varicella.RemoveExtension(NipCoverage.DueAgeExtension);
+                if (age is not null)
+                {
+                    varicella.SetExtension(NipCoverage.DueAgeExtension, age);
+                }
+
+                Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync("/fhir/Measure/nip-coverage", Fhir.Content(edited))).StatusCode);
+                var refused = await _client.GetAsync("/fhir/Measure/nip-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025");
+                Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+                Assert.Contains($"Measure.group[{edited.Group.Count - 1}]", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
         }
         finally
         {

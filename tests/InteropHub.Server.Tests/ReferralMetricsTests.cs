@@ -147,6 +147,8 @@ public abstract class ReferralMetricsTests(HubFactory hub)
     [InlineData("periodStart=2025&periodEnd=2025&reportType=subject-list", "reportType")]
     [InlineData("periodStart=2025&periodEnd=2025&practitioner=Practitioner/1", "practitioner")]
     [InlineData("periodStart=2025&periodStart=2024&periodEnd=2025", "periodStart")]
+    [InlineData("periodStart=0001&periodEnd=2025", "periodStart")]
+    [InlineData("periodStart=2025&periodEnd=9999", "periodEnd")]
     public async Task A_bad_period_or_subject_is_400_naming_it(string query, string parameter)
     {
         var response = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?{query}");

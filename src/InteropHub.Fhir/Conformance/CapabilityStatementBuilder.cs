@@ -175,8 +175,10 @@ public static class CapabilityStatementBuilder
             {
                 Name = "evaluate-measure",
                 Definition = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
-                Documentation = "Measure/referral-metrics only: referral counts up/down, acceptance and completion rate, median time to accept and " +
-                    "non-recognition reasons for periodStart..periodEnd, optionally for subject=Organization/{id}.",
+                Documentation = "The health plans' indicators as summary MeasureReports for periodStart..periodEnd, optionally for subject=Organization/{id} " +
+                    "(GET or POST): Measure/referral-metrics (referral counts, acceptance and completion rate, median time to accept, non-recognition " +
+                    "reasons), and per township Measure/contract-coverage, Measure/nip-coverage, Measure/chronic-disease-management, " +
+                    "Measure/maternal-care and Measure/primary-care-share.",
             });
         }
 

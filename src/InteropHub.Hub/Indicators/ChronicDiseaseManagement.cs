@@ -9,10 +9,11 @@ namespace InteropHub.Hub.Indicators;
 /// DOMAIN.md §3) per township, as a summary <c>MeasureReport</c> of <c>Measure/chronic-disease-management</c> with one
 /// group per disease:
 /// <list type="bullet">
-/// <item>denominator: the residents the townships keep records of (<see cref="TownshipResidents"/>) under management for
-/// the disease: a CarePlan of its category (not entered in error) and a follow-up visit by the period's last day;</item>
-/// <item>numerator: those of them with at least four follow-up visits (the national basic public health service's
-/// quarterly follow-up) dated in the period, which is meant to be a year;</item>
+/// <item>denominator: the residents the townships keep records of (<see cref="TownshipResidents"/>) managed for the
+/// disease in the period (年内已管理): a CarePlan of its category (not entered in error) and a follow-up visit in the
+/// period;</item>
+/// <item>numerator: those of them followed up on at least four days of the period (the national basic public health
+/// service's quarterly follow-up), which is meant to be a year;</item>
 /// <item>stratified by township.</item>
 /// </list>
 /// The plan and the visits are the township export's (township-export.md §3.4–3.5): CarePlan category
@@ -26,6 +27,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/chronic-disease-management";
     public const string CarePlanCategorySystem = "urn:interophub:cs:care-plan";
     public const string VisitTypeSystem = "urn:interophub:cs:qx-phs-visit";
+    private static readonly byte[] VisitTypeMarker = "qx-phs-visit"u8.ToArray();
 
     /// <summary>Follow-ups a year that make a patient's management standard.</summary>
     public const int FollowUps = 4;
@@ -55,12 +57,15 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
             }
         }
 
-        var visits = Diseases.ToDictionary(d => d.Visit, _ => new Dictionary<string, List<DateOnly>>(StringComparer.Ordinal), StringComparer.Ordinal);
+        // The days each resident was followed up in the period (two visits on one day are one follow-up).
+        var visits = Diseases.ToDictionary(d => d.Visit, _ => new Dictionary<string, HashSet<DateOnly>>(StringComparer.Ordinal), StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Encounter", null, now.AddTicks(1), ct))
         {
-            if (serializers.ParseStored(stored.Json) is not Encounter { Status: Encounter.EncounterStatus.Finished } visit
+            // Only the public-health service's visits are parsed (a county holds millions of hospital visits).
+            if (stored.Json.AsSpan().IndexOf(VisitTypeMarker) < 0
+                || serializers.ParseStored(stored.Json) is not Encounter { Status: Encounter.EncounterStatus.Finished } visit
                 || visit.Subject?.Reference is not { } patient || !residents.ContainsKey(patient)
-                || TownshipResidents.Day(visit.Period?.Start) is not { } day || day > request.LastDay)
+                || TownshipResidents.Day(visit.Period?.Start) is not { } day || day < request.FirstDay || day > request.LastDay)
             {
                 continue;
             }
@@ -78,7 +83,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
         foreach (var (disease, visit, display) in Diseases)
         {
             var managed = residents.Where(r => planned[disease].Contains(r.Key) && visits[visit].ContainsKey(r.Key)).ToList();
-            bool Standard(string patient) => visits[visit][patient].Count(d => d >= request.FirstDay) >= FollowUps;
+            bool Standard(string patient) => visits[visit][patient].Count >= FollowUps;
             var group = ProportionReport.Group(new CodeableConcept(GroupSystem, disease, display), managed.Count, managed.Count(m => Standard(m.Key)));
             group.Stratifier.Add(ProportionReport.ByTownship(new CodeableConcept(GroupSystem, "township", "乡镇"), managed, Standard));
             report.Group.Add(group);

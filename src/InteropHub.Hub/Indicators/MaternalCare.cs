@@ -32,6 +32,7 @@ public sealed class MaternalCare(TownshipResidents townships, IResourceScanner s
     public const string DeliveryOrganizationExtension = "urn:interophub:ext:delivery-organization";
     public const string VisitTypeSystem = "urn:interophub:cs:qx-phs-visit";
     private const string GestationalAge = "11884-4";
+    private static readonly byte[] EpisodeMarker = "\"episodeOfCare\""u8.ToArray();
 
     public async Task<MeasureReport> HandleAsync(IndicatorRequest request, CancellationToken ct)
     {
@@ -60,7 +61,9 @@ public sealed class MaternalCare(TownshipResidents townships, IResourceScanner s
         var registrationVisits = new Dictionary<string, string>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Encounter", null, now.AddTicks(1), ct))
         {
-            if (serializers.ParseStored(stored.Json) is not Encounter { Status: Encounter.EncounterStatus.Finished } visit
+            // Only visits that belong to an episode of care are parsed (a county holds millions of hospital visits).
+            if (stored.Json.AsSpan().IndexOf(EpisodeMarker) < 0
+                || serializers.ParseStored(stored.Json) is not Encounter { Status: Encounter.EncounterStatus.Finished } visit
                 || visit.EpisodeOfCare.Select(e => e.Reference).OfType<string>().FirstOrDefault(deliveries.ContainsKey) is not { } pregnancy)
             {
                 continue;

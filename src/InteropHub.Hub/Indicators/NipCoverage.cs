@@ -15,7 +15,7 @@ namespace InteropHub.Hub.Indicators;
 /// on the period's last day (the programme's ages) and had reached the dose's due age by then;</item>
 /// <item>numerator: those with an Immunization of one of the group's codes, completed and given by the period's last
 /// day, numbered that dose or a later one (a later dose implies the earlier ones, given perhaps elsewhere), or with
-/// that many doses when the numbers are missing;</item>
+/// that many doses (each dose number once, and the doses without a number);</item>
 /// <item>stratified by township.</item>
 /// </list>
 /// </summary>
@@ -57,7 +57,9 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
             bool Given(string child)
             {
                 var ofVaccine = doses.GetValueOrDefault(child)?.Where(d => d.Codes.Any(c => code.Coding.Any(g => g.System == c.System && g.Code == c.Code))).ToList();
-                return ofVaccine is not null && (ofVaccine.Any(d => d.Number >= number) || ofVaccine.Count >= number);
+                // Two records of one numbered dose (two sources, two dates) are still one dose; unnumbered ones add up.
+                return ofVaccine is { Count: > 0 } && Math.Max(ofVaccine.Max(d => d.Number ?? 0),
+                    ofVaccine.Where(d => d.Number is not null).Select(d => d.Number).Distinct().Count() + ofVaccine.Count(d => d.Number is null)) >= number;
             }
 
             var given = due.Count(c => Given(c.Key));
@@ -81,16 +83,19 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
         for (var i = 0; i < measure.Group.Count; i++)
         {
             var group = measure.Group[i];
+            var age = group.GetExtensionValue<Quantity>(DueAgeExtension);
+            var months = age is { System: "http://unitsofmeasure.org", Value: { } value } ? age.Code switch { "mo" => value, "a" => value * 12, _ => -1m } : -1m;
             if (group.Code is not { Coding.Count: > 0 } code
                 || group.GetExtensionValue<Integer>(DoseNumberExtension)?.Value is not { } number || number < 1
-                || group.GetExtensionValue<Quantity>(DueAgeExtension) is not { Value: { } age } quantity || quantity.Code is not ("mo" or "a"))
+                || months < 0 || months >= 84 || months != decimal.Truncate(months))
             {
                 throw new BusinessRuleException(
-                    $"Measure/{MeasureId} cannot be evaluated: group {i} needs a code with the vaccine codes, a dose number ({DoseNumberExtension}) and a due age in months or years ({DueAgeExtension}, UCUM mo or a).",
+                    $"Measure/{MeasureId} cannot be evaluated: group {i} needs a code with the vaccine codes, a dose number of 1 or more ({DoseNumberExtension}) " +
+                    $"and a due age under seven years in whole months ({DueAgeExtension}, UCUM mo or a).",
                     $"Measure.group[{i}]");
             }
 
-            schedule.Add((code, number, (int)(quantity.Code == "a" ? age * 12 : age)));
+            schedule.Add((code, number, (int)months));
         }
 
         return schedule;

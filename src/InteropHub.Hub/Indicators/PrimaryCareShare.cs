@@ -24,6 +24,7 @@ public sealed class PrimaryCareShare(TownshipResidents townships, IResourceScann
     public const string MeasureUrl = "https://interophub.dev/fhir/Measure/primary-care-share";
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/primary-care-share";
     public const string PublicHealthVisitSystem = "urn:interophub:cs:qx-phs-visit";
+    private static readonly byte[] ServiceProvider = "\"serviceProvider\""u8.ToArray();
 
     public async Task<MeasureReport> HandleAsync(IndicatorRequest request, CancellationToken ct)
     {
@@ -34,7 +35,7 @@ public sealed class PrimaryCareShare(TownshipResidents townships, IResourceScann
         var visits = new List<(string Visit, string? Patient, bool Primary)>();
         await foreach (var stored in scanner.ScanAsync("Encounter", null, now.AddTicks(1), ct))
         {
-            if (serializers.ParseStored(stored.Json) is not Encounter visit
+            if (stored.Json.AsSpan().IndexOf(ServiceProvider) < 0 || serializers.ParseStored(stored.Json) is not Encounter visit
                 || visit.Status is Encounter.EncounterStatus.Planned or Encounter.EncounterStatus.Cancelled or Encounter.EncounterStatus.EnteredInError
                     or Encounter.EncounterStatus.Unknown or null
                 || visit.Type.Any(t => t.Coding.Any(c => c.System == PublicHealthVisitSystem))

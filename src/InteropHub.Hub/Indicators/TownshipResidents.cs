@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 
@@ -24,8 +25,8 @@ public sealed record Resident(string Township, DateOnly? BirthDate);
 
 /// <summary>
 /// The population the plans' township indicators count (DOMAIN.md §3): the Patients whose records a township keeps
-/// (<c>managingOrganization</c>, as the township health records set it: a community or township health centre, WS 218
-/// class C, or a village clinic that is <c>partOf</c> one) who are active (a record retired by a merge is not, so no
+/// (<c>managingOrganization</c>, as the township health records set it: a township or community health centre, WS 218
+/// class C or B1, or a village clinic or community station that is <c>partOf</c> one) who are active (a record retired by a merge is not, so no
 /// one is counted twice), born by the end of the period and not dead before its start. A hospital manages no residents
 /// here. Days are China Standard Time.
 /// </summary>
@@ -35,6 +36,7 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
     public const string Ws218System = "urn:interophub:cs:ws218";
 
     private static readonly TimeSpan China = TimeSpan.FromHours(8);
+    private static readonly byte[] ManagingOrganization = "\"managingOrganization\""u8.ToArray();
 
     /// <summary>Each resident (<c>Patient/{id}</c>) of the request's townships, as of <paramref name="asOf"/>.</summary>
     public async Task<Dictionary<string, Resident>> ReadAsync(IndicatorRequest request, DateTimeOffset asOf, CancellationToken ct) =>
@@ -44,23 +46,37 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
     public async Task<Dictionary<string, Resident>> ReadAsync(IndicatorRequest request, IReadOnlyDictionary<string, Institution> institutions,
         DateTimeOffset asOf, CancellationToken ct)
     {
+        if (request.Township is { } subject)
+        {
+            // A report for a clinic or a hospital would read as a coverage of 0: its records are its centre's.
+            var institution = institutions.GetValueOrDefault(subject) ?? throw new ResourceNotFoundException($"{subject} is not known.");
+            if (institution.Township != subject)
+            {
+                throw new InvalidInputException(institution.Township is { } centre
+                    ? $"subject {subject} keeps its records for {centre}: ask for that township centre."
+                    : $"subject {subject} is not a township or community health centre (WS 218 class C or B1 on Organization.type).", "subject");
+            }
+        }
+
         var residents = new Dictionary<string, Resident>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Patient", null, asOf, ct))
         {
-            if (serializers.ParseStored(stored.Json) is not Patient patient || patient.Active == false
+            // A Patient no institution manages (most of a hospital's) is not parsed.
+            if (stored.Json.AsSpan().IndexOf(ManagingOrganization) < 0
+                || serializers.ParseStored(stored.Json) is not Patient patient || patient.Active == false
                 || patient.ManagingOrganization?.Reference is not { } manager || institutions.GetValueOrDefault(manager)?.Township is not { } township
                 || request.Township is { } only && only != township)
             {
                 continue;
             }
 
-            var born = Day(patient.BirthDate);
-            if (born > request.LastDay || DiedBefore(patient, request.FirstDay))
+            if (Day(patient.BirthDate) > request.LastDay || DiedBefore(patient, request.FirstDay))
             {
                 continue;
             }
 
-            residents[$"Patient/{stored.Id}"] = new Resident(township, born);
+            // A birth date of a year or a month stands for its last day: ages are then never overstated.
+            residents[$"Patient/{stored.Id}"] = new Resident(township, Day(patient.BirthDate, last: true));
         }
 
         return residents;
@@ -84,22 +100,23 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
         return DateOnly.FromDateTime(new FhirDateTime(value).ToDateTimeOffset(China).ToOffset(China).DateTime);
     }
 
+    /// <summary>Dead before the day: a death of a year or a month by its last day; dead with no date, always.</summary>
     private static bool DiedBefore(Patient patient, DateOnly day) => patient.Deceased switch
     {
         FhirBoolean { Value: true } => true,
-        FhirDateTime died => Day(died.Value) is not { } date || date < day,
+        FhirDateTime died => Day(died.Value, last: true) is not { } date || date < day,
         _ => false,
     };
 
     /// <summary>
-    /// Every organisation, with its township centre when it has one (a community or township health centre, WS 218 class C,
-    /// is its own; a village clinic's is the centre it is <c>partOf</c>), and whether it is a primary institution (基层医疗卫生
-    /// 机构: class C or D, or part of a centre).
+    /// Every organisation, with its township centre when it has one (a township or community health centre, WS 218 class C
+    /// or B1, is its own; a village clinic's or a community station's is the centre it is <c>partOf</c>), and whether it is
+    /// a primary institution (基层医疗卫生机构: class B, C or D, or part of a centre).
     /// </summary>
     public async Task<Dictionary<string, Institution>> InstitutionsAsync(DateTimeOffset asOf, CancellationToken ct)
     {
         var parents = new Dictionary<string, string?>(StringComparer.Ordinal);
-        var classes = new Dictionary<string, char?>(StringComparer.Ordinal);
+        var classes = new Dictionary<string, string?>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Organization", null, asOf, ct))
         {
             if (serializers.ParseStored(stored.Json) is not Organization organization)
@@ -109,7 +126,7 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
 
             var reference = $"Organization/{stored.Id}";
             parents[reference] = organization.PartOf?.Reference;
-            classes[reference] = organization.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == Ws218System && c.Code is { Length: > 0 })?.Code![0];
+            classes[reference] = organization.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == Ws218System && c.Code is { Length: > 0 })?.Code;
         }
 
         var institutions = new Dictionary<string, Institution>(StringComparer.Ordinal);
@@ -120,7 +137,7 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
             var at = organization;
             for (var step = 0; at is not null && step < 8; step++)
             {
-                if (classes.GetValueOrDefault(at) == 'C')
+                if (IsCentre(classes.GetValueOrDefault(at)))
                 {
                     township = at;
                     break;
@@ -129,11 +146,15 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
                 at = parents.GetValueOrDefault(at);
             }
 
-            institutions[organization] = new Institution(township, township is not null || ownClass is 'C' or 'D');
+            institutions[organization] = new Institution(township, township is not null || ownClass?[0] is 'B' or 'C' or 'D');
         }
 
         return institutions;
     }
+
+    /// <summary>A centre that keeps a township's or a city district's residents' records: a township health centre (卫生院, WS 218
+    /// class C) or a community health service centre (社区卫生服务中心, B1; its stations, B2, belong to one).</summary>
+    private static bool IsCentre(string? ws218) => ws218 is { Length: > 0 } code && (code[0] == 'C' || code.StartsWith("B1", StringComparison.Ordinal));
 }
 
 /// <param name="Township">The township centre the organisation is or belongs to, if any.</param>

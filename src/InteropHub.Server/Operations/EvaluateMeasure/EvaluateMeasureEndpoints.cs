@@ -111,6 +111,18 @@ public static class EvaluateMeasureEndpoints
     private static DateTimeOffset Instant(Parameters parameters, string name, bool endOfDay)
     {
         var text = parameters.Text(name, Operation) ?? "";
+        try
+        {
+            return Instant(text, name, endOfDay);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw new InvalidInputException($"{name} {text} is outside the dates the hub reckons with.", name);
+        }
+    }
+
+    private static DateTimeOffset Instant(string text, string name, bool endOfDay)
+    {
         if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
         {
             return new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.FromHours(8)).AddDays(endOfDay ? 1 : 0);
