@@ -26,9 +26,9 @@ public sealed record Resident(string Township, DateOnly? BirthDate);
 /// <summary>
 /// The population the plans' township indicators count (DOMAIN.md §3): the Patients whose records a township keeps
 /// (<c>managingOrganization</c>, as the township health records set it: a township or community health centre, WS 218
-/// class C or B1, or a village clinic or community station that is <c>partOf</c> one) who are active (a record retired by a merge is not, so no
-/// one is counted twice), born by the end of the period and not dead before its start. A hospital manages no residents
-/// here. Days are China Standard Time.
+/// class C or B1, or a village clinic or community station that is <c>partOf</c> one) who are active (a record retired
+/// by a merge is not, so no one is counted twice), born by the end of the period and not dead before its start. A
+/// hospital manages no residents here. Days are China Standard Time.
 /// </summary>
 public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers serializers)
 {

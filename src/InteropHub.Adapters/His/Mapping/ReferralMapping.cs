@@ -279,10 +279,10 @@ internal static class ReferralMapping
         return request;
     }
 
-    /// <summary>The PRD of a role (RP referring, RT referred to).</summary>
     /// <summary>HL7 table 0336 (referral reason), the coding system of RF1-10.</summary>
     public const string ReferralReasonSystem = "http://terminology.hl7.org/CodeSystem/v2-0336";
 
+    /// <summary>The PRD of a role (RP referring, RT referred to).</summary>
     private static Hl7Segment? Prd(HisContext context, string role) =>
         context.Message.All("PRD").FirstOrDefault(p => string.Equals(p[1][1], role, StringComparison.OrdinalIgnoreCase));
 
