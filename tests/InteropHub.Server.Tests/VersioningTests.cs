@@ -115,6 +115,21 @@ public abstract class VersioningTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task If_Match_on_a_conditional_delete_that_matches_nothing_is_412_and_without_it_204()
+    {
+        var criteria = $"/fhir/Patient?identifier=urn:test:none|{Guid.NewGuid():N}";
+
+        var star = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, criteria) { Headers = { { "If-Match", "*" } } });
+        var version = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, criteria) { Headers = { { "If-Match", "W/\"1\"" } } });
+        var plain = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, criteria));
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, star.StatusCode);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, version.StatusCode);
+        Assert.Contains("matches nothing", (await Fhir.Read<OperationOutcome>(star)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NoContent, plain.StatusCode);
+    }
+
+    [Fact]
     public async Task If_None_Match_with_the_current_etag_is_304()
     {
         var patient = await CreateAsync();

@@ -21,6 +21,13 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
     public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, DeleteRequest request, CancellationToken ct)
     {
         var id = await ResolveIdAsync(session, request, ct);
+        if (id is null && request.IfMatch is { } version)
+        {
+            // As for an id that never existed: If-Match asks for a version, and nothing matches to have one.
+            throw new PreconditionFailedException(
+                $"If-Match {(version == ETags.AnyVersion ? "*" : $"expected version {version}")}, but '{request.Criteria!.Canonical(request.ResourceType)}' matches nothing.");
+        }
+
         return id is null
             ? new WriteOutcome(WriteStatus.NothingToDelete, null)
             : await WriteAsync(session, request.ResourceType, id, request.IfMatch, ct);
