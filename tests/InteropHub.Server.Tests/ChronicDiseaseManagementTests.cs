@@ -96,7 +96,7 @@ public abstract class ChronicDiseaseManagementTests(HubFactory hub)
             {
                 Status = status,
                 Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
-                Type = [new CodeableConcept(ChronicDiseaseManagement.VisitTypeSystem, type)],
+                Type = [new CodeableConcept(TownshipResidents.PublicHealthVisitSystem, type)],
                 Subject = new ResourceReference(patient),
                 Period = new Period { StartElement = new FhirDateTime(day) },
             };

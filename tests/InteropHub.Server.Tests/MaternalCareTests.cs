@@ -102,7 +102,7 @@ public abstract class MaternalCareTests(HubFactory hub)
         {
             Status = Encounter.EncounterStatus.Finished,
             Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
-            Type = [new CodeableConcept(MaternalCare.VisitTypeSystem, type)],
+            Type = [new CodeableConcept(TownshipResidents.PublicHealthVisitSystem, type)],
             Subject = new ResourceReference(pregnancy.Mother),
             EpisodeOfCare = [new ResourceReference(pregnancy.Pregnancy)],
             Period = new Period { StartElement = new FhirDateTime(day) },

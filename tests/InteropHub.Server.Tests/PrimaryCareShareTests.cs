@@ -76,7 +76,7 @@ public abstract class PrimaryCareShareTests(HubFactory hub)
         {
             Status = status,
             Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
-            Type = publicHealth ? [new CodeableConcept(PrimaryCareShare.PublicHealthVisitSystem, "followups_hypertension")] : [],
+            Type = publicHealth ? [new CodeableConcept(TownshipResidents.PublicHealthVisitSystem, "followups_hypertension")] : [],
             Subject = new ResourceReference(patient),
             ServiceProvider = new ResourceReference(provider),
             Period = new Period { StartElement = new FhirDateTime(day) },

@@ -26,7 +26,6 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
     public const string MeasureUrl = "https://interophub.dev/fhir/Measure/chronic-disease-management";
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/chronic-disease-management";
     public const string CarePlanCategorySystem = "urn:interophub:cs:care-plan";
-    public const string VisitTypeSystem = "urn:interophub:cs:qx-phs-visit";
     private static readonly byte[] VisitTypeMarker = "qx-phs-visit"u8.ToArray();
 
     /// <summary>Follow-ups a year that make a patient's management standard.</summary>
@@ -70,7 +69,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
                 continue;
             }
 
-            foreach (var coding in visit.Type.SelectMany(t => t.Coding).Where(c => c.System == VisitTypeSystem && c.Code is not null))
+            foreach (var coding in visit.Type.SelectMany(t => t.Coding).Where(c => c.System == TownshipResidents.PublicHealthVisitSystem && c.Code is not null))
             {
                 if (visits.GetValueOrDefault(coding.Code!) is { } byPatient)
                 {

@@ -30,7 +30,6 @@ public sealed class MaternalCare(TownshipResidents townships, IResourceScanner s
     public const string PregnancyType = "pregnancy";
     public const string OutcomeExtension = "urn:interophub:ext:pregnancy-outcome";
     public const string DeliveryOrganizationExtension = "urn:interophub:ext:delivery-organization";
-    public const string VisitTypeSystem = "urn:interophub:cs:qx-phs-visit";
     private const string GestationalAge = "11884-4";
     private static readonly byte[] EpisodeMarker = "\"episodeOfCare\""u8.ToArray();
 
@@ -69,7 +68,7 @@ public sealed class MaternalCare(TownshipResidents townships, IResourceScanner s
                 continue;
             }
 
-            switch (visit.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == VisitTypeSystem)?.Code)
+            switch (visit.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == TownshipResidents.PublicHealthVisitSystem)?.Code)
             {
                 case "maternal_registrations":
                     registrationVisits[$"Encounter/{stored.Id}"] = pregnancy;

@@ -23,7 +23,6 @@ public sealed class PrimaryCareShare(TownshipResidents townships, IResourceScann
     public const string MeasureId = "primary-care-share";
     public const string MeasureUrl = "https://interophub.dev/fhir/Measure/primary-care-share";
     public const string GroupSystem = "https://interophub.dev/fhir/CodeSystem/primary-care-share";
-    public const string PublicHealthVisitSystem = "urn:interophub:cs:qx-phs-visit";
     private static readonly byte[] ServiceProvider = "\"serviceProvider\""u8.ToArray();
 
     public async Task<MeasureReport> HandleAsync(IndicatorRequest request, CancellationToken ct)
@@ -38,7 +37,7 @@ public sealed class PrimaryCareShare(TownshipResidents townships, IResourceScann
             if (stored.Json.AsSpan().IndexOf(ServiceProvider) < 0 || serializers.ParseStored(stored.Json) is not Encounter visit
                 || visit.Status is Encounter.EncounterStatus.Planned or Encounter.EncounterStatus.Cancelled or Encounter.EncounterStatus.EnteredInError
                     or Encounter.EncounterStatus.Unknown or null
-                || visit.Type.Any(t => t.Coding.Any(c => c.System == PublicHealthVisitSystem))
+                || visit.Type.Any(t => t.Coding.Any(c => c.System == TownshipResidents.PublicHealthVisitSystem))
                 || visit.ServiceProvider?.Reference is not { } provider || !institutions.TryGetValue(provider, out var institution)
                 || TownshipResidents.Day(visit.Period?.Start) is not { } day || day < request.FirstDay || day > request.LastDay)
             {

@@ -35,6 +35,9 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
     /// <summary>The health-organisation classes of WS 218 (卫生机构分类代码) on Organization.type.</summary>
     public const string Ws218System = "urn:interophub:cs:ws218";
 
+    /// <summary>The type system of the township export's public-health service visits (follow-ups, antenatal visits, check-ups).</summary>
+    public const string PublicHealthVisitSystem = "urn:interophub:cs:qx-phs-visit";
+
     private static readonly TimeSpan China = TimeSpan.FromHours(8);
     private static readonly byte[] ManagingOrganization = "\"managingOrganization\""u8.ToArray();
 
