@@ -33,10 +33,10 @@ internal sealed class CpuMeter
     }
 
     /// <summary>"hub 1.10 ms, PostgreSQL 1.17 ms, load generator 0.20 ms" per one of <paramref name="count"/> units.</summary>
-    public string PerUnit(long count)
+    public string PerUnit(long count, string server = "hub")
     {
         string Per(TimeSpan spent) => count == 0 ? "-" : $"{spent.TotalMilliseconds / count:F3} ms";
-        return $"hub {Per(_spent.Hub)}, PostgreSQL {Per(_spent.Postgres)}, load generator {Per(_spent.Self)}";
+        return $"{server} {Per(_spent.Hub)}, PostgreSQL {Per(_spent.Postgres)}, load generator {Per(_spent.Self)}";
     }
 
     private (TimeSpan Hub, TimeSpan Postgres, TimeSpan Self) Sample()

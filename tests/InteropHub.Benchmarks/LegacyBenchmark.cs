@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -7,6 +8,8 @@ using System.Text;
 using System.Text.Json;
 using InteropHub.Adapters.His.Mllp;
 using InteropHub.Testing;
+using Npgsql;
+using NpgsqlTypes;
 
 /// <summary>
 /// The legacy adapters end to end, on data from the deterministic generator (<see cref="LegacyData"/>), with only
@@ -14,10 +17,13 @@ using InteropHub.Testing;
 /// <list type="bullet">
 /// <item><c>hl7</c>: ADT^A04 messages per second over MLLP (stored in the inbox, mapped, committed, ACKed) with N
 /// concurrent connections, one message in flight each; target ≥ 1,000/s on PostgreSQL with 4. The rate and the CPU are
-/// taken over the last three quarters of the run (the first quarter compiles the hub's code); the whole run's rate too.</item>
+/// taken over the last three quarters of the run (the first quarter compiles the hub's code); the whole run's rate too.
+/// On PostgreSQL a floor goes first (<see cref="Hl7Floor"/>: each message stored by one INSERT and COMMIT, then ACKed)
+/// and the hub's rate is printed as a share of it.</item>
 /// <item><c>township</c>: one batch of 2 × N rows (N residents and a vaccination each) posted as a zip; rows/s
 /// from upload to the batch's answer (every row applied); target ≥ 5,000 rows/s for 100,000 rows. A warm-up batch
-/// of other persons (2 × W rows) goes first, its figures printed as well.</item>
+/// of other persons (2 × W rows) goes first, its figures printed as well. On PostgreSQL a floor follows (the batch
+/// unzipped, its lines split and COPYed raw into one unindexed table) and the measured rate is printed as a share of it.</item>
 /// </list>
 /// Usage: dotnet run -c Release --project tests/InteropHub.Benchmarks -- hl7 [--store postgres|sqlite]
 /// [--connections 4] [--seconds 10]; … -- township [--store postgres|sqlite] [--residents 50000] [--warmup 5000]
@@ -29,18 +35,52 @@ internal static class LegacyBenchmark
         var storeName = Value(args, "--store", "postgres");
         var connections = int.Parse(Value(args, "--connections", "4"), CultureInfo.InvariantCulture);
         var seconds = int.Parse(Value(args, "--seconds", "10"), CultureInfo.InvariantCulture);
+
+        // The floor: what storing each message durably before its ACK costs on this machine in this run (one INSERT and
+        // COMMIT per message into an unindexed table, the ACK built from MSH-10), over the same connections.
+        Hl7Load? floor = null;
+        if (storeName == "postgres")
+        {
+            var floorPort = FreePort();
+            using var floorProcess = await ChildProcess.StartAsync(typeof(Hl7Floor).Assembly.Location, ["hl7-floor", "--mllp-port", floorPort.ToString(CultureInfo.InvariantCulture)],
+                new Dictionary<string, string?> { [Hl7Floor.ConnectionVariable] = await PostgresCluster.CreateDatabaseAsync("hl7_floor") }, "/ready", Console.Error.WriteLine);
+            floor = await DriveHl7Async(floorProcess.Pid, floorPort, connections, Math.Min(seconds, 20), "floor process");
+            Console.WriteLine($"floor (MLLP, one INSERT and COMMIT per message, ACK from MSH-10), {connections} connections, {floor.Elapsed.TotalSeconds:F1} s: " +
+                $"{floor.Rate:F0} messages/s over the last three quarters; latency p50 {floor.P50:F1} ms, p99 {floor.P99:F1} ms");
+            Console.WriteLine($"  CPU per message over the last three quarters: {floor.Cpu}");
+        }
+
         var port = FreePort();
         using var hub = await StartHubAsync(storeName, port);
+        var run = await DriveHl7Async(hub.Pid, port, connections, seconds, "hub");
+        // The rate is taken over the same three quarters as the CPU, once the hub's code is compiled; the whole run's too.
+        Console.WriteLine($"HL7 v2 ADT^A04 over MLLP, {storeName}, {connections} connections, {run.Elapsed.TotalSeconds:F1} s: " +
+            $"{run.Rate:F0} AA messages/s over the last three quarters " +
+            (floor is null ? "" : $"({run.Rate / floor.Rate:P0} of the floor) ") +
+            $"({run.Accepted / run.Elapsed.TotalSeconds:F0}/s over the whole run; {run.Accepted} AA, {run.Refused} not AA); " +
+            $"latency p50 {run.P50:F1} ms, p99 {run.P99:F1} ms");
+        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
+        var shared = JsonDocument.Parse(await client.GetStringAsync(new Uri("/adapters/status", UriKind.Relative))).RootElement.GetProperty("hisSharedTransactions");
+        Console.WriteLine($"  CPU per message over the last three quarters: {run.Cpu}");
+        Console.WriteLine($"  group commit: {shared.GetProperty("messages").GetInt64()} messages in {shared.GetProperty("transactions").GetInt64()} shared transactions " +
+            $"({shared.GetProperty("failed").GetInt64()} failed); the others alone");
+    }
+
+    private sealed record Hl7Load(TimeSpan Elapsed, double Rate, long Accepted, long Refused, double P50, double P99, string Cpu);
+
+    /// <summary>ADT^A04 messages from the generator over N MLLP connections, one in flight each, for the given time.</summary>
+    private static async Task<Hl7Load> DriveHl7Async(int serverPid, int port, int connections, int seconds, string server)
+    {
         var counter = 0;
         long accepted = 0, refused = 0;
         var latencies = new List<double>[connections];
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         var clock = Stopwatch.StartNew();
-        // The CPU is counted from a quarter of the run on, once the hub's code is compiled and its pools are full.
+        // The CPU is counted from a quarter of the run on, once the server's code is compiled and its pools are full.
         var metered = Task.Run(async () =>
         {
             await Task.Delay(TimeSpan.FromSeconds(seconds / 4.0));
-            return (Meter: CpuMeter.Start(hub.Pid), Count: Interlocked.Read(ref accepted) + Interlocked.Read(ref refused),
+            return (Meter: CpuMeter.Start(serverPid), Count: Interlocked.Read(ref accepted) + Interlocked.Read(ref refused),
                 Accepted: Interlocked.Read(ref accepted), At: clock.Elapsed);
         });
         await Task.WhenAll(Enumerable.Range(0, connections).Select(async c =>
@@ -54,7 +94,7 @@ internal static class LegacyBenchmark
                 var message = LegacyData.Hl7Registration(Interlocked.Increment(ref counter));
                 var started = Stopwatch.GetTimestamp();
                 await mllp.WriteAsync(message, CancellationToken.None);
-                var ack = await mllp.ReadAsync(CancellationToken.None) ?? throw new InvalidOperationException("The hub closed the connection.");
+                var ack = await mllp.ReadAsync(CancellationToken.None) ?? throw new InvalidOperationException("The server closed the connection.");
                 latencies[c].Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 if (Encoding.UTF8.GetString(ack.Bytes.Span).Contains("MSA|AA|", StringComparison.Ordinal))
                 {
@@ -70,16 +110,8 @@ internal static class LegacyBenchmark
         var (cpu, before, acceptedBefore, from) = await metered;
         cpu.Stop();
         var all = latencies.SelectMany(l => l).Order().ToList();
-        // The rate is taken over the same three quarters as the CPU, once the hub's code is compiled; the whole run's too.
-        Console.WriteLine($"HL7 v2 ADT^A04 over MLLP, {storeName}, {connections} connections, {clock.Elapsed.TotalSeconds:F1} s: " +
-            $"{(accepted - acceptedBefore) / (clock.Elapsed - from).TotalSeconds:F0} AA messages/s over the last three quarters " +
-            $"({accepted / clock.Elapsed.TotalSeconds:F0}/s over the whole run; {accepted} AA, {refused} not AA); " +
-            $"latency p50 {all[all.Count / 2]:F1} ms, p99 {all[Math.Min(all.Count - 1, all.Count * 99 / 100)]:F1} ms");
-        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
-        var shared = JsonDocument.Parse(await client.GetStringAsync(new Uri("/adapters/status", UriKind.Relative))).RootElement.GetProperty("hisSharedTransactions");
-        Console.WriteLine($"  CPU per message over the last three quarters: {cpu.PerUnit(accepted + refused - before)}");
-        Console.WriteLine($"  group commit: {shared.GetProperty("messages").GetInt64()} messages in {shared.GetProperty("transactions").GetInt64()} shared transactions " +
-            $"({shared.GetProperty("failed").GetInt64()} failed); the others alone");
+        return new Hl7Load(clock.Elapsed, (accepted - acceptedBefore) / (clock.Elapsed - from).TotalSeconds, accepted, refused,
+            all[all.Count / 2], all[Math.Min(all.Count - 1, all.Count * 99 / 100)], cpu.PerUnit(accepted + refused - before, server));
     }
 
     public static async Task RunTownshipAsync(string[] args)
@@ -100,10 +132,59 @@ internal static class LegacyBenchmark
             await PostTownshipAsync(client, hub, storeName, LegacyData.TownshipBatch(first: residents + 1, warmup), "warm-up");
         }
 
-        await PostTownshipAsync(client, hub, storeName, zip, "measured");
+        var rate = await PostTownshipAsync(client, hub, storeName, zip, "measured");
+        if (storeName == "postgres")
+        {
+            var floor = await TownshipFloorAsync(zip, await PostgresCluster.CreateDatabaseAsync("township_floor"));
+            Console.WriteLine($"floor (unzip, split each CSV line, one binary COPY into an unindexed table): {floor:F0} rows/s; " +
+                $"the measured batch ran at {rate / floor:P0} of it");
+        }
     }
 
-    private static async Task PostTownshipAsync(HttpClient client, ChildProcess hub, string storeName, byte[] zip, string label)
+    /// <summary>
+    /// The floor of the <c>township</c> benchmark: the batch unzipped, each CSV line split into its fields and the rows
+    /// written raw by one binary COPY into a table without index, in one transaction. Rows/s.
+    /// </summary>
+    private static async Task<double> TownshipFloorAsync(byte[] zip, string connectionString)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using (var create = dataSource.CreateCommand("CREATE TABLE floor_row (file text NOT NULL, line integer NOT NULL, fields text[] NOT NULL)"))
+        {
+            await create.ExecuteNonQueryAsync();
+        }
+
+        var clock = Stopwatch.StartNew();
+        var rows = 0;
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        using (var archive = new ZipArchive(new MemoryStream(zip), ZipArchiveMode.Read))
+        await using (var copy = await connection.BeginBinaryImportAsync("COPY floor_row (file, line, fields) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var entry in archive.Entries.Where(e => e.Name.EndsWith(".csv", StringComparison.Ordinal)))
+            {
+                using var reader = new StreamReader(entry.Open(), Encoding.UTF8);
+                var line = 1;
+                await reader.ReadLineAsync();
+                while (await reader.ReadLineAsync() is { } text)
+                {
+                    line++;
+                    await copy.StartRowAsync();
+                    await copy.WriteAsync(entry.Name, NpgsqlDbType.Text);
+                    await copy.WriteAsync(line, NpgsqlDbType.Integer);
+                    await copy.WriteAsync(text.Split(','), NpgsqlDbType.Array | NpgsqlDbType.Text);
+                    rows++;
+                }
+            }
+
+            await copy.CompleteAsync();
+        }
+
+        await transaction.CommitAsync();
+        return rows / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Posts a batch, prints its figures and returns its rows/s.</summary>
+    private static async Task<double> PostTownshipAsync(HttpClient client, ChildProcess hub, string storeName, byte[] zip, string label)
     {
         using var content = new ByteArrayContent(zip);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
@@ -119,6 +200,7 @@ internal static class LegacyBenchmark
         Console.WriteLine($"Township batch ({label}), {storeName}, {rows} rows ({zip.Length / 1024} KiB zip), {(int)response.StatusCode} " +
             $"{batch.GetProperty("status").GetString()} in {clock.Elapsed.TotalSeconds:F1} s: {rows / clock.Elapsed.TotalSeconds:F0} rows/s ({summary})");
         Console.WriteLine($"  CPU per row: {cpu.PerUnit(rows)}");
+        return rows / clock.Elapsed.TotalSeconds;
     }
 
     private static string Value(string[] args, string name, string fallback)

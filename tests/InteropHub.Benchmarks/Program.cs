@@ -22,6 +22,12 @@ if (args.Length > 0 && args[0] == "floor")
     return;
 }
 
+if (args.Length > 0 && args[0] == "hl7-floor")
+{
+    Hl7Floor.Run(args[1..]);
+    return;
+}
+
 if (args.Length > 0 && args[0] == "hl7")
 {
     await LegacyBenchmark.RunHl7Async(args[1..]);
