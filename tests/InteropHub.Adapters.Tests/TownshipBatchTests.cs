@@ -175,6 +175,61 @@ public sealed class TownshipBatchTests
         Assert.Equal("MALFORMED", Assert.Single(result.Issues).Code);
     }
 
+    [Theory]
+    [InlineData("manifest_version", null, "manifest_version")]
+    [InlineData("manifest_version", "2.0", "manifest_version")]
+    [InlineData("export_type", "weekly", "export_type")]
+    [InlineData("source_system", "FOO", "source_system")]
+    public void A_manifest_without_a_required_key_or_with_a_value_outside_its_list_rejects_the_batch_as_MALFORMED(string key, string? value, string named)
+    {
+        var files = Batch("batch-001");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!.AsObject();
+        if (value is null)
+        {
+            manifest.Remove(key);
+        }
+        else
+        {
+            manifest[key] = value;
+        }
+
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        var result = TownshipBatchReader.Read(files);
+
+        Assert.True(result.BatchRejected);
+        var issue = Assert.Single(result.Issues);
+        Assert.Equal("MALFORMED", issue.Code);
+        Assert.Contains(named, issue.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("18", "", "0", "", "gest_days")]
+    [InlineData("18", "3", "1", "", "referral_org_code")]
+    [InlineData("18", "3", "1", "QX2100012", null)]
+    public void An_antenatal_visit_needs_its_gestational_days_and_a_referral_its_organisation(string weeks, string days, string referred, string referralOrg, string? column)
+    {
+        var csv = "visit_id,reg_id,record_no,visit_type,visit_seq,visit_date,gest_weeks,gest_days,classification,referral_flag,referral_reason,referral_org_code,doctor_name,org_code,status,updated_at\r\n"
+            + $"YF-QX2110026-0000901,YC-QX2110026-0000001,36992110120200041,AN,2,2024-10-14,{weeks},{days},1,{referred},{(referred == "1" ? "胎位异常" : "")},{referralOrg},何丽萍,QX2120048,active,2024-10-14 16:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("maternal_visits.csv", "maternal_visits", csv)));
+
+        var error = result.Issues.FirstOrDefault(i => i.Severity == IssueSeverity.Error && i.Code == "MISSING_REQUIRED");
+        Assert.Equal(column, error?.Column?.Split(' ')[0]);
+    }
+
+    [Fact]
+    public void A_contract_in_the_2x_exporters_date_format_has_FHIR_dates_for_its_period()
+    {
+        var csv = "contract_id,record_no,team_code,team_name,doctor_code,doctor_name,sign_date,start_date,end_date,package_codes,key_population_codes,contract_status,terminate_date,org_code,status,updated_at\r\n"
+            + "QY-QX2110026-0000901,36992110120100023,T-QX2110026-01,白沙镇第一家庭医生团队,W0107,吴国庆,2025/1/6,2025/1/7,2025/12/31,03,2,1,,QX2110026,active,2025-01-06 11:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("contracts.csv", "contracts", csv)));
+
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
+        var contract = Assert.Single(Assert.Single(result.Rows).Map()!.Entry.Select(e => e.Resource).OfType<EpisodeOfCare>());
+        Assert.Equal(("2025-01-07", "2025-12-31"), (contract.Period!.Start, contract.Period.End));
+    }
+
     [Fact]
     public void Row_checks_follow_the_specified_order_and_a_rejected_resident_takes_its_rows_with_it()
     {

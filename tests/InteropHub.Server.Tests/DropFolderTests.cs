@@ -52,6 +52,58 @@ public abstract class DropFolderTests(HubFactory hub)
             Assert.Single(found.Entry);
         }
     }
+
+    [Fact]
+    public async Task A_batch_dropped_again_after_it_was_done_is_moved_beside_the_first_and_later_batches_still_go_in()
+    {
+        var legacy = AdapterTestBase.Legacy;
+        var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(drop, "incoming"));
+        using var watching = hub.WithWebHostBuilder(b => b
+            .UseSetting("InteropHub:Township:DropFolder", drop)
+            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
+            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
+        var client = watching.CreateClient();
+        await AdapterTestBase.SeedOrganizationsAsync(watching.Services);
+
+        async Task DropFolderAsync(int expectedDone)
+        {
+            var folder = Path.Combine(drop, "incoming", "batch-001");
+            Directory.CreateDirectory(folder);
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(legacy, "township", "batch-001")))
+            {
+                File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            }
+
+            Directory.Move(folder, Path.Combine(drop, "batch-001"));
+            await WaitForDoneAsync(drop, expectedDone);
+        }
+
+        await DropFolderAsync(1);
+        await DropFolderAsync(2);
+        var writing = Path.Combine(drop, "incoming", "longquan.zip.part");
+        await File.WriteAllBytesAsync(writing, SeedLoader.Zip(Path.Combine(legacy, "township", "batch-003-longquan-gb18030")));
+        File.Move(writing, Path.Combine(drop, "longquan.zip"));
+        await WaitForDoneAsync(drop, 3);
+
+        var names = Directory.EnumerateFileSystemEntries(Path.Combine(drop, "done")).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(3, names.Count);
+        Assert.Equal(2, names.Count(n => n!.EndsWith("-batch-001", StringComparison.Ordinal) || n.EndsWith("-batch-001.2", StringComparison.Ordinal)));
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(drop), p => Path.GetFileName(p) is not ("done" or "incoming"));
+        var found = await Fhir.Read<Bundle>(await client.GetAsync("/fhir/Patient?identifier=369902194910010866"));
+        Assert.Single(found.Entry);
+    }
+
+    private static async Task WaitForDoneAsync(string drop, int count)
+    {
+        var done = Path.Combine(drop, "done");
+        for (var wait = 0; wait < 300 && (!Directory.Exists(done) || Directory.EnumerateFileSystemEntries(done).Count() < count); wait++)
+        {
+            await System.Threading.Tasks.Task.Delay(100);
+        }
+
+        Assert.Equal(count, Directory.EnumerateFileSystemEntries(done).Count());
+    }
 }
 
 public sealed class DropFolderTestsOnSqlite(SqliteHub hub) : DropFolderTests(hub), IClassFixture<SqliteHub>;

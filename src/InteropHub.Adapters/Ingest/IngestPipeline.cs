@@ -886,9 +886,34 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
+            var rowReplacesRow = FromTownship(patient) && FromTownship(current);
+            var noMobile = rowReplacesRow && !patient.Telecom.Any(IsMobile);
+            if (rowReplacesRow)
+            {
+                // township-export.md §2: a resident row replaces the township's earlier row whole, so what this one leaves
+                // empty of the columns the township maps is gone, not kept (the HIS's "not sent" does not apply).
+                cleared[patient].UnionWith(TownshipResidentElements.Where(e => !Carries(patient, e)));
+            }
+
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
+            if (noMobile)
+            {
+                patient.Telecom.RemoveAll(IsMobile);
+            }
         }
+
+        static bool FromTownship(Resource resource) => resource.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
+        static bool IsMobile(ContactPoint t) => t is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile };
+        static bool Carries(Patient patient, string element) => element switch
+        {
+            "deceased" => patient.Deceased is not null,
+            "maritalStatus" => patient.MaritalStatus is not null,
+            _ => patient.Extension.Any(x => x.Url == element),
+        };
     }
+
+    /// <summary>The elements of a Patient a township resident row maps from an optional column (phone aside).</summary>
+    private static readonly string[] TownshipResidentElements = ["deceased", "maritalStatus", ExtensionUrls.Ethnicity, ExtensionUrls.PaymentMethod];
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
@@ -1142,12 +1167,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
-        var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false, ReferencedResidents.Count: > 0 }).ToList();
+        // Every dose row's stored Immunization too (by vacc_id): an update that changes the date keeps the dose's id, and
+        // a deletion of a dose another source reports too takes back only the township's identifier.
+        var earlierDoses = rowsToApply.Where(r => r.Table == "immunizations").ToList();
         var storedResidents = (await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, rowsToApply.Where(r => r.EarliestEvent is not null)
             .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
-        var storedDoses = (await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct))
-            .ToDictionary(p => p.Key, p => p.Value.Id, StringComparer.Ordinal);
+        var storedDoses = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct);
         var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
             rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
         (string Table, string File)? file = null;
@@ -1177,6 +1203,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
                 if (row is { Table: "residents", Deleted: true } && !storedResidents.ContainsKey(TextNormalizer.Number(row.Key)))
                 {
+                    // Nothing to retract, but the deletion is kept as the row's latest version, so a late batch with an
+                    // older version of the resident cannot bring it back (§1, §2).
+                    await state.WriteStateAsync(RowState(row), RowStateValue(row), ct);
                     WarnDeletedNothing([row], outcome);
                     continue;
                 }
@@ -1206,9 +1235,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 Bundle? transaction;
                 try
                 {
-                    transaction = row is { Table: "immunizations", ReferencedResidents: [var recordNo] }
-                        ? row.Map(new StoredDose(storedDoses.GetValueOrDefault(row.Key), PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo)))))
-                        : row.Map();
+                    var replaces = appliedAt.ContainsKey(RowState(row));
+                    transaction = row.Table == "immunizations"
+                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0
+                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null,
+                                dose.Resource?.Identifier.Any(i => i.System is not (TownshipMapper.VaccinationSystem or Systems.VaccineTraceCode)) == true)
+                            : null)
+                        : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -1348,8 +1381,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row),
-            $"{r.Row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {r.Row.ContentHash}".TrimEnd()))];
+        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), RowStateValue(r.Row)))];
         var held = await LockPersonsAsync(combined, ct);
         try
         {
@@ -1424,6 +1456,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
     private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
+
+    /// <summary>What <see cref="RowState"/> keeps: "updated_at content-hash".</summary>
+    private static string RowStateValue(TownshipRow row) => $"{row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {row.ContentHash}".TrimEnd();
 
     /// <summary>
     /// The <c>updated_at</c> (and content hash) of the version of each row's (table, key) applied before, by

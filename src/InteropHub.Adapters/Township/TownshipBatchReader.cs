@@ -92,6 +92,22 @@ public static class TownshipBatchReader
             string Text(string key) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } s
                 ? s
                 : throw new FormatException($"清单缺少必填项 {key}");
+            // §1 manifest.json: the version this reader knows, the one source system and the two kinds of export.
+            if (Text("manifest_version") is var version && !(version == "1" || version.StartsWith("1.", StringComparison.Ordinal)))
+            {
+                throw new FormatException($"清单版本 manifest_version {version} 不受支持，应为 1.0");
+            }
+
+            if (Text("source_system") is var system && system != "QX-PHS")
+            {
+                throw new FormatException($"清单 source_system {system} 应为 QX-PHS");
+            }
+
+            if (Text("export_type") is var exportType && exportType is not ("full" or "incremental"))
+            {
+                throw new FormatException($"清单 export_type {exportType} 应为 full 或 incremental");
+            }
+
             var exportTime = DateTimeOffset.Parse(Text("export_time"), CultureInfo.InvariantCulture);
             var sequence = root.TryGetProperty("sequence", out var seq) && seq.TryGetInt32(out var n) ? n : throw new FormatException("清单缺少必填项 sequence");
             var encoding = Text("encoding");
@@ -230,7 +246,7 @@ public static class TownshipBatchReader
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
             var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;
-            Func<StoredDose?, Bundle?> mapping = stored => TownshipMapper.Map(schema.Table, row, deleted, resident,
+            Func<StoredRow?, Bundle?> mapping = stored => TownshipMapper.Map(schema.Table, row, deleted, resident,
                 $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}", registrationInBatch, stored);
             if (deleted && schema.Table == "residents")
             {
@@ -335,9 +351,11 @@ public static class TownshipBatchReader
             ("maternal_registrations", "high_risk_factors", r => r["high_risk"] == "1", "high_risk = 1"),
             ("maternal_registrations", "delivery_date", r => r["pregnancy_outcome"] is "1" or "2", "pregnancy_outcome = 1 或 2"),
             ("maternal_visits", "gest_weeks", r => r["visit_type"] == "AN", "产前随访"),
+            ("maternal_visits", "gest_days", r => r["visit_type"] == "AN", "产前随访"),
             ("maternal_visits", "delivery_date", r => r["visit_type"] is "PP" or "PP42", "产后访视"),
             ("maternal_visits", "abnormal_desc", r => r["classification"] == "2", "classification = 2"),
             ("maternal_visits", "referral_reason", r => r["referral_flag"] == "1", "referral_flag = 1"),
+            ("maternal_visits", "referral_org_code", r => r["referral_flag"] == "1", "referral_flag = 1"),
         ];
 
         /// <param name="earlier">The content of an earlier row with the same key in this file, if any.</param>

@@ -51,7 +51,7 @@ internal static class TownshipCareMapping
         var teamReference = builder.CreateIfAbsent(team, Criteria.Identifier("urn:interophub:sid:family-doctor-team", row["team_code"]));
 
         var status = row["contract_status"];
-        var end = status == "2" && Date(row["terminate_date"]) is { } terminated ? terminated : row["end_date"];
+        var end = status == "2" && Date(row["terminate_date"]) is { } terminated ? terminated : Date(row["end_date"])!;
         var episode = new EpisodeOfCare
         {
             Identifier = [new Identifier("urn:interophub:sid:family-doctor-contract", row["contract_id"])],
@@ -59,7 +59,7 @@ internal static class TownshipCareMapping
             Type = [FhirValues.Coded(Systems.Local("episode-type"), "family-doctor-contract", "家庭医生签约")],
             Patient = patient,
             ManagingOrganization = FhirValues.Organization(row["org_code"]),
-            Period = new Period(new FhirDateTime(Date(row["start_date"])!), new FhirDateTime(end.Length > 0 ? end : Date(row["end_date"])!)),
+            Period = new Period(new FhirDateTime(Date(row["start_date"])!), new FhirDateTime(end)),
             CareManager = new ResourceReference { Identifier = new Identifier(Systems.Staff(row["org_code"]), row["doctor_code"]), Display = row["doctor_name"] },
             Team = [teamReference],
         };
@@ -180,11 +180,31 @@ internal static class TownshipCareMapping
 
         // A registration is also the first antenatal visit (MaternalRegistration).
         builder.DeleteWhere("Encounter", $"_id={ResourceIds.From((table == "maternal_registrations" ? $"{key}.first" : key).Replace('.', '-'))}");
-        var schema = TownshipSchema.Find(table)!;
-        foreach (var item in schema.Columns.Where(c => !Structural.Contains(c.Name) && c.Name != schema.Key).Select(c => c.Name).Concat(["bp", "gestational-age"]))
+        foreach (var id in ItemIds(table, key))
         {
-            builder.DeleteWhere("Observation", $"_id={ResourceIds.From(key, item.Replace('_', '-'))}");
+            builder.DeleteWhere("Observation", $"_id={id}");
         }
+    }
+
+    /// <summary>
+    /// A later version of a visit row replaces the earlier whole (§2 "Update"): the item Observations the earlier
+    /// version may have written and this one does not (a column now empty) are removed with it.
+    /// </summary>
+    public static void RemoveItemsNotSent(TransactionBuilder builder, string table, string key)
+    {
+        var written = builder.Bundle.Entry.Where(e => e.Resource is Observation).Select(e => e.Resource!.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var id in ItemIds(table, key).Where(id => !written.Contains(id)))
+        {
+            builder.DeleteWhere("Observation", $"_id={id}");
+        }
+    }
+
+    /// <summary>The ids of every item Observation <see cref="Items"/> can write for a row of the table.</summary>
+    private static IEnumerable<string> ItemIds(string table, string key)
+    {
+        var schema = TownshipSchema.Find(table)!;
+        return schema.Columns.Where(c => !Structural.Contains(c.Name) && c.Name != schema.Key).Select(c => c.Name).Concat(["bp", "gestational-age"])
+            .Select(item => ResourceIds.From(key, item.Replace('_', '-')));
     }
 
     private static ResourceReference Patient(CsvRow row) =>

@@ -25,7 +25,7 @@ internal static class TownshipMapper
     /// <param name="registrationInBatch">A maternal visit's registration was accepted earlier in the same batch.</param>
     /// <param name="stored">What the hub holds for a dose of a resident stored before this batch (its id, the person key).</param>
     public static Bundle? Map(string table, CsvRow row, bool deleted, CsvRow? resident, string source, bool registrationInBatch = false,
-        StoredDose? stored = null)
+        StoredRow? stored = null)
     {
         var builder = new TransactionBuilder();
         switch (table)
@@ -35,6 +35,11 @@ internal static class TownshipMapper
                 break;
             case "residents":
                 Resident(builder, row);
+                break;
+            case "immunizations" when deleted && stored is { SharedWithOtherSources: true }:
+                // The HIS or a certificate reports the same dose (one Immunization per person, vaccine and date, §3.2):
+                // the township's retraction takes back its own report, the vacc_id, and the dose stays.
+                RetractSharedDose(builder, row["vacc_id"]);
                 break;
             case "immunizations" when deleted:
                 // By identifier: the dose may carry a cross-source id (DoseIds) rather than one made from vacc_id.
@@ -63,6 +68,11 @@ internal static class TownshipMapper
                 break;
             default:
                 return null;
+        }
+
+        if (stored is { Replaces: true } && !deleted && table is not ("residents" or "immunizations" or "contracts"))
+        {
+            TownshipCareMapping.RemoveItemsNotSent(builder, table, row[TownshipSchema.Find(table)!.Key]);
         }
 
         foreach (var resource in builder.Bundle.Entry.Select(e => e.Resource).OfType<Resource>())
@@ -176,6 +186,21 @@ internal static class TownshipMapper
             ],
         });
         builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo), patch);
+    }
+
+    private static void RetractSharedDose(TransactionBuilder builder, string vaccId)
+    {
+        var patch = new Parameters();
+        patch.Parameter.Add(new Parameters.ParameterComponent
+        {
+            Name = "operation",
+            Part =
+            [
+                new Parameters.ParameterComponent { Name = "type", Value = new Code("delete") },
+                new Parameters.ParameterComponent { Name = "path", Value = new FhirString($"Immunization.identifier.where(system = '{VaccinationSystem}' and value = '{vaccId.Replace("'", "\\'", StringComparison.Ordinal)}')") },
+            ],
+        });
+        builder.PatchWhere("Immunization", Criteria.Identifier(VaccinationSystem, vaccId), patch);
     }
 
     private static void Resident(TransactionBuilder builder, CsvRow row)
@@ -292,7 +317,7 @@ internal static class TownshipMapper
     /// §3.2 → Immunization, keyed by person, vaccine and date (one dose whichever source reports it) when the person is
     /// known: from the resident row of this batch, or from the stored Patient of an earlier one; else by vacc_id.
     /// </summary>
-    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident, StoredDose? stored)
+    private static void Immunization(TransactionBuilder builder, CsvRow row, CsvRow? resident, StoredRow? stored)
     {
         var vaccine = CountyCodes.Vaccines[row["vaccine_code"]];
         var code = FhirValues.Coded(Systems.Vaccine, vaccine.Code, vaccine.Name);

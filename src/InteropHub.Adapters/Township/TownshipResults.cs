@@ -36,18 +36,22 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// <c>reg_id</c> and the visit date: the ingest checks it against the stored registration date, as the reader does for a
 /// registration of the batch.</param>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
-    string Institution, Func<StoredDose?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
+    string Institution, Func<StoredRow?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
     (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null)
 {
-    /// <param name="stored">For a dose of a resident of an earlier batch, what the hub holds: see <see cref="StoredDose"/>.</param>
-    public Bundle? Map(StoredDose? stored = null) => Mapping?.Invoke(stored);
+    /// <param name="stored">What the hub holds of the row: see <see cref="StoredRow"/>.</param>
+    public Bundle? Map(StoredRow? stored = null) => Mapping?.Invoke(stored);
 }
 
-/// <summary>What the hub holds for a dose row of a resident of an earlier batch.</summary>
-/// <param name="Id">The id of the Immunization the row wrote before (kept, so an update never makes a second one).</param>
-/// <param name="PersonKey">The stored Patient's person key (<see cref="Identity.DoseIds.PersonKey"/>), for the id the
-/// HIS and the certificates give the same dose.</param>
-public sealed record StoredDose(string? Id, string? PersonKey);
+/// <summary>What the hub holds for a row (none when it is new and no dose).</summary>
+/// <param name="Id">For a dose, the id of the Immunization the row wrote before (kept, so an update never makes a second one).</param>
+/// <param name="PersonKey">For a dose of a resident of an earlier batch, the stored Patient's person key
+/// (<see cref="Identity.DoseIds.PersonKey"/>), for the id the HIS and the certificates give the same dose.</param>
+/// <param name="SharedWithOtherSources">The stored dose carries another source's identifier (the HIS, a certificate):
+/// a deleted row then takes back only its own.</param>
+/// <param name="Replaces">An earlier version of the row was applied: this one replaces it whole (§2 "Update"), so the
+/// items that version wrote and this one leaves empty are removed.</param>
+public sealed record StoredRow(string? Id = null, string? PersonKey = null, bool SharedWithOtherSources = false, bool Replaces = false);
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
 public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)

@@ -66,10 +66,10 @@ internal sealed class TownshipDropFolder(TownshipOptions options, IngestPipeline
             logger.LogInformation("Township batch {Path} stored as inbox message {Id}: {Status}.", path, result.Message.Id, result.Message.Status);
             var done = Path.Combine(drop, "done");
             Directory.CreateDirectory(done);
-            var target = Path.Combine(done, $"{result.Message.Id}-{Path.GetFileName(path)}");
+            var target = FreeName(Path.Combine(done, $"{result.Message.Id}-{Path.GetFileName(path)}"));
             if (zip)
             {
-                File.Move(path, target, overwrite: true);
+                File.Move(path, target);
             }
             else
             {
@@ -78,6 +78,21 @@ internal sealed class TownshipDropFolder(TownshipOptions options, IngestPipeline
         }
 
         return batches.Count;
+    }
+
+    /// <summary>
+    /// The path, or the path with ".2", ".3"… before its extension when taken: a batch dropped again after it was done
+    /// (the inbox answers it as the same message) is moved beside the first copy instead of jamming the folder.
+    /// </summary>
+    private static string FreeName(string path)
+    {
+        var candidate = path;
+        for (var n = 2; File.Exists(candidate) || Directory.Exists(candidate); n++)
+        {
+            candidate = Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileNameWithoutExtension(path)}.{n}{Path.GetExtension(path)}");
+        }
+
+        return candidate;
     }
 
     private static DateTime LastChange(string path, bool zip) =>
