@@ -105,6 +105,60 @@ public sealed class BirthCertificateTests
         Assert.Equal("INTEGRITY", Assert.Single(result.DocumentIssues).Code);
     }
 
+    [Theory]
+    [InlineData("batchId=\"QX-BMC-20250430-001\" ")]
+    [InlineData("exportTime=\"2025-04-30T23:00:00+08:00\" ")]
+    [InlineData("sourceSystem=\"QX-BMC\" ")]
+    [InlineData("institutionCode=\"QX2100039\" ")]
+    [InlineData(" schemaVersion=\"1.0\"")]
+    public void A_batch_whose_envelope_lacks_a_required_attribute_is_rejected_whole_as_MALFORMED(string attribute)
+    {
+        var batch = Sample("batch_QX-BMC-20250430-001");
+        var envelope = batch[..batch.IndexOf('>', batch.IndexOf("<BirthCertificateBatch", StringComparison.Ordinal))];
+        Assert.Contains(attribute, envelope, StringComparison.Ordinal);
+
+        var result = Read(batch.Replace(envelope, envelope.Replace(attribute, "", StringComparison.Ordinal), StringComparison.Ordinal));
+
+        Assert.True(result.DocumentRejected);
+        Assert.Empty(result.Certificates);
+        var issue = Assert.Single(result.DocumentIssues);
+        Assert.Equal("MALFORMED", issue.Code);
+        Assert.Contains(attribute.Trim().Split('=')[0], issue.Detail, StringComparison.Ordinal);
+        Assert.Equal(2, issue.Line);
+    }
+
+    [Fact]
+    public void An_XSD_error_is_reported_at_the_line_and_position_of_the_attribute_or_element_at_fault_and_names_it()
+    {
+        var xml = Sample("Q360418201");
+        var lines = xml.Split('\n');
+        var weightLine = Array.FindIndex(lines, l => l.Contains("<BirthWeight unit=\"g\">", StringComparison.Ordinal)) + 1;
+        var pluralityLine = Array.FindIndex(lines, l => l.Contains("<Plurality>", StringComparison.Ordinal)) + 1;
+
+        var unit = Assert.IsType<CertificateRejected>(Assert.Single(Read(xml.Replace("<BirthWeight unit=\"g\">", "<BirthWeight unit=\"kg\">", StringComparison.Ordinal)).Certificates)).Errors[0];
+        var plurality = Assert.IsType<CertificateRejected>(Assert.Single(Read(xml.Replace("<Plurality>1</Plurality>", "<Plurality>one</Plurality>", StringComparison.Ordinal)).Certificates)).Errors[0];
+
+        Assert.Equal(("MALFORMED", weightLine, lines[weightLine - 1].IndexOf("unit=", StringComparison.Ordinal) + 1), (unit.Code, unit.Line, unit.Position));
+        Assert.Contains("Newborn/BirthWeight/@unit", unit.Detail, StringComparison.Ordinal);
+        Assert.Equal(("MALFORMED", pluralityLine, lines[pluralityLine - 1].IndexOf("Plurality", StringComparison.Ordinal) + 1), (plurality.Code, plurality.Line, plurality.Position));
+        Assert.Contains("Newborn/Plurality", plurality.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_XSD_error_in_a_batch_is_reported_at_its_own_line_in_the_batch()
+    {
+        var batch = Sample("batch_QX-BMC-20250430-001");
+        var at = batch.LastIndexOf("<BirthWeight unit=\"g\">", StringComparison.Ordinal);
+        var line = batch[..at].Count(c => c == '\n') + 1;
+
+        var result = Read(string.Concat(batch.AsSpan(0, at), "<BirthWeight unit=\"kg\">", batch.AsSpan(at + "<BirthWeight unit=\"g\">".Length)));
+
+        Assert.All(result.Certificates.Take(2), c => Assert.IsType<CertificateAccepted>(c));
+        var error = Assert.IsType<CertificateRejected>(result.Certificates[2]).Errors[0];
+        Assert.Equal(line, error.Line);
+        Assert.Contains("BirthCertificate/Newborn/BirthWeight/@unit", error.Detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_mothers_15_digit_id_number_is_upgraded_with_a_warning()
     {

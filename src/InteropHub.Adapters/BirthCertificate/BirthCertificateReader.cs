@@ -11,8 +11,8 @@ namespace InteropHub.Adapters.BirthCertificate;
 
 /// <summary>
 /// Reads a <c>&lt;BirthCertificate&gt;</c> or <c>&lt;BirthCertificateBatch&gt;</c> (birth-certificate.md) with DTDs and
-/// external entities refused, validates each certificate on its own against the county XSD, applies the checks of
-/// §4 in their order, and maps the valid ones. Pure: <c>receivedAt</c> is the "time of sending" bound for dates.
+/// external entities refused, validates a batch's envelope and each certificate on its own against the county XSD,
+/// applies the checks of §4 in their order, and maps the valid ones. Pure: <c>receivedAt</c> is the "time of sending" bound for dates.
 /// </summary>
 public static class BirthCertificateReader
 {
@@ -53,14 +53,22 @@ public static class BirthCertificateReader
         }
 
         var root = xml.Root!;
-        if (root.Name.LocalName == "BirthCertificate")
-        {
-            return new BirthCertificateResult([], [ReadCertificate(root, receivedAt)]);
-        }
-
-        if (root.Name.LocalName != "BirthCertificateBatch")
+        if (root.Name.LocalName is not ("BirthCertificate" or "BirthCertificateBatch"))
         {
             return new BirthCertificateResult([Issue(root, RejectionReason.Malformed, $"根元素 {root.Name.LocalName} 不是 BirthCertificate 或 BirthCertificateBatch")], []);
+        }
+
+        var (envelope, schemaErrors) = Validate(xml);
+        if (root.Name.LocalName == "BirthCertificate")
+        {
+            return new BirthCertificateResult([], [ReadCertificate(root, schemaErrors.GetValueOrDefault(root), receivedAt)]);
+        }
+
+        // The batch's own attributes are required by the XSD too (§1 "Batch"): an envelope that breaks it is no batch
+        // the hub can account for, so the document is MALFORMED whole, as one that is not well-formed.
+        if (envelope is not null)
+        {
+            return new BirthCertificateResult([envelope], []);
         }
 
         var certificates = root.Elements("BirthCertificate").ToList();
@@ -75,10 +83,11 @@ public static class BirthCertificateReader
             receivedAt = exported;
         }
 
-        return new BirthCertificateResult([], [.. certificates.Select(c => ReadCertificate(c, receivedAt))]);
+        return new BirthCertificateResult([], [.. certificates.Select(c => ReadCertificate(c, schemaErrors.GetValueOrDefault(c), receivedAt))]);
     }
 
-    private static CertificateOutcome ReadCertificate(XElement certificate, DateTimeOffset receivedAt)
+    /// <param name="schemaError">The certificate's first XSD error (<see cref="Validate"/>), reported after the required elements (§4).</param>
+    private static CertificateOutcome ReadCertificate(XElement certificate, CertificateIssue? schemaError, DateTimeOffset receivedAt)
     {
         var number = Text(certificate, "CertificateNo");
         _ = int.TryParse(Text(certificate, "RecordVersion"), out var version);
@@ -99,7 +108,7 @@ public static class BirthCertificateReader
                 $"IssueType {Text(certificate, "IssueType")} (补发/换发) 需要 Replaces/CertificateNo"));
         }
 
-        if (Validate(certificate) is { } schemaError)
+        if (schemaError is not null)
         {
             return Reject(schemaError);
         }
@@ -139,20 +148,35 @@ public static class BirthCertificateReader
         return new CertificateIssue(severity == IssueSeverity.Error ? reason.Code() : "WARNING", detail, info.LineNumber, info.LinePosition, severity);
     }
 
-    private static CertificateIssue? Validate(XElement certificate)
+    /// <summary>
+    /// Validates the document against the XSD in one pass, in place: each error keeps the line and position of the
+    /// element or attribute at fault (the document is loaded with its line information) and names it. The first error
+    /// of each certificate is that certificate's, so one bad certificate rejects only itself (§1 "Batch processing");
+    /// the first error of the batch element, its attributes or a child that is no certificate is the envelope's.
+    /// </summary>
+    private static (CertificateIssue? Envelope, Dictionary<XElement, CertificateIssue> Certificates) Validate(XDocument document)
     {
-        CertificateIssue? first = null;
-        var copy = new XDocument(new XElement(certificate));
-        copy.Validate(Schemas, (_, e) => first ??= new CertificateIssue(RejectionReason.Malformed.Code(), $"不符合 XSD: {e.Message}",
-            e.Exception?.LineNumber ?? 0, e.Exception?.LinePosition ?? 0));
-        if (first is not null)
+        CertificateIssue? envelope = null;
+        var certificates = new Dictionary<XElement, CertificateIssue>();
+        document.Validate(Schemas, (sender, e) =>
         {
-            // The copy has no line information of its own; point at the certificate in the original document.
-            var info = (IXmlLineInfo)certificate;
-            first = first with { Line = info.LineNumber, Position = info.LinePosition };
-        }
-
-        return first;
+            // The sender is the node being validated: an element (its content, a missing attribute), an attribute, a text.
+            var at = sender as XObject ?? document.Root!;
+            var element = at as XElement ?? at.Parent ?? document.Root!;
+            var certificate = element.AncestorsAndSelf("BirthCertificate").LastOrDefault();
+            var path = string.Join('/', element.AncestorsAndSelf().TakeWhile(a => a != certificate?.Parent).Reverse().Select(a => a.Name.LocalName))
+                + (at is XAttribute attribute ? $"/@{attribute.Name.LocalName}" : "");
+            var issue = Issue(at, RejectionReason.Malformed, $"不符合 XSD: {path}: {e.Message}");
+            if (certificate is null)
+            {
+                envelope ??= issue;
+            }
+            else
+            {
+                certificates.TryAdd(certificate, issue);
+            }
+        });
+        return (envelope, certificates);
     }
 
     private static CertificateIssue? Codes(XElement c)
