@@ -68,6 +68,68 @@ public sealed class BirthCertificateTests
         Assert.Equal("Q360418201", document.RelatesTo[0].Target!.Identifier!.Value);
     }
 
+    /// <summary>
+    /// 信息更正 (§3): the same certificate, RecordVersion 2, <paramref name="field"/> changed from <paramref name="from"/> to
+    /// <paramref name="to"/> and the change listed in Corrections.
+    /// </summary>
+    private static string Corrected(string xml, string field, string from, string to)
+    {
+        var element = field[(field.IndexOf('/', StringComparison.Ordinal) + 1)..];
+        Assert.Contains($"<{element}>{from}</{element}>", xml, StringComparison.Ordinal);
+        var before = xml.Contains("<Remarks>", StringComparison.Ordinal) ? "<Remarks>" : "<LastModified>";
+        return xml.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace($"<{element}>{from}</{element}>", $"<{element}>{to}</{element}>", StringComparison.Ordinal)
+            .Replace(before, $"<Corrections><Correction><Field>{field}</Field><OldValue>{from}</OldValue><NewValue>{to}</NewValue>"
+                + $"<Reason>录入错误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections>{before}", StringComparison.Ordinal);
+    }
+
+    private static List<string> BirthRecordIds(CertificateAccepted c) =>
+        [.. c.Transaction.Entry.Where(e => e.Resource is Encounter or Observation or Immunization or RelatedPerson).Select(e => e.Request!.Url!)];
+
+    private static Patient Newborn(CertificateAccepted c) =>
+        c.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().Single(p => p.Identifier.Any(i => i.System == Systems.BirthCertificate));
+
+    [Theory]
+    [InlineData("Q360418201", "Newborn/SexCode", "2", "1", "36992119960823078X/20250315/male/1", "36992119960823078X/20250315/female/1")]
+    [InlineData("Q360418201", "Newborn/BirthDateTime", "2025-03-15T08:42:00+08:00", "2025-03-14T23:42:00+08:00",
+        "36992119960823078X/20250314/female/1", "36992119960823078X/20250315/female/1")]
+    [InlineData("Q360418266_twin1", "Newborn/BirthOrder", "1", "2", "369921199205300464/20250402/male/2", "369921199205300464/20250402/male/1")]
+    public void A_correction_of_the_newborn_key_keeps_the_birth_records_ids_and_clears_the_stale_key(string sample, string field, string from, string to,
+        string key, string stale)
+    {
+        var first = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Sample(sample)).Certificates));
+        var corrected = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Corrected(Sample(sample), field, from, to)).Certificates));
+
+        Assert.Equal(BirthRecordIds(first), BirthRecordIds(corrected));
+        var newborn = Newborn(corrected);
+        Assert.Equal(key, Assert.Single(newborn.Identifier, i => i.System == Systems.NewbornKey).Value);
+        var cleared = Assert.Single(newborn.Extension, e => e.Url == ExtensionUrls.Cleared);
+        Assert.Equal($"identifier:{Systems.NewbornKey}|{stale}", ((Code)cleared.Value!).Value);
+    }
+
+    [Fact]
+    public void A_replacement_that_corrects_the_sex_keeps_the_birth_records_ids_of_the_first_certificate()
+    {
+        var first = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Sample("Q360418201")).Certificates));
+        var reissue = Sample("R360007315_reissue_of_Q360418201").Replace("<SexCode>2</SexCode>", "<SexCode>1</SexCode>", StringComparison.Ordinal)
+            .Replace("</Corrections>", "<Correction><Field>Newborn/SexCode</Field><OldValue>2</OldValue><NewValue>1</NewValue>"
+                + "<Reason>性别录入错误</Reason><ApprovedDate>2025-04-07</ApprovedDate></Correction></Corrections>", StringComparison.Ordinal);
+
+        var second = Assert.IsType<CertificateAccepted>(Assert.Single(Read(reissue).Certificates));
+
+        Assert.Equal(BirthRecordIds(first), BirthRecordIds(second));
+        Assert.Equal("36992119960823078X/20250315/male/1", Assert.Single(Newborn(second).Identifier, i => i.System == Systems.NewbornKey).Value);
+        Assert.Contains(Newborn(second).Extension, e => e.Url == ExtensionUrls.Cleared && ((Code)e.Value!).Value!.EndsWith("/female/1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_correction_of_other_fields_clears_no_key()
+    {
+        var corrected = Assert.IsType<CertificateAccepted>(Assert.Single(Read(Corrected(Sample("Q360418201"), "Newborn/HealthStatusCode", "1", "2")).Certificates));
+
+        Assert.DoesNotContain(Newborn(corrected).Extension, e => e.Url == ExtensionUrls.Cleared);
+    }
+
     [Fact]
     public void The_newborn_carries_the_same_newborn_key_as_the_HIS_admission()
     {

@@ -30,21 +30,17 @@ internal static class BirthCertificateMapper
         var birthDate = DateOnly.FromDateTime(born.DateTime);
         var replaced = Text(c, "Replaces/CertificateNo") is { Length: > 0 } r ? r : null;
         var issuer = ((string?)c.Element("IssuingInstitution")!.Attribute("code"))!.Trim();
-        var gender = Text(c, "Newborn/SexCode") switch
-        {
-            "1" => AdministrativeGender.Male,
-            "2" => AdministrativeGender.Female,
-            _ => AdministrativeGender.Unknown,
-        };
+        var gender = Gender(Text(c, "Newborn/SexCode"));
         var order = int.Parse(Text(c, "Newborn/BirthOrder"), CultureInfo.InvariantCulture);
         var plurality = int.Parse(Text(c, "Newborn/Plurality"), CultureInfo.InvariantCulture);
 
         // Mother.
         var motherElement = c.Element("Mother")!;
         var motherIdentifier = ParentIdentifier(motherElement);
-        var newbornKey = motherIdentifier.System == Systems.ResidentId
-            ? NewbornKeys.For(motherIdentifier.Value!, birthDate, gender, order)
-            : null;
+        var motherId = motherIdentifier.System == Systems.ResidentId ? motherIdentifier.Value : null;
+        var newbornKey = motherId is null ? null : NewbornKeys.For(motherId, birthDate, gender, order);
+        var (firstKey, staleKeys) = EarlierNewbornKeys(c,
+            new KeyFields(motherId, Text(c, "Newborn/BirthDateTime"), Text(c, "Newborn/SexCode"), Text(c, "Newborn/BirthOrder")), newbornKey);
         var mother = Parent(motherElement, motherIdentifier, AdministrativeGender.Female, issuer);
         // A first issue finds or creates the mother by her ID document; a replacement (换发, IssueType 3), or an in-place
         // correction (RecordVersion > 1) whose corrections name the mother, updates her from the new document (§3),
@@ -75,6 +71,9 @@ internal static class BirthCertificateMapper
         }
 
         newborn.Identifier.AddRange(linking);
+
+        // A key a correction made wrong is no longer this child's: kept, it would link another child's records to it.
+        newborn.Extension.AddRange(staleKeys.Select(k => new Extension(ExtensionUrls.Cleared, new Code(ClearedIdentifier(Systems.NewbornKey, k)))));
         if (TextNormalizer.Name(Text(c, "Newborn/Name")) is { Length: > 0 } name)
         {
             newborn.Name.Add(new HumanName { Text = name, Use = HumanName.NameUse.Official });
@@ -89,9 +88,10 @@ internal static class BirthCertificateMapper
 
         var newbornReference = builder.Upsert(newborn, Criteria.Identifier(linking));
 
-        // The birth event's key survives a 换发: the newborn key, else the first certificate of the chain.
-        var birthKey = newbornKey ?? replaced ?? number;
-        var personKey = DoseIds.PersonKey(newbornKey, null);
+        // The birth event's key survives a 换发 and a correction: the newborn key the child had at first issue (its
+        // records, and the HIS's of the same child, are written by it), else the first certificate of the chain.
+        var birthKey = firstKey ?? replaced ?? number;
+        var personKey = DoseIds.PersonKey(firstKey, null);
         Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey, personKey);
         if (c.Element("Father") is { } fatherElement)
         {
@@ -141,6 +141,76 @@ internal static class BirthCertificateMapper
 
         builder.AddProvenance(provenance, ResourceIds.From("bc", number, version.ToString(CultureInfo.InvariantCulture)));
         return new CertificateAccepted(number, version, builder.Bundle, replaced, warnings);
+    }
+
+    /// <summary>
+    /// In a Patient's <see cref="ExtensionUrls.Cleared"/>: an identifier the stored Patient is not to keep (the ingest
+    /// pipeline keeps every other stored identifier the message does not carry).
+    /// </summary>
+    internal static string ClearedIdentifier(string system, string value) => $"identifier:{system}|{value}";
+
+    private static AdministrativeGender Gender(string sexCode) => sexCode switch
+    {
+        "1" => AdministrativeGender.Male,
+        "2" => AdministrativeGender.Female,
+        _ => AdministrativeGender.Unknown,
+    };
+
+    /// <summary>What the newborn key is made of (README "Linking persons", rule 5), as the certificate writes it.</summary>
+    private sealed record KeyFields(string? MotherId, string BirthDateTime, string SexCode, string BirthOrder)
+    {
+        public static readonly HashSet<string> Paths = new(StringComparer.Ordinal) { "Mother/IdDocument", "Newborn/BirthDateTime", "Newborn/SexCode", "Newborn/BirthOrder" };
+
+        public string? Key() =>
+            MotherId is not null
+            && DateTimeOffset.TryParse(BirthDateTime, CultureInfo.InvariantCulture, DateTimeStyles.None, out var born)
+            && int.TryParse(BirthOrder, NumberStyles.None, CultureInfo.InvariantCulture, out var order)
+                ? NewbornKeys.For(MotherId, DateOnly.FromDateTime(born.ToOffset(TimeSpan.FromHours(8)).DateTime), Gender(SexCode), order)
+                : null;
+
+        /// <summary>The fields with a correction's value of <paramref name="field"/> (a path below BirthCertificate), or as they are.</summary>
+        public KeyFields With(string field, string value) => field switch
+        {
+            // An ID number that is no valid resident ID number gave no key (the certificate was refused, or named her otherwise).
+            "Mother/IdDocument" => this with
+            {
+                MotherId = ResidentIdNumber.Check(TextNormalizer.Number(value), DateOnly.MaxValue) is { IsValid: true } id ? id.Value : null,
+            },
+            "Newborn/BirthDateTime" => this with { BirthDateTime = value },
+            "Newborn/SexCode" => this with { SexCode = value },
+            "Newborn/BirthOrder" => this with { BirthOrder = value },
+            _ => this,
+        };
+    }
+
+    /// <summary>
+    /// The newborn keys the certificate's earlier versions gave the child, read back from its Corrections, the cumulative
+    /// history of what was changed, oldest first (birth-certificate.md §2; an in-place correction or a 换发 lists the
+    /// change, §3). A correction of the sex, birth date, birth order or mother's ID number changes the key: the child's
+    /// records keep the ids of the first key, so a correction updates them rather than writing them again, and every
+    /// other earlier key is stale.
+    /// </summary>
+    private static (string? First, List<string> Stale) EarlierNewbornKeys(XElement c, KeyFields current, string? currentKey)
+    {
+        var corrections = c.Elements("Corrections").Elements("Correction")
+            .Select(x => (Field: Text(x, "Field"), Old: Text(x, "OldValue"), New: Text(x, "NewValue")))
+            .Where(x => KeyFields.Paths.Contains(x.Field))
+            .ToList();
+        if (corrections.Count == 0)
+        {
+            return (currentKey, []);
+        }
+
+        // The fields as first issued: each corrected one's value before its first correction.
+        var fields = corrections.DistinctBy(x => x.Field, StringComparer.Ordinal).Aggregate(current, (f, x) => f.With(x.Field, x.Old));
+        var keys = new List<string?> { fields.Key() };
+        foreach (var (field, _, value) in corrections)
+        {
+            fields = fields.With(field, value);
+            keys.Add(fields.Key());
+        }
+
+        return (keys[0], [.. keys.OfType<string>().Where(k => k != currentKey).Distinct(StringComparer.Ordinal)]);
     }
 
     private static Identifier ParentIdentifier(XElement parent)

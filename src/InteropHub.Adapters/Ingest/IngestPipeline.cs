@@ -917,14 +917,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
-    /// identifier; telecoms of a system and use, addresses and names of a use the message does not give; extensions
-    /// of a URL it does not give (ethnicity, registered poor, …); and each single element it leaves empty (death,
-    /// marital status, managing organisation, …).
+    /// identifier but one it clears (a birth certificate's newborn key that a correction made stale); telecoms of a
+    /// system and use, addresses and names of a use the message does not give; extensions of a URL it does not give
+    /// (ethnicity, registered poor, …); and each single element it leaves empty (death, marital status, managing
+    /// organisation, …).
     /// </summary>
-    /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep.</param>
+    /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep; and
+    /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
-        patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+        patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
+            && !cleared.Contains(BirthCertificateMapper.ClearedIdentifier(i.System ?? "", i.Value ?? ""))).ToList());
         if (!cleared.Contains("telecom"))
         {
             patient.Telecom.AddRange(current.Telecom.Where(t => !patient.Telecom.Any(n => n.System == t.System && n.Use == t.Use)).ToList());

@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Text;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.Identity;
+using InteropHub.Testing;
+
+namespace InteropHub.Server.Tests;
+
+/// <summary>
+/// Birth certificates over HTTP (birth-certificate.md): corrections and replacements that change the newborn key.
+/// </summary>
+public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hub)
+{
+    /// <summary>A generated first issue's certificate with one element's value changed and the change listed in Corrections.</summary>
+    private static string Corrected(string xml, string element, string from, string to, string field) =>
+        xml.Replace($"<{element}>{from}</{element}>", $"<{element}>{to}</{element}>", StringComparison.Ordinal)
+            .Replace("<LastModified>", $"<Corrections><Correction><Field>{field}</Field><OldValue>{from}</OldValue><NewValue>{to}</NewValue>"
+                + "<Reason>录入错误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><LastModified>", StringComparison.Ordinal);
+
+    private static string Code(IEnumerable<OperationOutcome.IssueComponent> issues) =>
+        Assert.Single(issues, i => i.Details?.Coding[0].Code is "APPLIED" or "UNCHANGED" or "STALE").Details!.Coding[0].Code!;
+
+    /// <summary>The birth records of the newborn a certificate names, counted per type, and its newborn keys.</summary>
+    private async Task<(int Encounters, int Observations, int RelatedPersons, int Immunizations, List<string> Keys)> BirthRecordsAsync(string certificateNo)
+    {
+        var newborn = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={certificateNo}"));
+        return ((await SearchAsync<Encounter>($"Encounter?subject=Patient/{newborn.Id}")).Count,
+            (await SearchAsync<Observation>($"Observation?subject=Patient/{newborn.Id}")).Count,
+            (await SearchAsync<RelatedPerson>($"RelatedPerson?patient=Patient/{newborn.Id}")).Count,
+            (await SearchAsync<Immunization>($"Immunization?patient=Patient/{newborn.Id}")).Count,
+            [.. newborn.Identifier.Where(i => i.System == Systems.NewbornKey).Select(i => i.Value!)]);
+    }
+
+    [Fact]
+    public async Task A_birth_certificate_correction_of_the_sex_updates_the_birth_records_and_leaves_the_newborn_only_the_new_key()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_401));
+        var mother = MotherIdOf(first);
+        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        var before = await BirthRecordsAsync("Q360007401");
+
+        var corrected = Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
+            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
+
+        var after = await BirthRecordsAsync("Q360007401");
+        Assert.Equal((1, 3, 1, 1), (before.Encounters, before.Observations, before.RelatedPersons, before.Immunizations));
+        Assert.Equal((1, 3, 1, 1), (after.Encounters, after.Observations, after.RelatedPersons, after.Immunizations));
+        var key = Assert.Single(after.Keys);
+        Assert.StartsWith(mother + "/", key, StringComparison.Ordinal);
+        Assert.EndsWith("/male/1", key, StringComparison.Ordinal);
+        var stale = Assert.Single(before.Keys);
+        Assert.Empty(await SearchAsync<Patient>($"Patient?identifier={Systems.NewbornKey}|{Uri.EscapeDataString(stale)}"));
+        Assert.Equal(AdministrativeGender.Male, Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007401")).Gender);
+    }
+
+    [Fact]
+    public async Task A_birth_certificate_replacement_that_corrects_the_birth_date_updates_the_same_birth_records()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_402));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        var born = System.Text.RegularExpressions.Regex.Match(first, "<BirthDateTime>([^<]+)</BirthDateTime>").Groups[1].Value;
+        var earlier = DateTimeOffset.Parse(born, CultureInfo.InvariantCulture).AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
+
+        // 换发 (§3): a new number replacing the first, the birth date corrected.
+        var reissue = Corrected(first, "BirthDateTime", born, earlier, "Newborn/BirthDateTime")
+            .Replace("<CertificateNo>Q360007402</CertificateNo>", "<CertificateNo>R360007402</CertificateNo>", StringComparison.Ordinal)
+            .Replace("<IssueType>1</IssueType>", "<IssueType>3</IssueType>", StringComparison.Ordinal)
+            .Replace("<Status>1</Status>", "<Status>1</Status><Replaces><CertificateNo>Q360007402</CertificateNo><Reason>出生日期有误</Reason></Replaces>",
+                StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(reissue)));
+
+        var after = await BirthRecordsAsync("R360007402");
+        Assert.Equal((1, 3, 1, 1), (after.Encounters, after.Observations, after.RelatedPersons, after.Immunizations));
+        Assert.Contains(earlier[..10].Replace("-", "", StringComparison.Ordinal), Assert.Single(after.Keys), StringComparison.Ordinal);
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007402"));
+    }
+}
+
+public sealed class BirthCertificateTestsOnSqlite(SqliteHub hub) : BirthCertificateTests(hub), IClassFixture<SqliteHub>;
+
+public sealed class BirthCertificateTestsOnPostgres(PostgresHub hub) : BirthCertificateTests(hub), IClassFixture<PostgresHub>;
