@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Text;
 using Hl7.Fhir.Model;
 using InteropHub.Adapters.Identity;
@@ -7,7 +8,8 @@ using InteropHub.Testing;
 namespace InteropHub.Server.Tests;
 
 /// <summary>
-/// Birth certificates over HTTP (birth-certificate.md): corrections and replacements that change the newborn key.
+/// Birth certificates over HTTP (birth-certificate.md): corrections and replacements that change the newborn key, and
+/// the status of a batch whose certificates fare differently.
 /// </summary>
 public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hub)
 {
@@ -77,6 +79,46 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Equal((1, 3, 1, 1), (after.Encounters, after.Observations, after.RelatedPersons, after.Immunizations));
         Assert.Contains(earlier[..10].Replace("-", "", StringComparison.Ordinal), Assert.Single(after.Keys), StringComparison.Ordinal);
         Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007402"));
+    }
+
+    [Fact]
+    public async Task A_birth_certificate_batch_with_one_unchanged_and_one_refused_certificate_is_a_partial_success()
+    {
+        await SeedOrganizationsAsync();
+        var applied = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_403));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(applied)));
+        var refused = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_404)).Replace("<HealthStatusCode>1</HealthStatusCode>",
+            "<HealthStatusCode>7</HealthStatusCode>", StringComparison.Ordinal);
+        static string Body(string xml) => xml[xml.IndexOf("<BirthCertificate ", StringComparison.Ordinal)..];
+        var batch = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BirthCertificateBatch batchId=\"QX-BMC-TEST-7403\" exportTime=\"2025-06-30T23:00:00+08:00\" "
+            + "sourceSystem=\"QX-BMC\" institutionCode=\"QX2100012\" count=\"2\" schemaVersion=\"1.0\">\n" + Body(applied) + "\n" + Body(refused) + "\n</BirthCertificateBatch>";
+
+        using var content = new StringContent(batch, Encoding.UTF8, "application/xml");
+        var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+
+        Assert.Equal(HttpStatusCode.MultiStatus, response.StatusCode);
+        var issues = (await Fhir.Read<OperationOutcome>(response)).Issue;
+        Assert.Contains(issues, i => i.Details?.Coding[0].Code == "UNCHANGED" && (i.Diagnostics ?? "").Contains("Q360007403", StringComparison.Ordinal));
+        Assert.Contains(issues, i => i.Details?.Coding[0].Code == "UNKNOWN_CODE" && (i.Diagnostics ?? "").Contains("Q360007404", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_birth_certificate_batch_without_its_batchId_is_refused_whole_as_MALFORMED()
+    {
+        await SeedOrganizationsAsync();
+        var xml = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_405));
+        var batch = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BirthCertificateBatch exportTime=\"2025-06-30T23:00:00+08:00\" "
+            + "sourceSystem=\"QX-BMC\" institutionCode=\"QX2100012\" count=\"1\" schemaVersion=\"1.0\">\n"
+            + xml[xml.IndexOf("<BirthCertificate ", StringComparison.Ordinal)..] + "\n</BirthCertificateBatch>";
+
+        using var content = new StringContent(batch, Encoding.UTF8, "application/xml");
+        var response = await Client.PostAsync(new Uri("/adapters/birth-certificates", UriKind.Relative), content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var issue = Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue);
+        Assert.Equal("MALFORMED", issue.Details?.Coding[0].Code);
+        Assert.Contains("batchId", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<DocumentReference>("DocumentReference?identifier=Q360007405"));
     }
 }
 

@@ -74,12 +74,16 @@ public static class AdapterEndpoints
             ? Results.Json(Describe(message))
             : throw new ResourceNotFoundException($"There is no township batch {id}.");
 
-    /// <summary>One outcome per certificate; 200 when all were applied, 207-style partial success otherwise (issue 5).</summary>
+    /// <summary>
+    /// One outcome per certificate; 200 when none was refused, 207-style partial success when some were and others not,
+    /// 400 when every one was (issue 5). A certificate the hub has already (UNCHANGED) or has a later version of (STALE)
+    /// is handled as the spec says, not refused (birth-certificate.md §1 "Idempotency"): it counts with the applied ones.
+    /// </summary>
     private static async Task<IResult> PostCertificates(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
         var result = await pipeline.ReceiveCertificatesAsync(await ReadBodyAsync(request, options, ct), ct);
-        var applied = result.Outcome.Issue.Any(i => i.Details?.Coding.FirstOrDefault()?.Code == "APPLIED");
-        var status = result.Processed ? StatusCodes.Status200OK : applied ? StatusCodes.Status207MultiStatus : StatusCodes.Status400BadRequest;
+        var handled = result.Outcome.Issue.Any(i => i.Details?.Coding.FirstOrDefault()?.Code is "APPLIED" or "UNCHANGED" or "STALE");
+        var status = result.Processed ? StatusCodes.Status200OK : handled ? StatusCodes.Status207MultiStatus : StatusCodes.Status400BadRequest;
         return FhirResults.Outcome(result.Outcome, status);
     }
 
