@@ -63,8 +63,9 @@ public static class ExtensionUrls
     public const string Ethnicity = "https://interophub.dev/fhir/StructureDefinition/ethnicity";
 
     /// <summary>
-    /// In a HIS transaction only, never stored: a Patient element the message deleted with <c>""</c> (his-hl7v2.md §2),
-    /// which the ingest pipeline then does not keep from the stored Patient (valueCode: an element name or an extension URL).
+    /// In an adapter's transaction only, never stored: a Patient element the message deleted with <c>""</c> (his-hl7v2.md
+    /// §2), which the ingest pipeline then does not keep from the stored Patient (valueCode: an element name or an extension
+    /// URL), or an identifier a birth certificate's correction made stale (<c>identifier:{system}|{value}</c>).
     /// </summary>
     public const string Cleared = "urn:interophub:ext:cleared";
 
