@@ -1314,6 +1314,88 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains(after, o => o.Code.Coding.Any(c => c.Code?.EndsWith(".compliance", StringComparison.Ordinal) == true));
     }
 
+    /// <summary>An inpatient ADT event of the county hospital for visit <paramref name="visit"/> (PV1-44 admitted, PV1-45 discharged).</summary>
+    private static byte[] InpatientEvent(string trigger, string controlId, string visit, string eventTime, string admitted, string discharged = "", string obx = "")
+    {
+        var pv1 = new string[46];
+        Array.Fill(pv1, "");
+        pv1[0] = "PV1";
+        pv1[1] = "1";
+        pv1[2] = "I";
+        pv1[3] = "0307^^^QX2100012^^^^^内分泌科";
+        pv1[4] = "R";
+        pv1[7] = "D0155^许文涛";
+        pv1[19] = $"{visit}^^^QX2100012&2.16.156.10011.1.11&ISO^VN";
+        pv1[36] = discharged.Length > 0 ? "1" : "";
+        pv1[44] = admitted;
+        pv1[45] = discharged;
+        return Encoding.UTF8.GetBytes($"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250610120000||ADT^{trigger}^ADT_A01|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"EVN|{trigger}|{eventTime}\r"
+            + $"PID|1||{visit[^7..]}^^^QX2100012^MR||住院{visit[^4..]}||19700101|1\r"
+            + string.Join('|', pv1) + "\r" + obx);
+    }
+
+    [Fact]
+    public async Task Observations_of_two_ADT_events_of_one_visit_are_both_kept_each_at_its_events_time()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "OBX-EVENTS-1", "ZY2098000001", "20250601085000", "20250601085000",
+            obx: "OBX|1|NM|8480-6^收缩压^LN||186|mm[Hg]|||||F\r"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "OBX-EVENTS-2", "ZY2098000001", "20250605100000", "", "20250605100000",
+            obx: "OBX|1|NM|8867-4^心率^LN||72|/min|||||F\r"))).Ack));
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000001"));
+        var observations = await SearchAsync<Observation>($"Observation?encounter=Encounter/{visit.Id}");
+        var pressure = Assert.Single(observations, o => o.Code.Coding.Any(c => c.Code == "8480-6"));
+        var rate = Assert.Single(observations, o => o.Code.Coding.Any(c => c.Code == "8867-4"));
+        Assert.StartsWith("2025-06-01T08:50", ((FhirDateTime)pressure.Effective!).Value, StringComparison.Ordinal);
+        Assert.StartsWith("2025-06-05T10:00", ((FhirDateTime)rate.Effective!).Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_discharge_before_the_admission_an_earlier_message_gave_is_IMPOSSIBLE_DATE_at_PV1_45()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "DATES-1", "ZY2098000002", "20250601085000", "20250601085000"))).Ack));
+
+        var (_, ack) = await PostHl7Async(InpatientEvent("A03", "DATES-2", "ZY2098000002", "20250601090000", "", "20250530100000"));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("IMPOSSIBLE_DATE", ack, StringComparison.Ordinal);
+        Assert.Contains("PV1^1^45", ack, StringComparison.Ordinal);
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000002"));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, visit.Status);
+        Assert.Null(visit.Period!.End);
+    }
+
+    [Fact]
+    public async Task A_visit_cancelled_by_A11_is_unknown_to_a_later_discharge_and_an_A08_leaves_it_cancelled()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "CANCELLED-1", "ZY2098000003", "20250601085000", "20250601085000"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A11", "CANCELLED-2", "ZY2098000003", "20250601093000", "20250601085000"))).Ack));
+
+        var (_, discharge) = await PostHl7Async(InpatientEvent("A03", "CANCELLED-3", "ZY2098000003", "20250605100000", "", "20250605100000"));
+        Assert.Equal("AE", Msa(discharge));
+        Assert.Contains("UNKNOWN_REFERENCE", discharge, StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A08", "CANCELLED-4", "ZY2098000003", "20250605110000", "20250601085000"))).Ack));
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000003"));
+        Assert.Equal(Encounter.EncounterStatus.EnteredInError, visit.Status);
+        Assert.Null(visit.Period!.End);
+    }
+
+    [Fact]
+    public async Task A_cancelled_referral_keeps_the_clinical_summary_of_its_I12_beside_the_cancel_remark()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("14_REF_I12_baisha_zhaojianhua_up.hl7", "15_REF_I14_baisha_zhaojianhua_cancel.hl7");
+
+        var referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250416-0004"));
+        Assert.Contains(referral.Note, n => n.Text?.Contains("2型糖尿病", StringComparison.Ordinal) == true);
+        Assert.Contains(referral.Note, n => n.Text?.Contains("市级医院", StringComparison.Ordinal) == true);
+    }
+
     [Fact]
     public async Task A_delete_marker_in_ZPI_removes_the_payment_method_and_the_registered_poor_flag()
     {

@@ -220,14 +220,21 @@ public static class HisMapper
             return;
         }
 
-        // OBX in ADT (e.g. blood pressure on admission) belong to the visit.
+        // OBX in ADT (e.g. blood pressure on admission, heart rate at discharge) belong to the visit, taken when the event
+        // occurred unless OBX-14 says otherwise. Set IDs restart in every message, so an observation is known by what it
+        // measures and when: the A03's heart rate does not replace the A01's blood pressure, and a re-sent event
+        // updates its own.
+        var evn = context.Message.First("EVN");
+        var eventTime = (evn is null ? null : context.PastTime(evn, 6) ?? context.PastTime(evn, 2))
+            ?? (context.Message.First("PV1") is { } pv1 ? context.Time(pv1, 44) : null);
         foreach (var obx in context.Message.All("OBX"))
         {
-            var effective = context.Message.First("PV1") is { } pv1 ? context.Time(pv1, 44) : null;
-            if (ObservationMapping.Map(context, obx, patient, visit.Reference, effective, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
+            if (ObservationMapping.Map(context, obx, patient, visit.Reference, eventTime, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
             {
-                var setId = obx[1].Value.Length > 0 ? obx[1].Value : obx.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", setId));
+                var at = observation.Effective is FhirDateTime effective
+                    ? effective.ToDateTimeOffset(Hl7Time.ChinaOffset).ToOffset(Hl7Time.ChinaOffset).ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture)
+                    : "";
+                context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", obx[3].Value, at));
             }
         }
     }

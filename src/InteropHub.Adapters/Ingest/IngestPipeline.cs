@@ -650,6 +650,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         referral.ReasonCode.InsertRange(0, had.ReasonCode.Where(c => IsReferralReason(c) ? !reason : !diagnoses).ToList());
                     }
 
+                    // The notes add up: the I12's clinical summary stays when an I13 or the I14 remarks on the referral.
+                    var notes = referral.Note.Select(n => n.Text).ToHashSet(StringComparer.Ordinal);
+                    referral.Note.InsertRange(0, had.Note.Where(n => !notes.Contains(n.Text)).ToList());
                     break;
             }
 
@@ -716,6 +719,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     SummaryText: "就诊状态变更不允许"));
             }
 
+            // A cancelled visit (A11) is one that never was (his-hl7v2.md §1 "Order"): a transfer, discharge or cancel of it
+            // refers to nothing. An A08 updates the person and leaves the visit cancelled; an A01/A04 registers it anew.
+            if (current.Status == Encounter.EncounterStatus.EnteredInError
+                && visitEvent is VisitEvent.Transfer or VisitEvent.Discharge or VisitEvent.CancelDischarge or VisitEvent.CancelAdmit)
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 已取消 (ADT^A11)", IssueSeverity.Error));
+            }
+
+            if (current.Status == Encounter.EncounterStatus.EnteredInError && visitEvent == VisitEvent.Update)
+            {
+                encounter.Status = Encounter.EncounterStatus.EnteredInError;
+            }
+
             // The event's places as stored references: a place it creates when absent is named by a placeholder.
             foreach (var place in encounter.Location)
             {
@@ -727,6 +744,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             KeepVisitHistory(encounter, current, visitEvent);
+
+            // §3 "Dates": PV1-45 before PV1-44, also when one of them came with an earlier message.
+            if (encounter.Period is { StartElement: { } start, EndElement: { } end }
+                && end.ToDateTimeOffset(Hl7Time.ChinaOffset) < start.ToDateTimeOffset(Hl7Time.ChinaOffset))
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.ImpossibleDate, new Hl7Location("PV1", 1, 45),
+                    $"出院时间 {end.Value} 早于入院时间 {start.Value}", IssueSeverity.Error));
+            }
         }
     }
 
