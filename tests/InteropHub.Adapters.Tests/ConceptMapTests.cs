@@ -64,6 +64,43 @@ public sealed class ConceptMapTests
             "患者类别 PV1-2 → Encounter.class", "http://terminology.hl7.org/CodeSystem/v2-0004", "http://terminology.hl7.org/CodeSystem/v3-ActCode",
             [("I", "住院", "IMP", "inpatient encounter", ConceptMapEquivalence.Equivalent), ("O", "门诊", "AMB", "ambulatory", ConceptMapEquivalence.Equivalent),
              ("E", "急诊", "EMER", "emergency", ConceptMapEquivalence.Equivalent)]),
+        ["gb3304-ethnicity-to-letter-code"] = Map("gb3304-ethnicity-to-letter-code", "GB/T 3304 ethnicity numeric codes to the standard's letter codes",
+            "民族 GB/T 3304 数字代码 → 字母代码 (GB 3304-91 表 3; 97、98 无字母代码)", Systems.Ethnicity, "urn:interophub:cs:gb3304-letter-code",
+            CountyCodes.Ethnicities.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => EthnicityLetterCodes.TryGetValue(e.Key, out var letter)
+                ? (e.Key, e.Value, (string?)letter.Code, (string?)letter.Romanization, ConceptMapEquivalence.Equivalent)
+                : (e.Key, e.Value, null, null, ConceptMapEquivalence.Unmatched))),
+        ["his-department-to-diagnosis-treatment-subject"] = Map("his-department-to-diagnosis-treatment-subject",
+            "HIS department codes to the national list of diagnosis and treatment subjects",
+            "HIS 科室代码 (his-hl7v2.md §8) → 医疗机构诊疗科目名录 (卫医发〔1994〕第27号)", Systems.Local("qxhis-department"),
+            "urn:interophub:cs:diagnosis-treatment-subject",
+            CountyCodes.Departments.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => (d.Key, d.Value, (string?)Subjects[d.Key].Code,
+                (string?)Subjects[d.Key].Name, d.Key == "0304C" ? ConceptMapEquivalence.Wider : ConceptMapEquivalence.Equivalent))),
+    };
+
+    /// <summary>GB 3304-91 (中国各民族名称的罗马字母拼写法和代码), table 3: letter code and romanization by numeric code.</summary>
+    private static readonly Dictionary<string, (string Code, string Romanization)> EthnicityLetterCodes = new(StringComparer.Ordinal)
+    {
+        ["01"] = ("HA", "Han"), ["02"] = ("MG", "Mongol"), ["03"] = ("HU", "Hui"), ["04"] = ("ZA", "Zang"), ["05"] = ("UG", "Uygur"),
+        ["06"] = ("MH", "Miao"), ["07"] = ("YI", "Yi"), ["08"] = ("ZH", "Zhuang"), ["09"] = ("BY", "Buyei"), ["10"] = ("CS", "Chosen"),
+        ["11"] = ("MA", "Man"), ["12"] = ("DO", "Dong"), ["13"] = ("YA", "Yao"), ["14"] = ("BA", "Bai"), ["15"] = ("TJ", "Tujia"),
+        ["16"] = ("HN", "Hani"), ["17"] = ("KZ", "Kazak"), ["18"] = ("DA", "Dai"), ["19"] = ("LI", "Li"), ["20"] = ("LS", "Lisu"),
+        ["21"] = ("VA", "Va"), ["22"] = ("SH", "She"), ["23"] = ("GS", "Gaoshan"), ["24"] = ("LH", "Lahu"), ["25"] = ("SU", "Sui"),
+        ["26"] = ("DX", "Dongxiang"), ["27"] = ("NX", "Naxi"), ["28"] = ("JP", "Jingpo"), ["29"] = ("KG", "Kirgiz"), ["30"] = ("TU", "Tu"),
+        ["31"] = ("DU", "Daur"), ["32"] = ("ML", "Mulao"), ["33"] = ("QI", "Qiang"), ["34"] = ("BL", "Blang"), ["35"] = ("SL", "Salar"),
+        ["36"] = ("MN", "Maonan"), ["37"] = ("GL", "Gelao"), ["38"] = ("XB", "Xibe"), ["39"] = ("AC", "Achang"), ["40"] = ("PM", "Pumi"),
+        ["41"] = ("TA", "Tajik"), ["42"] = ("NU", "Nu"), ["43"] = ("UZ", "Uzbek"), ["44"] = ("RS", "Russ"), ["45"] = ("EW", "Ewenki"),
+        ["46"] = ("DE", "Deang"), ["47"] = ("BN", "Bonan"), ["48"] = ("YG", "Yugur"), ["49"] = ("GI", "Gin"), ["50"] = ("TT", "Tatar"),
+        ["51"] = ("DR", "Derung"), ["52"] = ("OR", "Oroqen"), ["53"] = ("HZ", "Hezhen"), ["54"] = ("MB", "Monba"), ["55"] = ("LB", "Lhoba"),
+        ["56"] = ("JN", "Jino"),
+    };
+
+    /// <summary>The 诊疗科目 (医疗机构诊疗科目名录, 卫医发〔1994〕第27号) each HIS department code is modelled on; the CCU is part of 03.04.</summary>
+    private static readonly Dictionary<string, (string Code, string Name)> Subjects = new(StringComparer.Ordinal)
+    {
+        ["0101"] = ("01", "预防保健科"), ["0201"] = ("02", "全科医疗科"), ["0301"] = ("03.01", "呼吸内科专业"), ["0304"] = ("03.04", "心血管内科专业"),
+        ["0304C"] = ("03.04", "心血管内科专业"), ["0307"] = ("03.07", "内分泌专业"), ["0401"] = ("04.01", "普通外科专业"), ["0501"] = ("05.01", "妇科专业"),
+        ["0502"] = ("05.02", "产科专业"), ["0701"] = ("07.01", "新生儿专业"), ["0702"] = ("07", "儿科"), ["2001"] = ("20", "急诊医学科"),
+        ["3001"] = ("30", "医学检验科"), ["5001"] = ("50", "中医科"),
     };
 
     private static ConceptMap Map(string id, string title, string description, string source, string target,

@@ -23,6 +23,21 @@ public abstract class TranslateTests(HubFactory hub)
         Assert.Equal("urn:interophub:conceptmap:qxvac-to-cvx", ((FhirUri)match.Part.Single(p => p.Name == "source").Value!).Value);
     }
 
+    [Theory]
+    [InlineData("urn:oid:2.16.156.10011.2.3.3.3", "04", "urn:interophub:cs:gb3304-letter-code", "ZA", "equivalent")]
+    [InlineData("urn:interophub:cs:qxhis-department", "0307", "urn:interophub:cs:diagnosis-treatment-subject", "03.07", "equivalent")]
+    [InlineData("urn:interophub:cs:qxhis-department", "0304C", "urn:interophub:cs:diagnosis-treatment-subject", "03.04", "wider")]
+    public async Task Ethnicity_and_department_codes_translate_through_their_maps(string system, string code, string target, string expected, string equivalence)
+    {
+        var answer = await GetAsync($"/fhir/ConceptMap/$translate?system={system}&code={code}");
+
+        Assert.True(answer.GetSingleValue<FhirBoolean>("result")!.Value);
+        var match = Assert.Single(answer.Parameter, p => p.Name == "match");
+        Assert.Equal(equivalence, ((Code)match.Part.Single(p => p.Name == "equivalence").Value!).Value);
+        var concept = (Coding)match.Part.Single(p => p.Name == "concept").Value!;
+        Assert.Equal((target, expected), (concept.System, concept.Code));
+    }
+
     [Fact]
     public async Task A_code_the_map_lists_as_unmatched_is_a_false_result_with_an_unmatched_match_and_a_message()
     {
