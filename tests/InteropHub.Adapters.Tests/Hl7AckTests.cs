@@ -51,4 +51,18 @@ public sealed class Hl7AckTests
         Assert.Equal("值 a|b~c\\d 无效", err[8].Text);
         Assert.Equal("OBX^2^5", err[2].Raw);
     }
+
+    [Fact]
+    public void Every_answer_gets_its_own_control_id_within_the_field_length_naming_the_inbox_row_when_there_is_one()
+    {
+        // Answers to one inbox row (an AE, the AE for a resend, …) and answers without a row (an AR) never share MSH-10.
+        var forRow = Enumerable.Range(0, 10_000).Select(_ => Hl7Ack.NewControlId(451)).ToList();
+        var withoutRow = Enumerable.Range(0, 10_000).Select(_ => Hl7Ack.NewControlId(null)).ToList();
+
+        Assert.Equal(forRow.Count, forRow.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(withoutRow.Count, withoutRow.Distinct(StringComparer.Ordinal).Count());
+        Assert.All(forRow, id => Assert.Matches("^IHUB451-[0-9A-Z]{12}$", id));
+        Assert.All(withoutRow, id => Assert.Matches("^IHUB-[0-9A-Z]{15}$", id));
+        Assert.All([.. forRow, .. withoutRow], id => Assert.True(id.Length <= Hl7Ack.MaxControlIdLength, id));
+    }
 }

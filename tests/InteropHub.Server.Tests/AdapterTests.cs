@@ -85,7 +85,7 @@ public abstract class AdapterTestBase(HubFactory hub)
     protected static string Msa(string ack) =>
         ack.Split('\r').Single(s => s.StartsWith("MSA|", StringComparison.Ordinal)).Split('|')[1];
 
-    /// <summary>MSH-10 of an ACK: <c>IHUB</c> and the inbox id of the message it answers.</summary>
+    /// <summary>MSH-10 of an ACK: <c>IHUB</c>, the inbox id of the message it answers and a token of its own.</summary>
     protected static string AckControlId(string ack) =>
         ack.Split('\r').Single(s => s.StartsWith("MSH|", StringComparison.Ordinal)).Split('|')[9];
 
@@ -285,9 +285,11 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("AA", Msa(ack));
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
-        // Answered for the stored message (the ACK's control id names its inbox row), and not stored again.
-        Assert.StartsWith("IHUB", AckControlId(firstAck), StringComparison.Ordinal);
-        Assert.Equal(AckControlId(firstAck), AckControlId(ack));
+        // Answered for the stored message (the ACK's control id names its inbox row), and not stored again; the answer
+        // is a message of its own, with an MSH-10 of its own.
+        Assert.Matches("^IHUB[0-9]+-[0-9A-Z]+$", AckControlId(firstAck));
+        Assert.Equal(AckControlId(firstAck).Split('-')[0], AckControlId(ack).Split('-')[0]);
+        Assert.NotEqual(AckControlId(firstAck), AckControlId(ack));
         Assert.Equal(received, await HisCountsAsync());
 
         var changed = text.Replace("李德福", "李德富", StringComparison.Ordinal);
@@ -296,6 +298,28 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AE", Msa(ack2));
         Assert.Contains("DUPLICATE_KEY", ack2, StringComparison.Ordinal);
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+    }
+
+    [Fact]
+    public async Task Every_ACK_has_a_control_id_of_its_own_also_for_resends_of_a_rejected_message_and_refusals_without_an_inbox_row()
+    {
+        await SeedOrganizationsAsync();
+        var rejected = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_01_ADT_A04_bad_id_check_digit.hl7"));
+        var unsupported = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_02_MDM_T02_unsupported.hl7"));
+
+        var answers = new List<string>();
+        foreach (var body in new[] { rejected, rejected, unsupported, unsupported })
+        {
+            answers.Add((await PostHl7Async(body)).Ack);
+        }
+
+        Assert.Equal(["AE", "AE", "AR", "AR"], answers.Select(Msa));
+        var ids = answers.Select(AckControlId).ToList();
+        Assert.Equal(ids.Count, ids.Distinct(StringComparer.Ordinal).Count());
+        Assert.All(ids, id => Assert.InRange(id.Length, "IHUB1-0000".Length, 20));
+        // The two AEs answer one inbox row, and both say which.
+        Assert.Equal(ids[0].Split('-')[0], ids[1].Split('-')[0]);
+        Assert.Matches("^IHUB[0-9]+-", ids[0]);
     }
 
     [Fact]

@@ -1673,7 +1673,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
     private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues, string? unreadControlId = null)
     {
-        var ack = Hl7Ack.Build(answered, code, issues, $"IHUB{inboxId}", clock.GetLocalNow(), unreadControlId: unreadControlId);
+        var ack = Hl7Ack.Build(answered, code, issues, Hl7Ack.NewControlId(inboxId), clock.GetLocalNow(), unreadControlId: unreadControlId);
         return new HisReply(code, Hl7Ack.Encode(ack, answered), inboxId);
     }
 

@@ -139,7 +139,7 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
     {
         var issue = new InteropHub.Adapters.His.HisIssue(InteropHub.Adapters.RejectionReason.Malformed, null, detail,
             InteropHub.Adapters.His.IssueSeverity.Error, errorCode);
-        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], "IHUB-MLLP", clock.GetLocalNow(), unreadControlId: controlId), null);
+        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], Hl7Ack.NewControlId(null), clock.GetLocalNow(), unreadControlId: controlId), null);
     }
 
     public override void Dispose()

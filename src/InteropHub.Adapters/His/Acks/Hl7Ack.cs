@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using InteropHub.Adapters.His.Parsing;
 
@@ -39,6 +40,25 @@ public static class Hl7Ack
         [206] = "Application record locked",
         [207] = "Application internal error",
     };
+
+    /// <summary>MSH-10 is ST of at most 20 characters in HL7 v2.5.</summary>
+    public const int MaxControlIdLength = 20;
+
+    private const string ControlIdAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    /// <summary>
+    /// A new MSH-10 for an answer: <c>IHUB</c>, the inbox id of the message answered (when it has a row) and a random
+    /// token, e.g. <c>IHUB451-7KQ2M0ZP</c>. HL7 v2.5 requires MSH-10 unique per message, and one inbox row may be
+    /// answered several times (an AE, then again for a resend) by any hub instance, before or after a restart: a
+    /// counter of the process would repeat, random characters do not (at least 4 of them, 36^4 for the answers to
+    /// one row; 15 when there is no row).
+    /// </summary>
+    public static string NewControlId(long? inboxId)
+    {
+        var prefix = inboxId is { } id ? "IHUB" + id.ToString(CultureInfo.InvariantCulture) + "-" : "IHUB-";
+        var length = Math.Max(4, MaxControlIdLength - prefix.Length);
+        return prefix + RandomNumberGenerator.GetString(ControlIdAlphabet, length);
+    }
 
     /// <summary>The answer as ER7 text with CR segment terminators.</summary>
     /// <param name="answered">The message answered; null when it could not be parsed.</param>
