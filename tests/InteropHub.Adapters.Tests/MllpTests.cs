@@ -1,5 +1,6 @@
 using System.IO.Pipes;
 using System.Text;
+using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Mllp;
 
 namespace InteropHub.Adapters.Tests;
@@ -128,8 +129,8 @@ public sealed class MllpTests
         var messages = Hl7Body.Split(body, 1 << 20);
 
         Assert.Equal(3, messages.Count);
-        Assert.All(messages, m => Assert.Equal("MSH"u8.ToArray(), m[..3]));
-        Assert.Equal("2", His.Parsing.Hl7Parser.Parse(messages[1]).ControlId);
+        Assert.All(messages, m => Assert.Equal((MllpFrameKind.Message, "MSH"), (m.Kind, Encoding.ASCII.GetString(m.Bytes.Span[..3]))));
+        Assert.Equal("2", His.Parsing.Hl7Parser.Parse(messages[1].Bytes.Span).ControlId);
     }
 
     [Fact]
@@ -137,6 +138,39 @@ public sealed class MllpTests
     {
         var messages = Hl7Body.Split([.. MllpStream.Frame(First), .. MllpStream.Frame(Second)], 1 << 20);
 
-        Assert.Equal([First, Second], messages);
+        Assert.Equal([First, Second], messages.Select(m => m.Bytes.ToArray()));
+    }
+
+    [Fact]
+    public void A_frame_cut_short_in_an_http_body_stays_a_truncated_frame_and_is_refused_AR_naming_where_it_ends()
+    {
+        // The first message stops inside PID-5 where the second frame starts; its bytes alone would parse.
+        var cut = First[..^4];
+        var frames = Hl7Body.Split([0x0B, .. cut, .. MllpStream.Frame(Second)], 1 << 20);
+
+        Assert.Equal([MllpFrameKind.Truncated, MllpFrameKind.Message], frames.Select(f => f.Kind));
+        var refused = MllpRefusal.Refuse(frames[0], 1 << 20, ordinal: 1);
+        Assert.Equal(AckCode.AR, refused.AckCode);
+        var error = Assert.Single(refused.Errors);
+        Assert.Equal((RejectionReason.Malformed, 100, "PID^1^3"), (error.Reason, error.Hl7ErrorCode, error.Location!.ToErl()));
+        Assert.Contains("第 1 个 MLLP 帧", error.Detail, StringComparison.Ordinal);
+        var ack = Encoding.UTF8.GetString(MllpRefusal.Ack(refused, DateTimeOffset.UnixEpoch)).Split('\r');
+        Assert.Equal("MSA|AR|1|消息无法解析", ack[1]);
+        Assert.StartsWith("ERR||PID^1^3|100^", ack[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_oversize_frame_is_refused_AR_with_its_length_and_the_limit()
+    {
+        byte[] big = [0x0B, .. First, .. Enumerable.Repeat((byte)'A', 10_000), 0x1C, 0x0D];
+
+        var frame = Assert.Single(Hl7Body.Split(big, 5_000));
+        var refused = MllpRefusal.Refuse(frame, 5_000);
+
+        Assert.Equal(MllpFrameKind.Oversize, frame.Kind);
+        var error = Assert.Single(refused.Errors);
+        Assert.Equal("MSH^1", error.Location!.ToErl());
+        Assert.Contains("5000", error.Detail, StringComparison.Ordinal);
+        Assert.Contains("MSA|AR|1|", Encoding.UTF8.GetString(MllpRefusal.Ack(refused, DateTimeOffset.UnixEpoch)), StringComparison.Ordinal);
     }
 }

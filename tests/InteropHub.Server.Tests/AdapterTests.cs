@@ -301,6 +301,40 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_cut_MLLP_frame_in_an_HTTP_body_is_refused_AR_naming_where_it_ends_and_the_next_frame_still_goes()
+    {
+        await SeedOrganizationsAsync();
+        // Sample 02 as an A28 of two persons of their own: the first frame is cut inside PID-11, then the second starts.
+        var sample = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7")))
+            .Replace("ADT^A31^ADT_A05", "ADT^A28^ADT_A05", StringComparison.Ordinal).Replace("EVN|A31|", "EVN|A28|", StringComparison.Ordinal)
+            .Replace("~369902196302140930^^^&2.16.156.10011.1.3&ISO^NNCHN", "", StringComparison.Ordinal);
+        string Person(string mrn, string controlId) => sample.Replace("0000390412", mrn, StringComparison.Ordinal)
+            .Replace("QX2100012-20250210-000154", controlId, StringComparison.Ordinal);
+        var whole = Person("0099000771", "CUT-FRAME-2");
+        var cut = Person("0099000770", "CUT-FRAME-1");
+        cut = cut[..(cut.IndexOf("沙坪村", StringComparison.Ordinal) + 2)];
+        byte[] body = [0x0B, .. Encoding.UTF8.GetBytes(cut), 0x0B, .. Encoding.UTF8.GetBytes(whole), 0x1C, 0x0D];
+
+        var (status, acks) = await PostHl7Async(body);
+
+        var answers = acks.Split("MSH|", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, answers.Length);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("MSA|AR|CUT-FRAME-1", answers[0], StringComparison.Ordinal);
+        var err = Assert.Single(answers[0].Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal));
+        Assert.StartsWith("ERR||PID^1^11|100^", err, StringComparison.Ordinal);
+        Assert.Contains("|MALFORMED^", err, StringComparison.Ordinal);
+        Assert.Contains("断在 PID-11", err, StringComparison.Ordinal);
+        Assert.Contains("MSA|AA|CUT-FRAME-2", answers[1], StringComparison.Ordinal);
+        // The cut message was neither applied nor stored; the whole one was applied with its whole address.
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=0099000770"));
+        var applied = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0099000771"));
+        Assert.Contains("沙坪村1组4号", Assert.Single(applied.Address).Line);
+        // Sent again whole, it is a new message.
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(Person("0099000770", "CUT-FRAME-1")))).Ack));
+    }
+
+    [Fact]
     public async Task Every_ACK_has_a_control_id_of_its_own_also_for_resends_of_a_rejected_message_and_refusals_without_an_inbox_row()
     {
         await SeedOrganizationsAsync();

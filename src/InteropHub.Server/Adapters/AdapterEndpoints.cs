@@ -34,7 +34,7 @@ public static class AdapterEndpoints
     }
 
     /// <summary>One or several ER7 messages → their ACKs, concatenated; 200 only when every one is AA.</summary>
-    private static async Task<IResult> PostHl7(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
+    private static async Task<IResult> PostHl7(HttpRequest request, IngestPipeline pipeline, HubOptions options, TimeProvider clock, CancellationToken ct)
     {
         var mediaType = request.ContentType?.Split(';')[0].Trim() ?? "";
         if (!Hl7MediaTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
@@ -44,7 +44,8 @@ public static class AdapterEndpoints
         }
 
         var body = await ReadBodyAsync(request, options, ct);
-        var messages = Hl7Body.Split(body, checked((int)Math.Min(options.MaxBodyBytes, int.MaxValue)));
+        var maxMessageBytes = checked((int)Math.Min(options.MaxBodyBytes, int.MaxValue));
+        var messages = Hl7Body.Split(body, maxMessageBytes);
         if (messages.Count == 0)
         {
             throw new InvalidInputException("The body holds no HL7 v2 message (it must start with MSH).");
@@ -52,9 +53,19 @@ public static class AdapterEndpoints
 
         var acks = new List<byte>();
         var allAccepted = true;
-        foreach (var message in messages)
+        for (var i = 0; i < messages.Count; i++)
         {
-            var reply = await pipeline.ReceiveHl7Async(message, ct);
+            var frame = messages[i];
+            if (frame.Kind != MllpFrameKind.Message)
+            {
+                // A frame cut short or over the limit is refused whole, as on the MLLP port, and never stored or
+                // applied (its bytes may parse as a message without its end); the body's other messages still go.
+                acks.AddRange(MllpRefusal.Ack(MllpRefusal.Refuse(frame, maxMessageBytes, messages.Count > 1 ? i + 1 : null), clock.GetLocalNow()));
+                allAccepted = false;
+                continue;
+            }
+
+            var reply = await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), ct);
             allAccepted &= reply.Code == AckCode.AA;
             acks.AddRange(reply.Ack);
         }

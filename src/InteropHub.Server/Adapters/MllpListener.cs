@@ -111,9 +111,7 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
                     {
                         MllpFrameKind.Message => (await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), stoppingToken)).Ack,
                         // The kept start of the frame names the message when its MSH is readable: MSA-2 answers it.
-                        MllpFrameKind.Oversize => Reject($"消息长度 {frame.Length} 字节超过上限 {options.MaxMessageBytes} 字节，未保存", 100,
-                            Hl7Parser.PeekControlId(frame.Bytes.Span)),
-                        _ => Reject($"MLLP 帧无效 ({frame.Kind}, {frame.Length} 字节)", 100, Hl7Parser.PeekControlId(frame.Bytes.Span)),
+                        _ => MllpRefusal.Ack(MllpRefusal.Refuse(frame, options.MaxMessageBytes), clock.GetLocalNow()),
                     };
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -134,12 +132,11 @@ public sealed class MllpListener(MllpOptions options, IngestPipeline pipeline, T
         }
     }
 
-    /// <param name="controlId">MSH-10 of the refused message when its MSH was readable, for MSA-2.</param>
-    private byte[] Reject(string detail, int errorCode = 100, string? controlId = null)
+    private byte[] Reject(string detail, int errorCode)
     {
         var issue = new InteropHub.Adapters.His.HisIssue(InteropHub.Adapters.RejectionReason.Malformed, null, detail,
             InteropHub.Adapters.His.IssueSeverity.Error, errorCode);
-        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], Hl7Ack.NewControlId(null), clock.GetLocalNow(), unreadControlId: controlId), null);
+        return Hl7Ack.Encode(Hl7Ack.Build(null, AckCode.AR, [issue], Hl7Ack.NewControlId(null), clock.GetLocalNow()), null);
     }
 
     public override void Dispose()

@@ -1,13 +1,19 @@
 namespace InteropHub.Adapters.His.Mllp;
 
 /// <summary>
-/// Splits an HTTP body into messages: MLLP-framed messages when the body holds a start block, else one message
-/// per MSH segment (messages separated by blank lines or simply following each other). Splitting the raw bytes at
-/// line ends is safe in UTF-8 and GB 18030, where CR and LF never occur inside a character.
+/// Splits an HTTP body into messages: MLLP frames when the body holds a start block, else one message per MSH
+/// segment (messages separated by blank lines or simply following each other), each a frame of kind
+/// <see cref="MllpFrameKind.Message"/>. Splitting the raw bytes at line ends is safe in UTF-8 and GB 18030, where
+/// CR and LF never occur inside a character.
 /// </summary>
 public static class Hl7Body
 {
-    public static IReadOnlyList<byte[]> Split(ReadOnlySpan<byte> body, int maxMessageBytes)
+    /// <summary>
+    /// The body's messages in order. Truncated and oversize frames are returned as such, for the caller to refuse
+    /// (<see cref="MllpRefusal"/>) as the MLLP listener does: the bytes of a frame cut short may well parse as a
+    /// message that lacks its end. Bytes outside any frame are skipped.
+    /// </summary>
+    public static IReadOnlyList<MllpFrame> Split(ReadOnlySpan<byte> body, int maxMessageBytes)
     {
         if (body.IndexOf(MllpDecoder.StartBlock) >= 0)
         {
@@ -15,11 +21,10 @@ public static class Hl7Body
             var frames = new List<MllpFrame>();
             decoder.Feed(body, frames);
             decoder.Complete(frames);
-            // Oversize and truncated frames are passed on too: the parser answers them with a located AR.
-            return [.. frames.Where(f => f.Kind != MllpFrameKind.Garbage).Select(f => f.Bytes.ToArray())];
+            return [.. frames.Where(f => f.Kind != MllpFrameKind.Garbage)];
         }
 
-        var messages = new List<byte[]>();
+        var messages = new List<MllpFrame>();
         var start = -1;
         var position = 0;
         while (position < body.Length)
@@ -36,7 +41,7 @@ public static class Hl7Body
             {
                 if (start >= 0)
                 {
-                    messages.Add(body[start..position].ToArray());
+                    messages.Add(Whole(body[start..position]));
                 }
 
                 start = position;
@@ -47,14 +52,16 @@ public static class Hl7Body
 
         if (start >= 0)
         {
-            messages.Add(body[start..].ToArray());
+            messages.Add(Whole(body[start..]));
         }
         else if (!body.Trim("\r\n \t"u8).IsEmpty)
         {
             // No MSH at all: one "message" that the parser will refuse with a reason.
-            messages.Add(body.ToArray());
+            messages.Add(Whole(body));
         }
 
         return messages;
     }
+
+    private static MllpFrame Whole(ReadOnlySpan<byte> message) => new(MllpFrameKind.Message, message.ToArray(), message.Length);
 }
