@@ -161,6 +161,42 @@ public sealed class HisMappingTests
         Assert.Equal(("MALFORMED", "MSH^1^7"), (error.Reason.Code(), error.Location!.ToErl()));
     }
 
+    [Theory]
+    [InlineData("PID", 5, "测\\XFF\\试", "PID^1^5^1^1")]
+    [InlineData("PID", 11, "沙坪村3组12号^\\XE799\\镇", "PID^1^11^1^2")]
+    [InlineData("PV1", 3, "0304^0512^02^QX2110026&\\XC0\\", "PV1^1^3^1^4^2")]
+    public void An_escape_of_bytes_that_are_no_UTF_8_text_is_AE_MALFORMED_at_its_component_not_an_internal_error(string segment, int field,
+        string value, string erl)
+    {
+        var outcome = Er7.Sample("16_").With(segment, field, value).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((RejectionReason.Malformed, 102, erl), (error.Reason, error.Hl7ErrorCode, error.Location!.ToErl()));
+        Assert.Contains(value[value.IndexOf('\\', StringComparison.Ordinal)..(value.LastIndexOf('\\') + 1)], error.Detail, StringComparison.Ordinal);
+        var ack = Hl7Ack.Build(outcome.Message, outcome.AckCode, outcome.Issues, "IHUB-1", DateTimeOffset.UnixEpoch);
+        Assert.Contains($"ERR||{erl}|102^Data type error^HL70357|E|MALFORMED^", ack, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_hex_escape_of_valid_bytes_is_text_in_the_message_character_set()
+    {
+        var patient = Single<Patient>(Er7.Sample("16_").With("PID", 5, "\\XE69D8E\\德福").Map());
+
+        Assert.Equal("李德福", patient.Name[0].Text);
+    }
+
+    [Fact]
+    public void An_undecodable_escape_in_the_header_is_AR_MALFORMED_at_its_MSH_field()
+    {
+        var outcome = Er7.Sample("16_").With("MSH", 3, "QX\\XFF\\HIS").Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AR, outcome.AckCode);
+        Assert.Equal((RejectionReason.Malformed, 102, "MSH^1^3^1^1"), (error.Reason, error.Hl7ErrorCode, error.Location!.ToErl()));
+        Assert.Equal("QX2110026-20250506-000412", ((HisRejected)outcome).UnreadControlId);
+    }
+
     [Fact]
     public void A_discharge_before_the_admission_is_IMPOSSIBLE_DATE()
     {

@@ -48,9 +48,19 @@ public static class HisMapper
         try
         {
             var headerIssues = CheckHeader(message, out var messageTime);
-            return headerIssues.Any(i => i.Severity == IssueSeverity.Error)
-                ? new HisRejected(message, AckCode.AR, headerIssues)
-                : MapMessage(message, messageTime, headerIssues);
+            if (headerIssues.Any(i => i.Severity == IssueSeverity.Error))
+            {
+                return new HisRejected(message, AckCode.AR, headerIssues);
+            }
+
+            // A \Xhh…\ escape whose bytes are no text in the message's character set is the sender's content error
+            // (MALFORMED, ERR-3 102 data type error), answered AE like a non-numeric NM value (§4 OBX-2): it is not the
+            // hub's own failure (AR 207, which the sender retries for ever).
+            var escapes = message.Segments.SelectMany(s => s.UndecodableEscapes())
+                .Select(e => new HisIssue(RejectionReason.Malformed, e.Location,
+                    $"{e.Location} 的转义序列 {e.Sequence} 不是有效的 {message.Syntax.Charset} 字节", IssueSeverity.Error, 102, "转义序列无效"))
+                .ToList();
+            return escapes.Count > 0 ? new HisRejected(message, AckCode.AE, escapes) : MapMessage(message, messageTime, headerIssues);
         }
         catch (Exception e)
         {

@@ -78,6 +78,12 @@ public static class Hl7Parser
             lineNumber++;
             var text = Decode(line, syntax.Encoding, lineNumber, segments.Count + 1);
             segments.Add(ReadSegment(text, syntax, segments.Count + 1, sequences));
+            if (segments.Count == 1 && segments[0].UndecodableEscapes().FirstOrDefault() is ({ } location, var sequence))
+            {
+                // The header is read by everything that answers or files the message: it must read as text.
+                throw new Hl7ParseException(
+                    $"{location} holds the escape {sequence}, whose bytes are not valid {syntax.Encoding.WebName}.", location, 1);
+            }
         }
 
         return new Hl7Message(segments, syntax);

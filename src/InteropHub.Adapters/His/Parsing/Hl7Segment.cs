@@ -66,6 +66,38 @@ public sealed class Hl7Segment
         return values;
     }
 
+    /// <summary>
+    /// Every leaf holding a <c>\Xhh…\</c> escape whose bytes are no text in the message's character set, with its
+    /// place (field, repetition, component and, where the component has several, subcomponent) and the sequence as sent.
+    /// </summary>
+    public IEnumerable<(Hl7Location Location, string Sequence)> UndecodableEscapes()
+    {
+        if (!Line.Contains(string.Concat(Syntax.Escape, 'X'), StringComparison.Ordinal))
+        {
+            yield break;
+        }
+
+        for (var field = Id == "MSH" ? 3 : 1; field <= FieldCount; field++)
+        {
+            var repetitions = Repetitions(field);
+            for (var r = 0; r < repetitions.Count; r++)
+            {
+                var components = repetitions[r].Raw.Split(Syntax.Component);
+                for (var c = 0; c < components.Length; c++)
+                {
+                    var subcomponents = components[c].Split(Syntax.Subcomponent);
+                    for (var s = 0; s < subcomponents.Length; s++)
+                    {
+                        if (Syntax.FindUndecodableHex(subcomponents[s]) is { } sequence)
+                        {
+                            yield return (Location(field, r + 1, c + 1, subcomponents.Length > 1 ? s + 1 : 0), sequence);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     public Hl7Location Location(int field = 0, int repetition = 0, int component = 0, int subcomponent = 0) =>
         new(Id, Sequence, field, repetition, component, subcomponent);
 }

@@ -150,7 +150,17 @@ public sealed class Hl7Syntax
 
         if (sequence.Length > 1 && sequence[0] == 'X' && TryHex(sequence[1..], out var bytes))
         {
-            text.Append(Encoding.GetString(bytes));
+            // Bytes that are no text in the message's character set are refused before mapping (Hl7Segment.UndecodableEscapes);
+            // should one still get here, it is kept as sent, like a sequence this profile does not know.
+            if (TryDecode(bytes, out var decoded))
+            {
+                text.Append(decoded);
+            }
+            else
+            {
+                text.Append(raw, start, end - start + 1);
+            }
+
             return;
         }
 
@@ -162,6 +172,47 @@ public sealed class Hl7Syntax
 
         // Not an escape sequence this profile knows: keep the characters as sent rather than lose data.
         text.Append(raw, start, end - start + 1);
+    }
+
+    /// <summary>
+    /// The first <c>\Xhh…\</c> sequence of a leaf value whose bytes are no text in the message's character set (e.g.
+    /// <c>\XFF\</c> in UTF-8), as sent; null when there is none. Sequences are paired as <see cref="Unescape"/> pairs them.
+    /// </summary>
+    public string? FindUndecodableHex(string raw)
+    {
+        var start = raw.IndexOf(Escape, StringComparison.Ordinal);
+        while (start >= 0)
+        {
+            var end = raw.IndexOf(Escape, start + 1);
+            if (end < 0)
+            {
+                return null;
+            }
+
+            var sequence = raw.AsSpan(start + 1, end - start - 1);
+            if (sequence.Length > 1 && sequence[0] == 'X' && TryHex(sequence[1..], out var bytes) && !TryDecode(bytes, out _))
+            {
+                return raw[start..(end + 1)];
+            }
+
+            start = raw.IndexOf(Escape, end + 1);
+        }
+
+        return null;
+    }
+
+    private bool TryDecode(byte[] bytes, out string text)
+    {
+        try
+        {
+            text = Encoding.GetString(bytes);
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            text = "";
+            return false;
+        }
     }
 
     private static bool TryHex(ReadOnlySpan<char> hex, out byte[] bytes)
