@@ -206,6 +206,24 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void A_cancel_discharge_that_still_carries_the_discharge_fields_maps_no_end_disposition_or_destination()
+    {
+        // The HIS may send the A13 with the PV1 of the discharge it undoes: PV1-36 3 (to a township centre), PV1-37, PV1-45.
+        var cancel = Er7.Sample("23_").With("MSH", 9, "ADT^A13^ADT_A01").With("EVN", 1, "A13");
+
+        var encounter = Single<Encounter>(cancel.Map());
+
+        Assert.Equal(Encounter.EncounterStatus.InProgress, encounter.Status);
+        Assert.Null(encounter.Period?.End);
+        Assert.Null(encounter.Hospitalization?.DischargeDisposition);
+        Assert.Null(encounter.Hospitalization?.Destination);
+        Assert.Equal("3", encounter.Hospitalization!.AdmitSource!.Coding[0].Code);
+        var discharge = Single<Encounter>(Er7.Sample("23_").Map());
+        Assert.Equal("3", discharge.Hospitalization!.DischargeDisposition!.Coding[0].Code);
+        Assert.EndsWith("|QX2110026", discharge.Hospitalization.Destination!.Reference, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_delete_marker_removes_a_value_instead_of_storing_two_quotes()
     {
         var patient = Single<Patient>(Er7.Sample("16_").With("MSH", 9, "ADT^A08^ADT_A01").With("PID", 13, "\"\"").Map());

@@ -1705,6 +1705,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_cancel_discharge_sent_with_the_discharge_PV1_reopens_the_visit_without_its_disposition_or_destination()
+    {
+        await SeedOrganizationsAsync();
+        async Task<string> OwnVisitAsync(string sample) =>
+            (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZY2025001873", "ZY2099000013", StringComparison.Ordinal)
+                .Replace("|QX2100012-2025", "|UNDO-DISPOSITION-2025", StringComparison.Ordinal);
+        var discharge = await OwnVisitAsync("23_ADT_A03_county_lidefu_discharge.hl7");
+        foreach (var message in new[] { await OwnVisitAsync("19_ADT_A01_county_lidefu.hl7"), discharge })
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(message))).Ack));
+        }
+
+        var discharged = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000013"));
+        Assert.Equal("3", discharged.Hospitalization!.DischargeDisposition!.Coding[0].Code);
+        Assert.NotNull(discharged.Hospitalization.Destination);
+
+        // The A13 repeats the A03's PV1 (PV1-36 3, PV1-37 QX2110026, PV1-45): none of it is a fact of the reopened visit.
+        var undo = discharge.Replace("ADT^A03^ADT_A03", "ADT^A13^ADT_A01", StringComparison.Ordinal).Replace("EVN|A03|", "EVN|A13|", StringComparison.Ordinal)
+            .Replace("|UNDO-DISPOSITION-2025", "|UNDO-DISPOSITION-A13-2025", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(undo))).Ack));
+
+        var reopened = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000013"));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, reopened.Status);
+        Assert.Null(reopened.Period!.End);
+        Assert.Null(reopened.Hospitalization?.DischargeDisposition);
+        Assert.Null(reopened.Hospitalization?.Destination);
+    }
+
+    [Fact]
     public async Task Deleting_a_dose_the_hub_never_received_is_AE_UNKNOWN_REFERENCE_at_RXA_21()
     {
         await SeedOrganizationsAsync();

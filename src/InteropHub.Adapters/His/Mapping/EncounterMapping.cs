@@ -119,7 +119,7 @@ internal static class EncounterMapping
 
         // The event, for the merge with the stored visit (IngestPipeline.KeepVisitHistory): only an A13 undoes a discharge.
         encounter.AddAnnotation(visitEvent);
-        MapDetails(context, pv1, encounter, institution);
+        MapDetails(context, pv1, encounter, institution, discharged: visitEvent != VisitEvent.CancelDischarge);
         MapLocations(context, pv1, encounter, visitEvent);
         var criteria = Criteria.Identifier(identifierSystem, visitNumber);
         var reference = visitEvent == VisitEvent.Embedded
@@ -142,7 +142,10 @@ internal static class EncounterMapping
         return visit;
     }
 
-    private static void MapDetails(HisContext context, Hl7Segment pv1, Encounter encounter, string institution)
+    /// <param name="discharged">False for an A13: it undoes the discharge (§5), so the PV1-36/37 it may still carry are
+    /// not facts of the reopened visit, as its PV1-45 is not; the stored ones go with the period's end
+    /// (IngestPipeline.KeepVisitHistory keeps them only while the visit stays finished).</param>
+    private static void MapDetails(HisContext context, Hl7Segment pv1, Encounter encounter, string institution, bool discharged)
     {
         var admissionType = pv1[4].Value.ToUpperInvariant();
         if (admissionType.Length > 0)
@@ -188,7 +191,7 @@ internal static class EncounterMapping
             });
         }
 
-        if (pv1[36].Value is { Length: > 0 } disposition)
+        if (discharged && pv1[36].Value is { Length: > 0 } disposition)
         {
             hospitalization.DischargeDisposition = FhirValues.Coded(Systems.Local("discharge-disposition"), disposition, disposition switch
             {
@@ -202,7 +205,7 @@ internal static class EncounterMapping
             });
         }
 
-        if (pv1[37].Value is { Length: > 0 } destination)
+        if (discharged && pv1[37].Value is { Length: > 0 } destination)
         {
             hospitalization.Destination = context.KnownOrganization(destination, pv1.Location(37));
         }
