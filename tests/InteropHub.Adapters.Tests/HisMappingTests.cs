@@ -140,6 +140,8 @@ public sealed class HisMappingTests
     [InlineData("PV1", 19, "", "MISSING_REQUIRED", "PV1^1^19")]
     [InlineData("PV1", 44, "", "MISSING_REQUIRED", "PV1^1^44")]
     [InlineData("PV1", 44, "20250510083500", "IMPOSSIBLE_DATE", "PV1^1^44")]
+    [InlineData("DG1", 6, "", "MISSING_REQUIRED", "DG1^1^6")]
+    [InlineData("EVN", 2, "", "MISSING_REQUIRED", "EVN^1^2")]
     public void Content_errors_are_rejected_AE_with_their_reason_and_location(string segment, int field, string value, string reason, string erl)
     {
         var outcome = Er7.Sample("16_").With(segment, field, value).Map();
@@ -147,6 +149,32 @@ public sealed class HisMappingTests
         var error = outcome.SingleError();
         Assert.Equal(AckCode.AE, outcome.AckCode);
         Assert.Equal((reason, erl), (error.Reason.Code(), error.Location!.ToErl()));
+    }
+
+    [Theory]
+    [InlineData("16_")]
+    [InlineData("03_")]
+    [InlineData("31_")]
+    public void An_ADT_message_without_its_EVN_segment_is_AE_MISSING_REQUIRED_naming_EVN(string sample)
+    {
+        var outcome = Er7.Sample(sample).Without("EVN").Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((RejectionReason.MissingRequired, "EVN^1"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_diagnosis_without_its_type_is_refused_and_never_written_with_an_empty_use_code()
+    {
+        var outcome = Er7.Sample("23_").Map();
+        var lines = Er7.Sample("23_").Split('\r').Select(l => l.StartsWith("DG1|2|", StringComparison.Ordinal) ? l.Replace("|F|", "||", StringComparison.Ordinal) : l);
+
+        var refused = string.Join('\r', lines).Map();
+
+        Assert.Equal(AckCode.AE, refused.AckCode);
+        Assert.Equal((RejectionReason.MissingRequired, 101, "DG1^2^6"), (refused.SingleError().Reason, refused.SingleError().Hl7ErrorCode, refused.SingleError().Location!.ToErl()));
+        Assert.All(Single<Encounter>(outcome).Diagnosis.SelectMany(d => d.Use!.Coding), c => Assert.False(string.IsNullOrEmpty(c.Code)));
     }
 
     [Theory]

@@ -166,6 +166,12 @@ public static class HisMapper
                 [new HisIssue(RejectionReason.UnknownCode, message.Header.Location(4), $"MSH-4 发送机构 {context.Institution} 不在机构表中")]);
         }
 
+        if (message.MessageCode == "ADT" && context.Required("EVN") is { } evn)
+        {
+            // Every ADT structure has an EVN, whose EVN-2 is R (§3, §4 EVN); the Provenance's time comes from it.
+            context.Time(evn, 2, required: true);
+        }
+
         switch (message.MessageCode, message.TriggerEvent)
         {
             case ("ADT", "A40"):

@@ -263,6 +263,14 @@ internal static class EncounterMapping
             }
 
             var type = dg1[6].Value.ToUpperInvariant();
+            if (type.Length == 0)
+            {
+                // DG1-6 is R (§4 DG1): it says whether the diagnosis is the admission, outpatient or discharge one, and
+                // Encounter.diagnosis.use may not hold an empty code.
+                context.Error(RejectionReason.MissingRequired, dg1.Location(6), "DG1-6 诊断类型为空(A 入院诊断, W 门诊/初步诊断, F 出院诊断)");
+                continue;
+            }
+
             var condition = new Condition
             {
                 Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis", "Encounter Diagnosis")],
@@ -283,7 +291,7 @@ internal static class EncounterMapping
             }
 
             var setId = dg1[1].Value.Length > 0 ? dg1[1].Value : dg1.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var reference = context.Builder.Put(condition, ResourceIds.From(visit.Institution, visit.VisitNumber, "dx", type.Length > 0 ? type : "U", setId));
+            var reference = context.Builder.Put(condition, ResourceIds.From(visit.Institution, visit.VisitNumber, "dx", type, setId));
             var use = FhirValues.Coded(Systems.Local("diagnosis-type"), type, type switch
             {
                 "A" => "入院诊断",
