@@ -207,6 +207,14 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void An_undecodable_escape_in_a_Z_segment_the_hub_skips_does_not_reject_the_message()
+    {
+        var outcome = (Er7.Sample("16_") + "\rZPV|1|\\XFF\\").Map();
+
+        Assert.IsType<HisAccepted>(outcome);
+    }
+
+    [Fact]
     public void A_hex_escape_of_valid_bytes_is_text_in_the_message_character_set()
     {
         var patient = Single<Patient>(Er7.Sample("16_").With("PID", 5, "\\XE69D8E\\德福").Map());

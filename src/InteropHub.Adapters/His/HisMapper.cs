@@ -55,8 +55,8 @@ public static class HisMapper
 
             // A \Xhh…\ escape whose bytes are no text in the message's character set is the sender's content error
             // (MALFORMED, ERR-3 102 data type error), answered AE like a non-numeric NM value (§4 OBX-2): it is not the
-            // hub's own failure (AR 207, which the sender retries for ever).
-            var escapes = message.Segments.SelectMany(s => s.UndecodableEscapes())
+            // hub's own failure (AR 207, which the sender retries for ever). Z-segments other than ZPI are skipped unread (§4 ZPI).
+            var escapes = message.Segments.Where(s => s.Id[0] != 'Z' || s.Id == "ZPI").SelectMany(s => s.UndecodableEscapes())
                 .Select(e => new HisIssue(RejectionReason.Malformed, e.Location,
                     $"{e.Location} 的转义序列 {e.Sequence} 不是有效的 {message.Syntax.Charset} 字节", IssueSeverity.Error, 102, "转义序列无效"))
                 .ToList();

@@ -47,11 +47,11 @@ public static class Hl7Ack
     private const string ControlIdAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
     /// <summary>
-    /// A new MSH-10 for an answer: <c>IHUB</c>, the inbox id of the message answered (when it has a row) and a random
-    /// token, e.g. <c>IHUB451-7KQ2M0ZP</c>. HL7 v2.5 requires MSH-10 unique per message, and one inbox row may be
-    /// answered several times (an AE, then again for a resend) by any hub instance, before or after a restart: a
-    /// counter of the process would repeat, random characters do not (at least 4 of them, 36^4 for the answers to
-    /// one row; 15 when there is no row).
+    /// A new MSH-10 for an answer: <c>IHUB</c>, the inbox id of the message answered (when it has a row) and random
+    /// characters up to the field's 20, e.g. <c>IHUB451-7KQ2M0ZPX4A3</c>. HL7 v2.5 requires MSH-10 unique per message,
+    /// and one inbox row may be answered several times (an AE, then again for a resend), by any hub instance, before
+    /// or after a restart: a counter of the process would repeat, random characters do not (at least four of them for
+    /// the few answers to one row; fifteen for an answer without a row).
     /// </summary>
     public static string NewControlId(long? inboxId)
     {
