@@ -320,6 +320,22 @@ public sealed class TownshipBatchTests
         Assert.Equal(["36992110120100962", "36992110120100963"], result.Rows.Select(r => r.Key));
     }
 
+    [Fact]
+    public void A_twins_birth_order_its_responsible_doctor_and_the_records_creation_date_reach_the_Patient()
+    {
+        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,mother_id_no,birth_cert_no,birth_order,responsible_doctor,created_date,archive_status,org_code,status,updated_at\r\n";
+        var csv = Header
+            + "36992110120100971,王秀英之子,1,2025-03-15,,,01,369921101201,1,0,,Q360418298,2,吴国庆,2025-04-01,1,QX2110026,active,2025-04-01 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
+        var patient = Assert.Single(Assert.Single(result.Rows).Map()!.Entry.Select(e => e.Resource).OfType<Patient>());
+        Assert.Equal(2, ((Integer)patient.MultipleBirth!).Value);
+        Assert.Equal("吴国庆", Assert.Single(patient.GeneralPractitioner).Display);
+        Assert.Equal("2025-04-01", ((Date)patient.Extension.Single(e => e.Url == "urn:interophub:ext:health-record-created").Value!).Value);
+    }
+
     /// <summary>The columns a residents.csv of the tests below needs.</summary>
     private const string ResidentsHeader = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
 

@@ -303,6 +303,22 @@ internal static class TownshipMapper
             patient.Deceased = new FhirDateTime(death.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
         }
 
+        // A twin's place in the birth (§3.1 birth_order); 1 is also every single birth's, so it says nothing alone.
+        if (int.TryParse(row["birth_order"], NumberStyles.None, CultureInfo.InvariantCulture, out var order) && order > 1)
+        {
+            patient.MultipleBirth = new Integer(order);
+        }
+
+        if (row["responsible_doctor"] is { Length: > 0 } doctor)
+        {
+            patient.GeneralPractitioner.Add(new ResourceReference { Display = doctor });
+        }
+
+        if (RowValidatorDates.Date(row["created_date"]) is { } created)
+        {
+            patient.Extension.Add(new Extension("urn:interophub:ext:health-record-created", new Date(created.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))));
+        }
+
         patient.ManagingOrganization = FhirValues.Organization(row["org_code"]);
         linking.Sort((a, b) => (b.System == Systems.ResidentId).CompareTo(a.System == Systems.ResidentId));
         builder.Upsert(patient, Criteria.Identifier(linking));
