@@ -24,6 +24,29 @@ public sealed class HisMappingTests
         Assert.Equal(Bundle.HTTPVerb.PUT, entry.Request.Method);
     }
 
+    [Fact]
+    public void A_lab_reports_ordering_doctor_and_department_are_kept_on_the_report()
+    {
+        var report = Single<DiagnosticReport>(Er7.Sample("13_").With("ORC", 17, "0307^内分泌科").Map());
+
+        var doctor = (ResourceReference)report.Extension.Single(e => e.Url == "urn:interophub:ext:ordering-provider").Value!;
+        Assert.Equal("何丽萍", doctor.Display);
+        var department = (Coding)report.Extension.Single(e => e.Url == "urn:interophub:ext:ordering-department").Value!;
+        Assert.Equal(("urn:interophub:cs:qxhis-department", "0307", "内分泌科"), (department.System, department.Code, department.Display));
+    }
+
+    [Fact]
+    public void A_referral_names_the_department_it_refers_to_and_the_events_reason_and_operator_reach_its_Provenance()
+    {
+        var referral = Single<ServiceRequest>(Er7.Sample("14_").Map());
+        Assert.Equal("0307", Assert.Single(referral.LocationCode).Coding.Single().Code);
+
+        var provenance = Single<Provenance>(Er7.Sample("31_").Map());
+        Assert.Equal(("01", "登记错误"), (provenance.Reason.Single().Coding[0].Code, provenance.Reason.Single().Coding[0].Display));
+        var enterer = provenance.Agent.Single(a => a.Type?.Coding[0].Code == "enterer");
+        Assert.Equal(("Z0105", "孔静"), (enterer.Who.Identifier?.Value, enterer.Who.Display));
+    }
+
     [Theory]
     [InlineData("10^9/L")]
     [InlineData("10\\S\\9/L")]

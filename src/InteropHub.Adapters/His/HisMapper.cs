@@ -354,6 +354,34 @@ public static class HisMapper
             provenance.Occurred = new FhirDateTime(occurred.ToFhirDateTime());
         }
 
+        // EVN-4 why the event happened (A11: 01 登记错误, 02 患者取消; A13: 01 误操作, 02 病情变化) and EVN-5 who entered it.
+        if (evn?[4].Component(1).Value is { Length: > 0 } reason)
+        {
+            provenance.Reason.Add(FhirValues.Coded(Systems.Local($"qxhis-event-reason-{message.TriggerEvent}"), reason, (message.TriggerEvent, reason) switch
+            {
+                ("A11", "01") => "登记错误",
+                ("A11", "02") => "患者取消",
+                ("A13", "01") => "误操作",
+                ("A13", "02") => "病情变化",
+                _ => evn[4].Component(2).Text is { Length: > 0 } text ? text : null,
+            }));
+        }
+
+        if (evn?[5] is { IsEmpty: false } operatorId)
+        {
+            var code = TextNormalizer.Number(operatorId.Component(1).Text);
+            var name = TextNormalizer.Name(operatorId.Component(2).Text);
+            provenance.Agent.Add(new Provenance.AgentComponent
+            {
+                Type = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "enterer", "Enterer"),
+                Who = new ResourceReference
+                {
+                    Identifier = code.Length > 0 ? new Identifier(Systems.Staff(context.Institution), code) : null,
+                    Display = name.Length > 0 ? name : null,
+                },
+            });
+        }
+
         return provenance;
     }
 }

@@ -82,6 +82,12 @@ public static class ExtensionUrls
     public const string AddressCategory = "urn:interophub:ext:address-category";
     public const string OriginalCode = "urn:interophub:ext:original-code";
     public const string OrderingFacility = "urn:interophub:ext:ordering-facility";
+
+    /// <summary>A lab report's ordering doctor (ORC-12 / OBR-16), valueReference.</summary>
+    public const string OrderingProvider = "urn:interophub:ext:ordering-provider";
+
+    /// <summary>A lab report's ordering department (ORC-17), valueCoding in the HIS department codes.</summary>
+    public const string OrderingDepartment = "urn:interophub:ext:ordering-department";
     public const string BirthTime = "http://hl7.org/fhir/StructureDefinition/patient-birthTime";
     public const string BirthPlace = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
     public const string Nationality = "http://hl7.org/fhir/StructureDefinition/patient-nationality";

@@ -1,3 +1,4 @@
+using InteropHub.Adapters.Codes;
 using Hl7.Fhir.Model;
 using InteropHub.Adapters.Bundles;
 using InteropHub.Adapters.His.Parsing;
@@ -114,6 +115,20 @@ internal static class LabResultMapping
         {
             // OBR-32 is an NDL whose first component is "code&name".
             report.ResultsInterpreter.Add(verifier);
+        }
+
+        // ORC-12 (else OBR-16) the ordering doctor and ORC-17 the ordering department (§4 ORC, OBR): DiagnosticReport has
+        // no requester of its own in R4 and the order is named by its placer number only, so they are extensions.
+        var orderedBy = orc is not null && !orc[12].IsEmpty ? orc[12] : obr[16];
+        if (context.Practitioner(orderedBy, institution) is { } orderingDoctor)
+        {
+            report.Extension.Add(new Extension(ExtensionUrls.OrderingProvider, orderingDoctor));
+        }
+
+        if (orc?[17].Component(1).Value is { Length: > 0 } orderingDepartment)
+        {
+            report.Extension.Add(new Extension(ExtensionUrls.OrderingDepartment, new Coding(Systems.Local("qxhis-department"), orderingDepartment,
+                orc[17].Component(2).Text is { Length: > 0 } named ? named : CountyCodes.Departments.GetValueOrDefault(orderingDepartment))));
         }
 
         if (orc?[21].Component(10).Subcomponent(1).Value is { Length: > 0 } orderingFacility)

@@ -1,3 +1,4 @@
+using InteropHub.Adapters.Codes;
 using Hl7.Fhir.Model;
 using Hl7.Fhir.Utility;
 using InteropHub.Adapters.Bundles;
@@ -221,6 +222,12 @@ internal static class ReferralMapping
         if (performer is not null)
         {
             request.Performer.Add(performer);
+        }
+
+        // PRD-4.1 of the referred-to party: the department the patient is referred to (§4 PRD, department codes §8).
+        if (Prd(context, "RT")?[4].Component(1).Subcomponent(1).Value is { Length: > 0 } department)
+        {
+            request.LocationCode.Add(FhirValues.Coded(Systems.Local("qxhis-department"), department, CountyCodes.Departments.GetValueOrDefault(department)));
         }
 
         if (authored is { } a)
