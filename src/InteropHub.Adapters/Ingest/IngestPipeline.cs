@@ -1195,9 +1195,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var appliedAt = await AppliedAtAsync(rowsToApply, ct);
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
-        // Every dose row's stored Immunization too (by vacc_id): an update that changes the date keeps the dose's id, and
-        // a deletion of a dose another source reports too takes back only the township's identifier.
-        var earlierDoses = rowsToApply.Where(r => r.Table == "immunizations").ToList();
+        // The stored Immunization of every dose row applied before (by vacc_id): an update that changes the date keeps the
+        // dose's id, and a deletion of a dose another source reports too takes back only the township's identifier.
+        var earlierDoses = rowsToApply.Where(r => r.Table == "immunizations" && appliedAt.ContainsKey(RowState(r))).ToList();
         var storedResidents = (await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, rowsToApply.Where(r => r.EarliestEvent is not null)
             .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
