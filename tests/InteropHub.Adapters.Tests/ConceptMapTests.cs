@@ -72,9 +72,9 @@ public sealed class ConceptMapTests
         ["his-department-to-diagnosis-treatment-subject"] = Map("his-department-to-diagnosis-treatment-subject",
             "HIS department codes to the national list of diagnosis and treatment subjects",
             "HIS 科室代码 (his-hl7v2.md §8) → 医疗机构诊疗科目名录 (卫医发〔1994〕第27号)", Systems.Local("qxhis-department"),
-            "urn:interophub:cs:diagnosis-treatment-subject",
-            CountyCodes.Departments.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => (d.Key, d.Value, (string?)Subjects[d.Key].Code,
-                (string?)Subjects[d.Key].Name, d.Key == "0304C" ? ConceptMapEquivalence.Wider : ConceptMapEquivalence.Equivalent))),
+            CountyCodes.DiagnosisTreatmentSubjects,
+            CountyCodes.Departments.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => (d.Key, d.Value, (string?)CountyCodes.DepartmentSubjects[d.Key].Code,
+                (string?)CountyCodes.DepartmentSubjects[d.Key].Name, d.Key == "0304C" ? ConceptMapEquivalence.Wider : ConceptMapEquivalence.Equivalent))),
     };
 
     /// <summary>GB 3304-91 (中国各民族名称的罗马字母拼写法和代码), table 3: letter code and romanization by numeric code.</summary>
@@ -92,15 +92,6 @@ public sealed class ConceptMapTests
         ["46"] = ("DE", "Deang"), ["47"] = ("BN", "Bonan"), ["48"] = ("YG", "Yugur"), ["49"] = ("GI", "Gin"), ["50"] = ("TT", "Tatar"),
         ["51"] = ("DR", "Derung"), ["52"] = ("OR", "Oroqen"), ["53"] = ("HZ", "Hezhen"), ["54"] = ("MB", "Monba"), ["55"] = ("LB", "Lhoba"),
         ["56"] = ("JN", "Jino"),
-    };
-
-    /// <summary>The 诊疗科目 (医疗机构诊疗科目名录, 卫医发〔1994〕第27号) each HIS department code is modelled on; the CCU is part of 03.04.</summary>
-    private static readonly Dictionary<string, (string Code, string Name)> Subjects = new(StringComparer.Ordinal)
-    {
-        ["0101"] = ("01", "预防保健科"), ["0201"] = ("02", "全科医疗科"), ["0301"] = ("03.01", "呼吸内科专业"), ["0304"] = ("03.04", "心血管内科专业"),
-        ["0304C"] = ("03.04", "心血管内科专业"), ["0307"] = ("03.07", "内分泌专业"), ["0401"] = ("04.01", "普通外科专业"), ["0501"] = ("05.01", "妇科专业"),
-        ["0502"] = ("05.02", "产科专业"), ["0701"] = ("07.01", "新生儿专业"), ["0702"] = ("07", "儿科"), ["2001"] = ("20", "急诊医学科"),
-        ["3001"] = ("30", "医学检验科"), ["5001"] = ("50", "中医科"),
     };
 
     private static ConceptMap Map(string id, string title, string description, string source, string target,

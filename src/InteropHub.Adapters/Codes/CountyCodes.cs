@@ -107,6 +107,21 @@ public static class CountyCodes
         ["0307"] = "内分泌科", ["0401"] = "普通外科", ["0501"] = "妇科", ["0502"] = "产科", ["0701"] = "新生儿科", ["0702"] = "儿科",
         ["2001"] = "急诊科", ["3001"] = "检验科", ["5001"] = "中医科",
     }.ToFrozenDictionary();
+
+    /// <summary>The code system of the national list of 诊疗科目 (医疗机构诊疗科目名录, 卫医发〔1994〕第27号).</summary>
+    public const string DiagnosisTreatmentSubjects = "urn:interophub:cs:diagnosis-treatment-subject";
+
+    /// <summary>
+    /// The 诊疗科目 each HIS department code is modelled on (his-hl7v2.md §8), with its name in the national list. The CCU
+    /// (<c>0304C</c>) is only a part of 03.04, so its map is <c>wider</c>.
+    /// </summary>
+    public static readonly FrozenDictionary<string, (string Code, string Name)> DepartmentSubjects = new Dictionary<string, (string, string)>
+    {
+        ["0101"] = ("01", "预防保健科"), ["0201"] = ("02", "全科医疗科"), ["0301"] = ("03.01", "呼吸内科专业"), ["0304"] = ("03.04", "心血管内科专业"),
+        ["0304C"] = ("03.04", "心血管内科专业"), ["0307"] = ("03.07", "内分泌专业"), ["0401"] = ("04.01", "普通外科专业"), ["0501"] = ("05.01", "妇科专业"),
+        ["0502"] = ("05.02", "产科专业"), ["0701"] = ("07.01", "新生儿专业"), ["0702"] = ("07", "儿科"), ["2001"] = ("20", "急诊医学科"),
+        ["3001"] = ("30", "医学检验科"), ["5001"] = ("50", "中医科"),
+    }.ToFrozenDictionary();
 }
 
 /// <summary>A county vaccine; <see cref="Approximate"/> marks the CVX codes the specification gives as closest concepts (≈).</summary>

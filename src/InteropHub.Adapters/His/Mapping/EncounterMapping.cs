@@ -164,6 +164,11 @@ internal static class EncounterMapping
         {
             encounter.ServiceType = FhirValues.Coded(Systems.Local("qxhis-department"), department,
                 CountyCodes.Departments.GetValueOrDefault(department));
+            // Translated as mappings/his-department-to-diagnosis-treatment-subject.json says, for readers outside the county.
+            if (CountyCodes.DepartmentSubjects.TryGetValue(department, out var subject))
+            {
+                encounter.ServiceType.Coding.Add(new Coding(CountyCodes.DiagnosisTreatmentSubjects, subject.Code, subject.Name));
+            }
         }
 
         var facility = pv1[3].Component(4).Subcomponent(1).Value is { Length: > 0 } f ? f : institution;
