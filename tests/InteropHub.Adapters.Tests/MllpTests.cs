@@ -160,6 +160,18 @@ public sealed class MllpTests
     }
 
     [Fact]
+    public void A_message_between_frames_without_its_start_block_is_a_garbage_frame_refused_AR_not_skipped()
+    {
+        byte[] body = [.. MllpStream.Frame(First), .. "\r\n"u8, .. Second, 0x1C, 0x0D, .. MllpStream.Frame(Second)];
+
+        var frames = Hl7Body.Split(body, 1 << 20);
+
+        Assert.Equal([MllpFrameKind.Message, MllpFrameKind.Garbage, MllpFrameKind.Message], frames.Select(f => f.Kind));
+        var refused = MllpRefusal.Refuse(frames[1], 1 << 20, ordinal: 2);
+        Assert.Equal((AckCode.AR, RejectionReason.Malformed), (refused.AckCode, Assert.Single(refused.Errors).Reason));
+    }
+
+    [Fact]
     public void An_oversize_frame_is_refused_AR_with_its_length_and_the_limit()
     {
         byte[] big = [0x0B, .. First, .. Enumerable.Repeat((byte)'A', 10_000), 0x1C, 0x0D];

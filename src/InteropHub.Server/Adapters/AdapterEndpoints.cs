@@ -58,8 +58,9 @@ public static class AdapterEndpoints
             var frame = messages[i];
             if (frame.Kind != MllpFrameKind.Message)
             {
-                // A frame cut short or over the limit is refused whole, as on the MLLP port, and never stored or
-                // applied (its bytes may parse as a message without its end); the body's other messages still go.
+                // A frame cut short or over the limit, or bytes outside any frame, are refused whole, as on the MLLP
+                // port, and never stored or applied (a cut frame may parse as a message without its end); the body's
+                // other messages still go.
                 acks.AddRange(MllpRefusal.Ack(MllpRefusal.Refuse(frame, maxMessageBytes, messages.Count > 1 ? i + 1 : null), clock.GetLocalNow()));
                 allAccepted = false;
                 continue;

@@ -9,9 +9,10 @@ namespace InteropHub.Adapters.His.Mllp;
 public static class Hl7Body
 {
     /// <summary>
-    /// The body's messages in order. Truncated and oversize frames are returned as such, for the caller to refuse
+    /// The body's messages in order. Truncated and oversize frames, and bytes outside any frame other than line breaks
+    /// and spaces (a message sent without its start block, say), are returned as such, for the caller to refuse
     /// (<see cref="MllpRefusal"/>) as the MLLP listener does: the bytes of a frame cut short may well parse as a
-    /// message that lacks its end. Bytes outside any frame are skipped.
+    /// message that lacks its end, and unframed bytes silently skipped would be a message lost.
     /// </summary>
     public static IReadOnlyList<MllpFrame> Split(ReadOnlySpan<byte> body, int maxMessageBytes)
     {
@@ -21,7 +22,7 @@ public static class Hl7Body
             var frames = new List<MllpFrame>();
             decoder.Feed(body, frames);
             decoder.Complete(frames);
-            return [.. frames.Where(f => f.Kind != MllpFrameKind.Garbage)];
+            return frames;
         }
 
         var messages = new List<MllpFrame>();
