@@ -1347,6 +1347,33 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_resident_rows_later_version_leaves_what_the_HIS_said_of_the_person_that_no_version_of_the_row_gave()
+    {
+        await SeedOrganizationsAsync();
+        var id = LegacyData.IdNumber(872_501);
+        var sex = (id[16] - '0') % 2 == 1 ? "M" : "F";
+        var a28 = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250501120000||ADT^A28^ADT_A05|HIS-KEEPS-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250501120000\r"
+            + $"PID|1||0000872501^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民872501||{id[6..14]}|{sex}|||||^PRN^CP^^^^^^^^^13812345678|||20^已婚\r"
+            + "PV1|1|N\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(a28));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        // Two versions of the township's row, neither with a phone or a marital status.
+        foreach (var (sequence, updated) in new[] { (1, "2025-05-20 16:40:00"), (2, "2025-06-01 08:00:00") })
+        {
+            var batch = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 872_501, residents: 1, sequence), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+                "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("phone", ""), ("marital_status_code", ""), ("updated_at", updated)));
+            Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+        }
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        Assert.Contains(person.MaritalStatus!.Coding, c => c.Code == "20");
+        Assert.Contains(person.Telecom, t => t.Value == "13812345678");
+        Assert.Contains(person.Identifier, i => i.Value == "36992110120172501");
+    }
+
+    [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {
         await SeedOrganizationsAsync();

@@ -911,34 +911,22 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
-            var rowReplacesRow = FromTownship(patient) && FromTownship(current);
-            var noMobile = rowReplacesRow && !patient.Telecom.Any(IsMobile);
-            if (rowReplacesRow)
+            // township-export.md §2: a resident row replaces the township's earlier version of it whole, so what that version
+            // said and this one leaves empty is gone; what another source (the HIS) said stays, as for any message.
+            var earlier = patient.Annotations(typeof(ResidentSupplied)).OfType<ResidentSupplied>().FirstOrDefault();
+            var now = earlier is null ? null : ResidentSupplied.Of(patient);
+            if (earlier is not null)
             {
-                // township-export.md §2: a resident row replaces the township's earlier row whole, so what this one leaves
-                // empty of the columns the township maps is gone, not kept (the HIS's "not sent" does not apply).
-                cleared[patient].UnionWith(TownshipResidentElements.Where(e => !Carries(patient, e)));
+                cleared[patient].UnionWith(earlier.LeftEmptyBy(now!));
             }
 
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
-            if (noMobile)
+            if (earlier?.Mobile is { } mobile && now!.Mobile is null)
             {
-                patient.Telecom.RemoveAll(IsMobile);
+                patient.Telecom.RemoveAll(t => ResidentSupplied.IsMobile(t) && t.Value == mobile);
             }
         }
-
-        static bool FromTownship(Resource resource) => resource.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
-        static bool IsMobile(ContactPoint t) => t is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile };
-        static bool Carries(Patient patient, string element) => element switch
-        {
-            "deceased" => patient.Deceased is not null,
-            "maritalStatus" => patient.MaritalStatus is not null,
-            _ => patient.Extension.Any(x => x.Url == element),
-        };
     }
-
-    /// <summary>The elements of a Patient a township resident row maps from an optional column (phone aside).</summary>
-    private static readonly string[] TownshipResidentElements = ["deceased", "maritalStatus", ExtensionUrls.Ethnicity, ExtensionUrls.PaymentMethod];
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
@@ -971,7 +959,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         patient.BirthDateElement ??= current.BirthDateElement;
         patient.Deceased ??= cleared.Contains("deceased") ? null : current.Deceased;
         patient.MaritalStatus ??= cleared.Contains("maritalStatus") ? null : current.MaritalStatus;
-        patient.MultipleBirth ??= current.MultipleBirth;
+        patient.MultipleBirth ??= cleared.Contains("multipleBirth") ? null : current.MultipleBirth;
         patient.ManagingOrganization ??= current.ManagingOrganization;
         if (patient.Communication.Count == 0)
         {
@@ -1233,7 +1221,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     // Nothing to retract, but the deletion is kept as the row's latest version, so a late batch with an
                     // older version of the resident cannot bring it back (§1, §2).
-                    await state.WriteStateAsync(RowState(row), RowStateValue(row), ct);
+                    await state.WriteStateAsync(RowState(row), RowStateValue(row, null), ct);
                     WarnDeletedNothing([row], outcome);
                     continue;
                 }
@@ -1263,13 +1251,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 Bundle? transaction;
                 try
                 {
-                    var replaces = appliedAt.ContainsKey(RowState(row));
+                    var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
                         ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0
                             ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null,
                                 dose.Resource?.Identifier.Any(i => i.System is not (TownshipMapper.VaccinationSystem or Systems.VaccineTraceCode)) == true)
                             : null)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
+                    if (ResidentSupplied.Parse(before.Supplied) is { } supplied)
+                    {
+                        // What the resident row's earlier version filled, for KeepOtherSources to remove what this one empties.
+                        transaction?.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault()?.AddAnnotation(supplied);
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -1409,7 +1402,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), RowStateValue(r.Row)))];
+        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), RowStateValue(r.Row, r.Transaction)))];
         var held = await LockPersonsAsync(combined, ct);
         try
         {
@@ -1485,17 +1478,24 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
     private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
 
-    /// <summary>What <see cref="RowState"/> keeps: "updated_at content-hash".</summary>
-    private static string RowStateValue(TownshipRow row) => $"{row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {row.ContentHash}".TrimEnd();
+    /// <summary>
+    /// What <see cref="RowState"/> keeps: "updated_at content-hash", and for a resident row what it filled
+    /// (<see cref="ResidentSupplied"/>).
+    /// </summary>
+    private static string RowStateValue(TownshipRow row, Bundle? transaction) =>
+        $"{row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {row.ContentHash}".TrimEnd()
+        + (row is { Table: "residents", Deleted: false, ContentHash.Length: > 0 } && transaction?.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault() is { } patient
+            ? " " + ResidentSupplied.Of(patient)
+            : "");
 
     /// <summary>
     /// The <c>updated_at</c> (and content hash) of the version of each row's (table, key) applied before, by
     /// <see cref="RowState"/>, read a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
     /// and key) recorded it as occurred, and is read instead.
     /// </summary>
-    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash)>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
+    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash, string? Supplied)>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
     {
-        var applied = new Dictionary<string, (DateTimeOffset, string?)>(StringComparer.Ordinal);
+        var applied = new Dictionary<string, (DateTimeOffset, string?, string?)>(StringComparer.Ordinal);
         foreach (var page in rows.DistinctBy(RowState).Chunk(1000))
         {
             var states = await state.ReadStatesAsync([.. page.Select(RowState)], ct);
@@ -1504,9 +1504,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 if (states.TryGetValue(RowState(row), out var value))
                 {
-                    // "updated_at content-hash"; rows applied before the hash was kept have the time alone.
-                    var parts = value.Split(' ', 2);
-                    applied[RowState(row)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind), parts.Length > 1 ? parts[1] : null);
+                    // "updated_at content-hash [resident's filled elements]"; rows applied before the hash was kept have the time alone.
+                    var parts = value.Split(' ', 3);
+                    applied[RowState(row)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+                        parts.Length > 1 ? parts[1] : null, parts.Length > 2 ? parts[2] : null);
                 }
                 else
                 {
@@ -1518,7 +1519,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
                 {
-                    applied[RowState(earlier[stored.Id])] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null);
+                    applied[RowState(earlier[stored.Id])] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null, null);
                 }
             }
         }

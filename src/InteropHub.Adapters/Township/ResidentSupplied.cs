@@ -1,0 +1,75 @@
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.Identity;
+
+namespace InteropHub.Adapters.Township;
+
+/// <summary>
+/// Which of the Patient elements that a resident row maps from an optional column the row filled, and its mobile
+/// number (§3.1). Kept with the row's <c>updated_at</c> in the hub's state, so that the row's next version, which
+/// replaces it whole (§2 "Update"), removes what this one said and the next one leaves empty, and nothing that
+/// another source (the HIS) said of the person.
+/// </summary>
+public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Ethnicity, bool PaymentMethod, bool MultipleBirth, string? Mobile)
+{
+    private const string Prefix = "R:";
+
+    public static ResidentSupplied Of(Patient patient) => new(
+        patient.Deceased is not null,
+        patient.MaritalStatus is not null,
+        patient.Extension.Any(e => e.Url == ExtensionUrls.Ethnicity),
+        patient.Extension.Any(e => e.Url == ExtensionUrls.PaymentMethod),
+        patient.MultipleBirth is not null,
+        patient.Telecom.FirstOrDefault(IsMobile)?.Value);
+
+    public static bool IsMobile(ContactPoint telecom) =>
+        telecom is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile };
+
+    /// <summary>The Patient element names and extension URLs this version filled and <paramref name="next"/> leaves empty.</summary>
+    public IEnumerable<string> LeftEmptyBy(ResidentSupplied next)
+    {
+        if (Deceased && !next.Deceased)
+        {
+            yield return "deceased";
+        }
+
+        if (MaritalStatus && !next.MaritalStatus)
+        {
+            yield return "maritalStatus";
+        }
+
+        if (Ethnicity && !next.Ethnicity)
+        {
+            yield return ExtensionUrls.Ethnicity;
+        }
+
+        if (PaymentMethod && !next.PaymentMethod)
+        {
+            yield return ExtensionUrls.PaymentMethod;
+        }
+
+        if (MultipleBirth && !next.MultipleBirth)
+        {
+            yield return "multipleBirth";
+        }
+    }
+
+    /// <summary>"R:" and a letter per element filled (D, M, E, P, B), then T and the mobile number.</summary>
+    public override string ToString() =>
+        Prefix + (Deceased ? "D" : "") + (MaritalStatus ? "M" : "") + (Ethnicity ? "E" : "") + (PaymentMethod ? "P" : "") + (MultipleBirth ? "B" : "")
+        + (Mobile is null ? "" : "T" + Mobile);
+
+    public static ResidentSupplied? Parse(string? text)
+    {
+        if (text is null || !text.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var flags = text[Prefix.Length..];
+        var phone = flags.IndexOf('T', StringComparison.Ordinal);
+        var letters = phone < 0 ? flags : flags[..phone];
+        return new ResidentSupplied(letters.Contains('D', StringComparison.Ordinal), letters.Contains('M', StringComparison.Ordinal),
+            letters.Contains('E', StringComparison.Ordinal), letters.Contains('P', StringComparison.Ordinal), letters.Contains('B', StringComparison.Ordinal),
+            phone < 0 ? null : flags[(phone + 1)..]);
+    }
+}
