@@ -1438,6 +1438,21 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Two_readings_of_one_code_in_an_admission_are_two_observations_and_the_admission_resent_updates_them()
+    {
+        await SeedOrganizationsAsync();
+        const string Readings = "OBX|1|NM|8480-6^收缩压^LN||186|mm[Hg]|||||F\rOBX|2|NM|8480-6^收缩压^LN||176|mm[Hg]|||||F\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "OBX-SAME-1", "ZY2098000004", "20250601085000", "20250601085000", obx: Readings))).Ack));
+        // The same admission sent again after a change, recorded later: the readings are the same two, corrected.
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "OBX-SAME-2", "ZY2098000004", "20250601093000", "20250601085000",
+            obx: Readings.Replace("||186|", "||168|", StringComparison.Ordinal)))).Ack));
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000004"));
+        var readings = await SearchAsync<Observation>($"Observation?encounter=Encounter/{visit.Id}&code=8480-6");
+        Assert.Equal([168m, 176m], readings.Select(o => ((Quantity)o.Value!).Value!.Value).Order());
+    }
+
+    [Fact]
     public async Task A_discharge_before_the_admission_an_earlier_message_gave_is_IMPOSSIBLE_DATE_at_PV1_45()
     {
         await SeedOrganizationsAsync();

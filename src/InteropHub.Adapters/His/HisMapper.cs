@@ -236,24 +236,36 @@ public static class HisMapper
             return;
         }
 
-        // OBX in ADT (e.g. blood pressure on admission, heart rate at discharge) belong to the visit, taken when the event
-        // occurred unless OBX-14 says otherwise. Set IDs restart in every message, so an observation is known by what it
-        // measures and when: the A03's heart rate does not replace the A01's blood pressure, and a re-sent event
-        // updates its own.
+        // OBX in ADT (blood pressure on admission, heart rate at discharge) belong to the visit. Set IDs restart in every
+        // message, so an observation is known by the moment it belongs to and what it measures (the n-th of its code, or
+        // OBX-4): the visit's admission (A01/A04) or discharge (A03), another event's time (A02, A08…), or its own
+        // OBX-14. A re-sent admission updates its observations; the discharge's never replace the admission's.
         var evn = context.Message.First("EVN");
-        var eventTime = (evn is null ? null : context.PastTime(evn, 6) ?? context.PastTime(evn, 2))
-            ?? (context.Message.First("PV1") is { } pv1 ? context.Time(pv1, 44) : null);
+        var pv1 = context.Message.First("PV1");
+        var recorded = evn is null ? null : context.PastTime(evn, 6) ?? context.PastTime(evn, 2);
+        var (moment, defaultTime) = trigger switch
+        {
+            "A01" or "A04" => (trigger, (pv1 is null ? null : context.Time(pv1, 44)) ?? recorded),
+            "A03" => (trigger, (pv1 is null ? null : context.Time(pv1, 45)) ?? recorded),
+            _ => ($"{trigger}-{Digits(recorded)}", recorded ?? (pv1 is null ? null : context.Time(pv1, 44))),
+        };
+        var ofCode = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var obx in context.Message.All("OBX"))
         {
-            if (ObservationMapping.Map(context, obx, patient, visit.Reference, eventTime, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
+            if (ObservationMapping.Map(context, obx, patient, visit.Reference, defaultTime, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
             {
-                var at = observation.Effective is FhirDateTime effective
-                    ? effective.ToDateTimeOffset(Hl7Time.ChinaOffset).ToOffset(Hl7Time.ChinaOffset).ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture)
-                    : "";
-                context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", obx[3].Value, at));
+                var code = obx[3].Value;
+                ofCode[code] = ofCode.GetValueOrDefault(code) + 1;
+                var which = obx[4].Value is { Length: > 0 } subId ? subId : ofCode[code].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var at = obx[14].IsEmpty ? moment : Digits(context.Time(obx, 14));
+                context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", at, code, which));
             }
         }
     }
+
+    /// <summary>A time as yyyyMMddHHmmss, China time, for an id; "" when absent.</summary>
+    private static string Digits(Hl7Time? time) =>
+        time is { } t ? t.Value.ToOffset(Hl7Time.ChinaOffset).ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture) : "";
 
     /// <summary>
     /// ADT^A40: MRG-1 (an MRN of the same institution) is merged into the PID-3 patient (§4 MRG, §5 A40). The
