@@ -1283,6 +1283,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Deleting_a_duplicate_township_row_of_a_dose_keeps_the_dose_the_other_row_reports()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 873_201, residents: 1))).StatusCode);
+        // The same dose entered again under another vacc_id (a 历史补录 by mistake): one Immunization with both.
+        var duplicate = LaterDoseBatch(873_201, ("vacc_id", "JZ-QX2110026-DUP000001"), ("updated_at", "2025-06-01 08:00:00"));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(duplicate)).StatusCode);
+        const string Original = "Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-000873201";
+        Assert.Contains(Assert.Single(await SearchAsync<Immunization>(Original)).Identifier, i => i.Value == "JZ-QX2110026-DUP000001");
+
+        var deletion = Rewrite(LaterDoseBatch(873_201), "immunizations.csv", lines =>
+        {
+            var cells = new string[lines[0].Split(',').Length];
+            Array.Fill(cells, "");
+            lines[1] = WithCells(lines[0], string.Join(',', cells), ("vacc_id", "JZ-QX2110026-DUP000001"), ("status", "deleted"), ("updated_at", "2025-06-02 08:00:00"));
+        }, batchId: "QX2110026-GEN-000873201-003");
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(deletion)).StatusCode);
+
+        var dose = Assert.Single(await SearchAsync<Immunization>(Original));
+        Assert.DoesNotContain(dose.Identifier, i => i.Value == "JZ-QX2110026-DUP000001");
+    }
+
+    [Fact]
     public async Task A_dose_row_whose_date_is_corrected_in_a_batch_that_repeats_its_resident_updates_the_one_Immunization()
     {
         await SeedOrganizationsAsync();
@@ -1478,6 +1501,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var (_, discharge) = await PostHl7Async(InpatientEvent("A03", "CANCELLED-3", "ZY2098000003", "20250605100000", "", "20250605100000"));
         Assert.Equal("AE", Msa(discharge));
         Assert.Contains("UNKNOWN_REFERENCE", discharge, StringComparison.Ordinal);
+        var (_, reopen) = await PostHl7Async(InpatientEvent("A13", "CANCELLED-5", "ZY2098000003", "20250605103000", "20250601085000"));
+        Assert.Contains("UNKNOWN_REFERENCE", reopen, StringComparison.Ordinal);
         Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A08", "CANCELLED-4", "ZY2098000003", "20250605110000", "20250601085000"))).Ack));
 
         var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000003"));

@@ -712,12 +712,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var visitEvent = encounter.Annotations(typeof(VisitEvent)).OfType<VisitEvent>().Select(e => (VisitEvent?)e).FirstOrDefault();
-            if (visitEvent == VisitEvent.CancelDischarge && (current.Status != Encounter.EncounterStatus.Finished || current.Period?.End is null))
-            {
-                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
-                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 没有可取消的出院 (ADT^A03)", IssueSeverity.Error,
-                    SummaryText: "就诊状态变更不允许"));
-            }
 
             // A cancelled visit (A11) is one that never was (his-hl7v2.md §1 "Order"): a transfer, discharge or cancel of it
             // refers to nothing. An A08 updates the person and leaves the visit cancelled; an A01/A04 registers it anew.
@@ -731,6 +725,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             if (current.Status == Encounter.EncounterStatus.EnteredInError && visitEvent == VisitEvent.Update)
             {
                 encounter.Status = Encounter.EncounterStatus.EnteredInError;
+            }
+
+            if (visitEvent == VisitEvent.CancelDischarge && (current.Status != Encounter.EncounterStatus.Finished || current.Period?.End is null))
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 没有可取消的出院 (ADT^A03)", IssueSeverity.Error,
+                    SummaryText: "就诊状态变更不允许"));
             }
 
             // The event's places as stored references: a place it creates when absent is named by a placeholder.
@@ -1184,8 +1185,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
         // The stored Immunization of every dose row applied before (by vacc_id): an update that changes the date keeps the
-        // dose's id, and a deletion of a dose another source reports too takes back only the township's identifier.
-        var earlierDoses = rowsToApply.Where(r => r.Table == "immunizations" && appliedAt.ContainsKey(RowState(r))).ToList();
+        // dose's id. (A deletion reads it again when its chunk is applied: RefreshDoseRetractionsAsync.)
+        var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false } && appliedAt.ContainsKey(RowState(r))).ToList();
         var storedResidents = (await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, rowsToApply.Where(r => r.EarliestEvent is not null)
             .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
@@ -1254,8 +1255,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
                         ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0
-                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null,
-                                dose.Resource?.Identifier.Any(i => i.System is not (TownshipMapper.VaccinationSystem or Systems.VaccineTraceCode)) == true)
+                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null)
                             : null)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                     if (ResidentSupplied.Parse(before.Supplied) is { } supplied)
@@ -1391,6 +1391,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>Applies the rows in one transaction; the deleted rows whose deletion found nothing to delete.</summary>
     private async Task<List<TownshipRow>> ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
     {
+        rows = await RefreshDoseRetractionsAsync(rows, ct);
         var combined = new Bundle { Type = Bundle.BundleType.Transaction };
         var fullUrls = new HashSet<string>(StringComparer.Ordinal);
         combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
@@ -1416,6 +1417,29 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             Release(held);
         }
+    }
+
+    /// <summary>
+    /// A deleted dose row takes back the township's report of the dose (township-export.md §2 "Retraction"): the dose goes
+    /// when nothing else reports it, and otherwise only loses this row's <c>vacc_id</c> (the HIS, a certificate or another
+    /// township row still report it, §3.2). What else reports it is read when the row's chunk is applied, not when the
+    /// batch began, so a report stored meanwhile counts; one committed between this read and the chunk's own commit does not.
+    /// </summary>
+    private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> RefreshDoseRetractionsAsync(
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        var retractions = rows.Where(r => r.Row is { Table: "immunizations", Deleted: true }).Select(r => r.Row.Key).ToList();
+        if (retractions.Count == 0)
+        {
+            return rows;
+        }
+
+        var stored = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, retractions, i => i.Identifier, ct);
+        return [.. rows.Select(r => r.Row is { Table: "immunizations", Deleted: true } && stored.TryGetValue(r.Row.Key, out var dose)
+            && dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
+            && r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: true)) is { } retraction
+                ? (r.Row, retraction)
+                : r)];
     }
 
     /// <summary>

@@ -47,8 +47,8 @@ public sealed record TownshipRow(string File, string Table, int Row, int Line, s
 /// <param name="Id">For a dose, the id of the Immunization the row wrote before (kept, so an update never makes a second one).</param>
 /// <param name="PersonKey">For a dose of a resident of an earlier batch, the stored Patient's person key
 /// (<see cref="Identity.DoseIds.PersonKey"/>), for the id the HIS and the certificates give the same dose.</param>
-/// <param name="SharedWithOtherSources">The stored dose carries another source's identifier (the HIS, a certificate):
-/// a deleted row then takes back only its own.</param>
+/// <param name="SharedWithOtherSources">The stored dose carries another report's identifier (the HIS, a certificate,
+/// another township row): a deleted row then takes back only its own.</param>
 /// <param name="Replaces">An earlier version of the row was applied: this one replaces it whole (§2 "Update"), so the
 /// items that version wrote and this one leaves empty are removed.</param>
 public sealed record StoredRow(string? Id = null, string? PersonKey = null, bool SharedWithOtherSources = false, bool Replaces = false);
