@@ -149,6 +149,21 @@ public abstract class AdapterTestBase(HubFactory hub)
         return string.Join(',', cells);
     }
 
+    /// <summary>A deleted row (township-export.md §2 "Retraction"): its key, status and updated_at, the other cells empty.</summary>
+    protected static string DeletedRow(string header, string keyColumn, string key, string updatedAt) =>
+        WithCells(header, new string(',', header.Split(',').Length - 1), (keyColumn, key), ("status", "deleted"), ("updated_at", updatedAt));
+
+    /// <summary>A VXU^V04 of the county hospital reporting a 1301 dose given on <paramref name="date"/> (yyyyMMdd) to generated person n.</summary>
+    protected static byte[] HisDose(int n, string controlId, string date)
+    {
+        var id = LegacyData.IdNumber(n);
+        var sex = (id[16] - '0') % 2 == 1 ? "M" : "F";
+        return Encoding.UTF8.GetBytes($"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|{date}120000||VXU^V04^VXU_V04|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||{n:D10}^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民{n}||{id[6..14]}|{sex}\r"
+            + $"ORC|RE||JZ-{controlId}^QXHIS\r"
+            + $"RXA|0|1|{date}100000||1301^流感疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202409A011|20250930|M05^^QXMFR|||CP|A\r");
+    }
+
     /// <summary>Posts birth-certificate XML; the outcome's issues.</summary>
     protected async Task<List<OperationOutcome.IssueComponent>> PostCertificateAsync(string xml)
     {
@@ -1253,12 +1268,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         await SeedOrganizationsAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 872_101, residents: 1))).StatusCode);
         var id = LegacyData.IdNumber(872_101);
-        var sex = (id[16] - '0') % 2 == 1 ? "M" : "F";
-        var vxu = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20241105120000||VXU^V04^VXU_V04|DOSE-XSRC-DEL|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
-            + $"PID|1||0000872101^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民872101||{id[6..14]}|{sex}\r"
-            + "ORC|RE||JZ-XSRC-DEL^QXHIS\r"
-            + "RXA|0|1|20241106100000||1301^流感疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202409A011|20250930|M05^^QXMFR|||CP|A\r";
-        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(vxu));
+        var (_, ack) = await PostHl7Async(HisDose(872_101, "DOSE-XSRC-DEL", "20241106"));
         Assert.True(Msa(ack) == "AA", ack);
         var report = LaterDoseBatch(872_101, ("vacc_id", "JZ-QX2110026-XSRCDEL01"), ("vacc_date", "2024-11-06"), ("updated_at", "2025-06-01 08:00:00"));
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(report)).StatusCode);
@@ -1267,12 +1277,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             i => i.Value == "JZ-QX2110026-XSRCDEL01");
 
         // The township retracts its row (township-export.md §2): only its key, status and updated_at.
-        var deletion = Rewrite(LaterDoseBatch(872_101), "immunizations.csv", lines =>
-        {
-            var cells = new string[lines[0].Split(',').Length];
-            Array.Fill(cells, "");
-            lines[1] = WithCells(lines[0], string.Join(',', cells), ("vacc_id", "JZ-QX2110026-XSRCDEL01"), ("status", "deleted"), ("updated_at", "2025-06-02 08:00:00"));
-        }, batchId: "QX2110026-GEN-000872101-003");
+        var deletion = Rewrite(LaterDoseBatch(872_101), "immunizations.csv",
+            lines => lines[1] = DeletedRow(lines[0], "vacc_id", "JZ-QX2110026-XSRCDEL01", "2025-06-02 08:00:00"), batchId: "QX2110026-GEN-000872101-003");
         var issues = (await GetJsonAsync((await PostTownshipAsync(deletion)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
 
@@ -1293,12 +1299,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         const string Original = "Immunization?identifier=urn:interophub:sid:township-vaccination|JZ-QX2110026-000873201";
         Assert.Contains(Assert.Single(await SearchAsync<Immunization>(Original)).Identifier, i => i.Value == "JZ-QX2110026-DUP000001");
 
-        var deletion = Rewrite(LaterDoseBatch(873_201), "immunizations.csv", lines =>
-        {
-            var cells = new string[lines[0].Split(',').Length];
-            Array.Fill(cells, "");
-            lines[1] = WithCells(lines[0], string.Join(',', cells), ("vacc_id", "JZ-QX2110026-DUP000001"), ("status", "deleted"), ("updated_at", "2025-06-02 08:00:00"));
-        }, batchId: "QX2110026-GEN-000873201-003");
+        var deletion = Rewrite(LaterDoseBatch(873_201), "immunizations.csv",
+            lines => lines[1] = DeletedRow(lines[0], "vacc_id", "JZ-QX2110026-DUP000001", "2025-06-02 08:00:00"), batchId: "QX2110026-GEN-000873201-003");
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(deletion)).StatusCode);
 
         var dose = Assert.Single(await SearchAsync<Immunization>(Original));
@@ -1326,12 +1328,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         await SeedOrganizationsAsync();
         var resident = LegacyData.TownshipBatch(first: 872_301, residents: 1);
         var recordNo = "36992110120172301";
-        var deletion = Rewrite(Rewrite(resident, "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)), "residents.csv", lines =>
-        {
-            var cells = new string[lines[0].Split(',').Length];
-            Array.Fill(cells, "");
-            lines[1] = WithCells(lines[0], string.Join(',', cells), ("record_no", recordNo), ("status", "deleted"), ("updated_at", "2025-06-05 08:00:00"));
-        }, batchId: "QX2110026-GEN-000872301-012");
+        var deletion = Rewrite(Rewrite(resident, "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)), "residents.csv",
+            lines => lines[1] = DeletedRow(lines[0], "record_no", recordNo, "2025-06-05 08:00:00"), batchId: "QX2110026-GEN-000872301-012");
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(deletion)).StatusCode);
 
         // The batch exported before the deletion arrives after it: its resident row is older than the deletion.

@@ -16,12 +16,8 @@ public abstract class DropFolderTests(HubFactory hub)
         var legacy = AdapterTestBase.Legacy;
         var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(drop);
-        using var watching = hub.WithWebHostBuilder(b => b
-            .UseSetting("InteropHub:Township:DropFolder", drop)
-            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
-            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
+        using var watching = await WatchingAsync(drop);
         var client = watching.CreateClient();
-        await AdapterTestBase.SeedOrganizationsAsync(watching.Services);
 
         var folder = Path.Combine(drop, "incoming", "batch-001");
         Directory.CreateDirectory(folder);
@@ -59,12 +55,8 @@ public abstract class DropFolderTests(HubFactory hub)
         var legacy = AdapterTestBase.Legacy;
         var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path.Combine(drop, "incoming"));
-        using var watching = hub.WithWebHostBuilder(b => b
-            .UseSetting("InteropHub:Township:DropFolder", drop)
-            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
-            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
+        using var watching = await WatchingAsync(drop);
         var client = watching.CreateClient();
-        await AdapterTestBase.SeedOrganizationsAsync(watching.Services);
 
         async Task DropFolderAsync(int expectedDone)
         {
@@ -92,6 +84,17 @@ public abstract class DropFolderTests(HubFactory hub)
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(drop), p => Path.GetFileName(p) is not ("done" or "incoming"));
         var found = await Fhir.Read<Bundle>(await client.GetAsync("/fhir/Patient?identifier=369902194910010866"));
         Assert.Single(found.Entry);
+    }
+
+    /// <summary>The hub watching <paramref name="drop"/> every 0.2 s, with the county's organisations.</summary>
+    private async Task<Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactory<Program>> WatchingAsync(string drop)
+    {
+        var watching = hub.WithWebHostBuilder(b => b
+            .UseSetting("InteropHub:Township:DropFolder", drop)
+            .UseSetting("InteropHub:Township:PollSeconds", "0.2")
+            .UseSetting("InteropHub:Township:SettleSeconds", "0"));
+        await AdapterTestBase.SeedOrganizationsAsync(watching.Services);
+        return watching;
     }
 
     private static async Task WaitForDoneAsync(string drop, int count)
