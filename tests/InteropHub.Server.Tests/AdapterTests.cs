@@ -1395,6 +1395,30 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_corrected_ID_number_replaces_the_old_one_so_the_old_number_no_longer_joins_another_person()
+    {
+        await SeedOrganizationsAsync();
+        string Registration(string trigger, string controlId, string institution, string mrn, string id, string name) =>
+            $"MSH|^~\\&|QXHIS|{institution}|IHUB|QX-PLATFORM|20250501120000||ADT^{trigger}^ADT_A05|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"EVN|{trigger}|20250501120000\r"
+            + $"PID|1||{mrn}^^^{institution}^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||{name}||{id[6..14]}|{((id[16] - '0') % 2 == 1 ? "M" : "F")}\r"
+            + "PV1|1|N\r";
+        var wrong = LegacyData.IdNumber(872_601);
+        var right = LegacyData.IdNumber(872_602);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(Registration("A28", "ID-FIX-1", "QX2100012", "0000872601", wrong, "张三")))).Ack));
+        // The hospital corrects the ID number it registered.
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(Registration("A08", "ID-FIX-2", "QX2100012", "0000872601", right, "张三")))).Ack));
+
+        var corrected = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000872601"));
+        Assert.Equal([right], corrected.Identifier.Where(i => i.System == "urn:oid:2.16.156.10011.1.3").Select(i => i.Value));
+        // Someone else, who has the number registered in error, is another person.
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(Registration("A28", "ID-FIX-3", "QX2100039", "0000872603", wrong, "王五")))).Ack));
+        var other = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={wrong}"));
+        Assert.NotEqual(corrected.Id, other.Id);
+        Assert.Equal("张三", Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000872601")).Name[0].Text);
+    }
+
+    [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {
         await SeedOrganizationsAsync();

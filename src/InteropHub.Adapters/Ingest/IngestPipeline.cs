@@ -940,7 +940,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
+        // A person has one resident ID number: one the message gives in place of the stored one corrects it (an A08, a
+        // township row's next version). Kept beside it, the old number would join whoever else has it (README rule 1).
+        var idNumber = patient.Identifier.Any(i => i.System == Systems.ResidentId);
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
+            && !(idNumber && i.System == Systems.ResidentId)
             && !cleared.Contains(BirthCertificateMapper.ClearedIdentifier(i.System ?? "", i.Value ?? ""))).ToList());
         if (!cleared.Contains("telecom"))
         {
