@@ -1419,6 +1419,27 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_ID_number_that_passes_the_check_links_the_person_whatever_document_type_the_row_names()
+    {
+        await SeedOrganizationsAsync();
+        var id = LegacyData.IdNumber(872_701);
+        var a28 = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250501120000||ADT^A28^ADT_A05|ID-TYPE-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250501120000\r"
+            + $"PID|1||0000872701^^^QX2100012^MR~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民872701||{id[6..14]}|{((id[16] - '0') % 2 == 1 ? "M" : "F")}\r"
+            + "PV1|1|N\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(a28))).Ack));
+
+        // The township wrote the same number under document type 02 (README "Linking persons" rule 1).
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 872_701, residents: 1), "residents.csv",
+            lines => lines[1] = WithCells(lines[0], lines[1], ("id_type", "02")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        Assert.Contains(person.Identifier, i => i.Value == "0000872701");
+        Assert.Contains(person.Identifier, i => i.Value == "36992110120172701");
+    }
+
+    [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {
         await SeedOrganizationsAsync();

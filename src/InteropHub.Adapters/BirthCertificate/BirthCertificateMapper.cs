@@ -219,7 +219,8 @@ internal static class BirthCertificateMapper
         var value = TextNormalizer.Number(document.Value);
         return (string?)document.Attribute("typeCode") switch
         {
-            "01" => new Identifier(Systems.ResidentId, ResidentIdNumber.Check(value, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official },
+            var type when type == "01" || ResidentIdNumber.Passes(value) =>
+                new Identifier(Systems.ResidentId, ResidentIdNumber.Check(ResidentIdNumber.Normalize(value), DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official },
             "03" => new Identifier(Systems.Passport(Text(parent, "NationalityCode")), value),
             var type => new Identifier($"urn:interophub:sid:id-document:{type}", value),
         };

@@ -71,6 +71,13 @@ public static class ResidentIdNumber
         value.Length >= 6 && Provinces.Contains(value[..2])
         && (!LocalPrefectures.TryGetValue(value[..4], out var codes) || codes.Contains(value[..6]));
 
+    /// <summary>
+    /// README "Linking persons" rule 1: a number sent under another document type links as a resident ID number when it
+    /// is 18 characters that pass the check.
+    /// </summary>
+    public static bool Passes(string value) =>
+        Normalize(value) is { Length: 18 } normalized && Check(normalized, DateOnly.MaxValue).IsValid;
+
     /// <summary>Trim, full-width to ASCII (NFKC), lower-case x to X.</summary>
     public static string Normalize(string sent) =>
         sent.Normalize(NormalizationForm.FormKC).Trim().Replace('x', 'X');

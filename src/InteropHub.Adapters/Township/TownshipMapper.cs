@@ -221,6 +221,7 @@ internal static class TownshipMapper
         {
             switch (row["id_type"])
             {
+                case var _ when ResidentIdNumber.Passes(idNo):
                 case "01":
                     Add(new Identifier(Systems.ResidentId, ResidentIdNumber.Check(idNo, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official });
                     break;
