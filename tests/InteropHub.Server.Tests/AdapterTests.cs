@@ -1440,6 +1440,24 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_resident_row_whose_identifiers_belong_to_two_stored_persons_is_DUPLICATE_KEY()
+    {
+        await SeedOrganizationsAsync();
+        var two = Rewrite(LegacyData.TownshipBatch(first: 872_801, residents: 2), "residents.csv",
+            lines => lines[1] = WithCells(lines[0], lines[1], ("health_card_no", "8728010001")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(two)).StatusCode);
+
+        // The second resident's next version names the first one's health card.
+        var later = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 872_802, residents: 1, sequence: 2), "immunizations.csv",
+            lines => lines.RemoveRange(1, lines.Count - 1)), "residents.csv",
+            lines => lines[1] = WithCells(lines[0], lines[1], ("health_card_no", "8728010001"), ("updated_at", "2025-06-01 08:00:00")));
+        var issues = (await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+
+        var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal("DUPLICATE_KEY", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {
         await SeedOrganizationsAsync();

@@ -1367,7 +1367,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 // The hub refused the row (a resident it does not know, one that several records match): the row is
                 // rejected alone and the rest of the batch stands (township-export.md §2).
-                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(),
                     $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: {Describe(e)}", Where(row.Row.File, row.Row.Row, null)));
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -1382,6 +1382,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         return (applied, failed);
     }
+
+    /// <summary>
+    /// Why the store refused a township row or a certificate: identifiers that belong to several stored persons (an ID
+    /// number of one, a health card of another) are <c>DUPLICATE_KEY</c>, as for HIS messages, for the source to resolve;
+    /// anything else it refers to and the hub lacks is <c>UNKNOWN_REFERENCE</c>.
+    /// </summary>
+    private static RejectionReason Refusal(FhirException e) =>
+        e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("Patient?", StringComparison.Ordinal)
+            ? RejectionReason.DuplicateKey
+            : RejectionReason.UnknownReference;
 
     private static void WarnDeletedNothing(IEnumerable<TownshipRow> rows, OperationOutcome outcome)
     {
@@ -1623,9 +1633,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", unknownReplaced, where));
                     }
                 }
+                catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(), $"certificate {accepted.Number}: {Describe(e)}", where));
+                }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(), $"certificate {accepted.Number}: {Describe(e)}", where));
+                    // The hub's own failure (the store): the document stays a dead letter for a replay.
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
+                        $"certificate {accepted.Number}: not stored, the document can be replayed: {Describe(e)}", where));
                 }
                 finally
                 {
