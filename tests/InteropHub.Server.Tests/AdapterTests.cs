@@ -282,7 +282,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task Resending_a_message_answers_AA_again_and_writes_nothing_while_a_reused_control_id_is_DUPLICATE_KEY()
+    public async Task Resending_a_message_answers_AA_again_and_writes_nothing()
     {
         await SeedOrganizationsAsync();
         var message = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "16_ADT_A04_baisha_lidefu.hl7"));
@@ -306,13 +306,6 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(AckControlId(firstAck).Split('-')[0], AckControlId(ack).Split('-')[0]);
         Assert.NotEqual(AckControlId(firstAck), AckControlId(ack));
         Assert.Equal(received, await HisCountsAsync());
-
-        var changed = text.Replace("李德福", "李德富", StringComparison.Ordinal);
-        var (status2, ack2) = await PostHl7Async(Encoding.UTF8.GetBytes(changed));
-        Assert.Equal(HttpStatusCode.BadRequest, status2);
-        Assert.Equal("AE", Msa(ack2));
-        Assert.Contains("DUPLICATE_KEY", ack2, StringComparison.Ordinal);
-        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
     }
 
     [Fact]
@@ -1437,6 +1430,33 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
         Assert.Contains(person.Identifier, i => i.Value == "0000872701");
         Assert.Contains(person.Identifier, i => i.Value == "36992110120172701");
+    }
+
+    [Fact]
+    public async Task A_reused_control_id_is_DUPLICATE_KEY_and_the_message_is_kept_as_a_dead_letter_a_replay_refuses_again()
+    {
+        await SeedOrganizationsAsync();
+        var message = LegacyData.Hl7Registration(872_901);
+        var (_, firstAck) = await PostHl7Async(message);
+        Assert.Equal("AA", Msa(firstAck));
+        var history = await CountAsync("/fhir/_history?_count=1000");
+        var received = await HisCountsAsync();
+
+        var changed = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(message).Replace("测试872901", "测试八七二九〇一", StringComparison.Ordinal));
+        var (status, ack) = await PostHl7Async(changed);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("DUPLICATE_KEY", ack, StringComparison.Ordinal);
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+        // Refused, but kept (issue 5: every inbound message is stored before it is answered): a dead letter of its own,
+        // which a replay refuses again.
+        Assert.Equal(received.Received + 1, (await HisCountsAsync()).Received);
+        var letter = AckControlId(ack).Split('-')[0];
+        Assert.NotEqual(AckControlId(firstAck).Split('-')[0], letter);
+        var replay = await Client.PostAsync(new Uri($"/adapters/dead-letters/{letter["IHUB".Length..]}/replay", UriKind.Relative), null);
+        Assert.Contains("DUPLICATE_KEY", await replay.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
     }
 
     [Fact]

@@ -105,8 +105,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         return Reply(mapped.Message, AckCode.AR, null, refused.Errors);
                     }
 
-                    return Reply(mapped.Message, AckCode.AE, stored.Id,
-                        [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {message.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)]);
+                    var (conflicting, _) = await inbox.AcceptAsync(IngestSources.His, $"{messageId}{ConflictingCopy}{Convert.ToHexStringLower(SHA256.HashData(raw))}",
+                        Hl7ContentType, raw, ct);
+                    return await ProcessLockedHisAsync(conflicting, mapped, inGroup: false, ct);
                 }
 
                 if (stored.Status == InboxStatus.Processed)
@@ -158,7 +159,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             // township-export.md §1: the same batch_id with a different manifest is rejected whole (INTEGRITY). It is kept
             // under an id of its own (ConflictingBatch), as a dead letter that processing, recovery and replay only
             // ever refuse, so nothing sent is lost and nothing of it is applied.
-            var (other, _) = await inbox.AcceptAsync(IngestSources.Township, $"{batchId}{ConflictingBatch}{Convert.ToHexStringLower(SHA256.HashData(zip))}",
+            var (other, _) = await inbox.AcceptAsync(IngestSources.Township, $"{batchId}{ConflictingCopy}{Convert.ToHexStringLower(SHA256.HashData(zip))}",
                 "application/zip", zip, ct);
             return await ProcessAsync(other, ct);
         }
@@ -166,13 +167,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return duplicate && stored.Status == InboxStatus.Processed ? Stored(stored, processed: true) : await ProcessAsync(stored, ct);
     }
 
-    /// <summary>Marks the inbox id of a batch refused for reusing another's batch_id: <c>{batch_id}|conflict-sha256:{hash}</c>.</summary>
-    private const string ConflictingBatch = "|conflict-sha256:";
+    /// <summary>
+    /// Marks the inbox id of a message refused for reusing another's key with other content: a batch's batch_id, a HIS
+    /// message's MSH-4 and MSH-10 (<c>{key}|conflict-sha256:{hash}</c>). It is stored all the same, as a dead letter that
+    /// processing, recovery and replay only ever refuse, so nothing sent is lost and nothing of it is applied.
+    /// </summary>
+    private const string ConflictingCopy = "|conflict-sha256:";
 
     private static OperationOutcome ConflictingBatchOutcome(InboxMessage message)
     {
         var outcome = new OperationOutcome();
-        var batchId = message.MessageId[..message.MessageId.IndexOf(ConflictingBatch, StringComparison.Ordinal)];
+        var batchId = message.MessageId[..message.MessageId.IndexOf(ConflictingCopy, StringComparison.Ordinal)];
         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Integrity.Code(),
             $"批次号 {batchId} 已用于另一份清单不同的批次，整批拒收", "manifest.json"));
         return outcome;
@@ -237,7 +242,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             var (outcome, failed) = message.Source switch
             {
-                IngestSources.Township when message.MessageId.Contains(ConflictingBatch, StringComparison.Ordinal) => (ConflictingBatchOutcome(message), true),
+                IngestSources.Township when message.MessageId.Contains(ConflictingCopy, StringComparison.Ordinal) => (ConflictingBatchOutcome(message), true),
                 IngestSources.Township => await ApplyTownshipAsync(message.Body, ct),
                 IngestSources.BirthCertificate => WithFailed(await ApplyCertificatesAsync(message.Body, message.ReceivedAt, ct)),
                 _ => WithFailed(Outcome(OperationOutcome.IssueType.NotSupported, $"The inbox source '{message.Source}' has no adapter.")),
@@ -337,6 +342,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
         mapped = await WithStoreWarningsAsync(mapped ?? HisMapper.Map(message.Body), ct);
+        if (message.MessageId.Contains(ConflictingCopy, StringComparison.Ordinal) && mapped.Message is { } reused)
+        {
+            // his-hl7v2.md §1: the same key with other content is AE DUPLICATE_KEY, on every processing of it.
+            List<HisIssue> conflict = [new(RejectionReason.DuplicateKey, new Hl7Location("MSH", 1, 10), $"消息控制ID {reused.ControlId} 已用于另一条内容不同的消息", IssueSeverity.Error)];
+            var (failed, why) = Completion(AckCode.AE, conflict);
+            await inbox.CompleteAsync(message.Id, failed, why, ct);
+            return Reply(reused, AckCode.AE, message.Id, conflict);
+        }
 
         // Attempt 0, for a plain message, is in a group (IngestPipeline.HisGroups.cs); the others are alone.
         for (var attempt = inGroup && mapped is HisAccepted plain && Groupable(plain) ? 0 : 1; ; attempt++)
