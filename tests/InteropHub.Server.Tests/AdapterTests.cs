@@ -1477,6 +1477,40 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("DUPLICATE_KEY", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
     }
 
+    /// <summary>An ADT event of the county hospital naming MRN <paramref name="mrn"/> and, when given, the ID number of generated person n.</summary>
+    private static byte[] PersonEvent(string trigger, string controlId, string mrn, int n, bool withId, string extra = "")
+    {
+        var id = LegacyData.IdNumber(n);
+        return Encoding.UTF8.GetBytes($"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250501120000||ADT^{trigger}^ADT_A05|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"EVN|{trigger}|20250501120000\r"
+            + $"PID|1||{mrn}^^^QX2100012^MR{(withId ? $"~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN" : "")}||居民{n}||{id[6..14]}|{((id[16] - '0') % 2 == 1 ? "M" : "F")}\r"
+            + (trigger == "A40" ? "" : "PV1|1|N\r") + extra);
+    }
+
+    [Theory]
+    [InlineData(true, 873_001)]
+    [InlineData(false, 873_011)]
+    public async Task A40_merges_an_MRN_into_another_also_when_an_ID_number_already_linked_them(bool newMrnHasTheId, int n)
+    {
+        await SeedOrganizationsAsync();
+        var (old, kept) = ($"{n:D10}", $"{n + 5:D10}");
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"A40-{n}-1", old, n, withId: true))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"A40-{n}-2", kept, n, withId: newMrnHasTheId))).Ack));
+
+        var (_, ack) = await PostHl7Async(PersonEvent("A40", $"A40-{n}-3", kept, n, withId: true, extra: $"MRG|{old}^^^QX2100012^MR\r"));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var survivor = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(n)}&active=true"));
+        Assert.Contains(survivor.Identifier, i => i.Value == kept);
+        Assert.DoesNotContain(survivor.Identifier, i => i.Value == old);
+        var retired = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={old}"));
+        Assert.False(retired.Active);
+        Assert.Contains(retired.Link, l => l.Type == Patient.LinkType.ReplacedBy && l.Other.Reference == $"Patient/{survivor.Id}");
+        // his-hl7v2.md §5: a later message with the retired MRN is refused.
+        var (_, later) = await PostHl7Async(PersonEvent("A08", $"A40-{n}-4", old, n, withId: false));
+        Assert.Contains("UNKNOWN_REFERENCE", later, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {

@@ -318,6 +318,13 @@ public static class HisMapper
             retired.Name.Add(new HumanName { Text = name, Use = HumanName.NameUse.Old });
         }
 
+        // The survivor is the PID-3 MRN's record. Matched on all its identifiers, it would also match the retired one when
+        // both carry one of them (the ID number that linked them): the merge is what resolves that.
+        if (context.Builder.Bundle.Entry.FirstOrDefault(e => ReferenceEquals(e.Resource, survivor.Resource)) is { Request: { } upsert })
+        {
+            upsert.Url = $"Patient?{Criteria.Identifier(Systems.Mrn(survivor.MrnInstitution), survivor.Mrn)}";
+        }
+
         var criteria = Criteria.Identifier(Systems.Mrn(institution), value);
         var retiredReference = context.Builder.Upsert(retired, criteria);
         survivor.Resource.Link.Add(new Patient.LinkComponent { Other = retiredReference, Type = Patient.LinkType.Replaces });

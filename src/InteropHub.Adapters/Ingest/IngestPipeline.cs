@@ -935,6 +935,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
+            if (patient.Link.Any(l => l.Type == Patient.LinkType.Replaces))
+            {
+                // ADT^A40's survivor: the retired MRN leaves it (it held both when an ID number had linked them).
+                var retiredIds = all.Select(e => e.Resource).OfType<Patient>().Where(IsRetirement).SelectMany(p => p.Identifier).ToList();
+                patient.Identifier.RemoveAll(i => retiredIds.Any(r => r.System == i.System && r.Value == i.Value));
+            }
+
             if (earlier?.Mobile is { } mobile && now!.Mobile is null)
             {
                 patient.Telecom.RemoveAll(t => ResidentSupplied.IsMobile(t) && t.Value == mobile);

@@ -40,6 +40,18 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             return;
         }
 
+        if (survivorEntry.Request?.Url is { } survivorUrl
+            && await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", survivorUrl.Split('?', 2)[1])), null, 2, ct) is [var same]
+            && same.Id == found[0].Id)
+        {
+            // Both MRNs are on one Patient already (an ID number linked them): it is the survivor, keeping what it holds,
+            // and the retired MRN becomes a record of its own that names it, so a later message with that MRN is refused.
+            var id = Bundles.ResourceIds.From("retired-mrn", url.Split('?', 2)[1]);
+            retiredEntry.Resource!.Id = id;
+            retiredEntry.Request.Url = $"Patient/{id}";
+            return;
+        }
+
         var retired = $"Patient/{found[0].Id}";
         var compartment = new ResourceKey("Patient", found[0].Id);
         foreach (var type in _types.Value)
