@@ -1683,6 +1683,28 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_certificate_arriving_after_the_one_replacing_it_is_stored_superseded_and_the_newborn_keeps_the_new_name_and_number()
+    {
+        await SeedOrganizationsAsync();
+        // The samples' reissue and its original under numbers and a mother of their own (a valid ID number of another woman).
+        var mother = LegacyData.IdNumber(873_101);
+        string Own(string file) => File.ReadAllText(Path.Combine(Legacy, "birth-certificate", file))
+            .Replace("R360007315", "R369990101", StringComparison.Ordinal).Replace("Q360418201", "Q369990101", StringComparison.Ordinal)
+            .Replace("36992119960823078X", mother, StringComparison.Ordinal);
+
+        Assert.Contains(await PostCertificateAsync(Own("R360007315_reissue_of_Q360418201.xml")), i => i.Details?.Coding[0].Code == "APPLIED");
+        var issues = await PostCertificateAsync(Own("Q360418201.xml"));
+
+        Assert.Contains(issues, i => i.Severity == OperationOutcome.IssueSeverity.Warning && (i.Diagnostics ?? "").Contains("replaces it", StringComparison.Ordinal));
+        Assert.Equal(DocumentReferenceStatus.Superseded, Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=Q369990101")).Status);
+        Assert.Equal(DocumentReferenceStatus.Current, Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=R369990101")).Status);
+        var newborn = Assert.Single(await SearchAsync<Patient>("Patient?identifier=R369990101"));
+        Assert.Equal("陈思雨", newborn.Name.Single(n => n.Use != HumanName.NameUse.Old).Text);
+        Assert.Equal([("Q369990101", Identifier.IdentifierUse.Old), ("R369990101", Identifier.IdentifierUse.Official)],
+            newborn.Identifier.Where(i => i.System == "urn:interophub:sid:birth-certificate").Select(i => (i.Value!, i.Use!.Value)).Order());
+    }
+
+    [Fact]
     public async Task A_certificate_replacing_one_the_hub_never_received_is_applied_with_a_warning()
     {
         await SeedOrganizationsAsync();

@@ -1621,6 +1621,51 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return null;
     }
 
+    /// <summary>
+    /// A certificate that arrives after the one replacing it (birth-certificate.md §3; README rule 4: "the new number
+    /// replaces the old"): only its DocumentReference is stored, superseded, and its number joins the newborn as an old
+    /// one. The persons are found or created, never updated, and the birth records are left as the replacement wrote
+    /// them: it is the later, corrected document.
+    /// </summary>
+    /// <returns>A warning naming the replacement, or null when none is stored.</returns>
+    private async Task<string?> ArrivedAfterItsReplacementAsync(CertificateAccepted accepted, CancellationToken ct)
+    {
+        var criteria = parser.ParseCriteria("DocumentReference", [new("relatesto:identifier", $"{Systems.BirthCertificate}|{accepted.Number}")]);
+        if (await store.FindAsync("DocumentReference", criteria, null, 1, ct) is not [var replacement])
+        {
+            return null;
+        }
+
+        var entries = accepted.Transaction.Entry;
+        entries.RemoveAll(e => e.Resource is not (Patient or DocumentReference or Provenance));
+        foreach (var entry in entries)
+        {
+            if (entry.Resource is DocumentReference { Status: DocumentReferenceStatus.Current } document && document.MasterIdentifier?.Value == accepted.Number)
+            {
+                document.Status = DocumentReferenceStatus.Superseded;
+            }
+            else if (entry is { Resource: Patient patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } request } && url.Contains('?', StringComparison.Ordinal))
+            {
+                foreach (var number in patient.Identifier.Where(i => i.System == Systems.BirthCertificate && i.Value == accepted.Number))
+                {
+                    number.Use = Identifier.IdentifierUse.Old;
+                }
+
+                // Found or created, not updated: a conditional create on the same identifiers.
+                request.Method = Bundle.HTTPVerb.POST;
+                request.IfNoneExist = url.Split('?', 2)[1];
+                request.Url = "Patient";
+            }
+            else if (entry.Resource is Provenance provenance)
+            {
+                var kept = entries.Select(e => e.FullUrl).Concat(entries.Select(e => e.Request?.Url)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+                provenance.Target.RemoveAll(t => t.Reference is not { } target || !kept.Contains(target));
+            }
+        }
+
+        return $"certificate {accepted.Number} arrived after DocumentReference/{replacement.Id}, which replaces it: stored as superseded";
+    }
+
     private async Task<OperationOutcome> ApplyCertificatesAsync(byte[] xml, DateTimeOffset receivedAt, CancellationToken ct)
     {
         var result = BirthCertificateReader.Read(xml, receivedAt);
@@ -1646,11 +1691,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 try
                 {
                     var unknownReplaced = await SupersedeAsync(accepted, ct);
+                    var late = await ArrivedAfterItsReplacementAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
-                    if (unknownReplaced is not null)
+                    foreach (var warning in new[] { unknownReplaced, late }.OfType<string>())
                     {
-                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", unknownReplaced, where));
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", warning, where));
                     }
                 }
                 catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
