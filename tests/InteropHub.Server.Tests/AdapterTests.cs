@@ -1512,6 +1512,45 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_A40_whose_PID_names_an_ID_number_a_third_record_holds_is_DUPLICATE_KEY_and_writes_nothing()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_021;
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"A40-{N}-1", $"{N:D10}", N, withId: false))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"A40-{N}-2", $"{N + 5:D10}", N, withId: false))).Ack));
+
+        var (_, ack) = await PostHl7Async(PersonEvent("A40", $"A40-{N}-3", $"{N + 5:D10}", N, withId: true, extra: $"MRG|{N:D10}^^^QX2100012^MR\r"));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("DUPLICATE_KEY", ack, StringComparison.Ordinal);
+        Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(N)}"));
+        var notRetired = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10}"));
+        Assert.NotEqual(false, notRetired.Active);
+        Assert.Empty(notRetired.Link);
+    }
+
+    [Fact]
+    public async Task A_township_row_changing_the_ID_number_a_hospital_registered_adds_its_number_without_taking_the_hospitals_away()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_031;
+        var registered = LegacyData.IdNumber(N);
+        var other = LegacyData.IdNumber(N + 29_000); // the same birth date, another number
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"ID-KEEP-{N}", $"{N:D10}", N, withId: true))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1), "immunizations.csv",
+            lines => lines.RemoveRange(1, lines.Count - 1)))).StatusCode);
+        var changed = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("id_no", other), ("updated_at", "2025-06-01 08:00:00")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(changed)).StatusCode);
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10}"));
+        Assert.Contains(person.Identifier, i => i.Value == registered);
+        Assert.Contains(person.Identifier, i => i.Value == other);
+        Assert.Single(await SearchAsync<Patient>($"Patient?identifier={registered}"));
+    }
+
+    [Fact]
     public async Task A_follow_up_row_sent_again_without_its_measurements_removes_the_observations_its_earlier_version_wrote()
     {
         await SeedOrganizationsAsync();

@@ -255,9 +255,9 @@ public static class HisMapper
             if (ObservationMapping.Map(context, obx, patient, visit.Reference, defaultTime, FhirValues.Organization(visit.Institution), visit.Institution) is { } observation)
             {
                 var code = obx[3].Value;
-                ofCode[code] = ofCode.GetValueOrDefault(code) + 1;
-                var which = obx[4].Value is { Length: > 0 } subId ? subId : ofCode[code].ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var at = obx[14].IsEmpty ? moment : Digits(context.Time(obx, 14));
+                var reading = ofCode[$"{at}|{code}"] = ofCode.GetValueOrDefault($"{at}|{code}") + 1;
+                var which = obx[4].Value is { Length: > 0 } subId ? subId : reading.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 context.Builder.Put(observation, ResourceIds.From(visit.Institution, visit.VisitNumber, "obx", at, code, which));
             }
         }

@@ -928,10 +928,33 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             // township-export.md §2: a resident row replaces the township's earlier version of it whole, so what that version
             // said and this one leaves empty is gone; what another source (the HIS) said stays, as for any message.
             var earlier = patient.Annotations(typeof(ResidentSupplied)).OfType<ResidentSupplied>().FirstOrDefault();
+            if (ReferenceEquals(earlier, ResidentSupplied.Unrecorded))
+            {
+                // Applied before the hub kept what a row filled: over a version the township wrote last, what it has.
+                earlier = current.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true ? ResidentSupplied.Assumed(current) : null;
+            }
+
             var now = earlier is null ? null : ResidentSupplied.Of(patient);
             if (earlier is not null)
             {
                 cleared[patient].UnionWith(earlier.LeftEmptyBy(now!));
+            }
+
+            // A person has one resident ID number. A different one corrects the stored number when it comes from whoever
+            // registered it: the hospital that knows the person by the message's MRN, or, for a person no hospital knows,
+            // the township row whose earlier version gave it. From anyone else both stay (the sender's mistake shows),
+            // rather than one source taking the right number away. Kept beside its correction, an old number would join
+            // whoever else has it (rule 1).
+            if (patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { } idNumber)
+            {
+                static bool Mrn(Identifier i) => i.System?.StartsWith("urn:interophub:sid:mrn:", StringComparison.Ordinal) == true;
+                var sameHospital = patient.Identifier.Any(i => Mrn(i) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
+                var townshipOnly = !current.Identifier.Any(Mrn);
+                foreach (var replaced in current.Identifier.Where(i => i.System == Systems.ResidentId && i.Value != idNumber
+                    && (sameHospital || (townshipOnly && earlier?.IdNumber == i.Value))))
+                {
+                    cleared[patient].Add(BirthCertificateMapper.ClearedIdentifier(Systems.ResidentId, replaced.Value ?? ""));
+                }
             }
 
             KeepWhatTheMessageLacks(patient, current, cleared[patient]);
@@ -960,11 +983,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
-        // A person has one resident ID number: one the message gives in place of the stored one corrects it (an A08, a
-        // township row's next version). Kept beside it, the old number would join whoever else has it (README rule 1).
-        var idNumber = patient.Identifier.Any(i => i.System == Systems.ResidentId);
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
-            && !(idNumber && i.System == Systems.ResidentId)
             && !cleared.Contains(BirthCertificateMapper.ClearedIdentifier(i.System ?? "", i.Value ?? ""))).ToList());
         if (!cleared.Contains("telecom"))
         {
@@ -1282,7 +1301,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                             ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null)
                             : null)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
-                    if (ResidentSupplied.Parse(before.Supplied) is { } supplied)
+                    if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
                     {
                         // What the resident row's earlier version filled, for KeepOtherSources to remove what this one empties.
                         transaction?.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault()?.AddAnnotation(supplied);
@@ -1663,7 +1682,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        return $"certificate {accepted.Number} arrived after DocumentReference/{replacement.Id}, which replaces it: stored as superseded";
+        return $"certificate {accepted.Number} arrived after DocumentReference/{replacement.Id}, which replaces it: stored as replaced, nothing else written";
     }
 
     private async Task<OperationOutcome> ApplyCertificatesAsync(byte[] xml, DateTimeOffset receivedAt, CancellationToken ct)

@@ -1,5 +1,6 @@
 using System.Collections;
 using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Search;
@@ -40,9 +41,24 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             return;
         }
 
-        if (survivorEntry.Request?.Url is { } survivorUrl
-            && await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", survivorUrl.Split('?', 2)[1])), null, 2, ct) is [var same]
-            && same.Id == found[0].Id)
+        // The survivor is matched on its MRN alone; an identifier of its PID (an ID number) that a third record holds
+        // makes the persons ambiguous, which the sender must resolve: refused as a conditional update's 412 would be.
+        var survivorMatch = survivorEntry.Request?.Url is { } survivorUrl
+            ? await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", survivorUrl.Split('?', 2)[1])), null, 2, ct)
+            : [];
+        var linking = ((Patient)survivorEntry.Resource!).Identifier.Where(i => i.System is not null && i.Value is not null && !i.System.StartsWith("urn:interophub:sid:mrn:", StringComparison.Ordinal)).ToList();
+        if (linking.Count > 0)
+        {
+            var criteria = $"identifier={string.Join(',', linking.Select(i => $"{i.System}|{i.Value}"))}";
+            var holders = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 10, ct);
+            if (holders.Any(h => h.Id != found[0].Id && survivorMatch.All(m => m.Id != h.Id)))
+            {
+                throw new FhirException(System.Net.HttpStatusCode.PreconditionFailed, OperationOutcome.IssueType.MultipleMatches,
+                    $"Patient?{criteria} matches a record other than the two being merged");
+            }
+        }
+
+        if (survivorMatch is [var same] && same.Id == found[0].Id)
         {
             // Both MRNs are on one Patient already (an ID number linked them): it is the survivor, keeping what it holds,
             // and the retired MRN becomes a record of its own that names it, so a later message with that MRN is refused.

@@ -9,7 +9,8 @@ namespace InteropHub.Adapters.Township;
 /// replaces it whole (§2 "Update"), removes what this one said and the next one leaves empty, and nothing that
 /// another source (the HIS) said of the person.
 /// </summary>
-public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Ethnicity, bool PaymentMethod, bool MultipleBirth, string? Mobile)
+public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Ethnicity, bool PaymentMethod, bool MultipleBirth, string? Mobile,
+    string? IdNumber = null)
 {
     private const string Prefix = "R:";
 
@@ -19,7 +20,17 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         patient.Extension.Any(e => e.Url == ExtensionUrls.Ethnicity),
         patient.Extension.Any(e => e.Url == ExtensionUrls.PaymentMethod),
         patient.MultipleBirth is not null,
-        patient.Telecom.FirstOrDefault(IsMobile)?.Value);
+        patient.Telecom.FirstOrDefault(IsMobile)?.Value,
+        patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+
+    /// <summary>
+    /// For a row applied before the hub kept what rows filled: assumed to have filled every element the stored Patient
+    /// has (a version the township wrote last), and no ID number, which is never taken away on a guess.
+    /// </summary>
+    public static ResidentSupplied Assumed(Patient stored) => Of(stored) with { IdNumber = null };
+
+    /// <summary>Marks a resident row whose earlier version was applied before the hub kept what rows filled.</summary>
+    public static readonly ResidentSupplied Unrecorded = new(false, false, false, false, false, null);
 
     public static bool IsMobile(ContactPoint telecom) =>
         telecom is { System: ContactPoint.ContactPointSystem.Phone, Use: ContactPoint.ContactPointUse.Mobile };
@@ -53,10 +64,10 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         }
     }
 
-    /// <summary>"R:" and a letter per element filled (D, M, E, P, B), then T and the mobile number.</summary>
+    /// <summary>"R:", a letter per element filled (D, M, E, P, B), "|" the mobile number, "|" the ID number.</summary>
     public override string ToString() =>
         Prefix + (Deceased ? "D" : "") + (MaritalStatus ? "M" : "") + (Ethnicity ? "E" : "") + (PaymentMethod ? "P" : "") + (MultipleBirth ? "B" : "")
-        + (Mobile is null ? "" : "T" + Mobile);
+        + "|" + Mobile + "|" + IdNumber;
 
     public static ResidentSupplied? Parse(string? text)
     {
@@ -65,11 +76,11 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
             return null;
         }
 
-        var flags = text[Prefix.Length..];
-        var phone = flags.IndexOf('T', StringComparison.Ordinal);
-        var letters = phone < 0 ? flags : flags[..phone];
+        var parts = text[Prefix.Length..].Split('|');
+        var letters = parts[0];
+        string? Part(int i) => parts.Length > i && parts[i].Length > 0 ? parts[i] : null;
         return new ResidentSupplied(letters.Contains('D', StringComparison.Ordinal), letters.Contains('M', StringComparison.Ordinal),
             letters.Contains('E', StringComparison.Ordinal), letters.Contains('P', StringComparison.Ordinal), letters.Contains('B', StringComparison.Ordinal),
-            phone < 0 ? null : flags[(phone + 1)..]);
+            Part(1), Part(2));
     }
 }

@@ -221,8 +221,7 @@ internal static class TownshipMapper
         {
             switch (row["id_type"])
             {
-                case var _ when ResidentIdNumber.Passes(idNo):
-                case "01":
+                case var _ when IsIdNumber(row):
                     Add(new Identifier(Systems.ResidentId, ResidentIdNumber.Check(idNo, DateOnly.MaxValue).Value) { Use = Identifier.IdentifierUse.Official });
                     break;
                 case "03":
@@ -423,13 +422,17 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
-        var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(NewbornKey(resident), resident["id_type"] == "01" && resident["id_no"].Length > 0
+        var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(NewbornKey(resident), IsIdNumber(resident)
             ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
             : null);
         builder.Put(immunization, stored?.Id ?? (personKey is null
             ? ResourceIds.From(row["vacc_id"])
             : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value)));
     }
+
+    /// <summary>A resident row's id_no is a resident ID number: type 01, or any that passes the check (README rule 1).</summary>
+    private static bool IsIdNumber(CsvRow resident) =>
+        resident["id_no"].Length > 0 && (resident["id_type"] == "01" || ResidentIdNumber.Passes(resident["id_no"]));
 
     /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>
     private static string? NewbornKey(CsvRow resident)
