@@ -1457,6 +1457,14 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var replay = await Client.PostAsync(new Uri($"/adapters/dead-letters/{letter["IHUB".Length..]}/replay", UriKind.Relative), null);
         Assert.Contains("DUPLICATE_KEY", await replay.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(history, await CountAsync("/fhir/_history?_count=1000"));
+
+        // Sent again, with another MSH-7: the same refusal, for the copy already kept.
+        var fields = Encoding.UTF8.GetString(changed).Split('|');
+        fields[6] = "20991231235959";
+        var (_, again) = await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('|', fields)));
+        Assert.Contains("DUPLICATE_KEY", again, StringComparison.Ordinal);
+        Assert.Equal(letter, AckControlId(again).Split('-')[0]);
+        Assert.Equal(received.Received + 1, (await HisCountsAsync()).Received);
     }
 
     [Fact]

@@ -105,7 +105,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         return Reply(mapped.Message, AckCode.AR, null, refused.Errors);
                     }
 
-                    var (conflicting, _) = await inbox.AcceptAsync(IngestSources.His, $"{messageId}{ConflictingCopy}{Convert.ToHexStringLower(SHA256.HashData(raw))}",
+                    // Keyed by its content as a resend is compared (MSH-7 and terminators aside), so resending it adds nothing.
+                    var (conflicting, _) = await inbox.AcceptAsync(IngestSources.His, $"{messageId}{ConflictingCopy}{HisMapper.ContentHash(message)}",
                         Hl7ContentType, raw, ct);
                     return await ProcessLockedHisAsync(conflicting, mapped, inGroup: false, ct);
                 }
@@ -1718,7 +1719,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", warning, where));
                     }
                 }
-                catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
+                catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409 and not 412 || Refusal(e) == RejectionReason.DuplicateKey)
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(), $"certificate {accepted.Number}: {Describe(e)}", where));
                 }
