@@ -1517,6 +1517,12 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         // his-hl7v2.md §5: a later message with the retired MRN is refused.
         var (_, later) = await PostHl7Async(PersonEvent("A08", $"A40-{n}-4", old, n, withId: false));
         Assert.Contains("UNKNOWN_REFERENCE", later, StringComparison.Ordinal);
+
+        // The merge sent again under another control ID changes nothing: still one link to the retired record.
+        var (_, again) = await PostHl7Async(PersonEvent("A40", $"A40-{n}-5", kept, n, withId: true, extra: $"MRG|{old}^^^QX2100012^MR\r"));
+        Assert.True(Msa(again) == "AA", again);
+        var after = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(n)}&active=true"));
+        Assert.Equal([$"Patient/{retired.Id}"], after.Link.Where(l => l.Type == Patient.LinkType.Replaces).Select(l => l.Other.Reference));
     }
 
     [Fact]

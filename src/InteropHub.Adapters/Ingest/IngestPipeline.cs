@@ -964,6 +964,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 // ADT^A40's survivor: the retired MRN leaves it (it held both when an ID number had linked them).
                 var retiredIds = all.Select(e => e.Resource).OfType<Patient>().Where(IsRetirement).SelectMany(p => p.Identifier).ToList();
                 patient.Identifier.RemoveAll(i => retiredIds.Any(r => r.System == i.System && r.Value == i.Value));
+
+                // A merge sent again names the retired record by its entry: the stored link to that same record goes.
+                var retiredStored = all.Where(e => e.Resource is Patient p && IsRetirement(p) && e.Request?.Url is { } u && patients.ContainsKey(u))
+                    .SelectMany(e => patients[e.Request!.Url!]).Select(r => $"Patient/{r.Id}").ToHashSet(StringComparer.Ordinal);
+                patient.Link.RemoveAll(l => l.Type == Patient.LinkType.Replaces && l.Other?.Reference is { } other && retiredStored.Contains(other));
             }
 
             if (earlier?.Mobile is { } mobile && now!.Mobile is null)
