@@ -33,6 +33,9 @@ public static class Systems
 
     public static string Mrn(string institution) => $"urn:interophub:sid:mrn:{institution}";
 
+    /// <summary>Whether a system is an institution's MRN system (<see cref="Mrn"/>).</summary>
+    public static bool IsMrn(string? system) => system?.StartsWith(Mrn(""), StringComparison.Ordinal) == true;
+
     public static string InpatientNumber(string institution) => $"urn:interophub:sid:inpatient-no:{institution}";
 
     public static string OutpatientNumber(string institution) => $"urn:interophub:sid:outpatient-no:{institution}";

@@ -529,7 +529,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             return null;
         }
-        catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("Patient?", StringComparison.Ordinal))
+        catch (FhirException e) when (Refusal(e) == RejectionReason.DuplicateKey)
         {
             // The identifiers the message names belong to more than one stored record (an MRN of one person, the ID
             // number of another): the message's keys conflict, which the sender must resolve (a merge, a correction).
@@ -948,9 +948,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             // whoever else has it (rule 1).
             if (patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { } idNumber)
             {
-                static bool Mrn(Identifier i) => i.System?.StartsWith("urn:interophub:sid:mrn:", StringComparison.Ordinal) == true;
-                var sameHospital = patient.Identifier.Any(i => Mrn(i) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
-                var townshipOnly = !current.Identifier.Any(Mrn);
+                var sameHospital = patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
+                var townshipOnly = !current.Identifier.Any(i => Systems.IsMrn(i.System));
                 foreach (var replaced in current.Identifier.Where(i => i.System == Systems.ResidentId && i.Value != idNumber
                     && (sameHospital || (townshipOnly && earlier?.IdNumber == i.Value))))
                 {
@@ -1429,9 +1428,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// Why the store refused a township row or a certificate: identifiers that belong to several stored persons (an ID
-    /// number of one, a health card of another) are <c>DUPLICATE_KEY</c>, as for HIS messages, for the source to resolve;
-    /// anything else it refers to and the hub lacks is <c>UNKNOWN_REFERENCE</c>.
+    /// Why the store refused a message, a township row or a certificate: identifiers that belong to several stored persons
+    /// (an ID number of one, a health card of another) are <c>DUPLICATE_KEY</c>, for the source to resolve; anything else
+    /// it refers to and the hub lacks is <c>UNKNOWN_REFERENCE</c>.
     /// </summary>
     private static RejectionReason Refusal(FhirException e) =>
         e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("Patient?", StringComparison.Ordinal)

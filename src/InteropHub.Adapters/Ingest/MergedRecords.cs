@@ -46,10 +46,10 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         var survivorMatch = survivorEntry.Request?.Url is { } survivorUrl
             ? await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", survivorUrl.Split('?', 2)[1])), null, 2, ct)
             : [];
-        var linking = ((Patient)survivorEntry.Resource!).Identifier.Where(i => i.System is not null && i.Value is not null && !i.System.StartsWith("urn:interophub:sid:mrn:", StringComparison.Ordinal)).ToList();
+        var linking = ((Patient)survivorEntry.Resource!).Identifier.Where(i => i.System is not null && i.Value is not null && !Identity.Systems.IsMrn(i.System)).ToList();
         if (linking.Count > 0)
         {
-            var criteria = $"identifier={string.Join(',', linking.Select(i => $"{i.System}|{i.Value}"))}";
+            var criteria = Bundles.Criteria.Identifier(linking);
             var holders = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 10, ct);
             if (holders.Any(h => h.Id != found[0].Id && survivorMatch.All(m => m.Id != h.Id)))
             {
