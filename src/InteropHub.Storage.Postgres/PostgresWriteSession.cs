@@ -19,7 +19,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private readonly List<string> _changed = [];
     private readonly List<(VersionRow Version, SearchIndexEntries Index)> _waiting = [];
     private readonly HashSet<(string ResourceType, string Id)> _waitingKeys = [];
-    private readonly List<long> _locks = [];
+    private readonly List<(long Key, bool GiveUp)> _locks = [];
     private readonly List<NpgsqlBatchCommand> _beforeCommit = [];
     private readonly List<InboxReceipt> _inboxAdded = [];
     private bool _begun;
@@ -33,16 +33,29 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     /// </summary>
     public Task LockAsync(string key, CancellationToken ct)
     {
-        _locks.Add(AdvisoryLockKeys.For(key));
+        _locks.Add((AdvisoryLockKeys.For(key), false));
         return Task.CompletedTask;
     }
 
     /// <summary>The locks, taken one after another in the order of the list, at the head of the next round trip.</summary>
     public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
     {
-        _locks.AddRange(keys.Select(AdvisoryLockKeys.For));
+        _locks.AddRange(keys.Select(k => (AdvisoryLockKeys.For(k), false)));
         return Task.CompletedTask;
     }
+
+    /// <summary>
+    /// The locks, as <see cref="LockAllAsync"/>, under a <c>lock_timeout</c> of <see cref="GiveUpAfter"/>: a wait
+    /// longer than that fails the transaction with lock_not_available (55P03), which the write session runs again.
+    /// </summary>
+    public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    {
+        _locks.AddRange(keys.Select(k => (AdvisoryLockKeys.For(k), true)));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Long enough for a writer that holds the lock to commit (milliseconds), far shorter than the second a deadlock takes to be found.</summary>
+    private const string GiveUpAfter = "200ms";
 
     public async Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct)
     {
@@ -151,14 +164,28 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             _begun = true;
         }
 
-        if (_locks.Count > 0)
+        // One statement per run of locks asked the same way; those that may give up wait under a lock_timeout.
+        for (var start = 0; start < _locks.Count;)
         {
+            var giveUp = _locks[start].GiveUp;
+            var run = _locks.Skip(start).TakeWhile(l => l.GiveUp == giveUp).Select(l => l.Key).ToArray();
+            start += run.Length;
+            if (giveUp)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand($"SET LOCAL lock_timeout = '{GiveUpAfter}'"));
+            }
+
             var take = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(u.k) FROM unnest($1) WITH ORDINALITY AS u (k, n) ORDER BY u.n");
-            take.Parameters.Add(Positional(_locks.ToArray()));
-            _locks.Clear();
+            take.Parameters.Add(Positional(run));
             batch.BatchCommands.Add(take);
             results++;
+            if (giveUp)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL lock_timeout TO DEFAULT"));
+            }
         }
+
+        _locks.Clear();
 
         if (withWrites && _waiting.Count > 0)
         {

@@ -313,6 +313,8 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
 
         public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => Task.CompletedTask;
 
+        public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct) => Task.CompletedTask;
+
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) =>
             SqliteResourceStore.ReadCurrentAsync(connection, transaction, resourceType, id, ct);
 

@@ -107,6 +107,36 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_session_giving_up_on_a_held_lock_fails_as_a_transient_conflict_and_a_later_session_takes_it()
+    {
+        await using var first = await Store.BeginWriteAsync(Ct);
+        await first.LockAllAsync(["if:Patient?identifier=g|1&"], Ct);
+        Assert.Null(await first.ReadCurrentAsync("Patient", "nobody", Ct));
+
+        await using (var second = await Store.BeginWriteAsync(Ct))
+        {
+            await second.LockAllOrGiveUpAsync(["if:Patient?identifier=g|0&", "if:Patient?identifier=g|1&"], Ct);
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => second.ReadCurrentAsync("Patient", "nobody", Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct));
+            Assert.Equal(PostgresErrorCodes.LockNotAvailable, refused.SqlState);
+            Assert.True(WriteSessions.IsTransient(refused));
+        }
+
+        // The session that gave up held nothing afterwards, and the holder's session is unaffected.
+        await using var third = await Store.BeginWriteAsync(Ct);
+        await third.LockAllOrGiveUpAsync(["if:Patient?identifier=g|0&"], Ct);
+        Assert.Null(await third.ReadCurrentAsync("Patient", "nobody", Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Null(await first.ReadCurrentAsync("Patient", "nobody", Ct));
+
+        // A session that gave up on nothing waits as long as it must for the locks it then takes the usual way.
+        await third.LockAllAsync(["if:Patient?identifier=g|1&"], Ct);
+        var waiting = third.ReadCurrentAsync("Patient", "nobody", Ct);
+        await Task.Delay(600, Ct);
+        Assert.False(waiting.IsCompleted, "A lock taken to wait gave up, or went past its holder.");
+        await first.DisposeAsync();
+        Assert.Null(await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+    }
+
+    [Fact]
     public async Task A_session_that_waited_on_a_lock_reads_and_finds_what_the_holder_wrote_under_it()
     {
         var writer = new InteropHub.Fhir.Resources.VersionWriter(new InteropHub.Fhir.Serialization.FhirSerializers(), TimeProvider.System);

@@ -23,12 +23,17 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     private readonly Dictionary<string, (string ResourceType, string Id)> _unlocked = new(StringComparer.Ordinal);
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
-    public async Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: false, ct);
+
+    /// <summary>As <see cref="LockAllAsync(IReadOnlyList{string}, CancellationToken)"/>, giving up on a lock another writer keeps (see <see cref="IWriteSession.LockAllOrGiveUpAsync"/>).</summary>
+    public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: true, ct);
+
+    private async Task LockAllAsync(IReadOnlyList<string> keys, bool giveUp, CancellationToken ct)
     {
         var take = keys.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Where(_held.Add).ToList();
         if (take.Count > 0)
         {
-            await inner.LockAllAsync(take, ct);
+            await (giveUp ? inner.LockAllOrGiveUpAsync(take, ct) : inner.LockAllAsync(take, ct));
             Forget(take);
         }
     }

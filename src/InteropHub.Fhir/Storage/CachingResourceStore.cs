@@ -149,6 +149,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
         public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => inner.LockAllAsync(keys, ct);
 
+        public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct) => inner.LockAllOrGiveUpAsync(keys, ct);
+
         public Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct) => inner.ReadCurrentAsync(resourceType, id, ct);
 
         public Task<IReadOnlyList<StoredResource>> ReadCurrentManyAsync(IReadOnlyList<(string ResourceType, string Id)> keys, CancellationToken ct) =>

@@ -70,6 +70,14 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>Takes several locks, in the order given (callers sort them, so writers never wait on each other crosswise).</summary>
     Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct);
 
+    /// <summary>
+    /// Takes several locks like <see cref="LockAllAsync"/>, but gives up when another writer keeps one of them for more
+    /// than a moment: the transaction then fails with PostgreSQL's lock_not_available, which <see cref="WriteSessions"/>
+    /// runs again. For locks taken out of the canonical order, where waiting could close a cycle of waiters that only
+    /// the database's deadlock check (after a second) would break.
+    /// </summary>
+    Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct);
+
     Task<StoredResource?> ReadCurrentAsync(string resourceType, string id, CancellationToken ct);
 
     /// <summary>The current versions (deleted ones included) of those of the given resources that exist, in one round trip.</summary>

@@ -38,9 +38,10 @@ public static class WriteSessions
     }
 
     /// <summary>
-    /// PostgreSQL's serialization_failure (40001) and deadlock_detected (40P01) (errcodes-appendix): the
-    /// transaction was rolled back as a whole and may simply be run again. Stores that never raise them
-    /// (SQLite has one writer) are unaffected.
+    /// PostgreSQL's serialization_failure (40001), deadlock_detected (40P01) and lock_not_available (55P03, a
+    /// lock given up: <see cref="IWriteSession.LockAllOrGiveUpAsync"/>) (errcodes-appendix): the transaction was
+    /// rolled back as a whole and may simply be run again. Stores that never raise them (SQLite has one writer) are
+    /// unaffected.
     /// </summary>
-    public static bool IsTransient(Exception e) => e is DbException { SqlState: "40001" or "40P01" };
+    public static bool IsTransient(Exception e) => e is DbException { SqlState: "40001" or "40P01" or "55P03" };
 }
