@@ -7,6 +7,9 @@ using System.Text.Json;
 using Hl7.Fhir.Model;
 using InteropHub.Adapters.His.Mllp;
 using InteropHub.Fhir.Bundles;
+using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Storage;
 using InteropHub.Server.Seeds;
 using InteropHub.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -2112,7 +2115,55 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 public sealed class DeadLetterTestsOnSqlite(SqliteHub hub) : DeadLetterTests(hub), IClassFixture<SqliteHub>;
 
-public sealed class DeadLetterTestsOnPostgres(PostgresHub hub) : DeadLetterTests(hub), IClassFixture<PostgresHub>;
+public sealed class DeadLetterTestsOnPostgres(PostgresHub hub) : DeadLetterTests(hub), IClassFixture<PostgresHub>
+{
+    [Fact]
+    public async Task A_township_dose_deletion_the_HIS_reports_the_dose_under_while_it_waits_keeps_the_dose()
+    {
+        var ct = CancellationToken.None;
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 873_401, residents: 1))).StatusCode);
+        const string VaccId = "JZ-QX2110026-RACE00001";
+        var report = LaterDoseBatch(873_401, ("vacc_id", VaccId), ("vacc_date", "2024-11-06"), ("updated_at", "2025-06-01 08:00:00"));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(report)).StatusCode);
+
+        // The deletion reads the dose (the township's alone), then its transaction waits on the lock of its conditional
+        // delete's criteria, which the test holds (PostgreSQL: one writer per criteria across hub instances).
+        var store = Hub.Services.GetRequiredService<IResourceStore>();
+        var holder = await store.BeginWriteAsync(ct);
+        await holder.LockAllAsync([VersionWriter.CriteriaLock("Immunization",
+            SearchCriteria.ParseQueryString("Immunization", $"identifier=urn:interophub:sid:township-vaccination|{VaccId}"))], ct);
+        Assert.Null(await holder.ReadCurrentAsync("Immunization", "none", ct));
+        var deletion = Rewrite(LaterDoseBatch(873_401), "immunizations.csv",
+            lines => lines[1] = DeletedRow(lines[0], "vacc_id", VaccId, "2025-06-02 08:00:00"), batchId: "QX2110026-GEN-000873401-003");
+        var deleting = PostTownshipAsync(deletion);
+        await using (var database = new Npgsql.NpgsqlConnection(Hub.StoreSettings["ConnectionStrings:Postgres"]))
+        {
+            await database.OpenAsync(ct);
+            await using var waiters = new Npgsql.NpgsqlCommand(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted",
+                database);
+            for (var tries = 0; (long)(await waiters.ExecuteScalarAsync(ct))! == 0; tries++)
+            {
+                Assert.True(tries < 300 && !deleting.IsCompleted, "The deletion never waited on the held lock.");
+                await Task.Delay(50, ct);
+            }
+        }
+
+        // Meanwhile the hospital reports the same dose; then the deletion goes on.
+        var (_, ack) = await PostHl7Async(HisDose(873_401, "DOSE-RACE-01", "20241106"));
+        Assert.True(Msa(ack) == "AA", ack);
+        await holder.DisposeAsync();
+        var issues = (await GetJsonAsync((await deleting).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        // The dose the hospital reported stays; only the township's identifier left it.
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(873_401)}"));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-06"));
+        Assert.DoesNotContain(dose.Identifier, i => i.Value == VaccId);
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+    }
+}
 
 public sealed class AdapterTestsOnSqlite(SqliteHub hub) : AdapterTests(hub), IClassFixture<SqliteHub>;
 

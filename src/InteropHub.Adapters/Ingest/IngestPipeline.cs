@@ -1449,7 +1449,23 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>Applies the rows in one transaction; the deleted rows whose deletion found nothing to delete.</summary>
     private async Task<List<TownshipRow>> ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
     {
-        rows = await RefreshDoseRetractionsAsync(rows, ct);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ApplyTogetherOnceAsync(manifest, await RefreshDoseRetractionsAsync(rows, ct), ct);
+            }
+            catch (FhirException e) when (attempt < 3 && e.Status == System.Net.HttpStatusCode.PreconditionFailed
+                && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
+            {
+                // A dose a deleted row retracts changed after it was read (another source reported it meanwhile): read it again.
+            }
+        }
+    }
+
+    private async Task<List<TownshipRow>> ApplyTogetherOnceAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows,
+        CancellationToken ct)
+    {
         var combined = new Bundle { Type = Bundle.BundleType.Transaction };
         var fullUrls = new HashSet<string>(StringComparer.Ordinal);
         combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
@@ -1481,7 +1497,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// A deleted dose row takes back the township's report of the dose (township-export.md §2 "Retraction"): the dose goes
     /// when nothing else reports it, and otherwise only loses this row's <c>vacc_id</c> (the HIS, a certificate or another
     /// township row still report it, §3.2). What else reports it is read when the row's chunk is applied, not when the
-    /// batch began, so a report stored meanwhile counts; one committed between this read and the chunk's own commit does not.
+    /// batch began, so a report stored meanwhile counts. A dose deleted whole is deleted only in the version read
+    /// (If-Match): a report committed between this read and the chunk's own makes the chunk fail with 412, and
+    /// <see cref="ApplyTogetherAsync"/> reads again.
     /// </summary>
     private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> RefreshDoseRetractionsAsync(
         IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
@@ -1493,11 +1511,23 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         var stored = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, retractions, i => i.Identifier, ct);
-        return [.. rows.Select(r => r.Row is { Table: "immunizations", Deleted: true } && stored.TryGetValue(r.Row.Key, out var dose)
-            && dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
-            && r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: true)) is { } retraction
-                ? (r.Row, retraction)
-                : r)];
+        return [.. rows.Select(r =>
+        {
+            if (r.Row is not { Table: "immunizations", Deleted: true } || !stored.TryGetValue(r.Row.Key, out var dose))
+            {
+                return r;
+            }
+
+            var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key));
+            var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
+            if (!shared && dose.Resource.Meta?.VersionId is { } version
+                && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
+            {
+                delete.IfMatch = $"W/\"{version}\"";
+            }
+
+            return (r.Row, retraction);
+        })];
     }
 
     /// <summary>
