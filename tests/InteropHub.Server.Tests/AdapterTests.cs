@@ -1559,12 +1559,41 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             lines => lines.RemoveRange(1, lines.Count - 1)))).StatusCode);
         var changed = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
             "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("id_no", other), ("updated_at", "2025-06-01 08:00:00")));
-        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(changed)).StatusCode);
+        var response = await PostTownshipAsync(changed);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
 
         var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10}"));
         Assert.Contains(person.Identifier, i => i.Value == registered);
         Assert.Contains(person.Identifier, i => i.Value == other);
         Assert.Single(await SearchAsync<Patient>($"Patient?identifier={registered}"));
+
+        // The batch's outcome tells the township that its number and the hospital's disagree.
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var warning = Assert.Single(issues, i => i.GetProperty("diagnostics").GetString()!.Contains($"ID number {other} differs from {registered}", StringComparison.Ordinal));
+        Assert.Equal("warning", warning.GetProperty("severity").GetString());
+        Assert.Contains("id_number", warning.GetProperty("location").EnumerateArray().Select(e => e.GetString()).Single(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_message_that_does_not_maintain_the_person_and_names_another_ID_number_is_applied_with_a_warning_and_the_number_not_taken()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_511;
+        var registered = LegacyData.IdNumber(N);
+        var other = LegacyData.IdNumber(N + 29_000); // the same birth date, another number
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"ID-WARN-{N}", $"{N:D10}", N, withId: true))).Ack));
+
+        // A vaccination the same hospital reports, its PID carrying another ID number.
+        var dose = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(HisDose(N, $"ID-WARN-{N}-V", "20241106")).Replace(registered, other, StringComparison.Ordinal));
+        var (_, ack) = await PostHl7Async(dose);
+
+        Assert.Equal("AA", Msa(ack));
+        var err = Assert.Single(ack.Split('\r'), line => line.StartsWith("ERR||PID^1^3|", StringComparison.Ordinal));
+        Assert.Contains($"身份证号 {other} 与平台已存的 {registered} 不一致", err, StringComparison.Ordinal);
+        Assert.Equal("W", err.Split('|')[4]);
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10}"));
+        Assert.Equal([registered], person.Identifier.Where(i => i.System == "urn:oid:2.16.156.10011.1.3").Select(i => i.Value));
+        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}"));
     }
 
     [Fact]

@@ -165,6 +165,7 @@ public sealed partial class IngestPipeline
             {
                 // A member naming a retired Patient fails the group's transaction (CheckPatientsAsync), and each
                 // message is then applied alone: that one is refused, the others written.
+                IdNumberOutcome.AttachTo(combined);
                 await transactions.HandleAsync(new BundleRequest(combined, BaseUrl, async (session, token) =>
                 {
                     foreach (var member in members)
@@ -190,7 +191,7 @@ public sealed partial class IngestPipeline
                 Interlocked.Add(ref _sharedMessages, members.Count);
                 foreach (var member in members)
                 {
-                    member.Applied.SetResult((AckCode.AA, member.Accepted.Warnings, true));
+                    member.Applied.SetResult((AckCode.AA, HisWarnings(member.Accepted), true));
                 }
             }
 

@@ -89,7 +89,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 tried = true;
                 if (await StoreAppliedAsync(raw, messageId, accepted) is { } id)
                 {
-                    return Reply(mapped.Message, AckCode.AA, id, accepted.Warnings);
+                    return Reply(mapped.Message, AckCode.AA, id, HisWarnings(accepted));
                 }
             }
 
@@ -144,9 +144,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private async Task<long?> StoreAppliedAsync(byte[] raw, string messageId, HisAccepted accepted)
     {
         InboxReceipt? receipt = null;
-        var (status, outcome) = Completion(AckCode.AA, accepted.Warnings);
         var applied = await ApplyInGroupAsync(async (session, token) =>
-            receipt = await session.AddInboxAsync(IngestSources.His, messageId, Hl7ContentType, raw, status, outcome, token), accepted);
+        {
+            // After the transaction's merge, which may add a warning (HisWarnings).
+            var (status, outcome) = Completion(AckCode.AA, HisWarnings(accepted));
+            receipt = await session.AddInboxAsync(IngestSources.His, messageId, Hl7ContentType, raw, status, outcome, token);
+        }, accepted);
         return applied is (AckCode.AA, _, true) ? receipt!.Id : null;
     }
 
@@ -395,10 +398,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
     private string? _applied;
 
+    /// <summary>The warnings of an applied HIS message: the mapper's, and the ID numbers its merge found in disagreement (<see cref="IdNumberOutcome"/>).</summary>
+    private static IReadOnlyList<HisIssue> HisWarnings(HisAccepted accepted) =>
+    [
+        .. accepted.Warnings,
+        .. IdNumberOutcome.In(accepted.Transaction).Select(o => HisIssue.Warning(new Hl7Location("PID", 1, 3), o.Ignored
+            ? $"身份证号 {o.Sent} 与平台已存的 {o.Stored} 不一致；本消息不维护患者身份，未采用"
+            : $"身份证号 {o.Sent} 与平台已存的 {o.Stored}（来自其他来源）不一致；两者均保留，请核对")),
+    ];
+
     /// <summary>Marks a stored HIS message applied (AA), inside the write session that applies it.</summary>
     private Func<IWriteSession, CancellationToken, Task> Completing(InboxMessage message, HisAccepted accepted) => (session, token) =>
     {
-        var (status, outcome) = Completion(AckCode.AA, accepted.Warnings);
+        // Inside the transaction, after its merge: the ID number warnings of this attempt are known.
+        var (status, outcome) = Completion(AckCode.AA, HisWarnings(accepted));
         return session.CompleteInboxAsync(message.Id, status, outcome, token);
     };
 
@@ -519,7 +532,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 await ApplyAsync(bundle, ct, complete, CheckPatientsAsync);
             }
 
-            return (AckCode.AA, accepted.Warnings, true);
+            return (AckCode.AA, HisWarnings(accepted), true);
         }
         catch (RefusedMessageException e)
         {
@@ -563,6 +576,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, Task>? checkPatients = null)
     {
         var unmapped = UnmappedCounts([transaction]);
+        IdNumberOutcome.AttachTo(transaction);
         return await transactions.HandleAsync(new BundleRequest(transaction, BaseUrl, async (session, token) =>
         {
             if (beforeCommit is not null)
@@ -880,6 +894,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var identifiersOnly = new HashSet<Patient>(ReferenceEqualityComparer.Instance);
         foreach (var patient in all.Select(e => e.Resource).OfType<Patient>())
         {
+            IdNumberOutcome.Of(patient)?.Clear();
+
             // The fields the message deleted with "" (PatientMapping.MarkCleared): noted, and never stored.
             cleared[patient] = patient.Extension.Where(e => e.Url == ExtensionUrls.Cleared).Select(e => (e.Value as Code)?.Value).OfType<string>()
                 .ToHashSet(StringComparer.Ordinal);
@@ -921,6 +937,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 // become a key that links other records to this person.
                 var added = patient.Identifier.Where(i => !current.Identifier.Any(n => n.System == i.System && n.Value == i.Value))
                     .Where(i => i.System is not (Systems.ResidentId or Systems.NewbornKey) || current.Identifier.All(n => n.System != i.System)).ToList();
+                if (patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { } sent
+                    && current.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId && i.Value != sent)?.Value is { } kept
+                    && !current.Identifier.Any(i => i.System == Systems.ResidentId && i.Value == sent))
+                {
+                    IdNumberOutcome.Of(patient)?.Record(sent, kept, ignored: true);
+                }
+
                 current.CopyTo(patient);
                 patient.Identifier.AddRange(added);
                 continue;
@@ -950,10 +973,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 var sameHospital = patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
                 var townshipOnly = !current.Identifier.Any(i => Systems.IsMrn(i.System));
-                foreach (var replaced in current.Identifier.Where(i => i.System == Systems.ResidentId && i.Value != idNumber
-                    && (sameHospital || (townshipOnly && earlier?.IdNumber == i.Value))))
+                foreach (var other in current.Identifier.Where(i => i.System == Systems.ResidentId && i.Value is not null && i.Value != idNumber))
                 {
-                    cleared[patient].Add(BirthCertificateMapper.ClearedIdentifier(Systems.ResidentId, replaced.Value ?? ""));
+                    if (sameHospital || (townshipOnly && earlier?.IdNumber == other.Value))
+                    {
+                        cleared[patient].Add(BirthCertificateMapper.ClearedIdentifier(Systems.ResidentId, other.Value!));
+                    }
+                    else
+                    {
+                        IdNumberOutcome.Of(patient)?.Record(idNumber, other.Value!, ignored: false);
+                    }
                 }
             }
 
@@ -1384,6 +1413,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             try
             {
                 WarnDeletedNothing(await ApplyTogetherAsync(manifest, rows, ct), outcome);
+                WarnIdNumbers(rows, outcome);
                 return (rows.Count, 0);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -1399,6 +1429,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             try
             {
                 WarnDeletedNothing(await ApplyTogetherAsync(manifest, [row], ct), outcome);
+                WarnIdNumbers([row], outcome);
                 applied++;
             }
             catch (FhirException e) when (row.Row.Deleted && e.Status == System.Net.HttpStatusCode.NotFound)
@@ -1436,6 +1467,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("Patient?", StringComparison.Ordinal)
             ? RejectionReason.DuplicateKey
             : RejectionReason.UnknownReference;
+
+    private static void WarnIdNumbers(IEnumerable<(TownshipRow Row, Bundle Transaction)> rows, OperationOutcome outcome)
+    {
+        foreach (var (row, transaction) in rows)
+        {
+            foreach (var disagreement in IdNumberOutcome.In(transaction))
+            {
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, "id_number")));
+            }
+        }
+    }
 
     private static void WarnDeletedNothing(IEnumerable<TownshipRow> rows, OperationOutcome outcome)
     {
@@ -1748,7 +1791,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     var late = await ArrivedAfterItsReplacementAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
-                    foreach (var warning in new[] { unknownReplaced, late }.OfType<string>())
+                    foreach (var warning in new[] { unknownReplaced, late }.Concat(IdNumberOutcome.In(accepted.Transaction).Select(o => o.Describe())).OfType<string>())
                     {
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING", warning, where));
                     }
