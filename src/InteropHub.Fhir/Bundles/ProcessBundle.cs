@@ -352,9 +352,9 @@ public sealed class ProcessBundle(
     /// after its <c>deadlock_timeout</c> (1 s by default), and the write session retries (<see cref="WriteSessions"/>).
     /// A retry takes its conditional creates' criteria locks in the first set too, whether they find their resource or
     /// not: it then waits for others instead of joining the cycle again, so every deadlock leaves fewer transactions
-    /// that can be in one. A first attempt does not wait long for the locks it takes out of order: after a moment it
+    /// that can be in one. A first attempt does not wait long for its conditional creates' criteria: after a moment it
     /// gives up (see <see cref="IWriteSession.LockAllOrGiveUpAsync"/>) and runs again as a retry, so a cycle of first
-    /// attempts is broken in a fifth of a second, not a second per victim. The adapters never do this: HIS messages
+    /// attempts through them is broken in a fifth of a second, not a second per victim. The adapters never do this: HIS messages
     /// about one person run one after another, and township chunks in flight never write the same resource or name
     /// the same person.
     /// </summary>
@@ -390,10 +390,13 @@ public sealed class ProcessBundle(
             }
         }
 
-        // These locks, and the matched ids' below, are taken after others, out of the canonical order: a first attempt
-        // gives up on one another writer keeps instead of waiting, as that writer may be waiting for one of its own.
-        var outOfOrder = retry ? session.LockAllAsync : (Func<IReadOnlyList<string>, CancellationToken, Task>)session.LockAllOrGiveUpAsync;
-        await outOfOrder(missing.Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.IfNoneExist!)).ToList(), ct);
+        // These locks are taken after others, out of the canonical order: a first attempt gives up on one another writer
+        // keeps instead of waiting, as that writer may be waiting for one of its own (two transactions each creating what
+        // the other updates). The matched ids' below wait: a cycle through them needs ids named crosswise, which is rare,
+        // and every conditional update takes them (a lock_timeout around them would cost each such transaction two
+        // statements).
+        var missingLocks = missing.Select(p => VersionWriter.CriteriaLock(p.ResourceType, p.IfNoneExist!)).ToList();
+        await (retry ? session.LockAllAsync(missingLocks, ct) : session.LockAllOrGiveUpAsync(missingLocks, ct));
         await session.FindAheadAsync(missing.Select(p => (p.ResourceType, p.IfNoneExist!, 2)), [], ct);
 
         // The resources written by a single match are locked, then read in one round trip (the locks go with it); those
@@ -422,7 +425,7 @@ public sealed class ProcessBundle(
             }
         }
 
-        await outOfOrder(ids.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
+        await session.LockAllAsync(ids.Select(i => VersionWriter.IdLock(i.ResourceType, i.Id)).ToList(), ct);
         await session.PrefetchAsync(ids.Concat(existing), ct);
     }
 
