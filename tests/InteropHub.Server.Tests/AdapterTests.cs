@@ -271,6 +271,10 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(
             [Hl7.Fhir.Model.Task.TaskStatus.Accepted, Hl7.Fhir.Model.Task.TaskStatus.Cancelled, Hl7.Fhir.Model.Task.TaskStatus.Completed],
             tasks.Select(t => t.Status!.Value).Order());
+        // Each referral's ServiceRequest follows its Task: carried out (completed), cancelled (revoked), or still open.
+        var referrals = await SearchAsync<ServiceRequest>("ServiceRequest?category=http://snomed.info/sct|3457005&_count=50");
+        Assert.Equal([RequestStatus.Active, RequestStatus.Revoked, RequestStatus.Completed], referrals.Select(r => r.Status!.Value).Order());
+        Assert.Equal(RequestStatus.Completed, Assert.Single(referrals, r => r.Id == tasks.Single(t => t.Status == Hl7.Fhir.Model.Task.TaskStatus.Completed).Focus!.Reference!.Split('/')[1]).Status);
         // 钱国栋's admission, cancelled by A11.
         Assert.Single(await SearchAsync<Encounter>("Encounter?status=entered-in-error"));
 

@@ -52,6 +52,19 @@ internal sealed class TransactionBuilder
         });
     }
 
+    /// <summary>FHIRPath Patch (http.html#patch) of the resource with this id, which the Provenance then names.</summary>
+    public void Patch(string type, string id, Parameters patch)
+    {
+        var url = $"{type}/{id}";
+        _bundle.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = Urn(url + "#patch"),
+            Resource = patch,
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PATCH, Url = url },
+        });
+        Targets.Add(new ResourceReference(url));
+    }
+
     /// <summary>Conditional FHIRPath Patch (http.html#patch) of the one resource matching <paramref name="criteria"/>.</summary>
     public void PatchWhere(string type, string criteria, Parameters patch)
     {
