@@ -1575,7 +1575,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var warning = Assert.Single(issues, i => i.GetProperty("diagnostics").GetString()!.Contains($"ID number {other} differs from {registered}", StringComparison.Ordinal));
         Assert.Equal("warning", warning.GetProperty("severity").GetString());
-        Assert.Contains("id_number", warning.GetProperty("location").EnumerateArray().Select(e => e.GetString()).Single(), StringComparison.Ordinal);
+        Assert.Contains(":id_no", warning.GetProperty("location").EnumerateArray().Select(e => e.GetString()).Single(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -2163,7 +2163,7 @@ public sealed class DeadLetterTestsOnPostgres(PostgresHub hub) : DeadLetterTests
         // The deletion reads the dose (the township's alone), then its transaction waits on the lock of its conditional
         // delete's criteria, which the test holds (PostgreSQL: one writer per criteria across hub instances).
         var store = Hub.Services.GetRequiredService<IResourceStore>();
-        var holder = await store.BeginWriteAsync(ct);
+        await using var holder = await store.BeginWriteAsync(ct);
         await holder.LockAllAsync([VersionWriter.CriteriaLock("Immunization",
             SearchCriteria.ParseQueryString("Immunization", $"identifier=urn:interophub:sid:township-vaccination|{VaccId}"))], ct);
         Assert.Null(await holder.ReadCurrentAsync("Immunization", "none", ct));

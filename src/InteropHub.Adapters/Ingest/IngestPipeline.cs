@@ -1475,7 +1475,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             foreach (var disagreement in IdNumberOutcome.In(transaction))
             {
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
-                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, "id_number")));
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, "id_no")));
             }
         }
     }
@@ -1498,10 +1498,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 return await ApplyTogetherOnceAsync(manifest, await RefreshDoseRetractionsAsync(rows, ct), ct);
             }
-            catch (FhirException e) when (attempt < 3 && e.Status == System.Net.HttpStatusCode.PreconditionFailed
-                && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
+            catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
             {
-                // A dose a deleted row retracts changed after it was read (another source reported it meanwhile): read it again.
+                // A dose a deleted row retracts changed after it was read (another source reported it meanwhile): read it
+                // again. Changed every time: a conflict of the hub's, so the batch stays a dead letter to replay.
+                if (attempt == 3)
+                {
+                    throw new WriteConflictException($"A dose a deleted row retracts kept changing while the row was applied: {Describe(e)}");
+                }
             }
         }
     }

@@ -25,8 +25,13 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
     public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: false, ct);
 
-    /// <summary>As <see cref="LockAllAsync(IReadOnlyList{string}, CancellationToken)"/>, giving up on a lock another writer keeps (see <see cref="IWriteSession.LockAllOrGiveUpAsync"/>).</summary>
-    public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: true, ct);
+    /// <summary>
+    /// As <see cref="LockAllAsync(IReadOnlyList{string}, CancellationToken)"/>, giving up on a lock another writer keeps
+    /// (see <see cref="IWriteSession.LockAllOrGiveUpAsync"/>), but only when the session holds locks already: one that
+    /// holds none cannot close a cycle of waiters, and simply waits for a writer that holds the lock long (a township
+    /// chunk, an import).
+    /// </summary>
+    public Task LockAllOrGiveUpAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: _held.Count > 0, ct);
 
     private async Task LockAllAsync(IReadOnlyList<string> keys, bool giveUp, CancellationToken ct)
     {

@@ -41,7 +41,8 @@ public static class WriteSessions
     /// PostgreSQL's serialization_failure (40001), deadlock_detected (40P01) and lock_not_available (55P03, a
     /// lock given up: <see cref="IWriteSession.LockAllOrGiveUpAsync"/>) (errcodes-appendix): the transaction was
     /// rolled back as a whole and may simply be run again. Stores that never raise them (SQLite has one writer) are
-    /// unaffected.
+    /// unaffected. A <c>lock_timeout</c> an operator sets on the hub's role or database raises 55P03 too: such a write is
+    /// tried again as well, and answered 409 once every attempt timed out.
     /// </summary>
     public static bool IsTransient(Exception e) => e is DbException { SqlState: "40001" or "40P01" or "55P03" };
 }
