@@ -1579,6 +1579,36 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
+    {
+        await SeedOrganizationsAsync();
+        var before = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions").GetProperty("messages").GetInt64();
+        var shared = before;
+        for (var round = 0; round < 10 && shared == before; round++)
+        {
+            var persons = Enumerable.Range(873_701 + (round * 10), 8).ToList();
+            foreach (var n in persons)
+            {
+                Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"ID-GROUP-{n}", $"{n:D10}", n, withId: true))).Ack));
+            }
+
+            // Each person's vaccination names another ID number; those ready together share a transaction.
+            var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(HisDose(n, $"ID-GROUP-{n}-V", "20241106"))
+                .Replace(LegacyData.IdNumber(n), LegacyData.IdNumber(n + 29_000), StringComparison.Ordinal)))));
+            foreach (var (n, (_, ack)) in persons.Zip(answers))
+            {
+                Assert.True(Msa(ack) == "AA", ack);
+                Assert.Contains(ack.Split('\r'), line => line.StartsWith("ERR||PID^1^3|", StringComparison.Ordinal)
+                    && line.Contains($"身份证号 {LegacyData.IdNumber(n + 29_000)} 与平台已存的 {LegacyData.IdNumber(n)} 不一致", StringComparison.Ordinal));
+            }
+
+            shared = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions").GetProperty("messages").GetInt64();
+        }
+
+        Assert.True(shared > before, "No two vaccinations shared a transaction in ten rounds.");
+    }
+
+    [Fact]
     public async Task A_message_that_does_not_maintain_the_person_and_names_another_ID_number_is_applied_with_a_warning_and_the_number_not_taken()
     {
         await SeedOrganizationsAsync();
