@@ -59,6 +59,39 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task After_a_correction_changed_the_newborn_key_the_HIS_report_of_the_birth_dose_and_mother_joins_the_certificates()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_421));
+        var mother = MotherIdOf(first);
+        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        var corrected = Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
+            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
+
+        // The hospital names the boy by the corrected key (mother, birth, sex), and reports his hepatitis B birth dose and his mother.
+        static DateTime Local(string xml, string element) =>
+            DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
+        var born = Local(first, "BirthDateTime");
+        var given = Local(first, "AdministeredAt");
+        var vxu = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|{given.AddDays(1):yyyyMMddHHmmss}||VXU^V04^VXU_V04|NB-KEY-7421|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||NB00007421^^^QX2100012^MR||新生儿7421||{born:yyyyMMddHHmm}|M{new string('|', 13)}{mother}\r"
+            + "NK1|1|母亲7421|MTH\r"
+            + "ORC|RE||JZ-NB-KEY-7421^QXHIS\r"
+            + $"RXA|0|1|{given:yyyyMMddHHmmss}||0101^乙肝疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202410B027|20261031|M02^^QXMFR|||CP|A\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(vxu));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var records = await BirthRecordsAsync("Q360007421");
+        Assert.Equal((1, 1), (records.RelatedPersons, records.Immunizations));
+        var newborn = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007421"));
+        Assert.Contains(newborn.Identifier, i => i.Value == "NB00007421");
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{newborn.Id}"));
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+    }
+
+    [Fact]
     public async Task A_birth_certificate_replacement_that_corrects_the_birth_date_updates_the_same_birth_records()
     {
         await SeedOrganizationsAsync();

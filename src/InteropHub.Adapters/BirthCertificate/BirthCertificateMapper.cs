@@ -74,6 +74,16 @@ internal static class BirthCertificateMapper
 
         // A key a correction made wrong is no longer this child's: kept, it would link another child's records to it.
         newborn.Extension.AddRange(staleKeys.Select(k => new Extension(ExtensionUrls.Cleared, new Code(ClearedIdentifier(Systems.NewbornKey, k)))));
+        if (firstKey is not null && firstKey != newbornKey)
+        {
+            // The key the child's doses and parents keep (see below), for the sources that name it by the new one.
+            newborn.Extension.Add(new Extension(ExtensionUrls.NewbornRecordKey, new FhirString(firstKey)));
+        }
+        else if (staleKeys.Count > 0)
+        {
+            // Corrected back to the first key: a record key an earlier correction left goes.
+            newborn.Extension.Add(new Extension(ExtensionUrls.Cleared, new Code(ExtensionUrls.NewbornRecordKey)));
+        }
         if (TextNormalizer.Name(Text(c, "Newborn/Name")) is { Length: > 0 } name)
         {
             newborn.Name.Add(new HumanName { Text = name, Use = HumanName.NameUse.Official });

@@ -29,7 +29,9 @@ public static class HisMapper
         ["REF"] = ["I12", "I13", "I14"],
     };
 
-    public static HisOutcome Map(ReadOnlySpan<byte> raw)
+    /// <param name="newbornRecordKeys">The record keys of newborns a birth certificate's correction gave a new key, by
+    /// that new key (<see cref="ExtensionUrls.NewbornRecordKey"/>): their doses and parents are written by the record key.</param>
+    public static HisOutcome Map(ReadOnlySpan<byte> raw, IReadOnlyDictionary<string, string>? newbornRecordKeys = null)
     {
         Hl7Message message;
         try
@@ -60,7 +62,7 @@ public static class HisMapper
                 .Select(e => new HisIssue(RejectionReason.Malformed, e.Location,
                     $"{e.Location} 的转义序列 {e.Sequence} 不是有效的 {message.Syntax.Charset} 字节", IssueSeverity.Error, 102, "转义序列无效"))
                 .ToList();
-            return escapes.Count > 0 ? new HisRejected(message, AckCode.AE, escapes) : MapMessage(message, messageTime, headerIssues);
+            return escapes.Count > 0 ? new HisRejected(message, AckCode.AE, escapes) : MapMessage(message, messageTime, headerIssues, newbornRecordKeys);
         }
         catch (Exception e)
         {
@@ -155,9 +157,10 @@ public static class HisMapper
         return issues;
     }
 
-    private static HisOutcome MapMessage(Hl7Message message, Hl7Time messageTime, List<HisIssue> headerWarnings)
+    private static HisOutcome MapMessage(Hl7Message message, Hl7Time messageTime, List<HisIssue> headerWarnings,
+        IReadOnlyDictionary<string, string>? newbornRecordKeys)
     {
-        var context = new HisContext(message, messageTime);
+        var context = new HisContext(message, messageTime, newbornRecordKeys);
         context.Warnings.AddRange(headerWarnings);
         if (!Codes.CountyCodes.Institutions.ContainsKey(context.Institution))
         {

@@ -78,6 +78,14 @@ public static class ExtensionUrls
     /// (a second institution's MRN joins the person, legacy/README.md linking rule 2), its demographics left alone.
     /// </summary>
     public const string IdentifiersOnly = "urn:interophub:ext:identifiers-only";
+
+    /// <summary>
+    /// A newborn's key at the first issue of its birth certificate (valueString), kept once a correction changed the key:
+    /// the child's doses and parents are written by it (<see cref="Identity.DoseIds"/>, <see cref="Identity.KinIds"/>),
+    /// so every source that later names the child by the corrected key writes them under the same ids. Not a linking
+    /// identifier: another child may have that key.
+    /// </summary>
+    public const string NewbornRecordKey = "urn:interophub:ext:newborn-record-key";
     public const string RegisteredPoor = "urn:interophub:ext:registered-poor";
     public const string FamilyDoctorContract = "urn:interophub:ext:family-doctor-contract";
     public const string PaymentMethod = "urn:interophub:ext:payment-method";

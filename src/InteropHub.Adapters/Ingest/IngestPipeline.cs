@@ -74,7 +74,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     public async Task<HisReply> ReceiveHl7Async(byte[] raw, CancellationToken ct)
     {
         // The checks that only warn are made first, so such a message still takes the fast path below.
-        var mapped = await WithStoreWarningsAsync(HisMapper.Map(raw), ct);
+        var mapped = await WithStoreWarningsAsync(await MapHisAsync(raw, ct), ct);
         var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
@@ -330,7 +330,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private async Task<HisReply> ProcessHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
     {
-        mapped ??= HisMapper.Map(message.Body);
+        mapped ??= await MapHisAsync(message.Body, ct);
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
@@ -345,7 +345,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked; <paramref name="inGroup"/>: a plain message is first tried in a group.</summary>
     private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
-        mapped = await WithStoreWarningsAsync(mapped ?? HisMapper.Map(message.Body), ct);
+        mapped = await WithStoreWarningsAsync(mapped ?? await MapHisAsync(message.Body, ct), ct);
         if (message.MessageId.Contains(ConflictingCopy, StringComparison.Ordinal) && mapped.Message is { } reused)
         {
             // his-hl7v2.md §1: the same key with other content is AE DUPLICATE_KEY, on every processing of it.
@@ -367,7 +367,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             };
             if (code == AckCode.AR && issues.Count == 0)
             {
-                mapped = await WithStoreWarningsAsync(HisMapper.Map(message.Body), ct);
+                mapped = await WithStoreWarningsAsync(await MapHisAsync(message.Body, ct), ct);
                 continue;
             }
 
@@ -1101,6 +1101,28 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// The checks that only warn (<see cref="ShouldExist"/>), made before the message's transaction: their warnings
     /// join the mapper's, in the ACK and in the stored outcome. Nothing is refused for them, so they need no lock.
     /// </summary>
+    /// <summary>
+    /// Maps a HIS message. A newborn it names by a key a birth certificate's correction gave (the stored Patient keeps the
+    /// first key as its record key, <see cref="ExtensionUrls.NewbornRecordKey"/>) is mapped again with that record key,
+    /// so the doses and parents the message reports join the certificate's. Only messages with a newborn key read the store.
+    /// </summary>
+    private async Task<HisOutcome> MapHisAsync(byte[] raw, CancellationToken ct)
+    {
+        var mapped = HisMapper.Map(raw);
+        var keys = (mapped as HisAccepted)?.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().SelectMany(p => p.Identifier)
+            .Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList() ?? [];
+        if (keys.Count == 0)
+        {
+            return mapped;
+        }
+
+        var recordKeys = (await StoredByIdentifierAsync<Patient>(Systems.NewbornKey, keys, p => p.Identifier, ct))
+            .Select(p => (Key: p.Key, Record: p.Value.Resource.GetExtensionValue<FhirString>(ExtensionUrls.NewbornRecordKey)?.Value))
+            .Where(p => p.Record is not null && p.Record != p.Key)
+            .ToDictionary(p => p.Key, p => p.Record!, StringComparer.Ordinal);
+        return recordKeys.Count == 0 ? mapped : HisMapper.Map(raw, recordKeys);
+    }
+
     private async Task<HisOutcome> WithStoreWarningsAsync(HisOutcome mapped, CancellationToken ct)
     {
         if (mapped is not HisAccepted accepted || !accepted.Preconditions.Any(p => p is ShouldExist))
@@ -1605,11 +1627,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// A stored resident's person key (<see cref="Identity.DoseIds.PersonKey"/>: newborn key, else ID number): a dose of a
+    /// A stored resident's person key (<see cref="Identity.DoseIds.PersonKey"/>: newborn record key or newborn key, else ID number): a dose of a
     /// resident of an earlier batch then gets the id the HIS and the certificates give the same dose.
     /// </summary>
     private static string? PersonKey(Patient? patient) =>
-        patient is null ? null : DoseIds.PersonKey(patient.Identifier.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
+        patient is null ? null : DoseIds.PersonKey(
+            patient.GetExtensionValue<FhirString>(ExtensionUrls.NewbornRecordKey)?.Value ?? patient.Identifier.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
             patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
 
     /// <summary>

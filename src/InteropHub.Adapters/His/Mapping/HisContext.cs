@@ -10,12 +10,16 @@ namespace InteropHub.Adapters.His.Mapping;
 /// <summary>State of one message being mapped: the transaction being built and the problems found so far.</summary>
 internal sealed class HisContext
 {
-    public HisContext(Hl7Message message, Hl7Time messageTime)
+    public HisContext(Hl7Message message, Hl7Time messageTime, IReadOnlyDictionary<string, string>? newbornRecordKeys = null)
     {
         Message = message;
         MessageTime = messageTime;
         Institution = message.SendingFacility;
+        NewbornRecordKeys = newbornRecordKeys ?? new Dictionary<string, string>();
     }
+
+    /// <summary>The record keys of newborns whose birth certificate's correction changed their key, by the new key (<see cref="ExtensionUrls.NewbornRecordKey"/>).</summary>
+    public IReadOnlyDictionary<string, string> NewbornRecordKeys { get; }
 
     public Hl7Message Message { get; }
 

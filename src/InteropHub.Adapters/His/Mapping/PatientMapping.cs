@@ -10,10 +10,15 @@ namespace InteropHub.Adapters.His.Mapping;
 internal sealed record PatientInfo(Patient Resource, ResourceReference Reference, string MrnInstitution, string Mrn, DateOnly? BirthDate,
     IReadOnlyList<Identifier> LinkingIdentifiers)
 {
-    /// <summary>The cross-source person key for dose ids (<see cref="DoseIds"/>), when the message gives one.</summary>
-    public string? PersonKey => DoseIds.PersonKey(
-        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
+    /// <summary>
+    /// The cross-source person key for dose and parent ids (<see cref="DoseIds"/>, <see cref="KinIds"/>), when the message
+    /// gives one: a newborn's record key when a birth certificate's correction changed its key
+    /// (<see cref="ExtensionUrls.NewbornRecordKey"/>, <see cref="HisContext.NewbornRecordKeys"/>).
+    /// </summary>
+    public string? PersonKey => DoseIds.PersonKey(NewbornRecordKey ?? LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
         LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+
+    public string? NewbornRecordKey { get; init; }
 }
 
 /// <summary>
@@ -63,7 +68,11 @@ internal static class PatientMapping
         }
 
         var reference = context.Builder.Upsert(patient, criteria);
-        var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking);
+        var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking)
+        {
+            NewbornRecordKey = linking.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value is { } key
+                && context.NewbornRecordKeys.TryGetValue(key, out var recordKey) ? recordKey : null,
+        };
         MapKin(context, info);
         return info;
     }
