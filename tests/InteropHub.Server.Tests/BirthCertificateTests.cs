@@ -71,8 +71,6 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
 
         // The hospital names the boy by the corrected key (mother, birth, sex), and reports his hepatitis B birth dose and his mother.
-        static DateTime Local(string xml, string element) =>
-            DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
         var born = Local(first, "BirthDateTime");
         var given = Local(first, "AdministeredAt");
         var vxu = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|{given.AddDays(1):yyyyMMddHHmmss}||VXU^V04^VXU_V04|NB-KEY-7421|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
@@ -90,6 +88,41 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{newborn.Id}"));
         Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
     }
+
+    [Fact]
+    public async Task After_a_correction_changed_the_newborn_key_a_township_batch_with_the_child_and_its_birth_dose_joins_the_certificates_dose()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_431));
+        var mother = MotherIdOf(first);
+        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
+            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal))));
+
+        // The township's first export of the boy: his health record (mother, birth, the corrected sex) and the birth dose.
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 874_001, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("mother_id_no", mother), ("birth_date", Local(first, "BirthDateTime").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", "1"),
+            ("id_type", ""), ("id_no", "")));
+        batch = Rewrite(batch, "immunizations.csv", lines =>
+        {
+            lines[1] = WithCells(lines[0], lines[1], ("vaccine_code", "0101"), ("dose_no", "1"),
+                ("vacc_date", Local(first, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+            lines.RemoveRange(2, lines.Count - 2);
+        });
+        var response = await PostTownshipAsync(batch);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var records = await BirthRecordsAsync("Q360007431");
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient={Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007431")).Id}"));
+        Assert.Equal(1, records.Immunizations);
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
+    }
+
+    private static DateTime Local(string xml, string element) =>
+        DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
 
     [Fact]
     public async Task A_birth_certificate_replacement_that_corrects_the_birth_date_updates_the_same_birth_records()

@@ -73,12 +73,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     public async Task<HisReply> ReceiveHl7Async(byte[] raw, CancellationToken ct)
     {
-        // The checks that only warn are made first, so such a message still takes the fast path below.
-        var mapped = await WithStoreWarningsAsync(await MapHisAsync(raw, ct), ct);
+        var mapped = HisMapper.Map(raw);
         var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
+            // Under the persons' locks, so what they read of them is what the message is applied to. The checks that only
+            // warn are made before the fast path below, so such a message still takes it.
+            mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(mapped, raw, ct), ct);
+
             // A plain message is first stored by the transaction that applies it: one round trip and one commit less
             // than storing it on its own first. When that transaction fails (a resend of a stored message, whose id
             // the inbox's unique key refuses, or any refusal), nothing of it was written and it takes the path below,
@@ -330,7 +333,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private async Task<HisReply> ProcessHisAsync(InboxMessage message, HisOutcome? mapped, CancellationToken ct)
     {
-        mapped ??= await MapHisAsync(message.Body, ct);
+        mapped ??= HisMapper.Map(message.Body);
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
@@ -345,7 +348,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked; <paramref name="inGroup"/>: a plain message is first tried in a group.</summary>
     private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
-        mapped = await WithStoreWarningsAsync(mapped ?? await MapHisAsync(message.Body, ct), ct);
+        mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(mapped ?? HisMapper.Map(message.Body), message.Body, ct), ct);
         if (message.MessageId.Contains(ConflictingCopy, StringComparison.Ordinal) && mapped.Message is { } reused)
         {
             // his-hl7v2.md §1: the same key with other content is AE DUPLICATE_KEY, on every processing of it.
@@ -367,7 +370,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             };
             if (code == AckCode.AR && issues.Count == 0)
             {
-                mapped = await WithStoreWarningsAsync(await MapHisAsync(message.Body, ct), ct);
+                mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(HisMapper.Map(message.Body), message.Body, ct), ct);
                 continue;
             }
 
@@ -1102,13 +1105,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// join the mapper's, in the ACK and in the stored outcome. Nothing is refused for them, so they need no lock.
     /// </summary>
     /// <summary>
-    /// Maps a HIS message. A newborn it names by a key a birth certificate's correction gave (the stored Patient keeps the
-    /// first key as its record key, <see cref="ExtensionUrls.NewbornRecordKey"/>) is mapped again with that record key,
-    /// so the doses and parents the message reports join the certificate's. Only messages with a newborn key read the store.
+    /// A HIS message that names a newborn by a key a birth certificate's correction gave (the stored Patient keeps the
+    /// first key as its record key, <see cref="ExtensionUrls.NewbornRecordKey"/>) mapped again with that record key, so
+    /// the doses and parents it reports join the certificate's; else the mapping as it is. Only messages with a newborn
+    /// key read the store; called under the message's person locks.
     /// </summary>
-    private async Task<HisOutcome> MapHisAsync(byte[] raw, CancellationToken ct)
+    private async Task<HisOutcome> WithRecordKeysAsync(HisOutcome mapped, byte[] raw, CancellationToken ct)
     {
-        var mapped = HisMapper.Map(raw);
         var keys = (mapped as HisAccepted)?.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().SelectMany(p => p.Identifier)
             .Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList() ?? [];
         if (keys.Count == 0)
@@ -1116,12 +1119,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             return mapped;
         }
 
-        var recordKeys = (await StoredByIdentifierAsync<Patient>(Systems.NewbornKey, keys, p => p.Identifier, ct))
+        var recordKeys = await NewbornRecordKeysAsync(keys, ct);
+        return recordKeys.Count == 0 ? mapped : HisMapper.Map(raw, recordKeys);
+    }
+
+    /// <summary>
+    /// The record keys of the stored children these newborn keys name, when a birth certificate's correction gave them
+    /// another key than their first (<see cref="ExtensionUrls.NewbornRecordKey"/>), by newborn key.
+    /// </summary>
+    private async Task<Dictionary<string, string>> NewbornRecordKeysAsync(IEnumerable<string> keys, CancellationToken ct) =>
+        (await StoredByIdentifierAsync<Patient>(Systems.NewbornKey, keys, p => p.Identifier, ct))
             .Select(p => (Key: p.Key, Record: p.Value.Resource.GetExtensionValue<FhirString>(ExtensionUrls.NewbornRecordKey)?.Value))
             .Where(p => p.Record is not null && p.Record != p.Key)
             .ToDictionary(p => p.Key, p => p.Record!, StringComparer.Ordinal);
-        return recordKeys.Count == 0 ? mapped : HisMapper.Map(raw, recordKeys);
-    }
 
     private async Task<HisOutcome> WithStoreWarningsAsync(HisOutcome mapped, CancellationToken ct)
     {
@@ -1290,6 +1300,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
         var storedDoses = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct);
+        var recordKeys = await NewbornRecordKeysAsync(rowsToApply.Select(r => r.NewbornKey).OfType<string>(), ct);
         var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
             rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
         (string Table, string File)? file = null;
@@ -1353,8 +1364,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
-                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0
-                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null)
+                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null
+                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null,
+                                NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
                             : null)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                     if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)

@@ -272,7 +272,7 @@ public static class TownshipBatchReader
             var antenatal = !deleted && !registrationInBatch && schema.Table == "maternal_visits" && row["visit_type"] == "AN"
                 && RowValidator.ParseDate(row["visit_date"]) is { } visitDate ? (row["reg_id"], visitDate) : ((string, DateOnly)?)null;
             rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash,
-                antenatal));
+                antenatal, schema.Table == "immunizations" && !deleted && resident is not null ? TownshipMapper.NewbornKey(resident) : null));
         }
     }
 

@@ -422,7 +422,7 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
-        var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(NewbornKey(resident), IsIdNumber(resident)
+        var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(stored?.NewbornRecordKey ?? NewbornKey(resident), IsIdNumber(resident)
             ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
             : null);
         builder.Put(immunization, stored?.Id ?? (personKey is null
@@ -435,7 +435,7 @@ internal static class TownshipMapper
         resident["id_no"].Length > 0 && (resident["id_type"] == "01" || ResidentIdNumber.Passes(resident["id_no"]));
 
     /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>
-    private static string? NewbornKey(CsvRow resident)
+    internal static string? NewbornKey(CsvRow resident)
     {
         if (resident["mother_id_no"] is not { Length: > 0 } mother || RowValidatorDates.Date(resident["birth_date"]) is not { } birth)
         {

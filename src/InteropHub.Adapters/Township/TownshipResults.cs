@@ -35,9 +35,12 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// <param name="AntenatalVisit">For an antenatal visit whose registration came in an earlier batch, the registration's
 /// <c>reg_id</c> and the visit date: the ingest checks it against the stored registration date, as the reader does for a
 /// registration of the batch.</param>
+/// <param name="NewbornKey">For a dose of a resident of the batch, the child's newborn key from its row: the ingest looks
+/// for a stored child whose birth certificate's correction left it a record key (<see cref="StoredRow.NewbornRecordKey"/>).</param>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
     string Institution, Func<StoredRow?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
-    (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null)
+    (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null,
+    string? NewbornKey = null)
 {
     /// <param name="stored">What the hub holds of the row: see <see cref="StoredRow"/>.</param>
     public Bundle? Map(StoredRow? stored = null) => Mapping?.Invoke(stored);
@@ -51,7 +54,10 @@ public sealed record TownshipRow(string File, string Table, int Row, int Line, s
 /// another township row): a deleted row then takes back only its own.</param>
 /// <param name="Replaces">An earlier version of the row was applied: this one replaces it whole (§2 "Update"), so the
 /// items that version wrote and this one leaves empty are removed.</param>
-public sealed record StoredRow(string? Id = null, string? PersonKey = null, bool SharedWithOtherSources = false, bool Replaces = false);
+/// <param name="NewbornRecordKey">For a dose of a resident of the batch, the record key of the stored child its newborn key
+/// names (<see cref="Identity.ExtensionUrls.NewbornRecordKey"/>): the dose's id is made from it.</param>
+public sealed record StoredRow(string? Id = null, string? PersonKey = null, bool SharedWithOtherSources = false, bool Replaces = false,
+    string? NewbornRecordKey = null);
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
 public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)
