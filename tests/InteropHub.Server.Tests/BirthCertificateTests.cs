@@ -33,18 +33,24 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
             [.. newborn.Identifier.Where(i => i.System == Systems.NewbornKey).Select(i => i.Value!)]);
     }
 
+    /// <summary>A girl's first-issue certificate of newborn n, then its version 2 correcting her sex to male (a new newborn key).</summary>
+    private static (string First, string Corrected) FirstIssueAndSexCorrection(int n)
+    {
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(n));
+        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
+        return (first, Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
+            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_birth_certificate_correction_of_the_sex_updates_the_birth_records_and_leaves_the_newborn_only_the_new_key()
     {
         await SeedOrganizationsAsync();
-        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_401));
+        var (first, corrected) = FirstIssueAndSexCorrection(7_401);
         var mother = MotherIdOf(first);
-        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
         var before = await BirthRecordsAsync("Q360007401");
 
-        var corrected = Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
-            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal);
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
 
         var after = await BirthRecordsAsync("Q360007401");
@@ -62,12 +68,9 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     public async Task After_a_correction_changed_the_newborn_key_the_HIS_report_of_the_birth_dose_and_mother_joins_the_certificates()
     {
         await SeedOrganizationsAsync();
-        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_421));
+        var (first, corrected) = FirstIssueAndSexCorrection(7_421);
         var mother = MotherIdOf(first);
-        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
-        var corrected = Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
-            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal);
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
 
         // The hospital names the boy by the corrected key (mother, birth, sex), and reports his hepatitis B birth dose and his mother.
@@ -93,12 +96,10 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     public async Task After_a_correction_changed_the_newborn_key_a_township_batch_with_the_child_and_its_birth_dose_joins_the_certificates_dose()
     {
         await SeedOrganizationsAsync();
-        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_431));
+        var (first, corrected) = FirstIssueAndSexCorrection(7_431);
         var mother = MotherIdOf(first);
-        Assert.Contains("<SexCode>2</SexCode>", first, StringComparison.Ordinal);
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
-        Assert.Equal("APPLIED", Code(await PostCertificateAsync(Corrected(first, "SexCode", "2", "1", "Newborn/SexCode")
-            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal))));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
 
         // The township's first export of the boy: his health record (mother, birth, the corrected sex) and the birth dose.
         var batch = Rewrite(LegacyData.TownshipBatch(first: 874_001, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],

@@ -55,27 +55,20 @@ internal sealed class TransactionBuilder
     /// <summary>FHIRPath Patch (http.html#patch) of the resource with this id, which the Provenance then names.</summary>
     public void Patch(string type, string id, Parameters patch)
     {
-        var url = $"{type}/{id}";
-        _bundle.Entry.Add(new Bundle.EntryComponent
-        {
-            FullUrl = Urn(url + "#patch"),
-            Resource = patch,
-            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PATCH, Url = url },
-        });
-        Targets.Add(new ResourceReference(url));
+        AddPatch($"{type}/{id}", patch);
+        Targets.Add(new ResourceReference($"{type}/{id}"));
     }
 
     /// <summary>Conditional FHIRPath Patch (http.html#patch) of the one resource matching <paramref name="criteria"/>.</summary>
-    public void PatchWhere(string type, string criteria, Parameters patch)
-    {
-        var url = $"{type}?{criteria}";
+    public void PatchWhere(string type, string criteria, Parameters patch) => AddPatch($"{type}?{criteria}", patch);
+
+    private void AddPatch(string url, Parameters patch) =>
         _bundle.Entry.Add(new Bundle.EntryComponent
         {
             FullUrl = Urn(url + "#patch"),
             Resource = patch,
             Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PATCH, Url = url },
         });
-    }
 
     /// <summary>Conditional delete: removes the resources matching <paramref name="criteria"/>.</summary>
     public void DeleteWhere(string type, string criteria)
