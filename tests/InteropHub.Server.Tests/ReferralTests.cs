@@ -29,6 +29,25 @@ public abstract class ReferralTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_referral_under_way_can_be_completed_after_the_agreement_is_withdrawn_but_not_sent_elsewhere()
+    {
+        await OrganisationsAsync();
+        var request = await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{await CreateAsync(Referral(Township, Hospital, "UP"))}"));
+        // The township withdraws its agreement with the hospital.
+        await PutAsync(new Organization { Id = Township.Split('/')[1], Name = "白沙镇卫生院" });
+
+        request.Status = RequestStatus.Completed;
+        var completed = await _client.PutAsync($"/fhir/ServiceRequest/{request.Id}", Fhir.Content(request));
+        request.Performer = [new ResourceReference(Stranger)];
+        var redirected = await _client.PutAsync($"/fhir/ServiceRequest/{request.Id}", Fhir.Content(request));
+
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, redirected.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity,
+            (await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Township, Hospital, "UP")))).StatusCode);
+    }
+
+    [Fact]
     public async Task A_down_referral_runs_through_its_states_moved_by_the_receiver_and_keeps_each_in_history()
     {
         await OrganisationsAsync();

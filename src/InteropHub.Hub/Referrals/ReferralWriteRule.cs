@@ -28,7 +28,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     {
         switch (next)
         {
-            case ServiceRequest request when IsReferral(request):
+            case ServiceRequest request when IsReferral(request) && !SameParties(request, previous):
                 await CheckPartnerAsync(session, request, ct);
                 break;
             case FhirTask task:
@@ -44,6 +44,15 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         request.Category.SelectMany(c => c.Coding).Any(c => c.System == DirectionSystem && string.Equals(c.Code, "DOWN", StringComparison.OrdinalIgnoreCase))
             ? ReferralDirection.Down
             : ReferralDirection.Up;
+
+    /// <summary>
+    /// The stored version names the same requester and performers: the pair was checked when the referral was made, and
+    /// an agreement withdrawn since stops new referrals, not the updates of one under way (its completion, a revocation).
+    /// </summary>
+    private bool SameParties(ServiceRequest request, StoredResource? previous) =>
+        previous is { IsDeleted: false } && serializers.ParseStored(previous.Json) is ServiceRequest before
+        && before.Requester?.Reference == request.Requester?.Reference
+        && before.Performer.Select(p => p.Reference).SequenceEqual(request.Performer.Select(p => p.Reference));
 
     private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, CancellationToken ct)
     {
