@@ -354,9 +354,9 @@ public sealed class ProcessBundle(
     /// not: it then waits for others instead of joining the cycle again, so every deadlock leaves fewer transactions
     /// that can be in one. A first attempt does not wait long for its conditional creates' criteria: after a moment it
     /// gives up (see <see cref="IWriteSession.LockAllOrGiveUpAsync"/>) and runs again as a retry, so a cycle of first
-    /// attempts through them is broken in a fifth of a second, not a second per victim. The adapters never do this: HIS messages
-    /// about one person run one after another, and township chunks in flight never write the same resource or name
-    /// the same person.
+    /// attempts through them is broken in a fifth of a second, not a second per victim. The adapters never do this: HIS
+    /// messages about one person run one after another, and township chunks in flight never write the same resource or
+    /// name the same person.
     /// </summary>
     private static async Task LockAsync(LockingSession session, List<EntryPlan> writes, BundleReferences references, bool retry,
         Action<EntryPlan> at, CancellationToken ct)
