@@ -1101,10 +1101,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// The checks that only warn (<see cref="ShouldExist"/>), made before the message's transaction: their warnings
-    /// join the mapper's, in the ACK and in the stored outcome. Nothing is refused for them, so they need no lock.
-    /// </summary>
-    /// <summary>
     /// A HIS message that names a newborn by a key a birth certificate's correction gave (the stored Patient keeps the
     /// first key as its record key, <see cref="ExtensionUrls.NewbornRecordKey"/>) mapped again with that record key, so
     /// the doses and parents it reports join the certificate's; else the mapping as it is. Only messages with a newborn
@@ -1133,6 +1129,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             .Where(p => p.Record is not null && p.Record != p.Key)
             .ToDictionary(p => p.Key, p => p.Record!, StringComparer.Ordinal);
 
+    /// <summary>
+    /// The checks that only warn (<see cref="ShouldExist"/>), made before the message's transaction: their warnings
+    /// join the mapper's, in the ACK and in the stored outcome. Nothing is refused for them, so they need no lock.
+    /// </summary>
     private async Task<HisOutcome> WithStoreWarningsAsync(HisOutcome mapped, CancellationToken ct)
     {
         if (mapped is not HisAccepted accepted || !accepted.Preconditions.Any(p => p is ShouldExist))

@@ -166,7 +166,6 @@ internal static class TownshipMapper
     /// <summary>The identifier system of a township export batch (its manifest's <c>batch_id</c>).</summary>
     public const string BatchSystem = "urn:interophub:sid:township-batch";
 
-    /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
     /// <summary>
     /// A deleted resident row retracts the health record (§2 "Retraction"): its number leaves the Patient, so the rows
     /// that name it afterwards are <c>UNKNOWN_REFERENCE</c> ("not deleted", §2 "References"). The person stays: the HIS,
@@ -175,34 +174,17 @@ internal static class TownshipMapper
     private static void RetractResident(TransactionBuilder builder, CsvRow row)
     {
         var recordNo = TextNormalizer.Number(row["record_no"]);
-        var patch = new Parameters();
-        patch.Parameter.Add(new Parameters.ParameterComponent
-        {
-            Name = "operation",
-            Part =
-            [
-                new Parameters.ParameterComponent { Name = "type", Value = new Code("delete") },
-                new Parameters.ParameterComponent { Name = "path", Value = new FhirString($"Patient.identifier.where(system = '{Systems.HealthRecord}' and value = '{recordNo}')") },
-            ],
-        });
-        builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo), patch);
+        builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo),
+            FhirValues.FhirPathPatch($"Patient.identifier.where(system = '{Systems.HealthRecord}' and value = '{recordNo}')"));
     }
 
     private static void RetractSharedDose(TransactionBuilder builder, string vaccId)
     {
-        var patch = new Parameters();
-        patch.Parameter.Add(new Parameters.ParameterComponent
-        {
-            Name = "operation",
-            Part =
-            [
-                new Parameters.ParameterComponent { Name = "type", Value = new Code("delete") },
-                new Parameters.ParameterComponent { Name = "path", Value = new FhirString($"Immunization.identifier.where(system = '{VaccinationSystem}' and value = '{vaccId.Replace("'", "\\'", StringComparison.Ordinal)}')") },
-            ],
-        });
-        builder.PatchWhere("Immunization", Criteria.Identifier(VaccinationSystem, vaccId), patch);
+        builder.PatchWhere("Immunization", Criteria.Identifier(VaccinationSystem, vaccId), FhirValues.FhirPathPatch(
+            $"Immunization.identifier.where(system = '{VaccinationSystem}' and value = '{vaccId.Replace("'", "\\'", StringComparison.Ordinal)}')"));
     }
 
+    /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
     private static void Resident(TransactionBuilder builder, CsvRow row)
     {
         var linking = new List<Identifier>();

@@ -169,29 +169,12 @@ internal static class ReferralMapping
         {
             // The referral was carried out: its ServiceRequest follows the Task to completed (FHIR request status: "the
             // activity described by the request has been fully performed"), as an I14 makes it revoked.
-            context.Builder.Patch("ServiceRequest", id, StatusPatch(RequestStatus.Completed));
+            context.Builder.Patch("ServiceRequest", id, FhirValues.FhirPathPatch("ServiceRequest.status", new Code(RequestStatus.Completed.GetLiteral())));
         }
 
         context.Preconditions.Add(new TaskTransition(id, AllowedFrom[state.Status], state.Status.GetLiteral(),
             KeepsStatus: statusCode == "P", MayBeAbsent: trigger == "I12", rf1.Location(1),
             trigger == "I12" ? $"转诊单 {key} 已存在且状态不允许修改" : $"转诊单 {key} 当前状态不允许变更为 {state.Display}"));
-    }
-
-    /// <summary>A FHIRPath Patch (fhirpatch.html) replacing a ServiceRequest's status.</summary>
-    private static Parameters StatusPatch(RequestStatus status)
-    {
-        var patch = new Parameters();
-        patch.Parameter.Add(new Parameters.ParameterComponent
-        {
-            Name = "operation",
-            Part =
-            [
-                new Parameters.ParameterComponent { Name = "type", Value = new Code("replace") },
-                new Parameters.ParameterComponent { Name = "path", Value = new FhirString("ServiceRequest.status") },
-                new Parameters.ParameterComponent { Name = "value", Value = new Code(status.GetLiteral()) },
-            ],
-        });
-        return patch;
     }
 
     private static ResourceReference CompletionNotice(HisContext context, string key, PatientInfo patient, ResourceReference request,
