@@ -1579,6 +1579,46 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_certificate_naming_a_mother_by_one_of_two_ID_numbers_her_record_holds_is_warned_of_the_other()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_041;
+        var registered = LegacyData.IdNumber(N);
+        var other = LegacyData.IdNumber(N + 29_000);
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"ID-CERT-{N}", $"{N:D10}", N, withId: true))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1), "immunizations.csv",
+            lines => lines.RemoveRange(1, lines.Count - 1)))).StatusCode);
+        var changed = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("id_no", other), ("updated_at", "2025-06-01 08:00:00")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(changed)).StatusCode);
+
+        // Her child's certificate names her by the hospital's number. Its first issue finds her and does not write her.
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_441));
+        var age = 2025 - int.Parse(registered[6..10], CultureInfo.InvariantCulture) - 1;
+        certificate = System.Text.RegularExpressions.Regex.Replace(certificate.Replace(MotherIdOf(certificate), registered, StringComparison.Ordinal),
+            "<Age>[0-9]+</Age>", $"<Age>{age}</Age>");
+        var issues = await PostCertificateAsync(certificate);
+        Assert.Contains(issues, i => i.Details?.Coding[0].Code == "APPLIED");
+        Assert.DoesNotContain(issues, i => i.Severity == OperationOutcome.IssueSeverity.Warning);
+
+        // A correction of her name updates her from the document (birth-certificate.md §3): the number the township gave is kept, and said.
+        var corrected = certificate.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Name>母亲7441</Name>", "<Name>母亲七四四一</Name>", StringComparison.Ordinal)
+            .Replace("<LastModified>", "<Corrections><Correction><Field>Mother/Name</Field><OldValue>母亲7441</OldValue><NewValue>母亲七四四一</NewValue>"
+                + "<Reason>姓名录入错误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><LastModified>", StringComparison.Ordinal);
+        issues = await PostCertificateAsync(corrected);
+
+        Assert.Contains(issues, i => i.Details?.Coding[0].Code == "APPLIED");
+        var warning = Assert.Single(issues, i => i.Diagnostics?.Contains($"ID number {registered} differs from {other}", StringComparison.Ordinal) == true);
+        Assert.Equal(OperationOutcome.IssueSeverity.Warning, warning.Severity);
+        Assert.Equal("BirthCertificate[Q360007441]", Assert.Single(warning.Location));
+        var mother = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={registered}"));
+        Assert.Equal("母亲七四四一", mother.Name[0].Text);
+        Assert.Contains(mother.Identifier, i => i.Value == other);
+        Assert.Contains(mother.Identifier, i => i.Value == $"{N:D10}");
+    }
+
+    [Fact]
     public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
     {
         await SeedOrganizationsAsync();
