@@ -546,6 +546,18 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void The_phone_of_a_referral_PRD_goes_to_the_practitioner_the_hub_creates()
+    {
+        var message = Er7.Sample("14_").Replace("PRD|RP^转出方^HL70286|何丽萍||0201^^^QX2110026^^^^^全科医疗科||",
+            "PRD|RP^转出方^HL70286|何丽萍||0201^^^QX2110026^^^^^全科医疗科|^WPN^CP^^^^^^^^^13900002001|", StringComparison.Ordinal);
+
+        var doctor = Assert.Single(All<Practitioner>(message.Map()), p => p.Identifier.Any(i => i.Value == "W0112"));
+
+        var phone = Assert.Single(doctor.Telecom);
+        Assert.Equal((ContactPoint.ContactPointSystem.Phone, ContactPoint.ContactPointUse.Mobile, "13900002001"), (phone.System, phone.Use, phone.Value));
+    }
+
+    [Fact]
     public void A_referral_to_an_institution_outside_the_table_is_UNKNOWN_CODE()
     {
         var message = Er7.Sample("17_").Replace("PRD|RT^接收方^HL70286|||0304^^^QX2100012", "PRD|RT^接收方^HL70286|||0304^^^QX9999999", StringComparison.Ordinal);

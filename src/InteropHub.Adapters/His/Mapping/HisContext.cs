@@ -122,7 +122,8 @@ internal sealed class HisContext
     }
 
     /// <summary>An XCN (<c>code^name</c>) as a Practitioner of the institution, created on first sight.</summary>
-    public ResourceReference? Practitioner(Hl7Value xcn, string institution)
+    /// <param name="telecom">The practitioner's phones (PRD-5), written when the hub first sees them.</param>
+    public ResourceReference? Practitioner(Hl7Value xcn, string institution, IEnumerable<ContactPoint>? telecom = null)
     {
         var code = TextNormalizer.Number(xcn.Component(1).Subcomponent(1).Text);
         var name = TextNormalizer.Name(xcn.Component(1).Subcomponent(2).Text.Length > 0 ? xcn.Component(1).Subcomponent(2).Text : xcn[2]);
@@ -135,6 +136,7 @@ internal sealed class HisContext
         {
             Identifier = [new Identifier(Systems.Staff(institution), code)],
             Name = name.Length == 0 ? [] : [new HumanName { Text = name }],
+            Telecom = telecom?.ToList() ?? [],
         };
         var reference = Builder.CreateIfAbsent(practitioner, Criteria.Identifier(Systems.Staff(institution), code));
         return new ResourceReference(reference.Reference, name.Length == 0 ? null : name);

@@ -303,7 +303,7 @@ internal static class ReferralMapping
     /// <summary>The institution code (PRD-4.4) of the PRD of a role, or "".</summary>
     private static string Institution(HisContext context, string role) => Prd(context, role)?[4].Component(4).Subcomponent(1).Value ?? "";
 
-    /// <summary>PRD of a role: the named provider (PRD-7 staff code) and the institution (PRD-4.4).</summary>
+    /// <summary>PRD of a role: the named provider (PRD-7 staff code, with the phone of PRD-5) and the institution (PRD-4.4).</summary>
     private static (ResourceReference? Practitioner, ResourceReference? Organization) Provider(HisContext context, string role)
     {
         var prd = Prd(context, role);
@@ -327,7 +327,9 @@ internal static class ReferralMapping
         if (staff.Length > 0)
         {
             var owner = prd[7][3] is { Length: > 0 } o ? o : institution;
-            practitioner = context.Practitioner(new Hl7Value($"{staff}{prd.Syntax.Component}{prd.Syntax.EscapeText(name)}", prd.Syntax, 0), owner);
+            var phones = new List<ContactPoint>();
+            PatientMapping.ReadTelecoms(prd, 5, phones);
+            practitioner = context.Practitioner(new Hl7Value($"{staff}{prd.Syntax.Component}{prd.Syntax.EscapeText(name)}", prd.Syntax, 0), owner, phones);
         }
         else if (name.Length > 0)
         {
