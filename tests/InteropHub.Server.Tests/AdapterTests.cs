@@ -1618,6 +1618,33 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains(mother.Identifier, i => i.Value == $"{N:D10}");
     }
 
+    [Theory]
+    [InlineData(true, 873_051)]
+    [InlineData(false, 873_061)]
+    public async Task A_dose_reported_once_by_MRN_alone_and_once_with_the_ID_number_is_one_Immunization(bool registeredWithId, int n)
+    {
+        await SeedOrganizationsAsync();
+        var id = LegacyData.IdNumber(n);
+        var byMrn = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(HisDose(n, $"DOSE-KEY-{n}-1", "20241106"))
+            .Replace($"~{id}^^^&2.16.156.10011.1.3&ISO^NNCHN", "", StringComparison.Ordinal));
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"DOSE-KEY-{n}", $"{n:D10}", n, withId: registeredWithId))).Ack));
+
+        // The hospital reports the dose naming the person by MRN alone (his-hl7v2.md §4 PID-3: at least the MRN): keyed by
+        // the stored Patient's ID number when the hub has it, else by the MRN.
+        Assert.Equal("AA", Msa((await PostHl7Async(byMrn)).Ack));
+        if (!registeredWithId)
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A08", $"DOSE-KEY-{n}-A08", $"{n:D10}", n, withId: true))).Ack));
+        }
+
+        // The same dose again, with the ID number in PID-3.
+        var (_, ack) = await PostHl7Async(HisDose(n, $"DOSE-KEY-{n}-2", "20241106"));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
+    }
+
     [Fact]
     public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
     {

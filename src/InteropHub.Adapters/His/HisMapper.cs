@@ -29,9 +29,9 @@ public static class HisMapper
         ["REF"] = ["I12", "I13", "I14"],
     };
 
-    /// <param name="newbornRecordKeys">The record keys of newborns a birth certificate's correction gave a new key, by
-    /// that new key (<see cref="ExtensionUrls.NewbornRecordKey"/>): their doses and parents are written by the record key.</param>
-    public static HisOutcome Map(ReadOnlySpan<byte> raw, IReadOnlyDictionary<string, string>? newbornRecordKeys = null)
+    /// <param name="stored">What the hub holds that decides the ids of the message's records (a second pass, under the
+    /// message's person locks); none on the first.</param>
+    public static HisOutcome Map(ReadOnlySpan<byte> raw, StoredKeys? stored = null)
     {
         Hl7Message message;
         try
@@ -62,7 +62,7 @@ public static class HisMapper
                 .Select(e => new HisIssue(RejectionReason.Malformed, e.Location,
                     $"{e.Location} 的转义序列 {e.Sequence} 不是有效的 {message.Syntax.Charset} 字节", IssueSeverity.Error, 102, "转义序列无效"))
                 .ToList();
-            return escapes.Count > 0 ? new HisRejected(message, AckCode.AE, escapes) : MapMessage(message, messageTime, headerIssues, newbornRecordKeys);
+            return escapes.Count > 0 ? new HisRejected(message, AckCode.AE, escapes) : MapMessage(message, messageTime, headerIssues, stored ?? StoredKeys.None);
         }
         catch (Exception e)
         {
@@ -158,9 +158,9 @@ public static class HisMapper
     }
 
     private static HisOutcome MapMessage(Hl7Message message, Hl7Time messageTime, List<HisIssue> headerWarnings,
-        IReadOnlyDictionary<string, string>? newbornRecordKeys)
+        StoredKeys stored)
     {
-        var context = new HisContext(message, messageTime, newbornRecordKeys);
+        var context = new HisContext(message, messageTime, stored);
         context.Warnings.AddRange(headerWarnings);
         if (!Codes.CountyCodes.Institutions.ContainsKey(context.Institution))
         {
@@ -203,7 +203,10 @@ public static class HisMapper
 
         context.Builder.AddProvenance(provenance, ResourceIds.From(context.Institution, message.ControlId));
         return new HisAccepted(message, context.Builder.Bundle, provenance, context.Preconditions, context.Merge, ContentHash(message),
-            context.Warnings.Distinct().ToList());
+            context.Warnings.Distinct().ToList())
+        {
+            MrnDoseIds = context.MrnDoseIds,
+        };
     }
 
     private static void MapAdt(HisContext context, string trigger)

@@ -32,6 +32,9 @@ public sealed record HisAccepted(
     IReadOnlyList<HisIssue> Warnings) : HisOutcome(Acknowledged, Warnings)
 {
     public override AckCode AckCode => AckCode.AA;
+
+    /// <summary>The doses keyed by person whose id under the patient's MRN key differs: (the id given, the MRN-keyed id).</summary>
+    public IReadOnlyList<(string Id, string MrnId)> MrnDoseIds { get; init; } = [];
 }
 
 public sealed record HisRejected(Hl7Message? Rejected, AckCode Code, IReadOnlyList<HisIssue> Errors) : HisOutcome(Rejected, Errors)

@@ -80,7 +80,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             // Under the persons' locks, so what they read of them is what the message is applied to. The checks that only
             // warn are made before the fast path below, so such a message still takes it.
-            mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(mapped, raw, ct), ct);
+            mapped = await WithStoreWarningsAsync(await WithStoredKeysAsync(mapped, raw, ct), ct);
 
             // A plain message is first stored by the transaction that applies it: one round trip and one commit less
             // than storing it on its own first. When that transaction fails (a resend of a stored message, whose id
@@ -348,7 +348,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary><see cref="ProcessHisAsync"/> once the message's persons are locked; <paramref name="inGroup"/>: a plain message is first tried in a group.</summary>
     private async Task<HisReply> ProcessLockedHisAsync(InboxMessage message, HisOutcome? mapped, bool inGroup, CancellationToken ct)
     {
-        mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(mapped ?? HisMapper.Map(message.Body), message.Body, ct), ct);
+        mapped = await WithStoreWarningsAsync(await WithStoredKeysAsync(mapped ?? HisMapper.Map(message.Body), message.Body, ct), ct);
         if (message.MessageId.Contains(ConflictingCopy, StringComparison.Ordinal) && mapped.Message is { } reused)
         {
             // his-hl7v2.md §1: the same key with other content is AE DUPLICATE_KEY, on every processing of it.
@@ -370,7 +370,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             };
             if (code == AckCode.AR && issues.Count == 0)
             {
-                mapped = await WithStoreWarningsAsync(await WithRecordKeysAsync(HisMapper.Map(message.Body), message.Body, ct), ct);
+                mapped = await WithStoreWarningsAsync(await WithStoredKeysAsync(HisMapper.Map(message.Body), message.Body, ct), ct);
                 continue;
             }
 
@@ -1101,22 +1101,57 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
-    /// A HIS message that names a newborn by a key a birth certificate's correction gave (the stored Patient keeps the
-    /// first key as its record key, <see cref="ExtensionUrls.NewbornRecordKey"/>) mapped again with that record key, so
-    /// the doses and parents it reports join the certificate's; else the mapping as it is. Only messages with a newborn
-    /// key read the store; called under the message's person locks.
+    /// The message mapped again with what the hub holds that decides its records' ids (<see cref="StoredKeys"/>), read
+    /// under its person locks; the mapping as it is when that changes nothing. Only messages with a newborn key or with
+    /// doses read the store.
     /// </summary>
-    private async Task<HisOutcome> WithRecordKeysAsync(HisOutcome mapped, byte[] raw, CancellationToken ct)
+    private async Task<HisOutcome> WithStoredKeysAsync(HisOutcome mapped, byte[] raw, CancellationToken ct)
     {
-        var keys = (mapped as HisAccepted)?.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().SelectMany(p => p.Identifier)
-            .Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList() ?? [];
-        if (keys.Count == 0)
+        if (mapped is not HisAccepted accepted)
         {
             return mapped;
         }
 
-        var recordKeys = await NewbornRecordKeysAsync(keys, ct);
-        return recordKeys.Count == 0 ? mapped : HisMapper.Map(raw, recordKeys);
+        var patients = accepted.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().ToList();
+        var newbornKeys = patients.SelectMany(p => p.Identifier).Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList();
+        var recordKeys = newbornKeys.Count == 0 ? [] : await NewbornRecordKeysAsync(newbornKeys, ct);
+
+        // A dose of a person the message names by MRN alone gets the person key of the stored Patient, as the other sources key it.
+        string? personKey = null;
+        var doses = accepted.Transaction.Entry.Any(e => e.Request?.Url?.StartsWith("Immunization/", StringComparison.Ordinal) == true);
+        if (doses && patients.Where(p => p.Identifier.Any(i => Systems.IsMrn(i.System))).ToList() is [var patient]
+            && !patient.Identifier.Any(i => i.System is Systems.ResidentId or Systems.NewbornKey)
+            && patient.Identifier.First(i => Systems.IsMrn(i.System)) is { System: { } system, Value: { } mrn })
+        {
+            personKey = (await StoredByIdentifierAsync<Patient>(system, [mrn], p => p.Identifier, ct)).TryGetValue(mrn, out var stored)
+                ? PersonKey(stored.Resource)
+                : null;
+        }
+
+        if (recordKeys.Count > 0 || personKey is not null)
+        {
+            mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, new Dictionary<string, string>()));
+            if (mapped is not HisAccepted again)
+            {
+                return mapped;
+            }
+
+            accepted = again;
+        }
+
+        // A dose the hub holds under the MRN key, written before it knew the person key, keeps that id.
+        if (accepted.MrnDoseIds.Count > 0)
+        {
+            var held = (await store.ReadManyAsync("Immunization", [.. accepted.MrnDoseIds.SelectMany(d => new[] { d.Id, d.MrnId }).Distinct()], ct))
+                .Where(r => !r.IsDeleted).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+            var kept = accepted.MrnDoseIds.Where(d => !held.Contains(d.Id) && held.Contains(d.MrnId)).ToDictionary(d => d.Id, d => d.MrnId, StringComparer.Ordinal);
+            if (kept.Count > 0)
+            {
+                mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, kept));
+            }
+        }
+
+        return mapped;
     }
 
     /// <summary>
@@ -1150,7 +1185,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         return new HisAccepted(accepted.Acknowledged, accepted.Transaction, accepted.Provenance,
-            accepted.Preconditions.Where(p => p is not ShouldExist).ToList(), accepted.Merge, accepted.ContentHash, warnings);
+            accepted.Preconditions.Where(p => p is not ShouldExist).ToList(), accepted.Merge, accepted.ContentHash, warnings)
+        {
+            MrnDoseIds = accepted.MrnDoseIds,
+        };
     }
 
     /// <summary>

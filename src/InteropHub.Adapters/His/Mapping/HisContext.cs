@@ -10,16 +10,19 @@ namespace InteropHub.Adapters.His.Mapping;
 /// <summary>State of one message being mapped: the transaction being built and the problems found so far.</summary>
 internal sealed class HisContext
 {
-    public HisContext(Hl7Message message, Hl7Time messageTime, IReadOnlyDictionary<string, string>? newbornRecordKeys = null)
+    public HisContext(Hl7Message message, Hl7Time messageTime, StoredKeys? stored = null)
     {
         Message = message;
         MessageTime = messageTime;
         Institution = message.SendingFacility;
-        NewbornRecordKeys = newbornRecordKeys ?? new Dictionary<string, string>();
+        Stored = stored ?? StoredKeys.None;
     }
 
-    /// <summary>The record keys of newborns whose birth certificate's correction changed their key, by the new key (<see cref="ExtensionUrls.NewbornRecordKey"/>).</summary>
-    public IReadOnlyDictionary<string, string> NewbornRecordKeys { get; }
+    /// <summary>What the hub holds that decides the ids of the message's records.</summary>
+    public StoredKeys Stored { get; }
+
+    /// <summary>The doses keyed by person, with their id under the patient's MRN key (<see cref="HisAccepted.MrnDoseIds"/>).</summary>
+    public List<(string Id, string MrnId)> MrnDoseIds { get; } = [];
 
     public Hl7Message Message { get; }
 

@@ -81,9 +81,16 @@ internal static class ImmunizationMapping
             return;
         }
 
-        var id = patient.PersonKey is { } person
-            ? DoseIds.For(person, vaccine.Code, given.Value.Date)
-            : ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
+        var mrnId = ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
+        var id = mrnId;
+        if (patient.PersonKey is { } person)
+        {
+            // The id every source gives the dose; unless the hub holds it under the MRN key, written before it knew the person key.
+            id = DoseIds.For(person, vaccine.Code, given.Value.Date);
+            context.MrnDoseIds.Add((id, mrnId));
+            id = context.Stored.DoseIds.GetValueOrDefault(id, id);
+        }
+
         if (string.Equals(rxa[21].Value, "D", StringComparison.OrdinalIgnoreCase))
         {
             // D matches an earlier dose (§4 RXA-21); one the hub never received is named as such, not as a store error.

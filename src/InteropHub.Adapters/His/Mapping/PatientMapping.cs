@@ -13,12 +13,15 @@ internal sealed record PatientInfo(Patient Resource, ResourceReference Reference
     /// <summary>
     /// The cross-source person key for dose and parent ids (<see cref="DoseIds"/>, <see cref="KinIds"/>), when the message
     /// gives one: a newborn's record key when a birth certificate's correction changed its key
-    /// (<see cref="ExtensionUrls.NewbornRecordKey"/>, <see cref="HisContext.NewbornRecordKeys"/>).
+    /// (<see cref="ExtensionUrls.NewbornRecordKey"/>, <see cref="StoredKeys.NewbornRecordKeys"/>); else the stored
+    /// Patient's (<see cref="StoredKeys.PersonKey"/>).
     /// </summary>
     public string? PersonKey => DoseIds.PersonKey(NewbornRecordKey ?? LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
-        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value) ?? StoredPersonKey;
 
     public string? NewbornRecordKey { get; init; }
+
+    public string? StoredPersonKey { get; init; }
 }
 
 /// <summary>
@@ -71,7 +74,8 @@ internal static class PatientMapping
         var info = new PatientInfo(patient, reference, mrnInstitution, mrn, birth?.Date, linking)
         {
             NewbornRecordKey = linking.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value is { } key
-                && context.NewbornRecordKeys.TryGetValue(key, out var recordKey) ? recordKey : null,
+                && context.Stored.NewbornRecordKeys.TryGetValue(key, out var recordKey) ? recordKey : null,
+            StoredPersonKey = context.Stored.PersonKey,
         };
         MapKin(context, info);
         return info;
