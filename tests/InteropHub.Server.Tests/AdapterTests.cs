@@ -1823,6 +1823,40 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_amended_I12_replaces_the_clinical_summary_and_a_remark_adds_to_it()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("17_REF_I12_baisha_lidefu_up.hl7");
+        var sample = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7"));
+
+        // his-hl7v2.md §6: an I12 whose RF1-6 exists is a content change; this one corrects the summary and adds a remark.
+        var amended = sample.Replace("QX2110026-20250506-000418", "QX2110026-20250506-000419", StringComparison.Ordinal)
+            .Replace("规律服用氨氯地平5mg qd", "规律服用氨氯地平10mg qd", StringComparison.Ordinal).TrimEnd('\r', '\n') + "\rNTE|1|P|家属陪同转诊|RE\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(amended));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-0007"));
+        Assert.Contains(referral.Note, n => n.Text?.Contains("氨氯地平10mg", StringComparison.Ordinal) == true);
+        Assert.DoesNotContain(referral.Note, n => n.Text?.Contains("氨氯地平5mg", StringComparison.Ordinal) == true);
+        Assert.Contains(referral.Note, n => n.Text == "家属陪同转诊");
+
+        // A cancellation's remark, without a summary, keeps both.
+        var cancel = $"MSH|^~\\&|QXHIS|QX2110026|IHUB|QX-PLATFORM|20250506120000||REF^I14^REF_I12|QX2110026-20250506-000420|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "RF1|X^撤销^QXREF|A^尽快^HL70280|UP^上转^QXREF|RP^诊治后转回^HL70282|I^住院^HL70284|ZZ-QX2110026-20250506-0007^QX2110026|20250506091000||||\r"
+            + sample.Split('\r', '\n').First(l => l.StartsWith("PRD|RP", StringComparison.Ordinal)) + "\r"
+            + sample.Split('\r', '\n').First(l => l.StartsWith("PRD|RT", StringComparison.Ordinal)) + "\r"
+            + sample.Split('\r', '\n').First(l => l.StartsWith("PID|", StringComparison.Ordinal)) + "\r"
+            + "NTE|1|P|患者要求转往市级医院|RE\r";
+        (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(cancel));
+        Assert.True(Msa(ack) == "AA", ack);
+        referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-0007"));
+        Assert.Equal(RequestStatus.Revoked, referral.Status);
+        Assert.Contains(referral.Note, n => n.Text?.Contains("氨氯地平10mg", StringComparison.Ordinal) == true);
+        Assert.Contains(referral.Note, n => n.Text == "家属陪同转诊");
+        Assert.Contains(referral.Note, n => n.Text == "患者要求转往市级医院");
+    }
+
+    [Fact]
     public async Task A_delete_marker_in_ZPI_removes_the_payment_method_and_the_registered_poor_flag()
     {
         await SeedOrganizationsAsync();

@@ -99,6 +99,12 @@ public static class ExtensionUrls
 
     /// <summary>A lab report's ordering department (ORC-17), valueCoding in the HIS department codes.</summary>
     public const string OrderingDepartment = "urn:interophub:ext:ordering-department";
+
+    /// <summary>
+    /// On a referral's note, valueBoolean true: the clinical summary of the REF message (OBR REFSUM, OBX TX), which a later
+    /// message with a summary of its own (an amended I12, an I13 P) replaces; the other notes (NTE remarks) add up.
+    /// </summary>
+    public const string ReferralSummary = "urn:interophub:ext:referral-summary";
     public const string BirthTime = "http://hl7.org/fhir/StructureDefinition/patient-birthTime";
     public const string BirthPlace = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
     public const string Nationality = "http://hl7.org/fhir/StructureDefinition/patient-nationality";

@@ -681,15 +681,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                         referral.ReasonCode.InsertRange(0, had.ReasonCode.Where(c => IsReferralReason(c) ? !reason : !diagnoses).ToList());
                     }
 
-                    // The notes add up: the I12's clinical summary stays when an I13 or the I14 remarks on the referral.
+                    // The notes add up: the I12's clinical summary stays when an I13 or the I14 remarks on the referral. A
+                    // message with a summary of its own (an amended I12, an I13 P) replaces the summary.
+                    var summarised = referral.Note.Any(IsSummary);
                     var notes = referral.Note.Select(n => n.Text).ToHashSet(StringComparer.Ordinal);
-                    referral.Note.InsertRange(0, had.Note.Where(n => !notes.Contains(n.Text)).ToList());
+                    referral.Note.InsertRange(0, had.Note.Where(n => !(summarised && IsSummary(n)) && !notes.Contains(n.Text)).ToList());
                     break;
             }
 
             UnsentElements.Keep(next, current);
         }
     }
+
+    private static bool IsSummary(Annotation note) => note.GetExtensionValue<FhirBoolean>(ExtensionUrls.ReferralSummary)?.Value == true;
 
     /// <summary>A reason of a referral that is its RF1-10 (HL7 table 0336), not a DG1 diagnosis.</summary>
     private static bool IsReferralReason(CodeableConcept reason) => reason.Coding.Any(c => c.System == ReferralMapping.ReferralReasonSystem);

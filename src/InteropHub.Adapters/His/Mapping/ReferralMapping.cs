@@ -278,7 +278,7 @@ internal static class ReferralMapping
         {
             if (obx[2].Value.ToUpperInvariant() is "TX" or "FT" or "ST")
             {
-                request.Note.Add(new Annotation { Text = obx[5].Text.Trim() });
+                request.Note.Add(new Annotation { Text = obx[5].Text.Trim(), Extension = [new Extension(ExtensionUrls.ReferralSummary, new FhirBoolean(true))] });
                 continue;
             }
 
