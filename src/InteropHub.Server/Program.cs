@@ -32,6 +32,13 @@ await app.Services.GetRequiredService<SeedLoader>().LoadMappingsAsync(app.Lifeti
 await app.Services.GetRequiredService<ProfileLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<SeedLoader>().LoadAsync(app.Lifetime.ApplicationStopping);
 
+// The pipeline is kept for the operations inside a batch, which run as requests of their own (Endpoints/BatchOperations).
+app.Use(next =>
+{
+    app.Services.GetRequiredService<BatchOperations>().Pipeline = next;
+    return next;
+});
+
 // HEAD is a GET without the body (RFC 9110 §9.3.2): answered by the GET endpoint, with its status and headers only.
 app.Use(async (context, next) =>
 {

@@ -518,6 +518,36 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_batch_runs_operations_and_reads_the_capability_statement_as_entries_and_a_transaction_refuses_them()
+    {
+        var number = NewNumber();
+        var patient = await CreateAsync(Fhir.Patient("Qian", "Li", number));
+        await _client.PostAsync("/fhir/Observation", Fhir.Content(Observation($"Patient/{patient}")));
+        var validate = new Parameters();
+        validate.Add("resource", Fhir.Patient("Sun", "Wu", NewNumber()));
+
+        var batch = await Fhir.Read<Bundle>(await PostAsync(BundleType.Batch,
+            Entry(HTTPVerb.GET, "metadata"),
+            Entry(HTTPVerb.GET, $"Patient/{patient}/$everything?_format=xml"),
+            Entry(HTTPVerb.POST, "Patient/$validate", validate),
+            Entry(HTTPVerb.GET, "Patient/$nonsense"),
+            Entry(HTTPVerb.GET, "$export"),
+            Entry(HTTPVerb.GET, $"Patient/{patient}")));
+        var transaction = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"Patient/{patient}/$everything"));
+
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "400 Bad Request", "400 Bad Request", "200 OK"], batch.Entry.Select(e => e.Response!.Status));
+        Assert.Equal(CapabilityStatementKind.Instance, Assert.IsType<CapabilityStatement>(batch.Entry[0].Resource).Kind);
+        var record = Assert.IsType<Bundle>(batch.Entry[1].Resource);
+        Assert.Equal(["Observation", "Patient"], record.Entry.Select(e => e.Resource!.TypeName).Order());
+        Assert.All(Assert.IsType<OperationOutcome>(batch.Entry[2].Resource).Issue, i => Assert.NotEqual(OperationOutcome.IssueSeverity.Error, i.Severity));
+        Assert.Contains("$nonsense", ((OperationOutcome)batch.Entry[3].Response!.Outcome!).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("bulk-data", ((OperationOutcome)batch.Entry[4].Response!.Outcome!).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(patient, Assert.IsType<Patient>(batch.Entry[5].Resource).Id);
+        Assert.Equal(HttpStatusCode.BadRequest, transaction.StatusCode);
+        Assert.Contains("batch", (await Fhir.Read<OperationOutcome>(transaction)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Compartment_and_system_searches_run_as_entries_and_a_transaction_sees_its_own_writes_in_a_compartment()
     {
         var number = NewNumber();

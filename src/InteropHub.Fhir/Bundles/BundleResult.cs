@@ -12,8 +12,12 @@ namespace InteropHub.Fhir.Bundles;
 /// the entries need are read, before anything is written, with the session (which answers those searches and reads
 /// without a round trip) and the entries as they will be written (a copy of the request's, which it may change). The
 /// ingest checks and completes the stored Patients its messages update there.</param>
+/// <param name="Forward">For a batch: answers the entries that are operations or read the capability statement
+/// (<see cref="EntryPlan.IsOperation"/>), given with their url relative to the base and their index, which the server
+/// runs as requests of their own; without it they are refused.</param>
 public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null,
-    Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, System.Threading.Tasks.Task>? AfterLocks = null);
+    Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, System.Threading.Tasks.Task>? AfterLocks = null,
+    Func<Bundle.EntryComponent, string, int, CancellationToken, System.Threading.Tasks.Task<EntryResponse>>? Forward = null);
 
 /// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
 public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);
@@ -29,6 +33,7 @@ public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryRes
 /// <param name="History">For a history read: the page of versions, which becomes a history Bundle.</param>
 /// <param name="Url">The entry's request URL (relative), for the links of a nested search or history Bundle.</param>
 /// <param name="IsRead">A GET's answer: its body is what was asked for, whatever <c>Prefer: return</c> says about writes.</param>
+/// <param name="Json">What an operation returned (<see cref="BundleRequest.Forward"/>): a resource as JSON.</param>
 public sealed record EntryResponse(
     int Status,
     StoredResource? Resource = null,
@@ -38,4 +43,5 @@ public sealed record EntryResponse(
     HistoryPage? History = null,
     string? Url = null,
     bool WithBody = true,
-    bool IsRead = false);
+    bool IsRead = false,
+    byte[]? Json = null);

@@ -161,9 +161,9 @@ internal sealed class EntryPlan
             throw BadUrl(url, where, "it has an empty path segment");
         }
 
-        if (segments.Any(s => s.StartsWith('$')))
+        if (IsOperationPath(path))
         {
-            throw BadUrl(url, where, "operations are not supported inside a batch or transaction");
+            throw BadUrl(url, where, "operations and the capability statement are read in a batch (each entry on its own), not inside a transaction");
         }
 
         var target = Build(method, url, path.Length == 0 ? [] : segments, query, where, parser);
@@ -244,6 +244,28 @@ internal sealed class EntryPlan
             _ => throw BadUrl(url, where, $"a {method} goes to [type]/[id] or, conditionally, to [type]?criteria"),
         };
     }
+
+    /// <summary>
+    /// Whether an entry's request is an operation (a <c>$</c> segment) or the capability statement (<c>metadata</c>): what
+    /// the FHIR layer does not answer itself, and a batch passes to <see cref="BundleRequest.Forward"/> with its url
+    /// relative to the base. False for an entry without a usable url, which parsing then refuses by name.
+    /// </summary>
+    public static bool IsOperation(Bundle.EntryComponent entry, string baseUrl, out string url)
+    {
+        try
+        {
+            url = Relative(entry.Request?.Url, baseUrl, "");
+        }
+        catch (FhirException)
+        {
+            url = "";
+            return false;
+        }
+
+        return IsOperationPath(url.Split('?')[0]);
+    }
+
+    private static bool IsOperationPath(string path) => path == "metadata" || path.Split('/').Any(s => s.StartsWith('$'));
 
     private static string Relative(string? url, string baseUrl, string where)
     {

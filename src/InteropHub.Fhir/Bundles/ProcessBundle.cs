@@ -93,6 +93,12 @@ public sealed class ProcessBundle(
             var index = i;
             try
             {
+                if (request.Forward is { } forward && EntryPlan.IsOperation(entry, request.BaseUrl, out var url))
+                {
+                    responses.Add(await forward(entry, url, index, ct));
+                    continue;
+                }
+
                 var plan = await ParseAsync(entry, index, request.BaseUrl, ct);
                 if (!plan.IsWrite)
                 {

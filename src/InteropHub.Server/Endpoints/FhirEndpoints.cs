@@ -76,11 +76,12 @@ public static class FhirEndpoints
     }
 
     private static async Task<IResult> BatchOrTransaction(HttpRequest request, FhirRequestReader reader, ProcessBundle handler,
-        FhirSerializers serializers, CancellationToken ct)
+        BatchOperations operations, FhirSerializers serializers, CancellationToken ct)
     {
         var bundle = await reader.ReadResourceAsync(request, ct) as Bundle
             ?? throw new InvalidInputException("POST [base] takes a Bundle of type batch or transaction.", "resourceType");
-        var result = await handler.HandleAsync(new BundleRequest(bundle, FhirResults.BaseUrl(request)), ct);
+        var result = await handler.HandleAsync(new BundleRequest(bundle, FhirResults.BaseUrl(request),
+            Forward: (entry, url, index, token) => operations.RunAsync(request, entry, url, index, token)), ct);
         return FhirResults.Json(BundleWriter.Response(result, request, serializers));
     }
 

@@ -97,6 +97,11 @@ public static class BundleWriter
             writer.WritePropertyName("resource");
             writer.WriteRawValue(resource.Json, skipInputValidation: true);
         }
+        else if (entry.Json is { } json)
+        {
+            writer.WritePropertyName("resource");
+            writer.WriteRawValue(json, skipInputValidation: true);
+        }
     }
 
     private static PooledJson? Nested(EntryResponse entry, string baseUrl, FhirSerializers serializers)
