@@ -281,6 +281,17 @@ public static class SearchSql
         return sql;
     }
 
+    /// <summary>The canonical URLs some resources reference through a parameter: its rows that name no local target.</summary>
+    public static SqlCommandText CanonicalReferences(IReadOnlyList<long> rids, string param, int limit)
+    {
+        var sql = new SqlCommandText();
+        sql.Text.Append("SELECT DISTINCT x.url FROM search_reference x WHERE x.rid IN (")
+            .AppendJoin(", ", rids.Select(r => sql.Add(r)))
+            .Append(") AND x.param = ").Append(sql.Add(param))
+            .Append(" AND x.target_type = '' AND x.url <> '' LIMIT ").Append(sql.Add(limit));
+        return sql;
+    }
+
     /// <summary>(s0 > c0) OR (s0 = c0 AND ((s1 > c1) OR (s1 = c1 AND … rid > crid))), with &lt; for descending keys.</summary>
     private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index, string q, bool ridDescending)
     {
@@ -648,6 +659,21 @@ public static class SearchSql
                             .Append(" AND ").Append(x).Append(".target_id IN (SELECT ").Append(t).Append(".id FROM resource ").Append(t).Append(" WHERE ");
                         Filter(t, [target.ResourceType], [target.Inner]);
                         Text.Append(')');
+                        if (target.ByUrl)
+                        {
+                            // A canonical reference (MeasureReport.measure) names its target by url, any version.
+                            var c = Alias("c");
+                            var u = Alias("u");
+                            var tu = Alias("t");
+                            Text.Append(" UNION ALL SELECT ").Append(c).Append(".rid FROM search_reference ").Append(c).Append(" WHERE ");
+                            IndexScope(c, types, chain.Param);
+                            AfterRid(c, r);
+                            Text.Append(" AND ").Append(c).Append(".target_type = '' AND ").Append(c).Append(".url IN (SELECT ").Append(u).Append(".uri FROM search_uri ")
+                                .Append(u).Append(" WHERE ").Append(u).Append(".resource_type = ").Append(sql.Add(target.ResourceType)).Append(" AND ").Append(u)
+                                .Append(".param = 'url' AND ").Append(u).Append(".rid IN (SELECT ").Append(tu).Append(".rid FROM resource ").Append(tu).Append(" WHERE ");
+                            Filter(tu, [target.ResourceType], [target.Inner]);
+                            Text.Append("))");
+                        }
                     }
 
                     break;

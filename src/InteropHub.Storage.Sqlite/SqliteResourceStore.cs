@@ -198,6 +198,25 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return keys;
     }
 
+    public async Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct)
+    {
+        if (rids.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, SearchSql.CanonicalReferences(rids, param, limit));
+        var urls = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            urls.Add(reader.GetString(0));
+        }
+
+        return urls;
+    }
+
     public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
     {
         if (ids.Count == 0)

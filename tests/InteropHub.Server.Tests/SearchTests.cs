@@ -148,6 +148,33 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Include_revinclude_and_chains_follow_a_canonical_reference_by_the_url_of_any_version()
+    {
+        var url = $"https://example.org/fhir/Measure/{Guid.NewGuid():N}";
+        var measure = await CreateAsync(new Measure { Url = url, Version = "2", Status = PublicationStatus.Active });
+        await CreateAsync(new Measure { Url = url + "-other", Status = PublicationStatus.Active });
+        var report = await CreateAsync(new MeasureReport
+        {
+            Status = MeasureReport.MeasureReportStatus.Complete, Type = MeasureReport.MeasureReportType.Summary, Measure = $"{url}|2",
+            Period = new Period(new FhirDateTime("2025-01-01"), new FhirDateTime("2025-12-31")),
+        });
+
+        var included = await SearchAsync($"MeasureReport?_id={report}&_include=MeasureReport:measure");
+        var typed = await SearchAsync($"MeasureReport?_id={report}&_include=MeasureReport:measure:Measure");
+
+        Assert.Equal([$"match MeasureReport/{report}", $"include Measure/{measure}"], Modes(included));
+        Assert.Equal([$"match MeasureReport/{report}", $"include Measure/{measure}"], Modes(typed));
+
+        // And back: the reports of a measure, which name it by its url.
+        var reports = await SearchAsync($"Measure?_id={measure}&_revinclude=MeasureReport:measure");
+        Assert.Equal([$"match Measure/{measure}", $"include MeasureReport/{report}"], Modes(reports));
+
+        // A chain through the canonical reference: the reports of the measures with that version.
+        Assert.Equal([$"match MeasureReport/{report}"], Modes(await SearchAsync($"MeasureReport?measure.version=2&_id={report}")));
+        Assert.Empty((await SearchAsync($"MeasureReport?measure.version=3&_id={report}")).Entry);
+    }
+
+    [Fact]
     public async Task Revinclude_with_a_wildcard_adds_what_refers_through_any_parameter()
     {
         var patientId = await IdOfAsync(await CreatePatientAsync());

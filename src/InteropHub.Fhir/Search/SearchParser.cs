@@ -341,7 +341,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
             try
             {
-                targets.Add(new ChainTarget(type, Parse(type, rest, value, depth + 1)));
+                targets.Add(new ChainTarget(type, Parse(type, rest, value, depth + 1), registry.Find(type, "url") is { Type: SearchParamType.Uri }));
             }
             catch (InvalidInputException e)
             {

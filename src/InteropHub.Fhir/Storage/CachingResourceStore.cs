@@ -89,6 +89,9 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
     public Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
         CancellationToken ct) => inner.FindReferencesAsync(rids, param, targetType, limit, ct);
 
+    public Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct) =>
+        inner.FindCanonicalReferencesAsync(rids, param, limit, ct);
+
     public Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct) =>
         inner.ReadManyAsync(resourceType, ids, ct);
 

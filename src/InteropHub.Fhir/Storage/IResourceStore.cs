@@ -52,6 +52,13 @@ public interface IResourceStore
     /// </summary>
     Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit, CancellationToken ct);
 
+    /// <summary>
+    /// The canonical URLs (without a version) the given resources reference through <paramref name="param"/>
+    /// (<c>MeasureReport.measure</c>, <c>CarePlan.instantiatesCanonical</c>), at most <paramref name="limit"/>: what
+    /// <c>_include</c> then finds by <c>url</c>.
+    /// </summary>
+    Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct);
+
     /// <summary>The current versions of the given live resources, in the order asked.</summary>
     Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct);
 }

@@ -194,12 +194,15 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
                     var byId = new SearchCriteria([group.Key], [new IdCriterion(group.Select(k => k.Id).ToList())], [], []);
                     found.AddRange(await store.FindAsync(byId, [], null, options.MaxIncludes + 1, ct));
                 }
+
+                found.AddRange(await CanonicalTargetsAsync(include, sources, ct));
             }
 
             foreach (var include in query.RevIncludes.Where(i => round == 0 || i.Iterate))
             {
                 var targets = frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType)
                     .Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
+                targets.AddRange(await CanonicalUrlsAsync(frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType), ct));
                 // A wildcard names the targets once per reference parameter: in slices of a hundred, so one query's
                 // parameters stay within what the databases take.
                 foreach (var slice in targets.Chunk(include.Param is null ? 100 : Math.Max(1, targets.Count)))
@@ -229,6 +232,53 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         }
 
         return included;
+    }
+
+    /// <summary>
+    /// What an include's parameter names by canonical URL (<c>MeasureReport:measure</c>, <c>CarePlan:instantiates-canonical</c>):
+    /// the resources of its target types (those with a <c>url</c>) whose <c>url</c> is one of them, any version.
+    /// </summary>
+    private async Task<IReadOnlyList<ResourceMatch>> CanonicalTargetsAsync(IncludeSpec include, IReadOnlyList<long> sources, CancellationToken ct)
+    {
+        if (include.Param is not { } param || include.SourceType == "*" || parser.Registry.Find(include.SourceType, param) is not { } definition)
+        {
+            return [];
+        }
+
+        var types = (include.TargetType is { } type ? [type] : definition.Targets)
+            .Where(t => parser.Registry.Find(t, "url") is { Type: Hl7.Fhir.Model.SearchParamType.Uri }).ToList();
+        if (types.Count == 0)
+        {
+            return [];
+        }
+
+        var urls = await store.FindCanonicalReferencesAsync(sources, param, options.MaxIncludes + 1, ct);
+        if (urls.Count == 0)
+        {
+            return [];
+        }
+
+        var byUrl = new SearchCriteria(types, [new IndexCriterion("url", IndexTable.Uris, [.. urls.Select(u => (IndexCondition)new UriCondition(UriMatch.Exact, u))])], [], []);
+        return await store.FindAsync(byUrl, [], null, options.MaxIncludes + 1, ct);
+    }
+
+    /// <summary>The URLs of those of the matches that have one (Measure, Questionnaire…): what canonical references name them by.</summary>
+    private async Task<IEnumerable<IndexCondition>> CanonicalUrlsAsync(IEnumerable<ResourceMatch> matches, CancellationToken ct)
+    {
+        var urls = new List<IndexCondition>();
+        foreach (var type in matches.GroupBy(m => m.ResourceType).Where(g => parser.Registry.Find(g.Key, "url") is { Type: Hl7.Fhir.Model.SearchParamType.Uri }))
+        {
+            foreach (var stored in await store.ReadManyAsync(type.Key, [.. type.Select(m => m.Id)], ct))
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(stored.Json);
+                if (json.RootElement.TryGetProperty("url", out var url) && url.ValueKind == System.Text.Json.JsonValueKind.String && url.GetString() is { Length: > 0 } value)
+                {
+                    urls.Add(new ReferenceCondition(null, null, value));
+                }
+            }
+        }
+
+        return urls;
     }
 
     /// <summary>

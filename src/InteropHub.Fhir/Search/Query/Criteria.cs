@@ -95,7 +95,8 @@ public sealed record CompositePart(string Key, IndexTable Table, IndexCondition 
 /// <summary>search.html#chaining: the reference <see cref="Param"/> points to a resource of a listed type meeting its criterion.</summary>
 public sealed record ChainCriterion(string Param, IReadOnlyList<ChainTarget> Targets) : Criterion;
 
-public sealed record ChainTarget(string ResourceType, Criterion Inner);
+/// <param name="ByUrl">The type has a <c>url</c> (Measure, Questionnaire…): a canonical reference names its resources by it.</param>
+public sealed record ChainTarget(string ResourceType, Criterion Inner, bool ByUrl = false);
 
 /// <summary>search.html#has: some <see cref="SourceType"/> resource meeting <see cref="Inner"/> references this one through <see cref="Param"/>.</summary>
 public sealed record HasCriterion(string SourceType, string Param, Criterion Inner) : Criterion;
