@@ -1637,9 +1637,10 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A08", $"DOSE-KEY-{n}-A08", $"{n:D10}", n, withId: true))).Ack));
         }
 
-        // The same dose again, with the ID number in PID-3.
-        var (_, ack) = await PostHl7Async(HisDose(n, $"DOSE-KEY-{n}-2", "20241106"));
-        Assert.True(Msa(ack) == "AA", ack);
+        // The same dose again, with the ID number in PID-3, and listed twice.
+        var again = Encoding.UTF8.GetString(HisDose(n, $"DOSE-KEY-{n}-2", "20241106"));
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(again + again[again.IndexOf("ORC|", StringComparison.Ordinal)..]));
+        Assert.True(ack.Contains("MSA|", StringComparison.Ordinal) && Msa(ack) == "AA", ack);
 
         var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
         Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
@@ -1826,30 +1827,34 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task An_amended_I12_replaces_the_clinical_summary_and_a_remark_adds_to_it()
     {
         await SeedOrganizationsAsync();
-        await PostSamplesAcknowledgedAsync("17_REF_I12_baisha_lidefu_up.hl7");
-        var sample = await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7"));
+        // The sample referral under a number of its own: the class's other tests use the sample's.
+        var sample = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7")))
+            .Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-8117", StringComparison.Ordinal)
+            .Replace("QX2110026-20250506-000418", "QX2110026-20250506-900418", StringComparison.Ordinal);
+        var (_, first) = await PostHl7Async(Encoding.UTF8.GetBytes(sample));
+        Assert.True(Msa(first) == "AA", first);
 
         // his-hl7v2.md §6: an I12 whose RF1-6 exists is a content change; this one corrects the summary and adds a remark.
-        var amended = sample.Replace("QX2110026-20250506-000418", "QX2110026-20250506-000419", StringComparison.Ordinal)
+        var amended = sample.Replace("QX2110026-20250506-900418", "QX2110026-20250506-900419", StringComparison.Ordinal)
             .Replace("规律服用氨氯地平5mg qd", "规律服用氨氯地平10mg qd", StringComparison.Ordinal).TrimEnd('\r', '\n') + "\rNTE|1|P|家属陪同转诊|RE\r";
         var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(amended));
         Assert.True(Msa(ack) == "AA", ack);
 
-        var referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-0007"));
+        var referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-8117"));
         Assert.Contains(referral.Note, n => n.Text?.Contains("氨氯地平10mg", StringComparison.Ordinal) == true);
         Assert.DoesNotContain(referral.Note, n => n.Text?.Contains("氨氯地平5mg", StringComparison.Ordinal) == true);
         Assert.Contains(referral.Note, n => n.Text == "家属陪同转诊");
 
         // A cancellation's remark, without a summary, keeps both.
-        var cancel = $"MSH|^~\\&|QXHIS|QX2110026|IHUB|QX-PLATFORM|20250506120000||REF^I14^REF_I12|QX2110026-20250506-000420|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
-            + "RF1|X^撤销^QXREF|A^尽快^HL70280|UP^上转^QXREF|RP^诊治后转回^HL70282|I^住院^HL70284|ZZ-QX2110026-20250506-0007^QX2110026|20250506091000||||\r"
+        var cancel = $"MSH|^~\\&|QXHIS|QX2110026|IHUB|QX-PLATFORM|20250506120000||REF^I14^REF_I12|QX2110026-20250506-900420|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "RF1|X^撤销^QXREF|A^尽快^HL70280|UP^上转^QXREF|RP^诊治后转回^HL70282|I^住院^HL70284|ZZ-QX2110026-20250506-8117^QX2110026|20250506091000||||\r"
             + sample.Split('\r', '\n').First(l => l.StartsWith("PRD|RP", StringComparison.Ordinal)) + "\r"
             + sample.Split('\r', '\n').First(l => l.StartsWith("PRD|RT", StringComparison.Ordinal)) + "\r"
             + sample.Split('\r', '\n').First(l => l.StartsWith("PID|", StringComparison.Ordinal)) + "\r"
             + "NTE|1|P|患者要求转往市级医院|RE\r";
         (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(cancel));
         Assert.True(Msa(ack) == "AA", ack);
-        referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-0007"));
+        referral = Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-8117"));
         Assert.Equal(RequestStatus.Revoked, referral.Status);
         Assert.Contains(referral.Note, n => n.Text?.Contains("氨氯地平10mg", StringComparison.Ordinal) == true);
         Assert.Contains(referral.Note, n => n.Text == "家属陪同转诊");

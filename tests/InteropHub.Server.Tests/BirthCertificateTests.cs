@@ -93,6 +93,34 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_childs_dose_reported_later_by_MRN_and_ID_number_joins_the_dose_the_certificate_keyed_by_the_newborn_key()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_451));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var mother = MotherIdOf(certificate);
+        var born = Local(certificate, "BirthDateTime");
+        var given = Local(certificate, "AdministeredAt");
+        string Vxu(string control, string pid3, string pid21) =>
+            $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|{given.AddDays(1):yyyyMMddHHmmss}||VXU^V04^VXU_V04|{control}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||{pid3}||新生儿7451||{born:yyyyMMddHHmm}|F{new string('|', 13)}{pid21}\r"
+            + $"ORC|RE||JZ-{control}^QXHIS\r"
+            + $"RXA|0|1|{given:yyyyMMddHHmmss}||0101^乙肝疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202410B027|20261031|M02^^QXMFR|||CP|A\r";
+
+        // The hospital reports the girl's birth dose naming her by MRN and her mother (PID-21): the certificate's dose.
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(Vxu("NB-ID-7451-1", "NB00007451^^^QX2100012^MR", mother)));
+        Assert.True(Msa(ack) == "AA", ack);
+        // Later she has an ID number, and the dose is sent again naming her by MRN and ID number alone.
+        var childId = LegacyData.IdNumber(born.Date, 452);
+        (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(Vxu("NB-ID-7451-2", $"NB00007451^^^QX2100012^MR~{childId}^^^&2.16.156.10011.1.3&ISO^NNCHN", "")));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007451"));
+        Assert.Contains(child.Identifier, i => i.Value == childId);
+        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+    }
+
+    [Fact]
     public async Task After_a_correction_changed_the_newborn_key_a_township_batch_with_the_child_and_its_birth_dose_joins_the_certificates_dose()
     {
         await SeedOrganizationsAsync();

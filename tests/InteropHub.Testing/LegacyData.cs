@@ -25,7 +25,8 @@ public static class LegacyData
     /// </summary>
     public static string IdNumber(int n) => IdNumber(new DateTime(1940, 1, 1).AddDays(n % 29_000), n % 1000 + n / 29_000);
 
-    private static string IdNumber(DateTime birth, int sequence)
+    /// <summary>A resident ID number of someone born on <paramref name="birth"/>: the sequence number's last digit is odd for a man, even for a woman.</summary>
+    public static string IdNumber(DateTime birth, int sequence)
     {
         var first17 = $"369921{birth:yyyyMMdd}{sequence % 1000:D3}";
         return first17 + ResidentIdNumber.CheckCharacter(first17);

@@ -205,7 +205,8 @@ public static class HisMapper
         return new HisAccepted(message, context.Builder.Bundle, provenance, context.Preconditions, context.Merge, ContentHash(message),
             context.Warnings.Distinct().ToList())
         {
-            MrnDoseIds = context.MrnDoseIds,
+            DoseIds = context.DoseIds,
+            DosePatient = context.DosePatient,
         };
     }
 

@@ -33,8 +33,11 @@ public sealed record HisAccepted(
 {
     public override AckCode AckCode => AckCode.AA;
 
-    /// <summary>The doses keyed by person whose id under the patient's MRN key differs: (the id given, the MRN-keyed id).</summary>
-    public IReadOnlyList<(string Id, string MrnId)> MrnDoseIds { get; init; } = [];
+    /// <summary>The message's doses, in RXA order: the id given and its id under the patient's MRN key (the same when no person key is known).</summary>
+    public IReadOnlyList<(string Id, string MrnId)> DoseIds { get; init; } = [];
+
+    /// <summary>The MRN (of the sending institution) of the patient whose doses the message reports; null without doses.</summary>
+    public Identifier? DosePatient { get; init; }
 }
 
 public sealed record HisRejected(Hl7Message? Rejected, AckCode Code, IReadOnlyList<HisIssue> Errors) : HisOutcome(Rejected, Errors)

@@ -6,10 +6,11 @@ namespace InteropHub.Adapters.His;
 /// </summary>
 /// <param name="NewbornRecordKeys">The record keys of newborns a birth certificate's correction gave a new key, by that new
 /// key (<see cref="ExtensionUrls.NewbornRecordKey"/>): their doses and parents are written by the record key.</param>
-/// <param name="PersonKey">The person key of the stored Patient the message's MRN names (<see cref="Identity.DoseIds.PersonKey"/>),
-/// for a message that gives none itself (no ID number, no newborn key): its doses get the id every source gives them.</param>
-/// <param name="DoseIds">Stored dose ids by the id the mapping gives the dose: a dose written under the patient's MRN key,
-/// before the hub knew a person key, keeps its id.</param>
+/// <param name="PersonKey">The person key of the stored Patient the message's MRN names (<see cref="Identity.DoseIds.PersonKey"/>:
+/// newborn record key or newborn key, else ID number): the message's doses are keyed by it, as the other sources key them,
+/// whatever key the message itself gives (an MRN alone, or an ID number for a child the hub knows by its newborn key).</param>
+/// <param name="DoseIds">Stored dose ids by the id the mapping gives the dose: a dose the hub holds under another key
+/// (the message's own, or the MRN key, written before the hub knew a person key) keeps its id.</param>
 public sealed record StoredKeys(IReadOnlyDictionary<string, string> NewbornRecordKeys, string? PersonKey, IReadOnlyDictionary<string, string> DoseIds)
 {
     public static readonly StoredKeys None = new(new Dictionary<string, string>(), null, new Dictionary<string, string>());

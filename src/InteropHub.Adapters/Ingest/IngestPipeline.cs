@@ -1116,16 +1116,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             return mapped;
         }
 
-        var patients = accepted.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().ToList();
-        var newbornKeys = patients.SelectMany(p => p.Identifier).Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList();
+        var newbornKeys = accepted.Transaction.Entry.Select(e => e.Resource).OfType<Patient>().SelectMany(p => p.Identifier)
+            .Where(i => i.System == Systems.NewbornKey).Select(i => i.Value).OfType<string>().ToList();
         var recordKeys = newbornKeys.Count == 0 ? [] : await NewbornRecordKeysAsync(newbornKeys, ct);
 
-        // A dose of a person the message names by MRN alone gets the person key of the stored Patient, as the other sources key it.
+        // The doses are keyed by the stored Patient's person key, as the other sources key them (the message may name the
+        // person by MRN alone, or by an ID number where the hub knows a child by its newborn key).
+        var asMapped = accepted;
         string? personKey = null;
-        var doses = accepted.Transaction.Entry.Any(e => e.Request?.Url?.StartsWith("Immunization/", StringComparison.Ordinal) == true);
-        if (doses && patients.Where(p => p.Identifier.Any(i => Systems.IsMrn(i.System))).ToList() is [var patient]
-            && !patient.Identifier.Any(i => i.System is Systems.ResidentId or Systems.NewbornKey)
-            && patient.Identifier.First(i => Systems.IsMrn(i.System)) is { System: { } system, Value: { } mrn })
+        if (accepted.DosePatient is { System: { } system, Value: { } mrn })
         {
             personKey = (await StoredByIdentifierAsync<Patient>(system, [mrn], p => p.Identifier, ct)).TryGetValue(mrn, out var stored)
                 ? PersonKey(stored.Resource)
@@ -1143,12 +1142,22 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             accepted = again;
         }
 
-        // A dose the hub holds under the MRN key, written before it knew the person key, keeps that id.
-        if (accepted.MrnDoseIds.Count > 0)
+        // A dose the hub holds under another id keeps it: the message's own key, or the MRN key it was written under
+        // before the hub knew a person key.
+        if (accepted.DoseIds.Count > 0 && accepted.DoseIds.Count == asMapped.DoseIds.Count)
         {
-            var held = (await store.ReadManyAsync("Immunization", [.. accepted.MrnDoseIds.SelectMany(d => new[] { d.Id, d.MrnId }).Distinct()], ct))
+            var candidates = accepted.DoseIds.Select((d, i) => new[] { d.Id, asMapped.DoseIds[i].Id, d.MrnId }.Distinct(StringComparer.Ordinal).ToList()).ToList();
+            var held = (await store.ReadManyAsync("Immunization", [.. candidates.SelectMany(c => c).Distinct(StringComparer.Ordinal)], ct))
                 .Where(r => !r.IsDeleted).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
-            var kept = accepted.MrnDoseIds.Where(d => !held.Contains(d.Id) && held.Contains(d.MrnId)).ToDictionary(d => d.Id, d => d.MrnId, StringComparer.Ordinal);
+            var kept = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var ids in candidates.Where(c => !held.Contains(c[0])))
+            {
+                if (ids.FirstOrDefault(held.Contains) is { } other)
+                {
+                    kept.TryAdd(ids[0], other);
+                }
+            }
+
             if (kept.Count > 0)
             {
                 mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, kept));
@@ -1191,7 +1200,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return new HisAccepted(accepted.Acknowledged, accepted.Transaction, accepted.Provenance,
             accepted.Preconditions.Where(p => p is not ShouldExist).ToList(), accepted.Merge, accepted.ContentHash, warnings)
         {
-            MrnDoseIds = accepted.MrnDoseIds,
+            DoseIds = accepted.DoseIds,
+            DosePatient = accepted.DosePatient,
         };
     }
 

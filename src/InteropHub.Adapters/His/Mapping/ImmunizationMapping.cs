@@ -81,15 +81,12 @@ internal static class ImmunizationMapping
             return;
         }
 
+        // The id every source gives the dose, by the person's key; unless the hub holds the dose under another key.
         var mrnId = ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
-        var id = mrnId;
-        if (patient.PersonKey is { } person)
-        {
-            // The id every source gives the dose; unless the hub holds it under the MRN key, written before it knew the person key.
-            id = DoseIds.For(person, vaccine.Code, given.Value.Date);
-            context.MrnDoseIds.Add((id, mrnId));
-            id = context.Stored.DoseIds.GetValueOrDefault(id, id);
-        }
+        var id = patient.DoseKey is { } person ? DoseIds.For(person, vaccine.Code, given.Value.Date) : mrnId;
+        context.DoseIds.Add((id, mrnId));
+        context.DosePatient ??= new Identifier(Systems.Mrn(patient.MrnInstitution), patient.Mrn);
+        id = context.Stored.DoseIds.GetValueOrDefault(id, id);
 
         if (string.Equals(rxa[21].Value, "D", StringComparison.OrdinalIgnoreCase))
         {

@@ -13,11 +13,13 @@ internal sealed record PatientInfo(Patient Resource, ResourceReference Reference
     /// <summary>
     /// The cross-source person key for dose and parent ids (<see cref="DoseIds"/>, <see cref="KinIds"/>), when the message
     /// gives one: a newborn's record key when a birth certificate's correction changed its key
-    /// (<see cref="ExtensionUrls.NewbornRecordKey"/>, <see cref="StoredKeys.NewbornRecordKeys"/>); else the stored
-    /// Patient's (<see cref="StoredKeys.PersonKey"/>).
+    /// (<see cref="ExtensionUrls.NewbornRecordKey"/>, <see cref="StoredKeys.NewbornRecordKeys"/>).
     /// </summary>
     public string? PersonKey => DoseIds.PersonKey(NewbornRecordKey ?? LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.NewbornKey)?.Value,
-        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value) ?? StoredPersonKey;
+        LinkingIdentifiers.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+
+    /// <summary>The key of the person's doses: the stored Patient's person key (<see cref="StoredKeys.PersonKey"/>), else the message's.</summary>
+    public string? DoseKey => StoredPersonKey ?? PersonKey;
 
     public string? NewbornRecordKey { get; init; }
 
