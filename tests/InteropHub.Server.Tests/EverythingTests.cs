@@ -211,9 +211,10 @@ public abstract class EverythingTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task Everything_with_count_zero_is_an_empty_page()
+    public async Task Everything_with_count_zero_is_an_empty_page_with_the_total_of_the_record()
     {
         var (patient, _) = await PatientWithRecordsAsync();
+        var whole = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_count=1000"));
 
         var response = await _client.GetAsync($"/fhir/Patient/{patient}/$everything?_count=0");
 
@@ -221,6 +222,8 @@ public abstract class EverythingTests(HubFactory hub)
         var bundle = await Fhir.Read<Bundle>(response);
         Assert.Empty(bundle.Entry);
         Assert.Null(bundle.NextLink);
+        Assert.True(whole.Entry.Count > 1);
+        Assert.Equal(whole.Entry.Count, bundle.Total);
     }
 
     [Theory]

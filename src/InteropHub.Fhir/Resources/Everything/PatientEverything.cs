@@ -46,7 +46,17 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);
         var resources = new List<StoredResource>();
         string? next = null;
-        // _count=0 asks for no resources (search.html#count): an empty page, without a next link.
+        long? total = null;
+        if (count == 0)
+        {
+            // _count=0 asks for the number only (search.html#count): an empty page, without a next link, with the total.
+            total = 0;
+            foreach (var part in parts)
+            {
+                total += await store.CountAsync(part, ct);
+            }
+        }
+
         for (; count > 0 && partIndex < parts.Count && next is null; partIndex++, afterRid = null)
         {
             var matches = await store.FindAsync(parts[partIndex], [], afterRid is { } rid ? new SearchCursor([], rid) : null, count - resources.Count + 1, ct);
@@ -71,7 +81,7 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         AddIf(applied, "end", request.End);
         var self = request.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, request.Cursor)];
         // A first page that holds the whole record states how many resources it has, as a search does.
-        return new SearchPage(resources, [], null, request.Cursor is null && next is null ? resources.Count : null, SearchCursorText.Query(self),
+        return new SearchPage(resources, [], null, total ?? (request.Cursor is null && next is null ? resources.Count : null), SearchCursorText.Query(self),
             next is null ? null : SearchCursorText.Query([.. applied, new(Paging.CursorParameter, next)]));
     }
 
