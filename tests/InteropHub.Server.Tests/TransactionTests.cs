@@ -548,6 +548,34 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_batch_reads_with_parameters_as_alone_and_HEAD_answers_without_the_body_and_lenient_applies_to_its_searches()
+    {
+        var number = NewNumber();
+        var patient = await CreateAsync(Fhir.Patient("Zhao", "Li", number));
+        await _client.PostAsync("/fhir/Observation", Fhir.Content(Observation($"Patient/{patient}")));
+        var bundle = NewBundle(BundleType.Batch,
+            Entry(HTTPVerb.GET, $"Patient/{patient}?_elements=gender"),
+            Entry(HTTPVerb.GET, $"Patient/{patient}/_history/1?_summary=true"),
+            Entry(HTTPVerb.GET, $"Patient/{patient}/*?_count=10"),
+            Entry(HTTPVerb.HEAD, "metadata"),
+            Entry(HTTPVerb.GET, "$export-status/nonsense"),
+            Entry(HTTPVerb.GET, $"Patient?bogus=1&identifier={IdSystem}|{number}"));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = Fhir.Content(bundle) };
+        request.Headers.Add("Prefer", "handling=lenient");
+
+        var batch = await Fhir.Read<Bundle>(await _client.SendAsync(request));
+
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "200 OK", "400 Bad Request", "200 OK"], batch.Entry.Select(e => e.Response!.Status));
+        var subset = Assert.IsType<Patient>(batch.Entry[0].Resource);
+        Assert.Empty(subset.Name);
+        Assert.Contains(subset.Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Contains(Assert.IsType<Patient>(batch.Entry[1].Resource).Meta!.Tag, t => t.Code == "SUBSETTED");
+        Assert.Contains(Assert.IsType<Bundle>(batch.Entry[2].Resource).Entry, e => e.Resource is Observation);
+        Assert.Null(batch.Entry[3].Resource);
+        Assert.Equal([patient], Assert.IsType<Bundle>(batch.Entry[5].Resource).Entry.Where(e => e.Resource is Patient).Select(e => e.Resource!.Id));
+    }
+
+    [Fact]
     public async Task Compartment_and_system_searches_run_as_entries_and_a_transaction_sees_its_own_writes_in_a_compartment()
     {
         var number = NewNumber();

@@ -12,12 +12,15 @@ namespace InteropHub.Fhir.Bundles;
 /// the entries need are read, before anything is written, with the session (which answers those searches and reads
 /// without a round trip) and the entries as they will be written (a copy of the request's, which it may change). The
 /// ingest checks and completes the stored Patients its messages update there.</param>
-/// <param name="Forward">For a batch: answers the entries that are operations or read the capability statement
-/// (<see cref="EntryPlan.IsOperation"/>), given with their url relative to the base and their index, which the server
-/// runs as requests of their own; without it they are refused.</param>
+/// <param name="Forward">For a batch: answers the entries the server runs as requests of their own (operations, the
+/// capability statement, reads with parameters: <see cref="EntryPlan.IsForwarded"/>), given with their url relative to
+/// the base and their index; without it they are refused.</param>
+/// <param name="Lenient">For a batch: its searches ignore the parameters they do not know, with a warning
+/// (<c>Prefer: handling=lenient</c>, search.html#errors).</param>
 public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null,
     Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, System.Threading.Tasks.Task>? AfterLocks = null,
-    Func<Bundle.EntryComponent, string, int, CancellationToken, System.Threading.Tasks.Task<EntryResponse>>? Forward = null);
+    Func<Bundle.EntryComponent, string, int, CancellationToken, System.Threading.Tasks.Task<EntryResponse>>? Forward = null,
+    bool Lenient = false);
 
 /// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
 public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);

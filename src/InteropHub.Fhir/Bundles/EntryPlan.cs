@@ -246,11 +246,12 @@ internal sealed class EntryPlan
     }
 
     /// <summary>
-    /// Whether an entry's request is an operation (a <c>$</c> segment) or the capability statement (<c>metadata</c>): what
-    /// the FHIR layer does not answer itself, and a batch passes to <see cref="BundleRequest.Forward"/> with its url
-    /// relative to the base. False for an entry without a usable url, which parsing then refuses by name.
+    /// Whether a batch passes an entry to <see cref="BundleRequest.Forward"/> (with its url relative to the base) rather
+    /// than answering it here: an operation (a <c>$</c> segment), the capability statement (<c>metadata</c>), and the
+    /// reads the request path has parameters for (<c>Patient/1?_elements=gender</c>, <c>Patient/1/*</c>). False for an
+    /// entry without a usable url, which parsing then refuses by name.
     /// </summary>
-    public static bool IsOperation(Bundle.EntryComponent entry, string baseUrl, out string url)
+    public static bool IsForwarded(Bundle.EntryComponent entry, string baseUrl, out string url)
     {
         try
         {
@@ -262,7 +263,16 @@ internal sealed class EntryPlan
             return false;
         }
 
-        return IsOperationPath(url.Split('?')[0]);
+        var question = url.IndexOf('?', StringComparison.Ordinal);
+        var path = question < 0 ? url : url[..question];
+        if (IsOperationPath(path))
+        {
+            return true;
+        }
+
+        var segments = path.Split('/');
+        return entry.Request!.Method is Bundle.HTTPVerb.GET or Bundle.HTTPVerb.HEAD
+            && (segments is [_, _, "*"] || (question >= 0 && segments is [_, _] or [_, _, "_history", _] && segments[1] != "_history"));
     }
 
     private static bool IsOperationPath(string path) => path == "metadata" || path.Split('/').Any(s => s.StartsWith('$'));

@@ -93,7 +93,7 @@ public sealed class ProcessBundle(
             var index = i;
             try
             {
-                if (request.Forward is { } forward && EntryPlan.IsOperation(entry, request.BaseUrl, out var url))
+                if (request.Forward is { } forward && EntryPlan.IsForwarded(entry, request.BaseUrl, out var url))
                 {
                     responses.Add(await forward(entry, url, index, ct));
                     continue;
@@ -102,7 +102,7 @@ public sealed class ProcessBundle(
                 var plan = await ParseAsync(entry, index, request.BaseUrl, ct);
                 if (!plan.IsWrite)
                 {
-                    responses.Add(await ReadAsync(plan, null, ct));
+                    responses.Add(await ReadAsync(plan, null, ct, request.Lenient));
                     continue;
                 }
 
@@ -491,7 +491,7 @@ public sealed class ProcessBundle(
         return await terminology.ExpandAsync(parser.ParseCriteria(reference.ResourceType, rewritten), ct);
     }
 
-    private async Task<EntryResponse> ReadAsync(EntryPlan plan, LockingSession? session, CancellationToken ct)
+    private async Task<EntryResponse> ReadAsync(EntryPlan plan, LockingSession? session, CancellationToken ct, bool lenient = false)
     {
         var type = plan.ResourceType;
         var withBody = plan.Method == Bundle.HTTPVerb.GET;
@@ -519,7 +519,7 @@ public sealed class ProcessBundle(
                     : new EntryResponse(200, version, WithBody: withBody, IsRead: true);
             case ReadKind.Search:
                 var page = session is null
-                    ? await search.HandleAsync(new SearchRequest(type.Length == 0 ? null : type, plan.Query, Compartment: plan.Compartment), ct)
+                    ? await search.HandleAsync(new SearchRequest(type.Length == 0 ? null : type, plan.Query, lenient, plan.Compartment), ct)
                     : await SearchAsync(plan, session, ct);
                 return new EntryResponse(200, Search: page, Url: plan.Url, WithBody: withBody, IsRead: true);
             default:

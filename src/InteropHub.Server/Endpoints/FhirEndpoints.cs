@@ -75,13 +75,17 @@ public static class FhirEndpoints
         }
     }
 
+    /// <summary>search.html#errors: <c>Prefer: handling=lenient</c> ignores what the server does not understand (and says so).</summary>
+    private static bool Lenient(HttpRequest request) =>
+        request.Headers["Prefer"].Any(p => p is not null && p.Contains("handling=lenient", StringComparison.Ordinal));
+
     private static async Task<IResult> BatchOrTransaction(HttpRequest request, FhirRequestReader reader, ProcessBundle handler,
         BatchOperations operations, FhirSerializers serializers, CancellationToken ct)
     {
         var bundle = await reader.ReadResourceAsync(request, ct) as Bundle
             ?? throw new InvalidInputException("POST [base] takes a Bundle of type batch or transaction.", "resourceType");
         var result = await handler.HandleAsync(new BundleRequest(bundle, FhirResults.BaseUrl(request),
-            Forward: (entry, url, index, token) => operations.RunAsync(request, entry, url, index, token)), ct);
+            Forward: (entry, url, index, token) => operations.RunAsync(request, entry, url, index, token), Lenient: Lenient(request)), ct);
         return FhirResults.Json(BundleWriter.Response(result, request, serializers));
     }
 
@@ -200,7 +204,7 @@ public static class FhirEndpoints
         HttpRequest request, SearchResources handler, CancellationToken ct)
     {
         // search.html#errors: Prefer: handling=lenient ignores what the server does not understand (and says so).
-        var lenient = request.Headers["Prefer"].Any(p => p is not null && p.Contains("handling=lenient", StringComparison.Ordinal));
+        var lenient = Lenient(request);
         var page = await handler.HandleAsync(new SearchRequest(type, query, lenient, compartment, FhirResults.BaseUrl(request)), ct);
         return FhirResults.Json(BundleWriter.SearchSet(page, request));
     }
