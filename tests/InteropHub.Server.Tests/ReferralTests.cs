@@ -163,6 +163,7 @@ public abstract class ReferralTests(HubFactory hub)
         var escaped = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", unfocused, Township);
         var second = await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township);
         var deleted = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Task/{task.Id}") { Headers = { { "X-Organization", Township } } });
+        var requestDeleted = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/{request}") { Headers = { { "X-Organization", Township } } });
         task.Status = FhirTask.TaskStatus.Accepted;
         var anonymous = await _client.PutAsync($"/fhir/Task/{task.Id}", Fhir.Content(task));
 
@@ -173,6 +174,9 @@ public abstract class ReferralTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.Conflict, second.StatusCode);
         Assert.StartsWith("[referral-one-task]", (await Fhir.Read<OperationOutcome>(second)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Conflict, deleted.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, requestDeleted.StatusCode);
+        Assert.StartsWith("[referral-delete]", (await Fhir.Read<OperationOutcome>(requestDeleted)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync($"/fhir/{request}")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
         Assert.Equal("W/\"1\"", (await _client.GetAsync($"/fhir/Task/{task.Id}")).Headers.ETag?.ToString());
     }

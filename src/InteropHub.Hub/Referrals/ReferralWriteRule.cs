@@ -203,7 +203,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
     }
 
-    /// <summary>A referral Task may only be cancelled by its requester, never deleted: its history is the referral's record.</summary>
+    /// <summary>
+    /// A referral Task may only be cancelled by its requester, never deleted: its history is the referral's record. Nor is
+    /// the ServiceRequest of a referral that has its Task: the Task would name a request that is gone.
+    /// </summary>
     public async System.Threading.Tasks.Task CheckDeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)
     {
         if (current.ResourceType == "Task" && current.Json.Length > 0 && serializers.ParseStored(current.Json) is FhirTask task
@@ -211,6 +214,15 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         {
             throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
                 $"[referral-delete] Task/{current.Id} is a referral's: it is not deleted; the referring organisation cancels it (status cancelled).", "Task");
+        }
+
+        if (current.ResourceType == "ServiceRequest" && current.Json.Length > 0 && serializers.ParseStored(current.Json) is ServiceRequest request
+            && IsReferral(request)
+            && await session.FindAsync("Task", SearchCriteria.ParseQueryString("Task", $"focus=ServiceRequest/{current.Id}"), 1, ct) is [var held, ..])
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"[referral-delete] ServiceRequest/{current.Id} is the request of the referral Task/{held.Id}: it is not deleted; the referring " +
+                "organisation cancels the Task, which revokes the request.", "ServiceRequest");
         }
     }
 
