@@ -57,6 +57,36 @@ public abstract class VersioningTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task If_None_Match_on_a_put_creates_only_or_refuses_the_version_it_names_with_412()
+    {
+        var id = $"inm-{Guid.NewGuid():N}";
+        Task<HttpResponseMessage> Put(string gender, string noneMatch) => _client.SendAsync(new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}")
+        {
+            Content = Fhir.Content(new Patient { Id = id, Gender = Enum.Parse<AdministrativeGender>(gender) }),
+            Headers = { { "If-None-Match", noneMatch } },
+        });
+
+        var created = await Put("Male", "*");
+        var again = await Put("Female", "*");
+        var current = await Put("Female", "W/\"1\"");
+        var other = await Put("Female", "W/\"7\"");
+        var inBatch = await Fhir.Read<Bundle>(await _client.PostAsync("/fhir", Fhir.Content(new Bundle
+        {
+            Type = Bundle.BundleType.Batch,
+            Entry = [new() { Resource = new Patient { Id = id, Gender = AdministrativeGender.Other },
+                Request = new() { Method = Bundle.HTTPVerb.PUT, Url = $"Patient/{id}", IfNoneMatch = "*" } }],
+        })));
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, again.StatusCode);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, current.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+        Assert.StartsWith("412", inBatch.Entry[0].Response!.Status);
+        var stored = await Fhir.Read<Patient>(await _client.GetAsync($"/fhir/Patient/{id}"));
+        Assert.Equal(("2", AdministrativeGender.Female), (stored.Meta!.VersionId, stored.Gender));
+    }
+
+    [Fact]
     public async Task An_If_Match_that_is_not_a_version_is_400()
     {
         var patient = await CreateAsync();

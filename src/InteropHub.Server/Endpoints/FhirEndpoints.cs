@@ -102,7 +102,7 @@ public static class FhirEndpoints
     {
         var resource = await reader.ReadResourceAsync(request, ct, type);
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
-        var update = new UpdateRequest(type, id, null, resource, Preconditions.IfMatch(request));
+        var update = new UpdateRequest(type, id, null, resource, Preconditions.IfMatch(request), Preconditions.IfNoneMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));
     }
 
@@ -111,7 +111,7 @@ public static class FhirEndpoints
         var criteria = await CriteriaAsync(type, request, ct);
         var resource = await reader.ReadResourceAsync(request, ct, type);
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
-        var update = new UpdateRequest(type, null, criteria, resource, Preconditions.IfMatch(request));
+        var update = new UpdateRequest(type, null, criteria, resource, Preconditions.IfMatch(request), Preconditions.IfNoneMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));
     }
 

@@ -156,6 +156,13 @@ public static class Preconditions
         return raw.Trim().Length == 0 ? null : ETags.ParseVersion(raw, "If-Match");
     }
 
+    /// <summary>For a write: the version in <c>If-None-Match</c> (<c>*</c>: any), or null when absent.</summary>
+    public static int? IfNoneMatch(HttpRequest request)
+    {
+        var raw = request.Headers.IfNoneMatch.ToString();
+        return raw.Trim().Length == 0 ? null : ETags.ParseVersion(raw, "If-None-Match");
+    }
+
     /// <summary>True when <c>If-None-Match</c> names the current version or <c>If-Modified-Since</c> is not before it (304).</summary>
     public static bool NotModified(HttpRequest request, Fhir.Storage.StoredResource current)
     {
