@@ -380,6 +380,27 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_search_by_post_takes_parameters_in_the_url_without_a_body_and_in_a_compartment()
+    {
+        var family = await CreatePatientAsync();
+        var patientId = await IdOfAsync(family);
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}"),
+        });
+
+        var byUrl = await _client.PostAsync($"/fhir/Patient/_search?family={Uri.EscapeDataString(family)}", null);
+        var inCompartment = await _client.PostAsync($"/fhir/Patient/{patientId}/Observation/_search", new FormUrlEncodedContent([new("code", "http://loinc.org|8480-6")]));
+        var everyType = await _client.PostAsync($"/fhir/Patient/{patientId}/_search", new FormUrlEncodedContent([new("_type", "Observation")]));
+        var withJson = await _client.PostAsync("/fhir/Patient/_search", Fhir.Content(new Parameters()));
+
+        Assert.Equal([patientId], (await Fhir.Read<Bundle>(byUrl)).Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([observation], (await Fhir.Read<Bundle>(inCompartment)).Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([observation], (await Fhir.Read<Bundle>(everyType)).Entry.Select(e => e.Resource!.Id));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, withJson.StatusCode);
+    }
+
+    [Fact]
     public async Task System_search_finds_resources_of_the_types_named()
     {
         var family = await CreatePatientAsync();

@@ -49,6 +49,9 @@ public static class FhirEndpoints
         type.MapGet("/{id}/_history", InstanceHistory);
         type.MapGet("/{id}/_history/{vid}", ReadVersion);
         type.MapGet("/{id}/{compartmentType}", CompartmentSearch);
+        type.MapPost("/{id}/_search", (string type, string id, HttpRequest request, SearchResources handler, CancellationToken ct) =>
+            CompartmentSearchByForm(type, id, "*", request, handler, ct));
+        type.MapPost("/{id}/{compartmentType}/_search", CompartmentSearchByForm);
         return app;
     }
 
@@ -188,16 +191,25 @@ public static class FhirEndpoints
 
     /// <summary><c>GET [base]/Patient/123/Encounter</c>, or <c>…/Patient/123/*</c> for every type in the compartment (narrowed by <c>_type</c>).</summary>
     private static Task<IResult> CompartmentSearch(string type, string id, string compartmentType, HttpRequest request, SearchResources handler,
-        CancellationToken ct)
+        CancellationToken ct) =>
+        InCompartment(type, id, compartmentType, QueryPairs(request.Query), request, handler, ct);
+
+    /// <summary><c>POST [base]/Patient/123/Encounter/_search</c>, or <c>POST [base]/Patient/123/_search</c> for every type (http.html#search).</summary>
+    private static async Task<IResult> CompartmentSearchByForm(string type, string id, string compartmentType, HttpRequest request, SearchResources handler,
+        CancellationToken ct) =>
+        await InCompartment(type, id, compartmentType, await FormPairsAsync(request, ct), request, handler, ct);
+
+    private static Task<IResult> InCompartment(string type, string id, string compartmentType, List<KeyValuePair<string, string>> query, HttpRequest request,
+        SearchResources handler, CancellationToken ct)
     {
         if (compartmentType == "*")
         {
             ResourceTypes.EnsureKnown(type);
-            return SearchAsync(null, new Fhir.Storage.ResourceKey(type, id), QueryPairs(request.Query), request, handler, ct);
+            return SearchAsync(null, new Fhir.Storage.ResourceKey(type, id), query, request, handler, ct);
         }
 
         ResourceTypes.EnsureKnown(compartmentType);
-        return SearchAsync(compartmentType, new Fhir.Storage.ResourceKey(type, id), QueryPairs(request.Query), request, handler, ct);
+        return SearchAsync(compartmentType, new Fhir.Storage.ResourceKey(type, id), query, request, handler, ct);
     }
 
     private static async Task<IResult> SearchAsync(string? type, Fhir.Storage.ResourceKey? compartment, List<KeyValuePair<string, string>> query,
@@ -216,7 +228,10 @@ public static class FhirEndpoints
     {
         if (!request.HasFormContentType)
         {
-            throw new Fhir.Errors.UnsupportedMediaTypeException("POST …/_search takes an application/x-www-form-urlencoded body.");
+            // Without a body, the parameters are the URL's alone.
+            return request.ContentLength is 0 || (request.ContentLength is null && string.IsNullOrEmpty(request.ContentType))
+                ? QueryPairs(request.Query)
+                : throw new Fhir.Errors.UnsupportedMediaTypeException("POST …/_search takes an application/x-www-form-urlencoded body.");
         }
 
         var form = await request.ReadFormAsync(ct);
