@@ -75,6 +75,7 @@ public abstract class FormatTests(HubFactory hub)
     public async Task Accept_may_name_the_fhir_version_and_only_r4_is_served(string accept, HttpStatusCode expected)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+
         request.Headers.TryAddWithoutValidation("Accept", accept);
 
         var response = await _client.SendAsync(request);
@@ -145,6 +146,8 @@ public abstract class FormatTests(HubFactory hub)
     [InlineData("_format=json", Fhir.JsonType)]
     [InlineData("_format=application/json", "application/json")]
     [InlineData("_format=application/xml", "application/xml")]
+    [InlineData("_format=application%2Ffhir%2Bjson%3BfhirVersion%3D4.0", Fhir.JsonType)]
+    [InlineData("_format=application/fhir%2Bxml;%20fhirVersion=4.0.1", Fhir.XmlType)]
     public async Task The_format_parameter_chooses_the_representation(string query, string mediaType)
     {
         var response = await _client.GetAsync($"/fhir/metadata?{query}");
@@ -163,6 +166,18 @@ public abstract class FormatTests(HubFactory hub)
         Assert.DoesNotContain("\n", compact);
         Assert.Contains("\n  \"resourceType\"", pretty);
         Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(compact), System.Text.Json.Nodes.JsonNode.Parse(pretty)));
+    }
+
+    [Fact]
+    public async Task The_format_parameter_may_name_the_fhir_version_and_text_wildcard_is_xml()
+    {
+        var other = await _client.GetAsync($"/fhir/metadata?_format={Uri.EscapeDataString("application/fhir+json;fhirVersion=3.0")}");
+        var text = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        text.Headers.TryAddWithoutValidation("Accept", "text/*");
+
+        Assert.Equal(HttpStatusCode.NotAcceptable, other.StatusCode);
+        Assert.Contains("fhirVersion=4.0", await other.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("text/xml", (await _client.SendAsync(text)).Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]

@@ -26,6 +26,15 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
         var format = request.Query["_format"].ToString().Replace(' ', '+');
         if (format.Length > 0)
         {
+            // A media type may carry parameters here as in Accept (application/fhir+json;fhirVersion=4.0).
+            if (MediaTypeHeaderValue.TryParse(format, out var named) && named.Parameters.Count > 0)
+            {
+                return IsR4(named)
+                    ? Match(named.MediaType.ToString(), pretty) ?? throw new NotAcceptableException(
+                        $"_format '{format}' is not supported; use json, xml, application/fhir+json or application/fhir+xml.")
+                    : throw new NotAcceptableException($"_format '{format}' asks for a FHIR version this server does not speak; it serves FHIR R4 (fhirVersion=4.0).");
+            }
+
             return Match(format, pretty) ?? throw new NotAcceptableException(
                 $"_format '{format}' is not supported; use json, xml, application/fhir+json or application/fhir+xml.");
         }
@@ -49,6 +58,11 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
             if (mediaType is "*/*" or "application/*")
             {
                 return AsTheBody(request, pretty);
+            }
+
+            if (mediaType == "text/*")
+            {
+                return new(FhirFormat.Xml, "text/xml", pretty);
             }
 
             if (Match(mediaType, pretty) is { } matched)
