@@ -704,6 +704,7 @@ public abstract class TransactionTests(HubFactory hub)
     [Theory]
     [InlineData("""{"resourceType":"Patient","active":true}""", "Bundle")]
     [InlineData("""{"resourceType":"Bundle","type":"collection"}""", "collection")]
+    [InlineData("""{"resourceType":"Bundle","type":"batch-response"}""", "not batch-response")]
     [InlineData("""{"resourceType":"Bundle"}""", "type")]
     [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true}}]}""", "no request")]
     [InlineData("""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"url":"Patient"}}]}""", "method")]

@@ -54,7 +54,7 @@ public sealed class ProcessBundle(
             throw new InvalidOperationException("BeforeCommit and AfterLocks run in a transaction's session; a batch has one session per entry."),
         Bundle.BundleType.Batch => new BundleResult(Bundle.BundleType.BatchResponse, await BatchAsync(request, ct)),
         var type => throw new InvalidInputException(
-            $"POST [base] takes a Bundle of type batch or transaction, not {type?.ToString().ToLowerInvariant() ?? "one without a type"}.", "Bundle.type"),
+            $"POST [base] takes a Bundle of type batch or transaction, not {(type is { } named ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(named) : "one without a type")}.", "Bundle.type"),
     };
 
     private Task<IReadOnlyList<EntryResponse>> TransactionAsync(BundleRequest request, CancellationToken ct)
