@@ -202,6 +202,10 @@ public abstract class ValidateTests(HubFactory hub)
         Assert.Contains("identifier", Assert.Single(claimed.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error).Details!.Text, StringComparison.Ordinal);
         Assert.DoesNotContain(conforming.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error);
         Assert.Contains("nobody-wrote-this", Assert.Single(unknown.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error).Details!.Text, StringComparison.Ordinal);
+        // What was checked names the profiles the hub knows, not the one it could not check against.
+        var checkedAgainst = Assert.Single(unknown.Issue, i => i.Diagnostics?.StartsWith("Checked against", StringComparison.Ordinal) == true).Diagnostics;
+        Assert.DoesNotContain("nobody-wrote-this", checkedAgainst, StringComparison.Ordinal);
+        Assert.Contains(url, Assert.Single(claimed.Issue, i => i.Diagnostics?.StartsWith("Checked against", StringComparison.Ordinal) == true).Diagnostics, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -49,6 +49,11 @@ public sealed class ProfileValidator(LocalTerminology stored)
         }, ct);
 #pragma warning restore ExperimentalApi
 
+    /// <summary>Whether a profile's definition is at hand: in the R4 package or stored in the hub.</summary>
+    public async Task<bool> KnowsAsync(string profile, CancellationToken ct) =>
+        (await ((CachedResolver)_package.Value.Definitions).TryResolveByCanonicalUriAsync(profile)).Value is not null
+        || await new StoredDefinitions(stored, ct).ResolveByCanonicalUriAsync(profile) is StructureDefinition;
+
     /// <summary>The hub's stored conformance resources by canonical URL (<c>url|version</c> for a version).</summary>
     private sealed class StoredDefinitions(LocalTerminology stored, CancellationToken ct) : IAsyncResourceResolver
     {

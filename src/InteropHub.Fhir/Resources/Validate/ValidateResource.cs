@@ -45,8 +45,17 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer,
         }
 
         var conformance = await profiles.ValidateAsync(resource, request.Profile, ct);
-        var checkedAgainst = $"Checked against the FHIR R4 definition of {resource.TypeName}"
-            + string.Concat((resource.Meta?.Profile ?? []).Append(request.Profile).OfType<string>().Distinct().Select(p => $", {p}")) + ".";
+        var known = new List<string>();
+        foreach (var profile in (resource.Meta?.Profile ?? []).Append(request.Profile).OfType<string>().Distinct())
+        {
+            if (await profiles.KnowsAsync(profile, ct))
+            {
+                known.Add(profile);
+            }
+        }
+
+        // A profile the hub does not know is the validator's error (operation-resource-validate: it SHALL be one), not said to be checked.
+        var checkedAgainst = $"Checked against the FHIR R4 definition of {resource.TypeName}" + string.Concat(known.Select(p => $", {p}")) + ".";
         if (conformance.Issue.Count == 0)
         {
             rules.Issue.Add(Valid(checkedAgainst).Issue[0]);
