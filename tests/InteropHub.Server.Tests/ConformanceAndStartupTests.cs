@@ -35,6 +35,29 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Metadata_in_terminology_mode_lists_the_stored_code_systems_and_an_unknown_mode_is_400()
+    {
+        var client = hub.CreateClient();
+        var url = $"https://county.example/fhir/CodeSystem/{Guid.NewGuid():N}";
+        var created = await client.PostAsync("/fhir/CodeSystem", Fhir.Content(new CodeSystem
+        {
+            Url = url, Version = "2025", Status = PublicationStatus.Active, Content = CodeSystemContentMode.Complete,
+            Concept = [new CodeSystem.ConceptDefinitionComponent { Code = "a", Display = "A" }],
+        }));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var terminology = await Fhir.Read<TerminologyCapabilities>(await client.GetAsync("/fhir/metadata?mode=terminology"));
+        var full = await Fhir.Read<CapabilityStatement>(await client.GetAsync("/fhir/metadata?mode=full"));
+        var unknown = await client.GetAsync("/fhir/metadata?mode=everything");
+
+        Assert.Equal(CapabilityStatementKind.Instance, terminology.Kind);
+        Assert.Equal(["2025"], terminology.CodeSystem.Single(c => c.Uri == url).Version.Select(v => v.Code));
+        Assert.True(terminology.Translation!.NeedsMap);
+        Assert.Equal(FHIRVersion.N4_0_1, full.FhirVersion);
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task Data_survives_a_restart_on_the_same_database()
     {
         var created = await Fhir.Read<Patient>(await hub.CreateClient().PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("周", "淑芬"))));

@@ -22,7 +22,7 @@ public static class FhirEndpoints
     public static IEndpointRouteBuilder MapFhirEndpoints(this IEndpointRouteBuilder app)
     {
         var fhir = app.MapGroup("/fhir");
-        fhir.MapGet("/metadata", (CapabilityStatementDocument capabilities) => FhirResults.Json(capabilities.Json));
+        fhir.MapGet("/metadata", Metadata);
         fhir.MapGet("/_history", SystemHistory);
         fhir.MapGet("/", SystemSearch);
         fhir.MapPost("/_search", SystemSearchByForm);
@@ -77,6 +77,18 @@ public static class FhirEndpoints
             }
         }
     }
+
+    /// <summary>
+    /// The CapabilityStatement, or with <c>mode=terminology</c> the TerminologyCapabilities (capabilitystatement.html#mode);
+    /// <c>normative</c> is answered with the whole statement, which holds its normative parts.
+    /// </summary>
+    private static async Task<IResult> Metadata(HttpRequest request, CapabilityStatementDocument capabilities, TerminologyCapabilitiesDocument terminology,
+        CancellationToken ct) => request.Query["mode"].ToString() switch
+    {
+        "" or "full" or "normative" => FhirResults.Json(capabilities.Json),
+        "terminology" => FhirResults.Json(await terminology.JsonAsync(ct)),
+        var other => throw new InvalidInputException($"metadata mode '{other}' is not one of full, normative, terminology.", "mode"),
+    };
 
     /// <summary>search.html#errors: <c>Prefer: handling=lenient</c> ignores what the server does not understand (and says so).</summary>
     private static bool Lenient(HttpRequest request) =>
