@@ -1824,6 +1824,48 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_content_change_once_the_patient_arrived_and_a_rejection_without_its_reason_are_refused_and_change_nothing()
+    {
+        await SeedOrganizationsAsync();
+        // The sample referral under a number of its own: the class's other tests use the sample's.
+        async Task<string> SendAsync(string sample)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+                .Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-8127", StringComparison.Ordinal)
+                .Replace("|QX2110026-20250506-", "|QX2110026-20250506-8127", StringComparison.Ordinal)
+                .Replace("|QX2100012-2025050", "|QX2100012-8127-2025050", StringComparison.Ordinal)
+                .Replace("ZY2025001873", "ZY2025812701", StringComparison.Ordinal);
+            var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(text));
+            return ack;
+        }
+
+        Assert.Equal("AA", Msa(await SendAsync("17_REF_I12_baisha_lidefu_up.hl7")));
+        Assert.Equal("AA", Msa(await SendAsync("18_REF_I13_county_lidefu_accepted.hl7")));
+        Assert.Equal("AA", Msa(await SendAsync("20_REF_I13_county_lidefu_arrived.hl7")));
+
+        // his-hl7v2.md §6: an I13 P changes content only while the referral is requested, received or accepted; an I12
+        // for a stored referral is an I13 P.
+        var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7")))
+            .Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-8127", StringComparison.Ordinal)
+            .Replace("QX2110026-20250506-000418", "QX2110026-20250506-812799", StringComparison.Ordinal);
+        var (_, amended) = await PostHl7Async(Encoding.UTF8.GetBytes(text));
+
+        Assert.Contains("INVALID_TRANSITION", amended, StringComparison.Ordinal);
+        var task = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>("Task?identifier=ZZ-QX2110026-20250506-8127"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.InProgress, task.Status);
+        Assert.Equal(RequestStatus.Active, Assert.Single(await SearchAsync<ServiceRequest>("ServiceRequest?identifier=ZZ-QX2110026-20250506-8127")).Status);
+
+        // A rejection names its reason in an NTE with NTE-4 RJ; without it the message lacks a required field.
+        var rejection = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "18_REF_I13_county_lidefu_accepted.hl7")))
+            .Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-8137", StringComparison.Ordinal)
+            .Replace("QX2100012-20250506-000702", "QX2100012-20250506-813702", StringComparison.Ordinal)
+            .Replace("RF1|A^同意接收^QXREF", "RF1|R^拒绝^QXREF", StringComparison.Ordinal);
+        var (_, refused) = await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', rejection.Split('\r', '\n').Where(l => !l.StartsWith("NTE|", StringComparison.Ordinal)))));
+        Assert.Contains("MISSING_REQUIRED", refused, StringComparison.Ordinal);
+        Assert.Contains("NTE", refused, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_amended_I12_replaces_the_clinical_summary_and_a_remark_adds_to_it()
     {
         await SeedOrganizationsAsync();

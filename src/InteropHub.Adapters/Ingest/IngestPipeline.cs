@@ -1246,7 +1246,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        if (transition.KeepsStatus || (transition.MayBeAbsent && status == transition.To))
+        // An I13 P (or an I12 resent for a stored referral) changes content, not the state, and only while the referral is
+        // still to be received or carried out (his-hl7v2.md §6): requested, received or accepted.
+        var keeps = transition.KeepsStatus ? transition.AllowedFrom.Contains(status, StringComparer.Ordinal) : transition.MayBeAbsent && status == transition.To;
+        if (transition.KeepsStatus && !keeps)
+        {
+            return new HisIssue(RejectionReason.InvalidTransition, transition.Location, $"{transition.Detail} (当前状态 {status})", IssueSeverity.Error);
+        }
+
+        if (keeps)
         {
             foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
             {

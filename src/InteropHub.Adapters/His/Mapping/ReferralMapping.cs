@@ -110,6 +110,12 @@ internal static class ReferralMapping
         var id = ResourceIds.From(key);
         var requestReference = new ResourceReference($"ServiceRequest/{id}");
         var notes = Notes(context, out var rejection);
+        if (statusCode == "R" && rejection is null)
+        {
+            // §6: the reason of a rejection is in an NTE with NTE-4 RJ (the hub's Task needs it as statusReason).
+            context.Error(RejectionReason.MissingRequired, new Hl7Location("NTE", 1, 3), "拒绝转诊 (RF1-1 R) 须在 NTE-3 说明拒绝原因，NTE-4 = RJ");
+            return;
+        }
 
         var writesRequest = trigger is "I12" or "I14" || statusCode == "P";
         if (writesRequest)
