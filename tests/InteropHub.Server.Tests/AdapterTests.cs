@@ -1647,6 +1647,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_hospitals_deletion_of_a_dose_the_township_reports_too_takes_back_only_the_hospitals_report()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_071;
+        var batch = Rewrite(LegacyData.TownshipBatch(first: N, residents: 1), "immunizations.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("vaccine_code", "1301"), ("dose_no", "1"), ("vacc_date", "2024-11-06")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+        Assert.Equal("AA", Msa((await PostHl7Async(HisDose(N, $"DOSE-DEL-{N}", "20241106"))).Ack));
+        var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(N)}"));
+        var reported = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
+        Assert.Contains(reported.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+
+        // The hospital deletes its report of the dose (RXA-21 D).
+        var deletion = Encoding.UTF8.GetString(HisDose(N, $"DOSE-DEL-{N}-D", "20241106")).Replace("|CP|A\r", "|CP|D\r", StringComparison.Ordinal);
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(deletion));
+
+        Assert.True(Msa(ack) == "AA", ack);
+        Assert.Contains("ERR|", ack, StringComparison.Ordinal);
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
+        Assert.Equal(reported.Id, dose.Id);
+        Assert.DoesNotContain(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
+    }
+
+    [Fact]
     public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
     {
         await SeedOrganizationsAsync();

@@ -11,7 +11,10 @@ namespace InteropHub.Adapters.His;
 /// whatever key the message itself gives (an MRN alone, or an ID number for a child the hub knows by its newborn key).</param>
 /// <param name="DoseIds">Stored dose ids by the id the mapping gives the dose: a dose the hub holds under another key
 /// (the message's own, or the MRN key, written before the hub knew a person key) keeps its id.</param>
-public sealed record StoredKeys(IReadOnlyDictionary<string, string> NewbornRecordKeys, string? PersonKey, IReadOnlyDictionary<string, string> DoseIds)
+/// <param name="SharedDoses">The doses the message deletes (RXA-21 D) that other sources report too, by id: whether the
+/// sending hospital's own identifier is on it. The hospital takes back its report only; the dose stays.</param>
+public sealed record StoredKeys(IReadOnlyDictionary<string, string> NewbornRecordKeys, string? PersonKey, IReadOnlyDictionary<string, string> DoseIds,
+    IReadOnlyDictionary<string, bool>? SharedDoses = null)
 {
     public static readonly StoredKeys None = new(new Dictionary<string, string>(), null, new Dictionary<string, string>());
 }

@@ -1105,6 +1105,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>
+    /// Whether a stored dose is reported by a source other than the hospital whose vaccination identifiers are
+    /// <paramref name="own"/>: the township (its <c>vacc_id</c>), another hospital, or the birth certificate.
+    /// </summary>
+    private static bool ReportedByOthers(Immunization dose, string own) =>
+        dose.Identifier.Any(i => i.System is { } system && system != own && system != Systems.VaccineTraceCode
+            && (system == TownshipMapper.VaccinationSystem || system.StartsWith(Systems.Vaccination(""), StringComparison.Ordinal)))
+        || dose.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
+
+    /// <summary>
     /// The message mapped again with what the hub holds that decides its records' ids (<see cref="StoredKeys"/>), read
     /// under its person locks; the mapping as it is when that changes nothing. Only messages with a newborn key or with
     /// doses read the store.
@@ -1147,20 +1156,33 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         if (accepted.DoseIds.Count > 0 && accepted.DoseIds.Count == asMapped.DoseIds.Count)
         {
             var candidates = accepted.DoseIds.Select((d, i) => new[] { d.Id, asMapped.DoseIds[i].Id, d.MrnId }.Distinct(StringComparer.Ordinal).ToList()).ToList();
-            var held = (await store.ReadManyAsync("Immunization", [.. candidates.SelectMany(c => c).Distinct(StringComparer.Ordinal)], ct))
-                .Where(r => !r.IsDeleted).Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+            var doses = (await store.ReadManyAsync("Immunization", [.. candidates.SelectMany(c => c).Distinct(StringComparer.Ordinal)], ct))
+                .Where(r => !r.IsDeleted).ToDictionary(r => r.Id, StringComparer.Ordinal);
             var kept = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var ids in candidates.Where(c => !held.Contains(c[0])))
+            foreach (var ids in candidates.Where(c => !doses.ContainsKey(c[0])))
             {
-                if (ids.FirstOrDefault(held.Contains) is { } other)
+                if (ids.FirstOrDefault(doses.ContainsKey) is { } other)
                 {
                     kept.TryAdd(ids[0], other);
                 }
             }
 
-            if (kept.Count > 0)
+            // A deletion (RXA-21 D) of a dose that other sources report too takes back the hospital's report only.
+            var shared = new Dictionary<string, bool>(StringComparer.Ordinal);
+            var own = Systems.Vaccination(accepted.Acknowledged.SendingFacility);
+            foreach (var id in accepted.Transaction.Entry.Select(e => e.Request).OfType<Bundle.RequestComponent>()
+                .Where(r => r.Method == Bundle.HTTPVerb.DELETE).Select(r => r.Url).OfType<string>()
+                .Where(url => url.StartsWith("Immunization/", StringComparison.Ordinal)).Select(url => url["Immunization/".Length..]).Select(id => kept.GetValueOrDefault(id, id)))
             {
-                mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, kept));
+                if (doses.TryGetValue(id, out var stored) && serializers.ParseStored(stored.Json) is Immunization dose && ReportedByOthers(dose, own))
+                {
+                    shared[id] = dose.Identifier.Any(i => i.System == own);
+                }
+            }
+
+            if (kept.Count > 0 || shared.Count > 0)
+            {
+                mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, kept, shared));
             }
         }
 

@@ -93,6 +93,20 @@ internal static class ImmunizationMapping
             // D matches an earlier dose (§4 RXA-21); one the hub never received is named as such, not as a store error.
             context.Preconditions.Add(new MustExist($"Immunization?_id={id}", rxa.Location(21),
                 $"RXA-21 删除的接种记录不存在 (疫苗 {vaccine.Code}，{given.Value.ToFhirDate()})"));
+            if (context.Stored.SharedDoses?.TryGetValue(id, out var holdsOwn) == true)
+            {
+                // One Immunization per (person, vaccine, date) whoever reports it: the township's or the certificate's
+                // report of the dose stays; the hospital takes back its own.
+                context.Warnings.Add(HisIssue.Warning(rxa.Location(21),
+                    $"RXA-21 删除的接种记录 (疫苗 {vaccine.Code}，{given.Value.ToFhirDate()}) 也由其他来源上报，仅撤回本院的记录"));
+                if (holdsOwn)
+                {
+                    context.Builder.Patch("Immunization", id, FhirValues.FhirPathPatch($"Immunization.identifier.where(system = '{Systems.Vaccination(context.Institution)}')"));
+                }
+
+                return;
+            }
+
             context.Builder.Delete("Immunization", id);
             return;
         }
