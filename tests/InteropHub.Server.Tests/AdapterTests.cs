@@ -1672,6 +1672,26 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_health_card_a_later_township_row_corrects_no_longer_identifies_the_resident()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_081;
+        var (wrong, right) = ("H3699219990873081", "H3699219990873082");
+        static byte[] Batch(int sequence, string card, string updatedAt) =>
+            Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: sequence), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+                "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("health_card_no", card), ("updated_at", updatedAt)));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(Batch(1, wrong, "2025-05-01 08:00:00"))).StatusCode);
+        Assert.Single(await SearchAsync<Patient>($"Patient?identifier={wrong}"));
+
+        // township-export.md §2: the row's next version replaces it whole; its corrected card is the resident's.
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(Batch(2, right, "2025-06-01 08:00:00"))).StatusCode);
+
+        var resident = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={right}"));
+        Assert.DoesNotContain(resident.Identifier, i => i.Value == wrong);
+        Assert.Empty(await SearchAsync<Patient>($"Patient?identifier={wrong}"));
+    }
+
+    [Fact]
     public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
     {
         await SeedOrganizationsAsync();

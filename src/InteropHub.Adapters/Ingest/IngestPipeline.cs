@@ -969,6 +969,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             if (earlier is not null)
             {
                 cleared[patient].UnionWith(earlier.LeftEmptyBy(now!));
+
+                // A health card the row's earlier version gave and this one does not (corrected, or dropped) no longer
+                // identifies the person: kept, it would join whoever holds it now (README "Linking persons").
+                if (earlier.HealthCard is { } card && now!.HealthCard != card)
+                {
+                    cleared[patient].Add(BirthCertificateMapper.ClearedIdentifier(Systems.HealthCard, card));
+                }
             }
 
             // A person has one resident ID number. A different one corrects the stored number when it comes from whoever

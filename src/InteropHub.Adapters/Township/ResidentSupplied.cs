@@ -5,12 +5,12 @@ namespace InteropHub.Adapters.Township;
 
 /// <summary>
 /// Which of the Patient elements that a resident row maps from an optional column the row filled, and its mobile
-/// number (§3.1). Kept with the row's <c>updated_at</c> in the hub's state, so that the row's next version, which
+/// number, ID number and health card (§3.1). Kept with the row's <c>updated_at</c> in the hub's state, so that the row's next version, which
 /// replaces it whole (§2 "Update"), removes what this one said and the next one leaves empty, and nothing that
 /// another source (the HIS) said of the person.
 /// </summary>
 public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Ethnicity, bool PaymentMethod, bool MultipleBirth, string? Mobile,
-    string? IdNumber = null)
+    string? IdNumber = null, string? HealthCard = null)
 {
     private const string Prefix = "R:";
 
@@ -21,13 +21,14 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         patient.Extension.Any(e => e.Url == ExtensionUrls.PaymentMethod),
         patient.MultipleBirth is not null,
         patient.Telecom.FirstOrDefault(IsMobile)?.Value,
-        patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value);
+        patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value,
+        patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value);
 
     /// <summary>
     /// For a row applied before the hub kept what rows filled: assumed to have filled every element the stored Patient
-    /// has (a version the township wrote last), and no ID number, which is never taken away on a guess.
+    /// has (a version the township wrote last), and no ID number or health card, which are never taken away on a guess.
     /// </summary>
-    public static ResidentSupplied Assumed(Patient stored) => Of(stored) with { IdNumber = null };
+    public static ResidentSupplied Assumed(Patient stored) => Of(stored) with { IdNumber = null, HealthCard = null };
 
     /// <summary>Marks a resident row whose earlier version was applied before the hub kept what rows filled.</summary>
     public static readonly ResidentSupplied Unrecorded = new(false, false, false, false, false, null);
@@ -64,10 +65,10 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         }
     }
 
-    /// <summary>"R:", a letter per element filled (D, M, E, P, B), "|" the mobile number, "|" the ID number.</summary>
+    /// <summary>"R:", a letter per element filled (D, M, E, P, B), "|" the mobile number, "|" the ID number, "|" the health card.</summary>
     public override string ToString() =>
         Prefix + (Deceased ? "D" : "") + (MaritalStatus ? "M" : "") + (Ethnicity ? "E" : "") + (PaymentMethod ? "P" : "") + (MultipleBirth ? "B" : "")
-        + "|" + Mobile + "|" + IdNumber;
+        + "|" + Mobile + "|" + IdNumber + "|" + HealthCard;
 
     public static ResidentSupplied? Parse(string? text)
     {
@@ -81,6 +82,6 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         string? Part(int i) => parts.Length > i && parts[i].Length > 0 ? parts[i] : null;
         return new ResidentSupplied(letters.Contains('D', StringComparison.Ordinal), letters.Contains('M', StringComparison.Ordinal),
             letters.Contains('E', StringComparison.Ordinal), letters.Contains('P', StringComparison.Ordinal), letters.Contains('B', StringComparison.Ordinal),
-            Part(1), Part(2));
+            Part(1), Part(2), Part(3));
     }
 }
