@@ -3,7 +3,6 @@ using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Server.Security;
-using Microsoft.AspNetCore.WebUtilities;
 
 namespace InteropHub.Server.Endpoints;
 
