@@ -597,7 +597,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var stored = await GetJsonAsync(response.Headers.Location!.ToString());
         var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
-        Assert.Equal("immunizations.csv:50", error.GetProperty("location")[0].GetString());
+        Assert.Equal("immunizations.csv:50:record_no", error.GetProperty("location")[0].GetString());
         Assert.Equal("UNKNOWN_REFERENCE", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
         Assert.Contains("299 of 300 rows applied", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         // A row the hub refuses is the row's fault, not the hub's: the batch is processed, not a dead letter.
@@ -1286,6 +1286,28 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-06"));
         Assert.DoesNotContain(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
         Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+    }
+
+    [Fact]
+    public async Task A_township_row_naming_a_resident_deleted_in_an_earlier_batch_is_refused_naming_its_record_no()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_091;
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var recordNo = (await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(N)}")).Single().Identifier
+            .Single(i => i.System == "urn:oid:2.16.156.10011.1.2").Value!;
+        var removal = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "residents.csv", lines => lines[1] = DeletedRow(lines[0], "record_no", recordNo, "2025-06-01 08:00:00"));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(removal)).StatusCode);
+
+        var later = LaterDoseBatch(N, ("vacc_id", "JZ-QX2110026-GONE00001"), ("updated_at", "2025-06-02 08:00:00"));
+        var response = await PostTownshipAsync(Rewrite(later, "immunizations.csv", _ => { }, batchId: "QX2110026-GEN-000873091-003"));
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var refused = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
+        Assert.Contains($"record_no {recordNo}", refused.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Bundle.entry", refused.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.EndsWith(":record_no", refused.GetProperty("location").EnumerateArray().Single().GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1564,9 +1564,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
             {
                 // The hub refused the row (a resident it does not know, one that several records match): the row is
-                // rejected alone and the rest of the batch stands (township-export.md §2).
+                // rejected alone and the rest of the batch stands (township-export.md §2). A resident it does not know
+                // is named by the row's record_no, as the reader names one deleted earlier in the same batch.
+                var unknownResident = Refusal(e) == RejectionReason.UnknownReference && row.Row.ReferencedResidents is [var recordNo]
+                    && Describe(e).Contains("Patient?", StringComparison.Ordinal) ? recordNo : null;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(),
-                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: {Describe(e)}", Where(row.Row.File, row.Row.Row, null)));
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: " + (unknownResident is null ? Describe(e)
+                        : $"record_no {unknownResident} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）"),
+                    Where(row.Row.File, row.Row.Row, unknownResident is null ? null : "record_no")));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
