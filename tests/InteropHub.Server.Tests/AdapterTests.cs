@@ -1714,6 +1714,28 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_new_health_card_from_the_hospital_that_registered_the_person_replaces_the_old_one()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 873_111;
+        var (old, reissued) = ("H3699219990873111", "H3699219990873112");
+        byte[] Registration(string trigger, string control, string card) => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250501120000||ADT^{trigger}^ADT_A05|{control}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"EVN|{trigger}|20250501120000\r"
+            + $"PID|1||{N:D10}^^^QX2100012^MR~{card}^^^&2.16.156.10011.1.19&ISO^HC||居民{N}||19800101|M\r"
+            + "PV1|1|N\r");
+        Assert.Equal("AA", Msa((await PostHl7Async(Registration("A28", $"HC-{N}-1", old))).Ack));
+
+        // The card was reissued (his-hl7v2.md §4 PID-3): the hospital updates the person with the new one.
+        Assert.Equal("AA", Msa((await PostHl7Async(Registration("A31", $"HC-{N}-2", reissued))).Ack));
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10}"));
+        Assert.Contains(person.Identifier, i => i.Value == reissued);
+        Assert.DoesNotContain(person.Identifier, i => i.Value == old);
+        Assert.Empty(await SearchAsync<Patient>($"Patient?identifier={old}"));
+    }
+
+    [Fact]
     public async Task Messages_sharing_a_transaction_each_carry_their_own_ID_number_warning()
     {
         await SeedOrganizationsAsync();

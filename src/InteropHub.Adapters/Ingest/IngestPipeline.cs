@@ -978,6 +978,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 }
             }
 
+            // A person has one resident health card: a message of the hospital that knows the person by its MRN, maintaining
+            // the person with another card, replaces the stored one, as it would the ID number (below). Kept, the old card
+            // would join whoever holds it now.
+            if (patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value is { } newCard
+                && patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value)))
+            {
+                cleared[patient].UnionWith(current.Identifier.Where(i => i.System == Systems.HealthCard && i.Value is not null && i.Value != newCard)
+                    .Select(i => BirthCertificateMapper.ClearedIdentifier(Systems.HealthCard, i.Value!)));
+            }
+
             // A person has one resident ID number. A different one corrects the stored number when it comes from whoever
             // registered it: the hospital that knows the person by the message's MRN, or, for a person no hospital knows,
             // the township row whose earlier version gave it. From anyone else both stay (the sender's mistake shows),
