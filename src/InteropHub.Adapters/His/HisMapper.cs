@@ -205,7 +205,7 @@ public static class HisMapper
         return new HisAccepted(message, context.Builder.Bundle, provenance, context.Preconditions, context.Merge, ContentHash(message),
             context.Warnings.Distinct().ToList())
         {
-            DoseIds = context.DoseIds,
+            Doses = context.Doses,
             DosePatient = context.DosePatient,
         };
     }

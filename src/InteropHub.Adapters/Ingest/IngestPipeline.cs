@@ -978,11 +978,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 }
             }
 
-            // A person has one resident health card: a message of the hospital that knows the person by its MRN, maintaining
-            // the person with another card, replaces the stored one, as it would the ID number (below). Kept, the old card
-            // would join whoever holds it now.
-            if (patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value is { } newCard
-                && patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value)))
+            // The hospital that knows the person by the message's MRN: the source that registered its identifiers.
+            var sameHospital = patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
+
+            // A person has one resident health card: a message of that hospital, maintaining the person with another card,
+            // replaces the stored one, as it would the ID number (below). Kept, the old card would join whoever holds it now.
+            if (sameHospital && patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value is { } newCard)
             {
                 cleared[patient].UnionWith(current.Identifier.Where(i => i.System == Systems.HealthCard && i.Value is not null && i.Value != newCard)
                     .Select(i => BirthCertificateMapper.ClearedIdentifier(Systems.HealthCard, i.Value!)));
@@ -995,7 +996,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             // whoever else has it (rule 1).
             if (patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value is { } idNumber)
             {
-                var sameHospital = patient.Identifier.Any(i => Systems.IsMrn(i.System) && current.Identifier.Any(c => c.System == i.System && c.Value == i.Value));
                 var townshipOnly = !current.Identifier.Any(i => Systems.IsMrn(i.System));
                 foreach (var other in current.Identifier.Where(i => i.System == Systems.ResidentId && i.Value is not null && i.Value != idNumber))
                 {
@@ -1170,9 +1170,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         // A dose the hub holds under another id keeps it: the message's own key, or the MRN key it was written under
         // before the hub knew a person key.
-        if (accepted.DoseIds.Count > 0 && accepted.DoseIds.Count == asMapped.DoseIds.Count)
+        if (accepted.Doses.Count > 0 && accepted.Doses.Count == asMapped.Doses.Count)
         {
-            var candidates = accepted.DoseIds.Select((d, i) => new[] { d.Id, asMapped.DoseIds[i].Id, d.MrnId }.Distinct(StringComparer.Ordinal).ToList()).ToList();
+            var candidates = accepted.Doses.Select((d, i) => new[] { d.Id, asMapped.Doses[i].Id, d.MrnId }.Distinct(StringComparer.Ordinal).ToList()).ToList();
             var doses = (await store.ReadManyAsync("Immunization", [.. candidates.SelectMany(c => c).Distinct(StringComparer.Ordinal)], ct))
                 .Where(r => !r.IsDeleted).ToDictionary(r => r.Id, StringComparer.Ordinal);
             var kept = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -1239,7 +1239,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         return new HisAccepted(accepted.Acknowledged, accepted.Transaction, accepted.Provenance,
             accepted.Preconditions.Where(p => p is not ShouldExist).ToList(), accepted.Merge, accepted.ContentHash, warnings)
         {
-            DoseIds = accepted.DoseIds,
+            Doses = accepted.Doses,
             DosePatient = accepted.DosePatient,
         };
     }

@@ -65,6 +65,9 @@ internal sealed class EntryPlan
 
     public string? IfNoneMatch { get; private init; }
 
+    /// <summary>For a PUT: the version <see cref="IfNoneMatch"/> names (<see cref="ETags.AnyVersion"/> for <c>*</c>), which must not be current.</summary>
+    public int? IfNoneMatchVersion { get; private init; }
+
     public DateTimeOffset? IfModifiedSince { get; private init; }
 
     public ReadKind Read { get; }
@@ -182,6 +185,9 @@ internal sealed class EntryPlan
             BaseUrl = baseUrl,
             IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersion(request.IfMatch, $"{where}.request.ifMatch"),
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
+            IfNoneMatchVersion = method == Bundle.HTTPVerb.PUT && !string.IsNullOrEmpty(request.IfNoneMatch)
+                ? ETags.ParseVersion(request.IfNoneMatch, $"{where}.request.ifNoneMatch")
+                : null,
             IfModifiedSince = request.IfModifiedSince,
             IfNoneExist = ifNoneExist is null ? null : parser.ParseCriteria(target.ResourceType, ifNoneExist),
             Resource = method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT ? Body(resource, target.ResourceType, where)

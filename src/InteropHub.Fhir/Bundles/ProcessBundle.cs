@@ -660,8 +660,7 @@ public sealed class ProcessBundle(
 
     private static CreateRequest CreateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Resource!, plan.IfNoneExist);
 
-    private static UpdateRequest UpdateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Id, plan.Criteria, plan.Resource!, plan.IfMatch,
-        plan.IfNoneMatch is { } noneMatch ? ETags.ParseVersion(noneMatch, $"{plan.Where}.request.ifNoneMatch") : null);
+    private static UpdateRequest UpdateRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Id, plan.Criteria, plan.Resource!, plan.IfMatch, plan.IfNoneMatchVersion);
 
     private static PatchRequest PatchRequestOf(EntryPlan plan) => new(plan.ResourceType, plan.Id, plan.Criteria, plan.Patch!, plan.IfMatch);
 

@@ -21,8 +21,8 @@ internal sealed class HisContext
     /// <summary>What the hub holds that decides the ids of the message's records.</summary>
     public StoredKeys Stored { get; }
 
-    /// <summary>The doses mapped, with their id under the patient's MRN key (<see cref="HisAccepted.DoseIds"/>).</summary>
-    public List<(string Id, string MrnId)> DoseIds { get; } = [];
+    /// <summary>The doses mapped, with their id under the patient's MRN key (<see cref="HisAccepted.Doses"/>).</summary>
+    public List<(string Id, string MrnId)> Doses { get; } = [];
 
     /// <summary>The MRN of the patient of the doses (<see cref="HisAccepted.DosePatient"/>).</summary>
     public Identifier? DosePatient { get; set; }
