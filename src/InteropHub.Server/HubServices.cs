@@ -131,6 +131,12 @@ public static class HubServices
             configuration.GetSection("InteropHub:Mllp").Bind(mllp);
             return mllp;
         });
+        // Checked here, so a wrong value stops the start-up rather than the first message.
+        var his = new HisHttpOptions();
+        configuration.GetSection("InteropHub:His").Bind(his);
+        services.AddSingleton(his.RejectStatus is StatusCodes.Status200OK or StatusCodes.Status400BadRequest
+            ? his
+            : throw new InvalidOperationException($"InteropHub:His:RejectStatus is {his.RejectStatus}: it must be 400 or 200."));
         services.AddSingleton<MllpListener>();
         services.AddHostedService(sp => sp.GetRequiredService<MllpListener>());
         services.AddHostedService<InboxRecovery>();

@@ -350,6 +350,39 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task With_RejectStatus_200_AE_and_AR_are_answered_200_with_the_NAK_as_his_instances_expect_and_a_body_without_MSH_stays_400()
+    {
+        await SeedOrganizationsAsync();
+        await using var lenient = Hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:His:RejectStatus", "200"));
+        using var client = lenient.CreateClient();
+        async Task<(HttpStatusCode, string)> PostAsync(byte[] body)
+        {
+            using var content = new ByteArrayContent(body);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/hl7-v2; charset=utf-8");
+            var response = await client.PostAsync(new Uri("/adapters/his/hl7v2", UriKind.Relative), content);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        var (aeStatus, ae) = await PostAsync(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_01_ADT_A04_bad_id_check_digit.hl7")));
+        Assert.Equal(HttpStatusCode.OK, aeStatus);
+        Assert.Equal("AE", Msa(ae));
+        Assert.Contains("ID_CHECK_DIGIT", ae, StringComparison.Ordinal);
+
+        var (arStatus, ar) = await PostAsync(await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "invalid", "invalid_02_MDM_T02_unsupported.hl7")));
+        Assert.Equal(HttpStatusCode.OK, arStatus);
+        Assert.Equal("AR", Msa(ar));
+
+        var (noMshStatus, noMsh) = await PostAsync(Encoding.UTF8.GetBytes("PID|1||0099000790\r"));
+        Assert.True(noMshStatus == HttpStatusCode.BadRequest, noMsh);
+        Assert.Contains("MSH", noMsh, StringComparison.Ordinal);
+
+        // Any other value stops the start-up.
+        await using var wrong = Hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:His:RejectStatus", "202"));
+        var error = Assert.ThrowsAny<Exception>(() => wrong.CreateClient());
+        Assert.Contains("InteropHub:His:RejectStatus", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Every_ACK_has_a_control_id_of_its_own_also_for_resends_of_a_rejected_message_and_refusals_without_an_inbox_row()
     {
         await SeedOrganizationsAsync();

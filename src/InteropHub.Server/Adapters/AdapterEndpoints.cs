@@ -11,6 +11,17 @@ using InteropHub.Server.Formatting;
 
 namespace InteropHub.Server.Adapters;
 
+/// <summary><c>InteropHub:His</c>: the HL7 v2 HTTP interface.</summary>
+public sealed class HisHttpOptions
+{
+    /// <summary>
+    /// The HTTP status of an answer holding an AE or AR: 400 (issue 5's contract), or 200 for HIS instances that read
+    /// every non-200 as a transport failure and resend (his-hl7v2.md §1: "200 with the ACK as the body, for AA, AE and AR
+    /// alike"). A body without an MSH is a 400 either way.
+    /// </summary>
+    public int RejectStatus { get; set; } = StatusCodes.Status400BadRequest;
+}
+
 /// <summary>
 /// The legacy systems' HTTP interface (issue 5, "Interface contract"): HL7 v2 over HTTP, township batch upload,
 /// birth certificates, and the inbox's status and dead letters. Every body is stored in the inbox before it is
@@ -33,8 +44,12 @@ public static class AdapterEndpoints
         return app;
     }
 
-    /// <summary>One or several ER7 messages → their ACKs, concatenated; 200 only when every one is AA.</summary>
-    private static async Task<IResult> PostHl7(HttpRequest request, IngestPipeline pipeline, HubOptions options, TimeProvider clock, CancellationToken ct)
+    /// <summary>
+    /// One or several ER7 messages → their ACKs, concatenated; 200 when every one is AA, else <see cref="HisHttpOptions.RejectStatus"/>
+    /// (400 when none could be read).
+    /// </summary>
+    private static async Task<IResult> PostHl7(HttpRequest request, IngestPipeline pipeline, HubOptions options, HisHttpOptions his, TimeProvider clock,
+        CancellationToken ct)
     {
         var mediaType = request.ContentType?.Split(';')[0].Trim() ?? "";
         if (!Hl7MediaTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
@@ -71,7 +86,15 @@ public static class AdapterEndpoints
             acks.AddRange(reply.Ack);
         }
 
-        return new Hl7Result(acks.ToArray(), allAccepted ? StatusCodes.Status200OK : StatusCodes.Status400BadRequest);
+        // his-hl7v2.md §1: a body in which no message could be read is a 400 whatever the setting.
+        return new Hl7Result(acks.ToArray(), allAccepted ? StatusCodes.Status200OK
+            : messages.Any(m => m.Kind == MllpFrameKind.Message && StartsWithMsh(m.Bytes.Span)) ? his.RejectStatus : StatusCodes.Status400BadRequest);
+    }
+
+    private static bool StartsWithMsh(ReadOnlySpan<byte> message)
+    {
+        message = message.TrimStart("\r\n \t"u8);
+        return (message.StartsWith("\uFEFF"u8) ? message[3..] : message).StartsWith("MSH"u8);
     }
 
     private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
