@@ -140,6 +140,25 @@ public abstract class ReferOperationTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_cancelled_referral_is_no_longer_overdue()
+    {
+        await OrganisationsAsync();
+        var waiting = await ReferAsync();
+        await hub.Services.GetRequiredService<OverdueReferrals>().RunOnceAsync(waiting.AuthoredOnElement!.ToDateTimeOffset(TimeSpan.Zero).AddHours(49), CancellationToken.None);
+        var flagged = await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{waiting.Id}"));
+        Assert.Equal(OverdueReferrals.Overdue, flagged.BusinessStatus!.Coding.Single().Code);
+
+        flagged.Status = FhirTask.TaskStatus.Cancelled;
+        var cancelled = await Send(HttpMethod.Put, $"/fhir/Task/{flagged.Id}", flagged, Township);
+
+        Assert.Equal(HttpStatusCode.OK, cancelled.StatusCode);
+        Assert.Null((await Fhir.Read<FhirTask>(cancelled)).BusinessStatus);
+        var found = await Fhir.Read<Bundle>(await _client.GetAsync(
+            $"/fhir/Task?_id={flagged.Id}&business-status={OverdueReferrals.BusinessStatusSystem}|{OverdueReferrals.Overdue}"));
+        Assert.Empty(found.Entry);
+    }
+
+    [Fact]
     public async Task The_overdue_flag_is_added_beside_the_business_status_already_there()
     {
         await OrganisationsAsync();

@@ -102,6 +102,85 @@ public abstract class ReferralTests(HubFactory hub)
         var history = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task/{task.Id}/_history"));
         Assert.Equal(["completed", "in-progress", "accepted", "received", "requested"],
             history.Entry.Select(e => Hl7.Fhir.Utility.EnumUtility.GetLiteral(((FhirTask)e.Resource!).Status)));
+        // The request follows its Task: the activity it asked for was performed.
+        Assert.Equal(RequestStatus.Completed, (await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"))).Status);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_referral_task_revokes_its_request_in_the_same_write()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+
+        task.Status = FhirTask.TaskStatus.Cancelled;
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township)).StatusCode);
+
+        var revoked = await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"));
+        Assert.Equal(RequestStatus.Revoked, revoked.Status);
+        Assert.Equal("2", revoked.Meta!.VersionId);
+        var active = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/ServiceRequest?_id={request.Split('/')[1]}&status=active"));
+        Assert.Empty(active.Entry);
+        // Sent again, the cancelled Task writes nothing more.
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Township)).StatusCode);
+        Assert.Equal("2", (await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"))).Meta!.VersionId);
+    }
+
+    [Fact]
+    public async Task A_referrals_request_keeps_its_referral_patient_and_parties_its_status_follows_the_task_and_only_the_parties_change_it()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township);
+        var stored = await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"));
+        async Task<(HttpStatusCode Status, string? Diagnostics)> ChangeAsync(Action<ServiceRequest> change, string? caller)
+        {
+            var next = (ServiceRequest)stored.DeepCopy();
+            change(next);
+            var response = caller is null ? await _client.PutAsync($"/fhir/{request}", Fhir.Content(next)) : await Send(HttpMethod.Put, $"/fhir/{request}", next, caller);
+            return (response.StatusCode, response.IsSuccessStatusCode ? null : (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics);
+        }
+
+        var unmarked = await ChangeAsync(r => r.Category.RemoveAt(0), Township);
+        var turned = await ChangeAsync(r => r.Category[1] = new CodeableConcept("urn:interophub:cs:qxref", "DOWN"), Township);
+        var otherPatient = await ChangeAsync(r => r.Subject = new ResourceReference("Patient/p-other"), Township);
+        var elsewhere = await ChangeAsync(r => r.Performer = [new ResourceReference(Stranger)], Hospital);
+        var revoked = await ChangeAsync(r => r.Status = RequestStatus.Revoked, Township);
+        var anonymous = await ChangeAsync(r => r.Note.Add(new Annotation { Text = "请带既往检查" }), null);
+        var byStranger = await ChangeAsync(r => r.Note.Add(new Annotation { Text = "请带既往检查" }), Stranger);
+        var noted = await ChangeAsync(r => r.Note.Add(new Annotation { Text = "请带既往检查" }), Township);
+
+        Assert.Equal((HttpStatusCode.Conflict, "[referral-parties]"), (unmarked.Status, unmarked.Diagnostics?[..18]));
+        Assert.Equal(HttpStatusCode.Conflict, turned.Status);
+        Assert.Equal(HttpStatusCode.Conflict, otherPatient.Status);
+        Assert.Contains("ServiceRequest.subject", otherPatient.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, elsewhere.Status);
+        Assert.Equal(HttpStatusCode.Conflict, revoked.Status);
+        Assert.StartsWith("[referral-request-status]", revoked.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Forbidden, anonymous.Status);
+        Assert.Equal(HttpStatusCode.Conflict, byStranger.Status);
+        Assert.Equal(HttpStatusCode.OK, noted.Status);
+        var now = await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"));
+        Assert.Equal(("2", RequestStatus.Active, "Patient/p-referred"), (now.Meta!.VersionId, now.Status, now.Subject.Reference));
+    }
+
+    [Fact]
+    public async Task Validate_in_delete_mode_refuses_a_referrals_task_and_request_as_the_delete_does()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+        var other = await CreateAsync(new Basic { Code = new CodeableConcept { Text = "note" } });
+
+        var taskCheck = await _client.PostAsync($"/fhir/Task/{task.Id}/$validate?mode=delete", null);
+        var requestCheck = await _client.PostAsync($"/fhir/{request}/$validate?mode=delete", null);
+        var otherCheck = await _client.PostAsync($"/fhir/{other}/$validate?mode=delete", null);
+
+        Assert.Equal(HttpStatusCode.Conflict, taskCheck.StatusCode);
+        Assert.StartsWith("[referral-delete]", (await Fhir.Read<OperationOutcome>(taskCheck)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, requestCheck.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, otherCheck.StatusCode);
+        Assert.Contains("may be deleted", (await Fhir.Read<OperationOutcome>(otherCheck)).Issue[0].Diagnostics, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -19,6 +19,14 @@ public interface IWriteRule
 
     /// <summary>Checked before <paramref name="current"/> is deleted; a rule that forbids the delete throws.</summary>
     System.Threading.Tasks.Task CheckDeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct) => System.Threading.Tasks.Task.CompletedTask;
+
+    /// <summary>
+    /// After <paramref name="written"/> was stored as a new version, in the same transaction: what the rule writes because
+    /// of it, with <paramref name="writer"/> (so those versions pass the rules too), e.g. a referral's request following
+    /// its Task. Not called when the write changed nothing.
+    /// </summary>
+    System.Threading.Tasks.Task WrittenAsync(IWriteSession session, VersionWriter writer, Resource written, StoredResource? previous, CancellationToken ct) =>
+        System.Threading.Tasks.Task.CompletedTask;
 }
 
 /// <summary>

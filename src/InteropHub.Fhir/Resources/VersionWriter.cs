@@ -56,7 +56,13 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
             await subscriptions.WrittenAsync(session, row, index, resource, ct);
         }
 
-        return new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
+        var saved = new StoredResource(row.ResourceType, id, row.VersionId, VersionKeys.ToInstant(row.Key), false, row.Json, method);
+        foreach (var rule in _rules)
+        {
+            await rule.WrittenAsync(session, this, resource, previous, ct);
+        }
+
+        return saved;
     }
 
     private static ReadOnlySpan<byte> VersionIdStart => "\"meta\":{\"versionId\":\""u8;
@@ -118,6 +124,15 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
         }
     }
 
+    /// <summary>The rules a delete must pass (see <see cref="IWriteRule.CheckDeleteAsync"/>); also for <c>$validate</c> in delete mode.</summary>
+    public async System.Threading.Tasks.Task CheckDeleteRulesAsync(IWriteSession session, StoredResource current, CancellationToken ct)
+    {
+        foreach (var rule in _rules)
+        {
+            await rule.CheckDeleteAsync(session, current, ct);
+        }
+    }
+
     /// <summary>
     /// Stamps and serialises a version and extracts its index rows without writing them: <see cref="SaveAsync"/>
     /// hands the result to a write session, a bulk load (<see cref="IBulkLoader"/>) many results at once.
@@ -138,10 +153,7 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
 
     public async Task<StoredResource> DeleteAsync(IWriteSession session, StoredResource current, CancellationToken ct)
     {
-        foreach (var rule in _rules)
-        {
-            await rule.CheckDeleteAsync(session, current, ct);
-        }
+        await CheckDeleteRulesAsync(session, current, ct);
 
         var key = VersionKeys.Next(clock);
         var version = current.VersionId + 1;

@@ -28,6 +28,9 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     {
         switch (next)
         {
+            case ServiceRequest request when CallerContext.OverHttp && await HeldRequestAsync(session, previous, ct) is var (before, task):
+                await CheckRequestUpdateAsync(session, before, task, request, ct);
+                break;
             case ServiceRequest request when IsReferral(request) && !SameParties(request, previous):
                 await CheckPartnerAsync(session, request, ct);
                 break;
@@ -76,6 +79,101 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
     }
 
+    /// <summary>The stored referral ServiceRequest <paramref name="previous"/> and its Task, when the referral has one.</summary>
+    private async Task<(ServiceRequest Request, FhirTask Task)?> HeldRequestAsync(IWriteSession session, StoredResource? previous, CancellationToken ct)
+    {
+        if (previous is not { IsDeleted: false, ResourceType: "ServiceRequest" } || serializers.ParseStored(previous.Json) is not ServiceRequest before || !IsReferral(before)
+            || await session.FindAsync("Task", SearchCriteria.ParseQueryString("Task", $"focus=ServiceRequest/{previous.Id}"), 1, ct) is not [var held, ..]
+            || (held.Current ?? await session.ReadCurrentAsync("Task", held.Id, ct)) is not { IsDeleted: false } current
+            || serializers.ParseStored(current.Json) is not FhirTask task)
+        {
+            return null;
+        }
+
+        return (before, task);
+    }
+
+    /// <summary>
+    /// A client's update of a referral's ServiceRequest once the referral has its Task: by one of the two parties; the
+    /// referral, its direction, patient and parties stay (a referral elsewhere is a new referral), and its status follows
+    /// the Task (revoked once cancelled, completed once completed: <see cref="WrittenAsync"/>), so the request and its
+    /// Task never tell two stories. Notes, reasons and supporting information may change.
+    /// </summary>
+    private async System.Threading.Tasks.Task CheckRequestUpdateAsync(IWriteSession session, ServiceRequest before, FhirTask task, ServiceRequest next, CancellationToken ct)
+    {
+        var party = await PartyAsync(session, task, ct);
+        if (party == ReferralParty.Anonymous)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Forbidden, OperationOutcome.IssueType.Security,
+                $"[referral-caller] Changing the request of the referral Task/{task.Id} needs the caller's organisation: send X-Organization: Organization/{{id}}.",
+                "X-Organization");
+        }
+
+        if (party == ReferralParty.Other)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"[referral-party] The request of the referral Task/{task.Id} is written only by its referring ({task.Requester?.Reference}) or receiving ({task.Owner?.Reference}) organisation.",
+                "ServiceRequest");
+        }
+
+        foreach (var (element, was, now) in new[]
+        {
+            ("ServiceRequest.category", $"{ReferralCategoryCode} {Direction(before)}", IsReferral(next) ? $"{ReferralCategoryCode} {Direction(next)}" : "none"),
+            ("ServiceRequest.subject", before.Subject?.Reference, next.Subject?.Reference),
+            ("ServiceRequest.requester", before.Requester?.Reference, next.Requester?.Reference),
+            ("ServiceRequest.performer", string.Join(", ", before.Performer.Select(p => p.Reference)), string.Join(", ", next.Performer.Select(p => p.Reference))),
+        })
+        {
+            if (was != now)
+            {
+                throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                    $"[referral-parties] {element} of a referral's request does not change once it has its Task/{task.Id} (it is {(was is { Length: > 0 } ? was : "empty")}); " +
+                    "a referral for another patient or institution is a new referral.", element);
+            }
+        }
+
+        var follows = task.Status switch
+        {
+            FhirTask.TaskStatus.Cancelled => RequestStatus.Revoked,
+            FhirTask.TaskStatus.Completed => RequestStatus.Completed,
+            _ => before.Status,
+        };
+        if (next.Status != before.Status && next.Status != follows)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"[referral-request-status] The status of a referral's request follows its Task/{task.Id} ({Code(task.Status)}): the referring organisation " +
+                "cancels the Task, which revokes the request, and the receiving one completes it, which completes the request.", "ServiceRequest.status");
+        }
+    }
+
+    /// <summary>
+    /// A client's move of a referral's Task to cancelled or completed carries its ServiceRequest along (revoked, completed),
+    /// in the same transaction; the HIS adapter maps the request's state from the message itself (his-hl7v2.md §6).
+    /// </summary>
+    public async System.Threading.Tasks.Task WrittenAsync(IWriteSession session, VersionWriter writer, Resource written, StoredResource? previous, CancellationToken ct)
+    {
+        if (!CallerContext.OverHttp || written is not FhirTask { Status: FhirTask.TaskStatus.Cancelled or FhirTask.TaskStatus.Completed } task
+            || previous is { IsDeleted: false } && serializers.ParseStored(previous.Json) is FhirTask { Status: var was } && was == task.Status
+            || task.Focus?.Reference is not { } focus || !focus.StartsWith("ServiceRequest/", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var id = focus["ServiceRequest/".Length..];
+        await session.LockAsync(VersionWriter.IdLock("ServiceRequest", id), ct);
+        if (await session.ReadCurrentAsync("ServiceRequest", id, ct) is not { IsDeleted: false } stored
+            || serializers.ParseStored(stored.Json) is not ServiceRequest request || !IsReferral(request)
+            || request.Status is not (RequestStatus.Active or RequestStatus.OnHold or RequestStatus.Draft))
+        {
+            return;
+        }
+
+        request.Status = task.Status == FhirTask.TaskStatus.Completed ? RequestStatus.Completed : RequestStatus.Revoked;
+        await writer.SaveAsync(session, request, id, stored, "PUT", ct);
+    }
+
+    private static string Code(FhirTask.TaskStatus? status) => status is { } s ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(s) ?? s.ToString() : "no status";
+
     /// <summary>
     /// A referral's Task: one per referral ServiceRequest, between the request's parties, which never change; it moves
     /// by <see cref="ReferralStateMachine"/>, judged by who the stored Task says the parties are (not by what the new
@@ -104,11 +202,11 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         var direction = Direction(request);
         ReferralStateMachine.Check(before, task, await PartyAsync(session, before ?? task, ct), direction);
         if (task.Status is FhirTask.TaskStatus.Accepted or FhirTask.TaskStatus.Rejected or FhirTask.TaskStatus.InProgress or FhirTask.TaskStatus.Completed
-            or FhirTask.TaskStatus.Failed && task.BusinessStatus is { } business
+            or FhirTask.TaskStatus.Failed or FhirTask.TaskStatus.Cancelled && task.BusinessStatus is { } business
             && business.Coding.RemoveAll(c => c.System == OverdueReferrals.BusinessStatusSystem && c.Code == OverdueReferrals.Overdue) > 0
             && business.Coding.Count == 0 && string.IsNullOrEmpty(business.Text))
         {
-            // Answered: no longer waiting, so no longer overdue (a client echoing the flag back does not keep it).
+            // Answered or withdrawn: no longer waiting, so no longer overdue (a client echoing the flag back does not keep it).
             task.BusinessStatus = null;
         }
         if (task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)

@@ -77,9 +77,14 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer,
             var id = request.Id ?? throw new InvalidInputException("A delete is validated on an instance: POST [base]/[type]/[id]/$validate?mode=delete.", "mode");
             ResourceTypes.EnsureValidId(id);
             var stored = await session.ReadCurrentAsync(request.ResourceType, id, ct);
-            return Valid(stored is null || stored.IsDeleted
-                ? $"{request.ResourceType}/{id} is not stored; deleting it changes nothing."
-                : $"{request.ResourceType}/{id} may be deleted: no rule of this hub refuses it.");
+            if (stored is null || stored.IsDeleted)
+            {
+                return Valid($"{request.ResourceType}/{id} is not stored; deleting it changes nothing.");
+            }
+
+            // A rule that refuses the delete (a referral's Task or request) answers as the DELETE would.
+            await writer.CheckDeleteRulesAsync(session, stored, ct);
+            return Valid($"{request.ResourceType}/{id} may be deleted: no rule of this hub refuses it.");
         }
 
         var resource = request.Resource ?? throw new InvalidInputException("$validate needs the resource, as the body or as the 'resource' parameter.", "resource");
