@@ -101,6 +101,63 @@ public abstract class ImportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task An_import_moves_a_referral_only_as_the_organisation_its_kick_off_names()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        const string partner = "https://interophub.dev/fhir/StructureDefinition/referral-partner";
+        var (township, hospital) = ($"Organization/ts-{suffix}", $"Organization/hosp-{suffix}");
+        await _client.PutAsync($"/fhir/{township}", Fhir.Content(new Organization { Id = $"ts-{suffix}", Extension = [new Extension(partner, new ResourceReference(hospital))] }));
+        await _client.PutAsync($"/fhir/{hospital}", Fhir.Content(new Organization { Id = $"hosp-{suffix}" }));
+        var refer = new Parameters();
+        refer.Add("patient", new ResourceReference((await CreateAsync(Fhir.Patient("转", "诊"))).ToString()));
+        refer.Add("from", new ResourceReference(township));
+        refer.Add("to", new ResourceReference(hospital));
+        refer.Add("direction", new Code("up"));
+        refer.Add("reason", new FhirString("高血压控制不佳"));
+        var referral = new HttpRequestMessage(HttpMethod.Post, "/fhir/ServiceRequest/$refer") { Content = Fhir.Content(refer), Headers = { { "X-Organization", township } } };
+        var made = await _client.SendAsync(referral);
+        Assert.Equal(HttpStatusCode.Created, made.StatusCode);
+        var task = (await Fhir.Read<Bundle>(made)).Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Single();
+        task.Status = Hl7.Fhir.Model.Task.TaskStatus.Accepted;
+        task.Meta = null;
+        var folder = NewFolder();
+        WriteNdjson(folder, "Task.ndjson", [task]);
+
+        async Task<JsonElement> ImportAsAsync(string? caller)
+        {
+            var kickOff = new HttpRequestMessage(HttpMethod.Post, "/fhir/$import") { Content = Fhir.Content(Input("Task", folder)), Headers = { { "Prefer", "respond-async" } } };
+            if (caller is not null)
+            {
+                kickOff.Headers.Add("X-Organization", caller);
+            }
+
+            var response = await _client.SendAsync(kickOff);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            return await WaitAsync(response.Content.Headers.ContentLocation!.PathAndQuery, _client);
+        }
+
+        var anonymous = await ImportAsAsync(null);
+        var status = await Fhir.Read<Hl7.Fhir.Model.Task>(await _client.GetAsync($"/fhir/Task/{task.Id}"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Requested, status.Status);
+        var refused = Assert.Single(anonymous.GetProperty("error").EnumerateArray());
+        var outcome = (OperationOutcome)Json.DeserializeResource((await _client.GetStringAsync(new Uri(refused.GetProperty("url").GetString()!).PathAndQuery)).Trim());
+        Assert.Contains("[referral-caller]", outcome.Issue[0].Diagnostics, StringComparison.Ordinal);
+
+        await ImportAsAsync(township);
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Requested, (await Fhir.Read<Hl7.Fhir.Model.Task>(await _client.GetAsync($"/fhir/Task/{task.Id}"))).Status);
+
+        await ImportAsAsync(hospital);
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Accepted, (await Fhir.Read<Hl7.Fhir.Model.Task>(await _client.GetAsync($"/fhir/Task/{task.Id}"))).Status);
+    }
+
+    private async Task<Uri> CreateAsync(Resource resource)
+    {
+        var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return new Uri(string.Join('/', response.Headers.Location!.AbsolutePath.Split('/')[2..4]), UriKind.Relative);
+    }
+
+    [Fact]
     public async Task The_same_id_twice_in_one_input_gives_two_versions()
     {
         var id = Guid.NewGuid().ToString("N");

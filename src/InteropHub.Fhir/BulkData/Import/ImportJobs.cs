@@ -36,7 +36,10 @@ public sealed record ImportInput(string? Type, string Url);
 
 /// <param name="Inputs">The inputs as resolved at kick-off (a folder becomes its <c>*.ndjson</c> files, by name).</param>
 /// <param name="RequestUrl">The kick-off URL, or the command line.</param>
-public sealed record ImportRequest(IReadOnlyList<ImportInput> Inputs, string RequestUrl);
+/// <param name="Client">Whether an HTTP client asked for it (<c>$import</c>) rather than the hub's operator (the command
+/// line): a client's import writes as that client, named by <paramref name="Caller"/> (its X-Organization, or none), so
+/// the rules that judge a client (a referral's moves) judge it as they judge its PUTs.</param>
+public sealed record ImportRequest(IReadOnlyList<ImportInput> Inputs, string RequestUrl, bool Client = false, string? Caller = null);
 
 /// <summary>Where a job stands after its last committed batch: the input, its last line and the byte offset after it.</summary>
 /// <param name="Counts">Resources imported per type.</param>
@@ -243,6 +246,8 @@ public sealed class ImportJobs(
         }
 
         var at = new Position(status.Progress, row.Progress);
+        CallerContext.OverHttp = status.Request.Client;
+        CallerContext.Organization = status.Request.Caller;
         try
         {
             for (var input = at.Progress.Input; input < status.Request.Inputs.Count; input++)
@@ -585,7 +590,7 @@ public sealed class ImportJobs(
 
         running.Task = Task.Run(async () =>
         {
-            // The job is the hub's, whether a request started it or a restart resumed it: no caller of that request.
+            // Not the caller of the request that launched it (a restart resumes jobs too): RunAsync takes the job's own.
             CallerContext.Organization = null;
             CallerContext.OverHttp = false;
             try

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.BulkData.Import;
 using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 using InteropHub.Server.Formatting;
@@ -71,7 +72,8 @@ public static class ImportEndpoints
             }
         }
 
-        var job = await jobs.StartAsync(new ImportRequest(jobs.Resolve(inputs), $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}"), ct);
+        var job = await jobs.StartAsync(new ImportRequest(jobs.Resolve(inputs), $"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}",
+            Client: true, Caller: CallerContext.Organization), ct);
         request.HttpContext.Response.Headers.ContentLocation = $"{FhirResults.BaseUrl(request)}/$import-status/{job.Id}";
         return Results.StatusCode(StatusCodes.Status202Accepted);
     }
