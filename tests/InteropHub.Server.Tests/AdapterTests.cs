@@ -2094,6 +2094,25 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_reissued_certificate_leaves_the_mothers_managing_organisation_to_her_township()
+    {
+        await SeedOrganizationsAsync();
+        var mother = LegacyData.IdNumber(873_121);
+        string Own(string file) => File.ReadAllText(Path.Combine(Legacy, "birth-certificate", file))
+            .Replace("R360007315", "R369990121", StringComparison.Ordinal).Replace("Q360418201", "Q369990121", StringComparison.Ordinal)
+            .Replace("36992119960823078X", mother, StringComparison.Ordinal);
+        Assert.Contains(await PostCertificateAsync(Own("Q360418201.xml")), i => i.Details?.Coding[0].Code == "APPLIED");
+        var stored = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={mother}"));
+        stored.ManagingOrganization = new ResourceReference("Organization/QX2120048");
+        Assert.Equal(HttpStatusCode.OK, (await Client.PutAsync($"/fhir/Patient/{stored.Id}", Fhir.Content(stored))).StatusCode);
+
+        Assert.Contains(await PostCertificateAsync(Own("R360007315_reissue_of_Q360418201.xml")), i => i.Details?.Coding[0].Code == "APPLIED");
+
+        var after = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={mother}"));
+        Assert.Equal("Organization/QX2120048", after.ManagingOrganization?.Reference);
+    }
+
+    [Fact]
     public async Task A_certificate_replacing_one_the_hub_never_received_is_applied_with_a_warning()
     {
         await SeedOrganizationsAsync();

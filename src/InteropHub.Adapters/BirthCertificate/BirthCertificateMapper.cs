@@ -49,6 +49,9 @@ internal static class BirthCertificateMapper
         var updatesPersons = Text(c, "Status") != "2" && (Text(c, "IssueType") == "3" || (version > 1 && correctsMother));
         if (updatesPersons)
         {
+            // Who manages her (her township's clinic, for the indicators of its residents) is not the delivering
+            // hospital's to change: the update keeps the stored managing organisation.
+            mother.ManagingOrganization = null;
             builder.Upsert(mother, Criteria.Identifier(motherIdentifier.System!, motherIdentifier.Value!));
         }
         else
