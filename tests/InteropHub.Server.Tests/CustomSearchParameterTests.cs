@@ -1,5 +1,6 @@
 using System.Net;
 using Hl7.Fhir.Model;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace InteropHub.Server.Tests;
 
@@ -184,6 +185,20 @@ public abstract class CustomSearchParameterTests(HubFactory hub)
         Assert.Equal("done", Part(listed, "status"));
         Assert.Equal(Part(listed, "total"), Part(listed, "done"));
         Assert.Equal(HttpStatusCode.BadRequest, (await _client.PostAsync("/fhir/$reindex?_type=Nonsense", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_database_indexed_before_the_current_extraction_is_reindexed_once_by_a_job_named_for_it()
+    {
+        await WaitForReindexAsync();
+
+        var jobs = (await Fhir.Read<Parameters>(await _client.GetAsync("/fhir/$reindex"))).Parameter;
+
+        var upgrade = Assert.Single(jobs, j => Part(j, "reason") == InteropHub.Fhir.Search.Indexing.SearchIndexer.Revision);
+        Assert.Equal("done", Part(upgrade, "status"));
+        await hub.Services.GetRequiredService<InteropHub.Fhir.Search.Custom.SearchParameterCatalog>().ReconcileAsync(CancellationToken.None);
+        Assert.Single((await Fhir.Read<Parameters>(await _client.GetAsync("/fhir/$reindex"))).Parameter,
+            j => Part(j, "reason") == InteropHub.Fhir.Search.Indexing.SearchIndexer.Revision);
     }
 
     private static Immunization Dose(string marker, int dose) => new()

@@ -236,6 +236,28 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_code_bound_to_a_required_value_set_is_found_by_the_value_sets_system_and_not_as_a_code_without_one()
+    {
+        var family = await CreatePatientAsync();
+        var woman = Fhir.Patient(family, "芳");
+        woman.Gender = AdministrativeGender.Female;
+        await CreateAsync(woman);
+        const string genders = "http://hl7.org/fhir/administrative-gender";
+
+        var male = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&gender={genders}|male");
+        var anySystem = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&gender=male");
+        var noSystem = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&gender=|male");
+        var otherSystem = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&gender=urn:other|male");
+        var notMale = await SearchAsync($"Patient?family={Uri.EscapeDataString(family)}&gender:not={genders}|male");
+
+        Assert.Equal(["明"], male.Entry.Select(e => ((Patient)e.Resource!).Name[0].Given.Single()));
+        Assert.Single(anySystem.Entry);
+        Assert.Empty(noSystem.Entry);
+        Assert.Empty(otherSystem.Entry);
+        Assert.Equal(["芳"], notMale.Entry.Select(e => ((Patient)e.Resource!).Name[0].Given.Single()));
+    }
+
+    [Fact]
     public async Task Previous_links_lead_back_through_the_same_pages_and_the_first_page_has_none()
     {
         var family = await CreatePatientAsync();

@@ -99,6 +99,16 @@ public sealed class SearchParameterCatalog(
     public async Task ReconcileAsync(CancellationToken ct)
     {
         var all = await jobs.ReadReindexJobsAsync(ct);
+        if (!all.Any(j => j.Reason == SearchIndexer.Revision))
+        {
+            // The rows a hub older than this extraction wrote are extracted again, once (over nothing, in a new database).
+            var upgrade = await jobs.StartReindexAsync(SearchIndexer.Revision, [], ct);
+            if (upgrade.Total > 0)
+            {
+                logger.LogInformation("The search index is extracted differently since {Revision}: re-index job {Job} of {Total} resources started.",
+                    SearchIndexer.Revision, upgrade.Id, upgrade.Total);
+            }
+        }
         var stored = new Dictionary<string, CustomSearchParameter>(StringComparer.Ordinal);
         foreach (var resource in await StoredAsync(ct))
         {

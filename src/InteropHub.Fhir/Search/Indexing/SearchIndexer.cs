@@ -15,6 +15,12 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 {
     public static readonly SearchIndexer Default = new(SearchParameterRegistry.Default, new HubOptions());
 
+    /// <summary>
+    /// Names the extraction's last change to the rows of stored resources: a database whose resources were indexed before
+    /// it is re-indexed once at start-up (<see cref="Custom.SearchParameterCatalog.ReconcileAsync"/>, the job's reason).
+    /// </summary>
+    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system";
+
     private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
     private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
 
@@ -232,15 +238,41 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
                 // FHIR booleans are the tokens true and false (FHIRPath results included), never .NET's "True".
                 entries.Tokens.Add(new TokenIndexRow(key, "", flag ? "true" : "false", "", group));
                 break;
-            case PrimitiveType { JsonValue: { } primitive }:
+            case PrimitiveType { JsonValue: { } primitive } element:
                 var code = Convert.ToString(primitive, CultureInfo.InvariantCulture);
                 if (!string.IsNullOrEmpty(code))
                 {
-                    entries.Tokens.Add(new TokenIndexRow(key, "", code, "", group));
+                    entries.Tokens.Add(new TokenIndexRow(key, BoundSystem(element, code), code, "", group));
                 }
 
                 break;
         }
+    }
+
+    /// <summary>The code systems of the codes of each required binding, by the SDK's type for the bound element.</summary>
+    private static readonly ConcurrentDictionary<Type, IReadOnlyDictionary<string, string>?> BoundSystems = new();
+
+    /// <summary>
+    /// The system of a <c>code</c> whose element is bound to a required value set (<c>Patient.gender</c>,
+    /// <c>Observation.status</c>…): search.html#token, "the system is implicit, the one of the value set's codes", so
+    /// <c>gender=http://hl7.org/fhir/administrative-gender|male</c> finds it (and <c>gender=|male</c>, no system, does not).
+    /// Other primitives (an unbound code, a string, a uri) have none.
+    /// </summary>
+    private static string BoundSystem(PrimitiveType element, string code)
+    {
+        var type = element.GetType();
+        if (!type.IsGenericType)
+        {
+            return "";
+        }
+
+        var systems = BoundSystems.GetOrAdd(type, static t => t.GetGenericTypeDefinition() != typeof(Code<>) ? null
+            : Enum.GetValues(t.GetGenericArguments()[0]).Cast<Enum>()
+                .Select(v => (Code: Hl7.Fhir.Utility.EnumUtility.GetLiteral(v), System: Hl7.Fhir.Utility.EnumUtility.GetSystem(v)))
+                .Where(v => v.Code is not null && v.System is not null)
+                .DistinctBy(v => v.Code)
+                .ToDictionary(v => v.Code!, v => v.System!, StringComparer.Ordinal));
+        return systems?.GetValueOrDefault(code) ?? "";
     }
 
     private static void AddCoding(SearchIndexEntries entries, string key, Coding coding, int group)
