@@ -421,12 +421,7 @@ public static class SearchSql
             {
                 case AllCriterion all:
                     Text.Append('(');
-                    for (var i = 0; i < all.All.Count; i++)
-                    {
-                        Text.Append(i == 0 ? "" : " AND ");
-                        Render(all.All[i], r, types);
-                    }
-
+                    Joined(all.All.Count, " AND ", i => Render(all.All[i], r, types));
                     Text.Append(all.All.Count == 0 ? "1 = 1)" : ")");
                     break;
                 case AnyCriterion any when any.Any.Count > 1 && any.Any.All(AnsweredByRid):
@@ -445,12 +440,7 @@ public static class SearchSql
                     break;
                 case AnyCriterion any:
                     Text.Append('(');
-                    for (var i = 0; i < any.Any.Count; i++)
-                    {
-                        Text.Append(i == 0 ? "" : " OR ");
-                        Render(any.Any[i], r, types);
-                    }
-
+                    Joined(any.Any.Count, " OR ", i => Render(any.Any[i], r, types));
                     Text.Append(any.Any.Count == 0 ? "1 = 0)" : ")");
                     break;
                 case MissingCriterion { Param: LastUpdated } missing:
@@ -530,12 +520,12 @@ public static class SearchSql
         {
             var key = r + ".last_key";
             Text.Append(criterion.Negated ? "NOT (" : "(");
-            for (var i = 0; i < criterion.AnyOf.Count; i++)
+            Joined(criterion.AnyOf.Count, " OR ", i =>
             {
                 var date = (DateCondition)criterion.AnyOf[i];
                 var low = sql.Add(FirstKeyAt(date.Low));
                 var high = sql.Add(FirstKeyAt(date.High));
-                Text.Append(i == 0 ? "" : " OR ").Append(date.Prefix switch
+                Text.Append(date.Prefix switch
                 {
                     SearchPrefix.Eq or SearchPrefix.Ap => $"({key} >= {low} AND {key} < {high})",
                     SearchPrefix.Ne => $"NOT ({key} >= {low} AND {key} < {high})",
@@ -544,8 +534,7 @@ public static class SearchSql
                     SearchPrefix.Ge => $"{key} >= {low}",
                     _ => $"{key} < {high}",
                 });
-            }
-
+            });
             Text.Append(')');
         }
 
@@ -566,13 +555,40 @@ public static class SearchSql
             }
 
             Text.Append(" AND (");
-            for (var i = 0; i < conditions.Count; i++)
+            Joined(conditions.Count, " OR ", i =>
             {
-                Text.Append(i == 0 ? "(" : " OR (");
+                Text.Append('(');
                 Condition(x, conditions[i]);
                 Text.Append(')');
+            });
+            Text.Append(')');
+        }
+
+        /// <summary>
+        /// Writes <paramref name="count"/> operands joined by <paramref name="op"/>, a long list halved into parenthesised
+        /// groups: SQLite's parser nests <c>a OR b OR c…</c> one level per operand and refuses an expression deeper than
+        /// 1,000 levels (<c>SQLITE_MAX_EXPR_DEPTH</c>), which a search of a thousand identifiers at once would reach.
+        /// </summary>
+        private void Joined(int count, string op, Action<int> operand) => Joined(0, count, op, operand);
+
+        private void Joined(int from, int to, string op, Action<int> operand)
+        {
+            if (to - from <= 32)
+            {
+                for (var i = from; i < to; i++)
+                {
+                    Text.Append(i == from ? "" : op);
+                    operand(i);
+                }
+
+                return;
             }
 
+            var middle = from + (to - from) / 2;
+            Text.Append('(');
+            Joined(from, middle, op, operand);
+            Text.Append(')').Append(op).Append('(');
+            Joined(middle, to, op, operand);
             Text.Append(')');
         }
 
@@ -750,9 +766,9 @@ public static class SearchSql
             IndexScope(aliases[0], types, parts[0].Key);
             AfterRid(aliases[0], r);
             Text.Append(" AND (");
-            for (var v = 0; v < composite.AnyOf.Count; v++)
+            Joined(composite.AnyOf.Count, " OR ", v =>
             {
-                Text.Append(v == 0 ? "(" : " OR (");
+                Text.Append('(');
                 for (var i = 0; i < parts.Count; i++)
                 {
                     Text.Append(i == 0 ? "(" : " AND (");
@@ -761,8 +777,7 @@ public static class SearchSql
                 }
 
                 Text.Append(')');
-            }
-
+            });
             Text.Append(')');
         }
 

@@ -258,6 +258,36 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_thousand_identifiers_in_one_search_are_looked_up_and_more_values_or_parameters_are_400()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var wanted = new[] { 17, 998 }.Select(n => $"{marker}-{n}").ToList();
+        foreach (var value in wanted)
+        {
+            var patient = Fhir.Patient("批量", "查");
+            patient.Identifier.Add(new Identifier("urn:test:batch", value));
+            await CreateAsync(patient);
+        }
+
+        async Task<HttpResponseMessage> PostSearchAsync(string form) =>
+            await _client.PostAsync("/fhir/Patient/_search", new StringContent(form, System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
+        string Identifiers(int count) => "identifier=" + string.Join(',', Enumerable.Range(0, count).Select(n => Uri.EscapeDataString($"urn:test:batch|{marker}-{n}")));
+        string Families(int count) => string.Join('&', Enumerable.Repeat("family=%E6%89%B9%E9%87%8F", count));
+
+        var thousand = await PostSearchAsync(Identifiers(1000));
+        var tooMany = await PostSearchAsync(Identifiers(1001));
+        var hundred = await PostSearchAsync(Families(100));
+        var tooManyParameters = await PostSearchAsync(Families(101));
+
+        Assert.Equal(HttpStatusCode.OK, thousand.StatusCode);
+        Assert.Equal(wanted, (await Fhir.Read<Bundle>(thousand)).Entry.Select(e => ((Patient)e.Resource!).Identifier.Single().Value).Order());
+        Assert.Equal(HttpStatusCode.BadRequest, tooMany.StatusCode);
+        Assert.Equal("identifier", (await Fhir.Read<OperationOutcome>(tooMany)).Issue.Single().Expression.Single());
+        Assert.Equal(HttpStatusCode.OK, hundred.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, tooManyParameters.StatusCode);
+    }
+
+    [Fact]
     public async Task Previous_links_lead_back_through_the_same_pages_and_the_first_page_has_none()
     {
         var family = await CreatePatientAsync();

@@ -50,9 +50,20 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         Criteria([resourceType], query.Where(p => !ResultNames.Contains(p.Key)), lenient: false);
 
     /// <summary>A whole search over <paramref name="resourceTypes"/> (one type, or for a system search several or none = all).</summary>
+    /// <summary>The most values one parameter may list (comma-separated, OR-ed): enough for a batch of identifiers.</summary>
+    public const int MaxValues = 1000;
+
+    /// <summary>The most search parameters (AND-ed) a search may give, result parameters aside.</summary>
+    public const int MaxParameters = 100;
+
     public SearchQuery ParseQuery(IReadOnlyList<string> resourceTypes, IReadOnlyList<KeyValuePair<string, string>> query, bool lenient)
     {
         var ignored = new List<OperationOutcome.IssueComponent>();
+        if (query.Count(p => !ResultNames.Contains(p.Key)) is var parameters and > MaxParameters)
+        {
+            throw new InvalidInputException($"The search gives {parameters} search parameters; it may give at most {MaxParameters}.");
+        }
+
         var criteria = Criteria(resourceTypes, query.Where(p => !ResultNames.Contains(p.Key)), lenient);
         var result = new List<KeyValuePair<string, string>>();
         var sort = new List<SortClause>();
@@ -408,6 +419,12 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         if (values.Any(v => v.Length == 0))
         {
             throw new InvalidInputException($"Search parameter '{name}' has an empty value.", name);
+        }
+
+        if (values.Count > MaxValues)
+        {
+            throw new InvalidInputException($"Search parameter '{name}' has {values.Count} values; a search takes at most {MaxValues} per parameter " +
+                "(look up more in several searches, or by POST [base]/[type]/_search in pages).", name);
         }
 
         if (param.Name == "_id")
