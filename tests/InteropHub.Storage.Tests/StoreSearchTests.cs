@@ -78,6 +78,11 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "value-quantity=3500||g", "o2")]
     [InlineData("Observation", "value-quantity=3.5|http://unitsofmeasure.org|kg", "o2")]
     [InlineData("Observation", "value-quantity=le3.4|http://unitsofmeasure.org|kg", "")]
+    // value||unit: the code or the stated unit (search.html#quantity); with a system, the code only
+    [InlineData("Observation", "value-quantity=120||mmHg", "o1")]
+    [InlineData("Observation", "value-quantity=120||mm[Hg]", "o1")]
+    [InlineData("Observation", "value-quantity=120|http://unitsofmeasure.org|mmHg", "")]
+    [InlineData("Observation", "code-value-quantity=http://loinc.org|8480-6$120||mmHg", "o1")]
     // composite
     [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt130", "o3")]
     [InlineData("Observation", "component-code-value-quantity=http://loinc.org|8480-6$lt100", "")]
@@ -407,7 +412,7 @@ public abstract partial class StoreConformanceTests
             {
                 Id = "o1", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6", "Systolic blood pressure"),
                 Subject = new ResourceReference("Patient/p1"), Effective = new FhirDateTime("2024-05-01T10:00:00Z"),
-                Value = new Quantity(120, "mm[Hg]", Ucum),
+                Value = new Quantity { Value = 120, Unit = "mmHg", System = Ucum, Code = "mm[Hg]" },
             },
             new Observation
             {

@@ -19,7 +19,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
     /// Names the extraction's last change to the rows of stored resources: a database whose resources were indexed before
     /// it is re-indexed once at start-up (<see cref="Custom.SearchParameterCatalog.ReconcileAsync"/>, the job's reason).
     /// </summary>
-    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system";
+    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system, quantities their stated unit";
 
     private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
     private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
@@ -337,6 +337,13 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
                 }
 
                 entries.Quantities.Add(new QuantityIndexRow(key, system, code, number, canonicalCode, canonicalValue, group));
+                if (quantity.Unit is { Length: > 0 } stated && stated != code)
+                {
+                    // search.html#quantity: value||mg matches where "either the code or the stated human unit are mg"
+                    // (mmHg as well as mm[Hg]); the stated unit belongs to no system.
+                    entries.Quantities.Add(new QuantityIndexRow(key, "", stated, number, stated, number, group));
+                }
+
                 break;
             case Money { Value: { } amount } money:
                 var currency = money.CurrencyElement?.JsonValue as string ?? "";
