@@ -281,14 +281,17 @@ public static class SearchSql
         return sql;
     }
 
-    /// <summary>The canonical URLs some resources reference through a parameter: its rows that name no local target.</summary>
+    /// <summary>
+    /// The canonical URLs some resources reference through a parameter: its rows that name no local target, without the
+    /// rows of versioned references by url|version (an include finds every version by the url).
+    /// </summary>
     public static SqlCommandText CanonicalReferences(IReadOnlyList<long> rids, string param, int limit)
     {
         var sql = new SqlCommandText();
         sql.Text.Append("SELECT DISTINCT x.url FROM search_reference x WHERE x.rid IN (")
             .AppendJoin(", ", rids.Select(r => sql.Add(r)))
             .Append(") AND x.param = ").Append(sql.Add(param))
-            .Append(" AND x.target_type = '' AND x.url <> '' LIMIT ").Append(sql.Add(limit));
+            .Append(" AND x.target_type = '' AND x.url <> '' AND x.url NOT LIKE '%|%' LIMIT ").Append(sql.Add(limit));
         return sql;
     }
 
@@ -701,6 +704,21 @@ public static class SearchSql
                     var x = Targets("h", r, types, has.Param, [has.SourceType]);
                     Nested(x, has.SourceType, has.Inner);
                     Text.Append(')');
+                    if (has.ByUrl)
+                    {
+                        // A canonical reference (MeasureReport.measure) names its targets by their url, any version.
+                        var u = Alias("u");
+                        var c = Alias("c");
+                        Text.Append(" UNION ALL SELECT ").Append(u).Append(".rid FROM search_uri ").Append(u).Append(" WHERE ");
+                        IndexScope(u, types, "url");
+                        AfterRid(u, r);
+                        Text.Append(" AND ").Append(u).Append(".uri IN (SELECT ").Append(c).Append(".url FROM search_reference ").Append(c).Append(" WHERE ");
+                        IndexScope(c, [has.SourceType], has.Param);
+                        Text.Append(" AND ").Append(c).Append(".target_type = '' AND ").Append(c).Append(".url <> '' AND ").Append(c).Append(".rid IN (");
+                        Nested(c, has.SourceType, has.Inner);
+                        Text.Append("))");
+                    }
+
                     break;
                 }
 

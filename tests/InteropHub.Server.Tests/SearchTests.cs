@@ -175,6 +175,33 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_canonical_search_naming_a_version_finds_that_version_and_has_follows_canonical_references()
+    {
+        var url = $"https://example.org/fhir/Measure/{Guid.NewGuid():N}";
+        var measure = await CreateAsync(new Measure { Url = url, Version = "1.0", Status = PublicationStatus.Active });
+        MeasureReport Report(string canonical, MeasureReport.MeasureReportStatus status) => new()
+        {
+            Status = status, Type = MeasureReport.MeasureReportType.Summary, Measure = canonical,
+            Period = new Period(new FhirDateTime("2025-01-01"), new FhirDateTime("2025-12-31")),
+        };
+        var first = await CreateAsync(Report($"{url}|1.0", MeasureReport.MeasureReportStatus.Complete));
+        var unversioned = await CreateAsync(Report(url, MeasureReport.MeasureReportStatus.Pending));
+        var second = await CreateAsync(Report($"{url}|2.0", MeasureReport.MeasureReportStatus.Complete));
+        List<string> Ids(Bundle bundle) => [.. bundle.Entry.Select(e => e.Resource!.Id!).Order()];
+
+        Assert.Equal(new[] { first, unversioned, second }.Order(), Ids(await SearchAsync($"MeasureReport?measure={url}")));
+        Assert.Equal([first], Ids(await SearchAsync($"MeasureReport?measure={url}|1.0")));
+        Assert.Empty((await SearchAsync($"MeasureReport?measure={url}|9.9")).Entry);
+        Assert.Equal([measure], Ids(await SearchAsync($"Measure?url={url}|1.0")));
+        Assert.Empty((await SearchAsync($"Measure?url={url}|2.0")).Entry);
+        Assert.Equal([measure], Ids(await SearchAsync($"Measure?_id={measure}&_has:MeasureReport:measure:status=pending")));
+        Assert.Equal([measure], Ids(await SearchAsync($"Measure?url={url}&_has:MeasureReport:measure:_id={second}")));
+        Assert.Empty((await SearchAsync($"Measure?_id={measure}&_has:MeasureReport:measure:status=error")).Entry);
+        // An include still finds the measure from the versioned report, once.
+        Assert.Equal([$"match MeasureReport/{first}", $"include Measure/{measure}"], Modes(await SearchAsync($"MeasureReport?_id={first}&_include=MeasureReport:measure")));
+    }
+
+    [Fact]
     public async Task Revinclude_with_a_wildcard_adds_what_refers_through_any_parameter()
     {
         var patientId = await IdOfAsync(await CreatePatientAsync());

@@ -395,7 +395,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             throw new InvalidInputException($"{source}.{reference} cannot refer to a {resourceType}.", name);
         }
 
-        var has = new HasCriterion(source, reference, Parse(source, rest, value, depth + 1));
+        var has = new HasCriterion(source, reference, Parse(source, rest, value, depth + 1), registry.Find(resourceType, "url") is { Type: SearchParamType.Uri });
         return param.SubsetOf is { } subset && subset.TargetType == resourceType ? new AnyCriterion([has, has with { Param = subset.Param }]) : has;
     }
 
@@ -473,6 +473,18 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     "above" => UriMatch.Above,
                     _ => throw UnknownModifier(param, modifier, name),
                 };
+                if (param.Name == "url" && uriMatch == UriMatch.Exact && values.Any(v => v.Contains('|', StringComparison.Ordinal))
+                    && registry.Find(resourceType, "version") is { Type: SearchParamType.Token })
+                {
+                    // A canonical url|version names one version of a conformance resource (Measure?url=…|1.0).
+                    return new AnyCriterion(values.Select(SearchValueText.Unescape).Select(v => v.IndexOf('|', StringComparison.Ordinal) is var bar and > 0
+                        ? new AllCriterion([
+                            new IndexCriterion(param.Name, IndexTable.Uris, [new UriCondition(UriMatch.Exact, v[..bar])]),
+                            new IndexCriterion("version", IndexTable.Tokens, [new TokenCondition(null, v[(bar + 1)..])]),
+                        ])
+                        : (Criterion)new IndexCriterion(param.Name, IndexTable.Uris, [new UriCondition(UriMatch.Exact, v)])).ToList());
+                }
+
                 return new IndexCriterion(param.Name, IndexTable.Uris, values.Select(v => (IndexCondition)new UriCondition(uriMatch, SearchValueText.Unescape(v))).ToList());
             case SearchParamType.Date or SearchParamType.Number or SearchParamType.Quantity:
                 if (modifier is not null)
@@ -527,8 +539,9 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             }
             else if (raw.Contains(':', StringComparison.Ordinal))
             {
+                // A canonical url|version finds the references to that version (SearchIndexer indexes both forms).
                 var bar = raw.IndexOf('|', StringComparison.Ordinal);
-                conditions.Add(new ReferenceCondition(null, null, bar > 0 ? raw[..bar] : raw));
+                conditions.Add(new ReferenceCondition(null, null, bar > 0 && bar == raw.Length - 1 ? raw[..bar] : raw));
             }
             else if (raw.Contains('/', StringComparison.Ordinal))
             {

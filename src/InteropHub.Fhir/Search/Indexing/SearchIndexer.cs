@@ -19,7 +19,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
     /// Names the extraction's last change to the rows of stored resources: a database whose resources were indexed before
     /// it is re-indexed once at start-up (<see cref="Custom.SearchParameterCatalog.ReconcileAsync"/>, the job's reason).
     /// </summary>
-    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system, quantities their stated unit";
+    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system, quantities their stated unit, versioned canonicals their version";
 
     private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
     private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
@@ -383,9 +383,15 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 
                 break;
             case PrimitiveType { JsonValue: string url } when url.Length > 0:
-                // canonical and uri references: compared as URL, without a version suffix (search.html#versions)
+                // canonical and uri references: found by their URL whatever the version, and a versioned one by
+                // url|version too (references.html#canonical: a search naming a version finds that version).
                 var bar = url.IndexOf('|', StringComparison.Ordinal);
                 entries.References.Add(new ReferenceIndexRow(key, "", "", bar > 0 ? url[..bar] : url, group));
+                if (bar > 0 && bar < url.Length - 1)
+                {
+                    entries.References.Add(new ReferenceIndexRow(key, "", "", url, group));
+                }
+
                 break;
         }
     }

@@ -99,7 +99,8 @@ public sealed record ChainCriterion(string Param, IReadOnlyList<ChainTarget> Tar
 public sealed record ChainTarget(string ResourceType, Criterion Inner, bool ByUrl = false);
 
 /// <summary>search.html#has: some <see cref="SourceType"/> resource meeting <see cref="Inner"/> references this one through <see cref="Param"/>.</summary>
-public sealed record HasCriterion(string SourceType, string Param, Criterion Inner) : Criterion;
+/// <param name="ByUrl">The searched type has a <c>url</c>: a canonical reference of the source names its resources by it.</param>
+public sealed record HasCriterion(string SourceType, string Param, Criterion Inner, bool ByUrl = false) : Criterion;
 
 /// <summary>
 /// A token criterion whose codes come from the hub's terminology (search.html#token): not searchable as it stands;
