@@ -89,6 +89,33 @@ public abstract class ReferOperationTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Refer_of_a_merged_record_is_400_naming_the_record_it_was_merged_into()
+    {
+        await OrganisationsAsync();
+        var survivor = $"survivor-{Guid.NewGuid():N}";
+        var retired = $"retired-{Guid.NewGuid():N}";
+        await _client.PutAsync($"/fhir/Patient/{survivor}", Fhir.Content(new Patient { Id = survivor }));
+        await _client.PutAsync($"/fhir/Patient/{retired}", Fhir.Content(new Patient
+        {
+            Id = retired, Active = false,
+            Link = [new Patient.LinkComponent { Type = Patient.LinkType.ReplacedBy, Other = new ResourceReference($"Patient/{survivor}") }],
+        }));
+        var merged = Refer(Township, Hospital, "up");
+        merged.Parameter.Single(p => p.Name == "patient").Value = new ResourceReference($"Patient/{retired}");
+        var current = Refer(Township, Hospital, "up");
+        current.Parameter.Single(p => p.Name == "patient").Value = new ResourceReference($"Patient/{survivor}");
+
+        var refused = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(merged));
+        var made = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(current));
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(refused)).Issue.Single();
+        Assert.Equal("patient", issue.Expression.Single());
+        Assert.Contains($"Patient/{survivor}", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, made.StatusCode);
+    }
+
+    [Fact]
     public async Task Refer_of_a_patient_or_with_a_summary_the_hub_does_not_have_is_400_naming_it()
     {
         await OrganisationsAsync();

@@ -2,6 +2,7 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Bundles;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
+using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
 using FhirTask = Hl7.Fhir.Model.Task;
 
@@ -29,7 +30,7 @@ public sealed record ReferOutcome(BundleResult Result, string TaskLocation);
 /// referral ServiceRequest and its Task are built from the parameters and written as one transaction through the
 /// normal transaction path, so the partner rule and the Task state machine apply exactly as for a client's bundle.
 /// </summary>
-public sealed class ReferPatient(ProcessBundle bundles, IResourceStore store, TimeProvider clock)
+public sealed class ReferPatient(ProcessBundle bundles, IResourceStore store, FhirSerializers serializers, TimeProvider clock)
 {
     private static readonly HashSet<string> Known = new(StringComparer.Ordinal)
     {
@@ -82,9 +83,16 @@ public sealed class ReferPatient(ProcessBundle bundles, IResourceStore store, Ti
         foreach (var (name, reference) in request.SupportingInfo.Select(r => ("supportingInfo", r)).Prepend(("patient", request.Patient)))
         {
             var slash = reference.IndexOf('/', StringComparison.Ordinal);
-            if (!ResourceTypes.IsKnown(reference[..slash]) || await store.ReadAsync(reference[..slash], reference[(slash + 1)..], ct) is not { IsDeleted: false })
+            if (!ResourceTypes.IsKnown(reference[..slash]) || await store.ReadAsync(reference[..slash], reference[(slash + 1)..], ct) is not { IsDeleted: false } stored)
             {
                 throw new InvalidInputException($"$refer: {name} {reference} is not known to the hub.", name);
+            }
+
+            if (name == "patient" && serializers.ParseStored(stored.Json) is Patient { Active: false } retired
+                && retired.Link.FirstOrDefault(l => l.Type == Patient.LinkType.ReplacedBy)?.Other?.Reference is { } survivor)
+            {
+                // A merged record: the referral would sit where the patient's record no longer is ($everything of the survivor).
+                throw new InvalidInputException($"$refer: {reference} was merged into {survivor} (Patient.link replaced-by); refer {survivor}.", name);
             }
         }
 
