@@ -29,6 +29,27 @@ public abstract class ReferralTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_referral_whose_direction_contradicts_the_institutions_classes_is_422()
+    {
+        CodeableConcept Class(string code) => new("urn:interophub:cs:ws218", code);
+        await PutAsync(new Organization { Id = Township.Split('/')[1], Type = [Class("C110")], Extension = [new Extension(Partner, new ResourceReference(Hospital))] });
+        await PutAsync(new Organization { Id = Hospital.Split('/')[1], Type = [Class("A100")], Extension = [new Extension(Partner, new ResourceReference(Township))] });
+
+        var upFromTownship = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Township, Hospital, "UP")));
+        var downFromTownship = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Township, Hospital, "DOWN")));
+        var upFromHospital = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Hospital, Township, "UP")));
+        var downFromHospital = await _client.PostAsync("/fhir/ServiceRequest", Fhir.Content(Referral(Hospital, Township, "DOWN")));
+
+        Assert.Equal(HttpStatusCode.Created, upFromTownship.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, downFromTownship.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(downFromTownship)).Issue.Single();
+        Assert.StartsWith("[referral-direction]", issue.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal("ServiceRequest.category", issue.Expression.Single());
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, upFromHospital.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, downFromHospital.StatusCode);
+    }
+
+    [Fact]
     public async Task A_referral_under_way_can_be_completed_after_the_agreement_is_withdrawn_but_not_sent_elsewhere()
     {
         await OrganisationsAsync();

@@ -77,7 +77,40 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
                 $"[referral-partner] Organization/{from} has no referral agreement with Organization/{to}: referrals go only to partner organisations " +
                 $"(extension {PartnerExtension} on the requester).", "ServiceRequest.performer");
         }
+
+        if (CallerContext.OverHttp && stored is not null && await session.ReadCurrentAsync("Organization", to, ct) is { IsDeleted: false } receiver
+            && serializers.ParseStored(receiver.Json) is Organization toOrganization
+            && (Level(serializers.ParseStored(stored.Json) as Organization), Level(toOrganization)) is var (fromLevel, toLevel)
+            && fromLevel is not null && toLevel is not null && fromLevel != toLevel
+            && Direction(request) != (fromLevel == InstitutionLevel.Primary ? ReferralDirection.Up : ReferralDirection.Down))
+        {
+            // DOMAIN.md §2: up is from a primary institution to a hospital, down the way back. A client's referral saying
+            // otherwise would be counted the wrong way by referral-metrics (HIS messages carry the sender's own category).
+            var expected = fromLevel == InstitutionLevel.Primary ? "UP" : "DOWN";
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-direction] A referral from {(fromLevel == InstitutionLevel.Primary ? "a primary institution" : "a hospital")} Organization/{from} to " +
+                $"{(toLevel == InstitutionLevel.Primary ? "a primary institution" : "a hospital")} Organization/{to} goes {expected} ({DirectionSystem}).",
+                "ServiceRequest.category");
+        }
     }
+
+    private enum InstitutionLevel
+    {
+        Primary,
+        Hospital,
+    }
+
+    /// <summary>
+    /// By the WS 218 class on Organization.type: A a hospital; B, C, D a primary institution (基层医疗卫生机构); none when the
+    /// organisation gives no class (the direction is then not checked).
+    /// </summary>
+    private static InstitutionLevel? Level(Organization? organization) =>
+        organization?.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == "urn:interophub:cs:ws218" && c.Code is { Length: > 0 })?.Code?[0] switch
+        {
+            'A' => InstitutionLevel.Hospital,
+            'B' or 'C' or 'D' => InstitutionLevel.Primary,
+            _ => null,
+        };
 
     /// <summary>The stored referral ServiceRequest <paramref name="previous"/> and its Task, when the referral has one.</summary>
     private async Task<(ServiceRequest Request, FhirTask Task)?> HeldRequestAsync(IWriteSession session, StoredResource? previous, CancellationToken ct)
