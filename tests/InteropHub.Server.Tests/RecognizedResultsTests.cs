@@ -24,6 +24,33 @@ public abstract class RecognizedResultsTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task The_window_runs_from_when_the_result_was_issued_not_from_when_the_specimen_was_taken()
+    {
+        var (_, county, township, _) = await ScenarioAsync();
+        var patient = await Fhir.Read<Patient>(await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("马", "强"))));
+        var observation = new Observation
+        {
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "4548-4", "糖化血红蛋白"),
+            Subject = new ResourceReference($"Patient/{patient.Id}"),
+            Effective = new FhirDateTime(new DateTimeOffset(2025, 3, 1, 9, 0, 0, TimeSpan.FromHours(8))),
+            Issued = new DateTimeOffset(2025, 3, 2, 15, 0, 0, TimeSpan.FromHours(8)),
+            Performer = [new ResourceReference(county)],
+            Value = new Quantity(6.1m, "%"),
+        };
+        Assert.Equal(HttpStatusCode.Created, (await _client.PostAsync("/fhir/Observation", Fhir.Content(observation))).StatusCode);
+
+        var beforeIssue = await AskAsync(patient.Id!, "http://loinc.org|4548-4", "2025-03-02T10:00:00%2B08:00", township);
+        var lastDay = await AskAsync(patient.Id!, "http://loinc.org|4548-4", "2025-05-31T10:00:00%2B08:00", township);
+        var after = await AskAsync(patient.Id!, "http://loinc.org|4548-4", "2025-05-31T15:30:00%2B08:00", township);
+
+        Assert.Empty(beforeIssue.Entry);
+        var expiry = Assert.IsType<FhirDateTime>(Assert.Single(lastDay.Entry).Search!.GetExtension($"{Ext}recognized-until")!.Value);
+        Assert.Equal(new DateTimeOffset(2025, 5, 31, 15, 0, 0, TimeSpan.FromHours(8)), expiry.ToDateTimeOffset(TimeSpan.FromHours(8)));
+        Assert.Empty(after.Entry);
+    }
+
+    [Fact]
     public async Task The_local_lab_code_finds_the_same_item()
     {
         var (patient, _, township, _) = await ScenarioAsync();

@@ -54,8 +54,9 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
             // A result that stands: not a preliminary, cancelled or entered-in-error one (as the tag's rule says).
             new("status", "final,amended,corrected"),
             new("date", "le" + request.At.ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
-            // Only results young enough to be inside the item's window can be recognised: the store skips the rest.
-            new("date", "ge" + request.At.AddDays(-item.ValidityDays).ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
+            // Only results young enough to be inside the item's window can be recognised: the store skips the rest. The
+            // window runs from the issue, which follows the collection (the date searched) by hours or days: a month's margin.
+            new("date", "ge" + request.At.AddDays(-item.ValidityDays - IssueMarginDays).ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture)),
             new("_sort", "-date"),
             new("_count", "200"),
         ]), ct);
@@ -119,11 +120,17 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
         return stored is { IsDeleted: false } ? serializers.ParseStored(stored.Json) as Organization : null;
     }
 
-    private static DateTimeOffset? Issued(Observation observation) => observation.Effective switch
+    private const int IssueMarginDays = 31;
+
+    /// <summary>
+    /// When the result was issued (Observation.issued, the report's OBR-22), from which the catalogue's window runs ("recognised
+    /// for this many days after it was issued"); a result that does not say is taken as issued when it was collected.
+    /// </summary>
+    private static DateTimeOffset? Issued(Observation observation) => observation.Issued ?? observation.Effective switch
     {
         FhirDateTime when_ => when_.ToDateTimeOffset(TimeSpan.FromHours(8)),
         Period { Start: not null } period => new FhirDateTime(period.Start).ToDateTimeOffset(TimeSpan.FromHours(8)),
-        _ => observation.Issued,
+        _ => null,
     };
 
     /// <summary>The grade digit of the institution-level code (3B → 3); 0 (未定级) when absent.</summary>
