@@ -125,6 +125,22 @@ public abstract class ReferralTests(HubFactory hub)
             history.Entry.Select(e => Hl7.Fhir.Utility.EnumUtility.GetLiteral(((FhirTask)e.Resource!).Status)));
         // The request follows its Task: the activity it asked for was performed.
         Assert.Equal(RequestStatus.Completed, (await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"))).Status);
+
+        // The completed referral keeps its summary and follow-up plan: neither dropped nor swapped for one that is not there.
+        var completed = await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{task.Id}"));
+        var stripped = (FhirTask)completed.DeepCopy();
+        stripped.Output.Clear();
+        var noSummary = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", stripped, Township);
+        var swapped = (FhirTask)completed.DeepCopy();
+        swapped.Output[0] = Output($"DocumentReference/elsewhere-{_suffix}");
+        var missingSummary = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", swapped, Township);
+        var noted = (FhirTask)completed.DeepCopy();
+        noted.Note.Add(new Annotation { Text = "已随访" });
+        var withNote = await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", noted, Township);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, noSummary.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, missingSummary.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, withNote.StatusCode);
     }
 
     [Fact]

@@ -87,6 +87,12 @@ public static class ReferralStateMachine
 
         if (from == to)
         {
+            if (to == FhirTask.TaskStatus.Completed && previous.Output.Count > 0)
+            {
+                // A completed referral keeps the summary (and follow-up plan) it was completed with.
+                CheckCompletionOutput(next, direction);
+            }
+
             return;
         }
 

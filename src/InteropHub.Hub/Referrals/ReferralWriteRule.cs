@@ -242,7 +242,8 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
             // Answered or withdrawn: no longer waiting, so no longer overdue (a client echoing the flag back does not keep it).
             task.BusinessStatus = null;
         }
-        if (task.Status == FhirTask.TaskStatus.Completed && before?.Status != FhirTask.TaskStatus.Completed)
+        if (task.Status == FhirTask.TaskStatus.Completed && (before?.Status != FhirTask.TaskStatus.Completed
+            || !before.Output.Select(o => (o.Value as ResourceReference)?.Reference).SequenceEqual(task.Output.Select(o => (o.Value as ResourceReference)?.Reference))))
         {
             await CheckSummaryExistsAsync(session, task, ct);
             if (direction == ReferralDirection.Down)
