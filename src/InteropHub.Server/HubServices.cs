@@ -54,6 +54,7 @@ public static class HubServices
         services.AddSingleton<SearchParser>();
         services.AddSingleton<LocalTerminology>();
         services.AddSingleton<IWriteRule, ReferralWriteRule>();
+        services.AddSingleton<IWriteRule, InteropHub.Hub.Indicators.NipScheduleRule>();
         services.AddSingleton<ReferPatient>();
         services.AddSingleton(_ =>
         {

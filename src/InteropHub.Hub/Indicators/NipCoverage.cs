@@ -79,6 +79,12 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
             throw new ResourceNotFoundException($"Measure/{MeasureId} is not stored: it holds the immunization schedule (mappings/measure-nip-coverage.json is loaded at start).");
         }
 
+        return Schedule(measure);
+    }
+
+    /// <summary>The schedule a Measure's groups give; a group the evaluation cannot read is a 422 naming it (also when the Measure is written).</summary>
+    public static List<(CodeableConcept Code, int Number, int DueMonths)> Schedule(Measure measure)
+    {
         var schedule = new List<(CodeableConcept, int, int)>();
         for (var i = 0; i < measure.Group.Count; i++)
         {
