@@ -270,5 +270,7 @@ public sealed class SearchParserTests
         Assert.Equal("jose muller", TextNormalizer.Normalize("  JOSÉ   Müller "));
         Assert.Equal("abc123", TextNormalizer.Normalize("ＡＢＣ１２３"));
         Assert.Equal("张三", TextNormalizer.Normalize("张三"));
+        Assert.Equal("strasse", TextNormalizer.Normalize("Straße"));
+        Assert.Equal(TextNormalizer.Normalize("STRASSE"), TextNormalizer.Normalize("straẞe"));
     }
 }

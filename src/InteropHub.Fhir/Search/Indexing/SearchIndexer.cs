@@ -19,7 +19,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
     /// Names the extraction's last change to the rows of stored resources: a database whose resources were indexed before
     /// it is re-indexed once at start-up (<see cref="Custom.SearchParameterCatalog.ReconcileAsync"/>, the job's reason).
     /// </summary>
-    public const string Revision = "index-revision:2026-11-27 codes of required bindings carry their system, quantities their stated unit, versioned canonicals their version";
+    public const string Revision = "index-revision 2026-11-27: systems of required bindings' codes, quantities' stated units, canonical versions, ß as ss";
 
     private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
     private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');

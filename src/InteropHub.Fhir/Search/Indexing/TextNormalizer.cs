@@ -5,7 +5,7 @@ namespace InteropHub.Fhir.Search.Indexing;
 
 /// <summary>
 /// The form string search compares (search.html#string: case- and accent-insensitive): compatibility decomposition
-/// (full-width Latin and digits become ASCII, accents separate), accents dropped, lower case, runs of white space
+/// (full-width Latin and digits become ASCII, accents separate), accents dropped, lower case (ß as ss), runs of white space
 /// collapsed. Chinese characters pass through unchanged, so prefix matching works on them as on any text.
 /// </summary>
 public static class TextNormalizer
@@ -38,6 +38,13 @@ public static class TextNormalizer
             {
                 text.Append(' ');
                 space = false;
+            }
+
+            if (c is 'ß' or 'ẞ')
+            {
+                // Folded as upper-casing would (STRASSE): Straße is found by strasse, as by straße.
+                text.Append("ss");
+                continue;
             }
 
             text.Append(char.ToLowerInvariant(c));
