@@ -199,6 +199,18 @@ public abstract class ReferralTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.OK, noted.Status);
         var now = await Fhir.Read<ServiceRequest>(await _client.GetAsync($"/fhir/{request}"));
         Assert.Equal(("2", RequestStatus.Active, "Patient/p-referred"), (now.Meta!.VersionId, now.Status, now.Subject.Reference));
+
+        // Sent again unchanged (a nightly sync), it writes nothing and is not refused, whoever sends it.
+        Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync($"/fhir/{request}", Fhir.Content(now))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/{request}", now, Stranger)).StatusCode);
+
+        // Once the receiver has refused the referral, the referring organisation may withdraw its request.
+        var task = (await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task?focus={request}"))).Entry.Select(e => e.Resource).OfType<FhirTask>().Single();
+        task.Status = FhirTask.TaskStatus.Rejected;
+        task.StatusReason = new CodeableConcept { Text = "床位已满" };
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital)).StatusCode);
+        now.Status = RequestStatus.Revoked;
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/{request}", now, Township)).StatusCode);
     }
 
     [Fact]

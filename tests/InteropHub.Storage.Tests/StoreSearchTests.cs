@@ -138,6 +138,22 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task Sorting_by_a_quantity_compares_its_converted_value_whatever_unit_it_states()
+    {
+        // 2 kg stated as 公斤 (indexed by the stated unit too) against 500 g: 500 g comes first.
+        await PutAsync(new Observation
+        {
+            Id = "qkg", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "29463-7"),
+            Value = new Quantity { Value = 2, Unit = "公斤", System = Ucum, Code = "kg" },
+        });
+        await PutAsync(new Observation { Id = "qg", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "29463-7"), Value = new Quantity(500, "g", Ucum) });
+
+        Assert.Equal(["qg", "qkg"], await PagedIdsAsync("Observation", "_sort=value-quantity&code=29463-7", pageSize: 1));
+        Assert.Equal(["qkg", "qg"], await PagedIdsAsync("Observation", "_sort=-value-quantity&code=29463-7", pageSize: 1));
+        Assert.Equal(["qkg"], await FindIdsAsync("Observation", "value-quantity=2||公斤"));
+    }
+
+    [Fact]
     public async Task Code_value_date_finds_a_value_given_as_a_dateTime_as_well_as_a_period()
     {
         // R4 writes this composite's value as value.as(DateTime): the FHIRPath system type of a FHIR dateTime.

@@ -49,19 +49,31 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     public SearchCriteria ParseCriteria(string resourceType, IEnumerable<KeyValuePair<string, string>> query) =>
         Criteria([resourceType], query.Where(p => !ResultNames.Contains(p.Key)), lenient: false);
 
-    /// <summary>A whole search over <paramref name="resourceTypes"/> (one type, or for a system search several or none = all).</summary>
-    /// <summary>The most values one parameter may list (comma-separated, OR-ed): enough for a batch of identifiers.</summary>
+    /// <summary>
+    /// The most values a search may list, in one parameter (comma-separated, OR-ed) or in all: enough for a batch of
+    /// identifiers, and within what either store binds in one statement.
+    /// </summary>
     public const int MaxValues = 1000;
 
     /// <summary>The most search parameters (AND-ed) a search may give, result parameters aside.</summary>
     public const int MaxParameters = 100;
 
+    /// <summary>A whole search over <paramref name="resourceTypes"/> (one type, or for a system search several or none = all).</summary>
     public SearchQuery ParseQuery(IReadOnlyList<string> resourceTypes, IReadOnlyList<KeyValuePair<string, string>> query, bool lenient)
     {
         var ignored = new List<OperationOutcome.IssueComponent>();
         if (query.Count(p => !ResultNames.Contains(p.Key)) is var parameters and > MaxParameters)
         {
             throw new InvalidInputException($"The search gives {parameters} search parameters; it may give at most {MaxParameters}.");
+        }
+
+        var values = 0;
+        foreach (var (name, value) in query.Where(p => !ResultNames.Contains(p.Key)))
+        {
+            if ((values += SearchValueText.Split(value, ',').Count) > MaxValues)
+            {
+                throw new InvalidInputException($"The search lists more than {MaxValues} values in all (past it at '{name}'); look up more in several searches.", name);
+            }
         }
 
         var criteria = Criteria(resourceTypes, query.Where(p => !ResultNames.Contains(p.Key)), lenient);

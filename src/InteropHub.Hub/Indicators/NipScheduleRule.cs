@@ -13,9 +13,9 @@ public sealed class NipScheduleRule : IWriteRule
 {
     public System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
     {
-        if (next is Measure { Id: NipCoverage.MeasureId } or Measure { Url: NipCoverage.MeasureUrl })
+        if (next is Measure { Id: NipCoverage.MeasureId } schedule)
         {
-            NipCoverage.Schedule((Measure)next);
+            NipCoverage.Schedule(schedule);
         }
 
         return System.Threading.Tasks.Task.CompletedTask;

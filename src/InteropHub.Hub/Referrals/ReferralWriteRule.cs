@@ -134,6 +134,12 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     /// </summary>
     private async System.Threading.Tasks.Task CheckRequestUpdateAsync(IWriteSession session, ServiceRequest before, FhirTask task, ServiceRequest next, CancellationToken ct)
     {
+        if (SameButMeta(before, next))
+        {
+            // Sent again unchanged (a sync, a repeated import): it writes nothing, whoever sends it.
+            return;
+        }
+
         var party = await PartyAsync(session, task, ct);
         if (party == ReferralParty.Anonymous)
         {
@@ -167,7 +173,8 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
         var follows = task.Status switch
         {
-            FhirTask.TaskStatus.Cancelled => RequestStatus.Revoked,
+            // Refused, or attempted and failed: the referring organisation may withdraw the request (revoked) too.
+            FhirTask.TaskStatus.Cancelled or FhirTask.TaskStatus.Rejected or FhirTask.TaskStatus.Failed => RequestStatus.Revoked,
             FhirTask.TaskStatus.Completed => RequestStatus.Completed,
             _ => before.Status,
         };
@@ -193,7 +200,9 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
 
         var id = focus["ServiceRequest/".Length..];
-        await session.LockAsync(VersionWriter.IdLock("ServiceRequest", id), ct);
+        // After the Task's lock, out of the order a transaction takes its locks in (a HIS REF message: request, then
+        // Task): given up rather than waited on, so the two cannot wait on each other; the write is then run again.
+        await session.LockAllOrGiveUpAsync([VersionWriter.IdLock("ServiceRequest", id)], ct);
         if (await session.ReadCurrentAsync("ServiceRequest", id, ct) is not { IsDeleted: false } stored
             || serializers.ParseStored(stored.Json) is not ServiceRequest request || !IsReferral(request)
             || request.Status is not (RequestStatus.Active or RequestStatus.OnHold or RequestStatus.Draft))
@@ -203,6 +212,14 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
         request.Status = task.Status == FhirTask.TaskStatus.Completed ? RequestStatus.Completed : RequestStatus.Revoked;
         await writer.SaveAsync(session, request, id, stored, "PUT", ct);
+    }
+
+    /// <summary>The two versions differ in meta (versionId, lastUpdated) at most.</summary>
+    private static bool SameButMeta(DomainResource stored, DomainResource next)
+    {
+        var (a, b) = ((DomainResource)stored.DeepCopy(), (DomainResource)next.DeepCopy());
+        a.Meta = b.Meta = null;
+        return a.IsExactly(b);
     }
 
     private static string Code(FhirTask.TaskStatus? status) => status is { } s ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(s) ?? s.ToString() : "no status";
@@ -216,6 +233,12 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     private async System.Threading.Tasks.Task CheckTaskAsync(IWriteSession session, FhirTask task, StoredResource? previous, CancellationToken ct)
     {
         var before = previous is { IsDeleted: false } ? serializers.ParseStored(previous.Json) as FhirTask : null;
+        if (before is not null && SameButMeta(before, task))
+        {
+            // Sent again unchanged: it writes nothing, whoever sends it.
+            return;
+        }
+
         var request = await ReferralOfAsync(session, before ?? task, ct);
         if (request is null)
         {

@@ -340,8 +340,9 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
                 if (quantity.Unit is { Length: > 0 } stated && stated != code)
                 {
                     // search.html#quantity: value||mg matches where "either the code or the stated human unit are mg"
-                    // (mmHg as well as mm[Hg]); the stated unit belongs to no system.
-                    entries.Quantities.Add(new QuantityIndexRow(key, "", stated, number, stated, number, group));
+                    // (mmHg as well as mm[Hg]); the stated unit belongs to no system. Its canonical columns are the
+                    // code's, so a sort (by canonical value) sees one value for the quantity.
+                    entries.Quantities.Add(new QuantityIndexRow(key, "", stated, number, canonicalCode, canonicalValue, group));
                 }
 
                 break;
