@@ -70,6 +70,28 @@ public abstract class ContractCoverageTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Two_records_of_one_resident_id_number_are_one_person_in_the_denominator_and_the_numerator()
+    {
+        await TownshipsAsync();
+        var idNumber = InteropHub.Testing.LegacyData.IdNumber(873_131);
+        // 龙泉: one person with two records not merged (each signed once), one with a record of its own, unsigned.
+        var first = await ResidentAsync(Longquan, "1955-09-09", idNumber: idNumber);
+        var second = await ResidentAsync(Longquan, "1955-09-09", idNumber: idNumber);
+        await ContractAsync(first, "2025-01-01", "2025-12-31", "1");
+        await ContractAsync(second, "2025-03-01", "2026-02-28", "2");
+        await ResidentAsync(Longquan, "1960-01-01", idNumber: InteropHub.Testing.LegacyData.IdNumber(873_141));
+
+        var report = await EvaluateAsync($"periodStart=2025&periodEnd=2025&subject={Longquan}");
+
+        var group = report.Group.Single();
+        Assert.Equal(2, Count(group.Population, "denominator"));
+        Assert.Equal(1, Count(group.Population, "numerator"));
+        Assert.Equal(0.5m, group.MeasureScore!.Value);
+        var keyPopulations = group.Stratifier.Single(s => s.Code[0].Coding[0].Code == "key-population").Stratum;
+        Assert.Equal([("1", 1), ("2", 1)], keyPopulations.Select(s => (s.Value!.Coding[0].Code, Count(s.Population, "numerator") ?? 0)));
+    }
+
+    [Fact]
     public async Task The_subject_narrows_the_report_to_one_township_and_the_numerator_is_counted_by_key_population_by_GET_or_POST()
     {
         await TownshipsAsync();
@@ -143,7 +165,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
         }
     }
 
-    private async Task<string> ResidentAsync(string? township, string born, string? died = null, bool active = true)
+    private async Task<string> ResidentAsync(string? township, string born, string? died = null, bool active = true, string? idNumber = null)
     {
         var patient = new Patient
         {
@@ -152,6 +174,11 @@ public abstract class ContractCoverageTests(HubFactory hub)
             ManagingOrganization = township is null ? null : new ResourceReference(township),
             Deceased = died is null ? null : new FhirDateTime(died),
         };
+        if (idNumber is not null)
+        {
+            patient.Identifier.Add(new Identifier("urn:oid:2.16.156.10011.1.3", idNumber));
+        }
+
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(patient));
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         return $"Patient/{(await Fhir.Read<Patient>(response)).Id}";

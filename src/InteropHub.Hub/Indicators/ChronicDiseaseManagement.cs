@@ -47,7 +47,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
         await foreach (var stored in scanner.ScanAsync("CarePlan", null, now.AddTicks(1), ct))
         {
             if (serializers.ParseStored(stored.Json) is CarePlan { Status: not RequestStatus.EnteredInError } plan
-                && plan.Subject?.Reference is { } patient && residents.ContainsKey(patient))
+                && plan.Subject?.Reference is { } record && residents.GetValueOrDefault(record)?.Person is { } patient)
             {
                 foreach (var coding in plan.Category.SelectMany(c => c.Coding).Where(c => c.System == CarePlanCategorySystem && c.Code is not null))
                 {
@@ -63,7 +63,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
             // Only the public-health service's visits are parsed (a county holds millions of hospital visits).
             if (stored.Json.AsSpan().IndexOf(VisitTypeMarker) < 0
                 || serializers.ParseStored(stored.Json) is not Encounter { Status: Encounter.EncounterStatus.Finished } visit
-                || visit.Subject?.Reference is not { } patient || !residents.ContainsKey(patient)
+                || visit.Subject?.Reference is not { } record || residents.GetValueOrDefault(record)?.Person is not { } patient
                 || TownshipResidents.Day(visit.Period?.Start) is not { } day || day < request.FirstDay || day > request.LastDay)
             {
                 continue;
@@ -81,7 +81,7 @@ public sealed class ChronicDiseaseManagement(TownshipResidents townships, IResou
         var report = ProportionReport.Summary(MeasureUrl, request, now);
         foreach (var (disease, visit, display) in Diseases)
         {
-            var managed = residents.Where(r => planned[disease].Contains(r.Key) && visits[visit].ContainsKey(r.Key)).ToList();
+            var managed = TownshipResidents.People(residents).Where(r => planned[disease].Contains(r.Key) && visits[visit].ContainsKey(r.Key)).ToList();
             bool Standard(string patient) => visits[visit][patient].Count >= FollowUps;
             var group = ProportionReport.Group(new CodeableConcept(GroupSystem, disease, display), managed.Count, managed.Count(m => Standard(m.Key)));
             group.Stratifier.Add(ProportionReport.ByTownship(new CodeableConcept(GroupSystem, "township", "乡镇"), managed, Standard));

@@ -34,20 +34,22 @@ public sealed class ContractCoverage(TownshipResidents townships, IResourceScann
         {
             if (serializers.ParseStored(stored.Json) is not EpisodeOfCare contract || !IsContract(contract)
                 || contract.Status == EpisodeOfCare.EpisodeOfCareStatus.EnteredInError
-                || contract.Patient?.Reference is not { } patient || !residents.ContainsKey(patient)
+                || contract.Patient?.Reference is not { } record || !residents.TryGetValue(record, out var resident)
                 || TownshipResidents.Day(contract.Period?.Start) is not { } start || start > request.LastDay
                 || TownshipResidents.Day(contract.Period?.End, last: true) < request.FirstDay)
             {
                 continue;
             }
 
+            var patient = resident.Person;
             var groups = covered.TryGetValue(patient, out var had) ? had : covered[patient] = new HashSet<string>(StringComparer.Ordinal);
             groups.UnionWith(contract.Extension.Where(e => e.Url == KeyPopulationExtension).Select(e => (e.Value as Coding)?.Code).OfType<string>());
         }
 
         var report = ProportionReport.Summary(MeasureUrl, request, now);
-        var group = ProportionReport.Group(new CodeableConcept(GroupSystem, "contract-coverage", "家庭医生签约覆盖率"), residents.Count, covered.Count);
-        group.Stratifier.Add(ProportionReport.ByTownship(new CodeableConcept(GroupSystem, "township", "乡镇"), residents, covered.ContainsKey));
+        var people = TownshipResidents.People(residents);
+        var group = ProportionReport.Group(new CodeableConcept(GroupSystem, "contract-coverage", "家庭医生签约覆盖率"), people.Count, covered.Count);
+        group.Stratifier.Add(ProportionReport.ByTownship(new CodeableConcept(GroupSystem, "township", "乡镇"), people, covered.ContainsKey));
         group.Stratifier.Add(new MeasureReport.StratifierComponent
         {
             Code = [new CodeableConcept(GroupSystem, "key-population", "重点人群")],

@@ -32,7 +32,7 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
         var now = clock.GetUtcNow();
         var schedule = await ScheduleAsync(ct);
         var residents = await townships.ReadAsync(request, now.AddTicks(1), ct);
-        var children = residents.Where(r => r.Value.BirthDate is { } born && born > request.LastDay.AddYears(-7)).ToList();
+        var children = TownshipResidents.People(residents).Where(r => r.Value.BirthDate is { } born && born > request.LastDay.AddYears(-7)).ToList();
 
         // Each child's doses given by the end of the period: the vaccine codings and the dose number when stated.
         var inChildren = children.Select(c => c.Key).ToHashSet(StringComparer.Ordinal);
@@ -40,7 +40,7 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
         await foreach (var stored in scanner.ScanAsync("Immunization", null, now.AddTicks(1), ct))
         {
             if (serializers.ParseStored(stored.Json) is not Immunization dose || dose.Status != Immunization.ImmunizationStatusCodes.Completed
-                || dose.Patient?.Reference is not { } patient || !inChildren.Contains(patient)
+                || dose.Patient?.Reference is not { } record || residents.GetValueOrDefault(record)?.Person is not { } patient || !inChildren.Contains(patient)
                 || TownshipResidents.Day((dose.Occurrence as FhirDateTime)?.Value) is not { } given || given > request.LastDay)
             {
                 continue;

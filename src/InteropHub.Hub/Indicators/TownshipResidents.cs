@@ -21,13 +21,17 @@ public sealed record IndicatorRequest(DateTimeOffset Start, DateTimeOffset End, 
 }
 
 /// <param name="Township">The township centre whose records hold the resident.</param>
-public sealed record Resident(string Township, DateOnly? BirthDate);
+/// <param name="Person">The resident's record counted for the person (<c>Patient/{id}</c>): the record itself, or for a second
+/// record of one resident ID number, the first one read (<see cref="TownshipResidents.People"/>).</param>
+public sealed record Resident(string Township, DateOnly? BirthDate, string Person);
 
 /// <summary>
 /// The population the plans' township indicators count (DOMAIN.md §3): the Patients whose records a township keeps
 /// (<c>managingOrganization</c>, as the township health records set it: a township or community health centre, WS 218
 /// class C or B1, or a village clinic or community station that is <c>partOf</c> one) who are active (a record retired
-/// by a merge is not, so no one is counted twice), born by the end of the period and not dead before its start. A
+/// by a merge is not, so no one is counted twice), born by the end of the period and not dead before its start. Two
+/// records of one resident ID number not merged yet are one person (DOMAIN.md §3: "minus deaths and duplicates"): each
+/// record is a key, both naming the same <see cref="Resident"/>, so what either record has counts for the person once. A
 /// hospital manages no residents here. Days are China Standard Time.
 /// </summary>
 public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers serializers)
@@ -62,6 +66,7 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
         }
 
         var residents = new Dictionary<string, Resident>(StringComparer.Ordinal);
+        var byIdNumber = new Dictionary<string, Resident>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Patient", null, asOf, ct))
         {
             // A Patient no institution manages (most of a hospital's) is not parsed.
@@ -79,11 +84,26 @@ public sealed class TownshipResidents(IResourceScanner scanner, FhirSerializers 
             }
 
             // A birth date of a year or a month stands for its last day: ages are then never overstated.
-            residents[$"Patient/{stored.Id}"] = new Resident(township, Day(patient.BirthDate, last: true));
+            var reference = $"Patient/{stored.Id}";
+            var idNumber = patient.Identifier.FirstOrDefault(i => i.System == ResidentIdSystem && !string.IsNullOrEmpty(i.Value))?.Value;
+            residents[reference] = idNumber is not null && byIdNumber.TryGetValue(idNumber, out var first)
+                ? first
+                : new Resident(township, Day(patient.BirthDate, last: true), reference);
+            if (idNumber is not null)
+            {
+                byIdNumber.TryAdd(idNumber, residents[reference]);
+            }
         }
 
         return residents;
     }
+
+    /// <summary>The resident ID number's system (GB 11643, the OID of the national identifier scheme).</summary>
+    private const string ResidentIdSystem = "urn:oid:2.16.156.10011.1.3";
+
+    /// <summary>One entry per person, keyed by <see cref="Resident.Person"/>: what a denominator counts.</summary>
+    public static List<KeyValuePair<string, Resident>> People(IReadOnlyDictionary<string, Resident> residents) =>
+        [.. residents.Where(r => r.Key == r.Value.Person)];
 
     /// <summary>The day of a FHIR date or dateTime, in China Standard Time; null when absent or unreadable.</summary>
     /// <param name="last">A year or a month stands for its last day (an end), else for its first.</param>
