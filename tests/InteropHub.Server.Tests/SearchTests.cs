@@ -26,6 +26,9 @@ public abstract class SearchTests(HubFactory hub)
     [InlineData("_text=cough", "_text")]
     [InlineData("_elements=nonsense", "_elements")]
     [InlineData("_elements=Observation.code", "_elements")]
+    [InlineData("active=maybe", "active")]
+    [InlineData("active:not=TRUE", "active:not")]
+    [InlineData("active=true,yes", "active")]
     public async Task A_parameter_modifier_or_prefix_the_hub_does_not_understand_is_400_naming_it(string query, string named)
     {
         var response = await _client.GetAsync($"/fhir/Patient?{query}");

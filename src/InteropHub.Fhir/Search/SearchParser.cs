@@ -452,6 +452,13 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         switch (param.Type)
         {
             case SearchParamType.Token:
+                if (modifier is null or "not" && IsBoolean(resourceType, param)
+                    && values.FirstOrDefault(v => v is not ("true" or "false")) is { } notBoolean)
+                {
+                    // A boolean element's tokens are true and false: anything else would silently match nothing.
+                    throw new InvalidInputException($"'{name}' takes true or false, not '{notBoolean}'.", name);
+                }
+
                 return modifier switch
                 {
                     null => new IndexCriterion(param.Name, IndexTable.Tokens, values.Select(ParseToken).ToList()),
@@ -601,6 +608,14 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         return new CompositeCriterion(param.Name, anyOf);
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), bool> BooleanParams = new();
+
+    /// <summary>A token parameter whose expression is one boolean element of the type (<c>Patient.active</c>, <c>Group.actual</c>).</summary>
+    private static bool IsBoolean(string resourceType, SearchParam param) => BooleanParams.GetOrAdd((resourceType, param.Name), _ =>
+        param.Expression.Trim() is var expression && expression.StartsWith(resourceType + ".", StringComparison.Ordinal)
+        && expression[(resourceType.Length + 1)..] is var element && element.All(char.IsLetter)
+        && ModelInfo.ModelInspector.FindClassMapping(resourceType)?.FindMappedElementByName(element)?.ImplementingType == typeof(FhirBoolean));
 
     private static TokenCondition ParseToken(string value)
     {
