@@ -88,7 +88,16 @@ public abstract class ExportTests(HubFactory hub)
         {
             Type = Group.GroupType.Person,
             Actual = true,
-            Member = members.Select(m => new Group.MemberComponent { Entity = new ResourceReference($"Patient/{m.Id}") }).ToList(),
+            Member =
+            [
+                .. members.Select((m, i) => new Group.MemberComponent
+                {
+                    Entity = new ResourceReference($"Patient/{m.Id}"),
+                    Period = i == 0 ? new Period { Start = "2020-01-01" } : null,
+                }),
+                // A member until 2020 is a member no longer.
+                new Group.MemberComponent { Entity = new ResourceReference($"Patient/{other.Id}"), Period = new Period { Start = "2019-01-01", End = "2020-12-31" } },
+            ],
         });
 
         var exported = await ExportedIdsAsync($"/fhir/Group/{group.Id}/$export");

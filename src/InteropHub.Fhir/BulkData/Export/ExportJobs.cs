@@ -321,7 +321,10 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
     }
 
-    /// <summary>The ids of the Patients a Group lists as (active) members.</summary>
+    /// <summary>
+    /// The ids of the Patients a Group lists as members now: not <c>inactive</c>, and within <c>member.period</c> when it
+    /// has one (a member whose period ended, or has not begun, belongs to the group at another time).
+    /// </summary>
     private async Task<IReadOnlyList<string>> GroupMembersAsync(string groupId, CancellationToken ct)
     {
         var stored = await store.ReadAsync("Group", groupId, ct);
@@ -331,9 +334,28 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         }
 
         var group = (Group)serializers.ParseStored(stored.Json);
-        return group.Member.Where(m => m.Inactive != true).Select(m => m.Entity?.Reference)
+        var now = clock.GetUtcNow();
+        return group.Member.Where(m => m.Inactive != true && Current(m.Period, now)).Select(m => m.Entity?.Reference)
             .Where(r => r is not null && r.StartsWith("Patient/", StringComparison.Ordinal)).Select(r => r!["Patient/".Length..])
             .Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    private static bool Current(Period? period, DateTimeOffset now) =>
+        period is null
+        || (period.StartElement is not { } start || start.ToDateTimeOffset(TimeSpan.FromHours(8)) <= now)
+        && (period.EndElement is not { } end || EndOf(end) > now);
+
+    /// <summary>The first instant after a period's end given to the day, month or year (or the instant itself).</summary>
+    private static DateTimeOffset EndOf(FhirDateTime end)
+    {
+        var at = end.ToDateTimeOffset(TimeSpan.FromHours(8));
+        return end.Value?.Length switch
+        {
+            4 => at.AddYears(1),
+            7 => at.AddMonths(1),
+            10 => at.AddDays(1),
+            _ => at,
+        };
     }
 
     /// <summary>
