@@ -226,15 +226,19 @@ public abstract class ImportTests(HubFactory hub)
         Assert.Contains("link-local", (await Fhir.Read<OperationOutcome>(metadata)).Issue[0].Diagnostics, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task An_input_that_cannot_be_read_fails_the_job_with_an_outcome_naming_it()
+    [Theory]
+    [InlineData("closed port")]
+    [InlineData("unknown host")]
+    public async Task An_input_that_cannot_be_read_fails_the_job_with_an_outcome_naming_it(string problem)
     {
-        var url = $"http://127.0.0.1:{AdapterTestBase.FreePort()}/Patient.ndjson";
-        var status = await KickOffAsync(Input("Patient", url));
+        var url = problem == "closed port" ? $"http://127.0.0.1:{AdapterTestBase.FreePort()}/Patient.ndjson" : "http://files.no-such-host.invalid/Patient.ndjson";
+        await using var allowing = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Import:AllowedUrls:1", "http://files.no-such-host.invalid/"));
+        using var client = allowing.CreateClient();
+        var status = await KickOffAsync(Input("Patient", url), client);
 
         var deadline = DateTime.UtcNow.AddSeconds(60);
         HttpResponseMessage response;
-        while ((response = await _client.GetAsync(status)).StatusCode == HttpStatusCode.Accepted && DateTime.UtcNow < deadline)
+        while ((response = await client.GetAsync(status)).StatusCode == HttpStatusCode.Accepted && DateTime.UtcNow < deadline)
         {
             await System.Threading.Tasks.Task.Delay(20);
         }

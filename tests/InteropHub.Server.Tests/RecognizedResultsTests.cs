@@ -88,6 +88,7 @@ public abstract class RecognizedResultsTests(HubFactory hub)
     [InlineData("?code=http://loinc.org%7C4548-4&requester=Organization/nobody")]
     [InlineData("?code=http://loinc.org%7C4548-4&requester=Organization/x&at=soon")]
     [InlineData("?code=http://loinc.org%7C4548-4,http://loinc.org%7C2345-7&requester=Organization/x")]
+    [InlineData("?code=http://loinc.org%7C4548-4&requester=Organization/x&date=2025-05-08")]
     public async Task Incomplete_questions_are_400(string query)
     {
         var response = await _client.GetAsync($"/fhir/Patient/p1/$recognized-results{query}");

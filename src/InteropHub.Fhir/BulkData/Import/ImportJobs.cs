@@ -149,7 +149,8 @@ public sealed class ImportJobs(
             }
             else
             {
-                throw new InvalidInputException($"Input '{input.Url}' is not a file or folder the hub can read.", "input.url");
+                throw new InvalidInputException(
+                    $"Input '{input.Url}' is not a file or folder the hub can read (local inputs are named under InteropHub:Import:Root = {root}).", "input.url");
             }
         }
 
@@ -266,9 +267,11 @@ public sealed class ImportJobs(
         {
             // Another runner (a second hub instance resuming the same job) committed first; it carries on.
         }
-        catch (Exception e) when (!ct.IsCancellationRequested && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception e) when (!ct.IsCancellationRequested
+            && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
         {
-            // An input that cannot be read. Anything else (the database unreachable, say) leaves the job unfinished,
+            // An input that cannot be read (a host name that does not resolve included: retrying it at each start would
+            // leave the job in progress for ever, with nothing said to the client). Anything else (the database unreachable, say) leaves the job unfinished,
             // to be continued from its last committed batch.
             var error = $"{status.Request.Inputs[at.Progress.Input].Url}: {e.Message}";
             logger.LogWarning("Import job {Job} failed: {Error}", id, error);

@@ -27,12 +27,17 @@ public static class RecognizedResultsEndpoints
         Fhir.Storage.IResourceStore store, CancellationToken ct)
     {
         ResourceTypes.EnsureValidId(id);
+        foreach (var name in request.Query.Keys.Where(k => k is not ("code" or "requester" or "at" or "_format" or "_pretty")))
+        {
+            // Ignored, a misspelt parameter would answer a question nobody asked.
+            throw new InvalidInputException($"$recognized-results has no parameter '{name}'; it takes code, requester and at.", name);
+        }
+
         var code = request.Query["code"].ToString();
         if (code.Length == 0 || request.Query["code"].Count > 1 || code.Contains(',', StringComparison.Ordinal))
         {
             throw new InvalidInputException("$recognized-results needs one code=system|code (the item being ordered); ask once per item.", "code");
         }
-
 
         var requester = request.Query["requester"].ToString() is { Length: > 0 } named ? named : CallerContext.Organization
             ?? throw new InvalidInputException("$recognized-results needs requester=Organization/{id} (or the X-Organization header).", "requester");
