@@ -52,8 +52,25 @@ public abstract class ReferOperationTests(HubFactory hub)
         var response = await _client.PostAsync("/fhir/ServiceRequest/$refer", Fhir.Content(Refer(Township, Stranger, "up")));
 
         Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
-        Assert.Contains("[referral-partner]", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        // In the operation's terms: no entry of a bundle the caller never sent, and the parameter at fault.
+        var outcome = await Fhir.Read<OperationOutcome>(response);
+        var issue = outcome.Issue[0];
+        Assert.True(issue.Diagnostics?.StartsWith("$refer: [referral-partner]", StringComparison.Ordinal), string.Join(" / ", outcome.Issue.Select(i => $"{i.Diagnostics} @ {string.Join(",", i.Expression)}")));
+        Assert.True(issue.Expression.SequenceEqual(["to"]), string.Join(",", issue.Expression));
         Assert.Empty((await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Task?owner={Stranger}"))).Entry);
+    }
+
+    [Fact]
+    public async Task Refer_by_a_caller_that_is_not_the_referring_organisation_is_409_naming_from()
+    {
+        await OrganisationsAsync();
+
+        var response = await Send(HttpMethod.Post, "/fhir/ServiceRequest/$refer", Refer(Township, Hospital, "up"), Hospital);
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal("from", issue.Expression.Single());
+        Assert.Contains(Township, issue.Diagnostics, StringComparison.Ordinal);
     }
 
     [Theory]

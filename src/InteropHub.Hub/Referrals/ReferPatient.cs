@@ -150,9 +150,49 @@ public sealed class ReferPatient(ProcessBundle bundles, IResourceStore store, Fh
             ],
         };
 
-        var result = await bundles.HandleAsync(new BundleRequest(bundle, baseUrl), ct);
+        if (CallerContext.Organization is { } caller && caller != request.From)
+        {
+            // Only the referring organisation makes a referral: say so in the operation's terms, not the Task's.
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"$refer: the caller (X-Organization: {caller}) is not the referring organisation {request.From}; only it makes the referral.", "from");
+        }
+
+        BundleResult result;
+        try
+        {
+            result = await bundles.HandleAsync(new BundleRequest(bundle, baseUrl), ct);
+        }
+        catch (FhirException e)
+        {
+            // The transaction names its own entries ("Bundle.entry[0] (POST ServiceRequest): …"), which the caller never
+            // sent: the refusal is given with the rule's words and the parameter it concerns.
+            foreach (var issue in e.Outcome.Issue)
+            {
+                if (issue.Diagnostics is { } diagnostics && diagnostics.StartsWith("Bundle.entry[", StringComparison.Ordinal)
+                    && diagnostics.IndexOf("): ", StringComparison.Ordinal) is var cut and > 0)
+                {
+                    issue.Diagnostics = "$refer: " + diagnostics[(cut + 3)..];
+                }
+
+                issue.Expression = [.. issue.Expression.Where(x => x?.StartsWith("Bundle.entry[", StringComparison.Ordinal) == false).Select(ParameterOf)];
+            }
+
+            throw;
+        }
+
         return new ReferOutcome(result, result.Entries[1].Location ?? $"Task/{result.Entries[1].Resource!.Id}");
     }
+
+    /// <summary>The operation's parameter an element of the request or Task it writes stands for.</summary>
+    private static string? ParameterOf(string? element) => element switch
+    {
+        null => null,
+        _ when element.Contains("performer", StringComparison.Ordinal) || element.Contains("owner", StringComparison.Ordinal) => "to",
+        _ when element.Contains("requester", StringComparison.Ordinal) => "from",
+        _ when element.Contains("subject", StringComparison.Ordinal) || element.EndsWith(".for", StringComparison.Ordinal) => "patient",
+        _ when element.Contains("category", StringComparison.Ordinal) => "direction",
+        _ => element,
+    };
 
     private static DataType? Single(Parameters parameters, string name, bool optional = false)
     {
