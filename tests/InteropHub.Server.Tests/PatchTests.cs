@@ -116,7 +116,10 @@ public abstract class PatchTests(HubFactory hub)
         var response = await JsonPatchAsync($"/fhir/Patient/{id}", document);
 
         Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
-        Assert.Contains((await Fhir.Read<OperationOutcome>(response)).Issue, i => i.Expression.Any(e => e!.StartsWith(element, StringComparison.Ordinal)));
+        var outcome = await Fhir.Read<OperationOutcome>(response);
+        Assert.Contains(outcome.Issue, i => i.Expression.Any(e => e!.StartsWith(element, StringComparison.Ordinal)));
+        // No line or position of the hub's own serialisation of the result, which the client never saw.
+        Assert.All(outcome.Issue, i => Assert.DoesNotContain("position", i.Diagnostics ?? "", StringComparison.OrdinalIgnoreCase));
         Assert.Equal("1", (await ReadAsync(id)).Meta!.VersionId);
     }
 

@@ -15,8 +15,11 @@ public interface IResourcePatch
     Resource Apply(StoredResource current, FhirSerializers serializers);
 }
 
-internal static class PatchErrors
+internal static partial class PatchErrors
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@",? *\(?line \d+, position \d+\)?", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex ServerPosition();
+
     public static UnprocessableResourceException Failed(string diagnostics, string? expression = null) =>
         new(FhirException.Issue(OperationOutcome.IssueType.Processing, diagnostics, expression));
 
@@ -26,9 +29,9 @@ internal static class PatchErrors
         var outcome = (OperationOutcome)parseOutcome.DeepCopy();
         foreach (var issue in outcome.Issue)
         {
-            issue.Diagnostics = $"The patched resource is not valid: {issue.Diagnostics}";
-
-            // Line and position refer to the server's serialisation of the result, which the client never saw.
+            // Line and position refer to the server's serialisation of the result, which the client never saw: the
+            // element named is what locates the problem.
+            issue.Diagnostics = $"The patched resource is not valid: {ServerPosition().Replace(issue.Diagnostics ?? "", "")}";
             issue.Location = [];
         }
 
