@@ -315,6 +315,10 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Equal("identifier", (await Fhir.Read<OperationOutcome>(tooMany)).Issue.Single().Expression.Single());
         Assert.Equal(HttpStatusCode.OK, hundred.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, tooManyParameters.StatusCode);
+        // Conditional criteria are held to the same limits.
+        var conditional = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = Fhir.Content(Fhir.Patient("批量", "建")) };
+        conditional.Headers.TryAddWithoutValidation("If-None-Exist", Identifiers(1001));
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.SendAsync(conditional)).StatusCode);
     }
 
     [Fact]

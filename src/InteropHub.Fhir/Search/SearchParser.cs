@@ -50,8 +50,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         Criteria([resourceType], query.Where(p => !ResultNames.Contains(p.Key)), lenient: false);
 
     /// <summary>
-    /// The most values a search may list, in one parameter (comma-separated, OR-ed) or in all: enough for a batch of
-    /// identifiers, and within what either store binds in one statement.
+    /// The most values a search (or conditional criteria) may list in all, comma-separated values counted one by one:
+    /// enough for a batch of identifiers, and within what either store binds in one statement.
     /// </summary>
     public const int MaxValues = 1000;
 
@@ -62,20 +62,6 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     public SearchQuery ParseQuery(IReadOnlyList<string> resourceTypes, IReadOnlyList<KeyValuePair<string, string>> query, bool lenient)
     {
         var ignored = new List<OperationOutcome.IssueComponent>();
-        if (query.Count(p => !ResultNames.Contains(p.Key)) is var parameters and > MaxParameters)
-        {
-            throw new InvalidInputException($"The search gives {parameters} search parameters; it may give at most {MaxParameters}.");
-        }
-
-        var values = 0;
-        foreach (var (name, value) in query.Where(p => !ResultNames.Contains(p.Key)))
-        {
-            if ((values += SearchValueText.Split(value, ',').Count) > MaxValues)
-            {
-                throw new InvalidInputException($"The search lists more than {MaxValues} values in all (past it at '{name}'); look up more in several searches.", name);
-            }
-        }
-
         var criteria = Criteria(resourceTypes, query.Where(p => !ResultNames.Contains(p.Key)), lenient);
         var result = new List<KeyValuePair<string, string>>();
         var sort = new List<SortClause>();
@@ -231,8 +217,19 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         var criteria = new List<Criterion>();
         var applied = new List<KeyValuePair<string, string>>();
         var ignored = new List<OperationOutcome.IssueComponent>();
+        var (parameters, values) = (0, 0);
         foreach (var (name, value) in query)
         {
+            if (++parameters > MaxParameters)
+            {
+                throw new InvalidInputException($"The search gives more than {MaxParameters} search parameters (past it at '{name}').", name);
+            }
+
+            if ((values += SearchValueText.Split(value, ',').Count) > MaxValues)
+            {
+                throw new InvalidInputException($"The search lists more than {MaxValues} values in all (past it at '{name}'); look up more in several searches.", name);
+            }
+
             try
             {
                 criteria.Add(ParseParameter(resourceTypes, name, value));
@@ -431,12 +428,6 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         if (values.Any(v => v.Length == 0))
         {
             throw new InvalidInputException($"Search parameter '{name}' has an empty value.", name);
-        }
-
-        if (values.Count > MaxValues)
-        {
-            throw new InvalidInputException($"Search parameter '{name}' has {values.Count} values; a search takes at most {MaxValues} per parameter " +
-                "(look up more in several searches, or by POST [base]/[type]/_search in pages).", name);
         }
 
         if (param.Name == "_id")

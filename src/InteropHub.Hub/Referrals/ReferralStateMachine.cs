@@ -155,5 +155,5 @@ public static class ReferralStateMachine
         new(status, status == HttpStatusCode.Conflict ? OperationOutcome.IssueType.Conflict : OperationOutcome.IssueType.BusinessRule,
             $"[{rule}] {message}", element);
 
-    private static string Code(FhirTask.TaskStatus status) => Hl7.Fhir.Utility.EnumUtility.GetLiteral(status) ?? status.ToString();
+    internal static string Code(FhirTask.TaskStatus status) => Hl7.Fhir.Utility.EnumUtility.GetLiteral(status) ?? status.ToString();
 }

@@ -105,7 +105,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     /// organisation gives no class (the direction is then not checked).
     /// </summary>
     private static InstitutionLevel? Level(Organization? organization) =>
-        organization?.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == "urn:interophub:cs:ws218" && c.Code is { Length: > 0 })?.Code?[0] switch
+        organization?.Type.SelectMany(t => t.Coding).FirstOrDefault(c => c.System == Indicators.TownshipResidents.Ws218System && c.Code is { Length: > 0 })?.Code?[0] switch
         {
             'A' => InstitutionLevel.Hospital,
             'B' or 'C' or 'D' => InstitutionLevel.Primary,
@@ -181,7 +181,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         if (next.Status != before.Status && next.Status != follows)
         {
             throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
-                $"[referral-request-status] The status of a referral's request follows its Task/{task.Id} ({Code(task.Status)}): the referring organisation " +
+                $"[referral-request-status] The status of a referral's request follows its Task/{task.Id} ({(task.Status is { } status ? ReferralStateMachine.Code(status) : "no status")}): the referring organisation " +
                 "cancels the Task, which revokes the request, and the receiving one completes it, which completes the request.", "ServiceRequest.status");
         }
     }
@@ -221,8 +221,6 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         a.Meta = b.Meta = null;
         return a.IsExactly(b);
     }
-
-    private static string Code(FhirTask.TaskStatus? status) => status is { } s ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(s) ?? s.ToString() : "no status";
 
     /// <summary>
     /// A referral's Task: one per referral ServiceRequest, between the request's parties, which never change; it moves

@@ -270,9 +270,9 @@ public sealed class ImportJobs(
         catch (Exception e) when (!ct.IsCancellationRequested
             && e is IOException or HttpRequestException or InvalidDataException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
         {
-            // An input that cannot be read (a host name that does not resolve included: retrying it at each start would
-            // leave the job in progress for ever, with nothing said to the client). Anything else (the database unreachable, say) leaves the job unfinished,
-            // to be continued from its last committed batch.
+            // An input that cannot be read, a host name that does not resolve included (retried at each start, the job
+            // would stay in progress for ever with nothing said to the client). Anything else (the database unreachable,
+            // say) leaves the job unfinished, to be continued from its last committed batch.
             var error = $"{status.Request.Inputs[at.Progress.Input].Url}: {e.Message}";
             logger.LogWarning("Import job {Job} failed: {Error}", id, error);
             await jobs.FinishImportJobAsync(id, ImportState.Failed, error, CancellationToken.None);
