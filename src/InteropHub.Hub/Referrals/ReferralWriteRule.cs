@@ -231,15 +231,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     private async System.Threading.Tasks.Task CheckTaskAsync(IWriteSession session, FhirTask task, StoredResource? previous, CancellationToken ct)
     {
         var before = previous is { IsDeleted: false } ? serializers.ParseStored(previous.Json) as FhirTask : null;
-        if (before is not null && SameButMeta(before, task))
-        {
-            // Sent again unchanged: it writes nothing, whoever sends it.
-            return;
-        }
-
         var request = await ReferralOfAsync(session, before ?? task, ct);
-        if (request is null)
+        if (request is null || before is not null && SameButMeta(before, task))
         {
+            // Not a referral's; or sent again unchanged, which writes nothing, whoever sends it.
             return;
         }
 
