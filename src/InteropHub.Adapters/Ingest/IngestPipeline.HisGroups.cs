@@ -13,9 +13,11 @@ namespace InteropHub.Adapters.Ingest;
 /// share of a transaction's statements and round trips instead of all of them.
 /// <para>
 /// A message joins a group only when it is plain (no precondition to check, no merge) and its person's lock is held, so
-/// the messages of a group never name one person. Nothing waits for company: a message that arrives while fewer HIS
-/// transactions run than <see cref="HisGroupsInFlight"/> starts one at once, alone, and those that arrive meanwhile
-/// form the next group. When a group's transaction fails, nothing of it was written and each of its messages is applied
+/// the messages of a group never name one person. A message that arrives while no HIS transaction runs starts one at
+/// once, alone. While one runs, a message waits for company: the next transaction starts when two wait (and fewer than
+/// <see cref="HisGroupsInFlight"/> run) or when a running one ends, whichever comes first, so a lone message waits at
+/// most one transaction. Under load every transaction but the first then carries two or more messages, where starting
+/// each lone arrival at once sent most of them alone (a lone message costs nearly a group's statements). When a group's transaction fails, nothing of it was written and each of its messages is applied
 /// alone, on the ordinary path, which answers for it exactly as if it had never been grouped (a new message is first
 /// stored in the inbox on its own: see <see cref="ReceiveHl7Async"/>).
 /// </para>
@@ -76,10 +78,10 @@ public sealed partial class IngestPipeline
         return await waiting.Applied.Task;
     }
 
-    /// <summary>The next group, when a slot is free and messages wait; called under the lock.</summary>
+    /// <summary>The next group, when a slot is free and messages wait (two of them while another group runs); called under the lock.</summary>
     private List<GroupedHis>? TakeGroup()
     {
-        if (_hisWaiting.Count == 0 || _hisGroupsRunning == HisGroupsInFlight)
+        if (_hisWaiting.Count == 0 || _hisGroupsRunning == HisGroupsInFlight || (_hisGroupsRunning > 0 && _hisWaiting.Count < 2))
         {
             return null;
         }
