@@ -276,6 +276,22 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void Rows_naming_a_resident_stay_accepted_when_a_different_copy_of_that_resident_is_DUPLICATE_KEY()
+    {
+        const string resident = "36992110120100921,甲,1,1970-01-01,01,369902197001010010,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+        var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"
+            + resident + resident.Replace(",甲,", ",乙,", StringComparison.Ordinal);
+        var dose = "vacc_id,record_no,vaccine_code,dose_no,vacc_date,vacc_org_code,record_source,org_code,status,updated_at\r\n"
+            + "JZ-QX2110026-0000921,36992110120100921,0101,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv), ("immunizations.csv", "immunizations", dose)));
+
+        var issue = Assert.Single(result.Issues);
+        Assert.Equal(("residents.csv", 2, "DUPLICATE_KEY"), (issue.File, issue.Row, issue.Code));
+        Assert.Equal(["36992110120100921", "JZ-QX2110026-0000921"], result.Rows.Select(r => r.Key));
+    }
+
+    [Fact]
     public void A_nationality_outside_ISO_3166_is_UNKNOWN_CODE()
     {
         var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,nationality_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"

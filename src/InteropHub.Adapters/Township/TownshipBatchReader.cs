@@ -211,7 +211,9 @@ public static class TownshipBatchReader
             if (issue is not null)
             {
                 issues.Add(issue);
-                if (issue.Severity == IssueSeverity.Error)
+                // A later occurrence of a key does not change what became of the first (§2 "Duplicates"): rows naming
+                // an accepted resident stay accepted when a different copy of it is refused.
+                if (issue.Severity == IssueSeverity.Error && earlier is null)
                 {
                     state.Rejected(schema.Table, key);
                 }
