@@ -1396,29 +1396,32 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task A_resident_row_replaces_the_townships_earlier_row_whole_so_an_emptied_death_phone_and_marital_status_are_gone()
+    public async Task A_resident_row_replaces_the_townships_earlier_row_whole_so_an_emptied_death_phone_marital_status_and_responsible_doctor_are_gone()
     {
         await SeedOrganizationsAsync();
         var first = Rewrite(LegacyData.TownshipBatch(first: 872_401, residents: 1), "residents.csv",
-            lines => lines[1] = WithCells(lines[0], lines[1], ("archive_status", "3"), ("death_date", "2025-05-01")));
+            lines => lines[1] = WithCells(lines[0], lines[1], ("archive_status", "3"), ("death_date", "2025-05-01"), ("responsible_doctor", "医生甲")));
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(first)).StatusCode);
         var recordNo = "urn:oid:2.16.156.10011.1.2|36992110120172401";
         var dead = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={recordNo}"));
         Assert.NotNull(dead.Deceased);
         Assert.NotNull(dead.MaritalStatus);
         Assert.NotEmpty(dead.Telecom);
+        Assert.Equal("医生甲", Assert.Single(dead.GeneralPractitioner).Display);
 
-        // The death was recorded in error: the next version of the row has no death, no phone and no marital status.
+        // The death was recorded in error: the next version of the row has no death, no phone, no marital status and no
+        // responsible doctor.
         var corrected = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 872_401, residents: 1, sequence: 2), "immunizations.csv",
             lines => lines.RemoveRange(1, lines.Count - 1)), "residents.csv",
             lines => lines[1] = WithCells(lines[0], lines[1], ("archive_status", "1"), ("death_date", ""), ("phone", ""), ("marital_status_code", ""),
-                ("updated_at", "2025-06-01 08:00:00")));
+                ("responsible_doctor", ""), ("updated_at", "2025-06-01 08:00:00")));
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(corrected)).StatusCode);
 
         var alive = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={recordNo}"));
         Assert.Null(alive.Deceased);
         Assert.Null(alive.MaritalStatus);
         Assert.Empty(alive.Telecom);
+        Assert.Empty(alive.GeneralPractitioner);
         Assert.Contains(alive.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.3");
     }
 

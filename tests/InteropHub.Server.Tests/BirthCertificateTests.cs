@@ -150,6 +150,30 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
     }
 
+    [Fact]
+    public async Task A_township_resident_row_for_a_certified_newborn_keeps_the_certificates_time_of_birth()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_461));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var born = Local(certificate, "BirthDateTime");
+        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
+
+        // The township's health record of the child: found by the mother, birth date, sex and order; no time of birth.
+        var batch = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 874_011, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("mother_id_no", MotherIdOf(certificate)), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
+            ("id_type", ""), ("id_no", ""))), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        var response = await PostTownshipAsync(batch);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007461"));
+        Assert.Contains(child.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2");
+        var time = Assert.Single(child.BirthDateElement!.Extension, e => e.Url == ExtensionUrls.BirthTime);
+        Assert.Equal(new DateTimeOffset(born, TimeSpan.FromHours(8)), Assert.IsType<FhirDateTime>(time.Value).ToDateTimeOffset(TimeSpan.FromHours(8)));
+    }
+
     private static DateTime Local(string xml, string element) =>
         DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
 

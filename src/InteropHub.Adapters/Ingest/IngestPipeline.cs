@@ -1034,8 +1034,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
     /// identifier but one it clears (a birth certificate's newborn key that a correction made stale); telecoms of a
     /// system and use, addresses and names of a use the message does not give; extensions of a URL it does not give
-    /// (ethnicity, registered poor, …); and each single element it leaves empty (death, marital status, managing
-    /// organisation, …).
+    /// (ethnicity, registered poor, …); each single element it leaves empty (death, marital status, managing
+    /// organisation, …); and the time of birth on a birth date it gives unchanged.
     /// </summary>
     /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep; and
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
@@ -1058,7 +1058,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         patient.Extension.AddRange(current.Extension.Where(e => !cleared.Contains(e.Url ?? "") && !patient.Extension.Any(n => n.Url == e.Url)).ToList());
         patient.ActiveElement ??= current.ActiveElement;
         patient.Gender ??= current.Gender;
-        patient.BirthDateElement ??= current.BirthDateElement;
+        if (patient.BirthDateElement is null)
+        {
+            patient.BirthDateElement = current.BirthDateElement;
+        }
+        else if (patient.BirthDateElement.Extension.Count == 0 && current.BirthDateElement is { } stored && stored.Value == patient.BirthDateElement.Value)
+        {
+            // The same date keeps what another source said of it: a birth certificate's time of birth (patient-birthTime).
+            patient.BirthDateElement.Extension.AddRange(stored.Extension);
+        }
+
         patient.Deceased ??= cleared.Contains("deceased") ? null : current.Deceased;
         patient.MaritalStatus ??= cleared.Contains("maritalStatus") ? null : current.MaritalStatus;
         patient.MultipleBirth ??= cleared.Contains("multipleBirth") ? null : current.MultipleBirth;
@@ -1068,7 +1077,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             patient.Communication.AddRange(current.Communication);
         }
 
-        if (patient.GeneralPractitioner.Count == 0)
+        if (patient.GeneralPractitioner.Count == 0 && !cleared.Contains("generalPractitioner"))
         {
             patient.GeneralPractitioner.AddRange(current.GeneralPractitioner);
         }

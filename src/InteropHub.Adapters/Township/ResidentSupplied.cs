@@ -10,7 +10,7 @@ namespace InteropHub.Adapters.Township;
 /// another source (the HIS) said of the person.
 /// </summary>
 public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Ethnicity, bool PaymentMethod, bool MultipleBirth, string? Mobile,
-    string? IdNumber = null, string? HealthCard = null)
+    string? IdNumber = null, string? HealthCard = null, bool GeneralPractitioner = false)
 {
     private const string Prefix = "R:";
 
@@ -22,7 +22,8 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         patient.MultipleBirth is not null,
         patient.Telecom.FirstOrDefault(IsMobile)?.Value,
         patient.Identifier.FirstOrDefault(i => i.System == Systems.ResidentId)?.Value,
-        patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value);
+        patient.Identifier.FirstOrDefault(i => i.System == Systems.HealthCard)?.Value,
+        patient.GeneralPractitioner.Count > 0);
 
     /// <summary>
     /// For a row applied before the hub kept what rows filled: assumed to have filled every element the stored Patient
@@ -63,11 +64,17 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         {
             yield return "multipleBirth";
         }
+
+        if (GeneralPractitioner && !next.GeneralPractitioner)
+        {
+            yield return "generalPractitioner";
+        }
     }
 
-    /// <summary>"R:", a letter per element filled (D, M, E, P, B), "|" the mobile number, "|" the ID number, "|" the health card.</summary>
+    /// <summary>"R:", a letter per element filled (D, M, E, P, B, G), "|" the mobile number, "|" the ID number, "|" the health card.</summary>
     public override string ToString() =>
         Prefix + (Deceased ? "D" : "") + (MaritalStatus ? "M" : "") + (Ethnicity ? "E" : "") + (PaymentMethod ? "P" : "") + (MultipleBirth ? "B" : "")
+        + (GeneralPractitioner ? "G" : "")
         + "|" + Mobile + "|" + IdNumber + "|" + HealthCard;
 
     public static ResidentSupplied? Parse(string? text)
@@ -82,6 +89,6 @@ public sealed record ResidentSupplied(bool Deceased, bool MaritalStatus, bool Et
         string? Part(int i) => parts.Length > i && parts[i].Length > 0 ? parts[i] : null;
         return new ResidentSupplied(letters.Contains('D', StringComparison.Ordinal), letters.Contains('M', StringComparison.Ordinal),
             letters.Contains('E', StringComparison.Ordinal), letters.Contains('P', StringComparison.Ordinal), letters.Contains('B', StringComparison.Ordinal),
-            Part(1), Part(2), Part(3));
+            Part(1), Part(2), Part(3), letters.Contains('G', StringComparison.Ordinal));
     }
 }
