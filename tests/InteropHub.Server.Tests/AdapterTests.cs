@@ -1296,6 +1296,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Another_hospitals_transcription_of_a_dose_given_first_hand_adds_its_identifier_and_changes_nothing_else()
+    {
+        await SeedOrganizationsAsync();
+        var (_, ack) = await PostHl7Async(HisDose(873_151, "DOSE-FIRSTHAND-1", "20241107"));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        // The township hospital copies the dose from the vaccination card: 历史记录, no vaccinator, another time of day.
+        var transcription = Encoding.UTF8.GetString(HisDose(873_151, "DOSE-FIRSTHAND-2", "20241107"))
+            .Replace("|QX2100012|IHUB|", "|QX2100039|IHUB|", StringComparison.Ordinal)
+            .Replace("^^^QX2100012^MR", "^^^QX2100039^MR", StringComparison.Ordinal)
+            .Replace("RXA|0|1|20241107100000|", "RXA|0|1|20241107180000|", StringComparison.Ordinal)
+            .Replace("|00^新接种^NIP001|N0107^江燕|^^^QX2100012|", "|01^历史记录^NIP001||^^^QX2100039|", StringComparison.Ordinal);
+        (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(transcription));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(873_151)}"));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}"));
+        Assert.True(dose.PrimarySource);
+        Assert.StartsWith("2024-11-07T10:00:00", ((FhirDateTime)dose.Occurrence).Value, StringComparison.Ordinal);
+        Assert.Contains(dose.Performer, p => p.Actor?.Display == "江燕" || p.Actor?.Reference?.StartsWith("Practitioner/", StringComparison.Ordinal) == true);
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100039");
+    }
+
+    [Fact]
     public async Task A_township_deletion_of_a_dose_the_HIS_reports_too_takes_back_only_the_township_identifier()
     {
         await SeedOrganizationsAsync();

@@ -174,6 +174,43 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Equal(new DateTimeOffset(born, TimeSpan.FromHours(8)), Assert.IsType<FhirDateTime>(time.Value).ToDateTimeOffset(TimeSpan.FromHours(8)));
     }
 
+    [Fact]
+    public async Task A_township_deletion_of_its_row_of_a_birth_dose_the_certificate_reports_without_a_trace_code_leaves_the_certificates_dose()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = System.Text.RegularExpressions.Regex.Replace(Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_471)), "<TraceCode>[0-9]*</TraceCode>", "");
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var born = Local(certificate, "BirthDateTime");
+        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
+        var given = Local(certificate, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+        // The township's record of the child and its 历史补录 of the hepatitis B birth dose: the certificate's dose.
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 874_021, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("mother_id_no", MotherIdOf(certificate)), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
+            ("id_type", ""), ("id_no", "")));
+        string vaccId = "";
+        batch = Rewrite(batch, "immunizations.csv", lines =>
+        {
+            lines[1] = WithCells(lines[0], lines[1], ("vaccine_code", "0101"), ("dose_no", "1"), ("vacc_date", given), ("record_source", "2"));
+            vaccId = lines[1].Split(',')[lines[0].Split(',').ToList().IndexOf("vacc_id")];
+            lines.RemoveRange(2, lines.Count - 2);
+        });
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007471"));
+        Assert.Contains(Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}")).Identifier, i => i.Value == vaccId);
+
+        // The township retracts its row: the certificate still reports the dose.
+        var deletion = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 874_021, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "immunizations.csv", lines => lines[1] = DeletedRow(lines[0], "vacc_id", vaccId, "2025-12-01 08:00:00"));
+        var response = await PostTownshipAsync(deletion);
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+        Assert.DoesNotContain(dose.Identifier, i => i.Value == vaccId);
+        Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
+    }
+
     private static DateTime Local(string xml, string element) =>
         DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
 

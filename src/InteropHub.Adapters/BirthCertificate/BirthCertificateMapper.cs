@@ -113,7 +113,7 @@ internal static class BirthCertificateMapper
 
         var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
         BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
-        Doses(builder, c, newbornReference, personKey ?? $"certificate:{birthKey}");
+        Doses(builder, c, newbornReference, personKey ?? $"certificate:{birthKey}", birthKey);
         Document(builder, c, number, version, replaced, newbornReference, issuer);
 
         var provenance = new Provenance
@@ -363,7 +363,7 @@ internal static class BirthCertificateMapper
         }
     }
 
-    private static void Doses(TransactionBuilder builder, XElement c, ResourceReference newborn, string personKey)
+    private static void Doses(TransactionBuilder builder, XElement c, ResourceReference newborn, string personKey, string birthKey)
     {
         foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
         {
@@ -381,6 +381,9 @@ internal static class BirthCertificateMapper
                 VaccineCode = code,
                 Patient = newborn,
                 Occurrence = new FhirDateTime(given.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
+                // The certificate's own identifier of the dose: it stays on the dose whoever writes it next, so a township
+                // deletion of its row of the same dose knows the certificate reports it too.
+                Identifier = [new Identifier(Systems.CertificateDose, $"{birthKey}/{vaccine.Code}")],
                 PrimarySource = false,
                 ReportOrigin = FhirValues.Coded("urn:interophub:cs:record-source", "birth-certificate", "出生医学证明"),
                 LotNumber = Text(dose, "LotNo"),

@@ -11,6 +11,10 @@ public static class Systems
     public const string HealthCard = "urn:oid:2.16.156.10011.1.19";
     public const string HealthRecord = "urn:oid:2.16.156.10011.1.2";
     public const string BirthCertificate = "urn:interophub:sid:birth-certificate";
+
+    /// <summary>A birth dose as its certificate reports it: the birth event's key (the newborn key at first issue, else the first certificate number of the chain) / the vaccine code.</summary>
+    public const string CertificateDose = "urn:interophub:sid:birth-certificate-dose";
+
     public const string OrganizationCode = "urn:interophub:sid:org-code";
     public const string Referral = "urn:interophub:sid:referral";
     public const string InsuranceCard = "urn:interophub:sid:insurance-card";

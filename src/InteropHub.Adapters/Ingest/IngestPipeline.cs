@@ -649,15 +649,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             var current = serializers.ParseStored(stored.Json);
             if (next is Immunization dose && current is Immunization given)
             {
-                // Whoever wrote the dose last, it keeps every source's identifier of it, and stays first hand once the
-                // institution that gave it reported so (RXA-9 00, record_source 1): a later transcription of it (the
-                // certificate's birth doses, a township 历史补录) does not make it second hand.
-                dose.Identifier.AddRange(given.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value)).ToList());
+                // Whoever wrote the dose last, it keeps every source's identifier of it. Once the institution that gave
+                // it reported it first hand (RXA-9 00, record_source 1), a later transcription of it (the certificate's
+                // birth doses, a township 历史补录, another hospital's 历史记录) adds its identifiers and changes nothing
+                // else: its time, performer or lot, copied from a vaccination card, do not replace the record of the act.
+                var identifiers = dose.Identifier.Concat(given.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value))).ToList();
                 if (given.PrimarySource == true && dose.PrimarySource != true)
                 {
-                    dose.PrimarySource = true;
-                    dose.ReportOrigin = null;
+                    var meta = dose.Meta;
+                    given.CopyTo(dose);
+                    dose.Meta = meta;
                 }
+
+                dose.Identifier = identifiers;
             }
 
             if (!overTownship && current.Meta?.Source is { } source && source.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal))
@@ -1136,7 +1140,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private static bool ReportedByOthers(Immunization dose, string own) =>
         dose.Identifier.Any(i => i.System is { } system && system != own && system != Systems.VaccineTraceCode
-            && (system == TownshipMapper.VaccinationSystem || system.StartsWith(Systems.Vaccination(""), StringComparison.Ordinal)))
+            && (system is TownshipMapper.VaccinationSystem or Systems.CertificateDose || system.StartsWith(Systems.Vaccination(""), StringComparison.Ordinal)))
         || dose.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
 
     /// <summary>
@@ -1712,7 +1716,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 return r;
             }
 
-            var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key));
+            // Another source's identifier (the HIS's, another row's, the certificate's), or the certificate's report (a
+            // dose it wrote before its doses carried an identifier).
+            var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
+                || dose.Resource.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
             var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
             if (!shared && dose.Resource.Meta?.VersionId is { } version
                 && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
