@@ -1141,6 +1141,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_I13_P_on_an_accepted_referral_keeps_its_local_status_and_an_I13_for_an_unknown_referral_is_located_at_RF1_6()
+    {
+        await SeedOrganizationsAsync();
+        async Task<string> PostAsync(string sample, string controlId, string key, string? trigger = null)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", key, StringComparison.Ordinal);
+            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal)).Select(l => l.StartsWith("MSH|", StringComparison.Ordinal)
+                ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : i == 8 && trigger is not null ? trigger : f)) : l);
+            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+        }
+
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "BS-REF-1", "ZZ-QX2110026-20250506-9027")));
+        Assert.Equal("AA", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "BS-REF-2", "ZZ-QX2110026-20250506-9027")));
+        var accepted = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>("Task?identifier=ZZ-QX2110026-20250506-9027"));
+
+        // The referrer's content change (I13 P) leaves the state as it is (his-hl7v2.md §6), and so the local status that names it.
+        var ack = await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "BS-REF-3", "ZZ-QX2110026-20250506-9027", "REF^I13^REF_I12");
+        Assert.True(Msa(ack) == "AA", ack);
+        var changed = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>("Task?identifier=ZZ-QX2110026-20250506-9027"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Accepted, changed.Status);
+        Assert.Equal(accepted.BusinessStatus!.Coding.Single().Code, changed.BusinessStatus!.Coding.Single().Code);
+
+        // An I13 for a referral the hub never received: ERR-2 names RF1-6, the referral number.
+        ack = await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "BS-REF-4", "ZZ-QX2110026-20250506-9028");
+        Assert.Equal("AE", Msa(ack));
+        Assert.StartsWith("ERR||RF1^1^6|", Assert.Single(ack.Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_dose_the_hospital_reported_first_hand_stays_so_and_keeps_its_identifier_when_the_township_sends_it_again_and_again()
     {
         await SeedOrganizationsAsync();

@@ -1269,7 +1269,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             return transition.MayBeAbsent
                 ? null
-                : new HisIssue(RejectionReason.UnknownReference, transition.Location, $"转诊单 Task/{transition.TaskId} 不存在", IssueSeverity.Error);
+                : new HisIssue(RejectionReason.UnknownReference, transition.Location with { Field = 6 }, $"转诊单 Task/{transition.TaskId} 不存在", IssueSeverity.Error);
         }
 
         var current = (Hl7.Fhir.Model.Task)serializers.ParseStored(stored.Json);
@@ -1310,7 +1310,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
             {
+                // The local status (RF1-1) and its reason go with the state they describe.
                 task.Status = current.Status;
+                task.BusinessStatus = current.BusinessStatus;
+                task.StatusReason = current.StatusReason;
             }
 
             return null;
