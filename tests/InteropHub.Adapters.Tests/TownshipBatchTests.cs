@@ -292,6 +292,22 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_value_outside_its_plausible_range_is_a_warning_naming_the_column_and_the_row_is_applied()
+    {
+        var header = "followup_id,record_no,followup_date,followup_method,sbp,dbp,weight_kg,visit_class,referral_flag,doctor_name,org_code,status,updated_at\r\n";
+        var csv = header
+            + "GXY-QX2110026-0000931,36992110120100023,2025-06-01,1,400,90,0,1,0,医生甲,QX2110026,active,2025-06-02 08:00:00\r\n"
+            + "GXY-QX2110026-0000932,36992110120100023,2025-06-02,1,135,85,62.5,1,0,医生甲,QX2110026,active,2025-06-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("followups_hypertension.csv", "followups_hypertension", csv)));
+
+        Assert.Equal([(1, "sbp", "WARNING"), (1, "weight_kg", "WARNING")], result.Issues.Select(i => (i.Row, i.Column, i.Code)));
+        Assert.All(result.Issues, i => Assert.Equal(IssueSeverity.Warning, i.Severity));
+        Assert.Contains("400", result.Issues[0].Detail, StringComparison.Ordinal);
+        Assert.Equal(["GXY-QX2110026-0000931", "GXY-QX2110026-0000932"], result.Rows.Select(r => r.Key));
+    }
+
+    [Fact]
     public void A_nationality_outside_ISO_3166_is_UNKNOWN_CODE()
     {
         var csv = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,nationality_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"

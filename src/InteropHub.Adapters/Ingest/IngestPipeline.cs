@@ -656,9 +656,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 var identifiers = dose.Identifier.Concat(given.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value))).ToList();
                 if (given.PrimarySource == true && dose.PrimarySource != true)
                 {
-                    var meta = dose.Meta;
-                    given.CopyTo(dose);
-                    dose.Meta = meta;
+                    UnsentElements.KeepAll(dose, given);
                 }
 
                 dose.Identifier = identifiers;

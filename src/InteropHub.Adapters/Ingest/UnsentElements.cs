@@ -44,6 +44,32 @@ public static class UnsentElements
         }
     }
 
+    /// <summary>Every top-level element of <paramref name="next"/> as the stored version has it (a write that is to change nothing).</summary>
+    public static void KeepAll(Resource next, Resource stored)
+    {
+        if (next.GetType() != stored.GetType())
+        {
+            return;
+        }
+
+        foreach (var (property, isCollection) in Elements.GetOrAdd(next.GetType(), ElementsOf))
+        {
+            var had = property.GetValue(stored);
+            if (isCollection && property.GetValue(next) is IList list)
+            {
+                list.Clear();
+                foreach (var item in (IList?)had ?? Array.Empty<object>())
+                {
+                    list.Add(item);
+                }
+            }
+            else if (!isCollection && property.CanWrite)
+            {
+                property.SetValue(next, had);
+            }
+        }
+    }
+
     private static (PropertyInfo, bool)[] ElementsOf(Type type) =>
         (ModelInfo.ModelInspector.FindOrImportClassMapping(type) ?? throw new InvalidOperationException($"{type.Name} is not a FHIR model type."))
             .PropertyMappings.Where(p => !Skipped.Contains(p.Name) && p.NativeProperty is not null)

@@ -222,6 +222,14 @@ public static class TownshipBatchReader
             }
 
             var deleted = row["status"] == "deleted";
+            if (!deleted)
+            {
+                foreach (var (column, detail) in PlausibleRanges.Outside(columns.Select(c => c.Name), c => TextNormalizer.Number(row[c])))
+                {
+                    issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, column, key, "WARNING", detail, IssueSeverity.Warning));
+                }
+            }
+
             if (schema.Table == "residents" && !deleted && row["id_type"] == "01" && row["id_no"].Length > 0)
             {
                 // Warnings never reject (README "Rejection reasons"): an upgraded 15-digit number, a sex digit that
