@@ -74,6 +74,23 @@ public sealed class HisMappingTests
         Assert.Equal(warned, outcome.Warnings.Any(w => w.Detail.Contains($"地区码 {id[..6]}", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData("^^369921", null)]
+    [InlineData("^369921101^", null)]
+    [InlineData("^^369921101202", null)]
+    [InlineData("^^110101", null)]
+    [InlineData("^^999999", "PID^1^11^1^9")]
+    [InlineData("^^369921999", "PID^1^11^1^9")]
+    [InlineData("^369955^", "PID^1^11^1^8")]
+    public void A_division_code_the_hub_does_not_know_is_kept_with_a_warning_at_its_component(string xad789, string? warnedAt)
+    {
+        var outcome = Assert.IsType<HisAccepted>(Er7.Sample("16_").With("PID", 11, "沙坪村3组12号^白沙镇^清源市^江西省^^CHN^H" + xad789).Map());
+
+        var code = xad789.Split('^').Last(c => c.Length > 0);
+        Assert.Equal(code, Single<Patient>(outcome).Address.Single().GetExtensionValue<Code>(ExtensionUrls.DivisionCode)?.Value);
+        Assert.Equal(warnedAt, outcome.Warnings.SingleOrDefault(w => w.Detail.Contains("行政区划", StringComparison.Ordinal))?.Location!.ToErl());
+    }
+
     [Fact]
     public void A_wrong_check_character_is_rejected_AE_naming_the_repetition_and_the_expected_character()
     {

@@ -8,6 +8,9 @@ namespace InteropHub.Adapters.Codes;
 /// </summary>
 public static class CountyCodes
 {
+    /// <summary>The county's own division code (GB/T 2260): the first six digits of its townships' and villages'.</summary>
+    public const string CountyDivision = "369921";
+
     /// <summary>The county's villages: 12-digit division codes (行政区划代码) with their names (the institution table's villages).</summary>
     public static readonly FrozenDictionary<string, string> Villages = new Dictionary<string, string>
     {

@@ -427,6 +427,11 @@ internal static class PatientMapping
                 if (division.Length is 6 or 9 or 12 && division.All(char.IsAsciiDigit))
                 {
                     address.Extension.Add(new Extension(ExtensionUrls.DivisionCode, new Code(division)));
+                    if (!KnownDivision(division))
+                    {
+                        // Kept as sent: an unknown code is a warning (§4 PID-11).
+                        context.Warn(pid.Location(11, i + 1, xad[9].Length > 0 ? 9 : 8), $"PID-11 行政区划代码 {division} 不在行政区划表中");
+                    }
                 }
                 else
                 {
@@ -655,4 +660,13 @@ internal static class PatientMapping
         "PAR" => "PRN",
         _ => null,
     };
+
+    /// <summary>
+    /// A division code the hub knows: its first six digits a county of the area table (<see cref="ResidentIdNumber.KnownArea"/>),
+    /// and within this county a township or village of the county's table.
+    /// </summary>
+    private static bool KnownDivision(string code) =>
+        ResidentIdNumber.KnownArea(code)
+        && (code.Length == 6 || !code.StartsWith(CountyCodes.CountyDivision, StringComparison.Ordinal)
+            || CountyCodes.Villages.Keys.Any(village => village.StartsWith(code, StringComparison.Ordinal)));
 }
