@@ -2208,6 +2208,33 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_transfer_ends_the_place_left_and_starts_the_new_one_at_its_clinical_time()
+    {
+        await SeedOrganizationsAsync();
+        async Task<byte[]> OwnVisitAsync(string sample, Func<string, string>? change = null)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+                .Replace("ZY2025001873", "ZY2099000078", StringComparison.Ordinal).Replace("|QX2100012-2025", "|MOVE-2025", StringComparison.Ordinal);
+            return Encoding.UTF8.GetBytes(change?.Invoke(text) ?? text);
+        }
+
+        Assert.Equal("AA", Msa((await PostHl7Async(await OwnVisitAsync("19_ADT_A01_county_lidefu.hl7"))).Ack));
+        var admitted = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000078"));
+        // Recorded at 10:00 (EVN-2), moved at 09:30 (EVN-6, the clinical time).
+        var (_, ack) = await PostHl7Async(await OwnVisitAsync("22_ADT_A02_county_lidefu_transfer.hl7",
+            t => t.Replace("EVN|A02|20250509100000|||N0211^谢芳", "EVN|A02|20250509100000|||N0211^谢芳|20250509093000", StringComparison.Ordinal)));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000078"));
+        var left = Assert.Single(visit.Location, l => l.Status == Encounter.EncounterLocationStatus.Completed);
+        var now = Assert.Single(visit.Location, l => l.Status == Encounter.EncounterLocationStatus.Active);
+        Assert.Equal(admitted.Period!.Start, left.Period!.Start);
+        Assert.StartsWith("2025-05-09T09:30:00", left.Period.End, StringComparison.Ordinal);
+        Assert.StartsWith("2025-05-09T09:30:00", now.Period!.Start, StringComparison.Ordinal);
+        Assert.Null(now.Period.End);
+    }
+
+    [Fact]
     public async Task A_resent_rejected_message_gets_the_same_ERR_segment_with_its_own_error_text()
     {
         await SeedOrganizationsAsync();

@@ -815,11 +815,30 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
         var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference)).ToList();
+
+        // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left).
+        foreach (var place in encounter.Location)
+        {
+            if (current.Location.FirstOrDefault(l => l.Location?.Reference == place.Location?.Reference)?.Period?.StartElement is { } since
+                && place.Period?.StartElement is null)
+            {
+                place.Period ??= new Period();
+                place.Period.StartElement = since;
+            }
+        }
+
         if (encounter.Location.Count > 0)
         {
+            // Places the visit has left: left when the event's place was taken, if it says.
+            var taken = encounter.Location.Select(l => l.Period?.StartElement).FirstOrDefault(t => t is not null);
             foreach (var left in earlier.Where(l => l.Status is Encounter.EncounterLocationStatus.Active or Encounter.EncounterLocationStatus.Planned))
             {
                 left.Status = Encounter.EncounterLocationStatus.Completed;
+                if (taken is not null && left.Period?.EndElement is null)
+                {
+                    left.Period ??= new Period();
+                    left.Period.EndElement = (FhirDateTime)taken.DeepCopy();
+                }
             }
         }
 

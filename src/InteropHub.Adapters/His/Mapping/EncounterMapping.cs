@@ -235,14 +235,26 @@ internal static class EncounterMapping
 
     private static void MapLocations(HisContext context, Hl7Segment pv1, Encounter encounter, VisitEvent visitEvent)
     {
-        // A02: PV1-6 is the location left, PV1-3 the new one (§5).
+        // A02: PV1-6 is the location left, PV1-3 the new one (§5), at the transfer's time: EVN-6, the clinical time, when
+        // it differs from EVN-2, the time it was recorded. The history of locations is kept by the merge with the stored
+        // visit (IngestPipeline.KeepVisitHistory), each place with its period.
+        var transferred = visitEvent == VisitEvent.Transfer && context.Message.First("EVN") is { } evn
+            ? (context.PastTime(evn, 6) ?? context.PastTime(evn, 2)) is { } at ? new FhirDateTime(at.ToFhirDateTime()) : null
+            : null;
         if (visitEvent == VisitEvent.Transfer && context.Location(pv1[6]) is { } prior)
         {
-            encounter.Location.Add(new Encounter.LocationComponent { Location = prior, Status = Encounter.EncounterLocationStatus.Completed });
+            encounter.Location.Add(new Encounter.LocationComponent
+            {
+                Location = prior,
+                Status = Encounter.EncounterLocationStatus.Completed,
+                Period = transferred is null ? null : new Period { EndElement = transferred },
+            });
         }
 
         if (context.Location(pv1[3]) is { } current)
         {
+            // A place taken at the transfer, or on admission (the visit's start).
+            var from = transferred ?? (visitEvent is VisitEvent.Admit or VisitEvent.Register ? encounter.Period?.StartElement : null);
             encounter.Location.Add(new Encounter.LocationComponent
             {
                 Location = current,
@@ -252,6 +264,7 @@ internal static class EncounterMapping
                     Encounter.EncounterStatus.Finished => Encounter.EncounterLocationStatus.Completed,
                     _ => null,
                 },
+                Period = from is null ? null : new Period { StartElement = (FhirDateTime)from.DeepCopy() },
             });
         }
     }
