@@ -1556,8 +1556,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
+        // Counted against every data row the manifest lists, so the refused ones show in the summary too.
+        var total = Math.Max(batch.Rows.Count, batch.Manifest?.Files.Sum(f => f.Rows) ?? 0);
         outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
-            $"batch {batch.Manifest?.BatchId}: {applied} of {batch.Rows.Count} rows applied", null));
+            $"batch {batch.Manifest?.BatchId}: {applied} of {total} rows applied; {total - applied} not applied (refused, stale or unchanged: "
+            + "the issues below name the refused and the stale)", null));
         return (outcome, batch.BatchRejected || storeFailures > 0);
     }
 
