@@ -180,6 +180,7 @@ public sealed class TownshipBatchTests
     [InlineData("manifest_version", "2.0", "manifest_version")]
     [InlineData("export_type", "weekly", "export_type")]
     [InlineData("source_system", "FOO", "source_system")]
+    [InlineData("source_institution_code", "QX9999999", "source_institution_code")]
     public void A_manifest_without_a_required_key_or_with_a_value_outside_its_list_rejects_the_batch_as_MALFORMED(string key, string? value, string named)
     {
         var files = Batch("batch-001");
@@ -200,6 +201,27 @@ public sealed class TownshipBatchTests
         var issue = Assert.Single(result.Issues);
         Assert.Equal("MALFORMED", issue.Code);
         Assert.Contains(named, issue.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_manifest_sequence_below_one_rejects_the_batch_and_a_batch_id_of_another_centre_is_a_warning()
+    {
+        var files = Batch("batch-001");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!.AsObject();
+        manifest["sequence"] = -1;
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        var negative = TownshipBatchReader.Read(files);
+        Assert.True(negative.BatchRejected);
+        Assert.Contains("sequence -1", Assert.Single(negative.Issues).Detail, StringComparison.Ordinal);
+
+        manifest["sequence"] = 1;
+        manifest["batch_id"] = "QX2110050-20250630-001";
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        var other = TownshipBatchReader.Read(files);
+        Assert.False(other.BatchRejected);
+        var warning = Assert.Single(other.Issues, i => i.Column == "batch_id");
+        Assert.Equal((IssueSeverity.Warning, "manifest.json"), (warning.Severity, warning.File));
+        Assert.Equal(TownshipBatchReader.Read(Batch("batch-001")).Rows.Count, other.Rows.Count);
     }
 
     [Theory]
@@ -305,6 +327,21 @@ public sealed class TownshipBatchTests
         Assert.All(result.Issues, i => Assert.Equal(IssueSeverity.Warning, i.Severity));
         Assert.Contains("400", result.Issues[0].Detail, StringComparison.Ordinal);
         Assert.Equal(["GXY-QX2110026-0000931", "GXY-QX2110026-0000932"], result.Rows.Select(r => r.Key));
+    }
+
+    [Fact]
+    public void A_pregnancy_registered_for_a_resident_recorded_as_a_man_is_applied_with_a_warning()
+    {
+        var residents = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n"
+            + "36992110120100941,甲,1,1990-01-01,,,01,369921101201,1,0,2020-01-01,1,QX2110026,active,2025-01-01 08:00:00\r\n";
+        var registrations = "reg_id,record_no,register_date,lmp_date,edd,gest_weeks,gest_days,gravidity,parity_vaginal,parity_cesarean,high_risk,doctor_name,org_code,status,updated_at\r\n"
+            + "YC-QX2110026-0000941,36992110120100941,2025-05-01,2025-03-10,2025-12-15,7,3,1,0,0,0,何丽萍,QX2110026,active,2025-05-02 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", residents), ("maternal_registrations.csv", "maternal_registrations", registrations)));
+
+        var warning = Assert.Single(result.Issues);
+        Assert.Equal(("maternal_registrations.csv", "record_no", IssueSeverity.Warning), (warning.File, warning.Column, warning.Severity));
+        Assert.Contains(result.Rows, r => r.Key == "YC-QX2110026-0000941");
     }
 
     [Fact]

@@ -1480,6 +1480,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     continue;
                 }
 
+                // §3.6: a pregnancy registered for a resident of an earlier batch recorded as a man is applied, with a warning.
+                if (row is { Table: "maternal_registrations", Deleted: false, ReferencedResidents: [var woman] }
+                    && storedResidents.GetValueOrDefault(TextNormalizer.Number(woman))?.Gender == AdministrativeGender.Male)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: record_no {woman} 的居民性别为男，孕产妇建册应为女性居民",
+                        Where(row.File, row.Row, "record_no")));
+                }
+
                 // §2 "Impossible dates": an antenatal visit before its registration of an earlier batch.
                 if (row.AntenatalVisit is { } visit && storedRegistrations.GetValueOrDefault(visit.RegId).Resource?.Period?.Start is { Length: >= 10 } registered
                     && DateOnly.TryParseExact(registered[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var registeredOn)

@@ -110,6 +110,27 @@ public static class TownshipBatchReader
 
             var exportTime = DateTimeOffset.Parse(Text("export_time"), CultureInfo.InvariantCulture);
             var sequence = root.TryGetProperty("sequence", out var seq) && seq.TryGetInt32(out var n) ? n : throw new FormatException("清单缺少必填项 sequence");
+            if (sequence < 1)
+            {
+                throw new FormatException($"清单 sequence {sequence} 应为 1, 2, 3 …");
+            }
+
+            // The exporting centre is one of the county's institutions (legacy README). The batch id, a key unique per
+            // source, begins with that centre's code (<institution code>-<YYYYMMDD>-<NNN>): one that does not is a
+            // warning, as the id keys nothing but the batch.
+            var institution = Text("source_institution_code");
+            if (!CountyCodes.Institutions.ContainsKey(institution))
+            {
+                throw new FormatException($"清单 source_institution_code {institution} 不在机构代码表中");
+            }
+
+            var batchId = Text("batch_id");
+            if (!batchId.StartsWith(institution + "-", StringComparison.Ordinal))
+            {
+                issues.Add(new TownshipIssue("manifest.json", 0, 0, "batch_id", batchId, "WARNING",
+                    $"批次号 {batchId} 不以导出机构代码 {institution} 开头 (<机构代码>-<YYYYMMDD>-<NNN>)", IssueSeverity.Warning));
+            }
+
             var encoding = Text("encoding");
             if (encoding is not ("UTF-8" or "GB18030"))
             {
@@ -132,7 +153,7 @@ public static class TownshipBatchReader
                     f.TryGetProperty("encoding", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null));
             }
 
-            return new TownshipManifest(Text("batch_id"), Text("source_system"), Text("source_institution_code"), Text("export_type"),
+            return new TownshipManifest(batchId, Text("source_system"), institution, Text("export_type"),
                 sequence, exportTime, encoding, entries);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
@@ -255,6 +276,13 @@ public static class TownshipBatchReader
 
             var updatedAt = RowValidator.ParseDateTime(row["updated_at"])!.Value;
             var resident = state.Resident(row["record_no"]);
+            if (!deleted && schema.Table == "maternal_registrations" && resident?["sex_code"] == "1")
+            {
+                // §3.6: the registered resident is a woman. Applied all the same: the mistake may be the resident's sex.
+                issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "record_no", key, "WARNING",
+                    $"record_no {row["record_no"]} 的居民性别为男，孕产妇建册应为女性居民", IssueSeverity.Warning));
+            }
+
             var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;
             Func<StoredRow?, Bundle?> mapping = stored => TownshipMapper.Map(schema.Table, row, deleted, resident,
                 $"{TownshipMapper.SourcePrefix}{state.Manifest.BatchId}#{file.Name}:{row.Number}", registrationInBatch, stored);
