@@ -2237,6 +2237,26 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_cancel_of_admission_marks_the_diagnoses_of_the_visit_entered_in_error()
+    {
+        await SeedOrganizationsAsync();
+        async Task<byte[]> OwnVisitAsync(string sample) => Encoding.UTF8.GetBytes((await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample)))
+            .Replace("ZY2025000644", "ZY2099000644", StringComparison.Ordinal).Replace("|QX2100020-2025", "|CANCELDX-2025", StringComparison.Ordinal));
+        Assert.Equal("AA", Msa((await PostHl7Async(await OwnVisitAsync("30_ADT_A01_tcm_qianguodong.hl7"))).Ack));
+        var visit = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000644"));
+        var diagnosis = Assert.Single(await SearchAsync<Condition>($"Condition?encounter=Encounter/{visit.Id}"));
+        Assert.Equal("confirmed", diagnosis.VerificationStatus!.Coding.Single().Code);
+
+        var (_, ack) = await PostHl7Async(await OwnVisitAsync("31_ADT_A11_tcm_qianguodong_cancel.hl7"));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        Assert.Equal(Encounter.EncounterStatus.EnteredInError, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000644")).Status);
+        var cancelled = Assert.Single(await SearchAsync<Condition>($"Condition?encounter=Encounter/{visit.Id}"));
+        Assert.Equal("entered-in-error", cancelled.VerificationStatus!.Coding.Single().Code);
+        Assert.Equal(diagnosis.Code!.Coding.Single().Code, cancelled.Code!.Coding.Single().Code);
+    }
+
+    [Fact]
     public async Task A_resent_rejected_message_gets_the_same_ERR_segment_with_its_own_error_text()
     {
         await SeedOrganizationsAsync();

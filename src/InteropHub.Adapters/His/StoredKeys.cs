@@ -13,8 +13,10 @@ namespace InteropHub.Adapters.His;
 /// (the message's own, or the MRN key, written before the hub knew a person key) keeps its id.</param>
 /// <param name="SharedDoses">The doses the message deletes (RXA-21 D) that other sources report too, by id: whether the
 /// sending hospital's own identifier is on it. The hospital takes back its report only; the dose stays.</param>
+/// <param name="VisitDiagnoses">For a cancel of admission (A11): the ids of the Conditions the stored visit lists as its
+/// diagnoses, which the cancel marks entered in error with the visit.</param>
 public sealed record StoredKeys(IReadOnlyDictionary<string, string> NewbornRecordKeys, string? PersonKey, IReadOnlyDictionary<string, string> DoseIds,
-    IReadOnlyDictionary<string, bool>? SharedDoses = null)
+    IReadOnlyDictionary<string, bool>? SharedDoses = null, IReadOnlyList<string>? VisitDiagnoses = null)
 {
     public static readonly StoredKeys None = new(new Dictionary<string, string>(), null, new Dictionary<string, string>());
 }

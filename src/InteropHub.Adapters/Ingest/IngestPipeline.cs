@@ -1187,9 +1187,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 : null;
         }
 
+        var keys = StoredKeys.None;
         if (recordKeys.Count > 0 || personKey is not null)
         {
-            mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, new Dictionary<string, string>()));
+            keys = new StoredKeys(recordKeys, personKey, new Dictionary<string, string>());
+            mapped = HisMapper.Map(raw, keys);
             if (mapped is not HisAccepted again)
             {
                 return mapped;
@@ -1229,7 +1231,26 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             if (kept.Count > 0 || shared.Count > 0)
             {
-                mapped = HisMapper.Map(raw, new StoredKeys(recordKeys, personKey, kept, shared));
+                keys = new StoredKeys(recordKeys, personKey, kept, shared);
+                mapped = HisMapper.Map(raw, keys);
+            }
+        }
+
+        // A cancel of admission (A11) takes the visit's diagnoses with it: the Conditions the stored visit lists.
+        if (mapped is HisAccepted { Transaction: var transaction } && transaction.Entry.FirstOrDefault(e =>
+                e is { Resource: Encounter { Status: Encounter.EncounterStatus.EnteredInError }, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
+                && url.StartsWith("Encounter?", StringComparison.Ordinal))?.Request?.Url is { } visit)
+        {
+            var matches = await store.FindAsync("Encounter", parser.ParseCriteria("Encounter", SearchParser.SplitQueryString("Encounter", visit)), null, 2, ct);
+            if (matches is [var match] && await store.ReadAsync("Encounter", match.Id, ct) is { IsDeleted: false } stored
+                && serializers.ParseStored(stored.Json) is Encounter { Status: not Encounter.EncounterStatus.EnteredInError } current)
+            {
+                var diagnoses = current.Diagnosis.Select(d => d.Condition?.Reference).OfType<string>()
+                    .Where(r => r.StartsWith("Condition/", StringComparison.Ordinal)).Select(r => r["Condition/".Length..]).Distinct(StringComparer.Ordinal).ToList();
+                if (diagnoses.Count > 0)
+                {
+                    mapped = HisMapper.Map(raw, keys with { VisitDiagnoses = diagnoses });
+                }
             }
         }
 

@@ -119,6 +119,16 @@ internal static class EncounterMapping
 
         // The event, for the merge with the stored visit (IngestPipeline.KeepVisitHistory): only an A13 undoes a discharge.
         encounter.AddAnnotation(visitEvent);
+        if (visitEvent == VisitEvent.CancelAdmit)
+        {
+            // A visit that never was has no diagnoses: those it recorded are marked entered in error, not deleted.
+            foreach (var id in context.Stored.VisitDiagnoses ?? [])
+            {
+                context.Builder.Patch("Condition", id, FhirValues.FhirPathPatch("Condition.verificationStatus",
+                    FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")));
+            }
+        }
+
         MapDetails(context, pv1, encounter, institution, discharged: visitEvent != VisitEvent.CancelDischarge);
         MapLocations(context, pv1, encounter, visitEvent);
         var criteria = Criteria.Identifier(identifierSystem, visitNumber);
