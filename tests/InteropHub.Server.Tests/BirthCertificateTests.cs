@@ -211,6 +211,35 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
     }
 
+    [Fact]
+    public async Task A_township_birth_dose_of_a_child_known_by_its_certificate_number_alone_joins_the_certificates_dose()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_481));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var born = Local(certificate, "BirthDateTime");
+        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
+
+        // The child's health record names it by its certificate only: no ID number, no mother's ID number.
+        var batch = Rewrite(LegacyData.TownshipBatch(first: 874_031, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("birth_cert_no", "Q360007481"), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
+            ("id_type", ""), ("id_no", ""), ("mother_id_no", "")));
+        batch = Rewrite(batch, "immunizations.csv", lines =>
+        {
+            lines[1] = WithCells(lines[0], lines[1], ("vaccine_code", "0101"), ("dose_no", "1"), ("record_source", "2"),
+                ("vacc_date", Local(certificate, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+            lines.RemoveRange(2, lines.Count - 2);
+        });
+        var response = await PostTownshipAsync(batch);
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007481"));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}&vaccine-code=0101"));
+        Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
+        Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
+    }
+
     private static DateTime Local(string xml, string element) =>
         DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;
 

@@ -1454,6 +1454,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
         var storedDoses = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct);
         var recordKeys = await NewbornRecordKeysAsync(rowsToApply.Select(r => r.NewbornKey).OfType<string>(), ct);
+        // Children of the batch known by their birth certificate alone: the stored child's person key (none in most batches).
+        var certified = (await StoredByIdentifierAsync<Patient>(Systems.BirthCertificate, rowsToApply.Select(r => r.BirthCertificateNo).OfType<string>(),
+            p => p.Identifier, ct)).ToDictionary(p => p.Key, p => PersonKey(p.Value.Resource), StringComparer.Ordinal);
         var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
             rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
         (string Table, string File)? file = null;
@@ -1526,8 +1529,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
-                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null
-                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo))) : null,
+                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null
+                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo)))
+                                    : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
                                 NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
                             : null)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);

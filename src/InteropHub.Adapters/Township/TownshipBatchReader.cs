@@ -309,8 +309,11 @@ public static class TownshipBatchReader
             var contentHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(cells)).AsSpan(0, 8));
             var antenatal = !deleted && !registrationInBatch && schema.Table == "maternal_visits" && row["visit_type"] == "AN"
                 && RowValidator.ParseDate(row["visit_date"]) is { } visitDate ? (row["reg_id"], visitDate) : ((string, DateOnly)?)null;
+            var newbornKey = schema.Table == "immunizations" && !deleted && resident is not null ? TownshipMapper.NewbornKey(resident) : null;
+            var certificateOnly = schema.Table == "immunizations" && !deleted && resident is not null && newbornKey is null
+                && !TownshipMapper.IsIdNumber(resident) && TextNormalizer.Number(resident["birth_cert_no"]) is { Length: > 0 } certificate ? certificate : null;
             rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash,
-                antenatal, schema.Table == "immunizations" && !deleted && resident is not null ? TownshipMapper.NewbornKey(resident) : null));
+                antenatal, newbornKey, certificateOnly));
         }
     }
 

@@ -404,16 +404,17 @@ internal static class TownshipMapper
             immunization.Identifier.Add(new Identifier(Systems.VaccineTraceCode, trace));
         }
 
+        // A resident of the batch known by its certificate alone takes the stored child's key (TownshipRow.BirthCertificateNo).
         var personKey = resident is null ? stored?.PersonKey : DoseIds.PersonKey(stored?.NewbornRecordKey ?? NewbornKey(resident), IsIdNumber(resident)
             ? ResidentIdNumber.Check(TextNormalizer.Number(resident["id_no"]), DateOnly.MaxValue).Value
-            : null);
+            : null) ?? stored?.PersonKey;
         builder.Put(immunization, stored?.Id ?? (personKey is null
             ? ResourceIds.From(row["vacc_id"])
             : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value)));
     }
 
     /// <summary>A resident row's id_no is a resident ID number: type 01, or any that passes the check (README rule 1).</summary>
-    private static bool IsIdNumber(CsvRow resident) =>
+    internal static bool IsIdNumber(CsvRow resident) =>
         resident["id_no"].Length > 0 && (resident["id_type"] == "01" || ResidentIdNumber.Passes(resident["id_no"]));
 
     /// <summary>README "Linking persons" rule 5 for a child's resident row: mother's ID, birth date, sex, birth order.</summary>

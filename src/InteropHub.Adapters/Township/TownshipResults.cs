@@ -37,10 +37,13 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// registration of the batch.</param>
 /// <param name="NewbornKey">For a dose of a resident of the batch, the child's newborn key from its row: the ingest looks
 /// for a stored child whose birth certificate's correction left it a record key (<see cref="StoredRow.NewbornRecordKey"/>).</param>
+/// <param name="BirthCertificateNo">For a dose of a resident of the batch that has neither an ID number nor a newborn key,
+/// the child's birth certificate number: the ingest looks for the stored child it names, whose person key
+/// (<see cref="StoredRow.PersonKey"/>) gives the id the certificate gave the dose.</param>
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
     string Institution, Func<StoredRow?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
     (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null,
-    string? NewbornKey = null)
+    string? NewbornKey = null, string? BirthCertificateNo = null)
 {
     /// <param name="stored">What the hub holds of the row: see <see cref="StoredRow"/>.</param>
     public Bundle? Map(StoredRow? stored = null) => Mapping?.Invoke(stored);
@@ -48,7 +51,8 @@ public sealed record TownshipRow(string File, string Table, int Row, int Line, s
 
 /// <summary>What the hub holds for a row (none when it is new and no dose).</summary>
 /// <param name="Id">For a dose, the id of the Immunization the row wrote before (kept, so an update never makes a second one).</param>
-/// <param name="PersonKey">For a dose of a resident of an earlier batch, the stored Patient's person key
+/// <param name="PersonKey">For a dose of a resident of an earlier batch, or of one of the batch known by its birth
+/// certificate alone (<see cref="TownshipRow.BirthCertificateNo"/>), the stored Patient's person key
 /// (<see cref="Identity.DoseIds.PersonKey"/>), for the id the HIS and the certificates give the same dose.</param>
 /// <param name="SharedWithOtherSources">The stored dose carries another report's identifier (the HIS, a certificate,
 /// another township row): a deleted row then takes back only its own.</param>
