@@ -10,6 +10,16 @@ public sealed class Hl7AckTests
     private static readonly DateTimeOffset Time = new(2025, 5, 20, 9, 44, 11, TimeSpan.FromHours(8));
 
     [Fact]
+    public void The_answer_is_timed_in_China_time_whatever_the_hubs_own_zone()
+    {
+        var outcome = HisMapper.Map(SampleFiles.His("27_"));
+
+        var ack = Hl7Ack.Build(outcome.Message, outcome.AckCode, outcome.Issues, "IHUB-1", Time.ToUniversalTime());
+
+        Assert.Contains("|20250520094411+0800|", ack.Split('\r')[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_gb18030_message_is_answered_in_gb18030_with_its_warnings()
     {
         var outcome = HisMapper.Map(SampleFiles.His("27_"));

@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using InteropHub.Adapters.His.Parsing;
 
+using InteropHub.Adapters.His.Mapping;
+
 namespace InteropHub.Adapters.His.Acks;
 
 public enum AckCode
@@ -81,7 +83,7 @@ public static class Hl7Ack
             .Append(f).Append(E(sender.Facility))
             .Append(f).Append(answered is null ? "" : E(answered.SendingApplication))
             .Append(f).Append(answered is null ? "" : E(answered.SendingFacility))
-            .Append(f).Append(FormatTime(time))
+            .Append(f).Append(FormatTime(time.ToOffset(Hl7Time.ChinaOffset)))
             .Append(f)
             .Append(f).Append(type)
             .Append(f).Append(E(controlId))
