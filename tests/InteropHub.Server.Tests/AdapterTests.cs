@@ -2257,6 +2257,27 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_newborns_time_of_birth_stays_when_another_hospital_sends_the_birth_date_alone()
+    {
+        await SeedOrganizationsAsync();
+        var mother = LegacyData.IdNumber(873_161);
+        string A28(string facility, string control, string mrn, string born) =>
+            $"MSH|^~\\&|QXHIS|{facility}|IHUB|QX-PLATFORM|20250616120000||ADT^A28^ADT_A05|{control}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250616120000\r"
+            + $"PID|1||{mrn}^^^{facility}^MR||新生儿873161||{born}|F{new string('|', 13)}{mother}^^^&2.16.156.10011.1.3&ISO^NNCHN\r"
+            + "PV1|1|N\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(A28("QX2100012", "BORN-TIME-1", "NB00873161", "202506150842")));
+        Assert.True(Msa(ack) == "AA", ack);
+        (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(A28("QX2100039", "BORN-TIME-2", "FY00873161", "20250615")));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=NB00873161"));
+        Assert.Contains(child.Identifier, i => i.Value == "FY00873161");
+        var time = Assert.Single(child.BirthDateElement!.Extension, e => e.Url == InteropHub.Adapters.Identity.ExtensionUrls.BirthTime);
+        Assert.StartsWith("2025-06-15T08:42", Assert.IsType<FhirDateTime>(time.Value).Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_resent_rejected_message_gets_the_same_ERR_segment_with_its_own_error_text()
     {
         await SeedOrganizationsAsync();
