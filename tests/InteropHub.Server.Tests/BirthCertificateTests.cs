@@ -117,7 +117,11 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
 
         var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007451"));
         Assert.Contains(child.Identifier, i => i.Value == childId);
-        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+        // The hospital gave it (RXA-9 00): first hand, with no other origin, and still the certificate's too.
+        Assert.True(dose.PrimarySource);
+        Assert.Null(dose.ReportOrigin);
+        Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
     }
 
     [Fact]
@@ -157,12 +161,10 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_461));
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
         var born = Local(certificate, "BirthDateTime");
-        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
 
         // The township's health record of the child: found by the mother, birth date, sex and order; no time of birth.
-        var batch = Rewrite(Rewrite(LegacyData.TownshipBatch(first: 874_011, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
-            ("mother_id_no", MotherIdOf(certificate)), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
-            ("id_type", ""), ("id_no", ""))), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        var batch = Rewrite(ChildsRecord(certificate, 874_011, ("mother_id_no", MotherIdOf(certificate))), "immunizations.csv",
+            lines => lines.RemoveRange(1, lines.Count - 1));
         var response = await PostTownshipAsync(batch);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
@@ -180,18 +182,11 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         await SeedOrganizationsAsync();
         var certificate = System.Text.RegularExpressions.Regex.Replace(Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_471)), "<TraceCode>[0-9]*</TraceCode>", "");
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
-        var born = Local(certificate, "BirthDateTime");
-        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
-        var given = Local(certificate, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-
         // The township's record of the child and its 历史补录 of the hepatitis B birth dose: the certificate's dose.
-        var batch = Rewrite(LegacyData.TownshipBatch(first: 874_021, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
-            ("mother_id_no", MotherIdOf(certificate)), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
-            ("id_type", ""), ("id_no", "")));
         string vaccId = "";
-        batch = Rewrite(batch, "immunizations.csv", lines =>
+        var batch = Rewrite(ChildsRecord(certificate, 874_021, ("mother_id_no", MotherIdOf(certificate))), "immunizations.csv", lines =>
         {
-            lines[1] = WithCells(lines[0], lines[1], ("vaccine_code", "0101"), ("dose_no", "1"), ("vacc_date", given), ("record_source", "2"));
+            lines[1] = BirthDoseRow(certificate, lines[0], lines[1]);
             vaccId = lines[1].Split(',')[lines[0].Split(',').ToList().IndexOf("vacc_id")];
             lines.RemoveRange(2, lines.Count - 2);
         });
@@ -217,17 +212,10 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         await SeedOrganizationsAsync();
         var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_481));
         Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
-        var born = Local(certificate, "BirthDateTime");
-        var sex = certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2";
-
         // The child's health record names it by its certificate only: no ID number, no mother's ID number.
-        var batch = Rewrite(LegacyData.TownshipBatch(first: 874_031, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
-            ("birth_cert_no", "Q360007481"), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), ("sex_code", sex),
-            ("id_type", ""), ("id_no", ""), ("mother_id_no", "")));
-        batch = Rewrite(batch, "immunizations.csv", lines =>
+        var batch = Rewrite(ChildsRecord(certificate, 874_031, ("birth_cert_no", "Q360007481"), ("mother_id_no", "")), "immunizations.csv", lines =>
         {
-            lines[1] = WithCells(lines[0], lines[1], ("vaccine_code", "0101"), ("dose_no", "1"), ("record_source", "2"),
-                ("vacc_date", Local(certificate, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+            lines[1] = BirthDoseRow(certificate, lines[0], lines[1]);
             lines.RemoveRange(2, lines.Count - 2);
         });
         var response = await PostTownshipAsync(batch);
@@ -239,6 +227,21 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Contains(dose.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
         Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
     }
+
+    /// <summary>A township batch of generated resident <paramref name="first"/> made the certificate's child (its birth date and
+    /// sex, no ID number), with the cells that link it, and that resident's generated dose.</summary>
+    private static byte[] ChildsRecord(string certificate, int first, params (string Column, string Value)[] linking) =>
+        Rewrite(LegacyData.TownshipBatch(first, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+        [
+            ("birth_date", Local(certificate, "BirthDateTime").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            ("sex_code", certificate.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2"), ("id_type", ""), ("id_no", ""),
+            .. linking,
+        ]));
+
+    /// <summary>A dose row made the township's 历史补录 of the certificate's hepatitis B birth dose.</summary>
+    private static string BirthDoseRow(string certificate, string header, string line) =>
+        WithCells(header, line, ("vaccine_code", "0101"), ("dose_no", "1"), ("record_source", "2"),
+            ("vacc_date", Local(certificate, "AdministeredAt").ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
 
     private static DateTime Local(string xml, string element) =>
         DateTimeOffset.Parse(xml.Split($"<{element}>")[1].Split($"</{element}>")[0], CultureInfo.InvariantCulture).ToOffset(TimeSpan.FromHours(8)).DateTime;

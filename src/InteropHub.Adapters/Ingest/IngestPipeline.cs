@@ -692,6 +692,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             UnsentElements.Keep(next, current);
+            if (next is Immunization { PrimarySource: true } firstHand)
+            {
+                // A first-hand report has no other origin (Immunization.reportOrigin is for a record that is not).
+                firstHand.ReportOrigin = null;
+            }
         }
     }
 
