@@ -976,6 +976,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 
     [Fact]
+    public async Task A_batch_replay_for_one_reason_replays_only_the_dead_letters_refused_for_it()
+    {
+        await SeedOrganizationsAsync();
+        // Two refused doses: an unknown vaccine code (mended by extending the code table), a wrong check character.
+        var unknownCode = Encoding.UTF8.GetString(HisDose(873_171, "REPLAY-REASON-1", "20241108")).Replace("1301^流感疫苗^QXVAC", "9999^新疫苗^QXVAC", StringComparison.Ordinal);
+        var badId = LegacyData.IdNumber(873_172);
+        var badCheck = Encoding.UTF8.GetString(HisDose(873_172, "REPLAY-REASON-2", "20241108")).Replace(badId, badId[..17] + (badId[17] == '0' ? '1' : '0'), StringComparison.Ordinal);
+        Assert.Equal("AE", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(unknownCode))).Ack));
+        Assert.Equal("AE", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(badCheck))).Ack));
+
+        var response = await Client.PostAsync(new Uri("/adapters/dead-letters/replay?source=his&reason=UNKNOWN_CODE", UriKind.Relative), null);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var replayed = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("messages").EnumerateArray()
+            .Select(m => m.GetProperty("messageId").GetString()).ToList();
+        Assert.Contains("QX2100012|REPLAY-REASON-1", replayed);
+        Assert.DoesNotContain("QX2100012|REPLAY-REASON-2", replayed);
+
+        var unknown = await Client.PostAsync(new Uri("/adapters/dead-letters/replay?reason=NOT_A_REASON", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("UNKNOWN_CODE", await unknown.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Client.PostAsync(new Uri("/adapters/dead-letters/replay?source=lis", UriKind.Relative), null)).StatusCode);
+    }
+
+    [Fact]
     public async Task A_township_batch_about_a_patient_the_HIS_registered_keeps_the_hospital_MRN()
     {
         await SeedOrganizationsAsync();

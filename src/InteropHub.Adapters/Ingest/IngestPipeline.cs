@@ -304,7 +304,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     }
 
     /// <summary>Re-runs every dead letter (of one source, or all), oldest first.</summary>
-    public async Task<IReadOnlyList<IngestResult>> ReplayAllAsync(string? source, CancellationToken ct)
+    /// <param name="reason">Only the dead letters one of whose issues has this code (<c>UNKNOWN_CODE</c> once a code map
+    /// was extended): the rejections a fix mends, not those the sender is to correct.</param>
+    public async Task<IReadOnlyList<IngestResult>> ReplayAllAsync(string? source, string? reason, CancellationToken ct)
     {
         var results = new List<IngestResult>();
         long? after = null;
@@ -316,13 +318,26 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 return results;
             }
 
-            foreach (var message in page.Where(m => source is null || m.Source == source))
+            foreach (var message in page.Where(m => (source is null || m.Source == source) && (reason is null || HasIssueCode(m, reason))))
             {
                 results.Add(await ProcessAsync(message, ct));
             }
 
             after = page[^1].Id;
         }
+    }
+
+    private static bool HasIssueCode(InboxMessage message, string code)
+    {
+        if (message.Outcome is not { } json)
+        {
+            return false;
+        }
+
+        using var outcome = System.Text.Json.JsonDocument.Parse(json);
+        return outcome.RootElement.TryGetProperty("issue", out var issues) && issues.EnumerateArray().Any(issue =>
+            issue.TryGetProperty("details", out var details) && details.TryGetProperty("coding", out var coding)
+            && coding.EnumerateArray().Any(c => c.TryGetProperty("code", out var value) && value.GetString() == code));
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Hl7.Fhir.Model;
+using InteropHub.Adapters;
 using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Mllp;
 using InteropHub.Adapters.Ingest;
@@ -145,9 +146,21 @@ public static class AdapterEndpoints
         return Results.Json(Describe(result.Message));
     }
 
-    private static async Task<IResult> ReplayAll(IngestPipeline pipeline, string? source, CancellationToken ct)
+    /// <summary>Replays every dead letter, or those of one <c>source</c>, or those refused for one <c>reason</c> (a code of the README's table).</summary>
+    private static async Task<IResult> ReplayAll(IngestPipeline pipeline, string? source, string? reason, CancellationToken ct)
     {
-        var results = await pipeline.ReplayAllAsync(source, ct);
+        if (source is not (null or IngestSources.His or IngestSources.Township or IngestSources.BirthCertificate))
+        {
+            throw new InvalidInputException($"source '{source}' is not one of {IngestSources.His}, {IngestSources.Township}, {IngestSources.BirthCertificate}.", "source");
+        }
+
+        var reasons = Enum.GetValues<RejectionReason>().Select(r => r.Code()).ToList();
+        if (reason is not null && !reasons.Contains(reason, StringComparer.Ordinal))
+        {
+            throw new InvalidInputException($"reason '{reason}' is not one of {string.Join(", ", reasons)}.", "reason");
+        }
+
+        var results = await pipeline.ReplayAllAsync(source, reason, ct);
         return Results.Json(new
         {
             replayed = results.Count,
