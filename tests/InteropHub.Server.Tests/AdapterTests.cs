@@ -1001,6 +1001,34 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_pregnancy_registered_for_a_resident_of_an_earlier_batch_recorded_as_a_man_is_applied_with_a_warning()
+    {
+        await SeedOrganizationsAsync();
+        var n = Enumerable.Range(873_181, 10).First(i => (LegacyData.IdNumber(i)[16] - '0') % 2 == 1);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: n, residents: 1))).StatusCode);
+        var recordNo = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(n)}")).Identifier
+            .Single(i => i.System == "urn:oid:2.16.156.10011.1.2").Value!;
+
+        // The next batch holds only the registration, naming him.
+        var csv = Encoding.UTF8.GetBytes("reg_id,record_no,register_date,lmp_date,edd,gest_weeks,gest_days,gravidity,parity_vaginal,parity_cesarean,high_risk,doctor_name,org_code,status,updated_at\r\n"
+            + $"YC-QX2110026-{n:D7},{recordNo},2025-05-01,2025-03-10,2025-12-15,7,3,1,0,0,0,何丽萍,QX2110026,active,2025-05-02 08:00:00\r\n");
+        var folder = Directory.CreateTempSubdirectory("interophub-registration-").FullName;
+        await File.WriteAllBytesAsync(Path.Combine(folder, "maternal_registrations.csv"), csv);
+        await File.WriteAllTextAsync(Path.Combine(folder, "manifest.json"), $$"""
+            {"manifest_version":"1.0","batch_id":"QX2110026-20250502-{{n % 1000:D3}}","source_system":"QX-PHS","source_institution_code":"QX2110026",
+             "export_type":"incremental","sequence":2,"export_time":"2025-05-03T02:00:00+08:00","encoding":"UTF-8",
+             "files":[{"name":"maternal_registrations.csv","table":"maternal_registrations","rows":1,"sha256":"{{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(csv))}}"}]}
+            """);
+        var response = await PostTownshipAsync(SeedLoader.Zip(folder));
+
+        var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+        var warning = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "warning");
+        Assert.EndsWith(":record_no", warning.GetProperty("location")[0].GetString(), StringComparison.Ordinal);
+        Assert.Single(await SearchAsync<EpisodeOfCare>($"EpisodeOfCare?identifier=YC-QX2110026-{n:D7}"));
+    }
+
+    [Fact]
     public async Task A_township_batch_about_a_patient_the_HIS_registered_keeps_the_hospital_MRN()
     {
         await SeedOrganizationsAsync();
