@@ -2287,6 +2287,18 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.StartsWith("2025-05-09T09:30:00", left.Period.End, StringComparison.Ordinal);
         Assert.StartsWith("2025-05-09T09:30:00", now.Period!.Start, StringComparison.Ordinal);
         Assert.Null(now.Period.End);
+
+        // A second transfer whose PV1-6 names another place than the one the visit is in: that one is left at its time too.
+        (_, ack) = await PostHl7Async(await OwnVisitAsync("22_ADT_A02_county_lidefu_transfer.hl7", t => t
+            .Replace("|MOVE-2025", "|MOVE2-2025", StringComparison.Ordinal)
+            .Replace("EVN|A02|20250509100000|||N0211^谢芳", "EVN|A02|20250509100000|||N0211^谢芳|20250509095000", StringComparison.Ordinal)
+            .Replace("0304^0512^02^QX2100012^^^^^心血管内科", "0305^0601^01^QX2100012^^^^^康复科", StringComparison.Ordinal)));
+        Assert.True(Msa(ack) == "AA", ack);
+        var moved = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2099000078"));
+        var ward = Assert.Single(moved.Location, l => l.Location!.Display!.Contains("心血管内科", StringComparison.Ordinal));
+        Assert.Equal(Encounter.EncounterLocationStatus.Completed, ward.Status);
+        Assert.StartsWith("2025-05-09T09:50:00", ward.Period!.End, StringComparison.Ordinal);
+        Assert.StartsWith("2025-05-09T09:50:00", Assert.Single(moved.Location, l => l.Status == Encounter.EncounterLocationStatus.Active).Period!.Start, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -836,6 +836,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
         var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference)).ToList();
 
+        // When the event's own place was taken (an A02's transfer time, an admission's start): the places the visit has
+        // left were left then. Read before the places named again get their stored starts below.
+        var taken = encounter.Location.Select(l => l.Period?.StartElement).FirstOrDefault(t => t is not null);
+
         // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left).
         foreach (var place in encounter.Location)
         {
@@ -849,8 +853,6 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         if (encounter.Location.Count > 0)
         {
-            // Places the visit has left: left when the event's place was taken, if it says.
-            var taken = encounter.Location.Select(l => l.Period?.StartElement).FirstOrDefault(t => t is not null);
             foreach (var left in earlier.Where(l => l.Status is Encounter.EncounterLocationStatus.Active or Encounter.EncounterLocationStatus.Planned))
             {
                 left.Status = Encounter.EncounterLocationStatus.Completed;
