@@ -1531,7 +1531,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     && storedResidents.GetValueOrDefault(TextNormalizer.Number(woman))?.Gender == AdministrativeGender.Male)
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
-                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: record_no {woman} 的居民性别为男，孕产妇建册应为女性居民",
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {TownshipBatchReader.MaleRegistration(woman)}",
                         Where(row.File, row.Row, "record_no")));
                 }
 

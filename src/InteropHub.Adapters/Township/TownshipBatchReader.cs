@@ -73,6 +73,9 @@ public static class TownshipBatchReader
         return new TownshipBatchResult(manifest, rows, issues);
     }
 
+    /// <summary>The warning on a pregnancy registered for a resident recorded as a man (§3.6), in this batch or an earlier one.</summary>
+    internal static string MaleRegistration(string recordNo) => $"record_no {recordNo} 的居民性别为男，孕产妇建册应为女性居民";
+
     /// <summary>The batch's manifest alone (its batch id keys the batch in the inbox), or null when it is missing or unreadable.</summary>
     public static TownshipManifest? ReadManifest(IReadOnlyDictionary<string, byte[]> files) => ReadManifest(files, []);
 
@@ -279,8 +282,7 @@ public static class TownshipBatchReader
             if (!deleted && schema.Table == "maternal_registrations" && resident?["sex_code"] == "1")
             {
                 // §3.6: the registered resident is a woman. Applied all the same: the mistake may be the resident's sex.
-                issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "record_no", key, "WARNING",
-                    $"record_no {row["record_no"]} 的居民性别为男，孕产妇建册应为女性居民", IssueSeverity.Warning));
+                issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "record_no", key, "WARNING", MaleRegistration(row["record_no"]), IssueSeverity.Warning));
             }
 
             var registrationInBatch = schema.Table == "maternal_visits" && state.Registration(row["reg_id"]) is not null;

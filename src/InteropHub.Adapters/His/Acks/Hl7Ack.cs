@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using InteropHub.Adapters.His.Parsing;
-
 using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.His.Parsing;
 
 namespace InteropHub.Adapters.His.Acks;
 
