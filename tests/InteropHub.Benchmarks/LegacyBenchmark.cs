@@ -222,11 +222,20 @@ internal static class LegacyBenchmark
             ["InteropHub__MaxBodyBytes"] = maxBodyBytes.ToString(CultureInfo.InvariantCulture),
             ["Logging__LogLevel__Default"] = "Warning",
         };
+
+        // Runtime settings for the hub's process alone, "NAME=value;NAME=value" (the load generator keeps its own).
+        foreach (var setting in (Environment.GetEnvironmentVariable("INTEROPHUB_BENCH_HUB_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var (name, value) = (setting[..setting.IndexOf('=')], setting[(setting.IndexOf('=') + 1)..]);
+            environment[name] = value;
+        }
+
         if (storeName == "postgres")
         {
             environment["InteropHub__Storage__Provider"] = "Postgres";
-            environment["ConnectionStrings__Postgres"] = Environment.GetEnvironmentVariable("INTEROPHUB_BENCH_POSTGRES")
-                ?? await PostgresCluster.CreateDatabaseAsync("legacybench");
+            environment["ConnectionStrings__Postgres"] = Environment.GetEnvironmentVariable("INTEROPHUB_BENCH_POSTGRES") is { } server
+                ? await NewDatabaseAsync(server)
+                : await PostgresCluster.CreateDatabaseAsync("legacybench");
         }
         else
         {
@@ -235,6 +244,20 @@ internal static class LegacyBenchmark
         }
 
         return await ChildProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "InteropHub.Server.dll"), [], environment, "/fhir/metadata", Console.Error.WriteLine);
+    }
+
+    /// <summary>
+    /// A new database on the server <c>INTEROPHUB_BENCH_POSTGRES</c> names: every run needs one, as a second run on the
+    /// same database would send message ids already stored (answered as duplicates, not applied) and persons already known.
+    /// </summary>
+    private static async Task<string> NewDatabaseAsync(string server)
+    {
+        var name = $"legacybench_{DateTime.UtcNow:yyyyMMddHHmmss}_{Environment.ProcessId}";
+        await using var connection = new NpgsqlConnection(server);
+        await connection.OpenAsync();
+        await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await create.ExecuteNonQueryAsync();
+        return new NpgsqlConnectionStringBuilder(server) { Database = name }.ConnectionString;
     }
 
     private static int FreePort()
