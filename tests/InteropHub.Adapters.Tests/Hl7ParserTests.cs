@@ -122,6 +122,7 @@ public sealed class Hl7ParserTests
     [InlineData("MSH|^~\\&|A|B|C|D|20250101||ADT^A04|1|P|2.5|||||CHN|EBCDIC\r", "MSH^1^18", 1)]
     [InlineData("MSH|^~\\&|A|B|C|D|20250101||ADT^A04|1|P|2.5\rEVN|A04\rpid|1\r", "MSH^1", 3)]
     [InlineData("MSH|^~\\&|A|B|C|D|20250101||ADT^A04|1|P|2.5\rPIDX|1\r", "PID^1", 2)]
+    [InlineData("MSH|^~\\&|A|B|C|D|20250101||ADT^A04|1|P|2.5\rEVN|A04\rMSH|^~\\&|A|B|C|D|20250101||ADT^A04|2|P|2.5\r", "MSH^2", 3)]
     public void Unparsable_input_is_a_parse_error_naming_segment_and_field(string text, string erl, int segmentIndex)
     {
         var error = Assert.Throws<Hl7ParseException>(() => Parse(text));

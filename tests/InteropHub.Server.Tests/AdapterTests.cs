@@ -816,6 +816,30 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         await stream.WriteAsync(first);
         Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
     }
+
+    [Fact]
+    public async Task Two_messages_run_together_in_one_MLLP_frame_are_refused_naming_the_second_MSH_and_neither_is_applied()
+    {
+        var port = FreePort();
+        await using var mllpHub = Hub.Restarted(mllpPort: port);
+        _ = mllpHub.CreateClient();
+        await SeedOrganizationsAsync();
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var stream = tcp.GetStream();
+
+        await stream.WriteAsync(MllpStream.Frame([.. LegacyData.Hl7Registration(875_101), .. LegacyData.Hl7Registration(875_102)]));
+        var nak = await ReadAckAsync(new MllpStream(stream, 1 << 20));
+
+        Assert.Equal("AR", Msa(nak));
+        Assert.Contains("MSA|AR|BENCH-000875101", nak, StringComparison.Ordinal);
+        Assert.Contains("ERR||MSH^2", nak, StringComparison.Ordinal);
+        Assert.Contains("second MSH", nak, StringComparison.Ordinal);
+        foreach (var n in new[] { 875_101, 875_102 })
+        {
+            Assert.Empty(await SearchAsync<Patient>($"Patient?identifier=urn:interophub:sid:mrn:QX2100012|{7_000_000 + n:D10}"));
+        }
+    }
 }
 
 /// <summary>Dead letters and replay, on a database of their own: the order of arrival is the point of the test.</summary>

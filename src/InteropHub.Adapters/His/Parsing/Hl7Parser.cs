@@ -222,6 +222,15 @@ public static class Hl7Parser
         }
 
         sequences[id] = sequences.GetValueOrDefault(id) + 1;
+        if (index > 1 && id == "MSH")
+        {
+            // Two messages run together in one MLLP frame: answering for the first alone would lose the second unseen.
+            throw new Hl7ParseException(
+                string.Create(CultureInfo.InvariantCulture,
+                    $"Segment {index} is a second MSH: a frame holds one message (his-hl7v2.md §1). Send each message in its own frame."),
+                new Hl7Location("MSH", sequences[id]), index);
+        }
+
         string[] fields;
         if (index == 1)
         {
