@@ -2642,6 +2642,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Contains("PID^1^3", ack, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0000875201", "0000517733", "MRG^1^1")]
+    [InlineData("0000517733", "0000390412", "PID^1^3")]
+    public async Task An_A40_merging_a_retired_MRN_or_into_one_is_AE_UNKNOWN_REFERENCE_and_writes_nothing(string pid, string mrg, string location)
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("01_ADT_A04_county_zhaojianhua_dupmrn.hl7", "02_ADT_A31_county_zhaojianhua_repeatedPV1.hl7", "03_ADT_A40_county_zhaojianhua_merge.hl7");
+        var before = await SearchAsync<Patient>("Patient?identifier=0000517733,0000390412");
+
+        var merge = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250301091205||ADT^A40^ADT_A39|REMERGE-{pid}-{mrg}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A40|20250301091200\r"
+            + $"PID|1||{pid}^^^QX2100012^MR||赵建华||19630214|1\r"
+            + $"MRG|{mrg}^^^QX2100012^MR\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(merge));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        Assert.Contains($"ERR||{location}", ack, StringComparison.Ordinal);
+        var after = await SearchAsync<Patient>("Patient?identifier=0000517733,0000390412");
+        Assert.Equal(before.Select(p => (p.Id, p.Meta!.VersionId)).Order(), after.Select(p => (p.Id, p.Meta!.VersionId)).Order());
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=0000875201"));
+    }
+
     [Fact]
     public async Task A_message_naming_a_retired_patient_arriving_together_with_others_is_refused_and_only_it()
     {

@@ -543,7 +543,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             if (accepted.Merge is not null)
             {
                 await merged.AddMovesAsync(bundle, ct);
-                await ApplyAsync(bundle, ct, complete);
+                await ApplyAsync(bundle, ct, complete, CheckMergeAsync);
             }
             else
             {
@@ -733,6 +733,35 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         await KeepAsync(session, entries, patients, overTownship: true, ct);
+    }
+
+    /// <summary>
+    /// A merge (A40) of or into a record an earlier merge retired is refused as <see cref="Retired"/> refuses any other
+    /// message naming it: the retired MRN names no one (his-hl7v2.md §5), and merging it again would link the two
+    /// records each as the other's replacement. The same merge sent again (its retired record already replaced by its
+    /// survivor) changes nothing and is acknowledged. Then as <see cref="KeepOtherSourcesAsync"/>.
+    /// </summary>
+    private async Task CheckMergeAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        var patients = await ReadPatientsAsync(session, entries, ct);
+        var survivors = entries.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>()
+            .SelectMany(c => patients.GetValueOrDefault(c, [])).Select(p => $"Patient/{p.Id}").ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in entries.Where(e => e.Resource is Patient))
+        {
+            var retiring = IsRetirement((Patient)entry.Resource!);
+            foreach (var stored in PatientCriteria(entry) is { } criteria ? patients.GetValueOrDefault(criteria, []) : [])
+            {
+                if ((Patient)serializers.ParseStored(stored.Json) is var patient && IsRetirement(patient)
+                    && !(retiring && patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy && survivors.Contains(l.Other?.Reference ?? ""))))
+                {
+                    throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference,
+                        retiring ? new Hl7Location("MRG", 1, 1) : new Hl7Location("PID", 1, 3),
+                        $"患者 Patient/{stored.Id} 已由先前的 ADT^A40 合并到另一患者，其患者ID不再使用，不能再合并", IssueSeverity.Error));
+                }
+            }
+        }
+
+        await KeepAsync(session, entries, patients, overTownship: false, ct);
     }
 
     /// <summary>
