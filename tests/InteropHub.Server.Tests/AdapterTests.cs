@@ -1249,6 +1249,45 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_referral_keeps_its_patient_parties_and_direction_when_a_later_message_names_others()
+    {
+        await SeedOrganizationsAsync();
+        const string Key = "ZZ-QX2110026-20250506-9031";
+        async Task<string> PostAsync(string sample, string controlId, string? trigger = null, Func<string, string>? edit = null)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
+            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal)).Select(l => l.StartsWith("MSH|", StringComparison.Ordinal)
+                ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : i == 8 && trigger is not null ? trigger : f)) : edit?.Invoke(l) ?? l);
+            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+        }
+
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "KEEP-REF-1")));
+        var request = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
+        var task = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}"));
+
+        // The receiver accepts, naming the patient by an MRN of its own that no ID number links to the referred person.
+        var ack = await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "KEEP-REF-2",
+            edit: l => l.StartsWith("PID|", StringComparison.Ordinal) ? "PID|1||0000875301^^^QX2100012^MR||李某||19580412|M" : l);
+        Assert.True(Msa(ack) == "AA", ack);
+        Assert.Equal(task.For!.Reference, Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}")).For!.Reference);
+        // The referrer changes content (I13 P) naming the other direction and another receiving institution.
+        ack = await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "KEEP-REF-3", "REF^I13^REF_I12", l => l
+            .Replace("|UP^上转^QXREF|", "|DOWN^下转^QXREF|", StringComparison.Ordinal).Replace("0304^^^QX2100012", "0304^^^QX2100020", StringComparison.Ordinal));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var accepted = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Accepted, accepted.Status);
+        Assert.Equal(task.For!.Reference, accepted.For!.Reference);
+        Assert.Equal(task.Owner!.Reference, accepted.Owner!.Reference);
+        Assert.Equal(task.Requester!.Reference, accepted.Requester!.Reference);
+        var changed = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
+        Assert.Equal(request.Subject!.Reference, changed.Subject!.Reference);
+        Assert.Equal(request.Performer.Select(p => p.Reference), changed.Performer.Select(p => p.Reference));
+        Assert.Contains(changed.Category.SelectMany(c => c.Coding), c => c.Code == "UP");
+        Assert.DoesNotContain(changed.Category.SelectMany(c => c.Coding), c => c.Code == "DOWN");
+    }
+
+    [Fact]
     public async Task A_dose_the_hospital_reported_first_hand_stays_so_and_keeps_its_identifier_when_the_township_sends_it_again_and_again()
     {
         await SeedOrganizationsAsync();

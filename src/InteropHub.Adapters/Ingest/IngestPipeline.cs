@@ -1387,6 +1387,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
+        // A referral's patient, parties and direction never change once it exists (README, referrals): a later message
+        // naming another patient record (the receiver's own MRN) or other institutions changes its state or content only.
+        foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
+        {
+            (task.For, task.Requester, task.Owner) = (current.For, current.Requester, current.Owner);
+        }
+
+        if (bundle.Entry.Select(e => e.Resource).OfType<ServiceRequest>().FirstOrDefault(r => r.Id == transition.TaskId) is { } request
+            && await store.ReadAsync("ServiceRequest", transition.TaskId, ct) is { IsDeleted: false } storedRequest)
+        {
+            var kept = (ServiceRequest)serializers.ParseStored(storedRequest.Json);
+            (request.Subject, request.Requester, request.Performer, request.Category) = (kept.Subject, kept.Requester, kept.Performer, kept.Category);
+        }
+
         // An I13 P (or an I12 resent for a stored referral) changes content, not the state, and only while the referral is
         // still to be received or carried out (his-hl7v2.md §6): requested, received or accepted.
         var keeps = transition.KeepsStatus ? transition.AllowedFrom.Contains(status, StringComparer.Ordinal) : transition.MayBeAbsent && status == transition.To;
