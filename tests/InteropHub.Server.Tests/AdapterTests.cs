@@ -1288,6 +1288,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_dose_sent_again_with_another_completion_status_drops_what_only_the_old_status_meant()
+    {
+        await SeedOrganizationsAsync();
+        byte[] Dose(int n, string controlId, string completion) => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(HisDose(n, controlId, "20250612"))
+            .Replace("|M05^^QXMFR|||CP|A", completion == "RE" ? "|M05^^QXMFR|00^家长拒绝^NIP002||RE|A" : $"|M05^^QXMFR|||{completion}|A", StringComparison.Ordinal));
+        async Task<Immunization> SendAsync(int n, string controlId, string completion)
+        {
+            Assert.Equal("AA", Msa((await PostHl7Async(Dose(n, controlId, completion))).Ack));
+            return Assert.Single(await SearchAsync<Immunization>($"Immunization?patient.identifier={LegacyData.IdNumber(n)}"));
+        }
+
+        // Refused, then given: a completed dose has no reason it was not given (Immunization.statusReason).
+        Assert.NotNull((await SendAsync(875_211, "STATUS-1", "RE")).StatusReason);
+        var given = await SendAsync(875_211, "STATUS-2", "CP");
+        Assert.Equal(Immunization.ImmunizationStatusCodes.Completed, given.Status);
+        Assert.Null(given.StatusReason);
+
+        // Partly given, then refused: a dose not given is not a partial one.
+        Assert.True((await SendAsync(875_212, "STATUS-3", "PA")).IsSubpotent);
+        var refused = await SendAsync(875_212, "STATUS-4", "RE");
+        Assert.Equal(Immunization.ImmunizationStatusCodes.NotDone, refused.Status);
+        Assert.Null(refused.IsSubpotent);
+    }
+
+    [Fact]
     public async Task A_dose_the_hospital_reported_first_hand_stays_so_and_keeps_its_identifier_when_the_township_sends_it_again_and_again()
     {
         await SeedOrganizationsAsync();

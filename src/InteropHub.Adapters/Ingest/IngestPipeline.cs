@@ -712,6 +712,20 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 // A first-hand report has no other origin (Immunization.reportOrigin is for a record that is not).
                 firstHand.ReportOrigin = null;
             }
+
+            if (next is Immunization reported)
+            {
+                // Every report states the dose's status (RXA-20, a row's status): what only another status means is not
+                // kept from the stored version. A reason it was not given goes with not-done; a partial dose was given.
+                if (reported.Status == Immunization.ImmunizationStatusCodes.NotDone)
+                {
+                    reported.IsSubpotent = null;
+                }
+                else
+                {
+                    reported.StatusReason = null;
+                }
+            }
         }
     }
 
