@@ -2730,6 +2730,28 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task After_an_A40_merge_a_dose_both_records_had_is_one_Immunization_with_both_identifiers()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] Message(string type, string controlId, string mrn, string rest) => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250620130000||{type}|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||{mrn}^^^QX2100012^MR||接种甲||20100101|F\r" + rest);
+        static string Dose(string filler, string time) =>
+            $"ORC|RE||{filler}^QXHIS\rRXA|0|1|{time}||1501^狂犬病疫苗^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||202409A011|20250930|M05^^QXMFR|||CP|A\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("VXU^V04^VXU_V04", "DOSEMERGE-1", "0000875221", Dose("JZ-DM-1", "20250611090000")))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("VXU^V04^VXU_V04", "DOSEMERGE-2", "0000875222", Dose("JZ-DM-2", "20250611093000")))).Ack));
+        var survivor = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000875222"));
+
+        var (_, ack) = await PostHl7Async(Message("ADT^A40^ADT_A39", "DOSEMERGE-3", "0000875222", "EVN|A40|20250620130000\rMRG|0000875221^^^QX2100012^MR\r"));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{survivor.Id}"));
+        Assert.Contains(dose.Identifier, i => i.Value == "JZ-DM-1");
+        Assert.Contains(dose.Identifier, i => i.Value == "JZ-DM-2");
+        Assert.Equal(dose.Id, Assert.Single(await SearchAsync<Immunization>("Immunization?identifier=JZ-DM-1")).Id);
+    }
+
+    [Fact]
     public async Task A_message_naming_a_retired_patient_arriving_together_with_others_is_refused_and_only_it()
     {
         await SeedOrganizationsAsync();

@@ -70,6 +70,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
 
         var retired = $"Patient/{found[0].Id}";
         var compartment = new ResourceKey("Patient", found[0].Id);
+        var survivorDoses = survivorMatch is [var kept] ? await DosesAsync(kept.Id, ct) : [];
         foreach (var type in _types.Value)
         {
             var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), compartment, parser.Registry);
@@ -85,6 +86,18 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
                 foreach (var stored in await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct))
                 {
                     var resource = serializers.ParseStored(stored.Json);
+                    if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
+                    {
+                        // The survivor has this dose already (his-hl7v2.md §5: one Immunization per person, vaccine and
+                        // date): it takes the moved one's identifiers, and the moved one goes.
+                        held.Dose.Identifier.AddRange(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
+                        transaction.Entry.Add(new Bundle.EntryComponent
+                        {
+                            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                        });
+                        continue;
+                    }
+
                     Repoint(resource, retired, survivor);
                     transaction.Entry.Add(new Bundle.EntryComponent
                     {
@@ -97,7 +110,42 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
                 after = matches[^1].Rid;
             }
         }
+
+        foreach (var (dose, etag, _) in survivorDoses.Where(d => d.Dose.Identifier.Count > d.Identifiers))
+        {
+            transaction.Entry.Add(new Bundle.EntryComponent
+            {
+                FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                Resource = dose,
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Immunization/{dose.Id}", IfMatch = etag },
+            });
+        }
     }
+
+    /// <summary>The survivor's stored doses, with how many identifiers each had.</summary>
+    private async Task<List<(Immunization Dose, string ETag, int Identifiers)>> DosesAsync(string patientId, CancellationToken ct)
+    {
+        var doses = new List<(Immunization, string, int)>();
+        var criteria = Compartments.Restrict(parser.ParseCriteria("Immunization", []), new ResourceKey("Patient", patientId), parser.Registry);
+        long? after = null;
+        while (await store.FindAsync("Immunization", criteria, after, 100, ct) is { Count: > 0 } matches)
+        {
+            foreach (var stored in await store.ReadManyAsync("Immunization", matches.Select(m => m.Id).ToList(), ct))
+            {
+                var dose = (Immunization)serializers.ParseStored(stored.Json);
+                doses.Add((dose, stored.ETag, dose.Identifier.Count));
+            }
+
+            after = matches[^1].Rid;
+        }
+
+        return doses;
+    }
+
+    /// <summary>One vaccine (a coding in common) on one day.</summary>
+    private static bool SameDose(Immunization a, Immunization b) =>
+        a.Occurrence is FhirDateTime { Value.Length: >= 10 } at && b.Occurrence is FhirDateTime { Value.Length: >= 10 } bt && at.Value[..10] == bt.Value[..10]
+        && a.VaccineCode?.Coding.Any(x => b.VaccineCode?.Coding.Any(y => x.System == y.System && x.Code == y.Code) == true) == true;
 
     private static void Repoint(Base node, string retired, string survivor)
     {
