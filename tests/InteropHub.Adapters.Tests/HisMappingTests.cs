@@ -453,6 +453,32 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void Structured_numeric_results_become_a_quantity_a_ratio_or_a_range()
+    {
+        Observation Result(string value) => All<Observation>(Er7.Sample("29_").With("OBX", 2, "SN").With("OBX", 5, value).Map()).First();
+
+        var titre = Assert.IsType<Ratio>(Result(">^1^:^320").Value);
+        Assert.Equal((1m, Quantity.QuantityComparator.GreaterThan, 320m), (titre.Numerator!.Value, titre.Numerator.Comparator, titre.Denominator!.Value));
+        var range = Assert.IsType<Hl7.Fhir.Model.Range>(Result("^2^-^5").Value);
+        Assert.Equal((2m, 5m, "mmol/L"), (range.Low!.Value, range.High!.Value, range.Low.Code));
+        var bounded = Assert.IsType<Quantity>(Result("<^0.5").Value);
+        Assert.Equal((0.5m, Quantity.QuantityComparator.LessThan), (bounded.Value, bounded.Comparator));
+    }
+
+    [Theory]
+    [InlineData("SN", "^>^1^:^", "OBX^1^5", RejectionReason.Malformed)]
+    [InlineData("SN", "^abc", "OBX^1^5", RejectionReason.Malformed)]
+    [InlineData("", "6.8", "OBX^1^2", RejectionReason.MissingRequired)]
+    public void A_result_whose_value_type_is_missing_or_does_not_fit_its_value_is_answered_AE(string type, string value, string erl, RejectionReason reason)
+    {
+        var outcome = Er7.Sample("29_").With("OBX", 2, type).With("OBX", 5, value).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((reason, erl), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
     public void A_non_numeric_NM_result_is_MALFORMED_at_OBX_5_and_answered_AE()
     {
         var outcome = Er7.Sample("29_").With("OBX", 5, "偏高").Map();

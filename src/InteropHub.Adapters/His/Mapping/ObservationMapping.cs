@@ -142,6 +142,11 @@ internal static class ObservationMapping
 
         switch (valueType)
         {
+            case "":
+                context.Error(RejectionReason.MissingRequired, obx.Location(2), "OBX-2 值类型为空，无法解读 OBX-5");
+                return false;
+            case "SN":
+                return StructuredNumber(context, obx, observation);
             case "NM":
                 var text = TextNormalizer.Number(value.Value);
                 var comparator = Comparator(ref text);
@@ -172,6 +177,55 @@ internal static class ObservationMapping
                 observation.Value = new FhirString(string.Join('\n', obx.Repetitions(5).Select(r => r.Text.Trim())));
                 return true;
         }
+    }
+
+    /// <summary>
+    /// SN (HL7 v2.5 §2.A.71): comparator ^ number ^ separator ^ number. A number alone is a Quantity (with its
+    /// comparator), a ratio (":" or "/") a Ratio such as a titre 1:320, a range ("-") a Range.
+    /// </summary>
+    private static bool StructuredNumber(HisContext context, Hl7Segment obx, Observation observation)
+    {
+        var value = obx[5];
+        var comparatorText = value.Component(1).Value.Trim();
+        var comparator = Comparator(ref comparatorText);
+        decimal? Number(int component) =>
+            TextNormalizer.Number(value.Component(component).Value) is { Length: > 0 } text
+            && decimal.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n) ? n : null;
+        var (first, separator, second) = (Number(2), value.Component(3).Value.Trim(), Number(4));
+        var wellFormed = comparatorText.Length == 0 && first is not null && (separator, second) switch
+        {
+            ("", null) => value.Component(4).IsEmpty,
+            (":" or "/", not null) => true,
+            ("-", not null) => comparator is null,
+            _ => false,
+        };
+        if (!wellFormed)
+        {
+            context.Error(RejectionReason.Malformed, obx.Location(5), $"OBX-5 {value.Value} 不是结构化数值(OBX-2 = SN: 比较符^数值^分隔符^数值)", 102);
+            return false;
+        }
+
+        var unit = obx[6];
+        if (separator.Length == 0)
+        {
+            var quantity = ToQuantity(first!.Value, unit);
+            quantity.Comparator = comparator;
+            observation.Value = quantity;
+        }
+        else if (separator == "-")
+        {
+            observation.Value = new Hl7.Fhir.Model.Range
+            {
+                Low = ToQuantity(first!.Value, unit), High = ToQuantity(second!.Value, unit),
+            };
+        }
+        else
+        {
+            var numerator = new Quantity { Value = first, Comparator = comparator };
+            observation.Value = new Ratio { Numerator = numerator, Denominator = new Quantity { Value = second } };
+        }
+
+        return true;
     }
 
     private static Quantity.QuantityComparator? Comparator(ref string text)
