@@ -479,6 +479,19 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void A_second_OBR_with_the_report_number_of_an_earlier_one_is_DUPLICATE_KEY_at_its_OBR_3()
+    {
+        var sample = Er7.Sample("29_");
+        var orc = sample.Split('\r', '\n').First(l => l.StartsWith("ORC|", StringComparison.Ordinal));
+        var obr = sample.Split('\r', '\n').First(l => l.StartsWith("OBR|", StringComparison.Ordinal)).Replace("OBR|1|", "OBR|2|", StringComparison.Ordinal);
+        var outcome = (sample.TrimEnd('\r', '\n') + $"\r{orc}\r{obr}\rOBX|1|NM|NA^钠^QXLIS||140|mmol/L|137-147|N|||F\r").Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((RejectionReason.DuplicateKey, "OBR^2^3"), (error.Reason, error.Location!.ToErl()));
+    }
+
+    [Fact]
     public void A_non_numeric_NM_result_is_MALFORMED_at_OBX_5_and_answered_AE()
     {
         var outcome = Er7.Sample("29_").With("OBX", 5, "偏高").Map();

@@ -25,6 +25,7 @@ internal static class LabResultMapping
         var segments = context.Message.Segments;
         Hl7Segment? orc = null;
         var reports = 0;
+        var fillers = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < segments.Count; i++)
         {
             if (segments[i].Id == "ORC")
@@ -42,7 +43,7 @@ internal static class LabResultMapping
                     }
                 }
 
-                MapReport(context, orc, segments[i], obxs, patient, visit);
+                MapReport(context, orc, segments[i], obxs, patient, visit, fillers);
                 orc = null;
                 reports++;
             }
@@ -54,7 +55,8 @@ internal static class LabResultMapping
         }
     }
 
-    private static void MapReport(HisContext context, Hl7Segment? orc, Hl7Segment obr, List<Hl7Segment> obxs, PatientInfo patient, VisitInfo? visit)
+    private static void MapReport(HisContext context, Hl7Segment? orc, Hl7Segment obr, List<Hl7Segment> obxs, PatientInfo patient, VisitInfo? visit,
+        HashSet<string> fillers)
     {
         var institution = context.Institution;
         var filler = TextNormalizer.Number(obr[3].Component(1).Text);
@@ -66,6 +68,14 @@ internal static class LabResultMapping
         if (filler.Length == 0)
         {
             context.Error(RejectionReason.MissingRequired, obr.Location(3), "OBR-3 报告单号为空");
+            return;
+        }
+
+        if (!fillers.Add(filler))
+        {
+            // One report number is one report (§5 ORU^R01): a second OBR with it would replace the first one's report
+            // and leave its results named by none.
+            context.Error(RejectionReason.DuplicateKey, obr.Location(3), $"OBR-3 报告单号 {filler} 在本消息中已用于前一个 OBR，一个报告单号只对应一个报告");
             return;
         }
 
