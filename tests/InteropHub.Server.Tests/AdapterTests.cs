@@ -816,7 +816,11 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         await stream.WriteAsync(first);
         Assert.Equal("AA", Msa(await ReadAckAsync(reader)));
     }
+}
 
+/// <summary>Dead letters and replay, on a database of their own: the order of arrival is the point of the test.</summary>
+public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
+{
     [Fact]
     public async Task Two_messages_run_together_in_one_MLLP_frame_are_refused_naming_the_second_MSH_and_neither_is_applied()
     {
@@ -840,11 +844,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
             Assert.Empty(await SearchAsync<Patient>($"Patient?identifier=urn:interophub:sid:mrn:QX2100012|{7_000_000 + n:D10}"));
         }
     }
-}
 
-/// <summary>Dead letters and replay, on a database of their own: the order of arrival is the point of the test.</summary>
-public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
-{
     [Fact]
     public async Task An_unmapped_local_code_is_counted_in_the_status_once_per_applied_message_and_a_resend_adds_nothing()
     {
