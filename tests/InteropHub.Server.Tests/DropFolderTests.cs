@@ -86,6 +86,28 @@ public abstract class DropFolderTests(HubFactory hub)
         Assert.Single(found.Entry);
     }
 
+    [Fact]
+    public async Task An_unreadable_entry_holds_up_no_batch_and_one_refused_whole_goes_to_failed()
+    {
+        var legacy = AdapterTestBase.Legacy;
+        var drop = Path.Combine(Path.GetTempPath(), "interophub-tests", "drop-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(drop, "incoming"));
+        // A link to nothing sorts first by its time; a "zip" that is not one is refused whole.
+        File.CreateSymbolicLink(Path.Combine(drop, "aaa-broken.zip"), Path.Combine(drop, "nowhere", "gone.zip"));
+        await File.WriteAllTextAsync(Path.Combine(drop, "incoming", "notazip.zip"), "hello");
+        File.Move(Path.Combine(drop, "incoming", "notazip.zip"), Path.Combine(drop, "notazip.zip"));
+        using var watching = await WatchingAsync(drop);
+
+        var writing = Path.Combine(drop, "incoming", "longquan.zip.part");
+        await File.WriteAllBytesAsync(writing, SeedLoader.Zip(Path.Combine(legacy, "township", "batch-003-longquan-gb18030")));
+        File.Move(writing, Path.Combine(drop, "longquan.zip"));
+        await WaitForDoneAsync(drop, 1);
+
+        Assert.EndsWith("-longquan.zip", Assert.Single(Directory.EnumerateFileSystemEntries(Path.Combine(drop, "done"))), StringComparison.Ordinal);
+        Assert.EndsWith("-notazip.zip", Assert.Single(Directory.EnumerateFileSystemEntries(Path.Combine(drop, "failed"))), StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(drop, "aaa-broken.zip")) || new FileInfo(Path.Combine(drop, "aaa-broken.zip")).LinkTarget is not null);
+    }
+
     /// <summary>The hub watching <paramref name="drop"/> every 0.2 s, with the county's organisations.</summary>
     private async Task<Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactory<Program>> WatchingAsync(string drop)
     {

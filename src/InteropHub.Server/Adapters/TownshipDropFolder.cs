@@ -1,4 +1,5 @@
 using InteropHub.Adapters.Ingest;
+using InteropHub.Fhir.Storage;
 using InteropHub.Server.Seeds;
 
 namespace InteropHub.Server.Adapters;
@@ -53,20 +54,36 @@ internal sealed class TownshipDropFolder(TownshipOptions options, IngestPipeline
     public async Task<int> PollAsync(string drop, CancellationToken ct)
     {
         var settled = clock.GetUtcNow().UtcDateTime - TimeSpan.FromSeconds(options.SettleSeconds);
-        var batches = Directory.EnumerateFiles(drop, "*.zip").Select(f => (Path: f, Zip: true))
+        // A link to nothing is not a batch (its time would put it first forever).
+        var batches = Directory.EnumerateFiles(drop, "*.zip").Where(File.Exists).Select(f => (Path: f, Zip: true))
             .Concat(Directory.EnumerateDirectories(drop).Where(d => File.Exists(Path.Combine(d, "manifest.json"))).Select(d => (Path: d, Zip: false)))
             .Select(b => (b.Path, b.Zip, Changed: LastChange(b.Path, b.Zip)))
             .Where(b => b.Changed <= settled)
             .OrderBy(b => b.Changed).ThenBy(b => b.Path, StringComparer.Ordinal)
             .ToList();
+        var taken = 0;
         foreach (var (path, zip, _) in batches)
         {
-            var bytes = zip ? await File.ReadAllBytesAsync(path, ct) : SeedLoader.Zip(path);
+            byte[] bytes;
+            try
+            {
+                bytes = zip ? await File.ReadAllBytesAsync(path, ct) : SeedLoader.Zip(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // One entry that cannot be read (no permission, gone meanwhile) holds up no other batch.
+                logger.LogWarning(e, "The township drop {Path} could not be read; trying again at the next poll.", path);
+                continue;
+            }
+
             var result = await pipeline.ReceiveTownshipAsync(bytes, ct);
             logger.LogInformation("Township batch {Path} stored as inbox message {Id}: {Status}.", path, result.Message.Id, result.Message.Status);
-            var done = Path.Combine(drop, "done");
-            Directory.CreateDirectory(done);
-            var target = FreeName(Path.Combine(done, $"{result.Message.Id}-{Path.GetFileName(path)}"));
+
+            // A batch that became a dead letter (refused whole, as not a zip or for its manifest, or with a row the hub could
+            // not apply) goes to failed/, so the folder shows which need a look.
+            var moved = Path.Combine(drop, result.Message.Status == InboxStatus.Failed ? "failed" : "done");
+            Directory.CreateDirectory(moved);
+            var target = FreeName(Path.Combine(moved, $"{result.Message.Id}-{Path.GetFileName(path)}"));
             if (zip)
             {
                 File.Move(path, target);
@@ -75,9 +92,11 @@ internal sealed class TownshipDropFolder(TownshipOptions options, IngestPipeline
             {
                 Directory.Move(path, target);
             }
+
+            taken++;
         }
 
-        return batches.Count;
+        return taken;
     }
 
     /// <summary>
