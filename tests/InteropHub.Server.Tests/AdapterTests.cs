@@ -822,6 +822,22 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 {
     [Fact]
+    public async Task Frames_of_an_HTTP_body_that_are_no_HL7_message_are_refused_AR_and_not_kept_as_dead_letters()
+    {
+        await SeedOrganizationsAsync();
+        var before = await HisCountsAsync();
+        var junk = Enumerable.Range(1, 5).SelectMany(n => MllpStream.Frame(Encoding.ASCII.GetBytes($"junk{n}"))).ToArray();
+
+        var (status, acks) = await PostHl7Async([.. junk, .. MllpStream.Frame(LegacyData.Hl7Registration(875_121))]);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var answers = acks.Split('\r').Where(l => l.StartsWith("MSA|", StringComparison.Ordinal)).Select(l => l.Split('|')[1]).ToList();
+        Assert.Equal(["AR", "AR", "AR", "AR", "AR", "AA"], answers);
+        Assert.Contains("第 3 条消息不以 MSH 段开头", acks, StringComparison.Ordinal);
+        Assert.Equal((before.Received + 1, before.Processed + 1), await HisCountsAsync());
+    }
+
+    [Fact]
     public async Task Two_messages_run_together_in_one_MLLP_frame_are_refused_naming_the_second_MSH_and_neither_is_applied()
     {
         var port = FreePort();

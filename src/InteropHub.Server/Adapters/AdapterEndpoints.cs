@@ -82,6 +82,15 @@ public static class AdapterEndpoints
                 continue;
             }
 
+            if (!StartsWithMsh(frame.Bytes.Span))
+            {
+                // Bytes that are no HL7 message at all have no key to store them under, nor anything a replay could
+                // apply: refused, not kept, so a body of junk frames cannot fill the dead letters.
+                acks.AddRange(MllpRefusal.Ack(MllpRefusal.NotAMessage(messages.Count > 1 ? i + 1 : null), clock.GetLocalNow()));
+                allAccepted = false;
+                continue;
+            }
+
             var reply = await pipeline.ReceiveHl7Async(frame.Bytes.ToArray(), ct);
             allAccepted &= reply.Code == AckCode.AA;
             acks.AddRange(reply.Ack);

@@ -47,6 +47,15 @@ public static class MllpRefusal
         };
     }
 
+    /// <summary>
+    /// An HTTP body's message that does not begin with MSH: no HL7 message, so nothing to key it by or replay. AR
+    /// <c>MALFORMED</c>, not stored, so a body of junk frames cannot fill the dead letters.
+    /// </summary>
+    public static HisRejected NotAMessage(int? ordinal) =>
+        new(null, AckCode.AR, [new HisIssue(RejectionReason.Malformed, new Hl7Location("MSH"),
+            $"{(ordinal is { } n ? string.Create(CultureInfo.InvariantCulture, $"第 {n} 条消息") : "消息")}不以 MSH 段开头，不是 HL7 v2 消息，未保存",
+            IssueSeverity.Error, 100)]);
+
     /// <summary>The AR for <see cref="Refuse"/>, encoded in the character set of the refused message when its MSH was readable.</summary>
     public static byte[] Ack(HisRejected refused, DateTimeOffset time) =>
         Hl7Ack.Encode(Hl7Ack.Build(refused.Message, refused.AckCode, refused.Errors, Hl7Ack.NewControlId(null), time,
