@@ -1016,6 +1016,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 
     [Fact]
+    public async Task Replays_of_one_dead_letter_sent_at_once_apply_it_once_and_the_others_are_409()
+    {
+        await SeedOrganizationsAsync();
+        const string Key = "ZZ-QX2110026-20250506-9041";
+        async Task<string> PostAsync(string sample, string controlId)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
+            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
+                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l);
+            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+        }
+
+        // The receiver's acceptance arrives before the referral: a dead letter until the I12 is in.
+        Assert.Equal("AE", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "RACE-REF-2")));
+        var letter = Assert.Single((await GetJsonAsync("/adapters/dead-letters?count=1000")).EnumerateArray(),
+            d => d.GetProperty("messageId").GetString() == "QX2100012|RACE-REF-2").GetProperty("id").GetInt64();
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "RACE-REF-1")));
+
+        var replays = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
+            Client.PostAsync(new Uri($"/adapters/dead-letters/{letter}/replay", UriKind.Relative), null)));
+
+        Assert.Equal(1, replays.Count(r => r.StatusCode == HttpStatusCode.OK));
+        Assert.Equal(3, replays.Count(r => r.StatusCode == HttpStatusCode.Conflict));
+        var stored = JsonDocument.Parse(await replays.Single(r => r.StatusCode == HttpStatusCode.OK).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("Processed", stored.GetProperty("status").GetString());
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Accepted, Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}")).Status);
+    }
+
+    [Fact]
     public async Task A_batch_replay_for_one_reason_replays_only_the_dead_letters_refused_for_it()
     {
         await SeedOrganizationsAsync();

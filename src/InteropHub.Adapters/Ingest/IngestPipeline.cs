@@ -293,15 +293,33 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     public async Task<IngestResult?> ReplayAsync(long id, CancellationToken ct)
     {
-        if (await inbox.GetAsync(id, ct) is not { } message)
+        if (!_replaying.TryAdd(id, 0))
         {
-            return null;
+            throw new ConflictException($"Inbox message {id} is being replayed already.");
         }
 
-        return message.Status == InboxStatus.Failed
-            ? await ProcessAsync(message, ct)
-            : throw new ConflictException($"Inbox message {id} is {message.Status}, not a dead letter; only dead letters are replayed.");
+        try
+        {
+            if (await inbox.GetAsync(id, ct) is not { } message)
+            {
+                return null;
+            }
+
+            return message.Status == InboxStatus.Failed
+                ? await ProcessAsync(message, ct)
+                : throw new ConflictException($"Inbox message {id} is {message.Status}, not a dead letter; only dead letters are replayed.");
+        }
+        finally
+        {
+            _replaying.TryRemove(id, out _);
+        }
     }
+
+    /// <summary>
+    /// The dead letters this process is replaying: a second replay of one (a request sent twice, a batch replay beside
+    /// a single one) finds it claimed, and so never applies again a message the first has just applied.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, byte> _replaying = new();
 
     /// <summary>Re-runs every dead letter (of one source, or all), oldest first.</summary>
     /// <param name="reason">Only the dead letters one of whose issues has this code (<c>UNKNOWN_CODE</c> once a code map
@@ -318,9 +336,25 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 return results;
             }
 
-            foreach (var message in page.Where(m => (source is null || m.Source == source) && (reason is null || HasIssueCode(m, reason))))
+            foreach (var listed in page.Where(m => (source is null || m.Source == source) && (reason is null || HasIssueCode(m, reason))))
             {
-                results.Add(await ProcessAsync(message, ct));
+                if (!_replaying.TryAdd(listed.Id, 0))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    // Read again once claimed: the page is a snapshot, and a single replay may have applied it since.
+                    if (await inbox.GetAsync(listed.Id, ct) is { Status: InboxStatus.Failed } message)
+                    {
+                        results.Add(await ProcessAsync(message, ct));
+                    }
+                }
+                finally
+                {
+                    _replaying.TryRemove(listed.Id, out _);
+                }
             }
 
             after = page[^1].Id;
