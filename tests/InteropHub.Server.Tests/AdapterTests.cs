@@ -1016,6 +1016,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 
     [Fact]
+    public async Task A_township_upload_that_is_no_zip_is_415_or_400_with_an_outcome_and_is_not_stored()
+    {
+        async Task<long> ReceivedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("sources").EnumerateArray()
+            .Where(s => s.GetProperty("source").GetString() == "township").Select(s => s.GetProperty("received").GetInt64()).SingleOrDefault();
+        var before = await ReceivedAsync();
+
+        foreach (var (type, body, expected) in new[]
+        {
+            ("text/plain", "hello"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
+            ("application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
+            ("application/zip", "hello"u8.ToArray(), HttpStatusCode.BadRequest),
+        })
+        {
+            using var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue(type);
+            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+
+            Assert.Equal(expected, response.StatusCode);
+            Assert.NotEmpty((await Fhir.Read<OperationOutcome>(response)).Issue);
+        }
+
+        Assert.Equal(before, await ReceivedAsync());
+    }
+
+    [Fact]
     public async Task Replays_of_one_dead_letter_sent_at_once_apply_it_once_and_the_others_are_409()
     {
         await SeedOrganizationsAsync();

@@ -32,6 +32,8 @@ public static class AdapterEndpoints
 {
     private static readonly string[] Hl7MediaTypes = ["x-application/hl7-v2+er7", "application/hl7-v2", "text/plain"];
 
+    private static readonly string[] ZipMediaTypes = ["application/zip", "application/x-zip-compressed", "application/octet-stream"];
+
     public static IEndpointRouteBuilder MapAdapterEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/adapters/his/hl7v2", PostHl7);
@@ -107,9 +109,26 @@ public static class AdapterEndpoints
         return (message.StartsWith("\uFEFF"u8) ? message[3..] : message).StartsWith("MSH"u8);
     }
 
+    /// <summary>
+    /// A batch is a zip (township-export.md): another media type is 415, and bytes that are no zip at all (no local file
+    /// or end-of-directory signature) are 400, neither stored; a zip that is damaged further in is stored and reported.
+    /// </summary>
     private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
-        var result = await pipeline.ReceiveTownshipAsync(await ReadBodyAsync(request, options, ct), ct);
+        var mediaType = request.ContentType?.Split(';')[0].Trim() ?? "";
+        if (!ZipMediaTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new UnsupportedMediaTypeException(
+                $"A township batch is sent as a zip (application/zip, application/x-zip-compressed or application/octet-stream), not '{request.ContentType}'.");
+        }
+
+        var body = await ReadBodyAsync(request, options, ct);
+        if (body.Length > 0 && !body.AsSpan().StartsWith("PK\u0003\u0004"u8) && !body.AsSpan().StartsWith("PK\u0005\u0006"u8))
+        {
+            throw new InvalidInputException("The body is not a zip archive (it does not begin with the PK signature of a zip): a township batch is its folder zipped.");
+        }
+
+        var result = await pipeline.ReceiveTownshipAsync(body, ct);
         var location = $"/adapters/township/batches/{result.Message.Id.ToString(CultureInfo.InvariantCulture)}";
         return new LocatedResult(Results.Json(Describe(result.Message), statusCode: StatusCodes.Status202Accepted), location);
     }
