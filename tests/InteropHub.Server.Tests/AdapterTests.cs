@@ -1016,22 +1016,24 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 
     [Fact]
-    public async Task A_township_upload_that_is_no_zip_is_415_or_400_with_an_outcome_and_is_not_stored()
+    public async Task A_township_upload_that_is_no_zip_or_certificates_that_are_no_XML_are_415_or_400_with_an_outcome_and_not_stored()
     {
         async Task<long> ReceivedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("sources").EnumerateArray()
-            .Where(s => s.GetProperty("source").GetString() == "township").Select(s => s.GetProperty("received").GetInt64()).SingleOrDefault();
+            .Where(s => s.GetProperty("source").GetString() is "township" or "birth-certificate").Sum(s => s.GetProperty("received").GetInt64());
         var before = await ReceivedAsync();
 
-        foreach (var (type, body, expected) in new[]
+        foreach (var (url, type, body, expected) in new[]
         {
-            ("text/plain", "hello"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
-            ("application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
-            ("application/zip", "hello"u8.ToArray(), HttpStatusCode.BadRequest),
+            ("/adapters/township/batches", "text/plain", "hello"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
+            ("/adapters/township/batches", "application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
+            ("/adapters/township/batches", "application/zip", "hello"u8.ToArray(), HttpStatusCode.BadRequest),
+            ("/adapters/birth-certificates", "application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
+            ("/adapters/birth-certificates", "text/plain", "<BirthCertificateBatch/>"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
         })
         {
             using var content = new ByteArrayContent(body);
             content.Headers.ContentType = new MediaTypeHeaderValue(type);
-            var response = await Client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            var response = await Client.PostAsync(new Uri(url, UriKind.Relative), content);
 
             Assert.Equal(expected, response.StatusCode);
             Assert.NotEmpty((await Fhir.Read<OperationOutcome>(response)).Issue);

@@ -145,6 +145,14 @@ public static class AdapterEndpoints
     /// </summary>
     private static async Task<IResult> PostCertificates(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
+        // birth-certificate.md: "POST with Content-Type: application/xml" (text/xml is its older name). Anything else is
+        // refused before it is stored, as a township upload that is no zip is.
+        var mediaType = request.ContentType?.Split(';')[0].Trim() ?? "";
+        if (!mediaType.Equals("application/xml", StringComparison.OrdinalIgnoreCase) && !mediaType.Equals("text/xml", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UnsupportedMediaTypeException($"Birth certificates are sent as application/xml, not '{request.ContentType}'.");
+        }
+
         var result = await pipeline.ReceiveCertificatesAsync(await ReadBodyAsync(request, options, ct), ct);
         var handled = result.Outcome.Issue.Any(i => i.Details?.Coding.FirstOrDefault()?.Code is "APPLIED" or "UNCHANGED" or "STALE");
         var status = result.Processed ? StatusCodes.Status200OK : handled ? StatusCodes.Status207MultiStatus : StatusCodes.Status400BadRequest;
