@@ -792,18 +792,21 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private async Task CheckMergeAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
         var patients = await ReadPatientsAsync(session, entries, ct);
+        if (Retired(entries, patients) is { } survivorRetired)
+        {
+            throw new RefusedMessageException(survivorRetired);
+        }
+
         var survivors = entries.Where(e => e.Resource is Patient patient && !IsRetirement(patient)).Select(PatientCriteria).OfType<string>()
             .SelectMany(c => patients.GetValueOrDefault(c, [])).Select(p => $"Patient/{p.Id}").ToHashSet(StringComparer.Ordinal);
-        foreach (var entry in entries.Where(e => e.Resource is Patient))
+        foreach (var criteria in entries.Where(e => e.Resource is Patient patient && IsRetirement(patient)).Select(PatientCriteria).OfType<string>())
         {
-            var retiring = IsRetirement((Patient)entry.Resource!);
-            foreach (var stored in PatientCriteria(entry) is { } criteria ? patients.GetValueOrDefault(criteria, []) : [])
+            foreach (var stored in patients.GetValueOrDefault(criteria, []))
             {
                 if ((Patient)serializers.ParseStored(stored.Json) is var patient && IsRetirement(patient)
-                    && !(retiring && patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy && survivors.Contains(l.Other?.Reference ?? ""))))
+                    && !patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy && survivors.Contains(l.Other?.Reference ?? "")))
                 {
-                    throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference,
-                        retiring ? new Hl7Location("MRG", 1, 1) : new Hl7Location("PID", 1, 3),
+                    throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, new Hl7Location("MRG", 1, 1),
                         $"患者 Patient/{stored.Id} 已由先前的 ADT^A40 合并到另一患者，其患者ID不再使用，不能再合并", IssueSeverity.Error));
                 }
             }

@@ -69,45 +69,40 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         }
 
         var retired = $"Patient/{found[0].Id}";
-        var compartment = new ResourceKey("Patient", found[0].Id);
-        var survivorDoses = survivorMatch is [var kept] ? await DosesAsync(kept.Id, ct) : [];
+        var survivorDoses = new List<(Immunization Dose, string ETag, int Identifiers)>();
+        if (survivorMatch is [var kept])
+        {
+            await foreach (var stored in CompartmentAsync("Immunization", kept.Id, ct))
+            {
+                var dose = (Immunization)serializers.ParseStored(stored.Json);
+                survivorDoses.Add((dose, stored.ETag, dose.Identifier.Count));
+            }
+        }
+
         foreach (var type in _types.Value)
         {
-            var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), compartment, parser.Registry);
-            long? after = null;
-            while (true)
+            await foreach (var stored in CompartmentAsync(type, found[0].Id, ct))
             {
-                var matches = await store.FindAsync(type, criteria, after, 100, ct);
-                if (matches.Count == 0)
+                var resource = serializers.ParseStored(stored.Json);
+                if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
                 {
-                    break;
-                }
-
-                foreach (var stored in await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct))
-                {
-                    var resource = serializers.ParseStored(stored.Json);
-                    if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
-                    {
-                        // The survivor has this dose already (his-hl7v2.md §5: one Immunization per person, vaccine and
-                        // date): it takes the moved one's identifiers, and the moved one goes.
-                        held.Dose.Identifier.AddRange(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
-                        transaction.Entry.Add(new Bundle.EntryComponent
-                        {
-                            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
-                        });
-                        continue;
-                    }
-
-                    Repoint(resource, retired, survivor);
+                    // The survivor has this dose already (his-hl7v2.md §5: one Immunization per person, vaccine and
+                    // date): it takes the moved one's identifiers, and the moved one goes.
+                    held.Dose.Identifier.AddRange(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
                     transaction.Entry.Add(new Bundle.EntryComponent
                     {
-                        FullUrl = $"urn:uuid:{Guid.NewGuid()}",
-                        Resource = resource,
-                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
                     });
+                    continue;
                 }
 
-                after = matches[^1].Rid;
+                Repoint(resource, retired, survivor);
+                transaction.Entry.Add(new Bundle.EntryComponent
+                {
+                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                    Resource = resource,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                });
             }
         }
 
@@ -122,24 +117,21 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         }
     }
 
-    /// <summary>The survivor's stored doses, with how many identifiers each had.</summary>
-    private async Task<List<(Immunization Dose, string ETag, int Identifiers)>> DosesAsync(string patientId, CancellationToken ct)
+    /// <summary>The stored resources of a type in a Patient's compartment, a page at a time.</summary>
+    private async IAsyncEnumerable<StoredResource> CompartmentAsync(string type, string patientId,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        var doses = new List<(Immunization, string, int)>();
-        var criteria = Compartments.Restrict(parser.ParseCriteria("Immunization", []), new ResourceKey("Patient", patientId), parser.Registry);
+        var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), new ResourceKey("Patient", patientId), parser.Registry);
         long? after = null;
-        while (await store.FindAsync("Immunization", criteria, after, 100, ct) is { Count: > 0 } matches)
+        while (await store.FindAsync(type, criteria, after, 100, ct) is { Count: > 0 } matches)
         {
-            foreach (var stored in await store.ReadManyAsync("Immunization", matches.Select(m => m.Id).ToList(), ct))
+            foreach (var stored in await store.ReadManyAsync(type, matches.Select(m => m.Id).ToList(), ct))
             {
-                var dose = (Immunization)serializers.ParseStored(stored.Json);
-                doses.Add((dose, stored.ETag, dose.Identifier.Count));
+                yield return stored;
             }
 
             after = matches[^1].Rid;
         }
-
-        return doses;
     }
 
     /// <summary>One vaccine (a coding in common) on one day.</summary>
