@@ -634,9 +634,47 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
         Assert.Equal("immunizations.csv:50:record_no", error.GetProperty("location")[0].GetString());
         Assert.Equal("UNKNOWN_REFERENCE", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
-        Assert.Contains("299 of 300 rows applied; 1 not applied", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.Contains("299 of 300 rows applied; 0 unchanged (the hub already held them), 0 stale, 1 refused", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         // A row the hub refuses is the row's fault, not the hub's: the batch is processed, not a dead letter.
         Assert.Equal("Processed", stored.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_batch_report_has_a_line_per_file_counting_applied_unchanged_stale_and_refused_rows()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 877_001, residents: 3))).StatusCode);
+
+        // The next batch sends the three residents and their doses again: resident 1 older than the hub's (stale),
+        // resident 2 as it was (unchanged), resident 3 changed later (applied); dose 1 as it was, dose 2 with a vaccine
+        // code the county does not have (refused), dose 3 changed later.
+        var again = Rewrite(LegacyData.TownshipBatch(first: 877_001, residents: 3, sequence: 2), "residents.csv", lines =>
+        {
+            lines[1] = lines[1].Replace("2025-05-20 16:40:00", "2025-05-01 08:00:00", StringComparison.Ordinal);
+            lines[3] = lines[3].Replace("居民877003", "居民八七七零零三", StringComparison.Ordinal).Replace("2025-05-20 16:40:00", "2025-06-01 09:00:00", StringComparison.Ordinal);
+        });
+        again = Rewrite(again, "immunizations.csv", lines =>
+        {
+            lines[2] = lines[2].Replace(",1301,", ",9999,", StringComparison.Ordinal).Replace("2025-05-20 16:40:00", "2025-06-01 09:00:00", StringComparison.Ordinal);
+            lines[3] = lines[3].Replace("202409A011", "202409B022", StringComparison.Ordinal).Replace("2025-05-20 16:40:00", "2025-06-01 09:00:00", StringComparison.Ordinal);
+        });
+        var response = await PostTownshipAsync(again);
+
+        var stored = await GetJsonAsync(response.Headers.Location!.ToString());
+        var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.Equal("batch QX2110026-GEN-000877001-002: 2 of 6 rows applied; 2 unchanged (the hub already held them), 1 stale, 1 refused",
+            issues[0].GetProperty("diagnostics").GetString());
+        var files = issues.Where(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "FILE")
+            .Select(i => (Location: i.GetProperty("location")[0].GetString(), Line: i.GetProperty("diagnostics").GetString())).ToList();
+        Assert.Equal(
+        [
+            ("residents.csv", "residents.csv (residents): 1 of 3 rows applied; 1 unchanged (the hub already held them), 1 stale, 0 refused"),
+            ("immunizations.csv", "immunizations.csv (immunizations): 1 of 3 rows applied; 1 unchanged (the hub already held them), 0 stale, 1 refused"),
+        ], files);
+        // The file lines come right after the summary, before the rows' own issues.
+        Assert.Equal(["APPLIED", "FILE", "FILE"], issues.Take(3).Select(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()));
+        Assert.Contains(issues, i => i.TryGetProperty("location", out var at) && at[0].GetString()!.StartsWith("immunizations.csv:2:vaccine_code", StringComparison.Ordinal));
+        Assert.Contains(issues, i => i.TryGetProperty("location", out var at) && at[0].GetString() == "residents.csv:1:updated_at");
     }
 
     [Fact]

@@ -61,6 +61,59 @@ public abstract class IngestCrashTests(HubFactory hub)
         }
     }
 
+    [Fact]
+    public async Task Killing_the_server_mid_batch_applies_every_township_row_once_after_recovery_and_reports_the_rows_applied_before_as_unchanged()
+    {
+        var seeds = Directory.CreateTempSubdirectory("interophub-seeds");
+        File.Copy(Path.Combine(AdapterTestBase.RepositoryRoot(), "seeds", "organizations.json"), Path.Combine(seeds.FullName, "organizations.json"));
+        // Residents 居民878000…居民878999 and a dose each: 2,000 rows, the residents first.
+        var batch = LegacyData.TownshipBatch(first: 878_000, residents: 1000);
+        using (var server = await StartServerAsync(0, seeds.FullName))
+        {
+            using var client = new HttpClient { BaseAddress = server.BaseAddress };
+            using var content = new ByteArrayContent(batch);
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/zip");
+            // The upload is answered once the batch is applied: it is killed under way, as soon as the first rows are committed.
+            var upload = client.PostAsync(new Uri("/adapters/township/batches", UriKind.Relative), content);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await CountAsync(client, "/fhir/Patient?name=居民878&_summary=count") == 0 && !upload.IsCompleted && DateTime.UtcNow < deadline)
+            {
+                await System.Threading.Tasks.Task.Delay(5);
+            }
+
+            Assert.False(upload.IsCompleted, "the batch was applied before the server could be killed");
+            server.Kill();
+            await Assert.ThrowsAnyAsync<Exception>(() => upload);
+        }
+
+        await using var restarted = hub.Restarted();
+        var recovered = restarted.CreateClient();
+        var inbox = restarted.Services.GetRequiredService<IInboxStore>();
+        var deadlineRecovery = DateTime.UtcNow.AddSeconds(120);
+        while ((await inbox.ListAsync(InboxStatus.Received, null, 1, CancellationToken.None)).Count > 0 && DateTime.UtcNow < deadlineRecovery)
+        {
+            await System.Threading.Tasks.Task.Delay(50);
+        }
+
+        var stored = Assert.Single(await inbox.ListAsync(InboxStatus.Processed, null, 100_000, CancellationToken.None),
+            m => m.MessageId == "QX2110026-GEN-000878000-001");
+        var report = System.Text.Json.JsonDocument.Parse(await recovered.GetStringAsync(new Uri($"/adapters/township/batches/{stored.Id}", UriKind.Relative))).RootElement;
+        seeds.Delete(recursive: true);
+
+        Assert.Equal("Processed", report.GetProperty("status").GetString());
+        Assert.Equal(1000, await CountAsync(recovered, "/fhir/Patient?name=居民878&_summary=count"));
+        Assert.Equal(1000, await CountAsync(recovered, "/fhir/Immunization?patient.name=居民878&_summary=count"));
+        // The run after the crash applied the rest; the rows committed before it are the hub's already, not "not applied".
+        var summary = report.GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+        var counts = System.Text.RegularExpressions.Regex.Match(summary, @": (\d+) of 2000 rows applied; (\d+) unchanged \(the hub already held them\), 0 stale, 0 refused$");
+        Assert.True(counts.Success, summary);
+        Assert.True(int.Parse(counts.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, summary);
+        Assert.Equal(2000, int.Parse(counts.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + int.Parse(counts.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private static async Task<int> CountAsync(HttpClient client, string query) =>
+        System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(new Uri(query, UriKind.Relative))).RootElement.GetProperty("total").GetInt32();
+
     private static async Task SendUntilCancelledAsync(int port, int connection, string template, ConcurrentBag<string> acknowledged, CancellationToken ct)
     {
         try

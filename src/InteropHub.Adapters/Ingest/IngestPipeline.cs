@@ -1513,18 +1513,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // Up to three chunks are applied at once, in transactions of their own, so the database and the hub work side by
         // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
         // in flight to finish, so rows about one resource or one person still apply in file order; so does a new file.
-        var applied = 0;
-        var storeFailures = 0;
+        var tally = new BatchTally(batch);
         var chunk = new List<(TownshipRow Row, Bundle Transaction)>();
         var requests = new HashSet<string>(StringComparer.Ordinal);
         var persons = new HashSet<string>(StringComparer.Ordinal);
-        var inFlight = new Queue<(Task<(int Applied, int Failed)> Task, OperationOutcome Issues, HashSet<string> Requests, HashSet<string> Persons)>();
+        var inFlight = new Queue<(Task<(int Applied, int Failed)> Task, string File, int Rows, OperationOutcome Issues, HashSet<string> Requests, HashSet<string> Persons)>();
         async Task CompleteOldestAsync()
         {
-            var (task, issues, _, _) = inFlight.Dequeue();
+            var (task, file, rows, issues, _, _) = inFlight.Dequeue();
             var (ok, failed) = await task;
-            applied += ok;
-            storeFailures += failed;
+            // A chunk holds the rows of one file; those neither applied nor failed were refused by the store.
+            tally[file].Applied += ok;
+            tally[file].NotStored += failed;
+            tally[file].Refused += rows - ok - failed;
             outcome.Issue.AddRange(issues.Issue);
         }
 
@@ -1541,7 +1542,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var issues = new OperationOutcome();
-            inFlight.Enqueue((ApplyRowsAsync(batch.Manifest!, chunk.ToList(), issues, ct), issues, [.. requests], [.. persons]));
+            inFlight.Enqueue((ApplyRowsAsync(batch.Manifest!, chunk.ToList(), issues, ct), chunk[0].Row.File, chunk.Count, issues, [.. requests], [.. persons]));
             chunk.Clear();
             requests.Clear();
             persons.Clear();
@@ -1584,6 +1585,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     if (earlier.UpdatedAt > row.UpdatedAt)
                     {
+                        tally[row.File].Stale++;
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
                             $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier.UpdatedAt:yyyy-MM-dd HH:mm:ss} already applied; ignored",
                             Where(row.File, row.Row, "updated_at")));
@@ -1592,9 +1594,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     {
                         // §2 "Update": a later updated_at replaces; an equal one with the same content changes nothing. Equal
                         // with other content means the source changed the row without advancing updated_at.
+                        tally[row.File].Stale++;
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
                             $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: same updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} as the version applied, but other content; ignored (a changed row needs a later updated_at)",
                             Where(row.File, row.Row, "updated_at")));
+                    }
+                    else
+                    {
+                        tally[row.File].Unchanged++;
                     }
 
                     continue;
@@ -1606,6 +1613,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     // older version of the resident cannot bring it back (§1, §2).
                     await state.WriteStateAsync(RowState(row), RowStateValue(row, null), ct);
                     WarnDeletedNothing([row], outcome);
+                    tally[row.File].Applied++;
                     continue;
                 }
 
@@ -1617,6 +1625,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {earliest.Column} {earliest.Date:yyyy-MM-dd} 早于出生日期 {born[..10]}",
                         Where(row.File, row.Row, earliest.Column)));
+                    tally[row.File].Refused++;
                     continue;
                 }
 
@@ -1637,6 +1646,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: visit_date {visit.Date:yyyy-MM-dd} 早于建册日期 {registered[..10]}",
                         Where(row.File, row.Row, "visit_date")));
+                    tally[row.File].Refused++;
                     continue;
                 }
 
@@ -1661,7 +1671,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 {
                     // A mapping fault is the hub's: the row is reported and the batch kept as a dead letter for a replay
                     // once the mapping is fixed (the rows applied meanwhile are then skipped as unchanged).
-                    storeFailures++;
+                    tally[row.File].NotStored++;
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: the row could not be mapped: {e.Message}", Where(row.File, row.Row, null)));
                     continue;
@@ -1700,18 +1710,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         finally
         {
             // A failure (the hub stopping) leaves no chunk running behind it.
-            foreach (var (task, _, _, _) in inFlight)
+            foreach (var (task, _, _, _, _, _) in inFlight)
             {
                 await task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
         }
 
-        // Counted against every data row the manifest lists, so the refused ones show in the summary too.
-        var total = Math.Max(batch.Rows.Count, batch.Manifest?.Files.Sum(f => f.Rows) ?? 0);
-        outcome.Issue.Insert(0, Issue(OperationOutcome.IssueSeverity.Information, "APPLIED",
-            $"batch {batch.Manifest?.BatchId}: {applied} of {total} rows applied; {total - applied} not applied (refused, stale or unchanged: "
-            + "the issues below name the refused and the stale)", null));
-        return (outcome, batch.BatchRejected || storeFailures > 0);
+        // Counted against every data row the manifest lists, so the refused ones show in the summary too; then a line
+        // per file. The issues after them name each refused and stale row.
+        outcome.Issue.InsertRange(0, [
+            Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", tally.Summary(batch), null),
+            .. tally.Files(batch).Select(f => Issue(OperationOutcome.IssueSeverity.Information, "FILE", f.Line, f.File)),
+        ]);
+        return (outcome, batch.BatchRejected || tally.NotStored > 0);
     }
 
     /// <summary>Township rows applied per transaction (see <see cref="ApplyRowsAsync"/>).</summary>
