@@ -450,6 +450,24 @@ public sealed class TownshipBatchTests
         Assert.Empty(result.Rows);
     }
 
+    [Theory]
+    [InlineData("ABC")]
+    [InlineData("12345")]
+    [InlineData("q360570012")]
+    [InlineData("Q36057001X")]
+    public void A_birth_certificate_number_not_a_capital_letter_and_nine_digits_is_MALFORMED(string number)
+    {
+        var csv = "record_no,name,sex_code,birth_date,ethnicity_code,nationality_code,division_code,residence_type,poverty_flag,birth_cert_no,created_date,archive_status,org_code,status,updated_at\r\n"
+            + $"36992110120100961,丙女,2,2025-03-02,01,CHN,369921101201,1,0,{number},2025-03-05,1,QX2110026,active,2025-03-05 08:00:00\r\n"
+            + "36992110120100962,丁女,2,2025-03-02,01,CHN,369921101201,1,0,Q360570012,2025-03-05,1,QX2110026,active,2025-03-05 08:00:00\r\n";
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        var issue = Assert.Single(result.Issues, i => i.Severity == IssueSeverity.Error);
+        Assert.Equal((1, "MALFORMED", "birth_cert_no (column 10)"), (issue.Row, issue.Code, issue.Column));
+        Assert.Equal("36992110120100962", Assert.Single(result.Rows).Key);
+    }
+
     [Fact]
     public void Full_width_digits_in_numbers_and_identifiers_are_read_as_ASCII()
     {

@@ -643,15 +643,15 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task A_batch_report_has_a_line_per_file_counting_applied_unchanged_stale_and_refused_rows()
     {
         await SeedOrganizationsAsync();
-        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 877_001, residents: 3))).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 881_501, residents: 3))).StatusCode);
 
         // The next batch sends the three residents and their doses again: resident 1 older than the hub's (stale),
         // resident 2 as it was (unchanged), resident 3 changed later (applied); dose 1 as it was, dose 2 with a vaccine
         // code the county does not have (refused), dose 3 changed later.
-        var again = Rewrite(LegacyData.TownshipBatch(first: 877_001, residents: 3, sequence: 2), "residents.csv", lines =>
+        var again = Rewrite(LegacyData.TownshipBatch(first: 881_501, residents: 3, sequence: 2), "residents.csv", lines =>
         {
             lines[1] = lines[1].Replace("2025-05-20 16:40:00", "2025-05-01 08:00:00", StringComparison.Ordinal);
-            lines[3] = lines[3].Replace("居民877003", "居民八七七零零三", StringComparison.Ordinal).Replace("2025-05-20 16:40:00", "2025-06-01 09:00:00", StringComparison.Ordinal);
+            lines[3] = lines[3].Replace("居民881503", "居民八八一五零三", StringComparison.Ordinal).Replace("2025-05-20 16:40:00", "2025-06-01 09:00:00", StringComparison.Ordinal);
         });
         again = Rewrite(again, "immunizations.csv", lines =>
         {
@@ -662,7 +662,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
 
         var stored = await GetJsonAsync(response.Headers.Location!.ToString());
         var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
-        Assert.Equal("batch QX2110026-GEN-000877001-002: 2 of 6 rows applied; 2 unchanged (the hub already held them), 1 stale, 1 refused",
+        Assert.Equal("batch QX2110026-GEN-000881501-002: 2 of 6 rows applied; 2 unchanged (the hub already held them), 1 stale, 1 refused",
             issues[0].GetProperty("diagnostics").GetString());
         var files = issues.Where(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "FILE")
             .Select(i => (Location: i.GetProperty("location")[0].GetString(), Line: i.GetProperty("diagnostics").GetString())).ToList();
@@ -876,6 +876,37 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_township_batch_refused_whole_reports_only_why_not_a_summary_of_rows_applied()
+    {
+        var zip = LegacyData.TownshipBatch(first: 879_021, residents: 1);
+        using var broken = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(broken, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            using var source = new System.IO.Compression.ZipArchive(new MemoryStream(zip));
+            foreach (var entry in source.Entries)
+            {
+                using var to = archive.CreateEntry(entry.FullName).Open();
+                if (entry.FullName == "manifest.json")
+                {
+                    to.Write("{ not json"u8);
+                }
+                else
+                {
+                    using var from = entry.Open();
+                    from.CopyTo(to);
+                }
+            }
+        }
+
+        var response = await PostTownshipAsync(broken.ToArray());
+
+        var stored = await GetJsonAsync(response.Headers.Location!.ToString());
+        Assert.Equal("Failed", stored.GetProperty("status").GetString());
+        var issue = Assert.Single(stored.GetProperty("outcome").GetProperty("issue").EnumerateArray());
+        Assert.Equal("MALFORMED", issue.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task Two_messages_run_together_in_one_MLLP_frame_are_refused_naming_the_second_MSH_and_neither_is_applied()
     {
         var port = FreePort();
@@ -951,9 +982,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         JsonElement shared = default;
         for (var round = 0; round < 10; round++)
         {
-            // In odd rounds, person a's MRN is on two stored Patients: the conditional update of its message is
-            // ambiguous (412), which only the store finds, so a transaction the message shares fails and each of its
-            // messages applies alone. (In a round where every message queues behind one group, that group fails: the
+            // In odd rounds, person a's MRN is on two stored Patients of two ID numbers (not one person, so not merged):
+            // the conditional update of its message is ambiguous (412), which only the store finds, so a transaction the
+            // message shares fails and each of its messages applies alone. (In a round where every message queues behind one group, that group fails: the
             // even rounds, without it, show messages sharing a transaction that commits.)
             var first = 610_000 + (round * 20);
             var a = round % 2 == 1 ? first + 6 : -1;
@@ -961,6 +992,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             {
                 var patient = new Patient { Id = $"twin-{a}-{copy}" };
                 patient.Identifier.Add(new Identifier("urn:interophub:sid:mrn:QX2100012", (7_000_000 + a).ToString("D10", System.Globalization.CultureInfo.InvariantCulture)));
+                patient.Identifier.Add(new Identifier("urn:oid:2.16.156.10011.1.3", LegacyData.IdNumber(copy == "a" ? a : a + 29_000)));
                 Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Patient/{patient.Id}", UriKind.Relative), Fhir.Content(patient))).StatusCode);
             }
 
@@ -1895,6 +1927,39 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.True(Msa(again) == "AA", again);
         var after = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(n)}&active=true"));
         Assert.Equal([$"Patient/{retired.Id}"], after.Link.Where(l => l.Type == Patient.LinkType.Replaces).Select(l => l.Other.Reference));
+    }
+
+    [Fact]
+    public async Task A_message_naming_a_hospital_record_and_a_township_record_of_one_person_merges_them_into_the_first_and_is_applied()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_011;
+        // The hospital knows the person by MRN only; the township by ID number and health record, with a dose.
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"LINK-{N}-1", $"{N:D10}", N, withId: false))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        Assert.Equal(2, (await SearchAsync<Patient>($"Patient?identifier={N:D10},{LegacyData.IdNumber(N)}")).Count);
+
+        // An update with both: README linking rules 1 and 2 make them one person.
+        var (status, ack) = await PostHl7Async(PersonEvent("A08", $"LINK-{N}-2", $"{N:D10}", N, withId: true));
+
+        Assert.True(Msa(ack) == "AA" && status == HttpStatusCode.OK, ack);
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10},{LegacyData.IdNumber(N)}"));
+        Assert.Contains(person.Identifier, i => i.Value == $"369921101201{N % 100_000:D5}");
+        var retired = Assert.Single(await SearchAsync<Patient>($"Patient?link=Patient/{person.Id}"));
+        Assert.False(retired.Active);
+        Assert.Empty(retired.Identifier);
+        Assert.Contains(person.Link, l => l.Type == Patient.LinkType.Replaces && l.Other.Reference == $"Patient/{retired.Id}");
+        // The township's dose moved to the one person.
+        Assert.Contains(person.Identifier, i => i.Value == $"{N:D10}");
+        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}"));
+        Assert.Empty(await SearchAsync<Immunization>($"Immunization?patient=Patient/{retired.Id}"));
+
+        // The township's next version of the resident now finds the one person.
+        var later = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("phone", "13900001111"), ("updated_at", "2025-06-01 08:00:00")));
+        var report = await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString());
+        Assert.DoesNotContain(report.GetProperty("outcome").GetProperty("issue").EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
+        Assert.Equal(person.Id, Assert.Single(await SearchAsync<Patient>($"Patient?telecom=13900001111")).Id);
     }
 
     [Fact]

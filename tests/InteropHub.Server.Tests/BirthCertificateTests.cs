@@ -270,6 +270,40 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_reissue_whose_new_number_a_township_record_holds_merges_that_record_and_the_first_certificates_child_into_one_patient()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_406));
+        var born = Local(first, "BirthDateTime");
+        // The township recorded the child by the replacement's number alone (no ID number yet), with a dose.
+        var township = Rewrite(LegacyData.TownshipBatch(first: 879_001, residents: 1), "residents.csv", lines => lines[1] = WithCells(lines[0], lines[1],
+            ("id_type", ""), ("id_no", ""), ("birth_cert_no", "R360007406"), ("birth_date", born.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            ("sex_code", first.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "1" : "2")));
+        township = Rewrite(township, "immunizations.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("vacc_date", born.AddDays(40).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(township)).StatusCode);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        Assert.Equal(2, (await SearchAsync<Patient>("Patient?identifier=R360007406,Q360007406")).Count);
+
+        // 换发 (§3, README linking rule 4): the child of Q360007406 gains R360007406, which names the township's record.
+        var reissue = first.Replace("<CertificateNo>Q360007406</CertificateNo>", "<CertificateNo>R360007406</CertificateNo>", StringComparison.Ordinal)
+            .Replace("<IssueType>1</IssueType>", "<IssueType>3</IssueType>", StringComparison.Ordinal)
+            .Replace("<Status>1</Status>", "<Status>1</Status><Replaces><CertificateNo>Q360007406</CertificateNo><Reason>污损</Reason></Replaces>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(reissue)));
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=R360007406"));
+        Assert.Equal(child.Id, Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007406")).Id);
+        Assert.NotEqual(false, child.Active);
+        var retired = Assert.Single(await SearchAsync<Patient>($"Patient?link=Patient/{child.Id}"));
+        Assert.False(retired.Active);
+        Assert.Empty(retired.Identifier);
+        Assert.Contains(child.Identifier, i => i.Value == "369921101201" + (879_001 % 100_000).ToString("D5", CultureInfo.InvariantCulture));
+        // The records of both are the child's: the certificate's birth records and the township's dose.
+        Assert.Empty(await SearchAsync<Immunization>($"Immunization?patient=Patient/{retired.Id}"));
+        Assert.Contains(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"), i => i.Identifier.Any(x => x.Value == "JZ-QX2110026-000879001"));
+        Assert.Single(await SearchAsync<Encounter>($"Encounter?patient=Patient/{child.Id}"));
+    }
+
+    [Fact]
     public async Task A_birth_certificate_batch_with_one_unchanged_and_one_refused_certificate_is_a_partial_success()
     {
         await SeedOrganizationsAsync();

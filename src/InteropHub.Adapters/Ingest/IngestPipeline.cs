@@ -597,7 +597,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         catch (FhirException e) when (Refusal(e) == RejectionReason.DuplicateKey)
         {
             // The identifiers the message names belong to more than one stored record (an MRN of one person, the ID
-            // number of another): the message's keys conflict, which the sender must resolve (a merge, a correction).
+            // number of another): by the linking rules they are one person, merged before the message is applied again;
+            // unless the records disagree, which the sender must resolve (a merge, a correction).
+            if (retry && accepted.Merge is null && await LinkSamePersonAsync(bundle, ct))
+            {
+                return null;
+            }
+
             return (AckCode.AE, [new HisIssue(RejectionReason.DuplicateKey, new Hl7Location("PID", 1, 3),
                 $"消息中的标识符属于多个已存储的记录，无法确定是哪一个: {Describe(e.Outcome)}", IssueSeverity.Error, 205, "标识符冲突")], false);
         }
@@ -618,6 +624,46 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             // and the stored message is a dead letter until then.
             return (AckCode.AR, [new HisIssue(RejectionReason.Malformed, null, $"存储失败: {e.Message}", IssueSeverity.Error, 207, "系统内部错误")], false);
         }
+    }
+
+    /// <summary>
+    /// Applies the merge of the stored Patients a message's identifiers name together (<see cref="MergedRecords.SamePersonAsync"/>);
+    /// whether it did. A merge the store refuses (a record changed meanwhile, a rule of a record it moves) is not made.
+    /// </summary>
+    private async Task<bool> LinkSamePersonAsync(Bundle message, CancellationToken ct)
+    {
+        try
+        {
+            if (await merged.SamePersonAsync(message, ct) is not { } merge)
+            {
+                return false;
+            }
+
+            await ApplyAsync(merge, ct, checkPatients: (_, _, _) => Task.CompletedTask);
+            return true;
+        }
+        catch (FhirException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Runs <paramref name="apply"/>, and again once the Patients the message names together are merged when it failed because of them.</summary>
+    private async Task<T> LinkingSamePersonAsync<T>(Bundle message, Func<Task<T>> apply, CancellationToken ct)
+    {
+        try
+        {
+            return await apply();
+        }
+        catch (FhirException e) when (Refusal(e) == RejectionReason.DuplicateKey)
+        {
+            if (!await LinkSamePersonAsync(message, ct))
+            {
+                throw;
+            }
+        }
+
+        return await apply();
     }
 
     /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
@@ -1717,8 +1763,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         // Counted against every data row the manifest lists, so the refused ones show in the summary too; then a line
-        // per file. The issues after them name each refused and stale row.
-        outcome.Issue.InsertRange(0, [
+        // per file. The issues after them name each refused and stale row. A batch refused whole (no readable manifest)
+        // has only its reason.
+        outcome.Issue.InsertRange(0, batch.BatchRejected ? [] : [
             Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", tally.Summary(batch), null),
             .. tally.Files(batch).Select(f => Issue(OperationOutcome.IssueSeverity.Information, "FILE", f.Line, f.File)),
         ]);
@@ -1758,7 +1805,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             try
             {
-                WarnDeletedNothing(await ApplyTogetherAsync(manifest, [row], ct), outcome);
+                WarnDeletedNothing(await LinkingSamePersonAsync(row.Transaction, () => ApplyTogetherAsync(manifest, [row], ct), ct), outcome);
                 WarnIdNumbers([row], outcome);
                 applied++;
             }
@@ -2130,6 +2177,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 var held = await LockPersonsAsync(accepted.Transaction, ct);
                 try
                 {
+                    // Records of the child that other sources made under the numbers it names (a reissue's new and old
+                    // numbers, its newborn key) are merged first, before this certificate's writes are read against them.
+                    await LinkSamePersonAsync(accepted.Transaction, ct);
                     var unknownReplaced = await SupersedeAsync(accepted, ct);
                     var late = await ArrivedAfterItsReplacementAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);

@@ -68,11 +68,106 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             return;
         }
 
-        var retired = $"Patient/{found[0].Id}";
-        var survivorDoses = new List<(Immunization Dose, string ETag, int Identifiers)>();
-        if (survivorMatch is [var kept])
+        await MoveAsync(transaction, found[0].Id, survivorMatch is [var kept] ? kept.Id : null, survivor, ct);
+    }
+
+    /// <summary>
+    /// Identity linking (legacy README, "Linking persons across the three systems"): identifiers that one message gives
+    /// one person and that two or more stored Patients hold between them (an MRN on the HIS's record, the ID number on
+    /// the township's, a certificate number and its reissue) say that those Patients are one person. Unless their
+    /// records disagree (<see cref="Disagree"/>), the merge is returned as a transaction of its own: the Patient created
+    /// first survives with every identifier and what it lacks of the others; each other one is retired (inactive,
+    /// replaced-by the survivor, its identifiers gone to the survivor so that they name one Patient again) and its records
+    /// move to the survivor as an A40's do. Null when no Patient of the message names several stored ones, or they disagree
+    /// or one was retired already: the message is then refused as before, for the sender to resolve.
+    /// </summary>
+    public async System.Threading.Tasks.Task<Bundle?> SamePersonAsync(Bundle message, CancellationToken ct)
+    {
+        foreach (var entry in message.Entry)
         {
-            await foreach (var stored in CompartmentAsync("Immunization", kept.Id, ct))
+            if (entry is not { Resource: Patient sent, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !url.StartsWith("Patient?", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var found = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", url.Split('?', 2)[1])), null, 10, ct);
+            if (found.Count < 2)
+            {
+                continue;
+            }
+
+            var stored = await store.ReadManyAsync("Patient", found.Select(f => f.Id).ToList(), ct);
+            var patients = stored.Where(s => !s.IsDeleted).Select(s => (Stored: s, Patient: (Patient)serializers.ParseStored(s.Json))).ToList();
+            if (patients.Count != found.Count || patients.Any(p => p.Patient.Active == false || p.Patient.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy))
+                || Disagree([sent, .. patients.Select(p => p.Patient)]))
+            {
+                return null;
+            }
+
+            var first = found.MinBy(f => f.Rid)!.Id;
+            var survivor = patients.Single(p => p.Stored.Id == first);
+            var merge = new Bundle { Type = Bundle.BundleType.Transaction };
+            foreach (var (retiredStored, retired) in patients.Where(p => p.Stored.Id != first))
+            {
+                survivor.Patient.Identifier.AddRange(retired.Identifier.Where(i => !survivor.Patient.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
+                UnsentElements.Keep(survivor.Patient, retired);
+                survivor.Patient.Link.Add(new Patient.LinkComponent { Other = new ResourceReference($"Patient/{retiredStored.Id}"), Type = Patient.LinkType.Replaces });
+                retired.Active = false;
+                retired.Identifier = [];
+                retired.Link = [new Patient.LinkComponent { Other = new ResourceReference($"Patient/{first}"), Type = Patient.LinkType.ReplacedBy }];
+                merge.Entry.Add(new Bundle.EntryComponent
+                {
+                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                    Resource = retired,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Patient/{retiredStored.Id}", IfMatch = retiredStored.ETag },
+                });
+            }
+
+            merge.Entry.Insert(0, new Bundle.EntryComponent
+            {
+                FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                Resource = survivor.Patient,
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Patient/{first}", IfMatch = survivor.Stored.ETag },
+            });
+            foreach (var (retiredStored, _) in patients.Where(p => p.Stored.Id != first))
+            {
+                await MoveAsync(merge, retiredStored.Id, first, $"Patient/{first}", ct);
+            }
+
+            return merge;
+        }
+
+        return null;
+    }
+
+    /// <summary>Identifiers a person has one value of: the ID number, the health record number, the newborn key, one MRN per institution.</summary>
+    private static bool SingleValued(string system) =>
+        system is Identity.Systems.ResidentId or Identity.Systems.HealthRecord or Identity.Systems.NewbornKey || Identity.Systems.IsMrn(system);
+
+    /// <summary>Two of the records (or the message) have different values of an identifier a person has only one of: they are not one person.</summary>
+    private static bool Disagree(IReadOnlyList<Patient> records)
+    {
+        var values = records.Select(r => r.Identifier.Where(i => i.System is { } system && i.Value is not null && SingleValued(system))
+            .ToLookup(i => i.System!, i => i.Value!.ToUpperInvariant(), StringComparer.Ordinal)).ToList();
+        return values.SelectMany(v => v.Select(g => g.Key)).Distinct(StringComparer.Ordinal).Any(system =>
+        {
+            var held = values.Where(v => v.Contains(system)).Select(v => v[system].ToHashSet(StringComparer.Ordinal)).ToList();
+            return held.Any(a => held.Any(b => !a.Overlaps(b)));
+        });
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="transaction"/> the moves of every record of Patient <paramref name="retiredId"/> to
+    /// <paramref name="survivor"/> (its reference in the transaction), and the doses the survivor
+    /// (<paramref name="survivorId"/>, when stored) has already merged with the moved ones.
+    /// </summary>
+    private async System.Threading.Tasks.Task MoveAsync(Bundle transaction, string retiredId, string? survivorId, string survivor, CancellationToken ct)
+    {
+        var retired = $"Patient/{retiredId}";
+        var survivorDoses = new List<(Immunization Dose, string ETag, int Identifiers)>();
+        if (survivorId is not null)
+        {
+            await foreach (var stored in CompartmentAsync("Immunization", survivorId, ct))
             {
                 var dose = (Immunization)serializers.ParseStored(stored.Json);
                 survivorDoses.Add((dose, stored.ETag, dose.Identifier.Count));
@@ -81,7 +176,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
 
         foreach (var type in _types.Value)
         {
-            await foreach (var stored in CompartmentAsync(type, found[0].Id, ct))
+            await foreach (var stored in CompartmentAsync(type, retiredId, ct))
             {
                 var resource = serializers.ParseStored(stored.Json);
                 if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)

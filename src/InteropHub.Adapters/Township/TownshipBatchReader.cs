@@ -506,6 +506,16 @@ public static class TownshipBatchReader
                 }
             }
 
+            // A certificate number links persons (README rule 4), so one of another shape is refused, not kept.
+            foreach (var column in _columns.Where(c => c.Type == ColumnType.CertificateNo))
+            {
+                var value = TextNormalizer.Number(row[column.Name]);
+                if (value.Length > 0 && !(value.Length == 10 && char.IsAsciiLetterUpper(value[0]) && !value.AsSpan(1).ContainsAnyExceptInRange('0', '9')))
+                {
+                    return Fail(RejectionReason.Malformed, column.Name, $"{column.Name} {value} 不是出生医学证明编号（一个大写字母加 9 位数字）");
+                }
+            }
+
             return null;
         }
 

@@ -13,6 +13,9 @@ internal enum ColumnType
     Dec,
     IdNumber,
     Institution,
+
+    /// <summary>A birth certificate number: a capital letter and nine digits (township-export.md §3.1, birth-certificate.xsd).</summary>
+    CertificateNo,
 }
 
 /// <summary>
@@ -77,7 +80,7 @@ internal static class TownshipSchema
             new("insurance_type", ColumnType.Code, Codes: Set("01", "02", "03", "04", "05", "06", "07", "08", "99")),
             new("poverty_flag", ColumnType.Code, true, Binary),
             new("mother_id_no", ColumnType.IdNumber),
-            new("birth_cert_no", ColumnType.Text),
+            new("birth_cert_no", ColumnType.CertificateNo),
             new("birth_order", ColumnType.Int),
             new("responsible_doctor", ColumnType.Text),
             new("created_date", ColumnType.Date, true),
@@ -158,7 +161,7 @@ internal static class TownshipSchema
             new("hb_gl", ColumnType.Int), new("development", ColumnType.Code, Codes: Set("1", "2")),
             new("classification", ColumnType.Code, true, Set("1", "2")),
             new("guidance_codes", ColumnType.Code, Codes: Set("1", "2", "3", "4", "5"), Multi: true),
-            new("referral_flag", ColumnType.Code, true, Binary), new("birth_cert_no", ColumnType.Text),
+            new("referral_flag", ColumnType.Code, true, Binary), new("birth_cert_no", ColumnType.CertificateNo),
             new("next_checkup_date", ColumnType.Date, Planned: true), new("doctor_name", ColumnType.Text, true),
         ]),
     ];
