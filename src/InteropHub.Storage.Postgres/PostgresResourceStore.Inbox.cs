@@ -63,10 +63,16 @@ public sealed partial class PostgresResourceStore : IInboxStore
         return await reader.ReadAsync(ct) ? ReadInbox(reader) : null;
     }
 
-    public async Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, long? afterId, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, string? source, long? afterId, int limit, CancellationToken ct)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT {InboxColumns} FROM inbox_message WHERE status = @st AND id > @after ORDER BY id LIMIT @n");
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT {InboxColumns} FROM inbox_message WHERE status = @st AND id > @after{(source is null ? "" : " AND source = @src")} ORDER BY id LIMIT @n");
         command.Parameters.Add(new NpgsqlParameter<short>("st", (short)status));
+        if (source is not null)
+        {
+            command.Parameters.Add(new NpgsqlParameter<string>("src", source));
+        }
+
         command.Parameters.Add(new NpgsqlParameter<long>("after", afterId ?? 0));
         command.Parameters.Add(new NpgsqlParameter<int>("n", limit));
         var messages = new List<InboxMessage>();

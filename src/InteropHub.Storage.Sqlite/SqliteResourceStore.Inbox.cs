@@ -84,12 +84,17 @@ public sealed partial class SqliteResourceStore : IInboxStore
         return await reader.ReadAsync(ct) ? ReadInbox(reader) : null;
     }
 
-    public async Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, long? afterId, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, string? source, long? afterId, int limit, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT {InboxColumns} FROM inbox_message WHERE status = @st AND id > @after ORDER BY id LIMIT @n";
+        command.CommandText = $"SELECT {InboxColumns} FROM inbox_message WHERE status = @st AND id > @after{(source is null ? "" : " AND source = @src")} ORDER BY id LIMIT @n";
         command.Parameters.AddWithValue("@st", (int)status);
+        if (source is not null)
+        {
+            command.Parameters.AddWithValue("@src", source);
+        }
+
         command.Parameters.AddWithValue("@after", afterId ?? 0);
         command.Parameters.AddWithValue("@n", limit);
         var messages = new List<InboxMessage>();

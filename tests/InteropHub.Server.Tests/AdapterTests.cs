@@ -904,6 +904,16 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("Failed", stored.GetProperty("status").GetString());
         var issue = Assert.Single(stored.GetProperty("outcome").GetProperty("issue").EnumerateArray());
         Assert.Equal("MALFORMED", issue.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+
+        // The dead letters of one source are listed alone.
+        var id = stored.GetProperty("id").GetInt64();
+        var township = (await GetJsonAsync("/adapters/dead-letters?source=township&count=1000")).EnumerateArray().ToList();
+        Assert.Contains(township, d => d.GetProperty("id").GetInt64() == id);
+        Assert.All(township, d => Assert.Equal("township", d.GetProperty("source").GetString()));
+        Assert.DoesNotContain((await GetJsonAsync("/adapters/dead-letters?source=his&count=1000")).EnumerateArray(), d => d.GetProperty("id").GetInt64() == id);
+        var unknown = await Client.GetAsync(new Uri("/adapters/dead-letters?source=lis", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("source 'lis'", await unknown.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -172,6 +172,26 @@ public abstract class InboxStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dead_letters_are_listed_by_source_when_one_is_named_and_paged_within_it()
+    {
+        var inbox = Open();
+        var ids = new List<(string Source, long Id)>();
+        foreach (var (source, n) in new[] { ("his", 0), ("township", 1), ("his", 2), ("birth-certificate", 3), ("his", 4) })
+        {
+            var id = (await inbox.AcceptAsync(source, $"S{n}", "text/plain", Encoding.UTF8.GetBytes($"s{n}"), Ct)).Message.Id;
+            await inbox.CompleteAsync(id, InboxStatus.Failed, "{\"resourceType\":\"OperationOutcome\"}", Ct);
+            ids.Add((source, id));
+        }
+
+        var his = ids.Where(i => i.Source == "his").Select(i => i.Id).ToList();
+        Assert.Equal(his, (await inbox.ListAsync(InboxStatus.Failed, "his", null, 10, Ct)).Select(m => m.Id));
+        Assert.Equal(his[1..2], (await inbox.ListAsync(InboxStatus.Failed, "his", his[0], 1, Ct)).Select(m => m.Id));
+        Assert.Equal([ids[1].Id], (await inbox.ListAsync(InboxStatus.Failed, "township", null, 10, Ct)).Select(m => m.Id));
+        Assert.Empty(await inbox.ListAsync(InboxStatus.Processed, "his", null, 10, Ct));
+        Assert.Equal(5, (await inbox.ListAsync(InboxStatus.Failed, null, null, 10, Ct)).Count);
+    }
+
+    [Fact]
     public async Task Failed_messages_are_dead_letters_listed_in_order_and_can_be_completed_later()
     {
         var inbox = Open();

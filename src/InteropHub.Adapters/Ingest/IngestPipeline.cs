@@ -330,13 +330,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         long? after = null;
         while (true)
         {
-            var page = await inbox.ListAsync(InboxStatus.Failed, after, 100, ct);
+            var page = await inbox.ListAsync(InboxStatus.Failed, source, after, 100, ct);
             if (page.Count == 0)
             {
                 return results;
             }
 
-            foreach (var listed in page.Where(m => (source is null || m.Source == source) && (reason is null || HasIssueCode(m, reason))))
+            foreach (var listed in page.Where(m => reason is null || HasIssueCode(m, reason)))
             {
                 if (!_replaying.TryAdd(listed.Id, 0))
                 {

@@ -55,7 +55,10 @@ public interface IInboxStore
     Task<InboxMessage?> GetAsync(long id, CancellationToken ct);
 
     /// <summary>Messages in a status, oldest first, after <paramref name="afterId"/>.</summary>
-    Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, long? afterId, int limit, CancellationToken ct);
+    Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, long? afterId, int limit, CancellationToken ct) => ListAsync(status, null, afterId, limit, ct);
+
+    /// <summary>Messages in a status, of one source when <paramref name="source"/> is given, oldest first, after <paramref name="afterId"/>.</summary>
+    Task<IReadOnlyList<InboxMessage>> ListAsync(InboxStatus status, string? source, long? afterId, int limit, CancellationToken ct);
 
     /// <summary>Records the outcome of one processing attempt (Processed or Failed with an OperationOutcome JSON).</summary>
     Task CompleteAsync(long id, InboxStatus status, string? outcome, CancellationToken ct);

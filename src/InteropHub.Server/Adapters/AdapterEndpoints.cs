@@ -170,10 +170,20 @@ public static class AdapterEndpoints
         });
     }
 
-    private static async Task<IResult> DeadLetters(IInboxStore inbox, long? after, int? count, CancellationToken ct)
+    /// <summary>The dead letters, oldest first, a page of <c>count</c> (100, at most 1,000) after id <c>after</c>, of one <c>source</c> when given.</summary>
+    private static async Task<IResult> DeadLetters(IInboxStore inbox, long? after, int? count, string? source, CancellationToken ct)
     {
-        var page = await inbox.ListAsync(InboxStatus.Failed, after, Math.Clamp(count ?? 100, 1, 1000), ct);
+        CheckSource(source);
+        var page = await inbox.ListAsync(InboxStatus.Failed, source, after, Math.Clamp(count ?? 100, 1, 1000), ct);
         return Results.Json(page.Select(Describe));
+    }
+
+    private static void CheckSource(string? source)
+    {
+        if (source is not (null or IngestSources.His or IngestSources.Township or IngestSources.BirthCertificate))
+        {
+            throw new InvalidInputException($"source '{source}' is not one of {IngestSources.His}, {IngestSources.Township}, {IngestSources.BirthCertificate}.", "source");
+        }
     }
 
     private static async Task<IResult> Replay(long id, IngestPipeline pipeline, CancellationToken ct)
@@ -185,10 +195,7 @@ public static class AdapterEndpoints
     /// <summary>Replays every dead letter, or those of one <c>source</c>, or those refused for one <c>reason</c> (a code of the README's table).</summary>
     private static async Task<IResult> ReplayAll(IngestPipeline pipeline, string? source, string? reason, CancellationToken ct)
     {
-        if (source is not (null or IngestSources.His or IngestSources.Township or IngestSources.BirthCertificate))
-        {
-            throw new InvalidInputException($"source '{source}' is not one of {IngestSources.His}, {IngestSources.Township}, {IngestSources.BirthCertificate}.", "source");
-        }
+        CheckSource(source);
 
         var reasons = Enum.GetValues<RejectionReason>().Select(r => r.Code()).ToList();
         if (reason is not null && !reasons.Contains(reason, StringComparer.Ordinal))
