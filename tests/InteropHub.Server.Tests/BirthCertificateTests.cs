@@ -304,6 +304,31 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_voided_certificate_withdraws_its_birth_records_and_number_and_leaves_the_child_its_doses_and_parents()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_407));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007407"));
+
+        // 作废 (§3): the same number, the next version, Status 2.
+        var voided = first.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Status>1</Status>", "<Status>2</Status>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(voided)));
+
+        Assert.Equal(DocumentReferenceStatus.EnteredInError, Assert.Single(await SearchAsync<DocumentReference>("DocumentReference?identifier=Q360007407")).Status);
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=Q360007407"));
+        var kept = await SearchAsync<Patient>($"Patient?_id={child.Id}");
+        Assert.Contains(Assert.Single(kept).Identifier, i => i.System == Systems.NewbornKey);
+        Assert.Equal(Encounter.EncounterStatus.EnteredInError, Assert.Single(await SearchAsync<Encounter>($"Encounter?subject=Patient/{child.Id}")).Status);
+        var observations = await SearchAsync<Observation>($"Observation?subject=Patient/{child.Id}");
+        Assert.Equal(3, observations.Count);
+        Assert.All(observations, o => Assert.Equal(ObservationStatus.EnteredInError, o.Status));
+        Assert.Equal(Immunization.ImmunizationStatusCodes.Completed, Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}")).Status);
+        Assert.Single(await SearchAsync<RelatedPerson>($"RelatedPerson?patient=Patient/{child.Id}"));
+    }
+
+    [Fact]
     public async Task A_birth_certificate_batch_with_one_unchanged_and_one_refused_certificate_is_a_partial_success()
     {
         await SeedOrganizationsAsync();

@@ -46,7 +46,8 @@ internal static class BirthCertificateMapper
         // correction (RecordVersion > 1) whose corrections name the mother, updates her from the new document (§3),
         // keeping what it does not carry. A void (Status 2) or a correction of the newborn alone leaves her as she is.
         var correctsMother = c.Element("Corrections")?.Elements("Correction").Any(x => Text(x, "Field").StartsWith("Mother/", StringComparison.Ordinal)) == true;
-        var updatesPersons = Text(c, "Status") != "2" && (Text(c, "IssueType") == "3" || (version > 1 && correctsMother));
+        var voided = Text(c, "Status") == "2";
+        var updatesPersons = !voided && (Text(c, "IssueType") == "3" || (version > 1 && correctsMother));
         if (updatesPersons)
         {
             // Who manages her (her township's clinic, for the indicators of its residents) is not the delivering
@@ -73,7 +74,13 @@ internal static class BirthCertificateMapper
             linking.Add(new Identifier(Systems.NewbornKey, newbornKey));
         }
 
-        newborn.Identifier.AddRange(linking);
+        // A void (§3) takes the number from the child: a voided certificate names no one (README rule 4 links by valid
+        // numbers). The child is still found by it, and keeps its other identifiers and records.
+        newborn.Identifier.AddRange(voided ? linking.Where(i => !(i.System == Systems.BirthCertificate && i.Value == number)) : linking);
+        if (voided)
+        {
+            newborn.Extension.Add(new Extension(ExtensionUrls.Cleared, new Code(ClearedIdentifier(Systems.BirthCertificate, number))));
+        }
 
         // A key a correction made wrong is no longer this child's: kept, it would link another child's records to it.
         newborn.Extension.AddRange(staleKeys.Select(k => new Extension(ExtensionUrls.Cleared, new Code(ClearedIdentifier(Systems.NewbornKey, k)))));
@@ -105,15 +112,24 @@ internal static class BirthCertificateMapper
         // records, and the HIS's of the same child, are written by it), else the first certificate of the chain.
         var birthKey = firstKey ?? replaced ?? number;
         var personKey = DoseIds.PersonKey(firstKey, null);
-        Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey, personKey);
-        if (c.Element("Father") is { } fatherElement)
+        if (!voided)
         {
-            Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey, personKey);
+            Kin(builder, motherElement, motherIdentifier, "MTH", "mother", newbornReference, birthKey, personKey);
+            if (c.Element("Father") is { } fatherElement)
+            {
+                Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey, personKey);
+            }
         }
 
-        var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey);
-        BirthObservations(builder, c, born, newbornReference, encounter, birthKey);
-        Doses(builder, c, newbornReference, personKey ?? $"certificate:{birthKey}", birthKey);
+        // What the certificate recorded of the birth is withdrawn with it (entered-in-error); the parents and the doses,
+        // which the HIS and the township may report too, stay as they are.
+        var encounter = BirthEncounter(builder, c, born, newbornReference, birthKey, voided);
+        BirthObservations(builder, c, born, newbornReference, encounter, birthKey, voided);
+        if (!voided)
+        {
+            Doses(builder, c, newbornReference, personKey ?? $"certificate:{birthKey}", birthKey);
+        }
+
         Document(builder, c, number, version, replaced, newbornReference, issuer);
 
         var provenance = new Provenance
@@ -314,12 +330,13 @@ internal static class BirthCertificateMapper
         builder.Put(person, personKey is null ? ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role) : KinIds.For(personKey, role));
     }
 
-    private static ResourceReference BirthEncounter(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn, string birthKey)
+    private static ResourceReference BirthEncounter(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn, string birthKey,
+        bool voided)
     {
         var institution = (string?)c.Element("MidwiferyInstitution")?.Attribute("code");
         var encounter = new Encounter
         {
-            Status = Encounter.EncounterStatus.Finished,
+            Status = voided ? Encounter.EncounterStatus.EnteredInError : Encounter.EncounterStatus.Finished,
             Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", institution is null ? "HH" : "IMP", institution is null ? "home health" : "inpatient encounter"),
             Type = [FhirValues.Coded("http://snomed.info/sct", "236973005", "Delivery procedure")],
             Subject = newborn,
@@ -336,7 +353,7 @@ internal static class BirthCertificateMapper
     }
 
     private static void BirthObservations(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn,
-        ResourceReference encounter, string birthKey)
+        ResourceReference encounter, string birthKey, bool voided)
     {
         var effective = new FhirDateTime(born.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture));
         var ga = c.Element("Newborn")!.Element("GestationalAge")!;
@@ -351,7 +368,7 @@ internal static class BirthCertificateMapper
         {
             var observation = new Observation
             {
-                Status = ObservationStatus.Final,
+                Status = voided ? ObservationStatus.EnteredInError : ObservationStatus.Final,
                 Category = [FhirValues.Coded("http://terminology.hl7.org/CodeSystem/observation-category", key == "gestational-age" ? "exam" : "vital-signs")],
                 Code = FhirValues.Coded(Systems.Loinc, loinc, display),
                 Subject = newborn,
