@@ -1554,14 +1554,17 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             lines.Add(Visit("YF-QX2110026-0009904", "YC-QX2110026-0000001", "36992110120200041", visitDate: "2024-07-21"));
             lines.Add("");
         }, batchId: "QX2110026-20250731-903");
-        var issues = (await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray()
-            .Where(i => i.GetProperty("severity").GetString() == "error")
+        var all = (await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        var issues = all.Where(i => i.GetProperty("severity").GetString() == "error")
             .Select(i => (Location: i.GetProperty("location")[0].GetString()!, Code: i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()))
             .OrderBy(i => i.Location, StringComparer.Ordinal).ToList();
 
         Assert.Equal(["maternal_visits.csv:1", "maternal_visits.csv:2", "maternal_visits.csv:4"], issues.Select(i => string.Join(':', i.Location.Split(':')[..2])));
         Assert.Equal(["UNKNOWN_REFERENCE", "UNKNOWN_REFERENCE", "IMPOSSIBLE_DATE"], issues.Select(i => i.Code));
         Assert.EndsWith(":visit_date", issues[2].Location, StringComparison.Ordinal);
+        // The registration the hub never had is named by its column, not by the store's criteria.
+        Assert.Equal("maternal_visits.csv:1:reg_id", issues[0].Location);
+        Assert.Contains(all, i => i.GetProperty("diagnostics").GetString()!.EndsWith(": reg_id YC-QX2110026-9999999 的建册记录不在平台中（从未上报，或已在之前的批次中删除）", StringComparison.Ordinal));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009901"));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009902"));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009904"));

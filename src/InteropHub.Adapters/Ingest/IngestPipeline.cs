@@ -1822,10 +1822,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 // is named by the row's record_no, as the reader names one deleted earlier in the same batch.
                 var unknownResident = Refusal(e) == RejectionReason.UnknownReference && row.Row.ReferencedResidents is [var recordNo]
                     && Describe(e).Contains("Patient?", StringComparison.Ordinal) ? recordNo : null;
+                var unknownRegistration = unknownResident is null && Refusal(e) == RejectionReason.UnknownReference && row.Row.RegId is { Length: > 0 } regId
+                    && Describe(e).Contains("EpisodeOfCare?", StringComparison.Ordinal) ? regId : null;
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(),
-                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: " + (unknownResident is null ? Describe(e)
-                        : $"record_no {unknownResident} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）"),
-                    Where(row.Row.File, row.Row.Row, unknownResident is null ? null : "record_no")));
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: " + (unknownResident is not null
+                        ? $"record_no {unknownResident} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）"
+                        : unknownRegistration is not null ? $"reg_id {unknownRegistration} 的建册记录不在平台中（从未上报，或已在之前的批次中删除）" : Describe(e)),
+                    Where(row.Row.File, row.Row.Row, unknownResident is not null ? "record_no" : unknownRegistration is not null ? "reg_id" : null)));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
