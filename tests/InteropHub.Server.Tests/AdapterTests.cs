@@ -1523,6 +1523,40 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Retracting_a_pregnancy_registration_leaves_its_visits_without_a_link_to_the_removed_episode()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")))).StatusCode);
+        var episode = Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
+        var visits = await SearchAsync<Encounter>($"Encounter?episode-of-care=EpisodeOfCare/{episode.Id}");
+        Assert.True(visits.Count > 1, $"{visits.Count} visits");
+
+        var header = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_registrations.csv"))[0];
+        var deleted = string.Join(',', header.Split(',').Select(c => c switch
+        {
+            "reg_id" => "YC-QX2110026-0000001",
+            "status" => "deleted",
+            "updated_at" => "2025-07-30 09:00:00",
+            _ => "",
+        }));
+        var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_registrations.csv", lines =>
+        {
+            lines.Add(header);
+            lines.Add(deleted);
+            lines.Add("");
+        }, batchId: "QX2110026-20250731-904");
+        var report = await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString());
+        Assert.DoesNotContain(report.GetProperty("outcome").GetProperty("issue").EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
+
+        Assert.Empty(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
+        Assert.Empty(await SearchAsync<Encounter>($"Encounter?episode-of-care=EpisodeOfCare/{episode.Id}"));
+        // The visits other rows wrote stay (the registration's own first visit goes with it).
+        var kept = await SearchAsync<Encounter>($"Encounter?_id={string.Join(',', visits.Select(v => v.Id))}");
+        Assert.Equal(visits.Count - 1, kept.Count);
+        Assert.All(kept, v => Assert.Empty(v.EpisodeOfCare));
+    }
+
+    [Fact]
     public async Task A_maternal_visit_must_name_a_registration_the_hub_has_for_the_same_woman_and_not_predate_it()
     {
         await SeedOrganizationsAsync();

@@ -1881,7 +1881,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             try
             {
-                return await ApplyTogetherOnceAsync(manifest, await RefreshDoseRetractionsAsync(rows, ct), ct);
+                return await ApplyTogetherOnceAsync(manifest, await UnlinkRetractedRegistrationsAsync(await RefreshDoseRetractionsAsync(rows, ct), ct), ct);
             }
             catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
             {
@@ -1963,6 +1963,50 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             return (r.Row, retraction);
         })];
+    }
+
+    /// <summary>
+    /// A registration's retraction (§2) removes its EpisodeOfCare; the visits of the pregnancy that other rows wrote stay,
+    /// without their link to it (read when the chunk is applied, and written with the retraction, If-Match on the version
+    /// read), so no Encounter refers to a deleted EpisodeOfCare.
+    /// </summary>
+    private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> UnlinkRetractedRegistrationsAsync(
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        if (!rows.Any(r => r.Row is { Table: "maternal_registrations", Deleted: true }))
+        {
+            return rows;
+        }
+
+        var result = new List<(TownshipRow Row, Bundle Transaction)>();
+        foreach (var (row, transaction) in rows)
+        {
+            if (row is not { Table: "maternal_registrations", Deleted: true })
+            {
+                result.Add((row, transaction));
+                continue;
+            }
+
+            var episode = $"EpisodeOfCare/{Bundles.ResourceIds.From(row.Key)}";
+            var firstVisit = Bundles.ResourceIds.From($"{row.Key}.first".Replace('.', '-'));
+            var matches = await store.FindAsync("Encounter", parser.ParseCriteria("Encounter", [new("episode-of-care", episode)]), null, 1000, ct);
+            var unlinked = new Bundle { Type = Bundle.BundleType.Transaction, Entry = [.. transaction.Entry] };
+            foreach (var stored in await store.ReadManyAsync("Encounter", matches.Select(m => m.Id).Where(id => id != firstVisit).ToList(), ct))
+            {
+                var visit = (Encounter)serializers.ParseStored(stored.Json);
+                visit.EpisodeOfCare.RemoveAll(e => e.Reference == episode);
+                unlinked.Entry.Insert(0, new Bundle.EntryComponent
+                {
+                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                    Resource = visit,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Encounter/{stored.Id}", IfMatch = stored.ETag },
+                });
+            }
+
+            result.Add((row, unlinked));
+        }
+
+        return result;
     }
 
     /// <summary>
