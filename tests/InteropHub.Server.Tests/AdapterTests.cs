@@ -941,6 +941,32 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_cancelled_report_cancels_every_result_it_had_also_those_the_cancelling_message_does_not_list()
+    {
+        await SeedOrganizationsAsync();
+        var sample = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "29_ORU_R01_countyLIS_dengxiaojun_critical_LF.hl7")))
+            .Replace("LIS20250602-1173", "LIS20250602-9173", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(sample.Replace("QX2100012-LIS-20250603-000032", "ORU-CANCEL-1", StringComparison.Ordinal)))).Ack));
+        var report = Assert.Single(await SearchAsync<DiagnosticReport>("DiagnosticReport?identifier=LIS20250602-9173"));
+        Assert.Equal(3, report.Result.Count);
+
+        // The LIS withdraws the report (OBR-25 X), naming only the potassium result (OBX-11 X).
+        var lines = sample.Replace("QX2100012-LIS-20250603-000032", "ORU-CANCEL-2", StringComparison.Ordinal).Split('\n').ToList();
+        lines = [.. lines.Where(l => !l.StartsWith("OBX|2|", StringComparison.Ordinal) && !l.StartsWith("OBX|3|", StringComparison.Ordinal) && !l.StartsWith("NTE|", StringComparison.Ordinal))];
+        lines = [.. lines.Select(l => l.StartsWith("OBR|", StringComparison.Ordinal) ? l.Replace("||CH|F|", "||CH|X|", StringComparison.Ordinal)
+            : l.StartsWith("OBX|1|", StringComparison.Ordinal) ? l.Replace("|HH|||F|", "|HH|||X|", StringComparison.Ordinal) : l)];
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\n', lines)));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var cancelled = Assert.Single(await SearchAsync<DiagnosticReport>("DiagnosticReport?identifier=LIS20250602-9173"));
+        Assert.Equal(DiagnosticReport.DiagnosticReportStatus.Cancelled, cancelled.Status);
+        Assert.Equal(3, cancelled.Result.Count);
+        var results = await SearchAsync<Observation>($"Observation?_id={string.Join(',', cancelled.Result.Select(r => r.Reference!.Split('/')[1]))}");
+        Assert.Equal(3, results.Count);
+        Assert.All(results, o => Assert.Equal(ObservationStatus.Cancelled, o.Status));
+    }
+
+    [Fact]
     public async Task An_unmapped_local_code_is_counted_in_the_status_once_per_applied_message_and_a_resend_adds_nothing()
     {
         await SeedOrganizationsAsync();

@@ -53,7 +53,8 @@ public sealed partial class IngestPipeline
             new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private static bool Groupable(HisAccepted accepted) => accepted.Preconditions.Count == 0 && accepted.Merge is null;
+    private static bool Groupable(HisAccepted accepted) => accepted.Preconditions.Count == 0 && accepted.Merge is null
+        && !accepted.Transaction.Entry.Any(e => e.Resource is DiagnosticReport { Status: DiagnosticReport.DiagnosticReportStatus.Cancelled });
 
     /// <summary>
     /// Applies a plain message in a group with the messages ready beside it, or alone when none is; answers as

@@ -581,6 +581,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
             else
             {
+                await CancelUnlistedResultsAsync(bundle, ct);
                 await ApplyAsync(bundle, ct, complete, CheckPatientsAsync);
             }
 
@@ -664,6 +665,41 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         return await apply();
+    }
+
+    /// <summary>
+    /// A cancelled report (OBR-25 <c>X</c>) cancels its results: those the message lists come cancelled (OBX-11 <c>X</c>),
+    /// and the stored report's other results are written cancelled in the same transaction (If-Match on the version
+    /// read), so no result of a withdrawn report stays final. Such a message is applied alone (<see cref="Groupable"/>).
+    /// </summary>
+    private async Task CancelUnlistedResultsAsync(Bundle bundle, CancellationToken ct)
+    {
+        foreach (var report in bundle.Entry.Select(e => e.Resource).OfType<DiagnosticReport>().Where(r => r.Status == DiagnosticReport.DiagnosticReportStatus.Cancelled).ToList())
+        {
+            if (report.Id is not { Length: > 0 } id || await store.ReadAsync("DiagnosticReport", id, ct) is not { IsDeleted: false } stored)
+            {
+                continue;
+            }
+
+            var listed = bundle.Entry.Where(e => e.Request?.Url is not null).Select(e => e.Request!.Url!).ToHashSet(StringComparer.Ordinal);
+            var results = ((DiagnosticReport)serializers.ParseStored(stored.Json)).Result.Select(r => r.Reference).OfType<string>()
+                .Where(r => r.StartsWith("Observation/", StringComparison.Ordinal) && !listed.Contains(r)).Select(r => r["Observation/".Length..]).ToList();
+            foreach (var held in await store.ReadManyAsync("Observation", results, ct))
+            {
+                if (held.IsDeleted || serializers.ParseStored(held.Json) is not Observation { Status: not ObservationStatus.Cancelled } result)
+                {
+                    continue;
+                }
+
+                result.Status = ObservationStatus.Cancelled;
+                bundle.Entry.Insert(0, new Bundle.EntryComponent
+                {
+                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                    Resource = result,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Observation/{held.Id}", IfMatch = held.ETag },
+                });
+            }
+        }
     }
 
     /// <param name="beforeCommit">More to write in the transaction's session (a HIS message's completion).</param>
