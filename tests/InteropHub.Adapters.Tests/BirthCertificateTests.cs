@@ -255,6 +255,7 @@ public sealed class BirthCertificateTests
     [InlineData("<IssuingInstitution code=\"QX2100012\">", "<IssuingInstitution code=\"QX9999999\">", "UNKNOWN_CODE")]
     [InlineData("<Vaccination vaccineCode=\"0201\"", "<Vaccination vaccineCode=\"9999\"", "UNKNOWN_CODE")]
     [InlineData("<AdministeredAt>2025-03-15T10:20:00+08:00</AdministeredAt>", "<AdministeredAt>2025-03-14T10:20:00+08:00</AdministeredAt>", "IMPOSSIBLE_DATE")]
+    [InlineData("<AdministeredAt>2025-03-15T10:20:00+08:00</AdministeredAt>", "<AdministeredAt>2099-03-15T10:20:00+08:00</AdministeredAt>", "IMPOSSIBLE_DATE")]
     [InlineData("<IssueDate>2025-03-17</IssueDate>", "<IssueDate>2025-03-14</IssueDate>", "IMPOSSIBLE_DATE")]
     [InlineData("<IssueDate>2025-03-17</IssueDate>", "<IssueDate>2025-07-17</IssueDate>", "IMPOSSIBLE_DATE")]
     [InlineData("<Name>王秀英</Name>", "<Name></Name>", "MISSING_REQUIRED")]

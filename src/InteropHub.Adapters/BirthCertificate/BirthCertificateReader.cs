@@ -377,9 +377,16 @@ public static class BirthCertificateReader
 
         foreach (var dose in c.Elements("BirthDoseVaccinations").Elements("Vaccination"))
         {
-            if (DateTimeOffset.Parse(Text(dose, "AdministeredAt"), CultureInfo.InvariantCulture) < born)
+            var given = DateTimeOffset.Parse(Text(dose, "AdministeredAt"), CultureInfo.InvariantCulture);
+            if (given < born)
             {
                 return Issue(dose, RejectionReason.ImpossibleDate, $"接种时间 {Text(dose, "AdministeredAt")} 早于出生时间");
+            }
+
+            // README reason table: IMPOSSIBLE_DATE is also a date in the future, and a dose is an event.
+            if (given > receivedAt)
+            {
+                return Issue(dose, RejectionReason.ImpossibleDate, $"接种时间 {Text(dose, "AdministeredAt")} 晚于发送时间");
             }
         }
 
