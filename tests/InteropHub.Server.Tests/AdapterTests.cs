@@ -1553,33 +1553,43 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-001")))).StatusCode);
-        var episode = Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
-        var visits = await SearchAsync<Encounter>($"Encounter?episode-of-care=EpisodeOfCare/{episode.Id}");
-        Assert.True(visits.Count > 1, $"{visits.Count} visits");
-
-        var header = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_registrations.csv"))[0];
-        var deleted = string.Join(',', header.Split(',').Select(c => c switch
+        // A registration of its own (the sample's first, under another reg_id) and two visits of it, so the sample's stays.
+        var registrations = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_registrations.csv"));
+        var visitLines = File.ReadAllLines(Path.Combine(Legacy, "township", "batch-001", "maternal_visits.csv"));
+        var own = Rewrite(Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_registrations.csv", lines =>
         {
-            "reg_id" => "YC-QX2110026-0000001",
-            "status" => "deleted",
-            "updated_at" => "2025-07-30 09:00:00",
-            _ => "",
-        }));
-        var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_registrations.csv", lines =>
+            lines.Add(registrations[0]);
+            lines.Add(registrations[1].Replace("YC-QX2110026-0000001", "YC-QX2110026-0009801", StringComparison.Ordinal));
+            lines.Add("");
+        }, batchId: "QX2110026-20250731-904"), "maternal_visits.csv", lines =>
         {
-            lines.Add(header);
-            lines.Add(deleted);
+            lines.Add(visitLines[0]);
+            lines.Add(visitLines[1].Replace("YC-QX2110026-0000001", "YC-QX2110026-0009801", StringComparison.Ordinal).Replace("YF-QX2110026-0000001", "YF-QX2110026-0009811", StringComparison.Ordinal));
+            lines.Add(visitLines[2].Replace("YC-QX2110026-0000001", "YC-QX2110026-0009801", StringComparison.Ordinal).Replace("YF-QX2110026-0000002", "YF-QX2110026-0009812", StringComparison.Ordinal));
             lines.Add("");
         }, batchId: "QX2110026-20250731-904");
+        var first = await GetJsonAsync((await PostTownshipAsync(own)).Headers.Location!.ToString());
+        Assert.DoesNotContain(first.GetProperty("outcome").GetProperty("issue").EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
+        var episode = Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0009801"));
+        var visits = await SearchAsync<Encounter>($"Encounter?episode-of-care=EpisodeOfCare/{episode.Id}");
+        Assert.Equal(3, visits.Count);
+
+        var batch = Rewrite(SeedLoader.Zip(Path.Combine(Legacy, "township", "batch-002")), "maternal_registrations.csv", lines =>
+        {
+            lines.Add(registrations[0]);
+            lines.Add(DeletedRow(registrations[0], "reg_id", "YC-QX2110026-0009801", "2025-07-30 09:00:00"));
+            lines.Add("");
+        }, batchId: "QX2110026-20250731-905");
         var report = await GetJsonAsync((await PostTownshipAsync(batch)).Headers.Location!.ToString());
         Assert.DoesNotContain(report.GetProperty("outcome").GetProperty("issue").EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
 
-        Assert.Empty(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
+        Assert.Empty(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0009801"));
         Assert.Empty(await SearchAsync<Encounter>($"Encounter?episode-of-care=EpisodeOfCare/{episode.Id}"));
         // The visits other rows wrote stay (the registration's own first visit goes with it).
         var kept = await SearchAsync<Encounter>($"Encounter?_id={string.Join(',', visits.Select(v => v.Id))}");
-        Assert.Equal(visits.Count - 1, kept.Count);
+        Assert.Equal(2, kept.Count);
         Assert.All(kept, v => Assert.Empty(v.EpisodeOfCare));
+        Assert.Single(await SearchAsync<EpisodeOfCare>("EpisodeOfCare?identifier=YC-QX2110026-0000001"));
     }
 
     [Fact]
@@ -2033,6 +2043,68 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var report = await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString());
         Assert.DoesNotContain(report.GetProperty("outcome").GetProperty("issue").EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
         Assert.Equal(person.Id, Assert.Single(await SearchAsync<Patient>($"Patient?telecom=13900001111")).Id);
+    }
+
+    [Fact]
+    public async Task Two_records_a_message_names_together_that_hold_different_health_cards_are_not_merged_and_the_message_is_DUPLICATE_KEY()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_051;
+        foreach (var (id, identifier, card) in new[]
+        {
+            ($"card-{N}-a", new Identifier("urn:interophub:sid:mrn:QX2100012", $"{N:D10}"), "H3699210000879051"),
+            ($"card-{N}-b", new Identifier("urn:oid:2.16.156.10011.1.3", LegacyData.IdNumber(N)), "H3699210000879052"),
+        })
+        {
+            var patient = new Patient { Id = id, Identifier = [identifier, new Identifier("urn:oid:2.16.156.10011.1.19", card)] };
+            Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Patient/{id}", UriKind.Relative), Fhir.Content(patient))).StatusCode);
+        }
+
+        var (_, ack) = await PostHl7Async(PersonEvent("A08", $"CARD-{N}", $"{N:D10}", N, withId: true));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("DUPLICATE_KEY", ack, StringComparison.Ordinal);
+        Assert.Equal(2, (await SearchAsync<Patient>($"Patient?_id=card-{N}-a,card-{N}-b&active:not=false")).Count);
+    }
+
+    [Fact]
+    public async Task Merging_two_records_of_one_person_keeps_one_dose_a_day_with_the_first_hand_report_over_a_transcription()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_031;
+        var day = $"202410{N % 28 + 1:D2}";
+        // The hospital transcribed the dose from a card (RXA-9 01) for the person it knows by MRN alone; the township
+        // gave it (record_source 1, lot 202409A011) to the person it knows by ID number.
+        var transcribed = Encoding.UTF8.GetString(HisDose(N, $"MERGE-DOSE-{N}-1", day))
+            .Replace($"~{LegacyData.IdNumber(N)}^^^&2.16.156.10011.1.3&ISO^NNCHN", "", StringComparison.Ordinal)
+            .Replace("|00^新接种^NIP001|", "|01^历史记录^NIP001|", StringComparison.Ordinal).Replace("|202409A011|", "|CARDLOT|", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(transcribed))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        Assert.Equal(2, (await SearchAsync<Immunization>($"Immunization?patient.identifier={N:D10},{LegacyData.IdNumber(N)}")).Count);
+
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A08", $"MERGE-DOSE-{N}-2", $"{N:D10}", N, withId: true))).Ack));
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(N)}"));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}"));
+        Assert.Equal(("202409A011", true), (dose.LotNumber, dose.PrimarySource));
+        Assert.Contains(dose.Identifier, i => i.Value == $"JZ-QX2110026-{N:D9}");
+        Assert.Contains(dose.Identifier, i => i.Value == $"JZ-MERGE-DOSE-{N}-1");
+    }
+
+    [Fact]
+    public async Task A_township_dose_row_sent_again_as_a_transcription_replaces_its_own_first_hand_version()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_041;
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var later = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "immunizations.csv", lines => lines[1] = WithCells(lines[0], lines[1], ("record_source", "2"), ("lot_no", "NEWLOT1"), ("updated_at", "2025-06-01 08:00:00")));
+
+        var report = await GetJsonAsync((await PostTownshipAsync(later)).Headers.Location!.ToString());
+
+        Assert.StartsWith("batch QX2110026-GEN-000879041-002: 1 of 1 rows applied", report.GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?identifier=JZ-QX2110026-{N:D9}"));
+        Assert.Equal(("NEWLOT1", false), (dose.LotNumber, dose.PrimarySource));
     }
 
     [Fact]

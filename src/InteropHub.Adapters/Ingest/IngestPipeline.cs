@@ -785,7 +785,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 // birth doses, a township 历史补录, another hospital's 历史记录) adds its identifiers and changes nothing
                 // else: its time, performer or lot, copied from a vaccination card, do not replace the record of the act.
                 var identifiers = dose.Identifier.Concat(given.Identifier.Where(i => !dose.Identifier.Any(n => n.System == i.System && n.Value == i.Value))).ToList();
-                if (given.PrimarySource == true && dose.PrimarySource != true)
+                if (given.PrimarySource == true && dose.PrimarySource != true && !SameTownshipRow(dose, given))
                 {
                     UnsentElements.KeepAll(dose, given);
                 }
@@ -844,6 +844,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
     }
+
+    /// <summary>
+    /// The stored dose is the township row's own, which writes it again (no other report of it: only the row's
+    /// <c>vacc_id</c> and a trace code on it): a row is replaced whole (township-export.md §2), so its own first-hand
+    /// version does not hold back its later one.
+    /// </summary>
+    private static bool SameTownshipRow(Immunization next, Immunization stored) =>
+        next.Identifier.FirstOrDefault(i => i.System == TownshipMapper.VaccinationSystem) is { } row
+        && stored.Identifier.All(i => i.System == Systems.VaccineTraceCode || (i.System == row.System && i.Value == row.Value));
 
     private static bool IsSummary(Annotation note) => note.GetExtensionValue<FhirBoolean>(ExtensionUrls.ReferralSummary)?.Value == true;
 

@@ -140,9 +140,10 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         return null;
     }
 
-    /// <summary>Identifiers a person has one value of: the ID number, the health record number, the newborn key, one MRN per institution.</summary>
+    /// <summary>Identifiers a person has one value of: the ID number, the health record number, the newborn key, the resident health card, one MRN per institution.</summary>
     private static bool SingleValued(string system) =>
-        system is Identity.Systems.ResidentId or Identity.Systems.HealthRecord or Identity.Systems.NewbornKey || Identity.Systems.IsMrn(system);
+        system is Identity.Systems.ResidentId or Identity.Systems.HealthRecord or Identity.Systems.NewbornKey or Identity.Systems.HealthCard
+        || Identity.Systems.IsMrn(system);
 
     /// <summary>Two of the records (or the message) have different values of an identifier a person has only one of: they are not one person.</summary>
     private static bool Disagree(IReadOnlyList<Patient> records)
@@ -165,6 +166,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
     {
         var retired = $"Patient/{retiredId}";
         var survivorDoses = new List<(Immunization Dose, string ETag, int Identifiers)>();
+        var rewritten = new HashSet<Immunization>(ReferenceEqualityComparer.Instance);
         if (survivorId is not null)
         {
             await foreach (var stored in CompartmentAsync("Immunization", survivorId, ct))
@@ -182,8 +184,18 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
                 if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
                 {
                     // The survivor has this dose already (his-hl7v2.md §5: one Immunization per person, vaccine and
-                    // date): it takes the moved one's identifiers, and the moved one goes.
-                    held.Dose.Identifier.AddRange(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
+                    // date): it keeps its id and takes the moved one's identifiers, and the moved one goes. What it
+                    // says is the better report's: a first-hand one over a transcription, else the later one (a dose's
+                    // status is its last report's).
+                    var identifiers = held.Dose.Identifier.Concat(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value))).ToList();
+                    if (Better(dose, held.Dose))
+                    {
+                        Repoint(dose, retired, survivor);
+                        UnsentElements.KeepAll(held.Dose, dose);
+                        rewritten.Add(held.Dose);
+                    }
+
+                    held.Dose.Identifier = identifiers;
                     transaction.Entry.Add(new Bundle.EntryComponent
                     {
                         Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
@@ -201,7 +213,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             }
         }
 
-        foreach (var (dose, etag, _) in survivorDoses.Where(d => d.Dose.Identifier.Count > d.Identifiers))
+        foreach (var (dose, etag, _) in survivorDoses.Where(d => d.Dose.Identifier.Count > d.Identifiers || rewritten.Contains(d.Dose)))
         {
             transaction.Entry.Add(new Bundle.EntryComponent
             {
@@ -228,6 +240,12 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             after = matches[^1].Rid;
         }
     }
+
+    /// <summary>Whether <paramref name="moved"/> is the better report of a dose than <paramref name="held"/>: first hand over a transcription, else the later written.</summary>
+    private static bool Better(Immunization moved, Immunization held) =>
+        (moved.PrimarySource == true) != (held.PrimarySource == true)
+            ? moved.PrimarySource == true
+            : (moved.Meta?.LastUpdated ?? DateTimeOffset.MinValue) > (held.Meta?.LastUpdated ?? DateTimeOffset.MinValue);
 
     /// <summary>One vaccine (a coding in common) on one day.</summary>
     private static bool SameDose(Immunization a, Immunization b) =>
