@@ -2436,6 +2436,26 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_discharge_ends_the_time_in_the_last_place_and_a_cancelled_discharge_reopens_it()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "PLACE-END-1", "ZY2098000009", "20250601085000", "20250601085000"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "PLACE-END-2", "ZY2098000009", "20250605100000", "20250601085000", "20250605100000"))).Ack));
+        var discharged = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000009"));
+        var place = Assert.Single(discharged.Location);
+        Assert.Equal((Encounter.EncounterLocationStatus.Completed, discharged.Period!.End), (place.Status, place.Period?.End));
+
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A13", "PLACE-END-3", "ZY2098000009", "20250605103000", "20250601085000"))).Ack));
+        var reopened = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000009"));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, reopened.Status);
+        Assert.Null(Assert.Single(reopened.Location).Period?.End);
+
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "PLACE-END-4", "ZY2098000009", "20250606100000", "20250601085000", "20250606100000"))).Ack));
+        var again = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000009"));
+        Assert.StartsWith("2025-06-06T10:00", Assert.Single(again.Location).Period!.End, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_visit_cancelled_by_A11_is_unknown_to_a_later_discharge_and_an_A08_leaves_it_cancelled()
     {
         await SeedOrganizationsAsync();
@@ -2871,6 +2891,10 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(["心内科CCU", "心血管内科"], visit.Location.Select(l => l.Location!.Display!.Split(' ')[0]));
         Assert.Equal(2, visit.Location.Select(l => l.Location!.Reference).Distinct().Count());
         Assert.All(visit.Location, l => Assert.Equal(Encounter.EncounterLocationStatus.Completed, l.Status));
+        // Each place has the time the patient was there: the CCU until the transfer, the ward until the discharge.
+        Assert.Equal(visit.Location[1].Period!.Start, visit.Location[0].Period!.End);
+        Assert.Equal(visit.Period!.End, visit.Location[1].Period!.End);
+        Assert.NotNull(visit.Period.End);
         Assert.Contains(visit.ReasonCode, r => r.Coding.Any(c => c.Code == "I10"));
         Assert.Contains(visit.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "AD"));
         Assert.Contains(visit.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "DD"));

@@ -1072,6 +1072,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             encounter.Period.StartElement ??= period.StartElement;
             encounter.Period.EndElement ??= finished ? period.EndElement : null;
         }
+
+        // The place the patient left at the discharge was left then (Encounter.location.period: the time there).
+        if (encounter is { Status: Encounter.EncounterStatus.Finished, Period.EndElement: { } end })
+        {
+            foreach (var place in encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Completed && l.Period?.EndElement is null))
+            {
+                place.Period ??= new Period();
+                place.Period.EndElement = (FhirDateTime)end.DeepCopy();
+            }
+        }
     }
 
     /// <summary>
