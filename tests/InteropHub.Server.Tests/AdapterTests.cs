@@ -2456,6 +2456,24 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task An_A08_with_two_double_quotes_in_PV1_7_removes_the_attending_doctor_and_an_empty_PV1_7_keeps_it()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "ATND-DEL-1", "ZY2098000010", "20250601085000", "20250601085000"))).Ack));
+        static byte[] Update(string controlId, string pv17) => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(
+            InpatientEvent("A08", controlId, "ZY2098000010", "20250602090000", "20250601085000")).Replace("|D0155^许文涛|", $"|{pv17}|", StringComparison.Ordinal));
+        async Task<IEnumerable<string?>> RolesAsync() => Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000010"))
+            .Participant.SelectMany(p => p.Type).SelectMany(t => t.Coding).Select(c => c.Code);
+
+        Assert.Equal("AA", Msa((await PostHl7Async(Update("ATND-DEL-2", ""))).Ack));
+        Assert.Contains("ATND", await RolesAsync());
+
+        Assert.Equal("AA", Msa((await PostHl7Async(Update("ATND-DEL-3", "\"\""))).Ack));
+        Assert.DoesNotContain("ATND", await RolesAsync());
+        Assert.DoesNotContain(Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000010")).Extension, e => e.Url?.Contains("cleared", StringComparison.Ordinal) == true);
+    }
+
+    [Fact]
     public async Task A_visit_cancelled_by_A11_is_unknown_to_a_later_discharge_and_an_A08_leaves_it_cancelled()
     {
         await SeedOrganizationsAsync();

@@ -924,6 +924,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 continue;
             }
 
+            // The roles an A08 deleted with "" (EncounterMapping): noted, and never stored.
+            var cleared = encounter.Extension.Where(e => e.Url == ExtensionUrls.Cleared).Select(e => (e.Value as Code)?.Value).OfType<string>()
+                .Where(v => v.StartsWith(EncounterMapping.ClearedParticipant, StringComparison.Ordinal)).Select(v => v[EncounterMapping.ClearedParticipant.Length..])
+                .ToHashSet(StringComparer.Ordinal);
+            encounter.Extension.RemoveAll(e => e.Url == ExtensionUrls.Cleared);
             var matches = await session.FindAsync("Encounter", parser.ParseCriteria("Encounter", SearchParser.SplitQueryString("Encounter", url)), 2, ct);
             if (matches is not [var match] || await session.ReadCurrentAsync("Encounter", match.Id, ct) is not { IsDeleted: false } stored)
             {
@@ -972,7 +977,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 }
             }
 
-            KeepVisitHistory(encounter, current, visitEvent);
+            KeepVisitHistory(encounter, current, visitEvent, cleared);
 
             // §3 "Dates": PV1-45 before PV1-44, also when one of them came with an earlier message.
             if (encounter.Period is { StartElement: { } start, EndElement: { } end }
@@ -992,7 +997,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// period's end and the discharge disposition only while the visit stays finished: a discharge stands until an A13
     /// undoes it, so an update or a result that does not carry it (PV1-45 empty is "not sent", §2) leaves it finished.
     /// </summary>
-    private static void KeepVisitHistory(Encounter encounter, Encounter current, VisitEvent? visitEvent)
+    private static void KeepVisitHistory(Encounter encounter, Encounter current, VisitEvent? visitEvent, IReadOnlySet<string> clearedRoles)
     {
         if (current is { Status: Encounter.EncounterStatus.Finished, Period.End: not null } && encounter.Status == Encounter.EncounterStatus.InProgress
             && visitEvent != VisitEvent.CancelDischarge)
@@ -1039,6 +1044,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         var conditions = encounter.Diagnosis.Select(d => d.Condition?.Reference).ToHashSet(StringComparer.Ordinal);
         encounter.Diagnosis.InsertRange(0, current.Diagnosis.Where(d => !conditions.Contains(d.Condition?.Reference)));
         var roles = encounter.Participant.SelectMany(p => p.Type).SelectMany(t => t.Coding).Select(c => c.Code).ToHashSet(StringComparer.Ordinal);
+        roles.UnionWith(clearedRoles);
         encounter.Participant.AddRange(current.Participant.Where(p => !p.Type.SelectMany(t => t.Coding).Any(c => roles.Contains(c.Code))));
         encounter.Extension.AddRange(current.Extension.Where(e => !encounter.Extension.Any(n => n.Url == e.Url)).ToList());
         if (encounter.ReasonCode.Count == 0)

@@ -30,6 +30,9 @@ internal static class EncounterMapping
 {
     private const string ActCode = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
+    /// <summary>In an Encounter's <see cref="ExtensionUrls.Cleared"/>: a participant role an A08 deleted with <c>""</c>.</summary>
+    public const string ClearedParticipant = "participant:";
+
     public static VisitInfo? Map(HisContext context, PatientInfo patient, VisitEvent visitEvent)
     {
         var pv1 = visitEvent == VisitEvent.Embedded ? context.Message.First("PV1") : context.Required("PV1");
@@ -130,6 +133,14 @@ internal static class EncounterMapping
         }
 
         MapDetails(context, pv1, encounter, institution, discharged: visitEvent != VisitEvent.CancelDischarge);
+        if (visitEvent == VisitEvent.Update)
+        {
+            // §2: "" deletes the stored value (A08): the visit keeps no participant of that role (the ingest reads and drops these).
+            foreach (var (field, role) in new[] { (7, "ATND"), (8, "REF"), (17, "ADM") }.Where(f => pv1[f.Item1].IsDelete))
+            {
+                encounter.Extension.Add(new Extension(ExtensionUrls.Cleared, new Code(ClearedParticipant + role)));
+            }
+        }
         MapLocations(context, pv1, encounter, visitEvent);
         var criteria = Criteria.Identifier(identifierSystem, visitNumber);
         var reference = visitEvent == VisitEvent.Embedded
