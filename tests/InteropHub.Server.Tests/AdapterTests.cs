@@ -2046,6 +2046,46 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task Three_records_of_one_person_merge_into_the_first_with_one_dose_a_day_what_each_alone_said_and_a_Provenance()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_061;
+        var day = $"2024-10-{N % 28 + 1:D2}";
+        // The hospital by MRN; the township by ID number, with the dose given (first hand); a third record by health
+        // card alone, with a transcription of the same dose and an extension of its own.
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"THREE-{N}-1", $"{N:D10}", N, withId: false))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var third = new Patient { Id = $"three-{N}", Identifier = [new Identifier("urn:oid:2.16.156.10011.1.19", $"H{N}")] };
+        third.Extension.Add(new Extension("urn:interophub:test:only-here", new FhirString("kept")));
+        Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Patient/{third.Id}", UriKind.Relative), Fhir.Content(third))).StatusCode);
+        var card = new Immunization
+        {
+            Id = $"three-{N}-dose",
+            Status = Immunization.ImmunizationStatusCodes.Completed,
+            VaccineCode = new CodeableConcept("urn:interophub:cs:qxvac", "1301"),
+            Patient = new ResourceReference($"Patient/{third.Id}"),
+            Occurrence = new FhirDateTime(day),
+            PrimarySource = false,
+            Identifier = [new Identifier("urn:interophub:test:card", $"C{N}")],
+        };
+        Assert.Equal(HttpStatusCode.Created, (await Client.PutAsync(new Uri($"/fhir/Immunization/{card.Id}", UriKind.Relative), Fhir.Content(card))).StatusCode);
+
+        var message = Encoding.UTF8.GetString(PersonEvent("A08", $"THREE-{N}-2", $"{N:D10}", N, withId: true)).Replace("^NNCHN||", $"^NNCHN~H{N}^^^^HC||", StringComparison.Ordinal);
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(message));
+
+        Assert.True(Msa(ack) == "AA", ack);
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={N:D10},{LegacyData.IdNumber(N)},H{N}"));
+        Assert.Equal(2, (await SearchAsync<Patient>($"Patient?link=Patient/{person.Id}")).Count);
+        Assert.Contains(person.Extension, e => e.Url == "urn:interophub:test:only-here");
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}"));
+        Assert.Equal(("202409A011", true), (dose.LotNumber, dose.PrimarySource));
+        Assert.Contains(dose.Identifier, i => i.Value == $"C{N}");
+        Assert.Contains(dose.Identifier, i => i.Value == $"JZ-QX2110026-{N:D9}");
+        var provenance = Assert.Single(await SearchAsync<Provenance>($"Provenance?target=Patient/{third.Id}"));
+        Assert.Contains(provenance.Target, t => t.Reference == $"Patient/{person.Id}");
+    }
+
+    [Fact]
     public async Task Two_records_a_message_names_together_that_hold_different_health_cards_are_not_merged_and_the_message_is_DUPLICATE_KEY()
     {
         await SeedOrganizationsAsync();
@@ -2453,6 +2493,19 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "PLACE-END-4", "ZY2098000009", "20250606100000", "20250601085000", "20250606100000"))).Ack));
         var again = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000009"));
         Assert.StartsWith("2025-06-06T10:00", Assert.Single(again.Location).Period!.End, StringComparison.Ordinal);
+
+        // A place an A08 moved the patient out of (no transfer time known) does not take the discharge time.
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "PLACE-END-5", "ZY2098000011", "20250601085000", "20250601085000"))).Ack));
+        var moved = Encoding.UTF8.GetString(InpatientEvent("A08", "PLACE-END-6", "ZY2098000011", "20250602090000", "20250601085000"))
+            .Replace("|0307^^^QX2100012^^^^^内分泌科|", "|0308^^^QX2100012^^^^^心内科|", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(moved))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(
+            InpatientEvent("A03", "PLACE-END-7", "ZY2098000011", "20250605100000", "20250601085000", "20250605100000"))
+            .Replace("|0307^^^QX2100012^^^^^内分泌科|", "|0308^^^QX2100012^^^^^心内科|", StringComparison.Ordinal)))).Ack));
+        var twoPlaces = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000011"));
+        Assert.Equal(2, twoPlaces.Location.Count);
+        Assert.Null(twoPlaces.Location[0].Period?.End);
+        Assert.StartsWith("2025-06-05T10:00", twoPlaces.Location[1].Period!.End, StringComparison.Ordinal);
     }
 
     [Fact]

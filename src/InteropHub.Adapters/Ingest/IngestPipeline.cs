@@ -633,20 +633,33 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private async Task<bool> LinkSamePersonAsync(Bundle message, CancellationToken ct)
     {
-        try
+        // Each Patient of the message that names several stored ones is merged in turn (a certificate's mother and
+        // child); a merge whose records changed while it was read (If-Match) is read and tried again.
+        var linked = false;
+        for (var attempt = 0; attempt < 8; attempt++)
         {
-            if (await merged.SamePersonAsync(message, ct) is not { } merge)
+            try
             {
-                return false;
-            }
+                if (await merged.SamePersonAsync(message, ct) is not { } merge)
+                {
+                    return linked;
+                }
 
-            await ApplyAsync(merge, ct, checkPatients: (_, _, _) => Task.CompletedTask);
-            return true;
+                // Not a message: no unmapped codes are counted for the records it moves.
+                await transactions.HandleAsync(new BundleRequest(merge, BaseUrl, AfterLocks: (_, _, _) => Task.CompletedTask), ct);
+                linked = true;
+            }
+            catch (FhirException e) when (e.Status is System.Net.HttpStatusCode.PreconditionFailed or System.Net.HttpStatusCode.Conflict)
+            {
+                // Changed meanwhile: read again.
+            }
+            catch (FhirException)
+            {
+                return linked;
+            }
         }
-        catch (FhirException)
-        {
-            return false;
-        }
+
+        return linked;
     }
 
     /// <summary>Runs <paramref name="apply"/>, and again once the Patients the message names together are merged when it failed because of them.</summary>
@@ -852,6 +865,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     private static bool SameTownshipRow(Immunization next, Immunization stored) =>
         next.Identifier.FirstOrDefault(i => i.System == TownshipMapper.VaccinationSystem) is { } row
+        && stored.Identifier.Any(i => i.System == row.System && i.Value == row.Value)
         && stored.Identifier.All(i => i.System == Systems.VaccineTraceCode || (i.System == row.System && i.Value == row.Value));
 
     private static bool IsSummary(Annotation note) => note.GetExtensionValue<FhirBoolean>(ExtensionUrls.ReferralSummary)?.Value == true;
@@ -1079,10 +1093,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             encounter.Period.EndElement ??= finished ? period.EndElement : null;
         }
 
-        // The place the patient left at the discharge was left then (Encounter.location.period: the time there).
-        if (encounter is { Status: Encounter.EncounterStatus.Finished, Period.EndElement: { } end })
+        // The place the patient left at the discharge was left then (Encounter.location.period: the time there): the one
+        // the discharge names, or where the stored visit had the patient.
+        if (visitEvent == VisitEvent.Discharge && encounter is { Status: Encounter.EncounterStatus.Finished, Period.EndElement: { } end })
         {
-            foreach (var place in encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Completed && l.Period?.EndElement is null))
+            var there = current.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Active).Select(l => l.Location?.Reference).Concat(named)
+                .ToHashSet(StringComparer.Ordinal);
+            foreach (var place in encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Completed && l.Period?.EndElement is null
+                         && there.Contains(l.Location?.Reference)))
             {
                 place.Period ??= new Period();
                 place.Period.EndElement = (FhirDateTime)end.DeepCopy();
@@ -2286,10 +2304,15 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 try
                 {
                     // Records of the child that other sources made under the numbers it names (a reissue's new and old
-                    // numbers, its newborn key) are merged first, before this certificate's writes are read against them.
-                    await LinkSamePersonAsync(accepted.Transaction, ct);
-                    var unknownReplaced = await SupersedeAsync(accepted, ct);
+                    // numbers, its newborn key) are merged first, before this certificate's writes are read against them;
+                    // not for a void (its number names no one) nor for a certificate its replacement overtook.
                     var late = await ArrivedAfterItsReplacementAsync(accepted, ct);
+                    if (late is null && !accepted.Transaction.Entry.Any(e => e.Resource is DocumentReference { Status: DocumentReferenceStatus.EnteredInError }))
+                    {
+                        await LinkSamePersonAsync(accepted.Transaction, ct);
+                    }
+
+                    var unknownReplaced = await SupersedeAsync(accepted, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                     foreach (var warning in new[] { unknownReplaced, late }.Concat(IdNumberOutcome.In(accepted.Transaction).Select(o => o.Describe())).OfType<string>())

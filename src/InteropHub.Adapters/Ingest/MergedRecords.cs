@@ -68,7 +68,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             return;
         }
 
-        await MoveAsync(transaction, found[0].Id, survivorMatch is [var kept] ? kept.Id : null, survivor, ct);
+        await MoveAsync(transaction, [found[0].Id], survivorMatch is [var kept] ? kept.Id : null, survivor, ct);
     }
 
     /// <summary>
@@ -85,12 +85,19 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
     {
         foreach (var entry in message.Entry)
         {
-            if (entry is not { Resource: Patient sent, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !url.StartsWith("Patient?", StringComparison.Ordinal))
+            // A conditional update's criteria, or a conditional create's.
+            var criteria = entry switch
+            {
+                { Resource: Patient, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } when url.StartsWith("Patient?", StringComparison.Ordinal) => url.Split('?', 2)[1],
+                { Resource: Patient, Request: { Method: Bundle.HTTPVerb.POST, IfNoneExist: { Length: > 0 } ifNoneExist } } => ifNoneExist,
+                _ => null,
+            };
+            if (criteria is null || entry.Resource is not Patient sent)
             {
                 continue;
             }
 
-            var found = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", url.Split('?', 2)[1])), null, 10, ct);
+            var found = await store.FindAsync("Patient", parser.ParseCriteria("Patient", SearchParser.SplitQueryString("Patient", criteria)), null, 10, ct);
             if (found.Count < 2)
             {
                 continue;
@@ -107,9 +114,32 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             var first = found.MinBy(f => f.Rid)!.Id;
             var survivor = patients.Single(p => p.Stored.Id == first);
             var merge = new Bundle { Type = Bundle.BundleType.Transaction };
+            // Who merged them and why (DOMAIN.md: every adapter write carries a Provenance).
+            var shared = sent.Identifier.Where(i => patients.Any(p => p.Patient.Identifier.Any(k => k.System == i.System && k.Value == i.Value)))
+                .Select(i => $"{i.System}|{i.Value}").ToList();
+            var provenance = new Provenance
+            {
+                Target = [.. patients.Select(p => new ResourceReference($"Patient/{p.Stored.Id}"))],
+                Recorded = DateTimeOffset.UtcNow,
+                Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise", "identity link: records of one person merged"),
+                Reason = [new CodeableConcept { Text = $"one message names them as one person: {string.Join(", ", shared)}" }],
+                Agent =
+                [
+                    new Provenance.AgentComponent
+                    {
+                        Type = new CodeableConcept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
+                        Who = new ResourceReference { Display = "InteropHub identity linking (legacy README, linking rules)" },
+                    },
+                ],
+            };
             foreach (var (retiredStored, retired) in patients.Where(p => p.Stored.Id != first))
             {
                 survivor.Patient.Identifier.AddRange(retired.Identifier.Where(i => !survivor.Patient.Identifier.Any(k => k.System == i.System && k.Value == i.Value)));
+                // What only the retired record says is the person's too: its extensions of other kinds (a newborn's record
+                // key, its birthplace), phone numbers and addresses the survivor lacks, and the elements it leaves empty.
+                survivor.Patient.Extension.AddRange(retired.Extension.Where(e => !survivor.Patient.Extension.Any(k => k.Url == e.Url)));
+                survivor.Patient.Telecom.AddRange(retired.Telecom.Where(t => !survivor.Patient.Telecom.Any(k => k.Value == t.Value)));
+                survivor.Patient.Address.AddRange(retired.Address.Where(a => !survivor.Patient.Address.Any(k => a.IsExactly(k))));
                 UnsentElements.Keep(survivor.Patient, retired);
                 survivor.Patient.Link.Add(new Patient.LinkComponent { Other = new ResourceReference($"Patient/{retiredStored.Id}"), Type = Patient.LinkType.Replaces });
                 retired.Active = false;
@@ -129,10 +159,13 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
                 Resource = survivor.Patient,
                 Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Patient/{first}", IfMatch = survivor.Stored.ETag },
             });
-            foreach (var (retiredStored, _) in patients.Where(p => p.Stored.Id != first))
+            await MoveAsync(merge, [.. patients.Where(p => p.Stored.Id != first).Select(p => p.Stored.Id)], first, $"Patient/{first}", ct);
+            merge.Entry.Add(new Bundle.EntryComponent
             {
-                await MoveAsync(merge, retiredStored.Id, first, $"Patient/{first}", ct);
-            }
+                FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                Resource = provenance,
+                Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.POST, Url = "Provenance" },
+            });
 
             return merge;
         }
@@ -148,6 +181,15 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
     /// <summary>Two of the records (or the message) have different values of an identifier a person has only one of: they are not one person.</summary>
     private static bool Disagree(IReadOnlyList<Patient> records)
     {
+        // Two current birth certificate numbers are two children, unless the message itself names one of them as the
+        // number its reissue replaces (records[0] is the message's Patient).
+        var replaced = records[0].Identifier.Where(i => i.System == Identity.Systems.BirthCertificate && i.Use == Identifier.IdentifierUse.Old).Select(i => i.Value).ToHashSet(StringComparer.Ordinal);
+        if (records.SelectMany(r => r.Identifier).Where(i => i.System == Identity.Systems.BirthCertificate && i.Use != Identifier.IdentifierUse.Old && !replaced.Contains(i.Value))
+            .Select(i => i.Value).Distinct(StringComparer.Ordinal).Count() > 1)
+        {
+            return true;
+        }
+
         var values = records.Select(r => r.Identifier.Where(i => i.System is { } system && i.Value is not null && SingleValued(system))
             .ToLookup(i => i.System!, i => i.Value!.ToUpperInvariant(), StringComparer.Ordinal)).ToList();
         return values.SelectMany(v => v.Select(g => g.Key)).Distinct(StringComparer.Ordinal).Any(system =>
@@ -158,62 +200,70 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
     }
 
     /// <summary>
-    /// Adds to <paramref name="transaction"/> the moves of every record of Patient <paramref name="retiredId"/> to
-    /// <paramref name="survivor"/> (its reference in the transaction), and the doses the survivor
-    /// (<paramref name="survivorId"/>, when stored) has already merged with the moved ones.
+    /// Adds to <paramref name="transaction"/> the moves of every record of the Patients <paramref name="retiredIds"/> to
+    /// <paramref name="survivor"/> (its reference in the transaction). A dose the survivor (<paramref name="survivorId"/>,
+    /// when stored) or an earlier moved record already has is merged into that one instead (his-hl7v2.md §5: one
+    /// Immunization per person, vaccine and date), and each dose kept is written once.
     /// </summary>
-    private async System.Threading.Tasks.Task MoveAsync(Bundle transaction, string retiredId, string? survivorId, string survivor, CancellationToken ct)
+    private async System.Threading.Tasks.Task MoveAsync(Bundle transaction, IReadOnlyList<string> retiredIds, string? survivorId, string survivor, CancellationToken ct)
     {
-        var retired = $"Patient/{retiredId}";
-        var survivorDoses = new List<(Immunization Dose, string ETag, int Identifiers)>();
+        // The doses the person keeps: the survivor's (ETag: written at the end if they changed) and those moved (their PUT is in the transaction).
+        var kept = new List<(Immunization Dose, string? ETag, int Identifiers)>();
         var rewritten = new HashSet<Immunization>(ReferenceEqualityComparer.Instance);
         if (survivorId is not null)
         {
             await foreach (var stored in CompartmentAsync("Immunization", survivorId, ct))
             {
                 var dose = (Immunization)serializers.ParseStored(stored.Json);
-                survivorDoses.Add((dose, stored.ETag, dose.Identifier.Count));
+                kept.Add((dose, stored.ETag, dose.Identifier.Count));
             }
         }
 
-        foreach (var type in _types.Value)
+        foreach (var retiredId in retiredIds)
         {
-            await foreach (var stored in CompartmentAsync(type, retiredId, ct))
+            var retired = $"Patient/{retiredId}";
+            foreach (var type in _types.Value)
             {
-                var resource = serializers.ParseStored(stored.Json);
-                if (resource is Immunization dose && survivorDoses.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
+                await foreach (var stored in CompartmentAsync(type, retiredId, ct))
                 {
-                    // The survivor has this dose already (his-hl7v2.md §5: one Immunization per person, vaccine and
-                    // date): it keeps its id and takes the moved one's identifiers, and the moved one goes. What it
-                    // says is the better report's: a first-hand one over a transcription, else the later one (a dose's
-                    // status is its last report's).
-                    var identifiers = held.Dose.Identifier.Concat(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value))).ToList();
-                    if (Better(dose, held.Dose))
+                    var resource = serializers.ParseStored(stored.Json);
+                    Repoint(resource, retired, survivor);
+                    if (resource is Immunization dose && kept.FirstOrDefault(d => SameDose(d.Dose, dose)) is { Dose: not null } held)
                     {
-                        Repoint(dose, retired, survivor);
-                        UnsentElements.KeepAll(held.Dose, dose);
-                        rewritten.Add(held.Dose);
+                        // The person has this dose already: it keeps its id and takes the moved one's identifiers, and the
+                        // moved one goes. What it says is the better report's: a first-hand one over a transcription, else
+                        // the later one (a dose's status is its last report's).
+                        var identifiers = held.Dose.Identifier.Concat(dose.Identifier.Where(i => !held.Dose.Identifier.Any(k => k.System == i.System && k.Value == i.Value))).ToList();
+                        if (Better(dose, held.Dose))
+                        {
+                            UnsentElements.KeepAll(held.Dose, dose);
+                            rewritten.Add(held.Dose);
+                        }
+
+                        held.Dose.Identifier = identifiers;
+                        transaction.Entry.Add(new Bundle.EntryComponent
+                        {
+                            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                        });
+                        continue;
                     }
 
-                    held.Dose.Identifier = identifiers;
+                    if (resource is Immunization moved)
+                    {
+                        kept.Add((moved, null, moved.Identifier.Count));
+                    }
+
                     transaction.Entry.Add(new Bundle.EntryComponent
                     {
-                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.DELETE, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
+                        FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                        Resource = resource,
+                        Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
                     });
-                    continue;
                 }
-
-                Repoint(resource, retired, survivor);
-                transaction.Entry.Add(new Bundle.EntryComponent
-                {
-                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
-                    Resource = resource,
-                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"{type}/{stored.Id}", IfMatch = stored.ETag },
-                });
             }
         }
 
-        foreach (var (dose, etag, _) in survivorDoses.Where(d => d.Dose.Identifier.Count > d.Identifiers || rewritten.Contains(d.Dose)))
+        foreach (var (dose, etag, _) in kept.Where(d => d.ETag is not null && (d.Dose.Identifier.Count > d.Identifiers || rewritten.Contains(d.Dose))))
         {
             transaction.Entry.Add(new Bundle.EntryComponent
             {
