@@ -2086,6 +2086,34 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_merge_prepared_before_a_record_of_the_retired_Patient_was_written_fails_with_409_instead_of_leaving_it_behind()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 879_071;
+        Assert.Equal("AA", Msa((await PostHl7Async(PersonEvent("A28", $"RACE-{N}-1", $"{N:D10}", N, withId: false))).Ack));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var message = new Bundle { Type = Bundle.BundleType.Transaction };
+        message.Entry.Add(new Bundle.EntryComponent
+        {
+            Resource = new Patient { Identifier = [new Identifier("urn:interophub:sid:mrn:QX2100012", $"{N:D10}"), new Identifier("urn:oid:2.16.156.10011.1.3", LegacyData.IdNumber(N))] },
+            Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Patient?identifier=urn:interophub:sid:mrn:QX2100012|{N:D10},urn:oid:2.16.156.10011.1.3|{LegacyData.IdNumber(N)}" },
+        });
+        var records = Hub.Services.GetRequiredService<InteropHub.Adapters.Ingest.MergedRecords>();
+        var merge = await records.SamePersonAsync(message, CancellationToken.None);
+        Assert.NotNull(merge);
+
+        // Meanwhile another writer gives the Patient to be retired a visit.
+        var retired = merge.Entry.Select(e => e.Resource).OfType<Patient>().Single(p => p.Active == false);
+        var visit = new Encounter { Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"), Subject = new ResourceReference($"Patient/{retired.Id}") };
+        Assert.Equal(HttpStatusCode.Created, (await Client.PostAsync(new Uri("/fhir/Encounter", UriKind.Relative), Fhir.Content(visit))).StatusCode);
+
+        var failure = await Assert.ThrowsAsync<InteropHub.Fhir.Errors.FhirException>(() => Hub.Services.GetRequiredService<ProcessBundle>()
+            .HandleAsync(new BundleRequest(merge, "urn:test/fhir", AfterLocks: records.CheckNothingLeftAsync), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.Conflict, failure.Status);
+        Assert.NotEqual(false, Assert.Single(await SearchAsync<Patient>($"Patient?_id={retired.Id}")).Active);
+    }
+
+    [Fact]
     public async Task Two_records_a_message_names_together_that_hold_different_health_cards_are_not_merged_and_the_message_is_DUPLICATE_KEY()
     {
         await SeedOrganizationsAsync();

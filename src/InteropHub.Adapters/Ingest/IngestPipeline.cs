@@ -646,7 +646,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 }
 
                 // Not a message: no unmapped codes are counted for the records it moves.
-                await transactions.HandleAsync(new BundleRequest(merge, BaseUrl, AfterLocks: (_, _, _) => Task.CompletedTask), ct);
+                await transactions.HandleAsync(new BundleRequest(merge, BaseUrl, AfterLocks: merged.CheckNothingLeftAsync), ct);
                 linked = true;
             }
             catch (FhirException e) when (e.Status is System.Net.HttpStatusCode.PreconditionFailed or System.Net.HttpStatusCode.Conflict)

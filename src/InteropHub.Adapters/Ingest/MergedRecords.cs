@@ -274,6 +274,30 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         }
     }
 
+    /// <summary>
+    /// In the merge's transaction, once it holds its locks (<see cref="Fhir.Bundles.BundleRequest.AfterLocks"/>): a record of a
+    /// retired Patient that the merge does not move (written since its compartment was read) fails the merge with 409,
+    /// and the merge is read again. A writer that commits between this check and the merge's commit is not seen.
+    /// </summary>
+    public async System.Threading.Tasks.Task CheckNothingLeftAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    {
+        var retired = entries.Select(e => e.Resource).OfType<Patient>().Where(p => p.Active == false && p.Link.Any(l => l.Type == Patient.LinkType.ReplacedBy))
+            .Select(p => p.Id).OfType<string>().ToList();
+        var written = entries.Select(e => e.Request?.Url).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        foreach (var id in retired)
+        {
+            foreach (var type in _types.Value)
+            {
+                var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), new ResourceKey("Patient", id), parser.Registry);
+                if ((await session.FindAsync(type, criteria, 1000, ct)).FirstOrDefault(m => !written.Contains($"{type}/{m.Id}")) is { } left)
+                {
+                    throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                        $"{type}/{left.Id} was written for Patient/{id} while its merge was prepared");
+                }
+            }
+        }
+    }
+
     /// <summary>The stored resources of a type in a Patient's compartment, a page at a time.</summary>
     private async IAsyncEnumerable<StoredResource> CompartmentAsync(string type, string patientId,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
