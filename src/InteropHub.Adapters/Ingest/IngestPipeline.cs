@@ -2067,7 +2067,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var episode = $"EpisodeOfCare/{Bundles.ResourceIds.From(row.Key)}";
-            var firstVisit = Bundles.ResourceIds.From($"{row.Key}.first".Replace('.', '-'));
+            var firstVisit = TownshipCareMapping.VisitId(TownshipCareMapping.FirstVisitKey(row.Key));
             var matches = await store.FindAsync("Encounter", parser.ParseCriteria("Encounter", [new("episode-of-care", episode)]), null, 1000, ct);
             var unlinked = new Bundle { Type = Bundle.BundleType.Transaction, Entry = [.. transaction.Entry] };
             foreach (var stored in await store.ReadManyAsync("Encounter", matches.Select(m => m.Id).Where(id => id != firstVisit).ToList(), ct))

@@ -15,7 +15,7 @@ namespace InteropHub.Adapters.Ingest;
 /// the version read) whose references to the retired Patient point at the survivor's entry, so the records move in
 /// the same transaction as the merge itself, or not at all.
 /// </summary>
-public sealed class MergedRecords(IResourceStore store, SearchParser parser, FhirSerializers serializers)
+public sealed class MergedRecords(IResourceStore store, SearchParser parser, FhirSerializers serializers, TimeProvider clock)
 {
     /// <summary>Who did what stays as it was recorded: provenance and audit trails are not rewritten.</summary>
     private static readonly HashSet<string> Untouched = new(StringComparer.Ordinal) { "Patient", "Provenance", "AuditEvent" };
@@ -120,7 +120,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
             var provenance = new Provenance
             {
                 Target = [.. patients.Select(p => new ResourceReference($"Patient/{p.Stored.Id}"))],
-                Recorded = DateTimeOffset.UtcNow,
+                Recorded = clock.GetUtcNow(),
                 Activity = new CodeableConcept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise", "identity link: records of one person merged"),
                 Reason = [new CodeableConcept { Text = $"one message names them as one person: {string.Join(", ", shared)}" }],
                 Agent =
@@ -288,8 +288,7 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         {
             foreach (var type in _types.Value)
             {
-                var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), new ResourceKey("Patient", id), parser.Registry);
-                if ((await session.FindAsync(type, criteria, 1000, ct)).FirstOrDefault(m => !written.Contains($"{type}/{m.Id}")) is { } left)
+                if ((await session.FindAsync(type, Compartment(type, id), 1000, ct)).FirstOrDefault(m => !written.Contains($"{type}/{m.Id}")) is { } left)
                 {
                     throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
                         $"{type}/{left.Id} was written for Patient/{id} while its merge was prepared");
@@ -298,11 +297,15 @@ public sealed class MergedRecords(IResourceStore store, SearchParser parser, Fhi
         }
     }
 
+    /// <summary>The resources of a type in a Patient's compartment, as search criteria.</summary>
+    private SearchCriteria Compartment(string type, string patientId) =>
+        Compartments.Restrict(parser.ParseCriteria(type, []), new ResourceKey("Patient", patientId), parser.Registry);
+
     /// <summary>The stored resources of a type in a Patient's compartment, a page at a time.</summary>
     private async IAsyncEnumerable<StoredResource> CompartmentAsync(string type, string patientId,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        var criteria = Compartments.Restrict(parser.ParseCriteria(type, []), new ResourceKey("Patient", patientId), parser.Registry);
+        var criteria = Compartment(type, patientId);
         long? after = null;
         while (await store.FindAsync(type, criteria, after, 100, ct) is { Count: > 0 } matches)
         {

@@ -131,7 +131,7 @@ internal static class TownshipCareMapping
         }
 
         var episodeReference = builder.Put(episode, ResourceIds.From(row["reg_id"]));
-        var encounter = Visit(builder, row, patient, $"{row["reg_id"]}.first", row["register_date"], "maternal_registrations", "早孕建册(第1次产前检查)",
+        var encounter = Visit(builder, row, patient, FirstVisitKey(row["reg_id"]), row["register_date"], "maternal_registrations", "早孕建册(第1次产前检查)",
             ("AMB", "ambulatory"), episodeReference);
         Items(builder, row, "maternal_registrations", patient, encounter, row["reg_id"], row["register_date"], null);
     }
@@ -160,6 +160,12 @@ internal static class TownshipCareMapping
         Items(builder, row, "child_checkups", patient, encounter, row["checkup_id"], row["checkup_date"], null);
     }
 
+    /// <summary>The id of the Encounter a visit row writes, by its key.</summary>
+    public static string VisitId(string key) => ResourceIds.From(key.Replace('.', '-'));
+
+    /// <summary>A pregnancy registration is also the first antenatal visit: the key of that visit.</summary>
+    public static string FirstVisitKey(string regId) => $"{regId}.first";
+
     /// <summary>
     /// A deleted row retracts what the hub derived from it (§2 "Retraction"): a contract's or a registration's
     /// EpisodeOfCare, and a visit's Encounter with every Observation <see cref="Items"/> may have written for it (the
@@ -179,7 +185,7 @@ internal static class TownshipCareMapping
         }
 
         // A registration is also the first antenatal visit (MaternalRegistration).
-        builder.DeleteWhere("Encounter", $"_id={ResourceIds.From((table == "maternal_registrations" ? $"{key}.first" : key).Replace('.', '-'))}");
+        builder.DeleteWhere("Encounter", $"_id={VisitId(table == "maternal_registrations" ? FirstVisitKey(key) : key)}");
         foreach (var id in ItemIds(table, key))
         {
             builder.DeleteWhere("Observation", $"_id={id}");
@@ -241,7 +247,7 @@ internal static class TownshipCareMapping
             });
         }
 
-        return builder.Put(encounter, ResourceIds.From(key.Replace('.', '-')));
+        return builder.Put(encounter, VisitId(key));
     }
 
     private static void Items(TransactionBuilder builder, CsvRow row, string table, ResourceReference patient, ResourceReference encounter,
