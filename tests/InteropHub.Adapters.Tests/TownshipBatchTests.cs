@@ -286,13 +286,14 @@ public sealed class TownshipBatchTests
         const string good = "JZ-QX2110026-0000911,36992110120100023,0101,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
         const string bad = "JZ-QX2110026-0000912,36992110120100023,9999,1,2025-01-01,QX2110026,1,QX2110026,active,2025-01-02 08:00:00\r\n";
         var csv = header + good + good + good.Replace(",1,2025-01-01,", ",2,2025-01-01,", StringComparison.Ordinal)
-            + bad + bad.Replace("9999", "0101", StringComparison.Ordinal);
+            + bad + bad.Replace("9999", "0101", StringComparison.Ordinal) + bad;
 
         var result = TownshipBatchReader.Read(Files(("immunizations.csv", "immunizations", csv)));
 
+        // The identical repeat of the refused row (6) is ignored too, not refused a second time.
         Assert.Equal(
         [
-            (2, "WARNING"), (3, "DUPLICATE_KEY"), (4, "UNKNOWN_CODE"), (5, "DUPLICATE_KEY"),
+            (2, "WARNING"), (3, "DUPLICATE_KEY"), (4, "UNKNOWN_CODE"), (5, "DUPLICATE_KEY"), (6, "WARNING"),
         ], result.Issues.Select(i => (i.Row, i.Code)));
         Assert.Equal(1, Assert.Single(result.Rows).Row);
     }

@@ -231,7 +231,11 @@ public static class TownshipBatchReader
             var key = row[schema.Key];
             // The first occurrence of a key is the one processed, even when it is rejected (§2 "Duplicates").
             var earlier = key.Length > 0 && !seen.TryAdd(key, row.Content) ? seen[key] : null;
-            var issue = validator.Validate(earlier);
+            // An identical repeat is ignored whatever became of the first, valid or not: it is not a row to check again
+            // (a repeat of a refused row is not a second refusal).
+            var issue = earlier == row.Content
+                ? new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "同一主键的相同行重复出现，已忽略", IssueSeverity.Warning)
+                : validator.Validate(earlier);
             if (issue is not null)
             {
                 issues.Add(issue);
@@ -661,17 +665,9 @@ public static class TownshipBatchReader
             return null;
         }
 
-        private TownshipIssue? Duplicate(string? earlier, string key)
-        {
-            if (earlier is null)
-            {
-                return null;
-            }
-
-            return earlier == row.Content
-                ? new TownshipIssue(file.Name, row.Number, row.Line, null, key, "WARNING", "同一主键的相同行重复出现，已忽略", IssueSeverity.Warning)
-                : Fail(RejectionReason.DuplicateKey, schema.Key, $"主键 {key} 在文件中重复且内容不同");
-        }
+        /// <summary>A later occurrence of a key with other content (an identical one is ignored before any check).</summary>
+        private TownshipIssue? Duplicate(string? earlier, string key) =>
+            earlier is null ? null : Fail(RejectionReason.DuplicateKey, schema.Key, $"主键 {key} 在文件中重复且内容不同");
 
         private TownshipIssue? References()
         {
