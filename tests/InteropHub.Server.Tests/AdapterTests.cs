@@ -1127,12 +1127,20 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         async Task<long> ReceivedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("sources").EnumerateArray()
             .Where(s => s.GetProperty("source").GetString() is "township" or "birth-certificate").Sum(s => s.GetProperty("received").GetInt64());
         var before = await ReceivedAsync();
+        using var zipped = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(zipped, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            await using var entry = archive.CreateEntry("manifest.json").Open();
+            await entry.WriteAsync(Encoding.UTF8.GetBytes(new string('x', 2000)));
+        }
 
         foreach (var (url, type, body, expected) in new[]
         {
             ("/adapters/township/batches", "text/plain", "hello"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
             ("/adapters/township/batches", "application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
             ("/adapters/township/batches", "application/zip", "hello"u8.ToArray(), HttpStatusCode.BadRequest),
+            // A zip cut short: its signature is there, its central directory is not.
+            ("/adapters/township/batches", "application/zip", zipped.ToArray()[..(int)(zipped.Length / 2)], HttpStatusCode.BadRequest),
             ("/adapters/birth-certificates", "application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
             ("/adapters/birth-certificates", "text/plain", "<BirthCertificateBatch/>"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
         })

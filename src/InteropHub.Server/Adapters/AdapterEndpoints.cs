@@ -111,7 +111,8 @@ public static class AdapterEndpoints
 
     /// <summary>
     /// A batch is a zip (township-export.md): another media type is 415, and bytes that are no zip at all (no local file
-    /// or end-of-directory signature) are 400, neither stored; a zip that is damaged further in is stored and reported.
+    /// or end-of-directory signature) or no readable one (no central directory: cut short) are 400, neither stored; a
+    /// zip whose directory reads but whose files are damaged is stored and reported (INTEGRITY, MALFORMED).
     /// </summary>
     private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
@@ -126,6 +127,19 @@ public static class AdapterEndpoints
         if (body.Length > 0 && !body.AsSpan().StartsWith("PK\u0003\u0004"u8) && !body.AsSpan().StartsWith("PK\u0005\u0006"u8))
         {
             throw new InvalidInputException("The body is not a zip archive (it does not begin with the PK signature of a zip): a township batch is its folder zipped.");
+        }
+
+        if (body.Length > 0)
+        {
+            try
+            {
+                // The central directory must be there: a zip cut short in transit could never be read, on replay either.
+                using var archive = new System.IO.Compression.ZipArchive(new MemoryStream(body, writable: false), System.IO.Compression.ZipArchiveMode.Read);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidInputException($"The body is not a readable zip archive ({e.Message}): was it cut short? Send the batch again.");
+            }
         }
 
         var result = await pipeline.ReceiveTownshipAsync(body, ct);
