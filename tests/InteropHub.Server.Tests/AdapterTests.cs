@@ -1033,25 +1033,28 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             }
 
             // Person first + 9's visit number is first + 3's: the two messages write one Encounter, so they never share
-            // a transaction, and both versions are written.
+            // a transaction; the first applied owns the visit and the other is refused (another patient's visit).
             var persons = Enumerable.Range(first, 13).ToList();
             var answers = await Task.WhenAll(persons.Select(n => PostHl7Async(n != first + 9 ? LegacyData.Hl7Registration(n)
                 : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace($"MZ{n:D12}", $"MZ{first + 3:D12}", StringComparison.Ordinal)))));
-            foreach (var (n, (status, ack)) in persons.Zip(answers))
+            foreach (var (n, (status, ack)) in persons.Zip(answers).Where(p => p.First != first + 3 && p.First != first + 9))
             {
                 // The ambiguous person is the message's conflict, not the hub's failure: DUPLICATE_KEY at PID-3, 205.
                 Assert.True(n == a ? Msa(ack) == "AE" && status == HttpStatusCode.BadRequest && ack.Contains("DUPLICATE_KEY", StringComparison.Ordinal)
                     && ack.Contains("PID^1^3", StringComparison.Ordinal) && ack.Contains("|205", StringComparison.Ordinal) : Msa(ack) == "AA", $"{n}: {ack}");
             }
 
-            good.AddRange(persons.Where(n => n != a && n != first + 9));
+            var sharing = new[] { answers[3].Ack, answers[9].Ack };
+            Assert.Single(sharing, ack => Msa(ack) == "AA");
+            Assert.Single(sharing, ack => Msa(ack) == "AE" && ack.Contains("UNKNOWN_REFERENCE", StringComparison.Ordinal));
+            good.AddRange(persons.Where(n => n != a && n != first + 3 && n != first + 9));
             if (a > 0)
             {
                 refused.Add(a);
             }
 
             var visit = Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier=MZ{first + 3:D12}"));
-            Assert.Equal("2", visit.Meta?.VersionId);
+            Assert.Equal("1", visit.Meta?.VersionId);
             shared = (await GetJsonAsync("/adapters/status")).GetProperty("hisSharedTransactions");
             if (shared.GetProperty("messages").GetInt64() > before.GetProperty("messages").GetInt64()
                 && shared.GetProperty("failed").GetInt64() > before.GetProperty("failed").GetInt64())
@@ -2560,6 +2563,77 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AA", Msa((await PostHl7Async(Update("ATND-DEL-3", "\"\""))).Ack));
         Assert.DoesNotContain("ATND", await RolesAsync());
         Assert.DoesNotContain(Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000010")).Extension, e => e.Url?.Contains("cleared", StringComparison.Ordinal) == true);
+    }
+
+    [Fact]
+    public async Task Transfers_and_discharges_out_of_step_with_the_visit_are_refused_and_a_resent_admission_does_not_move_the_patient_back()
+    {
+        await SeedOrganizationsAsync();
+        const string Visit = "ZY2098000013";
+        static byte[] Transfer(string controlId, string to, string at) => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(
+            InpatientEvent("A02", controlId, Visit, at, "20250601085000"))
+            .Replace("|0307^^^QX2100012^^^^^内分泌科|R|||", $"|{to}^^^QX2100012|R||0307^^^QX2100012^^^^^内分泌科|", StringComparison.Ordinal));
+        async Task<Encounter> VisitAsync() => Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier={Visit}"));
+        static string Err(string ack) => ack.Split('\r').First(l => l.StartsWith("ERR|", StringComparison.Ordinal));
+
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "STEP-1", Visit, "20250601085000", "20250601085000"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Transfer("STEP-2", "0304", "20250603100000"))).Ack));
+
+        // A transfer dated before the patient took the place they are in now.
+        var late = (await PostHl7Async(Transfer("STEP-3", "0305", "20250602100000"))).Ack;
+        Assert.Equal("AE", Msa(late));
+        Assert.Contains("|EVN^1^2|", Err(late), StringComparison.Ordinal);
+        Assert.Contains("IMPOSSIBLE_DATE", Err(late), StringComparison.Ordinal);
+
+        // The admission sent again: the patient stays where the transfer put them.
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "STEP-4", Visit, "20250603120000", "20250601085000"))).Ack));
+        var moved = await VisitAsync();
+        Assert.Equal(2, moved.Location.Count);
+        Assert.Single(moved.Location, l => l.Status == Encounter.EncounterLocationStatus.Active);
+        Assert.StartsWith("2025-06-03T10:00", Assert.Single(moved.Location, l => l.Status == Encounter.EncounterLocationStatus.Active).Period!.Start, StringComparison.Ordinal);
+        Assert.StartsWith("2025-06-03T10:00", Assert.Single(moved.Location, l => l.Status == Encounter.EncounterLocationStatus.Completed).Period!.End, StringComparison.Ordinal);
+
+        // A discharge dated before that transfer, then the right one, then a transfer of the discharged visit.
+        var early = (await PostHl7Async(InpatientEvent("A03", "STEP-5", Visit, "20250602120000", "20250601085000", discharged: "20250602120000"))).Ack;
+        Assert.Equal("AE", Msa(early));
+        Assert.Contains("|PV1^1^45|", Err(early), StringComparison.Ordinal);
+        Assert.Contains("IMPOSSIBLE_DATE", Err(early), StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "STEP-6", Visit, "20250605120000", "20250601085000", discharged: "20250605120000"))).Ack));
+        var afterDischarge = (await PostHl7Async(Transfer("STEP-7", "0305", "20250606100000"))).Ack;
+        Assert.Equal("AE", Msa(afterDischarge));
+        Assert.Contains("INVALID_TRANSITION", Err(afterDischarge), StringComparison.Ordinal);
+
+        // Every place was left after it was taken (FHIR per-1), and the visit ended where it was.
+        var ended = await VisitAsync();
+        Assert.Equal(Encounter.EncounterStatus.Finished, ended.Status);
+        Assert.Equal(2, ended.Location.Count);
+        Assert.All(ended.Location, l => Assert.True(
+            string.CompareOrdinal(l.Period!.Start, l.Period.End) <= 0, $"{l.Location?.Reference}: {l.Period.Start} – {l.Period.End} {string.Join(" / ", ended.Location.Select(x => $"{x.Location?.Reference} {x.Status} {x.Period?.Start}-{x.Period?.End}"))}"));
+    }
+
+    [Fact]
+    public async Task A_transfer_or_a_result_naming_another_patients_visit_is_UNKNOWN_REFERENCE_and_the_visit_stays_with_its_patient()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "OWNER-1", "ZY2098000012", "20250601085000", "20250601085000"))).Ack));
+        var owner = Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000012")).Subject!.Reference;
+
+        // The same visit number under another MRN (PID-3): an A02, then a result.
+        static byte[] OtherPatient(byte[] message) => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(message)
+            .Replace("PID|1||8000012^", "PID|1||8000099^", StringComparison.Ordinal));
+        var transfer = await PostHl7Async(OtherPatient(InpatientEvent("A02", "OWNER-2", "ZY2098000012", "20250602090000", "20250601085000")));
+        var result = await PostHl7Async(OtherPatient(InpatientEvent("A08", "OWNER-3", "ZY2098000012", "20250602100000", "20250601085000",
+            obx: "OBX|1|NM|8480-6^收缩压^LN||130|mm[Hg]|||||F\r")));
+
+        foreach (var (_, ack) in new[] { transfer, result })
+        {
+            Assert.Equal("AE", Msa(ack));
+            Assert.Contains("ERR||PV1^1^19|", ack, StringComparison.Ordinal);
+            Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(owner, Assert.Single(await SearchAsync<Encounter>("Encounter?identifier=ZY2098000012")).Subject!.Reference);
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=8000099"));
     }
 
     [Fact]

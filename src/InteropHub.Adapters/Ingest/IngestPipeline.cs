@@ -762,7 +762,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         Dictionary<string, IReadOnlyList<StoredResource>> patients, bool overTownship, CancellationToken ct)
     {
         KeepOtherSources(entries, patients);
-        await KeepVisitHistoryAsync(session, entries, ct);
+        await KeepVisitHistoryAsync(session, entries, patients, ct);
         await KeepUnsentAsync(session, entries, overTownship, ct);
     }
 
@@ -926,8 +926,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03;
     /// so is a cancel of discharge (A13) of a visit with no discharge to undo.
     /// </summary>
-    private async Task KeepVisitHistoryAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
+    private async Task KeepVisitHistoryAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
+        Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
+        var patientEntries = entries.Where(e => e is { Resource: Patient, FullUrl: not null }).ToDictionary(e => e.FullUrl!, StringComparer.Ordinal);
         var created = entries.Where(e => e is { FullUrl: not null, Request: { Method: Bundle.HTTPVerb.POST, Url: not null, IfNoneExist: not null } })
             .ToDictionary(e => e.FullUrl!, e => (Type: e.Request!.Url!, Criteria: e.Request.IfNoneExist!), StringComparer.Ordinal);
         foreach (var entry in entries)
@@ -950,6 +952,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var current = (Encounter)serializers.ParseStored(stored.Json);
+
+            // A visit number names one patient's visit: a message of another patient naming it (a typing error, a
+            // visit moved between patients, which HL7 does with A44/A45) would move it, and what refers to it, to that
+            // patient. For the message's patient that visit was never received (his-hl7v2.md §1 "Order").
+            if (current.Subject?.Reference is { } owner && encounter.Subject?.Reference is { } subject && subject != owner
+                && !(patientEntries.TryGetValue(subject, out var patientEntry) && PatientCriteria(patientEntry) is { } criteria
+                     && patients.GetValueOrDefault(criteria, []).Any(p => $"Patient/{p.Id}" == owner)))
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 属于另一患者 ({owner})，不是本消息 PID-3 的患者", IssueSeverity.Error));
+            }
+
             if (encounter.Status == Encounter.EncounterStatus.EnteredInError && current.Class?.Code == "IMP" && current.Period?.End is not null
                 && current.Status != Encounter.EncounterStatus.EnteredInError)
             {
@@ -991,6 +1005,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 }
             }
 
+            RefuseOutOfStep(encounter, current, visitEvent);
             KeepVisitHistory(encounter, current, visitEvent, cleared);
 
             // §3 "Dates": PV1-45 before PV1-44, also when one of them came with an earlier message.
@@ -1000,6 +1015,42 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 throw new RefusedMessageException(new HisIssue(RejectionReason.ImpossibleDate, new Hl7Location("PV1", 1, 45),
                     $"出院时间 {end.Value} 早于入院时间 {start.Value}", IssueSeverity.Error));
             }
+        }
+    }
+
+    /// <summary>
+    /// Events out of step with the stored visit, which would give it a place left before it was taken (FHIR per-1) or
+    /// a move after the discharge: a transfer (A02) of a discharged visit is <c>INVALID_TRANSITION</c> (an A13 undoes
+    /// the discharge first); a transfer dated before the patient took the place the visit last moved to, or a discharge
+    /// (A03) dated before it, is <c>IMPOSSIBLE_DATE</c>: a late message the sender must date again.
+    /// </summary>
+    private static void RefuseOutOfStep(Encounter encounter, Encounter current, VisitEvent? visitEvent)
+    {
+        var visit = encounter.Identifier.FirstOrDefault()?.Value;
+        if (visitEvent == VisitEvent.Transfer && current is { Status: Encounter.EncounterStatus.Finished, Period.End: not null })
+        {
+            throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, new Hl7Location("PV1", 1, 19),
+                $"就诊 {visit} 已出院 (ADT^A03)，不能转科；请先取消出院 (ADT^A13)", IssueSeverity.Error, SummaryText: "就诊状态变更不允许"));
+        }
+
+        var lastMove = current.Location.Select(l => l.Period?.StartElement).OfType<FhirDateTime>()
+            .MaxBy(t => t.ToDateTimeOffset(Hl7Time.ChinaOffset));
+        if (lastMove is null)
+        {
+            return;
+        }
+
+        var (at, location) = visitEvent switch
+        {
+            VisitEvent.Transfer => (encounter.Location.Select(l => l.Period?.StartElement ?? l.Period?.EndElement).OfType<FhirDateTime>().FirstOrDefault(),
+                new Hl7Location("EVN", 1, 2)),
+            VisitEvent.Discharge => (encounter.Period?.EndElement, new Hl7Location("PV1", 1, 45)),
+            _ => (null, null),
+        };
+        if (at is not null && location is not null && at.ToDateTimeOffset(Hl7Time.ChinaOffset) < lastMove.ToDateTimeOffset(Hl7Time.ChinaOffset))
+        {
+            throw new RefusedMessageException(new HisIssue(RejectionReason.ImpossibleDate, location,
+                $"就诊 {visit} 的{(visitEvent == VisitEvent.Transfer ? "转科" : "出院")}时间 {at.Value} 早于患者进入当前位置的时间 {lastMove.Value}", IssueSeverity.Error));
         }
     }
 
@@ -1021,6 +1072,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 place.Status = Encounter.EncounterLocationStatus.Completed;
             }
+        }
+
+        // Only a transfer moves the patient back to a place the visit has left: an admission sent again after the patient
+        // moved (senders resend A01/A04 after changes, §5), an update or a discharge naming only such places carries
+        // the place of the admission, and the stored history stands (the discharge ends the stay where the patient is).
+        var there = current.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Active).Select(l => l.Location?.Reference)
+            .ToHashSet(StringComparer.Ordinal);
+        if (visitEvent != VisitEvent.Transfer && there.Count > 0 && encounter.Location.Count > 0
+            && encounter.Location.All(l => current.Location.Any(c => c.Location?.Reference == l.Location?.Reference && c.Status == Encounter.EncounterLocationStatus.Completed)))
+        {
+            encounter.Location.Clear();
         }
 
         var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
@@ -1046,7 +1108,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             foreach (var left in earlier.Where(l => l.Status is Encounter.EncounterLocationStatus.Active or Encounter.EncounterLocationStatus.Planned))
             {
                 left.Status = Encounter.EncounterLocationStatus.Completed;
-                if (taken is not null && left.Period?.EndElement is null)
+                if (taken is not null && left.Period?.EndElement is null
+                    && !(left.Period?.StartElement is { } since && taken.ToDateTimeOffset(Hl7Time.ChinaOffset) < since.ToDateTimeOffset(Hl7Time.ChinaOffset)))
                 {
                     left.Period ??= new Period();
                     left.Period.EndElement = (FhirDateTime)taken.DeepCopy();
@@ -1097,11 +1160,12 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // the discharge names, or where the stored visit had the patient.
         if (visitEvent == VisitEvent.Discharge && encounter is { Status: Encounter.EncounterStatus.Finished, Period.EndElement: { } end })
         {
-            var there = current.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Active).Select(l => l.Location?.Reference).Concat(named)
-                .ToHashSet(StringComparer.Ordinal);
-            foreach (var place in encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Completed && l.Period?.EndElement is null
-                         && there.Contains(l.Location?.Reference)))
+            // Where the stored visit had the patient (read before the places it left were completed above), or named.
+            there.UnionWith(named);
+            foreach (var place in encounter.Location.Where(l => l.Status is Encounter.EncounterLocationStatus.Completed or Encounter.EncounterLocationStatus.Active
+                         && l.Period?.EndElement is null && there.Contains(l.Location?.Reference)))
             {
+                place.Status = Encounter.EncounterLocationStatus.Completed;
                 place.Period ??= new Period();
                 place.Period.EndElement = (FhirDateTime)end.DeepCopy();
             }
