@@ -3277,6 +3277,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_dose_an_A40_moved_from_a_retired_MRN_is_the_one_a_later_report_under_the_survivors_MRN_updates_and_deletes()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] Message(string type, string controlId, string mrn, string rest) => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250620130000||{type}|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||{mrn}^^^QX2100012^MR||接种乙||19660101|M\r" + rest);
+        static string Dose(string filler, string action) =>
+            $"ORC|RE||{filler}^QXHIS\rRXA|0|1|20250611100000||1001^流感^QXVAC|0.5|mL||00^新接种^NIP001|N0107^江燕|^^^QX2100012||||LOT1|20261031|M02^^QXMFR|||CP|{action}\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("VXU^V04^VXU_V04", "DOSEMOVE-1", "0000875231", Dose("JZ-DMV-1", "A")))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("ADT^A40^ADT_A39", "DOSEMOVE-2", "0000875232", "EVN|A40|20250612130000\rMRG|0000875231^^^QX2100012^MR\r"))).Ack));
+        var survivor = Assert.Single(await SearchAsync<Patient>("Patient?identifier=0000875232"));
+
+        // The same dose reported again under the survivor's MRN: still one Immunization.
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("VXU^V04^VXU_V04", "DOSEMOVE-3", "0000875232", Dose("JZ-DMV-2", "A")))).Ack));
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{survivor.Id}"));
+        Assert.Contains(dose.Identifier, i => i.Value == "JZ-DMV-2");
+
+        // And its deletion (RXA-21 D) takes it away.
+        Assert.Equal("AA", Msa((await PostHl7Async(Message("VXU^V04^VXU_V04", "DOSEMOVE-4", "0000875232", Dose("JZ-DMV-2", "D")))).Ack));
+        Assert.Empty(await SearchAsync<Immunization>($"Immunization?patient=Patient/{survivor.Id}"));
+    }
+
+    [Fact]
     public async Task A_message_naming_a_retired_patient_arriving_together_with_others_is_refused_and_only_it()
     {
         await SeedOrganizationsAsync();

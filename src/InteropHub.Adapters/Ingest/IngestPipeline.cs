@@ -1471,11 +1471,14 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // person by MRN alone, or by an ID number where the hub knows a child by its newborn key).
         var asMapped = accepted;
         string? personKey = null;
+        string? patientId = null;
         if (accepted.DosePatient is { System: { } system, Value: { } mrn })
         {
-            personKey = (await StoredByIdentifierAsync<Patient>(system, [mrn], p => p.Identifier, ct)).TryGetValue(mrn, out var stored)
-                ? PersonKey(stored.Resource)
-                : null;
+            if ((await StoredByIdentifierAsync<Patient>(system, [mrn], p => p.Identifier, ct)).TryGetValue(mrn, out var stored))
+            {
+                personKey = PersonKey(stored.Resource);
+                patientId = stored.Id;
+            }
         }
 
         var keys = StoredKeys.None;
@@ -1504,6 +1507,25 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 if (ids.FirstOrDefault(doses.ContainsKey) is { } other)
                 {
                     kept.TryAdd(ids[0], other);
+                }
+            }
+
+            // One Immunization per person, vaccine and day (his-hl7v2.md §5 VXU), whatever id it was written under: a dose
+            // an A40 moved here from a retired MRN keeps that MRN's id.
+            var unfound = accepted.Doses.Where((d, i) => !candidates[i].Any(doses.ContainsKey)).ToList();
+            if (unfound.Count > 0 && patientId is not null)
+            {
+                var criteria = parser.ParseCriteria("Immunization", [new("patient", $"Patient/{patientId}")]);
+                var held = await store.ReadManyAsync("Immunization", [.. (await store.FindAsync("Immunization", criteria, null, 1000, ct)).Select(m => m.Id)], ct);
+                foreach (var stored in held.Where(r => !r.IsDeleted))
+                {
+                    var given = (Immunization)serializers.ParseStored(stored.Json);
+                    if (unfound.FirstOrDefault(d => given.VaccineCode?.Coding.Any(c => c.System == Systems.Vaccine && c.Code == d.Vaccine) == true
+                            && given.Occurrence is FhirDateTime { Value.Length: >= 10 } at && at.Value[..10] == d.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)) is { Id: { } id })
+                    {
+                        kept.TryAdd(id, stored.Id);
+                        doses[stored.Id] = stored;
+                    }
                 }
             }
 

@@ -22,7 +22,7 @@ internal sealed class HisContext
     public StoredKeys Stored { get; }
 
     /// <summary>The doses mapped, with their id under the patient's MRN key (<see cref="HisAccepted.Doses"/>).</summary>
-    public List<(string Id, string MrnId)> Doses { get; } = [];
+    public List<(string Id, string MrnId, string Vaccine, DateOnly Date)> Doses { get; } = [];
 
     /// <summary>The MRN of the patient of the doses (<see cref="HisAccepted.DosePatient"/>).</summary>
     public Identifier? DosePatient { get; set; }

@@ -84,7 +84,7 @@ internal static class ImmunizationMapping
         // The id every source gives the dose, by the person's key; unless the hub holds the dose under another key.
         var mrnId = ResourceIds.From(patient.MrnInstitution, patient.Mrn, vaccine.Code, given.Value.Date.ToString("yyyyMMdd", CultureInfo.InvariantCulture));
         var id = patient.DoseKey is { } person ? DoseIds.For(person, vaccine.Code, given.Value.Date) : mrnId;
-        context.Doses.Add((id, mrnId));
+        context.Doses.Add((id, mrnId, vaccine.Code, given.Value.Date));
         context.DosePatient ??= new Identifier(Systems.Mrn(patient.MrnInstitution), patient.Mrn);
         id = context.Stored.DoseIds.GetValueOrDefault(id, id);
 
