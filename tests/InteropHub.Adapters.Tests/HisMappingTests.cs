@@ -534,6 +534,30 @@ public sealed class HisMappingTests
         Assert.Equal((RejectionReason.UnknownCode, "RXA^1^5"), (error.Reason, error.Location!.ToErl()));
     }
 
+    [Theory]
+    [InlineData("06_", "RXA", 20, "ZZ", "UNKNOWN_CODE", "RXA^1^20")]
+    [InlineData("06_", "RXA", 6, "", "MISSING_REQUIRED", "RXA^1^6")]
+    [InlineData("11_", "RXR", 1, "XX^未知途径^HL70162", "UNKNOWN_CODE", "RXR^1^1")]
+    [InlineData("13_", "OBX", 8, "ZZ", "UNKNOWN_CODE", "OBX^1^8")]
+    [InlineData("13_", "OBX", 2, "XX", "UNKNOWN_CODE", "OBX^1^2")]
+    public void A_coded_field_of_a_dose_or_a_result_outside_its_HL7_table_or_an_empty_required_amount_is_refused(
+        string sample, string segment, int field, string value, string reason, string erl)
+    {
+        var outcome = Er7.Sample(sample).With(segment, field, value).Map();
+
+        var error = outcome.SingleError();
+        Assert.Equal(AckCode.AE, outcome.AckCode);
+        Assert.Equal((reason, erl), (error.Reason.Code(), error.Location!.ToErl()));
+    }
+
+    [Fact]
+    public void A_route_named_in_another_coding_system_is_kept_in_that_system()
+    {
+        var dose = All<Immunization>(Er7.Sample("11_").With("RXR", 1, "C28161^Intramuscular^NCIT").Map()).First();
+
+        Assert.Equal(("C28161", Systems.Local("NCIT")), (dose.Route!.Coding[0].Code, dose.Route.Coding[0].System));
+    }
+
     [Fact]
     public void A_dose_before_birth_is_IMPOSSIBLE_DATE()
     {

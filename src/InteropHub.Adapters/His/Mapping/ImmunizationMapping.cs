@@ -119,6 +119,25 @@ internal static class ImmunizationMapping
         }
 
         var completion = rxa[20].Value.ToUpperInvariant();
+        if (completion is not ("" or "CP" or "RE" or "NA" or "PA"))
+        {
+            // A garbled refusal must not be recorded as a dose given.
+            context.Error(RejectionReason.UnknownCode, rxa.Location(20), $"RXA-20 完成状态 {rxa[20].Value} 不在 HL7 0322 表中 (CP, RE, NA, PA)");
+            return;
+        }
+
+        if (rxa[6].IsEmpty)
+        {
+            context.Error(RejectionReason.MissingRequired, rxa.Location(6), "RXA-6 剂量为空（剂量未知时为 999）");
+            return;
+        }
+
+        if (rxr is not null && rxr[1][1].Length > 0 && rxr[1][3] is "" or "HL70162" && !RouteCodes.Contains(rxr[1][1]))
+        {
+            context.Error(RejectionReason.UnknownCode, rxr.Location(1), $"RXR-1 接种途径 {rxr[1][1]} 不在 HL7 0162 表中");
+            return;
+        }
+
         var immunization = new Immunization
         {
             Status = completion is "RE" or "NA" ? Immunization.ImmunizationStatusCodes.NotDone : Immunization.ImmunizationStatusCodes.Completed,
@@ -214,6 +233,14 @@ internal static class ImmunizationMapping
         }
     }
 
+    /// <summary>HL7 table 0162, Route of Administration (v2.5).</summary>
+    private static readonly HashSet<string> RouteCodes = new(StringComparer.Ordinal)
+    {
+        "AP", "B", "DT", "GU", "GT", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM", "IMR", "IN", "IO", "IP", "IS", "IT", "IU",
+        "IV", "MM", "MTH", "NG", "NP", "NS", "NT", "OP", "OT", "OTH", "PF", "PO", "PR", "RM", "SC", "SD", "SL", "TD", "TL", "TP",
+        "TRA", "UR", "VG", "VM", "WND",
+    };
+
     private static void MapRoute(Hl7Segment? rxr, Immunization immunization)
     {
         if (rxr is null)
@@ -223,7 +250,10 @@ internal static class ImmunizationMapping
 
         if (rxr[1][1] is { Length: > 0 } route)
         {
-            var concept = FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null);
+            // HL7 0162, or another system the sender names (NCI Thesaurus, C28161 intramuscular).
+            var concept = rxr[1][3] is "" or "HL70162"
+                ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null)
+                : HisContext.Concept(rxr[1]);
             var standard = route switch
             {
                 "IM" => ("IM", "Injection, intramuscular"),

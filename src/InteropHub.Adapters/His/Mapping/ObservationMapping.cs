@@ -43,6 +43,12 @@ internal static class ObservationMapping
             return null;
         }
 
+        if (obx[8].Value is { Length: > 0 } flag && !AbnormalFlags.Contains(flag.ToUpperInvariant()))
+        {
+            context.Error(RejectionReason.UnknownCode, obx.Location(8), $"OBX-8 异常标志 {flag} 不在 HL7 0078 表中");
+            return null;
+        }
+
         MapReferenceRange(obx[7].Text.Trim(), observation);
         MapInterpretation(obx[8].Value, observation);
 
@@ -172,8 +178,11 @@ internal static class ObservationMapping
 
                 observation.Value = new FhirDateTime(time.ToFhirDateTime());
                 return true;
+            case var other when !ValueTypes.Contains(other):
+                context.Error(RejectionReason.UnknownCode, obx.Location(2), $"OBX-2 值类型 {obx[2].Value} 不在 HL7 0125 表中");
+                return false;
             default:
-                // ST, TX, FT and anything else: the text, repetitions as lines, escapes resolved.
+                // ST, TX, FT and the other types of HL7 0125: the text, repetitions as lines, escapes resolved.
                 observation.Value = new FhirString(string.Join('\n', obx.Repetitions(5).Select(r => r.Text.Trim())));
                 return true;
         }
@@ -341,6 +350,20 @@ internal static class ObservationMapping
 
     private static Quantity Bound(decimal value, Quantity? unit) =>
         new() { Value = value, Unit = unit?.Unit, System = unit?.System, Code = unit?.Code };
+
+    /// <summary>HL7 table 0125, Value Type (v2.5, with the v2.6+ DTM).</summary>
+    private static readonly HashSet<string> ValueTypes = new(StringComparer.Ordinal)
+    {
+        "AD", "CE", "CF", "CK", "CN", "CNE", "CP", "CWE", "CX", "DR", "DT", "DTM", "ED", "FT", "ID", "IS", "MA", "MO", "NA", "NM", "NR", "PN",
+        "RP", "SN", "ST", "TM", "TN", "TS", "TX", "XAD", "XCN", "XON", "XPN", "XTN",
+    };
+
+    /// <summary>HL7 table 0078, Abnormal Flags (v2.5, with the later versions' additions).</summary>
+    private static readonly HashSet<string> AbnormalFlags = new(StringComparer.Ordinal)
+    {
+        "L", "H", "LL", "HH", "<", ">", "N", "A", "AA", "U", "D", "B", "W", "S", "R", "I", "MS", "VS", "NULL", "POS", "NEG", "IND", "DET",
+        "ND", "AC", "RR", "QCF", "TOX", "EX", "HX", "LX", "HU", "LU", "NR", "SDD", "SYN-R", "SYN-S", "CAR", "↑", "↓",
+    };
 
     /// <summary>OBX-8, HL7 table 0078; the LIS arrows mean high and low; LL/HH are critical values (§4 OBX-8).</summary>
     private static void MapInterpretation(string flag, Observation observation)
