@@ -2612,6 +2612,27 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_cancelled_discharge_takes_back_its_final_diagnoses_and_keeps_the_admission_diagnoses()
+    {
+        await SeedOrganizationsAsync();
+        const string Visit = "ZY2098000014";
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "UNDO-DX-1", Visit, "20250601085000", "20250601085000",
+            obx: "DG1|1||E11.9^2型糖尿病^ICD10|||A\r"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A03", "UNDO-DX-2", Visit, "20250605120000", "20250601085000", discharged: "20250605120000",
+            obx: "DG1|1||E11.9^2型糖尿病^ICD10|||F\r"))).Ack));
+        var discharged = Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier={Visit}"));
+        var final = Assert.Single(discharged.Diagnosis, d => d.Use!.Coding.Any(c => c.Code == "F")).Condition!.Reference!;
+
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A13", "UNDO-DX-3", Visit, "20250605130000", "20250601085000"))).Ack));
+
+        var reopened = Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier={Visit}"));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, reopened.Status);
+        Assert.Equal(["A"], reopened.Diagnosis.Select(d => d.Use!.Coding.First().Code));
+        var condition = await Fhir.Read<Condition>(await Client.GetAsync(new Uri($"/fhir/{final}", UriKind.Relative)));
+        Assert.Equal("entered-in-error", condition.VerificationStatus!.Coding[0].Code);
+    }
+
+    [Fact]
     public async Task A_transfer_or_a_result_naming_another_patients_visit_is_UNKNOWN_REFERENCE_and_the_visit_stays_with_its_patient()
     {
         await SeedOrganizationsAsync();

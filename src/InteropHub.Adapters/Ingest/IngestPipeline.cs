@@ -1119,7 +1119,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         encounter.Location.InsertRange(0, earlier);
         var conditions = encounter.Diagnosis.Select(d => d.Condition?.Reference).ToHashSet(StringComparer.Ordinal);
-        encounter.Diagnosis.InsertRange(0, current.Diagnosis.Where(d => !conditions.Contains(d.Condition?.Reference)));
+        encounter.Diagnosis.InsertRange(0, current.Diagnosis.Where(d => !conditions.Contains(d.Condition?.Reference)
+            && !(visitEvent == VisitEvent.CancelDischarge && IsFinalDiagnosis(d))));
         var roles = encounter.Participant.SelectMany(p => p.Type).SelectMany(t => t.Coding).Select(c => c.Code).ToHashSet(StringComparer.Ordinal);
         roles.UnionWith(clearedRoles);
         encounter.Participant.AddRange(current.Participant.Where(p => !p.Type.SelectMany(t => t.Coding).Any(c => roles.Contains(c.Code))));
@@ -1549,16 +1550,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        // A cancel of admission (A11) takes the visit's diagnoses with it: the Conditions the stored visit lists.
+        // A cancel of admission (A11) takes the visit's diagnoses with it: the Conditions the stored visit lists; a cancel
+        // of discharge (A13) its final diagnoses.
         if (mapped is HisAccepted { Transaction: var transaction } && transaction.Entry.FirstOrDefault(e =>
-                e is { Resource: Encounter { Status: Encounter.EncounterStatus.EnteredInError }, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
-                && url.StartsWith("Encounter?", StringComparison.Ordinal))?.Request?.Url is { } visit)
+                e is { Resource: Encounter written, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } && url.StartsWith("Encounter?", StringComparison.Ordinal)
+                && (written.Status == Encounter.EncounterStatus.EnteredInError || written.Annotations(typeof(VisitEvent)).OfType<VisitEvent>().Contains(VisitEvent.CancelDischarge))) is
+            { Request.Url: { } visit, Resource: Encounter cancelling })
         {
             var matches = await store.FindAsync("Encounter", parser.ParseCriteria("Encounter", SearchParser.SplitQueryString("Encounter", visit)), null, 2, ct);
             if (matches is [var match] && await store.ReadAsync("Encounter", match.Id, ct) is { IsDeleted: false } stored
                 && serializers.ParseStored(stored.Json) is Encounter { Status: not Encounter.EncounterStatus.EnteredInError } current)
             {
-                var diagnoses = current.Diagnosis.Select(d => d.Condition?.Reference).OfType<string>()
+                var diagnoses = current.Diagnosis.Where(d => cancelling.Status == Encounter.EncounterStatus.EnteredInError || IsFinalDiagnosis(d))
+                    .Select(d => d.Condition?.Reference).OfType<string>()
                     .Where(r => r.StartsWith("Condition/", StringComparison.Ordinal)).Select(r => r["Condition/".Length..]).Distinct(StringComparer.Ordinal).ToList();
                 if (diagnoses.Count > 0)
                 {
@@ -1569,6 +1573,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
         return mapped;
     }
+
+    /// <summary>A diagnosis the discharge recorded (DG1-6 F, 出院诊断), which an A13 takes back with the discharge.</summary>
+    private static bool IsFinalDiagnosis(Encounter.DiagnosisComponent diagnosis) =>
+        diagnosis.Use?.Coding.Any(c => c.System == Systems.Local("diagnosis-type") && c.Code == "F") == true;
 
     /// <summary>
     /// The record keys of the stored children these newborn keys name, when a birth certificate's correction gave them

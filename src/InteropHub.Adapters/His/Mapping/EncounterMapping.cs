@@ -160,6 +160,18 @@ internal static class EncounterMapping
             MapDiagnoses(context, encounter, patient, visit);
         }
 
+        if (visitEvent == VisitEvent.CancelDischarge)
+        {
+            // An A13 undoes the discharge (§5), its final diagnoses (DG1-6 F) with it: those the stored visit lists are
+            // marked entered in error, unless the A13 sends them again (IngestPipeline.KeepVisitHistory drops the others).
+            var sent = encounter.Diagnosis.Select(d => d.Condition?.Reference).ToHashSet(StringComparer.Ordinal);
+            foreach (var id in (context.Stored.VisitDiagnoses ?? []).Where(id => !sent.Contains($"Condition/{id}")))
+            {
+                context.Builder.Patch("Condition", id, FhirValues.FhirPathPatch("Condition.verificationStatus",
+                    FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")));
+            }
+        }
+
         return visit;
     }
 
