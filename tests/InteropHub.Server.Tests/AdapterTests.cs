@@ -2612,6 +2612,25 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_mother_named_by_her_childs_certificate_and_then_by_the_HIS_keeps_one_name()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_491));
+        var mother = MotherIdOf(certificate);
+        Assert.Contains(await PostCertificateAsync(certificate), i => i.Details?.Coding[0].Code == "APPLIED");
+
+        var registration = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250620090000||ADT^A04^ADT_A01|MOTHER-NAME-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A04|20250620090000\r"
+            + $"PID|1||0000874911^^^QX2100012^MR~{mother}^^^&2.16.156.10011.1.3&ISO^NNCHN||母亲7491||{mother[6..14]}|F\r"
+            + "PV1|1|O|0307^^^QX2100012^^^^^内分泌科|R|||D0155^许文涛||||||||||||MZ2098749101^^^QX2100012&2.16.156.10011.1.11&ISO^VN|||||||||||||||||||||||||20250620090000\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(registration));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={mother}"));
+        Assert.Equal("母亲7491", Assert.Single(patient.Name).Text);
+    }
+
+    [Fact]
     public async Task A_cancelled_discharge_takes_back_its_final_diagnoses_and_keeps_the_admission_diagnoses()
     {
         await SeedOrganizationsAsync();

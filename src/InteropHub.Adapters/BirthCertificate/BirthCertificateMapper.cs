@@ -257,7 +257,7 @@ internal static class BirthCertificateMapper
 
     private static Patient Parent(XElement element, Identifier identifier, AdministrativeGender gender, string issuer)
     {
-        var patient = new Patient { Identifier = [identifier], Gender = gender, Name = [new HumanName { Text = TextNormalizer.Name(Text(element, "Name")) }] };
+        var patient = new Patient { Identifier = [identifier], Gender = gender, Name = [new HumanName { Text = TextNormalizer.Name(Text(element, "Name")), Use = HumanName.NameUse.Official }] };
         if (identifier.System == Systems.ResidentId)
         {
             // Digits 7–14 of a resident ID number are the birth date (GB 11643); the certificate gives only the age.

@@ -1366,7 +1366,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.Use == a.Use && n.Type == a.Type)).ToList());
         }
 
-        patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use)).ToList());
+        // A name of another use, not the same name again under another use (or none).
+        patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use || (n.Text is { } text && text == h.Text))).ToList());
         patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
         patient.Extension.AddRange(current.Extension.Where(e => !cleared.Contains(e.Url ?? "") && !patient.Extension.Any(n => n.Url == e.Url)).ToList());
         patient.ActiveElement ??= current.ActiveElement;
