@@ -2611,6 +2611,25 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             string.CompareOrdinal(l.Period!.Start, l.Period.End) <= 0, $"{l.Location?.Reference}: {l.Period.Start} – {l.Period.End} {string.Join(" / ", ended.Location.Select(x => $"{x.Location?.Reference} {x.Status} {x.Period?.Start}-{x.Period?.End}"))}"));
     }
 
+    [Theory]
+    [InlineData("QX2110034", "NOPARTNER-1")]
+    [InlineData("QX2110026", "NOPARTNER-2")]
+    public async Task An_HIS_referral_to_an_organisation_without_a_referral_agreement_is_refused_as_over_FHIR(string receiver, string key)
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7");
+        var referral = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", "17_REF_I12_baisha_lidefu_up.hl7")))
+            .Replace("ZZ-QX2110026-20250506-0007", $"ZZ-QX2110026-20250506-{key}", StringComparison.Ordinal)
+            .Replace("QX2110026-20250506-000418", $"QX2110026-{key}", StringComparison.Ordinal)
+            .Replace("0304^^^QX2100012^^^^^心血管内科", $"0304^^^{receiver}", StringComparison.Ordinal);
+
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(referral));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("referral-partner", ack, StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier=ZZ-QX2110026-20250506-{key}"));
+    }
+
     [Fact]
     public async Task A_mother_named_by_her_childs_certificate_and_then_by_the_HIS_keeps_one_name()
     {

@@ -57,13 +57,17 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         && before.Requester?.Reference == request.Requester?.Reference
         && before.Performer.Select(p => p.Reference).SequenceEqual(request.Performer.Select(p => p.Reference));
 
-    private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, CancellationToken ct)
+    private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, CancellationToken ct) =>
+        await CheckPartnerAsync(session, request, OrganizationId(request.Requester?.Reference),
+            request.Performer.Select(p => OrganizationId(p.Reference)).FirstOrDefault(id => id is not null), ct);
+
+    /// <param name="from">The referring organisation: the request's requester, or (a practitioner requesting, as in the
+    /// HIS's referrals) its Task's requester.</param>
+    private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, string? from, string? to, CancellationToken ct)
     {
-        var from = OrganizationId(request.Requester?.Reference);
-        var to = request.Performer.Select(p => OrganizationId(p.Reference)).FirstOrDefault(id => id is not null);
         if (from is null || to is null)
         {
-            // Practitioner requesters and unaddressed referrals carry no organisation pair to check.
+            // Unaddressed referrals carry no organisation pair to check.
             return;
         }
 
@@ -303,7 +307,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     }
 
     /// <summary>A referral has one Task, made between the parties its ServiceRequest names.</summary>
-    private static async System.Threading.Tasks.Task CheckNewTaskAsync(IWriteSession session, FhirTask task, ServiceRequest request, CancellationToken ct)
+    private async System.Threading.Tasks.Task CheckNewTaskAsync(IWriteSession session, FhirTask task, ServiceRequest request, CancellationToken ct)
     {
         var focus = task.Focus!.Reference!;
         var others = (await session.FindAsync("Task", SearchCriteria.ParseQueryString("Task", $"focus={focus}"), 2, ct)).Where(o => o.Id != task.Id).ToList();
@@ -325,6 +329,12 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         {
             throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
                 $"[referral-parties] The Task of {focus} is owned by the organisation it refers to ({string.Join(" or ", performers)}), not {task.Owner?.Reference ?? "nobody"}.", "Task.owner");
+        }
+
+        if (OrganizationId(request.Requester?.Reference) is null)
+        {
+            // A practitioner requested it (the HIS's referrals): the pair of organisations is the Task's.
+            await CheckPartnerAsync(session, request, OrganizationId(task.Requester?.Reference), OrganizationId(task.Owner?.Reference), ct);
         }
     }
 
