@@ -2631,6 +2631,35 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_retracted_township_dose_row_gives_the_dose_back_to_the_hospitals_report_and_a_row_of_the_day_keeps_the_hospitals_time()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 883_701;
+        var day = $"2024-10-{N % 28 + 1:D2}";
+        var hospital = Encoding.UTF8.GetString(HisDose(N, "RETRACT-HIS-1", day.Replace("-", "", StringComparison.Ordinal)))
+            .Replace("|202409A011|", "|HIS-LOT-A|", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(hospital))).Ack));
+
+        // The township reports the same dose first hand, with its own lot and vaccinator: one Immunization, the later report's.
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var shared = Assert.Single(await SearchAsync<Immunization>($"Immunization?identifier=JZ-QX2110026-{N:D9}"));
+        Assert.Equal("202409A011", shared.LotNumber);
+        Assert.StartsWith($"{day}T10:00", ((FhirDateTime)shared.Occurrence).Value, StringComparison.Ordinal);
+
+        // The township retracts its row: the dose is the hospital's report again, without the row's number.
+        var deleted = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "immunizations.csv", lines => lines[1] = DeletedRow(lines[0], "vacc_id", $"JZ-QX2110026-{N:D9}", "2025-06-01 08:00:00"));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(deleted)).StatusCode);
+
+        var dose = Assert.Single(await SearchAsync<Immunization>($"Immunization?identifier=JZ-RETRACT-HIS-1"));
+        Assert.Equal(shared.Id, dose.Id);
+        Assert.Equal("HIS-LOT-A", dose.LotNumber);
+        Assert.StartsWith($"{day}T10:00", ((FhirDateTime)dose.Occurrence).Value, StringComparison.Ordinal);
+        Assert.DoesNotContain(dose.Identifier, i => i.Value == $"JZ-QX2110026-{N:D9}");
+        Assert.Contains(dose.Performer, p => p.Actor?.Display == "江燕");
+    }
+
+    [Fact]
     public async Task A_mother_named_by_her_childs_certificate_and_then_by_the_HIS_keeps_one_name()
     {
         await SeedOrganizationsAsync();

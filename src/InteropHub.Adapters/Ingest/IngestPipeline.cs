@@ -783,6 +783,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         foreach (var entry in entries)
         {
             if (entry is not { Resource: { } next, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } } || !SharedRecords.Contains(next.TypeName)
+                || next.Annotations(typeof(RestoredReport)).Any()
                 || next is RelatedPerson kin && !Identity.KinIds.IsParent(kin)
                 || url.Contains('?', StringComparison.Ordinal) || next.Id is not { Length: > 0 } id
                 || await session.ReadCurrentAsync(next.TypeName, id, ct) is not { IsDeleted: false } stored)
@@ -801,6 +802,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 if (given.PrimarySource == true && dose.PrimarySource != true && !SameTownshipRow(dose, given))
                 {
                     UnsentElements.KeepAll(dose, given);
+                }
+
+                // A report of the day alone (a township row's vacc_date) does not take away the time another gave.
+                if (dose.Occurrence is FhirDateTime { Value.Length: 10 } day && given.Occurrence is FhirDateTime { Value.Length: > 10 } time
+                    && time.Value.StartsWith(day.Value, StringComparison.Ordinal))
+                {
+                    dose.Occurrence = (FhirDateTime)time.DeepCopy();
                 }
 
                 dose.Identifier = identifiers;
@@ -2117,7 +2125,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         var stored = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, retractions, i => i.Identifier, ct);
-        return [.. rows.Select(r =>
+        var restorable = new Dictionary<string, (string Id, Immunization Resource)>(StringComparer.Ordinal);
+        List<(TownshipRow Row, Bundle Transaction)> refreshed = [.. rows.Select(r =>
         {
             if (r.Row is not { Table: "immunizations", Deleted: true } || !stored.TryGetValue(r.Row.Key, out var dose))
             {
@@ -2129,6 +2138,11 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
                 || dose.Resource.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
             var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
+            if (shared)
+            {
+                restorable[r.Row.Key] = dose;
+            }
+
             if (!shared && dose.Resource.Meta?.VersionId is { } version
                 && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
             {
@@ -2137,6 +2151,62 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             return (r.Row, retraction);
         })];
+        if (restorable.Count == 0)
+        {
+            return refreshed;
+        }
+
+        // A shared dose the township wrote last goes back to the report another source made before (§2 "Retraction":
+        // what the hub derived from the row goes with it): its lot, vaccinator and time, with every identifier but the row's.
+        var restored = new List<(TownshipRow Row, Bundle Transaction)>(refreshed.Count);
+        foreach (var (row, transaction) in refreshed)
+        {
+            if (restorable.TryGetValue(row.Key, out var current) && await OtherSourcesReportAsync(current.Id, current.Resource, ct) is { } earlier
+                && transaction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
+            {
+                earlier.Identifier = [.. current.Resource.Identifier.Where(i => !(i.System == TownshipMapper.VaccinationSystem && i.Value == row.Key))];
+                earlier.AddAnnotation(new RestoredReport());
+                patch.Resource = earlier;
+                patch.Request = new Bundle.RequestComponent
+                {
+                    Method = Bundle.HTTPVerb.PUT, Url = $"Immunization/{current.Id}", IfMatch = $"W/\"{current.Resource.Meta?.VersionId}\"",
+                };
+            }
+
+            restored.Add((row, transaction));
+        }
+
+        return restored;
+    }
+
+    /// <summary>Marks a dose put back to an earlier report of another source: nothing of the stored version is kept over it.</summary>
+    private sealed class RestoredReport;
+
+    /// <summary>
+    /// The latest earlier version of a dose that another source than the township export wrote, without its meta, when
+    /// the current version is the township's; null when there is none.
+    /// </summary>
+    private async Task<Immunization?> OtherSourcesReportAsync(string id, Immunization current, CancellationToken ct)
+    {
+        if (current.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) != true
+            || !int.TryParse(current.Meta.VersionId, CultureInfo.InvariantCulture, out var version))
+        {
+            return null;
+        }
+
+        for (var earlier = version - 1; earlier >= 1; earlier--)
+        {
+            if (await store.ReadVersionAsync("Immunization", id, earlier, ct) is { IsDeleted: false } stored
+                && serializers.ParseStored(stored.Json) is Immunization report
+                && report.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) != true)
+            {
+                var source = report.Meta?.Source;
+                report.Meta = source is null ? null : new Meta { Source = source };
+                return report;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
