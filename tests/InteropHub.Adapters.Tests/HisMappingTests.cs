@@ -694,6 +694,8 @@ public sealed class HisMappingTests
 
         Assert.Equal(AckCode.AR, outcome.AckCode);
         Assert.Contains(Assert.IsType<HisRejected>(outcome).Errors, e => e.Hl7ErrorCode == errorCode && e.Location!.ToErl() == $"MSH^1^{field}");
+        // his-hl7v2.md §7: an AR is MALFORMED or UNSUPPORTED.
+        Assert.All(((HisRejected)outcome).Errors, e => Assert.Contains(e.Reason, new[] { RejectionReason.Malformed, RejectionReason.Unsupported }));
     }
 
     [Fact]

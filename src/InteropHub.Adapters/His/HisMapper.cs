@@ -135,19 +135,21 @@ public static class HisMapper
                 break;
         }
 
+        // A header without its sender, control ID or time cannot be keyed or answered in order: AR, and an AR's reason is
+        // MALFORMED or UNSUPPORTED (§7); ERR-3 still says which (101, required field missing).
         if (message.SendingFacility.Length == 0)
         {
-            Reject(RejectionReason.MissingRequired, 4, "MSH-4 发送机构为空", 101);
+            Reject(RejectionReason.Malformed, 4, "MSH-4 发送机构为空", 101);
         }
 
         if (message.ControlId.Length == 0)
         {
-            Reject(RejectionReason.MissingRequired, 10, "MSH-10 消息ID为空", 101);
+            Reject(RejectionReason.Malformed, 10, "MSH-10 消息ID为空", 101);
         }
 
         if (message.DateTimeOfMessage.Length == 0)
         {
-            Reject(RejectionReason.MissingRequired, 7, "MSH-7 消息时间为空", 101);
+            Reject(RejectionReason.Malformed, 7, "MSH-7 消息时间为空", 101);
         }
         else if (!Hl7Time.TryParse(message.DateTimeOfMessage, out messageTime))
         {
