@@ -2603,12 +2603,30 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AE", Msa(afterDischarge));
         Assert.Contains("INVALID_TRANSITION", Err(afterDischarge), StringComparison.Ordinal);
 
+        // An update of the discharged visit naming the admission's place leaves the history as it was.
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A08", "STEP-8", Visit, "20250606120000", "20250601085000"))).Ack));
+
         // Every place was left after it was taken (FHIR per-1), and the visit ended where it was.
         var ended = await VisitAsync();
         Assert.Equal(Encounter.EncounterStatus.Finished, ended.Status);
         Assert.Equal(2, ended.Location.Count);
-        Assert.All(ended.Location, l => Assert.True(
-            string.CompareOrdinal(l.Period!.Start, l.Period.End) <= 0, $"{l.Location?.Reference}: {l.Period.Start} – {l.Period.End} {string.Join(" / ", ended.Location.Select(x => $"{x.Location?.Reference} {x.Status} {x.Period?.Start}-{x.Period?.End}"))}"));
+        Assert.All(ended.Location, l => Assert.True(l.Period?.End is not null && string.CompareOrdinal(l.Period.Start, l.Period.End) <= 0,
+            string.Join(" / ", ended.Location.Select(x => $"{x.Location?.Reference} {x.Status} {x.Period?.Start}-{x.Period?.End}"))));
+    }
+
+    [Fact]
+    public async Task A_discharge_of_the_day_alone_on_the_day_of_a_transfer_is_accepted()
+    {
+        await SeedOrganizationsAsync();
+        const string Visit = "ZY2098000015";
+        var transfer = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(InpatientEvent("A02", "DAY-2", Visit, "20250603100000", "20250601085000"))
+            .Replace("|0307^^^QX2100012^^^^^内分泌科|R|||", "|0304^^^QX2100012|R||0307^^^QX2100012^^^^^内分泌科|", StringComparison.Ordinal));
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "DAY-1", Visit, "20250601085000", "20250601085000"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(transfer)).Ack));
+
+        var (_, ack) = await PostHl7Async(InpatientEvent("A03", "DAY-3", Visit, "20250603180000", "20250601085000", discharged: "20250603"));
+
+        Assert.True(Msa(ack) == "AA", ack);
     }
 
     [Theory]
@@ -2640,8 +2658,10 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             .Replace("|202409A011|", "|HIS-LOT-A|", StringComparison.Ordinal);
         Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(hospital))).Ack));
 
-        // The township reports the same dose first hand, with its own lot and vaccinator: one Immunization, the later report's.
-        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        // The township reports the same dose first hand, with its own lot, vaccinator and trace code: one Immunization, the later report's.
+        var township = Rewrite(LegacyData.TownshipBatch(first: N, residents: 1), "immunizations.csv",
+            lines => lines[1] = WithCells(lines[0], lines[1], ("trace_code", "81234567890123456789")));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(township)).StatusCode);
         var shared = Assert.Single(await SearchAsync<Immunization>($"Immunization?identifier=JZ-QX2110026-{N:D9}"));
         Assert.Equal("202409A011", shared.LotNumber);
         Assert.StartsWith($"{day}T10:00", ((FhirDateTime)shared.Occurrence).Value, StringComparison.Ordinal);
@@ -2655,8 +2675,36 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(shared.Id, dose.Id);
         Assert.Equal("HIS-LOT-A", dose.LotNumber);
         Assert.StartsWith($"{day}T10:00", ((FhirDateTime)dose.Occurrence).Value, StringComparison.Ordinal);
-        Assert.DoesNotContain(dose.Identifier, i => i.Value == $"JZ-QX2110026-{N:D9}");
+        Assert.DoesNotContain(dose.Identifier, i => i.Value == $"JZ-QX2110026-{N:D9}" || i.Value == "81234567890123456789");
         Assert.Contains(dose.Performer, p => p.Actor?.Display == "江燕");
+    }
+
+    [Fact]
+    public async Task A_referral_under_way_is_answered_after_its_agreement_is_withdrawn()
+    {
+        await SeedOrganizationsAsync();
+        await PostSamplesAcknowledgedAsync("16_ADT_A04_baisha_lidefu.hl7");
+        async Task<string> PostAsync(string sample, string controlId) => (await PostHl7Async(Encoding.UTF8.GetBytes(
+            (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", "ZZ-QX2110026-20250506-9051", StringComparison.Ordinal)
+            .Replace("|QX2110026-20250506-000418|", $"|{controlId}|", StringComparison.Ordinal).Replace("|QX2100012-20250506-000702|", $"|{controlId}|", StringComparison.Ordinal)))).Ack;
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "WITHDRAWN-1")));
+
+        var response = await Client.GetAsync(new Uri("/fhir/Organization/QX2110026", UriKind.Relative));
+        var original = await Fhir.Read<Organization>(response);
+        var withdrawn = (Organization)original.DeepCopy();
+        withdrawn.Extension.RemoveAll(e => e.Url == "https://interophub.dev/fhir/StructureDefinition/referral-partner");
+        Assert.True((await Client.PutAsync(new Uri("/fhir/Organization/QX2110026", UriKind.Relative), Fhir.Content(withdrawn))).IsSuccessStatusCode);
+        try
+        {
+            // The receiver accepts the referral made while the agreement held.
+            var ack = await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "WITHDRAWN-2");
+            Assert.True(Msa(ack) == "AA", ack);
+        }
+        finally
+        {
+            original.Meta = null;
+            Assert.True((await Client.PutAsync(new Uri("/fhir/Organization/QX2110026", UriKind.Relative), Fhir.Content(original))).IsSuccessStatusCode);
+        }
     }
 
     [Fact]

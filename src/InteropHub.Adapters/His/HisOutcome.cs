@@ -33,7 +33,10 @@ public sealed record HisAccepted(
 {
     public override AckCode AckCode => AckCode.AA;
 
-    /// <summary>The message's doses, in RXA order: the id given and its id under the patient's MRN key (the same when no person key is known).</summary>
+    /// <summary>
+    /// The message's doses, in RXA order: the id given, its id under the patient's MRN key (the same when no person key
+    /// is known), and the county vaccine code and day that make it one dose of the person (§5 VXU).
+    /// </summary>
     public IReadOnlyList<(string Id, string MrnId, string Vaccine, DateOnly Date)> Doses { get; init; } = [];
 
     /// <summary>The MRN (of the sending institution) of the patient whose doses the message reports; null without doses.</summary>

@@ -14,7 +14,8 @@ namespace InteropHub.Adapters.His;
 /// <param name="SharedDoses">The doses the message deletes (RXA-21 D) that other sources report too, by id: whether the
 /// sending hospital's own identifier is on it. The hospital takes back its report only; the dose stays.</param>
 /// <param name="VisitDiagnoses">For a cancel of admission (A11): the ids of the Conditions the stored visit lists as its
-/// diagnoses, which the cancel marks entered in error with the visit.</param>
+/// diagnoses, which the cancel marks entered in error with the visit; for a cancel of discharge (A13): those of its final
+/// diagnoses (DG1-6 F), which go with the discharge.</param>
 public sealed record StoredKeys(IReadOnlyDictionary<string, string> NewbornRecordKeys, string? PersonKey, IReadOnlyDictionary<string, string> DoseIds,
     IReadOnlyDictionary<string, bool>? SharedDoses = null, IReadOnlyList<string>? VisitDiagnoses = null)
 {

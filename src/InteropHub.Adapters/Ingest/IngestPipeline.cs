@@ -932,7 +932,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// An ADT event is one moment of a visit (his-hl7v2.md §5): before its conditional update replaces the stored
     /// Encounter, what the stored one has and the event does not carry is kept (<see cref="KeepVisitHistory"/>). A
     /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03;
-    /// so is a cancel of discharge (A13) of a visit with no discharge to undo.
+    /// so is a cancel of discharge (A13) of a visit with no discharge to undo, a message of another patient naming the
+    /// visit, and an event out of step with it (<see cref="RefuseOutOfStep"/>).
     /// </summary>
     private async Task KeepVisitHistoryAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
@@ -1018,12 +1019,22 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             // §3 "Dates": PV1-45 before PV1-44, also when one of them came with an earlier message.
             if (encounter.Period is { StartElement: { } start, EndElement: { } end }
-                && end.ToDateTimeOffset(Hl7Time.ChinaOffset) < start.ToDateTimeOffset(Hl7Time.ChinaOffset))
+                && Earlier(end, start))
             {
                 throw new RefusedMessageException(new HisIssue(RejectionReason.ImpossibleDate, new Hl7Location("PV1", 1, 45),
                     $"出院时间 {end.Value} 早于入院时间 {start.Value}", IssueSeverity.Error));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="a"/> comes before <paramref name="b"/>, at the precision of the less precise (a PV1-45 of
+    /// the day alone is not before a transfer at 10:00 that day), on the clock of the interface (+08:00).
+    /// </summary>
+    private static bool Earlier(FhirDateTime a, FhirDateTime b)
+    {
+        var (x, y) = (a.ToDateTimeOffset(Hl7Time.ChinaOffset).ToOffset(Hl7Time.ChinaOffset), b.ToDateTimeOffset(Hl7Time.ChinaOffset).ToOffset(Hl7Time.ChinaOffset));
+        return a.Value?.Length <= 10 || b.Value?.Length <= 10 ? x.Date < y.Date : x < y;
     }
 
     /// <summary>
@@ -1055,7 +1066,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             VisitEvent.Discharge => (encounter.Period?.EndElement, new Hl7Location("PV1", 1, 45)),
             _ => (null, null),
         };
-        if (at is not null && location is not null && at.ToDateTimeOffset(Hl7Time.ChinaOffset) < lastMove.ToDateTimeOffset(Hl7Time.ChinaOffset))
+        if (at is not null && location is not null && Earlier(at, lastMove))
         {
             throw new RefusedMessageException(new HisIssue(RejectionReason.ImpossibleDate, location,
                 $"就诊 {visit} 的{(visitEvent == VisitEvent.Transfer ? "转科" : "出院")}时间 {at.Value} 早于患者进入当前位置的时间 {lastMove.Value}", IssueSeverity.Error));
@@ -1065,7 +1076,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// <summary>
     /// Keeps in the Encounter an event writes what the stored one has and the event does not carry: every location
     /// (Encounter.location is the visit's history of places; one the event names again takes the event's status, the
-    /// others it no longer names are completed once it names a place), diagnoses of other conditions, participants of
+    /// others it no longer names are completed once it names a place, unless it names only places the visit has left
+    /// and it is no transfer: then the history stands), diagnoses of other conditions, participants of
     /// another role, the reason, type, priority, service, provider, admission details and the period's start; the
     /// period's end and the discharge disposition only while the visit stays finished: a discharge stands until an A13
     /// undoes it, so an update or a result that does not carry it (PV1-45 empty is "not sent", §2) leaves it finished.
@@ -1100,14 +1112,21 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         // left were left then. Read before the places named again get their stored starts below.
         var taken = encounter.Location.Select(l => l.Period?.StartElement).FirstOrDefault(t => t is not null);
 
-        // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left).
+        // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left),
+        // and when it was left while it stays left (an update of a discharged visit).
         foreach (var place in encounter.Location)
         {
-            if (current.Location.FirstOrDefault(l => l.Location?.Reference == place.Location?.Reference)?.Period?.StartElement is { } since
-                && place.Period?.StartElement is null)
+            var stored = current.Location.FirstOrDefault(l => l.Location?.Reference == place.Location?.Reference)?.Period;
+            if (stored?.StartElement is { } since && place.Period?.StartElement is null)
             {
                 place.Period ??= new Period();
                 place.Period.StartElement = since;
+            }
+
+            if (stored?.EndElement is { } left && place.Status == Encounter.EncounterLocationStatus.Completed && place.Period?.EndElement is null)
+            {
+                place.Period ??= new Period();
+                place.Period.EndElement = left;
             }
         }
 
@@ -1117,7 +1136,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             {
                 left.Status = Encounter.EncounterLocationStatus.Completed;
                 if (taken is not null && left.Period?.EndElement is null
-                    && !(left.Period?.StartElement is { } since && taken.ToDateTimeOffset(Hl7Time.ChinaOffset) < since.ToDateTimeOffset(Hl7Time.ChinaOffset)))
+                    && !(left.Period?.StartElement is { } since && Earlier(taken, since)))
                 {
                     left.Period ??= new Period();
                     left.Period.EndElement = (FhirDateTime)taken.DeepCopy();
@@ -1360,6 +1379,9 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     /// </summary>
     /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep; and
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
+    /// <summary>A name's representation: the HIS marks its pinyin repetition ABC; a name without the mark is in characters.</summary>
+    private static string NameRepresentation(HumanName name) => name.GetExtensionValue<Code>(ExtensionUrls.NameRepresentation)?.Value ?? "IDE";
+
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
@@ -1374,8 +1396,24 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             patient.Address.AddRange(current.Address.Where(a => !patient.Address.Any(n => n.Use == a.Use && n.Type == a.Type)).ToList());
         }
 
-        // A name of another use, not the same name again under another use (or none).
-        patient.Name.AddRange(current.Name.Where(h => !patient.Name.Any(n => n.Use == h.Use || (n.Text is { } text && text == h.Text))).ToList());
+        // A stored name of another use or representation (the HIS's pinyin, ExtensionUrls.NameRepresentation) stays; the
+        // same name sent again (a certificate's text alone) keeps the parts and use the stored one has.
+        foreach (var had in current.Name.ToList())
+        {
+            if (patient.Name.FirstOrDefault(n => n.Text is { } text && text == had.Text) is { } same)
+            {
+                same.Use ??= had.Use;
+                same.Family ??= had.Family;
+                if (!same.Given.Any())
+                {
+                    same.Given = had.Given.ToList();
+                }
+            }
+            else if (!patient.Name.Any(n => n.Use == had.Use && NameRepresentation(n) == NameRepresentation(had)))
+            {
+                patient.Name.Add(had);
+            }
+        }
         patient.Link.AddRange(current.Link.Where(l => !patient.Link.Any(n => n.Other?.Reference == l.Other?.Reference)).ToList());
         patient.Extension.AddRange(current.Extension.Where(e => !cleared.Contains(e.Url ?? "") && !patient.Extension.Any(n => n.Url == e.Url)).ToList());
         patient.ActiveElement ??= current.ActiveElement;
@@ -1522,20 +1560,18 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
             // One Immunization per person, vaccine and day (his-hl7v2.md §5 VXU), whatever id it was written under: a dose
             // an A40 moved here from a retired MRN keeps that MRN's id.
-            var unfound = accepted.Doses.Where((d, i) => !candidates[i].Any(doses.ContainsKey)).ToList();
-            if (unfound.Count > 0 && patientId is not null)
+            foreach (var unfound in accepted.Doses.Where((d, i) => patientId is not null && !candidates[i].Any(doses.ContainsKey)).ToList())
             {
-                var criteria = parser.ParseCriteria("Immunization", [new("patient", $"Patient/{patientId}")]);
-                var held = await store.ReadManyAsync("Immunization", [.. (await store.FindAsync("Immunization", criteria, null, 1000, ct)).Select(m => m.Id)], ct);
-                foreach (var stored in held.Where(r => !r.IsDeleted))
+                // The day is the interface's (+08:00): a day around it is searched, and the occurrence's own date compared.
+                var day = unfound.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+                var criteria = parser.ParseCriteria("Immunization", [new("patient", $"Patient/{patientId}"), new("vaccine-code", $"{Systems.Vaccine}|{unfound.Vaccine}"),
+                    new("date", $"ge{unfound.Date.AddDays(-1):yyyy-MM-dd}"), new("date", $"le{unfound.Date.AddDays(1):yyyy-MM-dd}")]);
+                var matches = await store.FindAsync("Immunization", criteria, null, 10, ct);
+                if ((await store.ReadManyAsync("Immunization", [.. matches.Select(m => m.Id)], ct)).Where(r => !r.IsDeleted)
+                        .FirstOrDefault(r => serializers.ParseStored(r.Json) is Immunization { Occurrence: FhirDateTime { Value: { } at } } && at.StartsWith(day, StringComparison.Ordinal)) is { } held
+                    && kept.TryAdd(unfound.Id, held.Id))
                 {
-                    var given = (Immunization)serializers.ParseStored(stored.Json);
-                    if (unfound.FirstOrDefault(d => given.VaccineCode?.Coding.Any(c => c.System == Systems.Vaccine && c.Code == d.Vaccine) == true
-                            && given.Occurrence is FhirDateTime { Value.Length: >= 10 } at && at.Value[..10] == d.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)) is { Id: { } id })
-                    {
-                        kept.TryAdd(id, stored.Id);
-                        doses[stored.Id] = stored;
-                    }
+                    doses[held.Id] = held;
                 }
             }
 
@@ -2125,12 +2161,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         var stored = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, retractions, i => i.Identifier, ct);
-        var restorable = new Dictionary<string, (string Id, Immunization Resource)>(StringComparer.Ordinal);
-        List<(TownshipRow Row, Bundle Transaction)> refreshed = [.. rows.Select(r =>
+        var refreshed = new List<(TownshipRow Row, Bundle Transaction)>(rows.Count);
+        foreach (var r in rows)
         {
             if (r.Row is not { Table: "immunizations", Deleted: true } || !stored.TryGetValue(r.Row.Key, out var dose))
             {
-                return r;
+                refreshed.Add(r);
+                continue;
             }
 
             // Another source's identifier (the HIS's, another row's, the certificate's), or the certificate's report (a
@@ -2138,45 +2175,35 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
                 || dose.Resource.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
             var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
-            if (shared)
-            {
-                restorable[r.Row.Key] = dose;
-            }
-
             if (!shared && dose.Resource.Meta?.VersionId is { } version
                 && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
             {
                 delete.IfMatch = $"W/\"{version}\"";
             }
 
-            return (r.Row, retraction);
-        })];
-        if (restorable.Count == 0)
-        {
-            return refreshed;
-        }
-
-        // A shared dose the township wrote last goes back to the report another source made before (§2 "Retraction":
-        // what the hub derived from the row goes with it): its lot, vaccinator and time, with every identifier but the row's.
-        var restored = new List<(TownshipRow Row, Bundle Transaction)>(refreshed.Count);
-        foreach (var (row, transaction) in refreshed)
-        {
-            if (restorable.TryGetValue(row.Key, out var current) && await OtherSourcesReportAsync(current.Id, current.Resource, ct) is { } earlier
-                && transaction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
+            // A shared dose this row wrote last (no other row reports it, no other row of the chunk writes it) goes back
+            // to the report another source made before (§2 "Retraction": what the hub derived from the row goes with
+            // it): its lot, vaccinator and time, with the identifiers it had and every later one but the row's.
+            var otherRows = dose.Resource.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value != r.Row.Key)
+                || rows.Any(o => o.Row != r.Row && o.Transaction.Entry.Any(e => e.Request?.Url == $"Immunization/{dose.Id}"));
+            if (shared && !otherRows && await OtherSourcesReportAsync(dose.Id, dose.Resource, ct) is { } earlier
+                && retraction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
             {
-                earlier.Identifier = [.. current.Resource.Identifier.Where(i => !(i.System == TownshipMapper.VaccinationSystem && i.Value == row.Key))];
+                earlier.Identifier.AddRange(dose.Resource.Identifier.Where(i => i.System != Systems.VaccineTraceCode
+                    && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key)
+                    && !earlier.Identifier.Any(e => e.System == i.System && e.Value == i.Value)).ToList());
                 earlier.AddAnnotation(new RestoredReport());
                 patch.Resource = earlier;
                 patch.Request = new Bundle.RequestComponent
                 {
-                    Method = Bundle.HTTPVerb.PUT, Url = $"Immunization/{current.Id}", IfMatch = $"W/\"{current.Resource.Meta?.VersionId}\"",
+                    Method = Bundle.HTTPVerb.PUT, Url = $"Immunization/{dose.Id}", IfMatch = $"W/\"{dose.Resource.Meta?.VersionId}\"",
                 };
             }
 
-            restored.Add((row, transaction));
+            refreshed.Add((r.Row, retraction));
         }
 
-        return restored;
+        return refreshed;
     }
 
     /// <summary>Marks a dose put back to an earlier report of another source: nothing of the stored version is kept over it.</summary>

@@ -59,11 +59,12 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
     private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, CancellationToken ct) =>
         await CheckPartnerAsync(session, request, OrganizationId(request.Requester?.Reference),
-            request.Performer.Select(p => OrganizationId(p.Reference)).FirstOrDefault(id => id is not null), ct);
+            request.Performer.Select(p => OrganizationId(p.Reference)).FirstOrDefault(id => id is not null), "ServiceRequest.performer", ct);
 
     /// <param name="from">The referring organisation: the request's requester, or (a practitioner requesting, as in the
     /// HIS's referrals) its Task's requester.</param>
-    private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, string? from, string? to, CancellationToken ct)
+    private async System.Threading.Tasks.Task CheckPartnerAsync(IWriteSession session, ServiceRequest request, string? from, string? to, string element,
+        CancellationToken ct)
     {
         if (from is null || to is null)
         {
@@ -79,7 +80,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         {
             throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
                 $"[referral-partner] Organization/{from} has no referral agreement with Organization/{to}: referrals go only to partner organisations " +
-                $"(extension {PartnerExtension} on the requester).", "ServiceRequest.performer");
+                $"(extension {PartnerExtension} on the requester).", element);
         }
 
         if (CallerContext.OverHttp && stored is not null && await session.ReadCurrentAsync("Organization", to, ct) is { IsDeleted: false } receiver
@@ -249,7 +250,7 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         }
         else
         {
-            await CheckNewTaskAsync(session, task, request, ct);
+            await CheckNewTaskAsync(session, task, request, isNew: before is null, ct);
         }
 
         var direction = Direction(request);
@@ -307,7 +308,9 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     }
 
     /// <summary>A referral has one Task, made between the parties its ServiceRequest names.</summary>
-    private async System.Threading.Tasks.Task CheckNewTaskAsync(IWriteSession session, FhirTask task, ServiceRequest request, CancellationToken ct)
+    /// <param name="isNew">No Task was stored: the referral is being made (an adapter's later messages restate the parties
+    /// of one under way, whose agreement was checked then).</param>
+    private async System.Threading.Tasks.Task CheckNewTaskAsync(IWriteSession session, FhirTask task, ServiceRequest request, bool isNew, CancellationToken ct)
     {
         var focus = task.Focus!.Reference!;
         var others = (await session.FindAsync("Task", SearchCriteria.ParseQueryString("Task", $"focus={focus}"), 2, ct)).Where(o => o.Id != task.Id).ToList();
@@ -331,10 +334,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
                 $"[referral-parties] The Task of {focus} is owned by the organisation it refers to ({string.Join(" or ", performers)}), not {task.Owner?.Reference ?? "nobody"}.", "Task.owner");
         }
 
-        if (OrganizationId(request.Requester?.Reference) is null)
+        if (isNew && OrganizationId(request.Requester?.Reference) is null)
         {
             // A practitioner requested it (the HIS's referrals): the pair of organisations is the Task's.
-            await CheckPartnerAsync(session, request, OrganizationId(task.Requester?.Reference), OrganizationId(task.Owner?.Reference), ct);
+            await CheckPartnerAsync(session, request, OrganizationId(task.Requester?.Reference), OrganizationId(task.Owner?.Reference), "Task.owner", ct);
         }
     }
 

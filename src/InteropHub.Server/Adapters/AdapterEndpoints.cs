@@ -124,13 +124,13 @@ public static class AdapterEndpoints
         }
 
         var body = await ReadBodyAsync(request, options, ct);
-        if (body.Length > 0 && !body.AsSpan().StartsWith("PK\u0003\u0004"u8) && !body.AsSpan().StartsWith("PK\u0005\u0006"u8))
-        {
-            throw new InvalidInputException("The body is not a zip archive (it does not begin with the PK signature of a zip): a township batch is its folder zipped.");
-        }
-
         if (body.Length > 0)
         {
+            if (!body.AsSpan().StartsWith("PK\u0003\u0004"u8) && !body.AsSpan().StartsWith("PK\u0005\u0006"u8))
+            {
+                throw new InvalidInputException("The body is not a zip archive (it does not begin with the PK signature of a zip): a township batch is its folder zipped.");
+            }
+
             try
             {
                 // The central directory must be there: a zip cut short in transit could never be read, on replay either.

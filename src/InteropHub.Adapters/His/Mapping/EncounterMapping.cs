@@ -125,11 +125,7 @@ internal static class EncounterMapping
         if (visitEvent == VisitEvent.CancelAdmit)
         {
             // A visit that never was has no diagnoses: those it recorded are marked entered in error, not deleted.
-            foreach (var id in context.Stored.VisitDiagnoses ?? [])
-            {
-                context.Builder.Patch("Condition", id, FhirValues.FhirPathPatch("Condition.verificationStatus",
-                    FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")));
-            }
+            EnteredInError(context, context.Stored.VisitDiagnoses ?? []);
         }
 
         MapDetails(context, pv1, encounter, institution, discharged: visitEvent != VisitEvent.CancelDischarge);
@@ -165,14 +161,19 @@ internal static class EncounterMapping
             // An A13 undoes the discharge (§5), its final diagnoses (DG1-6 F) with it: those the stored visit lists are
             // marked entered in error, unless the A13 sends them again (IngestPipeline.KeepVisitHistory drops the others).
             var sent = encounter.Diagnosis.Select(d => d.Condition?.Reference).ToHashSet(StringComparer.Ordinal);
-            foreach (var id in (context.Stored.VisitDiagnoses ?? []).Where(id => !sent.Contains($"Condition/{id}")))
-            {
-                context.Builder.Patch("Condition", id, FhirValues.FhirPathPatch("Condition.verificationStatus",
-                    FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")));
-            }
+            EnteredInError(context, (context.Stored.VisitDiagnoses ?? []).Where(id => !sent.Contains($"Condition/{id}")));
         }
 
         return visit;
+    }
+
+    private static void EnteredInError(HisContext context, IEnumerable<string> conditionIds)
+    {
+        foreach (var id in conditionIds)
+        {
+            context.Builder.Patch("Condition", id, FhirValues.FhirPathPatch("Condition.verificationStatus",
+                FhirValues.Coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")));
+        }
     }
 
     /// <param name="discharged">False for an A13: it undoes the discharge (§5), so the PV1-36/37 it may still carry are

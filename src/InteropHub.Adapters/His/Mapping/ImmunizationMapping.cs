@@ -132,7 +132,7 @@ internal static class ImmunizationMapping
             return;
         }
 
-        if (rxr is not null && rxr[1][1].Length > 0 && rxr[1][3] is "" or "HL70162" && !RouteCodes.Contains(rxr[1][1]))
+        if (rxr is not null && rxr[1][1].Length > 0 && RouteIn0162(rxr) && !RouteCodes.Contains(rxr[1][1]))
         {
             context.Error(RejectionReason.UnknownCode, rxr.Location(1), $"RXR-1 接种途径 {rxr[1][1]} 不在 HL7 0162 表中");
             return;
@@ -241,6 +241,9 @@ internal static class ImmunizationMapping
         "TRA", "UR", "VG", "VM", "WND",
     };
 
+    /// <summary>RXR-1 names a route of HL7 0162 (its coding system empty or HL70162), not of another system.</summary>
+    private static bool RouteIn0162(Hl7Segment rxr) => rxr[1][3] is "" or "HL70162";
+
     private static void MapRoute(Hl7Segment? rxr, Immunization immunization)
     {
         if (rxr is null)
@@ -251,7 +254,7 @@ internal static class ImmunizationMapping
         if (rxr[1][1] is { Length: > 0 } route)
         {
             // HL7 0162, or another system the sender names (NCI Thesaurus, C28161 intramuscular).
-            var concept = rxr[1][3] is "" or "HL70162"
+            var concept = RouteIn0162(rxr)
                 ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null)
                 : HisContext.Concept(rxr[1]);
             var standard = route switch

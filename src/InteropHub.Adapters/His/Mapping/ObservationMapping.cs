@@ -135,6 +135,12 @@ internal static class ObservationMapping
     private static bool MapValue(HisContext context, Hl7Segment obx, Observation observation)
     {
         var valueType = obx[2].Value.ToUpperInvariant();
+        if (valueType.Length > 0 && !ValueTypes.Contains(valueType))
+        {
+            context.Error(RejectionReason.UnknownCode, obx.Location(2), $"OBX-2 值类型 {obx[2].Value} 不在 HL7 0125 表中");
+            return false;
+        }
+
         var value = obx[5];
         if (value.IsEmpty)
         {
@@ -178,9 +184,6 @@ internal static class ObservationMapping
 
                 observation.Value = new FhirDateTime(time.ToFhirDateTime());
                 return true;
-            case var other when !ValueTypes.Contains(other):
-                context.Error(RejectionReason.UnknownCode, obx.Location(2), $"OBX-2 值类型 {obx[2].Value} 不在 HL7 0125 表中");
-                return false;
             default:
                 // ST, TX, FT and the other types of HL7 0125: the text, repetitions as lines, escapes resolved.
                 observation.Value = new FhirString(string.Join('\n', obx.Repetitions(5).Select(r => r.Text.Trim())));
@@ -386,7 +389,7 @@ internal static class ObservationMapping
         }
 
         var concept = code == "?"
-            ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0078", flag)
+            ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0078", flag.ToUpperInvariant())
             : FhirValues.Coded(Interpretation, code, display);
         if (code != "?" && flag != code)
         {
