@@ -2727,6 +2727,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_certificate_correcting_the_name_of_a_mother_the_HIS_registered_in_characters_and_pinyin_replaces_the_characters_and_keeps_the_pinyin()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_492)).Replace("<Name>母亲7492</Name>", "<Name>陈思雨</Name>", StringComparison.Ordinal);
+        var mother = MotherIdOf(certificate);
+        var registration = "MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250620090000||ADT^A04^ADT_A01|MOTHER-NAME-2|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A04|20250620090000\r"
+            + $"PID|1||0000874921^^^QX2100012^MR~{mother}^^^&2.16.156.10011.1.3&ISO^NNCHN||陈^思雨^^^^^L^I~CHEN^SIYU^^^^^L^A||{mother[6..14]}|F\r"
+            + "PV1|1|O|0307^^^QX2100012^^^^^内分泌科|R|||D0155^许文涛||||||||||||MZ2098749201^^^QX2100012&2.16.156.10011.1.11&ISO^VN|||||||||||||||||||||||||20250620090000\r";
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(registration));
+        Assert.True(Msa(ack) == "AA", ack);
+
+        Assert.Contains(await PostCertificateAsync(certificate), i => i.Details?.Coding[0].Code == "APPLIED");
+        var corrected = certificate.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Name>陈思雨</Name>", "<Name>陈思语</Name>", StringComparison.Ordinal)
+            .Replace("<LastModified>", "<Corrections><Correction><Field>Mother/Name</Field><OldValue>陈思雨</OldValue><NewValue>陈思语</NewValue>"
+                + "<Reason>姓名录入错误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><LastModified>", StringComparison.Ordinal);
+        Assert.Contains(await PostCertificateAsync(corrected), i => i.Details?.Coding[0].Code == "APPLIED");
+
+        // The corrected name replaces the one in characters; the pinyin repetition, another representation, stays.
+        var names = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={mother}")).Name;
+        Assert.Equal(["陈思语", "CHEN SIYU"], names.Select(n => n.Text).Order(StringComparer.Ordinal).Reverse());
+    }
+
+    [Fact]
     public async Task A_cancelled_discharge_takes_back_its_final_diagnoses_and_keeps_the_admission_diagnoses()
     {
         await SeedOrganizationsAsync();
