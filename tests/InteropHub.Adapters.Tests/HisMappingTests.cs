@@ -550,6 +550,24 @@ public sealed class HisMappingTests
         Assert.Equal((reason, erl), (error.Reason.Code(), error.Location!.ToErl()));
     }
 
+    [Theory]
+    [InlineData("EP^硬膜外^HL70162", AckCode.AA)]
+    [InlineData("GTT^胃造口管^HL70162", AckCode.AA)]
+    [InlineData("im^肌内注射^HL70162", AckCode.AA)]
+    [InlineData("GT^^HL70162", AckCode.AE)]
+    public void A_route_is_checked_against_the_whole_of_HL7_0162_in_any_case(string route, AckCode expected)
+    {
+        Assert.Equal(expected, Er7.Sample("11_").With("RXR", 1, route).Map().AckCode);
+    }
+
+    [Fact]
+    public void A_discharge_of_the_day_alone_on_the_day_of_admission_is_accepted()
+    {
+        var outcome = Er7.Sample("23_").With("PV1", 44, "20250508090000").With("PV1", 45, "20250508").Map();
+
+        Assert.Equal(AckCode.AA, outcome.AckCode);
+    }
+
     [Fact]
     public void A_route_named_in_another_coding_system_is_kept_in_that_system()
     {

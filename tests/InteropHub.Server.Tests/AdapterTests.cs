@@ -2615,6 +2615,67 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_patient_moved_back_to_a_ward_has_both_stays_there_and_an_A13_naming_a_stale_place_reopens_the_stay_the_discharge_ended()
+    {
+        await SeedOrganizationsAsync();
+        const string Visit = "ZY2098000016";
+        const string Endocrinology = "0307^^^QX2100012^^^^^内分泌科";
+        const string Cardiology = "0304^^^QX2100012^^^^^心血管内科";
+        static byte[] At(string trigger, string controlId, string time, string place, string prior = "", string discharged = "") =>
+            Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(InpatientEvent(trigger, controlId, Visit, time, "20250601085000", discharged))
+                .Replace($"|{Endocrinology}|R|||", $"|{place}|R||{prior}|", StringComparison.Ordinal));
+        async Task<Encounter> VisitAsync() => Assert.Single(await SearchAsync<Encounter>($"Encounter?identifier={Visit}"));
+        static string Stays(Encounter visit) => string.Join(" / ", visit.Location.Select(l => $"{l.Location?.Display} {l.Status} {l.Period?.Start}-{l.Period?.End}"));
+
+        foreach (var message in new[]
+        {
+            At("A01", "BACK-1", "20250601085000", Endocrinology),
+            At("A02", "BACK-2", "20250603100000", Cardiology, Endocrinology),
+            At("A02", "BACK-3", "20250604100000", Endocrinology, Cardiology),
+            // The admission sent again names the ward the patient is in: its stay keeps when it was taken.
+            At("A01", "BACK-4", "20250604120000", Endocrinology),
+        })
+        {
+            var (_, ack) = await PostHl7Async(message);
+            Assert.True(Msa(ack) == "AA", ack);
+        }
+
+        var back = await VisitAsync();
+        Assert.True(back.Location.Count == 3, Stays(back));
+        var now = Assert.Single(back.Location, l => l.Status == Encounter.EncounterLocationStatus.Active);
+        Assert.StartsWith("2025-06-04T10:00", now.Period!.Start, StringComparison.Ordinal);
+        Assert.StartsWith("2025-06-03T10:00", back.Location[0].Period!.End, StringComparison.Ordinal);
+
+        // Discharged, and the discharge cancelled by messages naming the cardiology ward the patient left.
+        Assert.Equal("AA", Msa((await PostHl7Async(At("A03", "BACK-5", "20250605120000", Cardiology, discharged: "20250605120000"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(At("A13", "BACK-6", "20250605130000", Cardiology))).Ack));
+
+        var reopened = await VisitAsync();
+        Assert.True(reopened.Location.Count == 3, Stays(reopened));
+        Assert.Equal(Encounter.EncounterStatus.InProgress, reopened.Status);
+        var active = Assert.Single(reopened.Location, l => l.Status == Encounter.EncounterLocationStatus.Active);
+        Assert.True(active.Period!.End is null && active.Period.Start!.StartsWith("2025-06-04T10:00", StringComparison.Ordinal), Stays(reopened));
+        Assert.All(reopened.Location.Where(l => l != active), l => Assert.True(string.CompareOrdinal(l.Period!.Start, l.Period.End) <= 0, Stays(reopened)));
+    }
+
+    [Fact]
+    public async Task A_result_or_a_dose_naming_another_patients_visit_is_UNKNOWN_REFERENCE()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal("AA", Msa((await PostHl7Async(InpatientEvent("A01", "OWNER-DOSE-1", "ZY2098000017", "20250601085000", "20250601085000"))).Ack));
+
+        var dose = Encoding.UTF8.GetString(HisDose(884_101, "OWNER-DOSE-2", "20250602")).Replace("\rORC|",
+            "\rPV1|1|I|0307^^^QX2100012||||||||||||||||ZY2098000017^^^QX2100012&2.16.156.10011.1.11&ISO^VN\rORC|", StringComparison.Ordinal);
+        var (_, ack) = await PostHl7Async(Encoding.UTF8.GetBytes(dose));
+
+        Assert.Equal("AE", Msa(ack));
+        Assert.Contains("ERR||PV1^1^19|", ack, StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<Immunization>("Immunization?identifier=JZ-OWNER-DOSE-2"));
+        Assert.Contains("ERR||PV1^1^19|", ack, StringComparison.Ordinal);
+        Assert.Empty(await SearchAsync<Immunization>("Immunization?identifier=JZ-OWNER-DOSE-2"));
+    }
+
+    [Fact]
     public async Task A_discharge_of_the_day_alone_on_the_day_of_a_transfer_is_accepted()
     {
         await SeedOrganizationsAsync();

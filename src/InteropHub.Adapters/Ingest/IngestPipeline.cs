@@ -939,6 +939,31 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
         var patientEntries = entries.Where(e => e is { Resource: Patient, FullUrl: not null }).ToDictionary(e => e.FullUrl!, StringComparer.Ordinal);
+
+        // A visit number names one patient's visit: a message of another patient naming it (a typing error, a visit
+        // moved between patients, which HL7 does with A44/A45) would move it, and what refers to it, to that patient,
+        // or tie that patient's result or dose to it. For the message's patient that visit was never received (§1 "Order").
+        void CheckOwner(Encounter encounter, Encounter current)
+        {
+            if (current.Subject?.Reference is { } owner && encounter.Subject?.Reference is { } subject && subject != owner
+                && !(patientEntries.TryGetValue(subject, out var patientEntry) && PatientCriteria(patientEntry) is { } criteria
+                     && patients.GetValueOrDefault(criteria, []).Any(p => $"Patient/{p.Id}" == owner)))
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PV1", 1, 19),
+                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 属于另一患者 ({owner})，不是本消息 PID-3 的患者", IssueSeverity.Error));
+            }
+        }
+
+        foreach (var entry in entries)
+        {
+            // The visit a result, a dose or a referral names (created when absent).
+            if (entry is { Resource: Encounter named, Request: { Method: Bundle.HTTPVerb.POST, IfNoneExist: { } visitCriteria } }
+                && await session.FindAsync("Encounter", parser.ParseCriteria("Encounter", SearchParser.SplitQueryString("Encounter", visitCriteria)), 2, ct) is [var held]
+                && await session.ReadCurrentAsync("Encounter", held.Id, ct) is { IsDeleted: false } heldVisit)
+            {
+                CheckOwner(named, (Encounter)serializers.ParseStored(heldVisit.Json));
+            }
+        }
         var created = entries.Where(e => e is { FullUrl: not null, Request: { Method: Bundle.HTTPVerb.POST, Url: not null, IfNoneExist: not null } })
             .ToDictionary(e => e.FullUrl!, e => (Type: e.Request!.Url!, Criteria: e.Request.IfNoneExist!), StringComparer.Ordinal);
         foreach (var entry in entries)
@@ -961,17 +986,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
 
             var current = (Encounter)serializers.ParseStored(stored.Json);
-
-            // A visit number names one patient's visit: a message of another patient naming it (a typing error, a
-            // visit moved between patients, which HL7 does with A44/A45) would move it, and what refers to it, to that
-            // patient. For the message's patient that visit was never received (his-hl7v2.md §1 "Order").
-            if (current.Subject?.Reference is { } owner && encounter.Subject?.Reference is { } subject && subject != owner
-                && !(patientEntries.TryGetValue(subject, out var patientEntry) && PatientCriteria(patientEntry) is { } criteria
-                     && patients.GetValueOrDefault(criteria, []).Any(p => $"Patient/{p.Id}" == owner)))
-            {
-                throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, new Hl7Location("PV1", 1, 19),
-                    $"就诊 {encounter.Identifier.FirstOrDefault()?.Value} 属于另一患者 ({owner})，不是本消息 PID-3 的患者", IssueSeverity.Error));
-            }
+            CheckOwner(encounter, current);
 
             if (encounter.Status == Encounter.EncounterStatus.EnteredInError && current.Class?.Code == "IMP" && current.Period?.End is not null
                 && current.Status != Encounter.EncounterStatus.EnteredInError)
@@ -1105,19 +1120,50 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             encounter.Location.Clear();
         }
 
+        // An A13 naming none of the places the discharge ended (a stale place, or none: PV1-3 is RE) reopens the stay the
+        // discharge ended; naming one of them reopens that one (below, as any event's place).
+        if (visitEvent == VisitEvent.CancelDischarge && current.Period?.End is { } discharged)
+        {
+            var ended = current.Location.Where(l => l.Period?.End == discharged).ToList();
+            if (ended.Count > 0 && !encounter.Location.Any(l => ended.Any(e => e.Location?.Reference == l.Location?.Reference)))
+            {
+                encounter.Location.Clear();
+                foreach (var reopened in ended)
+                {
+                    reopened.Status = Encounter.EncounterLocationStatus.Active;
+                    reopened.Period!.EndElement = null;
+                }
+            }
+        }
+
+        // The event replaces the latest stay at each place it names; earlier stays there stay, and a transfer back to a
+        // place the visit left adds a stay (Encounter.location is the visit's history of places).
         var named = encounter.Location.Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal);
-        var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference)).ToList();
+        var latest = current.Location.GroupBy(l => l.Location?.Reference).Select(g => g.Last()).ToHashSet();
+        var returnsTo = visitEvent == VisitEvent.Transfer
+            ? encounter.Location.Where(l => l.Status == Encounter.EncounterLocationStatus.Active).Select(l => l.Location?.Reference).ToHashSet(StringComparer.Ordinal)
+            : [];
+        var earlier = current.Location.Where(l => !named.Contains(l.Location?.Reference) || !latest.Contains(l)
+            || (returnsTo.Contains(l.Location?.Reference) && l is { Status: Encounter.EncounterLocationStatus.Completed, Period.EndElement: not null })).ToList();
 
         // When the event's own place was taken (an A02's transfer time, an admission's start): the places the visit has
         // left were left then. Read before the places named again get their stored starts below.
         var taken = encounter.Location.Select(l => l.Period?.StartElement).FirstOrDefault(t => t is not null);
 
-        // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left),
-        // and when it was left while it stays left (an update of a discharged visit).
+        // A place the event names again keeps when it was taken (an A02 names the place left with the time it was left;
+        // an admission sent again does not move it to the admission's time), and when it was left while it stays left
+        // (an update of a discharged visit). A transfer back to a place the visit left starts a new stay.
         foreach (var place in encounter.Location)
         {
-            var stored = current.Location.FirstOrDefault(l => l.Location?.Reference == place.Location?.Reference)?.Period;
-            if (stored?.StartElement is { } since && place.Period?.StartElement is null)
+            // The latest stay there, unless it stays as a stay of its own (a transfer back starts a new one).
+            var previous = current.Location.LastOrDefault(l => l.Location?.Reference == place.Location?.Reference);
+            if (previous is null || earlier.Contains(previous))
+            {
+                continue;
+            }
+
+            var stored = previous.Period;
+            if (stored?.StartElement is { } since && (place.Period?.StartElement is null || visitEvent != VisitEvent.Transfer))
             {
                 place.Period ??= new Period();
                 place.Period.StartElement = since;
@@ -1190,8 +1236,10 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             // Where the stored visit had the patient (read before the places it left were completed above), or named.
             there.UnionWith(named);
+            // A discharge of the day alone does not end a stay taken at a time that day (the end would not be after it).
             foreach (var place in encounter.Location.Where(l => l.Status is Encounter.EncounterLocationStatus.Completed or Encounter.EncounterLocationStatus.Active
-                         && l.Period?.EndElement is null && there.Contains(l.Location?.Reference)))
+                         && l.Period?.EndElement is null && there.Contains(l.Location?.Reference)
+                         && !(end.Value?.Length <= 10 && l.Period?.Start is { Length: > 10 } since && since.StartsWith(end.Value, StringComparison.Ordinal))))
             {
                 place.Status = Encounter.EncounterLocationStatus.Completed;
                 place.Period ??= new Period();

@@ -95,7 +95,8 @@ internal static class EncounterMapping
 
         var start = context.PastTime(pv1, 44, required: visitEvent is VisitEvent.Admit or VisitEvent.Register);
         var end = visitEvent == VisitEvent.CancelDischarge ? null : context.PastTime(pv1, 45, required: visitEvent == VisitEvent.Discharge);
-        if (start is { } s && end is { } e && e.Value < s.Value)
+        // A time of the day alone (YYYYMMDD, §2) compares by day.
+        if (start is { } s && end is { } e && (s.HasTime && e.HasTime ? e.Value < s.Value : e.Date < s.Date))
         {
             context.Error(RejectionReason.ImpossibleDate, pv1.Location(45), $"PV1-45 出院时间 {pv1[45].Value} 早于入院时间 {pv1[44].Value}");
         }

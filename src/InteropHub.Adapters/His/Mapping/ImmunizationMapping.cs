@@ -132,7 +132,7 @@ internal static class ImmunizationMapping
             return;
         }
 
-        if (rxr is not null && rxr[1][1].Length > 0 && RouteIn0162(rxr) && !RouteCodes.Contains(rxr[1][1]))
+        if (rxr is not null && rxr[1][1].Length > 0 && RouteIn0162(rxr) && !RouteCodes.Contains(rxr[1][1].ToUpperInvariant()))
         {
             context.Error(RejectionReason.UnknownCode, rxr.Location(1), $"RXR-1 接种途径 {rxr[1][1]} 不在 HL7 0162 表中");
             return;
@@ -236,7 +236,7 @@ internal static class ImmunizationMapping
     /// <summary>HL7 table 0162, Route of Administration (v2.5).</summary>
     private static readonly HashSet<string> RouteCodes = new(StringComparer.Ordinal)
     {
-        "AP", "B", "DT", "GU", "GT", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM", "IMR", "IN", "IO", "IP", "IS", "IT", "IU",
+        "AP", "B", "DT", "EP", "ET", "GTT", "GU", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM", "IMR", "IN", "IO", "IP", "IS", "IT", "IU",
         "IV", "MM", "MTH", "NG", "NP", "NS", "NT", "OP", "OT", "OTH", "PF", "PO", "PR", "RM", "SC", "SD", "SL", "TD", "TL", "TP",
         "TRA", "UR", "VG", "VM", "WND",
     };
@@ -254,7 +254,9 @@ internal static class ImmunizationMapping
         if (rxr[1][1] is { Length: > 0 } route)
         {
             // HL7 0162, or another system the sender names (NCI Thesaurus, C28161 intramuscular).
-            var concept = RouteIn0162(rxr)
+            var in0162 = RouteIn0162(rxr);
+            route = in0162 ? route.ToUpperInvariant() : route;
+            var concept = in0162
                 ? FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0162", route, rxr[1].Component(2).Text.Trim() is { Length: > 0 } d ? d : null)
                 : HisContext.Concept(rxr[1]);
             var standard = route switch
