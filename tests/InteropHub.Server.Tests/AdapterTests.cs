@@ -2727,6 +2727,13 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("202409A011", shared.LotNumber);
         Assert.StartsWith($"{day}T10:00", ((FhirDateTime)shared.Occurrence).Value, StringComparison.Ordinal);
 
+        // Another hospital's transcription of the dose adds its identifiers and changes nothing else.
+        var transcription = Encoding.UTF8.GetString(HisDose(N, "RETRACT-HIS-2", day.Replace("-", "", StringComparison.Ordinal)))
+            .Replace("|00^新接种^NIP001|", "|01^历史记录^NIP001|", StringComparison.Ordinal).Replace("|QXHIS|QX2100012|", "|QXHIS|QX2100020|", StringComparison.Ordinal)
+            .Replace("^^^QX2100012^MR", "^^^QX2100020^MR", StringComparison.Ordinal).Replace("|^^^QX2100012|", "|^^^QX2100020|", StringComparison.Ordinal);
+        var (_, transcribed) = await PostHl7Async(Encoding.UTF8.GetBytes(transcription));
+        Assert.True(Msa(transcribed) == "AA", transcribed);
+
         // The township retracts its row: the dose is the hospital's report again, without the row's number.
         var deleted = Rewrite(Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
             "immunizations.csv", lines => lines[1] = DeletedRow(lines[0], "vacc_id", $"JZ-QX2110026-{N:D9}", "2025-06-01 08:00:00"));

@@ -2229,15 +2229,16 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
                 delete.IfMatch = $"W/\"{version}\"";
             }
 
-            // A shared dose this row wrote last (no other row reports it, no other row of the chunk writes it) goes back
-            // to the report another source made before (§2 "Retraction": what the hub derived from the row goes with
-            // it): its lot, vaccinator and time, with the identifiers it had and every later one but the row's.
+            // A shared dose whose content is still this row's (the township wrote it last, or a transcription after it kept
+            // it; no other row reports it or writes it in the chunk) goes back to what it was before the row's report
+            // joined (§2 "Retraction": what the hub derived from the row goes with it): its lot, vaccinator and time,
+            // with the identifiers it had and every later one but the row's and its trace code.
             var otherRows = dose.Resource.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value != r.Row.Key)
                 || rows.Any(o => o.Row != r.Row && o.Transaction.Entry.Any(e => e.Request?.Url == $"Immunization/{dose.Id}"));
-            if (shared && !otherRows && await OtherSourcesReportAsync(dose.Id, dose.Resource, ct) is { } earlier
+            if (shared && !otherRows && await BeforeRowAsync(dose.Id, dose.Resource, r.Row.Key, ct) is var (earlier, rowTraceCodes)
                 && retraction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
             {
-                earlier.Identifier.AddRange(dose.Resource.Identifier.Where(i => i.System != Systems.VaccineTraceCode
+                earlier.Identifier.AddRange(dose.Resource.Identifier.Where(i => !(i.System == Systems.VaccineTraceCode && rowTraceCodes.Contains(i.Value ?? ""))
                     && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key)
                     && !earlier.Identifier.Any(e => e.System == i.System && e.Value == i.Value)).ToList());
                 earlier.AddAnnotation(new RestoredReport());
@@ -2258,27 +2259,54 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     private sealed class RestoredReport;
 
     /// <summary>
-    /// The latest earlier version of a dose that another source than the township export wrote, without its meta, when
-    /// the current version is the township's; null when there is none.
+    /// What a dose was before a township row's report of it joined (the latest version without the row's
+    /// <c>vacc_id</c>), without its meta, with the trace codes that report added: when the dose still reads as the row
+    /// wrote it (the township wrote it last, or later reports only added their identifiers); null otherwise, or when the
+    /// row's report was the first.
     /// </summary>
-    private async Task<Immunization?> OtherSourcesReportAsync(string id, Immunization current, CancellationToken ct)
+    private async Task<(Immunization Before, HashSet<string> RowTraceCodes)?> BeforeRowAsync(string id, Immunization current, string key, CancellationToken ct)
     {
-        if (current.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) != true
-            || !int.TryParse(current.Meta.VersionId, CultureInfo.InvariantCulture, out var version))
+        static bool HasRow(Immunization dose, string key) => dose.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value == key);
+        static bool Township(Immunization dose) => dose.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
+        static IEnumerable<string> TraceCodes(Immunization dose) =>
+            dose.Identifier.Where(i => i.System == Systems.VaccineTraceCode).Select(i => i.Value).OfType<string>();
+        static bool SameReport(Immunization a, Immunization b)
+        {
+            var (x, y) = ((Immunization)a.DeepCopy(), (Immunization)b.DeepCopy());
+            (x.Meta, y.Meta, x.Identifier, y.Identifier) = (null, null, [], []);
+            return x.IsExactly(y);
+        }
+
+        if (!int.TryParse(current.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
         {
             return null;
         }
 
+        var rowsReport = Township(current) && HasRow(current, key) ? current : null;
+        Immunization? joined = null;
         for (var earlier = version - 1; earlier >= 1; earlier--)
         {
-            if (await store.ReadVersionAsync("Immunization", id, earlier, ct) is { IsDeleted: false } stored
-                && serializers.ParseStored(stored.Json) is Immunization report
-                && report.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) != true)
+            if (await store.ReadVersionAsync("Immunization", id, earlier, ct) is not { IsDeleted: false } stored
+                || serializers.ParseStored(stored.Json) is not Immunization report)
             {
-                var source = report.Meta?.Source;
-                report.Meta = source is null ? null : new Meta { Source = source };
-                return report;
+                return null;
             }
+
+            if (HasRow(report, key))
+            {
+                rowsReport ??= Township(report) ? report : null;
+                joined = report;
+                continue;
+            }
+
+            if (rowsReport is null || !SameReport(current, rowsReport))
+            {
+                return null;
+            }
+
+            var source = report.Meta?.Source;
+            report.Meta = source is null ? null : new Meta { Source = source };
+            return (report, joined is null ? [] : TraceCodes(joined).Except(TraceCodes(report)).ToHashSet(StringComparer.Ordinal));
         }
 
         return null;
