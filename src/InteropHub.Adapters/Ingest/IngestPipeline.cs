@@ -1418,18 +1418,19 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
     }
 
+    /// <summary>A name's representation: the HIS marks its pinyin repetition ABC; a name without the mark is in characters.</summary>
+    private static string NameRepresentation(HumanName name) => name.GetExtensionValue<Code>(ExtensionUrls.NameRepresentation)?.Value ?? "IDE";
+
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
     /// identifier but one it clears (a birth certificate's newborn key that a correction made stale); telecoms of a
-    /// system and use, addresses and names of a use the message does not give; extensions of a URL it does not give
+    /// system and use, addresses of a use and names of a use or representation the message does not give (the same name
+    /// sent again keeps the stored one's parts and use); extensions of a URL it does not give
     /// (ethnicity, registered poor, …); each single element it leaves empty (death, marital status, managing
     /// organisation, …); and the time of birth on a birth date it gives unchanged.
     /// </summary>
     /// <param name="cleared">What the message deleted with <c>""</c>: element names and extension URLs not to keep; and
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
-    /// <summary>A name's representation: the HIS marks its pinyin repetition ABC; a name without the mark is in characters.</summary>
-    private static string NameRepresentation(HumanName name) => name.GetExtensionValue<Code>(ExtensionUrls.NameRepresentation)?.Value ?? "IDE";
-
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
