@@ -1125,7 +1125,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
 
     [Fact]
-    public async Task A_township_upload_that_is_no_zip_or_certificates_that_are_no_XML_are_415_or_400_with_an_outcome_and_not_stored()
+    public async Task A_township_upload_that_is_no_zip_or_a_damaged_one_or_certificates_that_are_no_XML_are_415_or_400_with_an_outcome_and_not_stored()
     {
         async Task<long> ReceivedAsync() => (await GetJsonAsync("/adapters/status")).GetProperty("sources").EnumerateArray()
             .Where(s => s.GetProperty("source").GetString() is "township" or "birth-certificate").Sum(s => s.GetProperty("received").GetInt64());
@@ -1137,6 +1137,17 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             await entry.WriteAsync(Encoding.UTF8.GetBytes(new string('x', 2000)));
         }
 
+        // A zip whose directory reads but whose entry's data was damaged in transit: its CRC-32 no longer matches.
+        using var stored = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(stored, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            await using var entry = archive.CreateEntry("manifest.json", System.IO.Compression.CompressionLevel.NoCompression).Open();
+            await entry.WriteAsync(Encoding.UTF8.GetBytes(new string('x', 2000)));
+        }
+
+        var damaged = stored.ToArray();
+        damaged[30 + "manifest.json".Length + 100] = (byte)'y';
+
         foreach (var (url, type, body, expected) in new[]
         {
             ("/adapters/township/batches", "text/plain", "hello"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
@@ -1144,6 +1155,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             ("/adapters/township/batches", "application/zip", "hello"u8.ToArray(), HttpStatusCode.BadRequest),
             // A zip cut short: its signature is there, its central directory is not.
             ("/adapters/township/batches", "application/zip", zipped.ToArray()[..(int)(zipped.Length / 2)], HttpStatusCode.BadRequest),
+            ("/adapters/township/batches", "application/zip", damaged, HttpStatusCode.BadRequest),
             ("/adapters/birth-certificates", "application/json", "{\"a\":1}"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
             ("/adapters/birth-certificates", "text/plain", "<BirthCertificateBatch/>"u8.ToArray(), HttpStatusCode.UnsupportedMediaType),
         })
@@ -1153,7 +1165,12 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             var response = await Client.PostAsync(new Uri(url, UriKind.Relative), content);
 
             Assert.Equal(expected, response.StatusCode);
-            Assert.NotEmpty((await Fhir.Read<OperationOutcome>(response)).Issue);
+            var outcome = await Fhir.Read<OperationOutcome>(response);
+            Assert.NotEmpty(outcome.Issue);
+            if (body == damaged)
+            {
+                Assert.Contains("manifest.json", outcome.Issue[0].Diagnostics, StringComparison.Ordinal);
+            }
         }
 
         Assert.Equal(before, await ReceivedAsync());

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.IO.Compression;
+using System.IO.Hashing;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -24,6 +25,7 @@ public static class TownshipBatchReader
     /// <summary>
     /// The files of a zipped batch, at the zip root or inside one folder. Windows tools may write the folder with a
     /// backslash; the metadata macOS adds (<c>__MACOSX/</c>, <c>._name</c>, <c>.DS_Store</c>) is not part of the batch.
+    /// A zip that cannot be read, or an entry whose data is damaged, throws <see cref="InvalidDataException"/> (naming the entry).
     /// </summary>
     public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip)
     {
@@ -38,9 +40,24 @@ public static class TownshipBatchReader
                 continue;
             }
 
-            using var stream = entry.Open();
             using var copy = new MemoryStream();
-            stream.CopyTo(copy);
+            try
+            {
+                using var stream = entry.Open();
+                stream.CopyTo(copy);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"{entry.FullName}: {e.Message}", e);
+            }
+
+            // The archive does not check an entry's CRC-32 as it reads: data damaged in a stored (uncompressed) entry
+            // would read as other bytes.
+            if (Crc32.HashToUInt32(copy.GetBuffer().AsSpan(0, (int)copy.Length)) != entry.Crc32)
+            {
+                throw new InvalidDataException($"{entry.FullName}: its data does not match the CRC-32 the zip's directory gives (the file was damaged).");
+            }
+
             files[name] = copy.ToArray();
         }
 

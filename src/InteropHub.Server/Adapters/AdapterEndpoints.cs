@@ -5,6 +5,7 @@ using InteropHub.Adapters;
 using InteropHub.Adapters.His.Acks;
 using InteropHub.Adapters.His.Mllp;
 using InteropHub.Adapters.Ingest;
+using InteropHub.Adapters.Township;
 using InteropHub.Fhir;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Storage;
@@ -111,8 +112,9 @@ public static class AdapterEndpoints
 
     /// <summary>
     /// A batch is a zip (township-export.md): another media type is 415, and bytes that are no zip at all (no local file
-    /// or end-of-directory signature) or no readable one (no central directory: cut short) are 400, neither stored; a
-    /// zip whose directory reads but whose files are damaged is stored and reported (INTEGRITY, MALFORMED).
+    /// or end-of-directory signature) or no readable one (no central directory: cut short; an entry whose data does not
+    /// inflate or fails its CRC-32: damaged) are 400, neither stored. A batch whose files read but disagree with its
+    /// manifest is stored and reported (INTEGRITY).
     /// </summary>
     private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
@@ -133,12 +135,13 @@ public static class AdapterEndpoints
 
             try
             {
-                // The central directory must be there: a zip cut short in transit could never be read, on replay either.
-                using var archive = new System.IO.Compression.ZipArchive(new MemoryStream(body, writable: false), System.IO.Compression.ZipArchiveMode.Read);
+                // Every entry must read, its CRC-32 checked: a zip cut short or damaged in transit could never be read,
+                // on replay either.
+                TownshipBatchReader.FromZip(body);
             }
             catch (InvalidDataException e)
             {
-                throw new InvalidInputException($"The body is not a readable zip archive ({e.Message}): was it cut short? Send the batch again.");
+                throw new InvalidInputException($"The body is not a readable zip archive ({e.Message}): was it cut short or damaged? Send the batch again.");
             }
         }
 
