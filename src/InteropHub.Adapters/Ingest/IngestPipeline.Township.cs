@@ -1,0 +1,668 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Hl7.Fhir.Model;
+using InteropHub.Adapters.BirthCertificate;
+using InteropHub.Adapters.His;
+using InteropHub.Adapters.His.Mapping;
+using InteropHub.Adapters.Identity;
+using InteropHub.Adapters.Township;
+using InteropHub.Fhir.Errors;
+using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
+
+namespace InteropHub.Adapters.Ingest;
+
+/// <summary>
+/// Township batches (township-export.md): a stored batch read, its rows applied in chunks, retractions, stale and
+/// unchanged rows.
+/// </summary>
+public sealed partial class IngestPipeline
+{
+    /// <summary>
+    /// Applies every valid row in the order the reader returns them; a row the store refuses is reported, the others
+    /// are kept. A row whose <c>updated_at</c> is not later than the one applied before for the same (table, key) is
+    /// skipped (township-export.md §2 "Update"): older is stale (a warning), equal changes nothing. The batch is a
+    /// dead letter only when it was refused whole or the store refused a valid row, the failures a replay can mend;
+    /// rows refused for their content are reported and wait for the source to correct them.
+    /// </summary>
+    private async Task<(OperationOutcome Outcome, bool Failed)> ApplyTownshipAsync(byte[] zip, CancellationToken ct)
+    {
+        TownshipBatchResult batch;
+        try
+        {
+            batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip));
+        }
+        catch (InvalidDataException e)
+        {
+            var unreadable = new OperationOutcome();
+            unreadable.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(), $"批次不是可读的 zip 文件: {e.Message}", null));
+            return (unreadable, true);
+        }
+
+        var outcome = new OperationOutcome();
+        foreach (var issue in batch.Issues)
+        {
+            outcome.Issue.Add(Issue(Of(issue.Severity), issue.Code, issue.ToString(), Where(issue.File, issue.Row, issue.Column)));
+        }
+
+        if (batch.Manifest is { } manifest)
+        {
+            await CheckSequenceAsync(manifest, outcome, ct);
+        }
+
+        // Up to three chunks are applied at once, in transactions of their own, so the database and the hub work side by
+        // side. A row that writes what a chunk in flight writes, or names a person that one does, waits for the chunks
+        // in flight to finish, so rows about one resource or one person still apply in file order; so does a new file.
+        var tally = new BatchTally(batch);
+        var chunk = new List<(TownshipRow Row, Bundle Transaction)>();
+        var requests = new HashSet<string>(StringComparer.Ordinal);
+        var persons = new HashSet<string>(StringComparer.Ordinal);
+        var inFlight = new Queue<(Task<(int Applied, int Failed)> Task, string File, int Rows, OperationOutcome Issues, HashSet<string> Requests, HashSet<string> Persons)>();
+        async Task CompleteOldestAsync()
+        {
+            var (task, file, rows, issues, _, _) = inFlight.Dequeue();
+            var (ok, failed) = await task;
+            // A chunk holds the rows of one file; those neither applied nor failed were refused by the store.
+            tally[file].Applied += ok;
+            tally[file].NotStored += failed;
+            tally[file].Refused += rows - ok - failed;
+            outcome.Issue.AddRange(issues.Issue);
+        }
+
+        async Task LaunchAsync()
+        {
+            if (chunk.Count == 0)
+            {
+                return;
+            }
+
+            if (inFlight.Count == 3)
+            {
+                await CompleteOldestAsync();
+            }
+
+            var issues = new OperationOutcome();
+            inFlight.Enqueue((ApplyRowsAsync(batch.Manifest!, chunk.ToList(), issues, ct), chunk[0].Row.File, chunk.Count, issues, [.. requests], [.. persons]));
+            chunk.Clear();
+            requests.Clear();
+            persons.Clear();
+        }
+
+        async Task DrainAsync()
+        {
+            while (inFlight.Count > 0)
+            {
+                await CompleteOldestAsync();
+            }
+        }
+
+        // A batch never repeats a (table, key), so what was applied before the batch is read for all rows at once. Each
+        // row is mapped only when it is scheduled, while the chunks before it are being applied, and its Bundle is
+        // dropped once its chunk is done.
+        var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
+        var appliedAt = await AppliedAtAsync(rowsToApply, ct);
+        // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
+        // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
+        // The stored Immunization of every dose row applied before (by vacc_id): an update that changes the date keeps the
+        // dose's id. (A deletion reads it again when its chunk is applied: RefreshDoseRetractionsAsync.)
+        var earlierDoses = rowsToApply.Where(r => r is { Table: "immunizations", Deleted: false } && appliedAt.ContainsKey(RowState(r))).ToList();
+        var storedResidents = (await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, rowsToApply.Where(r => r.EarliestEvent is not null)
+            .SelectMany(r => r.ReferencedResidents).Concat(rowsToApply.Where(r => r is { Table: "residents", Deleted: true }).Select(r => r.Key))
+            .Select(TextNormalizer.Number), p => p.Identifier, ct)).ToDictionary(p => p.Key, p => p.Value.Resource, StringComparer.Ordinal);
+        var storedDoses = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, earlierDoses.Select(r => r.Key), i => i.Identifier, ct);
+        var recordKeys = await NewbornRecordKeysAsync(rowsToApply.Select(r => r.NewbornKey).OfType<string>(), ct);
+        // Children of the batch known by their birth certificate alone: the stored child's person key (none in most batches).
+        var certified = (await StoredByIdentifierAsync<Patient>(Systems.BirthCertificate, rowsToApply.Select(r => r.BirthCertificateNo).OfType<string>(),
+            p => p.Identifier, ct)).ToDictionary(p => p.Key, p => PersonKey(p.Value.Resource), StringComparer.Ordinal);
+        var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
+            rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
+        (string Table, string File)? file = null;
+        try
+        {
+            foreach (var row in rowsToApply)
+            {
+                if (appliedAt.TryGetValue(RowState(row), out var earlier) && earlier.UpdatedAt >= row.UpdatedAt)
+                {
+                    if (earlier.UpdatedAt > row.UpdatedAt)
+                    {
+                        tally[row.File].Stale++;
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
+                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier.UpdatedAt:yyyy-MM-dd HH:mm:ss} already applied; ignored",
+                            Where(row.File, row.Row, "updated_at")));
+                    }
+                    else if (earlier.ContentHash is { Length: > 0 } had && row.ContentHash.Length > 0 && had != row.ContentHash)
+                    {
+                        // §2 "Update": a later updated_at replaces; an equal one with the same content changes nothing. Equal
+                        // with other content means the source changed the row without advancing updated_at.
+                        tally[row.File].Stale++;
+                        outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
+                            $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: same updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} as the version applied, but other content; ignored (a changed row needs a later updated_at)",
+                            Where(row.File, row.Row, "updated_at")));
+                    }
+                    else
+                    {
+                        tally[row.File].Unchanged++;
+                    }
+
+                    continue;
+                }
+
+                if (row is { Table: "residents", Deleted: true } && !storedResidents.ContainsKey(TextNormalizer.Number(row.Key)))
+                {
+                    // Nothing to retract, but the deletion is kept as the row's latest version, so a late batch with an
+                    // older version of the resident cannot bring it back (§1, §2).
+                    await state.WriteStateAsync(RowState(row), RowStateValue(row, null), ct);
+                    WarnDeletedNothing([row], outcome);
+                    tally[row.File].Applied++;
+                    continue;
+                }
+
+                // §2 "Impossible dates": an event before the birth of a resident of an earlier batch.
+                if (row is { EarliestEvent: { } earliest, ReferencedResidents: [var resident] }
+                    && storedResidents.GetValueOrDefault(TextNormalizer.Number(resident))?.BirthDate is { Length: >= 10 } born
+                    && DateOnly.TryParseExact(born[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var birth) && earliest.Date < birth)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {earliest.Column} {earliest.Date:yyyy-MM-dd} 早于出生日期 {born[..10]}",
+                        Where(row.File, row.Row, earliest.Column)));
+                    tally[row.File].Refused++;
+                    continue;
+                }
+
+                // §3.6: a pregnancy registered for a resident of an earlier batch recorded as a man is applied, with a warning.
+                if (row is { Table: "maternal_registrations", Deleted: false, ReferencedResidents: [var woman] }
+                    && storedResidents.GetValueOrDefault(TextNormalizer.Number(woman))?.Gender == AdministrativeGender.Male)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {TownshipBatchReader.MaleRegistration(woman)}",
+                        Where(row.File, row.Row, "record_no")));
+                }
+
+                // §2 "Impossible dates": an antenatal visit before its registration of an earlier batch.
+                if (row.AntenatalVisit is { } visit && storedRegistrations.GetValueOrDefault(visit.RegId).Resource?.Period?.Start is { Length: >= 10 } registered
+                    && DateOnly.TryParseExact(registered[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var registeredOn)
+                    && visit.Date < registeredOn)
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: visit_date {visit.Date:yyyy-MM-dd} 早于建册日期 {registered[..10]}",
+                        Where(row.File, row.Row, "visit_date")));
+                    tally[row.File].Refused++;
+                    continue;
+                }
+
+                Bundle? transaction;
+                try
+                {
+                    var replaces = appliedAt.TryGetValue(RowState(row), out var before);
+                    transaction = row.Table == "immunizations"
+                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null
+                            ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo)))
+                                    : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
+                                NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
+                            : null)
+                        : row.Map(replaces ? new StoredRow(Replaces: true) : null);
+                    if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
+                    {
+                        // What the resident row's earlier version filled, for KeepOtherSources to remove what this one empties.
+                        transaction?.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault()?.AddAnnotation(supplied);
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A mapping fault is the hub's: the row is reported and the batch kept as a dead letter for a replay
+                    // once the mapping is fixed (the rows applied meanwhile are then skipped as unchanged).
+                    tally[row.File].NotStored++;
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: the row could not be mapped: {e.Message}", Where(row.File, row.Row, null)));
+                    continue;
+                }
+
+                if (transaction is null)
+                {
+                    continue;
+                }
+
+                var writes = transaction.Entry.Where(e => e.Request?.Method != Bundle.HTTPVerb.POST).Select(e => $"{e.Request?.Method} {e.Request?.Url}").ToList();
+                var rowPersons = PersonKeys(transaction);
+                if (file != (row.Table, row.File) || writes.Any(requests.Contains) || persons.Overlaps(rowPersons)
+                    || inFlight.Any(f => writes.Any(f.Requests.Contains) || f.Persons.Overlaps(rowPersons)))
+                {
+                    // Everything before this row is applied before it.
+                    await LaunchAsync();
+                    await DrainAsync();
+                    file = (row.Table, row.File);
+                }
+
+                // Rows of one table that write different resources share a transaction.
+                if (chunk.Count == RowsPerTransaction)
+                {
+                    await LaunchAsync();
+                }
+
+                chunk.Add((row, transaction));
+                requests.UnionWith(writes);
+                persons.UnionWith(rowPersons);
+            }
+
+            await LaunchAsync();
+            await DrainAsync();
+        }
+        finally
+        {
+            // A failure (the hub stopping) leaves no chunk running behind it.
+            foreach (var (task, _, _, _, _, _) in inFlight)
+            {
+                await task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
+        // Counted against every data row the manifest lists, so the refused ones show in the summary too; then a line
+        // per file. The issues after them name each refused and stale row. A batch refused whole (no readable manifest)
+        // has only its reason.
+        outcome.Issue.InsertRange(0, batch.BatchRejected ? [] : [
+            Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", tally.Summary(batch), null),
+            .. tally.Files(batch).Select(f => Issue(OperationOutcome.IssueSeverity.Information, "FILE", f.Line, f.File)),
+        ]);
+        return (outcome, batch.BatchRejected || tally.NotStored > 0);
+    }
+
+    /// <summary>Township rows applied per transaction (see <see cref="ApplyRowsAsync"/>).</summary>
+    private const int RowsPerTransaction = 100;
+
+    /// <summary>
+    /// Applies a chunk of rows as one transaction, with one Provenance per institution of its rows
+    /// (<see cref="TownshipMapper.Provenance"/>) and each row's <c>updated_at</c> (<see cref="RowState"/>); when it
+    /// fails, row by row, so one refused row costs only itself and is reported alone (Failed counts the store's own
+    /// failures only, which make the batch a dead letter). Entries that several rows share
+    /// (the same conditional create) are sent once.
+    /// </summary>
+    private async Task<(int Applied, int Failed)> ApplyRowsAsync(TownshipManifest manifest, List<(TownshipRow Row, Bundle Transaction)> rows,
+        OperationOutcome outcome, CancellationToken ct)
+    {
+        if (rows.Count > 1)
+        {
+            try
+            {
+                WarnDeletedNothing(await ApplyTogetherAsync(manifest, rows, ct), outcome);
+                WarnIdNumbers(rows, outcome);
+                return (rows.Count, 0);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Nothing of the chunk was written: find the row at fault by applying them one at a time.
+            }
+        }
+
+        var applied = 0;
+        var failed = 0;
+        foreach (var row in rows)
+        {
+            try
+            {
+                WarnDeletedNothing(await LinkingSamePersonAsync(row.Transaction, () => ApplyTogetherAsync(manifest, [row], ct), ct), outcome);
+                WarnIdNumbers([row], outcome);
+                applied++;
+            }
+            catch (FhirException e) when (row.Row.Deleted && e.Status == System.Net.HttpStatusCode.NotFound)
+            {
+                // A deleted resident the hub never had: nothing to retract, a warning (township-export.md §2).
+                WarnDeletedNothing([row.Row], outcome);
+                applied++;
+            }
+            catch (FhirException e) when ((int)e.Status is >= 400 and < 500 and not 409)
+            {
+                // The hub refused the row (a resident it does not know, one that several records match): the row is
+                // rejected alone and the rest of the batch stands (township-export.md §2). A resident it does not know
+                // is named by the row's record_no, as the reader names one deleted earlier in the same batch.
+                var unknownResident = Refusal(e) == RejectionReason.UnknownReference && row.Row.ReferencedResidents is [var recordNo]
+                    && Describe(e).Contains("Patient?", StringComparison.Ordinal) ? recordNo : null;
+                var unknownRegistration = unknownResident is null && Refusal(e) == RejectionReason.UnknownReference && row.Row.RegId is { Length: > 0 } regId
+                    && Describe(e).Contains("EpisodeOfCare?", StringComparison.Ordinal) ? regId : null;
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, Refusal(e).Code(),
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: " + (unknownResident is not null
+                        ? $"record_no {unknownResident} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）"
+                        : unknownRegistration is not null ? $"reg_id {unknownRegistration} 的建册记录不在平台中（从未上报，或已在之前的批次中删除）" : Describe(e)),
+                    Where(row.Row.File, row.Row.Row, unknownResident is not null ? "record_no" : unknownRegistration is not null ? "reg_id" : null)));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The hub's own failure (the store): reported, and the batch kept as a dead letter for a replay.
+                failed++;
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.Malformed.Code(),
+                    $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: not stored, the batch can be replayed: {Describe(e)}",
+                    Where(row.Row.File, row.Row.Row, null)));
+            }
+        }
+
+        return (applied, failed);
+    }
+
+    private static void WarnIdNumbers(IEnumerable<(TownshipRow Row, Bundle Transaction)> rows, OperationOutcome outcome)
+    {
+        foreach (var (row, transaction) in rows)
+        {
+            foreach (var disagreement in IdNumberOutcome.In(transaction))
+            {
+                outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, "id_no")));
+            }
+        }
+    }
+
+    private static void WarnDeletedNothing(IEnumerable<TownshipRow> rows, OperationOutcome outcome)
+    {
+        foreach (var row in rows)
+        {
+            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: deleted, but the hub holds nothing of it", Where(row.File, row.Row, null)));
+        }
+    }
+
+    /// <summary>Applies the rows in one transaction; the deleted rows whose deletion found nothing to delete.</summary>
+    private async Task<List<TownshipRow>> ApplyTogetherAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ApplyTogetherOnceAsync(manifest, await UnlinkRetractedRegistrationsAsync(await RefreshDoseRetractionsAsync(rows, ct), ct), ct);
+            }
+            catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
+            {
+                // A dose a deleted row retracts changed after it was read (another source reported it meanwhile): read it
+                // again. Changed every time: a conflict of the hub's, so the batch stays a dead letter to replay.
+                if (attempt == 3)
+                {
+                    throw new WriteConflictException($"A dose a deleted row retracts kept changing while the row was applied: {Describe(e)}");
+                }
+            }
+        }
+    }
+
+    private async Task<List<TownshipRow>> ApplyTogetherOnceAsync(TownshipManifest manifest, IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows,
+        CancellationToken ct)
+    {
+        var combined = new Bundle { Type = Bundle.BundleType.Transaction };
+        var fullUrls = new HashSet<string>(StringComparer.Ordinal);
+        combined.Entry.AddRange(rows.SelectMany(r => r.Transaction.Entry).Where(e => e.FullUrl is null || fullUrls.Add(e.FullUrl)));
+        foreach (var institution in rows.GroupBy(r => r.Row.Institution, StringComparer.Ordinal))
+        {
+            if (TownshipMapper.Provenance(manifest, institution.Key, [.. institution]) is { } provenance)
+            {
+                combined.Entry.Add(provenance);
+            }
+        }
+
+        List<KeyValuePair<string, string>> states = [.. rows.Select(r => KeyValuePair.Create(RowState(r.Row), RowStateValue(r.Row, r.Transaction)))];
+        var held = await LockPersonsAsync(combined, ct);
+        try
+        {
+            var result = await ApplyAsync(combined, ct, (session, token) => session.WriteStatesAsync(states, token));
+            return rows.Where(r => r.Row.Deleted
+                    && r.Transaction.Entry.Where(e => e.Request?.Method == Bundle.HTTPVerb.DELETE).Select(e => combined.Entry.IndexOf(e)).ToList() is { Count: > 0 } deletes
+                    && deletes.All(i => i >= 0 && result.Entries[i].Resource is null))
+                .Select(r => r.Row).ToList();
+        }
+        finally
+        {
+            Release(held);
+        }
+    }
+
+    /// <summary>
+    /// A deleted dose row takes back the township's report of the dose (township-export.md §2 "Retraction"): the dose goes
+    /// when nothing else reports it, and otherwise only loses this row's <c>vacc_id</c> (the HIS, a certificate or another
+    /// township row still report it, §3.2). What else reports it is read when the row's chunk is applied, not when the
+    /// batch began, so a report stored meanwhile counts. A dose deleted whole is deleted only in the version read
+    /// (If-Match): a report committed between this read and the chunk's own makes the chunk fail with 412, and
+    /// <see cref="ApplyTogetherAsync"/> reads again.
+    /// </summary>
+    private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> RefreshDoseRetractionsAsync(
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        var retractions = rows.Where(r => r.Row is { Table: "immunizations", Deleted: true }).Select(r => r.Row.Key).ToList();
+        if (retractions.Count == 0)
+        {
+            return rows;
+        }
+
+        var stored = await StoredByIdentifierAsync<Immunization>(TownshipMapper.VaccinationSystem, retractions, i => i.Identifier, ct);
+        var refreshed = new List<(TownshipRow Row, Bundle Transaction)>(rows.Count);
+        foreach (var r in rows)
+        {
+            if (r.Row is not { Table: "immunizations", Deleted: true } || !stored.TryGetValue(r.Row.Key, out var dose))
+            {
+                refreshed.Add(r);
+                continue;
+            }
+
+            // Another source's identifier (the HIS's, another row's, the certificate's), or the certificate's report (a
+            // dose it wrote before its doses carried an identifier).
+            var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
+                || dose.Resource.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
+            var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
+            if (!shared && dose.Resource.Meta?.VersionId is { } version
+                && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
+            {
+                delete.IfMatch = $"W/\"{version}\"";
+            }
+
+            // A shared dose whose content is still this row's (the township wrote it last, or a transcription after it kept
+            // it; no other row reports it or writes it in the chunk) goes back to what it was before the row's report
+            // joined (§2 "Retraction": what the hub derived from the row goes with it): its lot, vaccinator and time,
+            // with the identifiers it had and every later one but the row's and its trace code.
+            var otherRows = dose.Resource.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value != r.Row.Key)
+                || rows.Any(o => o.Row != r.Row && o.Transaction.Entry.Any(e => e.Request?.Url == $"Immunization/{dose.Id}"));
+            if (shared && !otherRows && await BeforeRowAsync(dose.Id, dose.Resource, r.Row.Key, ct) is var (earlier, rowTraceCodes)
+                && retraction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
+            {
+                earlier.Identifier.AddRange(dose.Resource.Identifier.Where(i => !(i.System == Systems.VaccineTraceCode && rowTraceCodes.Contains(i.Value ?? ""))
+                    && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key)
+                    && !earlier.Identifier.Any(e => e.System == i.System && e.Value == i.Value)).ToList());
+                earlier.AddAnnotation(new RestoredReport());
+                patch.Resource = earlier;
+                patch.Request = new Bundle.RequestComponent
+                {
+                    Method = Bundle.HTTPVerb.PUT, Url = $"Immunization/{dose.Id}", IfMatch = $"W/\"{dose.Resource.Meta?.VersionId}\"",
+                };
+            }
+
+            refreshed.Add((r.Row, retraction));
+        }
+
+        return refreshed;
+    }
+
+    /// <summary>Marks a dose put back to an earlier report of another source: nothing of the stored version is kept over it.</summary>
+    private sealed class RestoredReport;
+
+    /// <summary>
+    /// What a dose was before a township row's report of it joined (the latest version without the row's
+    /// <c>vacc_id</c>), without its meta, with the trace codes that report added: when the dose still reads as the row
+    /// wrote it (the township wrote it last, or later reports only added their identifiers); null otherwise, or when the
+    /// row's report was the first.
+    /// </summary>
+    private async Task<(Immunization Before, HashSet<string> RowTraceCodes)?> BeforeRowAsync(string id, Immunization current, string key, CancellationToken ct)
+    {
+        static bool HasRow(Immunization dose, string key) => dose.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value == key);
+        static bool Township(Immunization dose) => dose.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
+        static IEnumerable<string> TraceCodes(Immunization dose) =>
+            dose.Identifier.Where(i => i.System == Systems.VaccineTraceCode).Select(i => i.Value).OfType<string>();
+        static bool SameReport(Immunization a, Immunization b)
+        {
+            var (x, y) = ((Immunization)a.DeepCopy(), (Immunization)b.DeepCopy());
+            (x.Meta, y.Meta, x.Identifier, y.Identifier) = (null, null, [], []);
+            return x.IsExactly(y);
+        }
+
+        if (!int.TryParse(current.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
+        {
+            return null;
+        }
+
+        var rowsReport = Township(current) && HasRow(current, key) ? current : null;
+        Immunization? joined = null;
+        for (var earlier = version - 1; earlier >= 1; earlier--)
+        {
+            if (await store.ReadVersionAsync("Immunization", id, earlier, ct) is not { IsDeleted: false } stored
+                || serializers.ParseStored(stored.Json) is not Immunization report)
+            {
+                return null;
+            }
+
+            if (HasRow(report, key))
+            {
+                rowsReport ??= Township(report) ? report : null;
+                joined = report;
+                continue;
+            }
+
+            if (rowsReport is null || !SameReport(current, rowsReport))
+            {
+                return null;
+            }
+
+            var source = report.Meta?.Source;
+            report.Meta = source is null ? null : new Meta { Source = source };
+            return (report, joined is null ? [] : TraceCodes(joined).Except(TraceCodes(report)).ToHashSet(StringComparer.Ordinal));
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A registration's retraction (§2) removes its EpisodeOfCare; the visits of the pregnancy that other rows wrote stay,
+    /// without their link to it (read when the chunk is applied, and written with the retraction, If-Match on the version
+    /// read), so no Encounter refers to a deleted EpisodeOfCare.
+    /// </summary>
+    private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> UnlinkRetractedRegistrationsAsync(
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        if (!rows.Any(r => r.Row is { Table: "maternal_registrations", Deleted: true }))
+        {
+            return rows;
+        }
+
+        var result = new List<(TownshipRow Row, Bundle Transaction)>();
+        foreach (var (row, transaction) in rows)
+        {
+            if (row is not { Table: "maternal_registrations", Deleted: true })
+            {
+                result.Add((row, transaction));
+                continue;
+            }
+
+            var episode = $"EpisodeOfCare/{Bundles.ResourceIds.From(row.Key)}";
+            var firstVisit = TownshipCareMapping.VisitId(TownshipCareMapping.FirstVisitKey(row.Key));
+            var matches = await store.FindAsync("Encounter", parser.ParseCriteria("Encounter", [new("episode-of-care", episode)]), null, 1000, ct);
+            var unlinked = new Bundle { Type = Bundle.BundleType.Transaction, Entry = [.. transaction.Entry] };
+            foreach (var stored in await store.ReadManyAsync("Encounter", matches.Select(m => m.Id).Where(id => id != firstVisit).ToList(), ct))
+            {
+                var visit = (Encounter)serializers.ParseStored(stored.Json);
+                visit.EpisodeOfCare.RemoveAll(e => e.Reference == episode);
+                unlinked.Entry.Insert(0, new Bundle.EntryComponent
+                {
+                    FullUrl = $"urn:uuid:{Guid.NewGuid()}",
+                    Resource = visit,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Encounter/{stored.Id}", IfMatch = stored.ETag },
+                });
+            }
+
+            result.Add((row, unlinked));
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// township-export.md §1: batches of one source come in <c>sequence</c> order, and a gap is a warning only (each row's
+    /// <c>updated_at</c> keeps a late batch from overwriting newer data). The highest sequence seen per institution and
+    /// source system is kept in the hub's state.
+    /// </summary>
+    private async Task CheckSequenceAsync(TownshipManifest manifest, OperationOutcome outcome, CancellationToken ct)
+    {
+        var name = $"township-sequence:{manifest.Institution}:{manifest.SourceSystem}";
+        var last = await state.ReadStateAsync(name, ct) is { } text && int.TryParse(text, CultureInfo.InvariantCulture, out var seen) ? seen : (int?)null;
+        if (last is { } previous && manifest.Sequence > previous + 1)
+        {
+            outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
+                $"batch {manifest.BatchId}: sequence {manifest.Sequence} follows {previous}; batches {previous + 1}–{manifest.Sequence - 1} of {manifest.Institution} have not arrived",
+                "manifest.json"));
+        }
+
+        if (last is null || manifest.Sequence > last)
+        {
+            await state.WriteStateAsync(name, manifest.Sequence.ToString(CultureInfo.InvariantCulture), ct);
+        }
+    }
+
+    /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
+    private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
+
+    /// <summary>
+    /// What <see cref="RowState"/> keeps: "updated_at content-hash", and for a resident row what it filled
+    /// (<see cref="ResidentSupplied"/>).
+    /// </summary>
+    private static string RowStateValue(TownshipRow row, Bundle? transaction) =>
+        $"{row.UpdatedAt.ToString("O", CultureInfo.InvariantCulture)} {row.ContentHash}".TrimEnd()
+        + (row is { Table: "residents", Deleted: false, ContentHash.Length: > 0 } && transaction?.Entry.Select(e => e.Resource).OfType<Patient>().FirstOrDefault() is { } patient
+            ? " " + ResidentSupplied.Of(patient)
+            : "");
+
+    /// <summary>
+    /// The <c>updated_at</c> (and content hash) of the version of each row's (table, key) applied before, by
+    /// <see cref="RowState"/>, read a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
+    /// and key) recorded it as occurred, and is read instead.
+    /// </summary>
+    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash, string? Supplied)>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
+    {
+        var applied = new Dictionary<string, (DateTimeOffset, string?, string?)>(StringComparer.Ordinal);
+        foreach (var page in rows.DistinctBy(RowState).Chunk(1000))
+        {
+            var states = await state.ReadStatesAsync([.. page.Select(RowState)], ct);
+            var earlier = new Dictionary<string, TownshipRow>(StringComparer.Ordinal);
+            foreach (var row in page)
+            {
+                if (states.TryGetValue(RowState(row), out var value))
+                {
+                    // "updated_at content-hash [resident's filled elements]"; rows applied before the hash was kept have the time alone.
+                    var parts = value.Split(' ', 3);
+                    applied[RowState(row)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+                        parts.Length > 1 ? parts[1] : null, parts.Length > 2 ? parts[2] : null);
+                }
+                else
+                {
+                    earlier[Bundles.ResourceIds.From(row.Table, row.Key)] = row;
+                }
+            }
+
+            foreach (var stored in await store.ReadManyAsync("Provenance", [.. earlier.Keys], ct))
+            {
+                if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
+                {
+                    applied[RowState(earlier[stored.Id])] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null, null);
+                }
+            }
+        }
+
+        return applied;
+    }
+
+    /// <summary>The manifest's batch id keys a township batch (township-export.md §1); an unreadable batch is keyed by its bytes.</summary>
+    private static string BatchId(byte[] zip)
+    {
+        try
+        {
+            // The manifest only: the rows are read once, when the stored batch is applied.
+            if (TownshipBatchReader.ReadManifest(TownshipBatchReader.FromZip(zip)) is { } manifest)
+            {
+                return manifest.BatchId;
+            }
+        }
+        catch (InvalidDataException)
+        {
+        }
+
+        return "sha256:" + Convert.ToHexStringLower(SHA256.HashData(zip));
+    }
+}
