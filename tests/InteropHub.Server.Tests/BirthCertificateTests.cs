@@ -304,6 +304,36 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_township_record_and_a_HIS_message_naming_a_reissued_newborns_numbers_keep_which_is_current_and_which_old()
+    {
+        await SeedOrganizationsAsync();
+        var first = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_408));
+        var reissue = first.Replace("<CertificateNo>Q360007408</CertificateNo>", "<CertificateNo>R360007408</CertificateNo>", StringComparison.Ordinal)
+            .Replace("<IssueType>1</IssueType>", "<IssueType>2</IssueType>", StringComparison.Ordinal)
+            .Replace("<Status>1</Status>", "<Status>1</Status><Replaces><CertificateNo>Q360007408</CertificateNo><Reason>遗失</Reason></Replaces>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(reissue)));
+        async Task<List<(string, Identifier.IdentifierUse?)>> NumbersAsync() =>
+            [.. Assert.Single(await SearchAsync<Patient>("Patient?identifier=R360007408")).Identifier
+                .Where(i => i.System == Systems.BirthCertificate).Select(i => (i.Value!, i.Use)).Order()];
+        List<(string, Identifier.IdentifierUse?)> expected = [("Q360007408", Identifier.IdentifierUse.Old), ("R360007408", Identifier.IdentifierUse.Official)];
+        Assert.Equal(expected, await NumbersAsync());
+
+        // The township records the child by the first number; the hospital registers it by the new one. Neither says
+        // which is current, and the hub keeps what the reissue said.
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(ChildsRecord(first, 879_081, ("birth_cert_no", "Q360007408")))).StatusCode);
+        Assert.Equal(expected, await NumbersAsync());
+        var born = Local(first, "BirthDateTime");
+        var adt = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250701090000||ADT^A28^ADT_A05|NUMBERS-879081|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250701090000\r"
+            + $"PID|1||0000879081^^^QX2100012^MR~R360007408^^^CN-BMC^BCT||宝宝||{born:yyyyMMdd}|{(first.Contains("<SexCode>1</SexCode>", StringComparison.Ordinal) ? "M" : "F")}\r";
+        var ack = (await PostHl7Async(Encoding.UTF8.GetBytes(adt))).Ack;
+        Assert.True(Msa(ack) == "AA", ack);
+
+        Assert.Equal(expected, await NumbersAsync());
+    }
+
+    [Fact]
     public async Task A_voided_certificate_withdraws_its_birth_records_and_number_and_leaves_the_child_its_doses_and_parents()
     {
         await SeedOrganizationsAsync();

@@ -462,9 +462,10 @@ public sealed partial class IngestPipeline
 
     /// <summary>
     /// A message sets what it carries and keeps the rest (his-hl7v2.md §2: an empty field is "not sent"): every
-    /// identifier but one it clears (a birth certificate's newborn key that a correction made stale); telecoms of a
-    /// system and use, addresses of a use and names of a use or representation the message does not give (the same name
-    /// sent again keeps the stored one's parts and use); extensions of a URL it does not give
+    /// identifier but one it clears (a birth certificate's newborn key that a correction made stale), and the use, type
+    /// and period of one it sends bare; telecoms of a system and use, addresses of a use and names of a use or
+    /// representation the message does not give (the same name sent again keeps the stored one's parts and use);
+    /// extensions of a URL it does not give
     /// (ethnicity, registered poor, …); each single element it leaves empty (death, marital status, managing
     /// organisation, …); and the time of birth on a birth date it gives unchanged.
     /// </summary>
@@ -472,6 +473,18 @@ public sealed partial class IngestPipeline
     /// identifiers not to keep (<see cref="BirthCertificateMapper.ClearedIdentifier"/>).</param>
     private static void KeepWhatTheMessageLacks(Patient patient, Patient current, HashSet<string> cleared)
     {
+        // An identifier sent again without its use, type or period keeps the stored one's: a certificate number the
+        // reissue made old (birth-certificate.md §3) stays old when the township or the HIS names it.
+        foreach (var sent in patient.Identifier)
+        {
+            if (current.Identifier.FirstOrDefault(i => i.System == sent.System && i.Value == sent.Value) is { } stored)
+            {
+                sent.Use ??= stored.Use;
+                sent.Type ??= stored.Type;
+                sent.Period ??= stored.Period;
+            }
+        }
+
         patient.Identifier.AddRange(current.Identifier.Where(i => !patient.Identifier.Any(n => n.System == i.System && n.Value == i.Value)
             && !cleared.Contains(BirthCertificateMapper.ClearedIdentifier(i.System ?? "", i.Value ?? ""))).ToList());
         if (!cleared.Contains("telecom"))
