@@ -2883,6 +2883,103 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_result_naming_another_patients_report_number_is_UNKNOWN_REFERENCE_and_the_report_stays_with_its_patient()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] Result(string controlId, string mrn, string value, string status = "F") => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXLIS|QX2100012|IHUB|QX-PLATFORM|20250620110000||ORU^R01^ORU_R01|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||{mrn}^^^QX2100012^MR||患者{mrn}||19700303|F\r"
+            + "ORC|RE||OWNLAB-884201\r"
+            + $"OBR|1||OWNLAB-884201^QXLIS|BIO-RF^肾功能^QXLIS|||20250620080000|||||||||||||||20250620090000||CH|{status}\r"
+            + $"OBX|1|NM|NA^钠^QXLIS||{value}|mmol/L|137-147||||{status}\r");
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("OWNLAB-1", "0000884201", "140"))).Ack));
+        var report = Assert.Single(await SearchAsync<DiagnosticReport>("DiagnosticReport?identifier=OWNLAB-884201"));
+
+        // The same report number (MSH-4, OBR-3) under another MRN of the laboratory's hospital: a result, then a correction.
+        foreach (var (controlId, status) in new[] { ("OWNLAB-2", "F"), ("OWNLAB-3", "C") })
+        {
+            var (_, ack) = await PostHl7Async(Result(controlId, "0000884202", "150", status));
+            Assert.Equal("AE", Msa(ack));
+            Assert.Contains("ERR||OBR^1^3|", ack, StringComparison.Ordinal);
+            Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(report.Subject!.Reference, Assert.Single(await SearchAsync<DiagnosticReport>("DiagnosticReport?identifier=OWNLAB-884201")).Subject!.Reference);
+        var sodium = Assert.Single(await SearchAsync<Observation>($"Observation?subject={report.Subject.Reference}&code=NA"));
+        Assert.Equal(140m, Assert.IsType<Quantity>(sodium.Value).Value);
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=0000884202"));
+        // Its own patient's correction is applied.
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("OWNLAB-4", "0000884201", "141", "C"))).Ack));
+    }
+
+    [Fact]
+    public async Task A_final_result_sent_again_after_its_correction_is_refused_and_the_corrected_value_stays()
+    {
+        await SeedOrganizationsAsync();
+        static byte[] Result(string controlId, string value, string status) => Encoding.UTF8.GetBytes(
+            $"MSH|^~\\&|QXLIS|QX2100012|IHUB|QX-PLATFORM|20250620110000||ORU^R01^ORU_R01|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "PID|1||0000884211^^^QX2100012^MR||患者884211||19700303|F\r"
+            + "ORC|RE||STEPLAB-884211\r"
+            + $"OBR|1||STEPLAB-884211^QXLIS|BIO-RF^肾功能^QXLIS|||20250620080000|||||||||||||||20250620090000||CH|{status}\r"
+            + $"OBX|1|NM|NA^钠^QXLIS||{value}|mmol/L|137-147||||{status}\r");
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-1", "140", "F"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-2", "150", "C"))).Ack));
+
+        // The original final again under a new control id (a resend from a queue), then a preliminary.
+        foreach (var (controlId, status) in new[] { ("STEPLAB-3", "F"), ("STEPLAB-4", "P") })
+        {
+            var (_, ack) = await PostHl7Async(Result(controlId, "140", status));
+            Assert.Equal("AE", Msa(ack));
+            Assert.Contains("ERR||OBX^1^11|", ack, StringComparison.Ordinal);
+            Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
+        }
+
+        var sodium = Assert.Single(await SearchAsync<Observation>("Observation?patient.identifier=0000884211&code=NA"));
+        Assert.Equal(ObservationStatus.Corrected, sodium.Status);
+        Assert.Equal(150m, Assert.IsType<Quantity>(sodium.Value).Value);
+        // A second correction is taken.
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-5", "151", "C"))).Ack));
+    }
+
+    [Fact]
+    public async Task A_referral_message_naming_another_patients_referral_number_is_UNKNOWN_REFERENCE_and_the_referral_stays_as_it_was()
+    {
+        await SeedOrganizationsAsync();
+        const string Key = "ZZ-QX2110026-20250506-9061";
+        async Task<string> PostAsync(string sample, string controlId, string? pid = null)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
+            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
+                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l)
+                .Select(l => pid is not null && l.StartsWith("PID|", StringComparison.Ordinal) ? pid : l);
+            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+        }
+
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-1")));
+        var request = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
+
+        // The referring centre's I12 again under another of its MRNs; the receiving hospital's acceptance naming its own
+        // MRN with another person's ID number.
+        var amended = await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-2", "PID|1||0000884203^^^QX2110026^MR||另一人||19610101|F");
+        var accepted = await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "OTHERREF-3",
+            $"PID|1||0000482913^^^QX2100012^MR~{LegacyData.IdNumber(884_204)}^^^&2.16.156.10011.1.3&ISO^NNCHN||另一人||19610101|F");
+
+        foreach (var ack in new[] { amended, accepted })
+        {
+            Assert.Equal("AE", Msa(ack));
+            Assert.Contains("ERR||RF1^1^6|", ack, StringComparison.Ordinal);
+            Assert.Contains("UNKNOWN_REFERENCE", ack, StringComparison.Ordinal);
+        }
+
+        var after = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
+        Assert.Equal(request.Meta!.VersionId, after.Meta!.VersionId);
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Requested, Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}")).Status);
+        Assert.Empty(await SearchAsync<Patient>("Patient?identifier=0000884203"));
+        // The receiving hospital naming the patient by its own MRN and the same ID number is the same patient.
+        Assert.Equal("AA", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "OTHERREF-4")));
+    }
+
+    [Fact]
     public async Task A_visit_cancelled_by_A11_is_unknown_to_a_later_discharge_and_an_A08_leaves_it_cancelled()
     {
         await SeedOrganizationsAsync();

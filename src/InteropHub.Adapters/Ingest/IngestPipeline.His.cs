@@ -278,6 +278,67 @@ public sealed partial class IngestPipeline
     }
 
     /// <summary>
+    /// A report number (MSH-4 and OBR-3) names one patient's report: a result or correction whose patient is clearly
+    /// another (<see cref="AnotherPatient"/>; a typing error) would move the report and its results to that patient. It
+    /// is refused <c>UNKNOWN_REFERENCE</c>, as a visit of another patient is (<see cref="KeepVisitHistoryAsync"/>) and a
+    /// referral (<see cref="CheckTransitionAsync"/>).
+    /// </summary>
+    /// <remarks>
+    /// Also: a result is reported preliminary, then final, then corrected (HL7 table 0085: a final result "can only be
+    /// changed with a corrected result"). A message that would take a stored result back a step (a final sent again after
+    /// its correction, a preliminary after the final) would undo the later values; it is refused at OBX-11. A result
+    /// cancelled or withdrawn (X, D, W) may follow any.
+    /// </remarks>
+    private async Task CheckReportsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
+        Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
+    {
+        static int Step(ObservationStatus? status) => status switch
+        {
+            ObservationStatus.Registered or ObservationStatus.Preliminary => 1,
+            ObservationStatus.Final => 2,
+            ObservationStatus.Corrected or ObservationStatus.Amended => 3,
+            _ => 0,
+        };
+
+        foreach (var entry in entries)
+        {
+            if (entry is { Resource: Observation { Id: { Length: > 0 } resultId } result, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } resultUrl } }
+                && !resultUrl.Contains('?', StringComparison.Ordinal) && Step(result.Status) > 0
+                && result.Annotations(typeof(RecordKey)).OfType<RecordKey>().FirstOrDefault() is { } resultKey
+                && await session.ReadCurrentAsync("Observation", resultId, ct) is { IsDeleted: false } storedResult
+                && serializers.ParseStored(storedResult.Json) is Observation { Status: var had } && Step(had) > Step(result.Status))
+            {
+                var (was, sent) = (Hl7.Fhir.Utility.EnumUtility.GetLiteral(had!.Value), Hl7.Fhir.Utility.EnumUtility.GetLiteral(result.Status!.Value));
+                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, resultKey.Location with { Field = 11 },
+                    $"{resultKey.Description} 已是 {was}，不能再以 {sent} 替换 (更正请以 OBX-11 = C 发送)", IssueSeverity.Error, SummaryText: "结果状态变更不允许"));
+            }
+        }
+
+        var patientEntries = entries.Where(e => e is { Resource: Patient, FullUrl: not null }).ToDictionary(e => e.FullUrl!, StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (entry is not { Resource: DiagnosticReport { Id: { Length: > 0 } id } next, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } url } }
+                || url.Contains('?', StringComparison.Ordinal)
+                || next.Annotations(typeof(RecordKey)).OfType<RecordKey>().FirstOrDefault() is not { } key
+                || next.Subject?.Reference is not { } subject || !patientEntries.TryGetValue(subject, out var patientEntry) || patientEntry.Resource is not Patient sent
+                || await session.ReadCurrentAsync("DiagnosticReport", id, ct) is not { IsDeleted: false } stored
+                || serializers.ParseStored(stored.Json) is not DiagnosticReport { Subject.Reference: { } owner } || !owner.StartsWith("Patient/", StringComparison.Ordinal)
+                || PatientCriteria(patientEntry) is { } criteria && patients.GetValueOrDefault(criteria, []).Any(p => $"Patient/{p.Id}" == owner)
+                || await session.ReadCurrentAsync("Patient", owner["Patient/".Length..], ct) is not { IsDeleted: false } held
+                || serializers.ParseStored(held.Json) is not Patient had)
+            {
+                continue;
+            }
+
+            if (AnotherPatient(sent, had) is { } conflict)
+            {
+                throw new RefusedMessageException(new HisIssue(RejectionReason.UnknownReference, key.Location,
+                    $"{key.Description} 属于另一患者 ({owner})，不是本消息 PID-3 的患者 ({conflict.Value})", IssueSeverity.Error));
+            }
+        }
+    }
+
+    /// <summary>
     /// An ADT event is one moment of a visit (his-hl7v2.md §5): before its conditional update replaces the stored
     /// Encounter, what the stored one has and the event does not carry is kept (<see cref="KeepVisitHistory"/>). A
     /// cancel of admission (A11) of an inpatient visit already discharged is refused: A11 cancels a visit with no A03;
@@ -854,6 +915,21 @@ public sealed partial class IngestPipeline
 
         // A referral's patient, parties and direction never change once it exists (README, referrals): a later message
         // naming another patient record (the receiver's own MRN) or other institutions changes its state or content only.
+        // One whose patient is clearly another person names another patient's referral (a typing error): another ID
+        // number, or another MRN of the referring institution, which made the referral for its own patient. The receiver
+        // names the patient by its own MRN, which may be one of several it holds for the person.
+        if (bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().FirstOrDefault(t => t.Id == transition.TaskId)?.For?.Reference is { } named
+            && bundle.Entry.FirstOrDefault(e => e.FullUrl == named)?.Resource is Patient sent
+            && current.For?.Reference is { } owner && owner.StartsWith("Patient/", StringComparison.Ordinal)
+            && await store.ReadAsync("Patient", owner["Patient/".Length..], ct) is { IsDeleted: false } held
+            && serializers.ParseStored(held.Json) is Patient had
+            && AnotherPatient(sent, had, current.Requester?.Reference is { } requester && requester.StartsWith("Organization/", StringComparison.Ordinal)
+                ? [requester["Organization/".Length..]] : []) is { } conflict)
+        {
+            return new HisIssue(RejectionReason.UnknownReference, transition.Location with { Field = 6 },
+                $"转诊单 {current.Identifier.FirstOrDefault()?.Value} 属于另一患者 ({owner})，不是本消息 PID-3 的患者 ({conflict.Value})", IssueSeverity.Error);
+        }
+
         foreach (var task in bundle.Entry.Select(e => e.Resource).OfType<Hl7.Fhir.Model.Task>().Where(t => t.Id == transition.TaskId))
         {
             (task.For, task.Requester, task.Owner) = (current.For, current.Requester, current.Owner);

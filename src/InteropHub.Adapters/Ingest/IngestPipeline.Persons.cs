@@ -173,10 +173,21 @@ public sealed partial class IngestPipeline
     private async Task KeepAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, bool overTownship, CancellationToken ct)
     {
+        await CheckReportsAsync(session, entries, patients, ct);
         KeepOtherSources(entries, patients);
         await KeepVisitHistoryAsync(session, entries, patients, ct);
         await KeepUnsentAsync(session, entries, overTownship, ct);
     }
+
+    /// <summary>
+    /// The identifier of a message's patient that makes it clearly another person than a stored one: the resident ID
+    /// number, or an MRN of one of <paramref name="institutions"/> (every institution when null), where the stored patient
+    /// has one of that system too and none of the same value.
+    /// </summary>
+    private static Identifier? AnotherPatient(Patient sent, Patient had, IReadOnlyCollection<string>? institutions = null) =>
+        sent.Identifier.FirstOrDefault(i => i.System is { } system
+            && (system == Systems.ResidentId || Systems.IsMrn(system) && (institutions is null || institutions.Any(o => Systems.Mrn(o) == system)))
+            && had.Identifier.Any(h => h.System == system) && !had.Identifier.Any(h => h.System == system && h.Value == i.Value));
 
     /// <summary>The records several messages write by one id, each carrying part of them.</summary>
     private static readonly HashSet<string> SharedRecords = new(StringComparer.Ordinal) { "Immunization", "DiagnosticReport", "ServiceRequest", "RelatedPerson" };

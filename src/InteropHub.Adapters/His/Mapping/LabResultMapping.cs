@@ -96,6 +96,7 @@ internal static class LabResultMapping
             Subject = patient.Reference,
             Encounter = visit?.Reference,
         };
+        report.AddAnnotation(new RecordKey(obr[3].IsEmpty && orc is not null ? orc.Location(3) : obr.Location(3), $"检验报告 {filler}"));
         if (obr[24].Value is { Length: > 0 } section && section != "LAB")
         {
             report.Category.Add(FhirValues.Coded("http://terminology.hl7.org/CodeSystem/v2-0074", section));
@@ -174,6 +175,7 @@ internal static class LabResultMapping
 
             var item = TextNormalizer.Number(obx[3][1]);
             var key = obx[4].Value.Length > 0 ? $"{item}.{obx[4].Value}" : item;
+            observation.AddAnnotation(new RecordKey(obx.Location(3), $"检验报告 {filler} 的结果 {key}"));
             if (!used.Add(key))
             {
                 key = $"{key}.{obx[1].Value}";
