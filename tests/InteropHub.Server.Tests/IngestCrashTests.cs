@@ -111,8 +111,13 @@ public abstract class IngestCrashTests(HubFactory hub)
         Assert.Equal(2000, int.Parse(counts.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + int.Parse(counts.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    private static async Task<int> CountAsync(HttpClient client, string query) =>
-        System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(new Uri(query, UriKind.Relative))).RootElement.GetProperty("total").GetInt32();
+    private static async Task<int> CountAsync(HttpClient client, string query)
+    {
+        using var response = await client.GetAsync(new Uri(query, UriKind.Relative));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{query}: {(int)response.StatusCode} {body}");
+        return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("total").GetInt32();
+    }
 
     private static async Task SendUntilCancelledAsync(int port, int connection, string template, ConcurrentBag<string> acknowledged, CancellationToken ct)
     {
