@@ -496,7 +496,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray()
             .Where(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString() == "STALE").ToList();
         var stale = Assert.Single(issues);
-        Assert.Equal("residents.csv:1:updated_at", stale.GetProperty("location")[0].GetString());
+        Assert.Equal("residents.csv:1:updated_at (column 26)", stale.GetProperty("location")[0].GetString());
         Assert.Contains("same updated_at", stale.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         var resident = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(898_001)}"));
         Assert.DoesNotContain(resident.Telecom, t => t.Value == "13800009999");
@@ -632,7 +632,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         var stored = await GetJsonAsync(response.Headers.Location!.ToString());
         var issues = stored.GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var error = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
-        Assert.Equal("immunizations.csv:50:record_no", error.GetProperty("location")[0].GetString());
+        Assert.Equal("immunizations.csv:50:record_no (column 2)", error.GetProperty("location")[0].GetString());
         Assert.Equal("UNKNOWN_REFERENCE", error.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
         Assert.Contains("299 of 300 rows applied; 0 unchanged (the hub already held them), 0 stale, 1 refused", issues[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         // A row the hub refuses is the row's fault, not the hub's: the batch is processed, not a dead letter.
@@ -674,7 +674,7 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
         // The file lines come right after the summary, before the rows' own issues.
         Assert.Equal(["APPLIED", "FILE", "FILE"], issues.Take(3).Select(i => i.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString()));
         Assert.Contains(issues, i => i.TryGetProperty("location", out var at) && at[0].GetString()!.StartsWith("immunizations.csv:2:vaccine_code", StringComparison.Ordinal));
-        Assert.Contains(issues, i => i.TryGetProperty("location", out var at) && at[0].GetString() == "residents.csv:1:updated_at");
+        Assert.Contains(issues, i => i.TryGetProperty("location", out var at) && at[0].GetString() == "residents.csv:1:updated_at (column 26)");
     }
 
     [Fact]
@@ -1659,9 +1659,9 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
 
         Assert.Equal(["maternal_visits.csv:1", "maternal_visits.csv:2", "maternal_visits.csv:4"], issues.Select(i => string.Join(':', i.Location.Split(':')[..2])));
         Assert.Equal(["UNKNOWN_REFERENCE", "UNKNOWN_REFERENCE", "IMPOSSIBLE_DATE"], issues.Select(i => i.Code));
-        Assert.EndsWith(":visit_date", issues[2].Location, StringComparison.Ordinal);
+        Assert.EndsWith(":visit_date (column 6)", issues[2].Location, StringComparison.Ordinal);
         // The registration the hub never had is named by its column, not by the store's criteria.
-        Assert.Equal("maternal_visits.csv:1:reg_id", issues[0].Location);
+        Assert.Equal("maternal_visits.csv:1:reg_id (column 2)", issues[0].Location);
         Assert.Contains(all, i => i.GetProperty("diagnostics").GetString()!.EndsWith(": reg_id YC-QX2110026-9999999 的建册记录不在平台中（从未上报，或已在之前的批次中删除）", StringComparison.Ordinal));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009901"));
         Assert.Empty(await SearchAsync<Encounter>("Encounter?identifier=YF-QX2110026-0009902"));

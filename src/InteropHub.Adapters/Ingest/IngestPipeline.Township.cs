@@ -128,7 +128,7 @@ public sealed partial class IngestPipeline
                         tally[row.File].Stale++;
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
                             $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} is older than the {earlier.UpdatedAt:yyyy-MM-dd HH:mm:ss} already applied; ignored",
-                            Where(row.File, row.Row, "updated_at")));
+                            Where(row.File, row.Row, row.ColumnLabel("updated_at"))));
                     }
                     else if (earlier.ContentHash is { Length: > 0 } had && row.ContentHash.Length > 0 && had != row.ContentHash)
                     {
@@ -137,7 +137,7 @@ public sealed partial class IngestPipeline
                         tally[row.File].Stale++;
                         outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "STALE",
                             $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: same updated_at {row.UpdatedAt:yyyy-MM-dd HH:mm:ss} as the version applied, but other content; ignored (a changed row needs a later updated_at)",
-                            Where(row.File, row.Row, "updated_at")));
+                            Where(row.File, row.Row, row.ColumnLabel("updated_at"))));
                     }
                     else
                     {
@@ -164,7 +164,7 @@ public sealed partial class IngestPipeline
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {earliest.Column} {earliest.Date:yyyy-MM-dd} 早于出生日期 {born[..10]}",
-                        Where(row.File, row.Row, earliest.Column)));
+                        Where(row.File, row.Row, row.ColumnLabel(earliest.Column))));
                     tally[row.File].Refused++;
                     continue;
                 }
@@ -175,7 +175,7 @@ public sealed partial class IngestPipeline
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {TownshipBatchReader.MaleRegistration(woman)}",
-                        Where(row.File, row.Row, "record_no")));
+                        Where(row.File, row.Row, row.ColumnLabel("record_no"))));
                 }
 
                 // §2 "Impossible dates": an antenatal visit before its registration of an earlier batch.
@@ -185,7 +185,7 @@ public sealed partial class IngestPipeline
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.ImpossibleDate.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: visit_date {visit.Date:yyyy-MM-dd} 早于建册日期 {registered[..10]}",
-                        Where(row.File, row.Row, "visit_date")));
+                        Where(row.File, row.Row, row.ColumnLabel("visit_date"))));
                     tally[row.File].Refused++;
                     continue;
                 }
@@ -322,7 +322,8 @@ public sealed partial class IngestPipeline
                     $"{row.Row.File} row {row.Row.Row} (line {row.Row.Line}) {row.Row.Key}: " + (unknownResident is not null
                         ? $"record_no {unknownResident} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）"
                         : unknownRegistration is not null ? $"reg_id {unknownRegistration} 的建册记录不在平台中（从未上报，或已在之前的批次中删除）" : Describe(e)),
-                    Where(row.Row.File, row.Row.Row, unknownResident is not null ? "record_no" : unknownRegistration is not null ? "reg_id" : null)));
+                    Where(row.Row.File, row.Row.Row,
+                        unknownResident is not null ? row.Row.ColumnLabel("record_no") : unknownRegistration is not null ? row.Row.ColumnLabel("reg_id") : null)));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -344,7 +345,7 @@ public sealed partial class IngestPipeline
             foreach (var disagreement in IdNumberOutcome.In(transaction))
             {
                 outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Warning, "WARNING",
-                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, "id_no")));
+                    $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: {disagreement.Describe()}", Where(row.File, row.Row, row.ColumnLabel("id_no"))));
             }
         }
     }

@@ -336,7 +336,7 @@ public static class TownshipBatchReader
             var certificateOnly = schema.Table == "immunizations" && !deleted && resident is not null && newbornKey is null
                 && !TownshipMapper.IsIdNumber(resident) && TextNormalizer.Number(resident["birth_cert_no"]) is { Length: > 0 } certificate ? certificate : null;
             rows.Add(new TownshipRow(file.Name, schema.Table, row.Number, row.Line, key, updatedAt, deleted, institution, mapping, residents, earliest, contentHash,
-                antenatal, newbornKey, certificateOnly, schema.Table == "maternal_visits" && !deleted ? row["reg_id"] : null));
+                antenatal, newbornKey, certificateOnly, schema.Table == "maternal_visits" && !deleted ? row["reg_id"] : null, table.Header));
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Adapters.His;
 
@@ -37,6 +38,7 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 /// registration of the batch.</param>
 /// <param name="NewbornKey">For a dose of a resident of the batch, the child's newborn key from its row: the ingest looks
 /// for a stored child whose birth certificate's correction left it a record key (<see cref="StoredRow.NewbornRecordKey"/>).</param>
+/// <param name="Header">The columns of the row's file in their order (<see cref="ColumnLabel"/>).</param>
 /// <param name="RegId">For a maternal visit, the registration it names (<c>reg_id</c>): a refusal because the hub lacks it names the column.</param>
 /// <param name="BirthCertificateNo">For a dose of a resident of the batch that has neither an ID number nor a newborn key,
 /// the child's birth certificate number: the ingest looks for the stored child it names, whose person key
@@ -44,8 +46,12 @@ public sealed record TownshipFile(string Name, string Table, int Rows, string Sh
 public sealed record TownshipRow(string File, string Table, int Row, int Line, string Key, DateTimeOffset UpdatedAt, bool Deleted,
     string Institution, Func<StoredRow?, Bundle?>? Mapping, IReadOnlyList<string> ReferencedResidents,
     (string Column, DateOnly Date)? EarliestEvent = null, string ContentHash = "", (string RegId, DateOnly Date)? AntenatalVisit = null,
-    string? NewbornKey = null, string? BirthCertificateNo = null, string? RegId = null)
+    string? NewbornKey = null, string? BirthCertificateNo = null, string? RegId = null, IReadOnlyList<string>? Header = null)
 {
+    /// <summary>A column of the row's file as an issue names it: <c>record_no (column 2)</c>, as the reader's checks do.</summary>
+    public string ColumnLabel(string column) =>
+        Header?.ToList().IndexOf(column) is { } index and >= 0 ? string.Create(CultureInfo.InvariantCulture, $"{column} (column {index + 1})") : column;
+
     /// <param name="stored">What the hub holds of the row: see <see cref="StoredRow"/>.</param>
     public Bundle? Map(StoredRow? stored = null) => Mapping?.Invoke(stored);
 }
