@@ -1314,13 +1314,45 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Empty(await SearchAsync<Patient>($"Patient?identifier={record}"));
         var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={LegacyData.IdNumber(870_001)}"));
         Assert.DoesNotContain(person.Identifier, i => i.Value == record);
-        Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120170002"));
+        // Only the township ever reported them: the record is no longer in use.
+        Assert.False(person.Active);
+        Assert.NotEqual(false, Assert.Single(await SearchAsync<Patient>("Patient?identifier=36992110120170002")).Active);
 
         // Batch 3: a later dose of the deleted resident is an unknown reference too.
         var third = Rewrite(LegacyData.TownshipBatch(first: 870_001, residents: 1, sequence: 3), "immunizations.csv", lines => Touch(lines, 1, "2025-06-03 08:00:00"));
         var later = (await GetJsonAsync((await PostTownshipAsync(third)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         var unknown = Assert.Single(later, i => i.GetProperty("severity").GetString() == "error");
         Assert.Equal("UNKNOWN_REFERENCE", unknown.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task A_deleted_resident_row_leaves_a_person_the_hospital_registered_too_in_use()
+    {
+        await SeedOrganizationsAsync();
+        const int N = 884_301;
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
+        var idNumber = LegacyData.IdNumber(N);
+        var registration = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250601090000||ADT^A28^ADT_A05|RETRACT-RES-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + "EVN|A28|20250601090000\r"
+            + $"PID|1||0000884301^^^QX2100012^MR~{idNumber}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民{N}||{idNumber[6..14]}|{((idNumber[16] - '0') % 2 == 1 ? "M" : "F")}\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(registration))).Ack));
+
+        var deletion = Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "residents.csv", lines =>
+        {
+            var header = lines[0].Split(',');
+            var cells = new string[header.Length];
+            Array.Fill(cells, "");
+            cells[0] = "369921101201" + (N % 100_000).ToString("D5", System.Globalization.CultureInfo.InvariantCulture);
+            cells[Array.IndexOf(header, "status")] = "deleted";
+            cells[Array.IndexOf(header, "updated_at")] = "2025-06-02 08:00:00";
+            lines[1] = string.Join(',', cells);
+        });
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(deletion)).StatusCode);
+
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={idNumber}"));
+        Assert.DoesNotContain(person.Identifier, i => i.System == "urn:oid:2.16.156.10011.1.2");
+        Assert.Contains(person.Identifier, i => i.Value == "0000884301");
+        Assert.NotEqual(false, person.Active);
     }
 
     [Fact]

@@ -200,6 +200,8 @@ public sealed partial class IngestPipeline
                                     : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
                                 NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
                             : null)
+                        : row is { Table: "residents", Deleted: true }
+                            ? row.Map(new StoredRow(SharedWithOtherSources: !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct)))
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                     if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
                     {
@@ -529,6 +531,30 @@ public sealed partial class IngestPipeline
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Whether every version of a stored Patient was written by township rows (their <c>meta.source</c> names a batch
+    /// row): no other source ever reported the person, so retracting the resident retracts the record.
+    /// </summary>
+    private async Task<bool> WrittenByTownshipAloneAsync(Patient? patient, CancellationToken ct)
+    {
+        if (patient is not { Id: { } id } || !int.TryParse(patient.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
+        {
+            return false;
+        }
+
+        for (var v = version; v >= 1; v--)
+        {
+            var written = v == version ? patient
+                : await store.ReadVersionAsync("Patient", id, v, ct) is { IsDeleted: false } stored ? serializers.ParseStored(stored.Json) as Patient : null;
+            if (written?.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) != true)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>
