@@ -537,10 +537,11 @@ public sealed class HisMappingTests
     [Theory]
     [InlineData("06_", "RXA", 20, "ZZ", "UNKNOWN_CODE", "RXA^1^20")]
     [InlineData("06_", "RXA", 6, "", "MISSING_REQUIRED", "RXA^1^6")]
+    [InlineData("06_", "RXA", 6, "abc", "MALFORMED", "RXA^1^6")]
     [InlineData("11_", "RXR", 1, "XX^未知途径^HL70162", "UNKNOWN_CODE", "RXR^1^1")]
     [InlineData("13_", "OBX", 8, "ZZ", "UNKNOWN_CODE", "OBX^1^8")]
     [InlineData("13_", "OBX", 2, "XX", "UNKNOWN_CODE", "OBX^1^2")]
-    public void A_coded_field_of_a_dose_or_a_result_outside_its_HL7_table_or_an_empty_required_amount_is_refused(
+    public void A_coded_field_of_a_dose_or_a_result_outside_its_HL7_table_or_an_empty_or_garbled_amount_is_refused(
         string sample, string segment, int field, string value, string reason, string erl)
     {
         var outcome = Er7.Sample(sample).With(segment, field, value).Map();

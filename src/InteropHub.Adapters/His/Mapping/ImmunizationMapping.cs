@@ -132,6 +132,13 @@ internal static class ImmunizationMapping
             return;
         }
 
+        if (!decimal.TryParse(TextNormalizer.Number(rxa[6].Value), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out _))
+        {
+            // RXA-6 is a number (NM): text there is a garbled message, not a dose of unknown amount (that is 999).
+            context.Error(RejectionReason.Malformed, rxa.Location(6), $"RXA-6 剂量 {rxa[6].Value} 不是数值（剂量未知时为 999）", 102);
+            return;
+        }
+
         if (rxr is not null && rxr[1][1].Length > 0 && RouteIn0162(rxr) && !RouteCodes.Contains(rxr[1][1].ToUpperInvariant()))
         {
             context.Error(RejectionReason.UnknownCode, rxr.Location(1), $"RXR-1 接种途径 {rxr[1][1]} 不在 HL7 0162 表中");
