@@ -2945,6 +2945,29 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_referral_message_without_notes_keeps_the_notes_earlier_messages_left_on_its_Task()
+    {
+        await SeedOrganizationsAsync();
+        const string Key = "ZZ-QX2110026-20250506-9071";
+        async Task<string> PostAsync(string sample, string controlId)
+        {
+            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
+            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
+                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l);
+            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+        }
+
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "TASKNOTE-1")));
+        Assert.Equal("AA", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "TASKNOTE-2")));
+        // The arrival carries no NTE.
+        Assert.Equal("AA", Msa(await PostAsync("20_REF_I13_county_lidefu_arrived.hl7", "TASKNOTE-3")));
+
+        var task = Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}"));
+        Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.InProgress, task.Status);
+        Assert.Contains(task.Note, n => (n.Text ?? "").StartsWith("已预留心内科床位", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_final_result_sent_again_after_its_correction_is_refused_and_the_corrected_value_stays()
     {
         await SeedOrganizationsAsync();

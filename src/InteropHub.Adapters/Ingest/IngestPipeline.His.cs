@@ -896,6 +896,10 @@ public sealed partial class IngestPipeline
         {
             task.Output.AddRange(current.Output.Where(o => !task.Output.Any(n => n.IsExactly(o))).Select(o => (Hl7.Fhir.Model.Task.OutputComponent)o.DeepCopy()).ToList());
 
+            // The Task's notes are the remarks of each moment (an acceptance's "bed reserved", an arrival's): a message
+            // without NTE sends none (§2: absent is "not sent") and takes none away.
+            task.Note.InsertRange(0, current.Note.Where(n => !task.Note.Any(m => m.Text == n.Text)).Select(n => (Annotation)n.DeepCopy()).ToList());
+
             // A completion naming no visit brings its notice as the summary (ReferralMapping); when an earlier message
             // reported the treatment Encounter, that Encounter is the summary and the notice is not written.
             if (task.Output.Any(o => o.Value is ResourceReference { Reference: { } r } && r.StartsWith("Encounter/", StringComparison.Ordinal)))
