@@ -525,6 +525,38 @@ public sealed class TownshipBatchTests
         Assert.DoesNotContain(result.Issues, i => i.Severity == IssueSeverity.Error);
     }
 
+    [Fact]
+    public void A_file_damaged_in_the_zip_is_refused_alone_with_INTEGRITY_and_the_other_files_are_read()
+    {
+        // Stored entries, so the damage is to the file's bytes and only the directory's CRC-32 tells.
+        using var zip = new MemoryStream();
+        using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in Batch("batch-002"))
+            {
+                using var entry = archive.CreateEntry(name, CompressionLevel.NoCompression).Open();
+                entry.Write(bytes);
+            }
+        }
+
+        var damaged = zip.ToArray();
+        var at = damaged.AsSpan().IndexOf(Batch("batch-002")["residents.csv"].AsSpan(0, 40));
+        Assert.True(at > 0);
+        damaged[at + 60] ^= 0x20;
+
+        Assert.Throws<InvalidDataException>(() => TownshipBatchReader.FromZip(damaged));
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(damaged, names), names);
+
+        Assert.Equal(["residents.csv"], names);
+        var refused = Assert.Single(result.Issues, i => i.Code == "INTEGRITY");
+        Assert.Equal("residents.csv", refused.File);
+        Assert.Contains("已损坏", refused.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(result.Rows, r => r.Table == "residents");
+        Assert.Contains(result.Rows, r => r.Table != "residents");
+        Assert.Equal(Batch("batch-002")["manifest.json"], TownshipBatchReader.FileFromZip(damaged, "manifest.json"));
+    }
+
     private static Dictionary<string, byte[]> Files(params (string Name, string Table, string Csv)[] tables)
     {
         var files = tables.ToDictionary(t => t.Name, t => Encoding.UTF8.GetBytes(t.Csv));

@@ -1254,7 +1254,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var issues = (await GetJsonAsync(response.Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
         Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
         var warning = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "warning");
-        Assert.EndsWith(":record_no", warning.GetProperty("location")[0].GetString(), StringComparison.Ordinal);
+        Assert.EndsWith(":record_no (column 2)", warning.GetProperty("location")[0].GetString(), StringComparison.Ordinal);
         Assert.Single(await SearchAsync<EpisodeOfCare>($"EpisodeOfCare?identifier=YC-QX2110026-{n:D7}"));
     }
 
@@ -1326,16 +1326,19 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
-    public async Task A_deleted_resident_row_leaves_a_person_the_hospital_registered_too_in_use()
+    public async Task A_deleted_resident_row_leaves_a_person_a_hospital_reported_too_in_use()
     {
         await SeedOrganizationsAsync();
         const int N = 884_301;
         Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: N, residents: 1))).StatusCode);
         var idNumber = LegacyData.IdNumber(N);
-        var registration = $"MSH|^~\\&|QXHIS|QX2100012|IHUB|QX-PLATFORM|20250601090000||ADT^A28^ADT_A05|RETRACT-RES-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
-            + "EVN|A28|20250601090000\r"
-            + $"PID|1||0000884301^^^QX2100012^MR~{idNumber}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民{N}||{idNumber[6..14]}|{((idNumber[16] - '0') % 2 == 1 ? "M" : "F")}\r";
-        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(registration))).Ack));
+        // A result: the hospital names the person (its MRN, the ID number) without maintaining their record.
+        var result = $"MSH|^~\\&|QXLIS|QX2100012|IHUB|QX-PLATFORM|20250601090000||ORU^R01^ORU_R01|RETRACT-RES-1|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
+            + $"PID|1||0000884301^^^QX2100012^MR~{idNumber}^^^&2.16.156.10011.1.3&ISO^NNCHN||居民{N}||{idNumber[6..14]}|{((idNumber[16] - '0') % 2 == 1 ? "M" : "F")}\r"
+            + "ORC|RE||RETRACT-LAB-884301\r"
+            + "OBR|1||RETRACT-LAB-884301^QXLIS|BIO-RF^肾功能^QXLIS|||20250601080000|||||||||||||||20250601085000||CH|F\r"
+            + "OBX|1|NM|NA^钠^QXLIS||140|mmol/L|137-147||||F\r";
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(result))).Ack));
 
         var deletion = Rewrite(LegacyData.TownshipBatch(first: N, residents: 1, sequence: 2), "residents.csv", lines =>
         {
@@ -1822,7 +1825,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         var refused = Assert.Single(issues, i => i.GetProperty("severity").GetString() == "error");
         Assert.Contains($"record_no {recordNo}", refused.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain("Bundle.entry", refused.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
-        Assert.EndsWith(":record_no", refused.GetProperty("location").EnumerateArray().Single().GetString(), StringComparison.Ordinal);
+        Assert.EndsWith(":record_no (column 2)", refused.GetProperty("location").EnumerateArray().Single().GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -2989,11 +2992,14 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
             Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
         }
 
+        // A corrected report sent whole carries the result as final with its corrected value: taken, still corrected.
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-5", "150", "F"))).Ack));
         var sodium = Assert.Single(await SearchAsync<Observation>("Observation?patient.identifier=0000884211&code=NA"));
         Assert.Equal(ObservationStatus.Corrected, sodium.Status);
         Assert.Equal(150m, Assert.IsType<Quantity>(sodium.Value).Value);
         // A second correction is taken.
-        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-5", "151", "C"))).Ack));
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-6", "151", "C"))).Ack));
+        Assert.Equal(151m, Assert.IsType<Quantity>(Assert.Single(await SearchAsync<Observation>("Observation?patient.identifier=0000884211&code=NA")).Value).Value);
     }
 
     [Fact]
@@ -3013,11 +3019,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-1")));
         var request = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
 
-        // The referring centre's I12 again under another of its MRNs; the receiving hospital's acceptance naming its own
-        // MRN with another person's ID number.
+        // The referring centre's I12 again under another of its MRNs; the receiving hospital's acceptance naming an MRN of
+        // its own the referral's patient does not hold, with another person's ID number.
         var amended = await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-2", "PID|1||0000884203^^^QX2110026^MR||另一人||19610101|F");
         var accepted = await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "OTHERREF-3",
-            $"PID|1||0000482913^^^QX2100012^MR~{LegacyData.IdNumber(884_204)}^^^&2.16.156.10011.1.3&ISO^NNCHN||另一人||19610101|F");
+            $"PID|1||0000884204^^^QX2100012^MR~{LegacyData.IdNumber(884_204)}^^^&2.16.156.10011.1.3&ISO^NNCHN||另一人||19610101|F");
 
         foreach (var ack in new[] { amended, accepted })
         {
@@ -3030,8 +3036,11 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(request.Meta!.VersionId, after.Meta!.VersionId);
         Assert.Equal(Hl7.Fhir.Model.Task.TaskStatus.Requested, Assert.Single(await SearchAsync<Hl7.Fhir.Model.Task>($"Task?identifier={Key}")).Status);
         Assert.Empty(await SearchAsync<Patient>("Patient?identifier=0000884203"));
-        // The receiving hospital naming the patient by its own MRN and the same ID number is the same patient.
+        // The receiving hospital naming the patient by its own MRN and the same ID number is the same patient; so is the
+        // referring centre naming its MRN of the patient with an ID number the hub did not take.
         Assert.Equal("AA", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "OTHERREF-4")));
+        Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-5",
+            $"PID|1||0000021875^^^QX2110026^MR~{LegacyData.IdNumber(884_205)}^^^&2.16.156.10011.1.3&ISO^NNCHN||李德福||19580412|M")));
     }
 
     [Fact]

@@ -285,13 +285,18 @@ public sealed partial class IngestPipeline
     /// </summary>
     /// <remarks>
     /// Also: a result is reported preliminary, then final, then corrected (HL7 table 0085: a final result "can only be
-    /// changed with a corrected result"). A message that would take a stored result back a step (a final sent again after
-    /// its correction, a preliminary after the final) would undo the later values; it is refused at OBX-11. A result
-    /// cancelled or withdrawn (X, D, W) may follow any.
+    /// changed with a corrected result"). A message that would take a stored result back a step with another value (a
+    /// final sent again after its correction, a preliminary after the final) would undo the later values; it is refused
+    /// at OBX-11. With the stored value (a corrected report sent whole) the result keeps its status. A result cancelled or
+    /// withdrawn (X, D, W) may follow any. Township and certificate transactions carry no <see cref="RecordKey"/>.
     /// </remarks>
     private async Task CheckReportsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
+        static bool SameReading(Observation a, Observation b) =>
+            (a.Value is null ? b.Value is null : a.Value.IsExactly(b.Value))
+            && a.Interpretation.Count == b.Interpretation.Count && a.Interpretation.Zip(b.Interpretation).All(p => p.First.IsExactly(p.Second));
+
         static int Step(ObservationStatus? status) => status switch
         {
             ObservationStatus.Registered or ObservationStatus.Preliminary => 1,
@@ -302,16 +307,26 @@ public sealed partial class IngestPipeline
 
         foreach (var entry in entries)
         {
-            if (entry is { Resource: Observation { Id: { Length: > 0 } resultId } result, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } resultUrl } }
-                && !resultUrl.Contains('?', StringComparison.Ordinal) && Step(result.Status) > 0
-                && result.Annotations(typeof(RecordKey)).OfType<RecordKey>().FirstOrDefault() is { } resultKey
-                && await session.ReadCurrentAsync("Observation", resultId, ct) is { IsDeleted: false } storedResult
-                && serializers.ParseStored(storedResult.Json) is Observation { Status: var had } && Step(had) > Step(result.Status))
+            if (entry is not { Resource: Observation { Id: { Length: > 0 } resultId } result, Request: { Method: Bundle.HTTPVerb.PUT, Url: { } resultUrl } }
+                || resultUrl.Contains('?', StringComparison.Ordinal) || Step(result.Status) == 0
+                || result.Annotations(typeof(RecordKey)).OfType<RecordKey>().FirstOrDefault() is not { } resultKey
+                || await session.ReadCurrentAsync("Observation", resultId, ct) is not { IsDeleted: false } storedResult
+                || serializers.ParseStored(storedResult.Json) is not Observation { Status: var had } held || Step(had) <= Step(result.Status))
             {
-                var (was, sent) = (Hl7.Fhir.Utility.EnumUtility.GetLiteral(had!.Value), Hl7.Fhir.Utility.EnumUtility.GetLiteral(result.Status!.Value));
-                throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, resultKey.Location with { Field = 11 },
-                    $"{resultKey.Description} 已是 {was}，不能再以 {sent} 替换 (更正请以 OBX-11 = C 发送)", IssueSeverity.Error, SummaryText: "结果状态变更不允许"));
+                continue;
             }
+
+            // A corrected report sent whole carries its unchanged results as final: they keep their status.
+            if (SameReading(result, held))
+            {
+                result.Status = had;
+                continue;
+            }
+
+            var (was, sent) = (Hl7.Fhir.Utility.EnumUtility.GetLiteral(had!.Value), Hl7.Fhir.Utility.EnumUtility.GetLiteral(result.Status!.Value));
+            throw new RefusedMessageException(new HisIssue(RejectionReason.InvalidTransition, resultKey.Location with { Field = 11 },
+                $"{resultKey.Description} 已是 {was}，不能再以 {sent} 改为其他值 (更正请以 OBX-11 = C 发送)", IssueSeverity.Error,
+                SummaryText: "结果状态变更不允许"));
         }
 
         var patientEntries = entries.Where(e => e is { Resource: Patient, FullUrl: not null }).ToDictionary(e => e.FullUrl!, StringComparer.Ordinal);
@@ -896,9 +911,12 @@ public sealed partial class IngestPipeline
         {
             task.Output.AddRange(current.Output.Where(o => !task.Output.Any(n => n.IsExactly(o))).Select(o => (Hl7.Fhir.Model.Task.OutputComponent)o.DeepCopy()).ToList());
 
-            // The Task's notes are the remarks of each moment (an acceptance's "bed reserved", an arrival's): a message
-            // without NTE sends none (§2: absent is "not sent") and takes none away.
-            task.Note.InsertRange(0, current.Note.Where(n => !task.Note.Any(m => m.Text == n.Text)).Select(n => (Annotation)n.DeepCopy()).ToList());
+            // A message without NTE sends no notes (§2: absent is "not sent"): the Task keeps the remarks it has (an
+            // acceptance's "bed reserved" through the arrival). One with NTE replaces them.
+            if (task.Note.Count == 0)
+            {
+                task.Note.AddRange(current.Note.Select(n => (Annotation)n.DeepCopy()));
+            }
 
             // A completion naming no visit brings its notice as the summary (ReferralMapping); when an earlier message
             // reported the treatment Encounter, that Encounter is the summary and the notice is not written.

@@ -169,7 +169,10 @@ public sealed partial class IngestPipeline
     private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
         await KeepAsync(session, entries, await ReadPatientsAsync(session, entries, ct), overTownship: true, ct);
 
-    /// <summary>The three merges, over the stored Patients the transaction read: person, visit, shared records.</summary>
+    /// <summary>
+    /// A HIS report's checks (<see cref="CheckReportsAsync"/>: only results carry a <see cref="RecordKey"/>), then the three
+    /// merges, over the stored Patients the transaction read: person, visit, shared records.
+    /// </summary>
     private async Task KeepAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, bool overTownship, CancellationToken ct)
     {
@@ -182,12 +185,23 @@ public sealed partial class IngestPipeline
     /// <summary>
     /// The identifier of a message's patient that makes it clearly another person than a stored one: the resident ID
     /// number, or an MRN of one of <paramref name="institutions"/> (every institution when null), where the stored patient
-    /// has one of that system too and none of the same value.
+    /// has one of that system too and none of the same value. An MRN both hold names the same patient, whatever else
+    /// differs (an ID number the hub did not take, IdNumberOutcome).
     /// </summary>
-    private static Identifier? AnotherPatient(Patient sent, Patient had, IReadOnlyCollection<string>? institutions = null) =>
-        sent.Identifier.FirstOrDefault(i => i.System is { } system
+    private static Identifier? AnotherPatient(Patient sent, Patient had, IReadOnlyCollection<string>? institutions = null)
+    {
+        static bool Holds(Patient patient, Identifier identifier) =>
+            patient.Identifier.Any(h => h.System == identifier.System && h.Value == identifier.Value);
+
+        if (sent.Identifier.Any(i => Systems.IsMrn(i.System) && Holds(had, i)))
+        {
+            return null;
+        }
+
+        return sent.Identifier.FirstOrDefault(i => i.System is { } system
             && (system == Systems.ResidentId || Systems.IsMrn(system) && (institutions is null || institutions.Any(o => Systems.Mrn(o) == system)))
-            && had.Identifier.Any(h => h.System == system) && !had.Identifier.Any(h => h.System == system && h.Value == i.Value));
+            && had.Identifier.Any(h => h.System == system) && !Holds(had, i));
+    }
 
     /// <summary>The records several messages write by one id, each carrying part of them.</summary>
     private static readonly HashSet<string> SharedRecords = new(StringComparer.Ordinal) { "Immunization", "DiagnosticReport", "ServiceRequest", "RelatedPerson" };

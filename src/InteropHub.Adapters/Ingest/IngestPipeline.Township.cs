@@ -30,7 +30,8 @@ public sealed partial class IngestPipeline
         TownshipBatchResult batch;
         try
         {
-            batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip));
+            var damaged = new HashSet<string>(StringComparer.Ordinal);
+            batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip, damaged), damaged);
         }
         catch (InvalidDataException e)
         {
@@ -190,6 +191,11 @@ public sealed partial class IngestPipeline
                     continue;
                 }
 
+                // A retracted resident's record is retracted with it when only the township ever wrote it.
+                var retractedRecord = row is { Table: "residents", Deleted: true }
+                    ? new StoredRow(SharedWithOtherSources:
+                        !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct))
+                    : null;
                 Bundle? transaction;
                 try
                 {
@@ -200,9 +206,7 @@ public sealed partial class IngestPipeline
                                     : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
                                 NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
                             : null)
-                        : row is { Table: "residents", Deleted: true }
-                            ? row.Map(new StoredRow(SharedWithOtherSources: !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct)))
-                        : row.Map(replaces ? new StoredRow(Replaces: true) : null);
+                        : row.Map(retractedRecord ?? (replaces ? new StoredRow(Replaces: true) : null));
                     if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
                     {
                         // What the resident row's earlier version filled, for KeepOtherSources to remove what this one empties.
@@ -534,12 +538,15 @@ public sealed partial class IngestPipeline
     }
 
     /// <summary>
-    /// Whether every version of a stored Patient was written by township rows (their <c>meta.source</c> names a batch
-    /// row): no other source ever reported the person, so retracting the resident retracts the record.
+    /// Whether only township rows ever wrote a stored Patient: no hospital MRN on it (every HIS message names the patient
+    /// by one, and a HIS message that only adds its identifiers keeps the stored <c>meta.source</c>), and every version's
+    /// <c>meta.source</c> names a batch row (a certificate's version has none). Then retracting the resident retracts the
+    /// record.
     /// </summary>
     private async Task<bool> WrittenByTownshipAloneAsync(Patient? patient, CancellationToken ct)
     {
-        if (patient is not { Id: { } id } || !int.TryParse(patient.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
+        if (patient is not { Id: { } id } || patient.Identifier.Any(i => Systems.IsMrn(i.System))
+            || !int.TryParse(patient.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
         {
             return false;
         }
@@ -681,7 +688,8 @@ public sealed partial class IngestPipeline
         try
         {
             // The manifest only: the rows are read once, when the stored batch is applied.
-            if (TownshipBatchReader.ReadManifest(TownshipBatchReader.FromZip(zip)) is { } manifest)
+            if (TownshipBatchReader.FileFromZip(zip, "manifest.json") is { } bytes
+                && TownshipBatchReader.ReadManifest(new Dictionary<string, byte[]> { ["manifest.json"] = bytes }) is { } manifest)
             {
                 return manifest.BatchId;
             }

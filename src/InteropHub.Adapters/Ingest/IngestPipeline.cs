@@ -197,8 +197,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         try
         {
-            return TownshipBatchReader.FromZip(stored).GetValueOrDefault("manifest.json") is { } a
-                && TownshipBatchReader.FromZip(received).GetValueOrDefault("manifest.json") is { } b
+            return TownshipBatchReader.FileFromZip(stored, "manifest.json") is { } a
+                && TownshipBatchReader.FileFromZip(received, "manifest.json") is { } b
                 && System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(a), System.Text.Json.Nodes.JsonNode.Parse(b));
         }
         catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)

@@ -25,46 +25,78 @@ public static class TownshipBatchReader
     /// <summary>
     /// The files of a zipped batch, at the zip root or inside one folder. Windows tools may write the folder with a
     /// backslash; the metadata macOS adds (<c>__MACOSX/</c>, <c>._name</c>, <c>.DS_Store</c>) is not part of the batch.
-    /// A zip that cannot be read, or an entry whose data is damaged, throws <see cref="InvalidDataException"/> (naming the entry).
+    /// A zip without a readable directory throws <see cref="InvalidDataException"/>; so does a damaged entry (data that
+    /// does not inflate, or fails the directory's CRC-32), unless <paramref name="damaged"/> collects its name instead
+    /// (the file is then left out, and <see cref="Read"/> refuses it alone, as a file whose SHA-256 differs).
     /// </summary>
-    public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip)
+    public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip, ISet<string>? damaged = null)
     {
         using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var entry in archive.Entries)
+        foreach (var (name, entry) in BatchEntries(archive))
         {
-            var path = entry.FullName.Replace('\\', '/');
-            var name = path[(path.LastIndexOf('/') + 1)..];
-            if (name.Length == 0 || path.StartsWith("__MACOSX/", StringComparison.Ordinal) || name.StartsWith("._", StringComparison.Ordinal) || name == ".DS_Store")
-            {
-                continue;
-            }
-
-            using var copy = new MemoryStream();
             try
             {
-                using var stream = entry.Open();
-                stream.CopyTo(copy);
+                files[name] = ReadEntry(entry);
             }
-            catch (InvalidDataException e)
+            catch (InvalidDataException) when (damaged is not null)
             {
-                throw new InvalidDataException($"{entry.FullName}: {e.Message}", e);
+                damaged.Add(name);
             }
-
-            // The archive does not check an entry's CRC-32 as it reads: data damaged in a stored (uncompressed) entry
-            // would read as other bytes.
-            if (Crc32.HashToUInt32(copy.GetBuffer().AsSpan(0, (int)copy.Length)) != entry.Crc32)
-            {
-                throw new InvalidDataException($"{entry.FullName}: its data does not match the CRC-32 the zip's directory gives (the file was damaged).");
-            }
-
-            files[name] = copy.ToArray();
         }
 
         return files;
     }
 
-    public static TownshipBatchResult Read(IReadOnlyDictionary<string, byte[]> files)
+    /// <summary>
+    /// One file of a zipped batch by its name (<c>manifest.json</c>), read alone; null when the batch has none. Throws
+    /// <see cref="InvalidDataException"/> as <see cref="FromZip"/> does.
+    /// </summary>
+    public static byte[]? FileFromZip(byte[] zip, string name)
+    {
+        using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
+        return BatchEntries(archive).Where(e => e.Name == name).Select(e => ReadEntry(e.Entry)).LastOrDefault();
+    }
+
+    private static IEnumerable<(string Name, ZipArchiveEntry Entry)> BatchEntries(ZipArchive archive)
+    {
+        foreach (var entry in archive.Entries)
+        {
+            var path = entry.FullName.Replace('\\', '/');
+            var name = path[(path.LastIndexOf('/') + 1)..];
+            if (name.Length > 0 && !path.StartsWith("__MACOSX/", StringComparison.Ordinal) && !name.StartsWith("._", StringComparison.Ordinal) && name != ".DS_Store")
+            {
+                yield return (name, entry);
+            }
+        }
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry)
+    {
+        using var copy = new MemoryStream();
+        try
+        {
+            using var stream = entry.Open();
+            stream.CopyTo(copy);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{entry.FullName}: {e.Message}", e);
+        }
+
+        // The archive does not check an entry's CRC-32 as it reads: data damaged in a stored (uncompressed) entry
+        // would read as other bytes.
+        var bytes = copy.ToArray();
+        if (Crc32.HashToUInt32(bytes) != entry.Crc32)
+        {
+            throw new InvalidDataException($"{entry.FullName}: its data does not match the CRC-32 the zip's directory gives (the file was damaged).");
+        }
+
+        return bytes;
+    }
+
+    /// <param name="damaged">Files of the zip whose data was damaged (<see cref="FromZip"/>): each is refused alone.</param>
+    public static TownshipBatchResult Read(IReadOnlyDictionary<string, byte[]> files, IReadOnlySet<string>? damaged = null)
     {
         var issues = new List<TownshipIssue>();
         var manifest = ReadManifest(files, issues);
@@ -84,7 +116,7 @@ public static class TownshipBatchReader
         var ordered = manifest.Files.OrderBy(f => TownshipSchema.Tables.ToList().FindIndex(t => t.Table == f.Table) is var i && i < 0 ? int.MaxValue : i);
         foreach (var file in ordered)
         {
-            ReadFile(file, files, state, rows, issues);
+            ReadFile(file, files, damaged, state, rows, issues);
         }
 
         return new TownshipBatchResult(manifest, rows, issues);
@@ -183,13 +215,15 @@ public static class TownshipBatchReader
         }
     }
 
-    private static void ReadFile(TownshipFile file, IReadOnlyDictionary<string, byte[]> files, BatchState state, List<TownshipRow> rows,
-        List<TownshipIssue> issues)
+    private static void ReadFile(TownshipFile file, IReadOnlyDictionary<string, byte[]> files, IReadOnlySet<string>? damaged, BatchState state,
+        List<TownshipRow> rows, List<TownshipIssue> issues)
     {
         void FileIssue(string code, string detail) => issues.Add(new TownshipIssue(file.Name, 0, 0, null, null, code, detail));
         if (!files.TryGetValue(file.Name, out var bytes))
         {
-            FileIssue(RejectionReason.Integrity.Code(), $"清单列出的文件 {file.Name} 不存在");
+            FileIssue(RejectionReason.Integrity.Code(), damaged?.Contains(file.Name) == true
+                ? $"{file.Name} 在 zip 中已损坏（无法解压或 CRC-32 不符），整个文件未处理，请重新导出"
+                : $"清单列出的文件 {file.Name} 不存在");
             return;
         }
 
@@ -717,10 +751,6 @@ public static class TownshipBatchReader
         private TownshipIssue Fail(RejectionReason reason, string column, string detail) =>
             new(file.Name, row.Number, row.Line, ColumnLabel(column), row[schema.Key], reason.Code(), detail);
 
-        private string ColumnLabel(string column)
-        {
-            var index = table.Header.ToList().IndexOf(column);
-            return index < 0 ? column : string.Create(CultureInfo.InvariantCulture, $"{column} (column {index + 1})");
-        }
+        private string ColumnLabel(string column) => TownshipRow.Label(table.Header, column);
     }
 }

@@ -49,8 +49,21 @@ public sealed record TownshipRow(string File, string Table, int Row, int Line, s
     string? NewbornKey = null, string? BirthCertificateNo = null, string? RegId = null, IReadOnlyList<string>? Header = null)
 {
     /// <summary>A column of the row's file as an issue names it: <c>record_no (column 2)</c>, as the reader's checks do.</summary>
-    public string ColumnLabel(string column) =>
-        Header?.ToList().IndexOf(column) is { } index and >= 0 ? string.Create(CultureInfo.InvariantCulture, $"{column} (column {index + 1})") : column;
+    public string ColumnLabel(string column) => Header is null ? column : Label(Header, column);
+
+    /// <summary>A column of a file with <paramref name="header"/> as an issue names it: <c>record_no (column 2)</c>.</summary>
+    public static string Label(IReadOnlyList<string> header, string column)
+    {
+        for (var i = 0; i < header.Count; i++)
+        {
+            if (header[i] == column)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"{column} (column {i + 1})");
+            }
+        }
+
+        return column;
+    }
 
     /// <param name="stored">What the hub holds of the row: see <see cref="StoredRow"/>.</param>
     public Bundle? Map(StoredRow? stored = null) => Mapping?.Invoke(stored);

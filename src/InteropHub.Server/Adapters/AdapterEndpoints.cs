@@ -112,9 +112,9 @@ public static class AdapterEndpoints
 
     /// <summary>
     /// A batch is a zip (township-export.md): another media type is 415, and bytes that are no zip at all (no local file
-    /// or end-of-directory signature) or no readable one (no central directory: cut short; an entry whose data does not
-    /// inflate or fails its CRC-32: damaged) are 400, neither stored. A batch whose files read but disagree with its
-    /// manifest is stored and reported (INTEGRITY).
+    /// or end-of-directory signature) or no readable one (no central directory: cut short; a manifest whose data does not
+    /// inflate or fails its CRC-32: damaged) are 400, neither stored. A batch with another damaged file, or files that
+    /// disagree with its manifest, is stored and reported (INTEGRITY, that file alone).
     /// </summary>
     private static async Task<IResult> PostTownshipBatch(HttpRequest request, IngestPipeline pipeline, HubOptions options, CancellationToken ct)
     {
@@ -135,9 +135,10 @@ public static class AdapterEndpoints
 
             try
             {
-                // Every entry must read, its CRC-32 checked: a zip cut short or damaged in transit could never be read,
-                // on replay either.
-                TownshipBatchReader.FromZip(body);
+                // The directory and the manifest must read: a zip cut short, or whose manifest was damaged in transit,
+                // could never be applied, on replay either. Another damaged file is refused alone in the batch's report
+                // (township-export.md §1: a file that fails its check is rejected, the others are processed).
+                TownshipBatchReader.FileFromZip(body, "manifest.json");
             }
             catch (InvalidDataException e)
             {

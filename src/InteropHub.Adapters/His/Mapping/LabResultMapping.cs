@@ -175,12 +175,13 @@ internal static class LabResultMapping
 
             var item = TextNormalizer.Number(obx[3][1]);
             var key = obx[4].Value.Length > 0 ? $"{item}.{obx[4].Value}" : item;
-            observation.AddAnnotation(new RecordKey(obx.Location(3), $"检验报告 {filler} 的结果 {key}"));
             if (!used.Add(key))
             {
                 key = $"{key}.{obx[1].Value}";
                 used.Add(key);
             }
+
+            observation.AddAnnotation(new RecordKey(obx.Location(3), $"检验报告 {filler} 的结果 {key}"));
 
             report.Result.Add(context.Builder.Put(observation, ResourceIds.From(institution, filler, key)));
         }
