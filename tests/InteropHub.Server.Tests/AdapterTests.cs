@@ -1176,18 +1176,25 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.Equal(before, await ReceivedAsync());
     }
 
+    /// <summary>
+    /// A referral sample of the county (17, 18, 20…) under referral number <paramref name="key"/> and control id
+    /// <paramref name="controlId"/>, without its PV1 (the visit numbers are the samples'), each other segment through
+    /// <paramref name="edit"/>; the ACK.
+    /// </summary>
+    private async Task<string> PostReferralSampleAsync(string sample, string key, string controlId, Func<string, string>? edit = null)
+    {
+        var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", key, StringComparison.Ordinal);
+        var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal)).Select(l => l.StartsWith("MSH|", StringComparison.Ordinal)
+            ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : edit?.Invoke(l) ?? l);
+        return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
+    }
+
     [Fact]
     public async Task Replays_of_one_dead_letter_sent_at_once_apply_it_once_and_the_others_are_409()
     {
         await SeedOrganizationsAsync();
         const string Key = "ZZ-QX2110026-20250506-9041";
-        async Task<string> PostAsync(string sample, string controlId)
-        {
-            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
-            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
-                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l);
-            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
-        }
+        Task<string> PostAsync(string sample, string controlId) => PostReferralSampleAsync(sample, Key, controlId);
 
         // The receiver's acceptance arrives before the referral: a dead letter until the I12 is in.
         Assert.Equal("AE", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "RACE-REF-2")));
@@ -2952,13 +2959,7 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         const string Key = "ZZ-QX2110026-20250506-9071";
-        async Task<string> PostAsync(string sample, string controlId)
-        {
-            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
-            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
-                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l);
-            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
-        }
+        Task<string> PostAsync(string sample, string controlId) => PostReferralSampleAsync(sample, Key, controlId);
 
         Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "TASKNOTE-1")));
         Assert.Equal("AA", Msa(await PostAsync("18_REF_I13_county_lidefu_accepted.hl7", "TASKNOTE-2")));
@@ -3007,14 +3008,8 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     {
         await SeedOrganizationsAsync();
         const string Key = "ZZ-QX2110026-20250506-9061";
-        async Task<string> PostAsync(string sample, string controlId, string? pid = null)
-        {
-            var text = (await File.ReadAllTextAsync(Path.Combine(Legacy, "his", sample))).Replace("ZZ-QX2110026-20250506-0007", Key, StringComparison.Ordinal);
-            var lines = text.Split('\r').Where(l => !l.StartsWith("PV1|", StringComparison.Ordinal))
-                .Select(l => l.StartsWith("MSH|", StringComparison.Ordinal) ? string.Join('|', l.Split('|').Select((f, i) => i == 9 ? controlId : f)) : l)
-                .Select(l => pid is not null && l.StartsWith("PID|", StringComparison.Ordinal) ? pid : l);
-            return (await PostHl7Async(Encoding.UTF8.GetBytes(string.Join('\r', lines)))).Ack;
-        }
+        Task<string> PostAsync(string sample, string controlId, string? pid = null) =>
+            PostReferralSampleAsync(sample, Key, controlId, pid is null ? null : l => l.StartsWith("PID|", StringComparison.Ordinal) ? pid : l);
 
         Assert.Equal("AA", Msa(await PostAsync("17_REF_I12_baisha_lidefu_up.hl7", "OTHERREF-1")));
         var request = Assert.Single(await SearchAsync<ServiceRequest>($"ServiceRequest?identifier={Key}"));
