@@ -334,6 +334,28 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_correction_that_takes_the_father_away_withdraws_the_father_of_record_and_keeps_the_mother()
+    {
+        await SeedOrganizationsAsync();
+        var first = File.ReadAllText(Path.Combine(Legacy, "birth-certificate", "Q360418201.xml"))
+            .Replace("Q360418201", "Q369990401", StringComparison.Ordinal).Replace("36992119960823078X", LegacyData.IdNumber(884_401), StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(first)));
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q369990401"));
+        Assert.Equal(2, (await SearchAsync<RelatedPerson>($"RelatedPerson?patient=Patient/{child.Id}&active=true")).Count);
+
+        // 信息更正 (§3): version 2 without <Father> (§2: absent when not declared).
+        var corrected = System.Text.RegularExpressions.Regex.Replace(first, "<Father>.*?</Father>", "", System.Text.RegularExpressions.RegexOptions.Singleline)
+            .Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Remarks>", "<Corrections><Correction><Field>Father/Name</Field><OldValue>陈志强</OldValue><NewValue></NewValue>"
+                + "<Reason>父亲信息有误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><Remarks>", StringComparison.Ordinal);
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(corrected)));
+
+        var parents = await SearchAsync<RelatedPerson>($"RelatedPerson?patient=Patient/{child.Id}");
+        Assert.False(Assert.Single(parents, p => p.Relationship.Any(r => r.Coding.Any(c => c.Code == "FTH"))).Active);
+        Assert.True(Assert.Single(parents, p => p.Relationship.Any(r => r.Coding.Any(c => c.Code == "MTH"))).Active);
+    }
+
+    [Fact]
     public async Task A_voided_certificate_withdraws_its_birth_records_and_number_and_leaves_the_child_its_doses_and_parents()
     {
         await SeedOrganizationsAsync();

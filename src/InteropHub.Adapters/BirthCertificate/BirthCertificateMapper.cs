@@ -119,6 +119,11 @@ internal static class BirthCertificateMapper
             {
                 Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey, personKey);
             }
+            else
+            {
+                // §2: Father is absent when not declared. A correction that takes it away leaves no father of record.
+                builder.Bundle.AddAnnotation(new UndeclaredFather(KinId(birthKey, personKey, "FTH")));
+            }
         }
 
         // What the certificate recorded of the birth is withdrawn with it (entered-in-error); the parents and the doses,
@@ -327,8 +332,12 @@ internal static class BirthCertificateMapper
             person.Address.Add(Address(address));
         }
 
-        builder.Put(person, personKey is null ? ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role) : KinIds.For(personKey, role));
+        builder.Put(person, KinId(birthKey, personKey, role));
     }
+
+    /// <summary>The id of a newborn's parent, shared with the HIS's report of them when the child has a person key.</summary>
+    private static string KinId(string birthKey, string? personKey, string role) =>
+        personKey is null ? ResourceIds.Hashed("RelatedPerson", "birth", birthKey, role) : KinIds.For(personKey, role);
 
     private static ResourceReference BirthEncounter(TransactionBuilder builder, XElement c, DateTimeOffset born, ResourceReference newborn, string birthKey,
         bool voided)

@@ -30,3 +30,9 @@ public sealed record BirthCertificateResult(IReadOnlyList<CertificateIssue> Docu
 {
     public bool DocumentRejected => DocumentIssues.Count > 0;
 }
+
+/// <summary>
+/// On a certificate's transaction: the certificate declares no father, and <paramref name="Id"/> is the RelatedPerson a
+/// father it declared before would be. The ingest withdraws a stored one (active false) when the certificate is applied.
+/// </summary>
+public sealed record UndeclaredFather(string Id);

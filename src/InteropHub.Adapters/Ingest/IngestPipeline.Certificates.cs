@@ -131,6 +131,7 @@ public sealed partial class IngestPipeline
                     }
 
                     var unknownReplaced = await SupersedeAsync(accepted, ct);
+                    await WithdrawUndeclaredFatherAsync(accepted.Transaction, ct);
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                     foreach (var warning in new[] { unknownReplaced, late }.Concat(IdNumberOutcome.In(accepted.Transaction).Select(o => o.Describe())).OfType<string>())
@@ -161,6 +162,31 @@ public sealed partial class IngestPipeline
         }
 
         return outcome;
+    }
+
+    /// <summary>
+    /// A certificate that declares no father (§2: absent when not declared), where an earlier version declared one: the
+    /// father of record is withdrawn (active false) in the certificate's transaction, If-Match on the version read.
+    /// </summary>
+    private async Task WithdrawUndeclaredFatherAsync(Bundle transaction, CancellationToken ct)
+    {
+        if (transaction.Annotations(typeof(UndeclaredFather)).OfType<UndeclaredFather>().FirstOrDefault() is not { } father
+            || await store.ReadAsync("RelatedPerson", father.Id, ct) is not { IsDeleted: false } stored
+            || serializers.ParseStored(stored.Json) is not RelatedPerson { Active: true })
+        {
+            return;
+        }
+
+        var url = $"RelatedPerson/{father.Id}";
+        transaction.Entry.Add(new Bundle.EntryComponent
+        {
+            FullUrl = Bundles.TransactionBuilder.Urn(url + "#withdraw"),
+            Resource = Bundles.FhirValues.FhirPathPatch("RelatedPerson.active", new FhirBoolean(false)),
+            Request = new Bundle.RequestComponent
+            {
+                Method = Bundle.HTTPVerb.PATCH, Url = url, IfMatch = $"W/\"{stored.VersionId.ToString(System.Globalization.CultureInfo.InvariantCulture)}\"",
+            },
+        });
     }
 
     private async Task<int?> StoredRecordVersionAsync(string number, CancellationToken ct) =>
