@@ -152,6 +152,16 @@ public sealed class HisMappingTests
     }
 
     [Fact]
+    public void A_repeated_numeric_result_keeps_its_first_value_with_a_warning()
+    {
+        var outcome = Er7.Sample("13_").With("OBX", 5, "8.2~9.1").Map();
+
+        var accepted = Assert.IsType<HisAccepted>(outcome);
+        Assert.Contains(accepted.Warnings, w => w.Location!.ToErl().StartsWith("OBX^1^5", StringComparison.Ordinal) && w.Detail.Contains("8.2", StringComparison.Ordinal));
+        Assert.Contains(accepted.Transaction.Entry.Select(e => e.Resource).OfType<Observation>(), o => o.Value is Quantity { Value: 8.2m });
+    }
+
+    [Fact]
     public void A_stated_sex_that_disagrees_with_the_ID_number_is_a_warning_not_a_rejection()
     {
         var outcome = Er7.Sample("16_").With("PID", 8, "F").Map();

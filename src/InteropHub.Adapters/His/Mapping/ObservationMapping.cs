@@ -152,6 +152,12 @@ internal static class ObservationMapping
             return true;
         }
 
+        if (valueType is "NM" or "SN" or "DT" or "TS" or "DTM" && obx.Repetitions(5).Count(r => !r.IsEmpty) > 1)
+        {
+            // One number or time per result: a repeated OBX-5 of these types is kept to its first value, and said so.
+            context.Warn(obx.Location(5, 2), $"OBX-5 有 {obx.Repetitions(5).Count(r => !r.IsEmpty)} 个重复值，{valueType} 类型的结果只取第一个 ({value.Value})");
+        }
+
         switch (valueType)
         {
             case "":
