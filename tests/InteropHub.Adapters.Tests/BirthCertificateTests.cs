@@ -26,6 +26,23 @@ public sealed class BirthCertificateTests
 
     private static string Sample(string name) => File.ReadAllText(SampleFiles.Folder($"birth-certificate/{name}.xml"));
 
+    [Fact]
+    public void Only_a_correction_of_the_father_that_leaves_none_withdraws_the_father_of_record()
+    {
+        static bool Withdraws(string xml) => Assert.IsType<CertificateAccepted>(Assert.Single(Read(xml).Certificates))
+            .Transaction.Annotations(typeof(UndeclaredFather)).Any();
+        var withoutFather = System.Text.RegularExpressions.Regex.Replace(Sample("Q360418201"), "<Father>.*?</Father>", "",
+            System.Text.RegularExpressions.RegexOptions.Singleline);
+        var correction = withoutFather.Replace("<RecordVersion>1</RecordVersion>", "<RecordVersion>2</RecordVersion>", StringComparison.Ordinal)
+            .Replace("<Remarks>", "<Corrections><Correction><Field>Father/Name</Field><OldValue>陈志强</OldValue><NewValue></NewValue>"
+                + "<Reason>父亲信息有误</Reason><ApprovedDate>2025-06-01</ApprovedDate></Correction></Corrections><Remarks>", StringComparison.Ordinal);
+
+        // A certificate that never declared a father says nothing of one the HIS names (NK1) under the same id.
+        Assert.False(Withdraws(withoutFather));
+        Assert.False(Withdraws(Sample("Q360418201")));
+        Assert.True(Withdraws(correction));
+    }
+
     [Theory]
     [MemberData(nameof(Samples))]
     public void Every_sample_certificate_is_accepted_and_maps_to_its_golden_bundles(string sample)

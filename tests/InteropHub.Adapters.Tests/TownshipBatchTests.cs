@@ -532,7 +532,7 @@ public sealed class TownshipBatchTests
         using var zip = new MemoryStream();
         using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
         {
-            foreach (var (name, bytes) in Batch("batch-002"))
+            foreach (var (name, bytes) in Batch("batch-002").Append(new("notes.csv", Encoding.UTF8.GetBytes("a file the manifest does not list"))))
             {
                 using var entry = archive.CreateEntry(name, CompressionLevel.NoCompression).Open();
                 entry.Write(bytes);
@@ -543,15 +543,17 @@ public sealed class TownshipBatchTests
         var at = damaged.AsSpan().IndexOf(Batch("batch-002")["residents.csv"].AsSpan(0, 40));
         Assert.True(at > 0);
         damaged[at + 60] ^= 0x20;
+        damaged[damaged.AsSpan().IndexOf("a file the manifest"u8) + 3] ^= 0x20;
 
         Assert.Throws<InvalidDataException>(() => TownshipBatchReader.FromZip(damaged));
         var names = new HashSet<string>(StringComparer.Ordinal);
         var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(damaged, names), names);
 
-        Assert.Equal(["residents.csv"], names);
-        var refused = Assert.Single(result.Issues, i => i.Code == "INTEGRITY");
-        Assert.Equal("residents.csv", refused.File);
+        Assert.Equal(["notes.csv", "residents.csv"], names.Order(StringComparer.Ordinal));
+        var refused = Assert.Single(result.Issues, i => i is { Code: "INTEGRITY", File: "residents.csv" });
         Assert.Contains("已损坏", refused.Detail, StringComparison.Ordinal);
+        // A damaged file the manifest does not list is named as unlisted, as an intact one is.
+        Assert.Single(result.Issues, i => i is { Code: "INTEGRITY", File: "notes.csv" });
         Assert.DoesNotContain(result.Rows, r => r.Table == "residents");
         Assert.Contains(result.Rows, r => r.Table != "residents");
         Assert.Equal(Batch("batch-002")["manifest.json"], TownshipBatchReader.FileFromZip(damaged, "manifest.json"));

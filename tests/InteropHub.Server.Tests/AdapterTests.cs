@@ -2975,28 +2975,31 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     public async Task A_final_result_sent_again_after_its_correction_is_refused_and_the_corrected_value_stays()
     {
         await SeedOrganizationsAsync();
-        static byte[] Result(string controlId, string value, string status) => Encoding.UTF8.GetBytes(
+        static byte[] Result(string controlId, string value, string status, string? reportStatus = null) => Encoding.UTF8.GetBytes(
             $"MSH|^~\\&|QXLIS|QX2100012|IHUB|QX-PLATFORM|20250620110000||ORU^R01^ORU_R01|{controlId}|P|2.5|||AL|NE|CHN|UNICODE UTF-8\r"
             + "PID|1||0000884211^^^QX2100012^MR||患者884211||19700303|F\r"
             + "ORC|RE||STEPLAB-884211\r"
-            + $"OBR|1||STEPLAB-884211^QXLIS|BIO-RF^肾功能^QXLIS|||20250620080000|||||||||||||||20250620090000||CH|{status}\r"
+            + $"OBR|1||STEPLAB-884211^QXLIS|BIO-RF^肾功能^QXLIS|||20250620080000|||||||||||||||20250620090000||CH|{reportStatus ?? status}\r"
             + $"OBX|1|NM|NA^钠^QXLIS||{value}|mmol/L|137-147||||{status}\r");
         Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-1", "140", "F"))).Ack));
         Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-2", "150", "C"))).Ack));
 
-        // The original final again under a new control id (a resend from a queue), then a preliminary.
-        foreach (var (controlId, status) in new[] { ("STEPLAB-3", "F"), ("STEPLAB-4", "P") })
+        // The original final again under a new control id (a resend from a queue), a preliminary, and the corrected value
+        // in a report sent final: none may take the corrected result back a step.
+        foreach (var (controlId, value, status) in new[] { ("STEPLAB-3", "140", "F"), ("STEPLAB-4", "140", "P"), ("STEPLAB-7", "150", "F") })
         {
-            var (_, ack) = await PostHl7Async(Result(controlId, "140", status));
+            var (_, ack) = await PostHl7Async(Result(controlId, value, status));
             Assert.Equal("AE", Msa(ack));
             Assert.Contains("ERR||OBX^1^11|", ack, StringComparison.Ordinal);
             Assert.Contains("INVALID_TRANSITION", ack, StringComparison.Ordinal);
         }
 
-        // A corrected report sent whole carries the result as final with its corrected value: taken, still corrected.
-        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-5", "150", "F"))).Ack));
+        // A corrected report (OBR-25 C) sent whole carries the result as final with its corrected value: taken, still corrected.
+        Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-5", "150", "F", reportStatus: "C"))).Ack));
         var sodium = Assert.Single(await SearchAsync<Observation>("Observation?patient.identifier=0000884211&code=NA"));
         Assert.Equal(ObservationStatus.Corrected, sodium.Status);
+        Assert.Equal(DiagnosticReport.DiagnosticReportStatus.Corrected,
+            Assert.Single(await SearchAsync<DiagnosticReport>("DiagnosticReport?identifier=STEPLAB-884211")).Status);
         Assert.Equal(150m, Assert.IsType<Quantity>(sodium.Value).Value);
         // A second correction is taken.
         Assert.Equal("AA", Msa((await PostHl7Async(Result("STEPLAB-6", "151", "C"))).Ack));

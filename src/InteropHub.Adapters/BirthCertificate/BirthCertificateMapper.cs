@@ -119,9 +119,10 @@ internal static class BirthCertificateMapper
             {
                 Kin(builder, fatherElement, ParentIdentifier(fatherElement), "FTH", "father", newbornReference, birthKey, personKey);
             }
-            else
+            else if (c.Element("Corrections")?.Elements("Correction").Any(x => Text(x, "Field").StartsWith("Father", StringComparison.Ordinal)) == true)
             {
-                // §2: Father is absent when not declared. A correction that takes it away leaves no father of record.
+                // §2: Father is absent when not declared. A correction of the father that leaves none takes the father
+                // of record away; a certificate that never declared one says nothing of a father another source names.
                 builder.Bundle.AddAnnotation(new UndeclaredFather(KinId(birthKey, personKey, "FTH")));
             }
         }

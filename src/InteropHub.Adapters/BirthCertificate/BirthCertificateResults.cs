@@ -32,7 +32,7 @@ public sealed record BirthCertificateResult(IReadOnlyList<CertificateIssue> Docu
 }
 
 /// <summary>
-/// On a certificate's transaction: the certificate declares no father, and <paramref name="Id"/> is the RelatedPerson a
-/// father it declared before would be. The ingest withdraws a stored one (active false) when the certificate is applied.
+/// On a certificate's transaction: a correction of the father leaves no father declared, and <paramref name="Id"/> is the
+/// RelatedPerson the father it declared before is. The ingest withdraws a stored one (active false) with the certificate.
 /// </summary>
 public sealed record UndeclaredFather(string Id);

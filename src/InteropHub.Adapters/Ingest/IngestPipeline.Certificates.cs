@@ -131,7 +131,11 @@ public sealed partial class IngestPipeline
                     }
 
                     var unknownReplaced = await SupersedeAsync(accepted, ct);
-                    await WithdrawUndeclaredFatherAsync(accepted.Transaction, ct);
+                    if (late is null)
+                    {
+                        await WithdrawUndeclaredFatherAsync(accepted.Transaction, ct);
+                    }
+
                     await ApplyAsync(accepted.Transaction, ct, checkPatients: KeepOtherSourcesAndSharedRecordsAsync);
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Information, "APPLIED", $"certificate {accepted.Number} version {accepted.Version} applied", where));
                     foreach (var warning in new[] { unknownReplaced, late }.Concat(IdNumberOutcome.In(accepted.Transaction).Select(o => o.Describe())).OfType<string>())
@@ -165,8 +169,9 @@ public sealed partial class IngestPipeline
     }
 
     /// <summary>
-    /// A certificate that declares no father (§2: absent when not declared), where an earlier version declared one: the
-    /// father of record is withdrawn (active false) in the certificate's transaction, If-Match on the version read.
+    /// A correction of the father that leaves none declared (<see cref="UndeclaredFather"/>): the father of record is
+    /// withdrawn (active false) in the certificate's transaction, If-Match on the version read (a write in between fails
+    /// the certificate, kept for a replay).
     /// </summary>
     private async Task WithdrawUndeclaredFatherAsync(Bundle transaction, CancellationToken ct)
     {

@@ -287,14 +287,22 @@ public sealed partial class IngestPipeline
     /// Also: a result is reported preliminary, then final, then corrected (HL7 table 0085: a final result "can only be
     /// changed with a corrected result"). A message that would take a stored result back a step with another value (a
     /// final sent again after its correction, a preliminary after the final) would undo the later values; it is refused
-    /// at OBX-11. With the stored value (a corrected report sent whole) the result keeps its status. A result cancelled or
+    /// at OBX-11. With the stored value in a corrected report sent whole (OBR-25 C), the result keeps its status. A result cancelled or
     /// withdrawn (X, D, W) may follow any. Township and certificate transactions carry no <see cref="RecordKey"/>.
     /// </remarks>
     private async Task CheckReportsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)
     {
+        // The value as sent (140.0 is not 140: the laboratory's precision), and its interpretation.
         static bool SameReading(Observation a, Observation b) =>
-            (a.Value is null ? b.Value is null : a.Value.IsExactly(b.Value))
+            (a.Value, b.Value) switch
+            {
+                (null, null) => true,
+                (Quantity x, Quantity y) => (x.Value?.ToString(CultureInfo.InvariantCulture), x.Comparator, x.Unit, x.System, x.Code)
+                    == (y.Value?.ToString(CultureInfo.InvariantCulture), y.Comparator, y.Unit, y.System, y.Code),
+                ({ } x, { } y) => x.IsExactly(y),
+                _ => false,
+            }
             && a.Interpretation.Count == b.Interpretation.Count && a.Interpretation.Zip(b.Interpretation).All(p => p.First.IsExactly(p.Second));
 
         static int Step(ObservationStatus? status) => status switch
@@ -316,8 +324,9 @@ public sealed partial class IngestPipeline
                 continue;
             }
 
-            // A corrected report sent whole carries its unchanged results as final: they keep their status.
-            if (SameReading(result, held))
+            // A corrected report (OBR-25 C) sent whole carries its unchanged results as final: they keep their status.
+            if (SameReading(result, held) && entries.Select(e => e.Resource).OfType<DiagnosticReport>().Any(r =>
+                    r.Status == DiagnosticReport.DiagnosticReportStatus.Corrected && r.Result.Any(x => x.Reference == $"Observation/{resultId}")))
             {
                 result.Status = had;
                 continue;

@@ -170,7 +170,7 @@ public sealed partial class IngestPipeline
         await KeepAsync(session, entries, await ReadPatientsAsync(session, entries, ct), overTownship: true, ct);
 
     /// <summary>
-    /// A HIS report's checks (<see cref="CheckReportsAsync"/>: only results carry a <see cref="RecordKey"/>), then the three
+    /// A HIS report's checks (<see cref="CheckReportsAsync"/>: only reports and results carry a <see cref="RecordKey"/>), then the three
     /// merges, over the stored Patients the transaction read: person, visit, shared records.
     /// </summary>
     private async Task KeepAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,

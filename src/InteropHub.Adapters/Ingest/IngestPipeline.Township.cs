@@ -191,14 +191,14 @@ public sealed partial class IngestPipeline
                     continue;
                 }
 
-                // A retracted resident's record is retracted with it when only the township ever wrote it.
-                var retractedRecord = row is { Table: "residents", Deleted: true }
-                    ? new StoredRow(SharedWithOtherSources:
-                        !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct))
-                    : null;
                 Bundle? transaction;
                 try
                 {
+                    // A retracted resident's record is retracted with it when only the township ever wrote it.
+                    var retractedRecord = row is { Table: "residents", Deleted: true }
+                        ? new StoredRow(SharedWithOtherSources:
+                            !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct))
+                        : null;
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
                         ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null

@@ -41,6 +41,7 @@ public static class TownshipBatchReader
             }
             catch (InvalidDataException) when (damaged is not null)
             {
+                files.Remove(name);
                 damaged.Add(name);
             }
         }
@@ -55,7 +56,7 @@ public static class TownshipBatchReader
     public static byte[]? FileFromZip(byte[] zip, string name)
     {
         using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
-        return BatchEntries(archive).Where(e => e.Name == name).Select(e => ReadEntry(e.Entry)).LastOrDefault();
+        return BatchEntries(archive).LastOrDefault(e => e.Name == name).Entry is { } entry ? ReadEntry(entry) : null;
     }
 
     private static IEnumerable<(string Name, ZipArchiveEntry Entry)> BatchEntries(ZipArchive archive)
@@ -107,7 +108,8 @@ public static class TownshipBatchReader
 
         var rows = new List<TownshipRow>();
         var state = new BatchState(manifest);
-        foreach (var name in files.Keys.Where(n => n != "manifest.json" && !manifest.Files.Any(f => f.Name == n)).Order(StringComparer.Ordinal))
+        foreach (var name in files.Keys.Union(damaged ?? new HashSet<string>()).Where(n => n != "manifest.json" && !manifest.Files.Any(f => f.Name == n))
+            .Order(StringComparer.Ordinal))
         {
             issues.Add(new TownshipIssue(name, 0, 0, null, null, RejectionReason.Integrity.Code(), $"{name} 不在清单中"));
         }
@@ -222,7 +224,7 @@ public static class TownshipBatchReader
         if (!files.TryGetValue(file.Name, out var bytes))
         {
             FileIssue(RejectionReason.Integrity.Code(), damaged?.Contains(file.Name) == true
-                ? $"{file.Name} 在 zip 中已损坏（无法解压或 CRC-32 不符），整个文件未处理，请重新导出"
+                ? $"{file.Name} 在 zip 中已损坏（无法解压或 CRC-32 不符），整个文件未处理；同一 batch_id 的重发不再处理，请在新批次中重新导出"
                 : $"清单列出的文件 {file.Name} 不存在");
             return;
         }
