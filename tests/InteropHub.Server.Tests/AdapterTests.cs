@@ -2955,6 +2955,23 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_training_message_is_refused_and_leaves_its_control_ID_to_the_production_message()
+    {
+        await SeedOrganizationsAsync();
+        var production = LegacyData.Hl7Registration(884_501);
+        var training = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(production).Replace("|P|2.5|", "|T|2.5|", StringComparison.Ordinal));
+
+        var (_, refused) = await PostHl7Async(training);
+        Assert.Equal("AR", Msa(refused));
+        Assert.Contains("UNSUPPORTED", refused, StringComparison.Ordinal);
+        Assert.Equal("AR", Msa((await PostHl7Async(training)).Ack));
+
+        // The production message with the same MSH-10 is new data, not a reuse of the control ID.
+        Assert.Equal("AA", Msa((await PostHl7Async(production)).Ack));
+        Assert.Single(await SearchAsync<Patient>("Patient?identifier=0007884501"));
+    }
+
+    [Fact]
     public async Task A_referral_message_without_notes_keeps_the_notes_earlier_messages_left_on_its_Task()
     {
         await SeedOrganizationsAsync();

@@ -74,6 +74,13 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
     {
         var mapped = HisMapper.Map(raw);
         var messageId = mapped.Key is { } key ? $"{key.Facility}|{key.ControlId}" : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(raw));
+        if (mapped.Key is not null && mapped.Message?.ProcessingId is { Length: > 0 } processing && processing != "P")
+        {
+            // A training or debugging message (MSH-11 T, D) is refused and kept, but is not data (his-hl7v2.md §4): its
+            // control ID stays free for the production message that may reuse it.
+            messageId += $"|{processing}";
+        }
+
         var held = await LockPersonsAsync((mapped as HisAccepted)?.Transaction, ct);
         try
         {
