@@ -194,11 +194,6 @@ public sealed partial class IngestPipeline
                 Bundle? transaction;
                 try
                 {
-                    // A retracted resident's record is retracted with it when only the township ever wrote it.
-                    var retractedRecord = row is { Table: "residents", Deleted: true }
-                        ? new StoredRow(SharedWithOtherSources:
-                            !await WrittenByTownshipAloneAsync(storedResidents.GetValueOrDefault(TextNormalizer.Number(row.Key)), ct))
-                        : null;
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
                         ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null
@@ -206,7 +201,7 @@ public sealed partial class IngestPipeline
                                     : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
                                 NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
                             : null)
-                        : row.Map(retractedRecord ?? (replaces ? new StoredRow(Replaces: true) : null));
+                        : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                     if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
                     {
                         // What the resident row's earlier version filled, for KeepOtherSources to remove what this one empties.
@@ -372,15 +367,17 @@ public sealed partial class IngestPipeline
         {
             try
             {
-                return await ApplyTogetherOnceAsync(manifest, await UnlinkRetractedRegistrationsAsync(await RefreshDoseRetractionsAsync(rows, ct), ct), ct);
+                return await ApplyTogetherOnceAsync(manifest,
+                    await UnlinkRetractedRegistrationsAsync(await RetractRecordsAsync(await RefreshDoseRetractionsAsync(rows, ct), ct), ct), ct);
             }
             catch (FhirException e) when (e.Status == System.Net.HttpStatusCode.PreconditionFailed && Describe(e.Outcome).Contains("If-Match", StringComparison.Ordinal))
             {
-                // A dose a deleted row retracts changed after it was read (another source reported it meanwhile): read it
-                // again. Changed every time: a conflict of the hub's, so the batch stays a dead letter to replay.
+                // A dose or a resident's record a deleted row retracts changed after it was read (another source reported
+                // it meanwhile): read it again. Changed every time: a conflict of the hub's, so the batch stays a dead
+                // letter to replay.
                 if (attempt == 3)
                 {
-                    throw new WriteConflictException($"A dose a deleted row retracts kept changing while the row was applied: {Describe(e)}");
+                    throw new WriteConflictException($"A record a deleted row retracts kept changing while the row was applied: {Describe(e)}");
                 }
             }
         }
@@ -535,6 +532,40 @@ public sealed partial class IngestPipeline
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// A deleted resident whose Patient only township rows ever wrote (<see cref="WrittenByTownshipAloneAsync"/>, read
+    /// when the chunk is applied) retracts the record with the number: the row is mapped again to patch that Patient by
+    /// id, If-Match on the version read, so a report another source commits meanwhile fails the chunk with 412 and
+    /// <see cref="ApplyTogetherAsync"/> reads again.
+    /// </summary>
+    private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> RetractRecordsAsync(
+        IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
+    {
+        var retracted = rows.Where(r => r.Row is { Table: "residents", Deleted: true }).Select(r => TextNormalizer.Number(r.Row.Key)).ToList();
+        if (retracted.Count == 0)
+        {
+            return rows;
+        }
+
+        var stored = await StoredByIdentifierAsync<Patient>(Systems.HealthRecord, retracted, p => p.Identifier, ct);
+        var result = new List<(TownshipRow Row, Bundle Transaction)>(rows.Count);
+        foreach (var r in rows)
+        {
+            if (r.Row is { Table: "residents", Deleted: true } && stored.TryGetValue(TextNormalizer.Number(r.Row.Key), out var record)
+                && await WrittenByTownshipAloneAsync(record.Resource, ct)
+                && r.Row.Map(new StoredRow(record.Id, SharedWithOtherSources: false)) is { } retraction)
+            {
+                retraction.Entry.Single(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }).Request!.IfMatch = $"W/\"{record.Resource.Meta?.VersionId}\"";
+                result.Add((r.Row, retraction));
+                continue;
+            }
+
+            result.Add(r);
+        }
+
+        return result;
     }
 
     /// <summary>

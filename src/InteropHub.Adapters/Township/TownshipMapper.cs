@@ -31,7 +31,7 @@ internal static class TownshipMapper
         switch (table)
         {
             case "residents" when deleted:
-                RetractResident(builder, row, deactivate: stored is { SharedWithOtherSources: false });
+                RetractResident(builder, row, stored is { SharedWithOtherSources: false, Id: { } only } ? only : null);
                 break;
             case "residents":
                 Resident(builder, row);
@@ -170,19 +170,22 @@ internal static class TownshipMapper
     /// A deleted resident row retracts the health record (§2 "Retraction"): its number leaves the Patient, so the rows
     /// that name it afterwards are <c>UNKNOWN_REFERENCE</c> ("not deleted", §2 "References"). The person stays: the HIS,
     /// the certificates and the resident's earlier rows refer to the Patient, which holds what they said. A Patient only
-    /// the township ever wrote (<paramref name="deactivate"/>) is the health record itself: it is no longer in use
-    /// (<c>active</c> false), so no search of active residents and no indicator counts it.
+    /// the township ever wrote (<paramref name="townshipOnly"/>, its id; the ingest adds If-Match on the version it read)
+    /// is the health record itself: it is no longer in use (<c>active</c> false), so no search of active residents and no
+    /// indicator counts it.
     /// </summary>
-    private static void RetractResident(TransactionBuilder builder, CsvRow row, bool deactivate)
+    private static void RetractResident(TransactionBuilder builder, CsvRow row, string? townshipOnly)
     {
         var recordNo = TextNormalizer.Number(row["record_no"]);
         var patch = FhirValues.FhirPathPatch($"Patient.identifier.where(system = '{Systems.HealthRecord}' and value = '{recordNo}')");
-        if (deactivate)
+        if (townshipOnly is null)
         {
-            patch.Parameter.AddRange(FhirValues.FhirPathPatch("Patient.active", new FhirBoolean(false)).Parameter);
+            builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo), patch);
+            return;
         }
 
-        builder.PatchWhere("Patient", Criteria.Identifier(Systems.HealthRecord, recordNo), patch);
+        patch.Parameter.AddRange(FhirValues.FhirPathPatch("Patient.active", new FhirBoolean(false)).Parameter);
+        builder.Patch("Patient", townshipOnly, patch);
     }
 
     private static void RetractSharedDose(TransactionBuilder builder, string vaccId)
