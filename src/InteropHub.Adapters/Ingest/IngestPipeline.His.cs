@@ -231,8 +231,9 @@ public sealed partial class IngestPipeline
     }
 
     /// <summary>
-    /// <see cref="KeepOtherSourcesAsync"/> after the retirement check of HIS messages: a message naming a retired
-    /// Patient is refused (<see cref="RefusedMessageException"/>) and nothing of its transaction is written.
+    /// <see cref="KeepOtherSourcesAsync"/> after the checks of HIS messages: a message naming a retired Patient, or a
+    /// report that is another patient's or a result taken back a step (<see cref="CheckReportsAsync"/>), is refused
+    /// (<see cref="RefusedMessageException"/>) and nothing of its transaction is written.
     /// </summary>
     private async Task CheckPatientsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct)
     {
@@ -242,6 +243,7 @@ public sealed partial class IngestPipeline
             throw new RefusedMessageException(retired);
         }
 
+        await CheckReportsAsync(session, entries, patients, ct);
         await KeepAsync(session, entries, patients, overTownship: true, ct);
     }
 
@@ -288,7 +290,8 @@ public sealed partial class IngestPipeline
     /// changed with a corrected result"). A message that would take a stored result back a step with another value (a
     /// final sent again after its correction, a preliminary after the final) would undo the later values; it is refused
     /// at OBX-11. With the stored value in a corrected report sent whole (OBR-25 C), the result keeps its status. A result cancelled or
-    /// withdrawn (X, D, W) may follow any. Township and certificate transactions carry no <see cref="RecordKey"/>.
+    /// withdrawn (X, D, W) may follow any. Run for HIS messages (<see cref="CheckPatientsAsync"/>); the results of a
+    /// report carry a <see cref="RecordKey"/>, a referral's vital signs do not.
     /// </remarks>
     private async Task CheckReportsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, CancellationToken ct)

@@ -169,14 +169,10 @@ public sealed partial class IngestPipeline
     private async Task KeepOtherSourcesAndSharedRecordsAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries, CancellationToken ct) =>
         await KeepAsync(session, entries, await ReadPatientsAsync(session, entries, ct), overTownship: true, ct);
 
-    /// <summary>
-    /// A HIS report's checks (<see cref="CheckReportsAsync"/>: only reports and results carry a <see cref="RecordKey"/>), then the three
-    /// merges, over the stored Patients the transaction read: person, visit, shared records.
-    /// </summary>
+    /// <summary>The three merges, over the stored Patients the transaction read: person, visit, shared records.</summary>
     private async Task KeepAsync(IWriteSession session, IReadOnlyList<Bundle.EntryComponent> entries,
         Dictionary<string, IReadOnlyList<StoredResource>> patients, bool overTownship, CancellationToken ct)
     {
-        await CheckReportsAsync(session, entries, patients, ct);
         KeepOtherSources(entries, patients);
         await KeepVisitHistoryAsync(session, entries, patients, ct);
         await KeepUnsentAsync(session, entries, overTownship, ct);
