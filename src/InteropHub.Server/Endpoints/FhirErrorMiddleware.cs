@@ -7,7 +7,8 @@ namespace InteropHub.Server.Endpoints;
 
 /// <summary>
 /// The one place where failures become HTTP answers: typed <see cref="FhirException"/>s with their status,
-/// Kestrel's request errors with theirs, and anything unexpected as a logged 500. Every body is an OperationOutcome.
+/// Kestrel's request errors with theirs, a database timeout as 503, and anything unexpected as a logged 500. Every body
+/// is an OperationOutcome.
 /// </summary>
 public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorMiddleware> logger)
 {
@@ -29,12 +30,36 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         {
             // The client went away; there is nobody to answer.
         }
+        catch (Exception e) when (!context.Response.HasStarted && IsTimeout(e))
+        {
+            // The database did not answer within its command timeout (a machine under load, a search planned badly): the
+            // request may succeed when sent again, which a 503 says and a 500 does not.
+            logger.LogWarning(e, "Timed out on {Method} {Path}", context.Request.Method, context.Request.Path);
+            context.Response.Clear();
+            context.Response.Headers.RetryAfter = "5";
+            await FhirResults.WriteOutcomeAsync(context, FhirException.Issue(OperationOutcome.IssueType.Timeout,
+                $"The database did not answer in time (trace id {context.TraceIdentifier}); try again shortly."), StatusCodes.Status503ServiceUnavailable);
+        }
         catch (Exception e) when (!context.Response.HasStarted)
         {
             logger.LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
             await Answer(context, FhirException.Issue(OperationOutcome.IssueType.Exception,
                 $"Internal server error (trace id {context.TraceIdentifier}); the details are in the server log."), StatusCodes.Status500InternalServerError);
         }
+    }
+
+    /// <summary>A timeout anywhere in the chain (Npgsql wraps its command timeout as the inner exception).</summary>
+    private static bool IsTimeout(Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is TimeoutException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static Task Answer(HttpContext context, OperationOutcome outcome, int status)
