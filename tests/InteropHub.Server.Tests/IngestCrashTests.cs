@@ -113,7 +113,16 @@ public abstract class IngestCrashTests(HubFactory hub)
 
     private static async Task<int> CountAsync(HttpClient client, string query)
     {
-        using var response = await client.GetAsync(new Uri(query, UriKind.Relative));
+        // A 503 (the database's command timeout, seen on a loaded machine right after recovery) is to be sent again.
+        var response = await client.GetAsync(new Uri(query, UriKind.Relative));
+        for (var attempt = 1; attempt < 3 && response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable; attempt++)
+        {
+            response.Dispose();
+            await System.Threading.Tasks.Task.Delay(TimeSpan.FromSeconds(5));
+            response = await client.GetAsync(new Uri(query, UriKind.Relative));
+        }
+
+        using var answered = response;
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"{query}: {(int)response.StatusCode} {body}");
         return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("total").GetInt32();
