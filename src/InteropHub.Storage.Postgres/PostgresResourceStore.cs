@@ -69,7 +69,11 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         _ownsDataSource = false;
     }
 
-    public Task MigrateAsync(CancellationToken ct) => SchemaMigrator.MigrateAsync(_dataSource, ct);
+    public async Task MigrateAsync(CancellationToken ct)
+    {
+        await SchemaMigrator.MigrateAsync(_dataSource, ct);
+        await CountWrittenSinceAnalyzeAsync(ct);
+    }
 
     /// <summary>
     /// LISTENs for the changes every hub instance commits on this database. A connection that fails is replaced
