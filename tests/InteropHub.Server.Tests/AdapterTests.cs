@@ -1714,6 +1714,36 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_township_row_naming_a_resident_only_the_HIS_reported_is_refused_until_a_batch_sends_the_resident()
+    {
+        await SeedOrganizationsAsync();
+        const int n = 884_601;
+        const string recordNo = "36992110120184601";
+        // The township's own HIS instance gives the patient the health-record number (ZPI-5); the township never sent the resident.
+        var registration = Encoding.UTF8.GetString(LegacyData.Hl7Registration(n)).Replace("\rPV1|", $"\rZPI|1|02^城乡居民基本医疗保险||0|{recordNo}\rPV1|", StringComparison.Ordinal);
+        Assert.Equal("AA", Msa((await PostHl7Async(Encoding.UTF8.GetBytes(registration))).Ack));
+        var patient = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={recordNo}"));
+
+        var doseOnly = Rewrite(LegacyData.TownshipBatch(first: n, residents: 1), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1),
+            batchId: "QX2110026-20250601-884");
+        var issues = (await GetJsonAsync((await PostTownshipAsync(doseOnly)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue")
+            .EnumerateArray().Where(i => i.GetProperty("severity").GetString() == "error").ToList();
+        var refused = Assert.Single(issues);
+        Assert.Equal("UNKNOWN_REFERENCE", refused.GetProperty("details").GetProperty("coding")[0].GetProperty("code").GetString());
+        Assert.Equal("immunizations.csv:1:record_no (column 2)", refused.GetProperty("location")[0].GetString());
+        Assert.Empty(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
+
+        // Once a batch has sent the resident (the same person, by ID number), a later batch's dose of it is applied.
+        var withResident = Rewrite(LegacyData.TownshipBatch(first: n, residents: 1), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1),
+            batchId: "QX2110026-20250602-884");
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(withResident)).StatusCode);
+        var laterDose = Rewrite(doseOnly, "immunizations.csv", _ => { }, batchId: "QX2110026-20250603-884");
+        var later = (await GetJsonAsync((await PostTownshipAsync(laterDose)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue");
+        Assert.DoesNotContain(later.EnumerateArray(), i => i.GetProperty("severity").GetString() == "error");
+        Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{patient.Id}"));
+    }
+
+    [Fact]
     public async Task A_corrected_certificate_updates_the_mother_from_the_new_document()
     {
         await SeedOrganizationsAsync();

@@ -117,6 +117,7 @@ public sealed partial class IngestPipeline
             p => p.Identifier, ct)).ToDictionary(p => p.Key, p => PersonKey(p.Value.Resource), StringComparer.Ordinal);
         var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
             rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
+        var sentBefore = await ResidentsSentBeforeAsync(rowsToApply.Where(r => !r.Deleted).SelectMany(r => r.ReferencedResidents), ct);
         (string Table, string File)? file = null;
         try
         {
@@ -145,6 +146,17 @@ public sealed partial class IngestPipeline
                         tally[row.File].Unchanged++;
                     }
 
+                    continue;
+                }
+
+                // §2 "References": a resident of an earlier batch is one a township batch sent. A record number the HIS gave a
+                // patient (ZPI-5) names no resident the township ever reported.
+                if (row is { Deleted: false, ReferencedResidents: [var named] } && !sentBefore.Contains(named))
+                {
+                    outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
+                        $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: record_no {named} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）",
+                        Where(row.File, row.Row, row.ColumnLabel("record_no"))));
+                    tally[row.File].Refused++;
                     continue;
                 }
 
@@ -662,7 +674,31 @@ public sealed partial class IngestPipeline
     }
 
     /// <summary>The name under which the <c>updated_at</c> of the row of (table, key) applied last is kept (<see cref="IHubStateStore"/>).</summary>
-    private static string RowState(TownshipRow row) => $"township-row:{row.Table}:{row.Key}";
+    private static string RowState(TownshipRow row) => RowState(row.Table, row.Key);
+
+    private static string RowState(string table, string key) => $"township-row:{table}:{key}";
+
+    /// <summary>
+    /// The record numbers among <paramref name="recordNos"/> whose residents row an earlier batch applied: its
+    /// <see cref="RowState"/>, or for a row applied by mapping 0.1.0, which kept none, its Provenance (id from table and key).
+    /// A deletion applied is a state too: the store then refuses the row, the Patient having lost the record number.
+    /// </summary>
+    private async Task<HashSet<string>> ResidentsSentBeforeAsync(IEnumerable<string> recordNos, CancellationToken ct)
+    {
+        var sent = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var page in recordNos.Distinct(StringComparer.Ordinal).Chunk(1000))
+        {
+            var states = await state.ReadStatesAsync([.. page.Select(r => RowState("residents", r))], ct);
+            var unknown = page.Where(r => !states.ContainsKey(RowState("residents", r))).ToDictionary(r => Bundles.ResourceIds.From("residents", r), StringComparer.Ordinal);
+            sent.UnionWith(page.Where(r => states.ContainsKey(RowState("residents", r))));
+            if (unknown.Count > 0)
+            {
+                sent.UnionWith((await store.ReadManyAsync("Provenance", [.. unknown.Keys], ct)).Select(p => unknown[p.Id]));
+            }
+        }
+
+        return sent;
+    }
 
     /// <summary>
     /// What <see cref="RowState"/> keeps: "updated_at content-hash", and for a resident row what it filled
