@@ -82,12 +82,18 @@ public abstract class ReferralMetricsTests(HubFactory hub)
 
         var earlier = await EvaluateAsync($"periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now.AddDays(-39))}&subject={Township}");
         var later = await EvaluateAsync($"periodStart={Day(now.AddDays(-30))}&periodEnd={Day(now)}&subject={Township}");
-        var elsewhere = await EvaluateAsync($"periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now)}&subject=Organization/nobody-{_suffix}");
+        var quiet = new Organization { Id = $"quiet-{_suffix}", Name = "没有转诊的卫生院" };
+        Assert.True((await _client.PutAsync($"/fhir/Organization/{quiet.Id}", Fhir.Content(quiet))).IsSuccessStatusCode);
+        var elsewhere = await EvaluateAsync($"periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now)}&subject=Organization/{quiet.Id}");
+        var unknown = await _client.GetAsync($"/fhir/Measure/referral-metrics/$evaluate-measure?periodStart={Day(now.AddDays(-41))}&periodEnd={Day(now)}&subject=Organization/nobody-{_suffix}");
 
         Assert.Equal(1, Count(Group(earlier, "up"), "initial-population"));
         Assert.Equal(0, Count(Group(later, "up"), "initial-population"));
         Assert.Equal(0, Count(Group(elsewhere, "up"), "initial-population"));
         Assert.Null(Group(elsewhere, "acceptance-rate").MeasureScore);
+        // An organisation the hub does not hold is no subject, as for the other measures.
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal($"Organization/nobody-{_suffix} is not known.", (await Fhir.Read<OperationOutcome>(unknown)).Issue[0].Diagnostics);
     }
 
     [Fact]
@@ -101,10 +107,15 @@ public abstract class ReferralMetricsTests(HubFactory hub)
 
         var byYear = await EvaluateAsync($"periodStart={year}&periodEnd={year}&subject={Township}");
         var byMonth = await EvaluateAsync($"periodStart={month}&periodEnd={month}&subject={Township}");
+        // R4 names the summary report "population"; R5's "summary" is taken too.
+        var population = await EvaluateAsync($"periodStart={year}&periodEnd={year}&subject={Township}&reportType=population");
+        var summary = await EvaluateAsync($"periodStart={year}&periodEnd={year}&subject={Township}&reportType=summary");
         var other = await _client.GetAsync("/fhir/Measure/immunization-coverage/$evaluate-measure?periodStart=2025&periodEnd=2025");
 
         Assert.Equal(1, Count(Group(byYear, "up"), "initial-population"));
         Assert.Equal(1, Count(Group(byMonth, "up"), "initial-population"));
+        Assert.Equal(1, Count(Group(population, "up"), "initial-population"));
+        Assert.Equal(1, Count(Group(summary, "up"), "initial-population"));
         Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
     }
 
@@ -204,6 +215,7 @@ public abstract class ReferralMetricsTests(HubFactory hub)
                         Status = FhirTask.TaskStatus.Requested,
                         Intent = FhirTask.TaskIntent.Order,
                         Focus = new ResourceReference(requestUrl),
+                        For = new ResourceReference("Patient/p-metrics"),
                         AuthoredOnElement = new FhirDateTime(made),
                         Requester = new ResourceReference(from),
                         Owner = new ResourceReference(to),

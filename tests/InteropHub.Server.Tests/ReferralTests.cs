@@ -180,6 +180,8 @@ public abstract class ReferralTests(HubFactory hub)
 
         var unmarked = await ChangeAsync(r => r.Category.RemoveAt(0), Township);
         var turned = await ChangeAsync(r => r.Category[1] = new CodeableConcept("urn:interophub:cs:qxref", "DOWN"), Township);
+        var undirected = await ChangeAsync(r => r.Category.RemoveAt(1), Township);
+        var replanned = await ChangeAsync(r => r.Intent = RequestIntent.Plan, Township);
         var otherPatient = await ChangeAsync(r => r.Subject = new ResourceReference("Patient/p-other"), Township);
         var elsewhere = await ChangeAsync(r => r.Performer = [new ResourceReference(Stranger)], Hospital);
         var revoked = await ChangeAsync(r => r.Status = RequestStatus.Revoked, Township);
@@ -189,6 +191,10 @@ public abstract class ReferralTests(HubFactory hub)
 
         Assert.Equal((HttpStatusCode.Conflict, "[referral-parties]"), (unmarked.Status, unmarked.Diagnostics?[..18]));
         Assert.Equal(HttpStatusCode.Conflict, turned.Status);
+        Assert.Equal(HttpStatusCode.Conflict, undirected.Status);
+        Assert.Contains("ServiceRequest.category", undirected.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, replanned.Status);
+        Assert.Contains("ServiceRequest.intent", replanned.Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Conflict, otherPatient.Status);
         Assert.Contains("ServiceRequest.subject", otherPatient.Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Conflict, elsewhere.Status);
@@ -210,7 +216,43 @@ public abstract class ReferralTests(HubFactory hub)
         task.StatusReason = new CodeableConcept { Text = "床位已满" };
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital)).StatusCode);
         now.Status = RequestStatus.Revoked;
+        var revokedByReceiver = await Send(HttpMethod.Put, $"/fhir/{request}", now, Hospital);
+        Assert.Equal(HttpStatusCode.Conflict, revokedByReceiver.StatusCode);
+        Assert.StartsWith("[referral-request-status] Only the referring organisation", (await Fhir.Read<OperationOutcome>(revokedByReceiver)).Issue[0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/{request}", now, Township)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_referral_task_is_for_its_requests_patient_and_changed_over_the_API_only_by_a_named_party()
+    {
+        await OrganisationsAsync();
+        var request = await CreateAsync(Referral(Township, Hospital, "UP"));
+        var forAnother = NewTask(request, Township, Hospital);
+        forAnother.For = new ResourceReference("Patient/p-other");
+        var forNobody = NewTask(request, Township, Hospital);
+        forNobody.For = null;
+
+        var another = await Send(HttpMethod.Post, "/fhir/Task", forAnother, Township);
+        var nobody = await Send(HttpMethod.Post, "/fhir/Task", forNobody, Township);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, another.StatusCode);
+        Assert.Equal("[referral-parties] The Task of " + request + " is for Patient/p-referred, the referral's patient, not Patient/p-other.",
+            (await Fhir.Read<OperationOutcome>(another)).Issue[0].Diagnostics);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, nobody.StatusCode);
+
+        var task = await Fhir.Read<FhirTask>(await Send(HttpMethod.Post, "/fhir/Task", NewTask(request, Township, Hospital), Township));
+        task.Note.Add(new Annotation { Text = "已电话通知患者" });
+        var anonymous = await _client.PutAsync($"/fhir/Task/{task.Id}", Fhir.Content(task));
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, $"/fhir/Task/{task.Id}")
+        {
+            Content = new StringContent("""[{"op":"add","path":"/businessStatus","value":{"text":"已联系"}}]""", System.Text.Encoding.UTF8, "application/json-patch+json"),
+        };
+        var anonymousPatch = await _client.SendAsync(patch);
+
+        Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
+        Assert.StartsWith("[referral-caller] Changing a referral Task needs", (await Fhir.Read<OperationOutcome>(anonymous)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Forbidden, anonymousPatch.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Put, $"/fhir/Task/{task.Id}", task, Hospital)).StatusCode);
+        Assert.Equal("2", (await Fhir.Read<FhirTask>(await _client.GetAsync($"/fhir/Task/{task.Id}"))).Meta!.VersionId);
     }
 
     [Fact]

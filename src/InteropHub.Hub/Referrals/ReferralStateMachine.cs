@@ -85,6 +85,15 @@ public static class ReferralStateMachine
                 "A referral Task is written only by its referring (Task.requester) or receiving (Task.owner) organisation.");
         }
 
+        if (caller == ReferralParty.Anonymous)
+        {
+            // Any change of a referral's Task over the API, a note as much as a move, is made by one of its two parties.
+            throw new FhirException(HttpStatusCode.Forbidden, OperationOutcome.IssueType.Security,
+                (from == to ? "[referral-caller] Changing a referral Task" : $"[referral-caller] Moving a referral from '{Code(from)}' to '{Code(to)}'")
+                + " needs the caller's organisation: send X-Organization: Organization/{id}.",
+                "X-Organization");
+        }
+
         if (from == to)
         {
             if (to == FhirTask.TaskStatus.Completed && previous.Output.Count > 0)
@@ -101,13 +110,6 @@ public static class ReferralStateMachine
             var allowed = string.Join(", ", NextFrom(from).Select(t => Code(t.To)));
             throw Refuse(HttpStatusCode.Conflict, "referral-transition",
                 $"A referral cannot go from '{Code(from)}' to '{Code(to)}'" + (allowed.Length > 0 ? $"; from '{Code(from)}' it may go to: {allowed}." : $"; '{Code(from)}' is final."));
-        }
-
-        if (caller == ReferralParty.Anonymous)
-        {
-            throw new FhirException(HttpStatusCode.Forbidden, OperationOutcome.IssueType.Security,
-                $"[referral-caller] Moving a referral from '{Code(from)}' to '{Code(to)}' needs the caller's organisation: send X-Organization: Organization/{{id}}.",
-                "X-Organization");
         }
 
         if (caller != ReferralParty.Unknown && caller != party)

@@ -43,6 +43,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
     internal static bool IsReferral(ServiceRequest request) =>
         request.Category.SelectMany(c => c.Coding).Any(c => c.System == ReferralCategorySystem && c.Code == ReferralCategoryCode);
 
+    /// <summary>The direction code the request states (UP, DOWN), or null when it states none.</summary>
+    private static string? StatedDirection(ServiceRequest request) =>
+        request.Category.SelectMany(c => c.Coding).FirstOrDefault(c => c.System == DirectionSystem && c.Code is { Length: > 0 })?.Code?.ToUpperInvariant();
+
     internal static ReferralDirection Direction(ServiceRequest request) =>
         request.Category.SelectMany(c => c.Coding).Any(c => c.System == DirectionSystem && string.Equals(c.Code, "DOWN", StringComparison.OrdinalIgnoreCase))
             ? ReferralDirection.Down
@@ -162,7 +166,10 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
 
         foreach (var (element, was, now) in new[]
         {
-            ("ServiceRequest.category", $"{ReferralCategoryCode} {Direction(before)}", IsReferral(next) ? $"{ReferralCategoryCode} {Direction(next)}" : "none"),
+            ("ServiceRequest.category", $"{ReferralCategoryCode} {StatedDirection(before) ?? "(no direction)"}",
+                IsReferral(next) ? $"{ReferralCategoryCode} {StatedDirection(next) ?? "(no direction)"}" : "none"),
+            ("ServiceRequest.intent", before.Intent is { } intent ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(intent) : null,
+                next.Intent is { } nextIntent ? Hl7.Fhir.Utility.EnumUtility.GetLiteral(nextIntent) : null),
             ("ServiceRequest.subject", before.Subject?.Reference, next.Subject?.Reference),
             ("ServiceRequest.requester", before.Requester?.Reference, next.Requester?.Reference),
             ("ServiceRequest.performer", string.Join(", ", before.Performer.Select(p => p.Reference)), string.Join(", ", next.Performer.Select(p => p.Reference))),
@@ -188,6 +195,14 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
             throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
                 $"[referral-request-status] The status of a referral's request follows its Task/{task.Id} ({(task.Status is { } status ? ReferralStateMachine.Code(status) : "no status")}): the referring organisation " +
                 "cancels the Task, which revokes the request, and the receiving one completes it, which completes the request.", "ServiceRequest.status");
+        }
+
+        if (next.Status != before.Status && next.Status == RequestStatus.Revoked && party != ReferralParty.Requester)
+        {
+            // A refused or failed referral is withdrawn by the institution that made it, not by the one that refused it.
+            throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Conflict,
+                $"[referral-request-status] Only the referring organisation ({task.Requester?.Reference}) revokes the request of the referral Task/{task.Id}.",
+                "ServiceRequest.status");
         }
     }
 
@@ -318,6 +333,12 @@ public sealed class ReferralWriteRule(FhirSerializers serializers) : IWriteRule
         {
             throw new FhirException(System.Net.HttpStatusCode.Conflict, OperationOutcome.IssueType.Duplicate,
                 $"[referral-one-task] {focus} already has its Task (Task/{others[0].Id}).", "Task.focus");
+        }
+
+        if (isNew && request.Subject?.Reference is { } patient && task.For?.Reference != patient)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.BusinessRule,
+                $"[referral-parties] The Task of {focus} is for {patient}, the referral's patient, not {task.For?.Reference ?? "nobody"}.", "Task.for");
         }
 
         if (request.Requester?.Reference is { } requester && requester.StartsWith("Organization/", StringComparison.Ordinal)

@@ -27,7 +27,8 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset, in the query (GET) or a Parameters body (POST). Only the summary report is made
-/// (reportType=summary); another parameter is a 400, another Measure a 404.
+/// (reportType=population, R4's name for it, or summary, R5's); another parameter is a 400, another Measure or a subject
+/// the hub does not hold a 404.
 /// </summary>
 public static class EvaluateMeasureEndpoints
 {
@@ -57,12 +58,12 @@ public static class EvaluateMeasureEndpoints
 
         foreach (var unknown in parameters.Parameter.Select(p => p.Name ?? "").Where(n => !Known.Contains(n)))
         {
-            throw new InvalidInputException($"{Operation} has no parameter '{unknown}' here (it takes periodStart, periodEnd, subject and reportType=summary).", unknown);
+            throw new InvalidInputException($"{Operation} has no parameter '{unknown}' here (it takes periodStart, periodEnd, subject and reportType=population).", unknown);
         }
 
-        if (parameters.Text("reportType", Operation) is { } reportType && reportType != "summary")
+        if (parameters.Text("reportType", Operation) is { } reportType && reportType is not ("population" or "summary"))
         {
-            throw new InvalidInputException($"reportType '{reportType}' is not supported; the hub makes the summary report.", "reportType");
+            throw new InvalidInputException($"reportType '{reportType}' is not supported; the hub makes the population (summary) report.", "reportType");
         }
 
         var start = Instant(parameters, "periodStart", endOfDay: false);
@@ -79,6 +80,12 @@ public static class EvaluateMeasureEndpoints
         }
 
         var organization = subject.Length > 0 ? subject : null;
+        if (organization is not null
+            && await services.GetRequiredService<Fhir.Storage.IResourceStore>().ReadAsync("Organization", organization["Organization/".Length..], ct) is not { IsDeleted: false })
+        {
+            throw new ResourceNotFoundException($"{organization} is not known.");
+        }
+
         var indicator = new IndicatorRequest(start, end, organization);
         var report = id switch
         {
