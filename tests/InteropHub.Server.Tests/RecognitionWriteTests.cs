@@ -241,6 +241,41 @@ public abstract class RecognitionWriteTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task The_reason_is_needed_when_an_update_makes_a_finished_order_active_moves_it_to_the_patient_or_drops_the_reason()
+    {
+        var county = await OrganizationAsync("county", "3B", division: "369921100");
+        var township = await OrganizationAsync("township", "1", division: "369921101");
+        var patient = await PatientAsync();
+        var other = await PatientAsync();
+        await ResultAsync(patient, county, Glucose);
+
+        var finished = Order(patient, township, "2025-03-03T10:00:00+08:00", null);
+        finished.Status = RequestStatus.Completed;
+        var reopened = await WriteAsync(finished);
+        reopened.Status = RequestStatus.Active;
+        var reactivated = await _client.PutAsync($"/fhir/ServiceRequest/{reopened.Id}", Fhir.Content(reopened));
+
+        var moved = await WriteAsync(Order(other, township, "2025-03-03T10:00:00+08:00", null));
+        moved.Subject = new ResourceReference(patient);
+        var movedToPatient = await _client.PutAsync($"/fhir/ServiceRequest/{moved.Id}", Fhir.Content(moved));
+
+        var reasoned = await WriteAsync(Order(patient, township, "2025-03-03T10:00:00+08:00", "condition-changed"));
+        reasoned.Extension.Clear();
+        var dropped = await _client.PutAsync($"/fhir/ServiceRequest/{reasoned.Id}", Fhir.Content(reasoned));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, reactivated.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, movedToPatient.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, dropped.StatusCode);
+        Assert.StartsWith("[non-recognition-reason]", (await Fhir.Read<OperationOutcome>(dropped)).Issue[0].Diagnostics, StringComparison.Ordinal);
+
+        // An order accepted without a reason, before the result came, is not refused for a later note.
+        var earlier = await WriteAsync(Order(other, township, "2025-03-03T10:00:00+08:00", null));
+        await ResultAsync(other, county, Glucose);
+        earlier.Note.Add(new Annotation { Text = "空腹" });
+        Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync($"/fhir/ServiceRequest/{earlier.Id}", Fhir.Content(earlier))).StatusCode);
+    }
+
+    [Fact]
     public async Task A_result_is_found_until_the_last_moment_of_its_window_and_not_after()
     {
         var county = await OrganizationAsync("county", "3B", division: "369921100");

@@ -61,6 +61,20 @@ public abstract class RecognizedResultsTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task The_code_is_a_token_without_a_system_it_matches_any_and_with_one_only_that_one()
+    {
+        var (patient, _, township, _) = await ScenarioAsync();
+
+        var loincAlone = await AskAsync(patient, "4548-4", "2025-03-10T10:00:00%2B08:00", township);
+        var localAlone = await AskAsync(patient, "HBA1C", "2025-03-10T10:00:00%2B08:00", township);
+        var wrongSystem = await AskAsync(patient, "http://snomed.info/sct|HBA1C", "2025-03-10T10:00:00%2B08:00", township);
+
+        Assert.Single(loincAlone.Entry);
+        Assert.Single(localAlone.Entry);
+        Assert.Empty(wrongSystem.Entry);
+    }
+
+    [Fact]
     public async Task Nothing_is_recognised_after_the_window_or_outside_the_scope()
     {
         var (patient, _, township, elsewhere) = await ScenarioAsync();

@@ -11,7 +11,8 @@ namespace InteropHub.Hub.ResultRecognition;
 /// (<see cref="RecognizedResults"/>), must say why the test is done again (DOMAIN.md §2): the ServiceRequest carries
 /// the extension <see cref="ReasonExtension"/> with a Coding from the national list kept in
 /// <c>mappings/non-recognition-reason.json</c>; without it, or with a code not on the list, the order is refused
-/// with 422 naming the rule. Checked when an order is created and when an update changes what it orders. The
+/// with 422 naming the rule. Checked when an order is created, and when an update changes what it orders, for whom or
+/// by whom, makes a finished order active again, or drops the reason it was placed with. The
 /// requester may be the institution, one of its PractitionerRoles, or a practitioner (whose role names the
 /// institution, else the caller's X-Organization does).
 /// </summary>
@@ -23,8 +24,8 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
 
     public async System.Threading.Tasks.Task CheckAsync(IWriteSession session, Resource next, StoredResource? previous, CancellationToken ct)
     {
-        if (next is not ServiceRequest order || order.Status is RequestStatus.Revoked or RequestStatus.Completed or RequestStatus.EnteredInError
-            || (previous is { IsDeleted: false } && SameCodes(order, serializers.ParseStored(previous.Json) as ServiceRequest)))
+        if (next is not ServiceRequest order || Finished(order)
+            || (previous is { IsDeleted: false } && serializers.ParseStored(previous.Json) is ServiceRequest before && SameOrder(order, before)))
         {
             return;
         }
@@ -68,9 +69,17 @@ public sealed class NonRecognitionReasonRule(RecognizedResults recognized, FhirS
         }
     }
 
-    private static bool SameCodes(ServiceRequest next, ServiceRequest? before) =>
-        before?.Code is { } had && next.Code is { } has
-        && had.Coding.Select(c => $"{c.System}|{c.Code}").ToHashSet(StringComparer.Ordinal).SetEquals(has.Coding.Select(c => $"{c.System}|{c.Code}"));
+    private static bool Finished(ServiceRequest order) => order.Status is RequestStatus.Revoked or RequestStatus.Completed or RequestStatus.EnteredInError;
+
+    /// <summary>
+    /// An update that leaves what the rule judged as it was: a live order of the same codes, patient and requester, which
+    /// keeps its reason if it had one (an order accepted without one is not refused later because a result arrived since).
+    /// </summary>
+    private static bool SameOrder(ServiceRequest next, ServiceRequest before) =>
+        !Finished(before) && before.Code is { } had && next.Code is { } has
+        && had.Coding.Select(c => $"{c.System}|{c.Code}").ToHashSet(StringComparer.Ordinal).SetEquals(has.Coding.Select(c => $"{c.System}|{c.Code}"))
+        && before.Subject?.Reference == next.Subject?.Reference && before.Requester?.Reference == next.Requester?.Reference
+        && (before.Extension.All(e => e.Url != ReasonExtension) || next.Extension.Any(e => e.Url == ReasonExtension));
 
     /// <summary>The institution that orders: the requester if an Organization, the organisation of a PractitionerRole, a
     /// practitioner's (by one of their roles) or else the caller's.</summary>

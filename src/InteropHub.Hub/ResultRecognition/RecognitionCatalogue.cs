@@ -76,7 +76,10 @@ public sealed class RecognitionCatalogue
         return new RecognitionCatalogue(items);
     }
 
-    /// <summary>The item a result is coded with: by the catalogue's local code or by LOINC.</summary>
+    /// <summary>
+    /// The item a result is coded with: by LOINC, or by the county LIS code the catalogue lists (<see cref="RecognizedResults.LisSystem"/>).
+    /// As a FHIR token, a code without a system is either; a code of another system is neither.
+    /// </summary>
     public RecognitionItem? Find(IEnumerable<Coding> codes)
     {
         foreach (var coding in codes)
@@ -86,12 +89,13 @@ public sealed class RecognitionCatalogue
                 continue;
             }
 
-            if (coding.System == Loinc && _byLoinc.TryGetValue(coding.Code, out var byLoinc))
+            var anySystem = string.IsNullOrEmpty(coding.System);
+            if ((anySystem || coding.System == Loinc) && _byLoinc.TryGetValue(coding.Code, out var byLoinc))
             {
                 return byLoinc;
             }
 
-            if (coding.System != Loinc && _byLocal.TryGetValue(coding.Code, out var byLocal))
+            if ((anySystem || coding.System == RecognizedResults.LisSystem) && _byLocal.TryGetValue(coding.Code, out var byLocal))
             {
                 return byLocal;
             }

@@ -14,13 +14,16 @@ public sealed class RecognitionRulesTests
     [Fact]
     public void The_shipped_catalogue_maps_local_codes_and_loinc_to_the_same_item()
     {
-        var byLocal = Catalogue.Find([new Coding("urn:oid:local-lis", "HBA1C")]);
+        var byLocal = Catalogue.Find([new Coding(RecognizedResults.LisSystem, "HBA1C")]);
         var byLoinc = Catalogue.Find([new Coding("http://loinc.org", "4548-4")]);
 
         Assert.NotNull(byLocal);
         Assert.Same(byLocal, byLoinc);
         Assert.Equal(90, byLocal.ValidityDays);
         Assert.Null(Catalogue.Find([new Coding("http://loinc.org", "0000-0")]));
+        // A code of another system is another code, however it is spelt; one without a system may be either.
+        Assert.Null(Catalogue.Find([new Coding("http://snomed.info/sct", "HBA1C")]));
+        Assert.Same(byLocal, Catalogue.Find([new Coding(null, "HBA1C")]));
     }
 
     [Fact]
