@@ -26,7 +26,7 @@ public abstract class ContractCoverageTests(HubFactory hub)
     public async Task Coverage_is_residents_with_a_contract_in_force_in_the_period_over_the_living_active_residents_per_township()
     {
         await TownshipsAsync();
-        // 白沙: five residents counted, of whom three have a contract in force in 2025; three records not counted.
+        // 白沙: six residents counted, of whom three have a contract in force in 2025; three records not counted.
         var signed = await ResidentAsync(Baisha, "1950-03-01");
         await ContractAsync(signed, "2025-01-01", "2025-12-31", "1", "2");
         var signedLastYear = await ResidentAsync(Baisha, "1988-07-12");
@@ -37,6 +37,9 @@ public abstract class ContractCoverageTests(HubFactory hub)
         await ContractAsync(expired, "2023-01-01", "2023-12-31");
         var unsigned = await ResidentAsync(Baisha, "2001-11-30");
         await ContractAsync(unsigned, "2025-01-01", "2025-12-31", status: EpisodeOfCare.EpisodeOfCareStatus.EnteredInError);
+        // Cancelled before it started (R4 EpisodeOfCare.status): no contract in force.
+        var cancelled = await ResidentAsync(Baisha, "1985-04-04");
+        await ContractAsync(cancelled, "2025-01-01", "2025-12-31", status: EpisodeOfCare.EpisodeOfCareStatus.Cancelled);
         var diedBefore = await ResidentAsync(Baisha, "1930-01-01", died: "2024-11-02");
         await ContractAsync(diedBefore, "2024-01-01", "2024-12-31");
         var retired = await ResidentAsync(Baisha, "1960-02-02", active: false);
@@ -59,9 +62,9 @@ public abstract class ContractCoverageTests(HubFactory hub)
         var strata = report.Group.Single().Stratifier.Single(s => s.Code[0].Coding[0].Code == "township").Stratum
             .ToDictionary(s => s.Value!.Text!, s => s);
         var baisha = strata[Baisha];
-        Assert.Equal(6, Count(baisha.Population, "denominator"));
+        Assert.Equal(7, Count(baisha.Population, "denominator"));
         Assert.Equal(4, Count(baisha.Population, "numerator"));
-        Assert.Equal(0.6667m, baisha.MeasureScore!.Value);
+        Assert.Equal(0.5714m, baisha.MeasureScore!.Value);
         Assert.Equal(1, Count(strata[Longquan].Population, "numerator"));
         Assert.Equal(1m, strata[Longquan].MeasureScore!.Value);
         Assert.DoesNotContain(Shaping, strata.Keys);

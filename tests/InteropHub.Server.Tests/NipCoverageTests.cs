@@ -37,16 +37,19 @@ public abstract class NipCoverageTests(HubFactory hub)
         var twice = await ChildAsync(Baisha, "2025-05-01");
         await DoseAsync(twice, "0101", "2025-05-01", 1);
         await DoseAsync(twice, "0101", "2025-05-03", 1);
+        // Born in March, its one dose subpotent (a half dose): due for 1, 2 and 3, given none.
+        var subpotent = await ChildAsync(Baisha, "2025-03-01");
+        await DoseAsync(subpotent, "0101", "2025-03-01", 1, subpotent: true);
         // Eight years old: past the programme's ages.
         await DoseAsync(await ChildAsync(Baisha, "2017-05-01"), "0101", "2017-05-01", 1);
 
         var report = await EvaluateAsync("periodStart=2025&periodEnd=2025");
 
         Assert.Equal(NipCoverage.MeasureUrl, report.Measure);
-        Assert.Equal((5, 4), Mine(report, "HepB-1"));
-        Assert.Equal((4, 2), Mine(report, "HepB-2"));
-        Assert.Equal((3, 1), Mine(report, "HepB-3"));
-        Assert.Equal((5, 0), Mine(report, "BCG-1"));
+        Assert.Equal((6, 4), Mine(report, "HepB-1"));
+        Assert.Equal((5, 2), Mine(report, "HepB-2"));
+        Assert.Equal((4, 1), Mine(report, "HepB-3"));
+        Assert.Equal((6, 0), Mine(report, "BCG-1"));
         var longquan = Stratum(report, "HepB-3", Longquan);
         Assert.Equal(1m, longquan.MeasureScore!.Value);
     }
@@ -146,11 +149,12 @@ public abstract class NipCoverageTests(HubFactory hub)
     }
 
     private async Task DoseAsync(string child, string vaccine, string given, int? number,
-        Immunization.ImmunizationStatusCodes status = Immunization.ImmunizationStatusCodes.Completed)
+        Immunization.ImmunizationStatusCodes status = Immunization.ImmunizationStatusCodes.Completed, bool subpotent = false)
     {
         var dose = new Immunization
         {
             Status = status,
+            IsSubpotent = subpotent ? true : null,
             VaccineCode = new CodeableConcept(Qxvac, vaccine),
             Patient = new ResourceReference(child),
             Occurrence = new FhirDateTime(given),

@@ -33,7 +33,8 @@ public sealed class ContractCoverage(TownshipResidents townships, IResourceScann
         await foreach (var stored in scanner.ScanAsync("EpisodeOfCare", null, now.AddTicks(1), ct))
         {
             if (serializers.ParseStored(stored.Json) is not EpisodeOfCare contract || !IsContract(contract)
-                || contract.Status == EpisodeOfCare.EpisodeOfCareStatus.EnteredInError
+                // Entered in error, or cancelled before it started (R4 EpisodeOfCare.status): no contract in force.
+                || contract.Status is EpisodeOfCare.EpisodeOfCareStatus.EnteredInError or EpisodeOfCare.EpisodeOfCareStatus.Cancelled
                 || contract.Patient?.Reference is not { } record || !residents.TryGetValue(record, out var resident)
                 || TownshipResidents.Day(contract.Period?.Start) is not { } start || start > request.LastDay
                 || TownshipResidents.Day(contract.Period?.End, last: true) < request.FirstDay)

@@ -39,7 +39,8 @@ public sealed class NipCoverage(IResourceStore store, TownshipResidents township
         var doses = new Dictionary<string, List<(List<Coding> Codes, int? Number)>>(StringComparer.Ordinal);
         await foreach (var stored in scanner.ScanAsync("Immunization", null, now.AddTicks(1), ct))
         {
-            if (serializers.ParseStored(stored.Json) is not Immunization dose || dose.Status != Immunization.ImmunizationStatusCodes.Completed
+            // A subpotent dose (too small an amount, a broken cold chain) is no valid dose of the series (R4 Immunization.isSubpotent).
+            if (serializers.ParseStored(stored.Json) is not Immunization dose || dose.Status != Immunization.ImmunizationStatusCodes.Completed || dose.IsSubpotent == true
                 || dose.Patient?.Reference is not { } record || residents.GetValueOrDefault(record)?.Person is not { } patient || !inChildren.Contains(patient)
                 || TownshipResidents.Day((dose.Occurrence as FhirDateTime)?.Value) is not { } given || given > request.LastDay)
             {
