@@ -55,6 +55,22 @@ public abstract class CrudTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Parameters_and_transaction_or_batch_Bundles_are_not_stored_other_Bundles_are()
+    {
+        var parameters = await _client.PostAsync("/fhir/Parameters", Fhir.Content(new Parameters { Parameter = [new Parameters.ParameterComponent { Name = "x", Value = new FhirString("y") }] }));
+        var transaction = await _client.PutAsync("/fhir/Bundle/tx-kept", Fhir.Content(new Bundle { Id = "tx-kept", Type = Bundle.BundleType.Transaction }));
+        var batch = await _client.PostAsync("/fhir/Bundle", Fhir.Content(new Bundle { Type = Bundle.BundleType.Batch }));
+        var collection = await _client.PostAsync("/fhir/Bundle", Fhir.Content(new Bundle { Type = Bundle.BundleType.Collection }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, parameters.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, transaction.StatusCode);
+        Assert.StartsWith("A transaction Bundle is not stored: POST it to the base url", (await Fhir.Read<OperationOutcome>(transaction)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, batch.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/fhir/Bundle/tx-kept")).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, collection.StatusCode);
+    }
+
+    [Fact]
     public async Task Reading_an_unknown_id_is_404_with_an_outcome()
     {
         var response = await _client.GetAsync("/fhir/Patient/does-not-exist");

@@ -1,4 +1,5 @@
 using Hl7.Fhir.Model;
+using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Serialization;
@@ -109,15 +110,37 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     /// <summary>The business rules a version must pass (see <see cref="IWriteRule"/>); a bulk load checks them before <see cref="Prepare"/>.</summary>
     public async System.Threading.Tasks.Task CheckRulesAsync(IWriteSession session, Resource resource, StoredResource? previous, CancellationToken ct)
     {
+        EnsureStorable(resource);
         foreach (var rule in _rules)
         {
             await rule.CheckAsync(session, resource, previous, ct);
         }
     }
 
+    /// <summary>
+    /// Parameters carry an operation's input and output and are not kept on the RESTful interface (R4 parameters.html);
+    /// a transaction or batch Bundle is processed at <c>POST [base]</c>, and stored it would be a request never run.
+    /// </summary>
+    private static void EnsureStorable(Resource resource)
+    {
+        if (resource is Parameters)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                "Parameters is not stored: it carries the input and output of operations.", "Parameters");
+        }
+
+        if (resource is Bundle { Type: Bundle.BundleType.Transaction or Bundle.BundleType.Batch } bundle)
+        {
+            throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                $"A {(bundle.Type == Bundle.BundleType.Transaction ? "transaction" : "batch")} Bundle is not stored: POST it to the base url ([base]) to have it processed.",
+                "Bundle.type");
+        }
+    }
+
     /// <summary>The rules' checks without what they set up for a write (<c>$validate</c>, which writes nothing).</summary>
     public async System.Threading.Tasks.Task ValidateRulesAsync(IWriteSession session, Resource resource, StoredResource? previous, CancellationToken ct)
     {
+        EnsureStorable(resource);
         foreach (var rule in _rules)
         {
             await rule.ValidateAsync(session, resource, previous, ct);
