@@ -212,6 +212,31 @@ public abstract class ErrorTests(HubFactory hub)
         }
     }
 
+    [Theory]
+    [InlineData("POST", "/fhir/Patient", """{"resourceType":"Patient"}{"resourceType":"Observation"}""")]
+    [InlineData("POST", "/fhir/Patient", """{"resourceType":"Patient","active":true} ]]]""")]
+    [InlineData("PUT", "/fhir/Patient/trailing-1", """{"resourceType":"Patient","id":"trailing-1"} {}""")]
+    [InlineData("POST", "/fhir", """{"resourceType":"Bundle","type":"transaction"}{"resourceType":"Bundle","type":"batch"}""")]
+    [InlineData("PATCH", "/fhir/Patient/trailing-1", """{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.active"}]}]}]""")]
+    public async Task A_json_body_with_content_after_the_resource_is_400_rather_than_read_in_part(string method, string url, string body)
+    {
+        var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), url) { Content = Fhir.Raw(body) });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("content after the resource", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_reports_content_after_the_resource_and_whitespace_after_a_resource_is_fine()
+    {
+        var validated = await _client.PostAsync("/fhir/Patient/$validate", Fhir.Raw("""{"resourceType":"Patient","active":true}{"resourceType":"Patient"}"""));
+        var created = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"active\":true} \r\n\t \n"));
+
+        Assert.Contains((await Fhir.Read<OperationOutcome>(validated)).Issue,
+            i => i.Severity == OperationOutcome.IssueSeverity.Error && i.Diagnostics!.Contains("content after the resource", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+    }
+
     [Fact]
     public async Task Deeply_nested_json_is_refused_cleanly()
     {

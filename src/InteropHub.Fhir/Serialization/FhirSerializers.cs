@@ -45,6 +45,7 @@ public sealed class FhirSerializers
         try
         {
             var resource = _strictJson.DeserializeResource(ref reader);
+            EnsureNothingAfter(ref reader);
             if (body.IndexOf("\"_"u8) >= 0)
             {
                 CheckRepeatingPrimitives(body);
@@ -54,6 +55,7 @@ public sealed class FhirSerializers
         }
         catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
         {
+            EnsureNothingAfter(ref reader);
             return empty;
         }
         catch (DeserializationFailedException e)
@@ -70,6 +72,27 @@ public sealed class FhirSerializers
         {
             // The SDK throws other exception types on some shapes it cannot start on (e.g. a top-level array).
             throw new InvalidInputException($"The body is not a FHIR JSON resource: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The deserializer stops at the end of the resource's object: anything but whitespace after it (a second resource,
+    /// stray brackets) would be dropped unread, so the body is refused instead (RFC 8259 §2: a JSON text is one value).
+    /// </summary>
+    private static void EnsureNothingAfter(ref Utf8JsonReader reader)
+    {
+        const string Why = "a FHIR JSON body is one resource, followed by nothing but whitespace";
+        try
+        {
+            if (reader.Read())
+            {
+                throw new InvalidInputException($"The body has content after the resource: {Why}.");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidInputException(
+                $"The body has content after the resource (line {e.LineNumber + 1}, position {e.BytePositionInLine + 1}): {Why}.");
         }
     }
 
