@@ -238,6 +238,20 @@ public abstract class ErrorTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_refused_value_is_quoted_in_the_outcome_cut_to_200_characters_with_its_length()
+    {
+        var value = new string('y', 100_000);
+
+        var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw($$"""{"resourceType":"Patient","gender":"{{value}}"}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.InRange(response.Content.Headers.ContentLength!.Value, 1, 2_000);
+        var diagnostics = (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics;
+        Assert.Contains($"'{value[..200]}…' (100000 characters)", diagnostics, StringComparison.Ordinal);
+        Assert.Contains("Patient.gender", diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Deeply_nested_json_is_refused_cleanly()
     {
         var body = "{\"resourceType\":\"Patient\",\"extension\":" + string.Concat(Enumerable.Repeat("[{\"url\":\"x\",\"extension\":", 300)) + "[]" + string.Concat(Enumerable.Repeat("}]", 300)) + "}";

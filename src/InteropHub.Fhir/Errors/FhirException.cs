@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.RegularExpressions;
 using Hl7.Fhir.Model;
 
 namespace InteropHub.Fhir.Errors;
@@ -7,13 +8,18 @@ namespace InteropHub.Fhir.Errors;
 /// A failure the client caused or must know about. The server maps every one of these to its HTTP status and
 /// an OperationOutcome in one place (the error middleware); nothing else turns exceptions into responses.
 /// </summary>
-public class FhirException : Exception
+public partial class FhirException : Exception
 {
+    /// <summary>The longest quoted value an outcome's diagnostics repeat whole (see <see cref="Shortened"/>).</summary>
+    public const int MaxQuotedLength = 200;
+
+    /// <summary>Diagnostics longer than this once their quoted values are shortened are cut too.</summary>
+    private const int MaxDiagnosticsLength = 10 * MaxQuotedLength;
+
     public FhirException(HttpStatusCode status, OperationOutcome outcome)
-        : base(outcome.Issue.FirstOrDefault()?.Diagnostics ?? status.ToString())
     {
         Status = status;
-        Outcome = outcome;
+        Outcome = Shortened(outcome);
     }
 
     public FhirException(HttpStatusCode status, OperationOutcome.IssueType code, string diagnostics, string? expression = null)
@@ -24,6 +30,8 @@ public class FhirException : Exception
     public HttpStatusCode Status { get; }
 
     public OperationOutcome Outcome { get; }
+
+    public override string Message => Outcome.Issue.FirstOrDefault()?.Diagnostics ?? Status.ToString();
 
     public static OperationOutcome Issue(OperationOutcome.IssueType code, string diagnostics, string? expression = null,
         OperationOutcome.IssueSeverity severity = OperationOutcome.IssueSeverity.Error)
@@ -36,6 +44,35 @@ public class FhirException : Exception
 
         return new OperationOutcome { Issue = [issue] };
     }
+
+    /// <summary>
+    /// The outcome with each quoted value of its diagnostics (<c>'…'</c> or <c>"…"</c>, as the SDK's parser and this
+    /// hub quote what they refuse) cut to <see cref="MaxQuotedLength"/> characters, with an ellipsis and its length:
+    /// a 20 MB string refused is not sent back whole, nor logged whole.
+    /// </summary>
+    private static OperationOutcome Shortened(OperationOutcome outcome)
+    {
+        foreach (var issue in outcome.Issue)
+        {
+            if (issue.Diagnostics is { Length: > MaxQuotedLength } diagnostics)
+            {
+                diagnostics = LongQuotedValue().Replace(diagnostics, m =>
+                    $"{m.ValueSpan[..(MaxQuotedLength + 1)]}…{m.ValueSpan[0]} ({m.Length - 2} characters)");
+                issue.Diagnostics = diagnostics.Length > MaxDiagnosticsLength
+                    ? $"{diagnostics[..MaxDiagnosticsLength]}… ({diagnostics.Length} characters)"
+                    : diagnostics;
+            }
+        }
+
+        return outcome;
+    }
+
+    /// <summary>
+    /// A value in single or double quotes longer than <see cref="MaxQuotedLength"/>; a quote between letters (the
+    /// apostrophe of "entry's") opens or closes none.
+    /// </summary>
+    [GeneratedRegex("""(?<![\p{L}\p{N}\]])('[^']{201,}'|"[^"]{201,}")(?![\p{L}\p{N}])""", RegexOptions.CultureInvariant)]
+    private static partial Regex LongQuotedValue();
 }
 
 public sealed class ResourceNotFoundException(string diagnostics)
