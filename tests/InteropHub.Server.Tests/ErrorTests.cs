@@ -63,7 +63,8 @@ public abstract class ErrorTests(HubFactory hub)
 
         Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
         Assert.Equal("201 Created", (await Fhir.Read<Bundle>(batch)).Entry.Single().Response!.Status);
-        Assert.Equal(HttpStatusCode.BadRequest, emptyRequest.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, emptyRequest.StatusCode);
+        Assert.Equal("400 Bad Request", (await Fhir.Read<Bundle>(emptyRequest)).Entry.Single().Response!.Status);
     }
 
     [Theory]

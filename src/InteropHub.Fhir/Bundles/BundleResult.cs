@@ -17,10 +17,12 @@ namespace InteropHub.Fhir.Bundles;
 /// the base and their index; without it they are refused.</param>
 /// <param name="Lenient">For a batch: its searches ignore the parameters they do not know, with a warning
 /// (<c>Prefer: handling=lenient</c>, search.html#errors).</param>
+/// <param name="RefusedEntries">For a batch: the entries that did not parse (a resource missing a required element, an
+/// unknown element, a bad code or method), by index, with their issues; each is answered 400 alone.</param>
 public sealed record BundleRequest(Bundle Bundle, string BaseUrl, Func<IWriteSession, CancellationToken, System.Threading.Tasks.Task>? BeforeCommit = null,
     Func<IWriteSession, IReadOnlyList<Bundle.EntryComponent>, CancellationToken, System.Threading.Tasks.Task>? AfterLocks = null,
     Func<Bundle.EntryComponent, string, int, CancellationToken, System.Threading.Tasks.Task<EntryResponse>>? Forward = null,
-    bool Lenient = false);
+    bool Lenient = false, IReadOnlyDictionary<int, OperationOutcome>? RefusedEntries = null);
 
 /// <summary>The answer to a batch or transaction: one response per request entry, in the order of the request.</summary>
 public sealed record BundleResult(Bundle.BundleType Type, IReadOnlyList<EntryResponse> Entries);

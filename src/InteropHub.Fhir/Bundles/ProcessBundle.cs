@@ -30,7 +30,8 @@ namespace InteropHub.Fhir.Bundles;
 /// </para>
 /// <para>
 /// A batch runs each entry on its own, writes each in its own session, and answers every entry, failures
-/// included, with the status and outcome it would have had as a single request.
+/// included, with the status and outcome it would have had as a single request; an entry that did not parse
+/// (<see cref="BundleRequest.RefusedEntries"/>) is answered 400 with its issues.
 /// </para>
 /// </summary>
 public sealed class ProcessBundle(
@@ -49,6 +50,8 @@ public sealed class ProcessBundle(
 
     public async Task<BundleResult> HandleAsync(BundleRequest request, CancellationToken ct) => request.Bundle.Type switch
     {
+        Bundle.BundleType.Transaction when request.RefusedEntries is { Count: > 0 } =>
+            throw new InvalidOperationException("A transaction fails whole: an entry that does not parse fails it, not only itself."),
         Bundle.BundleType.Transaction => new BundleResult(Bundle.BundleType.TransactionResponse, await TransactionAsync(request, ct)),
         Bundle.BundleType.Batch when request.BeforeCommit is not null || request.AfterLocks is not null =>
             throw new InvalidOperationException("BeforeCommit and AfterLocks run in a transaction's session; a batch has one session per entry."),
@@ -93,6 +96,11 @@ public sealed class ProcessBundle(
             var index = i;
             try
             {
+                if (request.RefusedEntries?.GetValueOrDefault(index) is { } refused)
+                {
+                    throw Attribute($"Bundle.entry[{index}]", null, new InvalidInputException(refused));
+                }
+
                 if (request.Forward is { } forward && EntryPlan.IsForwarded(entry, request.BaseUrl, out var url))
                 {
                     responses.Add(await forward(entry, url, index, ct));

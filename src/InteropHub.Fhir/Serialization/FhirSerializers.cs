@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -39,24 +40,18 @@ public sealed class FhirSerializers
     private readonly FhirXmlSerializer _xml = new();
 
     /// <summary>Parses a client's JSON resource; any problem is an <see cref="InvalidInputException"/> listing every issue found.</summary>
-    public Resource ParseJson(ReadOnlySpan<byte> body)
+    /// <param name="refusedEntries">Given for a body that may be a batch Bundle: see <see cref="WithRefusedEntries"/>.</param>
+    public Resource ParseJson(ReadOnlySpan<byte> body, IDictionary<int, OperationOutcome>? refusedEntries = null)
     {
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+        Resource resource;
         try
         {
-            var resource = _strictJson.DeserializeResource(ref reader);
-            EnsureNothingAfter(ref reader);
-            if (body.IndexOf("\"_"u8) >= 0)
-            {
-                CheckRepeatingPrimitives(body);
-            }
-
-            return resource;
+            resource = _strictJson.DeserializeResource(ref reader);
         }
-        catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
+        catch (DeserializationFailedException e) when ((EmptyResource(e) ?? WithRefusedEntries(e, refusedEntries)) is { } parsed)
         {
-            EnsureNothingAfter(ref reader);
-            return empty;
+            resource = parsed;
         }
         catch (DeserializationFailedException e)
         {
@@ -73,6 +68,14 @@ public sealed class FhirSerializers
             // The SDK throws other exception types on some shapes it cannot start on (e.g. a top-level array).
             throw new InvalidInputException($"The body is not a FHIR JSON resource: {e.Message}");
         }
+
+        EnsureNothingAfter(ref reader);
+        if (body.IndexOf("\"_"u8) >= 0)
+        {
+            CheckRepeatingPrimitives(body);
+        }
+
+        return resource;
     }
 
     /// <summary>
@@ -158,7 +161,8 @@ public sealed class FhirSerializers
     }
 
     /// <summary>Parses a client's XML resource, refusing DTDs and external entities.</summary>
-    public Resource ParseXml(ReadOnlyMemory<byte> body)
+    /// <param name="refusedEntries">Given for a body that may be a batch Bundle: see <see cref="WithRefusedEntries"/>.</param>
+    public Resource ParseXml(ReadOnlyMemory<byte> body, IDictionary<int, OperationOutcome>? refusedEntries = null)
     {
         using var stream = new MemoryStream(body.ToArray(), writable: false);
         using var reader = XmlReader.Create(stream, SafeXmlReader);
@@ -166,9 +170,9 @@ public sealed class FhirSerializers
         {
             return _strictXml.DeserializeResource(reader);
         }
-        catch (DeserializationFailedException e) when (EmptyResource(e) is { } empty)
+        catch (DeserializationFailedException e) when ((EmptyResource(e) ?? WithRefusedEntries(e, refusedEntries)) is { } parsed)
         {
-            return empty;
+            return parsed;
         }
         catch (DeserializationFailedException e)
         {
@@ -279,18 +283,70 @@ public sealed class FhirSerializers
     /// SDK as an empty object; the parse is otherwise complete. So is such a resource as a Bundle entry's.
     /// </summary>
     private static Resource? EmptyResource(DeserializationFailedException e) =>
-        e.PartialResult is Resource resource && e.Exceptions.All(x => x is ExtendedCodedException { ErrorCode: "JSON120" or "PVAL129" } coded
-            && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName
-                || (resource is Bundle && coded.InstancePath is { } path && path.EndsWith(".resource", StringComparison.Ordinal)))) ? resource : null;
+        e.PartialResult is Resource resource && e.Exceptions.All(x => IsEmptyResource(x, resource)) ? resource : null;
 
-    private static OperationOutcome ToOutcome(DeserializationFailedException e)
+    private static bool IsEmptyResource(Exception error, Resource resource) =>
+        error is ExtendedCodedException { ErrorCode: "JSON120" or "PVAL129" } coded
+        && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName
+            || (resource is Bundle && coded.InstancePath is { } path && path.EndsWith(".resource", StringComparison.Ordinal)));
+
+    /// <summary>
+    /// A batch's entries stand alone (http.html#transaction: one failing does not fail the others): when every issue lies
+    /// inside an entry (<c>Bundle.entry[n].resource…</c>, <c>Bundle.entry[n].request.method</c>), the bundle is returned
+    /// and each failing entry's issues are put in <paramref name="refusedEntries"/> under its index, for the batch to
+    /// answer that entry alone. Null, and the whole body refused, for a transaction (which fails whole), for an issue on
+    /// the bundle itself, and for one on an entry as a whole (an entry that is not an object: the SDK may then number
+    /// the entries after it differently from the list it returns).
+    /// </summary>
+    private static Bundle? WithRefusedEntries(DeserializationFailedException e, IDictionary<int, OperationOutcome>? refusedEntries)
+    {
+        if (refusedEntries is null || e.PartialResult is not Bundle { Type: Bundle.BundleType.Batch } bundle)
+        {
+            return null;
+        }
+
+        var byEntry = new SortedDictionary<int, List<Exception>>();
+        foreach (var error in e.Exceptions)
+        {
+            if (error is not ExtendedCodedException { InstancePath: { } path } || EntryIndex(path) is not { } index || index >= bundle.Entry.Count)
+            {
+                return null;
+            }
+
+            if (!IsEmptyResource(error, bundle))
+            {
+                (byEntry.TryGetValue(index, out var issues) ? issues : byEntry[index] = []).Add(error);
+            }
+        }
+
+        foreach (var (index, issues) in byEntry)
+        {
+            refusedEntries[index] = ToOutcome(issues, bundle.TypeName);
+        }
+
+        return bundle;
+    }
+
+    /// <summary>The n of a path inside <c>Bundle.entry[n]</c>; null for a path elsewhere or naming the entry itself.</summary>
+    private static int? EntryIndex(string path)
+    {
+        const string Entry = "Bundle.entry[";
+        var close = path.StartsWith(Entry, StringComparison.Ordinal) ? path.IndexOf(']', Entry.Length) : -1;
+        return close > Entry.Length && close + 1 < path.Length && path[close + 1] == '.'
+            && int.TryParse(path.AsSpan(Entry.Length, close - Entry.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+            ? index
+            : null;
+    }
+
+    private static OperationOutcome ToOutcome(DeserializationFailedException e) => ToOutcome(e.Exceptions, (e.PartialResult as Resource)?.TypeName);
+
+    private static OperationOutcome ToOutcome(IEnumerable<Exception> errors, string? root)
     {
         // The SDK names the resource's root "$this" in some checks (a missing required element): its type, as a
         // FHIRPath expression starts.
-        var root = (e.PartialResult as Resource)?.TypeName;
         string Rooted(string text) => root is null ? text : text.Replace("$this", root, StringComparison.Ordinal);
         var outcome = new OperationOutcome();
-        foreach (var error in e.Exceptions)
+        foreach (var error in errors)
         {
             var issue = new OperationOutcome.IssueComponent
             {

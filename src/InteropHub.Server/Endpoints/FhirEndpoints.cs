@@ -97,10 +97,12 @@ public static class FhirEndpoints
     private static async Task<IResult> BatchOrTransaction(HttpRequest request, FhirRequestReader reader, ProcessBundle handler,
         BatchOperations operations, FhirSerializers serializers, CancellationToken ct)
     {
-        var bundle = await reader.ReadResourceAsync(request, ct) as Bundle
+        var refused = new Dictionary<int, OperationOutcome>();
+        var bundle = await reader.ReadResourceAsync(request, ct, refusedEntries: refused) as Bundle
             ?? throw new InvalidInputException("POST [base] takes a Bundle of type batch or transaction.", "resourceType");
         var result = await handler.HandleAsync(new BundleRequest(bundle, FhirResults.BaseUrl(request),
-            Forward: (entry, url, index, token) => operations.RunAsync(request, entry, url, index, token), Lenient: Lenient(request)), ct);
+            Forward: (entry, url, index, token) => operations.RunAsync(request, entry, url, index, token), Lenient: Lenient(request),
+            RefusedEntries: refused), ct);
         return FhirResults.Json(BundleWriter.Response(result, request, serializers));
     }
 

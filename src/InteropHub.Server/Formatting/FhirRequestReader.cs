@@ -18,7 +18,10 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 
     /// <param name="expectedType">The type the URL names (create, update): a body of another type is refused as that,
     /// before a parse would report what the other type lacks.</param>
-    public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct, string? expectedType = null)
+    /// <param name="refusedEntries">For <c>POST [base]</c>: where a batch Bundle's entries that fail to parse are
+    /// reported, by index, rather than refusing the whole batch (<see cref="FhirSerializers.ParseJson"/>).</param>
+    public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct, string? expectedType = null,
+        IDictionary<int, OperationOutcome>? refusedEntries = null)
     {
         var format = ResponseFormat.ForBody(request);
         // A transaction Bundle is often hundreds of kilobytes: it is read into a pooled buffer, not a new array on the
@@ -38,7 +41,7 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
                 throw new InvalidInputException($"The body is a {bodyType} but the request URL is for {expectedType}.", "resourceType");
             }
 
-            return format == FhirFormat.Json ? serializers.ParseJson(content.Span) : serializers.ParseXml(content);
+            return format == FhirFormat.Json ? serializers.ParseJson(content.Span, refusedEntries) : serializers.ParseXml(content, refusedEntries);
         }
         finally
         {
