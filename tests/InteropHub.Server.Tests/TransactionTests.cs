@@ -133,6 +133,29 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_restful_full_url_that_disagrees_with_the_resource_id_is_400_naming_it_alone_in_a_batch()
+    {
+        var (named, actual, agreeing, placeholder) = (NewId(), NewId(), NewId(), NewId());
+        EntryComponent Disagreeing() => Entry(HTTPVerb.PUT, $"Patient/{actual}", WithId(Fhir.Patient(), actual), $"http://localhost/fhir/Patient/{named}");
+
+        var transaction = await PostAsync(BundleType.Transaction, Disagreeing());
+        var batch = await PostAsync(BundleType.Batch,
+            Disagreeing(),
+            Entry(HTTPVerb.PUT, $"Patient/{agreeing}", WithId(Fhir.Patient(), agreeing), $"http://localhost/fhir/Patient/{agreeing}"),
+            Entry(HTTPVerb.PUT, $"Patient/{placeholder}", WithId(Fhir.Patient(), placeholder), $"urn:uuid:{Guid.NewGuid()}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, transaction.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(transaction)).Issue.Single();
+        Assert.Equal("Bundle.entry[0].fullUrl", issue.Expression.Single());
+        Assert.Contains($"Patient/{named}", issue.Diagnostics, StringComparison.Ordinal);
+        var entries = (await Fhir.Read<Bundle>(batch)).Entry;
+        Assert.Equal(["400 Bad Request", "201 Created", "201 Created"], entries.Select(e => e.Response!.Status));
+        Assert.Equal("Bundle.entry[0].fullUrl", ((OperationOutcome)entries[0].Response!.Outcome!).Issue.Single().Expression.Single());
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/fhir/Patient/{actual}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/fhir/Patient/{named}")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_failing_entry_rolls_the_whole_transaction_back_including_history_and_index()
     {
         var number = NewNumber();

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
@@ -22,7 +23,7 @@ internal enum ReadKind
 /// http.html#transaction): the interaction, its target and its preconditions. What processing resolves
 /// (the id a POST gets, what conditional criteria match) is filled in as the entry runs.
 /// </summary>
-internal sealed class EntryPlan
+internal sealed partial class EntryPlan
 {
     private EntryPlan(int index, Bundle.HTTPVerb method, string url, Target target)
     {
@@ -171,6 +172,11 @@ internal sealed class EntryPlan
 
         var target = Build(method, url, path.Length == 0 ? [] : segments, query, where, parser);
         var resource = entry.Resource;
+        if (method is Bundle.HTTPVerb.POST or Bundle.HTTPVerb.PUT)
+        {
+            CheckFullUrl(entry.FullUrl, resource, where);
+        }
+
         var ifNoneExist = string.IsNullOrEmpty(request.IfNoneExist) ? null
             : method == Bundle.HTTPVerb.POST ? SearchParser.SplitQueryString(target.ResourceType, request.IfNoneExist)
             : throw new InvalidInputException($"{where}.request.ifNoneExist is only for POST (conditional create).", $"{where}.request.ifNoneExist");
@@ -307,6 +313,31 @@ internal sealed class EntryPlan
         ResourceTypes.EnsureValidId(id, $"{where}.request.url");
         return id;
     }
+
+    /// <summary>
+    /// bundle.html (Bundle.entry.fullUrl): a fullUrl SHALL NOT disagree with the resource's id, and one that looks like a
+    /// RESTful URL (references.html#regex: <c>[base]/[type]/[id]</c>, perhaps with <c>/_history/[vid]</c>) names its type
+    /// and id. A <c>urn:uuid:</c> or <c>urn:oid:</c> placeholder names neither, nor does any other URL.
+    /// </summary>
+    private static void CheckFullUrl(string? fullUrl, Resource? resource, string where)
+    {
+        if (fullUrl is null || resource?.Id is not { Length: > 0 } id || RestfulUrl().Match(fullUrl) is not { Success: true } named
+            || !ResourceTypes.IsKnown(named.Groups["type"].Value))
+        {
+            return;
+        }
+
+        var (type, namedId) = (named.Groups["type"].Value, named.Groups["id"].Value);
+        if (type != resource.TypeName || namedId != id)
+        {
+            throw new InvalidInputException(
+                $"{where}.fullUrl '{fullUrl}' names {type}/{namedId} but the resource is {resource.TypeName}/{id}: a fullUrl that is a RESTful URL "
+                + "agrees with the resource's type and id (bundle.html, Bundle.entry.fullUrl).", $"{where}.fullUrl");
+        }
+    }
+
+    [GeneratedRegex(@"^https?://[^?#]*/(?<type>[A-Z][A-Za-z]+)/(?<id>[A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$", RegexOptions.CultureInvariant)]
+    private static partial Regex RestfulUrl();
 
     private static Resource Body(Resource? resource, string type, string where)
     {
