@@ -457,6 +457,15 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return command;
     }
 
+    /// <summary>How many live resources match (<see cref="SearchSql.Count"/>), for a write session's round trip.</summary>
+    internal static NpgsqlBatchCommand CountCommand(SearchCriteria criteria)
+    {
+        var sql = SearchSql.Count(criteria, SqlDialect.Postgres);
+        var command = new NpgsqlBatchCommand(sql.ToString());
+        command.Parameters.AddRange(Parameters(sql));
+        return command;
+    }
+
     /// <summary>The matches in the reader's current result, found by <see cref="FindCommand"/>, each with its current row.</summary>
     internal static async Task<List<ResourceMatch>> ReadMatchesAsync(NpgsqlDataReader reader, CancellationToken ct)
     {

@@ -98,6 +98,13 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withWrites: true,
             async reader => await PostgresResourceStore.ReadMatchesAsync(reader, ct), ct);
 
+    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) =>
+        await QueryAsync([PostgresResourceStore.CountCommand(criteria)], withWrites: true, async reader =>
+        {
+            await reader.ReadAsync(ct);
+            return reader.GetInt64(0);
+        }, ct);
+
     /// <summary>
     /// Runs <paramref name="commands"/> in one round trip after the locks waiting (and, <paramref name="withWrites"/>,
     /// the versions waiting), and reads their results from the first.

@@ -367,6 +367,12 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             return matches;
         }
 
+        public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
+        {
+            await using var command = Command(connection, transaction, SearchSql.Count(criteria, SqlDialect.Sqlite));
+            return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        }
+
         public async Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
             IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct)
         {

@@ -592,25 +592,40 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task A_search_in_a_transaction_takes_criteria_and_count_and_a_batch_search_takes_everything()
+    public async Task A_search_in_a_transaction_sees_its_writes_and_has_total_summary_and_elements_and_a_batch_search_also_sorts()
     {
         var number = NewNumber();
         await CreateAsync(Fhir.Patient("Li", "Yi", number));
         await CreateAsync(Fhir.Patient("Wang", "Er", number));
         var url = $"Patient?identifier={IdSystem}|{number}";
 
-        var transaction = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"{url}&_count=1"));
+        var transaction = await PostAsync(BundleType.Transaction,
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Zhao", "San", number)),
+            Entry(HTTPVerb.GET, $"{url}&_count=1&_total=accurate"),
+            Entry(HTTPVerb.GET, url),
+            Entry(HTTPVerb.GET, $"{url}&_summary=count"),
+            Entry(HTTPVerb.GET, $"{url}&_elements=gender"));
         var sorted = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"{url}&_sort=family"));
         var batch = await PostAsync(BundleType.Batch, Entry(HTTPVerb.GET, $"{url}&_sort=-family&_total=accurate"));
 
-        var page = (Bundle)(await Fhir.Read<Bundle>(transaction)).Entry[0].Resource!;
-        Assert.Single(page.Entry);
-        Assert.NotNull(page.NextLink);
+        Assert.Equal(HttpStatusCode.OK, transaction.StatusCode);
+        var pages = (await Fhir.Read<Bundle>(transaction)).Entry.Skip(1).Select(e => (Bundle)e.Resource!).ToList();
+        Assert.Single(pages[0].Entry);
+        Assert.NotNull(pages[0].NextLink);
+        Assert.Equal([3, 3, 3, 3], pages.Select(p => p.Total));
+        Assert.Equal(3, pages[1].Entry.Count);
+        Assert.Empty(pages[2].Entry);
+        Assert.All(pages[3].Entry, e =>
+        {
+            Assert.Empty(((Patient)e.Resource!).Name);
+            Assert.Equal(AdministrativeGender.Male, ((Patient)e.Resource!).Gender);
+            Assert.Contains(e.Resource!.Meta!.Tag, t => t.Code == "SUBSETTED");
+        });
         Assert.Equal(HttpStatusCode.BadRequest, sorted.StatusCode);
         Assert.Contains("_sort", (await Fhir.Read<OperationOutcome>(sorted)).Issue[0].Diagnostics);
         var all = (Bundle)(await Fhir.Read<Bundle>(batch)).Entry[0].Resource!;
-        Assert.Equal(2, all.Total);
-        Assert.Equal(["Wang", "Li"], all.Entry.Select(e => ((Patient)e.Resource!).Name[0].Family));
+        Assert.Equal(3, all.Total);
+        Assert.Equal(["Zhao", "Wang", "Li"], all.Entry.Select(e => ((Patient)e.Resource!).Name[0].Family));
     }
 
     [Fact]

@@ -105,6 +105,8 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
         return matches;
     }
 
+    public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
+
     public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
         IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);
 

@@ -565,9 +565,10 @@ public sealed class ProcessBundle(
 
     /// <summary>
     /// A search inside a transaction, through the session so it sees the transaction's own writes: the first page of
-    /// matches in row order. Sorting, includes, totals and subsetting need the store's full search, which reads
-    /// committed data only, so they are refused here rather than answered from a state that ignores the
-    /// transaction; the next link works outside the transaction.
+    /// matches in row order, with its total, <c>_summary</c> and <c>_elements</c> as a search on its own has them
+    /// (<c>_total=estimate</c> counts). Sorting and includes need the store's full search, which reads committed data
+    /// only, so they are refused here rather than answered from a state that ignores the transaction; the next link
+    /// works outside the transaction.
     /// </summary>
     private async Task<SearchPage> SearchAsync(EntryPlan plan, LockingSession session, CancellationToken ct)
     {
@@ -577,16 +578,22 @@ public sealed class ProcessBundle(
         }
 
         var query = await terminology.ExpandAsync(parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false), lenient: false, ct);
-        var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name != "_count");
+        var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name is not ("_count" or "_total" or "_summary" or "_elements"));
         if (unsupported is not null || query.Cursor is not null)
         {
             var name = unsupported ?? Paging.CursorParameter;
             throw new InvalidInputException(
-                $"A search inside a transaction takes search criteria and _count only, not '{name}'; use a batch to search with it.", name);
+                $"A search inside a transaction takes search criteria, _count, _total, _summary and _elements, not '{name}'; use a batch to search with it.",
+                name);
         }
 
         var applied = query.Criteria.Applied.Concat(query.ResultParameters).ToList();
         var criteria = plan.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
+        if (SearchResources.CountOnly(query))
+        {
+            return new SearchPage([], [], null, await session.CountAsync(criteria, ct), SearchCursorText.Query(applied), null);
+        }
+
         var matches = query.Count == 0 ? [] : await session.FindAsync(plan.ResourceType, criteria, query.Count + 1, ct);
         var more = matches.Count > query.Count;
         var page = more ? matches.Take(query.Count).ToList() : matches;
@@ -599,8 +606,9 @@ public sealed class ProcessBundle(
             }
         }
 
+        var total = await SearchResources.TotalAsync(query, more, resources.Count, _ => session.CountAsync(criteria, ct));
         var next = more ? SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(page[^1]))]) : null;
-        return new SearchPage(resources, [], null, null, SearchCursorText.Query(applied), next);
+        return new SearchPage(search.Subset(resources, query), [], null, total, SearchCursorText.Query(applied), next);
     }
 
     private static bool NotModified(EntryPlan plan, StoredResource current)

@@ -162,6 +162,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             inner.FindAsync(resourceType, criteria, limit, ct);
 
+        public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
+
         public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
             IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);
 

@@ -93,6 +93,9 @@ public interface IWriteSession : IAsyncDisposable
     /// <summary>The matches, each with its current version (<see cref="ResourceMatch.Current"/>), read by the same statement.</summary>
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
 
+    /// <summary>How many live resources match, this session's writes included (the total of a search inside a transaction).</summary>
+    Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
+
     /// <summary>
     /// Several <see cref="FindAsync"/>s and a <see cref="ReadCurrentManyAsync"/> of <paramref name="read"/> in one round
     /// trip; the answers in the order of the searches.

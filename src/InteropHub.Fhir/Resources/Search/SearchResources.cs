@@ -55,9 +55,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         // _type is among the result parameters, as given.
         var applied = criteria.Applied.Concat(query.ResultParameters).ToList();
 
-        // _count=0 asks for no resources, only how many match (as _summary=count, as R5 states), unless _total=none.
-        if (query.Summary == SummaryMode.Count
-            || (query.Count == 0 && query.Cursor is null && !query.ResultParameters.Any(p => p is { Key: "_total", Value: "none" })))
+        if (CountOnly(query))
         {
             var count = await store.CountAsync(criteria, ct);
             return new SearchPage([], [], Outcome(issues), count, SearchCursorText.Query(applied), null);
@@ -74,16 +72,8 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             page = page.Reverse().ToList();
         }
         var resources = await ReadAsync(page, ct);
-        // A first page that holds every match is its own exact total: said unless _total=none asks not to.
-        var wholeResult = query.Cursor is null && !more && query.Count > 0;
-        long? total = query.Total switch
-        {
-            TotalMode.None when wholeResult && !query.ResultParameters.Any(p => p.Key == "_total") => page.Count,
-            TotalMode.None => null,
-            _ when wholeResult => page.Count,
-            TotalMode.Estimate => await store.EstimateCountAsync(criteria, ct),
-            _ => await store.CountAsync(criteria, ct),
-        };
+        var total = await TotalAsync(query, more, page.Count,
+            mode => mode == TotalMode.Estimate ? store.EstimateCountAsync(criteria, ct) : store.CountAsync(criteria, ct));
         var included = await IncludeAsync(query, page, issues, ct);
 
         var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
@@ -96,6 +86,27 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             : page.Count == 0 && cursor is { Before: false } ? Link(new ResourceMatch(cursor.Rid, "", "", cursor.SortValues), true)
             : null;
         return new SearchPage(Subset(resources, query), included, Outcome(issues), total, SearchCursorText.Query(self), next, previous);
+    }
+
+    /// <summary>_summary=count, or _count=0 (no resources, only how many match, as R5 states) unless _total=none.</summary>
+    internal static bool CountOnly(SearchQuery query) =>
+        query.Summary == SummaryMode.Count
+        || (query.Count == 0 && query.Cursor is null && !query.ResultParameters.Any(p => p is { Key: "_total", Value: "none" }));
+
+    /// <summary>
+    /// A page's total (search.html#total): a first page that holds every match is its own exact total, said unless
+    /// _total=none asks not to; otherwise <paramref name="count"/> is asked for it when _total is estimate or accurate.
+    /// </summary>
+    internal static async Task<long?> TotalAsync(SearchQuery query, bool more, int onPage, Func<TotalMode, Task<long>> count)
+    {
+        var wholeResult = query.Cursor is null && !more && query.Count > 0;
+        return query.Total switch
+        {
+            TotalMode.None when wholeResult && !query.ResultParameters.Any(p => p.Key == "_total") => onPage,
+            TotalMode.None => null,
+            _ when wholeResult => onPage,
+            var mode => await count(mode),
+        };
     }
 
     /// <summary>
@@ -307,7 +318,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     }
 
     /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
-    private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
+    internal List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
         query.Summary == SummaryMode.False && query.Elements is { } elements
             ? resources.Select(stored => Filter(SummaryMode.False, SearchParser.ElementsFor(elements, stored.ResourceType)) is { } own
                 ? stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), own) }
