@@ -267,24 +267,27 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return (long)Math.Round(plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble());
     }
 
-    public async Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
-        CancellationToken ct)
-    {
-        if (rids.Count == 0)
-        {
-            return [];
-        }
+    public async Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
+        CancellationToken ct) =>
+        rids.Count == 0 ? [] : await MatchesAsync(SearchSql.References(rids, param, targetType, limit), ct);
 
+    public async Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
+        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct) =>
+        links.Count == 0 || targets.Count + urls.Count == 0 ? [] : await MatchesAsync(SearchSql.Referring(links, targets, urls, limit), ct);
+
+    /// <summary>The rows (rid, resource_type, id) of a statement, as matches.</summary>
+    private async Task<IReadOnlyList<ResourceMatch>> MatchesAsync(SqlCommandText sql, CancellationToken ct)
+    {
         await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, SearchSql.References(rids, param, targetType, limit));
-        var keys = new List<ResourceKey>();
+        await using var command = Command(connection, sql);
+        var matches = new List<ResourceMatch>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            keys.Add(new ResourceKey(reader.GetString(0), reader.GetString(1)));
+            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1)));
         }
 
-        return keys;
+        return matches;
     }
 
     public async Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct)

@@ -3,10 +3,17 @@ using System.Text;
 
 namespace InteropHub.Storage.Sql;
 
-/// <summary>SQL text with named parameters (<c>@p0</c>, <c>@p1</c>, …) that each store binds in its own way.</summary>
+/// <summary>
+/// SQL text with named parameters (<c>@p0</c>, <c>@p1</c>, …) that each store binds in its own way. A value added again
+/// reuses its parameter: statements that repeat a few values many times (a revinclude's links name each type and
+/// parameter over and over) bind a few hundred parameters instead of thousands, which Microsoft.Data.Sqlite binds
+/// in time that grows with the square of their number.
+/// </summary>
 public sealed class SqlCommandText
 {
     private readonly List<KeyValuePair<string, object>> _parameters = [];
+
+    private readonly Dictionary<object, string> _placeholders = [];
 
     public StringBuilder Text { get; } = new();
 
@@ -15,9 +22,14 @@ public sealed class SqlCommandText
     /// <summary>Adds a parameter and returns its placeholder.</summary>
     public string Add(object value)
     {
+        if (_placeholders.TryGetValue(value, out var known))
+        {
+            return known;
+        }
+
         var name = "p" + _parameters.Count.ToString(CultureInfo.InvariantCulture);
         _parameters.Add(new(name, value));
-        return "@" + name;
+        return _placeholders[value] = "@" + name;
     }
 
     public override string ToString() => Text.ToString();

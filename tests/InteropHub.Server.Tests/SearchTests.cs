@@ -247,6 +247,53 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Iterating_includes_follow_three_iterations_and_say_so_when_more_lie_beyond()
+    {
+        // A chain of departments, each part of the one before: the search's match, then one level per round.
+        var chain = new List<string> { await CreateAsync(new Organization { Name = "县医院" + Guid.NewGuid().ToString("N")[..8] }) };
+        for (var i = 1; i <= 5; i++)
+        {
+            chain.Add(await CreateAsync(new Organization { Name = $"科室{i}", PartOf = new ResourceReference($"Organization/{chain[^1]}") }));
+        }
+
+        var fromTop = await SearchAsync($"Organization?_id={chain[0]}&_revinclude:iterate=Organization:partof");
+        var fromSecond = await SearchAsync($"Organization?_id={chain[1]}&_revinclude:iterate=Organization:partof");
+
+        // The first round and three iterations: chain[1..4]; chain[5] is one iteration further.
+        Assert.Equal(chain[1..5].Select(id => $"include Organization/{id}"), Modes(fromTop).Where(m => m.StartsWith("include Organization/", StringComparison.Ordinal)));
+        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(fromTop.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Contains("stopped after 3 iterations", outcome.Issue.Single().Diagnostics, StringComparison.Ordinal);
+        // From one level down the whole chain is within reach: no warning.
+        Assert.Equal(chain[2..].Select(id => $"include Organization/{id}"), Modes(fromSecond).Where(m => m.StartsWith("include Organization/", StringComparison.Ordinal)));
+        Assert.DoesNotContain(fromSecond.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome);
+    }
+
+    [Fact]
+    public async Task Wildcard_iterating_includes_add_everything_linked_within_reach_once()
+    {
+        var family = await CreatePatientAsync();
+        var patientId = await IdOfAsync(family);
+        var organization = await CreateAsync(new Organization { Name = "乡镇卫生院" + Guid.NewGuid().ToString("N")[..8] });
+        await PatchManagingOrganizationAsync(patientId, organization);
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8480-6"), Subject = new ResourceReference($"Patient/{patientId}"),
+            Performer = [new ResourceReference($"Organization/{organization}")],
+        });
+        var encounter = await CreateAsync(new Encounter
+        {
+            Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+            ServiceProvider = new ResourceReference($"Organization/{organization}"),
+        });
+
+        var bundle = await SearchAsync($"Observation?_id={observation}&_include:iterate=*&_revinclude:iterate=*");
+
+        // The observation's patient and organisation, then what else refers to that organisation.
+        Assert.Equal(new[] { $"include Encounter/{encounter}", $"include Organization/{organization}", $"include Patient/{patientId}", $"match Observation/{observation}" },
+            Modes(bundle).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Summary_count_and_total_accurate_report_how_many_match()
     {
         var family = await CreatePatientAsync();
@@ -685,6 +732,14 @@ public abstract class SearchTests(HubFactory hub)
         var response = await _client.PostAsync($"/fhir/{resource.TypeName}", Fhir.Content(resource));
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         return response.Headers.Location!.OriginalString.Split('/')[^3];
+    }
+
+    private async Task PatchManagingOrganizationAsync(string patientId, string organization)
+    {
+        var patient = (Patient)(await SearchAsync($"Patient?_id={patientId}")).Entry.Single().Resource!;
+        patient.ManagingOrganization = new ResourceReference($"Organization/{organization}");
+        var response = await _client.PutAsync($"/fhir/Patient/{patientId}", Fhir.Content(patient));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     private async Task<string> IdOfAsync(string family) =>

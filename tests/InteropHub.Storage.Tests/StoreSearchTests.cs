@@ -338,6 +338,20 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task Referring_resources_are_found_through_the_links_asked_for_each_for_targets_of_its_type()
+    {
+        await SeedWorldAsync();
+        ReferenceLink[] links = [new("Observation", "subject", "Patient"), new("Encounter", "subject", "Patient"), new("Patient", "organization", "Organization")];
+
+        // The risk assessment refers to p1 too, through a link not asked for; o2 refers to Patient/p2, not to Group/p2.
+        var found = await Store.FindReferringAsync(links, [new("Patient", "p1"), new("Organization", "org1"), new("Group", "p2")], [], 10, Ct);
+        var first = await Store.FindReferringAsync(links, [new("Patient", "p1"), new("Organization", "org1")], [], 2, Ct);
+
+        Assert.Equal(["Encounter/e1", "Observation/o1", "Observation/o3", "Patient/p1"], found.Select(m => $"{m.ResourceType}/{m.Id}").Order(StringComparer.Ordinal));
+        Assert.Equal(found.OrderBy(m => m.Rid).Take(2).Select(m => m.Id), first.Select(m => m.Id));
+    }
+
+    [Fact]
     public async Task A_system_search_spans_the_types_named()
     {
         await SeedWorldAsync();

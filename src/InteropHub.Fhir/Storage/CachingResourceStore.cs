@@ -86,8 +86,11 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
     public Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => inner.EstimateCountAsync(criteria, ct);
 
-    public Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
+    public Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
         CancellationToken ct) => inner.FindReferencesAsync(rids, param, targetType, limit, ct);
+
+    public Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
+        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct) => inner.FindReferringAsync(links, targets, urls, limit, ct);
 
     public Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct) =>
         inner.FindCanonicalReferencesAsync(rids, param, limit, ct);

@@ -47,10 +47,18 @@ public interface IResourceStore
     Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => CountAsync(criteria, ct);
 
     /// <summary>
-    /// The local targets the given resources reference (<c>_include</c>) through <paramref name="param"/> (null: any
-    /// reference parameter), of <paramref name="targetType"/> (null: any type), at most <paramref name="limit"/>.
+    /// The live local targets the given resources reference (<c>_include</c>) through <paramref name="param"/> (null:
+    /// any reference parameter), of <paramref name="targetType"/> (null: any type), in row-id order, at most <paramref name="limit"/>.
     /// </summary>
-    Task<IReadOnlyList<ResourceKey>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit, CancellationToken ct);
+    Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit, CancellationToken ct);
+
+    /// <summary>
+    /// The live resources that refer to one of <paramref name="targets"/> (<c>_revinclude</c>) through one of
+    /// <paramref name="links"/> (each counts for targets of its target type), or that name one of <paramref name="urls"/>
+    /// (canonical URLs, each with the type of the resource it is the URL of) through one; in row-id order, at most <paramref name="limit"/>.
+    /// </summary>
+    Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
+        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct);
 
     /// <summary>
     /// The canonical URLs (without a version) the given resources reference through <paramref name="param"/>

@@ -60,3 +60,6 @@ public sealed record SessionReads(IReadOnlyList<IReadOnlyList<ResourceMatch>> Fo
 public sealed record SearchCursor(IReadOnlyList<object> SortValues, long Rid, bool Before = false);
 
 public sealed record ResourceKey(string ResourceType, string Id);
+
+/// <summary>A way one resource can refer to another: the referring type, its reference parameter and a type it may point to.</summary>
+public sealed record ReferenceLink(string SourceType, string Param, string TargetType);

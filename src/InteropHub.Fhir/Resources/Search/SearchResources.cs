@@ -43,8 +43,8 @@ public sealed record SearchPage(
 /// </summary>
 public sealed class SearchResources(IResourceStore store, HubOptions options, SearchParser parser, LocalTerminology terminology, FhirSerializers serializers)
 {
-    private const int MaxIterations = 4;
-
+    /// <summary>How many times <c>:iterate</c> follows the includes again from what the round before added.</summary>
+    private const int MaxIterations = 3;
 
     public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
     {
@@ -74,7 +74,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         var resources = await ReadAsync(page, ct);
         var total = await TotalAsync(query, more, page.Count,
             mode => mode == TotalMode.Estimate ? store.EstimateCountAsync(criteria, ct) : store.CountAsync(criteria, ct));
-        var included = await IncludeAsync(query, page, issues, ct);
+        var included = await IncludeAsync(query, page, resources, issues, ct);
 
         var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
         // Keyset both ways (search.html#paging): next continues after the page's last match, previous ends before its
@@ -171,11 +171,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     }
 
     /// <summary>
-    /// _include and _revinclude (search.html#include), following :iterate up to <see cref="MaxIterations"/> rounds, and
-    /// stopping at <see cref="HubOptions.MaxIncludes"/> with a warning rather than running on.
+    /// _include and _revinclude (search.html#include) in rounds: the first follows every include from the page's matches,
+    /// each further one (<c>:iterate</c>) only from what the round before added, until a round adds nothing. Each round
+    /// is one lookup per include that answers the live related resources at once, then one read per type of what is new.
+    /// Past <see cref="MaxIterations"/> iterations, or <see cref="HubOptions.MaxIncludes"/> resources, it stops with a warning
+    /// (HAPI FHIR likewise stops at its include maximum): the cap bounds the work, not only the page.
     /// </summary>
-    private async Task<List<StoredResource>> IncludeAsync(SearchQuery query, IReadOnlyList<ResourceMatch> page, List<OperationOutcome.IssueComponent> issues,
-        CancellationToken ct)
+    private async Task<List<StoredResource>> IncludeAsync(SearchQuery query, IReadOnlyList<ResourceMatch> page, IReadOnlyList<StoredResource> pageResources,
+        List<OperationOutcome.IssueComponent> issues, CancellationToken ct)
     {
         var included = new List<StoredResource>();
         if (query.Includes.Count == 0 && query.RevIncludes.Count == 0)
@@ -185,73 +188,95 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
 
         var seen = page.Select(m => (m.ResourceType, m.Id)).ToHashSet();
         IReadOnlyList<ResourceMatch> frontier = page;
-        var capped = false;
-        for (var round = 0; round < MaxIterations && frontier.Count > 0 && !capped; round++)
+        IReadOnlyList<StoredResource> frontierResources = pageResources;
+        for (var round = 0; frontier.Count > 0; round++)
         {
-            var found = new List<ResourceMatch>();
-            foreach (var include in query.Includes.Where(i => round == 0 || i.Iterate))
+            var includes = query.Includes.Where(i => round == 0 || i.Iterate).ToList();
+            var revIncludes = query.RevIncludes.Where(i => round == 0 || i.Iterate).ToList();
+            if (includes.Count + revIncludes.Count == 0)
+            {
+                break;
+            }
+
+            var fresh = new List<ResourceMatch>();
+            var capped = false;
+            // What a lookup may return: up to the resources still wanted plus one (to know the cap is passed), besides
+            // those already in the bundle, which it may find again.
+            int Limit() => options.MaxIncludes - included.Count - fresh.Count + 1 + seen.Count;
+            void Add(IEnumerable<ResourceMatch> found) => fresh.AddRange(found.Where(m => seen.Add((m.ResourceType, m.Id))));
+            bool Full() => capped = included.Count + fresh.Count > options.MaxIncludes;
+
+            foreach (var include in includes)
             {
                 var sources = frontier.Where(m => include.SourceType == "*" || m.ResourceType == include.SourceType).Select(m => m.Rid).ToList();
-                var keys = await store.FindReferencesAsync(sources, include.Param, include.TargetType, options.MaxIncludes + 1, ct);
+                Add(await store.FindReferencesAsync(sources, include.Param, include.TargetType, Limit(), ct));
                 if (include.Subset is { } subset && (include.TargetType is null || include.TargetType == subset.TargetType))
                 {
                     // Its references to resources stored here are the wider parameter's rows of the type.
-                    var wider = await store.FindReferencesAsync(sources, subset.Param, subset.TargetType, options.MaxIncludes + 1, ct);
-                    keys = [.. keys.Union(wider)];
+                    Add(await store.FindReferencesAsync(sources, subset.Param, subset.TargetType, Limit(), ct));
                 }
 
-                foreach (var group in keys.Where(k => !seen.Contains((k.ResourceType, k.Id))).GroupBy(k => k.ResourceType))
+                Add(await CanonicalTargetsAsync(include, sources, Limit(), ct));
+                if (Full())
                 {
-                    var byId = new SearchCriteria([group.Key], [new IdCriterion(group.Select(k => k.Id).ToList())], [], []);
-                    found.AddRange(await store.FindAsync(byId, [], null, options.MaxIncludes + 1, ct));
+                    break;
                 }
-
-                found.AddRange(await CanonicalTargetsAsync(include, sources, ct));
             }
 
-            foreach (var include in query.RevIncludes.Where(i => round == 0 || i.Iterate))
+            // Once full, what is left is not looked up.
+            foreach (var include in capped ? [] : revIncludes)
             {
-                var targets = frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType)
-                    .Select(m => (IndexCondition)new ReferenceCondition(m.ResourceType, m.Id, null)).ToList();
-                targets.AddRange(await CanonicalUrlsAsync(frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType), ct));
-                // A wildcard names the targets once per reference parameter: in slices of a hundred, so one query's
-                // parameters stay within what the databases take.
-                foreach (var slice in targets.Chunk(include.Param is null ? 100 : Math.Max(1, targets.Count)))
+                var targets = frontier.Where(m => include.TargetType is null || m.ResourceType == include.TargetType).ToList();
+                var links = Links(include, targets.Select(m => m.ResourceType).ToHashSet());
+                var urls = CanonicalUrls(frontierResources.Where(r => include.TargetType is null || r.ResourceType == include.TargetType));
+                // In slices, so one statement's parameters stay within what the databases take.
+                foreach (var slice in targets.Select(m => new ResourceKey(m.ResourceType, m.Id)).Chunk(500))
                 {
-                    if (Referring(include, [.. slice], frontier.Select(m => m.ResourceType).ToHashSet()) is { } referring)
-                    {
-                        found.AddRange(await store.FindAsync(referring, [], null, options.MaxIncludes + 1, ct));
-                    }
+                    Add(await store.FindReferringAsync(links, slice, [], Limit(), ct));
+                }
+
+                Add(await store.FindReferringAsync(links, [], urls, Limit(), ct));
+                if (Full())
+                {
+                    break;
                 }
             }
 
-            var fresh = found.Where(m => seen.Add((m.ResourceType, m.Id))).ToList();
-            if (included.Count + fresh.Count > options.MaxIncludes)
+            if (fresh.Count > 0 && round > MaxIterations)
+            {
+                // One iteration more would have added these: said, not followed.
+                issues.Add(Warning($"_include:iterate/_revinclude:iterate stopped after {MaxIterations} iterations; resources further away were not included."));
+                break;
+            }
+
+            if (capped)
             {
                 fresh = fresh.Take(options.MaxIncludes - included.Count).ToList();
-                capped = true;
-                issues.Add(new OperationOutcome.IssueComponent
-                {
-                    Severity = OperationOutcome.IssueSeverity.Warning,
-                    Code = OperationOutcome.IssueType.TooCostly,
-                    Diagnostics = $"_include/_revinclude matched more than {options.MaxIncludes} resources (InteropHub:MaxIncludes); the page includes the first {options.MaxIncludes}.",
-                });
+                issues.Add(Warning($"_include/_revinclude matched more than {options.MaxIncludes} resources (InteropHub:MaxIncludes); the page includes the first {options.MaxIncludes}."));
             }
 
-            included.AddRange(await ReadAsync(fresh, ct));
-            frontier = fresh;
+            var read = await ReadAsync(fresh, ct);
+            included.AddRange(read);
+            (frontier, frontierResources) = capped ? ([], []) : (fresh, read);
         }
 
         return included;
     }
 
+    private static OperationOutcome.IssueComponent Warning(string diagnostics) => new()
+    {
+        Severity = OperationOutcome.IssueSeverity.Warning,
+        Code = OperationOutcome.IssueType.TooCostly,
+        Diagnostics = diagnostics,
+    };
+
     /// <summary>
     /// What an include's parameter names by canonical URL (<c>MeasureReport:measure</c>, <c>CarePlan:instantiates-canonical</c>):
     /// the resources of its target types (those with a <c>url</c>) whose <c>url</c> is one of them, any version.
     /// </summary>
-    private async Task<IReadOnlyList<ResourceMatch>> CanonicalTargetsAsync(IncludeSpec include, IReadOnlyList<long> sources, CancellationToken ct)
+    private async Task<IReadOnlyList<ResourceMatch>> CanonicalTargetsAsync(IncludeSpec include, List<long> sources, int limit, CancellationToken ct)
     {
-        if (include.Param is not { } param || include.SourceType == "*" || parser.Registry.Find(include.SourceType, param) is not { } definition)
+        if (include.Param is not { } param || include.SourceType == "*" || sources.Count == 0 || parser.Registry.Find(include.SourceType, param) is not { } definition)
         {
             return [];
         }
@@ -263,29 +288,26 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             return [];
         }
 
-        var urls = await store.FindCanonicalReferencesAsync(sources, param, options.MaxIncludes + 1, ct);
+        var urls = await store.FindCanonicalReferencesAsync(sources, param, limit, ct);
         if (urls.Count == 0)
         {
             return [];
         }
 
         var byUrl = new SearchCriteria(types, [new IndexCriterion("url", IndexTable.Uris, [.. urls.Select(u => (IndexCondition)new UriCondition(UriMatch.Exact, u))])], [], []);
-        return await store.FindAsync(byUrl, [], null, options.MaxIncludes + 1, ct);
+        return await store.FindAsync(byUrl, [], null, limit, ct);
     }
 
-    /// <summary>The URLs of those of the matches that have one (Measure, Questionnaire…): what canonical references name them by.</summary>
-    private async Task<IEnumerable<IndexCondition>> CanonicalUrlsAsync(IEnumerable<ResourceMatch> matches, CancellationToken ct)
+    /// <summary>The URLs of those of the resources that have one (Measure, Questionnaire…), each with its type: what canonical references name them by.</summary>
+    private List<(string ResourceType, string Url)> CanonicalUrls(IEnumerable<StoredResource> resources)
     {
-        var urls = new List<IndexCondition>();
-        foreach (var type in matches.GroupBy(m => m.ResourceType).Where(g => parser.Registry.Find(g.Key, "url") is { Type: Hl7.Fhir.Model.SearchParamType.Uri }))
+        var urls = new List<(string, string)>();
+        foreach (var stored in resources.Where(r => parser.Registry.Find(r.ResourceType, "url") is { Type: Hl7.Fhir.Model.SearchParamType.Uri }))
         {
-            foreach (var stored in await store.ReadManyAsync(type.Key, [.. type.Select(m => m.Id)], ct))
+            using var json = System.Text.Json.JsonDocument.Parse(stored.Json);
+            if (json.RootElement.TryGetProperty("url", out var url) && url.ValueKind == System.Text.Json.JsonValueKind.String && url.GetString() is { Length: > 0 } value)
             {
-                using var json = System.Text.Json.JsonDocument.Parse(stored.Json);
-                if (json.RootElement.TryGetProperty("url", out var url) && url.ValueKind == System.Text.Json.JsonValueKind.String && url.GetString() is { Length: > 0 } value)
-                {
-                    urls.Add(new ReferenceCondition(null, null, value));
-                }
+                urls.Add((stored.ResourceType, value));
             }
         }
 
@@ -293,28 +315,31 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     }
 
     /// <summary>
-    /// The search for what refers to the targets through a revinclude's parameter, or, for <c>Type:*</c> and <c>*</c>,
-    /// through any reference parameter of the type (of every type) that may point to one of them: one union, each
-    /// parameter's lookup scoped to the types that have it (parameters read through a wider one's rows are left to it).
+    /// The links a revinclude follows to resources of <paramref name="targetTypes"/>: its parameter, or, for <c>Type:*</c>
+    /// and <c>*</c>, every reference parameter of the type (of every type), each for the target types it may point to
+    /// (parameters read through a wider one's rows are left to it); a narrowing parameter also reads the wider one's
+    /// rows of its type.
     /// </summary>
-    private SearchCriteria? Referring(IncludeSpec include, List<IndexCondition> targets, HashSet<string> targetTypes)
+    private List<ReferenceLink> Links(IncludeSpec include, HashSet<string> targetTypes)
     {
-        if (include.Param is { } param)
+        IEnumerable<SearchParam> Of(string type) => include.Param is { } param
+            ? parser.Registry.Find(type, param) is { } named ? [named] : []
+            : parser.Registry.For(type).Values.Where(p => p.Type == SearchParamType.Reference && p.SubsetOf is null && p.UnionOf is null);
+
+        var links = new List<ReferenceLink>();
+        foreach (var type in include.SourceType == "*" ? ResourceTypes.All : [include.SourceType])
         {
-            Criterion criterion = new IndexCriterion(param, IndexTable.References, targets);
-            return new SearchCriteria([include.SourceType], [include.Subset?.Widen(criterion) ?? criterion], [], []);
+            foreach (var param in Of(type))
+            {
+                links.AddRange(targetTypes.Where(t => param.Targets.Count == 0 || param.Targets.Contains(t)).Select(t => new ReferenceLink(type, param.Name, t)));
+                if (param.SubsetOf is { } subset && targetTypes.Contains(subset.TargetType))
+                {
+                    links.Add(new ReferenceLink(type, subset.Param, subset.TargetType));
+                }
+            }
         }
 
-        var links = (include.SourceType == "*" ? ResourceTypes.All : [include.SourceType])
-            .SelectMany(type => parser.Registry.For(type).Values
-                .Where(p => p.Type == SearchParamType.Reference && p.SubsetOf is null && p.UnionOf is null
-                    && (p.Targets.Count == 0 || p.Targets.Any(targetTypes.Contains)))
-                .Select(p => (Type: type, p.Name)))
-            .GroupBy(link => link.Name, StringComparer.Ordinal)
-            .Select(g => (Type: g.Select(l => l.Type).ToList(), Param: g.Key))
-            .ToList();
-        return links.Count == 0 ? null : new SearchCriteria(links.SelectMany(l => l.Type).Distinct().ToList(),
-            [new AnyCriterion([.. links.Select(l => (Criterion)new OfTypeCriterion(l.Type, new IndexCriterion(l.Param, IndexTable.References, targets)))])], [], []);
+        return links;
     }
 
     /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
