@@ -41,6 +41,8 @@ public abstract class SearchTests(HubFactory hub)
     [Theory]
     [InlineData("birthdate=bad", "'bad' in 'birthdate' is not a date")]
     [InlineData("_text=cough", "not supported by this server")]
+    [InlineData("_include=Foo:bar", "'Foo' in _include=Foo:bar is not a resource type")]
+    [InlineData("_include=Observation:subject", "use _include:iterate")]
     public async Task Refusals_say_what_is_wrong_with_the_value_or_parameter(string query, string expected)
     {
         var response = await _client.GetAsync($"/fhir/Patient?{query}");
@@ -108,6 +110,25 @@ public abstract class SearchTests(HubFactory hub)
         Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
         var self = Uri.UnescapeDataString(bundle.SelfLink!.Query);
         Assert.Equal($"?family={family}&_count=5", self);
+    }
+
+    [Theory]
+    [InlineData("_include=Observation:subject", "_include")]
+    [InlineData("_revinclude=Encounter:service-provider", "_revinclude")]
+    public async Task Lenient_handling_ignores_an_include_that_cannot_start_from_the_type_searched_and_says_so(string include, string named)
+    {
+        var family = await CreatePatientAsync();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family={Uri.EscapeDataString(family)}&{include}");
+        request.Headers.Add("Prefer", "handling=lenient");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Equal((named, OperationOutcome.IssueSeverity.Warning), (outcome.Issue.Single().Expression.Single(), outcome.Issue.Single().Severity));
+        Assert.Equal($"?family={family}", Uri.UnescapeDataString(bundle.SelfLink!.Query));
     }
 
     [Theory]

@@ -762,9 +762,14 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
         }
 
         var parts = value.Split(':');
-        if (parts.Length is < 2 or > 3 || !ResourceTypes.IsKnown(parts[0]))
+        if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0))
         {
             throw new InvalidInputException($"{name}={value} is not of the form Type:parameter[:targetType].", name);
+        }
+
+        if (!ResourceTypes.IsKnown(parts[0]))
+        {
+            throw new InvalidInputException($"'{parts[0]}' in {name}={value} is not a resource type.", name);
         }
 
         var (source, code) = (parts[0], parts[1]);
@@ -787,7 +792,9 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         if (!iterate && resourceTypes.Count == 1 && (reverse ? param.Targets.Count > 0 && !param.Targets.Contains(resourceTypes[0]) : source != resourceTypes[0]))
         {
-            throw new InvalidInputException(reverse
+            // Well formed, but it can add nothing to this search: refused under strict handling, where it is most often a
+            // missing :iterate, and ignored with a warning under lenient handling (HAPI FHIR ignores it silently).
+            throw new UnsupportedSearchException(reverse
                 ? $"{source}.{code} cannot refer to {resourceTypes[0]}, so {name}={value} would never add anything."
                 : $"{name}={value} starts from {source}, but the search is for {resourceTypes[0]}; use _include:iterate to follow included resources.", name);
         }
