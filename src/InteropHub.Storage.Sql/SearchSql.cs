@@ -191,7 +191,7 @@ public static class SearchSql
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(HasCriterion)) || c is ReferencedByCriterion)
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, index => !index.Negated, null))
             ?? criteria.Criteria.FirstOrDefault(c => Drives(c, null, typeof(CompositeCriterion)) || Drives(c, null, typeof(ChainCriterion))
-                || c is MissingCriterion { Missing: false, Param: not LastUpdated });
+                || c is MissingCriterion { Missing: false, Param: not LastUpdated } || c is AnyCriterion { Any.Count: > 0 } any && any.Any.All(IsPresent));
 
         // The other criteria are checked on the driver's row ids. One that needs the resource row (_lastUpdated, _id) is
         // checked on each candidate's row only beside the compartment of one patient, encounter or related person,
@@ -218,6 +218,9 @@ public static class SearchSql
             _ => criterion.GetType() == kind,
         };
     }
+
+    /// <summary>A reference parameter's <c>:missing=false</c>: rows of the reference or of its identifier.</summary>
+    private static bool IsPresent(Criterion criterion) => criterion is MissingCriterion { Missing: false, Param: not LastUpdated };
 
     /// <summary>Searched on the resource row's version key, not on index rows (see <c>Builder.LastUpdatedCondition</c>).</summary>
     private const string LastUpdated = "_lastUpdated";

@@ -180,7 +180,8 @@ public sealed class SearchParserTests
         Assert.Equal("patient", Assert.IsType<IndexCriterion>(One("Encounter", "patient=http://other.example/fhir/Patient/1")).Param);
 
         var missing = Assert.IsType<AllCriterion>(One("Encounter", "practitioner:missing=true"));
-        Assert.Equal([("practitioner", null), ("participant", "Practitioner")], missing.All.Cast<MissingCriterion>().Select(m => (m.Param, m.TargetType)));
+        Assert.Equal([("practitioner", null), ("participant", "Practitioner"), ("practitioner:identifier", null)],
+            missing.All.Cast<MissingCriterion>().Select(m => (m.Param, m.TargetType)));
 
         var chain = Assert.IsType<AnyCriterion>(One("Provenance", "patient.name=张"));
         Assert.Equal(["patient", "target"], chain.Any.Cast<ChainCriterion>().Select(c => c.Param));

@@ -111,6 +111,10 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "patient=p1", "o1,o3")]
     [InlineData("Observation", "subject:identifier=urn:oid:2.16.156.10011.1.3|110101", "o4")]
     [InlineData("Observation", "performer=http://other.example/fhir/Practitioner/9", "o4")]
+    // :missing on a reference: o4's subject carries only an identifier, and is there all the same
+    [InlineData("Observation", "subject:missing=false", "o1,o2,o3,o4")]
+    [InlineData("Observation", "subject:missing=true", "")]
+    [InlineData("Observation", "subject:missing=false&code=local-1", "o4")]
     // chains and _has
     [InlineData("Observation", "subject:Patient.name=张", "o1,o3")]
     [InlineData("Observation", "patient.birthdate=1985", "o2")]

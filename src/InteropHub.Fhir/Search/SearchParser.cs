@@ -322,7 +322,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     }
 
     private static bool IsNegative(Criterion criterion) =>
-        criterion is IndexCriterion { Negated: true } or MissingCriterion { Missing: true } or ValueSetCriterion { Negated: true };
+        criterion is IndexCriterion { Negated: true } or MissingCriterion { Missing: true } or ValueSetCriterion { Negated: true }
+        || criterion is AllCriterion all && all.All.All(IsNegative);
 
     private ChainCriterion ParseChain(string resourceType, SearchParam param, string? modifier, string name, string rest, string value, int depth)
     {
@@ -418,10 +419,17 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 "false" => false,
                 _ => throw new InvalidInputException($"'{name}' takes true or false, not '{value}'.", name),
             };
-            return param.Type == SearchParamType.Composite
-                ? new MissingCriterion(SearchParam.ComponentKey(param.Name, 0), param.Components[0].Param.Table, missing)
-                : param.Name == "_id" ? new IdCriterion([], Negated: !missing)
-                : new MissingCriterion(param.Name, param.Table, missing);
+            return param.Type switch
+            {
+                SearchParamType.Composite => new MissingCriterion(SearchParam.ComponentKey(param.Name, 0), param.Components[0].Param.Table, missing),
+                // A reference that carries only an identifier (no literal reference) is there all the same: its rows are
+                // the identifier's, under param:identifier.
+                SearchParamType.Reference => missing
+                    ? new AllCriterion([new MissingCriterion(param.Name, IndexTable.References, true), new MissingCriterion(SearchParam.IdentifierKey(param.Name), IndexTable.Tokens, true)])
+                    : new AnyCriterion([new MissingCriterion(param.Name, IndexTable.References, false), new MissingCriterion(SearchParam.IdentifierKey(param.Name), IndexTable.Tokens, false)]),
+                _ when param.Name == "_id" => new IdCriterion([], Negated: !missing),
+                _ => new MissingCriterion(param.Name, param.Table, missing),
+            };
         }
 
         var values = SearchValueText.Split(value, ',');

@@ -83,6 +83,11 @@ public sealed record ReferenceSubset(string Param, string TargetType)
             case MissingCriterion { Table: IndexTable.References } missing:
                 var wider = new MissingCriterion(Param, IndexTable.References, missing.Missing) { TargetType = TargetType };
                 return missing.Missing ? new AllCriterion([criterion, wider]) : new AnyCriterion([criterion, wider]);
+            case AllCriterion { All: var parts } when parts.All(p => p is MissingCriterion):
+                // :missing=true on the reference and on its identifiers: neither, nor the wider parameter's rows of the type.
+                return new AllCriterion([.. parts.SelectMany(p => Widen(p) is AllCriterion widened ? widened.All : [p])]);
+            case AnyCriterion { Any: var parts } when parts.All(p => p is MissingCriterion):
+                return new AnyCriterion([.. parts.SelectMany(p => Widen(p) is AnyCriterion widened ? widened.Any : [p])]);
             case ChainCriterion chain:
                 var targets = chain.Targets.Where(t => t.ResourceType == TargetType).ToList();
                 return targets.Count == 0 ? criterion : new AnyCriterion([criterion, new ChainCriterion(Param, targets)]);
