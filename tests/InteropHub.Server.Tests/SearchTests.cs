@@ -113,6 +113,36 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_parameter_with_an_empty_value_is_ignored_and_said_so_however_the_client_prefers_handling(bool lenient)
+    {
+        // search.html#errors: "Empty parameters are not an error - they are just ignored by the server".
+        var family = await CreatePatientAsync();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family={Uri.EscapeDataString(family)}&given=&_id=&subject.name=&_sort=");
+        request.Headers.Add("Prefer", lenient ? "handling=lenient" : "handling=strict");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        Assert.Equal(["given", "_id", "subject.name", "_sort"], outcome.Issue.Select(i => i.Expression.Single()));
+        Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
+        Assert.Equal($"?family={family}", Uri.UnescapeDataString(bundle.SelfLink!.Query));
+    }
+
+    [Fact]
+    public async Task A_conditional_delete_whose_criterion_is_empty_is_still_refused()
+    {
+        // Ignoring it would widen what the delete acts on.
+        var response = await _client.DeleteAsync("/fhir/Patient?identifier=");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Theory]
     [InlineData("_include=Observation:subject", "_include")]
     [InlineData("_revinclude=Encounter:service-provider", "_revinclude")]
     public async Task Lenient_handling_ignores_an_include_that_cannot_start_from_the_type_searched_and_says_so(string include, string named)

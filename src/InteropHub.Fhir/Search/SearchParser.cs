@@ -61,7 +61,13 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     /// <summary>A whole search over <paramref name="resourceTypes"/> (one type, or for a system search several or none = all).</summary>
     public SearchQuery ParseQuery(IReadOnlyList<string> resourceTypes, IReadOnlyList<KeyValuePair<string, string>> query, bool lenient)
     {
-        var ignored = new List<OperationOutcome.IssueComponent>();
+        // "Empty parameters are not an error - they are just ignored by the server" (search.html#errors): a form's blank
+        // field, however the client prefers handling, is left out of the search and its self link, with a warning so
+        // the client sees it was not applied. Conditional criteria (ParseCriteria) still refuse one: ignoring it there
+        // would widen what a conditional update or delete acts on.
+        var ignored = query.Where(p => p.Value.Length == 0)
+            .Select(p => Warning(p.Key, "it has no value, and an empty parameter is ignored (search.html#errors).", OperationOutcome.IssueType.Informational)).ToList();
+        query = [.. query.Where(p => p.Value.Length > 0)];
         var criteria = Criteria(resourceTypes, query.Where(p => !ResultNames.Contains(p.Key)), lenient);
         var result = new List<KeyValuePair<string, string>>();
         var sort = new List<SortClause>();
@@ -825,10 +831,10 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
     private static string Lower(SearchParamType type) => type.ToString().ToLowerInvariant();
 
     /// <summary>The warning that reports a parameter ignored under <c>Prefer: handling=lenient</c>.</summary>
-    internal static OperationOutcome.IssueComponent Warning(string name, string message) => new()
+    internal static OperationOutcome.IssueComponent Warning(string name, string message, OperationOutcome.IssueType code = OperationOutcome.IssueType.NotSupported) => new()
     {
         Severity = OperationOutcome.IssueSeverity.Warning,
-        Code = OperationOutcome.IssueType.NotSupported,
+        Code = code,
         Diagnostics = $"Ignored '{name}': {message}",
         Expression = [name],
     };
