@@ -191,6 +191,19 @@ public abstract class ErrorTests(HubFactory hub)
     }
 
     [Theory]
+    [InlineData("POST", "/fhir/metadata")]
+    [InlineData("DELETE", "/fhir/metadata")]
+    [InlineData("PUT", "/fhir/_history")]
+    public async Task Another_method_on_the_capability_statement_or_system_history_is_405_allowing_get(string method, string url)
+    {
+        var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), url) { Content = Fhir.Raw("""{"resourceType":"Patient"}""") });
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal(["GET"], response.Content.Headers.Allow);
+        Assert.Contains($"{method} is not allowed", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("null")]
     [InlineData("[]")]

@@ -24,6 +24,10 @@ public static class FhirEndpoints
         var fhir = app.MapGroup("/fhir");
         fhir.MapGet("/metadata", Metadata);
         fhir.MapGet("/_history", SystemHistory);
+        // Another method on these would reach the [type] routes below as a type named "metadata" or "_history" (a 404):
+        // what is there does not take that method, a 405 with Allow (RFC 9110 §15.5.6).
+        fhir.MapMethods("/metadata", [HttpMethods.Post, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete], MethodNotAllowed);
+        fhir.MapMethods("/_history", [HttpMethods.Post, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete], MethodNotAllowed);
         fhir.MapGet("/", SystemSearch);
         fhir.MapPost("/_search", SystemSearchByForm);
         fhir.MapPost("/", BatchOrTransaction);
@@ -89,6 +93,13 @@ public static class FhirEndpoints
         "terminology" => FhirResults.Json(await terminology.JsonAsync(ct)),
         var other => throw new InvalidInputException($"metadata mode '{other}' is not one of full, normative, terminology.", "mode"),
     };
+
+    /// <summary>A 405 for a path only read (<see cref="FhirErrorMiddleware.StatusCodeOutcome"/> gives it its outcome).</summary>
+    private static IResult MethodNotAllowed(HttpResponse response)
+    {
+        response.Headers.Allow = HttpMethods.Get;
+        return Results.StatusCode(StatusCodes.Status405MethodNotAllowed);
+    }
 
     /// <summary>search.html#errors: <c>Prefer: handling=lenient</c> ignores what the server does not understand (and says so).</summary>
     private static bool Lenient(HttpRequest request) =>
