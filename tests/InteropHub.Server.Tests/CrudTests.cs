@@ -100,6 +100,25 @@ public abstract class CrudTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_version_id_is_compared_as_written_so_01_is_no_version_alone_or_in_a_batch()
+    {
+        var id = await CreateAsync(Fhir.Patient("李", "零一"));
+        var batch = new Bundle
+        {
+            Type = Bundle.BundleType.Batch,
+            Entry = [new Bundle.EntryComponent { Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.GET, Url = $"Patient/{id}/_history/01" } }],
+        };
+
+        var alone = await _client.GetAsync($"/fhir/Patient/{id}/_history/01");
+        var inBatch = await Fhir.Read<Bundle>(await _client.PostAsync("/fhir", Fhir.Content(batch)));
+
+        Assert.Equal(HttpStatusCode.NotFound, alone.StatusCode);
+        Assert.Contains("'01'", (await Fhir.Read<OperationOutcome>(alone)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal("404 Not Found", inBatch.Entry.Single().Response!.Status);
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync($"/fhir/Patient/{id}/_history/1")).StatusCode);
+    }
+
+    [Fact]
     public async Task Update_of_an_absent_id_creates_the_resource_with_that_id()
     {
         var patient = Fhir.Patient();

@@ -20,9 +20,12 @@ public sealed class ReadResource(IResourceStore store)
     public async Task<StoredResource> ReadVersionAsync(string resourceType, string id, string versionId, CancellationToken ct)
     {
         ResourceTypes.EnsureValidId(id);
-        if (!int.TryParse(versionId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) || version < 1)
+        // A version id is an id, compared as written like a resource's: "01" is not version "1".
+        if (!int.TryParse(versionId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) || version < 1
+            || version.ToString(System.Globalization.CultureInfo.InvariantCulture) != versionId)
         {
-            throw new ResourceNotFoundException($"Version '{versionId}' of {resourceType}/{id} is not known: version ids here are positive integers.");
+            throw new ResourceNotFoundException(
+                $"Version '{versionId}' of {resourceType}/{id} is not known: version ids here are 1, 2, 3…, without leading zeros.");
         }
 
         return await store.ReadVersionAsync(resourceType, id, version, ct)
