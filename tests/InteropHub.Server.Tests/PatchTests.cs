@@ -229,6 +229,20 @@ public abstract class PatchTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, text.StatusCode);
     }
 
+    [Fact]
+    public async Task A_patch_in_a_media_type_that_is_no_patch_format_is_415_naming_json_patch_and_fhirpath_patch()
+    {
+        var id = await CreateAsync(Fhir.Patient());
+
+        var response = await _client.PatchAsync($"/fhir/Patient/{id}", Fhir.Raw("replace birthDate", "text/plain"));
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("application/json-patch+json, application/fhir+json, application/fhir+xml", response.Headers.GetValues("Accept-Patch").Single());
+        var diagnostics = (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics;
+        Assert.Contains("application/json-patch+json (JSON Patch)", diagnostics, StringComparison.Ordinal);
+        Assert.Contains("FHIRPath Patch", diagnostics, StringComparison.Ordinal);
+    }
+
     // FHIRPath Patch
 
     [Fact]

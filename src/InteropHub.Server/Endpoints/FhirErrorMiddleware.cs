@@ -20,7 +20,14 @@ public sealed class FhirErrorMiddleware(RequestDelegate next, ILogger<FhirErrorM
         }
         catch (FhirException e) when (!context.Response.HasStarted)
         {
-            await Answer(context, e.Outcome, (int)e.Status);
+            context.Response.Clear();
+            if (e is UnsupportedMediaTypeException && HttpMethods.IsPatch(context.Request.Method))
+            {
+                // RFC 5789 §2.2: a PATCH refused for its media type is told which patch formats are taken.
+                context.Response.Headers["Accept-Patch"] = FhirRequestReader.AcceptPatch;
+            }
+
+            await FhirResults.WriteOutcomeAsync(context, e.Outcome, (int)e.Status);
         }
         catch (BadHttpRequestException e) when (!context.Response.HasStarted)
         {

@@ -92,13 +92,17 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
         return version is null or "4.0" || version.StartsWith("4.0.", StringComparison.Ordinal);
     }
 
+    /// <summary>What a body of a FHIR resource may be sent as.</summary>
+    public const string BodyMediaTypes = "application/fhir+json, application/fhir+xml, application/json or application/xml";
+
     /// <summary>The format of a request body from its Content-Type; anything else is 415.</summary>
-    public static FhirFormat ForBody(HttpRequest request)
+    /// <param name="accepted">The media types the 415 names, when the request takes others than <see cref="BodyMediaTypes"/> too.</param>
+    public static FhirFormat ForBody(HttpRequest request, string accepted = BodyMediaTypes)
     {
         var contentType = request.ContentType;
         if (string.IsNullOrEmpty(contentType))
         {
-            throw new UnsupportedMediaTypeException("The request has a body but no Content-Type; use application/fhir+json or application/fhir+xml.");
+            throw new UnsupportedMediaTypeException($"The request has a body but no Content-Type; use {accepted}.");
         }
 
         if (!MediaTypeHeaderValue.TryParse(contentType, out var parsed))
@@ -118,8 +122,7 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
         }
 
         return Match(parsed.MediaType.ToString(), false)?.Format
-            ?? throw new UnsupportedMediaTypeException(
-                $"Content-Type '{parsed.MediaType}' is not supported; use application/fhir+json, application/fhir+xml, application/json or application/xml.");
+            ?? throw new UnsupportedMediaTypeException($"Content-Type '{parsed.MediaType}' is not supported; use {accepted}.");
     }
 
     private static ResponseFormat? Match(string mediaType, bool pretty) => mediaType.ToLowerInvariant() switch

@@ -14,6 +14,9 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 {
     public const string JsonPatchMediaType = "application/json-patch+json";
 
+    /// <summary>The patch formats (RFC 5789 §3.1 Accept-Patch): JSON Patch, and FHIRPath Patch in JSON or XML.</summary>
+    public const string AcceptPatch = $"{JsonPatchMediaType}, application/fhir+json, application/fhir+xml";
+
     private static readonly byte[] Utf8Bom = [0xEF, 0xBB, 0xBF];
 
     /// <param name="expectedType">The type the URL names (create, update): a body of another type is refused as that,
@@ -21,9 +24,12 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
     /// <param name="refusedEntries">For <c>POST [base]</c>: where a batch Bundle's entries that fail to parse are
     /// reported, by index, rather than refusing the whole batch (<see cref="FhirSerializers.ParseJson"/>).</param>
     public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct, string? expectedType = null,
-        IDictionary<int, OperationOutcome>? refusedEntries = null)
+        IDictionary<int, OperationOutcome>? refusedEntries = null) =>
+        await ReadResourceAsync(request, ResponseFormat.ForBody(request), expectedType, refusedEntries, ct);
+
+    private async Task<Resource> ReadResourceAsync(HttpRequest request, FhirFormat format, string? expectedType,
+        IDictionary<int, OperationOutcome>? refusedEntries, CancellationToken ct)
     {
-        var format = ResponseFormat.ForBody(request);
         // A transaction Bundle is often hundreds of kilobytes: it is read into a pooled buffer, not a new array on the
         // large object heap each time, whose collections cost a write-heavy hub a tenth of its time.
         var (buffer, length) = await ReadPooledBodyAsync(request, ct);
@@ -69,7 +75,9 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
             }
         }
 
-        return await ReadResourceAsync(request, ct) is Parameters parameters
+        var format = ResponseFormat.ForBody(request,
+            $"{JsonPatchMediaType} (JSON Patch), or application/fhir+json or application/fhir+xml (FHIRPath Patch: a Parameters resource)");
+        return await ReadResourceAsync(request, format, null, null, ct) is Parameters parameters
             ? FhirPathPatch.Parse(parameters)
             : throw new InvalidInputException(
                 $"A PATCH body is a JSON Patch document ({JsonPatchMediaType}) or a FHIRPath Patch (a Parameters resource).");
