@@ -20,6 +20,38 @@ public abstract class VersioningTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task If_Match_may_list_versions_and_holds_when_the_current_one_is_among_them()
+    {
+        // RFC 9110 §13.1.1: If-Match is "*" or a list of entity tags.
+        var patient = await CreateAsync();
+        patient.BirthDate = "1980-02-03";
+
+        var stale = await PutAsync(patient, "W/\"13\", W/\"14\"");
+        var listed = await PutAsync(patient, "W/\"7\", W/\"1\"");
+        var deleteStale = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "W/\"1\", W/\"3\"" } } });
+        var deleteListed = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{patient.Id}") { Headers = { { "If-Match", "W/\"1\", W/\"2\"" } } });
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, stale.StatusCode);
+        Assert.Contains("version 13 or 14", (await Fhir.Read<OperationOutcome>(stale)).Issue.Single().Diagnostics, StringComparison.Ordinal);
+        Assert.Equal((HttpStatusCode.OK, "W/\"2\""), (listed.StatusCode, listed.Headers.ETag?.ToString()));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, deleteStale.StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, deleteListed.StatusCode);
+    }
+
+    [Fact]
+    public async Task If_None_Match_on_an_update_may_list_versions_and_refuses_when_the_current_one_is_among_them()
+    {
+        var patient = await CreateAsync();
+        patient.BirthDate = "1980-02-03";
+        var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{patient.Id}") { Content = Fhir.Content(patient) };
+        request.Headers.TryAddWithoutValidation("If-None-Match", "W/\"5\", W/\"1\"");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+    }
+
+    [Fact]
     public async Task An_update_or_patch_that_changes_nothing_answers_the_stored_version_and_adds_no_history()
     {
         var patient = await CreateAsync();

@@ -639,7 +639,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         Assert.True((await reopened.ReadAsync("Organization", "org1", Ct))!.IsDeleted);
         Assert.Equal(3, (await reopened.ReadHistoryAsync(new HistoryQuery(null, null, null, 10, null), Ct)).Count);
         Assert.Single(await reopened.FindAsync("Patient", Criteria("Patient", "identifier=530000199001011234"), null, 10, Ct));
-        var next = await new UpdateResource(reopened, _writer).HandleAsync(new UpdateRequest("Patient", "p1", null, NewPatient("p1"), 1), Ct);
+        var next = await new UpdateResource(reopened, _writer).HandleAsync(new UpdateRequest("Patient", "p1", null, NewPatient("p1"), [1]), Ct);
         Assert.Equal(2, next.Resource!.VersionId);
     }
 
@@ -688,7 +688,7 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
             patient.BirthDate = $"1990-01-0{i + 1}";
             try
             {
-                return await update.HandleAsync(new UpdateRequest("Patient", "p1", null, patient, IfMatch: 1), Ct);
+                return await update.HandleAsync(new UpdateRequest("Patient", "p1", null, patient, IfMatch: [1]), Ct);
             }
             catch (PreconditionFailedException e)
             {

@@ -62,12 +62,12 @@ internal sealed partial class EntryPlan
 
     public SearchCriteria? IfNoneExist { get; private set; }
 
-    public int? IfMatch { get; private init; }
+    public IReadOnlyList<int>? IfMatch { get; private init; }
 
     public string? IfNoneMatch { get; private init; }
 
     /// <summary>For a PUT: the version <see cref="IfNoneMatch"/> names (<see cref="ETags.AnyVersion"/> for <c>*</c>), which must not be current.</summary>
-    public int? IfNoneMatchVersion { get; private init; }
+    public IReadOnlyList<int>? IfNoneMatchVersion { get; private init; }
 
     public DateTimeOffset? IfModifiedSince { get; private init; }
 
@@ -189,10 +189,10 @@ internal sealed partial class EntryPlan
         {
             FullUrl = string.IsNullOrEmpty(entry.FullUrl) ? null : entry.FullUrl,
             BaseUrl = baseUrl,
-            IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersion(request.IfMatch, $"{where}.request.ifMatch"),
+            IfMatch = string.IsNullOrEmpty(request.IfMatch) ? null : ETags.ParseVersions(request.IfMatch, $"{where}.request.ifMatch"),
             IfNoneMatch = string.IsNullOrEmpty(request.IfNoneMatch) ? null : request.IfNoneMatch,
             IfNoneMatchVersion = method == Bundle.HTTPVerb.PUT && !string.IsNullOrEmpty(request.IfNoneMatch)
-                ? ETags.ParseVersion(request.IfNoneMatch, $"{where}.request.ifNoneMatch")
+                ? ETags.ParseVersions(request.IfNoneMatch, $"{where}.request.ifNoneMatch")
                 : null,
             IfModifiedSince = request.IfModifiedSince,
             IfNoneExist = ifNoneExist is null ? null : parser.ParseCriteria(target.ResourceType, ifNoneExist),

@@ -26,4 +26,22 @@ public static class ETags
             ? version
             : throw new InvalidInputException($"{where} '{raw}' is not a version ETag such as W/\"3\".", where);
     }
+
+    /// <summary>
+    /// The versions an <c>If-Match</c> or <c>If-None-Match</c> value names: one ETag or a comma-separated list of them
+    /// (RFC 9110 §13.1.1 and §13.1.2), or <see cref="AnyVersion"/> for <c>*</c>. The precondition is about the current
+    /// version being one of them (<see cref="Names"/>).
+    /// </summary>
+    public static IReadOnlyList<int> ParseVersions(string raw, string where)
+    {
+        var versions = raw.Split(',').Select(t => t.Trim()).Where(t => t.Length > 0).Select(t => ParseVersion(t, where)).Distinct().ToList();
+        return versions.Count > 0 ? versions : throw new InvalidInputException($"{where} '{raw}' is not a version ETag such as W/\"3\".", where);
+    }
+
+    /// <summary>Whether <paramref name="version"/> is one of <paramref name="versions"/> (any version, for <c>*</c>).</summary>
+    public static bool Names(IReadOnlyList<int> versions, int version) => versions.Contains(AnyVersion) || versions.Contains(version);
+
+    /// <summary>How a message names them: <c>*</c>, <c>version 3</c>, <c>version 3 or 4</c>.</summary>
+    public static string Describe(IReadOnlyList<int> versions) =>
+        versions.Contains(AnyVersion) ? "*" : "version " + string.Join(" or ", versions.Select(v => v.ToString(CultureInfo.InvariantCulture)));
 }

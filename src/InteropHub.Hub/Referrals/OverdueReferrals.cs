@@ -69,7 +69,7 @@ public sealed class OverdueReferrals(IResourceStore store, SearchParser parser, 
         try
         {
             // If-Match: a receiver who accepts at the same moment wins; the next run sees the accepted Task.
-            await update.HandleAsync(new UpdateRequest("Task", stored.Id, null, task, stored.VersionId), ct);
+            await update.HandleAsync(new UpdateRequest("Task", stored.Id, null, task, [stored.VersionId]), ct);
             return true;
         }
         catch (PreconditionFailedException)

@@ -204,7 +204,7 @@ public sealed class RecognitionRetagging(IResourceStore store, IResourceScanner 
 
                 try
                 {
-                    await update.HandleAsync(new UpdateRequest(type, result.Id, null, resource, result.VersionId), ct);
+                    await update.HandleAsync(new UpdateRequest(type, result.Id, null, resource, [result.VersionId]), ct);
                     rewritten++;
                 }
                 catch (PreconditionFailedException)

@@ -160,18 +160,18 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 /// <summary>HTTP preconditions (http.html#concurrency, #cread).</summary>
 public static class Preconditions
 {
-    /// <summary>The version in <c>If-Match</c> (<c>W/"3"</c>, <c>"3"</c> or <c>3</c>), or null when absent.</summary>
-    public static int? IfMatch(HttpRequest request)
+    /// <summary>The versions in <c>If-Match</c> (<c>W/"3"</c>, <c>"3"</c> or <c>3</c>, or a list of them), or null when absent.</summary>
+    public static IReadOnlyList<int>? IfMatch(HttpRequest request)
     {
         var raw = request.Headers.IfMatch.ToString();
-        return raw.Trim().Length == 0 ? null : ETags.ParseVersion(raw, "If-Match");
+        return raw.Trim().Length == 0 ? null : ETags.ParseVersions(raw, "If-Match");
     }
 
-    /// <summary>For a write: the version in <c>If-None-Match</c> (<c>*</c>: any), or null when absent.</summary>
-    public static int? IfNoneMatch(HttpRequest request)
+    /// <summary>For a write: the versions in <c>If-None-Match</c> (<c>*</c>: any), or null when absent.</summary>
+    public static IReadOnlyList<int>? IfNoneMatch(HttpRequest request)
     {
         var raw = request.Headers.IfNoneMatch.ToString();
-        return raw.Trim().Length == 0 ? null : ETags.ParseVersion(raw, "If-None-Match");
+        return raw.Trim().Length == 0 ? null : ETags.ParseVersions(raw, "If-None-Match");
     }
 
     /// <summary>True when <c>If-None-Match</c> names the current version or <c>If-Modified-Since</c> is not before it (304).</summary>

@@ -4,7 +4,7 @@ using InteropHub.Fhir.Storage;
 
 namespace InteropHub.Fhir.Resources.Delete;
 
-public sealed record DeleteRequest(string ResourceType, string? Id, SearchCriteria? Criteria, int? IfMatch);
+public sealed record DeleteRequest(string ResourceType, string? Id, SearchCriteria? Criteria, IReadOnlyList<int>? IfMatch);
 
 /// <summary>
 /// <c>DELETE [base]/[type]/[id]</c> (http.html#delete) and the conditional form with criteria (single match;
@@ -21,11 +21,11 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
     public async Task<WriteOutcome> ExecuteAsync(IWriteSession session, DeleteRequest request, CancellationToken ct)
     {
         var id = await ResolveIdAsync(session, request, ct);
-        if (id is null && request.IfMatch is { } version)
+        if (id is null && request.IfMatch is { } versions)
         {
             // As for an id that never existed: If-Match asks for a version, and nothing matches to have one.
             throw new PreconditionFailedException(
-                $"If-Match {(version == ETags.AnyVersion ? "*" : $"expected version {version}")}, but '{request.Criteria!.Canonical(request.ResourceType)}' matches nothing.");
+                $"If-Match {Expected(versions)}, but '{request.Criteria!.Canonical(request.ResourceType)}' matches nothing.");
         }
 
         return id is null
@@ -58,7 +58,7 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
         return matches.Count == 0 ? null : matches[0].Id;
     }
 
-    public async Task<WriteOutcome> WriteAsync(IWriteSession session, string resourceType, string id, int? ifMatch, CancellationToken ct)
+    public async Task<WriteOutcome> WriteAsync(IWriteSession session, string resourceType, string id, IReadOnlyList<int>? ifMatch, CancellationToken ct)
     {
         await session.LockAsync(VersionWriter.IdLock(resourceType, id), ct);
         var current = await session.ReadCurrentAsync(resourceType, id, ct);
@@ -66,20 +66,19 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
         {
             // http.html#delete: deleting is idempotent; "if the resource does not exist at all" the answer is a success
             // too (204). Only a version asked for with If-Match cannot be matched.
-            return ifMatch is { } version
-                ? throw new PreconditionFailedException(
-                    $"If-Match {(version == ETags.AnyVersion ? "*" : $"expected version {version}")} of {resourceType}/{id}, which does not exist.")
+            return ifMatch is { } versions
+                ? throw new PreconditionFailedException($"If-Match {Expected(versions)} of {resourceType}/{id}, which does not exist.")
                 : new WriteOutcome(WriteStatus.NothingToDelete, null);
         }
 
-        if (ifMatch is ETags.AnyVersion && current.IsDeleted)
+        if (ifMatch is { } any && any.Contains(ETags.AnyVersion) && current.IsDeleted)
         {
             throw new PreconditionFailedException($"If-Match * asks for an existing {resourceType}/{id}, but it is deleted.");
         }
 
-        if (ifMatch is { } expected && expected != ETags.AnyVersion && current.VersionId != expected)
+        if (ifMatch is { } expected && !ETags.Names(expected, current.VersionId))
         {
-            throw new PreconditionFailedException($"If-Match expected version {expected} of {resourceType}/{id}, but it is at version {current.VersionId}.");
+            throw new PreconditionFailedException($"If-Match expected {ETags.Describe(expected)} of {resourceType}/{id}, but it is at version {current.VersionId}.");
         }
 
         if (current.IsDeleted)
@@ -89,4 +88,6 @@ public sealed class DeleteResource(IResourceStore store, VersionWriter writer)
 
         return new WriteOutcome(WriteStatus.Deleted, await writer.DeleteAsync(session, current, ct));
     }
+
+    private static string Expected(IReadOnlyList<int> versions) => versions.Contains(ETags.AnyVersion) ? "*" : $"expected {ETags.Describe(versions)}";
 }

@@ -7,7 +7,7 @@ namespace InteropHub.Fhir.Resources.Patch;
 
 /// <param name="Id">The id in the URL, or null for a conditional patch.</param>
 /// <param name="Criteria">Conditional patch criteria (<c>PATCH [type]?…</c>), or null.</param>
-public sealed record PatchRequest(string ResourceType, string? Id, SearchCriteria? Criteria, IResourcePatch Patch, int? IfMatch);
+public sealed record PatchRequest(string ResourceType, string? Id, SearchCriteria? Criteria, IResourcePatch Patch, IReadOnlyList<int>? IfMatch);
 
 /// <summary>
 /// <c>PATCH [base]/[type]/[id]</c> and <c>PATCH [base]/[type]?criteria</c> (http.html#patch): applies the patch
@@ -62,9 +62,9 @@ public sealed class PatchResource(IResourceStore store, VersionWriter writer, Fh
             throw new ResourceGoneException($"{type}/{id} was deleted (version {current.VersionId}); a patch needs a live resource.");
         }
 
-        if (request.IfMatch is { } expected && expected != ETags.AnyVersion && current.VersionId != expected)
+        if (request.IfMatch is { } expected && !ETags.Names(expected, current.VersionId))
         {
-            throw new PreconditionFailedException($"If-Match expected version {expected} of {type}/{id}, but it is at version {current.VersionId}.");
+            throw new PreconditionFailedException($"If-Match expected {ETags.Describe(expected)} of {type}/{id}, but it is at version {current.VersionId}.");
         }
 
         var patched = request.Patch.Apply(current, serializers);

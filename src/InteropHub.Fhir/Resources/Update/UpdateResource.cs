@@ -7,10 +7,11 @@ namespace InteropHub.Fhir.Resources.Update;
 
 /// <param name="Id">The id in the URL, or null for a conditional update.</param>
 /// <param name="Criteria">Conditional update criteria (<c>PUT [type]?…</c>), or null.</param>
-/// <param name="IfMatch">The version the client expects to replace (<c>If-Match</c>), or null.</param>
+/// <param name="IfMatch">The versions the client expects to replace, one of them (<c>If-Match</c>), or null.</param>
 /// <param name="IfNoneMatch">The version the client does not want to replace (<c>If-None-Match</c>; <see cref="ETags.AnyVersion"/>
 /// for <c>*</c>: create only, RFC 9110 §13.1.2), or null.</param>
-public sealed record UpdateRequest(string ResourceType, string? Id, SearchCriteria? Criteria, Resource Resource, int? IfMatch, int? IfNoneMatch = null);
+public sealed record UpdateRequest(string ResourceType, string? Id, SearchCriteria? Criteria, Resource Resource, IReadOnlyList<int>? IfMatch,
+    IReadOnlyList<int>? IfNoneMatch = null);
 
 /// <summary>
 /// <c>PUT [base]/[type]/[id]</c> (http.html#update), creating the resource with the client's id when absent
@@ -54,19 +55,19 @@ public sealed class UpdateResource(IResourceStore store, VersionWriter writer)
     {
         await session.LockAsync(VersionWriter.IdLock(request.ResourceType, id), ct);
         var current = await session.ReadCurrentAsync(request.ResourceType, id, ct);
-        if (request.IfMatch is { } expected && (current is null || current.IsDeleted || (expected != ETags.AnyVersion && current.VersionId != expected)))
+        if (request.IfMatch is { } expected && (current is null || current.IsDeleted || !ETags.Names(expected, current.VersionId)))
         {
             var actual = current is null ? "does not exist" : current.IsDeleted ? "is deleted" : $"is at version {current.VersionId}";
-            throw new PreconditionFailedException(expected == ETags.AnyVersion
+            throw new PreconditionFailedException(expected.Contains(ETags.AnyVersion)
                 ? $"If-Match * asks for an existing {request.ResourceType}/{id}, but the resource {actual}."
-                : $"If-Match expected version {expected} of {request.ResourceType}/{id}, but the resource {actual}.");
+                : $"If-Match expected {ETags.Describe(expected)} of {request.ResourceType}/{id}, but the resource {actual}.");
         }
 
-        if (request.IfNoneMatch is { } unwanted && current is { IsDeleted: false } && (unwanted == ETags.AnyVersion || current.VersionId == unwanted))
+        if (request.IfNoneMatch is { } unwanted && current is { IsDeleted: false } && ETags.Names(unwanted, current.VersionId))
         {
-            throw new PreconditionFailedException(unwanted == ETags.AnyVersion
+            throw new PreconditionFailedException(unwanted.Contains(ETags.AnyVersion)
                 ? $"If-None-Match * asks to create {request.ResourceType}/{id} only, but it exists (version {current.VersionId})."
-                : $"If-None-Match names version {unwanted} of {request.ResourceType}/{id}, the current one.");
+                : $"If-None-Match names version {current.VersionId} of {request.ResourceType}/{id}, the current one.");
         }
 
         var saved = await writer.SaveAsync(session, request.Resource, id, current, "PUT", ct);
