@@ -742,6 +742,30 @@ public abstract class SearchTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_number_with_more_digits_than_a_double_holds_finds_itself_and_one_past_decimal_range_is_searchable()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var observation = await CreateAsync(new Observation
+        {
+            Status = ObservationStatus.Final, Code = new CodeableConcept("urn:test:precision", marker),
+            Value = new Quantity { Value = 12345678901234567890.123456789m, Unit = "1", System = "http://unitsofmeasure.org", Code = "1" },
+        });
+        string Search(string value) => $"Observation?code=urn:test:precision|{marker}&value-quantity={value}";
+
+        var same = await SearchAsync(Search("12345678901234567890.123456789"));
+        var withUnit = await SearchAsync(Search("12345678901234567890.123456789|http://unitsofmeasure.org|1"));
+        var beyondDecimal = await SearchAsync(Search("99999999999999999999999999999999999"));
+        var lessThanIt = await SearchAsync(Search("lt99999999999999999999999999999999999"));
+        var beyondDouble = await SearchAsync(Search("gt1e400"));
+
+        Assert.Equal([observation], same.Entry.Select(e => e.Resource!.Id));
+        Assert.Equal([observation], withUnit.Entry.Select(e => e.Resource!.Id));
+        Assert.Empty(beyondDecimal.Entry);
+        Assert.Equal([observation], lessThanIt.Entry.Select(e => e.Resource!.Id));
+        Assert.Empty(beyondDouble.Entry);
+    }
+
+    [Fact]
     public async Task Dates_at_the_ends_of_the_calendar_are_indexed_and_searched_without_overflowing()
     {
         var marker = Guid.NewGuid().ToString("N");

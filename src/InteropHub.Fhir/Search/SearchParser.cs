@@ -698,7 +698,7 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                 var code = parts.Count == 3 && parts[2].Length > 0 ? SearchValueText.Unescape(parts[2]) : null;
                 if (system == UcumUnits.System && code is not null && UcumUnits.TryCanonical(code, 1, out var unit, out var factor))
                 {
-                    var scaled = new NumberCondition(prefix, number.Value * factor, number.Low * factor, number.High * factor);
+                    var scaled = Around(prefix, number.Value * factor, number.Low * factor, number.High * factor);
                     return new QuantityCondition(scaled, system, unit, Canonical: true);
                 }
 
@@ -708,7 +708,27 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
     private static NumberCondition ParseNumber(SearchPrefix prefix, string text, string name)
     {
-        if (!decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+        // The index holds numbers as doubles. The value is read as a decimal where it fits (its digits give the exact
+        // double the indexer makes of the same decimal); past decimal's range (about 7.9e28, still a FHIR decimal) as
+        // a double, and past a double's as the largest double.
+        double value;
+        if (decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+        {
+            value = (double)number;
+        }
+        else if (text.Length > 0 && text.All(c => char.IsAsciiDigit(c) || c is '.' or 'e' or 'E' or '+' or '-')
+            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var large))
+        {
+            if (double.IsInfinity(large))
+            {
+                // Beyond every double, so beyond every value indexed: equal to none, greater (or less) than all.
+                var beyond = Math.Clamp(large, -double.MaxValue, double.MaxValue);
+                return new NumberCondition(prefix, beyond, large, large);
+            }
+
+            value = large;
+        }
+        else
         {
             throw new InvalidInputException($"'{text}' in '{name}' is not a number.", name);
         }
@@ -722,17 +742,24 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             decimals -= exponent;
         }
 
-        var half = 0.5 * Math.Pow(10, -decimals);
-        var value = (double)number;
+        var half = Math.Min(0.5 * Math.Pow(10, -decimals), double.MaxValue);
         if (prefix == SearchPrefix.Ap)
         {
             // ap: within 10% of the value (search.html#prefix), and never narrower than its precision.
             var margin = Math.Max(Math.Abs(value) * 0.1, half);
-            return new NumberCondition(prefix, value, value - margin, value + margin);
+            return Around(prefix, value, value - margin, value + margin);
         }
 
-        return new NumberCondition(prefix, value, value - half, value + half);
+        return Around(prefix, value, value - half, value + half);
     }
+
+    /// <summary>
+    /// A number condition whose range holds the value's own double: a precision finer than a double's at that
+    /// magnitude (12345678901234567890.123456789 means ± 5e-10, where doubles are 2,048 apart) would otherwise make
+    /// [low, high) empty, and the value would not find itself.
+    /// </summary>
+    private static NumberCondition Around(SearchPrefix prefix, double value, double low, double high) =>
+        new(prefix, value, low, Math.Max(high, Math.BitIncrement(value)));
 
     private IEnumerable<SortClause> ParseSort(IReadOnlyList<string> resourceTypes, string value)
     {
