@@ -11,7 +11,7 @@ namespace InteropHub.Fhir.Errors;
 public partial class FhirException : Exception
 {
     /// <summary>The longest quoted value an outcome's diagnostics repeat whole (see <see cref="Shortened"/>).</summary>
-    public const int MaxQuotedLength = 200;
+    private const int MaxQuotedLength = 200;
 
     /// <summary>Diagnostics longer than this once their quoted values are shortened are cut too.</summary>
     private const int MaxDiagnosticsLength = 10 * MaxQuotedLength;
