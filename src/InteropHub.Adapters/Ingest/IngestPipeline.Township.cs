@@ -101,7 +101,7 @@ public sealed partial class IngestPipeline
         // row is mapped only when it is scheduled, while the chunks before it are being applied, and its Bundle is
         // dropped once its chunk is done.
         var rowsToApply = batch.Rows.Where(r => r.Mapping is not null).ToList();
-        var appliedAt = await AppliedAtAsync(rowsToApply, ct);
+        var appliedAt = await AppliedAtAsync([.. rowsToApply.Select(r => (r.Table, r.Key))], ct);
         // What the hub holds for rows about residents of earlier batches: the residents a batch deletes (a deletion of one
         // it never had is a warning, not a failed chunk) and those whose doses it reports, with the doses written before.
         // The stored Immunization of every dose row applied before (by vacc_id): an update that changes the date keeps the
@@ -117,7 +117,8 @@ public sealed partial class IngestPipeline
             p => p.Identifier, ct)).ToDictionary(p => p.Key, p => PersonKey(p.Value.Resource), StringComparer.Ordinal);
         var storedRegistrations = await StoredByIdentifierAsync<EpisodeOfCare>(TownshipMapper.MaternalRegistrationSystem,
             rowsToApply.Select(r => r.AntenatalVisit?.RegId).OfType<string>(), e => e.Identifier, ct);
-        var sentBefore = await ResidentsSentBeforeAsync(rowsToApply.Where(r => !r.Deleted).SelectMany(r => r.ReferencedResidents), ct);
+        // §2 "References": the residents of earlier batches the rows name, by the residents row applied then.
+        var sentBefore = await AppliedAtAsync([.. rowsToApply.Where(r => !r.Deleted).SelectMany(r => r.ReferencedResidents).Select(r => ("residents", r))], ct);
         (string Table, string File)? file = null;
         try
         {
@@ -151,7 +152,7 @@ public sealed partial class IngestPipeline
 
                 // §2 "References": a resident of an earlier batch is one a township batch sent. A record number the HIS gave a
                 // patient (ZPI-5) names no resident the township ever reported.
-                if (row is { Deleted: false, ReferencedResidents: [var named] } && !sentBefore.Contains(named))
+                if (row is { Deleted: false, ReferencedResidents: [var named] } && !sentBefore.ContainsKey(RowState("residents", named)))
                 {
                     outcome.Issue.Add(Issue(OperationOutcome.IssueSeverity.Error, RejectionReason.UnknownReference.Code(),
                         $"{row.File} row {row.Row} (line {row.Line}) {row.Key}: record_no {named} 的居民档案不在平台中（从未上报，或已在之前的批次中删除）",
@@ -679,28 +680,6 @@ public sealed partial class IngestPipeline
     private static string RowState(string table, string key) => $"township-row:{table}:{key}";
 
     /// <summary>
-    /// The record numbers among <paramref name="recordNos"/> whose residents row an earlier batch applied: its
-    /// <see cref="RowState"/>, or for a row applied by mapping 0.1.0, which kept none, its Provenance (id from table and key).
-    /// A deletion applied is a state too: the store then refuses the row, the Patient having lost the record number.
-    /// </summary>
-    private async Task<HashSet<string>> ResidentsSentBeforeAsync(IEnumerable<string> recordNos, CancellationToken ct)
-    {
-        var sent = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var page in recordNos.Distinct(StringComparer.Ordinal).Chunk(1000))
-        {
-            var states = await state.ReadStatesAsync([.. page.Select(r => RowState("residents", r))], ct);
-            var unknown = page.Where(r => !states.ContainsKey(RowState("residents", r))).ToDictionary(r => Bundles.ResourceIds.From("residents", r), StringComparer.Ordinal);
-            sent.UnionWith(page.Where(r => states.ContainsKey(RowState("residents", r))));
-            if (unknown.Count > 0)
-            {
-                sent.UnionWith((await store.ReadManyAsync("Provenance", [.. unknown.Keys], ct)).Select(p => unknown[p.Id]));
-            }
-        }
-
-        return sent;
-    }
-
-    /// <summary>
     /// What <see cref="RowState"/> keeps: "updated_at content-hash", and for a resident row what it filled
     /// (<see cref="ResidentSupplied"/>).
     /// </summary>
@@ -715,25 +694,26 @@ public sealed partial class IngestPipeline
     /// <see cref="RowState"/>, read a thousand rows per query. A row applied by mapping 0.1.0 has no such state: its own Provenance (id from table
     /// and key) recorded it as occurred, and is read instead.
     /// </summary>
-    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash, string? Supplied)>> AppliedAtAsync(IReadOnlyList<TownshipRow> rows, CancellationToken ct)
+    private async Task<Dictionary<string, (DateTimeOffset UpdatedAt, string? ContentHash, string? Supplied)>> AppliedAtAsync(
+        IReadOnlyList<(string Table, string Key)> rows, CancellationToken ct)
     {
         var applied = new Dictionary<string, (DateTimeOffset, string?, string?)>(StringComparer.Ordinal);
-        foreach (var page in rows.DistinctBy(RowState).Chunk(1000))
+        foreach (var page in rows.Distinct().Chunk(1000))
         {
-            var states = await state.ReadStatesAsync([.. page.Select(RowState)], ct);
-            var earlier = new Dictionary<string, TownshipRow>(StringComparer.Ordinal);
-            foreach (var row in page)
+            var states = await state.ReadStatesAsync([.. page.Select(r => RowState(r.Table, r.Key))], ct);
+            var earlier = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (table, key) in page)
             {
-                if (states.TryGetValue(RowState(row), out var value))
+                if (states.TryGetValue(RowState(table, key), out var value))
                 {
                     // "updated_at content-hash [resident's filled elements]"; rows applied before the hash was kept have the time alone.
                     var parts = value.Split(' ', 3);
-                    applied[RowState(row)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+                    applied[RowState(table, key)] = (DateTimeOffset.Parse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
                         parts.Length > 1 ? parts[1] : null, parts.Length > 2 ? parts[2] : null);
                 }
                 else
                 {
-                    earlier[Bundles.ResourceIds.From(row.Table, row.Key)] = row;
+                    earlier[Bundles.ResourceIds.From(table, key)] = RowState(table, key);
                 }
             }
 
@@ -741,7 +721,7 @@ public sealed partial class IngestPipeline
             {
                 if (serializers.ParseStored(stored.Json) is Provenance { Occurred: FhirDateTime occurred })
                 {
-                    applied[RowState(earlier[stored.Id])] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null, null);
+                    applied[earlier[stored.Id]] = (occurred.ToDateTimeOffset(TimeSpan.Zero), null, null);
                 }
             }
         }
