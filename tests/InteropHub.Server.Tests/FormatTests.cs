@@ -216,6 +216,83 @@ public abstract class FormatTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_binary_posted_as_its_own_content_is_stored_as_a_binary_and_read_back_as_that_content()
+    {
+        byte[] pdf = [0x25, 0x50, 0x44, 0x46, 0x2D, 0x31, 0x2E, 0x37, 0x0A, 0x00, 0xFF, 0xFE, 0x80, 0x0D, 0x0A];
+        var content = new ByteArrayContent(pdf);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/pdf");
+        var post = new HttpRequestMessage(HttpMethod.Post, "/fhir/Binary") { Content = content };
+        post.Headers.Add("X-Security-Context", "Patient/binary-native-884701");
+
+        var created = await _client.SendAsync(post);
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var binary = await Fhir.Read<Binary>(created);
+        Assert.Equal("application/pdf", binary.ContentType);
+        Assert.Equal(pdf, binary.Data);
+        Assert.Equal("Patient/binary-native-884701", binary.SecurityContext?.Reference);
+
+        var native = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Binary/{binary.Id}");
+        native.Headers.Accept.ParseAdd("application/pdf, */*;q=0.8");
+        var read = await _client.SendAsync(native);
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("application/pdf", read.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(pdf, await read.Content.ReadAsByteArrayAsync());
+        Assert.Equal("W/\"1\"", read.Headers.ETag?.ToString());
+        Assert.Equal("Patient/binary-native-884701", read.Headers.GetValues("X-Security-Context").Single());
+
+        // A client asking for FHIR (or asking nothing, or naming _format) gets the Binary resource.
+        var asFhir = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Binary/{binary.Id}");
+        asFhir.Headers.Accept.ParseAdd("application/fhir+json");
+        Assert.Equal(pdf, (await Fhir.Read<Binary>(await _client.SendAsync(asFhir))).Data);
+        Assert.Equal(pdf, (await Fhir.Read<Binary>(await _client.GetAsync($"/fhir/Binary/{binary.Id}"))).Data);
+        var formatted = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Binary/{binary.Id}?_format=json");
+        formatted.Headers.Accept.ParseAdd("*/*");
+        Assert.Equal("application/pdf", (await Fhir.Read<Binary>(await _client.SendAsync(formatted))).ContentType);
+    }
+
+    [Fact]
+    public async Task A_binary_updated_with_its_own_content_keeps_its_id_and_each_version_reads_back_as_its_content()
+    {
+        var first = new ByteArrayContent("第一版"u8.ToArray());
+        first.Headers.TryAddWithoutValidation("Content-Type", "text/plain; charset=utf-8");
+        var created = await _client.PutAsync("/fhir/Binary/binary-native-884702", first);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var second = new HttpRequestMessage(HttpMethod.Put, "/fhir/Binary/binary-native-884702") { Content = new ByteArrayContent("second"u8.ToArray()) };
+        second.Content.Headers.TryAddWithoutValidation("Content-Type", "text/plain");
+        second.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+        var updated = await _client.SendAsync(second);
+        Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+        Assert.Equal("binary-native-884702", (await Fhir.Read<Binary>(updated)).Id);
+
+        async Task<(string? Type, byte[] Body)> NativeAsync(string path)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Accept.ParseAdd("*/*");
+            var response = await _client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (response.Content.Headers.ContentType?.ToString(), await response.Content.ReadAsByteArrayAsync());
+        }
+
+        var current = await NativeAsync("/fhir/Binary/binary-native-884702");
+        Assert.Equal("text/plain", current.Type);
+        Assert.Equal("second"u8.ToArray(), current.Body);
+        var firstVersion = await NativeAsync("/fhir/Binary/binary-native-884702/_history/1");
+        Assert.Equal("text/plain; charset=utf-8", firstVersion.Type);
+        Assert.Equal("第一版"u8.ToArray(), firstVersion.Body);
+    }
+
+    [Fact]
+    public async Task Only_a_binary_takes_a_body_that_is_not_fhir()
+    {
+        var response = await _client.PostAsync("/fhir/DocumentReference", Fhir.Raw("%PDF-1.7", "application/pdf"));
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        await Fhir.Read<OperationOutcome>(response);
+    }
+
+    [Fact]
     public async Task Plain_application_json_bodies_are_accepted()
     {
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"active\":true}", "application/json"));

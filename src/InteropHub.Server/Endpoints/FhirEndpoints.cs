@@ -129,6 +129,12 @@ public static class FhirEndpoints
     private static async Task<IResult> Update(string type, string id, HttpRequest request, FhirRequestReader reader, UpdateResource handler, CancellationToken ct)
     {
         var resource = await reader.ReadResourceAsync(request, ct, type);
+        // A Binary sent as its own content (binary.html#rest) carries no id: it is the URL's.
+        if (resource is Binary { Id: null } && ResponseFormat.IsNativeBody(request))
+        {
+            resource.Id = id;
+        }
+
         LocalReferences.Prepare(resource, FhirResults.BaseUrl(request));
         var update = new UpdateRequest(type, id, null, resource, Preconditions.IfMatch(request), Preconditions.IfNoneMatch(request));
         return FhirResults.Written(await handler.HandleAsync(update, ct));
@@ -172,16 +178,20 @@ public static class FhirEndpoints
 
         return Preconditions.NotModified(request, resource)
             ? FhirResults.NotModified(resource)
-            : FhirResults.Resource(ReadResource.Subset(resource, request.Query["_summary"], request.Query["_elements"], serializers));
+            : ResourceOrContent(resource, request, serializers);
     }
+
+    /// <summary>The resource, or for a Binary read by a client that asks for no FHIR format, its content (binary.html#rest).</summary>
+    private static IResult ResourceOrContent(Fhir.Storage.StoredResource resource, HttpRequest request, FhirSerializers serializers) =>
+        resource.ResourceType == "Binary" && ResponseFormat.WantsNativeBinary(request)
+            ? FhirResults.BinaryContent(resource, (Binary)serializers.ParseStored(resource.Json))
+            : FhirResults.Resource(ReadResource.Subset(resource, request.Query["_summary"], request.Query["_elements"], serializers));
 
     private static async Task<IResult> ReadVersion(string type, string id, string vid, HttpRequest request, ReadResource handler, FhirSerializers serializers,
         CancellationToken ct)
     {
         var resource = await handler.ReadVersionAsync(type, id, vid, ct);
-        return resource.IsDeleted
-            ? FhirResults.Gone(resource)
-            : FhirResults.Resource(ReadResource.Subset(resource, request.Query["_summary"], request.Query["_elements"], serializers));
+        return resource.IsDeleted ? FhirResults.Gone(resource) : ResourceOrContent(resource, request, serializers);
     }
 
     private static Task<IResult> InstanceHistory(string type, string id, HttpRequest request, ReadHistory handler, CancellationToken ct) =>

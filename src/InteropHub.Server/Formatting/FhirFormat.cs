@@ -77,6 +77,28 @@ public sealed record ResponseFormat(FhirFormat Format, string ContentType, bool 
     }
 
     /// <summary>
+    /// binary.html#rest: a read of a Binary answers with its own content, as its <c>contentType</c>, when the client
+    /// asks for no FHIR format: an <c>Accept</c> that names none of them (<c>*/*</c>, <c>image/*</c>, <c>application/pdf</c>…)
+    /// and no <c>_format</c>, <c>_summary</c> or <c>_elements</c>. No <c>Accept</c> at all keeps the FHIR resource.
+    /// </summary>
+    public static bool WantsNativeBinary(HttpRequest request)
+    {
+        if (request.Query.ContainsKey("_format") || request.Query.ContainsKey("_summary") || request.Query.ContainsKey("_elements"))
+        {
+            return false;
+        }
+
+        var accept = request.Headers.Accept.ToString();
+        return accept.Length > 0
+            && MediaTypeHeaderValue.TryParseList([accept], out var ranges)
+            && ranges.All(range => Match(range.MediaType.ToString(), false) is null);
+    }
+
+    /// <summary>A request body whose Content-Type is no FHIR format: for a Binary, the content itself (binary.html#rest).</summary>
+    public static bool IsNativeBody(HttpRequest request) =>
+        MediaTypeHeaderValue.TryParse(request.ContentType, out var parsed) && Match(parsed.MediaType.ToString(), false) is null;
+
+    /// <summary>
     /// No preference: a FHIR request body's format (an XML client reads XML), else JSON. Only on the FHIR API: the
     /// adapters' answers stay JSON whatever their legacy systems post.
     /// </summary>

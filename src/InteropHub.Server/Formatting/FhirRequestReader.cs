@@ -25,7 +25,34 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
     /// reported, by index, rather than refusing the whole batch (<see cref="FhirSerializers.ParseJson"/>).</param>
     public async Task<Resource> ReadResourceAsync(HttpRequest request, CancellationToken ct, string? expectedType = null,
         IDictionary<int, OperationOutcome>? refusedEntries = null) =>
-        await ReadResourceAsync(request, ResponseFormat.ForBody(request), expectedType, refusedEntries, ct);
+        expectedType == "Binary" && ResponseFormat.IsNativeBody(request)
+            ? await ReadNativeBinaryAsync(request, ct)
+            : await ReadResourceAsync(request, ResponseFormat.ForBody(request), expectedType, refusedEntries, ct);
+
+    /// <summary>
+    /// binary.html#rest: a Binary created or updated with its own content (a PDF, an image, a text) rather than a FHIR
+    /// resource: the body is its <c>data</c>, the Content-Type its <c>contentType</c>, and <c>X-Security-Context</c>
+    /// (a reference) its <c>securityContext</c>.
+    /// </summary>
+    private async Task<Binary> ReadNativeBinaryAsync(HttpRequest request, CancellationToken ct)
+    {
+        var (buffer, length) = await ReadPooledBodyAsync(request, ct);
+        try
+        {
+            var binary = new Binary { ContentType = request.ContentType!.Trim(), Data = buffer.AsSpan(0, length).ToArray() };
+            var securityContext = request.Headers["X-Security-Context"].ToString().Trim();
+            if (securityContext.Length > 0)
+            {
+                binary.SecurityContext = new ResourceReference(securityContext);
+            }
+
+            return binary;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     private async Task<Resource> ReadResourceAsync(HttpRequest request, FhirFormat format, string? expectedType,
         IDictionary<int, OperationOutcome>? refusedEntries, CancellationToken ct)
@@ -144,7 +171,7 @@ public sealed class FhirRequestReader(FhirSerializers serializers, IOptions<HubO
 
             if (length == 0)
             {
-                throw new InvalidInputException("The request body is empty; a FHIR resource was expected.");
+                throw new InvalidInputException("The request body is empty; a FHIR resource (or, for a Binary, its content) was expected.");
             }
 
             return (buffer, length);

@@ -22,6 +22,12 @@ public static class FhirResults
 
     public static IResult Outcome(OperationOutcome outcome, int status) => new OutcomeResult(outcome, status);
 
+    /// <summary>
+    /// A Binary's own content with its <c>contentType</c> (<c>application/octet-stream</c> when it states none) and its
+    /// <c>securityContext</c> as <c>X-Security-Context</c> (binary.html#rest), with the version's ETag.
+    /// </summary>
+    public static IResult BinaryContent(StoredResource resource, Binary binary) => new BinaryContentResult(resource, binary);
+
     public static IResult NotModified(StoredResource resource) => new HeadersOnlyResult(resource, StatusCodes.Status304NotModified, null);
 
     /// <summary>410 for a deleted resource, carrying the deletion version's ETag (http.html#read).</summary>
@@ -109,6 +115,28 @@ public static class FhirResults
             {
                 await WriteJsonAsync(context, json.Written, status);
             }
+        }
+    }
+
+    private sealed class BinaryContentResult(StoredResource resource, Binary binary) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext context)
+        {
+            SetVersionHeaders(context.Response, resource);
+            if (binary.SecurityContext?.Reference is { Length: > 0 } securityContext)
+            {
+                context.Response.Headers["X-Security-Context"] = securityContext;
+            }
+
+            // Stored content may be HTML or script from anyone who can write a Binary: a browser opening it must not
+            // run it as this origin's page nor guess another type for it.
+            context.Response.Headers.XContentTypeOptions = "nosniff";
+            context.Response.Headers.ContentSecurityPolicy = "sandbox";
+            var content = binary.Data ?? [];
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = string.IsNullOrEmpty(binary.ContentType) ? "application/octet-stream" : binary.ContentType;
+            context.Response.ContentLength = content.Length;
+            await context.Response.Body.WriteAsync(content, context.RequestAborted);
         }
     }
 
