@@ -464,19 +464,29 @@ public abstract class TransactionTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task Misaligned_repeating_primitives_refuse_a_batch_that_also_has_an_entry_that_does_not_parse()
+    public async Task Misaligned_repeating_primitives_refuse_their_batch_entry_alone_and_a_whole_transaction()
     {
-        // given[1] carries an extension in _given, which has one place only: kept, it would belong to "a".
-        const string Body = """
-            {"resourceType":"Bundle","type":"batch","entry":[
+        // entry[1]'s given[1] carries an extension in _given, which has one place only: kept, it would belong to "a".
+        var number = NewNumber();
+        var entries = $$$"""
+            "entry":[
               {"resource":{"resourceType":"Patient","gender":"bogus"},"request":{"method":"POST","url":"Patient"}},
-              {"resource":{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[{"extension":[{"url":"http://example.org/only-b","valueString":"b"}]}]}]},"request":{"method":"POST","url":"Patient"}}]}
+              {"resource":{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[{"extension":[{"url":"http://example.org/only-b","valueString":"b"}]}]}]},"request":{"method":"POST","url":"Patient"}},
+              {"resource":{"resourceType":"Patient","identifier":[{"system":"{{{IdSystem}}}","value":"{{{number}}}"}],"name":[{"given":["c"],"_given":[{"id":"c1"}]}]},"request":{"method":"POST","url":"Patient"}}]
             """;
 
-        var response = await _client.PostAsync("/fhir", Fhir.Raw(Body));
+        var batch = await _client.PostAsync("/fhir", Fhir.Raw($$$"""{"resourceType":"Bundle","type":"batch",{{{entries}}}}"""));
+        var transaction = await _client.PostAsync("/fhir", Fhir.Raw($$$"""{"resourceType":"Bundle","type":"transaction",{{{entries}}}}"""));
 
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains("_given", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(batch);
+        Assert.Equal(["400 Bad Request", "400 Bad Request", "201 Created"], bundle.Entry.Select(e => e.Response!.Status));
+        var misaligned = ((OperationOutcome)bundle.Entry[1].Response!.Outcome!).Issue.Single();
+        Assert.Equal("Bundle.entry[1].resource.name[0].given", misaligned.Expression.Single());
+        Assert.Contains("_given", misaligned.Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(1, await CountAsync(number));
+        Assert.Equal(HttpStatusCode.BadRequest, transaction.StatusCode);
+        Assert.Equal(1, await CountAsync(number));
     }
 
     [Fact]

@@ -72,7 +72,7 @@ public sealed class FhirSerializers
         EnsureNothingAfter(ref reader);
         if (body.IndexOf("\"_"u8) >= 0)
         {
-            CheckRepeatingPrimitives(body);
+            CheckRepeatingPrimitives(body, resource is Bundle { Type: Bundle.BundleType.Batch } ? refusedEntries : null);
         }
 
         return resource;
@@ -104,21 +104,51 @@ public sealed class FhirSerializers
     /// (json.html#primitive), nulls holding the places. The SDK's reader pads arrays of different lengths, which
     /// would hand an extension to another value; such a body is refused, naming the element.
     /// </summary>
-    private static void CheckRepeatingPrimitives(ReadOnlySpan<byte> body)
+    /// <param name="refusedEntries">For a batch: an entry's misaligned element refuses that entry alone, as its other
+    /// parse errors do (<see cref="WithRefusedEntries"/>).</param>
+    private static void CheckRepeatingPrimitives(ReadOnlySpan<byte> body, IDictionary<int, OperationOutcome>? refusedEntries)
     {
         var reader = new Utf8JsonReader(body);
         using var document = JsonDocument.ParseValue(ref reader);
+        var root = document.RootElement.TryGetProperty("resourceType", out var type) ? type.GetString() : null;
+        if (refusedEntries is not null && document.RootElement.TryGetProperty("entry", out var entries) && entries.ValueKind == JsonValueKind.Array)
+        {
+            var index = 0;
+            foreach (var entry in entries.EnumerateArray())
+            {
+                if (Misaligned(entry) is { } inEntry && !refusedEntries.ContainsKey(index))
+                {
+                    refusedEntries[index] = Refusal(inEntry, $"{root}.entry[{index}]").Outcome;
+                }
+
+                index++;
+            }
+
+            // What is left to check lies outside the entries.
+            if (Misaligned(document.RootElement, skip: "entry") is { } outside)
+            {
+                throw Refusal(outside, root);
+            }
+
+            return;
+        }
+
         if (Misaligned(document.RootElement) is { } found)
         {
-            var root = document.RootElement.TryGetProperty("resourceType", out var type) ? type.GetString() : null;
-            var path = root is null ? found.Path : $"{root}.{found.Path}";
-            throw new InvalidInputException(
+            throw Refusal(found, root);
+        }
+
+        static InvalidInputException Refusal((string Path, string Name, int Values, int Extras) found, string? under)
+        {
+            var path = under is null ? found.Path : $"{under}{(found.Path.StartsWith('[') ? "" : ".")}{found.Path}";
+            return new InvalidInputException(
                 $"{path} has {found.Values} values but _{found.Name} has {found.Extras} entries: the two arrays of a repeating "
                 + "primitive line up one to one, with null where a value or its extensions are absent (json.html#primitive).", path);
         }
 
-        // The first misaligned pair under the element, its path relative to it; the path is built only for that one.
-        static (string Path, string Name, int Values, int Extras)? Misaligned(JsonElement element)
+        // The first misaligned pair under the element (but not under its property skip), its path relative to it; the
+        // path is built only for that one.
+        static (string Path, string Name, int Values, int Extras)? Misaligned(JsonElement element, string? skip = null)
         {
             if (element.ValueKind == JsonValueKind.Array)
             {
@@ -143,6 +173,11 @@ public sealed class FhirSerializers
 
             foreach (var property in element.EnumerateObject())
             {
+                if (property.Name == skip)
+                {
+                    continue;
+                }
+
                 if (property.Value.ValueKind == JsonValueKind.Array && !property.Name.StartsWith('_')
                     && element.TryGetProperty("_" + property.Name, out var extra) && extra.ValueKind == JsonValueKind.Array
                     && extra.GetArrayLength() != property.Value.GetArrayLength())
