@@ -219,6 +219,22 @@ public abstract class VersioningTests(HubFactory hub)
         Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(modified)).StatusCode);
     }
 
+    [Theory]
+    [InlineData("W/\"01\"")]
+    [InlineData("\"0\"")]
+    [InlineData("W/\"1.0\"")]
+    public async Task An_if_match_etag_this_server_never_writes_is_400_and_changes_nothing(string ifMatch)
+    {
+        var patient = await CreateAsync();
+        patient.Gender = AdministrativeGender.Other;
+
+        var response = await PutAsync(patient, ifMatch);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("leading zeros", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal("1", (await Fhir.Read<Patient>(await _client.GetAsync($"/fhir/Patient/{patient.Id}"))).Meta!.VersionId);
+    }
+
     private async Task<Patient> CreateAsync()
     {
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient()));

@@ -22,9 +22,10 @@ public static class ETags
         }
 
         var value = (trimmed.StartsWith("W/", StringComparison.Ordinal) ? trimmed[2..] : trimmed).Trim('"');
-        return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version > 0
+        // An ETag compares as a string (RFC 9110 §8.8.3.2): W/"03" is not the W/"3" this server wrote, and no version has it.
+        return value.Length > 0 && value[0] != '0' && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version)
             ? version
-            : throw new InvalidInputException($"{where} '{raw}' is not a version ETag such as W/\"3\".", where);
+            : throw new InvalidInputException($"{where} '{raw}' is not a version ETag such as W/\"3\" (versions are whole numbers from 1, written without leading zeros).", where);
     }
 
     /// <summary>
