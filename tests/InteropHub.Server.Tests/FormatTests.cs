@@ -293,6 +293,46 @@ public abstract class FormatTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task Xml_nested_deeper_than_json_is_read_is_400_and_xml_within_it_is_served_again_in_every_form()
+    {
+        static string Nested(int levels) =>
+            "<Patient xmlns=\"http://hl7.org/fhir\">" + string.Concat(Enumerable.Repeat("<extension url=\"http://example.org/nested\">", levels))
+            + "<valueString value=\"deep\"/>" + string.Concat(Enumerable.Repeat("</extension>", levels))
+            + "<identifier><system value=\"urn:test:nesting\"/><value value=\"884703\"/></identifier></Patient>";
+
+        var tooDeep = await _client.PostAsync("/fhir/Patient", Fhir.Raw(Nested(40), Fhir.XmlType));
+        var deepest = await _client.PostAsync("/fhir/Patient", Fhir.Raw(Nested(30), Fhir.XmlType));
+
+        Assert.Equal(HttpStatusCode.BadRequest, tooDeep.StatusCode);
+        Assert.Contains("more than 32 deep", (await Fhir.Read<OperationOutcome>(tooDeep)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, deepest.StatusCode);
+        var id = (await Fhir.Read<Patient>(deepest)).Id;
+        foreach (var path in new[]
+                 {
+                     $"/fhir/Patient/{id}?_format=xml", $"/fhir/Patient/{id}?_summary=true", $"/fhir/Patient/{id}?_elements=extension",
+                     "/fhir/Patient?identifier=urn:test:nesting|884703&_format=xml", $"/fhir/Patient/{id}/_history?_format=xml",
+                 })
+        {
+            Assert.Equal((path, HttpStatusCode.OK), (path, (await _client.GetAsync(path)).StatusCode));
+        }
+
+        var json = await _client.GetStringAsync($"/fhir/Patient/{id}");
+        Assert.Equal(HttpStatusCode.OK, (await _client.PutAsync($"/fhir/Patient/{id}", Fhir.Raw(json))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Xml_with_a_document_type_declaration_is_400_saying_so_in_the_hubs_words()
+    {
+        var response = await _client.PostAsync("/fhir/Patient",
+            Fhir.Raw("<?xml version=\"1.0\"?><!DOCTYPE Patient [<!ENTITY x \"y\">]><Patient xmlns=\"http://hl7.org/fhir\"/>", Fhir.XmlType));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var diagnostics = (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics;
+        Assert.Contains("document type declaration (<!DOCTYPE …>)", diagnostics, StringComparison.Ordinal);
+        Assert.DoesNotContain("XmlReaderSettings", diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Plain_application_json_bodies_are_accepted()
     {
         var response = await _client.PostAsync("/fhir/Patient", Fhir.Raw("{\"resourceType\":\"Patient\",\"active\":true}", "application/json"));

@@ -200,9 +200,11 @@ public sealed class FhirSerializers
     public Resource ParseXml(ReadOnlyMemory<byte> body, IDictionary<int, OperationOutcome>? refusedEntries = null)
     {
         using var stream = new MemoryStream(body.ToArray(), writable: false);
-        using var reader = XmlReader.Create(stream, SafeXmlReader);
         try
         {
+            EnsureXmlNestingWithin(stream);
+            stream.Position = 0;
+            using var reader = XmlReader.Create(stream, SafeXmlReader);
             return _strictXml.DeserializeResource(reader);
         }
         catch (DeserializationFailedException e) when ((EmptyResource(e) ?? WithRefusedEntries(e, refusedEntries)) is { } parsed)
@@ -213,6 +215,11 @@ public sealed class FhirSerializers
         {
             throw new InvalidInputException(ToOutcome(e));
         }
+        catch (XmlException e) when (e.Message.Contains("DTD", StringComparison.Ordinal))
+        {
+            throw new InvalidInputException(
+                "The body has a document type declaration (<!DOCTYPE …>): FHIR XML has none, and a DTD's entities are not expanded here.");
+        }
         catch (XmlException e)
         {
             throw new InvalidInputException($"The body is not well-formed XML: {e.Message}");
@@ -220,6 +227,28 @@ public sealed class FhirSerializers
         catch (Exception e) when (e is not FhirException)
         {
             throw new InvalidInputException($"The body is not a FHIR XML resource: {e.Message}");
+        }
+    }
+
+    /// <summary>How deep FHIR elements may nest in XML: at most two JSON levels each, within JSON's 64 (<see cref="ParseJson"/>).</summary>
+    public const int MaxXmlDepth = 32;
+
+    /// <summary>
+    /// A resource is kept as JSON, which is read (here and by every client) at most 64 levels deep; an XML element adds
+    /// at most two (a list and its object), so XML nesting FHIR elements deeper than <see cref="MaxXmlDepth"/> is refused
+    /// before it could be stored and then not be served again. The narrative's XHTML is a string in JSON and not counted.
+    /// </summary>
+    private static void EnsureXmlNestingWithin(Stream stream)
+    {
+        using var reader = XmlReader.Create(stream, SafeXmlReader);
+        while (reader.Read())
+        {
+            if (reader.NodeType == XmlNodeType.Element && reader.Depth >= MaxXmlDepth && reader.NamespaceURI == "http://hl7.org/fhir")
+            {
+                var position = (IXmlLineInfo)reader;
+                throw new InvalidInputException(
+                    $"The XML nests FHIR elements more than {MaxXmlDepth} deep (<{reader.LocalName}> at line {position.LineNumber}, position {position.LinePosition}); a resource this deep is not taken.");
+            }
         }
     }
 
