@@ -1,7 +1,6 @@
 using System.Data;
+using System.Data.Common;
 using InteropHub.Fhir.Search;
-using InteropHub.Fhir.Search.Parameters;
-using InteropHub.Fhir.Search.Query;
 using InteropHub.Storage.Sql;
 using InteropHub.Fhir.Storage;
 using Npgsql;
@@ -15,12 +14,11 @@ namespace InteropHub.Storage.Postgres;
 /// locks, which also holds across hub instances sharing the database. All connections come from one
 /// <see cref="NpgsqlDataSource"/>.
 /// </summary>
-public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed, IAsyncDisposable, IDisposable
+public sealed partial class PostgresResourceStore : SqlSearchReader, IResourceStore, IChangeFeed, IAsyncDisposable, IDisposable
 {
     /// <summary>The NOTIFY channel on which every committed write announces <c>Type/id</c>.</summary>
     internal const string ChangeChannel = "interophub_changes";
 
-    private const string CurrentColumns = "resource_type, id, version, last_key, deleted, content";
     private const string HistoryColumns = "key, resource_type, id, version, method, deleted, content";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -28,6 +26,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     private readonly bool _ownsDataSource;
 
     public PostgresResourceStore(PostgresStoreOptions options)
+        : base(SqlDialect.Postgres)
     {
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
         {
@@ -63,6 +62,7 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
 
     /// <summary>Uses a data source the host built and owns (it is not disposed with the store).</summary>
     public PostgresResourceStore(NpgsqlDataSource dataSource)
+        : base(SqlDialect.Postgres)
     {
         _dataSource = dataSource;
         _searchSource = dataSource;
@@ -232,32 +232,24 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         return where;
     }
 
-    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
-        CancellationToken ct)
+    /// <summary>
+    /// A search's statement: a generic one (a read by id, a lookup by identifier) on the prepared connections, whose plan
+    /// fits it whatever the values, and the ingest pipeline's lookups skip a planning that costs more than the
+    /// execution; the others on the search connections, planned with their values.
+    /// </summary>
+    protected override async Task<T> RunAsync<T>(SqlCommandText sql, bool generic, Func<DbDataReader, Task<T>> read, CancellationToken ct)
     {
-        // A lookup by identifier matches one resource or a few whatever the value, so the prepared statement's generic
-        // plan is the right one, and the ingest pipeline's lookups skip a planning that costs more than the execution.
-        await using var connection = await (IsIdentifierLookup(criteria, sort, after) ? _dataSource : _searchSource).OpenConnectionAsync(ct);
-        return await FindAsync(connection, criteria, sort, after, limit, ct);
-    }
-
-    private static bool IsIdentifierLookup(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after) =>
-        sort.Count == 0 && after is null && criteria.Criteria.Count > 0 && criteria.Criteria.All(c =>
-            c is IndexCriterion { Param: "identifier", Table: IndexTable.Tokens, Negated: false } index
-            && index.AnyOf.All(v => v is TokenCondition { Code.Length: > 0 }));
-
-    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
-    {
-        await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, SearchSql.Count(criteria, SqlDialect.Postgres));
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        await using var connection = await (generic ? _dataSource : _searchSource).OpenConnectionAsync(ct);
+        await using var command = Command(connection, sql);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await read(reader);
     }
 
     /// <summary>
     /// The planner's row estimate for the matching row ids (EXPLAIN, nothing executed): as good as the statistics
     /// of schema 0003, and the same cost whether a million resources match or ten.
     /// </summary>
-    public async Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct)
+    public override async Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct)
     {
         await using var connection = await _searchSource.OpenConnectionAsync(ct);
         var count = SearchSql.Matches(criteria, SqlDialect.Postgres);
@@ -265,70 +257,6 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         await using var command = Command(connection, count);
         using var plan = System.Text.Json.JsonDocument.Parse((string)(await command.ExecuteScalarAsync(ct))!);
         return (long)Math.Round(plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble());
-    }
-
-    public async Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
-        CancellationToken ct) =>
-        rids.Count == 0 ? [] : await MatchesAsync(SearchSql.References(rids, param, targetType, limit), ct);
-
-    public async Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
-        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct) =>
-        links.Count == 0 || targets.Count + urls.Count == 0 ? [] : await MatchesAsync(SearchSql.Referring(links, targets, urls, limit), ct);
-
-    /// <summary>The rows (rid, resource_type, id) of a statement, as matches.</summary>
-    private async Task<IReadOnlyList<ResourceMatch>> MatchesAsync(SqlCommandText sql, CancellationToken ct)
-    {
-        await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, sql);
-        var matches = new List<ResourceMatch>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1)));
-        }
-
-        return matches;
-    }
-
-    public async Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct)
-    {
-        if (rids.Count == 0)
-        {
-            return [];
-        }
-
-        await using var connection = await _searchSource.OpenConnectionAsync(ct);
-        await using var command = Command(connection, SearchSql.CanonicalReferences(rids, param, limit));
-        var urls = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            urls.Add(reader.GetString(0));
-        }
-
-        return urls;
-    }
-
-    public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
-    {
-        if (ids.Count == 0)
-        {
-            return [];
-        }
-
-        await using var command = _dataSource.CreateCommand(
-            $"SELECT {CurrentColumns} FROM resource WHERE resource_type = @t AND NOT deleted AND id = ANY(@ids)");
-        command.Parameters.Add(new NpgsqlParameter<string>("t", resourceType));
-        command.Parameters.Add(new NpgsqlParameter<string[]>("ids", ids.Distinct(StringComparer.Ordinal).ToArray()));
-        var found = new Dictionary<string, StoredResource>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            var resource = ReadCurrentRow(reader);
-            found[resource.Id] = resource;
-        }
-
-        return ids.Where(found.ContainsKey).Select(id => found[id]).ToList();
     }
 
     public async ValueTask DisposeAsync()
@@ -403,30 +331,10 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         var found = new List<StoredResource>();
         while (await reader.ReadAsync(ct))
         {
-            found.Add(ReadCurrentRow(reader));
+            found.Add(CurrentRow(reader));
         }
 
         return found;
-    }
-
-    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(NpgsqlConnection connection, SearchCriteria criteria,
-        IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
-    {
-        await using var command = Command(connection, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Postgres));
-        var matches = new List<ResourceMatch>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            var values = new object[sort.Count];
-            for (var i = 0; i < values.Length; i++)
-            {
-                values[i] = reader.GetValue(3 + i);
-            }
-
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), values));
-        }
-
-        return matches;
     }
 
     private static NpgsqlCommand Command(NpgsqlConnection connection, SqlCommandText sql)
@@ -452,18 +360,12 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
     /// An unsorted find that also reads each match's current row (<see cref="SearchSql.FindWithCurrent"/>), for a
     /// write session's round trip (several go in one).
     /// </summary>
-    internal static NpgsqlBatchCommand FindCommand(SearchCriteria criteria, int limit)
-    {
-        var sql = SearchSql.FindWithCurrent(criteria, limit, SqlDialect.Postgres);
-        var command = new NpgsqlBatchCommand(sql.ToString());
-        command.Parameters.AddRange(Parameters(sql));
-        return command;
-    }
+    internal static NpgsqlBatchCommand FindCommand(SearchCriteria criteria, int limit) =>
+        BatchCommand(SearchSql.FindWithCurrent(criteria, limit, SqlDialect.Postgres));
 
-    /// <summary>How many live resources match (<see cref="SearchSql.Count"/>), for a write session's round trip.</summary>
-    internal static NpgsqlBatchCommand CountCommand(SearchCriteria criteria)
+    /// <summary>A statement of <see cref="SearchSql"/>, for a write session's round trip.</summary>
+    internal static NpgsqlBatchCommand BatchCommand(SqlCommandText sql)
     {
-        var sql = SearchSql.Count(criteria, SqlDialect.Postgres);
         var command = new NpgsqlBatchCommand(sql.ToString());
         command.Parameters.AddRange(Parameters(sql));
         return command;
@@ -475,21 +377,12 @@ public sealed partial class PostgresResourceStore : IResourceStore, IChangeFeed,
         var matches = new List<ResourceMatch>();
         while (await reader.ReadAsync(ct))
         {
-            var current = ReadCurrentRow(reader, first: 1);
+            var current = CurrentRow(reader, first: 1);
             matches.Add(new ResourceMatch(reader.GetInt64(0), current.Id, current.ResourceType, []) { Current = current });
         }
 
         return matches;
     }
-
-    /// <summary>A current row of <see cref="CurrentColumns"/>, from the reader's column <paramref name="first"/> on.</summary>
-    private static StoredResource ReadCurrentRow(NpgsqlDataReader reader, int first = 0) => new(
-        reader.GetString(first),
-        reader.GetString(first + 1),
-        reader.GetInt32(first + 2),
-        VersionKeys.ToInstant(reader.GetInt64(first + 3)),
-        reader.GetBoolean(first + 4),
-        reader.GetFieldValue<byte[]>(first + 5));
 
     private static HistoryEntry ReadHistoryRow(NpgsqlDataReader reader)
     {

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Storage;
 using InteropHub.Storage.Sql;
@@ -12,7 +13,8 @@ namespace InteropHub.Storage.Postgres;
 /// </summary>
 /// <param name="notified">Called after a commit of a session that added subscription outbox rows.</param>
 /// <param name="written">Called after a commit with the number of resource versions it wrote.</param>
-internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action notified, Action<int> written) : IWriteSession
+internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action notified, Action<int> written)
+    : SqlSearchReader(SqlDialect.Postgres), IWriteSession
 {
     private int _loaded;
 
@@ -98,12 +100,9 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         await QueryAsync([PostgresResourceStore.FindCommand(criteria, limit)], withWrites: true,
             async reader => await PostgresResourceStore.ReadMatchesAsync(reader, ct), ct);
 
-    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) =>
-        await QueryAsync([PostgresResourceStore.CountCommand(criteria)], withWrites: true, async reader =>
-        {
-            await reader.ReadAsync(ct);
-            return reader.GetInt64(0);
-        }, ct);
+    /// <summary>A search's statement (sorted matches, totals, includes), after the versions waiting: it sees the session's writes.</summary>
+    protected override Task<T> RunAsync<T>(SqlCommandText sql, bool generic, Func<DbDataReader, Task<T>> read, CancellationToken ct) =>
+        QueryAsync([PostgresResourceStore.BatchCommand(sql)], withWrites: true, read, ct);
 
     /// <summary>
     /// Runs <paramref name="commands"/> in one round trip after the locks waiting (and, <paramref name="withWrites"/>,

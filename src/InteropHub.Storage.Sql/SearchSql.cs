@@ -337,6 +337,24 @@ public static class SearchSql
         return sql;
     }
 
+    /// <summary>The current rows (<see cref="SqlSearchReader.CurrentColumns"/>) of those of some resources of one type that are live.</summary>
+    public static SqlCommandText ReadMany(string resourceType, IReadOnlyList<string> ids, SqlDialect dialect)
+    {
+        var sql = new SqlCommandText();
+        sql.Text.Append("SELECT ").Append(SqlSearchReader.CurrentColumns).Append(" FROM resource WHERE resource_type = ").Append(sql.Add(resourceType))
+            .Append(" AND NOT deleted AND id ");
+        if (dialect.Arrays)
+        {
+            sql.Text.Append("= ANY(").Append(sql.Add(ids.Distinct(StringComparer.Ordinal).ToArray())).Append(')');
+        }
+        else
+        {
+            sql.Text.Append("IN (").AppendJoin(", ", ids.Select(sql.Add)).Append(')');
+        }
+
+        return sql;
+    }
+
     /// <summary>(s0 > c0) OR (s0 = c0 AND ((s1 > c1) OR (s1 = c1 AND … rid > crid))), with &lt; for descending keys.</summary>
     private static void Keyset(SqlCommandText sql, IReadOnlyList<SortClause> sort, SearchCursor after, int index, string q, bool ridDescending)
     {

@@ -46,11 +46,15 @@ public sealed class SqlCommandText
 /// AND system = t)</c> read every identifier of the type (a conditional update of a resident among 50,000 took 5 ms,
 /// a batch of them grew quadratically); PostgreSQL combines the branches' index scans by itself.
 /// </param>
-public sealed record SqlDialect(string BinaryCollation, string Fence, bool CodesListed)
+/// <param name="Arrays">
+/// Whether a list of values is bound as one array parameter (<c>= ANY(@p)</c>): one statement text whatever the list's
+/// length, which PostgreSQL keeps prepared. SQLite has no arrays, and lists the values (<c>IN (@p1, @p2, …)</c>).
+/// </param>
+public sealed record SqlDialect(string BinaryCollation, string Fence, bool CodesListed, bool Arrays)
 {
     /// <summary>SQLite compares TEXT byte-wise (BINARY) by default.</summary>
-    public static readonly SqlDialect Sqlite = new("", " LIMIT -1 OFFSET 0", CodesListed: true);
+    public static readonly SqlDialect Sqlite = new("", " LIMIT -1 OFFSET 0", CodesListed: true, Arrays: false);
 
     /// <summary>PostgreSQL must be told to compare byte-wise, so ordering matches SQLite's whatever the database locale.</summary>
-    public static readonly SqlDialect Postgres = new(" COLLATE \"C\"", " OFFSET 0", CodesListed: false);
+    public static readonly SqlDialect Postgres = new(" COLLATE \"C\"", " OFFSET 0", CodesListed: false, Arrays: true);
 }

@@ -1,7 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
 using InteropHub.Fhir.Search;
-using InteropHub.Fhir.Search.Query;
 using InteropHub.Storage.Sql;
 using InteropHub.Fhir.Storage;
 using Microsoft.Data.Sqlite;
@@ -13,14 +12,15 @@ namespace InteropHub.Storage.Sqlite;
 /// serialised in-process by a semaphore and run in <c>BEGIN IMMEDIATE</c> transactions; readers run in parallel
 /// on their own pooled connections and see the last committed state.
 /// </summary>
-public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
+public sealed partial class SqliteResourceStore : SqlSearchReader, IResourceStore, IDisposable
 {
-    private const string Columns = "resource_type, id, version, last_key, deleted, content";
+    private const string Columns = CurrentColumns;
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writer = new(1, 1);
 
     public SqliteResourceStore(SqliteStoreOptions options)
+        : base(SqlDialect.Sqlite)
     {
         var path = System.IO.Path.GetFullPath(options.Path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
@@ -164,89 +164,19 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return where;
     }
 
-    public async Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
+    /// <summary>A search's statement, on a pooled connection of its own (readers run in parallel with the writer).</summary>
+    protected override async Task<T> RunAsync<T>(SqlCommandText sql, bool generic, Func<DbDataReader, Task<T>> read, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await RunAsync(connection, null, sql, read, ct);
+    }
+
+    private static async Task<T> RunAsync<T>(SqliteConnection connection, SqliteTransaction? tx, SqlCommandText sql, Func<DbDataReader, Task<T>> read,
         CancellationToken ct)
     {
-        await using var connection = await OpenAsync(ct);
-        return await FindAsync(connection, null, criteria, sort, after, limit, ct);
-    }
-
-    public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
-    {
-        await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, SearchSql.Count(criteria, SqlDialect.Sqlite));
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-    }
-
-    public async Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
-        CancellationToken ct) =>
-        rids.Count == 0 ? [] : await MatchesAsync(SearchSql.References(rids, param, targetType, limit), ct);
-
-    public async Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
-        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct) =>
-        links.Count == 0 || targets.Count + urls.Count == 0 ? [] : await MatchesAsync(SearchSql.Referring(links, targets, urls, limit), ct);
-
-    /// <summary>The rows (rid, resource_type, id) of a statement, as matches.</summary>
-    private async Task<IReadOnlyList<ResourceMatch>> MatchesAsync(SqlCommandText sql, CancellationToken ct)
-    {
-        await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, sql);
-        var matches = new List<ResourceMatch>();
+        await using var command = Command(connection, tx, sql);
         await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1)));
-        }
-
-        return matches;
-    }
-
-    public async Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct)
-    {
-        if (rids.Count == 0)
-        {
-            return [];
-        }
-
-        await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, SearchSql.CanonicalReferences(rids, param, limit));
-        var urls = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            urls.Add(reader.GetString(0));
-        }
-
-        return urls;
-    }
-
-    public async Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct)
-    {
-        if (ids.Count == 0)
-        {
-            return [];
-        }
-
-        await using var connection = await OpenAsync(ct);
-        await using var command = connection.CreateCommand();
-        var names = new List<string>();
-        for (var i = 0; i < ids.Count; i++)
-        {
-            names.Add($"@i{i}");
-            command.Parameters.AddWithValue($"@i{i}", ids[i]);
-        }
-
-        command.CommandText = $"SELECT {Columns} FROM resource WHERE resource_type = @t AND deleted = 0 AND id IN ({string.Join(',', names)})";
-        command.Parameters.AddWithValue("@t", resourceType);
-        var found = new Dictionary<string, StoredResource>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            var resource = ReadCurrentRow(reader);
-            found[resource.Id] = resource;
-        }
-
-        return ids.Where(found.ContainsKey).Select(id => found[id]).ToList();
+        return await read(reader);
     }
 
     public void Dispose() => _writer.Dispose();
@@ -267,27 +197,7 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         command.Parameters.AddWithValue("@t", resourceType);
         command.Parameters.AddWithValue("@id", id);
         await using var reader = await command.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? ReadCurrentRow(reader) : null;
-    }
-
-    private static async Task<IReadOnlyList<ResourceMatch>> FindAsync(SqliteConnection connection, SqliteTransaction? tx, SearchCriteria criteria,
-        IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct)
-    {
-        await using var command = Command(connection, tx, SearchSql.Find(criteria, sort, after, limit, SqlDialect.Sqlite));
-        var matches = new List<ResourceMatch>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            var values = new object[sort.Count];
-            for (var i = 0; i < values.Length; i++)
-            {
-                values[i] = reader.GetValue(3 + i);
-            }
-
-            matches.Add(new ResourceMatch(reader.GetInt64(0), reader.GetString(2), reader.GetString(1), values));
-        }
-
-        return matches;
+        return await reader.ReadAsync(ct) ? CurrentRow(reader) : null;
     }
 
     private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? tx, SqlCommandText sql)
@@ -303,15 +213,6 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
         return command;
     }
 
-    /// <summary>A current row of <see cref="Columns"/>, from the reader's column <paramref name="first"/> on.</summary>
-    private static StoredResource ReadCurrentRow(DbDataReader reader, int first = 0) => new(
-        reader.GetString(first),
-        reader.GetString(first + 1),
-        reader.GetInt32(first + 2),
-        VersionKeys.ToInstant(reader.GetInt64(first + 3)),
-        reader.GetInt64(first + 4) != 0,
-        (byte[])reader.GetValue(first + 5));
-
     private static HistoryEntry ReadHistoryRow(DbDataReader reader)
     {
         var key = reader.GetInt64(0);
@@ -325,7 +226,8 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             reader.GetString(4)));
     }
 
-    private sealed class WriteSession(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer, SqliteResourceStore store) : IWriteSession
+    private sealed class WriteSession(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer, SqliteResourceStore store)
+        : SqlSearchReader(SqlDialect.Sqlite), IWriteSession
     {
         private bool _done;
         private bool _notified;
@@ -363,18 +265,16 @@ public sealed partial class SqliteResourceStore : IResourceStore, IDisposable
             await using var reader = await command.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                var current = ReadCurrentRow(reader, first: 1);
+                var current = CurrentRow(reader, first: 1);
                 matches.Add(new ResourceMatch(reader.GetInt64(0), current.Id, current.ResourceType, []) { Current = current });
             }
 
             return matches;
         }
 
-        public async Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct)
-        {
-            await using var command = Command(connection, transaction, SearchSql.Count(criteria, SqlDialect.Sqlite));
-            return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-        }
+        /// <summary>A search's statement, in the session's transaction: it sees the session's writes.</summary>
+        protected override Task<T> RunAsync<T>(SqlCommandText sql, bool generic, Func<DbDataReader, Task<T>> read, CancellationToken ct) =>
+            SqliteResourceStore.RunAsync(connection, transaction, sql, read, ct);
 
         public async Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
             IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct)

@@ -827,7 +827,8 @@ public abstract class SearchTests(HubFactory hub)
         return await Fhir.Read<Bundle>(response);
     }
 
-    private static List<string> Modes(Bundle bundle) =>
+    /// <summary>Each entry of a searchset as "match Type/id" or "include Type/id".</summary>
+    internal static List<string> Modes(Bundle bundle) =>
         bundle.Entry.Select(e => $"{(e.Search!.Mode == Bundle.SearchEntryMode.Match ? "match" : "include")} {e.Resource!.TypeName}/{e.Resource.Id}").ToList();
 }
 

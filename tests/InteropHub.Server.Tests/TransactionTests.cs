@@ -12,6 +12,9 @@ namespace InteropHub.Server.Tests;
 public abstract class TransactionTests(HubFactory hub)
 {
     private const string IdSystem = "urn:oid:2.16.156.10011.1.3";
+
+    /// <summary>Identifiers of the observations and organisations the transaction search tests create.</summary>
+    private const string ObservationIds = "http://qingxi-hospital.example/txget25";
     private readonly HttpClient _client = hub.CreateClient();
 
     [Fact]
@@ -615,7 +618,6 @@ public abstract class TransactionTests(HubFactory hub)
             Entry(HTTPVerb.GET, url),
             Entry(HTTPVerb.GET, $"{url}&_summary=count"),
             Entry(HTTPVerb.GET, $"{url}&_elements=gender"));
-        var sorted = await PostAsync(BundleType.Transaction, Entry(HTTPVerb.GET, $"{url}&_sort=family"));
         var batch = await PostAsync(BundleType.Batch, Entry(HTTPVerb.GET, $"{url}&_sort=-family&_total=accurate"));
 
         Assert.Equal(HttpStatusCode.OK, transaction.StatusCode);
@@ -631,11 +633,114 @@ public abstract class TransactionTests(HubFactory hub)
             Assert.Equal(AdministrativeGender.Male, ((Patient)e.Resource!).Gender);
             Assert.Contains(e.Resource!.Meta!.Tag, t => t.Code == "SUBSETTED");
         });
-        Assert.Equal(HttpStatusCode.BadRequest, sorted.StatusCode);
-        Assert.Contains("_sort", (await Fhir.Read<OperationOutcome>(sorted)).Issue[0].Diagnostics);
         var all = (Bundle)(await Fhir.Read<Bundle>(batch)).Entry[0].Resource!;
         Assert.Equal(3, all.Total);
         Assert.Equal(["Zhao", "Wang", "Li"], all.Entry.Select(e => ((Patient)e.Resource!).Name[0].Family));
+    }
+
+    [Fact]
+    public async Task A_search_in_a_transaction_sorts_by_several_keys_with_the_patients_the_transaction_creates_in_their_places()
+    {
+        var number = "txget25" + NewNumber();
+        await CreateAsync(Born(Fhir.Patient("Li", "Yi", number), "1980-01-01"));
+        await CreateAsync(Born(Fhir.Patient("Zhao", "Er", number), "1990-01-01"));
+        var url = $"Patient?identifier={IdSystem}|{number}&_sort=family,-birthdate";
+
+        // The GET entry comes first but runs after the writes (http.html#trules).
+        var transaction = await TransactionAsync(
+            Entry(HTTPVerb.GET, url),
+            Entry(HTTPVerb.POST, "Patient", Born(Fhir.Patient("Li", "San", number), "2000-01-01")),
+            Entry(HTTPVerb.POST, "Patient", Born(Fhir.Patient("Qian", "Si", number), "1970-01-01")));
+        var committed = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/{url}"));
+
+        var page = Assert.IsType<Bundle>(transaction.Entry[0].Resource);
+        Assert.Equal(["Li San", "Li Yi", "Qian Si", "Zhao Er"], page.Entry.Select(e => ((Patient)e.Resource!).Name[0].Family + " " + ((Patient)e.Resource!).Name[0].Given.Single()));
+        Assert.Equal(4, page.Total);
+        Assert.Equal(committed.Entry.Select(e => e.Resource!.Id), page.Entry.Select(e => e.Resource!.Id));
+    }
+
+    [Fact]
+    public async Task A_sorted_search_in_a_transaction_has_a_next_link_that_a_later_transaction_follows_over_its_own_writes()
+    {
+        var number = "txget25" + NewNumber();
+        var url = $"Patient?identifier={IdSystem}|{number}&_sort=-family&_count=2";
+
+        var first = await TransactionAsync(
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Wu", "Yi", number)),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Sun", "Er", number)),
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Qian", "San", number)),
+            Entry(HTTPVerb.GET, url));
+        var next = Assert.IsType<Bundle>(first.Entry[3].Resource).NextLink!.OriginalString;
+        var second = await TransactionAsync(
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Li", "Si", number)),
+            Entry(HTTPVerb.GET, next[(next.IndexOf("/fhir/", StringComparison.Ordinal) + "/fhir/".Length)..]));
+
+        static IEnumerable<string?> Families(EntryComponent entry) => ((Bundle)entry.Resource!).Entry.Select(e => ((Patient)e.Resource!).Name[0].Family);
+        Assert.Equal(["Wu", "Sun"], Families(first.Entry[3]));
+        Assert.Equal(["Qian", "Li"], Families(second.Entry[1]));
+        Assert.NotNull(((Bundle)second.Entry[1].Resource!).PreviousLink);
+    }
+
+    [Fact]
+    public async Task A_search_in_a_transaction_includes_and_revincludes_what_the_transaction_creates_marked_include()
+    {
+        var number = "txget25" + NewNumber();
+        const string patientUrl = "urn:uuid:2b5d7c1e-25a0-4c3e-9f61-7e0f5b1d2a25";
+
+        var transaction = await TransactionAsync(
+            Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Zhou", "Yi", number), patientUrl),
+            Entry(HTTPVerb.POST, "Observation", Observation(patientUrl, number)),
+            Entry(HTTPVerb.GET, $"Observation?identifier={ObservationIds}|{number}&_include=Observation:subject"),
+            Entry(HTTPVerb.GET, $"Patient?identifier={IdSystem}|{number}&_revinclude=Observation:subject"));
+        var patient = transaction.Entry[0].Resource!.Id;
+        var observation = transaction.Entry[1].Resource!.Id;
+        var included = await SearchAsync($"Observation?identifier={ObservationIds}|{number}&_include=Observation:subject");
+        var revIncluded = await SearchAsync($"Patient?identifier={IdSystem}|{number}&_revinclude=Observation:subject");
+
+        Assert.Equal([$"match Observation/{observation}", $"include Patient/{patient}"], Modes(transaction, 2));
+        Assert.Equal([$"match Patient/{patient}", $"include Observation/{observation}"], Modes(transaction, 3));
+        Assert.Equal(SearchTests.Modes(included), Modes(transaction, 2));
+        Assert.Equal(SearchTests.Modes(revIncluded), Modes(transaction, 3));
+    }
+
+    [Fact]
+    public async Task A_search_in_a_transaction_iterates_includes_with_typed_targets_and_wildcards_through_what_the_transaction_creates()
+    {
+        var number = "txget25" + NewNumber();
+        const string organizationUrl = "urn:uuid:5c0e2a4b-25f1-4d7e-8a93-1b6c4e0f7a25";
+        const string patientUrl = "urn:uuid:9e3a1f6d-25c2-4b8e-a074-3d5f2c8b1e25";
+        var organization = new Organization { Name = "白沙镇卫生院", Identifier = [new Identifier(ObservationIds, number)] };
+        var patient = Fhir.Patient("Zheng", "Yi", number);
+        patient.ManagingOrganization = new ResourceReference(organizationUrl);
+
+        var transaction = await TransactionAsync(
+            Entry(HTTPVerb.POST, "Organization", organization, organizationUrl),
+            Entry(HTTPVerb.POST, "Patient", patient, patientUrl),
+            Entry(HTTPVerb.POST, "Observation", Observation(patientUrl, number)),
+            Entry(HTTPVerb.GET, $"Observation?identifier={ObservationIds}|{number}&_include=Observation:subject:Patient&_include:iterate=Patient:organization"),
+            Entry(HTTPVerb.GET, $"Organization?identifier={ObservationIds}|{number}&_revinclude:iterate=Patient:organization&_revinclude:iterate=Observation:subject"),
+            Entry(HTTPVerb.GET, $"Patient?identifier={IdSystem}|{number}&_revinclude=*&_include=Patient:*"));
+        var (o, p, x) = (transaction.Entry[0].Resource!.Id, transaction.Entry[1].Resource!.Id, transaction.Entry[2].Resource!.Id);
+
+        Assert.Equal([$"match Observation/{x}", $"include Patient/{p}", $"include Organization/{o}"], Modes(transaction, 3));
+        Assert.Equal([$"match Organization/{o}", $"include Patient/{p}", $"include Observation/{x}"], Modes(transaction, 4));
+        Assert.Equal(new[] { $"include Observation/{x}", $"include Organization/{o}", $"match Patient/{p}" },
+            Modes(transaction, 5).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task Includes_in_a_transaction_stop_at_the_configured_cap_with_a_warning()
+    {
+        var number = "txget25" + NewNumber();
+        var patient = Entry(HTTPVerb.POST, "Patient", Fhir.Patient("Wang", "Qi", number), "urn:uuid:7a1c3e5f-25d4-4f6a-b8c0-2e4a6c8e0a25");
+        var observations = Enumerable.Range(0, 7).Select(_ => Entry(HTTPVerb.POST, "Observation", Observation(patient.FullUrl!)));
+
+        var transaction = await TransactionAsync([patient, .. observations, Entry(HTTPVerb.GET, $"Patient?identifier={IdSystem}|{number}&_revinclude=Observation:subject")]);
+
+        var page = Assert.IsType<Bundle>(transaction.Entry[^1].Resource);
+        Assert.Equal(5, page.Entry.Count(e => e.Search?.Mode == SearchEntryMode.Include));
+        var outcome = Assert.IsType<OperationOutcome>(page.Entry.Single(e => e.Search?.Mode == SearchEntryMode.Outcome).Resource);
+        Assert.Equal(OperationOutcome.IssueType.TooCostly, outcome.Issue.Single().Code);
     }
 
     [Fact]
@@ -952,6 +1057,16 @@ public abstract class TransactionTests(HubFactory hub)
     private Task<HttpResponseMessage> PostAsync(BundleType type, params EntryComponent[] entries) =>
         _client.PostAsync("/fhir", Fhir.Content(NewBundle(type, entries)));
 
+    private async Task<Bundle> TransactionAsync(params EntryComponent[] entries)
+    {
+        var response = await PostAsync(BundleType.Transaction, entries);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await Fhir.Read<Bundle>(response);
+    }
+
+    /// <summary>The searchset a transaction answered its entry <paramref name="index"/> with, as <see cref="SearchTests.Modes"/>.</summary>
+    private static List<string> Modes(Bundle transaction, int index) => SearchTests.Modes((Bundle)transaction.Entry[index].Resource!);
+
     private static EntryComponent Entry(HTTPVerb method, string url, Resource? resource = null, string? fullUrl = null,
         string? ifNoneExist = null, string? ifMatch = null) => new()
     {
@@ -962,12 +1077,26 @@ public abstract class TransactionTests(HubFactory hub)
 
     private static Binary JsonPatch(string document) => new() { ContentType = "application/json-patch+json", Data = Encoding.UTF8.GetBytes(document) };
 
-    private static Observation Observation(string subject) => new()
+    private static Observation Observation(string subject, string? identifier = null) => new()
     {
+        Identifier = identifier is null ? [] : [new Identifier(ObservationIds, identifier)],
         Status = ObservationStatus.Final,
         Code = new CodeableConcept("http://loinc.org", "8339-4", "Birth weight"),
         Subject = new ResourceReference(subject),
     };
+
+    private static Patient Born(Patient patient, string birthDate)
+    {
+        patient.BirthDate = birthDate;
+        return patient;
+    }
+
+    private async Task<Bundle> SearchAsync(string url)
+    {
+        var response = await _client.GetAsync($"/fhir/{url}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await Fhir.Read<Bundle>(response);
+    }
 
     private static Patient WithId(Patient patient, string? id = null)
     {

@@ -386,6 +386,51 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(["Patient/p1"], (await Store.FindAsync(byName.Criteria, [], null, 10, Ct)).Select(m => $"{m.ResourceType}/{m.Id}"));
     }
 
+    [Fact]
+    public async Task A_session_sorts_pages_counts_includes_and_reads_through_its_own_uncommitted_writes()
+    {
+        await SeedWorldAsync();
+        const string measureUrl = "https://example.org/fhir/Measure/txget25";
+        await using var session = await Store.BeginWriteAsync(Ct);
+        foreach (var resource in new Resource[]
+        {
+            new Patient { Id = "s1", BirthDate = "2005-01-01", ManagingOrganization = new ResourceReference("Organization/org1") },
+            new Patient { Id = "s2", BirthDate = "1988-01-01" },
+            new Observation { Id = "n1", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6"), Subject = new ResourceReference("Patient/s1") },
+            new Observation { Id = "n2", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "8480-6"), Subject = new ResourceReference("Patient/p1") },
+            new Measure { Id = "m1", Url = measureUrl, Status = PublicationStatus.Active },
+            new MeasureReport
+            {
+                Id = "mr1", Status = MeasureReport.MeasureReportStatus.Complete, Type = MeasureReport.MeasureReportType.Summary, Measure = measureUrl,
+                Period = new Period(new FhirDateTime("2025-01-01"), new FhirDateTime("2025-12-31")),
+            },
+        })
+        {
+            var (row, index) = _writer.Prepare(resource, resource.Id!, 1, "PUT");
+            await session.WriteAsync(row, index, Ct);
+        }
+
+        var query = SearchParser.Default.ParseQuery(["Patient"], SearchParser.SplitQueryString("Patient", "_sort=-birthdate&birthdate:missing=false"), lenient: false);
+        var first = await session.FindAsync(query.Criteria, query.Sort, null, 2, Ct);
+        var rest = await session.FindAsync(query.Criteria, query.Sort, new SearchCursor(first[^1].SortValues!, first[^1].Rid), 10, Ct);
+        var rids = (await session.FindAsync(Criteria("Observation", "_id=n1"), [], null, 1, Ct)).Select(m => m.Rid).ToList();
+        var reportRids = (await session.FindAsync(Criteria("MeasureReport", "_id=mr1"), [], null, 1, Ct)).Select(m => m.Rid).ToList();
+        ReferenceLink[] subject = [new("Observation", "subject", "Patient")];
+        var referring = await session.FindReferringAsync(subject, [new("Patient", "s1"), new("Patient", "p1")], [], 10, Ct);
+        var read = await session.ReadManyAsync("Patient", ["s2", "nobody", "s1", "p1"], Ct);
+
+        // 2005 s1 and 1990 p1, then 1988 s2 and 1985 p2: the session's patients among the stored ones.
+        Assert.Equal(["s1", "p1", "s2", "p2"], first.Concat(rest).Select(m => m.Id));
+        Assert.Equal(3, await session.CountAsync(Criteria("Observation", "subject=Patient/p1"), Ct));
+        Assert.Equal(["Patient/s1"], (await session.FindReferencesAsync(rids, "subject", null, 10, Ct)).Select(m => $"{m.ResourceType}/{m.Id}"));
+        Assert.Equal(["n1", "n2", "o1", "o3"], referring.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Equal([measureUrl], await session.FindCanonicalReferencesAsync(reportRids, "measure", 10, Ct));
+        Assert.Equal(["s2", "s1", "p1"], read.Select(r => r.Id));
+        // The store reads committed data only: none of it until the session commits.
+        Assert.Equal(["o1", "o3"], (await Store.FindReferringAsync(subject, [new("Patient", "s1"), new("Patient", "p1")], [], 10, Ct)).Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.Empty(await Store.ReadManyAsync("Patient", ["s1", "s2"], Ct));
+    }
+
     private async Task<List<string>> PagedIdsAsync(string type, string queryString, int pageSize)
     {
         var pairs = SearchParser.SplitQueryString(type, queryString);

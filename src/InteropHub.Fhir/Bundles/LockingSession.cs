@@ -13,7 +13,7 @@ namespace InteropHub.Fhir.Bundles;
 /// same search. The current versions it read are kept too (read by id, or with a search's matches) until the session
 /// writes them; one read before its id was locked is read again once it is.
 /// </summary>
-internal sealed class LockingSession(IWriteSession inner) : IWriteSession
+internal sealed class LockingSession(IWriteSession inner) : ForwardingSearchReader, IWriteSession
 {
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Criteria, int Limit), IReadOnlyList<ResourceMatch>> _found = [];
@@ -21,6 +21,9 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
     /// <summary>The resources in <see cref="_current"/> read before their id lock was held, by that lock's name.</summary>
     private readonly Dictionary<string, (string ResourceType, string Id)> _unlocked = new(StringComparer.Ordinal);
+
+    /// <summary>A search entry's reads (sorted matches, includes, their resources) are asked once each: nothing to remember.</summary>
+    protected override ISearchReader Reader => inner;
 
     /// <summary>Takes the locks not held yet in ordinal order of their names (whatever order they come in); every transaction orders the same way.</summary>
     public Task LockAllAsync(IReadOnlyList<string> keys, CancellationToken ct) => LockAllAsync(keys, giveUp: false, ct);
@@ -104,8 +107,6 @@ internal sealed class LockingSession(IWriteSession inner) : IWriteSession
 
         return matches;
     }
-
-    public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
 
     public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
         IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);

@@ -564,11 +564,8 @@ public sealed class ProcessBundle(
     }
 
     /// <summary>
-    /// A search inside a transaction, through the session so it sees the transaction's own writes: the first page of
-    /// matches in row order, with its total, <c>_summary</c> and <c>_elements</c> as a search on its own has them
-    /// (<c>_total=estimate</c> counts). Sorting and includes need the store's full search, which reads committed data
-    /// only, so they are refused here rather than answered from a state that ignores the transaction; the next link
-    /// works outside the transaction.
+    /// A search inside a transaction: the search a request of its own runs (sorting, includes, totals, paging), reading
+    /// through the session so it sees the transaction's own writes, and so answers as it will once they commit.
     /// </summary>
     private async Task<SearchPage> SearchAsync(EntryPlan plan, LockingSession session, CancellationToken ct)
     {
@@ -577,38 +574,7 @@ public sealed class ProcessBundle(
             throw new InvalidInputException("A search of every type cannot run inside a transaction; use a batch, or search one type.", plan.Where);
         }
 
-        var query = await terminology.ExpandAsync(parser.ParseQuery([plan.ResourceType], plan.Query, lenient: false), lenient: false, ct);
-        var unsupported = query.ResultParameters.Select(p => p.Key).FirstOrDefault(name => name is not ("_count" or "_total" or "_summary" or "_elements"));
-        if (unsupported is not null || query.Cursor is not null)
-        {
-            var name = unsupported ?? Paging.CursorParameter;
-            throw new InvalidInputException(
-                $"A search inside a transaction takes search criteria, _count, _total, _summary and _elements, not '{name}'; use a batch to search with it.",
-                name);
-        }
-
-        var applied = query.Criteria.Applied.Concat(query.ResultParameters).ToList();
-        var criteria = plan.Compartment is { } compartment ? Compartments.Restrict(query.Criteria, compartment, parser.Registry) : query.Criteria;
-        if (SearchResources.CountOnly(query))
-        {
-            return new SearchPage([], [], null, await session.CountAsync(criteria, ct), SearchCursorText.Query(applied), null);
-        }
-
-        var matches = query.Count == 0 ? [] : await session.FindAsync(plan.ResourceType, criteria, query.Count + 1, ct);
-        var more = matches.Count > query.Count;
-        var page = more ? matches.Take(query.Count).ToList() : matches;
-        var resources = new List<StoredResource>();
-        foreach (var match in page)
-        {
-            if (await session.ReadCurrentAsync(plan.ResourceType, match.Id, ct) is { IsDeleted: false } resource)
-            {
-                resources.Add(resource);
-            }
-        }
-
-        var total = await SearchResources.TotalAsync(query, more, resources.Count, _ => session.CountAsync(criteria, ct));
-        var next = more ? SearchCursorText.Query([.. applied, new(Paging.CursorParameter, SearchCursorText.Encode(page[^1]))]) : null;
-        return new SearchPage(search.Subset(resources, query), [], null, total, SearchCursorText.Query(applied), next);
+        return await search.HandleAsync(new SearchRequest(plan.ResourceType, plan.Query, Lenient: false, plan.Compartment), session, ct);
     }
 
     private static bool NotModified(EntryPlan plan, StoredResource current)

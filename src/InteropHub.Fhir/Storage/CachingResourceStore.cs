@@ -23,7 +23,7 @@ public sealed class ReadCacheOptions
 /// </list>
 /// Only single-resource reads use it; searches, history and write sessions always read the database.
 /// </summary>
-public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions options) : IResourceStore, IChangeListener
+public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions options) : ForwardingSearchReader, IResourceStore, IChangeListener
 {
     private readonly ConcurrentDictionary<(string Type, string Id), StoredResource> _entries = new();
     private long _bytes;
@@ -32,6 +32,8 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
     private volatile bool _serving = inner is not IChangeFeed;
 
     public IResourceStore Inner => inner;
+
+    protected override ISearchReader Reader => inner;
 
     /// <summary>True while the cache answers reads (always without a change feed; while connected with one).</summary>
     public bool Serving => _serving;
@@ -78,25 +80,6 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
     public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
         inner.FindAsync(resourceType, criteria, afterRid, limit, ct);
-
-    public Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit,
-        CancellationToken ct) => inner.FindAsync(criteria, sort, after, limit, ct);
-
-    public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
-
-    public Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => inner.EstimateCountAsync(criteria, ct);
-
-    public Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit,
-        CancellationToken ct) => inner.FindReferencesAsync(rids, param, targetType, limit, ct);
-
-    public Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
-        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct) => inner.FindReferringAsync(links, targets, urls, limit, ct);
-
-    public Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct) =>
-        inner.FindCanonicalReferencesAsync(rids, param, limit, ct);
-
-    public Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct) =>
-        inner.ReadManyAsync(resourceType, ids, ct);
 
     /// <summary>Follows the store's change feed until cancelled (a no-op for stores without one).</summary>
     public Task FollowChangesAsync(CancellationToken ct) => inner is IChangeFeed feed ? feed.ListenAsync(this, ct) : Task.CompletedTask;
@@ -147,9 +130,11 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
         }
     }
 
-    private sealed class EvictingSession(IWriteSession inner, CachingResourceStore cache) : IWriteSession
+    private sealed class EvictingSession(IWriteSession inner, CachingResourceStore cache) : ForwardingSearchReader, IWriteSession
     {
         private readonly List<(string Type, string Id)> _written = [];
+
+        protected override ISearchReader Reader => inner;
 
         public Task LockAsync(string key, CancellationToken ct) => inner.LockAsync(key, ct);
 
@@ -164,8 +149,6 @@ public sealed class CachingResourceStore(IResourceStore inner, ReadCacheOptions 
 
         public Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct) =>
             inner.FindAsync(resourceType, criteria, limit, ct);
-
-        public Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct) => inner.CountAsync(criteria, ct);
 
         public Task<SessionReads> FindManyAsync(IReadOnlyList<(string ResourceType, SearchCriteria Criteria, int Limit)> searches,
             IReadOnlyList<(string ResourceType, string Id)> read, CancellationToken ct) => inner.FindManyAsync(searches, read, ct);

@@ -4,11 +4,11 @@ using InteropHub.Fhir.Search.Query;
 namespace InteropHub.Fhir.Storage;
 
 /// <summary>
-/// A resource store (SQLite or PostgreSQL). Reads are plain; every write goes through an
-/// <see cref="IWriteSession"/>, one database transaction in which the handler checks preconditions,
-/// writes the version and its index rows, and commits, so a crash leaves either all of it or none.
+/// A resource store (SQLite or PostgreSQL). Reads are plain (a search's are those of <see cref="ISearchReader"/>);
+/// every write goes through an <see cref="IWriteSession"/>, one database transaction in which the handler checks
+/// preconditions, writes the version and its index rows, and commits, so a crash leaves either all of it or none.
 /// </summary>
-public interface IResourceStore
+public interface IResourceStore : ISearchReader
 {
     /// <summary>Applies pending schema migrations (called once at start-up).</summary>
     Task MigrateAsync(CancellationToken ct);
@@ -26,53 +26,16 @@ public interface IResourceStore
     /// <summary>How many versions the query's filters select, ignoring its count and paging key.</summary>
     Task<long> CountHistoryAsync(HistoryQuery query, CancellationToken ct);
 
-    /// <summary>
-    /// Live resources of the criteria's types matching them, ordered by <paramref name="sort"/> and then by row id,
-    /// starting after <paramref name="after"/> (keyset paging: the cursor holds the sort values and row id of the
-    /// last match of the previous page, so pages stay correct while data changes).
-    /// </summary>
-    Task<IReadOnlyList<ResourceMatch>> FindAsync(SearchCriteria criteria, IReadOnlyList<SortClause> sort, SearchCursor? after, int limit, CancellationToken ct);
-
     /// <summary>Live resources matching the criteria, in row-id order after <paramref name="afterRid"/>.</summary>
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, long? afterRid, int limit, CancellationToken ct) =>
         FindAsync(criteria, [], afterRid is { } rid ? new SearchCursor([], rid) : null, limit, ct);
-
-    /// <summary>How many live resources match (<c>_total=accurate</c>).</summary>
-    Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
-
-    /// <summary>
-    /// About how many live resources match (<c>_total=estimate</c>): a store that can estimate without counting
-    /// (PostgreSQL's planner statistics) does; the others count.
-    /// </summary>
-    Task<long> EstimateCountAsync(SearchCriteria criteria, CancellationToken ct) => CountAsync(criteria, ct);
-
-    /// <summary>
-    /// The live local targets the given resources reference (<c>_include</c>) through <paramref name="param"/> (null:
-    /// any reference parameter), of <paramref name="targetType"/> (null: any type), in row-id order, at most <paramref name="limit"/>.
-    /// </summary>
-    Task<IReadOnlyList<ResourceMatch>> FindReferencesAsync(IReadOnlyList<long> rids, string? param, string? targetType, int limit, CancellationToken ct);
-
-    /// <summary>
-    /// The live resources that refer to one of <paramref name="targets"/> (<c>_revinclude</c>) through one of
-    /// <paramref name="links"/> (each counts for targets of its target type), or that name one of <paramref name="urls"/>
-    /// (canonical URLs, each with the type of the resource it is the URL of) through one; in row-id order, at most <paramref name="limit"/>.
-    /// </summary>
-    Task<IReadOnlyList<ResourceMatch>> FindReferringAsync(IReadOnlyList<ReferenceLink> links, IReadOnlyList<ResourceKey> targets,
-        IReadOnlyList<(string ResourceType, string Url)> urls, int limit, CancellationToken ct);
-
-    /// <summary>
-    /// The canonical URLs (without a version) the given resources reference through <paramref name="param"/>
-    /// (<c>MeasureReport.measure</c>, <c>CarePlan.instantiatesCanonical</c>), at most <paramref name="limit"/>: what
-    /// <c>_include</c> then finds by <c>url</c>.
-    /// </summary>
-    Task<IReadOnlyList<string>> FindCanonicalReferencesAsync(IReadOnlyList<long> rids, string param, int limit, CancellationToken ct);
-
-    /// <summary>The current versions of the given live resources, in the order asked.</summary>
-    Task<IReadOnlyList<StoredResource>> ReadManyAsync(string resourceType, IReadOnlyList<string> ids, CancellationToken ct);
 }
 
-/// <summary>One write transaction. Disposing without <see cref="CommitAsync"/> rolls everything back.</summary>
-public interface IWriteSession : IAsyncDisposable
+/// <summary>
+/// One write transaction. Disposing without <see cref="CommitAsync"/> rolls everything back. Its searches
+/// (<see cref="ISearchReader"/>, and the unsorted finds below) see its own writes.
+/// </summary>
+public interface IWriteSession : ISearchReader, IAsyncDisposable
 {
     /// <summary>
     /// Serialises writers on a key until the transaction ends (a PostgreSQL advisory lock; SQLite has one writer
@@ -100,9 +63,6 @@ public interface IWriteSession : IAsyncDisposable
 
     /// <summary>The matches, each with its current version (<see cref="ResourceMatch.Current"/>), read by the same statement.</summary>
     Task<IReadOnlyList<ResourceMatch>> FindAsync(string resourceType, SearchCriteria criteria, int limit, CancellationToken ct);
-
-    /// <summary>How many live resources match, this session's writes included (the total of a search inside a transaction).</summary>
-    Task<long> CountAsync(SearchCriteria criteria, CancellationToken ct);
 
     /// <summary>
     /// Several <see cref="FindAsync"/>s and a <see cref="ReadCurrentManyAsync"/> of <paramref name="read"/> in one round

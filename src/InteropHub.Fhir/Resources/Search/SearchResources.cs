@@ -46,7 +46,13 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     /// <summary>How many times <c>:iterate</c> follows the includes again from what the round before added.</summary>
     private const int MaxIterations = 3;
 
-    public async Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct)
+    public Task<SearchPage> HandleAsync(SearchRequest request, CancellationToken ct) => HandleAsync(request, store, ct);
+
+    /// <summary>
+    /// The search, reading through <paramref name="reads"/>: the store, or the write session of a transaction Bundle,
+    /// whose own writes it then sees (http.html#trules: its GET entries run after its writes).
+    /// </summary>
+    public async Task<SearchPage> HandleAsync(SearchRequest request, ISearchReader reads, CancellationToken ct)
     {
         var types = Types(request);
         var query = await terminology.ExpandAsync(parser.ParseQuery(types, LocalValues(request, types), request.Lenient), request.Lenient, ct);
@@ -57,12 +63,12 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
 
         if (CountOnly(query))
         {
-            var count = await store.CountAsync(criteria, ct);
+            var count = await reads.CountAsync(criteria, ct);
             return new SearchPage([], [], Outcome(issues), count, SearchCursorText.Query(applied), null);
         }
 
         var cursor = SearchCursorText.Decode(query.Cursor, query.Sort);
-        var matches = query.Count == 0 ? [] : await store.FindAsync(criteria, query.Sort, cursor, query.Count + 1, ct);
+        var matches = query.Count == 0 ? [] : await reads.FindAsync(criteria, query.Sort, cursor, query.Count + 1, ct);
         var more = matches.Count > query.Count;
         var page = more ? matches.Take(query.Count).ToList() : matches;
         var backward = cursor?.Before == true;
@@ -71,10 +77,10 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             // A previous page comes back nearest first.
             page = page.Reverse().ToList();
         }
-        var resources = await ReadAsync(page, ct);
+        var resources = await ReadAsync(reads, page, ct);
         var total = await TotalAsync(query, more, page.Count,
-            mode => mode == TotalMode.Estimate ? store.EstimateCountAsync(criteria, ct) : store.CountAsync(criteria, ct));
-        var included = await IncludeAsync(query, page, resources, issues, ct);
+            mode => mode == TotalMode.Estimate ? reads.EstimateCountAsync(criteria, ct) : reads.CountAsync(criteria, ct));
+        var included = await IncludeAsync(reads, query, page, resources, issues, ct);
 
         var self = query.Cursor is null ? applied : [.. applied, new(Paging.CursorParameter, query.Cursor)];
         // Keyset both ways (search.html#paging): next continues after the page's last match, previous ends before its
@@ -89,7 +95,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     }
 
     /// <summary>_summary=count, or _count=0 (no resources, only how many match, as R5 states) unless _total=none.</summary>
-    internal static bool CountOnly(SearchQuery query) =>
+    private static bool CountOnly(SearchQuery query) =>
         query.Summary == SummaryMode.Count
         || (query.Count == 0 && query.Cursor is null && !query.ResultParameters.Any(p => p is { Key: "_total", Value: "none" }));
 
@@ -97,7 +103,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     /// A page's total (search.html#total): a first page that holds every match is its own exact total, said unless
     /// _total=none asks not to; otherwise <paramref name="count"/> is asked for it when _total is estimate or accurate.
     /// </summary>
-    internal static async Task<long?> TotalAsync(SearchQuery query, bool more, int onPage, Func<TotalMode, Task<long>> count)
+    private static async Task<long?> TotalAsync(SearchQuery query, bool more, int onPage, Func<TotalMode, Task<long>> count)
     {
         var wholeResult = query.Cursor is null && !more && query.Count > 0;
         return query.Total switch
@@ -156,12 +162,12 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
         return named.Count == 0 && request.Compartment is { } compartment ? [.. Compartments.MemberTypes(compartment.ResourceType, parser.Registry)] : named;
     }
 
-    private async Task<List<StoredResource>> ReadAsync(IReadOnlyList<ResourceMatch> matches, CancellationToken ct)
+    private static async Task<List<StoredResource>> ReadAsync(ISearchReader reads, IReadOnlyList<ResourceMatch> matches, CancellationToken ct)
     {
         var found = new Dictionary<(string, string), StoredResource>();
         foreach (var group in matches.GroupBy(m => m.ResourceType))
         {
-            foreach (var resource in await store.ReadManyAsync(group.Key, group.Select(m => m.Id).ToList(), ct))
+            foreach (var resource in await reads.ReadManyAsync(group.Key, group.Select(m => m.Id).ToList(), ct))
             {
                 found[(resource.ResourceType, resource.Id)] = resource;
             }
@@ -177,7 +183,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     /// Past <see cref="MaxIterations"/> iterations, or <see cref="HubOptions.MaxIncludes"/> resources, it stops with a warning
     /// (HAPI FHIR likewise stops at its include maximum): the cap bounds the work, not only the page.
     /// </summary>
-    private async Task<List<StoredResource>> IncludeAsync(SearchQuery query, IReadOnlyList<ResourceMatch> page, IReadOnlyList<StoredResource> pageResources,
+    private async Task<List<StoredResource>> IncludeAsync(ISearchReader reads, SearchQuery query, IReadOnlyList<ResourceMatch> page, IReadOnlyList<StoredResource> pageResources,
         List<OperationOutcome.IssueComponent> issues, CancellationToken ct)
     {
         var included = new List<StoredResource>();
@@ -209,14 +215,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             foreach (var include in includes)
             {
                 var sources = frontier.Where(m => include.SourceType == "*" || m.ResourceType == include.SourceType).Select(m => m.Rid).ToList();
-                Add(await store.FindReferencesAsync(sources, include.Param, include.TargetType, Limit(), ct));
+                Add(await reads.FindReferencesAsync(sources, include.Param, include.TargetType, Limit(), ct));
                 if (include.Subset is { } subset && (include.TargetType is null || include.TargetType == subset.TargetType))
                 {
                     // Its references to resources stored here are the wider parameter's rows of the type.
-                    Add(await store.FindReferencesAsync(sources, subset.Param, subset.TargetType, Limit(), ct));
+                    Add(await reads.FindReferencesAsync(sources, subset.Param, subset.TargetType, Limit(), ct));
                 }
 
-                Add(await CanonicalTargetsAsync(include, sources, Limit(), ct));
+                Add(await CanonicalTargetsAsync(reads, include, sources, Limit(), ct));
                 if (Full())
                 {
                     break;
@@ -232,10 +238,10 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
                 // In slices, so one statement's parameters stay within what the databases take.
                 foreach (var slice in targets.Select(m => new ResourceKey(m.ResourceType, m.Id)).Chunk(500))
                 {
-                    Add(await store.FindReferringAsync(links, slice, [], Limit(), ct));
+                    Add(await reads.FindReferringAsync(links, slice, [], Limit(), ct));
                 }
 
-                Add(await store.FindReferringAsync(links, [], urls, Limit(), ct));
+                Add(await reads.FindReferringAsync(links, [], urls, Limit(), ct));
                 if (Full())
                 {
                     break;
@@ -255,7 +261,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
                 issues.Add(Warning($"_include/_revinclude matched more than {options.MaxIncludes} resources (InteropHub:MaxIncludes); the page includes the first {options.MaxIncludes}."));
             }
 
-            var read = await ReadAsync(fresh, ct);
+            var read = await ReadAsync(reads, fresh, ct);
             included.AddRange(read);
             (frontier, frontierResources) = capped ? ([], []) : (fresh, read);
         }
@@ -274,7 +280,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     /// What an include's parameter names by canonical URL (<c>MeasureReport:measure</c>, <c>CarePlan:instantiates-canonical</c>):
     /// the resources of its target types (those with a <c>url</c>) whose <c>url</c> is one of them, any version.
     /// </summary>
-    private async Task<IReadOnlyList<ResourceMatch>> CanonicalTargetsAsync(IncludeSpec include, List<long> sources, int limit, CancellationToken ct)
+    private async Task<IReadOnlyList<ResourceMatch>> CanonicalTargetsAsync(ISearchReader reads, IncludeSpec include, List<long> sources, int limit, CancellationToken ct)
     {
         if (include.Param is not { } param || include.SourceType == "*" || sources.Count == 0 || parser.Registry.Find(include.SourceType, param) is not { } definition)
         {
@@ -288,14 +294,14 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
             return [];
         }
 
-        var urls = await store.FindCanonicalReferencesAsync(sources, param, limit, ct);
+        var urls = await reads.FindCanonicalReferencesAsync(sources, param, limit, ct);
         if (urls.Count == 0)
         {
             return [];
         }
 
         var byUrl = new SearchCriteria(types, [new IndexCriterion("url", IndexTable.Uris, [.. urls.Select(u => (IndexCondition)new UriCondition(UriMatch.Exact, u))])], [], []);
-        return await store.FindAsync(byUrl, [], null, limit, ct);
+        return await reads.FindAsync(byUrl, [], null, limit, ct);
     }
 
     /// <summary>The URLs of those of the resources that have one (Measure, Questionnaire…), each with its type: what canonical references name them by.</summary>
@@ -343,7 +349,7 @@ public sealed class SearchResources(IResourceStore store, HubOptions options, Se
     }
 
     /// <summary>_summary and _elements (search.html#summary, #elements) on a page's matches: see <see cref="Filter"/>.</summary>
-    internal List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
+    private List<StoredResource> Subset(List<StoredResource> resources, SearchQuery query) =>
         query.Summary == SummaryMode.False && query.Elements is { } elements
             ? resources.Select(stored => Filter(SummaryMode.False, SearchParser.ElementsFor(elements, stored.ResourceType)) is { } own
                 ? stored with { Json = serializers.ToJsonBytes(serializers.ParseStored(stored.Json), own) }
