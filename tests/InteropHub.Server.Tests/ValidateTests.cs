@@ -111,6 +111,10 @@ public abstract class ValidateTests(HubFactory hub)
     [Theory]
     [InlineData("/fhir/Patient/$validate?mode=patch", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/NoSuchType/$validate", HttpStatusCode.NotFound)]
+    [InlineData("/fhir/Patient/$validate?mode=delete", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/$validate?profile=http://example.org/a&profile=http://example.org/b", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/$validate?mode=create&mode=update", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/$validate?strict=true", HttpStatusCode.BadRequest)]
     public async Task What_cannot_be_validated_is_refused(string url, HttpStatusCode status)
     {
         var response = await _client.PostAsync(url, Fhir.Content(Fhir.Patient("验", "拒")));
@@ -219,6 +223,62 @@ public abstract class ValidateTests(HubFactory hub)
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("resource", Assert.Single(Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue).Expression));
+    }
+
+    [Fact]
+    public async Task A_parameters_body_with_an_unknown_parameter_is_refused_and_an_empty_resource_in_it_is_validated_as_a_bare_one_is()
+    {
+        const string Unknown = """{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient"}},{"name":"foo","valueString":"x"}]}""";
+        const string Empty = """{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient"}}]}""";
+
+        var unknown = await _client.PostAsync("/fhir/Patient/$validate", Fhir.Raw(Unknown));
+        var wrapped = await ValidateAsync("/fhir/Patient/$validate", Fhir.Raw(Empty));
+        var bare = await ValidateAsync("/fhir/Patient/$validate", Fhir.Raw("""{"resourceType":"Patient"}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Equal("foo", Assert.Single(Assert.Single((await Fhir.Read<OperationOutcome>(unknown)).Issue).Expression));
+        Assert.DoesNotContain(wrapped.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error);
+        Assert.Equal(bare.Issue.Select(i => i.Diagnostics), wrapped.Issue.Select(i => i.Diagnostics));
+    }
+
+    [Fact]
+    public async Task An_instance_is_validated_as_its_update_and_a_stored_one_by_get_and_a_deleted_one_names_the_version_a_put_would_write()
+    {
+        var created = await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient("验", "实例")));
+        var id = (await Fhir.Read<Patient>(created)).Id;
+        var other = Fhir.Patient("验", "实例");
+        other.Id = "someone-else-884704";
+
+        var mismatch = await ValidateAsync($"/fhir/Patient/{id}/$validate", Fhir.Content(other));
+        var stored = await _client.GetAsync($"/fhir/Patient/{id}/$validate");
+        await _client.DeleteAsync($"/fhir/Patient/{id}");
+        other.Id = id;
+        var afterDeletion = await ValidateAsync($"/fhir/Patient/{id}/$validate", Fhir.Content(other));
+        var storedDeleted = await _client.GetAsync($"/fhir/Patient/{id}/$validate");
+        var put = await _client.PutAsync($"/fhir/Patient/{id}", Fhir.Content(other));
+
+        Assert.Equal("id", Assert.Single(Assert.Single(mismatch.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error).Expression));
+        Assert.Equal(HttpStatusCode.OK, stored.StatusCode);
+        var storedOutcome = await Fhir.Read<OperationOutcome>(stored);
+        Assert.All(storedOutcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Information, i.Severity));
+        Assert.Contains(storedOutcome.Issue, i => (i.Diagnostics ?? "").Contains("the next version", StringComparison.Ordinal));
+        Assert.Contains(afterDeletion.Issue, i => (i.Diagnostics ?? "").Contains("version 3 (after the deletion)", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Gone, storedDeleted.StatusCode);
+        Assert.Equal("3", (await Fhir.Read<Patient>(put)).Meta!.VersionId);
+    }
+
+    [Fact]
+    public async Task A_resource_the_hub_would_store_with_conformance_errors_gets_both_the_errors_and_the_writes_verdict()
+    {
+        const string Body = """{"resourceType":"Patient","contact":[{"gender":"male"}]}""";
+
+        var outcome = await ValidateAsync("/fhir/Patient/$validate", Fhir.Raw(Body));
+        var created = await _client.PostAsync("/fhir/Patient", Fhir.Raw(Body));
+
+        Assert.Contains(outcome.Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error);
+        Assert.Contains(outcome.Issue, i => (i.Diagnostics ?? "").StartsWith("The hub would accept the resource as a new Patient", StringComparison.Ordinal));
+        Assert.Contains(outcome.Issue, i => (i.Diagnostics ?? "").Contains("does not check conformance", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
     }
 
     private async Task<OperationOutcome> ValidateAsync(string url, HttpContent? content)

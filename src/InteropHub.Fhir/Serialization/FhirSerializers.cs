@@ -352,7 +352,7 @@ public sealed class FhirSerializers
     private static bool IsEmptyResource(Exception error, Resource resource) =>
         error is ExtendedCodedException { ErrorCode: "JSON120" or "PVAL129" } coded
         && (coded.InstancePath == "$this" || coded.InstancePath == resource.TypeName
-            || (resource is Bundle && coded.InstancePath is { } path && path.EndsWith(".resource", StringComparison.Ordinal)));
+            || (resource is Bundle or Parameters && coded.InstancePath is { } path && path.EndsWith(".resource", StringComparison.Ordinal)));
 
     /// <summary>
     /// A batch's entries stand alone (http.html#transaction: one failing does not fail the others): when every issue lies

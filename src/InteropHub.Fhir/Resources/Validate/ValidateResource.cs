@@ -62,11 +62,16 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer,
             return rules;
         }
 
-        // The write's verdict (when it refuses) and then what does not conform; an information-only verdict gives way.
+        // The write's refusal first, then what does not conform, then the write's verdict when it would accept: a write
+        // does not check conformance, so a resource can be stored as it is and still not conform (both are said).
+        var accepted = rules.Issue.Where(i => i.Severity is OperationOutcome.IssueSeverity.Information).ToList();
+        var notChecked = accepted.Count > 0 && conformance.Issue.Any(i => i.Severity is OperationOutcome.IssueSeverity.Error or OperationOutcome.IssueSeverity.Fatal)
+            ? Valid("The hub does not check conformance when it writes: it would store the resource with the errors above.").Issue
+            : [];
         return new OperationOutcome
         {
             Issue = [.. rules.Issue.Where(i => i.Severity is not OperationOutcome.IssueSeverity.Information), .. conformance.Issue,
-                .. Valid(checkedAgainst).Issue],
+                .. accepted, .. notChecked, .. Valid(checkedAgainst).Issue],
         };
     }
 
@@ -108,7 +113,7 @@ public sealed class ValidateResource(IResourceStore store, VersionWriter writer,
         await writer.ValidateRulesAsync(session, resource, previous, ct);
         writer.Prepare(resource, newId, (previous?.VersionId ?? 0) + 1, request.Mode == ValidationMode.Update ? "PUT" : "POST");
         return Valid(request.Mode == ValidationMode.Update
-            ? $"The hub would accept the resource as {(previous is null || previous.IsDeleted ? "the first" : "the next")} version of {request.ResourceType}/{newId}."
+            ? $"The hub would accept the resource as {(previous is null ? "the first version" : previous.IsDeleted ? $"version {previous.VersionId + 1} (after the deletion)" : "the next version")} of {request.ResourceType}/{newId}."
             : $"The hub would accept the resource as a new {request.ResourceType}.");
     }
 
