@@ -70,6 +70,7 @@ public static class HubServices
         services.AddSingleton<InteropHub.Hub.Indicators.ChronicDiseaseManagement>();
         services.AddSingleton<InteropHub.Hub.Indicators.MaternalCare>();
         services.AddSingleton<InteropHub.Hub.Indicators.PrimaryCareShare>();
+        services.AddSingleton<InteropHub.Hub.Indicators.ResultRecognitionRate>();
         services.AddSingleton<InteropHub.Server.Endpoints.BatchOperations>();
         services.AddSingleton<InteropHub.Server.Endpoints.TerminologyCapabilitiesDocument>();
         services.AddHostedService<InteropHub.Server.Jobs.OverdueReferralWorker>();

@@ -32,16 +32,20 @@ public static class ProportionReport
 
     /// <summary>The group's proportion per township: <paramref name="denominator"/> by their township, <paramref name="inNumerator"/> of each.</summary>
     public static MeasureReport.StratifierComponent ByTownship(CodeableConcept code, IEnumerable<KeyValuePair<string, Resident>> denominator,
+        Func<string, bool> inNumerator) => By(code, denominator.Select(r => (r.Key, r.Value.Township)), inNumerator);
+
+    /// <summary>The group's proportion per stratum (a reference, as the stratum's text): <paramref name="inNumerator"/> of each item.</summary>
+    public static MeasureReport.StratifierComponent By(CodeableConcept code, IEnumerable<(string Item, string Stratum)> denominator,
         Func<string, bool> inNumerator) => new()
     {
         Code = [code],
-        Stratum = denominator.GroupBy(r => r.Value.Township, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(township =>
+        Stratum = denominator.GroupBy(r => r.Stratum, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(stratum =>
         {
-            var count = township.Count();
-            var met = township.Count(r => inNumerator(r.Key));
+            var count = stratum.Count();
+            var met = stratum.Count(r => inNumerator(r.Item));
             return new MeasureReport.StratifierGroupComponent
             {
-                Value = new CodeableConcept { Text = township.Key },
+                Value = new CodeableConcept { Text = stratum.Key },
                 Population =
                 [
                     new() { Code = Population("initial-population"), Count = count },

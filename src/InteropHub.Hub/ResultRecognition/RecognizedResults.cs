@@ -97,7 +97,8 @@ public sealed class RecognizedResults(IResourceStore store, SearchResources sear
         return results;
     }
 
-    private async Task<RecognitionCatalogue> CatalogueAsync(CancellationToken ct)
+    /// <summary>The catalogue stored in the hub; 422 when it is not loaded.</summary>
+    public async Task<RecognitionCatalogue> CatalogueAsync(CancellationToken ct)
     {
         var stored = await store.ReadAsync("CodeSystem", "result-recognition", ct);
         if (stored is not { IsDeleted: false } || serializers.ParseStored(stored.Json) is not CodeSystem codeSystem)

@@ -23,7 +23,10 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// <item><c>maternal-care</c>: early registration, five antenatal visits, the 42-day postpartum check and hospital
 /// delivery among the period's deliveries, per township; subject: the township centre;</item>
 /// <item><c>primary-care-share</c>: the share of the period's visits made at primary institutions, per township of the
-/// patients; subject: the township centre (its residents' visits).</item>
+/// patients; subject: the township centre (its residents' visits);</item>
+/// <item><c>result-recognition</c>: the result recognition rate, orders closed on a prior recognisable result among
+/// those for which one existed (the others carry a non-recognition reason), per ordering institution and by reason;
+/// subject: the ordering institution.</item>
 /// </list>
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset, in the query (GET) or a Parameters body (POST). Only the summary report is made
@@ -33,7 +36,8 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 public static class EvaluateMeasureEndpoints
 {
     private static readonly string[] Measures =
-        ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId, PrimaryCareShare.MeasureId];
+        ["referral-metrics", "contract-coverage", NipCoverage.MeasureId, ChronicDiseaseManagement.MeasureId, MaternalCare.MeasureId, PrimaryCareShare.MeasureId,
+            ResultRecognitionRate.MeasureId];
 
     private const string Operation = "$evaluate-measure";
     private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "periodStart", "periodEnd", "subject", "reportType", "_format", "_pretty" };
@@ -94,7 +98,8 @@ public static class EvaluateMeasureEndpoints
             NipCoverage.MeasureId => await services.GetRequiredService<NipCoverage>().HandleAsync(indicator, ct),
             ChronicDiseaseManagement.MeasureId => await services.GetRequiredService<ChronicDiseaseManagement>().HandleAsync(indicator, ct),
             MaternalCare.MeasureId => await services.GetRequiredService<MaternalCare>().HandleAsync(indicator, ct),
-            _ => await services.GetRequiredService<PrimaryCareShare>().HandleAsync(indicator, ct),
+            PrimaryCareShare.MeasureId => await services.GetRequiredService<PrimaryCareShare>().HandleAsync(indicator, ct),
+            _ => await services.GetRequiredService<ResultRecognitionRate>().HandleAsync(indicator, ct),
         };
         return FhirResults.Json(serializers.ToJsonBytes(report));
     }
