@@ -9,6 +9,20 @@ public sealed partial class PostgresResourceStore : ISubscriptionOutbox
 {
     public event EventHandler? NotificationsCommitted;
 
+    /// <summary>A write session's outbox rows, inserted in the order given: the sequence follows it.</summary>
+    internal static NpgsqlBatchCommand AddNotificationsCommand(IReadOnlyList<(string Subscription, VersionRow Version)> rows)
+    {
+        var command = new NpgsqlBatchCommand("""
+            INSERT INTO subscription_outbox (subscription_id, resource_type, resource_id, version)
+            SELECT u.s, u.t, u.id, u.v FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) WITH ORDINALITY AS u (s, t, id, v, n) ORDER BY u.n
+            """);
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. rows.Select(r => r.Subscription)]));
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. rows.Select(r => r.Version.ResourceType)]));
+        command.Parameters.Add(PostgresWriteSession.Positional<string[]>([.. rows.Select(r => r.Version.Id)]));
+        command.Parameters.Add(PostgresWriteSession.Positional<int[]>([.. rows.Select(r => r.Version.VersionId)]));
+        return command;
+    }
+
     public async Task<IReadOnlyList<string>> OutboxSubscriptionsAsync(CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand(OutboxSql.Subscriptions);

@@ -1,7 +1,6 @@
 using System.Data.Common;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Storage;
-using InteropHub.Storage.Sql;
 using Npgsql;
 
 namespace InteropHub.Storage.Postgres;
@@ -24,9 +23,9 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
     private readonly List<(long Key, bool GiveUp)> _locks = [];
     private readonly List<NpgsqlBatchCommand> _beforeCommit = [];
     private readonly List<InboxReceipt> _inboxAdded = [];
+    private readonly List<(string Subscription, VersionRow Version)> _notifications = [];
     private bool _begun;
     private bool _committed;
-    private bool _notified;
 
     /// <summary>
     /// A transaction-scoped advisory lock: released by commit or rollback, so a crashed or abandoned writer can
@@ -392,6 +391,11 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
             notify.Parameters.Add(Positional(_changed.Distinct().ToArray()));
         }
 
+        if (_notifications.Count > 0)
+        {
+            _beforeCommit.Add(PostgresResourceStore.AddNotificationsCommand(_notifications));
+        }
+
         if (_begun || _locks.Count > 0 || _waiting.Count > 0 || notify is not null || _beforeCommit.Count > 0)
         {
             await using var batch = new NpgsqlBatch(connection);
@@ -419,7 +423,7 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
 
         _committed = true;
         written(_changed.Count + _loaded);
-        if (_notified)
+        if (_notifications.Count > 0)
         {
             notified();
         }
@@ -479,16 +483,14 @@ internal sealed class PostgresWriteSession(NpgsqlConnection connection, Action n
         while (await reader.NextResultAsync(ct));
     }
 
-    public async Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
+    /// <summary>
+    /// Sent with the commit: the session's outbox rows go in one insert, in the order they were added (their sequence),
+    /// so a notification costs no round trip and an import batch's thousands of them one statement.
+    /// </summary>
+    public Task AddNotificationAsync(string subscriptionId, VersionRow version, CancellationToken ct)
     {
-        await FlushAsync(ct);
-        await using var insert = new NpgsqlCommand(OutboxSql.Insert, connection);
-        insert.Parameters.Add(new NpgsqlParameter<string>("s", subscriptionId));
-        insert.Parameters.Add(new NpgsqlParameter<string>("t", version.ResourceType));
-        insert.Parameters.Add(new NpgsqlParameter<string>("id", version.Id));
-        insert.Parameters.Add(new NpgsqlParameter<int>("v", version.VersionId));
-        await insert.ExecuteNonQueryAsync(ct);
-        _notified = true;
+        _notifications.Add((subscriptionId, version));
+        return Task.CompletedTask;
     }
 
     public async ValueTask DisposeAsync()

@@ -64,6 +64,30 @@ public abstract class ImportCommandTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_resource_the_import_command_creates_is_delivered_to_the_Subscription_it_matches()
+    {
+        await using var receiver = await Receiver.StartAsync();
+        var marker = $"bulk25-{Guid.NewGuid():N}";
+        var subscription = new Subscription
+        {
+            Status = Subscription.SubscriptionStatus.Requested,
+            Reason = "Imported observations",
+            Criteria = $"Observation?identifier=urn:test:bulk25|{marker}",
+            Channel = new Subscription.ChannelComponent { Type = Subscription.SubscriptionChannelType.RestHook, Endpoint = receiver.Url, Payload = "application/fhir+json" },
+        };
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await hub.CreateClient().PostAsync("/fhir/Subscription", Fhir.Content(subscription))).StatusCode);
+        var folder = ImportTests.NewFolder();
+        var observation = ImportTests.WithId(ImportTests.Observation("bulk25-nobody"));
+        observation.Identifier.Add(new Identifier("urn:test:bulk25", marker));
+        ImportTests.WriteNdjson(folder, "Observation.ndjson", [ImportTests.WithId(ImportTests.Observation("bulk25-nobody")), observation]);
+
+        Assert.Equal(0, await ImportCommand.RunAsync([folder, .. Settings()]));
+
+        // Queued by the command in the batch's transaction, delivered by the running hub.
+        Assert.Equal($"/hook/Observation/{observation.Id}", (await receiver.NextAsync()).Path);
+    }
+
+    [Fact]
     public async Task The_import_command_without_a_folder_exits_2()
     {
         Assert.Equal(2, await ImportCommand.RunAsync([]));

@@ -278,6 +278,36 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
         Assert.Equal(response.Entry[0].Resource!.Id, Parse<FhirTask>(await receiver.NextAsync()).Id);
     }
 
+    [Fact]
+    public async Task Resources_an_import_creates_are_delivered_as_the_new_versions_it_writes_of_existing_ones_are()
+    {
+        var receiver = await NewReceiverAsync();
+        await SubscribeAsync("Observation?code=http://loinc.org|29463-7", receiver);
+        var (first, second) = ($"bulk25-{_suffix}-1", $"bulk25-{_suffix}-2");
+
+        // A new Observation that matches, one that does not, another that matches: one batch, bulk-loaded.
+        await ImportAsync(Weight(first, "final", "29463-7"), Weight($"bulk25-{_suffix}-0", "final", "8302-2"), Weight(second, "final", "29463-7"));
+        var created = (await receiver.NextAsync(2)).Select(Parse<Observation>).ToList();
+        // A changed version of an imported id is written by the normal path.
+        await ImportAsync(Weight(first, "amended", "29463-7"));
+        var changed = Parse<Observation>(await receiver.NextAsync());
+
+        Assert.Equal([$"{first}/1", $"{second}/1"], created.Select(o => $"{o.Id}/{o.Meta!.VersionId}").Order());
+        // Each subscriber's notifications come in write order: the one that did not match, had it been queued, would be here.
+        Assert.Equal(($"{first}/2", ObservationStatus.Amended), ($"{changed.Id}/{changed.Meta!.VersionId}", changed.Status!.Value));
+    }
+
+    private static string Weight(string id, string status, string code) =>
+        $$$"""{"resourceType":"Observation","id":"{{{id}}}","status":"{{{status}}}","code":{"coding":[{"system":"http://loinc.org","code":"{{{code}}}"}]}}""";
+
+    private async Task ImportAsync(params string[] lines)
+    {
+        var folder = ImportTests.NewFolder();
+        await File.WriteAllTextAsync(Path.Combine(folder, "Observation.ndjson"), string.Join("\n", lines));
+        var result = await ImportTests.WaitAsync(await ImportTests.KickOffAsync(ImportTests.Input("Observation", folder), Client), Client);
+        Assert.Empty(result.GetProperty("error").EnumerateArray());
+    }
+
     [Theory]
     [InlineData("Task?no-such-parameter=1", "rest-hook", "http://127.0.0.1:1/hook", "application/fhir+json", "Subscription.criteria")]
     [InlineData("NoSuchType?owner=Organization/1", "rest-hook", "http://127.0.0.1:1/hook", "application/fhir+json", "Subscription.criteria")]

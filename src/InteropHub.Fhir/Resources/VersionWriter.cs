@@ -163,6 +163,20 @@ public sealed class VersionWriter(FhirSerializers serializers, TimeProvider cloc
     public (VersionRow Row, SearchIndexEntries Index) Prepare(Resource resource, string id, int version, string method) =>
         (Stamp(resource, id, version, method), _indexer.Extract(resource));
 
+    /// <summary>
+    /// Writes first versions made by <see cref="Prepare"/> (of <paramref name="resources"/>, in the same order) by the
+    /// store's bulk path (<see cref="IWriteSession.LoadAsync"/>), then adds the notifications they owe to active
+    /// Subscriptions to the outbox, in the same transaction, as <see cref="SaveAsync"/> does for one version.
+    /// </summary>
+    public async System.Threading.Tasks.Task LoadAsync(IWriteSession session, IReadOnlyList<BulkResource> load, IReadOnlyList<Resource> resources, CancellationToken ct)
+    {
+        await session.LoadAsync(load, ct);
+        if (subscriptions is not null)
+        {
+            await subscriptions.LoadedAsync(session, load, resources, ct);
+        }
+    }
+
     /// <summary>Stamps id, versionId and lastUpdated into the resource and serialises it once, to the bytes reads return.</summary>
     private VersionRow Stamp(Resource resource, string id, int version, string method)
     {

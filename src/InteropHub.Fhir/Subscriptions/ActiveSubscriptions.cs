@@ -72,9 +72,63 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
         var now = clock.GetUtcNow();
         foreach (var subscription in subscriptions)
         {
-            if (!subscription.EndedBy(now) && MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For(version.Id), 1, ct)).Count > 0)
+            if (!subscription.EndedBy(now) && MayMatch(subscription, index) && (await session.FindAsync(version.ResourceType, subscription.For([version.Id]), 1, ct)).Count > 0)
             {
                 await session.AddNotificationAsync(subscription.Id, version, ct);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Called by <see cref="VersionWriter.LoadAsync"/> inside the session, after the first versions of new resources were
+    /// bulk-loaded (an import): the notifications they owe, as <see cref="WrittenAsync"/> adds them for one version. Per
+    /// active subscription on a loaded type, one search of its criteria plus the ids of the versions that may match, all
+    /// in one round trip, then the outbox rows in write order; a load of types nobody subscribed to searches nothing.
+    /// </summary>
+    public async Task LoadedAsync(IWriteSession session, IReadOnlyList<BulkResource> loaded, IReadOnlyList<Resource> resources, CancellationToken ct)
+    {
+        foreach (var subscription in resources.OfType<Subscription>())
+        {
+            Remember(subscription.Id!, subscription);
+        }
+
+        var byType = _byType;
+        var now = clock.GetUtcNow();
+        var searches = new List<(string ResourceType, SearchCriteria Criteria, int Limit)>();
+        var searchedFor = new List<string>();
+        foreach (var type in loaded.GroupBy(r => r.Version.ResourceType, StringComparer.Ordinal))
+        {
+            foreach (var subscription in byType.GetValueOrDefault(type.Key, []).Where(s => !s.EndedBy(now)))
+            {
+                // A search names its ids as parameters: a thousand at most, whatever the import's batch size.
+                foreach (var ids in type.Where(r => MayMatch(subscription, r.Index)).Select(r => r.Version.Id).Chunk(1000))
+                {
+                    searches.Add((type.Key, subscription.For(ids), ids.Length));
+                    searchedFor.Add(subscription.Id);
+                }
+            }
+        }
+
+        if (searches.Count == 0)
+        {
+            return;
+        }
+
+        var found = (await session.FindManyAsync(searches, [], ct)).Found;
+        var matched = new HashSet<(string Type, string Id, string Subscription)>();
+        for (var i = 0; i < searches.Count; i++)
+        {
+            matched.UnionWith(found[i].Select(m => (searches[i].ResourceType, m.Id, searchedFor[i])));
+        }
+
+        foreach (var version in loaded.Select(r => r.Version).OrderBy(v => v.Key))
+        {
+            foreach (var subscription in byType.GetValueOrDefault(version.ResourceType, []))
+            {
+                if (matched.Contains((version.ResourceType, version.Id, subscription.Id)))
+                {
+                    await session.AddNotificationAsync(subscription.Id, version, ct);
+                }
             }
         }
     }

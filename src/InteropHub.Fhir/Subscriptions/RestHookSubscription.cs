@@ -27,9 +27,9 @@ public sealed record RestHookSubscription(
 
     public bool IsXml => Payload is not null && Payload.EndsWith("xml", StringComparison.Ordinal);
 
-    /// <summary>The criteria narrowed to one resource: run in the write session, it tells whether that version matches.</summary>
-    public SearchCriteria For(string id) =>
-        new(Criteria.ResourceTypes, [.. Criteria.Criteria, new IdCriterion([id])], Criteria.Applied, []);
+    /// <summary>The criteria narrowed to some resources: run in the write session, it tells which of their versions match.</summary>
+    public SearchCriteria For(IReadOnlyList<string> ids) =>
+        new(Criteria.ResourceTypes, [.. Criteria.Criteria, new IdCriterion(ids)], Criteria.Applied, []);
 
     /// <summary>Reads a Subscription, or refuses it (422 naming the element) when the hub cannot deliver it.</summary>
     public static RestHookSubscription From(Subscription subscription, SearchParser parser)

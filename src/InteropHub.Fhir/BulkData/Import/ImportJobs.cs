@@ -56,8 +56,9 @@ public sealed record ImportStatus(string Id, ImportState State, ImportRequest Re
 /// <summary>
 /// Bulk import of NDJSON inputs (<c>$import</c> and the <c>import</c> command share this code). Lines are read in
 /// batches, parsed and prepared in parallel, and each batch is one transaction that writes its new resources by the
-/// store's bulk path (<see cref="IWriteSession.LoadAsync"/>), writes a new version of each resource whose id exists by
-/// the normal write path, records the lines that failed, and stores the position after the batch. A crash therefore
+/// store's bulk path (<see cref="VersionWriter.LoadAsync"/>, with the Subscription notifications they owe), writes a
+/// new version of each resource whose id exists by the normal write path, records the lines that failed, and stores
+/// the position after the batch. A crash therefore
 /// loses at most the batch in flight, and a restart (<see cref="ResumeAllAsync"/>) continues after the last
 /// committed one: every line is imported exactly once. Resources keep their ids; an id that exists gets a new
 /// version (import is update-as-create, as HAPI FHIR does).
@@ -486,7 +487,7 @@ public sealed class ImportJobs(
             var (row, index) = writer.Prepare(fresh[i], fresh[i].Id!, 1, "PUT");
             load[i] = new BulkResource(row, index);
         });
-        await session.LoadAsync(load, ct);
+        await writer.LoadAsync(session, load, fresh, ct);
 
         // The position goes after the previous batch's: a batch whose predecessor failed fails too, and the job
         // continues from the last batch that committed.

@@ -3,6 +3,7 @@ using System.Globalization;
 using InteropHub.Fhir.BulkData.Import;
 using InteropHub.Fhir.Search.Custom;
 using InteropHub.Fhir.Storage;
+using InteropHub.Fhir.Subscriptions;
 using InteropHub.Server.Seeds;
 
 namespace InteropHub.Server.Operations.Import;
@@ -42,6 +43,9 @@ public static class ImportCommand
         await services.GetRequiredService<IResourceStore>().MigrateAsync(ct);
         await services.GetRequiredService<ProfileLoader>().LoadAsync(ct);
         await services.GetRequiredService<SearchParameterCatalog>().ReconcileAsync(ct);
+        // No host runs here, so no delivery worker loads the active Subscriptions: without them what the import writes
+        // would queue no notification. The hub delivers what it queues.
+        await services.GetRequiredService<ActiveSubscriptions>().ReloadAsync(services.GetRequiredService<IResourceStore>(), ct);
         var jobs = services.GetRequiredService<ImportJobs>();
 
         IReadOnlyList<ImportInput> inputs;
