@@ -113,7 +113,7 @@ public static class HubServices
             configuration.GetSection("InteropHub:Export").Bind(export);
             return new ExportJobs(sp.GetRequiredService<IResourceScanner>(), sp.GetRequiredService<IResourceStore>(), sp.GetRequiredService<SearchParser>(),
                 sp.GetRequiredService<InteropHub.Fhir.Search.Terminology.LocalTerminology>(), sp.GetRequiredService<FhirSerializers>(), export,
-                sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<SearchIndexer>());
         });
         services.AddSingleton(sp => (IImportJobStore)sp.GetRequiredService<StoreInstance>().Store);
         services.AddSingleton(sp =>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Sql;
 using NpgsqlTypes;
 
 namespace InteropHub.Storage.Postgres;
@@ -44,4 +45,7 @@ public sealed partial class PostgresResourceStore : IResourceScanner
             yield return new StoredResource(resourceType, id, version, VersionKeys.ToInstant(key), false, content);
         }
     }
+
+    public IAsyncEnumerable<StoredResource> ScanDeletedAsync(string resourceType, DateTimeOffset since, DateTimeOffset until, CancellationToken ct) =>
+        DeletedScan.ScanAsync(async c => await _dataSource.OpenConnectionAsync(c), resourceType, since, until, ct);
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Sql;
 
 namespace InteropHub.Storage.Sqlite;
 
@@ -59,4 +60,7 @@ public sealed partial class SqliteResourceStore : IResourceScanner
             after = batch[^1].Rid;
         }
     }
+
+    public IAsyncEnumerable<StoredResource> ScanDeletedAsync(string resourceType, DateTimeOffset since, DateTimeOffset until, CancellationToken ct) =>
+        DeletedScan.ScanAsync(async c => await OpenAsync(c), resourceType, since, until, ct);
 }

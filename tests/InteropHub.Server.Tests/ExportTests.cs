@@ -56,6 +56,106 @@ public abstract class ExportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task With_since_the_manifest_lists_what_of_the_exported_types_was_deleted_since_as_transaction_bundles_and_without_it_has_no_deleted()
+    {
+        var id = $"bulk25-{Guid.NewGuid():N}"[..20];
+        await PutAsync(Fhir.Patient("删", "前"), $"{id}-old");
+        await _client.DeleteAsync($"/fhir/Patient/{id}-old");
+        await PutAsync(Fhir.Patient("删", "去"), $"{id}-gone");
+        await PutAsync(Fhir.Patient("删", "回"), $"{id}-back");
+        await PutAsync(ImportTests.Observation($"{id}-gone"), $"{id}-obs");
+        var since = await SinceAsync();
+        await _client.DeleteAsync($"/fhir/Patient/{id}-gone");
+        await PutAsync(Fhir.Patient("删", "短"), $"{id}-brief");
+        await _client.DeleteAsync($"/fhir/Patient/{id}-brief");
+        await _client.DeleteAsync($"/fhir/Patient/{id}-back");
+        await PutAsync(Fhir.Patient("删", "回"), $"{id}-back");
+        await _client.DeleteAsync($"/fhir/Observation/{id}-obs");
+
+        var patients = await ExportAsync($"/fhir/$export?_type=Patient&_since={since}");
+        var both = await ExportAsync($"/fhir/$export?_type=Patient,Observation&_since={since}");
+        var all = await ExportAsync($"/fhir/$export?_type=Patient,Observation");
+
+        // Deleted since, or created and deleted since; one deleted and created again is in the output instead.
+        Assert.Equal([$"Patient/{id}-brief", $"Patient/{id}-gone"], (await DeletedAsync(patients)).Where(u => u.Contains(id, StringComparison.Ordinal)).Order());
+        Assert.Equal([$"Patient/{id}-back"], (await ResourcesAsync(patients)).Where(r => r.Id!.StartsWith(id, StringComparison.Ordinal)).Select(r => $"{r.TypeName}/{r.Id}"));
+        Assert.Equal([$"Observation/{id}-obs", $"Patient/{id}-brief", $"Patient/{id}-gone"],
+            (await DeletedAsync(both)).Where(u => u.Contains(id, StringComparison.Ordinal)).Order());
+        Assert.False(all.TryGetProperty("deleted", out _));
+        // The files go with the job.
+        var file = new Uri(both.GetProperty("deleted")[0].GetProperty("url").GetString()!).PathAndQuery;
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync(file)).StatusCode);
+        await _client.DeleteAsync($"/fhir/$export-status/{file.Split('/')[^2]}");
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync(file)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_patient_or_group_export_with_since_lists_the_deleted_resources_of_its_compartments_only()
+    {
+        var id = $"bulk25-{Guid.NewGuid():N}"[..20];
+        await PutAsync(Fhir.Patient("杨", "甲"), $"{id}-m1");
+        await PutAsync(Fhir.Patient("杨", "乙"), $"{id}-m2");
+        await PutAsync(Fhir.Patient("杨", "丙"), $"{id}-x");
+        await PutAsync(ImportTests.Observation($"{id}-m1"), $"{id}-o1");
+        await PutAsync(ImportTests.Observation($"{id}-x"), $"{id}-ox");
+        var group = new Group
+        {
+            Type = Group.GroupType.Person,
+            Actual = true,
+            Member = [new() { Entity = new ResourceReference($"Patient/{id}-m1") }, new() { Entity = new ResourceReference($"Patient/{id}-m2") }],
+        };
+        await PutAsync(group, $"{id}-g");
+        var since = await SinceAsync();
+        foreach (var deleted in new[] { $"Patient/{id}-m2", $"Observation/{id}-o1", $"Observation/{id}-ox" })
+        {
+            await _client.DeleteAsync($"/fhir/{deleted}");
+        }
+
+        var ofGroup = await ExportAsync($"/fhir/Group/{id}-g/$export?_since={since}");
+        var ofOutsider = await ExportAsync($"/fhir/Patient/$export?_type=Patient,Observation&_since={since}&patient=Patient/{id}-x");
+        var ofEveryPatient = await ExportAsync($"/fhir/Patient/$export?_since={since}");
+
+        // A deleted resource is in a compartment when its last version was: the Observation by its subject.
+        Assert.Equal([$"Observation/{id}-o1", $"Patient/{id}-m2"], (await DeletedAsync(ofGroup)).Where(u => u.Contains(id, StringComparison.Ordinal)).Order());
+        Assert.Equal([$"Observation/{id}-ox"], (await DeletedAsync(ofOutsider)).Where(u => u.Contains(id, StringComparison.Ordinal)));
+        Assert.Equal([$"Observation/{id}-o1", $"Observation/{id}-ox", $"Patient/{id}-m2"],
+            (await DeletedAsync(ofEveryPatient)).Where(u => u.Contains(id, StringComparison.Ordinal)).Order());
+    }
+
+    /// <summary>A <c>_since</c> value (URL-encoded) between what a test wrote so far and what it writes next.</summary>
+    private async Task<string> SinceAsync()
+    {
+        var marker = await CreateAsync(new Organization { Name = "bulk25 since" });
+        return Uri.EscapeDataString(marker.Meta!.LastUpdated!.Value.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffffzzz", System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private async Task PutAsync(Resource resource, string id)
+    {
+        resource.Id = id;
+        var response = await _client.PutAsync($"/fhir/{resource.TypeName}/{id}", Fhir.Content(resource));
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The <c>request.url</c> of every entry of the manifest's <c>deleted</c> files, each a transaction Bundle of DELETEs.</summary>
+    private async Task<List<string>> DeletedAsync(JsonElement manifest)
+    {
+        var urls = new List<string>();
+        foreach (var file in manifest.GetProperty("deleted").EnumerateArray())
+        {
+            Assert.Equal("Bundle", file.GetProperty("type").GetString());
+            var text = await _client.GetStringAsync(new Uri(file.GetProperty("url").GetString()!).PathAndQuery);
+            foreach (var bundle in text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => Assert.IsType<Bundle>(Json.DeserializeResource(l))))
+            {
+                Assert.Equal(Bundle.BundleType.Transaction, bundle.Type);
+                Assert.All(bundle.Entry, e => Assert.Equal(Bundle.HTTPVerb.DELETE, e.Request!.Method));
+                urls.AddRange(bundle.Entry.Select(e => e.Request!.Url!));
+            }
+        }
+
+        return urls;
+    }
+
+    [Fact]
     public async Task A_patient_export_has_the_patients_and_what_is_in_their_compartments()
     {
         var patient = await CreateAsync(Fhir.Patient("褚", "一"));

@@ -46,6 +46,7 @@ public enum ExportState
 }
 
 /// <summary>The state of one export job, kept as <c>job.json</c> in its folder so it outlives a restart.</summary>
+/// <param name="Deleted">With <c>_since</c>, the files of transaction Bundles that delete what was deleted since (the manifest's <c>deleted</c>).</param>
 public sealed record ExportJob(
     string Id,
     ExportState State,
@@ -54,7 +55,8 @@ public sealed record ExportJob(
     long Exported,
     string? CurrentType,
     IReadOnlyList<ExportFile> Output,
-    string? Error);
+    string? Error,
+    IReadOnlyList<ExportFile>? Deleted = null);
 
 public sealed record ExportFile(string Type, string FileName, long Count);
 
@@ -70,11 +72,16 @@ public sealed record ExportFile(string Type, string FileName, long Count);
 /// after the transaction time (whether its earlier version matched is not known); the next export has it.
 /// With <c>_elements</c>, a type it names is parsed and written with those elements, its mandatory ones and meta,
 /// tagged SUBSETTED; the other types are still written as stored.
+/// With <c>_since</c>, the resources of each exported type deleted since then, and still deleted at the transaction
+/// time, are written as transaction Bundles of a DELETE each (export.html, "deleted"); at Patient and Group level only
+/// those whose last version was in the export's compartments, told by that version's references.
 /// </summary>
 public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Search.Terminology.LocalTerminology terminology,
-    Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock)
+    Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock, Search.Indexing.SearchIndexer? indexer = null)
     : IDisposable
 {
+    private readonly Search.Indexing.SearchIndexer _indexer = indexer ?? new(parser.Registry, new HubOptions());
+
     /// <summary>Group members per query: a query names them all as OR-ed values.</summary>
     private const int MembersPerQuery = 500;
 
@@ -160,7 +167,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
     public string FilePath(string id, string fileName)
     {
         var job = Get(id);
-        var file = job.Output.FirstOrDefault(f => f.FileName == fileName)
+        var file = job.Output.Concat(job.Deleted ?? []).FirstOrDefault(f => f.FileName == fileName)
             ?? throw new ResourceNotFoundException($"Export job '{id}' has no file '{fileName}'.");
         return Path.Combine(JobFolder(id), file.FileName);
     }
@@ -182,41 +189,37 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
             var filters = await ParseFiltersAsync(request, ct);
             var members = request.Patients ?? (request.Level == ExportLevel.Group ? await GroupMembersAsync(request.GroupId!, ct) : null);
             var output = new List<ExportFile>();
+            var deleted = request.Since is null ? null : new List<ExportFile>();
             long exported = 0;
-            foreach (var type in types)
+            void Written(string type)
             {
-                var fileName = $"{type}.ndjson";
-                var path = Path.Combine(JobFolder(job.Id), fileName);
-                long count = 0;
-                var elements = ElementsOf(type, request.Elements);
-                await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16, useAsync: true))
+                if (++exported % 10_000 == 0)
                 {
-                    var resources = request.Level == ExportLevel.System && !filters.ContainsKey(type)
-                        ? scanner.ScanAsync(type, request.Since, job.TransactionTime, ct)
-                        : SearchAsync(type, filters.GetValueOrDefault(type), request.Level, members, request.Since, job.TransactionTime, ct);
-                    await foreach (var resource in resources)
-                    {
-                        await file.WriteAsync(elements is null ? resource.Json : Subset(resource.Json, elements), ct);
-                        await file.WriteAsync(NewLine, ct);
-                        count++;
-                        if (++exported % 10_000 == 0)
-                        {
-                            Save(job with { Exported = exported, CurrentType = type, Output = output });
-                        }
-                    }
+                    Save(job with { Exported = exported, CurrentType = type, Output = output, Deleted = deleted });
                 }
-
-                if (count == 0)
-                {
-                    File.Delete(path);
-                    continue;
-                }
-
-                output.Add(new ExportFile(type, fileName, count));
-                Save(job with { Exported = exported, CurrentType = type, Output = output });
             }
 
-            Save(job with { State = ExportState.Completed, Exported = exported, CurrentType = null, Output = output });
+            foreach (var type in types)
+            {
+                var elements = ElementsOf(type, request.Elements);
+                var resources = request.Level == ExportLevel.System && !filters.ContainsKey(type)
+                    ? scanner.ScanAsync(type, request.Since, job.TransactionTime, ct)
+                    : SearchAsync(type, filters.GetValueOrDefault(type), request.Level, members, request.Since, job.TransactionTime, ct);
+                if (await WriteAsync(job.Id, type, $"{type}.ndjson", resources, r => elements is null ? r.Json : Subset(r.Json, elements), Written, ct) is { } file)
+                {
+                    output.Add(file);
+                }
+
+                if (request.Since is { } since && await WriteAsync(job.Id, "Bundle", $"{type}.deleted.ndjson",
+                        DeletedAsync(type, since, job.TransactionTime, request.Level, members, ct), Deletion, _ => { }, ct) is { } gone)
+                {
+                    deleted!.Add(gone);
+                }
+
+                Save(job with { Exported = exported, CurrentType = type, Output = output, Deleted = deleted });
+            }
+
+            Save(job with { State = ExportState.Completed, Exported = exported, CurrentType = null, Output = output, Deleted = deleted });
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -233,6 +236,69 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
             _running.TryRemove(job.Id, out _);
         }
     }
+
+    /// <summary>Writes a line per resource to a file of the job, counted by <paramref name="written"/>; none, no file.</summary>
+    private async Task<ExportFile?> WriteAsync(string jobId, string type, string fileName, IAsyncEnumerable<StoredResource> resources,
+        Func<StoredResource, byte[]> line, Action<string> written, CancellationToken ct)
+    {
+        var path = Path.Combine(JobFolder(jobId), fileName);
+        long count = 0;
+        await using (var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16, useAsync: true))
+        {
+            await foreach (var resource in resources)
+            {
+                await file.WriteAsync(line(resource), ct);
+                await file.WriteAsync(NewLine, ct);
+                count++;
+                written(resource.ResourceType);
+            }
+        }
+
+        if (count == 0)
+        {
+            File.Delete(path);
+            return null;
+        }
+
+        return new ExportFile(type, fileName, count);
+    }
+
+    /// <summary>
+    /// The resources of a type deleted since <paramref name="since"/> and still deleted at the transaction time, as their
+    /// last versions; at Patient and Group level only those that were in the export's compartments then: the export's
+    /// patients (any Patient at Patient level without <c>patient</c>), and the resources whose last version referred to
+    /// one through a parameter that may point to a Patient. A deletion leaves no index rows, so that version's are
+    /// extracted again; a filter (<c>_typeFilter</c>) is not evaluated on it: a deleted resource of a filtered type is
+    /// listed whether or not it matched, which costs a client that never had it nothing.
+    /// </summary>
+    private async IAsyncEnumerable<StoredResource> DeletedAsync(string type, DateTimeOffset since, DateTimeOffset until, ExportLevel level,
+        IReadOnlyList<string>? members, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var patients = members?.ToHashSet(StringComparer.Ordinal);
+        var registry = _indexer.Registry;
+        // A parameter that narrows another to Patients (Encounter's patient is subject's Patients) has its local references in the other's rows.
+        var links = Compartments.Links(type, "Patient", [], registry).Select(link => registry.For(type)[link.Param])
+            .SelectMany(param => param.SubsetOf is { } wider ? [param.Name, wider.Param] : new[] { param.Name }).ToHashSet(StringComparer.Ordinal);
+        await foreach (var last in scanner.ScanDeletedAsync(type, since, until, ct))
+        {
+            var inScope = level == ExportLevel.System
+                || (type == "Patient"
+                    ? patients?.Contains(last.Id) ?? true
+                    : _indexer.Extract(serializers.ParseStored(last.Json)).References
+                        .Any(r => r.TargetType == "Patient" && links.Contains(r.Param) && (patients?.Contains(r.TargetId) ?? r.TargetId.Length > 0)));
+            if (inScope)
+            {
+                yield return last;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A line of the manifest's <c>deleted</c> files (export.html): a transaction Bundle whose entry deletes the resource.
+    /// Resource types are letters and ids are FHIR ids (letters, digits, '-' and '.'), so nothing needs escaping.
+    /// </summary>
+    private static byte[] Deletion(StoredResource last) => System.Text.Encoding.UTF8.GetBytes(
+        $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"{{{last.ResourceType}}}/{{{last.Id}}}"}}]}""");
 
     /// <summary>
     /// The live resources of a type matching any of its filters (none: all of them), restricted to the patient

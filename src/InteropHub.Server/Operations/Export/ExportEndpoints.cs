@@ -101,15 +101,23 @@ public static class ExportEndpoints
                     StatusCodes.Status500InternalServerError);
             default:
                 var baseUrl = FhirResults.BaseUrl(request);
+                object[] Files(IEnumerable<ExportFile> files) =>
+                    [.. files.Select(f => new { type = f.Type, url = $"{baseUrl}/$export-file/{state.Id}/{f.FileName}", count = f.Count })];
                 var manifest = new
                 {
                     transactionTime = state.TransactionTime.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
                     request = state.Request.RequestUrl,
                     requiresAccessToken = false,
-                    output = state.Output.Select(f => new { type = f.Type, url = $"{baseUrl}/$export-file/{state.Id}/{f.FileName}", count = f.Count }),
+                    output = Files(state.Output),
+                    // With _since, the deletions since then (export.html, "deleted"); without, no key.
+                    deleted = state.Request.Since is null ? null : Files(state.Deleted ?? []),
                     error = Array.Empty<object>(),
                 };
-                return Results.Json(manifest, new JsonSerializerOptions { Encoder = Fhir.Serialization.FhirSerializers.Encoder });
+                return Results.Json(manifest, new JsonSerializerOptions
+                {
+                    Encoder = Fhir.Serialization.FhirSerializers.Encoder,
+                    DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+                });
         }
     }
 
