@@ -1,6 +1,7 @@
 using System.Data.Common;
 using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Storage;
+using InteropHub.Storage.Sql;
 using Npgsql;
 
 namespace InteropHub.Storage.Postgres;
