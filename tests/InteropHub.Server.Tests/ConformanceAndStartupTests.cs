@@ -52,9 +52,24 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
 
         Assert.Equal(CapabilityStatementKind.Instance, terminology.Kind);
         Assert.Equal(["2025"], terminology.CodeSystem.Single(c => c.Uri == url).Version.Select(v => v.Code));
-        Assert.True(terminology.Translation!.NeedsMap);
         Assert.Equal(FHIRVersion.N4_0_1, full.FhirVersion);
         Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metadata_lists_reindex_says_translate_needs_no_map_and_that_notifications_with_a_payload_are_PUT()
+    {
+        var client = hub.CreateClient();
+
+        var statement = await Fhir.Read<CapabilityStatement>(await client.GetAsync("/fhir/metadata"));
+        var terminology = await Fhir.Read<TerminologyCapabilities>(await client.GetAsync("/fhir/metadata?mode=terminology"));
+
+        var reindex = Assert.Single(statement.Rest[0].Operation, o => o.Name == "reindex");
+        Assert.StartsWith("https://interophub.dev/fhir/OperationDefinition/", reindex.Definition, StringComparison.Ordinal);
+        Assert.False(terminology.Translation!.NeedsMap);
+        var subscription = statement.Rest[0].Resource.Single(r => r.Type == "Subscription").Documentation;
+        Assert.Contains("PUT [endpoint]/[type]/[id]", subscription, StringComparison.Ordinal);
+        Assert.DoesNotContain("POSTed", subscription, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -328,6 +328,57 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
         Assert.Contains(where, issue.Diagnostics, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("X-A: b\r\nX-Injected: 1", "control character")]
+    [InlineData("X-A: b\u0001", "control character")]
+    [InlineData("X-A: 张三", "non-ASCII")]
+    [InlineData("X A: b", "not an HTTP field name")]
+    [InlineData("NoColonHere", "'Name: value'")]
+    [InlineData("Content-Length: 5", "sets itself")]
+    [InlineData("content-type: text/plain", "sets itself")]
+    [InlineData("Host: term25.example", "sets itself")]
+    public async Task A_channel_header_that_is_not_one_plain_HTTP_header_the_hub_leaves_to_the_Subscription_is_refused_naming_it(string header, string why)
+    {
+        var subscription = NewSubscription("Task?owner=Organization/term25", "http://127.0.0.1:1/hook", "application/fhir+json", ["Authorization: Bearer term25", header]);
+
+        var response = await Client.PostAsync("/fhir/Subscription", Fhir.Content(subscription));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var issue = Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue);
+        Assert.Equal(["Subscription.channel.header[1]"], issue.Expression);
+        Assert.Contains(why, issue.Diagnostics, StringComparison.Ordinal);
+        // What is refused is quoted on one line: a control character shows as \uXXXX.
+        Assert.DoesNotContain(issue.Diagnostics ?? "", char.IsControl);
+    }
+
+    [Fact]
+    public async Task A_channel_header_with_a_line_break_is_refused_by_update_patch_and_transaction_and_reported_by_validate()
+    {
+        const string Where = "Subscription.channel.header[0]";
+        var stored = await SubscribeAsync("Task?owner=Organization/term25-paths", endpoint: "http://127.0.0.1:1/hook");
+        var injecting = NewSubscription("Task?owner=Organization/term25-paths", "http://127.0.0.1:1/hook", "application/fhir+json", ["X-A: b\r\nX-Injected: 1"]);
+        var transaction = new Bundle { Type = BundleType.Transaction };
+        transaction.Entry.Add(new EntryComponent { Resource = injecting, Request = new RequestComponent { Method = HTTPVerb.POST, Url = "Subscription" } });
+        var validated = await Client.PostAsync("/fhir/Subscription/$validate", Fhir.Content(injecting));
+        injecting.Id = stored.Id;
+
+        var put = await Client.PutAsync($"/fhir/Subscription/{stored.Id}", Fhir.Content(injecting));
+        var patch = await Client.PatchAsync($"/fhir/Subscription/{stored.Id}",
+            Fhir.Raw("""[{"op":"add","path":"/channel/header","value":["X-A: b\r\nX-Injected: 1"]}]""", "application/json-patch+json"));
+        var inTransaction = await Client.PostAsync("/fhir", Fhir.Content(transaction));
+
+        foreach (var refused in new[] { put, patch, inTransaction })
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains(Where, (await Fhir.Read<OperationOutcome>(refused)).Issue.SelectMany(i => i.Expression));
+        }
+
+        Assert.Equal(HttpStatusCode.OK, validated.StatusCode);
+        var error = Assert.Single((await Fhir.Read<OperationOutcome>(validated)).Issue, i => i.Severity == OperationOutcome.IssueSeverity.Error);
+        Assert.Contains(Where, error.Expression);
+        Assert.Empty((await Fhir.Read<Subscription>(await Client.GetAsync($"/fhir/Subscription/{stored.Id}"))).Channel.Header);
+    }
+
     [Fact]
     public async Task The_CapabilityStatement_lists_rest_hook_Subscriptions()
     {

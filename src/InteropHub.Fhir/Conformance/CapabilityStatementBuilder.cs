@@ -57,6 +57,13 @@ public static class CapabilityStatementBuilder
             Documentation = "Asynchronous bulk import of NDJSON files, folders under the hub's import root, or http(s) URLs; "
                 + "ids are kept (an existing id gets a new version); failed lines are reported with file and line.",
         });
+        rest.Operation.Add(new CapabilityStatement.OperationComponent
+        {
+            Name = "reindex",
+            Definition = "https://interophub.dev/fhir/OperationDefinition/reindex",
+            Documentation = "GET lists the re-index jobs and their progress; POST (with _type, a comma list of types) re-indexes every live "
+                + "resource (of those types) in a durable background job and answers 202. Jobs for added or changed SearchParameters start by themselves.",
+        });
 
         foreach (var type in ResourceTypes.All)
         {
@@ -107,9 +114,10 @@ public static class CapabilityStatementBuilder
         if (type == "Subscription")
         {
             component.Documentation = "R4 Subscriptions with the rest-hook channel: criteria are any search this hub evaluates; a requested "
-                + "Subscription is activated; notifications are queued in the transaction of the change and POSTed at least once, in order "
-                + "per subscription, with the channel headers and the resource in channel.payload (none: a POST without body); failing "
-                + "subscribers are retried with backoff and set to error with the reason when they keep failing.";
+                + "Subscription is activated; notifications are queued in the transaction of the change and sent at least once, in order "
+                + "per subscription, with the channel headers: with a channel.payload the version as an update, PUT [endpoint]/[type]/[id] "
+                + "in that format; without one an empty POST to the endpoint. Failing subscribers are retried with backoff and set to error "
+                + "with the reason when they keep failing.";
         }
 
         component.SearchInclude = ["*"];

@@ -25,6 +25,34 @@ public sealed record RestHookSubscription(
     /// <summary>The payload mime types the hub can send; empty payload: a notification without body.</summary>
     public static readonly IReadOnlyList<string> PayloadTypes = ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"];
 
+    /// <summary>Headers the hub sets on each notification itself, from the endpoint and the payload: a channel header cannot replace them.</summary>
+    private static readonly string[] HubHeaders = ["Host", "Content-Type", "Content-Length", "Transfer-Encoding"];
+
+    /// <summary>
+    /// Why a channel header cannot be sent as one HTTP header, or null. A CR or LF in a value would end the header and
+    /// start another (header injection); .NET sends no non-ASCII value (RFC 9110 §5.5: visible ASCII, spaces, tabs).
+    /// </summary>
+    public static string? HeaderProblem(string name, string value)
+    {
+        if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal)))
+        {
+            return $"has the name '{Printable(name)}', which is not an HTTP field name (RFC 9110 §5.1: ASCII letters, digits and !#$%&'*+-.^_`|~)";
+        }
+
+        if (HubHeaders.Contains(name, StringComparer.OrdinalIgnoreCase))
+        {
+            return $"names {name}, which the hub sets itself on each notification (from channel.endpoint and channel.payload); a channel header cannot replace it";
+        }
+
+        return value.Any(c => c is (< ' ' and not '\t') or > '~')
+            ? "has a control character (such as CR or LF) or a non-ASCII character in its value; an HTTP field value holds visible ASCII characters, spaces and tabs only (RFC 9110 §5.5)"
+            : null;
+    }
+
+    /// <summary>The text with its control characters as <c>\uXXXX</c>, so that an outcome or a log line quoting it stays one line.</summary>
+    private static string Printable(string text) =>
+        string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+
     public bool IsXml => Payload is not null && Payload.EndsWith("xml", StringComparison.Ordinal);
 
     /// <summary>The criteria narrowed to some resources: run in the write session, it tells which of their versions match.</summary>
@@ -56,15 +84,23 @@ public sealed record RestHookSubscription(
         }
 
         var headers = new List<KeyValuePair<string, string>>();
-        foreach (var header in channel.Header.Select(h => h ?? ""))
+        foreach (var (given, i) in channel.Header.Select((h, i) => (h, i)))
         {
+            var where = $"Subscription.channel.header[{i}]";
+            var header = given ?? "";
             var colon = header.IndexOf(':', StringComparison.Ordinal);
             if (colon <= 0)
             {
-                throw new BusinessRuleException($"Subscription.channel.header '{header}' is not of the form 'Name: value'.", "Subscription.channel.header");
+                throw new BusinessRuleException($"{where} '{Printable(header)}' is not of the form 'Name: value'.", where);
             }
 
-            headers.Add(new(header[..colon].Trim(), header[(colon + 1)..].Trim()));
+            var (name, value) = (header[..colon].Trim(), header[(colon + 1)..].Trim());
+            if (HeaderProblem(name, value) is { } problem)
+            {
+                throw new BusinessRuleException($"{where} '{Printable(header)}' {problem}.", where);
+            }
+
+            headers.Add(new(name, value));
         }
 
         var criteria = subscription.Criteria ?? "";

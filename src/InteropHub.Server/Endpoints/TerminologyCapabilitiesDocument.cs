@@ -7,7 +7,8 @@ namespace InteropHub.Server.Endpoints;
 /// <summary>
 /// <c>GET [base]/metadata?mode=terminology</c> (capabilitystatement.html#mode): a TerminologyCapabilities naming the code
 /// systems stored in the hub (which token <c>:in</c>, <c>:above</c> and <c>:below</c> and the ValueSets they compose
-/// draw on) and its translation (<c>ConceptMap/$translate</c>, which needs a stored map). Built at each request: code
+/// draw on) and its translation (<c>ConceptMap/$translate</c>, which needs no map named: without one it reads every
+/// stored map of the code's system, so <c>needsMap</c> is false). Built at each request: code
 /// systems are data, written over REST like any resource.
 /// </summary>
 public sealed class TerminologyCapabilitiesDocument(IResourceScanner scanner, FhirSerializers serializers, TimeProvider clock)
@@ -45,7 +46,7 @@ public sealed class TerminologyCapabilitiesDocument(IResourceScanner scanner, Fh
                 Uri = s.Key,
                 Version = [.. s.Value.Select(v => new TerminologyCapabilities.VersionComponent { Code = v })],
             })],
-            Translation = new TerminologyCapabilities.TranslationComponent { NeedsMap = true },
+            Translation = new TerminologyCapabilities.TranslationComponent { NeedsMap = false },
         };
         return serializers.ToJsonBytes(capabilities);
     }

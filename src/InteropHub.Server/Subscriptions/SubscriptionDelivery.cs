@@ -11,8 +11,8 @@ namespace InteropHub.Server.Subscriptions;
 
 /// <summary>
 /// Delivers the subscription outbox (subscription.html, rest-hook): per subscription, row by row in sequence order,
-/// a POST to <c>channel.endpoint</c> with the <c>channel.header</c> values, carrying the version in the
-/// <c>channel.payload</c> mime type, or no body when the payload is empty. A row is removed only after a 2xx answer,
+/// with the <c>channel.header</c> values, a <c>PUT [endpoint]/[type]/[id]</c> carrying the version in the
+/// <c>channel.payload</c> mime type, or a POST to <c>channel.endpoint</c> without body when the payload is empty. A row is removed only after a 2xx answer,
 /// so delivery is at least once and survives restarts (the rows are in the database). A failure holds the
 /// subscription's later rows back (order), and is retried after a delay that doubles up to a cap; after
 /// <see cref="SubscriptionOptions.MaxFailures"/> failures in a row the Subscription is set to <c>error</c> with the
@@ -224,16 +224,30 @@ internal sealed class SubscriptionDelivery : IDisposable
         using var request = subscription.Payload is null
             ? new HttpRequestMessage(HttpMethod.Post, subscription.Endpoint)
             : new HttpRequestMessage(HttpMethod.Put, new Uri($"{subscription.Endpoint.AbsoluteUri.TrimEnd('/')}/{entry.ResourceType}/{entry.ResourceId}"));
-        foreach (var (name, value) in subscription.Headers)
-        {
-            request.Headers.TryAddWithoutValidation(name, value);
-        }
-
-        if (subscription.Payload is { } payload)
+        // Without a payload the content is empty (an empty POST either way), so that a content header (Content-Language) has a place.
+        byte[] body = [];
+        if (subscription.Payload is not null)
         {
             var version = await _store.ReadVersionAsync(entry.ResourceType, entry.ResourceId, entry.VersionId, ct);
-            var body = version is null ? [] : subscription.IsXml ? _serializers.ToXmlBytes(_serializers.ParseStored(version.Json)) : version.Json;
-            request.Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue(payload) } };
+            body = version is null ? [] : subscription.IsXml ? _serializers.ToXmlBytes(_serializers.ParseStored(version.Json)) : version.Json;
+        }
+
+        request.Content = new ByteArrayContent(body);
+        if (subscription.Payload is { } payload)
+        {
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue(payload);
+        }
+
+        foreach (var (name, value) in subscription.Headers)
+        {
+            // Refused when the Subscription is written; checked again here, as TryAddWithoutValidation would send a CR or LF
+            // as is: a header that is not one HTTP header fails the notification (and in the end the Subscription), with why.
+            var problem = RestHookSubscription.HeaderProblem(name, value);
+            if (problem is not null || !(request.Headers.TryAddWithoutValidation(name, value) || request.Content.Headers.TryAddWithoutValidation(name, value)))
+            {
+                // A name HeaderProblem passed is a token, quoted safely; the problem quotes what it refuses without control characters.
+                return $"{(problem is null ? $"channel.header '{name}' cannot be sent" : $"A channel.header {problem}")}; the notification was not sent.";
+            }
         }
 
         try
