@@ -15,6 +15,18 @@ internal static class OperationParameters
             _ => throw new InvalidInputException($"The {operation} parameter '{name}' is given more than once.", name),
         };
 
+    /// <summary>
+    /// A POST takes the operation's parameters in its Parameters body: one in the query too would be either ignored or a
+    /// second value, so it is a 400 naming it (<c>_format</c> and <c>_pretty</c> are the response's, not the operation's).
+    /// </summary>
+    public static void EnsureNoneInQuery(HttpRequest request, string operation)
+    {
+        if (request.Query.Keys.FirstOrDefault(k => k is not ("_format" or "_pretty")) is { } inQuery)
+        {
+            throw new InvalidInputException($"POST {operation} takes its parameters in the Parameters body, not '{inQuery}' in the query.", inQuery);
+        }
+    }
+
     /// <summary>A primitive parameter's value as text, or null.</summary>
     public static string? Text(this Parameters parameters, string name, string operation) =>
         (parameters.One(name, operation)?.Value as PrimitiveType)?.ToString();

@@ -4,6 +4,7 @@ using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Query;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
+using Task = System.Threading.Tasks.Task;
 
 namespace InteropHub.Fhir.Resources.Translate;
 
@@ -26,8 +27,9 @@ public sealed record TranslateRequest(
 /// <summary>
 /// Translates codes with the ConceptMaps stored in the hub (the county's local codes to standard ones, loaded from
 /// <c>mappings/</c>). Every target of a matching element is a <c>match</c> with its equivalence, the target as a Coding
-/// and the map's url; <c>result</c> is true when one of them is not <c>unmatched</c> or <c>disjoint</c>. With
-/// <c>reverse</c>, targets are looked up and their sources returned.
+/// and the map as <c>url|version</c>; <c>result</c> is true when one of them is not <c>unmatched</c> or <c>disjoint</c>.
+/// A group none of whose elements has the code answers what its <c>unmapped</c> says. With <c>reverse</c>, targets are
+/// looked up and their sources returned, with the equivalence read the other way.
 /// </summary>
 public sealed class TranslateConcept(IResourceStore store, FhirSerializers serializers, SearchParser parser)
 {
@@ -54,22 +56,9 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
                 continue;
             }
 
-            foreach (var group in map.Group)
+            foreach (var coding in request.Codings)
             {
-                var (from, to) = request.Reverse ? (group.Target, group.Source) : (group.Source, group.Target);
-                if (request.TargetSystem is { } system && to != system)
-                {
-                    continue;
-                }
-
-                foreach (var coding in request.Codings.Where(c => c.System == from))
-                {
-                    foreach (var (equivalence, code, display) in Targets(group, coding.Code!, request.Reverse))
-                    {
-                        var concept = code is null ? null : new Coding(to, code, display) { Version = request.Reverse ? group.SourceVersion : group.TargetVersion };
-                        matches.Add(Match(equivalence, concept, map.Url));
-                    }
-                }
+                await TranslateAsync(map, coding, request, matches, [], ct);
             }
         }
 
@@ -87,7 +76,66 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
         return answer;
     }
 
-    /// <summary>The elements' targets for a code, or with <paramref name="reverse"/> the sources of the elements that target it.</summary>
+    /// <summary>
+    /// Adds what <paramref name="map"/>'s groups from the coding's system say of it. <paramref name="visited"/> holds the
+    /// maps an <c>other-map</c> chain has passed through: a map met again adds nothing (the chain is a cycle).
+    /// </summary>
+    private async Task TranslateAsync(ConceptMap map, Coding coding, TranslateRequest request, List<Parameters.ParameterComponent> matches,
+        HashSet<string> visited, CancellationToken ct)
+    {
+        if (!visited.Add(Name(map) ?? ""))
+        {
+            return;
+        }
+
+        foreach (var group in map.Group)
+        {
+            var (from, to) = request.Reverse ? (group.Target, group.Source) : (group.Source, group.Target);
+            if (coding.System != from || (request.TargetSystem is { } system && to != system))
+            {
+                continue;
+            }
+
+            var found = Targets(group, coding.Code!, request.Reverse).ToList();
+            foreach (var (equivalence, code, display) in found)
+            {
+                matches.Add(Match(equivalence, code is null ? null : new Coding(to, code, display) { Version = request.Reverse ? group.SourceVersion : group.TargetVersion }, Name(map)));
+            }
+
+            // conceptmap-definitions.html#ConceptMap.group.unmapped: what to do when the group has no element for the code
+            // (an element saying unmatched is one); read forward only, as it says nothing of what maps to its target.
+            if (found.Count > 0 || request.Reverse || group.Element.Any(e => e.Code == coding.Code) || group.Unmapped is not { } unmapped)
+            {
+                continue;
+            }
+
+            switch (unmapped.Mode)
+            {
+                case ConceptMap.ConceptMapGroupUnmappedMode.Provided:
+                    // The code itself, in the group's target system: the same concept.
+                    matches.Add(Match(ConceptMapEquivalence.Equal, new Coding(to, coding.Code, coding.Display) { Version = group.TargetVersion }, Name(map)));
+                    break;
+                case ConceptMap.ConceptMapGroupUnmappedMode.Fixed when unmapped.Code is not null:
+                    // One code for everything the group does not list: the map says nothing of how the meanings relate.
+                    matches.Add(Match(ConceptMapEquivalence.Inexact, new Coding(to, unmapped.Code, unmapped.Display) { Version = group.TargetVersion }, Name(map)));
+                    break;
+                case ConceptMap.ConceptMapGroupUnmappedMode.OtherMap when unmapped.Url is { } other:
+                    // The other map answers for itself: its equivalences, named as the match's source.
+                    var (url, version) = SplitCanonical(other);
+                    foreach (var next in await FindByUrlAsync(url, version, ct))
+                    {
+                        await TranslateAsync(next, coding, request, matches, visited, ct);
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The elements' targets for a code, or with <paramref name="reverse"/> the sources of the elements that target it,
+    /// their equivalence read from the target's side (a source wider than its target is narrower than it).
+    /// </summary>
     private static IEnumerable<(ConceptMapEquivalence? Equivalence, string? Code, string? Display)> Targets(ConceptMap.GroupComponent group, string code, bool reverse)
     {
         foreach (var element in group.Element)
@@ -100,7 +148,14 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
                 }
                 else if (reverse && target.Code == code && target.Equivalence is not (ConceptMapEquivalence.Unmatched or ConceptMapEquivalence.Disjoint))
                 {
-                    yield return (target.Equivalence, element.Code, element.Display);
+                    yield return (target.Equivalence switch
+                    {
+                        ConceptMapEquivalence.Wider => ConceptMapEquivalence.Narrower,
+                        ConceptMapEquivalence.Narrower => ConceptMapEquivalence.Wider,
+                        ConceptMapEquivalence.Subsumes => ConceptMapEquivalence.Specializes,
+                        ConceptMapEquivalence.Specializes => ConceptMapEquivalence.Subsumes,
+                        var same => same,
+                    }, element.Code, element.Display);
                 }
             }
         }
@@ -124,6 +179,9 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
         return match;
     }
 
+    /// <summary>The map as a canonical: <c>url|version</c> when it has a version, so the answers of two versions are told apart.</summary>
+    private static string? Name(ConceptMap map) => map.Url is null || string.IsNullOrEmpty(map.Version) ? map.Url : $"{map.Url}|{map.Version}";
+
     /// <summary>A map's source or target value set (uri or canonical).</summary>
     private static string? Canonical(DataType? valueSet) => valueSet switch
     {
@@ -132,6 +190,10 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
         _ => null,
     };
 
+    /// <summary>A canonical's url and version (references.html#canonical: <c>url|version</c>).</summary>
+    private static (string Url, string? Version) SplitCanonical(string canonical) =>
+        canonical.IndexOf('|', StringComparison.Ordinal) is var bar and >= 0 ? (canonical[..bar], canonical[(bar + 1)..]) : (canonical, null);
+
     private async Task<IReadOnlyList<ConceptMap>> MapsAsync(TranslateRequest request, CancellationToken ct)
     {
         if (request.Map is { } given)
@@ -139,33 +201,108 @@ public sealed class TranslateConcept(IResourceStore store, FhirSerializers seria
             return [given];
         }
 
+        // url|version, or url and conceptMapVersion, name one version; both ways at once must agree.
+        var (url, version) = request.Url is { } canonical ? SplitCanonical(canonical) : (null, null);
+        if (version is not null && request.MapVersion is not null && version != request.MapVersion)
+        {
+            throw new InvalidInputException($"url '{request.Url}' and conceptMapVersion '{request.MapVersion}' name different versions.", "conceptMapVersion");
+        }
+
+        version ??= request.MapVersion;
         if (request.MapId is { } id)
         {
-            var stored = await store.ReadAsync("ConceptMap", id, ct);
-            return stored switch
+            var map = await store.ReadAsync("ConceptMap", id, ct) switch
             {
                 null => throw new ResourceNotFoundException($"ConceptMap/{id} is not known."),
                 { IsDeleted: true } => throw new ResourceGoneException($"ConceptMap/{id} was deleted."),
-                _ => [(ConceptMap)serializers.ParseStored(stored.Json)],
+                var stored => (ConceptMap)serializers.ParseStored(stored.Json),
             };
+            if ((url is not null && url != map.Url) || (version is not null && version != map.Version))
+            {
+                throw new InvalidInputException(
+                    $"ConceptMap/{id} is {Name(map) ?? "a map without url"}, not the {(url is null ? $"version {version}" : request.Url)} asked for; name the map once (instance or url).",
+                    url is null ? "conceptMapVersion" : "url");
+            }
+
+            return [map];
         }
 
-        // By url, or every map from (or, reversed, to) the codings' systems.
-        var query = request.Url is { } url
-            ? new List<KeyValuePair<string, string>> { new("url", url) }
-            : [new(request.Reverse ? "target-system" : "source-system", string.Join(',', request.Codings.Select(c => c.System).Distinct()))];
-        if (request.MapVersion is { } version)
+        if (url is not null)
+        {
+            var maps = await FindByUrlAsync(url, version, ct);
+            return maps.Count > 0 ? maps
+                : throw new ResourceNotFoundException($"No ConceptMap with url {url}{(version is null ? "" : $" and version {version}")} is stored here.");
+        }
+
+        // Every map from (or, reversed, to) the codings' systems, every version of each.
+        var query = new List<KeyValuePair<string, string>> { new(request.Reverse ? "target-system" : "source-system", string.Join(',', request.Codings.Select(c => c.System).Distinct())) };
+        if (version is not null)
         {
             query.Add(new("version", version));
         }
 
-        var matches = await store.FindAsync("ConceptMap", parser.ParseCriteria("ConceptMap", query), null, MaxMaps, ct);
-        var maps = await store.ReadManyAsync("ConceptMap", matches.Select(m => m.Id).ToList(), ct);
-        if (request.Url is not null && maps.Count == 0)
+        return await FindAsync(query, ct);
+    }
+
+    /// <summary>
+    /// The map with that url and version; without a version its latest (references.html#canonical): the highest version
+    /// when every version is numbers and dots (1.10 after 1.9), else the one stored last.
+    /// </summary>
+    private async Task<IReadOnlyList<ConceptMap>> FindByUrlAsync(string url, string? version, CancellationToken ct)
+    {
+        var query = new List<KeyValuePair<string, string>> { new("url", url) };
+        if (version is not null)
         {
-            throw new ResourceNotFoundException($"No ConceptMap with url {request.Url}{(request.MapVersion is null ? "" : $" and version {request.MapVersion}")} is stored here.");
+            query.Add(new("version", version));
         }
 
+        var maps = await FindAsync(query, ct);
+        if (version is not null || maps.Count < 2)
+        {
+            return maps;
+        }
+
+        var numbered = maps.Select(m => (Map: m, Numbers: VersionNumbers(m.Version))).ToList();
+        return [numbered.All(m => m.Numbers is not null)
+            ? numbered.Aggregate((a, b) => CompareNumbers(a.Numbers!, b.Numbers!) >= 0 ? a : b).Map
+            : maps.MaxBy(m => m.Meta?.LastUpdated)!];
+    }
+
+    private async Task<IReadOnlyList<ConceptMap>> FindAsync(List<KeyValuePair<string, string>> query, CancellationToken ct)
+    {
+        var matches = await store.FindAsync("ConceptMap", parser.ParseCriteria("ConceptMap", query), null, MaxMaps, ct);
+        var maps = await store.ReadManyAsync("ConceptMap", matches.Select(m => m.Id).ToList(), ct);
         return maps.Select(m => (ConceptMap)serializers.ParseStored(m.Json)).ToList();
+    }
+
+    /// <summary>A version's numbers ("1.10.2": 1, 10, 2), or null when it is not numbers separated by dots.</summary>
+    private static long[]? VersionNumbers(string? version)
+    {
+        var parts = (version ?? "").Split('.');
+        var numbers = new long[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out numbers[i]))
+            {
+                return null;
+            }
+        }
+
+        return numbers;
+    }
+
+    /// <summary>Compares version numbers part by part, a missing part as 0 (1.0 is 1).</summary>
+    private static int CompareNumbers(long[] a, long[] b)
+    {
+        for (var i = 0; i < Math.Max(a.Length, b.Length); i++)
+        {
+            var order = (i < a.Length ? a[i] : 0).CompareTo(i < b.Length ? b[i] : 0);
+            if (order != 0)
+            {
+                return order;
+            }
+        }
+
+        return 0;
     }
 }

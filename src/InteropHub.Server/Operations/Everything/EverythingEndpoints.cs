@@ -44,10 +44,7 @@ public static class EverythingEndpoints
         CancellationToken ct)
     {
         ResourceTypes.EnsureValidId(id);
-        if (request.Query.Keys.FirstOrDefault(k => k is not ("_format" or "_pretty")) is { } inQuery)
-        {
-            throw new InvalidInputException($"POST $everything takes its parameters in the Parameters body, not '{inQuery}' in the query.", inQuery);
-        }
+        OperationParameters.EnsureNoneInQuery(request, "$everything");
 
         // No body at all: no parameters.
         var parameters = request.ContentLength == 0 || request.ContentLength is null && request.ContentType is null ? new Parameters() : await reader.ReadResourceAsync(request, ct) as Parameters

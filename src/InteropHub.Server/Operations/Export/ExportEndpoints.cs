@@ -139,11 +139,7 @@ public static class ExportEndpoints
     /// </summary>
     private static async Task<List<KeyValuePair<string, string>>> BodyParametersAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct)
     {
-        if (request.Query.Keys.FirstOrDefault(k => k != "_format") is { } inQuery)
-        {
-            throw new InvalidInputException($"POST $export takes its parameters in the Parameters body, not '{inQuery}' in the query.", inQuery);
-        }
-
+        OperationParameters.EnsureNoneInQuery(request, "$export");
         var parameters = await reader.ReadResourceAsync(request, ct) as Hl7.Fhir.Model.Parameters
             ?? throw new InvalidInputException("POST $export takes a Parameters resource (or use GET with the parameters in the query).", "resourceType");
         return parameters.Parameter.Select((p, i) => new KeyValuePair<string, string>(p.Name ?? "", p.Value switch

@@ -16,10 +16,15 @@ public static class TranslateEndpoints
 {
     private const string Operation = "$translate";
 
-    private static readonly HashSet<string> Known = new(StringComparer.Ordinal)
+    /// <summary>
+    /// The parameters taken and their R4 types (OperationDefinition ConceptMap-translate); <c>conceptMap</c> is a resource.
+    /// <c>dependency</c> is not taken: the hub does not evaluate a target's <c>dependsOn</c>.
+    /// </summary>
+    private static readonly Dictionary<string, string> Types = new(StringComparer.Ordinal)
     {
-        "url", "conceptMap", "conceptMapVersion", "code", "system", "version", "source", "coding", "codeableConcept", "target",
-        "targetsystem", "reverse", "_format", "_pretty",
+        ["url"] = "uri", ["conceptMapVersion"] = "string", ["code"] = "code", ["system"] = "uri", ["version"] = "string", ["source"] = "uri",
+        ["coding"] = "Coding", ["codeableConcept"] = "CodeableConcept", ["target"] = "uri", ["targetsystem"] = "uri", ["reverse"] = "boolean",
+        ["_format"] = "string", ["_pretty"] = "string",
     };
 
     public static IEndpointRouteBuilder MapTranslateEndpoints(this IEndpointRouteBuilder app)
@@ -42,9 +47,9 @@ public static class TranslateEndpoints
             ResourceTypes.EnsureValidId(id);
         }
 
-        foreach (var unknown in parameters.Parameter.Select(p => p.Name ?? "").Where(n => !Known.Contains(n)))
+        foreach (var parameter in parameters.Parameter)
         {
-            throw new InvalidInputException($"$translate has no parameter '{unknown}'.", unknown);
+            EnsureTyped(parameter);
         }
 
         var codings = new List<Coding>();
@@ -54,34 +59,56 @@ public static class TranslateEndpoints
             codings.Add(new Coding(parameters.Text("system", Operation), code) { Version = parameters.Text("version", Operation) });
         }
 
-        if (parameters.One("coding", Operation)?.Value is { } coding)
+        if (parameters.One("coding", Operation)?.Value is Coding coding)
         {
-            codings.Add(coding as Coding ?? throw new InvalidInputException("coding must be a Coding.", "coding"));
+            codings.Add(coding);
         }
 
-        if (parameters.One("codeableConcept", Operation)?.Value is { } concept)
+        if (parameters.One("codeableConcept", Operation)?.Value is CodeableConcept concept)
         {
-            codings.AddRange((concept as CodeableConcept ?? throw new InvalidInputException("codeableConcept must be a CodeableConcept.", "codeableConcept")).Coding);
+            codings.AddRange(concept.Coding);
         }
 
-        var reverse = parameters.Text("reverse", Operation) switch
-        {
-            null or "false" => false,
-            "true" => true,
-            var other => throw new InvalidInputException($"reverse must be true or false, not '{other}'.", "reverse"),
-        };
-        var map = parameters.One("conceptMap", Operation)?.Resource switch
-        {
-            null => null,
-            ConceptMap given => given,
-            var other => throw new InvalidInputException($"conceptMap must be a ConceptMap, not a {other.TypeName}.", "conceptMap"),
-        };
-        var answer = await handler.HandleAsync(new TranslateRequest(codings, id, map, parameters.Text("url", Operation), parameters.Text("conceptMapVersion", Operation),
-            parameters.Text("source", Operation), parameters.Text("target", Operation), parameters.Text("targetsystem", Operation), reverse), ct);
+        var answer = await handler.HandleAsync(new TranslateRequest(codings, id, parameters.One("conceptMap", Operation)?.Resource as ConceptMap,
+            parameters.Text("url", Operation), parameters.Text("conceptMapVersion", Operation), parameters.Text("source", Operation),
+            parameters.Text("target", Operation), parameters.Text("targetsystem", Operation),
+            (parameters.One("reverse", Operation)?.Value as FhirBoolean)?.Value ?? false), ct);
         return FhirResults.Json(serializers.ToJsonBytes(answer));
     }
 
-    /// <summary>The query as Parameters: every parameter a primitive, <c>coding</c> written <c>system|code</c>.</summary>
+    /// <summary>A parameter the operation takes, with a value of its type: else a 400 naming it.</summary>
+    private static void EnsureTyped(Parameters.ParameterComponent parameter)
+    {
+        var name = parameter.Name ?? "";
+        if (name == "conceptMap")
+        {
+            if (parameter.Resource is not ConceptMap)
+            {
+                throw new InvalidInputException($"The {Operation} parameter 'conceptMap' is a ConceptMap resource, not {parameter.Resource?.TypeName ?? parameter.Value?.TypeName ?? "empty"}.", name);
+            }
+
+            return;
+        }
+
+        if (name == "dependency")
+        {
+            throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                $"The {Operation} parameter 'dependency' is not supported: this hub does not evaluate a target's dependsOn.", name);
+        }
+
+        if (!Types.TryGetValue(name, out var type))
+        {
+            throw new InvalidInputException($"{Operation} has no parameter '{name}'.", name);
+        }
+
+        if (parameter.Value?.TypeName != type)
+        {
+            var given = parameter.Value is { } value ? $"a {value.TypeName}" : parameter.Resource is { } resource ? $"a {resource.TypeName} resource" : "no value";
+            throw new InvalidInputException($"The {Operation} parameter '{name}' is a {type} (value{char.ToUpperInvariant(type[0])}{type[1..]}), not {given}.", name);
+        }
+    }
+
+    /// <summary>The query as Parameters, each value of its parameter's type (<c>coding</c> written <c>system|code</c>).</summary>
     private static Parameters FromQuery(HttpRequest request)
     {
         var parameters = new Parameters();
@@ -89,22 +116,30 @@ public static class TranslateEndpoints
         {
             foreach (var value in values.OfType<string>())
             {
-                if (name == "coding")
+                var bar = value.IndexOf('|', StringComparison.Ordinal);
+                parameters.Add(name, Types.GetValueOrDefault(name) switch
                 {
-                    var bar = value.IndexOf('|', StringComparison.Ordinal);
-                    parameters.Add(name, bar < 0 ? new Coding(null, value) : new Coding(value[..bar], value[(bar + 1)..]));
-                }
-                else
-                {
-                    parameters.Add(name, new FhirString(value));
-                }
+                    "Coding" => bar < 0 ? new Coding(null, value) : new Coding(value[..bar], value[(bar + 1)..]),
+                    "code" => new Code(value),
+                    "uri" => new FhirUri(value),
+                    "boolean" => value switch
+                    {
+                        "true" => new FhirBoolean(true),
+                        "false" => new FhirBoolean(false),
+                        _ => throw new InvalidInputException($"{name} must be true or false, not '{value}'.", name),
+                    },
+                    _ => new FhirString(value),
+                });
             }
         }
 
         return parameters;
     }
 
-    private static async Task<Parameters> FromBodyAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct) =>
-        await reader.ReadResourceAsync(request, ct) as Parameters
-        ?? throw new InvalidInputException("POST $translate takes a Parameters resource.", "Parameters");
+    private static async Task<Parameters> FromBodyAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct)
+    {
+        OperationParameters.EnsureNoneInQuery(request, Operation);
+        return await reader.ReadResourceAsync(request, ct) as Parameters
+            ?? throw new InvalidInputException($"POST {Operation} takes a Parameters resource.", "Parameters");
+    }
 }
