@@ -66,6 +66,7 @@ app.UseRouting();
 app.UseCors();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
+app.Use(FhirEndpoints.EnsureKnownOperationAsync);
 app.UseMiddleware<CallerOrganizationMiddleware>();
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();

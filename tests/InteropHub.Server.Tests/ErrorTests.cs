@@ -25,6 +25,12 @@ public abstract class ErrorTests(HubFactory hub)
     [InlineData("GET", "/fhir/$validate", "$validate", "system level")]
     [InlineData("GET", "/fhir/Patient/p1/$meta-add", "$meta-add", "Patient instance")]
     [InlineData("DELETE", "/fhir/Patient/$everything", "$everything", "Patient type")]
+    [InlineData("POST", "/fhir/Patient/p1/$meta-add", "$meta-add", "Patient instance")]
+    [InlineData("POST", "/fhir/Patient/$match", "$match", "Patient type")]
+    [InlineData("PUT", "/fhir/Patient/p1/$everything", "$everything", "Patient instance")]
+    [InlineData("GET", "/fhir/ConceptMap/$Translate?system=urn:interophub:cs:qxvac&code=0101", "$Translate", "ConceptMap type")]
+    [InlineData("POST", "/fhir/Patient/p1/$Everything", "$Everything", "Patient instance")]
+    [InlineData("GET", "/fhir/$EXPORT", "$EXPORT", "system level")]
     public async Task An_operation_the_hub_does_not_have_is_400_naming_it_not_an_unknown_type_or_id(string method, string url, string operation, string level)
     {
         var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), url));

@@ -211,6 +211,18 @@ public abstract class EverythingTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_start_and_end_on_the_same_day_or_at_different_precisions_are_not_a_reversed_period()
+    {
+        var (patient, _) = await PatientWithRecordsAsync();
+
+        var sameDay = await _client.GetAsync($"/fhir/Patient/{patient}/$everything?start=2025-04-30&end=2025-04-30");
+        var monthInYear = await _client.GetAsync($"/fhir/Patient/{patient}/$everything?start=2025-06&end=2025");
+
+        Assert.Equal(HttpStatusCode.OK, sameDay.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, monthInYear.StatusCode);
+    }
+
+    [Fact]
     public async Task Everything_with_count_zero_is_an_empty_page_with_the_total_of_the_record()
     {
         var (patient, _) = await PatientWithRecordsAsync();
@@ -233,6 +245,8 @@ public abstract class EverythingTests(HubFactory hub)
     [InlineData("/fhir/Patient/{id}/$everything?end=2020-13-01", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/{id}/$everything?_type=Nonsense", HttpStatusCode.BadRequest)]
     [InlineData("/fhir/Patient/{id}/$everything?_cursor=zz", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?start=2025-01-01&end=2020-01-01", HttpStatusCode.BadRequest)]
+    [InlineData("/fhir/Patient/{id}/$everything?start=2025-06&end=2025-05-31", HttpStatusCode.BadRequest)]
     public async Task Everything_refuses_what_it_cannot_answer(string url, HttpStatusCode status)
     {
         var (patient, _) = await PatientWithRecordsAsync();

@@ -348,6 +348,20 @@ public abstract class ExportTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_group_export_of_a_deleted_group_is_410()
+    {
+        var group = await CreateAsync(new Group { Type = Group.GroupType.Person, Actual = true, Name = "term25 gone" });
+        Assert.Equal(HttpStatusCode.NoContent, (await _client.DeleteAsync($"/fhir/Group/{group.Id}")).StatusCode);
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Group/{group.Id}/$export");
+        request.Headers.Add("Prefer", "respond-async");
+
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Gone, response.StatusCode);
+        Assert.Contains("was deleted", (await Fhir.Read<OperationOutcome>(response)).Issue[0].Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Type_filter_exports_only_what_matches_one_of_its_searches()
     {
         var marker = Guid.NewGuid().ToString("N")[..12];

@@ -207,6 +207,25 @@ public abstract class FormatTests(HubFactory hub)
         await Fhir.Read<OperationOutcome>(response);
     }
 
+    [Theory]
+    [InlineData("GBK")]
+    [InlineData("ISO-8859-1")]
+    [InlineData("UTF-16")]
+    public async Task An_xml_body_declaring_an_encoding_other_than_utf8_is_415_naming_it_as_a_charset_would_be(string encoding)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"{encoding}\"?><Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"term25\"/></name></Patient>");
+        var content = new ByteArrayContent(body);
+        content.Headers.TryAddWithoutValidation("Content-Type", Fhir.XmlType);
+
+        var declared = await _client.PostAsync("/fhir/Patient", content);
+        var utf8 = await _client.PostAsync("/fhir/Patient", Fhir.Raw(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"term25\"/></name></Patient>", Fhir.XmlType));
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, declared.StatusCode);
+        Assert.Contains($"'{encoding}'", (await Fhir.Read<OperationOutcome>(declared)).Issue[0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Created, utf8.StatusCode);
+    }
+
     [Fact]
     public async Task A_body_without_content_type_is_415()
     {

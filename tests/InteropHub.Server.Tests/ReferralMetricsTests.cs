@@ -120,6 +120,20 @@ public abstract class ReferralMetricsTests(HubFactory hub)
     }
 
     [Fact]
+    public async Task A_stored_Measure_the_hub_has_no_evaluation_for_is_422_not_supported_rather_than_404()
+    {
+        var measure = new Measure { Id = "term25-measure", Status = PublicationStatus.Active, Url = "http://example.org/Measure/term25" };
+        Assert.True((await _client.PutAsync($"/fhir/Measure/{measure.Id}", Fhir.Content(measure))).IsSuccessStatusCode);
+
+        var response = await _client.GetAsync($"/fhir/Measure/{measure.Id}/$evaluate-measure?periodStart=2025&periodEnd=2025");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var issue = Assert.Single((await Fhir.Read<OperationOutcome>(response)).Issue);
+        Assert.Equal(OperationOutcome.IssueType.NotSupported, issue.Code);
+        Assert.Contains("not evaluated by this hub", issue.Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Referrals_are_also_counted_for_the_township_a_village_clinic_belongs_to()
     {
         // The township centre (WS 218 C220) and its village clinic (D600), both partners of the hospital.

@@ -17,7 +17,7 @@ namespace InteropHub.Fhir.Serialization;
 /// is a 400 naming the element and the line/position; stored bytes (written by this server) are parsed
 /// leniently because they were validated on the way in.
 /// </summary>
-public sealed class FhirSerializers
+public sealed partial class FhirSerializers
 {
     /// <summary>Chinese and other non-ASCII text is written as UTF-8, not as \u escapes, so it round-trips byte-exact.</summary>
     public static readonly JavaScriptEncoder Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
@@ -199,6 +199,7 @@ public sealed class FhirSerializers
     /// <param name="refusedEntries">Given for a body that may be a batch Bundle: see <see cref="WithRefusedEntries"/>.</param>
     public Resource ParseXml(ReadOnlyMemory<byte> body, IDictionary<int, OperationOutcome>? refusedEntries = null)
     {
+        EnsureUtf8Declaration(body.Span);
         using var stream = new MemoryStream(body.ToArray(), writable: false);
         try
         {
@@ -229,6 +230,23 @@ public sealed class FhirSerializers
             throw new InvalidInputException($"The body is not a FHIR XML resource: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// http.html: FHIR bodies are UTF-8, and a Content-Type naming another charset is a 415. An XML declaration naming another
+    /// encoding (<c>encoding="GBK"</c>) is refused the same way, not transcoded whenever the runtime happens to know it.
+    /// </summary>
+    private static void EnsureUtf8Declaration(ReadOnlySpan<byte> body)
+    {
+        if (XmlDeclaredEncoding().Match(Encoding.ASCII.GetString(body[..Math.Min(body.Length, 256)])) is { Success: true } declared
+            && !declared.Groups[1].Value.Equals("UTF-8", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UnsupportedMediaTypeException(
+                $"The XML declaration names encoding '{declared.Groups[1].Value}'; FHIR bodies are UTF-8, so it may name UTF-8 only (or be left out).");
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("""^\s*<\?xml\s[^?]*?\bencoding\s*=\s*["']([^"']*)["']""")]
+    private static partial System.Text.RegularExpressions.Regex XmlDeclaredEncoding();
 
     /// <summary>How deep FHIR elements may nest in XML: at most two JSON levels each, within JSON's 64 (<see cref="ParseJson"/>).</summary>
     public const int MaxXmlDepth = 32;

@@ -13,6 +13,7 @@ using InteropHub.Fhir.Search;
 using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Server.Formatting;
+using Microsoft.AspNetCore.Routing.Patterns;
 
 namespace InteropHub.Server.Endpoints;
 
@@ -34,9 +35,7 @@ public static class FhirEndpoints
 
         var type = fhir.MapGroup("/{type}").AddEndpointFilter(async (context, next) =>
         {
-            var request = context.HttpContext.Request;
-            EnsureNoOperation(request);
-            ResourceTypes.EnsureKnown((string)request.RouteValues["type"]!);
+            ResourceTypes.EnsureKnown((string)context.HttpContext.Request.RouteValues["type"]!);
             return await next(context);
         });
         type.MapPost("/", Create);
@@ -60,26 +59,38 @@ public static class FhirEndpoints
     }
 
     /// <summary>
-    /// A <c>$name</c> segment that no operation route took is an operation this hub does not have at that level or
-    /// with that method: said so (a 400 naming it), not read as a resource type, id or compartment.
+    /// Middleware, after routing: a <c>$name</c> segment under <c>/fhir</c> that is not, exactly, a literal of the route
+    /// taken is an operation this hub does not have at that level or with that method: said so (a 400 naming it), not
+    /// read as a resource type, id or compartment, nor a 405 because another method has a route there. Exactly, as
+    /// routing matches literals ignoring case and operation names are case-sensitive: <c>$Translate</c> is not <c>$translate</c>.
     /// </summary>
-    private static void EnsureNoOperation(HttpRequest request)
+    public static Task EnsureKnownOperationAsync(HttpContext context, RequestDelegate next)
     {
-        foreach (var key in new[] { "type", "id", "compartmentType", "vid" })
+        var path = context.Request.Path.Value ?? "";
+        if (path.StartsWith("/fhir/", StringComparison.Ordinal) && path.Contains('$', StringComparison.Ordinal))
         {
-            if (request.RouteValues[key] is string segment && segment.StartsWith('$'))
+            var segments = path["/fhir/".Length..].Split('/');
+            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.PathSegments;
+            for (var i = 0; i < segments.Length; i++)
             {
-                var level = key switch
+                // The route's segments start with "fhir".
+                if (segments[i].StartsWith('$')
+                    && !(route is not null && route.Count > i + 1 && route[i + 1].Parts is [RoutePatternLiteralPart { Content: var literal }] && literal == segments[i]))
                 {
-                    "type" => "the system level",
-                    "id" => $"the {request.RouteValues["type"]} type",
-                    _ => $"a {request.RouteValues["type"]} instance",
-                };
-                throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
-                    $"Operation '{segment}' is not supported at {level} with {request.Method}; the operations this hub has are listed in its CapabilityStatement (GET [base]/metadata).",
-                    segment);
+                    var level = i switch
+                    {
+                        0 => "the system level",
+                        1 => $"the {segments[0]} type",
+                        _ => $"a {segments[0]} instance",
+                    };
+                    throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
+                        $"Operation '{segments[i]}' is not supported at {level} with {context.Request.Method}; the operations this hub has are listed in its CapabilityStatement (GET [base]/metadata).",
+                        segments[i]);
+                }
             }
         }
+
+        return next(context);
     }
 
     /// <summary>

@@ -393,10 +393,10 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
     /// </summary>
     private async Task<IReadOnlyList<string>> GroupMembersAsync(string groupId, CancellationToken ct)
     {
-        var stored = await store.ReadAsync("Group", groupId, ct);
-        if (stored is null || stored.IsDeleted)
+        var stored = await store.ReadAsync("Group", groupId, ct) ?? throw new ResourceNotFoundException($"Group/{groupId} is not known.");
+        if (stored.IsDeleted)
         {
-            throw new ResourceNotFoundException($"Group/{groupId} is not known.");
+            throw new ResourceGoneException($"Group/{groupId} was deleted.");
         }
 
         var group = (Group)serializers.ParseStored(stored.Json);

@@ -3,6 +3,7 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources.Search;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Query;
 using InteropHub.Fhir.Storage;
 
@@ -39,8 +40,14 @@ public sealed class PatientEverything(IResourceStore store, SearchParser parser,
         }
 
         var filter = request.Since is { Length: > 0 } since ? new List<KeyValuePair<string, string>> { new("_lastUpdated", "ge" + since) } : [];
-        var care = new[] { ("ge", Date("start", request.Start)), ("le", Date("end", request.End)) }.Where(c => c.Item2 is not null)
-            .Select(c => c.Item1 + c.Item2).ToList();
+        var (start, end) = (Date("start", request.Start), Date("end", request.End));
+        if (start is not null && end is not null && DateRange.TryParse(start, out var from) && DateRange.TryParse(end, out var to) && to.High <= from.Low)
+        {
+            // As $evaluate-measure refuses a reversed period: it would keep nothing dated and say nothing of why.
+            throw new InvalidInputException($"The $everything parameter 'end' ({end}) is before 'start' ({start}).", "end");
+        }
+
+        var care = new[] { ("ge", start), ("le", end) }.Where(c => c.Item2 is not null).Select(c => c.Item1 + c.Item2).ToList();
         var parts = Parts(Types(request.Types), request.PatientId, filter, care);
         var count = Paging.Count(request.Count, options);
         var (partIndex, afterRid) = DecodeCursor(request.Cursor, parts.Count);

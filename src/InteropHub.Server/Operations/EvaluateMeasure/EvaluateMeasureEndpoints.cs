@@ -2,6 +2,7 @@ using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Serialization;
+using InteropHub.Fhir.Storage;
 using InteropHub.Hub.Indicators;
 using InteropHub.Hub.Referrals;
 using InteropHub.Server.Formatting;
@@ -31,7 +32,7 @@ namespace InteropHub.Server.Operations.EvaluateMeasure;
 /// periodStart and periodEnd are dates of any precision (2025, 2025-05, 2025-05-31; both ends included, China Standard
 /// Time) or dateTimes with an offset, in the query (GET) or a Parameters body (POST). Only the summary report is made
 /// (reportType=population, R4's name for it, or summary, R5's); another parameter is a 400, another Measure or a subject
-/// the hub does not hold a 404.
+/// the hub does not hold a 404; a stored Measure the hub has no evaluation for is a 422 (not-supported).
 /// </summary>
 public static class EvaluateMeasureEndpoints
 {
@@ -57,7 +58,15 @@ public static class EvaluateMeasureEndpoints
     {
         if (!Measures.Contains(id))
         {
-            throw new ResourceNotFoundException($"Measure/{id} is not evaluated by this hub; it evaluates {string.Join(", ", Measures.Select(m => $"Measure/{m}"))}.");
+            var evaluated = $"this hub evaluates {string.Join(", ", Measures.Select(m => $"Measure/{m}"))}";
+            throw await services.GetRequiredService<IResourceStore>().ReadAsync("Measure", id, ct) switch
+            {
+                null => new ResourceNotFoundException($"Measure/{id} is not known; {evaluated}."),
+                { IsDeleted: true } => new ResourceGoneException($"Measure/{id} was deleted; {evaluated}."),
+                // The Measure is there, its evaluation is what the hub does not have.
+                _ => new FhirException(System.Net.HttpStatusCode.UnprocessableEntity, OperationOutcome.IssueType.NotSupported,
+                    $"Measure/{id} is stored here but not evaluated by this hub: {evaluated}."),
+            };
         }
 
         foreach (var unknown in parameters.Parameter.Select(p => p.Name ?? "").Where(n => !Known.Contains(n)))
