@@ -316,6 +316,22 @@ public abstract class AdapterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_resent_message_accepted_with_a_warning_is_answered_AA_with_the_same_warning()
+    {
+        await SeedOrganizationsAsync();
+        // Sample 28 has no MSH-12: accepted, with a warning at MSH-12.
+        var message = await File.ReadAllBytesAsync(Path.Combine(Legacy, "his", "28_ADT_A04_county_dengxiaojun_ER_quirks.hl7"));
+
+        var (_, first) = await PostHl7Async(message);
+        var (_, resent) = await PostHl7Async(message);
+
+        static string Err(string ack) => Assert.Single(ack.Split('\r'), l => l.StartsWith("ERR|", StringComparison.Ordinal));
+        Assert.Equal(("AA", "AA"), (Msa(first), Msa(resent)));
+        Assert.Contains("MSH^1^12", Err(first), StringComparison.Ordinal);
+        Assert.Equal(Err(first), Err(resent));
+    }
+
+    [Fact]
     public async Task A_cut_MLLP_frame_in_an_HTTP_body_is_refused_AR_naming_where_it_ends_and_the_next_frame_still_goes()
     {
         await SeedOrganizationsAsync();

@@ -122,7 +122,8 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
 
                 if (stored.Status == InboxStatus.Processed)
                 {
-                    return Reply(mapped.Message, AckCode.AA, stored.Id, []);
+                    // Answered as the first time, with the warnings it had (a sender whose ACK was lost sees them).
+                    return Reply(mapped.Message, AckCode.AA, stored.Id, StoredAnswer(stored) is { Code: AckCode.AA } first ? first.Issues : []);
                 }
 
                 if (stored.Status == InboxStatus.Failed && RejectedForItsContent(stored) is { } earlier)
@@ -431,7 +432,17 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             message.Outcome is { } json ? (OperationOutcome)serializers.ParseStored(Encoding.UTF8.GetBytes(json)) : new OperationOutcome());
 
     /// <summary>The answer a stored message got when it was refused for its content (no MALFORMED among its errors), or null.</summary>
-    private (AckCode Code, List<HisIssue> Issues)? RejectedForItsContent(InboxMessage stored)
+    private (AckCode Code, List<HisIssue> Issues)? RejectedForItsContent(InboxMessage stored) =>
+        StoredAnswer(stored) is { Code: AckCode.AE or AckCode.AR } answer && answer.Issues.Any(i => i.Severity == IssueSeverity.Error)
+            && !answer.Issues.Any(i => i.Severity == IssueSeverity.Error && i.Reason == RejectionReason.Malformed)
+            ? answer
+            : null;
+
+    /// <summary>
+    /// The ACK code and issues a stored message was answered with (its outcome), so a resend is answered alike: an AA
+    /// with the warnings it had, a refusal with its errors. Null when the outcome is absent or names an error of no known reason.
+    /// </summary>
+    private (AckCode Code, List<HisIssue> Issues)? StoredAnswer(InboxMessage stored)
     {
         if (stored.Outcome is not { Length: > 0 } json || serializers.ParseStored(Encoding.UTF8.GetBytes(json)) is not OperationOutcome outcome)
         {
@@ -439,7 +450,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         }
 
         var ack = outcome.Issue.FirstOrDefault()?.Details?.Coding.FirstOrDefault()?.Code;
-        if (ack is not ("AE" or "AR"))
+        if (ack is not ("AA" or "AE" or "AR"))
         {
             return null;
         }
@@ -449,7 +460,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
         {
             var reason = Enum.GetValues<RejectionReason>().Cast<RejectionReason?>().FirstOrDefault(r => r!.Value.Code() == issue.Details?.Coding.FirstOrDefault()?.Code);
             var severity = issue.Severity == OperationOutcome.IssueSeverity.Error ? IssueSeverity.Error : IssueSeverity.Warning;
-            if (severity == IssueSeverity.Error && reason is null or RejectionReason.Malformed)
+            if (severity == IssueSeverity.Error && reason is null)
             {
                 return null;
             }
@@ -462,7 +473,7 @@ public sealed partial class IngestPipeline(IInboxStore inbox, IResourceStore sto
             }
         }
 
-        return issues.Any(i => i.Severity == IssueSeverity.Error) ? (ack == "AR" ? AckCode.AR : AckCode.AE, issues) : null;
+        return (ack switch { "AA" => AckCode.AA, "AE" => AckCode.AE, _ => AckCode.AR }, issues);
     }
 
     private HisReply Reply(Hl7Message? answered, AckCode code, long? inboxId, IReadOnlyList<HisIssue> issues, string? unreadControlId = null)
