@@ -57,7 +57,7 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
     }
 
     [Fact]
-    public async Task Metadata_lists_reindex_says_translate_needs_no_map_and_that_notifications_with_a_payload_are_PUT()
+    public async Task Metadata_lists_reindex_says_translate_needs_no_map_notifications_with_a_payload_are_PUT_and_binaries_are_sent_as_content()
     {
         var client = hub.CreateClient();
 
@@ -70,6 +70,7 @@ public abstract class ConformanceAndStartupTests(HubFactory hub)
         var subscription = statement.Rest[0].Resource.Single(r => r.Type == "Subscription").Documentation;
         Assert.Contains("PUT [endpoint]/[type]/[id]", subscription, StringComparison.Ordinal);
         Assert.DoesNotContain("POSTed", subscription, StringComparison.Ordinal);
+        Assert.Contains("X-Security-Context", statement.Rest[0].Resource.Single(r => r.Type == "Binary").Documentation, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -120,13 +120,20 @@ public static class CapabilityStatementBuilder
                 + "with the reason when they keep failing.";
         }
 
+        if (type == "Binary")
+        {
+            component.Documentation = "A Binary may be created or updated with its own content: a body in a media type that is not FHIR is "
+                + "its data, the Content-Type its contentType, X-Security-Context its securityContext. A read whose Accept names no FHIR "
+                + "format (*/*, application/pdf…) answers the content with its type; a FHIR Accept, _format, or no Accept reads the resource.";
+        }
+
         component.SearchInclude = ["*"];
         component.SearchRevInclude = ["*"];
         component.Operation.Add(new CapabilityStatement.OperationComponent
         {
             Name = "validate",
             Definition = "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-            Documentation = "The checks of a create, an update (mode=update) or a delete (mode=delete), nothing written; then conformance to the R4 definition of the type, to meta.profile and to profile (the specification's profiles or a StructureDefinition stored here).",
+            Documentation = "The checks of a create (the default at type level), an update (mode=update, the default on an instance; GET validates the stored version) or a delete (mode=delete), nothing written; then conformance to the R4 definition of the type, to meta.profile and to profile (the specification's profiles or a StructureDefinition stored here).",
         });
         if (type == "Patient")
         {
