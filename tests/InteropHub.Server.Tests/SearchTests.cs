@@ -100,12 +100,7 @@ public abstract class SearchTests(HubFactory hub)
         var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?nonsense=1&family={Uri.EscapeDataString(family)}&name:fuzzy=x&_count=5");
         request.Headers.Add("Prefer", "handling=lenient");
 
-        var response = await _client.SendAsync(request);
-
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var bundle = await Fhir.Read<Bundle>(response);
-        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
-        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        var (bundle, outcome) = await OneMatchWithOutcomeAsync(request);
         Assert.Equal(["nonsense", "name:fuzzy"], outcome.Issue.Select(i => i.Expression.Single()));
         Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
         var self = Uri.UnescapeDataString(bundle.SelfLink!.Query);
@@ -122,12 +117,7 @@ public abstract class SearchTests(HubFactory hub)
         var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family={Uri.EscapeDataString(family)}&given=&_id=&subject.name=&_sort=");
         request.Headers.Add("Prefer", lenient ? "handling=lenient" : "handling=strict");
 
-        var response = await _client.SendAsync(request);
-
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var bundle = await Fhir.Read<Bundle>(response);
-        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
-        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        var (bundle, outcome) = await OneMatchWithOutcomeAsync(request);
         Assert.Equal(["given", "_id", "subject.name", "_sort"], outcome.Issue.Select(i => i.Expression.Single()));
         Assert.All(outcome.Issue, i => Assert.Equal(OperationOutcome.IssueSeverity.Warning, i.Severity));
         Assert.Equal($"?family={family}", Uri.UnescapeDataString(bundle.SelfLink!.Query));
@@ -151,12 +141,7 @@ public abstract class SearchTests(HubFactory hub)
         var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family={Uri.EscapeDataString(family)}&{include}");
         request.Headers.Add("Prefer", "handling=lenient");
 
-        var response = await _client.SendAsync(request);
-
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var bundle = await Fhir.Read<Bundle>(response);
-        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
-        var outcome = Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource);
+        var (bundle, outcome) = await OneMatchWithOutcomeAsync(request);
         Assert.Equal((named, OperationOutcome.IssueSeverity.Warning), (outcome.Issue.Single().Expression.Single(), outcome.Issue.Single().Severity));
         Assert.Equal($"?family={family}", Uri.UnescapeDataString(bundle.SelfLink!.Query));
     }
@@ -791,6 +776,17 @@ public abstract class SearchTests(HubFactory hub)
         Assert.Empty(westOfTheEnd.Entry.Concat(eastOfTheStart.Entry));
         Assert.Equal([firstDay], early.Entry.Select(e => e.Resource!.Id));
         Assert.Empty(undated.Entry);
+    }
+
+    /// <summary>A searchset answered 200 with one match and the outcome entry that says what was ignored.</summary>
+    private async Task<(Bundle Bundle, OperationOutcome Outcome)> OneMatchWithOutcomeAsync(HttpRequestMessage request)
+    {
+        var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await Fhir.Read<Bundle>(response);
+        Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        return (bundle, Assert.IsType<OperationOutcome>(Assert.Single(bundle.Entry, e => e.Search?.Mode == Bundle.SearchEntryMode.Outcome).Resource));
     }
 
     private async Task<string> CreatePatientAsync(string? family = null, string birthDate = "1990-01-01")

@@ -2,6 +2,7 @@ using Hl7.Fhir.Model;
 using InteropHub.Fhir;
 using InteropHub.Fhir.BulkData.Export;
 using InteropHub.Fhir.Search;
+using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Terminology;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
@@ -32,7 +33,7 @@ public abstract partial class StoreConformanceTests
 
         var folder = Path.Combine(Path.GetTempPath(), "interophub-export-tests", Guid.NewGuid().ToString("N"));
         using var jobs = new ExportJobs((IResourceScanner)Store, Store, SearchParser.Default, new LocalTerminology(Store, Serializers), Serializers,
-            new ExportOptions { Folder = folder }, clock);
+            new ExportOptions { Folder = folder }, clock, new SearchIndexer(SearchParser.Default.Registry, new HubOptions()));
         var job = await jobs.StartAsync(new ExportRequest(["Patient"], null, "$export", TypeFilters: typeFilter is null ? [] : [typeFilter]), Ct);
         while (jobs.Get(job.Id).State == ExportState.InProgress)
         {
@@ -84,7 +85,7 @@ public abstract partial class StoreConformanceTests
 
         var folder = Path.Combine(Path.GetTempPath(), "interophub-export-tests", Guid.NewGuid().ToString("N"));
         using var jobs = new ExportJobs((IResourceScanner)Store, Store, SearchParser.Default, new LocalTerminology(Store, Serializers), Serializers,
-            new ExportOptions { Folder = folder }, clock);
+            new ExportOptions { Folder = folder }, clock, new SearchIndexer(SearchParser.Default.Registry, new HubOptions()));
         var job = await jobs.StartAsync(new ExportRequest(["Patient"], since, "$export"), Ct);
         while (jobs.Get(job.Id).State == ExportState.InProgress)
         {

@@ -77,10 +77,9 @@ public sealed record ExportFile(string Type, string FileName, long Count);
 /// those whose last version was in the export's compartments, told by that version's references.
 /// </summary>
 public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, SearchParser parser, Search.Terminology.LocalTerminology terminology,
-    Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock, Search.Indexing.SearchIndexer? indexer = null)
+    Serialization.FhirSerializers serializers, ExportOptions options, TimeProvider clock, Search.Indexing.SearchIndexer indexer)
     : IDisposable
 {
-    private readonly Search.Indexing.SearchIndexer _indexer = indexer ?? new(parser.Registry, new HubOptions());
 
     /// <summary>Group members per query: a query names them all as OR-ed values.</summary>
     private const int MembersPerQuery = 500;
@@ -275,7 +274,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
         IReadOnlyList<string>? members, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         var patients = members?.ToHashSet(StringComparer.Ordinal);
-        var registry = _indexer.Registry;
+        var registry = indexer.Registry;
         // A parameter that narrows another to Patients (Encounter's patient is subject's Patients) has its local references in the other's rows.
         var links = Compartments.Links(type, "Patient", [], registry).Select(link => registry.For(type)[link.Param])
             .SelectMany(param => param.SubsetOf is { } wider ? [param.Name, wider.Param] : new[] { param.Name }).ToHashSet(StringComparer.Ordinal);
@@ -284,7 +283,7 @@ public sealed class ExportJobs(IResourceScanner scanner, IResourceStore store, S
             var inScope = level == ExportLevel.System
                 || (type == "Patient"
                     ? patients?.Contains(last.Id) ?? true
-                    : _indexer.Extract(serializers.ParseStored(last.Json)).References
+                    : indexer.Extract(serializers.ParseStored(last.Json)).References
                         .Any(r => r.TargetType == "Patient" && links.Contains(r.Param) && (patients?.Contains(r.TargetId) ?? r.TargetId.Length > 0)));
             if (inScope)
             {
