@@ -86,6 +86,8 @@ public static class HubServices
         services.AddSingleton<ReadHistory>();
         services.AddSingleton<SearchResources>();
         services.AddSingleton<PatientEverything>();
+        services.AddSingleton<InteropHub.Adapters.Identity.MatchPatients>();
+        services.AddSingleton<InteropHub.Adapters.Identity.ProbableMatches>();
         services.AddSingleton<InteropHub.Hub.ResultRecognition.RecognizedResults>();
         services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.RecognitionTagRule>();
         services.AddSingleton<IWriteRule, InteropHub.Hub.ResultRecognition.NonRecognitionReasonRule>();

@@ -44,6 +44,17 @@ public abstract class DemoCountyTests(HubFactory hub) : IDisposable
     }
 
     [Fact]
+    public async Task No_probable_match_pair_is_left_in_the_demo_county_once_the_A40_merged_the_second_MRN()
+    {
+        var response = await _county.CreateClient().GetAsync("/adapters/probable-matches");
+        var list = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(43, list.GetProperty("scanned").GetInt32());
+        Assert.Equal(0, list.GetProperty("pairs").GetArrayLength());
+    }
+
+    [Fact]
     public async Task The_demo_county_persons_are_found_by_the_ethnicity_the_adapters_recorded()
     {
         const string Gb3304 = "urn:oid:2.16.156.10011.2.3.3.3";

@@ -145,6 +145,14 @@ public static class CapabilityStatementBuilder
             });
             component.Operation.Add(new CapabilityStatement.OperationComponent
             {
+                Name = "match",
+                Definition = "http://hl7.org/fhir/OperationDefinition/Patient-match",
+                Documentation = "POST a Patient (or Parameters: resource, onlyCertainMatches, count ≤ 100, default 10): the stored Patients that may be that person, "
+                    + "by the county's linking rules — a shared identifier is certain, the same name, sex and birth date probable, less possible — "
+                    + "most likely first, with search.score and the match-grade extension. Merged-away records are never returned.",
+            });
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
                 Name = "recognized-results",
                 Definition = "https://interophub.dev/fhir/OperationDefinition/Patient-recognized-results",
                 Documentation = "Prior results of an ordered item that the requester must recognise (code, at, requester), each with its expiry.",
