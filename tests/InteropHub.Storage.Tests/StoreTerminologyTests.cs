@@ -20,18 +20,18 @@ public abstract partial class StoreConformanceTests
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory", "t1,t2,t7")]
     [InlineData("Observation", "code:in=ValueSet/respiratory", "t1,t2,t7")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory|1", "t1,t2,t7")]
-    [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory", "t3,t4,t5,t6")]
+    [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory", "t3,t4,t5,t6,t8")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/vitals", "t4")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/vitals-and-cardiac", "t4,t5")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory,http://hub.example/ValueSet/vitals", "t1,t2,t4,t7")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/respiratory-vitals", "")]
-    [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory-vitals", "t1,t2,t3,t4,t5,t6,t7")]
+    [InlineData("Observation", "code:not-in=http://hub.example/ValueSet/respiratory-vitals", "t1,t2,t3,t4,t5,t6,t7,t8")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/expanded", "t6")]
     // filters on the concept hierarchy of a stored code system
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/filtered", "t1,t2,t7")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/below-pneumonia", "t1")]
     [InlineData("Observation", "code:in=http://hub.example/ValueSet/not-respiratory", "t3,t5")]
-    // an element of type code is indexed without its implied system
+    // an element of type code bound to a required value set is indexed with that set's system
     [InlineData("Observation", "status:in=ValueSet/final-states&code:below=http://hub.example/CodeSystem/diagnosis|pneumonia", "t1")]
     [InlineData("Observation", "status:not-in=ValueSet/final-states", "")]
     // :below / :above: nested concepts and the subsumedBy property
@@ -171,7 +171,7 @@ public abstract partial class StoreConformanceTests
         var snomed = Set("all-of-snomed", new ValueSet.ConceptSetComponent { System = "http://snomed.info/sct" });
         var loop = Set("loop", new ValueSet.ConceptSetComponent { ValueSet = [ValueSets + "loop"] });
 
-        static Observation Coded(string id, string system, string code, string? subject = null) => new()
+        static Observation Coded(string id, string? system, string code, string? subject = null) => new()
         {
             Id = id,
             Status = ObservationStatus.Final,
@@ -191,6 +191,8 @@ public abstract partial class StoreConformanceTests
             Coded("t5", Diagnoses, "cardiac"),
             Coded("t6", Loinc, "8339-4"),
             Coded("t7", Diagnoses, "respiratory"),
+            // A coding without a system: in no ValueSet and below no concept, whatever its code.
+            Coded("t8", null, "influenza"),
         ];
     }
 }

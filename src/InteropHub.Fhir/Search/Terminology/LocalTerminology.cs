@@ -165,11 +165,10 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
             return negated ? new AllCriterion([]) : new AnyCriterion([]);
         }
 
-        // Elements of type code (status, gender, …) are indexed without a system, which their binding implies: they
-        // match by code alone.
+        // Membership and subsumption are of (system, code): a coding without a system is in no set, whatever its code.
+        // Elements of type code bound to a required value set (status, gender, …) are indexed with that set's system.
         var conditions = codes.OrderBy(c => c.System, StringComparer.Ordinal).ThenBy(c => c.Code, StringComparer.Ordinal)
             .Select(c => (IndexCondition)new TokenCondition(c.System, c.Code))
-            .Concat(codes.Select(c => c.Code).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(code => new TokenCondition("", code)))
             .ToList();
         return new IndexCriterion(criterion.Param, IndexTable.Tokens, conditions, negated);
     }
