@@ -216,6 +216,20 @@ public sealed class SearchParserTests
         Assert.Contains(mentioned, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Patient", "_has:Observation:subject:foo=x")]
+    [InlineData("Patient", "_has:Observation:subject:code:foo=x")]
+    [InlineData("Patient", "_has:Observation:subject:date=bad")]
+    [InlineData("Patient", "_has:Observation:subject:_has:Provenance:target:recorded=bad")]
+    [InlineData("Observation", "subject:Patient.birthdate=bad")]
+    [InlineData("Observation", "subject:Patient._has:Observation:subject:foo=x")]
+    public void A_refusal_inside_a_chain_or_has_names_the_parameter_as_sent(string type, string query)
+    {
+        var error = Assert.ThrowsAny<InvalidInputException>(() => One(type, query));
+
+        Assert.Equal(query[..query.IndexOf('=', StringComparison.Ordinal)], Assert.Single(error.Outcome.Issue).Expression.Single());
+    }
+
     [Fact]
     public void Token_in_not_in_above_and_below_name_the_value_sets_and_codes_the_hub_terminology_expands()
     {

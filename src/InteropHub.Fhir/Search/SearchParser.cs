@@ -378,11 +378,22 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
         if (targets.Count == 0)
         {
-            throw last ?? new UnsupportedSearchException(
+            throw (last is null ? null : NamedAs(last, name)) ?? new UnsupportedSearchException(
                 $"Search parameter '{HeadName(rest)}' is not defined for {string.Join(" or ", candidates)}, the types {resourceType}.{param.Name} refers to.", name);
         }
 
         return new ChainCriterion(param.Name, targets);
+    }
+
+    /// <summary>A refusal of the parameter inside a chain or <c>_has</c>, naming the parameter the client sent.</summary>
+    private static InvalidInputException NamedAs(InvalidInputException refusal, string name)
+    {
+        foreach (var issue in refusal.Outcome.Issue)
+        {
+            issue.Expression = [name];
+        }
+
+        return refusal;
     }
 
     /// <summary><c>_has:Type:reference:parameter=value</c>, where parameter may itself be a <c>_has</c>.</summary>
@@ -411,7 +422,17 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
             throw new InvalidInputException($"{source}.{reference} cannot refer to a {resourceType}.", name);
         }
 
-        var has = new HasCriterion(source, reference, Parse(source, rest, value, depth + 1), registry.Find(resourceType, "url") is { Type: SearchParamType.Uri });
+        Criterion inner;
+        try
+        {
+            inner = Parse(source, rest, value, depth + 1);
+        }
+        catch (InvalidInputException e)
+        {
+            throw NamedAs(e, name);
+        }
+
+        var has = new HasCriterion(source, reference, inner, registry.Find(resourceType, "url") is { Type: SearchParamType.Uri });
         return param.SubsetOf is { } subset && subset.TargetType == resourceType ? new AnyCriterion([has, has with { Param = subset.Param }]) : has;
     }
 
