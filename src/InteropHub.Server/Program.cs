@@ -68,6 +68,7 @@ app.UseCors();
 app.UseMiddleware<FhirErrorMiddleware>();
 app.UseStatusCodePages(FhirErrorMiddleware.StatusCodeOutcome);
 app.Use(FhirEndpoints.EnsureKnownOperationAsync);
+app.Use(FhirEndpoints.EnsureUtf8QueryAsync);
 app.UseMiddleware<CallerOrganizationMiddleware>();
 app.MapGet("/", () => Results.Redirect("/fhir/metadata"));
 app.MapFhirEndpoints();

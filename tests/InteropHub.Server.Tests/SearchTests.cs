@@ -8,6 +8,35 @@ public abstract class SearchTests(HubFactory hub)
 {
     private readonly HttpClient _client = hub.CreateClient();
 
+    [Fact]
+    public async Task A_percent_escape_that_is_not_UTF_8_is_a_400_naming_its_parameter_in_the_query_and_in_a_form()
+    {
+        var family = "Müller" + Guid.NewGuid().ToString("N")[..6];
+        Assert.Equal(HttpStatusCode.Created, (await _client.PostAsync("/fhir/Patient", Fhir.Content(Fhir.Patient(family, "Anna")))).StatusCode);
+        var utf8 = Uri.EscapeDataString(family);
+        var latin1 = utf8.Replace("%C3%BC", "%FC", StringComparison.Ordinal);
+        HttpContent Form(string body, string mediaType = "application/x-www-form-urlencoded") =>
+            new ByteArrayContent(System.Text.Encoding.Latin1.GetBytes(body)) { Headers = { { "Content-Type", mediaType } } };
+
+        var found = await Fhir.Read<Bundle>(await _client.GetAsync($"/fhir/Patient?family={utf8}"));
+        var query = await _client.GetAsync($"/fhir/Patient?_count=5&family={latin1}");
+        var percent = await _client.GetAsync($"/fhir/Patient?family=100%25AB");
+        var form = await _client.PostAsync("/fhir/Patient/_search", Form($"family={latin1}"));
+        var rawByte = await _client.PostAsync("/fhir/Patient/_search", Form($"family={family}"));
+        var charset = await _client.PostAsync("/fhir/Patient/_search", Form($"family={utf8}", "application/x-www-form-urlencoded; charset=ISO-8859-1"));
+        var formOk = await Fhir.Read<Bundle>(await _client.PostAsync("/fhir/Patient/_search", Form($"family={utf8}")));
+
+        Assert.Single(found.Entry);
+        Assert.Single(formOk.Entry);
+        Assert.Equal(HttpStatusCode.OK, percent.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, query.StatusCode);
+        Assert.Equal("family", (await Fhir.Read<OperationOutcome>(query)).Issue.Single().Expression.Single());
+        Assert.Equal(HttpStatusCode.BadRequest, form.StatusCode);
+        Assert.Equal("family", (await Fhir.Read<OperationOutcome>(form)).Issue.Single().Expression.Single());
+        Assert.Equal(HttpStatusCode.BadRequest, rawByte.StatusCode);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, charset.StatusCode);
+    }
+
     [Theory]
     [InlineData("nonsense=1", "nonsense")]
     [InlineData("name:fuzzy=x", "name:fuzzy")]

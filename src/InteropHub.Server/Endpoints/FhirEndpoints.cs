@@ -94,6 +94,70 @@ public static class FhirEndpoints
     }
 
     /// <summary>
+    /// A query string is percent-encoded UTF-8 (RFC 3986 §2.5; FHIR exchanges UTF-8): an escape that does not decode
+    /// to UTF-8 (<c>family=M%FCller</c>, Latin-1) is a 400 naming its parameter, where the web server would pass it on
+    /// as the literal text <c>%FC</c> and a search would quietly look for that.
+    /// </summary>
+    public static Task EnsureUtf8QueryAsync(HttpContext context, RequestDelegate next)
+    {
+        var query = context.Request.QueryString.Value;
+        if (query is { Length: > 1 } && (context.Request.Path.Value ?? "").StartsWith("/fhir", StringComparison.Ordinal)
+            && NotUtf8Escaped(query[1..]) is { } refused)
+        {
+            throw new InvalidInputException(
+                $"The query parameter '{refused}' has a %-escape that is not UTF-8: non-ASCII characters in a URL are sent as the percent-encoded bytes of their UTF-8 form (e.g. ü as %C3%BC).",
+                refused);
+        }
+
+        return next(context);
+    }
+
+    /// <summary>The name of the first parameter of a query string or form whose %-escapes do not decode to UTF-8, or null.</summary>
+    private static string? NotUtf8Escaped(string pairs)
+    {
+        if (!pairs.Contains('%', StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        foreach (var pair in pairs.Split('&'))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            var name = equals < 0 ? pair : pair[..equals];
+            if (!IsUtf8Escaped(name) || (equals >= 0 && !IsUtf8Escaped(pair[(equals + 1)..])))
+            {
+                return Uri.UnescapeDataString(name.Replace('+', ' '));
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsUtf8Escaped(string text)
+    {
+        if (!text.Contains('%', StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        var bytes = new List<byte>(text.Length);
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '%' && i + 2 < text.Length && Uri.IsHexDigit(text[i + 1]) && Uri.IsHexDigit(text[i + 2]))
+            {
+                bytes.Add(Convert.ToByte(text.Substring(i + 1, 2), 16));
+                i += 2;
+            }
+            else
+            {
+                bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(text[i].ToString()));
+            }
+        }
+
+        return System.Text.Unicode.Utf8.IsValid(bytes.ToArray());
+    }
+
+    /// <summary>
     /// The CapabilityStatement, or with <c>mode=terminology</c> the TerminologyCapabilities (capabilitystatement.html#mode);
     /// <c>normative</c> is answered with the whole statement, which holds its normative parts.
     /// </summary>
@@ -278,6 +342,32 @@ public static class FhirEndpoints
             return request.ContentLength is 0 || (request.ContentLength is null && string.IsNullOrEmpty(request.ContentType))
                 ? QueryPairs(request.Query)
                 : throw new Fhir.Errors.UnsupportedMediaTypeException("POST …/_search takes an application/x-www-form-urlencoded body.");
+        }
+
+        if (request.Headers.ContentType.ToString().Split(';').Skip(1).Select(p => p.Trim())
+                .FirstOrDefault(p => p.StartsWith("charset=", StringComparison.OrdinalIgnoreCase)) is { } charset
+            && !charset["charset=".Length..].Trim('"').Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new Fhir.Errors.UnsupportedMediaTypeException($"POST …/_search takes its form in UTF-8, not {charset[8..]}.");
+        }
+
+        // The form reader would keep an escape that is not UTF-8 as its literal text, and decode a raw byte that is not
+        // UTF-8 to U+FFFD: either way not the value meant. The raw body is checked as a query string is.
+        request.EnableBuffering();
+        using (var raw = new MemoryStream())
+        {
+            await request.Body.CopyToAsync(raw, ct);
+            request.Body.Position = 0;
+            var bytes = raw.ToArray();
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                throw new InvalidInputException("The form body is not UTF-8: non-ASCII characters in a form are sent as the percent-encoded bytes of their UTF-8 form (e.g. ü as %C3%BC).");
+            }
+
+            if (NotUtf8Escaped(System.Text.Encoding.UTF8.GetString(bytes)) is { } refused)
+            {
+                throw new InvalidInputException($"The form parameter '{refused}' is not UTF-8: non-ASCII characters in a form are sent as the percent-encoded bytes of their UTF-8 form (e.g. ü as %C3%BC).", refused);
+            }
         }
 
         var form = await request.ReadFormAsync(ct);
