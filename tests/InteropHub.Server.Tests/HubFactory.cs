@@ -44,6 +44,8 @@ public abstract class HubFactory : WebApplicationFactory<Program>
         builder.UseSetting("InteropHub:Import:Root", ImportRoot);
         // The tests serve their NDJSON from this machine, which an $import may reach only when its URL is listed.
         builder.UseSetting("InteropHub:Import:AllowedUrls:0", "http://127.0.0.1:*/");
+        // So are the subscribers the tests run (Receiver).
+        builder.UseSetting("InteropHub:Subscriptions:AllowedEndpoints:0", "http://127.0.0.1:*/");
         builder.UseSetting("InteropHub:Cors:Origins:0", "*");
         builder.UseSetting("InteropHub:Mllp:Port", MllpPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
         // The periodic jobs run once at start-up and then rarely: tests run them explicitly when they need them.

@@ -329,6 +329,74 @@ public abstract class SubscriptionTests(HubFactory hub) : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("http://localhost:1/hook")]
+    [InlineData("http://127.0.0.1:1/elsewhere-than-listed/../../x")]
+    [InlineData("http://169.254.169.254/latest/meta-data")]
+    public async Task With_an_allowlist_an_endpoint_outside_it_is_refused_naming_the_setting(string endpoint)
+    {
+        await using var listed = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Subscriptions:AllowedEndpoints:0", "http://127.0.0.1:*/hooks/"));
+
+        var response = await listed.CreateClient().PostAsync("/fhir/Subscription", Fhir.Content(NewSubscription($"Task?owner={OwnerX}", endpoint, null, [])));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var issue = (await Fhir.Read<OperationOutcome>(response)).Issue.Single();
+        Assert.Equal(["Subscription.channel.endpoint"], issue.Expression);
+        Assert.Contains("InteropHub:Subscriptions:AllowedEndpoints", issue.Diagnostics, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:9/hook", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("http://localhost/hook", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("http://[::1]:8080/hook", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("http://169.254.169.254/latest/meta-data", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("http://0.0.0.0:8080/hook", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("http://10.20.30.40:8080/fhir", HttpStatusCode.Created)]
+    [InlineData("https://township.example/fhir", HttpStatusCode.Created)]
+    public async Task Without_an_allowlist_an_endpoint_on_this_machine_or_link_local_is_refused_and_the_county_network_is_not(string endpoint, HttpStatusCode expected)
+    {
+        await using var open = hub.WithWebHostBuilder(b => b.UseSetting("InteropHub:Subscriptions:AllowedEndpoints:0", ""));
+        var subscription = NewSubscription($"Task?owner={OwnerX}", endpoint, null, []);
+        subscription.Status = Subscription.SubscriptionStatus.Off;
+
+        var response = await open.CreateClient().PostAsync("/fhir/Subscription", Fhir.Content(subscription));
+
+        Assert.Equal(expected, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stored_Subscription_whose_endpoint_the_allowlist_no_longer_covers_fails_delivery_saying_why()
+    {
+        var subscription = await SubscribeAsync($"Task?owner={OwnerX}", endpoint: $"http://127.0.0.1:{Receiver.FreePort()}/hook");
+        foreach (var started in _hubs)
+        {
+            await started.DisposeAsync();
+        }
+
+        _hubs.Clear();
+        await using var narrowed = hub.WithWebHostBuilder(b =>
+        {
+            b.UseSetting("InteropHub:Subscriptions:AllowedEndpoints:0", "https://township.example/");
+            b.UseSetting("InteropHub:Subscriptions:RetryDelay", "00:00:00.020");
+            b.UseSetting("InteropHub:Subscriptions:MaxRetryDelay", "00:00:00.050");
+            b.UseSetting("InteropHub:Subscriptions:MaxFailures", "2");
+            b.UseSetting("InteropHub:Subscriptions:PollInterval", "00:00:00.200");
+        });
+        var client = narrowed.CreateClient();
+
+        await CreateTaskAsync(OwnerX, client);
+
+        Subscription? stored = null;
+        for (var attempt = 0; attempt < 300 && stored?.Status != Subscription.SubscriptionStatus.Error; attempt++)
+        {
+            await Task.Delay(50);
+            stored = await Fhir.Read<Subscription>(await client.GetAsync($"/fhir/Subscription/{subscription.Id}"));
+        }
+
+        Assert.Equal(Subscription.SubscriptionStatus.Error, stored!.Status);
+        Assert.Contains("InteropHub:Subscriptions:AllowedEndpoints", stored.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("X-A: b\r\nX-Injected: 1", "control character")]
     [InlineData("X-A: b\u0001", "control character")]
     [InlineData("X-A: 张三", "non-ASCII")]

@@ -25,7 +25,8 @@ namespace InteropHub.Fhir.Subscriptions;
 /// <see cref="ReloadAsync"/> (at start-up and every poll of the delivery worker, which is also how other hub
 /// instances' Subscriptions arrive), keeping this instance's recent writes that may not have committed yet.
 /// </summary>
-public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers serializers, ILogger<ActiveSubscriptions> logger, TimeProvider clock) : IWriteRule
+public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers serializers, SubscriptionOptions options, ILogger<ActiveSubscriptions> logger,
+    TimeProvider clock) : IWriteRule
 {
     /// <summary>How long a Subscription written here wins over the committed state (its transaction may still be open).</summary>
     private static readonly TimeSpan WriteGrace = TimeSpan.FromSeconds(30);
@@ -40,6 +41,17 @@ public sealed class ActiveSubscriptions(SearchParser parser, FhirSerializers ser
         if (next is Subscription subscription)
         {
             var readable = RestHookSubscription.From(subscription, parser);
+            // A new endpoint, or one to be used again; the hub setting error or off on a Subscription whose endpoint is
+            // no longer allowed keeps it.
+            var endpointKept = previous is { IsDeleted: false } && serializers.ParseStored(previous.Json) is Subscription before
+                && before.Channel?.Endpoint == subscription.Channel.Endpoint
+                && subscription.Status is Subscription.SubscriptionStatus.Error or Subscription.SubscriptionStatus.Off;
+            if (!endpointKept
+                && OutboundUrls.Refusal(readable.Endpoint, OutboundUrls.Allowed(options.AllowedEndpoints), SubscriptionOptions.AllowedEndpointsSetting) is { } refusal)
+            {
+                throw new BusinessRuleException($"Subscription.channel.endpoint '{readable.Endpoint}' {refusal}.", "Subscription.channel.endpoint");
+            }
+
             subscription.Status ??= Subscription.SubscriptionStatus.Requested;
             if (readable.EndedBy(clock.GetUtcNow()) && subscription.Status is Subscription.SubscriptionStatus.Requested or Subscription.SubscriptionStatus.Active)
             {

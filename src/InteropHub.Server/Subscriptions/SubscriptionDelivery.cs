@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using Hl7.Fhir.Model;
+using InteropHub.Fhir;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Serialization;
 using InteropHub.Fhir.Storage;
@@ -50,7 +51,13 @@ internal sealed class SubscriptionDelivery : IDisposable
         _options = options;
         _clock = clock;
         _logger = logger;
-        _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false }) { Timeout = options.RequestTimeout };
+        var refuseInternal = OutboundUrls.Allowed(options.AllowedEndpoints).Length == 0;
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            AllowAutoRedirect = false,
+            ConnectCallback = (context, ct) => OutboundUrls.ConnectAsync(context, refuseInternal, SubscriptionOptions.AllowedEndpointsSetting, ct),
+        }) { Timeout = options.RequestTimeout };
         _outbox.NotificationsCommitted += (_, _) => Signal();
 
         // Long enough to cover one POST and the pause before the next round, so a live instance never loses its claim.
@@ -221,6 +228,12 @@ internal sealed class SubscriptionDelivery : IDisposable
     /// </summary>
     private async Task<string?> SendAsync(RestHookSubscription subscription, OutboxEntry entry, CancellationToken ct)
     {
+        // Refused when the Subscription is written; checked again for one stored before the allowlist changed.
+        if (OutboundUrls.Refusal(subscription.Endpoint, OutboundUrls.Allowed(_options.AllowedEndpoints), SubscriptionOptions.AllowedEndpointsSetting) is { } refusal)
+        {
+            return $"channel.endpoint {refusal}; the notification was not sent.";
+        }
+
         using var request = subscription.Payload is null
             ? new HttpRequestMessage(HttpMethod.Post, subscription.Endpoint)
             : new HttpRequestMessage(HttpMethod.Put, new Uri($"{subscription.Endpoint.AbsoluteUri.TrimEnd('/')}/{entry.ResourceType}/{entry.ResourceId}"));

@@ -82,7 +82,7 @@ public sealed class ImportJobs(
     private readonly HttpClient _http = new(new SocketsHttpHandler
     {
         AllowAutoRedirect = false,
-        ConnectCallback = (context, ct) => ConnectAsync(context, Allowed(options).Length == 0, ct),
+        ConnectCallback = (context, ct) => OutboundUrls.ConnectAsync(context, Allowed(options).Length == 0, Setting, ct),
     });
 
     public string Root => Path.GetFullPath(options.Root);
@@ -104,17 +104,9 @@ public sealed class ImportJobs(
 
             if (Uri.TryCreate(input.Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
             {
-                var allowed = Allowed(options);
-                if (allowed.Length > 0 && !allowed.Any(place => Within(uri, place)))
+                if (OutboundUrls.Refusal(uri, Allowed(options), Setting) is { } refusal)
                 {
-                    throw new InvalidInputException(
-                        $"Input '{input.Url}' is not under a URL this hub imports from (InteropHub:Import:AllowedUrls: {string.Join(", ", allowed)}).", "input.url");
-                }
-
-                if (allowed.Length == 0 && (uri.IsLoopback || (System.Net.IPAddress.TryParse(uri.DnsSafeHost, out var address) && Internal(address))))
-                {
-                    throw new InvalidInputException(
-                        $"Input '{input.Url}' reaches a loopback or link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.", "input.url");
+                    throw new InvalidInputException($"Input '{input.Url}' {refusal}.", "input.url");
                 }
 
                 resolved.Add(input with { Url = uri.AbsoluteUri });
@@ -506,67 +498,17 @@ public sealed class ImportJobs(
             : throw new JobMovedOnException();
     }
 
-    private static string[] Allowed(ImportOptions options) => [.. options.AllowedUrls.Where(u => !string.IsNullOrWhiteSpace(u))];
+    private const string Setting = "InteropHub:Import:AllowedUrls";
 
-    /// <summary>Whether a URL is under an allowed place: same scheme, host and port (or <c>:*</c>), and under its path by whole segments.</summary>
-    private static bool Within(Uri uri, string place)
-    {
-        var anyPort = place.Contains(":*", StringComparison.Ordinal);
-        if (!Uri.TryCreate(place.Replace(":*", "", StringComparison.Ordinal), UriKind.Absolute, out var allowed))
-        {
-            return false;
-        }
-
-        var root = allowed.AbsolutePath;
-        return uri.Scheme == allowed.Scheme && string.Equals(uri.IdnHost, allowed.IdnHost, StringComparison.OrdinalIgnoreCase)
-            && (anyPort || uri.Port == allowed.Port) && string.IsNullOrEmpty(uri.UserInfo)
-            && (root == "/" || uri.AbsolutePath == root || uri.AbsolutePath.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal));
-    }
-
-    /// <summary>This machine, an unspecified or a link-local address.</summary>
-    private static bool Internal(System.Net.IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        return System.Net.IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.Equals(System.Net.IPAddress.Any)
-            || address.Equals(System.Net.IPAddress.IPv6Any) || address.GetAddressBytes() is [169, 254, _, _] or [0, _, _, _];
-    }
-
-    /// <summary>
-    /// Connects to the host's first reachable address; with no allowlist, never to an internal one (a name may resolve
-    /// to one). Through a proxy this sees the proxy: <see cref="OpenAsync"/> checks the target's addresses first.
-    /// </summary>
-    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, bool refuseInternal, CancellationToken ct)
-    {
-        var addresses = await System.Net.Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
-        if (refuseInternal && addresses.Any(Internal))
-        {
-            throw new HttpRequestException($"{context.DnsEndPoint.Host} resolves to this machine or a link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.");
-        }
-
-        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(addresses, context.DnsEndPoint.Port, ct);
-            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
+    private static string[] Allowed(ImportOptions options) => OutboundUrls.Allowed(options.AllowedUrls);
 
     private async Task<Stream> OpenAsync(ImportInput input, long offset, CancellationToken ct)
     {
         if (input.Url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || input.Url.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
-            if (Allowed(options).Length == 0 && (await System.Net.Dns.GetHostAddressesAsync(new Uri(input.Url).DnsSafeHost, ct)).Any(Internal))
+            if (Allowed(options).Length == 0 && (await System.Net.Dns.GetHostAddressesAsync(new Uri(input.Url).DnsSafeHost, ct)).Any(OutboundUrls.IsInternal))
             {
-                throw new HttpRequestException($"{new Uri(input.Url).Host} resolves to a loopback or link-local address; list its URL in InteropHub:Import:AllowedUrls to import from it.");
+                throw new HttpRequestException($"{new Uri(input.Url).Host} resolves to a loopback or link-local address; list its URL in {Setting} to import from it.");
             }
 
             var response = await _http.GetAsync(input.Url, HttpCompletionOption.ResponseHeadersRead, ct);
