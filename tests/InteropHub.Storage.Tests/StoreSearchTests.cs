@@ -158,6 +158,55 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task A_number_on_the_boundary_of_a_search_values_precision_is_in_the_half_open_range_by_its_decimal_value()
+    {
+        // search.html#number: 0.8 means [0.75, 0.85), on decimal values; 0.8 + 0.05 in doubles is 0.8500000000000001.
+        foreach (var (id, value) in new[] { ("n085", 0.85m), ("n075", 0.75m), ("n035", 0.35m), ("n115", 1.15m), ("n0", 0m) })
+        {
+            await PutAsync(new Observation
+            {
+                Id = id, Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "2339-0"), Value = new Quantity(value, "1", Ucum),
+            });
+        }
+
+        await PutAsync(new RiskAssessment
+        {
+            Id = "r085", Status = ObservationStatus.Final, Subject = new ResourceReference("Patient/p1"),
+            Prediction = [new RiskAssessment.PredictionComponent { Probability = new FhirDecimal(0.85m) }],
+        });
+
+        Assert.Equal(["n075"], await FindIdsAsync("Observation", "value-quantity=0.8"));
+        Assert.Equal(["n035"], await FindIdsAsync("Observation", "value-quantity=0.4"));
+        Assert.Empty(await FindIdsAsync("Observation", "value-quantity=1.1"));
+        Assert.Equal(["n0", "n035", "n085", "n115"], (await FindIdsAsync("Observation", "value-quantity=ne0.8")).Order(StringComparer.Ordinal));
+        Assert.Equal(["n0"], await FindIdsAsync("Observation", "value-quantity=0.0"));
+        Assert.Empty(await FindIdsAsync("RiskAssessment", "probability=0.8"));
+        Assert.Equal(["r085"], await FindIdsAsync("RiskAssessment", "probability=0.9"));
+    }
+
+    [Fact]
+    public async Task A_quantity_converted_to_canonical_units_is_equal_to_the_same_amount_in_other_units_and_not_beyond_it()
+    {
+        // 0.1 mg is exactly 100 ug: eq, le and ge all hold, lt and gt do not, whichever unit the search states.
+        await PutAsync(new Observation { Id = "mg01", Status = ObservationStatus.Final, Code = new CodeableConcept(Loinc, "2339-0"), Value = new Quantity(0.1m, "mg", Ucum) });
+
+        var wrong = new List<string>();
+        foreach (var (value, unit) in new[] { ("100", "ug"), ("0.1", "mg"), ("0.0001", "g"), ("100000", "ng") })
+        {
+            foreach (var (prefix, finds) in new[] { ("eq", true), ("le", true), ("ge", true), ("lt", false), ("gt", false), ("ne", false) })
+            {
+                var ids = await FindIdsAsync("Observation", $"value-quantity={prefix}{value}|{Ucum}|{unit}");
+                if (ids.Contains("mg01") != finds)
+                {
+                    wrong.Add($"{prefix}{value} {unit}");
+                }
+            }
+        }
+
+        Assert.Empty(wrong);
+    }
+
+    [Fact]
     public async Task Code_value_date_finds_a_value_given_as_a_dateTime_as_well_as_a_period()
     {
         // R4 writes this composite's value as value.as(DateTime): the FHIRPath system type of a FHIR dateTime.

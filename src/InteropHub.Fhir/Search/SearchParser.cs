@@ -1,10 +1,12 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Hl7.Fhir.Model;
 using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Search.Indexing;
 using InteropHub.Fhir.Search.Parameters;
 using InteropHub.Fhir.Search.Query;
+using InteropHub.Fhir.Storage;
 
 namespace InteropHub.Fhir.Search;
 
@@ -14,7 +16,7 @@ namespace InteropHub.Fhir.Search;
 /// chains, <c>_has</c>, and the result parameters. A parameter, modifier or prefix the hub does not know is a 400
 /// naming it, or, with <c>Prefer: handling=lenient</c>, ignored and reported as a warning (search.html#errors).
 /// </summary>
-public sealed class SearchParser(SearchParameterRegistry registry, HubOptions options)
+public sealed partial class SearchParser(SearchParameterRegistry registry, HubOptions options)
 {
     public static readonly SearchParser Default = new(SearchParameterRegistry.Default, new HubOptions());
 
@@ -706,7 +708,8 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
 
                 return new DateCondition(prefix, range.Low, range.High);
             case SearchParamType.Number:
-                return ParseNumber(prefix, SearchValueText.Unescape(text), name);
+                var (number, from, to) = ParseNumber(prefix, SearchValueText.Unescape(text), name);
+                return Condition(prefix, number, from, to);
             default:
                 var parts = SearchValueText.Split(text, '|');
                 if (parts.Count is not (1 or 3))
@@ -714,70 +717,81 @@ public sealed class SearchParser(SearchParameterRegistry registry, HubOptions op
                     throw new InvalidInputException($"'{name}' takes number, number|system|code or number||code, not '{value}'.", name);
                 }
 
-                var number = ParseNumber(prefix, SearchValueText.Unescape(parts[0]), name);
+                var (amount, low, high) = ParseNumber(prefix, SearchValueText.Unescape(parts[0]), name);
                 var system = parts.Count == 3 && parts[1].Length > 0 ? SearchValueText.Unescape(parts[1]) : null;
                 var code = parts.Count == 3 && parts[2].Length > 0 ? SearchValueText.Unescape(parts[2]) : null;
-                if (system == UcumUnits.System && code is not null && UcumUnits.TryCanonical(code, 1, out var unit, out var factor))
+                if (system == UcumUnits.System && code is not null && UcumUnits.TryCanonical(code, amount, out var unit, out var canonical))
                 {
-                    var scaled = Around(prefix, number.Value * factor, number.Low * factor, number.High * factor);
-                    return new QuantityCondition(scaled, system, unit, Canonical: true);
+                    // Converted as the indexer converts the stored quantity's value, so the same amount gives the same double.
+                    UcumUnits.TryCanonical(code, low, out _, out var canonicalLow);
+                    UcumUnits.TryCanonical(code, high, out _, out var canonicalHigh);
+                    return new QuantityCondition(Around(prefix, canonical, canonicalLow, canonicalHigh), system, unit, Canonical: true);
                 }
 
-                return new QuantityCondition(number, system, code, Canonical: false);
+                return new QuantityCondition(Condition(prefix, amount, low, high), system, code, Canonical: false);
         }
-    }
-
-    private static NumberCondition ParseNumber(SearchPrefix prefix, string text, string name)
-    {
-        // The index holds numbers as doubles. The value is read as a decimal where it fits (its digits give the exact
-        // double the indexer makes of the same decimal); past decimal's range (about 7.9e28, still a FHIR decimal) as
-        // a double, and past a double's as the largest double.
-        double value;
-        if (decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
-        {
-            value = (double)number;
-        }
-        else if (text.Length > 0 && text.All(c => char.IsAsciiDigit(c) || c is '.' or 'e' or 'E' or '+' or '-')
-            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var large))
-        {
-            if (double.IsInfinity(large))
-            {
-                // Beyond every double, so beyond every value indexed: equal to none, greater (or less) than all.
-                var beyond = Math.Clamp(large, -double.MaxValue, double.MaxValue);
-                return new NumberCondition(prefix, beyond, large, large);
-            }
-
-            value = large;
-        }
-        else
-        {
-            throw new InvalidInputException($"'{text}' in '{name}' is not a number.", name);
-        }
-
-        // The implied precision of the value (search.html#number): 100 means [99.5, 100.5), 1e2 means [50, 150).
-        var mantissa = text.Split('e', 'E');
-        var point = mantissa[0].IndexOf('.', StringComparison.Ordinal);
-        var decimals = point < 0 ? 0 : mantissa[0].Length - point - 1;
-        if (mantissa.Length == 2 && int.TryParse(mantissa[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var exponent))
-        {
-            decimals -= exponent;
-        }
-
-        var half = Math.Min(0.5 * Math.Pow(10, -decimals), double.MaxValue);
-        if (prefix == SearchPrefix.Ap)
-        {
-            // ap: within 10% of the value (search.html#prefix), and never narrower than its precision.
-            var margin = Math.Max(Math.Abs(value) * 0.1, half);
-            return Around(prefix, value, value - margin, value + margin);
-        }
-
-        return Around(prefix, value, value - half, value + half);
     }
 
     /// <summary>
-    /// A number condition whose range holds the value's own double: a precision finer than a double's at that
-    /// magnitude (12345678901234567890.123456789 means ± 5e-10, where doubles are 2,048 apart) would otherwise make
-    /// [low, high) empty, and the value would not find itself.
+    /// A FHIR decimal (datatypes.html#decimal) and the range its precision implies (search.html#number: 100 means
+    /// [99.5, 100.5), 1e2 [50, 150), ap100 within 10%), worked out in decimals: 0.8 means [0.75, 0.85), where the
+    /// doubles 0.8 + 0.05 make 0.8500000000000001. A value System.Decimal cannot hold with its range (finer than 27
+    /// decimal places, or near or past 7.9e28) is refused: read as a double or a rounded decimal it would silently
+    /// become another (1e-29 would become 0). No stored number lies past decimal's range: FHIR decimals are read as one.
+    /// </summary>
+    private static (decimal Value, decimal Low, decimal High) ParseNumber(SearchPrefix prefix, string text, string name)
+    {
+        if (!DecimalText().IsMatch(text))
+        {
+            throw new InvalidInputException($"'{text}' in '{name}' is not a number (a FHIR decimal such as 5, -0.25 or 1.5e3).", name);
+        }
+
+        var mantissa = text.Split('e', 'E');
+        var point = mantissa[0].IndexOf('.', StringComparison.Ordinal);
+        var decimals = point < 0 ? 0 : mantissa[0].Length - point - 1;
+        if (mantissa.Length == 2)
+        {
+            decimals = int.TryParse(mantissa[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var exponent)
+                && Math.Abs(exponent) < 100 ? decimals - exponent : int.MaxValue;
+        }
+
+        // The parse rounds what does not fit (1e-29 to 0): it is exact when the value keeps the digits it was given.
+        if (decimals is >= -28 and <= 27 && decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
+            && value.Scale == Math.Max(decimals, 0))
+        {
+            var half = decimals >= 0 ? new decimal(5, 0, 0, false, (byte)(decimals + 1)) : 5 * Pow10(-decimals - 1);
+            var margin = prefix == SearchPrefix.Ap ? Math.Max(Math.Abs(value) * 0.1m, half) : half;
+            if (margin <= decimal.MaxValue - Math.Abs(value))
+            {
+                return (value, value - margin, value + margin);
+            }
+        }
+
+        throw new InvalidInputException(
+            $"'{text}' in '{name}' cannot be searched exactly: the hub searches numbers of at most 28 significant digits and 27 decimal places, below 7.9e28.", name);
+    }
+
+    private static decimal Pow10(int exponent)
+    {
+        var power = 1m;
+        for (var i = 0; i < exponent; i++)
+        {
+            power *= 10;
+        }
+
+        return power;
+    }
+
+    [GeneratedRegex(@"\A-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex DecimalText();
+
+    private static NumberCondition Condition(SearchPrefix prefix, decimal value, decimal low, decimal high) =>
+        Around(prefix, NumberIndexRow.ToDouble(value), NumberIndexRow.ToDouble(low), NumberIndexRow.ToDouble(high));
+
+    /// <summary>
+    /// A number condition whose range holds the value's own double, as the index holds numbers: a precision finer
+    /// than a double's at that magnitude (12345678901234567890.123456789 means ± 5e-10, where doubles are 2,048 apart)
+    /// would otherwise make [low, high) empty, and the value would not find itself.
     /// </summary>
     private static NumberCondition Around(SearchPrefix prefix, double value, double low, double high) =>
         new(prefix, value, low, Math.Max(high, Math.BitIncrement(value)));

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace InteropHub.Fhir.Storage;
 
 // Index rows of the current version of one resource, one record type per index table. Param is the parameter's
@@ -13,7 +15,16 @@ public sealed record TokenIndexRow(string Param, string System, string Code, str
 /// <param name="High">UTC ticks, exclusive.</param>
 public sealed record DateIndexRow(string Param, long Low, long High, int Group = 0);
 
-public sealed record NumberIndexRow(string Param, double Value, int Group = 0);
+/// <param name="Value">The number as <see cref="ToDouble"/> makes it.</param>
+public sealed record NumberIndexRow(string Param, double Value, int Group = 0)
+{
+    /// <summary>
+    /// The double nearest a decimal, as the number and quantity index keep values and a search's bounds. Correctly
+    /// rounded, so equal decimals give one double whatever their scale and a larger decimal never a smaller double;
+    /// the cast is not (0.50e-25m and 5e-26m cast to different doubles).
+    /// </summary>
+    public static double ToDouble(decimal value) => double.Parse(value.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+}
 
 /// <param name="Code">Quantity.code, or the unit when there is no code.</param>
 /// <param name="CanonicalCode">The UCUM canonical unit when the unit converts, else <paramref name="Code"/>.</param>

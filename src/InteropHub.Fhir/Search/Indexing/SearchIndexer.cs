@@ -19,7 +19,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
     /// Names the extraction's last change to the rows of stored resources: a database whose resources were indexed before
     /// it is re-indexed once at start-up (<see cref="Custom.SearchParameterCatalog.ReconcileAsync"/>, the job's reason).
     /// </summary>
-    public const string Revision = "index-revision 2026-11-27: systems of required bindings' codes, quantities' stated units, canonical versions, ß as ss";
+    public const string Revision = "index-revision 2026-11-28: numbers as the doubles nearest their decimals, UCUM quantities converted in decimals";
 
     private readonly ConcurrentDictionary<string, (int Version, CompiledParam[] Params)> _plans = new(StringComparer.Ordinal);
     private readonly string? _localBase = options.PublicBaseUrl?.TrimEnd('/');
@@ -312,7 +312,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
 
     private static double? Number(Base value) => value switch
     {
-        FhirDecimal { Value: { } d } => (double)d,
+        FhirDecimal { Value: { } d } => NumberIndexRow.ToDouble(d),
         Integer { Value: { } i } => i,
         PositiveInt { Value: { } p } => p,
         UnsignedInt { Value: { } u } => u,
@@ -327,10 +327,10 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
             case Quantity { Value: { } amount } quantity:
                 var code = quantity.Code ?? quantity.Unit ?? "";
                 var system = quantity.System ?? "";
-                var number = (double)amount;
+                var number = NumberIndexRow.ToDouble(amount);
                 var canonicalCode = code;
                 var canonicalValue = number;
-                if (system == UcumUnits.System && UcumUnits.TryCanonical(code, number, out var unit, out var converted))
+                if (system == UcumUnits.System && UcumUnits.TryCanonical(code, amount, out var unit, out var converted))
                 {
                     canonicalCode = unit;
                     canonicalValue = converted;
@@ -348,7 +348,7 @@ public sealed class SearchIndexer(SearchParameterRegistry registry, HubOptions o
                 break;
             case Money { Value: { } amount } money:
                 var currency = money.CurrencyElement?.JsonValue as string ?? "";
-                entries.Quantities.Add(new QuantityIndexRow(key, "urn:iso:std:iso:4217", currency, (double)amount, currency, (double)amount, group));
+                entries.Quantities.Add(new QuantityIndexRow(key, "urn:iso:std:iso:4217", currency, NumberIndexRow.ToDouble(amount), currency, NumberIndexRow.ToDouble(amount), group));
                 break;
             case Hl7.Fhir.Model.Range range:
                 if (range.Low is { } low)

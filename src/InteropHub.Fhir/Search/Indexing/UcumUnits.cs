@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Fhir.Metrics;
+using InteropHub.Fhir.Storage;
 
 namespace InteropHub.Fhir.Search.Indexing;
 
@@ -13,38 +14,45 @@ public static class UcumUnits
     public const string System = "http://unitsofmeasure.org";
 
     private static readonly Lazy<SystemOfUnits> Units = new(UCUM.Load, LazyThreadSafetyMode.ExecutionAndPublication);
-    private static readonly ConcurrentDictionary<string, (double Factor, string Unit)?> Factors = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, (decimal Factor, string Unit)?> Factors = new(StringComparer.Ordinal);
 
     /// <summary>Loads the UCUM tables (about two seconds) ahead of the first quantity.</summary>
     public static void WarmUp() => _ = Units.Value;
 
-    public static bool TryCanonical(string unit, double value, out string canonicalUnit, out double canonicalValue)
+    /// <summary>
+    /// The value in the unit's canonical unit, multiplied in decimals (the factors are exact decimals): 0.1 mg and
+    /// 100 ug must be the same canonical value, which the doubles 0.1 * 0.001 and 100 * 1e-6 are not.
+    /// </summary>
+    public static bool TryCanonical(string unit, decimal value, out string canonicalUnit, out double canonicalValue)
     {
         canonicalUnit = unit;
-        canonicalValue = value;
-        if (unit.Length == 0)
-        {
-            return false;
-        }
-
-        var factor = Factors.GetOrAdd(unit, Compute);
-        if (factor is not { } f)
+        canonicalValue = NumberIndexRow.ToDouble(value);
+        if (unit.Length == 0 || Factors.GetOrAdd(unit, Compute) is not { } f)
         {
             return false;
         }
 
         canonicalUnit = f.Unit;
-        canonicalValue = value * f.Factor;
+        try
+        {
+            canonicalValue = NumberIndexRow.ToDouble(value * f.Factor);
+        }
+        catch (OverflowException)
+        {
+            // Past decimal's range (mol/L is 6.02e26 m-3): no decimal search value reaches there, so the double is enough.
+            canonicalValue = (double)value * (double)f.Factor;
+        }
+
         return true;
     }
 
-    private static (double, string)? Compute(string unit)
+    private static (decimal, string)? Compute(string unit)
     {
         try
         {
             var one = Units.Value.Canonical(Units.Value.Quantity("1", unit));
-            var factor = (double)one.Value.ToDecimal();
-            return double.IsFinite(factor) && factor != 0 ? (factor, one.Metric.ToString()) : null;
+            var factor = one.Value.ToDecimal();
+            return factor != 0 ? (factor, one.Metric.ToString()) : null;
         }
         catch (Exception)
         {
