@@ -24,7 +24,7 @@ public readonly record struct DateRange(long Low, long High)
             return false;
         }
 
-        var s = text.AsSpan().Trim();
+        var s = text.AsSpan();
         if (!Int(s, 0, 4, out var year) || year < 1)
         {
             return false;
