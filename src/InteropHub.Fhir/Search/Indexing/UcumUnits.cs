@@ -39,7 +39,7 @@ public static class UcumUnits
         }
         catch (OverflowException)
         {
-            // Past decimal's range (mol/L is 6.02e26 m-3): no decimal search value reaches there, so the double is enough.
+            // Past decimal's range (200 mol/L is 1.2e29 m-3): the product in doubles, for a stored value and a search's bounds alike.
             canonicalValue = (double)value * (double)f.Factor;
         }
 
