@@ -26,7 +26,7 @@ public abstract class ErrorTests(HubFactory hub)
     [InlineData("GET", "/fhir/Patient/p1/$meta-add", "$meta-add", "Patient instance")]
     [InlineData("DELETE", "/fhir/Patient/$everything", "$everything", "Patient type")]
     [InlineData("POST", "/fhir/Patient/p1/$meta-add", "$meta-add", "Patient instance")]
-    [InlineData("POST", "/fhir/Patient/$match", "$match", "Patient type")]
+    [InlineData("POST", "/fhir/Patient/$merge", "$merge", "Patient type")]
     [InlineData("PUT", "/fhir/Patient/p1/$everything", "$everything", "Patient instance")]
     [InlineData("GET", "/fhir/ConceptMap/$Translate?system=urn:interophub:cs:qxvac&code=0101", "$Translate", "ConceptMap type")]
     [InlineData("POST", "/fhir/Patient/p1/$Everything", "$Everything", "Patient instance")]
