@@ -203,6 +203,30 @@ public sealed class TownshipBatchTests
         Assert.Contains(named, issue.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_manifest_listing_a_file_twice_rejects_the_batch_as_MALFORMED_whether_or_not_the_two_entries_agree(bool otherChecksum)
+    {
+        var files = Batch("batch-001");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(files["manifest.json"])!.AsObject();
+        var list = manifest["files"]!.AsArray();
+        var again = list.First(f => (string?)f!["name"] == "residents.csv")!.DeepClone();
+        if (otherChecksum)
+        {
+            again["sha256"] = new string('0', 64);
+        }
+
+        list.Add(again);
+        files["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+
+        var result = TownshipBatchReader.Read(files);
+
+        Assert.True(result.BatchRejected);
+        Assert.Empty(result.Rows);
+        Assert.Contains("residents.csv", Assert.Single(result.Issues, i => i.Code == "MALFORMED").Detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_manifest_sequence_below_one_rejects_the_batch_and_a_batch_id_of_another_centre_is_a_warning()
     {
@@ -546,10 +570,10 @@ public sealed class TownshipBatchTests
         damaged[damaged.AsSpan().IndexOf("a file the manifest"u8) + 3] ^= 0x20;
 
         Assert.Throws<InvalidDataException>(() => TownshipBatchReader.FromZip(damaged));
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
         var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(damaged, names), names);
 
-        Assert.Equal(["notes.csv", "residents.csv"], names.Order(StringComparer.Ordinal));
+        Assert.Equal(["notes.csv", "residents.csv"], names.Keys.Order(StringComparer.Ordinal));
         var refused = Assert.Single(result.Issues, i => i is { Code: "INTEGRITY", File: "residents.csv" });
         Assert.Contains("已损坏", refused.Detail, StringComparison.Ordinal);
         // A damaged file the manifest does not list is named as unlisted, as an intact one is.
@@ -557,6 +581,35 @@ public sealed class TownshipBatchTests
         Assert.DoesNotContain(result.Rows, r => r.Table == "residents");
         Assert.Contains(result.Rows, r => r.Table != "residents");
         Assert.Equal(Batch("batch-002")["manifest.json"], TownshipBatchReader.FileFromZip(damaged, "manifest.json"));
+    }
+
+    [Fact]
+    public void A_file_that_inflates_past_the_limit_is_refused_alone_without_being_held_whole()
+    {
+        // A few hundred kilobytes of deflated zeros that inflate past MaxFileBytes: a zip bomb.
+        using var zip = new MemoryStream();
+        using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in Batch("batch-002").Where(f => f.Key != "residents.csv"))
+            {
+                using var entry = archive.CreateEntry(name).Open();
+                entry.Write(bytes);
+            }
+
+            using var bomb = archive.CreateEntry("residents.csv", CompressionLevel.SmallestSize).Open();
+            var zeros = new byte[1 << 20];
+            for (var written = 0L; written <= TownshipBatchReader.MaxFileBytes; written += zeros.Length)
+            {
+                bomb.Write(zeros);
+            }
+        }
+
+        var damaged = new Dictionary<string, string>(StringComparer.Ordinal);
+        var result = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip.ToArray(), damaged), damaged);
+
+        Assert.Contains("MiB", damaged["residents.csv"], StringComparison.Ordinal);
+        Assert.Contains("过大", Assert.Single(result.Issues, i => i is { Code: "INTEGRITY", File: "residents.csv" }).Detail, StringComparison.Ordinal);
+        Assert.Contains(result.Rows, r => r.Table != "residents");
     }
 
     private static Dictionary<string, byte[]> Files(params (string Name, string Table, string Csv)[] tables)

@@ -30,7 +30,7 @@ public sealed partial class IngestPipeline
         TownshipBatchResult batch;
         try
         {
-            var damaged = new HashSet<string>(StringComparer.Ordinal);
+            var damaged = new Dictionary<string, string>(StringComparer.Ordinal);
             batch = TownshipBatchReader.Read(TownshipBatchReader.FromZip(zip, damaged), damaged);
         }
         catch (InvalidDataException e)

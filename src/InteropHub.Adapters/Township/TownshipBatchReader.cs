@@ -26,28 +26,40 @@ public static class TownshipBatchReader
     /// The files of a zipped batch, at the zip root or inside one folder. Windows tools may write the folder with a
     /// backslash; the metadata macOS adds (<c>__MACOSX/</c>, <c>._name</c>, <c>.DS_Store</c>) is not part of the batch.
     /// A zip without a readable directory throws <see cref="InvalidDataException"/>; so does a damaged entry (data that
-    /// does not inflate, or fails the directory's CRC-32), unless <paramref name="damaged"/> collects its name instead
-    /// (the file is then left out, and <see cref="Read"/> refuses it alone, as a file whose SHA-256 differs).
+    /// does not inflate, or fails the directory's CRC-32) or one that inflates past <see cref="MaxFileBytes"/>, unless
+    /// <paramref name="damaged"/> collects its name and why instead (the file is then left out, and <see cref="Read"/>
+    /// refuses it alone, as a file whose SHA-256 differs).
     /// </summary>
-    public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip, ISet<string>? damaged = null)
+    public static IReadOnlyDictionary<string, byte[]> FromZip(byte[] zip, IDictionary<string, string>? damaged = null)
     {
         using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        long total = 0;
         foreach (var (name, entry) in BatchEntries(archive))
         {
             try
             {
-                files[name] = ReadEntry(entry);
+                files[name] = ReadEntry(entry, MaxBatchBytes - total);
+                total += files[name].Length;
             }
-            catch (InvalidDataException) when (damaged is not null)
+            catch (InvalidDataException e) when (damaged is not null)
             {
                 files.Remove(name);
-                damaged.Add(name);
+                damaged[name] = e.Message;
             }
         }
 
         return files;
     }
+
+    /// <summary>
+    /// The most a file of a batch may inflate to: a township's full export is tens of megabytes; a zip whose entry
+    /// inflates further (a few megabytes that expand to gigabytes) is refused before it fills the hub's memory.
+    /// </summary>
+    public const int MaxFileBytes = 256 * 1024 * 1024;
+
+    /// <summary>The most the files of one batch may inflate to together; the files past it are refused alone.</summary>
+    public const long MaxBatchBytes = 1024L * 1024 * 1024;
 
     /// <summary>
     /// One file of a zipped batch by its name (<c>manifest.json</c>), read alone; null when the batch has none. Throws
@@ -56,7 +68,7 @@ public static class TownshipBatchReader
     public static byte[]? FileFromZip(byte[] zip, string name)
     {
         using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
-        return BatchEntries(archive).LastOrDefault(e => e.Name == name).Entry is { } entry ? ReadEntry(entry) : null;
+        return BatchEntries(archive).LastOrDefault(e => e.Name == name).Entry is { } entry ? ReadEntry(entry, MaxFileBytes) : null;
     }
 
     private static IEnumerable<(string Name, ZipArchiveEntry Entry)> BatchEntries(ZipArchive archive)
@@ -72,15 +84,36 @@ public static class TownshipBatchReader
         }
     }
 
-    private static byte[] ReadEntry(ZipArchiveEntry entry)
+    /// <param name="room">What the batch's files may still inflate to, with this one.</param>
+    private static byte[] ReadEntry(ZipArchiveEntry entry, long room)
     {
+        // The directory's size is the sender's word: the bytes are counted as they inflate.
+        var limit = Math.Min(MaxFileBytes, room);
+        var tooLarge = new InvalidDataException(limit < MaxFileBytes
+            ? $"{entry.FullName} 解压后使整个批次超过 {MaxBatchBytes / (1024 * 1024)} MiB 的上限"
+            : $"{entry.FullName} 解压后超过 {MaxFileBytes / (1024 * 1024)} MiB，超出单个文件的上限");
+        if (entry.Length > limit)
+        {
+            throw tooLarge;
+        }
+
         using var copy = new MemoryStream();
         try
         {
             using var stream = entry.Open();
-            stream.CopyTo(copy);
+            var buffer = new byte[81920];
+            int read;
+            while ((read = stream.Read(buffer)) > 0)
+            {
+                if (copy.Length + read > limit)
+                {
+                    throw tooLarge;
+                }
+
+                copy.Write(buffer, 0, read);
+            }
         }
-        catch (InvalidDataException e)
+        catch (InvalidDataException e) when (e != tooLarge)
         {
             throw new InvalidDataException($"{entry.FullName}: {e.Message}", e);
         }
@@ -97,7 +130,7 @@ public static class TownshipBatchReader
     }
 
     /// <param name="damaged">Files of the zip whose data was damaged (<see cref="FromZip"/>): each is refused alone.</param>
-    public static TownshipBatchResult Read(IReadOnlyDictionary<string, byte[]> files, IReadOnlySet<string>? damaged = null)
+    public static TownshipBatchResult Read(IReadOnlyDictionary<string, byte[]> files, IReadOnlyDictionary<string, string>? damaged = null)
     {
         var issues = new List<TownshipIssue>();
         var manifest = ReadManifest(files, issues);
@@ -108,7 +141,7 @@ public static class TownshipBatchReader
 
         var rows = new List<TownshipRow>();
         var state = new BatchState(manifest);
-        foreach (var name in files.Keys.Union(damaged ?? new HashSet<string>()).Where(n => n != "manifest.json" && !manifest.Files.Any(f => f.Name == n))
+        foreach (var name in files.Keys.Union(damaged?.Keys ?? []).Where(n => n != "manifest.json" && !manifest.Files.Any(f => f.Name == n))
             .Order(StringComparer.Ordinal))
         {
             issues.Add(new TownshipIssue(name, 0, 0, null, null, RejectionReason.Integrity.Code(), $"{name} 不在清单中"));
@@ -205,6 +238,12 @@ public static class TownshipBatchReader
                 var rows = f.TryGetProperty("rows", out var r) && r.TryGetInt32(out var count) ? count : throw new FormatException("清单 files[] 缺少必填项 rows");
                 entries.Add(new TownshipFile(FileText("name"), FileText("table"), rows, FileText("sha256").ToLowerInvariant(),
                     f.TryGetProperty("encoding", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null));
+                // §1: one entry per file. A second entry would read the file twice, or leave its rows in the batch
+                // while the report refuses them under the other entry's checksum.
+                if (entries.Count(x => x.Name == entries[^1].Name) > 1)
+                {
+                    throw new FormatException($"清单 files[] 两次列出 {entries[^1].Name}，每个文件只能列出一次");
+                }
             }
 
             return new TownshipManifest(batchId, Text("source_system"), institution, Text("export_type"),
@@ -217,14 +256,14 @@ public static class TownshipBatchReader
         }
     }
 
-    private static void ReadFile(TownshipFile file, IReadOnlyDictionary<string, byte[]> files, IReadOnlySet<string>? damaged, BatchState state,
+    private static void ReadFile(TownshipFile file, IReadOnlyDictionary<string, byte[]> files, IReadOnlyDictionary<string, string>? damaged, BatchState state,
         List<TownshipRow> rows, List<TownshipIssue> issues)
     {
         void FileIssue(string code, string detail) => issues.Add(new TownshipIssue(file.Name, 0, 0, null, null, code, detail));
         if (!files.TryGetValue(file.Name, out var bytes))
         {
-            FileIssue(RejectionReason.Integrity.Code(), damaged?.Contains(file.Name) == true
-                ? $"{file.Name} 在 zip 中已损坏（无法解压或 CRC-32 不符），整个文件未处理；同一 batch_id 的重发不再处理，请在新批次中重新导出"
+            FileIssue(RejectionReason.Integrity.Code(), damaged?.TryGetValue(file.Name, out var why) == true
+                ? $"{file.Name} 在 zip 中已损坏或过大（{why}），整个文件未处理；同一 batch_id 的重发不再处理，请在新批次中重新导出"
                 : $"清单列出的文件 {file.Name} 不存在");
             return;
         }
