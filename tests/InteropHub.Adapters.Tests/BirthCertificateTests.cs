@@ -290,6 +290,10 @@ public sealed class BirthCertificateTests
         "<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode></EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X", "MISSING_REQUIRED")]
     [InlineData("<IssueType>1</IssueType>", "<IssueType>2</IssueType>", "MISSING_REQUIRED")]
     [InlineData("<BirthOrder>1</BirthOrder>", "<BirthOrder>2</BirthOrder>", "MALFORMED")]
+    // Replaces on a first issue would join this newborn to another certificate's child; a certificate cannot replace itself.
+    [InlineData("<Status>1</Status>", "<Status>1</Status>\n  <Replaces>\n    <CertificateNo>Q360418266</CertificateNo>\n    <Reason>遗失</Reason>\n  </Replaces>", "MALFORMED")]
+    [InlineData("<IssueType>1</IssueType>\n  <RecordVersion>1</RecordVersion>\n  <Status>1</Status>",
+        "<IssueType>2</IssueType>\n  <RecordVersion>1</RecordVersion>\n  <Status>1</Status>\n  <Replaces>\n    <CertificateNo>Q360418201</CertificateNo>\n    <Reason>遗失</Reason>\n  </Replaces>", "MALFORMED")]
     public void Invalid_certificates_are_rejected_with_the_first_failing_check(string from, string to, string code)
     {
         var xml = Sample("Q360418201");

@@ -108,6 +108,19 @@ public static class BirthCertificateReader
                 $"IssueType {Text(certificate, "IssueType")} (补发/换发) 需要 Replaces/CertificateNo"));
         }
 
+        // §2: Replaces is for a reissue or replacement only. On a first issue it would join this newborn to the child of
+        // the certificate it names (rule 4), whose newborn may be another child (a twin's certificate named by mistake).
+        if (Text(certificate, "IssueType") == "1" && certificate.Element("Replaces") is { } replaces && Text(certificate, "Replaces/CertificateNo").Length > 0)
+        {
+            return Reject(Issue(replaces, RejectionReason.Malformed,
+                $"IssueType 1 (首次签发) 不应有 Replaces/CertificateNo {Text(certificate, "Replaces/CertificateNo")}: 只有补发 (2) 或换发 (3) 替代原证"));
+        }
+
+        if (Text(certificate, "Replaces/CertificateNo") is { Length: > 0 } replaced && replaced == Text(certificate, "CertificateNo"))
+        {
+            return Reject(Issue(certificate.Element("Replaces")!, RejectionReason.Malformed, $"Replaces/CertificateNo {replaced} 与本证编号相同: 证书不能替代自身"));
+        }
+
         if (schemaError is not null)
         {
             return Reject(schemaError);
