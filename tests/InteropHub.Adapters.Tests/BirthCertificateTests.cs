@@ -290,6 +290,11 @@ public sealed class BirthCertificateTests
         "<NationalityCode>CHN</NationalityCode>\n    <EthnicityCode></EthnicityCode>\n    <IdDocument typeCode=\"01\">36992119960823078X", "MISSING_REQUIRED")]
     [InlineData("<IssueType>1</IssueType>", "<IssueType>2</IssueType>", "MISSING_REQUIRED")]
     [InlineData("<BirthOrder>1</BirthOrder>", "<BirthOrder>2</BirthOrder>", "MALFORMED")]
+    // Within the county, a township's or village's division code is one of its table's; elsewhere the province is checked.
+    [InlineData("<DivisionCode>369921100</DivisionCode>", "<DivisionCode>369921999</DivisionCode>", "UNKNOWN_CODE")]
+    [InlineData("<DivisionCode>369921100</DivisionCode>", "<DivisionCode>369921100299</DivisionCode>", "UNKNOWN_CODE")]
+    [InlineData("divisionCode=\"369921101202\"", "divisionCode=\"999999999999\"", "UNKNOWN_CODE")]
+    [InlineData("divisionCode=\"369921101202\"", "divisionCode=\"369921101299\"", "UNKNOWN_CODE")]
     // Replaces on a first issue would join this newborn to another certificate's child; a certificate cannot replace itself.
     [InlineData("<Status>1</Status>", "<Status>1</Status>\n  <Replaces>\n    <CertificateNo>Q360418266</CertificateNo>\n    <Reason>遗失</Reason>\n  </Replaces>", "MALFORMED")]
     [InlineData("<IssueType>1</IssueType>\n  <RecordVersion>1</RecordVersion>\n  <Status>1</Status>",

@@ -217,6 +217,10 @@ public static class BirthCertificateReader
             ?? Check("Newborn/HealthStatusCode", v => v is "1" or "2" or "3", "健康状况代码")
             ?? Check("BirthPlace/CategoryCode", v => v is "1" or "2" or "3" or "9", " CV02.01.102 ")
             ?? Check("BirthPlace/DivisionCode", IsDivisionCode, "行政区划代码表")
+            ?? (c.XPathElement("Mother/Address") is { } address && ((string?)address.Attribute("divisionCode"))?.Trim() is { Length: > 0 } living
+                && !IsDivisionCode(living)
+                ? Issue(address, RejectionReason.UnknownCode, $"Mother/Address divisionCode {living} 不在行政区划代码表中")
+                : null)
             ?? Institution(c.Element("IssuingInstitution"), "IssuingInstitution")
             ?? Institution(c.Element("MidwiferyInstitution"), "MidwiferyInstitution");
         if (issue is not null)
@@ -275,11 +279,17 @@ public static class BirthCertificateReader
         return null;
     }
 
-    /// <summary>6-, 9- or 12-digit division codes under a GB/T 2260 province code (the county table adds codes, never provinces).</summary>
+    /// <summary>
+    /// 6-, 9- or 12-digit division codes under a GB/T 2260 province code (the county table adds codes, never provinces);
+    /// within the county, a township's or village's code is one of its table's (as the township export checks), since
+    /// only there does the hub hold the table. A birth elsewhere is checked to its province.
+    /// </summary>
     private static bool IsDivisionCode(string value) =>
         value.Length is 6 or 9 or 12 && value.All(char.IsAsciiDigit)
         && int.Parse(value.AsSpan(0, 2), CultureInfo.InvariantCulture) is (>= 11 and <= 15) or (>= 21 and <= 23) or (>= 31 and <= 37)
-            or (>= 41 and <= 46) or (>= 50 and <= 54) or (>= 61 and <= 65) or 71 or 81 or 82;
+            or (>= 41 and <= 46) or (>= 50 and <= 54) or (>= 61 and <= 65) or 71 or 81 or 82
+        && (value.Length == 6 || !value.StartsWith(CountyCodes.CountyDivision, StringComparison.Ordinal)
+            || CountyCodes.Villages.Keys.Any(village => village.StartsWith(value, StringComparison.Ordinal)));
 
     private static readonly string[] IntegerPaths = ["RecordVersion", "Newborn/BirthWeight", "Newborn/Plurality", "Newborn/BirthOrder", "Mother/Age"];
 
