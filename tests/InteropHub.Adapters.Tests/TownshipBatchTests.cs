@@ -612,6 +612,23 @@ public sealed class TownshipBatchTests
         Assert.Contains(result.Rows, r => r.Table != "residents");
     }
 
+    [Fact]
+    public void A_row_recorded_by_an_institution_other_than_the_exporting_centre_or_its_clinics_is_kept_with_a_warning()
+    {
+        const string Header = "record_no,name,sex_code,birth_date,id_type,id_no,ethnicity_code,division_code,residence_type,poverty_flag,created_date,archive_status,org_code,status,updated_at\r\n";
+        string Row(string recordNo, string recorder) =>
+            $"{recordNo},甲,1,1970-01-01,,,01,369921101201,1,0,2020-01-01,1,{recorder},active,2025-01-01 08:00:00\r\n";
+        // The batch is 白沙镇卫生院's (QX2110026): its centre, its clinic 沙坪村卫生室, 梅林村卫生室 of 梅岭乡, the county hospital.
+        var csv = Header + Row("36992110120100911", "QX2110026") + Row("36992110120100912", "QX212003X")
+            + Row("36992110120100913", "QX212011X") + Row("36992110120100914", "QX2100012");
+
+        var result = TownshipBatchReader.Read(Files(("residents.csv", "residents", csv)));
+
+        Assert.Equal(4, result.Rows.Count);
+        Assert.Equal(["36992110120100913", "36992110120100914"],
+            result.Issues.Where(i => i is { Column: "org_code", Severity: IssueSeverity.Warning }).Select(i => i.Key));
+    }
+
     private static Dictionary<string, byte[]> Files(params (string Name, string Table, string Csv)[] tables)
     {
         var files = tables.ToDictionary(t => t.Name, t => Encoding.UTF8.GetBytes(t.Csv));

@@ -55,6 +55,17 @@ public static class CountyCodes
         ["QX2120128"] = "高坪村卫生室",
     }.ToFrozenDictionary();
 
+    /// <summary>Each village clinic's township centre (legacy/README.md, village clinics table).</summary>
+    public static readonly FrozenDictionary<string, string> ClinicCentres = new Dictionary<string, string>
+    {
+        ["QX2120013"] = "QX2110018", ["QX2120021"] = "QX2110018",
+        ["QX212003X"] = "QX2110026", ["QX2120048"] = "QX2110026",
+        ["QX2120056"] = "QX2110034", ["QX2120064"] = "QX2110034",
+        ["QX2120072"] = "QX2110042", ["QX2120080"] = "QX2110042",
+        ["QX2120099"] = "QX2110050", ["QX2120101"] = "QX2110050",
+        ["QX212011X"] = "QX2110069", ["QX2120128"] = "QX2110069",
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
     /// <summary>GB/T 3304 ethnicity codes 01–56, 97, 98.</summary>
     public static readonly FrozenDictionary<string, string> Ethnicities = new Dictionary<string, string>
     {

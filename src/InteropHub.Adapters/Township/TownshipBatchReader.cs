@@ -348,6 +348,16 @@ public static class TownshipBatchReader
                 {
                     issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, column, key, "WARNING", detail, IssueSeverity.Warning));
                 }
+
+                // §2: the row was recorded by the exporting centre or one of its village clinics; another institution is
+                // kept as sent (the row may be right and the code a slip), with a warning.
+                var recorder = row["org_code"];
+                if (recorder.Length > 0 && recorder != state.Manifest.Institution
+                    && CountyCodes.ClinicCentres.GetValueOrDefault(recorder) != state.Manifest.Institution)
+                {
+                    issues.Add(new TownshipIssue(file.Name, row.Number, row.Line, "org_code", key, "WARNING",
+                        $"org_code {recorder} 不是导出机构 {state.Manifest.Institution} 或其村卫生室", IssueSeverity.Warning));
+                }
             }
 
             if (schema.Table == "residents" && !deleted && row["id_type"] == "01" && row["id_no"].Length > 0)
