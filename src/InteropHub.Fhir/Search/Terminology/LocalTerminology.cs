@@ -20,7 +20,8 @@ namespace InteropHub.Fhir.Search.Terminology;
 /// stored here, by nested <c>concept</c>s and the <c>subsumedBy</c> / <c>parent</c> / <c>child</c> properties.</item>
 /// </list>
 /// What would need an external terminology server (filters, code systems or ValueSets not stored here) is a 400
-/// naming the parameter and why: the hub never answers such a search with a guess.
+/// naming the parameter and why: the hub never answers such a search with a guess. The same expansion
+/// (<see cref="ExpandAsync(ValueSet, string, CancellationToken)"/>) answers the terminology operations (<c>ValueSet/$expand</c>, <c>$validate-code</c>).
 /// </summary>
 public sealed class LocalTerminology(IResourceStore store, FhirSerializers serializers)
 {
@@ -100,7 +101,7 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
                 var codes = new HashSet<(string System, string Code)>();
                 foreach (var reference in valueSet.ValueSets)
                 {
-                    codes.UnionWith(await ValueSetCodesAsync(reference, valueSet.Name, [], ct));
+                    codes.UnionWith((await ValueSetCodesAsync(reference, valueSet.Name, [], ct)).Select(c => c.Key));
                 }
 
                 return Tokens(valueSet, codes, valueSet.Negated);
@@ -173,17 +174,31 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         return new IndexCriterion(criterion.Param, IndexTable.Tokens, conditions, negated);
     }
 
+    /// <summary>
+    /// The codes of a ValueSet (given, or stored here): its <c>compose.include</c>s less its <c>compose.exclude</c>s, in the
+    /// order they list them, each once; one without a compose, its stored expansion. This is the one expansion of the hub:
+    /// token <c>:in</c>/<c>:not-in</c> use its (system, code) pairs, <c>ValueSet/$expand</c> and <c>$validate-code</c> the whole entries.
+    /// </summary>
+    /// <param name="name">The parameter an error names.</param>
+    public Task<IReadOnlyList<ExpandedConcept>> ExpandAsync(ValueSet valueSet, string name, CancellationToken ct) => ExpandAsync(valueSet, name, [], ct);
+
+    /// <summary>The stored code system with the canonical URL (and version, when given), or null; one stored without its concepts is a 400 naming the parameter.</summary>
+    public async Task<CodeSystemConcepts?> CodeSystemAsync(string url, string? version, string name, CancellationToken ct) =>
+        await ByUrlAsync<CodeSystem>("CodeSystem", url, version, ct) is { } codeSystem ? CodeSystemConcepts.Of(codeSystem, name) : null;
+
+    private async Task<IReadOnlyList<ExpandedConcept>> ValueSetCodesAsync(string reference, string name, HashSet<string> path, CancellationToken ct) =>
+        await ExpandAsync(await ValueSetAsync(reference, name, ct), name, path, ct);
+
     /// <param name="path">The ValueSets being expanded around this one, to refuse one that includes itself.</param>
-    private async Task<HashSet<(string System, string Code)>> ValueSetCodesAsync(string reference, string name, HashSet<string> path, CancellationToken ct)
+    private async Task<IReadOnlyList<ExpandedConcept>> ExpandAsync(ValueSet valueSet, string name, HashSet<string> path, CancellationToken ct)
     {
-        var valueSet = await ValueSetAsync(reference, name, ct);
         var label = valueSet.Url ?? $"ValueSet/{valueSet.Id}";
         if (!path.Add(label))
         {
             throw new InvalidInputException($"'{name}': ValueSet {label} includes itself.", name);
         }
 
-        var codes = new HashSet<(string System, string Code)>();
+        List<ExpandedConcept> codes;
         if (valueSet.Compose is null)
         {
             if (valueSet.Expansion is null)
@@ -191,43 +206,53 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
                 throw new InvalidInputException($"'{name}': ValueSet {label} has neither a compose nor an expansion, so it names no codes.", name);
             }
 
+            codes = [];
             AddContains(valueSet.Expansion.Contains, codes);
         }
         else
         {
+            codes = [];
             foreach (var include in valueSet.Compose.Include)
             {
-                codes.UnionWith(await ConceptSetAsync(include, label, name, path, ct));
+                codes.AddRange(await ConceptSetAsync(include, label, name, path, ct));
             }
 
+            var excluded = new HashSet<(string System, string Code)>();
             foreach (var exclude in valueSet.Compose.Exclude)
             {
-                codes.ExceptWith(await ConceptSetAsync(exclude, label, name, path, ct));
+                excluded.UnionWith((await ConceptSetAsync(exclude, label, name, path, ct)).Select(c => c.Key));
             }
+
+            codes.RemoveAll(c => excluded.Contains(c.Key));
         }
 
         path.Remove(label);
-        return codes;
+        return [.. codes.DistinctBy(c => c.Key)];
     }
 
-    private static void AddContains(List<ValueSet.ContainsComponent> contains, HashSet<(string System, string Code)> codes)
+    /// <summary>The expansion a ValueSet carries, flattened; an abstract entry is a heading, not a member.</summary>
+    private static void AddContains(List<ValueSet.ContainsComponent> contains, List<ExpandedConcept> codes)
     {
         foreach (var entry in contains)
         {
             if (entry is { System.Length: > 0, Code.Length: > 0, Abstract: not true })
             {
-                codes.Add((entry.System, entry.Code));
+                codes.Add(new ExpandedConcept(entry.System, entry.Version, entry.Code, entry.Display, Abstract: false, entry.Inactive == true, entry.Designation));
             }
 
             AddContains(entry.Contains, codes);
         }
     }
 
-    /// <summary>One include or exclude (valueset.html#compose): its system's codes, intersected with each ValueSet it names.</summary>
-    private async Task<HashSet<(string System, string Code)>> ConceptSetAsync(ValueSet.ConceptSetComponent set, string label, string name,
+    /// <summary>
+    /// One include or exclude (valueset.html#compose): its system's codes, intersected with each ValueSet it names. A listed
+    /// concept takes its display from the include (the ValueSet's wording, valueset.html#ConceptReferenceComponent), else
+    /// from the code system when it is stored here; the rest of what is known of it comes from the stored code system.
+    /// </summary>
+    private async Task<List<ExpandedConcept>> ConceptSetAsync(ValueSet.ConceptSetComponent set, string label, string name,
         HashSet<string> path, CancellationToken ct)
     {
-        HashSet<(string System, string Code)>? codes = null;
+        List<ExpandedConcept>? codes = null;
         if (set.Filter.Count > 0)
         {
             codes = await FilteredAsync(set, label, name, ct);
@@ -236,21 +261,36 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         {
             if (set.Concept.Count > 0)
             {
-                codes = set.Concept.Select(c => c.Code).OfType<string>().Where(c => c.Length > 0).Select(code => (system, code)).ToHashSet();
+                var stored = await ByUrlAsync<CodeSystem>("CodeSystem", system, set.Version, ct) is { Content: not CodeSystemContentMode.NotPresent } found
+                    ? CodeSystemConcepts.Of(found, name)
+                    : null;
+                ExpandedConcept Listed(ValueSet.ConceptReferenceComponent concept, string code)
+                {
+                    if (stored?.Contains(code) != true)
+                    {
+                        return new ExpandedConcept(system, set.Version, code, concept.Display, Abstract: false, Inactive: false, concept.Designation);
+                    }
+
+                    var known = stored.Expanded(code);
+                    return known with { Display = concept.Display is { Length: > 0 } ? concept.Display : known.Display, Designations = [.. concept.Designation, .. known.Designations] };
+                }
+
+                codes = [.. set.Concept.Where(c => c.Code is { Length: > 0 }).Select(c => Listed(c, c.Code!))];
             }
             else
             {
-                var codeSystem = await CodeSystemAsync(system, set.Version, ct) ?? throw new InvalidInputException(
+                var codeSystem = await CodeSystemAsync(system, set.Version, name, ct) ?? throw new InvalidInputException(
                     $"'{name}': ValueSet {label} includes all of the code system {system}, which is not stored in the hub (only local code systems can be expanded).",
                     name);
-                codes = Concepts(codeSystem, name).Keys.Select(code => (system, code)).ToHashSet();
+                codes = [.. codeSystem.Codes.Select(codeSystem.Expanded)];
             }
         }
 
         foreach (var other in set.ValueSet.OfType<string>())
         {
             var included = await ValueSetCodesAsync(other, name, path, ct);
-            codes = codes is null ? included : codes.Intersect(included).ToHashSet();
+            var keys = included.Select(c => c.Key).ToHashSet();
+            codes = codes is null ? [.. included] : [.. codes.Where(c => keys.Contains(c.Key))];
         }
 
         return codes ?? [];
@@ -259,36 +299,14 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
     /// <summary>The code and its descendants (below) or ancestors (above) in the hierarchy of the stored code system.</summary>
     private async Task<HashSet<(string System, string Code)>> RelatedAsync(string system, string code, bool above, string name, CancellationToken ct)
     {
-        var codeSystem = await CodeSystemAsync(system, null, ct) ?? throw new InvalidInputException(
+        var concepts = await CodeSystemAsync(system, null, name, ct) ?? throw new InvalidInputException(
             $"'{name}': the code system {system} is not stored in the hub, so it cannot tell which codes are {(above ? "above" : "below")} '{code}'.", name);
-        var parents = Concepts(codeSystem, name);
-        if (!parents.ContainsKey(code))
+        if (!concepts.Contains(code))
         {
             throw new InvalidInputException($"'{name}': '{code}' is not a code of the code system {system}.", name);
         }
 
-        return Related(parents, code, above).Select(c => (system, c)).ToHashSet();
-    }
-
-    /// <summary>The code and every code below (or above) it, by the parents of <see cref="Concepts"/>.</summary>
-    private static HashSet<string> Related(Dictionary<string, HashSet<string>> parents, string code, bool above)
-    {
-        var children = parents.SelectMany(p => p.Value.Select(parent => (Parent: parent, Child: p.Key)))
-            .ToLookup(p => p.Parent, p => p.Child, StringComparer.Ordinal);
-        var found = new HashSet<string>(StringComparer.Ordinal) { code };
-        var next = new Queue<string>([code]);
-        while (next.TryDequeue(out var at))
-        {
-            foreach (var related in above ? parents.GetValueOrDefault(at) ?? [] : children[at])
-            {
-                if (found.Add(related))
-                {
-                    next.Enqueue(related);
-                }
-            }
-        }
-
-        return found;
+        return concepts.Related(code, above).Select(c => (system, c)).ToHashSet();
     }
 
     /// <summary>
@@ -296,20 +314,19 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
     /// hub: the hierarchy filters of the <c>concept</c> property (is-a, descendent-of, is-not-a, generalizes), and
     /// =, in, not-in and regex on the code itself. Filters on other properties need a terminology server.
     /// </summary>
-    private async Task<HashSet<(string System, string Code)>> FilteredAsync(ValueSet.ConceptSetComponent set, string label, string name, CancellationToken ct)
+    private async Task<List<ExpandedConcept>> FilteredAsync(ValueSet.ConceptSetComponent set, string label, string name, CancellationToken ct)
     {
         var system = set.System is { Length: > 0 } s ? s : throw new InvalidInputException($"'{name}': ValueSet {label} has a filter without a system.", name);
-        var codeSystem = await CodeSystemAsync(system, set.Version, ct) ?? throw new InvalidInputException(
+        var concepts = await CodeSystemAsync(system, set.Version, name, ct) ?? throw new InvalidInputException(
             $"'{name}': ValueSet {label} filters the code system {system}, which is not stored in the hub (only local code systems can be expanded).", name);
-        var parents = Concepts(codeSystem, name);
-        IEnumerable<string> codes = parents.Keys;
+        IEnumerable<string> codes = concepts.Codes;
         foreach (var filter in set.Filter)
         {
             var value = filter.Value ?? "";
             HashSet<string> Hierarchy(bool above)
             {
-                return parents.ContainsKey(value)
-                    ? Related(parents, value, above)
+                return concepts.Contains(value)
+                    ? concepts.Related(value, above)
                     : throw new InvalidInputException($"'{name}': ValueSet {label} filters on '{value}', which is not a code of {system}.", name);
             }
 
@@ -329,7 +346,7 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
             };
         }
 
-        return codes.Select(code => (system, code)).ToHashSet();
+        return [.. codes.Select(concepts.Expanded)];
     }
 
     private static List<string> Matching(IEnumerable<string> codes, System.Text.RegularExpressions.Regex regex, string label, string name)
@@ -356,62 +373,6 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         }
     }
 
-    /// <summary>Every concept of the code system, nested ones included, with its parents (by nesting and by property).</summary>
-    private static Dictionary<string, HashSet<string>> Concepts(CodeSystem codeSystem, string name)
-    {
-        if (codeSystem.Content == CodeSystemContentMode.NotPresent)
-        {
-            throw new InvalidInputException($"'{name}': the code system {codeSystem.Url} is stored without its concepts (content not-present).", name);
-        }
-
-        var parents = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-        HashSet<string> Of(string code) => parents.TryGetValue(code, out var set) ? set : parents[code] = new HashSet<string>(StringComparer.Ordinal);
-
-        void Walk(IEnumerable<CodeSystem.ConceptDefinitionComponent> concepts, string? parent)
-        {
-            foreach (var concept in concepts)
-            {
-                if (concept.Code is not { Length: > 0 } code)
-                {
-                    continue;
-                }
-
-                var own = Of(code);
-                if (parent is not null)
-                {
-                    own.Add(parent);
-                }
-
-                foreach (var property in concept.Property)
-                {
-                    if (property.Value is Code { Value.Length: > 0 } related)
-                    {
-                        switch (property.Code)
-                        {
-                            case "subsumedBy" or "parent":
-                                own.Add(related.Value);
-                                break;
-                            case "child":
-                                Of(related.Value).Add(code);
-                                break;
-                        }
-                    }
-                }
-
-                Walk(concept.Concept, code);
-            }
-        }
-
-        Walk(codeSystem.Concept, null);
-        // A property may name a code the code system does not define: it takes no part in the hierarchy.
-        foreach (var set in parents.Values)
-        {
-            set.RemoveWhere(p => !parents.ContainsKey(p));
-        }
-
-        return parents;
-    }
-
     private async Task<ValueSet> ValueSetAsync(string reference, string name, CancellationToken ct)
     {
         if (reference.StartsWith("ValueSet/", StringComparison.Ordinal))
@@ -425,10 +386,21 @@ public sealed class LocalTerminology(IResourceStore store, FhirSerializers seria
         var bar = reference.LastIndexOf('|');
         var (url, version) = bar < 0 ? (reference, null) : (reference[..bar], reference[(bar + 1)..]);
         return await ByUrlAsync<ValueSet>("ValueSet", url, version, ct) ?? throw new InvalidInputException(
-            $"'{name}': the ValueSet {reference} is not stored in the hub; :in and :not-in take a ValueSet stored here, by canonical URL or ValueSet/id.", name);
+            $"'{name}': the ValueSet {reference} is not stored in the hub; only ValueSets stored here, by canonical URL or ValueSet/id, can be expanded.", name);
     }
 
-    private Task<CodeSystem?> CodeSystemAsync(string url, string? version, CancellationToken ct) => ByUrlAsync<CodeSystem>("CodeSystem", url, version, ct);
+    /// <summary>The stored ValueSet or CodeSystem with that id: a 404 when there is none, a 410 when it was deleted.</summary>
+    public async Task<T> ByIdAsync<T>(string id, CancellationToken ct)
+        where T : Resource
+    {
+        var type = typeof(T).Name;
+        return await store.ReadAsync(type, id, ct) switch
+        {
+            null => throw new ResourceNotFoundException($"{type}/{id} is not known."),
+            { IsDeleted: true } => throw new ResourceGoneException($"{type}/{id} was deleted."),
+            var stored => (T)serializers.ParseStored(stored.Json),
+        };
+    }
 
     /// <summary>The stored resource with the canonical URL (and version, when given); of several, the one written last.</summary>
     public async Task<T?> ByUrlAsync<T>(string type, string url, string? version, CancellationToken ct)
