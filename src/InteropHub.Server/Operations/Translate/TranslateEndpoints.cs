@@ -1,5 +1,4 @@
 using Hl7.Fhir.Model;
-using InteropHub.Fhir.Errors;
 using InteropHub.Fhir.Resources;
 using InteropHub.Fhir.Resources.Translate;
 using InteropHub.Fhir.Serialization;
@@ -17,26 +16,25 @@ public static class TranslateEndpoints
     private const string Operation = "$translate";
 
     /// <summary>
-    /// The parameters taken and their R4 types (OperationDefinition ConceptMap-translate); <c>conceptMap</c> is a resource.
-    /// <c>dependency</c> is not taken: the hub does not evaluate a target's <c>dependsOn</c>.
+    /// The parameters taken and their R4 types (OperationDefinition ConceptMap-translate). <c>dependency</c> is not taken:
+    /// the hub does not evaluate a target's <c>dependsOn</c>.
     /// </summary>
-    private static readonly Dictionary<string, string> Types = new(StringComparer.Ordinal)
+    private static readonly OperationSignature Signature = new(Operation, new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["url"] = "uri", ["conceptMapVersion"] = "string", ["code"] = "code", ["system"] = "uri", ["version"] = "string", ["source"] = "uri",
-        ["coding"] = "Coding", ["codeableConcept"] = "CodeableConcept", ["target"] = "uri", ["targetsystem"] = "uri", ["reverse"] = "boolean",
-        ["_format"] = "string", ["_pretty"] = "string",
-    };
+        ["url"] = "uri", ["conceptMap"] = "ConceptMap", ["conceptMapVersion"] = "string", ["code"] = "code", ["system"] = "uri", ["version"] = "string",
+        ["source"] = "uri", ["coding"] = "Coding", ["codeableConcept"] = "CodeableConcept", ["target"] = "uri", ["targetsystem"] = "uri", ["reverse"] = "boolean",
+    }, new Dictionary<string, string>(StringComparer.Ordinal) { ["dependency"] = "this hub does not evaluate a target's dependsOn." });
 
     public static IEndpointRouteBuilder MapTranslateEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/fhir/ConceptMap/$translate", (HttpRequest request, TranslateConcept handler, FhirSerializers serializers, CancellationToken ct) =>
-            HandleAsync(null, FromQuery(request), handler, serializers, ct));
+            HandleAsync(null, Signature.FromQuery(request), handler, serializers, ct));
         app.MapGet("/fhir/ConceptMap/{id}/$translate", (string id, HttpRequest request, TranslateConcept handler, FhirSerializers serializers, CancellationToken ct) =>
-            HandleAsync(id, FromQuery(request), handler, serializers, ct));
+            HandleAsync(id, Signature.FromQuery(request), handler, serializers, ct));
         app.MapPost("/fhir/ConceptMap/$translate", async (HttpRequest request, FhirRequestReader reader, TranslateConcept handler, FhirSerializers serializers, CancellationToken ct) =>
-            await HandleAsync(null, await FromBodyAsync(request, reader, ct), handler, serializers, ct));
+            await HandleAsync(null, await Signature.FromBodyAsync(request, reader, ct), handler, serializers, ct));
         app.MapPost("/fhir/ConceptMap/{id}/$translate", async (string id, HttpRequest request, FhirRequestReader reader, TranslateConcept handler, FhirSerializers serializers, CancellationToken ct) =>
-            await HandleAsync(id, await FromBodyAsync(request, reader, ct), handler, serializers, ct));
+            await HandleAsync(id, await Signature.FromBodyAsync(request, reader, ct), handler, serializers, ct));
         return app;
     }
 
@@ -45,11 +43,6 @@ public static class TranslateEndpoints
         if (id is not null)
         {
             ResourceTypes.EnsureValidId(id);
-        }
-
-        foreach (var parameter in parameters.Parameter)
-        {
-            EnsureTyped(parameter);
         }
 
         var codings = new List<Coding>();
@@ -74,72 +67,5 @@ public static class TranslateEndpoints
             parameters.Text("target", Operation), parameters.Text("targetsystem", Operation),
             (parameters.One("reverse", Operation)?.Value as FhirBoolean)?.Value ?? false), ct);
         return FhirResults.Json(serializers.ToJsonBytes(answer));
-    }
-
-    /// <summary>A parameter the operation takes, with a value of its type: else a 400 naming it.</summary>
-    private static void EnsureTyped(Parameters.ParameterComponent parameter)
-    {
-        var name = parameter.Name ?? "";
-        if (name == "conceptMap")
-        {
-            if (parameter.Resource is not ConceptMap)
-            {
-                throw new InvalidInputException($"The {Operation} parameter 'conceptMap' is a ConceptMap resource, not {parameter.Resource?.TypeName ?? parameter.Value?.TypeName ?? "empty"}.", name);
-            }
-
-            return;
-        }
-
-        if (name == "dependency")
-        {
-            throw new FhirException(System.Net.HttpStatusCode.BadRequest, OperationOutcome.IssueType.NotSupported,
-                $"The {Operation} parameter 'dependency' is not supported: this hub does not evaluate a target's dependsOn.", name);
-        }
-
-        if (!Types.TryGetValue(name, out var type))
-        {
-            throw new InvalidInputException($"{Operation} has no parameter '{name}'.", name);
-        }
-
-        if (parameter.Value?.TypeName != type)
-        {
-            var given = parameter.Value is { } value ? $"a {value.TypeName}" : parameter.Resource is { } resource ? $"a {resource.TypeName} resource" : "no value";
-            throw new InvalidInputException($"The {Operation} parameter '{name}' is a {type} (value{char.ToUpperInvariant(type[0])}{type[1..]}), not {given}.", name);
-        }
-    }
-
-    /// <summary>The query as Parameters, each value of its parameter's type (<c>coding</c> written <c>system|code</c>).</summary>
-    private static Parameters FromQuery(HttpRequest request)
-    {
-        var parameters = new Parameters();
-        foreach (var (name, values) in request.Query)
-        {
-            foreach (var value in values.OfType<string>())
-            {
-                var bar = value.IndexOf('|', StringComparison.Ordinal);
-                parameters.Add(name, Types.GetValueOrDefault(name) switch
-                {
-                    "Coding" => bar < 0 ? new Coding(null, value) : new Coding(value[..bar], value[(bar + 1)..]),
-                    "code" => new Code(value),
-                    "uri" => new FhirUri(value),
-                    "boolean" => value switch
-                    {
-                        "true" => new FhirBoolean(true),
-                        "false" => new FhirBoolean(false),
-                        _ => throw new InvalidInputException($"{name} must be true or false, not '{value}'.", name),
-                    },
-                    _ => new FhirString(value),
-                });
-            }
-        }
-
-        return parameters;
-    }
-
-    private static async Task<Parameters> FromBodyAsync(HttpRequest request, FhirRequestReader reader, CancellationToken ct)
-    {
-        OperationParameters.EnsureNoneInQuery(request, Operation);
-        return await reader.ReadResourceAsync(request, ct) as Parameters
-            ?? throw new InvalidInputException($"POST {Operation} takes a Parameters resource.", "Parameters");
     }
 }
