@@ -79,6 +79,10 @@ public static class HubServices
         services.AddSingleton<InteropHub.Fhir.Resources.Validate.ProfileValidator>();
         services.AddSingleton<InteropHub.Fhir.Resources.Validate.ValidateResource>();
         services.AddSingleton<InteropHub.Fhir.Resources.Translate.TranslateConcept>();
+        services.AddSingleton<InteropHub.Fhir.Resources.Expand.ExpandValueSet>();
+        services.AddSingleton<InteropHub.Fhir.Resources.Lookup.LookupCode>();
+        services.AddSingleton<InteropHub.Fhir.Resources.ValidateCode.ValidateConcept>();
+        services.AddSingleton<InteropHub.Fhir.Resources.Subsumes.CheckSubsumption>();
         services.AddSingleton<ReadResource>();
         services.AddSingleton<UpdateResource>();
         services.AddSingleton<DeleteResource>();

@@ -170,6 +170,44 @@ public static class CapabilityStatementBuilder
             });
         }
 
+        if (type == "ValueSet")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "expand",
+                Definition = "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+                Documentation = $"Expands a ValueSet (by id, url with valueSetVersion, or given) over the CodeSystems and ValueSets stored here: filter (every word in the code or display, ignoring case), offset/count paging, includeDesignations, activeOnly; more than {Resources.Expand.ExpandValueSet.MaxCodes} codes need count.",
+            });
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "validate-code",
+                Definition = "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+                Documentation = "Whether a code, coding or codeableConcept is in a ValueSet stored here (or given); a wrong display or an abstract code is result false with a message, and display gives the right one.",
+            });
+        }
+
+        if (type == "CodeSystem")
+        {
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "lookup",
+                Definition = "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+                Documentation = "A code of a CodeSystem stored here: name, version, display, designations and properties (definition, parent, child, inactive, its own); an unknown code or system is a 404.",
+            });
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "validate-code",
+                Definition = "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+                Documentation = "Whether a code is defined by a CodeSystem stored here (by id, url with version, or given); a wrong display is result false with a message.",
+            });
+            component.Operation.Add(new CapabilityStatement.OperationComponent
+            {
+                Name = "subsumes",
+                Definition = "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
+                Documentation = "How codeA and codeB (or codingA and codingB) of a CodeSystem stored here relate in its hierarchy: equivalent, subsumes, subsumed-by or not-subsumed.",
+            });
+        }
+
         if (type is "Patient" or "Group")
         {
             component.Operation.Add(new CapabilityStatement.OperationComponent

@@ -75,8 +75,8 @@ public partial class FhirException : Exception
     private static partial Regex LongQuotedValue();
 }
 
-public sealed class ResourceNotFoundException(string diagnostics)
-    : FhirException(HttpStatusCode.NotFound, OperationOutcome.IssueType.NotFound, diagnostics);
+public sealed class ResourceNotFoundException(string diagnostics, string? expression = null)
+    : FhirException(HttpStatusCode.NotFound, OperationOutcome.IssueType.NotFound, diagnostics, expression);
 
 public sealed class ResourceGoneException(string diagnostics)
     : FhirException(HttpStatusCode.Gone, OperationOutcome.IssueType.Deleted, diagnostics);
@@ -106,6 +106,10 @@ public class InvalidInputException : FhirException
 /// </summary>
 public sealed class UnsupportedSearchException(string diagnostics, string? expression = null)
     : InvalidInputException(OperationOutcome.IssueType.NotSupported, diagnostics, expression);
+
+/// <summary>A request whose answer would cost more than the hub gives one request (400, <c>too-costly</c>), e.g. an unpaged expansion of a large ValueSet.</summary>
+public sealed class TooCostlyException(string diagnostics, string? expression = null)
+    : InvalidInputException(OperationOutcome.IssueType.TooCostly, diagnostics, expression);
 
 /// <summary>A well-formed request that a business rule refuses (HTTP 422).</summary>
 public sealed class BusinessRuleException(string diagnostics, string? expression = null)
