@@ -128,6 +128,24 @@ public sealed class TownshipBatchTests
     }
 
     [Fact]
+    public void A_dose_row_that_leaves_the_dose_its_earlier_version_reported_writes_its_own_and_takes_its_vacc_id_off_the_other_by_id()
+    {
+        var result = TownshipBatchReader.Read(Batch("batch-001"));
+        var row = result.Rows.First(r => r is { Table: "immunizations", Deleted: false });
+
+        var transaction = row.Map(new StoredRow(PersonKey: "369921199404042082/20250514/male/1", LeavesDose: "earlier-dose"))!;
+
+        var dose = Assert.IsType<Immunization>(Assert.Single(transaction.Entry, e => e.Request?.Method == Bundle.HTTPVerb.PUT).Resource);
+        Assert.NotEqual("earlier-dose", dose.Id);
+        var leave = Assert.Single(transaction.Entry, e => e.Request?.Method == Bundle.HTTPVerb.PATCH);
+        Assert.Equal("Immunization/earlier-dose", leave.Request!.Url);
+        Assert.Contains(Assert.IsType<Parameters>(leave.Resource).Parameter.SelectMany(p => p.Part),
+            p => p is { Name: "path", Value: FhirString { Value: { } path } } && path.Contains(row.Key, StringComparison.Ordinal));
+        // Without LeavesDose, the row writes only its dose.
+        Assert.DoesNotContain(row.Map(new StoredRow(PersonKey: "369921199404042082/20250514/male/1"))!.Entry, e => e.Request?.Method == Bundle.HTTPVerb.PATCH);
+    }
+
+    [Fact]
     public void A_bom_batch_reads_and_a_deleted_row_deletes_its_dose()
     {
         var result = TownshipBatchReader.Read(Batch("batch-002"));

@@ -206,6 +206,64 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
         Assert.Contains(dose.Identifier, i => i.System == Systems.CertificateDose);
     }
 
+    [Theory]
+    [InlineData(7_501, 874_051, "vacc_date")]
+    [InlineData(7_511, 874_061, "vaccine_code")]
+    public async Task A_township_row_of_a_birth_dose_the_certificate_reports_that_an_update_moves_to_another_date_or_vaccine_leaves_the_certificates_dose_as_it_says(
+        int certificateNo, int resident, string changed)
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(certificateNo));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var child = Assert.Single(await SearchAsync<Patient>($"Patient?identifier=Q36000{certificateNo}"));
+        var reported = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+        // The township's 历史补录 of the hepatitis B birth dose joins the certificate's dose.
+        string vaccId = "", doseRow = "";
+        var batch = Rewrite(ChildsRecord(certificate, resident, ("mother_id_no", MotherIdOf(certificate))), "immunizations.csv", lines =>
+        {
+            lines[1] = WithCells(lines[0], BirthDoseRow(certificate, lines[0], lines[1]), ("lot_no", "TOWNSHIP01"));
+            vaccId = lines[1].Split(',')[lines[0].Split(',').ToList().IndexOf("vacc_id")];
+            doseRow = lines[1];
+            lines.RemoveRange(2, lines.Count - 2);
+        });
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(batch)).StatusCode);
+        Assert.Contains(Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}")).Identifier, i => i.Value == vaccId);
+
+        // The row is replaced whole by a version of another date (or vaccine): another dose of the child.
+        var day = Local(certificate, "AdministeredAt");
+        var update = Rewrite(Rewrite(LegacyData.TownshipBatch(first: resident, residents: 1, sequence: 2), "residents.csv", lines => lines.RemoveRange(1, lines.Count - 1)),
+            "immunizations.csv", lines => lines[1] = WithCells(lines[0], doseRow, ("updated_at", "2025-06-01 08:00:00"),
+                changed == "vacc_date" ? ("vacc_date", day.AddDays(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)) : ("vaccine_code", "0201")));
+        var issues = (await GetJsonAsync((await PostTownshipAsync(update)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var doses = await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}");
+        Assert.Equal(2, doses.Count);
+        // The certificate's dose is as the certificate says, without the row.
+        var certified = Assert.Single(doses, d => d.Identifier.Any(i => i.System == Systems.CertificateDose));
+        Assert.Equal(reported.Id, certified.Id);
+        Assert.DoesNotContain(certified.Identifier, i => i.Value == vaccId);
+        Assert.Equal("0101", certified.VaccineCode.Coding.First(c => c.System == Systems.Vaccine).Code);
+        Assert.Equal(((FhirDateTime)reported.Occurrence!).Value, ((FhirDateTime)certified.Occurrence!).Value);
+        Assert.Equal(reported.LotNumber, certified.LotNumber);
+        // The row's dose is the row's alone.
+        var township = Assert.Single(doses, d => d.Identifier.Any(i => i.Value == vaccId));
+        Assert.DoesNotContain(township.Identifier, i => i.System == Systems.CertificateDose);
+        Assert.Equal("TOWNSHIP01", township.LotNumber);
+        Assert.Equal(changed == "vaccine_code" ? "0201" : "0101", township.VaccineCode.Coding.First(c => c.System == Systems.Vaccine).Code);
+        Assert.StartsWith((changed == "vacc_date" ? day.AddDays(1) : day).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ((FhirDateTime)township.Occurrence!).Value,
+            StringComparison.Ordinal);
+
+        // Back to the certificate's date and vaccine: one dose again, which both report.
+        var back = Rewrite(update, "immunizations.csv", lines => lines[1] = WithCells(lines[0], doseRow, ("updated_at", "2025-06-02 08:00:00")),
+            batchId: $"QX2110026-GEN-{resident:D9}-003");
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(back)).StatusCode);
+        var joined = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{child.Id}"));
+        Assert.Equal(reported.Id, joined.Id);
+        Assert.Contains(joined.Identifier, i => i.Value == vaccId);
+        Assert.Contains(joined.Identifier, i => i.System == Systems.CertificateDose);
+    }
+
     [Fact]
     public async Task A_township_birth_dose_of_a_child_known_by_its_certificate_number_alone_joins_the_certificates_dose()
     {

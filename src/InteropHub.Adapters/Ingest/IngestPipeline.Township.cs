@@ -209,11 +209,11 @@ public sealed partial class IngestPipeline
                 {
                     var replaces = appliedAt.TryGetValue(RowState(row), out var before);
                     transaction = row.Table == "immunizations"
-                        ? row.Map(storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null
+                        ? MapDose(row, storedDoses.TryGetValue(row.Key, out var dose) || row.ReferencedResidents.Count > 0 || row.NewbornKey is not null || row.BirthCertificateNo is not null
                             ? new StoredRow(dose.Id, row.ReferencedResidents is [var recordNo] ? PersonKey(storedResidents.GetValueOrDefault(TextNormalizer.Number(recordNo)))
                                     : row.BirthCertificateNo is { } certificate ? certified.GetValueOrDefault(certificate) : null,
                                 NewbornRecordKey: row.NewbornKey is { } newborn ? recordKeys.GetValueOrDefault(newborn) : null)
-                            : null)
+                            : null, dose.Resource)
                         : row.Map(replaces ? new StoredRow(Replaces: true) : null);
                     if ((ResidentSupplied.Parse(before.Supplied) ?? (replaces && row.Table == "residents" ? ResidentSupplied.Unrecorded : null)) is { } supplied)
                     {
@@ -364,6 +364,29 @@ public sealed partial class IngestPipeline
         }
     }
 
+    /// <summary>
+    /// Maps a dose row. Its earlier version's dose keeps its id (a dose keyed by <c>vacc_id</c> whose date is corrected),
+    /// unless this version names another vaccine or date and so another dose, with an id of its own (person, vaccine,
+    /// date; README "one Immunization per dose"): then the row is written to that dose, joining whatever other source
+    /// reports it, and leaves the earlier one (<see cref="StoredRow.LeavesDose"/>), which goes back to what the other
+    /// sources say, as when the row is deleted (<see cref="RefreshDoseRetractionsAsync"/>).
+    /// </summary>
+    private static Bundle? MapDose(TownshipRow row, StoredRow? stored, Immunization? earlier)
+    {
+        if (stored is not { Id: { } id } || earlier is null || row.Map(stored with { Id = null }) is not { } moved
+            || moved.Entry.Select(e => e.Resource).OfType<Immunization>().FirstOrDefault() is not { } next
+            || next.Id == id || SameDose(next, earlier))
+        {
+            return row.Map(stored);
+        }
+
+        return row.Map(stored with { Id = null, LeavesDose = id });
+
+        static bool SameDose(Immunization a, Immunization b) => VaccineOf(a) == VaccineOf(b) && Day(a) == Day(b);
+        static string? VaccineOf(Immunization dose) => dose.VaccineCode?.Coding.FirstOrDefault(c => c.System == Systems.Vaccine)?.Code;
+        static string? Day(Immunization dose) => (dose.Occurrence as FhirDateTime)?.Value is { Length: >= 10 } value ? value[..10] : null;
+    }
+
     private static void WarnDeletedNothing(IEnumerable<TownshipRow> rows, OperationOutcome outcome)
     {
         foreach (var row in rows)
@@ -429,7 +452,9 @@ public sealed partial class IngestPipeline
     /// <summary>
     /// A deleted dose row takes back the township's report of the dose (township-export.md §2 "Retraction"): the dose goes
     /// when nothing else reports it, and otherwise only loses this row's <c>vacc_id</c> (the HIS, a certificate or another
-    /// township row still report it, §3.2). What else reports it is read when the row's chunk is applied, not when the
+    /// township row still report it, §3.2). A later version of a dose row that names another vaccine or date leaves the
+    /// dose its earlier version reported in the same way (<see cref="MapDose"/>). What else reports it is read when the
+    /// row's chunk is applied, not when the
     /// batch began, so a report stored meanwhile counts. A dose deleted whole is deleted only in the version read
     /// (If-Match): a report committed between this read and the chunk's own makes the chunk fail with 412, and
     /// <see cref="ApplyTogetherAsync"/> reads again.
@@ -437,7 +462,7 @@ public sealed partial class IngestPipeline
     private async Task<IReadOnlyList<(TownshipRow Row, Bundle Transaction)>> RefreshDoseRetractionsAsync(
         IReadOnlyList<(TownshipRow Row, Bundle Transaction)> rows, CancellationToken ct)
     {
-        var retractions = rows.Where(r => r.Row is { Table: "immunizations", Deleted: true }).Select(r => r.Row.Key).ToList();
+        var retractions = rows.Where(r => r.Row is { Table: "immunizations", Deleted: true } || Leaving(r) is not null).Select(r => r.Row.Key).ToList();
         if (retractions.Count == 0)
         {
             return rows;
@@ -447,7 +472,11 @@ public sealed partial class IngestPipeline
         var refreshed = new List<(TownshipRow Row, Bundle Transaction)>(rows.Count);
         foreach (var r in rows)
         {
-            if (r.Row is not { Table: "immunizations", Deleted: true } || !stored.TryGetValue(r.Row.Key, out var dose))
+            // A later version of the row that reports another dose leaves the one its earlier version reported
+            // (StoredRow.LeavesDose): that dose is taken back as a deleted row's is.
+            var leaving = Leaving(r);
+            if (r.Row is not { Table: "immunizations" } || !stored.TryGetValue(r.Row.Key, out var dose)
+                || (!r.Row.Deleted && leaving?.Request?.Url != $"Immunization/{dose.Id}"))
             {
                 refreshed.Add(r);
                 continue;
@@ -457,11 +486,36 @@ public sealed partial class IngestPipeline
             // dose it wrote before its doses carried an identifier).
             var shared = dose.Resource.Identifier.Any(i => i.System != Systems.VaccineTraceCode && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key))
                 || dose.Resource.ReportOrigin?.Coding.Any(c => c.Code == "birth-certificate") == true;
-            var retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
-            if (!shared && dose.Resource.Meta?.VersionId is { } version
-                && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
+            Bundle retraction;
+            Bundle.EntryComponent? patch;
+            if (leaving is null)
             {
-                delete.IfMatch = $"W/\"{version}\"";
+                retraction = r.Row.Map(new StoredRow(dose.Id, SharedWithOtherSources: shared))!;
+                if (!shared && dose.Resource.Meta?.VersionId is { } version
+                    && retraction.Entry.Select(e => e.Request).Single(q => q?.Method == Bundle.HTTPVerb.DELETE) is { } delete)
+                {
+                    delete.IfMatch = $"W/\"{version}\"";
+                }
+
+                patch = retraction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH });
+            }
+            else
+            {
+                // The row's own Bundle stays as mapped (it is refreshed again when the chunk is retried): a copy, with a
+                // new entry in place of the patch.
+                patch = new Bundle.EntryComponent { FullUrl = leaving.FullUrl, Resource = leaving.Resource, Request = leaving.Request };
+                retraction = new Bundle { Type = Bundle.BundleType.Transaction };
+                retraction.Entry.AddRange(r.Transaction.Entry.Select(e => e == leaving ? patch : e));
+                if (!shared)
+                {
+                    // No other source reports the dose the row leaves: it goes, in the version read.
+                    patch.FullUrl = null;
+                    patch.Resource = null;
+                    patch.Request = new Bundle.RequestComponent
+                    {
+                        Method = Bundle.HTTPVerb.DELETE, Url = $"Immunization/{dose.Id}", IfMatch = $"W/\"{dose.Resource.Meta?.VersionId}\"",
+                    };
+                }
             }
 
             // A shared dose whose content is still this row's (the township wrote it last, or a transcription after it kept
@@ -470,8 +524,7 @@ public sealed partial class IngestPipeline
             // with the identifiers it had and every later one but the row's and its trace code.
             var otherRows = dose.Resource.Identifier.Any(i => i.System == TownshipMapper.VaccinationSystem && i.Value != r.Row.Key)
                 || rows.Any(o => o.Row != r.Row && o.Transaction.Entry.Any(e => e.Request?.Url == $"Immunization/{dose.Id}"));
-            if (shared && !otherRows && await BeforeRowAsync(dose.Id, dose.Resource, r.Row.Key, ct) is var (earlier, rowTraceCodes)
-                && retraction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH }) is { } patch)
+            if (shared && !otherRows && patch is not null && await BeforeRowAsync(dose.Id, dose.Resource, r.Row.Key, ct) is var (earlier, rowTraceCodes))
             {
                 earlier.Identifier.AddRange(dose.Resource.Identifier.Where(i => !(i.System == Systems.VaccineTraceCode && rowTraceCodes.Contains(i.Value ?? ""))
                     && !(i.System == TownshipMapper.VaccinationSystem && i.Value == r.Row.Key)
@@ -488,6 +541,11 @@ public sealed partial class IngestPipeline
         }
 
         return refreshed;
+
+        // The patch by id of a row's later version that leaves the dose its earlier version reported.
+        static Bundle.EntryComponent? Leaving((TownshipRow Row, Bundle Transaction) r) => r.Row is { Table: "immunizations", Deleted: false }
+            ? r.Transaction.Entry.FirstOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH, Url: { } url } && url.StartsWith("Immunization/", StringComparison.Ordinal))
+            : null;
     }
 
     /// <summary>Marks a dose put back to an earlier report of another source: nothing of the stored version is kept over it.</summary>

@@ -188,11 +188,12 @@ internal static class TownshipMapper
         builder.Patch("Patient", townshipOnly, patch);
     }
 
-    private static void RetractSharedDose(TransactionBuilder builder, string vaccId)
-    {
-        builder.PatchWhere("Immunization", Criteria.Identifier(VaccinationSystem, vaccId), FhirValues.FhirPathPatch(
-            $"Immunization.identifier.where(system = '{VaccinationSystem}' and value = '{vaccId.Replace("'", "\\'", StringComparison.Ordinal)}')"));
-    }
+    private static void RetractSharedDose(TransactionBuilder builder, string vaccId) =>
+        builder.PatchWhere("Immunization", Criteria.Identifier(VaccinationSystem, vaccId), WithoutRow(vaccId));
+
+    /// <summary>A FHIRPath Patch taking a row's <c>vacc_id</c> off a dose.</summary>
+    private static Parameters WithoutRow(string vaccId) => FhirValues.FhirPathPatch(
+        $"Immunization.identifier.where(system = '{VaccinationSystem}' and value = '{vaccId.Replace("'", "\\'", StringComparison.Ordinal)}')");
 
     /// <summary>§3.1 → Patient, matched on the health-record number and the other person-linking identifiers.</summary>
     private static void Resident(TransactionBuilder builder, CsvRow row)
@@ -421,6 +422,12 @@ internal static class TownshipMapper
         builder.Put(immunization, stored?.Id ?? (personKey is null
             ? ResourceIds.From(row["vacc_id"])
             : DoseIds.For(personKey, vaccine.Code, RowValidatorDates.Date(row["vacc_date"])!.Value)));
+        if (stored?.LeavesDose is { } left && left != immunization.Id)
+        {
+            // §2 "Update": the row is replaced whole, and this version is another dose (another vaccine or date) than the one
+            // its earlier version reported, which another source may report too (§3.2): the row's report leaves it.
+            builder.Patch("Immunization", left, WithoutRow(row["vacc_id"]));
+        }
     }
 
     /// <summary>A resident row's id_no is a resident ID number: type 01, or any that passes the check (README rule 1).</summary>

@@ -80,8 +80,11 @@ public sealed record TownshipRow(string File, string Table, int Row, int Line, s
 /// items that version wrote and this one leaves empty are removed.</param>
 /// <param name="NewbornRecordKey">For a dose of a resident of the batch, the record key of the stored child its newborn key
 /// names (<see cref="Identity.ExtensionUrls.NewbornRecordKey"/>): the dose's id is made from it.</param>
+/// <param name="LeavesDose">The stored dose (its id) that the row's earlier version reported and this version, of another
+/// vaccine or date, no longer does: the row takes its <c>vacc_id</c> off it (the ingest may put the dose back to another
+/// source's report, or delete it when no other source reports it).</param>
 public sealed record StoredRow(string? Id = null, string? PersonKey = null, bool SharedWithOtherSources = false, bool Replaces = false,
-    string? NewbornRecordKey = null);
+    string? NewbornRecordKey = null, string? LeavesDose = null);
 
 /// <summary>The result of reading and mapping one batch: accepted rows in application order, and every problem found.</summary>
 public sealed record TownshipBatchResult(TownshipManifest? Manifest, IReadOnlyList<TownshipRow> Rows, IReadOnlyList<TownshipIssue> Issues)
