@@ -265,6 +265,47 @@ public abstract class BirthCertificateTests(HubFactory hub) : AdapterTestBase(hu
     }
 
     [Fact]
+    public async Task A_deleted_township_resident_of_a_certified_newborn_takes_back_its_name_phone_and_address_and_the_certificates_name_returns()
+    {
+        await SeedOrganizationsAsync();
+        var certificate = Encoding.UTF8.GetString(LegacyData.BirthCertificate(7_521));
+        Assert.Equal("APPLIED", Code(await PostCertificateAsync(certificate)));
+        var certified = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007521"));
+        Assert.Equal("新生儿7521", certified.Name.Single().Text);
+
+        // The township's record of the child, then its later version with another name and phone.
+        var record = Rewrite(ChildsRecord(certificate, 874_071, ("mother_id_no", MotherIdOf(certificate))), "immunizations.csv", lines => lines.RemoveRange(1, lines.Count - 1));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(record)).StatusCode);
+        string residentRow = "", header = "";
+        var update = Rewrite(record, "residents.csv", lines =>
+        {
+            header = lines[0];
+            residentRow = lines[1] = WithCells(lines[0], lines[1], ("name", "乳名二"), ("phone", "13900007777"), ("updated_at", "2025-06-01 08:00:00"));
+        }, batchId: "QX2110026-GEN-000874071-002");
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(update)).StatusCode);
+        var linked = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007521"));
+        Assert.Equal(certified.Id, linked.Id);
+        Assert.Contains(linked.Name, n => n.Text == "乳名二");
+
+        // The township retracts the resident: what its rows said of the child goes, and the certificate's name is back.
+        var recordNo = residentRow.Split(',')[0];
+        var deletion = Rewrite(update, "residents.csv", lines => lines[1] = DeletedRow(header, "record_no", recordNo, "2025-06-02 08:00:00"),
+            batchId: "QX2110026-GEN-000874071-003");
+        var issues = (await GetJsonAsync((await PostTownshipAsync(deletion)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        var child = Assert.Single(await SearchAsync<Patient>("Patient?identifier=Q360007521"));
+        Assert.Equal(certified.Id, child.Id);
+        Assert.Equal(["新生儿7521"], child.Name.Select(n => n.Text));
+        Assert.DoesNotContain(child.Telecom, t => t.Value is "13900007777" or "13900874071");
+        Assert.DoesNotContain(child.Address, a => a.Text?.Contains("沙坪村", StringComparison.Ordinal) == true || a.Line.Any(l => l?.Contains("沙坪村", StringComparison.Ordinal) == true));
+        Assert.DoesNotContain(child.Identifier, i => i.System == Systems.HealthRecord);
+        Assert.Equal(certified.Telecom.Count, child.Telecom.Count);
+        Assert.Equal(certified.Address.Count, child.Address.Count);
+        Assert.True(child.Active != false);
+    }
+
+    [Fact]
     public async Task A_township_birth_dose_of_a_child_known_by_its_certificate_number_alone_joins_the_certificates_dose()
     {
         await SeedOrganizationsAsync();

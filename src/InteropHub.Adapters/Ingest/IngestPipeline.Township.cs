@@ -633,10 +633,76 @@ public sealed partial class IngestPipeline
                 continue;
             }
 
+            if (r.Row is { Table: "residents", Deleted: true } && stored.TryGetValue(TextNormalizer.Number(r.Row.Key), out record)
+                && await OtherSourcesReportAsync(record.Resource, TextNormalizer.Number(r.Row.Key), ct) is { } restored
+                && r.Transaction.Entry.SingleOrDefault(e => e.Request is { Method: Bundle.HTTPVerb.PATCH, Url: { } url } && url.StartsWith("Patient?", StringComparison.Ordinal))
+                    is { } patch)
+            {
+                // The person another source reported too goes back to what that source said (§2 "Retraction": what the hub
+                // derived from the row goes with it), in the version read.
+                var put = new Bundle.EntryComponent
+                {
+                    FullUrl = patch.FullUrl, Resource = restored,
+                    Request = new Bundle.RequestComponent { Method = Bundle.HTTPVerb.PUT, Url = $"Patient/{record.Id}", IfMatch = $"W/\"{record.Resource.Meta?.VersionId}\"" },
+                };
+                var restoring = new Bundle { Type = Bundle.BundleType.Transaction };
+                restoring.Entry.AddRange(r.Transaction.Entry.Select(e => e == patch ? put : e));
+                result.Add((r.Row, restoring));
+                continue;
+            }
+
             result.Add(r);
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// What a Patient that another source wrote too says without a deleted resident's rows: when township rows wrote its
+    /// current version and it holds no other health-record number (no other resident row reports the person), the latest
+    /// version another source wrote (the certificate, the HIS: a <c>meta.source</c> naming no batch row), with every
+    /// identifier added since but the retracted number. Null when another source wrote last (nothing of the rows' is
+    /// over it), when only township rows wrote it, when the record was merged away or records were merged into it since.
+    /// What township rows said before that version and the other source left in place (a phone or address of another
+    /// use) stays: the hub keeps no record of which source gave which element.
+    /// </summary>
+    private async Task<Patient?> OtherSourcesReportAsync(Patient current, string recordNo, CancellationToken ct)
+    {
+        static bool Township(Patient patient) => patient.Meta?.Source?.StartsWith(TownshipMapper.SourcePrefix, StringComparison.Ordinal) == true;
+        if (current is not { Id: { } id } || current.Active == false || !Township(current)
+            || current.Identifier.Any(i => i.System == Systems.HealthRecord && i.Value != recordNo)
+            || !int.TryParse(current.Meta?.VersionId, CultureInfo.InvariantCulture, out var version))
+        {
+            return null;
+        }
+
+        for (var v = version - 1; v >= 1; v--)
+        {
+            if (await store.ReadVersionAsync("Patient", id, v, ct) is not { IsDeleted: false } stored || serializers.ParseStored(stored.Json) is not Patient earlier)
+            {
+                return null;
+            }
+
+            if (Township(earlier))
+            {
+                continue;
+            }
+
+            if (current.Link.Any(l => !earlier.Link.Any(e => e.Type == l.Type && e.Other?.Reference == l.Other?.Reference)))
+            {
+                // Records were merged into it since (MergedRecords): what they brought is not in that version.
+                return null;
+            }
+
+            earlier.Meta = earlier.Meta?.Source is { } source ? new Meta { Source = source } : null;
+            earlier.Identifier.AddRange(current.Identifier.Where(i => !earlier.Identifier.Any(e => e.System == i.System && e.Value == i.Value)).ToList());
+            earlier.Identifier.RemoveAll(i => i.System == Systems.HealthRecord && i.Value == recordNo);
+            earlier.Link = current.Link;
+            earlier.Active = current.Active;
+            return earlier;
+        }
+
+        return null;
     }
 
     /// <summary>
