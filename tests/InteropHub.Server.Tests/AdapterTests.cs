@@ -1834,6 +1834,36 @@ public abstract class DeadLetterTests(HubFactory hub) : AdapterTestBase(hub)
     }
 
     [Fact]
+    public async Task A_township_row_of_a_dose_the_HIS_reports_too_corrected_to_another_date_leaves_the_hospitals_dose_and_becomes_a_dose_of_its_own()
+    {
+        await SeedOrganizationsAsync();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(LegacyData.TownshipBatch(first: 874_091, residents: 1))).StatusCode);
+        var id = LegacyData.IdNumber(874_091);
+        var (_, ack) = await PostHl7Async(HisDose(874_091, "DOSE-XSRC-MOVE", "20241106"));
+        Assert.True(Msa(ack) == "AA", ack);
+        var report = LaterDoseBatch(874_091, ("vacc_id", "JZ-QX2110026-XSRCMOV01"), ("vacc_date", "2024-11-06"), ("updated_at", "2025-06-01 08:00:00"));
+        Assert.Equal(HttpStatusCode.Accepted, (await PostTownshipAsync(report)).StatusCode);
+        var person = Assert.Single(await SearchAsync<Patient>($"Patient?identifier={id}"));
+        var shared = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-06"));
+        Assert.Contains(shared.Identifier, i => i.Value == "JZ-QX2110026-XSRCMOV01");
+
+        // The township's next version of the row is of another day (§2: rows are replaced whole).
+        var moved = Rewrite(LaterDoseBatch(874_091, ("vacc_id", "JZ-QX2110026-XSRCMOV01"), ("vacc_date", "2024-11-08"), ("updated_at", "2025-06-02 08:00:00")),
+            "immunizations.csv", _ => { }, batchId: "QX2110026-GEN-000874091-003");
+        var issues = (await GetJsonAsync((await PostTownshipAsync(moved)).Headers.Location!.ToString())).GetProperty("outcome").GetProperty("issue").EnumerateArray().ToList();
+        Assert.DoesNotContain(issues, i => i.GetProperty("severity").GetString() == "error");
+
+        // The hospital's dose stays as the hospital reported it; the row's is another dose.
+        var hospital = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-06"));
+        Assert.Equal(shared.Id, hospital.Id);
+        Assert.DoesNotContain(hospital.Identifier, i => i.System == "urn:interophub:sid:township-vaccination");
+        Assert.Contains(hospital.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+        var township = Assert.Single(await SearchAsync<Immunization>($"Immunization?patient=Patient/{person.Id}&date=2024-11-08"));
+        Assert.Contains(township.Identifier, i => i.Value == "JZ-QX2110026-XSRCMOV01");
+        Assert.DoesNotContain(township.Identifier, i => i.System == "urn:interophub:sid:vaccination:QX2100012");
+    }
+
+    [Fact]
     public async Task A_township_deletion_of_a_dose_the_HIS_reports_too_takes_back_only_the_township_identifier()
     {
         await SeedOrganizationsAsync();
