@@ -198,6 +198,10 @@ public abstract class PatientMatchTests(HubFactory hub) : AdapterTestBase(hub)
         Assert.DoesNotContain(afterDismissal, p => new[] { p.First, p.Second }.Order(StringComparer.Ordinal).SequenceEqual(new[] { first, second }.Order(StringComparer.Ordinal)));
         Assert.True(list.GetProperty("dismissed").GetInt32() >= 1);
 
+        var undo = await Client.PostAsync($"/adapters/probable-matches/undismiss?patient=Patient/{first}&patient=Patient/{second}", null);
+        Assert.Equal(HttpStatusCode.OK, undo.StatusCode);
+        Assert.Equal(5, (await PairsOfAsync(first, second, third, fourth)).Pairs.Count);
+
         Assert.Equal(HttpStatusCode.NotFound, (await Client.PostAsync($"/adapters/probable-matches/dismiss?patient=Patient/{first}&patient=Patient/nobody{_suffix}", null)).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await Client.PostAsync($"/adapters/probable-matches/dismiss?patient=Patient/{first}", null)).StatusCode);
     }

@@ -94,7 +94,7 @@ public sealed class ProbableMatches(IResourceScanner scanner, IResourceStore sto
                 continue;
             }
 
-            if (dismissed.ContainsKey(DismissedKey(ids[a], ids[b])))
+            if (dismissed.TryGetValue(DismissedKey(ids[a], ids[b]), out var when) && when.Length > 0)
             {
                 dismissedListed++;
                 continue;
@@ -108,8 +108,11 @@ public sealed class ProbableMatches(IResourceScanner scanner, IResourceStore sto
             ids.Count, dismissedListed);
     }
 
-    /// <summary>A reviewer's decision that two records are two persons: the pair is no longer listed.</summary>
-    public async Task DismissAsync(string firstId, string secondId, CancellationToken ct)
+    /// <summary>
+    /// A reviewer's decision that two records are two persons: the pair is no longer listed; or, with
+    /// <paramref name="undo"/>, that decision taken back (the pair is listed again while the records still match).
+    /// </summary>
+    public async Task DismissAsync(string firstId, string secondId, CancellationToken ct, bool undo = false)
     {
         if (firstId == secondId)
         {
@@ -124,7 +127,8 @@ public sealed class ProbableMatches(IResourceScanner scanner, IResourceStore sto
             }
         }
 
-        await state.WriteStateAsync(DismissedKey(firstId, secondId), clock.GetUtcNow().ToString("O"), ct);
+        // Taken back as an empty value: hub state keeps names, it does not remove them.
+        await state.WriteStateAsync(DismissedKey(firstId, secondId), undo ? "" : clock.GetUtcNow().ToString("O"), ct);
     }
 
     /// <summary>The two ids in ordinal order, so a pair has one key whichever way it was named.</summary>

@@ -7,14 +7,17 @@ namespace InteropHub.Server.Adapters;
 /// <summary>
 /// The review list of records that may be one person (<see cref="ProbableMatches"/>): <c>GET /adapters/probable-matches</c>
 /// lists the pairs; <c>POST /adapters/probable-matches/dismiss?patient=Patient/a&amp;patient=Patient/b</c> records that a
-/// pair is two persons.
+/// pair is two persons, and <c>…/undismiss</c> with the same query takes that back.
 /// </summary>
 public static class ProbableMatchEndpoints
 {
     public static IEndpointRouteBuilder MapProbableMatchEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/adapters/probable-matches", ListAsync);
-        app.MapPost("/adapters/probable-matches/dismiss", DismissAsync);
+        app.MapPost("/adapters/probable-matches/dismiss", (HttpRequest request, ProbableMatches matches, CancellationToken ct) =>
+            DismissAsync(request, matches, undo: false, ct));
+        app.MapPost("/adapters/probable-matches/undismiss", (HttpRequest request, ProbableMatches matches, CancellationToken ct) =>
+            DismissAsync(request, matches, undo: true, ct));
         return app;
     }
 
@@ -43,7 +46,7 @@ public static class ProbableMatchEndpoints
         });
     }
 
-    private static async Task<IResult> DismissAsync(HttpRequest request, ProbableMatches matches, CancellationToken ct)
+    private static async Task<IResult> DismissAsync(HttpRequest request, ProbableMatches matches, bool undo, CancellationToken ct)
     {
         var named = request.Query["patient"];
         if (named.Count != 2 || request.Query.Keys.Any(k => k != "patient"))
@@ -57,7 +60,7 @@ public static class ProbableMatchEndpoints
             ResourceTypes.EnsureValidId(id);
         }
 
-        await matches.DismissAsync(ids[0], ids[1], ct);
-        return Results.Json(new { dismissed = ids.Select(id => $"Patient/{id}") });
+        await matches.DismissAsync(ids[0], ids[1], ct, undo);
+        return undo ? Results.Json(new { undismissed = ids.Select(id => $"Patient/{id}") }) : Results.Json(new { dismissed = ids.Select(id => $"Patient/{id}") });
     }
 }
