@@ -99,6 +99,13 @@ internal sealed class OperationSignature(string operation, IReadOnlyDictionary<s
         OperationParameters.EnsureNoneInQuery(request, operation);
         var parameters = await reader.ReadResourceAsync(request, ct) as Parameters
             ?? throw new InvalidInputException($"POST {operation} takes a Parameters resource.", "Parameters");
+        return Checked(request, parameters);
+    }
+
+    /// <summary>A POST's Parameters body already read (no operation parameter in the query), every one checked.</summary>
+    public Parameters Checked(HttpRequest request, Parameters parameters)
+    {
+        OperationParameters.EnsureNoneInQuery(request, operation);
         EnsureTaken(parameters);
         return parameters;
     }

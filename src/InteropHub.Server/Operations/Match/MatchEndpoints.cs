@@ -1,4 +1,3 @@
-using System.Globalization;
 using Hl7.Fhir.Model;
 using InteropHub.Adapters.Identity;
 using InteropHub.Fhir.Errors;
@@ -22,6 +21,12 @@ public static class MatchEndpoints
     /// <summary>What the two records share (and differ on), for the person who decides: e.g. "name, gender, birthDate".</summary>
     public const string EvidenceExtension = "https://interophub.dev/fhir/StructureDefinition/match-evidence";
 
+    /// <summary>The parameters of Patient-match (patient-operation-match.html).</summary>
+    private static readonly OperationSignature Signature = new(Operation, new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["resource"] = "Patient", ["onlyCertainMatches"] = "boolean", ["count"] = "integer",
+    });
+
     public const int DefaultCount = 10;
     public const int MaxCount = 100;
 
@@ -35,12 +40,22 @@ public static class MatchEndpoints
         CancellationToken ct)
     {
         var body = await reader.ReadResourceAsync(request, ct);
-        var (patient, onlyCertain, count) = body switch
+        var parameters = body switch
         {
-            Parameters parameters => FromParameters(request, parameters),
-            Patient bare => (bare, QueryBoolean(request, "onlyCertainMatches"), QueryCount(request)),
+            Parameters given => Signature.Checked(request, given),
+            // The Patient itself as the body: the other two in the query.
+            Patient bare => Signature.FromQuery(request).Add("resource", bare),
             _ => throw new InvalidInputException($"POST Patient/{Operation} takes a Parameters resource with a Patient as 'resource', or the Patient itself, not {body.TypeName}.", body.TypeName),
         };
+        var patient = parameters.One("resource", Operation)?.Resource as Patient
+            ?? throw new InvalidInputException($"{Operation} needs the parameter 'resource': the Patient to match.", "resource");
+        var onlyCertain = parameters.Flag("onlyCertainMatches", Operation);
+        var count = (parameters.One("count", Operation)?.Value as Integer)?.Value ?? DefaultCount;
+        if (count is < 1 or > MaxCount)
+        {
+            throw new InvalidInputException($"count must be from 1 to {MaxCount}, not {count}.", "count");
+        }
+
         var facts = PersonFacts.Of(patient);
         if (facts.Identifiers.Count == 0 && facts.Names.Count == 0 && facts.BirthDate is null && facts.Phones.Count == 0)
         {
@@ -100,72 +115,4 @@ public static class MatchEndpoints
         MatchGrade.Probable => "probable",
         _ => "possible",
     };
-
-    private static (Patient Patient, bool OnlyCertain, int Count) FromParameters(HttpRequest request, Parameters parameters)
-    {
-        OperationParameters.EnsureNoneInQuery(request, Operation);
-        if (parameters.Parameter.FirstOrDefault(p => p.Name is not ("resource" or "onlyCertainMatches" or "count")) is { } unknown)
-        {
-            throw new InvalidInputException($"{Operation} has no parameter '{unknown.Name}'; it takes resource, onlyCertainMatches and count.", unknown.Name ?? "parameter");
-        }
-
-        var patient = parameters.One("resource", Operation) switch
-        {
-            null => throw new InvalidInputException($"{Operation} needs the parameter 'resource': the Patient to match.", "resource"),
-            { Resource: Patient given } => given,
-            { Resource: { } other } => throw new InvalidInputException($"The {Operation} parameter 'resource' is a Patient, not {other.TypeName}.", "resource"),
-            _ => throw new InvalidInputException($"The {Operation} parameter 'resource' holds no resource: put the Patient in parameter.resource.", "resource"),
-        };
-        var onlyCertain = parameters.One("onlyCertainMatches", Operation) switch
-        {
-            null => false,
-            { Value: FhirBoolean { Value: { } flag } } => flag,
-            _ => throw new InvalidInputException($"The {Operation} parameter 'onlyCertainMatches' is a boolean (valueBoolean).", "onlyCertainMatches"),
-        };
-        var count = parameters.One("count", Operation) switch
-        {
-            null => DefaultCount,
-            { Value: Integer { Value: { } n } } => CheckCount(n),
-            _ => throw new InvalidInputException($"The {Operation} parameter 'count' is an integer (valueInteger).", "count"),
-        };
-        return (patient, onlyCertain, count);
-    }
-
-    private static bool QueryBoolean(HttpRequest request, string name)
-    {
-        EnsureOnlyKnownInQuery(request);
-        return request.Query[name].ToString() switch
-        {
-            "" => false,
-            "true" => true,
-            "false" => false,
-            var other => throw new InvalidInputException($"{name} must be true or false, not '{other}'.", name),
-        };
-    }
-
-    private static int QueryCount(HttpRequest request) => request.Query["count"].ToString() switch
-    {
-        "" => DefaultCount,
-        var text when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) => CheckCount(n),
-        var other => throw new InvalidInputException($"count must be a whole number from 1 to {MaxCount}, not '{other}'.", "count"),
-    };
-
-    private static int CheckCount(int count) => count is >= 1 and <= MaxCount ? count
-        : throw new InvalidInputException($"count must be from 1 to {MaxCount}, not {count}.", "count");
-
-    private static void EnsureOnlyKnownInQuery(HttpRequest request)
-    {
-        foreach (var (name, values) in request.Query)
-        {
-            if (name is not ("onlyCertainMatches" or "count" or "_format" or "_pretty"))
-            {
-                throw new InvalidInputException($"{Operation} has no parameter '{name}'; with the Patient as the body it takes onlyCertainMatches and count in the query.", name);
-            }
-
-            if (values.Count > 1)
-            {
-                throw new InvalidInputException($"The {Operation} parameter '{name}' is given more than once.", name);
-            }
-        }
-    }
 }

@@ -40,23 +40,9 @@ public static class SubsumesEndpoints
         }
 
         var system = parameters.Text("system", Operation);
-        var (a, aParameter) = Code(parameters, "A", system);
-        var (b, bParameter) = Code(parameters, "B", system);
+        var (a, aParameter) = parameters.Concept("codeA", "system", "version", "codingA", Operation);
+        var (b, bParameter) = parameters.Concept("codeB", "system", "version", "codingB", Operation);
         var answer = await handler.HandleAsync(new SubsumesRequest(a, aParameter, b, bParameter, id, system, parameters.Text("version", Operation)), ct);
         return FhirResults.Json(serializers.ToJsonBytes(answer));
-    }
-
-    /// <summary>Code A or B: <c>codeX</c> (of <c>system</c>) or <c>codingX</c>, not both.</summary>
-    private static (Coding Coding, string Parameter) Code(Parameters parameters, string which, string? system)
-    {
-        var code = parameters.Text($"code{which}", Operation);
-        var coding = parameters.One($"coding{which}", Operation)?.Value as Coding;
-        return (code, coding) switch
-        {
-            (not null, not null) => throw new InteropHub.Fhir.Errors.InvalidInputException($"$subsumes takes code{which} or coding{which}, not both.", $"coding{which}"),
-            (not null, null) => (new Coding(system, code), $"code{which}"),
-            (null, not null) => (coding, $"coding{which}"),
-            _ => (new Coding(), $"code{which}"),
-        };
     }
 }
